@@ -1,0 +1,170 @@
+"""The errors dcs-magic raises.
+
+Every error is a real, catchable class under one root, carries its facts as attributes,
+and says what was wrong and how to fix it. No message ever contains a secret: callers
+pass references (host, profile, environment variable names), never tokens or passwords.
+
+    DcsError
+    ├─ TemplateError(DcsError, ValueError)   template name, line, the variable or construct
+    ├─ ContextError(DcsError, ValueError)    unknown build context, path escaping it, unwritable dir
+    ├─ SpecError(DcsError, ValueError)       invalid ClusterSpec field, before any request
+    ├─ ConfigError(DcsError)                 no workspace host / credentials configured
+    ├─ EngineError(DcsError)                 Docker engine not reachable or refused a request
+    ├─ BuildError(DcsError)                  step, instruction, last lines, log path
+    ├─ PushError(DcsError)                   reference, registry's reason
+    ├─ ApiError(DcsError)                    status, error_code, message
+    ├─ ClusterError(DcsError)                state, termination_code, message
+    ├─ NotebookError(DcsError, ValueError)   a notebook the `dcs` command cannot use
+    └─ LockError(DcsError)                   rendered output no longer matches the lock file
+
+`hint` is a one-line "how to fix it"; notebooks show `message` + `hint` without the
+library traceback unless `%config DcsMagics.short_errors = False`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "BuildError",
+    "ClusterError",
+    "ConfigError",
+    "ContextError",
+    "DcsError",
+    "EngineError",
+    "LockError",
+    "NotebookError",
+    "PushError",
+    "SpecError",
+    "TemplateError",
+]
+
+
+class DcsError(Exception):
+    """Root of every dcs-magic error. `hint` says how to fix it (may be empty)."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\nHint: {self.hint}"
+        return self.message
+
+    def short(self) -> str:
+        """The message a notebook shows instead of a traceback."""
+        return f"{type(self).__name__}: {self}"
+
+
+class TemplateError(DcsError, ValueError):
+    """A `%%dockerfile` / `%%dcs_file` template could not be rendered."""
+
+    def __init__(self, message: str, *, template: str = "", lineno: int | None = None,
+                 name: str | None = None, hint: str = "") -> None:
+        where = f"{template or 'template'}, line {lineno}" if lineno else (template or "")
+        super().__init__(f"{message} ({where})" if where else message, hint=hint)
+        self.template = template
+        self.lineno = lineno
+        self.name = name
+
+
+class ContextError(DcsError, ValueError):
+    """A build context is unknown, unwritable, or a path would escape it."""
+
+
+class SpecError(DcsError, ValueError):
+    """A ClusterSpec is invalid; raised before any request is sent."""
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+
+
+class ConfigError(DcsError):
+    """No usable workspace host or credentials."""
+
+
+class EngineError(DcsError):
+    """The Docker engine is not reachable or refused a request."""
+
+    def __init__(self, message: str, *, host: str | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.host = host
+
+
+class BuildError(DcsError):
+    """A build failed. The message names the failing step and ends with its last output."""
+
+    def __init__(self, message: str, *, step: int | None = None, instruction: str | None = None,
+                 last_lines: list[str] | None = None, log_path: str | None = None,
+                 hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+        self.instruction = instruction
+        self.last_lines = list(last_lines or [])
+        self.log_path = log_path
+
+
+class PushError(DcsError):
+    """A push failed; `reason` is the registry's own words."""
+
+    def __init__(self, message: str, *, reference: str | None = None, reason: str | None = None,
+                 hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reference = reference
+        self.reason = reason
+
+
+class ApiError(DcsError):
+    """The workspace answered an API call with an error."""
+
+    def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None,
+                 hint: str = "") -> None:
+        prefix = " ".join(str(p) for p in (status, error_code) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
+        self.status = status
+        self.error_code = error_code
+        self.api_message = message
+
+    @classmethod
+    def from_response(cls, status: int, body: Any, *, what: str = "", hint: str = "") -> "ApiError":
+        """Build from a response body: the JSON `message`/`error_code`, else the body text."""
+        error_code = None
+        message = ""
+        if isinstance(body, dict):
+            error_code = body.get("error_code") or body.get("error")
+            message = str(body.get("message") or body.get("detail") or "")
+        elif isinstance(body, (bytes, bytearray)):
+            message = body.decode("utf-8", "replace")
+        elif body is not None:
+            message = str(body)
+        message = message.strip()[:2000] or f"HTTP {status}"
+        if what:
+            message = f"{what}: {message}"
+        return cls(message, status=status, error_code=error_code, hint=hint)
+
+
+class ClusterError(DcsError):
+    """A cluster ended TERMINATED or ERROR instead of RUNNING."""
+
+    def __init__(self, message: str, *, cluster_id: str | None = None, state: str | None = None,
+                 termination_code: str | None = None, termination_type: str | None = None,
+                 parameters: dict | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.cluster_id = cluster_id
+        self.state = state
+        self.termination_code = termination_code
+        self.termination_type = termination_type
+        self.parameters = dict(parameters or {})
+        self.cluster_message = message
+
+
+class NotebookError(DcsError, ValueError):
+    """A notebook file the `dcs` command cannot use."""
+
+
+class LockError(DcsError):
+    """The rendered build no longer matches `<notebook>.dcs.lock.json`."""

@@ -1,0 +1,192 @@
+"""IPython magics: parse the line, call one pipeline function, display or return the result.
+
+Each magic is a thin adapter; the work lives in template/context (render), pipeline
+(build, push), checks (check), spec/workspace/launch (launch). Configuration is traitlets on
+`DcsMagics`, so `%config DcsMagics.<trait> = ...` and `ipython_config.py` both work.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Enum, Float, Unicode
+from traitlets.config.configurable import Configurable
+
+from .errors import DcsError
+
+__all__ = ["DcsMagics"]
+
+# Names IPython puts in the user namespace that are never template variables.
+_HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+@magics_class
+class DcsMagics(Magics, Configurable):
+    """%%dockerfile, %%dcs_file, %%init_script, %dcs_build, %dcs_push, %dcs_check, %dcs_launch."""
+
+    build_root = Unicode(
+        "dcs-build",
+        config=True,
+        help="Directory (relative to the current directory) under which NAME's build context "
+        "dcs-build/NAME is created when %%dockerfile gets no --context.",
+    )
+    short_errors = Bool(
+        True,
+        config=True,
+        help="Show dcs-magic errors as a short message with a hint instead of a full traceback. "
+        "Set to False to debug dcs-magic itself.",
+    )
+    default_platform = Unicode(
+        "linux/amd64",
+        config=True,
+        help="Platform %dcs_build builds for when --platform is not given. Databricks Container "
+        "Services runs linux/amd64 only.",
+    )
+    progress = Enum(
+        ["auto", "widget", "text", "none"],
+        "auto",
+        config=True,
+        help="How build/push progress is shown: a live widget, throttled text lines, or nothing. "
+        "'auto' uses the widget when a widget front-end is connected, text otherwise.",
+    )
+    progress_interval = Float(
+        0.1,
+        config=True,
+        help="Seconds between progress updates sent to the widget or terminal (throttle).",
+    )
+    profile = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="~/.databrickscfg profile used by %dcs_launch and %%init_script --upload when "
+        "--profile is not given (None: the Databricks SDK's default resolution).",
+    )
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        if shell is not None:
+            shell.configurables.append(self)
+            shell.set_custom_exc((DcsError,), self._show_error)
+        # Per-notebook session state: build contexts by NAME, init scripts, last results.
+        self.contexts: dict[str, Path] = {}
+        self.init_scripts: dict[str, Any] = {}
+        self.last_build: Any = None
+        self.last_push: Any = None
+        self.last_check: Any = None
+        self.jobs: list[Any] = []
+
+    def close(self) -> None:
+        """Release what the magics hold (background jobs finish on their own)."""
+        if self.shell is not None:
+            self.shell.set_custom_exc((), None)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables as template context (private and IPython names left out)."""
+        ns = self.shell.user_ns if self.shell is not None else {}
+        return {k: v for k, v in ns.items() if not k.startswith("_") and k not in _HIDDEN_NAMES}
+
+    def _context_dir(self, name: str, context: str | None = None) -> Path:
+        """NAME's build context directory: --context, the one used before, or build_root/NAME."""
+        if context:
+            return Path(context).expanduser()
+        if name in self.contexts:
+            return self.contexts[name]
+        return Path(self.build_root) / name
+
+    def _show_error(self, shell: Any, etype: type, value: BaseException, tb: Any,
+                    tb_offset: int | None = None) -> Any:
+        if not self.short_errors:
+            return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        text = value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"
+        print(text, file=sys.stderr)
+        return [text]
+
+    # -- cell magics -------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
+    @argument("--base", default=None, help="Base image; available in the template as {{ base }}.")
+    @argument("--context", default=None, help="Build context directory (default: dcs-build/NAME).")
+    @argument("--quiet", action="store_true", help="Do not show the rendered Dockerfile.")
+    @cell_magic
+    def dockerfile(self, line: str, cell: str) -> Any:
+        """Render the cell as a Jinja2 template into NAME's build context Dockerfile."""
+        raise NotImplementedError
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="Build context name the file belongs to.")
+    @argument("path", help="Path inside the build context, e.g. requirements.txt.")
+    @cell_magic
+    def dcs_file(self, line: str, cell: str) -> Any:
+        """Render the cell (same Jinja rules) to PATH inside NAME's build context."""
+        raise NotImplementedError
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="Init script name, referenced from %dcs_launch and ClusterSpec.")
+    @argument("--upload", default=None, metavar="DEST",
+              help="Upload to /Workspace/..., /Volumes/... or dbfs:/... through the workspace API.")
+    @argument("--profile", default=None, help="Databricks config profile used for --upload.")
+    @argument("--local", action="store_true", help="Upload to the local preflight workspace.")
+    @cell_magic
+    def init_script(self, line: str, cell: str) -> Any:
+        """Keep a cluster init script written in the cell; optionally upload it."""
+        raise NotImplementedError
+
+    # -- line magics -------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
+    @argument("-t", "--tag", action="append", default=[], dest="tags", help="Image tag (repeatable).")
+    @argument("--build-arg", action="append", default=[], dest="build_args", metavar="K=V")
+    @argument("--platform", default=None, help="Target platform (default: linux/amd64).")
+    @argument("--no-cache", action="store_true", help="Do not use the engine's build cache.")
+    @argument("--pull", action="store_true", help="Always pull a newer base image.")
+    @argument("--target", default=None, help="Multi-stage target to build.")
+    @argument("--label", action="append", default=[], dest="labels", metavar="K=V")
+    @argument("--bg", action="store_true", help="Build in the background; return a handle at once.")
+    @line_magic
+    def dcs_build(self, line: str) -> Any:
+        """Build NAME's context with the Docker engine, with live progress."""
+        raise NotImplementedError
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("ref", help="repo:tag to push.")
+    @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
+    @argument("--password-env", default=None, metavar="VAR",
+              help="Environment variable holding the password (else a hidden prompt).")
+    @argument("--bg", action="store_true", help="Push in the background; return a handle at once.")
+    @line_magic
+    def dcs_push(self, line: str) -> Any:
+        """Push an image to its registry, with per-layer progress."""
+        raise NotImplementedError
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("image", help="Local image reference or id.")
+    @argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 13.3.")
+    @line_magic
+    def dcs_check(self, line: str) -> Any:
+        """Run the image locally and check it against the DCS requirements."""
+        raise NotImplementedError
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("--image", default=None, help="Image reference (default: last push, pinned).")
+    @argument("--profile", default=None, help="Databricks config profile.")
+    @argument("--local", action="store_true", help="Target the local preflight workspace.")
+    @argument("--spec", default=None, help="JSON file with a clusters/create body to start from.")
+    @line_magic
+    def dcs_launch(self, line: str) -> Any:
+        """Show the launch form: assemble clusters/create JSON, create, follow the state."""
+        raise NotImplementedError
