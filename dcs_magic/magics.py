@@ -131,7 +131,7 @@ class DcsMagics(Magics, Configurable):
 
     @no_var_expand
     @magic_arguments()
-    @argument("name", help="Init script name, referenced from %dcs_launch and ClusterSpec.")
+    @argument("name", help="Init script name, referenced from %%dcs_launch and ClusterSpec.")
     @argument("--upload", default=None, metavar="DEST",
               help="Upload to /Workspace/..., /Volumes/... or dbfs:/... through the workspace API.")
     @argument("--profile", default=None, help="Databricks config profile used for --upload.")
