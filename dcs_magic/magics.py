@@ -117,8 +117,21 @@ class DcsMagics(Magics, Configurable):
     @argument("--quiet", action="store_true", help="Do not show the rendered Dockerfile.")
     @cell_magic
     def dockerfile(self, line: str, cell: str) -> Any:
-        """Render the cell as a Jinja2 template into NAME's build context Dockerfile."""
-        raise NotImplementedError
+        """Render the cell as a Jinja2 template into NAME's build context Dockerfile.
+
+        Returns the `Rendered` result (text, path, sha256, lint findings); the notebook shows
+        it as the highlighted Dockerfile with the lint warnings below. `--quiet` hides the
+        Dockerfile text but never the warnings.
+        """
+        from . import context
+
+        args = parse_argstring(self.dockerfile, line)
+        rendered = context.render_dockerfile(
+            cell, self._namespace(), name=args.name,
+            context_dir=self._context_dir(args.name, args.context), base=args.base,
+        )
+        self.contexts[args.name] = rendered.context_dir
+        return rendered.quiet() if args.quiet else rendered
 
     @no_var_expand
     @magic_arguments()
@@ -126,8 +139,17 @@ class DcsMagics(Magics, Configurable):
     @argument("path", help="Path inside the build context, e.g. requirements.txt.")
     @cell_magic
     def dcs_file(self, line: str, cell: str) -> Any:
-        """Render the cell (same Jinja rules) to PATH inside NAME's build context."""
-        raise NotImplementedError
+        """Render the cell (same Jinja rules) to PATH inside NAME's build context.
+
+        Returns the absolute path written.
+        """
+        from . import context
+        from .template import render
+
+        args = parse_argstring(self.dcs_file, line)
+        context.validate_name(args.name)
+        text = render(cell, self._namespace(), template_name=f"{args.name}/{args.path}")
+        return context.write_file(self._context_dir(args.name), args.path, text)
 
     @no_var_expand
     @magic_arguments()
@@ -157,7 +179,31 @@ class DcsMagics(Magics, Configurable):
     @line_magic
     def dcs_build(self, line: str) -> Any:
         """Build NAME's context with the Docker engine, with live progress."""
-        raise NotImplementedError
+        from IPython.core.error import UsageError
+
+        from . import pipeline
+        from .widgets import progress_sink
+
+        args = parse_argstring(self.dcs_build, line)
+        if not args.tags:
+            raise UsageError("%dcs_build needs at least one -t TAG, e.g. -t 127.0.0.1:5000/team/app:1")
+        try:
+            build_args = pipeline.parse_pairs(args.build_args, "--build-arg")
+            labels = pipeline.parse_pairs(args.labels, "--label")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        kwargs = dict(tags=args.tags, name=args.name, build_args=build_args, labels=labels,
+                      platform=args.platform or self.default_platform, no_cache=args.no_cache,
+                      pull=args.pull, target=args.target, interval=self.progress_interval,
+                      progress=progress_sink("build", self.progress, title=args.name))
+        context_dir = self._context_dir(args.name)
+        if args.bg:
+            job = pipeline.Job("build", args.name, pipeline.build, context_dir,
+                               on_result=lambda result: setattr(self, "last_build", result), **kwargs)
+            self.jobs.append(job)
+            return job
+        self.last_build = pipeline.build(context_dir, **kwargs)
+        return self.last_build
 
     @no_var_expand
     @magic_arguments()
@@ -169,7 +215,35 @@ class DcsMagics(Magics, Configurable):
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
-        raise NotImplementedError
+        import getpass
+        import os
+
+        from IPython.core.error import UsageError
+
+        from . import pipeline
+        from .widgets import progress_sink
+
+        args = parse_argstring(self.dcs_push, line)
+        if args.password_env and not args.username:
+            raise UsageError("--password-env needs --username (whose password the variable holds)")
+        password = None
+        if args.username and args.password_env:
+            password = os.environ.get(args.password_env)
+            if not password:
+                raise UsageError(f"--password-env {args.password_env}: the environment variable "
+                                 f"{args.password_env} is not set or empty")
+        elif args.username:  # hidden prompt; the answer is never echoed or stored
+            password = getpass.getpass(f"Password for {args.username}: ")
+        kwargs = dict(username=args.username, password=password, interval=self.progress_interval,
+                      progress=progress_sink("push", self.progress, title=args.ref))
+        del password
+        if args.bg:
+            job = pipeline.Job("push", args.ref, pipeline.push, args.ref,
+                               on_result=lambda result: setattr(self, "last_push", result), **kwargs)
+            self.jobs.append(job)
+            return job
+        self.last_push = pipeline.push(args.ref, **kwargs)
+        return self.last_push
 
     @no_var_expand
     @magic_arguments()
@@ -177,8 +251,17 @@ class DcsMagics(Magics, Configurable):
     @argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 13.3.")
     @line_magic
     def dcs_check(self, line: str) -> Any:
-        """Run the image locally and check it against the DCS requirements."""
-        raise NotImplementedError
+        """Run the image locally and check it against the DCS requirements.
+
+        Returns the `CheckReport` (shown as a table with a fix for each failure) and keeps it
+        as `last_check`. A report that fails is a result, not an error: only a missing image or
+        a Docker engine that does not answer raises.
+        """
+        from .checks import check
+
+        args = parse_argstring(self.dcs_check, line)
+        self.last_check = check(args.image, runtime=args.runtime)
+        return self.last_check
 
     @no_var_expand
     @magic_arguments()

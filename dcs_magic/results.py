@@ -82,3 +82,22 @@ class CheckReport:
         lines = [f"CheckReport({self.image}: {'ok' if self.ok else 'FAILED'})"]
         lines += [f"  {c!r}" for c in self.checks]
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """A table for notebooks: one row per item, with its fix when it failed."""
+        from html import escape
+
+        marks = {"ok": ("ok", "#1a7f37"), "error": ("FAIL", "#cf222e"), "warning": ("WARN", "#9a6700")}
+        rows = []
+        for c in self.checks:
+            mark, color = marks["ok"] if c.ok else marks.get(c.severity, marks["error"])
+            rows.append(
+                f'<tr><td style="color:{color};font-weight:bold">{mark}</td><td>{escape(c.name)}</td>'
+                f'<td style="text-align:left">{escape(c.detail)}</td>'
+                f'<td style="text-align:left"><code>{escape("" if c.ok else c.fix)}</code></td></tr>')
+        verdict = ("meets the Databricks Container Services requirements" if self.ok
+                   else f"does NOT meet the requirements ({sum(not c.ok and c.severity == 'error' for c in self.checks)} failed)")
+        return (f'<div class="dcs-check"><p><b>{escape(self.image)}</b> {verdict}</p>'
+                '<table><thead><tr><th></th><th>check</th><th style="text-align:left">detail</th>'
+                '<th style="text-align:left">fix</th></tr></thead><tbody>'
+                + "".join(rows) + "</tbody></table></div>")

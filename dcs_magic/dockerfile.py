@@ -1,0 +1,680 @@
+"""Dockerfile parsing and the Databricks-aware linter, with no I/O.
+
+The parser follows the rules of Docker's own (moby/buildkit) parser rather than ad-hoc
+regexes: parser directives at the top (`# escape=`, `# syntax=`, `# check=`), comments,
+line continuations with the active escape character (comment and blank lines inside a
+continuation are skipped), leading `--flag[=value]` words, JSON (exec) form versus shell
+form, and heredoc bodies (`RUN <<EOF`), which are kept so they do not read as instructions.
+
+`lint(text)` runs on every `%%dockerfile` render. Its findings are warnings about what will
+hurt on Databricks Container Services; none of them stops a render.
+
+    rule                 when
+    no-from              no FROM, or an instruction other than ARG before the first FROM
+    invalid-base         a FROM image that is not a valid image reference
+    mutable-base         a FROM image with no tag or `latest` and no digest (every stage)
+    pip-mismatch         a pip other than the one of the base image's runtime line
+    ml-base              a Databricks Runtime for ML image as the final base
+    arm64-base           an arm64/aarch64 final base (tag, name or --platform)
+    cmd-ignored          CMD / ENTRYPOINT in the final image (Databricks ignores them)
+    buildkit-only        RUN --mount and other BuildKit-only syntax (docker-py uses the classic builder)
+    unknown-instruction  a keyword Docker does not know (the engine rejects the file)
+    parse-error          an invalid parser directive
+
+Only the final stage (and the stages it is built `FROM`) matters for the runtime rules;
+every stage counts for `mutable-base` and `buildkit-only`.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .imageref import ImageRef, RuntimeLine, parse_reference, runtime_line
+
+__all__ = [
+    "Dockerfile",
+    "Finding",
+    "Instruction",
+    "RuntimePaths",
+    "Stage",
+    "databricks_runtime_line",
+    "lint",
+    "parse",
+    "runtime_paths",
+    "stages",
+]
+
+INSTRUCTIONS = frozenset({
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
+    "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+})
+# Instructions whose arguments may be a JSON array (exec form).
+_JSON_FORM = frozenset({"ADD", "CMD", "COPY", "ENTRYPOINT", "RUN", "SHELL", "VOLUME"})
+_DIRECTIVE_NAMES = frozenset({"syntax", "escape", "check"})
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+# `<<EOF`, `<<-EOF`, `<<"EOF"` but not the here-string `<<<`.
+_HEREDOC = re.compile(r"(?<!<)<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+_HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
+
+PYTHON3_ENV = "/databricks/python3/bin"
+CONDA_ENV = "/databricks/conda/envs/dcs-minimal/bin"
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One Dockerfile instruction.
+
+    `keyword` is upper-case; `args` is the text after the flags with continuation lines
+    joined the way Docker joins them; `flags` are the leading `--name[=value]` words as
+    `(name, value)` pairs in order (value None for a bare `--name`); `raw` is the source
+    lines as written; `lineno`/`end_lineno` are 1-based; `heredocs` holds heredoc bodies.
+    """
+
+    lineno: int
+    keyword: str
+    args: str
+    flags: tuple[tuple[str, str | None], ...] = ()
+    raw: str = ""
+    end_lineno: int = 0
+    heredocs: tuple[str, ...] = ()
+
+    def flag(self, name: str) -> str | None:
+        """The value of the last `--name=value` flag (None when absent or bare)."""
+        values = [v for k, v in self.flags if k == name]
+        return values[-1] if values else None
+
+    def has_flag(self, name: str) -> bool:
+        return any(k == name for k, _ in self.flags)
+
+    @property
+    def exec_form(self) -> list[str] | None:
+        """The JSON array of an exec-form instruction, None for shell form.
+
+        Like Docker, text that starts with `[` but is not a JSON array of strings is
+        shell form.
+        """
+        if self.keyword not in _JSON_FORM or not self.args.lstrip().startswith("["):
+            return None
+        try:
+            value = json.loads(self.args)
+        except ValueError:
+            return None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        return None
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    """A parsed Dockerfile: directives (lower-case names), the escape char, instructions."""
+
+    directives: tuple[tuple[str, str], ...]
+    escape: str
+    instructions: tuple[Instruction, ...]
+    problems: tuple[tuple[int, str], ...] = ()
+
+    def directive(self, name: str) -> str | None:
+        return dict(self.directives).get(name)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One build stage. `base` is the FROM image after ARG substitution (None when an ARG
+    has no value), `parent` the index of the earlier stage it builds on, if any."""
+
+    index: int
+    name: str | None
+    base: str | None
+    platform: str | None
+    from_instruction: Instruction
+    instructions: tuple[Instruction, ...]
+    parent: int | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A lint warning: `rule` id, 1-based `lineno`, what is wrong, and how to `fix` it."""
+
+    rule: str
+    lineno: int
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        text = f"line {self.lineno}: {self.message} [{self.rule}]"
+        return f"{text}\n  fix: {self.fix}" if self.fix else text
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    """The pip and python a Dockerfile should use for a base image's runtime line."""
+
+    pip: str
+    python: str
+    line: RuntimeLine | None = field(default=None, compare=False)
+
+    @property
+    def bin_dir(self) -> str:
+        return posixpath.dirname(self.pip)
+
+    def describe(self) -> str:
+        line = f"Databricks Runtime {self.line}" if self.line else "a current (9.x or later) runtime"
+        return f"{line} keeps notebook Python in {self.bin_dir}"
+
+
+_DATABRICKS_TAG = re.compile(r"^\d{1,2}\.(?:x|\d{1,2}-LTS)(?:$|[-_.])", re.IGNORECASE)
+
+
+def databricks_runtime_line(base: str | ImageRef | None) -> RuntimeLine | None:
+    """The Databricks Runtime line of a base image, when the reference is a Databricks one.
+
+    `imageref.runtime_line` reads any `N.N` tag; here it only counts for images named
+    `.../databricksruntime/...` or tags in Databricks' own style (`13.3-LTS`, `9.x`), so
+    `python:3.11` or `team/app:2.0` are unknown (the current layout), not a 3.x/2.x runtime.
+    """
+    ref = base if isinstance(base, ImageRef) or base is None else _parse_or_none(base)
+    if ref is None or not ref.tag:
+        return None
+    if "databricksruntime" not in ref.path.split("/") and not _DATABRICKS_TAG.match(ref.tag):
+        return None
+    return runtime_line(ref)
+
+
+def _parse_or_none(text: str) -> ImageRef | None:
+    try:
+        return parse_reference(text)
+    except ValueError:
+        return None
+
+
+def runtime_paths(base: str | ImageRef | None) -> RuntimePaths:
+    """pip/python for the base image: the conda env for 8.x and earlier, else /databricks/python3.
+
+    Unknown tags (`latest`, digest-only, non-Databricks images, no base) get the current
+    layout, as Databricks documents for 9.x and later.
+    """
+    line = databricks_runtime_line(base)
+    if line is not None and line.legacy_conda:
+        return RuntimePaths(f"{CONDA_ENV}/pip", f"{CONDA_ENV}/python", line)
+    return RuntimePaths(f"{PYTHON3_ENV}/pip", f"{PYTHON3_ENV}/python3", line)
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+def parse(text: str) -> Dockerfile:
+    """Parse Dockerfile text into instructions, the way Docker's parser reads it."""
+    lines = text.removeprefix("\ufeff").splitlines()
+    directives, escape, problems = _parse_directives(lines)
+    instructions: list[Instruction] = []
+    i = 0
+    while i < len(lines):
+        instruction, i = _read_instruction(lines, i, escape)
+        if instruction is not None:
+            instructions.append(instruction)
+    return Dockerfile(tuple(directives), escape, tuple(instructions), tuple(problems))
+
+
+def _parse_directives(lines: list[str]) -> tuple[list[tuple[str, str]], str, list[tuple[int, str]]]:
+    """Leading `# name=value` lines; the first line that is not one ends them (as in Docker)."""
+    directives: list[tuple[str, str]] = []
+    problems: list[tuple[int, str]] = []
+    escape = "\\"
+    for lineno, line in enumerate(lines, 1):
+        match = _DIRECTIVE.match(line)
+        if not match or match[1].lower() not in _DIRECTIVE_NAMES:
+            break
+        name, value = match[1].lower(), match[2]
+        if any(name == seen for seen, _ in directives):
+            problems.append((lineno, f"only one {name} parser directive can be used"))
+            break
+        if name == "escape":
+            if value not in ("\\", "`"):
+                problems.append((lineno, f"invalid escape directive {value!r}: it must be \\ or `"))
+                continue
+            escape = value
+        directives.append((name, value))
+    return directives, escape, problems
+
+
+def _read_instruction(lines: list[str], i: int, escape: str) -> tuple[Instruction | None, int]:
+    """Read the logical line starting at index i; returns (instruction or None, next index)."""
+    start = i
+    first = lines[i].lstrip()
+    i += 1
+    if not first or first.startswith("#"):
+        return None, i
+    text, more = _trim_continuation(first, escape)
+    parts = [text]
+    while more and i < len(lines):
+        line = lines[i]
+        i += 1
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue  # Docker skips comment and empty lines inside a continuation
+        text, more = _trim_continuation(line, escape)
+        parts.append(text)
+    logical = "".join(parts).strip()
+    if not logical:
+        return None, i
+    match = re.match(r"(\S+)\s*(.*)", logical, re.DOTALL)
+    assert match is not None  # logical is non-empty and stripped
+    keyword, rest = match[1].upper(), match[2]
+    args, flags = _extract_flags(rest)
+    heredocs: tuple[str, ...] = ()
+    if keyword in _HEREDOC_INSTRUCTIONS:
+        heredocs, i = _read_heredocs(lines, i, args)
+    instruction = Instruction(
+        lineno=start + 1, keyword=keyword, args=args, flags=flags,
+        raw="\n".join(lines[start:i]), end_lineno=i, heredocs=heredocs,
+    )
+    return instruction, i
+
+
+def _trim_continuation(line: str, escape: str) -> tuple[str, bool]:
+    """Strip a trailing escape char (plus blanks); True when the line continues."""
+    match = re.search(re.escape(escape) + r"[ \t]*$", line)
+    if match:
+        return line[: match.start()], True
+    return line, False
+
+
+def _extract_flags(rest: str) -> tuple[str, tuple[tuple[str, str | None], ...]]:
+    """Split leading `--name[=value]` words off the arguments (Docker's extractBuilderFlags).
+
+    Quotes inside a flag word are removed; a lone `--` ends the flags.
+    """
+    flags: list[tuple[str, str | None]] = []
+    pos = 0
+    while True:
+        while pos < len(rest) and rest[pos].isspace():
+            pos += 1
+        if not rest.startswith("--", pos):
+            return rest[pos:], tuple(flags)
+        word, pos = _flag_word(rest, pos)
+        if word == "--":
+            return rest[pos:].lstrip(), tuple(flags)
+        name, eq, value = word[2:].partition("=")
+        flags.append((name, value if eq else None))
+
+
+def _flag_word(text: str, pos: int) -> tuple[str, int]:
+    """One whitespace-delimited word from pos with quotes removed; returns (word, end)."""
+    word: list[str] = []
+    quote = ""
+    while pos < len(text):
+        ch = text[pos]
+        if not quote and ch.isspace():
+            break
+        if ch in "'\"" and (not quote or quote == ch):
+            quote = "" if quote else ch
+        elif ch == "\\" and pos + 1 < len(text):
+            pos += 1
+            word.append(text[pos])
+        else:
+            word.append(ch)
+        pos += 1
+    return "".join(word), pos
+
+
+def _read_heredocs(lines: list[str], i: int, args: str) -> tuple[tuple[str, ...], int]:
+    """Consume the bodies of the heredocs `args` opens (in order) from lines[i:]."""
+    bodies: list[str] = []
+    for match in _HEREDOC.finditer(args):
+        strip_tabs, delimiter = match[1] == "-", match[3]
+        body: list[str] = []
+        while i < len(lines):
+            line = lines[i]
+            i += 1
+            if (line.lstrip("\t") if strip_tabs else line) == delimiter:
+                break
+            body.append(line)
+        bodies.append("\n".join(body))
+    return tuple(bodies), i
+
+
+# -- stages and ARG substitution --------------------------------------------------------
+
+
+def stages(dockerfile: Dockerfile, build_args: Mapping[str, str] | None = None) -> list[Stage]:
+    """The build stages, FROM images resolved with the global ARGs (defaults, then build_args)."""
+    args = _global_args(dockerfile.instructions, build_args or {})
+    result: list[Stage] = []
+    names: dict[str, int] = {}
+    current: list[Instruction] = []
+    from_instruction: Instruction | None = None
+    for instruction in [*dockerfile.instructions, None]:
+        if instruction is not None and instruction.keyword != "FROM":
+            if from_instruction is not None:
+                current.append(instruction)
+            continue
+        if from_instruction is not None:
+            stage = _make_stage(len(result), from_instruction, current, args, names)
+            if stage.name:
+                names[stage.name] = stage.index
+            result.append(stage)
+        from_instruction, current = instruction, []
+    return result
+
+
+def _make_stage(index: int, instruction: Instruction, body: list[Instruction],
+                args: Mapping[str, str], names: Mapping[str, int]) -> Stage:
+    words = instruction.args.split()
+    image = _substitute(words[0], args) if words else None
+    name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+    platform = instruction.flag("platform")
+    platform = _substitute(platform, args) if platform else None
+    parent = names.get(image.lower()) if image else None
+    return Stage(index, name, image, platform, instruction, tuple(body), parent)
+
+
+def _global_args(instructions: Iterable[Instruction], build_args: Mapping[str, str]) -> dict[str, str]:
+    """ARG values declared before the first FROM: defaults, overridden by build args."""
+    values: dict[str, str] = {}
+    for instruction in instructions:
+        if instruction.keyword == "FROM":
+            break
+        if instruction.keyword != "ARG":
+            continue
+        for word in _shell_words(instruction.args):
+            name, eq, default = word.partition("=")
+            if name in build_args:
+                values[name] = build_args[name]
+            elif eq:
+                values[name] = _substitute(default, values) or ""
+    return values
+
+
+_VARIABLE = re.compile(
+    r"\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-+])(?P<word>[^}]*))?\}"
+    r"|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)"
+)
+
+
+def _substitute(text: str, values: Mapping[str, str]) -> str | None:
+    """`$VAR`, `${VAR}`, `${VAR:-word}`, `${VAR:+word}` with values; None if a VAR is unset."""
+    unresolved = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal unresolved
+        name = match["braced"] or match["plain"]
+        op, word = match["op"], match["word"] or ""
+        value = values.get(name)
+        is_set = value is not None and (value != "" or not (op or "").startswith(":"))
+        if op and op.endswith("-"):
+            return value if is_set else word
+        if op and op.endswith("+"):
+            return word if is_set else ""
+        if value is None:
+            unresolved = True
+            return ""
+        return value
+
+    result = _VARIABLE.sub(replace, text)
+    return None if unresolved else result
+
+
+def _shell_words(text: str) -> list[str]:
+    try:
+        return shlex.split(text, comments=False, posix=True)
+    except ValueError:  # unbalanced quotes: Docker would reject it; lint what we can
+        return text.split()
+
+
+def _final_chain(all_stages: list[Stage]) -> list[Stage]:
+    """The final stage and the stages it is built FROM, root first."""
+    chain: list[Stage] = []
+    stage: Stage | None = all_stages[-1] if all_stages else None
+    while stage is not None and stage not in chain:
+        chain.append(stage)
+        stage = all_stages[stage.parent] if stage.parent is not None else None
+    return chain[::-1]
+
+
+# -- lint -------------------------------------------------------------------------------
+
+
+def lint(text: str, *, build_args: Mapping[str, str] | None = None) -> list[Finding]:
+    """Warnings about what will hurt on Databricks, sorted by line. Never raises on bad input."""
+    dockerfile = parse(text)
+    all_stages = stages(dockerfile, build_args)
+    chain = _final_chain(all_stages)
+    root = _image_ref(chain[0]) if chain else None
+    findings = [Finding("parse-error", lineno, message, "fix or remove the parser directive")
+                for lineno, message in dockerfile.problems]
+    findings += _check_from(dockerfile)
+    findings += _check_instructions(dockerfile)
+    findings += _check_bases(all_stages)
+    findings += _check_runtime_base(chain, root)
+    findings += _check_final_image(chain, runtime_paths(root))
+    return sorted(findings, key=lambda f: (f.lineno, f.rule, f.message))
+
+
+def _pulls_image(stage: Stage) -> bool:
+    """Whether the stage's FROM names an image to pull (not a stage, scratch or unresolved)."""
+    return stage.parent is None and bool(stage.base) and stage.base.lower() != "scratch"
+
+
+def _image_ref(stage: Stage) -> ImageRef | None:
+    """The stage's base as an image reference (None for stage names, scratch, unresolved, invalid)."""
+    return _parse_or_none(stage.base) if _pulls_image(stage) and stage.base else None
+
+
+def _check_from(dockerfile: Dockerfile) -> list[Finding]:
+    keywords = [i.keyword for i in dockerfile.instructions]
+    if "FROM" not in keywords:
+        return [Finding(
+            "no-from", dockerfile.instructions[0].lineno if dockerfile.instructions else 1,
+            "the Dockerfile has no FROM instruction, so there is no base image to build on",
+            "start with FROM databricksruntime/standard:<runtime>-LTS (pinned by digest)",
+        )]
+    findings = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword == "FROM":
+            break
+        if instruction.keyword != "ARG":
+            findings.append(Finding(
+                "no-from", instruction.lineno,
+                f"{instruction.keyword} comes before the first FROM; only ARG may precede FROM",
+                "move it after the FROM line",
+            ))
+    return findings
+
+
+def _check_instructions(dockerfile: Dockerfile) -> list[Finding]:
+    """Unknown keywords and BuildKit-only syntax, in every stage."""
+    findings = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword not in INSTRUCTIONS:
+            findings.append(Finding(
+                "unknown-instruction", instruction.lineno,
+                f"unknown instruction {instruction.keyword}: the Docker engine rejects the Dockerfile",
+                "check the spelling, or add a line continuation to the line before",
+            ))
+        feature = _buildkit_feature(instruction)
+        if feature:
+            findings.append(Finding(
+                "buildkit-only", instruction.lineno,
+                f"{feature} needs BuildKit, but %dcs_build drives the Docker SDK's classic "
+                "builder, where it fails",
+                _BUILDKIT_FIXES.get(feature.split()[-1], "rewrite it without BuildKit-only syntax"),
+            ))
+    return findings
+
+
+_BUILDKIT_FLAGS = {"RUN": ("mount", "network", "security"),
+                   "COPY": ("link", "chmod", "parents", "exclude"),
+                   "ADD": ("link", "chmod", "checksum", "keep-git-dir", "parents", "exclude")}
+_BUILDKIT_FIXES = {
+    "--mount": "drop --mount: COPY the files in (and remove them in the same RUN), or download "
+               "inside the RUN step",
+    "heredoc": "write the script with %%dcs_file NAME script.sh and COPY it, or use && chains",
+}
+
+
+def _buildkit_feature(instruction: Instruction) -> str | None:
+    for flag in _BUILDKIT_FLAGS.get(instruction.keyword, ()):
+        if instruction.has_flag(flag):
+            return f"{instruction.keyword} --{flag}"
+    if instruction.heredocs:
+        return f"{instruction.keyword} with a heredoc"
+    return None
+
+
+def _check_bases(all_stages: list[Stage]) -> list[Finding]:
+    """Invalid or mutable FROM images, in every stage."""
+    findings = []
+    for stage in filter(_pulls_image, all_stages):
+        lineno = stage.from_instruction.lineno
+        try:
+            ref = parse_reference(stage.base or "")
+        except ValueError as exc:
+            findings.append(Finding("invalid-base", lineno, f"FROM {stage.base}: {exc}",
+                                    "write the base as registry/name:tag@sha256:digest"))
+            continue
+        if ref.digest is None and ref.tag in (None, "latest"):
+            what = "has no tag (so it means :latest)" if ref.tag is None else "uses the :latest tag"
+            findings.append(Finding(
+                "mutable-base", lineno,
+                f"base image {ref} {what}, which can point to a different image on every build",
+                f"pin it by digest: FROM {ref.repository}:<tag>@sha256:<digest> (after docker "
+                f"pull, docker inspect --format '{{{{index .RepoDigests 0}}}}' {ref} prints it)",
+            ))
+    return findings
+
+
+def _check_runtime_base(chain: list[Stage], root: ImageRef | None) -> list[Finding]:
+    """ML-runtime and arm64 bases: only the final image runs on Databricks."""
+    if not chain:
+        return []
+    findings = []
+    lineno = chain[-1].from_instruction.lineno
+    if root is not None and _has_token(root, {"ml"}):
+        findings.append(Finding(
+            "ml-base", lineno,
+            f"base image {root} looks like a Databricks Runtime for ML image; Container "
+            "Services does not run on ML runtimes",
+            "start from databricksruntime/standard (or python/minimal) and install ML libraries yourself",
+        ))
+    platforms = [s.platform for s in chain if s.platform]
+    arm = [p for p in platforms if re.search(r"arm64|aarch64", p, re.IGNORECASE)]
+    if arm or (root is not None and _has_token(root, {"arm64", "aarch64", "arm64v8"})):
+        what = f"--platform={arm[-1]}" if arm else f"base image {root}"
+        findings.append(Finding(
+            "arm64-base", lineno,
+            f"{what} is arm64; Container Services runs linux/amd64 only (no Graviton)",
+            "use an amd64 base and build with --platform linux/amd64 (the %dcs_build default)",
+        ))
+    return findings
+
+
+def _has_token(ref: ImageRef, tokens: set[str]) -> bool:
+    """Whether the tag or the repository path contains one of `tokens` as a whole word."""
+    words = re.split(r"[-_./]", f"{ref.path}/{ref.tag or ''}".lower())
+    return any(word in tokens for word in words)
+
+
+def _check_final_image(chain: list[Stage], paths: RuntimePaths) -> list[Finding]:
+    """CMD/ENTRYPOINT and pip use in the stages that make up the final image."""
+    findings = []
+    for instruction in (i for stage in chain for i in stage.instructions):
+        if instruction.keyword in ("CMD", "ENTRYPOINT"):
+            findings.append(Finding(
+                "cmd-ignored", instruction.lineno,
+                f"{instruction.keyword} is ignored by Databricks, which starts its own processes "
+                "in the container",
+                "move start-up work into a cluster init script (%%init_script)",
+            ))
+        if instruction.keyword == "RUN":
+            findings += _check_pip(instruction, paths)
+    return findings
+
+
+def _check_pip(instruction: Instruction, paths: RuntimePaths) -> list[Finding]:
+    findings = []
+    scripts = [instruction.args, *instruction.heredocs]
+    argv = instruction.exec_form
+    commands = [argv] if argv is not None else [c for s in scripts for c in _commands(s)]
+    seen: set[str] = set()
+    for command in commands:
+        used = _pip_used(command)
+        if used is None or used in seen or _fits(used, paths):
+            continue
+        seen.add(used)
+        findings.append(Finding(
+            "pip-mismatch", instruction.lineno,
+            f"`{used}` is not the pip of the image's notebook Python: {paths.describe()}, so "
+            "packages installed this way are not visible to notebooks",
+            f"use {paths.pip} (in a %%dockerfile template: {{{{ pip }}}})",
+        ))
+    return findings
+
+
+_OPERATORS = frozenset({";", "&&", "||", "|", "&", "(", ")", ";;", "|&"})
+_WRAPPERS = frozenset({"sudo", "env", "exec", "time", "nohup", "command", "nice"})
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "/bin/sh", "/bin/bash", "/usr/bin/bash"})
+
+
+def _commands(script: str) -> list[list[str]]:
+    """Simple commands of a shell script: words split at ; && || | & ( )."""
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|()")
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        tokens = list(lexer)
+    except ValueError:  # unbalanced quotes
+        tokens = script.split()
+    commands: list[list[str]] = [[]]
+    for token in tokens:
+        if token in _OPERATORS:
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [c for c in commands if c]
+
+
+def _pip_used(command: list[str]) -> str | None:
+    """The pip executable (or `python -m pip` interpreter) an install/uninstall runs with."""
+    words = _strip_wrappers(command)
+    if not words:
+        return None
+    if words[0] in _SHELLS and "-c" in words[1:-1]:
+        script = words[words.index("-c", 1) + 1]
+        return next((p for c in _commands(script) if (p := _pip_used(c))), None)
+    name = posixpath.basename(words[0])
+    rest = words[1:]
+    if re.fullmatch(r"python[0-9.]*", name) and "-m" in rest[:-1] and rest[rest.index("-m") + 1] == "pip":
+        rest = rest[rest.index("-m") + 2:]
+    elif not re.fullmatch(r"pip[0-9.]*", name):
+        return None
+    subcommand = next((w for w in rest if not w.startswith("-")), None)
+    return words[0] if subcommand in ("install", "uninstall") else None
+
+
+def _strip_wrappers(words: list[str]) -> list[str]:
+    """Drop leading VAR=value assignments and sudo/env/exec/... with their options."""
+    i = 0
+    while i < len(words):
+        if _ASSIGNMENT.fullmatch(words[i]):
+            i += 1
+        elif words[i] in _WRAPPERS:
+            i += 1
+            while i < len(words) and words[i].startswith("-"):
+                i += 2 if words[i] in ("-u", "-g", "-n") else 1  # options that take a value
+        else:
+            break
+    return words[i:]
+
+
+def _fits(executable: str, paths: RuntimePaths) -> bool:
+    """Whether a pip/python executable lives in the base image's notebook environment."""
+    return posixpath.dirname(executable) == paths.bin_dir

@@ -1,0 +1,251 @@
+"""`<notebook>.dcs.lock.json`: what a notebook built, so the next build can be held to it.
+
+For `quickstart.ipynb` the lock is `quickstart.dcs.lock.json` in the same directory. Per
+build context NAME it records
+
+- inputs: the rendered Dockerfile (its sha256 and its text, so a mismatch can show a diff),
+  the sha256 of every other file in the build context, the base image reference and the
+  registry digest it resolved to when the engine knew one;
+- outputs: the image id, the tags, the pushed reference/digest/pinned reference, and the
+  cluster JSON last launched with it (passwords masked, `{{secrets/...}}` references kept).
+
+The JSON is stable (sorted keys, indent 2, trailing newline, no timestamps), so rebuilding
+an unchanged notebook rewrites the same bytes and the lock diffs cleanly in review.
+
+`compare(lock, rendered)` lists, in words, how freshly rendered inputs differ from the
+lock; `dcs build --locked` fails with that list. Outputs never count as differences: a CI
+machine builds a new image id from the same inputs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import LockError
+
+__all__ = [
+    "LOCK_SUFFIX",
+    "ImageLock",
+    "Lock",
+    "compare",
+    "lock_path",
+    "mask_cluster",
+    "read_lock",
+    "write_lock",
+]
+
+LOCK_SUFFIX = ".dcs.lock.json"
+LOCK_VERSION = 1
+_DIFF_LINES = 40
+_SECRET_REF = re.compile(r"^\{\{\s*secrets/[^/\s]+/[^}\s]+\s*\}\}$")
+_SECRET_KEYS = ("password", "token", "secret", "client_secret")
+MASK = "********"
+
+
+@dataclass
+class ImageLock:
+    """The lock entry of one build context NAME (inputs first, then outputs)."""
+
+    dockerfile_sha256: str
+    dockerfile: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    base: str | None = None
+    base_digest: str | None = None
+    image_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    platform: str | None = None
+    push: dict[str, str] | None = None
+    cluster: dict[str, Any] | None = None
+
+    @property
+    def pinned(self) -> str | None:
+        """The pushed image pinned by digest (`repo@sha256:...`), when it was pushed."""
+        return (self.push or {}).get("pinned")
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "dockerfile": {"sha256": self.dockerfile_sha256, "text": self.dockerfile},
+            "files": dict(self.files),
+            "base": {"reference": self.base, "digest": self.base_digest},
+            "image_id": self.image_id,
+            "tags": list(self.tags),
+            "platform": self.platform,
+            "push": dict(self.push) if self.push else None,
+            "cluster": mask_cluster(self.cluster) if self.cluster else None,
+        }
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ImageLock":
+        dockerfile = data.get("dockerfile") or {}
+        base = data.get("base") or {}
+        if not isinstance(dockerfile, Mapping) or not dockerfile.get("sha256"):
+            raise ValueError("dockerfile.sha256 is missing")
+        return cls(
+            dockerfile_sha256=str(dockerfile["sha256"]),
+            dockerfile=dockerfile.get("text"),
+            files={str(k): str(v) for k, v in (data.get("files") or {}).items()},
+            base=base.get("reference"),
+            base_digest=base.get("digest"),
+            image_id=data.get("image_id"),
+            tags=list(data.get("tags") or []),
+            platform=data.get("platform"),
+            push=dict(data["push"]) if data.get("push") else None,
+            cluster=dict(data["cluster"]) if data.get("cluster") else None,
+        )
+
+
+@dataclass
+class Lock:
+    """A whole lock file: one ImageLock per build context NAME."""
+
+    images: dict[str, ImageLock] = field(default_factory=dict)
+    notebook: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": LOCK_VERSION,
+            "notebook": self.notebook,
+            "images": {name: entry.to_dict() for name, entry in self.images.items()},
+        }
+
+    def dumps(self) -> str:
+        """Stable JSON text: sorted keys, indent 2, trailing newline."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Lock":
+        if not isinstance(data, Mapping) or not isinstance(data.get("images", {}), Mapping):
+            raise ValueError("expected an object with an 'images' object")
+        version = data.get("version", LOCK_VERSION)
+        if version != LOCK_VERSION:
+            raise ValueError(f"lock format version {version!r}; this dcs-magic reads {LOCK_VERSION}")
+        images = {}
+        for name, entry in data.get("images", {}).items():
+            try:
+                images[str(name)] = ImageLock.from_dict(entry)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ValueError(f"entry {name!r}: {exc}") from exc
+        return cls(images=images, notebook=data.get("notebook"))
+
+
+def lock_path(notebook: str | os.PathLike[str]) -> Path:
+    """`dir/name.ipynb` -> `dir/name.dcs.lock.json`."""
+    path = Path(notebook)
+    return path.with_name(path.stem + LOCK_SUFFIX)
+
+
+def read_lock(path: str | os.PathLike[str]) -> Lock | None:
+    """The lock at PATH, None when there is none; LockError when it cannot be read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise LockError(f"cannot read lock file {path}: {exc}") from exc
+    try:
+        return Lock.from_dict(json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise LockError(
+            f"lock file {path} is not a dcs-magic lock: {exc}",
+            hint="fix or delete it; `dcs build` without --locked writes a new one",
+        ) from exc
+
+
+def write_lock(path: str | os.PathLike[str], lock: Lock) -> Path:
+    """Write LOCK to PATH atomically (a reader never sees half a file). Returns PATH."""
+    path = Path(path)
+    text = lock.dumps()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise LockError(f"cannot write lock file {path}: {exc}") from exc
+    return path
+
+
+def compare(lock: Lock | None, rendered: Mapping[str, ImageLock]) -> list[str]:
+    """How the freshly RENDERED inputs differ from LOCK, one sentence each (empty: same).
+
+    Compared per NAME in RENDERED: the Dockerfile (with a short unified diff when the lock
+    holds its text), the context files, the base image reference, and the base digest when
+    both sides know it. Outputs (image id, push, cluster) are not compared.
+    """
+    if lock is None:
+        return ["there is no lock file yet (run `dcs build` without --locked once to write it)"]
+    differences: list[str] = []
+    for name, now in rendered.items():
+        before = lock.images.get(name)
+        if before is None:
+            have = ", ".join(sorted(lock.images)) or "none"
+            differences.append(f"the lock has no entry for {name!r} (it has: {have})")
+            continue
+        differences += _compare_dockerfile(name, before, now)
+        differences += _compare_files(name, before.files, now.files)
+        differences += _compare_base(name, before, now)
+    return differences
+
+
+def _compare_dockerfile(name: str, before: ImageLock, now: ImageLock) -> list[str]:
+    if before.dockerfile_sha256 == now.dockerfile_sha256:
+        return []
+    text = (f"Dockerfile for {name!r} changed: sha256 {before.dockerfile_sha256[:12]} -> "
+            f"{now.dockerfile_sha256[:12]}")
+    if before.dockerfile is not None and now.dockerfile is not None:
+        diff = list(difflib.unified_diff(
+            before.dockerfile.splitlines(), now.dockerfile.splitlines(),
+            "locked/Dockerfile", "rendered/Dockerfile", lineterm="", n=1))
+        if len(diff) > _DIFF_LINES:
+            diff = diff[:_DIFF_LINES] + [f"... ({len(diff) - _DIFF_LINES} more diff lines)"]
+        if diff:
+            text += "\n" + "\n".join("    " + line for line in diff)
+    return [text]
+
+
+def _compare_files(name: str, before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    out = []
+    for path in sorted(set(before) | set(now)):
+        if path not in now:
+            out.append(f"file {path!r} of {name!r} is gone from the build context")
+        elif path not in before:
+            out.append(f"file {path!r} of {name!r} is new in the build context")
+        elif before[path] != now[path]:
+            out.append(f"file {path!r} of {name!r} changed: sha256 {before[path][:12]} -> "
+                       f"{now[path][:12]}")
+    return out
+
+
+def _compare_base(name: str, before: ImageLock, now: ImageLock) -> list[str]:
+    if before.base and now.base and before.base != now.base:
+        return [f"base image of {name!r} changed: {before.base} -> {now.base}"]
+    if before.base_digest and now.base_digest and before.base_digest != now.base_digest:
+        return [f"base image {now.base or before.base} of {name!r} now resolves to "
+                f"{now.base_digest} (lock: {before.base_digest}); the tag moved"]
+    return []
+
+
+def mask_cluster(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a clusters/create BODY safe to store: passwords and tokens replaced by
+    `********`, `{{secrets/scope/key}}` references kept (they are names, not secrets)."""
+    return _mask(body)  # type: ignore[return-value]
+
+
+def _mask(value: Any, key: str = "") -> Any:
+    if isinstance(value, Mapping):
+        return {k: _mask(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, key) for v in value]
+    if isinstance(value, str) and any(s in key.lower() for s in _SECRET_KEYS) \
+            and not _SECRET_REF.match(value):
+        return MASK
+    return value

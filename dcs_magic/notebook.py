@@ -1,0 +1,351 @@
+"""Read what the `dcs` command needs from a notebook file, without running any of its code.
+
+A notebook is a recipe: its `%%dockerfile`, `%%dcs_file` and `%%init_script` cells say what
+to build, and its parameters cell says with which values. This module reads exactly those:
+
+- Cells whose source starts with `%%dockerfile`, `%%dcs_file` or `%%init_script`; the magic
+  line is parsed with the magics' own argument definitions (`DcsMagics.<magic>.parser`), so
+  the command line and the notebook can never disagree on what a line means.
+- Parameters, following papermill's convention: code cells tagged `parameters` hold plain
+  assignments (`name = literal`, `name: type = literal`). Only the right-hand sides are read,
+  with `ast.literal_eval`; anything that would need code to run is an error naming the line.
+  Several tagged cells are read in notebook order, later assignments winning, as they would
+  when the notebook runs.
+
+Variables a template sees (`resolve_variables`), strongest first:
+1. `--var NAME=VALUE` on the command line,
+2. the environment variable `DCS_VAR_<NAME>` (NAME exactly as the template writes it),
+3. the parameters cells.
+Values from 1 and 2 are strings, except where the parameters cell gives the name a
+non-string literal (number, bool, list, ...): then the value is read as a Python literal
+(`true`/`false`/`null` accepted too), so `{% if use_gpu %}` does not turn "False" into true.
+Plain environment variables are deliberately not visible: a template must not pick up
+whatever the CI runner happens to export (tokens included).
+
+Cells are numbered from 1 counting every cell (markdown too), as they appear in the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import NotebookError
+
+__all__ = [
+    "DockerfileCell",
+    "FileCell",
+    "InitScriptCell",
+    "Notebook",
+    "ENV_PREFIX",
+    "parse_parameters",
+    "parse_var",
+    "parse_vars",
+    "read_notebook",
+    "resolve_variables",
+]
+
+ENV_PREFIX = "DCS_VAR_"
+"""Environment variables named `DCS_VAR_<NAME>` provide template variable NAME."""
+
+_MAGICS = ("dockerfile", "dcs_file", "init_script")
+_LITERAL_ALIASES = {"true": True, "false": False, "null": None, "none": None}
+
+
+@dataclass(frozen=True)
+class DockerfileCell:
+    """A `%%dockerfile [NAME] [--base IMAGE] [--context DIR] [--quiet]` cell."""
+
+    name: str
+    template: str
+    cell: int
+    base: str | None = None
+    context: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class FileCell:
+    """A `%%dcs_file NAME PATH` cell: a file written into NAME's build context."""
+
+    name: str
+    path: str
+    template: str
+    cell: int
+
+
+@dataclass(frozen=True)
+class InitScriptCell:
+    """A `%%init_script NAME [--upload DEST]` cell."""
+
+    name: str
+    text: str
+    cell: int
+    upload: str | None = None
+    profile: str | None = None
+    local: bool = False
+
+
+@dataclass
+class Notebook:
+    """The parts of a notebook the `dcs` command uses. `dockerfiles` is keyed by NAME."""
+
+    path: Path
+    dockerfiles: dict[str, DockerfileCell]
+    files: list[FileCell] = field(default_factory=list)
+    init_scripts: dict[str, InitScriptCell] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def dockerfile(self, name: str | None = None) -> DockerfileCell:
+        """NAME's `%%dockerfile` cell; without NAME the only one (error when there are several)."""
+        if name is None:
+            if len(self.dockerfiles) == 1:
+                return next(iter(self.dockerfiles.values()))
+            names = ", ".join(sorted(self.dockerfiles))
+            raise NotebookError(
+                f"{self.path} has several %%dockerfile cells ({names}); say which one to use",
+                hint="pass --name NAME",
+            )
+        try:
+            return self.dockerfiles[name]
+        except KeyError:
+            names = ", ".join(sorted(self.dockerfiles))
+            raise NotebookError(
+                f"{self.path} has no %%dockerfile cell named {name!r} (it has: {names})",
+                hint="check --name against the first line of the %%dockerfile cells",
+            ) from None
+
+    def files_for(self, name: str) -> list[FileCell]:
+        """NAME's `%%dcs_file` cells in notebook order (a later cell for the same PATH wins)."""
+        return [f for f in self.files if f.name == name]
+
+
+def read_notebook(path: str | os.PathLike[str]) -> Notebook:
+    """Read NOTEBOOK's build cells and parameters. Runs no notebook code.
+
+    Raises NotebookError when the file is missing, is not a notebook, has no `%%dockerfile`
+    cell, has two `%%dockerfile` cells with the same NAME, has a magic line the magics would
+    reject, or has a parameters cell that is not plain literal assignments.
+    """
+    path = Path(path)
+    cells = _load_cells(path)
+    dockerfiles: dict[str, DockerfileCell] = {}
+    files: list[FileCell] = []
+    init_scripts: dict[str, InitScriptCell] = {}
+    parameters: dict[str, Any] = {}
+    for number, cell in enumerate(cells, start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = _source(cell)
+        if "parameters" in (cell.get("metadata", {}).get("tags") or []):
+            parameters.update(parse_parameters(source, where=f"{path}, parameters cell {number}"))
+        found = _split_cell_magic(source)
+        if found is None:
+            continue
+        magic, line, body = found
+        args = _parse_magic_line(magic, line, where=f"{path}, cell {number}")
+        if magic == "dockerfile":
+            if args.name in dockerfiles:
+                first = dockerfiles[args.name].cell
+                raise NotebookError(
+                    f"{path}: two %%dockerfile cells are named {args.name!r}: cell {first} and "
+                    f"cell {number} (cells counted from 1, markdown included)",
+                    hint="give each %%dockerfile cell its own NAME, or delete the stale one",
+                )
+            dockerfiles[args.name] = DockerfileCell(
+                name=args.name, template=body, cell=number, base=args.base,
+                context=args.context, quiet=args.quiet,
+            )
+        elif magic == "dcs_file":
+            files.append(FileCell(name=args.name, path=args.path, template=body, cell=number))
+        else:
+            init_scripts[args.name] = InitScriptCell(
+                name=args.name, text=body, cell=number, upload=args.upload,
+                profile=args.profile, local=args.local,
+            )
+    if not dockerfiles:
+        raise NotebookError(
+            f"{path} has no %%dockerfile cell, so there is nothing to build",
+            hint="the first line of a code cell must be `%%dockerfile [NAME] [--base IMAGE]`",
+        )
+    return Notebook(path=path, dockerfiles=dockerfiles, files=files,
+                    init_scripts=init_scripts, parameters=parameters)
+
+
+def _load_cells(path: Path) -> list[dict[str, Any]]:
+    import nbformat  # deferred: only the CLI reads notebook files
+
+    if not path.exists():
+        raise NotebookError(f"notebook {path} does not exist",
+                            hint="check the path (it is relative to the current directory)")
+    if not path.is_file():
+        raise NotebookError(f"{path} is not a file", hint="pass the .ipynb file, not a directory")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotebookError(f"cannot read notebook {path}: {exc}") from exc
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # nbformat raises JSONDecodeError, NotJSONError, KeyError, ...
+        raise NotebookError(
+            f"{path} is not a Jupyter notebook (.ipynb JSON): {_first_line(exc)}",
+            hint="pass the .ipynb file saved by Jupyter",
+        ) from exc
+    cells = nb.get("cells")
+    if not isinstance(cells, list):
+        raise NotebookError(f"{path} is not a Jupyter notebook: it has no list of cells",
+                            hint="pass the .ipynb file saved by Jupyter")
+    return cells
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _source(cell: Mapping[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _split_cell_magic(source: str) -> tuple[str, str, str] | None:
+    """(magic, line, body) when SOURCE is one of our cell magics, the way IPython splits it.
+
+    IPython drops leading blank lines, then takes `%%name rest-of-line` and the remaining
+    lines verbatim as the body (inputtransformer2.cell_magic).
+    """
+    lines = source.splitlines(keepends=True)
+    while lines and lines[0].strip() == "":
+        lines.pop(0)
+    if not lines or not lines[0].startswith("%%"):
+        return None
+    magic, _, line = lines[0][2:].rstrip().partition(" ")
+    if magic not in _MAGICS:
+        return None
+    return magic, line, "".join(lines[1:])
+
+
+def _parse_magic_line(magic: str, line: str, *, where: str) -> Any:
+    # The magics module owns the argument definitions; parse with the very same parser.
+    from IPython.core.error import UsageError
+    from IPython.core.magic_arguments import parse_argstring
+
+    from .magics import DcsMagics
+
+    try:
+        return parse_argstring(getattr(DcsMagics, magic), line)
+    except (UsageError, SystemExit, ValueError) as exc:
+        raise NotebookError(
+            f"{where}: `%%{magic} {line}` is not a valid magic line: {_first_line(exc)}",
+            hint=f"run `%%{magic}?` in a notebook for its arguments",
+        ) from exc
+
+
+# -- parameters --------------------------------------------------------------------------
+
+
+def parse_parameters(source: str, *, where: str = "parameters cell") -> dict[str, Any]:
+    """The literal assignments of a papermill-style parameters cell, in order.
+
+    Accepts `name = literal`, `a = b = literal`, `name: type = literal`, comments, blank
+    lines and bare string expressions (docstrings). Anything else raises NotebookError
+    naming the line, because the `dcs` command runs no notebook code.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise NotebookError(
+            f"{where}, line {exc.lineno}: not plain Python ({exc.msg}): {(exc.text or '').strip()!r}",
+            hint="a parameters cell holds only `name = literal` lines (no magics, no ! commands)",
+        ) from exc
+    values: dict[str, Any] = {}
+    lines = source.splitlines()
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            continue  # a docstring-like comment
+        targets, value = _assignment(node)
+        if targets is None:
+            raise _not_literal(where, node, lines, "is not a `name = value` assignment")
+        try:
+            literal = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise _not_literal(where, node, lines, "assigns something that is not a literal") from exc
+        for target in targets:
+            values[target] = literal
+    return values
+
+
+def _assignment(node: ast.stmt) -> tuple[list[str] | None, ast.expr | None]:
+    if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+        return [t.id for t in node.targets], node.value  # type: ignore[attr-defined]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+        return [node.target.id], node.value
+    return None, None
+
+
+def _not_literal(where: str, node: ast.stmt, lines: list[str], what: str) -> NotebookError:
+    text = lines[node.lineno - 1].strip() if 0 < node.lineno <= len(lines) else ""
+    return NotebookError(
+        f"{where}, line {node.lineno}: `{text}` {what}; the dcs command runs no notebook code",
+        hint="use literals only (strings, numbers, True/False/None, lists, dicts), "
+        "or pass the value with --var NAME=VALUE",
+    )
+
+
+# -- variables ---------------------------------------------------------------------------
+
+
+def parse_var(text: str) -> tuple[str, str]:
+    """`NAME=VALUE` -> (NAME, VALUE); NotebookError for anything else."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise NotebookError(
+            f"--var {text!r} is not NAME=VALUE with NAME a Python identifier",
+            hint="write it like --var base_image=registry.example.com/base:1.0",
+        )
+    return name, value
+
+
+def parse_vars(items: Iterable[str]) -> dict[str, str]:
+    """Several `NAME=VALUE` strings -> dict (later ones win)."""
+    return dict(parse_var(item) for item in items)
+
+
+def resolve_variables(parameters: Mapping[str, Any], overrides: Mapping[str, str] | None = None,
+                      environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Template variables: `overrides` (--var) > `DCS_VAR_<NAME>` in `environ` > `parameters`.
+
+    `environ` defaults to os.environ. A string value replacing a non-string parameter is
+    read as a Python literal (see the module docstring).
+    """
+    environ = os.environ if environ is None else environ
+    variables = dict(parameters)
+    from_env = {k[len(ENV_PREFIX):]: v for k, v in environ.items()
+                if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):].isidentifier()}
+    for source, values in ((f"environment variable {ENV_PREFIX}", from_env),
+                           ("--var ", dict(overrides or {}))):
+        for name, text in values.items():
+            variables[name] = _typed(name, text, parameters, source)
+    return variables
+
+
+def _typed(name: str, text: str, parameters: Mapping[str, Any], source: str) -> Any:
+    default = parameters.get(name)
+    if name not in parameters or default is None or isinstance(default, str):
+        return text
+    stripped = text.strip()
+    if stripped.lower() in _LITERAL_ALIASES:
+        return _LITERAL_ALIASES[stripped.lower()]
+    try:
+        return ast.literal_eval(stripped)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise NotebookError(
+            f"{source}{name}: {text!r} is not a Python literal, but the parameters cell gives "
+            f"{name} a {type(default).__name__} value ({default!r})",
+            hint=f"give a {type(default).__name__} literal, e.g. {default!r}",
+        ) from exc

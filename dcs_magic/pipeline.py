@@ -1,0 +1,513 @@
+"""`build()` / `push()`: engine events -> progress state -> results, with throttled sinks.
+
+The functions behind `%dcs_build`, `%dcs_push` and the `dcs` command. They take plain keyword
+arguments and an optional progress sink (any object with `update(snapshot)` and
+`close(snapshot)`; see dcs_magic.widgets). The sink gets at most one `update()` per
+`interval` seconds whatever the event rate, then exactly one `close()` with the final state.
+
+`Job` runs either function in a background thread (`%dcs_build --bg`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from concurrent.futures import Future
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from ._version import __version__
+from .errors import BuildError, ContextError, PushError
+from .imageref import parse_reference
+from .progress import BuildState, PushState, Throttle
+from .results import BuildResult, PushResult
+
+__all__ = ["Cancelled", "Job", "ProgressSink", "build", "parse_pairs", "push"]
+
+SHA_LABEL = "dcs_magic.dockerfile.sha256"
+VERSION_LABEL = "dcs_magic.version"
+DCS_PLATFORM = "linux/amd64"
+LOG_DIR = ".dcs"  # inside the build context; engine.py leaves it out of what is sent
+_CLEANUP_WAIT_S = 10.0
+
+
+class ProgressSink(Protocol):
+    """Where snapshots go: a widget, a text printer, a test recorder."""
+
+    def update(self, snapshot: dict) -> None: ...
+
+    def close(self, snapshot: dict) -> None: ...
+
+
+class Cancelled(KeyboardInterrupt):
+    """A background job was cancelled (handled exactly like Ctrl-C in the foreground)."""
+
+
+# -- throttled reporting ----------------------------------------------------------------
+
+
+class _Reporter:
+    """Applies events to a state and sends throttled snapshots to a sink.
+
+    The event loop sends when the throttle allows; when events pause (a silent RUN step), a
+    small flusher thread sends what is still unsent, so the display never lags more than one
+    interval behind. Both go through one lock and one Throttle, so the rate bound holds.
+    """
+
+    def __init__(self, state: BuildState | PushState, sink: ProgressSink | None, interval: float,
+                 cancel: threading.Event | None = None, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.state = state
+        self.sink = sink
+        self.cancel = cancel
+        self.clock = clock
+        self.started = clock()
+        self._throttle = Throttle(interval, clock)
+        self._lock = threading.RLock()
+        self._dirty = False
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if sink is not None:
+            self._send()  # show the widget's first state at once
+            if interval > 0:
+                self._flusher = threading.Thread(target=self._flush_loop, args=(interval,),
+                                                 name="dcs-progress", daemon=True)
+                self._flusher.start()
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.clock() - self.started
+
+    def apply(self, event: dict) -> list[str]:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        with self._lock:
+            lines = self.state.apply(event)
+            self._changed()
+        return lines
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a state method under the lock (finish, fail, warn, cancel)."""
+        with self._lock:
+            result = fn(*args)
+            self._changed()
+        return result
+
+    def close(self) -> None:
+        """Stop the flusher; send the final snapshot with `close()`."""
+        self._stop.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
+        if self.sink is not None:
+            with self._lock:
+                self.sink.close(self._snapshot())
+
+    def _changed(self) -> None:
+        self._dirty = True
+        if self.sink is not None and self._throttle.ready():
+            self._send()
+
+    def _snapshot(self) -> dict:
+        return self.state.snapshot(elapsed_s=self.elapsed_s)
+
+    def _send(self) -> None:
+        self._dirty = False
+        self.sink.update(self._snapshot())
+
+    def _flush_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                if self._dirty and self._throttle.ready():
+                    try:
+                        self._send()
+                    except Exception:  # noqa: BLE001 - a broken display must not kill the build
+                        return
+
+
+def parse_pairs(items: list[str] | tuple[str, ...] | None, option: str) -> dict[str, str]:
+    """`["K=V", ...]` -> `{K: V}`; ValueError naming the option and the bad item."""
+    pairs: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} expects KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value
+    return pairs
+
+
+# -- build ------------------------------------------------------------------------------
+
+
+def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), name: str = "default",
+          build_args: dict[str, str] | None = None, platform: str = DCS_PLATFORM,
+          no_cache: bool = False, pull: bool = False, target: str | None = None,
+          labels: dict[str, str] | None = None, progress: ProgressSink | None = None,
+          interval: float = 0.1, cancel: threading.Event | None = None) -> BuildResult:
+    """Build `context_dir` (its Dockerfile) with the Docker engine; return a BuildResult.
+
+    The image is labelled `dcs_magic.dockerfile.sha256` and `dcs_magic.version`; the full log
+    goes to `context_dir/.dcs/build-<timestamp>.log` (never sent to the engine). Raises
+    ContextError (no Dockerfile), EngineError (no engine), BuildError (bad tag, rejected
+    Dockerfile, failing step: the message names the step and ends with its last output
+    lines). On KeyboardInterrupt (or `cancel` set from another thread) the stream is closed,
+    the step's container removed, and the interrupt re-raised.
+    """
+    state = BuildState(title=name)
+    reporter = _Reporter(state, progress, interval, cancel)
+    return _reported(reporter, _build, reporter, state, Path(context_dir).expanduser(), tags=list(tags),
+                     name=name, build_args=build_args, platform=platform, no_cache=no_cache, pull=pull,
+                     target=target, labels=labels)
+
+
+def _reported(reporter: _Reporter, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run `fn`; whatever happens, the sink gets a final snapshot that says how it ended."""
+    state = reporter.state
+    try:
+        result = fn(*args, **kwargs)
+    except KeyboardInterrupt:
+        reporter.call(state.cancel)
+        reporter.close()
+        raise
+    except BaseException as exc:
+        # The error's full message (step, last lines, hint) replaces the engine's short one.
+        reporter.call(state.fail, str(exc) or type(exc).__name__)
+        reporter.close()
+        raise
+    reporter.close()
+    return result
+
+
+def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[str], name: str,
+           build_args: dict[str, str] | None, platform: str, no_cache: bool, pull: bool,
+           target: str | None, labels: dict[str, str] | None) -> BuildResult:
+    from . import engine as engine_mod  # docker is imported only when a build starts
+
+    dockerfile = context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ContextError(f"Build context {name!r} has no Dockerfile ({dockerfile})",
+                           hint=f"Run a %%dockerfile {name} cell first (or pass the context "
+                                "directory that holds the Dockerfile).")
+    tags = [_checked_tag(tag) for tag in tags]
+    sha = _dockerfile_sha256(dockerfile.read_bytes())
+    all_labels = {**(labels or {}), SHA_LABEL: sha, VERSION_LABEL: __version__}
+    log_path = _new_log_path(context)
+    with closing(engine_mod.connect()) as engine, log_path.open("w", encoding="utf-8") as log:
+        for warning in _platform_warnings(platform, engine.platform()):
+            reporter.call(state.warn, warning)
+        events = engine.build_events(context, tags=tags[:1], platform=platform, labels=all_labels,
+                                     buildargs=build_args, nocache=no_cache, pull=pull, target=target)
+        try:
+            _consume(reporter, events, log)
+        except engine_mod.StreamError as exc:
+            log.writelines(f"{line}\n" for line in reporter.apply(exc.event))
+            raise _build_error(state, log_path, platform) from exc
+        except BuildError as exc:  # rejected before any step ran (Dockerfile parse error)
+            log.write(f"ERROR: {exc.message}\n")
+            raise
+        except KeyboardInterrupt:
+            log.write("INTERRUPTED\n")
+            _remove_leftovers(engine, state)
+            raise
+        log.writelines(f"{line}\n" for line in reporter.call(state.finish))
+        if not state.image_id:
+            raise BuildError("The engine ended the build without an image id", log_path=str(log_path),
+                             hint=f"See the full log: {log_path}")
+        for tag in tags[1:]:  # docker-py's build takes one tag; the rest are added here
+            engine.tag(state.image_id, tag)
+            log.writelines(f"{line}\n" for line in reporter.apply({"stream": f"Successfully tagged {tag}\n"}))
+    return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
+                       duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
+                       platform=platform, warnings=list(state.warnings))
+
+
+def _consume(reporter: _Reporter, events: Any, log: Any = None) -> None:
+    # closing(): if we stop early (interrupt, cancel, a sink error) the generator's finally
+    # closes the HTTP response at once, which is what makes the engine abort the build.
+    with closing(events):
+        for event in events:
+            lines = reporter.apply(event)
+            if lines and log is not None:
+                log.writelines(f"{line}\n" for line in lines)
+
+
+def _checked_tag(tag: str) -> str:
+    try:
+        ref = parse_reference(tag)
+    except ValueError as exc:
+        raise BuildError(f"Invalid tag {tag!r}: {exc}",
+                         hint="Use -t [registry[:port]/]name[:tag], e.g. -t 127.0.0.1:5000/team/app:1") from exc
+    if ref.digest:
+        raise BuildError(f"Invalid tag {tag!r}: a tag cannot contain a digest (@sha256:...)",
+                         hint="Drop the @sha256:... part; the digest is known after %dcs_push.")
+    return str(ref) if ref.tag else f"{ref}:latest"
+
+
+def _dockerfile_sha256(data: bytes) -> str:
+    try:
+        from .context import dockerfile_sha256
+    except ImportError:  # context.py is optional for the pipeline
+        return hashlib.sha256(data).hexdigest()
+    return dockerfile_sha256(data)
+
+
+def _new_log_path(context: Path) -> Path:
+    directory = context / LOG_DIR
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ContextError(f"Cannot create the build log directory {directory}: {exc.strerror}",
+                           hint="Make the build context writable.") from exc
+    return directory / f"build-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.log"
+
+
+def _platform_warnings(platform: str | None, engine_platform: str) -> list[str]:
+    warnings = []
+    if platform and platform != DCS_PLATFORM:
+        warnings.append(f"Building for {platform}: Databricks Container Services runs {DCS_PLATFORM} "
+                        "images only, so this image will not start on a cluster.")
+    wanted = platform or engine_platform
+    if wanted.split("/")[:2] != engine_platform.split("/")[:2]:
+        warnings.append(f"The Docker engine runs {engine_platform} but the image is built for {wanted}: "
+                        "RUN steps need emulation (binfmt/QEMU) on this engine and may fail with "
+                        "'exec format error'.")
+    return warnings
+
+
+def _build_error(state: BuildState, log_path: Path, platform: str | None) -> BuildError:
+    """The message names the failing step and ends with its last output lines."""
+    where = (f"Step {state.failed_step}/{state.total_steps} : {state.failed_instruction}"
+             if state.failed_step else "The build")
+    lines = state.last_lines[-10:]
+    message = f"{where} failed: {state.error}\nFull log: {log_path}"
+    hint = ""
+    if state.failed_step == 1 or (state.failed_instruction or "").upper().startswith("FROM"):
+        hint = ("The base image could not be found or pulled: check its name and tag, and that "
+                "its registry is reachable (or build/pull it locally first).")
+    elif "exec format error" in (state.error or "") + "".join(lines):
+        hint = f"The base image does not run on this engine's platform; build on an engine that runs {platform}."
+    if lines:
+        message += "\nLast output lines:\n" + "\n".join(f"    {line}" for line in lines)
+    error = BuildError(message, step=state.failed_step, instruction=state.failed_instruction,
+                       last_lines=lines, log_path=str(log_path), hint="" if lines else hint)
+    return error
+
+
+def _remove_leftovers(engine: Any, state: BuildState) -> None:
+    """After an interrupt: make sure the step's intermediate container is gone.
+
+    Closing the stream makes the engine abort the build and (forcerm) remove the container
+    itself; we wait a little for that, then remove what is left. A container created in the
+    instant before the interrupt, not yet announced in the stream, has the last step's image
+    as its image and no name given by us, so it is found through that image.
+    """
+    suspects = {state.container} if state.container else set()
+    if state.last_image:
+        suspects.update(cid for cid in engine.containers_from(state.last_image)
+                        if _is_intermediate(engine, cid, state.last_image))
+    deadline = time.monotonic() + _CLEANUP_WAIT_S
+    for cid in sorted(suspects):
+        while time.monotonic() < deadline and _exists(engine, cid):
+            time.sleep(0.2)
+        engine.remove_container(cid)
+
+
+def _exists(engine: Any, container_id: str) -> bool:
+    return any(container_id in c for c in engine.api.containers(all=True, quiet=True,
+                                                                 filters={"id": container_id}))
+
+
+def _is_intermediate(engine: Any, container_id: str, image_id: str) -> bool:
+    """A classic-builder step container: made directly from `image_id`, not by `docker run`."""
+    try:
+        info = engine.api.inspect_container(container_id)
+    except Exception:  # noqa: BLE001 - already gone
+        return False
+    image = info.get("Image", "")
+    return image.removeprefix("sha256:").startswith(image_id) and not info.get("HostConfig", {}).get("AutoRemove")
+
+
+# -- push -------------------------------------------------------------------------------
+
+
+def push(reference: str, *, username: str | None = None, password: str | None = None,
+         progress: ProgressSink | None = None, interval: float = 0.1,
+         cancel: threading.Event | None = None) -> PushResult:
+    """Push the local image `reference` (repo[:tag]) to its registry; return a PushResult.
+
+    Credentials: Docker's own config and credential helpers, unless `username` is given with
+    `password`; the password is passed to the engine for this one request and dropped.
+    Failures raise PushError with the registry's reason (never a credential).
+    """
+    state = PushState(reference=reference)
+    reporter = _Reporter(state, progress, interval, cancel)
+    # A one-item list: _push pops the credentials out, so no frame keeps them past the send.
+    holder = [{"username": username, "password": password} if (username or password) else None]
+    del password
+    return _reported(reporter, _push, reporter, state, reference, holder)
+
+
+def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: list) -> PushResult:
+    from . import engine as engine_mod
+
+    ref = _push_ref(reference)
+    tag = ref.tag or "latest"
+    pushed = state.reference = f"{ref.repository}:{tag}"
+    auth = auth_holder.pop()
+    if auth is not None:
+        if not auth["username"] or not auth["password"]:
+            raise PushError("A registry username needs a password and a password needs a username",
+                            reference=pushed, hint="Pass --username U with --password-env VAR "
+                            "(or answer the password prompt).")
+        auth["serveraddress"] = ref.registry
+    with closing(engine_mod.connect()) as engine:
+        if not engine.image_exists(pushed):
+            raise PushError(f"No local image {pushed} to push", reference=pushed, reason="image not found",
+                            hint=f"Build it first: %dcs_build -t {pushed}")
+        events = engine.push_events(ref.repository, tag, auth_config=auth)
+        del auth  # the generator holds it until the request is sent, then drops it
+        try:
+            _consume(reporter, events)
+        except engine_mod.StreamError as exc:
+            reporter.apply(exc.event)
+            raise _push_error(pushed, ref.registry, exc.message) from exc
+        reporter.call(state.finish)
+        if not state.digest:
+            raise PushError(f"The push of {pushed} ended without a digest from the registry",
+                            reference=pushed, reason="no digest")
+    return PushResult(reference=pushed, digest=state.digest, pinned=ref.pinned(state.digest),
+                      size=state.size, duration_s=round(reporter.elapsed_s, 3))
+
+
+def _push_ref(reference: str) -> Any:
+    try:
+        ref = parse_reference(reference)
+    except ValueError as exc:
+        raise PushError(f"Cannot push {reference!r}: {exc}", reference=reference,
+                        hint="Write it as [registry[:port]/]name[:tag]") from exc
+    if ref.digest:
+        raise PushError(f"Cannot push {reference!r}: push a tag, not a digest", reference=reference,
+                        hint="Drop the @sha256:... part; the digest is what the push returns.")
+    return ref
+
+
+# Registry / engine wording -> (what it means, how to fix). First match wins.
+_PUSH_REASONS: list[tuple[tuple[str, ...], str, str]] = [
+    (("429", "toomanyrequests", "too many requests"), "rate limited by the registry at {registry} (429 Too Many Requests)",
+     "Wait a while and push again; authenticated pushes usually get higher limits."),
+    (("connection refused", "no such host", "i/o timeout", "dial tcp", "no route to host", "network is unreachable"),
+     "registry unreachable at {registry}", "Check the registry address and that the registry is running."),
+    (("unauthorized", "authentication required", "no basic auth credentials", "incorrect username or password",
+      "authentication failed"), "the registry at {registry} did not accept the credentials",
+     "Log in with `docker login {registry}`, or pass --username U --password-env VAR."),
+    (("denied", "forbidden"), "access denied by the registry at {registry}",
+     "Check that the account may push to this repository."),
+    (("does not exist locally", "no such image"), "no local image to push", "Build it first with %dcs_build -t REF."),
+]
+
+
+def _push_error(reference: str, registry: str, message: str) -> PushError:
+    lowered = message.lower()
+    for needles, what, hint in _PUSH_REASONS:
+        if any(needle in lowered for needle in needles):
+            return PushError(f"Push of {reference} failed: {what.format(registry=registry)}: {message}",
+                             reference=reference, reason=message, hint=hint.format(registry=registry))
+    return PushError(f"Push of {reference} failed: {message}", reference=reference, reason=message)
+
+
+# -- background jobs --------------------------------------------------------------------
+
+
+class _TeeSink:
+    """Keeps the last snapshot for `Job.state` and forwards to the real sink (if any)."""
+
+    def __init__(self, sink: ProgressSink | None) -> None:
+        self.sink = sink
+        self.last: dict = {}
+
+    def update(self, snapshot: dict) -> None:
+        self.last = snapshot
+        if self.sink is not None:
+            self.sink.update(snapshot)
+
+    def close(self, snapshot: dict) -> None:
+        self.last = snapshot
+        if self.sink is not None:
+            self.sink.close(snapshot)
+
+
+class Job:
+    """A build or push running in a background thread (`--bg`).
+
+    `done()`, `result(timeout=None)` (returns the result or re-raises the failure), `state`
+    (the latest progress snapshot), `cancel()` (stops at the next engine event, cleaning up
+    like Ctrl-C), `add_done_callback(fn)`.
+    """
+
+    def __init__(self, kind: str, title: str, fn: Callable[..., Any], *args: Any,
+                 on_result: Callable[[Any], Any] | None = None, **kwargs: Any) -> None:
+        """Start `fn(*args, **kwargs, progress=..., cancel=...)` in a daemon thread.
+
+        `on_result(result)` runs in that thread after a success (e.g. to remember the result).
+        """
+        self.kind = kind
+        self.title = title
+        self._future: Future = Future()
+        self._cancel = threading.Event()
+        self._tee = _TeeSink(kwargs.pop("progress", None))
+        self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs, on_result),
+                                        name=f"dcs-{kind}-{title}", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict,
+             on_result: Callable[[Any], Any] | None) -> None:
+        self._future.set_running_or_notify_cancel()
+        try:
+            result = fn(*args, progress=self._tee, cancel=self._cancel, **kwargs)
+            if on_result is not None:
+                on_result(result)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever calls result()
+            self._future.set_exception(exc)
+        else:
+            self._future.set_result(result)
+
+    @property
+    def state(self) -> dict:
+        """The latest progress snapshot (updated at most once per progress interval)."""
+        return dict(self._tee.last)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the result; re-raise the build's / push's error. TimeoutError if not done."""
+        return self._future.result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        return self._future.exception(timeout)
+
+    def cancel(self) -> None:
+        """Ask the job to stop; it does at the engine's next event."""
+        self._cancel.set()
+
+    def add_done_callback(self, fn: Callable[["Job"], Any]) -> None:
+        self._future.add_done_callback(lambda _future: fn(self))
+
+    def __repr__(self) -> str:
+        if not self._future.done():
+            state = self.state
+            where = ""
+            if state.get("total_steps"):
+                where = f", step {state['step']}/{state['total_steps']}"
+            elif state.get("layers_total"):
+                where = f", {state['layers_done']}/{state['layers_total']} layers"
+            return f"<Job {self.kind} {self.title!r}: running{where}, {state.get('elapsed_s', 0.0):.1f}s>"
+        error = self._future.exception()
+        if error is not None:
+            first = (getattr(error, "message", None) or str(error) or type(error).__name__).splitlines()[0]
+            return f"<Job {self.kind} {self.title!r}: failed: {first}>"
+        return f"<Job {self.kind} {self.title!r}: done -> {self._future.result()!r}>"

@@ -1,0 +1,666 @@
+"""`ClusterSpec`: the Clusters API create body, validated before any request. No I/O.
+
+The fields are named exactly like the body of `POST /api/2.1/clusters/create`, so
+`ClusterSpec(**body)` and `ClusterSpec.from_dict(body)` both work and `to_dict()` gives the
+body back. `docker_image` and `init_scripts` take the API's own dict shapes, or the small
+dataclasses below (`DockerImage`, `BasicAuth`, `InitScript`), or for an init script a
+destination string (`"/Workspace/Shared/setup.sh"`, `"dbfs:/init/x.sh"`, ...).
+
+Validation (`validate()`, `errors()`) raises `SpecError(field=...)` with the rule in words,
+and refuses what Databricks Container Services cannot run: ML runtimes, aarch64/Graviton,
+and standard (shared) access mode. The same rules filter the launch form's runtime and
+node type lists (`dcs_runtimes`, `dcs_node_types`), so the two can never disagree.
+
+Secrets: a registry password is either a `{{secrets/scope/key}}` reference (a name, shown
+as is), a literal (shown as `****` in reprs, previews and `to_json()`), or the name of an
+environment variable (`BasicAuth(password_env="VAR")`) read only by `to_dict()`, i.e. when
+the request body is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from .errors import SpecError
+from .imageref import parse_reference
+
+__all__ = [
+    "ALLOWED_ACCESS_MODES",
+    "BasicAuth",
+    "ClusterSpec",
+    "DockerImage",
+    "InitScript",
+    "MASK",
+    "NamedInitScript",
+    "dcs_node_types",
+    "dcs_runtimes",
+    "init_script_info",
+    "is_secret_reference",
+    "mask_secrets",
+    "node_type_refusal",
+    "runtime_refusal",
+]
+
+MASK = "****"
+"""What a literal password looks like in reprs, previews and `to_json()`."""
+
+MAX_CUSTOM_TAGS = 45
+MAX_INIT_SCRIPTS = 10
+MAX_SSH_KEYS = 10
+
+_SECRET_REFERENCE = re.compile(r"^\{\{\s*secrets/[^/{}\s]+/[^/{}\s]+\s*\}\}$")
+
+# Access modes DCS supports, and why the others are refused.
+ALLOWED_ACCESS_MODES = ("DATA_SECURITY_MODE_DEDICATED", "SINGLE_USER", "NONE")
+_REFUSED_ACCESS_MODES = {
+    "USER_ISOLATION": "standard (shared) access mode",
+    "DATA_SECURITY_MODE_STANDARD": "standard (shared) access mode",
+    "DATA_SECURITY_MODE_AUTO": "automatic access mode (Databricks may pick standard access mode)",
+    "LEGACY_TABLE_ACL": "legacy table access control (a shared access mode)",
+    "LEGACY_PASSTHROUGH": "legacy credential passthrough",
+    "LEGACY_SINGLE_USER": "legacy single-user credential passthrough",
+    "LEGACY_SINGLE_USER_STANDARD": "legacy single-user standard mode",
+}
+_ACCESS_MODE_HINT = ("use data_security_mode DATA_SECURITY_MODE_DEDICATED (or SINGLE_USER) with "
+                     "single_user_name, or NONE (no isolation)")
+
+# AWS Graviton families: letters, a generation digit, then `g` (m6g, m6gd, r7g, c6gn, x2gd,
+# t4g, im4gn, is4gen, g5g, hpc7g, ...). x86 GPU families such as g4dn/g5/p3 do not match.
+_GRAVITON = re.compile(r"^[a-z]{1,3}\d+g[a-z]*\.", re.IGNORECASE)
+_RUNTIME_VERSION = re.compile(r"^(\d+)\.(\d+)")
+
+# Init script destination types: (pattern the destination must match, example).
+_DESTINATIONS: dict[str, tuple[re.Pattern[str], str]] = {
+    "workspace": (re.compile(r"^/(?:Workspace|Users|Shared|Repos)/[^/].*[^/]$"),
+                  "/Workspace/Users/me@example.com/init.sh"),
+    "volumes": (re.compile(r"^/Volumes/[^/]+/[^/]+/[^/]+/.*[^/]$"),
+                "/Volumes/catalog/schema/volume/init.sh"),
+    "dbfs": (re.compile(r"^dbfs:/[^/].*[^/]$"), "dbfs:/databricks/init/init.sh"),
+    "file": (re.compile(r"^file:/[^/].*[^/]$"), "file:/databricks/scripts/init.sh"),
+    "s3": (re.compile(r"^s3a?://[^/\s]+/.*[^/]$"), "s3://bucket/init/init.sh"),
+    "abfss": (re.compile(r"^abfss://[^@/\s]+@[^/\s]+/.*[^/]$"),
+              "abfss://container@account.dfs.core.windows.net/init.sh"),
+    "gcs": (re.compile(r"^gs://[^/\s]+/.*[^/]$"), "gs://bucket/init/init.sh"),
+}
+# Destination string prefix -> type, for `init_script_info("...")`.
+_PREFIXES = (
+    ("/Workspace/", "workspace"), ("/Users/", "workspace"), ("/Shared/", "workspace"),
+    ("/Repos/", "workspace"), ("/Volumes/", "volumes"), ("dbfs:/", "dbfs"), ("file:/", "file"),
+    ("s3://", "s3"), ("s3a://", "s3"), ("abfss://", "abfss"), ("gs://", "gcs"),
+)
+
+
+def is_secret_reference(value: Any) -> bool:
+    """True for a `{{secrets/scope/key}}` reference: a name the cluster resolves, not a secret."""
+    return isinstance(value, str) and bool(_SECRET_REFERENCE.match(value))
+
+
+def _mask_password(value: Any) -> Any:
+    """`****` for a literal; references and absent values are shown as they are."""
+    return value if value in (None, "") or is_secret_reference(value) else MASK
+
+
+def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a create body with `docker_image.basic_auth.password` masked.
+
+    `{{secrets/scope/key}}` references are kept: they name a secret, they are not one.
+    """
+    masked = copy.deepcopy(dict(body))
+    image = masked.get("docker_image")
+    auth = image.get("basic_auth") if isinstance(image, dict) else None
+    if isinstance(auth, dict) and "password" in auth:
+        auth["password"] = _mask_password(auth["password"])
+    return masked
+
+
+# -- docker_image ------------------------------------------------------------------------
+
+
+@dataclass
+class BasicAuth:
+    """Registry credentials. Give `password` (a literal or a `{{secrets/...}}` reference) or
+    `password_env`, the name of an environment variable read only when the body is built."""
+
+    username: str
+    password: str | None = None
+    password_env: str | None = None
+
+    def to_dict(self, *, mask: bool = False) -> dict[str, Any]:
+        """The API's `basic_auth` dict; `mask=True` never reads the environment."""
+        if mask:
+            password = _mask_password(self.password) if self.password is not None else (
+                MASK if self.password_env else None)
+        else:
+            password = self._resolve_password()
+        body = {"username": self.username}
+        return body if password is None else {**body, "password": password}
+
+    def _resolve_password(self) -> str | None:
+        if self.password is not None or not self.password_env:
+            return self.password
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise SpecError(f"environment variable {self.password_env} (the registry password) is not set",
+                            field="docker_image.basic_auth.password",
+                            hint=f"set {self.password_env} in the environment the kernel runs in, or "
+                                 "use a {{secrets/scope/key}} reference")
+        return value
+
+    def __repr__(self) -> str:
+        source = f"password_env={self.password_env!r}" if self.password_env and self.password is None \
+            else f"password={_mask_password(self.password)!r}"
+        return f"BasicAuth(username={self.username!r}, {source})"
+
+
+@dataclass
+class DockerImage:
+    """The API's `docker_image`: `url` and optional `basic_auth`."""
+
+    url: str
+    basic_auth: BasicAuth | dict[str, Any] | None = None
+
+    def to_dict(self, *, mask: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": self.url}
+        if isinstance(self.basic_auth, BasicAuth):
+            body["basic_auth"] = self.basic_auth.to_dict(mask=mask)
+        elif self.basic_auth is not None:
+            body["basic_auth"] = copy.deepcopy(self.basic_auth)
+        return mask_secrets({"docker_image": body})["docker_image"] if mask else body
+
+    def __repr__(self) -> str:
+        return f"DockerImage({self.to_dict(mask=True)!r})"
+
+
+# -- init_scripts ------------------------------------------------------------------------
+
+
+@dataclass
+class InitScript:
+    """One `init_scripts` item: a destination type (`workspace`, `volumes`, `dbfs`, `file`,
+    `s3`, `abfss`, `gcs`) and its destination; `options` carries extra keys (s3 `region`, ...)."""
+
+    kind: str
+    destination: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.kind: {"destination": self.destination, **copy.deepcopy(self.options)}}
+
+
+def init_script_info(destination: str, *, region: str | None = None,
+                     endpoint: str | None = None) -> dict[str, Any]:
+    """The API's init-script dict for a destination string, e.g.
+    `"/Volumes/c/s/v/init.sh"` -> `{"volumes": {"destination": "/Volumes/c/s/v/init.sh"}}`.
+
+    Raises SpecError for a destination of no known type or a malformed one.
+    """
+    dest = (destination or "").strip() if isinstance(destination, str) else destination
+    kind = next((k for prefix, k in _PREFIXES if isinstance(dest, str) and dest.startswith(prefix)), None)
+    if kind is None:
+        raise SpecError(f"init script destination {destination!r} is not a known type",
+                        field="init_scripts", hint=_destination_forms())
+    info: dict[str, Any] = {"destination": dest}
+    if kind == "s3":
+        info.update({k: v for k, v in (("region", region), ("endpoint", endpoint)) if v})
+    item = {kind: info}
+    for error in _init_script_errors(item, "init_scripts"):
+        raise error
+    return item
+
+
+def _destination_forms() -> str:
+    return "write one of: " + ", ".join(example for _, example in _DESTINATIONS.values())
+
+
+def _init_script_errors(item: Any, where: str) -> Iterator[SpecError]:
+    if not isinstance(item, dict):
+        yield SpecError(f"{where} must be a dict like {{\"workspace\": {{\"destination\": ...}}}}",
+                        field=where, hint=_destination_forms())
+        return
+    kinds = [k for k in item if k in _DESTINATIONS]
+    unknown = [k for k in item if k not in _DESTINATIONS]
+    if unknown:
+        yield SpecError(f"{where} has unknown destination type(s) {', '.join(map(repr, unknown))}; "
+                        f"known types: {', '.join(_DESTINATIONS)}", field=where)
+        return
+    if len(kinds) != 1:
+        yield SpecError(f"{where} must have exactly one destination type, not "
+                        f"{len(kinds)} ({', '.join(kinds) or 'none'})", field=where, hint=_destination_forms())
+        return
+    kind = kinds[0]
+    info = item[kind]
+    dest = info.get("destination") if isinstance(info, dict) else None
+    pattern, example = _DESTINATIONS[kind]
+    if not isinstance(dest, str) or not pattern.match(dest) or "/../" in dest or "//" in dest.split("://")[-1]:
+        yield SpecError(f"{where}.{kind}.destination {dest!r} is not a well-formed {kind} path",
+                        field=f"{where}.{kind}.destination", hint=f"write it like {example}")
+    elif kind == "s3" and not (info.get("region") or info.get("endpoint")):
+        yield SpecError(f"{where}.s3 needs a region or an endpoint", field=f"{where}.s3.region",
+                        hint='add "region": "us-west-2" (the bucket\'s region) next to the destination')
+
+
+@dataclass
+class NamedInitScript:
+    """An init script kept from a `%%init_script NAME` cell; `destination` once uploaded
+    (or a `file:/...` path for a script baked into the image)."""
+
+    name: str
+    text: str
+    destination: str | None = None
+
+    def info(self) -> dict[str, Any] | None:
+        """The `init_scripts` item referencing it, or None while it has no destination."""
+        return init_script_info(self.destination) if self.destination else None
+
+    def __repr__(self) -> str:
+        lines = len(self.text.splitlines())
+        where = self.destination or "not uploaded"
+        return f"NamedInitScript({self.name!r}, {lines} lines, {where})"
+
+
+# -- DCS refusals (shared by validation and the launch form's lists) ----------------------
+
+
+def runtime_refusal(key: str | None) -> str | None:
+    """Why DCS cannot run a runtime key (`15.4.x-scala2.12`), or None when it can."""
+    if not key:
+        return None
+    if "-ml-" in key or key.endswith("-ml"):
+        return f"{key} is a Databricks Runtime for ML, which does not support custom containers"
+    if "-aarch64-" in key or key.endswith("-aarch64"):
+        return f"{key} is an aarch64 (Graviton) runtime; custom containers run on x86_64 only"
+    return None
+
+
+def node_type_refusal(node_type: str | Mapping[str, Any] | None) -> str | None:
+    """Why DCS cannot use a node type (an id, or a `list-node-types` item), or None."""
+    if not node_type:
+        return None
+    info = node_type if isinstance(node_type, Mapping) else {"node_type_id": node_type}
+    node_id = str(info.get("node_type_id") or "")
+    if info.get("is_graviton") or _GRAVITON.match(node_id):
+        return f"{node_id} is an AWS Graviton (arm64) node type; custom containers run on x86_64 only"
+    return None
+
+
+def _version_key(key: str) -> tuple[int, int]:
+    match = _RUNTIME_VERSION.match(key)
+    return (int(match[1]), int(match[2])) if match else (-1, -1)
+
+
+def dcs_runtimes(versions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`spark-versions` items DCS can run: ML and aarch64 left out, LTS first, newest first."""
+    usable = [dict(v) for v in versions if v.get("key") and runtime_refusal(v["key"]) is None]
+    return sorted(usable, key=lambda v: ("LTS" not in str(v.get("name", "")),
+                                         tuple(-n for n in _version_key(v["key"])), v["key"]))
+
+
+def dcs_node_types(node_types: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`list-node-types` items DCS can use: Graviton, deprecated and hidden ones left out,
+    smallest first."""
+    usable = [dict(n) for n in node_types if n.get("node_type_id") and node_type_refusal(n) is None
+              and not n.get("is_deprecated") and not n.get("is_hidden")]
+    return sorted(usable, key=lambda n: (float(n.get("num_cores") or 0), float(n.get("memory_mb") or 0),
+                                         n["node_type_id"]))
+
+
+# -- ClusterSpec ---------------------------------------------------------------------------
+
+
+@dataclass(repr=False)
+class ClusterSpec:
+    """The clusters/create body. Fields are named like the API's; None means "not sent".
+
+    Unknown fields read by `from_dict` are kept in `extra` and sent back unchanged.
+    """
+
+    cluster_name: str | None = None
+    spark_version: str | None = None
+    node_type_id: str | None = None
+    driver_node_type_id: str | None = None
+    num_workers: int | None = None
+    autoscale: dict[str, int] | None = None
+    docker_image: DockerImage | dict[str, Any] | None = None
+    init_scripts: list[InitScript | dict[str, Any] | str] | None = None
+    spark_conf: dict[str, str] | None = None
+    spark_env_vars: dict[str, str] | None = None
+    custom_tags: dict[str, str] | None = None
+    autotermination_minutes: int | None = None
+    data_security_mode: str | None = None
+    single_user_name: str | None = None
+    policy_id: str | None = None
+    apply_policy_default_values: bool | None = None
+    runtime_engine: str | None = None
+    aws_attributes: dict[str, Any] | None = None
+    azure_attributes: dict[str, Any] | None = None
+    gcp_attributes: dict[str, Any] | None = None
+    instance_pool_id: str | None = None
+    driver_instance_pool_id: str | None = None
+    cluster_log_conf: dict[str, Any] | None = None
+    ssh_public_keys: list[str] | None = None
+    enable_elastic_disk: bool | None = None
+    enable_local_disk_encryption: bool | None = None
+    is_single_node: bool | None = None
+    kind: str | None = None
+    use_ml_runtime: bool | None = None
+    workload_type: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The API fields this class names (everything but `extra`)."""
+        return tuple(f.name for f in fields(cls) if f.name != "extra")
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> "ClusterSpec":
+        """Read a create body (e.g. a saved JSON file); unknown fields go to `extra`."""
+        if not isinstance(body, Mapping):
+            raise SpecError(f"a cluster spec must be a JSON object, not {type(body).__name__}", field=None)
+        known = set(cls.field_names())
+        data = copy.deepcopy(dict(body))
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**{k: v for k, v in data.items() if k in known}, extra=extra)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "JSON") -> "ClusterSpec":
+        """Read a create body from JSON text; errors name the line and column."""
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                            field=None) from exc
+        return cls.from_dict(body)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "ClusterSpec":
+        """Read a create body from a JSON file (`%dcs_launch --spec FILE`)."""
+        path = Path(path).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError(f"cannot read the cluster spec file {path}: {exc.strerror or exc}",
+                            field=None) from exc
+        return cls.from_json(text, source=str(path))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _body(self, *, mask: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for name in self.field_names():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "docker_image":
+                value = value.to_dict(mask=mask) if isinstance(value, DockerImage) else copy.deepcopy(value)
+            elif name == "init_scripts" and isinstance(value, list):
+                value = [_plain_init_script(item, strict=not mask) for item in value]
+            else:
+                value = copy.deepcopy(value)
+            body[name] = value
+        for key, value in self.extra.items():
+            body.setdefault(key, copy.deepcopy(value))
+        return mask_secrets(body) if mask else body
+
+    def to_dict(self, *, validate: bool = True) -> dict[str, Any]:
+        """The request body (None fields left out). Validates first unless `validate=False`.
+
+        Reads a `BasicAuth.password_env` variable: this is the body that is sent.
+        """
+        if validate:
+            self.validate()
+        return self._body(mask=False)
+
+    def masked(self) -> dict[str, Any]:
+        """The body with literal passwords as `****` (references kept); never validates and
+        never reads the environment, so a preview works for any spec."""
+        return self._body(mask=True)
+
+    def to_json(self, *, mask: bool = True, validate: bool = False, indent: int | None = 2) -> str:
+        """JSON text of the body, masked by default (for previews and files)."""
+        if validate:
+            self.validate()
+        body = self.masked() if mask else self.to_dict(validate=False)
+        return json.dumps(body, indent=indent, sort_keys=False)
+
+    def replace(self, **changes: Any) -> "ClusterSpec":
+        """A copy with some fields changed."""
+        values = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        values.update(changes)
+        return type(self)(**values)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.masked().items())
+        return f"ClusterSpec({inner})"
+
+    # -- validation ------------------------------------------------------------------------
+
+    def validate(self) -> "ClusterSpec":
+        """Raise the first problem as SpecError(field=...); return self when valid."""
+        for error in self.errors():
+            raise error
+        return self
+
+    def errors(self) -> list[SpecError]:
+        """Every problem found, in field order (empty when valid)."""
+        checks = (_check_extra, _check_version, _check_size, _check_autotermination, _check_strings,
+                  _check_node_types, _check_access_mode, _check_docker_image, _check_init_scripts,
+                  _check_ssh_keys)
+        return [error for check in checks for error in check(self)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors()
+
+
+def _plain_init_script(item: Any, *, strict: bool = True) -> Any:
+    """An init_scripts item in the API's dict shape; `strict=False` (previews) keeps a
+    malformed destination string as written instead of raising."""
+    if isinstance(item, InitScript):
+        return item.to_dict()
+    if isinstance(item, NamedInitScript):
+        if not item.destination:
+            if strict:
+                raise SpecError(f"init script {item.name!r} has no destination yet", field="init_scripts",
+                                hint=f"upload it: %%init_script {item.name} --upload /Workspace/...")
+            return f"<{item.name}: not uploaded>"
+        item = item.destination
+    if isinstance(item, str):
+        try:
+            return init_script_info(item)
+        except SpecError:
+            if strict:
+                raise
+            return item
+    return copy.deepcopy(item)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_extra(spec: ClusterSpec) -> Iterator[SpecError]:
+    clash = sorted(set(spec.extra) & set(spec.field_names()))
+    if clash:
+        yield SpecError(f"extra repeats the named field(s) {', '.join(clash)}", field="extra",
+                        hint="set them as ClusterSpec fields instead")
+
+
+def _check_version(spec: ClusterSpec) -> Iterator[SpecError]:
+    if not isinstance(spec.spark_version, str) or not spec.spark_version.strip():
+        yield SpecError("spark_version is required (the runtime key, e.g. 15.4.x-scala2.12)",
+                        field="spark_version", hint="pick one from Workspace.spark_versions()")
+        return
+    reason = runtime_refusal(spec.spark_version)
+    if reason:
+        yield SpecError(reason, field="spark_version",
+                        hint="pick a standard (non-ML, x86_64) runtime such as 15.4.x-scala2.12")
+    if spec.use_ml_runtime:
+        yield SpecError("use_ml_runtime asks for Databricks Runtime for ML, which does not support custom "
+                        "containers", field="use_ml_runtime", hint="leave use_ml_runtime out or set it to false")
+
+
+def _check_size(spec: ClusterSpec) -> Iterator[SpecError]:
+    fixed, auto = spec.num_workers is not None, spec.autoscale is not None
+    if fixed and auto:
+        yield SpecError("set num_workers or autoscale, not both", field="num_workers",
+                        hint="num_workers for a fixed size (0 = single node), autoscale for a range")
+    elif not fixed and not auto and not spec.policy_id and not spec.is_single_node:
+        yield SpecError("the cluster size is missing: set num_workers or autoscale", field="num_workers",
+                        hint="num_workers=0 for a single-node cluster, or autoscale={'min_workers': 1, "
+                             "'max_workers': 4}")
+    if fixed and (not _is_int(spec.num_workers) or spec.num_workers < 0):
+        yield SpecError(f"num_workers must be a whole number >= 0, not {spec.num_workers!r}", field="num_workers")
+    if auto:
+        yield from _check_autoscale(spec.autoscale)
+
+
+def _check_autoscale(autoscale: Any) -> Iterator[SpecError]:
+    example = "autoscale={'min_workers': 1, 'max_workers': 4}"
+    if not isinstance(autoscale, Mapping):
+        yield SpecError(f"autoscale must be a dict like {example}", field="autoscale")
+        return
+    lo, hi = autoscale.get("min_workers"), autoscale.get("max_workers")
+    unknown = sorted(set(autoscale) - {"min_workers", "max_workers"})
+    if unknown:
+        yield SpecError(f"autoscale has unknown key(s) {', '.join(unknown)}", field="autoscale", hint=example)
+    elif not (_is_int(lo) and _is_int(hi)):
+        yield SpecError("autoscale needs whole numbers min_workers and max_workers", field="autoscale",
+                        hint=example)
+    elif lo < 0 or hi <= lo:
+        yield SpecError(f"autoscale needs max_workers > min_workers >= 0 (got min {lo}, max {hi})",
+                        field="autoscale", hint="for a fixed size use num_workers instead")
+
+
+def _check_autotermination(spec: ClusterSpec) -> Iterator[SpecError]:
+    value = spec.autotermination_minutes
+    if value is None:
+        return
+    if not _is_int(value) or not (value == 0 or 10 <= value <= 10000):
+        yield SpecError(f"autotermination_minutes must be 0 (never) or between 10 and 10000, not {value!r}",
+                        field="autotermination_minutes")
+
+
+def _check_strings(spec: ClusterSpec) -> Iterator[SpecError]:
+    for name in ("spark_conf", "spark_env_vars", "custom_tags"):
+        value = getattr(spec, name)
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            yield SpecError(f"{name} must be a dict of strings", field=name)
+            continue
+        bad = [k for k, v in value.items() if not isinstance(k, str) or not k or not isinstance(v, str)]
+        if bad:
+            yield SpecError(f"{name} keys must be non-empty strings and values strings; fix {bad[0]!r}",
+                            field=name, hint='quote numbers and booleans: {"key": "true"}')
+    if isinstance(spec.custom_tags, Mapping) and len(spec.custom_tags) > MAX_CUSTOM_TAGS:
+        yield SpecError(f"custom_tags has {len(spec.custom_tags)} tags; at most {MAX_CUSTOM_TAGS} are allowed",
+                        field="custom_tags")
+    for name in ("cluster_name", "node_type_id", "driver_node_type_id", "single_user_name", "policy_id"):
+        value = getattr(spec, name)
+        if value is not None and not isinstance(value, str):
+            yield SpecError(f"{name} must be a string, not {type(value).__name__}", field=name)
+
+
+def _check_node_types(spec: ClusterSpec) -> Iterator[SpecError]:
+    for name in ("node_type_id", "driver_node_type_id"):
+        value = getattr(spec, name)
+        reason = node_type_refusal(value) if isinstance(value, str) else None
+        if reason:
+            yield SpecError(reason, field=name, hint="pick an x86_64 node type (e.g. m5d.large, i3.xlarge)")
+
+
+def _check_access_mode(spec: ClusterSpec) -> Iterator[SpecError]:
+    mode = spec.data_security_mode
+    if mode is None or mode in ALLOWED_ACCESS_MODES:
+        return
+    if mode in _REFUSED_ACCESS_MODES:
+        yield SpecError(f"data_security_mode {mode} is {_REFUSED_ACCESS_MODES[mode]}, which Databricks "
+                        "Container Services does not support", field="data_security_mode", hint=_ACCESS_MODE_HINT)
+    else:
+        yield SpecError(f"data_security_mode {mode!r} is not a known access mode", field="data_security_mode",
+                        hint=_ACCESS_MODE_HINT)
+
+
+def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
+    image = spec.docker_image
+    if image is None:
+        return
+    if isinstance(image, DockerImage):
+        url, auth = image.url, image.basic_auth
+    elif isinstance(image, Mapping):
+        unknown = sorted(set(image) - {"url", "basic_auth"})
+        if unknown:
+            yield SpecError(f"docker_image has unknown key(s) {', '.join(unknown)}", field="docker_image",
+                            hint='docker_image is {"url": ..., "basic_auth": {"username": ..., "password": ...}}')
+        url, auth = image.get("url"), image.get("basic_auth")
+    else:
+        yield SpecError("docker_image must be a dict with url (and basic_auth)", field="docker_image")
+        return
+    try:
+        parse_reference(url)  # type: ignore[arg-type]
+    except ValueError as exc:
+        yield SpecError(f"docker_image.url: {exc}", field="docker_image.url",
+                        hint="write the image like registry.example.com/team/image@sha256:... (pinned)")
+    if auth is not None:
+        yield from _check_basic_auth(auth)
+
+
+def _check_basic_auth(auth: Any) -> Iterator[SpecError]:
+    where = "docker_image.basic_auth"
+    if isinstance(auth, BasicAuth):
+        username, has_password = auth.username, bool(auth.password) or bool(auth.password_env)
+        if auth.password is None and auth.password_env and not os.environ.get(auth.password_env):
+            yield SpecError(f"environment variable {auth.password_env} (the registry password) is not set",
+                            field=f"{where}.password",
+                            hint="set it where the kernel runs, or use a {{secrets/scope/key}} reference")
+            return
+    elif isinstance(auth, Mapping):
+        username, has_password = auth.get("username"), bool(auth.get("password"))
+    else:
+        yield SpecError(f"{where} must be a dict with username and password", field=where)
+        return
+    if not isinstance(username, str) or not username:
+        yield SpecError(f"{where} needs a username", field=f"{where}.username",
+                        hint="for ACR the service principal's application id; leave basic_auth out for "
+                             "public images and ECR pulled through an instance profile")
+    if not has_password:
+        yield SpecError(f"{where} needs a password", field=f"{where}.password",
+                        hint="use a {{secrets/scope/key}} reference so the notebook holds no secret")
+
+
+def _check_init_scripts(spec: ClusterSpec) -> Iterator[SpecError]:
+    scripts = spec.init_scripts
+    if scripts is None:
+        return
+    if not isinstance(scripts, list):
+        yield SpecError("init_scripts must be a list", field="init_scripts")
+        return
+    if len(scripts) > MAX_INIT_SCRIPTS:
+        yield SpecError(f"init_scripts has {len(scripts)} scripts; at most {MAX_INIT_SCRIPTS} are allowed",
+                        field="init_scripts")
+    for index, item in enumerate(scripts):
+        try:
+            plain = _plain_init_script(item)
+        except SpecError as exc:
+            yield exc
+            continue
+        yield from _init_script_errors(plain, f"init_scripts[{index}]")
+
+
+def _check_ssh_keys(spec: ClusterSpec) -> Iterator[SpecError]:
+    keys = spec.ssh_public_keys
+    if keys is None:
+        return
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        yield SpecError("ssh_public_keys must be a list of public key strings", field="ssh_public_keys")
+    elif len(keys) > MAX_SSH_KEYS:
+        yield SpecError(f"ssh_public_keys has {len(keys)} keys; at most {MAX_SSH_KEYS} are allowed",
+                        field="ssh_public_keys")

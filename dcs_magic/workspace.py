@@ -1,0 +1,513 @@
+"""`Workspace`: a small Clusters API client on a `requests.Session`.
+
+Credentials are resolved by the Databricks SDK's own `Config` (arguments, `DATABRICKS_*`
+variables, `~/.databrickscfg` / `DATABRICKS_CONFIG_FILE` profiles, OAuth, Azure, ...), and
+`Config.authenticate()` gives the headers of every request. Two things are done around it:
+
+- The host is checked (https, or plain http for a loopback host only) before `Config`
+  probes `<host>/.well-known/databricks-config`, so a mistyped host fails at once and no
+  request ever leaves over plain http. The probe's timeouts are bounded (it otherwise blocks
+  about 5 minutes on an unreachable host) and its "Failed to automatically resolve config
+  from host metadata" warning is demoted to DEBUG: the probe is best-effort and the warning
+  would otherwise show in the notebook on every call.
+- Retries are a urllib3 `Retry` on the session, not a loop: connection errors, 429 and 503
+  (honouring `Retry-After`, capped at `MAX_RETRY_AFTER_S`), and 502/504, with exponential
+  backoff. `clusters/create` is the one call that is not idempotent, so it has its own,
+  stricter policy (see `_create_retry`).
+
+Errors: `ApiError(status, error_code, message)` built by `ApiError.from_response`; 401/403
+name the host and profile (never the token); `ConfigError` when nothing is configured.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import re
+import threading
+import time
+import urllib.parse
+from typing import Any, Callable, Iterator, Mapping
+
+import requests
+from databricks.sdk.core import Config
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ._version import __version__
+from .errors import ApiError, ClusterError, ConfigError, SpecError
+from .spec import ClusterSpec, init_script_info
+
+__all__ = [
+    "MAX_POLL_INTERVAL_S",
+    "MAX_RETRY_AFTER_S",
+    "TERMINATION_HINTS",
+    "Workspace",
+    "check_host",
+    "cluster_error",
+]
+
+MAX_POLL_INTERVAL_S = 10.0
+"""wait_for_cluster polls after 1, 2, 3, ... seconds, never more than this (like the SDK/CLI)."""
+MAX_RETRY_AFTER_S = 60.0
+"""A server's `Retry-After` is honoured up to this many seconds per retry."""
+
+_FAILED = ("TERMINATED", "ERROR")
+# The real service answers clusters/get for an unknown id with 400 INVALID_PARAMETER_VALUE.
+_MISSING = re.compile(r"[Cc]luster \S+ does not exist")
+_HOW_TO_CONFIGURE = (
+    "set DATABRICKS_HOST and DATABRICKS_TOKEN, or add a profile to ~/.databrickscfg (or the file "
+    "DATABRICKS_CONFIG_FILE names) and select it with `%config DcsMagics.profile = 'NAME'` or "
+    "--profile NAME; in Python: Workspace(host='https://...', token=...) or Workspace(profile='NAME')"
+)
+
+TERMINATION_HINTS: dict[str, str] = {
+    "DOCKER_IMAGE_PULL_FAILURE": (
+        "the cluster could not pull docker_image.url: check the reference (does that tag or digest exist "
+        "in the registry?), that the registry is reachable from the workspace's network, and basic_auth; "
+        "Docker Hub also rate-limits anonymous pulls"),
+    "IMAGE_PULL_PERMISSION_DENIED": (
+        "the registry refused the credentials: set docker_image.basic_auth (ACR: the service principal's "
+        "id and secret; ECR: an instance profile allowed to pull) with the password as a "
+        "{{secrets/scope/key}} reference"),
+    "INIT_SCRIPT_FAILURE": (
+        "an init script exited with an error: set cluster_log_conf to read its output, run the script "
+        "in the image locally, and check that its destination exists and is readable by the cluster"),
+    "DOCKER_INVALID_OS_EXCEPTION": (
+        "the image's OS is not usable by Databricks: build FROM a databricksruntime/* base (Ubuntu) for "
+        "--platform linux/amd64 and run %dcs_check on it"),
+    "DOCKER_CONTAINER_CREATION_EXCEPTION": (
+        "the container could not be created: run %dcs_check on the image (java, bash, iproute2, procps, "
+        "sudo, /databricks/python3)"),
+    "DOCKER_IMAGE_TOO_LARGE_FOR_INSTANCE_EXCEPTION": (
+        "the image does not fit the node's disk: slim the image or pick a node type with a larger disk"),
+    "CONTAINER_LAUNCH_FAILURE": (
+        "the container started but Databricks could not launch in it: run %dcs_check on the image; "
+        "CMD/ENTRYPOINT are ignored, so work at start belongs in init scripts"),
+    "SLOW_IMAGE_DOWNLOAD": (
+        "pulling the image took too long: make it smaller or use a registry in the workspace's region"),
+    "SPARK_STARTUP_FAILURE": (
+        "Spark did not start in the container: check that /databricks/python3 matches the runtime "
+        "(%dcs_check IMAGE --runtime X.Y) and that the JDK fits the runtime"),
+    "SECRET_RESOLUTION_ERROR": (
+        "a {{secrets/scope/key}} reference could not be resolved: check the scope and key exist and that "
+        "the cluster's owner may READ the scope"),
+    "USER_REQUEST": "a user terminated the cluster",
+    "INACTIVITY": "the cluster was idle for autotermination_minutes and stopped itself",
+}
+
+
+# -- host checks and the SDK's Config ----------------------------------------------------
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str) -> str:
+    """Normalise a workspace host to `scheme://netloc` or raise ConfigError.
+
+    https is required; plain http only for loopback hosts (local test and preflight servers),
+    because the token travels in every request.
+    """
+    text = str(host).strip().rstrip("/")
+    parsed = urllib.parse.urlparse(text if "://" in text else f"https://{text}")
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise ConfigError(f"{host!r} is not a workspace URL",
+                          hint="write it like https://<name>.cloud.databricks.com")
+    if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
+        raise ConfigError(f"{host!r} uses plain http; the token would travel unencrypted",
+                          hint=f"use https://{parsed.netloc} (plain http is accepted for loopback hosts only)")
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+_log = logging.getLogger(__name__)
+_probe = threading.local()
+
+
+class _DemoteHostMetadataWarning(logging.Filter):
+    """While we build a Config, replace the SDK's best-effort host-metadata warning by a
+    DEBUG record of our own logger (changing the record's level would still reach handlers
+    that have no level of their own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_probe, "active", False) and record.levelno == logging.WARNING \
+                and "resolve config from host metadata" in record.getMessage():
+            _log.debug("%s", record.getMessage())
+            return False
+        return True
+
+
+class _CheckedConfig(Config):
+    """The SDK's Config, checking the resolved host before its metadata probe."""
+
+    # Config.attributes() caches on the class it is called on and reads cls.__dict__:
+    # share the base class's list so this subclass sees every attribute.
+    _attributes = Config.attributes()
+
+    def _resolve_host_metadata(self) -> None:
+        # Runs after arguments, environment and profile gave the host, before the probe.
+        if self.host:
+            check_host(self.host)
+        _probe.active = True
+        try:
+            super()._resolve_host_metadata()
+        finally:
+            _probe.active = False
+
+
+_SDK_LOGGER = logging.getLogger("databricks.sdk")
+if not any(isinstance(f, _DemoteHostMetadataWarning) for f in _SDK_LOGGER.filters):
+    _SDK_LOGGER.addFilter(_DemoteHostMetadataWarning())
+
+
+def _sdk_reason(exc: Exception) -> str:
+    """The SDK's message without its documentation link and debug dump."""
+    text = str(exc)
+    for cut in (", please check", ". Config:", ". Env:"):
+        text = text.split(cut)[0]
+    return text.strip()
+
+
+def _resolve_config(host: str | None, token: str | None, profile: str | None, timeout: float) -> Any:
+    kwargs: dict[str, Any] = {"host": host, "token": token, "profile": profile,
+                              "http_timeout_seconds": min(timeout, 10.0), "retry_timeout_seconds": 15}
+    if token:
+        kwargs["auth_type"] = "pat"  # an explicit token wins over OAuth variables in the environment
+    try:
+        config = _CheckedConfig(**{k: v for k, v in kwargs.items() if v is not None})
+    except ValueError as exc:
+        where = f" (profile {profile})" if profile else ""
+        raise ConfigError(f"No usable Databricks workspace credentials{where}: {_sdk_reason(exc)}",
+                          hint=_HOW_TO_CONFIGURE) from exc
+    if not config.host:
+        raise ConfigError("No Databricks workspace host configured", hint=_HOW_TO_CONFIGURE)
+    check_host(config.host)  # in case a future SDK no longer calls _resolve_host_metadata
+    return config
+
+
+# -- retries -------------------------------------------------------------------------------
+
+
+class _Retry(Retry):
+    """urllib3 Retry that caps a server's Retry-After (urllib3 1.26 has no retry_after_max)."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, MAX_RETRY_AFTER_S)
+
+
+_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "POST"})
+
+
+def _idempotent_retry(retries: int, backoff_factor: float) -> Retry:
+    """Every call but clusters/create is idempotent (GETs, overwrite uploads, delete, events):
+    retry connection and read errors, 429, 502, 503 and 504."""
+    return _Retry(total=retries, connect=retries, read=retries, status=retries, other=0,
+                  backoff_factor=backoff_factor, status_forcelist=frozenset({429, 502, 503, 504}),
+                  allowed_methods=_METHODS, respect_retry_after_header=True, raise_on_status=False)
+
+
+def _create_retry(retries: int, backoff_factor: float) -> Retry:
+    """clusters/create makes a cluster each time it is processed, so only answers that say it
+    was not processed are retried: connection errors (nothing was sent), 429 (rate limited
+    before processing) and 503 (the API answers TEMPORARILY_UNAVAILABLE before acting; the
+    Databricks SDK retries it for every method too). A read error or 502/504 may come after
+    the cluster was made, so they are not retried: one error is better than two clusters.
+    Residual risk: a proxy's 503 after the workspace acted could still give a duplicate."""
+    return _Retry(total=retries, connect=retries, read=0, status=retries, other=0,
+                  backoff_factor=backoff_factor, status_forcelist=frozenset({429, 503}),
+                  allowed_methods=frozenset({"POST"}), respect_retry_after_header=True, raise_on_status=False)
+
+
+def _retries_used(response: requests.Response) -> int:
+    retries = getattr(response.raw, "retries", None)
+    return len(getattr(retries, "history", ()) or ())
+
+
+# -- cluster outcomes ------------------------------------------------------------------------
+
+
+def cluster_error(info: Mapping[str, Any], *, url: str | None = None) -> ClusterError:
+    """A ClusterError for a TERMINATED/ERROR `clusters/get` answer, with a hint per code."""
+    reason = info.get("termination_reason") or {}
+    code = reason.get("code")
+    params = reason.get("parameters") or {}
+    detail = info.get("state_message") or params.get("databricks_error_message") or ""
+    state = info.get("state")
+    cluster_id = info.get("cluster_id")
+    text = f"cluster {cluster_id} is {state}"
+    if code:
+        text += f" ({code})"
+    if detail:
+        text += f": {detail}"
+    hint = TERMINATION_HINTS.get(code or "", "read the cluster's event log (Workspace.events(cluster_id))")
+    if url:
+        hint += f"; cluster page: {url}"
+    return ClusterError(text, cluster_id=cluster_id, state=state, termination_code=code,
+                        termination_type=reason.get("type"), parameters=params, hint=hint)
+
+
+# -- the client --------------------------------------------------------------------------
+
+
+class Workspace:
+    """A Databricks workspace's Clusters API (and the uploads init scripts need).
+
+    `host`, `token`, `profile` resolve like the Databricks CLI and SDK: arguments, then
+    `DATABRICKS_*` variables, then `~/.databrickscfg` (or `DATABRICKS_CONFIG_FILE`).
+    `api_version` is the Clusters API version in every clusters path. `timeout` bounds each
+    HTTP request (seconds); `retries` bounds retries per request.
+    """
+
+    def __init__(self, host: str | None = None, token: str | None = None, profile: str | None = None, *,
+                 api_version: str = "2.1", timeout: float = 30.0, retries: int = 5,
+                 backoff_factor: float = 0.5) -> None:
+        if host:
+            host = check_host(host)  # before the SDK sees it: no request for a bad host
+        self._config = _resolve_config(host, token, profile, timeout)
+        self.host: str = check_host(self._config.host)
+        self.profile: str | None = self._config.profile or profile
+        self.api_version = api_version
+        self.timeout = timeout
+        self._session = requests.Session()
+        general = HTTPAdapter(max_retries=_idempotent_retry(retries, backoff_factor))
+        self._session.mount("https://", general)
+        self._session.mount("http://", general)
+        # requests picks the adapter with the longest matching prefix.
+        self._session.mount(self._clusters_url("create"),
+                            HTTPAdapter(max_retries=_create_retry(retries, backoff_factor)))
+
+    @classmethod
+    def local(cls, **kwargs: Any) -> "Workspace":
+        """The local preflight workspace (started on first use, once per process)."""
+        try:
+            from .local_workspace import ensure_server
+        except ImportError as exc:
+            raise ConfigError("the local preflight workspace is not available in this installation",
+                              hint="reinstall dcs-magic; meanwhile target a real workspace") from exc
+        host, token = ensure_server()
+        return cls(host=host, token=token, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Workspace(host={self.host!r}, profile={self.profile!r})"
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._session.close()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def _clusters_url(self, name: str) -> str:
+        return f"{self.host}/api/{self.api_version}/clusters/{name}"
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        try:
+            headers = dict(self._config.authenticate())
+        except Exception as exc:  # OAuth/Azure refresh failures come as many types
+            raise ConfigError(f"could not get credentials for {self.host} (profile {self.profile}): "
+                              f"{_sdk_reason(exc)}", hint=_HOW_TO_CONFIGURE) from exc
+        headers["User-Agent"] = f"dcs-magic/{__version__}"
+        headers.update(extra or {})
+        return headers
+
+    def _request(self, method: str, url: str, *, what: str, params: Mapping[str, Any] | None = None,
+                 json: Any = None, data: bytes | None = None,
+                 headers: Mapping[str, str] | None = None) -> Any:
+        try:
+            response = self._session.request(method, url, params=params, json=json, data=data,
+                                             headers=self._headers(headers), timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ApiError(f"{what}: cannot reach {self.host}: {_short(exc)}", status=None,
+                           hint="check the host URL, the network (VPN, proxy) and that the workspace is up"
+                           ) from exc
+        if response.status_code >= 400:
+            raise self._api_error(response, what)
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(f"{what}: the answer is not JSON", status=response.status_code,
+                           hint=f"is {self.host} a Databricks workspace URL?") from exc
+
+    def _api_error(self, response: requests.Response, what: str) -> ApiError:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.content
+        retried = _retries_used(response)
+        if status in (401, 403):
+            what = f"{what} on {self.host} (profile {self.profile or 'none'})"
+            hint = ("the workspace refused the credentials: the token may be missing, expired or revoked; "
+                    if status == 401 else "the credentials lack permission for this call; ") + \
+                "create a new personal access token and update DATABRICKS_TOKEN or the profile"
+        elif status == 429 or status >= 500:
+            hint = (f"the workspace still answered {status} after {retried} retries"
+                    f"{' honouring Retry-After' if status in (429, 503) else ''}; try again in a few minutes")
+        elif status == 404 or _MISSING.search(str(body)) or \
+                (isinstance(body, dict) and body.get("error_code") == "RESOURCE_DOES_NOT_EXIST"):
+            hint = "check the id or path (terminated clusters disappear after 30 days)"
+        elif isinstance(body, dict) and body.get("error_code") == "FEATURE_DISABLED":
+            hint = "a workspace admin must enable Container Services (Settings > Compute)"
+        else:
+            hint = "the workspace's message names the field to fix"
+        return ApiError.from_response(status, body, what=what, hint=hint)
+
+    # -- clusters -------------------------------------------------------------------------
+
+    def create_cluster(self, spec: ClusterSpec | Mapping[str, Any]) -> str:
+        """Validate and send clusters/create; return the new cluster_id. SpecError before
+        any request when the spec is invalid."""
+        spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.from_dict(spec)
+        body = spec.to_dict(validate=True)
+        answer = self._request("POST", self._clusters_url("create"), json=body, what="clusters/create")
+        cluster_id = answer.get("cluster_id")
+        if not cluster_id:
+            raise ApiError("clusters/create answered without a cluster_id", status=200)
+        return str(cluster_id)
+
+    def get_cluster(self, cluster_id: str) -> dict[str, Any]:
+        """clusters/get: the cluster's info (state, state_message, termination_reason, ...)."""
+        return self._request("GET", self._clusters_url("get"), params={"cluster_id": cluster_id},
+                             what=f"clusters/get {cluster_id}")
+
+    def wait_for_cluster(self, cluster_id: str, timeout_s: float = 1200, on_state: Callable[[dict], Any] | None = None,
+                         *, sleep: Callable[[float], Any] = time.sleep,
+                         clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+        """Poll until RUNNING (return its info) or TERMINATED/ERROR (raise ClusterError).
+
+        `on_state(info)` is called whenever state or state_message changes. Pauses grow
+        1, 2, 3, ... seconds up to MAX_POLL_INTERVAL_S. After `timeout_s` a ClusterError
+        carries the last state (the cluster keeps starting; wait again or terminate it).
+        """
+        deadline = clock() + timeout_s
+        seen: tuple[Any, Any] | None = None
+        attempt = 0
+        while True:
+            info = self.get_cluster(cluster_id)
+            state = info.get("state")
+            if on_state is not None and (state, info.get("state_message")) != seen:
+                on_state(info)
+            seen = (state, info.get("state_message"))
+            if state == "RUNNING":
+                return info
+            if state in _FAILED:
+                raise cluster_error(info, url=self.cluster_url(cluster_id))
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise ClusterError(f"cluster {cluster_id} is still {state} after {timeout_s:g} s",
+                                   cluster_id=cluster_id, state=state,
+                                   hint=f"wait again with wait_for_cluster, or terminate it: "
+                                        f"{self.cluster_url(cluster_id)}")
+            attempt += 1
+            sleep(min(float(attempt), MAX_POLL_INTERVAL_S, remaining))
+
+    def terminate_cluster(self, cluster_id: str) -> None:
+        """clusters/delete: terminate (not permanently delete) the cluster."""
+        self._request("POST", self._clusters_url("delete"), json={"cluster_id": cluster_id},
+                      what=f"clusters/delete {cluster_id}")
+
+    def list_clusters(self) -> list[dict[str, Any]]:
+        """clusters/list, every page."""
+        clusters: list[dict[str, Any]] = []
+        params: dict[str, Any] = {}
+        while True:
+            answer = self._request("GET", self._clusters_url("list"), params=params, what="clusters/list")
+            clusters += answer.get("clusters") or []
+            token = answer.get("next_page_token")
+            if not token:
+                return clusters
+            params = {"page_token": token}
+
+    def spark_versions(self) -> list[dict[str, Any]]:
+        """clusters/spark-versions: `[{"key": ..., "name": ...}, ...]` (every runtime)."""
+        return self._request("GET", self._clusters_url("spark-versions"), what="clusters/spark-versions"
+                             ).get("versions") or []
+
+    def node_types(self) -> list[dict[str, Any]]:
+        """clusters/list-node-types: the node type dicts (every one; see spec.dcs_node_types)."""
+        return self._request("GET", self._clusters_url("list-node-types"), what="clusters/list-node-types"
+                             ).get("node_types") or []
+
+    def events(self, cluster_id: str, *, event_types: list[str] | None = None, order: str = "DESC",
+               page_size: int = 50, limit: int | None = None, start_time: int | None = None,
+               end_time: int | None = None) -> Iterator[dict[str, Any]]:
+        """clusters/events, following `next_page` until `limit` events (None: all)."""
+        body: dict[str, Any] = {"cluster_id": cluster_id, "order": order, "page_size": page_size}
+        body.update({k: v for k, v in (("event_types", event_types), ("start_time", start_time),
+                                       ("end_time", end_time)) if v is not None})
+        count = 0
+        while body:
+            answer = self._request("POST", self._clusters_url("events"), json=body,
+                                   what=f"clusters/events {cluster_id}")
+            for event in answer.get("events") or []:
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                yield event
+            body = answer.get("next_page") or {}
+
+    def cluster_url(self, cluster_id: str) -> str:
+        """The cluster's page in the workspace UI."""
+        return f"{self.host}/compute/clusters/{cluster_id}"
+
+    # -- uploads (init scripts) -------------------------------------------------------------
+
+    def upload(self, dest: str, content: str | bytes, *, overwrite: bool = True) -> dict[str, Any]:
+        """Upload a file to `/Workspace/...` (workspace import), `/Volumes/...` (Files API) or
+        `dbfs:/...` (DBFS put); return the `init_scripts` item that references it."""
+        item = init_script_info(dest)
+        kind, path = next(iter(item)), item[next(iter(item))]["destination"]
+        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        if kind == "workspace":
+            self._upload_workspace(path, data, overwrite)
+        elif kind == "volumes":
+            self._request("PUT", f"{self.host}/api/2.0/fs/files{urllib.parse.quote(path)}",
+                          params={"overwrite": str(overwrite).lower()}, data=data,
+                          headers={"Content-Type": "application/octet-stream"}, what=f"upload {path}")
+        elif kind == "dbfs":
+            if len(data) > 1_000_000:
+                raise SpecError(f"{path} is {len(data)} bytes; DBFS put takes at most 1 MB inline",
+                                field="init_scripts", hint="upload to /Volumes/... instead")
+            self._request("POST", f"{self.host}/api/2.0/dbfs/put",
+                          json={"path": path[len("dbfs:"):], "contents": _b64(data), "overwrite": overwrite},
+                          what=f"upload {path}")
+        else:
+            raise SpecError(f"{dest} is a {kind} destination; the workspace API uploads only to "
+                            "/Workspace/..., /Volumes/... and dbfs:/...", field="init_scripts",
+                            hint="copy the file there yourself (file:/ paths are inside the image)")
+        return item
+
+    def _upload_workspace(self, path: str, data: bytes, overwrite: bool) -> None:
+        parent = path.rsplit("/", 1)[0]
+        self._request("POST", f"{self.host}/api/2.0/workspace/mkdirs", json={"path": parent},
+                      what=f"mkdirs {parent}")
+        self._request("POST", f"{self.host}/api/2.0/workspace/import",
+                      json={"path": path, "format": "AUTO", "content": _b64(data), "overwrite": overwrite},
+                      what=f"upload {path}")
+
+
+def _short(exc: Exception) -> str:
+    """A connection error's cause without urllib3's pool dump."""
+    text = str(exc)
+    if "Caused by" in text:
+        text = text.split("Caused by", 1)[1].strip(" ()")
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

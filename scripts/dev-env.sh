@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Development environment for dcs-magic on Debian bookworm, run as root. Safe to re-run:
+# every step checks first and only does what is missing.
+#
+#   bash scripts/dev-env.sh deps      system packages (when missing) + pip install -e '.[test]'
+#   bash scripts/dev-env.sh services  start dockerd unless the Docker engine answers
+#   bash scripts/dev-env.sh test [PYTEST ARGS]   deps + services + the test suite
+#   bash scripts/dev-env.sh demo      deps + services + the main job (examples/quickstart.ipynb)
+#
+# Environment: PYTHON (default python3), DOCKERD_LOG (default /tmp/dockerd.log).
+# Registries are not started here: the test fixtures start their own on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap chromium)
+PYTHON="${PYTHON:-python3}"
+DOCKERD_LOG="${DOCKERD_LOG:-/tmp/dockerd.log}"
+DOCKER_WAIT_S=60
+# The README's test command (keep the two in sync).
+TEST_CMD=(-m pytest -q --durations=15)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'dev-env: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {  # install those of the given packages that are missing; apt-get update once
+  local pkg missing=()
+  for pkg in "$@"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "root is needed to install: ${missing[*]}"
+  log "apt-get install ${missing[*]}"
+  if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+use_python() {  # sets PY; Debian's own python3 refuses pip (PEP 668), so use a .venv then
+  command -v "$PYTHON" >/dev/null || apt_install python3 python3-venv
+  if [ -x .venv/bin/python ]; then
+    PY="$PWD/.venv/bin/python"
+  elif "$PYTHON" -c 'import os, sys, sysconfig
+sys.exit(sys.prefix == sys.base_prefix and os.path.exists(
+    os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+    PY="$(command -v "$PYTHON")"
+  else
+    apt_install python3-venv
+    log "creating .venv ($PYTHON is managed by Debian)"
+    "$PYTHON" -m venv .venv
+    PY="$PWD/.venv/bin/python"
+  fi
+  # Console scripts (dcs, jupyter) live next to the interpreter's packages.
+  PATH="$("$PY" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  export PATH
+}
+
+deps() {
+  apt_install "${APT_PACKAGES[@]}"
+  use_python
+  # Editable: the tests, the `dcs` command and Jupyter kernels all run the checkout's code.
+  log "pip install -e '.[test]' ($PY)"
+  "$PY" -m pip install -q --root-user-action=ignore -e '.[test]'
+}
+
+engine_up() { docker info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
+
+services() {
+  engine_up && return 0
+  command -v dockerd >/dev/null || die "dockerd is missing: run 'bash scripts/dev-env.sh deps'"
+  log "starting dockerd (log: $DOCKERD_LOG)"
+  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  for _ in $(seq "$DOCKER_WAIT_S"); do
+    engine_up && return 0
+    sleep 1
+  done
+  tail -n 20 "$DOCKERD_LOG" >&2
+  die "the Docker engine did not answer within ${DOCKER_WAIT_S}s (log: $DOCKERD_LOG)"
+}
+
+run_tests() {
+  deps
+  services
+  [ -n "$(find tests -name 'test_*.py' -print -quit)" ] || die "no test files under tests/"
+  local rc=0
+  "$PY" "${TEST_CMD[@]}" "$@" || rc=$?
+  [ "$rc" -ne 5 ] || die "pytest collected no tests (exit status 5)"
+  return "$rc"
+}
+
+demo() {
+  deps
+  services
+  # TODO(lead): extend to the full main job (build, check, push, launch --local) when those land.
+  if [ -f dcs_magic/cli.py ]; then
+    dcs render examples/quickstart.ipynb
+  else
+    die "TODO(lead): the demo runs 'dcs render examples/quickstart.ipynb'; dcs_magic/cli.py does not exist yet"
+  fi
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  services) services ;;
+  test) shift; run_tests "$@" ;;
+  demo) demo ;;
+  *) die "usage: bash scripts/dev-env.sh deps|services|test [pytest args]|demo" ;;
+esac

@@ -1,0 +1,125 @@
+"""Fixtures for the browser tests: a real JupyterLab and Debian's Chromium, via Playwright.
+
+Session fixtures
+    jupyter_lab     `jupyter lab` on 127.0.0.1:<free port>, no token, private config and
+                    settings (no news prompt, widget state saved with the notebook); stopped
+                    with its kernels at the end. Fails (never skips) when it cannot start.
+    browser         Chromium from /usr/bin/chromium (Playwright's driver only).
+
+Function fixtures
+    page            a fresh browser context + page (1280x900); on teardown the page is closed
+                    and every kernel shut down, so tests do not share kernels or CPU.
+    notebook        `notebook(cells, expect_error=False) -> NotebookRun`: writes the cells as
+                    `<test name>/test.ipynb` under the lab root (the kernel's cwd is that
+                    directory, fresh per test), opens it in `page`, runs all cells from the
+                    Run menu and waits until the kernel is idle (see jupyterlab_driver).
+    screenshot      `screenshot(name) -> Path`: the page as a PNG under /tmp/dcs-browser-shots/
+                    (JupyterLab scrolls inside its panels: scroll the element into view first).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from jupyterlab_driver import (  # noqa: E402
+    JupyterLab,
+    LabStartError,
+    NotebookRun,
+    launch_chromium,
+    run_notebook_cells,
+    start_jupyterlab,
+)
+
+SHOTS_DIR = Path("/tmp/dcs-browser-shots")
+DEFAULT_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
+    """A JupyterLab server for the session (stopped, with its kernels, at the end)."""
+    try:
+        lab = start_jupyterlab(tmp_path_factory.mktemp("jupyterlab"))
+    except LabStartError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        try:
+            chromium = launch_chromium(playwright)
+        except FileNotFoundError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield chromium
+        chromium.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the item, so `page` can tell whether the test failed."""
+    report = yield
+    setattr(item, f"_report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def page(browser: Any, jupyter_lab: JupyterLab, request: pytest.FixtureRequest
+         ) -> Iterator[Any]:
+    """A fresh page (own context); kernels are shut down when the test ends.
+
+    When the test failed, the page is saved as /tmp/dcs-browser-shots/<test>-FAILED.png first.
+    """
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    report = getattr(request.node, "_report_call", None)
+    if report is not None and report.failed:
+        SHOTS_DIR.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS_DIR / f"{_test_dir_name(request)}-FAILED.png"))
+    context.close()
+    jupyter_lab.shutdown_kernels()
+
+
+def _test_dir_name(request: pytest.FixtureRequest) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
+
+
+@pytest.fixture
+def notebook(page: Any, jupyter_lab: JupyterLab, request: pytest.FixtureRequest
+             ) -> Callable[..., NotebookRun]:
+    """Run cells in a notebook of this test's own directory; see run_notebook_cells."""
+    name = f"{_test_dir_name(request)}/test.ipynb"
+
+    def run(cells: Sequence[str], *, expect_error: bool = False) -> NotebookRun:
+        return run_notebook_cells(page, cells, lab=jupyter_lab, name=name,
+                                  expect_error=expect_error)
+
+    return run
+
+
+@pytest.fixture
+def screenshot(page: Any, request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """Save the page as /tmp/dcs-browser-shots/<test>-<name>.png."""
+
+    def shoot(name: str) -> Path:
+        SHOTS_DIR.mkdir(parents=True, exist_ok=True)
+        path = SHOTS_DIR / f"{_test_dir_name(request)}-{name}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    return shoot

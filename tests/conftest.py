@@ -1,0 +1,141 @@
+"""Shared fixtures on real parts: a Docker engine, registries, a base image, an IPython shell.
+
+Nothing is mocked. The helpers live in tests/support/ (plain functions, usable from a REPL).
+
+Session fixtures
+    docker_client   docker.DockerClient(version="auto") for the engine named by the usual
+                    environment. When nothing answers on the default socket, `dockerd` is
+                    started (own session, log in a temp file) and waited for (60 s); it keeps
+                    running after the tests. If it cannot start the fixture fails, it never skips.
+    registry        `docker-registry serve` on 127.0.0.1:<free port>, storage in a temp dir.
+                    `.host` ("127.0.0.1:PORT"), `.url`, `.manifest_digest(repo, tag)`,
+                    `.tags(repo)`, `.catalog()`, `.auth_config` (None), `.log_path`.
+    auth_registry   the same behind htpasswd basic auth (bcrypt): `.username`, `.password`
+                    (random per session, not in repr), `.auth_config` for docker-py pushes;
+                    its HTTP helpers authenticate. The engine pushes to both over plain HTTP
+                    (127.0.0.0/8 registries are insecure by default).
+    busybox_image   "dcs-test/busybox:1": Debian's busybox-static imported with docker import
+                    (reused when the engine already has it; never removed by docker_cleanup).
+
+Function fixtures
+    docker_cleanup  a support.cleanup.DockerCleanup: at the end of the test it removes the
+                    containers/images named or labelled dcs-test that appeared during the test,
+                    plus refs given to `.add(ref)`; `.unique(name)` gives a per-test name.
+    shell           one IPython InteractiveShell for the session, prepared per test: cwd is the
+                    test's tmp_path, the user namespace and `%config DcsMagics...` settings are
+                    reset, and `%load_ext dcs_magic` is run again so each test gets a fresh
+                    DcsMagics. run_cell_magic / run_line_magic raise the magic's exception.
+    dcs_magics      that test's DcsMagics instance (session state: contexts, last_push, ...).
+
+Markers (declared in pyproject.toml, applied by the test files themselves): docker, slow,
+browser.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The helpers are imported as `support`; pytest puts this directory on sys.path only in
+# its default import mode, so make it explicit.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from support import cleanup, engine, images  # noqa: E402
+from support.registry import Registry, start_registry  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    """The real Docker engine (started when it does not answer)."""
+    try:
+        client = engine.connect_or_start()
+    except engine.EngineUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield client
+    client.close()
+
+
+def _registry(tmp_path_factory: pytest.TempPathFactory, name: str, **auth: str) -> Registry:
+    try:
+        return start_registry(tmp_path_factory.mktemp(name), **auth)
+    except Exception as exc:  # noqa: BLE001 - any start failure must fail loudly, with the log
+        pytest.fail(f"could not start {name}: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A plain registry on 127.0.0.1."""
+    reg = _registry(tmp_path_factory, "registry")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry on 127.0.0.1 that requires basic auth (`.username` / `.password`)."""
+    reg = _registry(tmp_path_factory, "auth_registry",
+                    username="dcs-test", password=secrets.token_urlsafe(18))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def _protected_images() -> set[str]:
+    """Image refs owned by session fixtures; docker_cleanup never removes them."""
+    return set()
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client: Any, _protected_images: set[str]) -> str:
+    """Reference of a local busybox-static image ("dcs-test/busybox:1")."""
+    _protected_images.add(images.BUSYBOX_REF)  # before creating it: a cleanup may be running
+    return images.ensure_busybox_image(docker_client)
+
+
+@pytest.fixture
+def docker_cleanup(docker_client: Any, _protected_images: set[str]
+                   ) -> Iterator[cleanup.DockerCleanup]:
+    """Removes, after the test, the dcs-test containers and images the test created."""
+    sweeper = cleanup.DockerCleanup(docker_client, protected=_protected_images)
+    yield sweeper
+    sweeper.run()
+
+
+@pytest.fixture(scope="session")
+def _ipython() -> Any:
+    """The session's InteractiveShell (IPython supports one per process); history in memory."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False  # no SQLite file, no history thread
+    return InteractiveShell.instance(config=config)
+
+
+def _unload(ip: Any) -> None:
+    if "dcs_magic" in ip.extension_manager.loaded:
+        ip.extension_manager.unload_extension("dcs_magic")
+
+
+@pytest.fixture
+def shell(_ipython: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """InteractiveShell with a fresh `%load_ext dcs_magic`, cwd = tmp_path, clean namespace."""
+    monkeypatch.chdir(tmp_path)
+    _unload(_ipython)
+    _ipython.config.pop("DcsMagics", None)  # forget earlier tests' %config DcsMagics.x = ...
+    _ipython.reset(new_session=False)  # user namespace back to IPython's defaults
+    _ipython.run_line_magic("load_ext", "dcs_magic")
+    yield _ipython
+    _unload(_ipython)
+
+
+@pytest.fixture
+def dcs_magics(shell: Any) -> Any:
+    """The DcsMagics instance `shell` registered for this test."""
+    return shell.magics_manager.registry["DcsMagics"]

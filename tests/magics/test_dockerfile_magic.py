@@ -1,0 +1,263 @@
+"""%%dockerfile and %%dcs_file through a real InteractiveShell (run_cell_magic / run_cell)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+from dcs_magic.context import Rendered, dockerfile_sha256
+from dcs_magic.errors import ContextError, TemplateError
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+BASE = f"databricksruntime/standard:13.3-LTS@{DIGEST}"
+
+CELL = """\
+FROM {{ base }}
+RUN {{ pip }} install {{ packages|join(' ') }}
+ENV GREETING="{{ greeting }}"
+"""
+
+
+def dockerfile(shell: Any, line: str, cell: str) -> Any:
+    return shell.run_cell_magic("dockerfile", line, cell)
+
+
+def formatted(shell: Any, value: Any) -> dict[str, str]:
+    """What the notebook front-end receives for a cell's result."""
+    data, _ = shell.display_formatter.format(value)
+    return data
+
+
+# -- %%dockerfile ------------------------------------------------------------------------
+
+
+def test_renders_notebook_variables_into_the_default_context(shell: Any, dcs_magics: Any,
+                                                             tmp_path: Path) -> None:
+    shell.run_cell("packages = ['pandas==2.2.2', 'pyarrow']\ngreeting = 'hi'")
+    rendered = dockerfile(shell, f"--base {BASE}", CELL)
+    expected = (f"FROM {BASE}\nRUN /databricks/python3/bin/pip install pandas==2.2.2 pyarrow\n"
+                'ENV GREETING="hi"\n')
+    path = tmp_path / "dcs-build" / "default" / "Dockerfile"
+    assert path.read_text() == expected
+    assert isinstance(rendered, Rendered)
+    assert (rendered.name, rendered.text, rendered.path) == ("default", expected, path)
+    assert rendered.sha256 == dockerfile_sha256(expected) == dockerfile_sha256(path.read_bytes())
+    assert rendered.findings == ()
+    assert dcs_magics.contexts["default"] == path.parent
+
+
+def test_name_and_context_option(shell: Any, dcs_magics: Any, tmp_path: Path) -> None:
+    rendered = dockerfile(shell, "trainer --context ctx/train --quiet", "FROM ubuntu:22.04\n")
+    assert rendered.path == tmp_path / "ctx" / "train" / "Dockerfile"
+    assert dcs_magics.contexts["trainer"] == tmp_path / "ctx" / "train"
+    # Later cells for the same NAME reuse its context, even after a change of directory.
+    os.chdir(tmp_path / "ctx")
+    again = dockerfile(shell, "trainer", "FROM ubuntu:24.04\n")
+    assert again.path == tmp_path / "ctx" / "train" / "Dockerfile"
+
+
+def test_pip_helper_follows_an_old_runtime_line(shell: Any) -> None:
+    rendered = dockerfile(shell, "--base databricksruntime/standard:8.x",
+                          "FROM {{ base }}\nRUN {{ pip }} install x")
+    assert "RUN /databricks/conda/envs/dcs-minimal/bin/pip install x\n" in rendered.text
+    assert [f.rule for f in rendered.findings] == []
+
+
+def test_shows_the_dockerfile_highlighted_with_a_text_fallback(shell: Any) -> None:
+    rendered = dockerfile(shell, "", "FROM ubuntu:22.04\nRUN echo hello\n")
+    data = formatted(shell, rendered)
+    assert data["text/plain"] == "FROM ubuntu:22.04\nRUN echo hello"
+    html = data["text/html"]
+    assert "<span style=" in html  # pygments' inline-styled tokens
+    assert ">FROM</span>" in html and "hello" in html
+    assert "warning" not in html.lower()
+
+
+def test_lint_findings_are_visible_warnings_not_errors(shell: Any) -> None:
+    rendered = dockerfile(shell, "", 'FROM ubuntu\nRUN pip install pandas\nCMD ["python"]\n')
+    assert [(f.rule, f.lineno) for f in rendered.findings] == [
+        ("mutable-base", 1), ("pip-mismatch", 2), ("cmd-ignored", 3)]
+    data = formatted(shell, rendered)
+    assert "3 Dockerfile warnings" in data["text/html"]
+    assert "[pip-mismatch]" in data["text/html"] and "/databricks/python3/bin/pip" in data["text/html"]
+    assert "Warning: line 3: CMD is ignored" in data["text/plain"]
+
+
+def test_quiet_hides_the_dockerfile_but_not_the_warnings(shell: Any, tmp_path: Path) -> None:
+    rendered = dockerfile(shell, "--quiet", "FROM ubuntu\nRUN echo secret-sauce\n")
+    assert (tmp_path / "dcs-build/default/Dockerfile").read_text() == rendered.text
+    data = formatted(shell, rendered)
+    assert "secret-sauce" not in data["text/html"] and "secret-sauce" not in data["text/plain"]
+    assert "mutable-base" in data["text/html"] and "mutable-base" in data["text/plain"]
+    assert "wrote" in data["text/plain"]
+
+
+def test_rendering_is_deterministic(shell: Any, tmp_path: Path) -> None:
+    shell.run_cell("packages = {f'pkg{i}' for i in range(30)}\ngreeting = 'hi'")
+    first = dockerfile(shell, f"--base {BASE} --quiet", CELL)
+    first_bytes = first.path.read_bytes()
+    shell.run_cell("packages = set(sorted(packages, reverse=True))")
+    second = dockerfile(shell, f"--base {BASE} --quiet", CELL)
+    assert second.path.read_bytes() == first_bytes
+    assert second.sha256 == first.sha256
+    assert stat.S_IMODE(second.path.stat().st_mode) == 0o644
+
+
+def test_trailing_newline_is_added_once(shell: Any) -> None:
+    assert dockerfile(shell, "", "FROM ubuntu:22.04").text == "FROM ubuntu:22.04\n"
+    assert dockerfile(shell, "", "FROM ubuntu:22.04\n").text == "FROM ubuntu:22.04\n"
+
+
+def test_private_and_ipython_names_are_not_template_variables(shell: Any) -> None:
+    shell.run_cell("_hidden = 'x'")
+    with pytest.raises(TemplateError) as info:
+        dockerfile(shell, "", "FROM a\nRUN {{ _hidden }}\n")
+    assert info.value.name == "_hidden"
+    with pytest.raises(TemplateError):
+        dockerfile(shell, "", "FROM a\nRUN {{ In }}\n")
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def test_undefined_variable_names_the_variable_and_line(shell: Any) -> None:
+    with pytest.raises(TemplateError) as info:
+        dockerfile(shell, "", "FROM ubuntu:22.04\nRUN echo ok\nRUN echo {{ not_defined_yet }}\n")
+    assert (info.value.name, info.value.lineno) == ("not_defined_yet", 3)
+    assert "not_defined_yet" in str(info.value) and "default/Dockerfile, line 3" in str(info.value)
+
+
+def test_base_used_without_the_option(shell: Any) -> None:
+    with pytest.raises(TemplateError, match="--base"):
+        dockerfile(shell, "", "FROM {{ base }}\n")
+
+
+def test_syntax_error_names_the_line(shell: Any) -> None:
+    with pytest.raises(TemplateError) as info:
+        dockerfile(shell, "", "FROM a\n{% if x %}\nRUN b\n{% endfr %}\n")
+    assert info.value.lineno == 4
+
+
+def test_sandbox_violation_is_not_allowed(shell: Any) -> None:
+    shell.run_cell("import os")
+    with pytest.raises(TemplateError, match="not allowed in the sandbox") as info:
+        dockerfile(shell, "", "FROM a\nRUN echo {{ os.getcwd() }}\n")
+    assert info.value.lineno == 2
+
+
+def test_empty_cell(shell: Any) -> None:
+    with pytest.raises(TemplateError, match="empty"):
+        dockerfile(shell, "", "  \n\n")
+    with pytest.raises(UsageError, match="empty"):  # IPython's own check, before the magic
+        dockerfile(shell, "", "")
+
+
+def test_unknown_option_is_a_usage_error(shell: Any) -> None:
+    with pytest.raises(UsageError):
+        dockerfile(shell, "--nope", "FROM a\n")
+    with pytest.raises(UsageError):
+        dockerfile(shell, "a b", "FROM a\n")
+
+
+def test_invalid_name(shell: Any, tmp_path: Path) -> None:
+    with pytest.raises(ContextError, match="invalid build context name"):
+        dockerfile(shell, "../outside", "FROM a\n")
+    assert not (tmp_path.parent / "outside").exists()
+
+
+def test_failed_render_keeps_the_previous_dockerfile(shell: Any, tmp_path: Path) -> None:
+    good = dockerfile(shell, "", "FROM ubuntu:22.04\n")
+    before = (good.path.read_bytes(), good.path.stat().st_mtime_ns)
+    for bad in ("FROM ubuntu:22.04\nRUN {{ nope }}\n", "FROM {% if %}\n", "   "):
+        with pytest.raises(TemplateError):
+            dockerfile(shell, "", bad)
+    assert (good.path.read_bytes(), good.path.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in good.path.parent.iterdir()) == ["Dockerfile"]  # no temp files
+
+
+def test_context_path_that_is_a_file(shell: Any, tmp_path: Path) -> None:
+    # Tests run as root, which ignores permission bits; a path under a regular file is
+    # unwritable for everyone.
+    (tmp_path / "not-a-dir").write_text("x")
+    with pytest.raises(ContextError) as info:
+        dockerfile(shell, "--context not-a-dir/ctx", "FROM ubuntu:22.04\n")
+    assert str(tmp_path / "not-a-dir") in str(info.value)
+    assert "--context" in info.value.hint
+    with pytest.raises(ContextError, match="not a directory"):
+        dockerfile(shell, "--context not-a-dir", "FROM ubuntu:22.04\n")
+
+
+def test_context_where_even_root_cannot_create_a_directory(shell: Any) -> None:
+    # procfs refuses new directories whoever asks.
+    with pytest.raises(ContextError) as info:
+        dockerfile(shell, "--context /proc/self/dcs-ctx", "FROM ubuntu:22.04\n")
+    assert "/proc/self/dcs-ctx" in str(info.value)
+
+
+def test_errors_show_short_in_the_notebook(shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    result = shell.run_cell("%%dockerfile\nFROM ubuntu:22.04\nRUN {{ missing }}\n")
+    assert isinstance(result.error_in_exec, TemplateError)
+    err = capsys.readouterr().err
+    assert "TemplateError: undefined variable 'missing' (default/Dockerfile, line 2)" in err
+    assert "Traceback" not in err
+
+
+# -- %%dcs_file ---------------------------------------------------------------------------
+
+
+def test_dcs_file_writes_into_the_context_of_name(shell: Any, tmp_path: Path) -> None:
+    dockerfile(shell, "trainer --context ctx --quiet", "FROM ubuntu:22.04\nCOPY requirements.txt /r\n")
+    shell.run_cell("pins = {'pandas': '2.2.2', 'numpy': '1.26.4'}")
+    path = shell.run_cell_magic("dcs_file", "trainer requirements.txt",
+                                "{% for k, v in pins|dictsort %}{{ k }}=={{ v }}\n{% endfor %}")
+    assert path == tmp_path / "ctx" / "requirements.txt"
+    assert path.read_text() == "numpy==1.26.4\npandas==2.2.2\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_dcs_file_before_any_dockerfile_uses_build_root(shell: Any, tmp_path: Path) -> None:
+    path = shell.run_cell_magic("dcs_file", "default scripts/setup.sh", "#!/bin/sh\necho {{ pip }}")
+    assert path == tmp_path / "dcs-build" / "default" / "scripts" / "setup.sh"
+    assert path.read_text() == "#!/bin/sh\necho /databricks/python3/bin/pip\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755  # a script COPYed into the image runs
+
+
+@pytest.mark.parametrize("relpath", ["../escape.txt", "a/../../escape.txt", "/tmp/escape.txt", "~/x"])
+def test_dcs_file_refuses_paths_outside_the_context(shell: Any, tmp_path: Path, relpath: str) -> None:
+    with pytest.raises(ContextError) as info:
+        shell.run_cell_magic("dcs_file", f"default {relpath}", "x")
+    assert "build context" in str(info.value)
+    assert not (tmp_path / "dcs-build" / "escape.txt").exists()
+
+
+def test_dcs_file_refuses_a_symlink_out_of_the_context(shell: Any, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    context = tmp_path / "dcs-build" / "default"
+    context.mkdir(parents=True)
+    (context / "link").symlink_to(outside)
+    with pytest.raises(ContextError, match="symlink"):
+        shell.run_cell_magic("dcs_file", "default link/evil.txt", "x")
+    assert list(outside.iterdir()) == []
+
+
+def test_dcs_file_refuses_the_dockerfile(shell: Any) -> None:
+    with pytest.raises(ContextError, match="%%dockerfile"):
+        shell.run_cell_magic("dcs_file", "default Dockerfile", "FROM x")
+
+
+def test_dcs_file_template_errors_and_usage(shell: Any) -> None:
+    with pytest.raises(TemplateError) as info:
+        shell.run_cell_magic("dcs_file", "default req.txt", "a\n{{ nope }}")
+    assert (info.value.lineno, info.value.template) == (2, "default/req.txt")
+    with pytest.raises(TemplateError, match="empty"):
+        shell.run_cell_magic("dcs_file", "default req.txt", " \n")
+    with pytest.raises(UsageError):
+        shell.run_cell_magic("dcs_file", "default", "x")
+    with pytest.raises(UsageError):
+        shell.run_cell_magic("dcs_file", "default a.txt --bogus", "x")

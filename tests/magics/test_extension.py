@@ -1,0 +1,76 @@
+"""%load_ext dcs_magic: the magics it registers, what it imports, the public surface."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import dcs_magic
+
+CELL_MAGICS = {"dockerfile", "dcs_file", "init_script"}
+LINE_MAGICS = {"dcs_build", "dcs_push", "dcs_check", "dcs_launch"}
+HEAVY_MODULES = ("docker", "requests", "ipywidgets", "anywidget", "databricks")
+
+
+def test_load_ext_registers_all_seven_magics(shell: Any) -> None:
+    magics = shell.magics_manager.magics
+    assert CELL_MAGICS <= set(magics["cell"])
+    assert LINE_MAGICS <= set(magics["line"])
+    for name in CELL_MAGICS:
+        assert type(magics["cell"][name].__self__).__name__ == "DcsMagics"
+    for name in LINE_MAGICS:
+        assert type(magics["line"][name].__self__).__name__ == "DcsMagics"
+
+
+def test_load_ext_stays_cheap() -> None:
+    """A fresh interpreter: loading the extension and rendering imports no heavy module."""
+    script = (
+        "import json, os, sys, tempfile\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "os.chdir(tempfile.mkdtemp())\n"
+        "shell = InteractiveShell.instance()\n"
+        "shell.run_line_magic('load_ext', 'dcs_magic')\n"
+        "shell.run_cell_magic('dockerfile', '--quiet', 'FROM ubuntu:22.04')\n"
+        f"heavy = {HEAVY_MODULES!r}\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_public_names_are_pinned() -> None:
+    assert dcs_magic.__all__ == sorted(dcs_magic.__all__)
+    assert dcs_magic.__all__ == [
+        "ApiError",
+        "BuildError",
+        "BuildResult",
+        "CheckItem",
+        "CheckReport",
+        "ClusterError",
+        "ClusterSpec",
+        "ConfigError",
+        "ContextError",
+        "DcsError",
+        "EngineError",
+        "LockError",
+        "NotebookError",
+        "PushError",
+        "PushResult",
+        "SpecError",
+        "TemplateError",
+        "Workspace",
+        "__version__",
+        "build",
+        "check",
+        "load_ipython_extension",
+        "push",
+    ]
+
+
+def test_every_public_name_resolves() -> None:
+    for name in dcs_magic.__all__:
+        assert getattr(dcs_magic, name) is not None, name
+    assert set(dir(dcs_magic)) >= set(dcs_magic.__all__)

@@ -1,0 +1,366 @@
+"""A local HTTP server speaking the Databricks Clusters API subset dcs-magic uses. TEST-ONLY.
+
+Runs `http.server.ThreadingHTTPServer` on 127.0.0.1:<free port> in a daemon thread:
+
+    with ClustersApi() as api:                  # api.host, api.token
+        api.script({"state": "PENDING"}, {"state": "RUNNING"})   # the next created cluster
+        ...
+        api.requests                            # every request: method, path, query, headers, body
+
+- Checks `Authorization: Bearer <token>` on every API path (401 without / with a wrong
+  token, 403 for `forbidden_token`), as the real service does.
+- clusters/create validates the body with the Databricks SDK's own type
+  (`compute.ClusterSpec.from_dict(body).as_dict() == body`) and answers 400
+  INVALID_PARAMETER_VALUE when it does not survive the round trip (recorded in
+  `create_rejections`).
+- clusters/get walks the scripted states one step per call, then stays on the last one; an
+  unknown cluster_id gets the real service's 400 "Cluster ... does not exist".
+- `fail(path, status, body, headers=..., times=n)` queues canned answers (429 with
+  Retry-After, 503, 500, ...) for the next matching requests.
+- Uploads land in `files` (workspace import, Files API PUT, DBFS put), keyed by the path
+  as the init script references it (`/Workspace/...`, `/Volumes/...`, `dbfs:/...`).
+
+Nothing here is part of dcs_magic; it is the "workspace" the client and widget tests talk to.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from databricks.sdk.service import compute
+
+__all__ = ["ClustersApi", "NODE_TYPES", "Recorded", "SPARK_VERSIONS"]
+
+SPARK_VERSIONS = [
+    {"key": "13.3.x-scala2.12", "name": "13.3 LTS (includes Apache Spark 3.4.1, Scala 2.12)"},
+    {"key": "15.4.x-scala2.12", "name": "15.4 LTS (includes Apache Spark 3.5.0, Scala 2.12)"},
+    {"key": "15.4.x-cpu-ml-scala2.12", "name": "15.4 LTS ML (includes Apache Spark 3.5.0, Scala 2.12)"},
+    {"key": "15.4.x-aarch64-scala2.12", "name": "15.4 LTS aarch64 (includes Apache Spark 3.5.0, Scala 2.12)"},
+    {"key": "16.2.x-scala2.12", "name": "16.2 (includes Apache Spark 3.5.2, Scala 2.12)"},
+    {"key": "16.4.x-scala2.12", "name": "16.4 LTS (includes Apache Spark 3.5.2, Scala 2.12)"},
+    {"key": "16.4.x-gpu-ml-scala2.12", "name": "16.4 LTS ML (GPU, Scala 2.12)"},
+]
+NODE_TYPES = [
+    {"node_type_id": "m5d.large", "memory_mb": 8192, "num_cores": 2.0, "category": "General Purpose",
+     "is_graviton": False, "is_deprecated": False, "is_hidden": False},
+    {"node_type_id": "i3.xlarge", "memory_mb": 31232, "num_cores": 4.0, "category": "Storage Optimized",
+     "is_graviton": False, "is_deprecated": False, "is_hidden": False},
+    {"node_type_id": "m6gd.large", "memory_mb": 8192, "num_cores": 2.0, "category": "General Purpose",
+     "is_graviton": True, "is_deprecated": False, "is_hidden": False},
+    {"node_type_id": "r6gd.xlarge", "memory_mb": 32768, "num_cores": 4.0, "category": "Memory Optimized",
+     "is_graviton": True},
+    {"node_type_id": "m4.large", "memory_mb": 8192, "num_cores": 2.0, "category": "General Purpose",
+     "is_deprecated": True},
+    {"node_type_id": "g4dn.xlarge", "memory_mb": 16384, "num_cores": 4.0, "category": "GPU Accelerated",
+     "num_gpus": 1},
+]
+
+
+@dataclass
+class Recorded:
+    """One request the server received."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class _Canned:
+    path: str
+    status: int
+    body: Any
+    headers: dict[str, str]
+    times: int
+
+
+@dataclass
+class ClustersApi:
+    """The fake workspace. Start with `start()` or `with ClustersApi() as api:`."""
+
+    token: str = "dapi-test-0123456789abcdef"
+    forbidden_token: str = "dapi-test-forbidden"
+    spark_versions: list[dict[str, Any]] = field(default_factory=lambda: [dict(v) for v in SPARK_VERSIONS])
+    node_types: list[dict[str, Any]] = field(default_factory=lambda: [dict(n) for n in NODE_TYPES])
+    requests: list[Recorded] = field(default_factory=list)
+    clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    directories: set[str] = field(default_factory=set)
+    create_rejections: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._canned: list[_Canned] = []
+        self._next_script: list[dict[str, Any]] = [{"state": "PENDING"}, {"state": "RUNNING"}]
+        self._steps: dict[str, list[dict[str, Any]]] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._count = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> "ClustersApi":
+        handler = type("Handler", (_Handler,), {"api": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="clusters-api", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "ClustersApi":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        assert self._server is not None, "start() the server first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __repr__(self) -> str:
+        return f"ClustersApi({self._server and self.host}, {len(self.requests)} requests)"
+
+    # -- scripting --------------------------------------------------------------------------
+
+    def script(self, *steps: dict[str, Any]) -> None:
+        """States the next created cluster walks through, one clusters/get per step, e.g.
+        `{"state": "PENDING"}, {"state": "TERMINATED", "termination_reason": {"code": ...}}`."""
+        self._next_script = [dict(s) for s in steps]
+
+    def fail(self, path: str, status: int, body: Any = None, *, headers: dict[str, str] | None = None,
+             times: int = 1) -> None:
+        """Answer the next `times` requests whose path ends with `path` with `status`/`body`."""
+        with self._lock:
+            self._canned.append(_Canned(path, status, body, dict(headers or {}), times))
+
+    def requests_to(self, suffix: str) -> list[Recorded]:
+        """The recorded requests whose path ends with `suffix` (query string excluded)."""
+        return [r for r in self.requests if r.path.endswith(suffix)]
+
+    def add_event(self, cluster_id: str, event_type: str, details: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self._add_event(cluster_id, event_type, details)
+
+    # -- internals (called under the handler) ---------------------------------------------------
+
+    def _add_event(self, cluster_id: str, event_type: str, details: dict[str, Any] | None = None) -> None:
+        events = self.events.setdefault(cluster_id, [])
+        events.append({"cluster_id": cluster_id, "timestamp": int(time.time() * 1000) + len(events),
+                       "type": event_type, "details": details or {}})
+
+    def _take_canned(self, path: str) -> _Canned | None:
+        with self._lock:
+            for canned in self._canned:
+                if path.endswith(canned.path):
+                    canned.times -= 1
+                    if canned.times <= 0:
+                        self._canned.remove(canned)
+                    return canned
+        return None
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes
+               ) -> tuple[int, Any, dict[str, str]]:
+        route = _ROUTES.get((method, _route(path)))
+        if route is None:
+            return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{method} {path}'"}, {}
+        payload: Any = None
+        if body and route.__name__ != "_files_put":
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                return 400, {"error_code": "MALFORMED_REQUEST", "message": "Invalid JSON given in the body"}, {}
+        with self._lock:
+            return route(self, path, query, payload if payload is not None else body)
+
+    def _cluster_or_error(self, cluster_id: str | None) -> tuple[dict[str, Any] | None, tuple | None]:
+        cluster = self.clusters.get(cluster_id or "")
+        if cluster is None:
+            return None, (400, {"error_code": "INVALID_PARAMETER_VALUE",
+                                "message": f"Cluster {cluster_id} does not exist"}, {})
+        return cluster, None
+
+
+def _route(path: str) -> str:
+    """`/api/2.1/clusters/get` -> `clusters/get`; `/api/2.0/fs/files/Volumes/..` -> `fs/files`."""
+    parts = path.split("/")
+    if len(parts) > 3 and parts[1] == "api":
+        rest = "/".join(parts[3:])
+        return "fs/files" if rest.startswith("fs/files/") else rest
+    return path
+
+
+def _create(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    if not isinstance(body, dict):
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "body must be a JSON object"}, {}
+    round_trip = compute.ClusterSpec.from_dict(body).as_dict()
+    if round_trip != body or not body.get("spark_version"):
+        reason = f"body does not match the SDK's ClusterSpec: sent {body!r}, SDK read {round_trip!r}"
+        api.create_rejections.append(reason)
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": reason}, {}
+    api._count += 1
+    cluster_id = f"0101-000000-test{api._count:04d}"
+    api._steps[cluster_id] = [dict(s) for s in api._next_script]
+    api.clusters[cluster_id] = {**body, "cluster_id": cluster_id, "state": "PENDING",
+                                "state_message": "Finding instances for new nodes"}
+    api._add_event(cluster_id, "CREATING", {"user": "test@example.com"})
+    return 200, {"cluster_id": cluster_id}, {}
+
+
+def _get(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    cluster, error = api._cluster_or_error((query.get("cluster_id") or [None])[0])
+    if error:
+        return error
+    steps = api._steps.get(cluster["cluster_id"]) or []
+    if steps:
+        step = steps.pop(0) if len(steps) > 1 else steps[0]
+        before = cluster["state"]
+        cluster.update(step)
+        if cluster["state"] != before:
+            api._add_event(cluster["cluster_id"], cluster["state"],
+                           {"reason": step["termination_reason"]} if "termination_reason" in step else {})
+    return 200, cluster, {}
+
+
+def _delete(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    cluster, error = api._cluster_or_error((body or {}).get("cluster_id"))
+    if error:
+        return error
+    api._steps[cluster["cluster_id"]] = []
+    cluster.update(state="TERMINATED", state_message="Terminated by user",
+                   termination_reason={"code": "USER_REQUEST", "type": "SUCCESS", "parameters": {}})
+    api._add_event(cluster["cluster_id"], "TERMINATING", {"reason": cluster["termination_reason"]})
+    return 200, {}, {}
+
+
+def _list(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    return 200, {"clusters": list(api.clusters.values())}, {}
+
+
+def _spark_versions(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    return 200, {"versions": api.spark_versions}, {}
+
+
+def _node_types(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    return 200, {"node_types": api.node_types}, {}
+
+
+def _events(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    cluster, error = api._cluster_or_error((body or {}).get("cluster_id"))
+    if error:
+        return error
+    events = list(api.events.get(cluster["cluster_id"], []))
+    if body.get("order", "DESC") == "DESC":
+        events.reverse()
+    offset, size = int(body.get("offset", 0)), int(body.get("page_size") or body.get("limit") or 50)
+    page = events[offset:offset + size]
+    answer: dict[str, Any] = {"events": page, "total_count": len(events)}
+    if offset + size < len(events):
+        answer["next_page"] = {**body, "offset": offset + size}
+    return 200, answer, {}
+
+
+def _mkdirs(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    api.directories.add(body["path"])
+    return 200, {}, {}
+
+
+def _import(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    target = body["path"]
+    parent = target.rsplit("/", 1)[0]
+    if parent not in api.directories:
+        return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"The parent folder ({parent}) "
+                                                                         "does not exist."}, {}
+    if target in api.files and not body.get("overwrite"):
+        return 400, {"error_code": "RESOURCE_ALREADY_EXISTS", "message": f"{target} already exists."}, {}
+    api.files[target] = base64.b64decode(body["content"])
+    return 200, {}, {}
+
+
+def _files_put(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    target = urllib.parse.unquote(path.split("/fs/files", 1)[1])
+    if target in api.files and query.get("overwrite", ["true"])[0] != "true":
+        return 409, {"error_code": "ALREADY_EXISTS", "message": f"{target} already exists"}, {}
+    api.files[target] = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return 204, None, {}
+
+
+def _dbfs_put(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    api.files["dbfs:" + body["path"]] = base64.b64decode(body["contents"])
+    return 200, {}, {}
+
+
+_ROUTES = {
+    ("POST", "clusters/create"): _create,
+    ("GET", "clusters/get"): _get,
+    ("POST", "clusters/delete"): _delete,
+    ("GET", "clusters/list"): _list,
+    ("GET", "clusters/spark-versions"): _spark_versions,
+    ("GET", "clusters/list-node-types"): _node_types,
+    ("POST", "clusters/events"): _events,
+    ("POST", "workspace/mkdirs"): _mkdirs,
+    ("POST", "workspace/import"): _import,
+    ("PUT", "fs/files"): _files_put,
+    ("POST", "dbfs/put"): _dbfs_put,
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    api: ClustersApi
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
+        pass
+
+    def _serve(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.api.requests.append(Recorded(self.command, url.path, urllib.parse.parse_qs(url.query),
+                                          dict(self.headers.items()), body, time.monotonic()))
+        status, answer, headers = self._answer(url.path, urllib.parse.parse_qs(url.query), body)
+        data = b"" if answer is None else (answer if isinstance(answer, bytes) else json.dumps(answer).encode())
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        if data:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _answer(self, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any, dict[str, str]]:
+        if not path.startswith("/api/"):
+            # e.g. the SDK's /.well-known/databricks-config probe: not served here
+            return 404, {"error_code": "NOT_FOUND", "message": f"{path} not found"}, {}
+        auth = self.headers.get("Authorization", "")
+        if auth == f"Bearer {self.api.forbidden_token}":
+            return 403, {"error_code": "PERMISSION_DENIED",
+                         "message": "You are not authorized to perform this operation"}, {}
+        if auth != f"Bearer {self.api.token}":
+            return 401, {"error_code": "UNAUTHENTICATED",
+                         "message": "Credential was not sent or was of an unsupported type for this API."}, {}
+        canned = self.api._take_canned(path)
+        if canned is not None:
+            return canned.status, canned.body, canned.headers
+        return self.api.handle(self.command, path, query, body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve

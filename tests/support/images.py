@@ -1,0 +1,80 @@
+"""A tiny local base image: Debian's busybox-static imported with `docker import`.
+
+Docker Hub is not reachable here, so tests that build need a base that exists locally.
+The tar is assembled in memory (the same tree as `bin/busybox` + one symlink per applet
+in a temp dir, tarred), which leaves nothing to clean up on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException, ImageNotFound
+
+__all__ = ["BUSYBOX_BINARY", "BUSYBOX_REF", "busybox_rootfs_tar", "ensure_busybox_image"]
+
+BUSYBOX_BINARY = Path("/bin/busybox")  # busybox-static: no shared libraries in the image
+BUSYBOX_REF = "dcs-test/busybox:1"
+
+
+def _applets(binary: Path) -> list[str]:
+    out = subprocess.run([str(binary), "--list"], capture_output=True, text=True, check=True)
+    # A `busybox -> busybox` self-link would loop and break /bin/sh, so leave it out.
+    return sorted({a for a in out.stdout.split() if a and a != "busybox"})
+
+
+def _add_dir(tar: tarfile.TarFile, name: str, mode: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, mode
+    tar.addfile(info)
+
+
+def busybox_rootfs_tar(binary: Path = BUSYBOX_BINARY) -> bytes:
+    """A root filesystem tar: /bin/busybox, /bin/<applet> -> busybox, and a /tmp."""
+    data = binary.read_bytes()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        _add_dir(tar, "bin", 0o755)
+        _add_dir(tar, "tmp", 0o1777)
+        info = tarfile.TarInfo("bin/busybox")
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+        for applet in _applets(binary):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    return buf.getvalue()
+
+
+def ensure_busybox_image(client: docker.DockerClient, ref: str = BUSYBOX_REF,
+                         binary: Path = BUSYBOX_BINARY) -> str:
+    """Import the busybox image as `ref` unless the engine already has it; return `ref`.
+
+    A fresh import is run once (`sh -c 'echo ok'`) so a dynamically linked busybox fails
+    here with a clear message instead of in some later build.
+    """
+    try:
+        client.images.get(ref)
+        return ref
+    except ImageNotFound:
+        pass
+    if not binary.exists():
+        raise FileNotFoundError(f"{binary} is missing: run `bash scripts/dev-env.sh deps` "
+                                "(installs busybox-static).")
+    repository, _, tag = ref.rpartition(":")
+    client.api.import_image_from_data(busybox_rootfs_tar(binary), repository=repository,
+                                      tag=tag, changes=['CMD ["sh"]', "LABEL dcs-test=busybox"])
+    try:
+        out = client.containers.run(ref, ["sh", "-c", "echo ok"], remove=True)
+    except DockerException as exc:
+        client.images.remove(ref, force=True)
+        raise RuntimeError(f"The imported {ref} cannot run /bin/sh ({exc}). Is {binary} "
+                           "from Debian's busybox-static (statically linked)?") from exc
+    if out.strip() != b"ok":
+        client.images.remove(ref, force=True)
+        raise RuntimeError(f"{ref}: `sh -c 'echo ok'` printed {out!r}")
+    return ref

@@ -1,0 +1,219 @@
+"""A real `docker-registry` (distribution 2.x) on 127.0.0.1, plain or behind htpasswd.
+
+The engine treats 127.0.0.0/8 registries as insecure (plain HTTP) without any daemon
+setting, so `docker push 127.0.0.1:PORT/repo:tag` works against these as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "start_registry", "write_htpasswd"]
+
+# Without these the registry may answer with a converted (schema 1) manifest, whose digest
+# differs from the one the engine reported when it pushed.
+MANIFEST_ACCEPT = ", ".join([
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+])
+_PORT_ATTEMPTS = 3
+
+
+class RegistryError(RuntimeError):
+    """The registry answered a helper's request with an error (`status`, `body`)."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class Registry:
+    """A running registry process and helpers that read its HTTP API (authenticated).
+
+    `host` is what image references use ("127.0.0.1:PORT"), `url` is the HTTP base.
+    `username`/`password` are None for a plain registry. The password never appears in
+    `repr()`, so a failing assertion that prints the fixture does not print it.
+    """
+
+    def __init__(self, proc: subprocess.Popen, port: int, root: Path, log_path: Path,
+                 username: str | None = None, password: str | None = None) -> None:
+        self.proc = proc
+        self.port = port
+        self.root = root
+        self.log_path = log_path
+        self.username = username
+        self.password = password
+        self.host = f"127.0.0.1:{port}"
+        self.url = f"http://{self.host}"
+        self._http = requests.Session()
+        self._http.trust_env = False  # no proxies or ~/.netrc for a loopback registry
+        if username is not None:
+            self._http.auth = (username, password or "")
+
+    def __repr__(self) -> str:
+        auth = f", username={self.username!r}" if self.username else ""
+        return f"Registry(url={self.url!r}{auth})"
+
+    @property
+    def auth_config(self) -> dict[str, str] | None:
+        """docker-py `auth_config` for pushes to this registry (None when it needs none)."""
+        if self.username is None:
+            return None
+        return {"username": self.username, "password": self.password or "",
+                "serveraddress": self.host}
+
+    def _get(self, path: str, *, method: str = "GET", headers: dict | None = None
+             ) -> requests.Response:
+        try:
+            resp = self._http.request(method, self.url + path, headers=headers, timeout=10)
+        except requests.RequestException as exc:
+            raise RegistryError(f"{method} {self.url}{path} failed: {exc}") from exc
+        if resp.status_code >= 400:
+            body = resp.text[:500]
+            raise RegistryError(f"{method} {self.url}{path} -> HTTP {resp.status_code}: {body}",
+                                status=resp.status_code, body=body)
+        return resp
+
+    def manifest_digest(self, repo: str, tag: str) -> str:
+        """The registry's own digest (Docker-Content-Digest) of repo:tag's manifest."""
+        resp = self._get(f"/v2/{repo}/manifests/{tag}", method="HEAD",
+                         headers={"Accept": MANIFEST_ACCEPT})
+        digest = resp.headers.get("Docker-Content-Digest")
+        if not digest:
+            raise RegistryError(f"{self.url}: no Docker-Content-Digest for {repo}:{tag}",
+                                status=resp.status_code)
+        return digest
+
+    def tags(self, repo: str) -> list[str]:
+        """repo's tags, sorted; [] when the registry has never seen repo."""
+        try:
+            resp = self._get(f"/v2/{repo}/tags/list")
+        except RegistryError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return sorted(resp.json().get("tags") or [])
+
+    def catalog(self) -> list[str]:
+        """Every repository the registry holds (its default page maximum, 1000), sorted."""
+        return sorted(self._get("/v2/_catalog?n=1000").json().get("repositories") or [])
+
+    def stop(self) -> None:
+        """Terminate the registry process (kill it if it ignores SIGTERM)."""
+        self._http.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def write_htpasswd(path: Path, username: str, password: str) -> None:
+    """A bcrypt htpasswd file (the registry rejects every other hash). The password goes
+    through stdin, not argv, so it does not show in `ps`."""
+    if shutil.which("htpasswd") is None:
+        raise RegistryError("`htpasswd` is missing: run `bash scripts/dev-env.sh deps` "
+                            "(installs apache2-utils).")
+    out = subprocess.run(["htpasswd", "-niB", username], input=password, text=True,
+                         capture_output=True, check=True).stdout
+    path.write_text(out.strip() + "\n")
+
+
+def _config(port: int, storage: Path, htpasswd: Path | None) -> dict:
+    config: dict = {
+        "version": 0.1,
+        "log": {"level": "info", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
+    }
+    if htpasswd is not None:
+        config["auth"] = {"htpasswd": {"realm": "dcs-test", "path": str(htpasswd)}}
+    return config
+
+
+def _wait_ready(registry: Registry, timeout_s: float) -> bool:
+    """True once /v2/ answers (200, or 401 behind auth); False if the process died."""
+    deadline = time.monotonic() + timeout_s
+    probe = requests.Session()
+    probe.trust_env = False
+    while time.monotonic() < deadline:
+        if registry.proc.poll() is not None:
+            return False
+        try:
+            if probe.get(registry.url + "/v2/", timeout=2).status_code in (200, 401):
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RegistryError(f"docker-registry on {registry.host} did not answer within "
+                        f"{timeout_s:.0f} s\n--- {registry.log_path} ---\n{_tail(registry.log_path)}")
+
+
+def start_registry(workdir: Path, *, username: str | None = None, password: str | None = None,
+                   timeout_s: float = 30.0) -> Registry:
+    """Start `docker-registry serve` with its storage under workdir; wait until it answers.
+
+    With `username`, the registry requires HTTP basic auth against a bcrypt htpasswd file
+    and the returned helpers authenticate. A port taken between choosing and binding it is
+    retried on another port.
+    """
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise RegistryError("`docker-registry` is missing: run `bash scripts/dev-env.sh deps`.")
+    htpasswd = None
+    if username is not None:
+        htpasswd = workdir / "htpasswd"
+        write_htpasswd(htpasswd, username, password or "")
+    log_path = workdir / "registry.log"
+    for _ in range(_PORT_ATTEMPTS):
+        port = _free_port()
+        config_path = workdir / "config.yml"  # JSON is YAML; no quoting surprises in paths
+        config_path.write_text(json.dumps(_config(port, workdir / "storage", htpasswd), indent=2))
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([binary, "serve", str(config_path)], stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        registry = Registry(proc, port, workdir / "storage", log_path, username, password)
+        try:
+            if _wait_ready(registry, timeout_s):
+                break
+        except BaseException:
+            registry.stop()
+            raise
+        if "address already in use" not in _tail(log_path):
+            raise RegistryError(f"docker-registry exited with status {proc.returncode}\n"
+                                f"--- {log_path} ---\n{_tail(log_path)}")
+    else:
+        raise RegistryError(f"docker-registry found no free port in {_PORT_ATTEMPTS} attempts")
+    if username is not None:
+        try:
+            registry.catalog()  # a rejected htpasswd file fails here, not in the first push
+        except RegistryError:
+            registry.stop()
+            raise
+    return registry
