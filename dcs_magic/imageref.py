@@ -51,7 +51,7 @@ class ImageRef:
 
     @property
     def is_mutable(self) -> bool:
-        """True when the reference can change under the user: no digest and tag missing/latest."""
+        """True when the reference can change under the user: any tag moves; only a digest is fixed."""
         return self.digest is None
 
     def with_digest(self, digest: str) -> "ImageRef":
@@ -125,7 +125,10 @@ _RUNTIME_TAG = re.compile(r"^(?P<major>\d{1,2})\.(?P<minor>\d{1,2}|x)(?:$|[-_.])
 
 
 def runtime_line(image: str | ImageRef | None) -> RuntimeLine | None:
-    """The runtime line a base image's tag names, or None when the tag does not say.
+    """The runtime line an `N.N...` tag names, or None when the tag does not say.
+
+    This reads any tag of that shape; `dockerfile.databricks_runtime_line` decides whether an
+    image is a Databricks runtime image at all (so `python:3.11` is not runtime 3.x).
 
     `databricksruntime/standard:13.3-LTS` -> 13.3; `...:9.x` -> 9.x; `latest`, no tag, or a
     digest-only reference -> None (unknown: callers treat it as the current layout).

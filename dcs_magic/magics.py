@@ -69,7 +69,7 @@ class DcsMagics(Magics, Configurable):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         if shell is not None:
-            shell.configurables.append(self)
+            # Magics.__init__ already adds us to shell.configurables (so %config works).
             shell.set_custom_exc((DcsError,), self._show_error)
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
