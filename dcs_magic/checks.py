@@ -26,13 +26,20 @@ from .results import CheckItem, CheckReport
 __all__ = [
     "DATABRICKS_PYTHON",
     "IMAGE_SIZE_WARN_BYTES",
+    "OS_ITEMS",
     "PYTHON_BY_RUNTIME",
     "REQUIRED_PACKAGES",
+    "ProbeRun",
     "check",
     "evaluate",
+    "facts_from_run",
+    "fitting_runtimes",
+    "inspect_image",
+    "java_version",
     "parse_probe",
     "parse_runtime",
     "probe_script",
+    "run_probe",
 ]
 
 DATABRICKS_PYTHON = "/databricks/python3/bin/python3"
@@ -266,8 +273,9 @@ def java_version(text: str) -> tuple[int, int] | None:
 
 def _java_item(facts: dict[str, str], line: RuntimeLine | None) -> CheckItem:
     needs_17 = line is not None and line.major >= 16
-    install = ("Install a JDK: RUN apt-get update && apt-get install -y "
-               f"openjdk-{17 if needs_17 else 8}-jdk-headless (Alpine: apk add openjdk{17 if needs_17 else 8}-jre).")
+    jdk = 17 if needs_17 else 8
+    install = (f"Install a JDK: RUN apt-get update && apt-get install -y openjdk-{jdk}-jdk-headless "
+               f"(Alpine: apk add openjdk{jdk}-jre).")
     path = facts.get("which.java")
     if not path:
         return _fail("java", "java is not on the PATH; the Databricks Runtime needs a JDK", install)
@@ -355,7 +363,7 @@ def fitting_runtimes(python: str) -> list[str]:
     return [lts for lts in LTS_LINES if PYTHON_BY_RUNTIME.get(int(lts.split(".")[0])) == python]
 
 
-_VENV_FIX = (f"Create the virtualenv: RUN python3 -m venv --system-site-packages /databricks/python3 "
+_VENV_FIX = ("Create the virtualenv: RUN python3 -m venv --system-site-packages /databricks/python3 "
              "(or start FROM databricksruntime/python:<runtime>-LTS).")
 
 

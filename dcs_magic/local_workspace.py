@@ -40,12 +40,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .checks import OS_ITEMS, check, parse_runtime
 from .errors import DcsError, EngineError, SpecError
 from .imageref import parse_reference
+from .spec import ClusterSpec, is_secret_reference
 
 __all__ = ["LocalWorkspaceServer", "ensure_server", "SPARK_VERSIONS", "LABEL"]
 
@@ -144,8 +145,6 @@ def _new_cluster_id() -> str:
 
 def _validate_create(body: Any) -> dict[str, Any]:
     """The create body, or _ApiFailure(INVALID_PARAMETER_VALUE) saying what is wrong."""
-    from .spec import ClusterSpec
-
     try:
         ClusterSpec.from_dict(body).validate()
     except SpecError as exc:
@@ -227,7 +226,7 @@ class LocalWorkspaceServer:
     def __repr__(self) -> str:
         return f"LocalWorkspaceServer({self.host})"
 
-    def start(self) -> "LocalWorkspaceServer":
+    def start(self) -> LocalWorkspaceServer:
         if self._thread is None:
             self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                             name="dcs-local-workspace")
@@ -323,16 +322,21 @@ class LocalWorkspaceServer:
             cluster.cancel.set()
             previous, cluster.state = cluster.state, "TERMINATING"
             cluster.state_message = "Terminating at the user's request"
-            if cluster.busy:
-                return {}  # the launch worker sees `cancel` at its next step and cleans up
-        self._event(cluster, "TERMINATING", {"user": "local", "previous_state": previous})
-        api = None
+            if cluster.busy:  # the launch worker sees `cancel` at its next step and cleans up
+                self._event(cluster, "TERMINATING", {"user": "local", "previous_state": previous})
+                return {}
         try:
             api = self._connect()
+        except _Terminate as exc:  # engine down: the driver container cannot be removed now
+            with self._lock:
+                cluster.state, cluster.state_message = previous, exc.message
+                cluster.cancel.clear()
+            raise _ApiFailure(500, "INTERNAL_ERROR",
+                              f"{exc.message}; the cluster was not terminated") from exc
+        self._event(cluster, "TERMINATING", {"user": "local", "previous_state": previous})
+        try:
             self._finish(cluster, _Terminate("USER_REQUEST", "Terminated by the user", type_="SUCCESS",
                                              username="local"), api)
-        except _Terminate as exc:  # engine down: the container cannot be removed now
-            self._finish(cluster, exc, None)
         finally:
             _close(api)
         return {}
@@ -431,7 +435,7 @@ class LocalWorkspaceServer:
         except _Terminate as exc:
             self._finish(cluster, exc, api)
         except Exception as exc:  # noqa: BLE001 - never leave a cluster PENDING forever
-            self._finish(cluster, _engine_failure(exc), api)
+            self._finish(cluster, _unexpected(exc), api)
         finally:
             _close(api)
 
@@ -463,13 +467,11 @@ class LocalWorkspaceServer:
 
         self._step(cluster, f"Pulling {cluster.image}")
         auth = cluster.auth or {}
-        from .spec import is_secret_reference
-
         if is_secret_reference(auth.get("password")):
             raise _Terminate("SECRET_RESOLUTION_ERROR",
                              f"The registry password is a secret reference ({auth['password']}); the "
-                             "local preflight workspace has no secret scopes",
-                             hint="Pass the password itself for local runs (it is kept in memory only).")
+                             "local preflight workspace has no secret scopes: pass the password itself "
+                             "for local runs (it is kept in memory only until the pull)")
         # `{}` rather than None: only basic_auth counts, as on a cluster, not this machine's
         # docker login.
         auth_config = {"username": auth.get("username", ""), "password": auth.get("password", "")} \
@@ -547,7 +549,7 @@ class LocalWorkspaceServer:
         try:
             for index, item in enumerate(scripts, 1):
                 kind, dest = next(iter(item.items()))
-                where = f"{kind}:{dest['destination']}"
+                where = _where(kind, dest["destination"])
                 self._step(cluster, f"Running init script {index}/{len(scripts)} ({where})")
                 result = self._run_init_script(api, cluster, index, kind, dest["destination"])
                 results.append(result)
@@ -574,7 +576,7 @@ class LocalWorkspaceServer:
         try:
             output = api.exec_start(exec_id, stream=False, demux=False) or b""
         except ReadTimeout as exc:
-            raise _Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({kind}:{destination}) did "
+            raise _Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({_where(kind, destination)}) did "
                              f"not finish within {DOCKER_TIMEOUT_S} s", instance_id="driver") from exc
         code = api.exec_inspect(exec_id).get("ExitCode")
         text = output.decode("utf-8", "replace")[-OUTPUT_KEEP_CHARS:]
@@ -594,10 +596,9 @@ class LocalWorkspaceServer:
                "dbfs": _dbfs_key}.get(kind, lambda p: None)(destination)
         if key is None:
             raise _Terminate("INIT_SCRIPT_FAILURE",
-                             f"Init script {index} ({kind}:{destination}): {kind} init scripts cannot be "
-                             "fetched by the local preflight workspace",
-                             hint="Upload it to /Workspace, /Volumes or dbfs:/ of the local workspace "
-                             "(%%init_script NAME --upload ... --local) for a preflight run.")
+                             f"Init script {index} ({_where(kind, destination)}): {kind} init scripts cannot "
+                             "be fetched by the local preflight workspace; upload it to /Workspace, /Volumes "
+                             "or dbfs:/ of the local workspace (%%init_script NAME --upload DEST --local)")
         with self._lock:
             data = self._files.get(key)
         if data is None:
@@ -608,12 +609,11 @@ class LocalWorkspaceServer:
         return f"{_INIT_DIR}/{name}"
 
     def _running(self, cluster: _Cluster) -> None:
-        with self._lock:
-            self._step(cluster, "")
+        with self._lock:  # with _step's cancel check: a terminate request cannot slip between
+            self._step(cluster, f"Local preflight: driver container {cluster.container} is running "
+                       "(image pulled and checked, init scripts run; no Spark)")
             cluster.state = "RUNNING"
             cluster.busy = False
-            cluster.state_message = (f"Local preflight: driver container {cluster.container} is running "
-                                     "(image pulled and checked, init scripts run; no Spark)")
         self._event(cluster, "RUNNING", {"current_num_workers": 0, "target_num_workers": 0})
 
     def _finish(self, cluster: _Cluster, reason: _Terminate, api: Any) -> None:
@@ -682,6 +682,18 @@ class LocalWorkspaceServer:
         return adopted
 
 
+def _unexpected(exc: BaseException) -> _Terminate:
+    """A lost engine connection mid-launch, or else a failure nobody foresaw (named as such)."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
+    if isinstance(exc, (DockerException, RequestException)):
+        return _engine_failure(exc)
+    return _Terminate("CONTAINER_LAUNCH_FAILURE", f"The local launch failed unexpectedly "
+                      f"({type(exc).__name__}: {_short(exc)}); please report this dcs-magic bug",
+                      type_="SERVICE_FAULT")
+
+
 def _engine_failure(exc: BaseException) -> _Terminate:
     return _Terminate("CONTAINER_LAUNCH_FAILURE",
                       f"The local Docker engine is not reachable or failed ({_short(exc)}); start Docker, "
@@ -705,6 +717,11 @@ def _pull_failure(image: str, detail: str) -> _Terminate:
     return _Terminate("DOCKER_IMAGE_PULL_FAILURE",
                       f"The image {image} could not be pulled: {detail}. Check that it was pushed "
                       "under this name and that the registry is reachable")
+
+
+def _where(kind: str, destination: str) -> str:
+    """`file:/x`, `dbfs:/x`, `workspace:/Users/...`: the script as users wrote it, kind first."""
+    return destination if destination.startswith(f"{kind}:") else f"{kind}:{destination}"
 
 
 def _init_failure(index: int, where: str, result: dict[str, Any]) -> _Terminate:

@@ -20,6 +20,7 @@ machine builds a new image id from the same inputs.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -35,6 +36,7 @@ __all__ = [
     "ImageLock",
     "Lock",
     "compare",
+    "context_files",
     "lock_path",
     "mask_cluster",
     "read_lock",
@@ -44,6 +46,7 @@ __all__ = [
 LOCK_SUFFIX = ".dcs.lock.json"
 LOCK_VERSION = 1
 _DIFF_LINES = 40
+_PRIVATE_DIR = ".dcs"  # build logs inside a context; never sent to the engine (engine.py)
 _SECRET_REF = re.compile(r"^\{\{\s*secrets/[^/\s]+/[^}\s]+\s*\}\}$")
 _SECRET_KEYS = ("password", "token", "secret", "client_secret")
 MASK = "********"
@@ -172,6 +175,30 @@ def write_lock(path: str | os.PathLike[str], lock: Lock) -> Path:
     except OSError as exc:
         raise LockError(f"cannot write lock file {path}: {exc}") from exc
     return path
+
+
+def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """sha256 of every file the engine receives from CONTEXT_DIR, by relative POSIX path.
+
+    Same selection as the build: `.dockerignore` honoured, the private `.dcs/` directory
+    (build logs) left out; the Dockerfile is left out too (the lock holds it separately).
+    """
+    from docker.utils.build import exclude_paths  # the very matcher docker-py builds with
+
+    root = Path(context_dir)
+    patterns: list[str] = []
+    ignore = root / ".dockerignore"
+    if ignore.is_file():
+        patterns = [p.strip() for p in ignore.read_text(encoding="utf-8").splitlines()
+                    if p.strip() and not p.startswith("#")]
+    patterns += [_PRIVATE_DIR, f"{_PRIVATE_DIR}/**"]
+    hashes = {}
+    for rel in sorted(exclude_paths(str(root), patterns)):
+        path = root / rel
+        if rel == "Dockerfile" or not path.is_file():
+            continue
+        hashes[Path(rel).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
 
 
 def compare(lock: Lock | None, rendered: Mapping[str, ImageLock]) -> list[str]:

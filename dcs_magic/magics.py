@@ -160,8 +160,27 @@ class DcsMagics(Magics, Configurable):
     @argument("--local", action="store_true", help="Upload to the local preflight workspace.")
     @cell_magic
     def init_script(self, line: str, cell: str) -> Any:
-        """Keep a cluster init script written in the cell; optionally upload it."""
-        raise NotImplementedError
+        """Keep a cluster init script written in the cell; optionally upload it.
+
+        `--upload DEST` sends it to /Workspace/..., /Volumes/... or dbfs:/... and records DEST,
+        so %dcs_launch and ClusterSpec(init_scripts=[...]) reference it. A `file:/...` DEST is
+        recorded without an upload: the script is baked into the image (e.g. %%dcs_file).
+        Returns the kept script (`self.init_scripts[NAME]`).
+        """
+        from .spec import NamedInitScript, init_script_info, upload_destination
+        from .workspace import open_workspace
+
+        args = parse_argstring(self.init_script, line)
+        script = NamedInitScript(args.name, cell)
+        if args.upload and args.upload.startswith("file:"):
+            init_script_info(args.upload)  # a path inside the image: nothing to upload
+        elif args.upload:
+            upload_destination(args.upload)  # a malformed DEST fails before any request
+            workspace = open_workspace(args.profile or self.profile, local=args.local)
+            workspace.upload(args.upload, cell)
+        script.destination = args.upload
+        self.init_scripts[args.name] = script
+        return script
 
     # -- line magics -------------------------------------------------------------------
 
@@ -271,5 +290,24 @@ class DcsMagics(Magics, Configurable):
     @argument("--spec", default=None, help="JSON file with a clusters/create body to start from.")
     @line_magic
     def dcs_launch(self, line: str) -> Any:
-        """Show the launch form: assemble clusters/create JSON, create, follow the state."""
-        raise NotImplementedError
+        """Show the launch form: assemble clusters/create JSON, create, follow the state.
+
+        The image is --image, else the last %dcs_push (pinned by digest), else the --spec
+        file's. Without a usable workspace the form is a preview and says what is missing.
+        Returns the LaunchWidget: shown once as the cell's result (after `w = %dcs_launch`,
+        show it with `w`).
+        """
+        from .launch import LaunchWidget
+        from .spec import ClusterSpec
+        from .workspace import open_workspace
+
+        args = parse_argstring(self.dcs_launch, line)
+        base = ClusterSpec.load(args.spec) if args.spec else None
+        image = args.image or getattr(self.last_push, "pinned", None)
+        workspace, unavailable = None, None
+        try:
+            workspace = open_workspace(args.profile or self.profile, local=args.local)
+        except DcsError as exc:  # no host/credentials, or no local workspace: preview only
+            unavailable = str(exc)
+        return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
+                            unavailable=unavailable)

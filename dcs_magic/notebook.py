@@ -37,6 +37,7 @@ from .errors import NotebookError
 
 __all__ = [
     "DockerfileCell",
+    "RenderedContext",
     "FileCell",
     "InitScriptCell",
     "Notebook",
@@ -45,6 +46,7 @@ __all__ = [
     "parse_var",
     "parse_vars",
     "read_notebook",
+    "render_context",
     "resolve_variables",
 ]
 
@@ -349,3 +351,65 @@ def _typed(name: str, text: str, parameters: Mapping[str, Any], source: str) -> 
             f"{name} a {type(default).__name__} value ({default!r})",
             hint=f"give a {type(default).__name__} literal, e.g. {default!r}",
         ) from exc
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedContext:
+    """NAME's build context written to disk: the Dockerfile and the `%%dcs_file` files."""
+
+    name: str
+    context_dir: Path
+    dockerfile: str
+    dockerfile_sha256: str
+    files: tuple[Path, ...]
+    base: str | None
+    findings: tuple[Any, ...] = ()
+
+
+def render_context(notebook: Notebook, name: str | None, variables: Mapping[str, Any],
+                   context_dir: str | os.PathLike[str]) -> RenderedContext:
+    """Render NAME's `%%dockerfile` and `%%dcs_file` cells with VARIABLES into CONTEXT_DIR.
+
+    The same functions as the magics (dcs_magic.context) do the work, so a notebook run in
+    Jupyter and `dcs render` write the same bytes. A TemplateError (a missing variable, a
+    bad construct) says which cell it came from.
+    """
+    from .context import render_dockerfile, write_file
+    from .errors import TemplateError
+
+    cell = notebook.dockerfile(name)
+    try:
+        rendered = render_dockerfile(cell.template, variables, name=cell.name,
+                                     context_dir=context_dir, base=cell.base)
+        files = []
+        for item in notebook.files_for(cell.name):
+            text = _render_file(item, variables)
+            files.append(write_file(rendered.context_dir, item.path, text))
+    except TemplateError as exc:
+        where = _cell_of(exc, notebook, cell)
+        exc.message = f"{notebook.path}, {where}: {exc.message}"
+        exc.args = (exc.message,)
+        if exc.name:
+            exc.hint = (f"define {exc.name} in the parameters cell (tagged `parameters`), pass "
+                        f"--var {exc.name}=VALUE, or set {ENV_PREFIX}{exc.name}; the dcs command "
+                        "does not run other cells")
+        raise
+    return RenderedContext(cell.name, rendered.context_dir, rendered.text, rendered.sha256,
+                           tuple(files), cell.base, tuple(rendered.findings))
+
+
+def _render_file(item: FileCell, variables: Mapping[str, Any]) -> str:
+    from .template import render
+
+    return render(item.template, variables, template_name=f"{item.name}/{item.path}")
+
+
+def _cell_of(exc: Exception, notebook: Notebook, cell: DockerfileCell) -> str:
+    template = getattr(exc, "template", "") or ""
+    for item in notebook.files_for(cell.name):
+        if template == f"{item.name}/{item.path}":
+            return f"%%dcs_file cell {item.cell}"
+    return f"%%dockerfile cell {cell.cell}"

@@ -256,7 +256,7 @@ def _dockerfile_sha256(data: bytes) -> str:
 
 
 def _new_log_path(context: Path) -> Path:
-    directory = context / LOG_DIR
+    directory = context.resolve() / LOG_DIR  # absolute: the result outlives a change of directory
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -38,7 +38,8 @@ __all__ = [
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
-_REMOVED = re.compile(r"^Removing intermediate container ([0-9a-f]{12,64})$")
+# searched, not matched: output without a final newline gets this appended to its last line
+_REMOVED = re.compile(r"Removing intermediate container ([0-9a-f]{12,64})$")
 _STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _TAGGED = re.compile(r"^Successfully tagged (\S+)$")
 _PUSH_REPO = re.compile(r"^The push refers to repository \[(.+)\]$")
@@ -268,22 +269,21 @@ class BuildState(_StreamState):
     def _take_line(self, line: str, *, output: bool | None = None) -> None:
         self.log_tail.append(line)
         self.line_count += 1
-        step = _STEP.match(line)
-        if step:
+        if step := _STEP.match(line):
             self.step, self.total_steps = int(step[1]), int(step[2])
             self.instruction = step[3].strip()
             self.step_output.clear()
             return
+        if (removed := _REMOVED.search(line)) and self.container and removed[1].startswith(self.container[:12]):
+            self.container = None
+            line = line[:removed.start()]  # keep what a step printed without a final newline
         if output is None:
             output = not line.startswith(_BUILDER_PREFIXES)
         if output:
             if line.strip():
                 self.step_output.append(line)
-            return
-        if match := _RUNNING_IN.match(line):
+        elif match := _RUNNING_IN.match(line):
             self.container = match[1]
-        elif (match := _REMOVED.match(line)) and self.container and match[1].startswith(self.container[:12]):
-            self.container = None
         elif match := _STEP_IMAGE.match(line):
             self.last_image = match[1]
         elif match := _TAGGED.match(line):

@@ -23,20 +23,21 @@ import copy
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from .errors import SpecError
 from .imageref import parse_reference
 
 __all__ = [
     "ALLOWED_ACCESS_MODES",
+    "MASK",
     "BasicAuth",
     "ClusterSpec",
     "DockerImage",
     "InitScript",
-    "MASK",
     "NamedInitScript",
     "dcs_node_types",
     "dcs_runtimes",
@@ -45,6 +46,7 @@ __all__ = [
     "mask_secrets",
     "node_type_refusal",
     "runtime_refusal",
+    "upload_destination",
 ]
 
 MASK = "****"
@@ -53,6 +55,8 @@ MASK = "****"
 MAX_CUSTOM_TAGS = 45
 MAX_INIT_SCRIPTS = 10
 MAX_SSH_KEYS = 10
+UPLOADABLE_KINDS = ("workspace", "volumes", "dbfs")
+"""Init script destinations `Workspace.upload` can write to."""
 
 _SECRET_REFERENCE = re.compile(r"^\{\{\s*secrets/[^/{}\s]+/[^/{}\s]+\s*\}\}$")
 
@@ -146,16 +150,20 @@ class BasicAuth:
             return self.password
         value = os.environ.get(self.password_env)
         if not value:
-            raise SpecError(f"environment variable {self.password_env} (the registry password) is not set",
-                            field="docker_image.basic_auth.password",
-                            hint=f"set {self.password_env} in the environment the kernel runs in, or "
-                                 "use a {{secrets/scope/key}} reference")
+            raise _unset_password_env(self.password_env)
         return value
 
     def __repr__(self) -> str:
         source = f"password_env={self.password_env!r}" if self.password_env and self.password is None \
             else f"password={_mask_password(self.password)!r}"
         return f"BasicAuth(username={self.username!r}, {source})"
+
+
+def _unset_password_env(name: str) -> SpecError:
+    return SpecError(f"environment variable {name} (the registry password) is not set",
+                     field="docker_image.basic_auth.password",
+                     hint=f"set {name} in the environment the kernel runs in, or use a "
+                          "{{secrets/scope/key}} reference")
 
 
 @dataclass
@@ -201,10 +209,7 @@ def init_script_info(destination: str, *, region: str | None = None,
     Raises SpecError for a destination of no known type or a malformed one.
     """
     dest = (destination or "").strip() if isinstance(destination, str) else destination
-    kind = next((k for prefix, k in _PREFIXES if isinstance(dest, str) and dest.startswith(prefix)), None)
-    if kind is None:
-        raise SpecError(f"init script destination {destination!r} is not a known type",
-                        field="init_scripts", hint=_destination_forms())
+    kind = _kind_of(dest)
     info: dict[str, Any] = {"destination": dest}
     if kind == "s3":
         info.update({k: v for k, v in (("region", region), ("endpoint", endpoint)) if v})
@@ -212,6 +217,26 @@ def init_script_info(destination: str, *, region: str | None = None,
     for error in _init_script_errors(item, "init_scripts"):
         raise error
     return item
+
+
+def upload_destination(destination: str) -> dict[str, Any]:
+    """`init_script_info` for a destination the workspace API can upload to (`/Workspace/...`,
+    `/Volumes/...`, `dbfs:/...`); SpecError for cloud storage and `file:/` paths."""
+    kind = _kind_of((destination or "").strip() if isinstance(destination, str) else destination)
+    if kind not in UPLOADABLE_KINDS:
+        raise SpecError(f"{destination} is a {kind} destination; the workspace API uploads only to "
+                        "/Workspace/..., /Volumes/... and dbfs:/...", field="init_scripts",
+                        hint="copy the file there yourself and reference it in init_scripts "
+                             "(file:/ paths are inside the image)")
+    return init_script_info(destination)
+
+
+def _kind_of(dest: Any) -> str:
+    kind = next((k for prefix, k in _PREFIXES if isinstance(dest, str) and dest.startswith(prefix)), None)
+    if kind is None:
+        raise SpecError(f"init script destination {dest!r} is not a known type",
+                        field="init_scripts", hint=_destination_forms())
+    return kind
 
 
 def _destination_forms() -> str:
@@ -360,7 +385,7 @@ class ClusterSpec:
         return tuple(f.name for f in fields(cls) if f.name != "extra")
 
     @classmethod
-    def from_dict(cls, body: Mapping[str, Any]) -> "ClusterSpec":
+    def from_dict(cls, body: Mapping[str, Any]) -> ClusterSpec:
         """Read a create body (e.g. a saved JSON file); unknown fields go to `extra`."""
         if not isinstance(body, Mapping):
             raise SpecError(f"a cluster spec must be a JSON object, not {type(body).__name__}", field=None)
@@ -370,7 +395,7 @@ class ClusterSpec:
         return cls(**{k: v for k, v in data.items() if k in known}, extra=extra)
 
     @classmethod
-    def from_json(cls, text: str, *, source: str = "JSON") -> "ClusterSpec":
+    def from_json(cls, text: str, *, source: str = "JSON") -> ClusterSpec:
         """Read a create body from JSON text; errors name the line and column."""
         try:
             body = json.loads(text)
@@ -380,7 +405,7 @@ class ClusterSpec:
         return cls.from_dict(body)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "ClusterSpec":
+    def load(cls, path: str | os.PathLike[str]) -> ClusterSpec:
         """Read a create body from a JSON file (`%dcs_launch --spec FILE`)."""
         path = Path(path).expanduser()
         try:
@@ -430,7 +455,7 @@ class ClusterSpec:
         body = self.masked() if mask else self.to_dict(validate=False)
         return json.dumps(body, indent=indent, sort_keys=False)
 
-    def replace(self, **changes: Any) -> "ClusterSpec":
+    def replace(self, **changes: Any) -> ClusterSpec:
         """A copy with some fields changed."""
         values = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
         values.update(changes)
@@ -442,7 +467,7 @@ class ClusterSpec:
 
     # -- validation ------------------------------------------------------------------------
 
-    def validate(self) -> "ClusterSpec":
+    def validate(self) -> ClusterSpec:
         """Raise the first problem as SpecError(field=...); return self when valid."""
         for error in self.errors():
             raise error
@@ -618,9 +643,7 @@ def _check_basic_auth(auth: Any) -> Iterator[SpecError]:
     if isinstance(auth, BasicAuth):
         username, has_password = auth.username, bool(auth.password) or bool(auth.password_env)
         if auth.password is None and auth.password_env and not os.environ.get(auth.password_env):
-            yield SpecError(f"environment variable {auth.password_env} (the registry password) is not set",
-                            field=f"{where}.password",
-                            hint="set it where the kernel runs, or use a {{secrets/scope/key}} reference")
+            yield _unset_password_env(auth.password_env)
             return
     elif isinstance(auth, Mapping):
         username, has_password = auth.get("username"), bool(auth.get("password"))

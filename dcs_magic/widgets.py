@@ -88,6 +88,10 @@ class ProgressWidget(anywidget.AnyWidget):
         return names
 
     def __repr__(self) -> str:
+        # Also the text/plain fallback a widget-less front-end keeps, frozen at display time:
+        # say what it is rather than a state that will look stuck.
+        if self.status == "starting":
+            return f"ProgressWidget({self.kind} {self.title!r}: live progress needs a widget front-end)"
         return f"ProgressWidget({format_line(self._snapshot())})"
 
     def _snapshot(self) -> dict[str, Any]:

@@ -28,7 +28,8 @@ import re
 import threading
 import time
 import urllib.parse
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import requests
 from databricks.sdk.core import Config
@@ -37,7 +38,7 @@ from urllib3.util.retry import Retry
 
 from ._version import __version__
 from .errors import ApiError, ClusterError, ConfigError, SpecError
-from .spec import ClusterSpec, init_script_info
+from .spec import ClusterSpec, upload_destination
 
 __all__ = [
     "MAX_POLL_INTERVAL_S",
@@ -46,6 +47,7 @@ __all__ = [
     "Workspace",
     "check_host",
     "cluster_error",
+    "open_workspace",
 ]
 
 MAX_POLL_INTERVAL_S = 10.0
@@ -177,7 +179,7 @@ def _sdk_reason(exc: Exception) -> str:
 
 def _resolve_config(host: str | None, token: str | None, profile: str | None, timeout: float) -> Any:
     kwargs: dict[str, Any] = {"host": host, "token": token, "profile": profile,
-                              "http_timeout_seconds": min(timeout, 10.0), "retry_timeout_seconds": 15}
+                              "http_timeout_seconds": min(timeout, 10.0), "retry_timeout_seconds": 5}
     if token:
         kwargs["auth_type"] = "pat"  # an explicit token wins over OAuth variables in the environment
     try:
@@ -229,6 +231,12 @@ def _create_retry(retries: int, backoff_factor: float) -> Retry:
 def _retries_used(response: requests.Response) -> int:
     retries = getattr(response.raw, "retries", None)
     return len(getattr(retries, "history", ()) or ())
+
+
+def open_workspace(profile: str | None = None, *, local: bool = False, **kwargs: Any) -> Workspace:
+    """The workspace the magics use: the local preflight one, or the profile's (None: the SDK's
+    default resolution). Raises ConfigError saying how to configure one."""
+    return Workspace.local(**kwargs) if local else Workspace(profile=profile, **kwargs)
 
 
 # -- cluster outcomes ------------------------------------------------------------------------
@@ -285,7 +293,7 @@ class Workspace:
                             HTTPAdapter(max_retries=_create_retry(retries, backoff_factor)))
 
     @classmethod
-    def local(cls, **kwargs: Any) -> "Workspace":
+    def local(cls, **kwargs: Any) -> Workspace:
         """The local preflight workspace (started on first use, once per process)."""
         try:
             from .local_workspace import ensure_server
@@ -302,10 +310,10 @@ class Workspace:
         """Close the HTTP connections."""
         self._session.close()
 
-    def __enter__(self) -> "Workspace":
+    def __enter__(self) -> Workspace:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- HTTP -----------------------------------------------------------------------------
@@ -470,7 +478,7 @@ class Workspace:
     def upload(self, dest: str, content: str | bytes, *, overwrite: bool = True) -> dict[str, Any]:
         """Upload a file to `/Workspace/...` (workspace import), `/Volumes/...` (Files API) or
         `dbfs:/...` (DBFS put); return the `init_scripts` item that references it."""
-        item = init_script_info(dest)
+        item = upload_destination(dest)
         kind, path = next(iter(item)), item[next(iter(item))]["destination"]
         data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
         if kind == "workspace":
@@ -479,17 +487,13 @@ class Workspace:
             self._request("PUT", f"{self.host}/api/2.0/fs/files{urllib.parse.quote(path)}",
                           params={"overwrite": str(overwrite).lower()}, data=data,
                           headers={"Content-Type": "application/octet-stream"}, what=f"upload {path}")
-        elif kind == "dbfs":
+        else:  # dbfs
             if len(data) > 1_000_000:
                 raise SpecError(f"{path} is {len(data)} bytes; DBFS put takes at most 1 MB inline",
                                 field="init_scripts", hint="upload to /Volumes/... instead")
             self._request("POST", f"{self.host}/api/2.0/dbfs/put",
                           json={"path": path[len("dbfs:"):], "contents": _b64(data), "overwrite": overwrite},
                           what=f"upload {path}")
-        else:
-            raise SpecError(f"{dest} is a {kind} destination; the workspace API uploads only to "
-                            "/Workspace/..., /Volumes/... and dbfs:/...", field="init_scripts",
-                            hint="copy the file there yourself (file:/ paths are inside the image)")
         return item
 
     def _upload_workspace(self, path: str, data: bytes, overwrite: bool) -> None:

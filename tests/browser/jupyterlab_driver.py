@@ -44,6 +44,7 @@ __all__ = [
     "open_notebook",
     "run_all_cells",
     "run_notebook_cells",
+    "save_notebook",
     "start_jupyterlab",
     "write_notebook",
 ]
@@ -94,7 +95,7 @@ class JupyterLab:
     def api(self, method: str, path: str, timeout: float = 10.0) -> Any:
         """Call the server's REST API (JSON in, JSON out; None for an empty body)."""
         req = urllib.request.Request(self.url + path, method=method)
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # 127.0.0.1 only
             body = resp.read()
         return json.loads(body) if body else None
 
@@ -294,3 +295,18 @@ def run_notebook_cells(page: Any, cells: Sequence[str], *, lab: JupyterLab,
         outputs = "\n---\n".join(cell_outputs(page))
         raise AssertionError(f"not every cell ran: prompts {run.prompts}; outputs:\n{outputs}")
     return run
+
+
+def save_notebook(page: Any, timeout_ms: float = 30_000) -> None:
+    """Save the open notebook with Ctrl+S, as a user would; wait until it is saved.
+
+    The notebook gets the focus first (a widget's text input keeps its keystrokes to
+    itself); the tab's dirty mark going away means the server has written the file.
+    """
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    page.wait_for_function(
+        "() => document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current') "
+        "&& !document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current.jp-mod-dirty')",
+        timeout=timeout_ms)

@@ -6,7 +6,13 @@ rendered widgets), not on the kernel's text output.
 
 from __future__ import annotations
 
+import json
+import re
+import secrets
+
 import pytest
+from jupyterlab_driver import save_notebook
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -18,9 +24,9 @@ def test_dockerfile_output_is_highlighted(page, notebook, screenshot):
     run = notebook([
         'greeting = "hello from jinja"',
         "%load_ext dcs_magic",
-        "%%dockerfile demo --base dcs-test/busybox:1\n"
-        "FROM {{ base }}\n"
-        "RUN echo {{ greeting }} > /greeting.txt\n",
+        ("%%dockerfile demo --base dcs-test/busybox:1\n"
+         "FROM {{ base }}\n"
+         "RUN echo {{ greeting }} > /greeting.txt\n"),
     ])
     highlight = page.locator(OUTPUT.format(2)).locator(".highlight pre")
     highlight.wait_for()
@@ -69,16 +75,23 @@ def test_build_widget_shows_steps_log_and_image_id(page, notebook, screenshot, d
     ])
     widget = page.locator(OUTPUT.format(2)).locator('.dcs-progress[data-status="done"]')
     widget.wait_for()
-    # FROM + 3 RUN steps, all shown as done.
-    assert widget.locator(".dcs-step-label").inner_text() == "Step 4/4"
     assert widget.locator(".dcs-badge").inner_text() == "done"
-    assert "echo dcs-browser-marker" in widget.locator(".dcs-instruction").inner_text()
+    # Every step shown as done: FROM plus one step per image history entry the build added
+    # (the 3 RUN steps and the LABEL steps dcs-magic appends).
+    built, base = docker_client.images.get(build_tag), docker_client.images.get(busybox_image)
+    steps = len(built.history()) - len(base.history()) + 1
+    assert steps >= 4
+    assert widget.locator(".dcs-step-label").inner_text() == f"Step {steps}/{steps}"
     # The image id shown is the one the engine gave the tag.
-    engine_id = docker_client.images.get(build_tag).id
     result = widget.locator(".dcs-result")
     assert result.is_visible()
-    assert widget.locator(".dcs-result-text").inner_text() == engine_id
+    assert widget.locator(".dcs-result-text").inner_text() == built.id
     assert not widget.locator(".dcs-error").is_visible()
+    # The copy button puts that id on the clipboard.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    result.get_by_role("button", name="Copy").click()
+    expect(result.get_by_role("button")).to_have_text("Copied")
+    assert page.evaluate("() => navigator.clipboard.readText()") == built.id
     # The log tail is collapsed; opening it shows the container's own output.
     log = widget.locator(".dcs-log-text")
     assert not log.is_visible()
@@ -105,10 +118,12 @@ def test_build_widget_shows_failure(page, notebook, screenshot, docker_client, b
     assert error.is_visible()
     assert widget.locator(".dcs-error-title").inner_text() == "Build failed"
     assert "non-zero code: 3" in widget.locator(".dcs-error-text").inner_text()
-    # The failing step stays on screen, and it stands out (the theme's error colour).
-    assert widget.locator(".dcs-step-label").inner_text() == "Step 3/3"
+    # The failing step stays on screen (LABEL steps would have followed it).
+    assert re.fullmatch(r"Step 3/\d+", widget.locator(".dcs-step-label").inner_text())
+    assert "exit 3" in widget.locator(".dcs-instruction").inner_text()
     assert widget.locator(".dcs-badge").inner_text() == "failed"
     assert not widget.locator(".dcs-result").is_visible()
+    # It stands out: the title has the theme's error colour, not the normal text colour.
     color = "e => getComputedStyle(e).color"
     assert (widget.locator(".dcs-error-title").evaluate(color)
             != widget.locator(".dcs-title").evaluate(color))
@@ -116,3 +131,73 @@ def test_build_widget_shows_failure(page, notebook, screenshot, docker_client, b
     screenshot("build-failed")
     images = docker_client.images.list(name=build_tag.split(":")[0])
     assert not any(build_tag in image.tags for image in images)
+
+
+# -- the launch widget (dcs_magic/launch.py LaunchWidget, %dcs_launch --local) ---------------
+
+PASSWORD_VAR = "DCS_TEST_REGISTRY_PASSWORD"
+PINNED_IMAGE = "127.0.0.1:5000/dcs-test/app@sha256:" + "ab" * 32
+
+
+def _widget_states(saved: dict) -> list[dict]:
+    """The widget models' states stored in a saved notebook's metadata."""
+    store = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+    return [model["state"] for model in store["state"].values()]
+
+
+@pytest.mark.docker
+def test_launch_form_previews_json_and_saves_no_secret(page, notebook, notebook_dir,
+                                                       screenshot):
+    from dcs_magic.launch import AUTH_MODES
+
+    # The kernel reads the password from a file: it never appears in a cell, so finding it
+    # in the saved notebook could only mean the widget leaked it.
+    secret = f"s3cr3t-{secrets.token_hex(12)}"
+    (notebook_dir / "secret.txt").write_text(secret)
+    notebook([
+        f"import os, pathlib\nos.environ[{PASSWORD_VAR!r}] = pathlib.Path('secret.txt').read_text()",
+        "%load_ext dcs_magic",
+        f"%dcs_launch --local --image {PINNED_IMAGE}",
+        # The local workspace's token: the saved notebook must not contain it either.
+        ("from dcs_magic.local_workspace import ensure_server\n"
+         "pathlib.Path('token.txt').write_text(ensure_server()[1])"),
+    ])
+    form = page.locator(OUTPUT.format(2))
+    cluster_name = form.get_by_label("Cluster name", exact=True)
+    cluster_name.wait_for()
+    preview = form.locator(".widget-html pre", has_text='"spark_version"')
+    expect(preview).to_contain_text(PINNED_IMAGE)
+
+    # Typing in the browser updates the JSON preview (the kernel recomputes it).
+    cluster_name.press_sequentially("dcs-browser-cluster")
+    expect(preview).to_contain_text('"cluster_name": "dcs-browser-cluster"')
+
+    form.get_by_label("Registry auth").select_option(label=AUTH_MODES["env"])
+    form.get_by_label("Username", exact=True).fill("dcs-test-user")
+    expect(preview).to_contain_text('"username": "dcs-test-user"')
+    password_var = form.get_by_label("Password variable")
+    # A password typed where the variable NAME belongs is thrown away, with a message.
+    password_var.fill(secret)
+    password_var.press("Enter")
+    expect(form).to_contain_text("There is no environment variable with that name")
+    expect(password_var).to_have_value("")
+    # The variable's name is kept; the preview masks the password.
+    password_var.fill(PASSWORD_VAR)
+    password_var.press("Enter")
+    expect(form).not_to_contain_text("There is no environment variable with that name")
+    expect(preview).to_contain_text('"password": "****"')
+    expect(password_var).to_have_value(PASSWORD_VAR)
+    assert secret not in page.content()
+    cluster_name.scroll_into_view_if_needed()
+    screenshot("launch-form")
+
+    save_notebook(page)
+    path = notebook_dir / "test.ipynb"
+    text = path.read_text()
+    assert secret not in text
+    assert (notebook_dir / "token.txt").read_text() not in text
+    # Not vacuous: the form's state was saved, with what was typed in the browser.
+    values = [state.get("value") for state in _widget_states(json.loads(text))]
+    assert "dcs-browser-cluster" in values
+    assert "dcs-test-user" in values
+    assert PASSWORD_VAR in values

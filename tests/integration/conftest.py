@@ -86,9 +86,10 @@ def load_image(client: Any, ref: str, layers: list[bytes], *, architecture: str 
     }).encode()
     config_name = f"{hashlib.sha256(image_config).hexdigest()}.json"
     members = {config_name: image_config}
-    members.update({f"layer{i}/layer.tar": layer for i, layer in enumerate(layers)})
+    layer_names = [f"layer{i}/layer.tar" for i in range(len(layers))]
+    members.update(zip(layer_names, layers, strict=True))
     members["manifest.json"] = json.dumps([{"Config": config_name, "RepoTags": [ref],
-                                            "Layers": [f"layer{i}/layer.tar" for i in range(len(layers))]}]).encode()
+                                            "Layers": layer_names}]).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in members.items():
@@ -97,3 +98,12 @@ def load_image(client: Any, ref: str, layers: list[bytes], *, architecture: str 
             tar.addfile(info, io.BytesIO(data))
     client.images.load(buf.getvalue())
     return ref
+
+
+@pytest.fixture(scope="session")
+def tiny_images() -> Any:
+    """The helpers above (`load`, `layer`, `aarch64_elf`), as a fixture: test modules cannot
+    import this conftest by name reliably (tests/conftest.py is also a `conftest`)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(load=load_image, layer=layer_tar, aarch64_elf=aarch64_exit0_elf)

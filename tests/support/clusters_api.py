@@ -36,7 +36,7 @@ from typing import Any
 
 from databricks.sdk.service import compute
 
-__all__ = ["ClustersApi", "NODE_TYPES", "Recorded", "SPARK_VERSIONS"]
+__all__ = ["NODE_TYPES", "SPARK_VERSIONS", "ClustersApi", "Recorded", "isolate_databricks_config"]
 
 SPARK_VERSIONS = [
     {"key": "13.3.x-scala2.12", "name": "13.3 LTS (includes Apache Spark 3.4.1, Scala 2.12)"},
@@ -113,11 +113,12 @@ class ClustersApi:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> "ClustersApi":
+    def start(self) -> ClustersApi:
         handler = type("Handler", (_Handler,), {"api": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="clusters-api", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         name="clusters-api", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -126,10 +127,10 @@ class ClustersApi:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "ClustersApi":
+    def __enter__(self) -> ClustersApi:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -328,7 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
     api: ClustersApi
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _serve(self) -> None:
@@ -364,3 +365,14 @@ class _Handler(BaseHTTPRequestHandler):
         return self.api.handle(self.command, path, query, body)
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+
+def isolate_databricks_config(monkeypatch: Any, tmp_dir: Any) -> None:
+    """Hide the machine's DATABRICKS_*/ARM_* variables and ~/.databrickscfg from a test
+    (`monkeypatch` is pytest's; `tmp_dir` a directory for the absent config file)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("DATABRICKS_", "ARM_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", os.path.join(str(tmp_dir), "absent.databrickscfg"))

@@ -1,0 +1,543 @@
+"""`dcs`: the notebook's build pipeline, headless, for CI/CD.
+
+    dcs render NOTEBOOK [--name N] [--var K=V ...] [--out DIR]
+    dcs build  NOTEBOOK -t TAG [-t TAG ...] [--push] [--locked] [--var K=V ...] ...
+    dcs check  IMAGE [--runtime R]
+    dcs launch --spec FILE [--image REF | --lock LOCK] [--wait] [--profile P | --local] [--print]
+
+This module only parses arguments, merges variables and prints; the work is done by the
+library (notebook, context, pipeline, checks, spec, workspace, lock), which knows nothing
+of the command line. Conventions:
+
+- stdout carries only the result (context directories, the pinned reference or image id,
+  the check report, the cluster id, the request JSON), so `REF=$(dcs build ...)` works;
+  progress, warnings and errors go to stderr.
+- Exit status: 0 success, 1 a dcs-magic error (message and hint on stderr, no traceback
+  unless `--debug`) or a failed check/cluster, 2 bad usage, 130 interrupted.
+- Build contexts: `--out DIR` puts NAME's context in DIR/NAME. Without it, a cell's own
+  `--context` is used, else `dcs-build/NAME`, both relative to the notebook's directory:
+  the place the magics write to when the notebook runs in Jupyter (kernel cwd = the
+  notebook's directory), so the notebook and `dcs` share one context.
+- `%%init_script` cells are written verbatim to `<build root>/init-scripts/NAME.sh` by
+  `dcs render`, ready for `databricks workspace import` or a COPY.
+- Template variables: see dcs_magic.notebook (`--var` > `DCS_VAR_<NAME>` > parameters cell).
+- The lock file `<notebook stem>.dcs.lock.json` (dcs_magic.lock) is written by every
+  successful `dcs build`; `--locked` first checks that the rendered Dockerfile, the context
+  files and the base image digest still match it, and fails listing what changed.
+- `dcs launch --print` prints the clusters/create body exactly as `databricks clusters
+  create --json @file` and `POST /api/2.1/clusters/create` take it. It refuses a literal
+  registry password (it would land in CI logs) unless `--allow-literal-password`: use a
+  `{{secrets/scope/key}}` reference, which the cluster resolves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from ._version import __version__
+from .errors import DcsError, LockError, NotebookError, PushError, SpecError
+
+__all__ = ["BASE_DIGEST_LABEL", "main", "make_parser"]
+
+BASE_DIGEST_LABEL = "dcs_magic.base.digest"
+"""Image label recording the registry digest of the base image the build started FROM."""
+
+DEFAULT_BUILD_ROOT = "dcs-build"
+INIT_SCRIPTS_DIR = "init-scripts"
+
+
+# -- argument parsing ---------------------------------------------------------------------------
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The `dcs` argument parser (every subcommand has --help)."""
+    parser = argparse.ArgumentParser(
+        prog="dcs",
+        description="Build, check, push and launch Databricks Container Services images from a "
+                    "notebook's %%dockerfile cells, headless (CI/CD).",
+        epilog="Exit status: 0 ok, 1 error or failed check/cluster, 2 usage, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"dcs-magic {__version__}")
+    parser.add_argument("--debug", action="store_true", help="Show full tracebacks on errors.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_render_parser, _build_parser, _check_parser, _launch_parser):
+        sub = add(commands)
+        # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="Show full tracebacks on errors.")
+    return parser
+
+
+def _notebook_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebook", metavar="NOTEBOOK", help="The .ipynb file.")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="Template variable (repeatable). Beats DCS_VAR_<NAME> in the environment, "
+                             "which beats the notebook's parameters cell (tagged `parameters`).")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="Write NAME's build context to DIR/NAME (default: the cell's --context, "
+                             f"else {DEFAULT_BUILD_ROOT}/NAME next to the notebook).")
+
+
+def _render_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "render", help="Write build contexts from a notebook's cells.",
+        description="Render the notebook's %%dockerfile and %%dcs_file cells into build contexts "
+                    "and its %%init_script cells into files. Runs no notebook code: variables come "
+                    "from the parameters cell, DCS_VAR_<NAME> and --var. Prints each context directory.")
+    _notebook_args(parser)
+    parser.add_argument("--name", default=None, help="Only this build context (default: every one).")
+    parser.set_defaults(run=_cmd_render)
+    return parser
+
+
+def _build_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "build", help="Render, build (and push) a notebook's image; update its lock file.",
+        description="Render NAME's build context, build it with the Docker engine, optionally push "
+                    "every tag, and record the result in <notebook>.dcs.lock.json. Prints the pinned "
+                    "reference (repo@sha256:...) of each pushed tag, or the image id without --push.")
+    _notebook_args(parser)
+    parser.add_argument("--name", default=None, help="Build context NAME (required when the notebook "
+                                                     "has several %%dockerfile cells).")
+    parser.add_argument("-t", "--tag", action="append", required=True, dest="tags", metavar="TAG",
+                        help="Image tag, e.g. registry.example.com/team/app:1.0 (repeatable).")
+    parser.add_argument("--push", action="store_true", help="Push every tag after the build.")
+    parser.add_argument("--locked", action="store_true",
+                        help="Fail (before building) when the rendered Dockerfile, the context files or "
+                             "the base image digest differ from the lock file.")
+    parser.add_argument("--platform", default="linux/amd64",
+                        help="Target platform (default linux/amd64, the only one DCS runs).")
+    parser.add_argument("--no-cache", action="store_true", help="Do not use the engine's build cache.")
+    parser.add_argument("--pull", action="store_true", help="Always pull a newer base image.")
+    parser.add_argument("--target", default=None, help="Multi-stage target to build.")
+    parser.add_argument("--build-arg", action="append", default=[], dest="build_args", metavar="K=V")
+    parser.add_argument("--label", action="append", default=[], dest="labels", metavar="K=V")
+    parser.add_argument("--username", default=None,
+                        help="Registry user for --push (default: Docker's own credentials).")
+    parser.add_argument("--password-env", default=None, metavar="VAR",
+                        help="Environment variable holding the registry password (with --username; "
+                             "without it the password is prompted for on a terminal).")
+    parser.add_argument("--progress", choices=("auto", "rich", "plain", "none"), default="auto",
+                        help="Progress on stderr: rich bars on a terminal, plain lines otherwise (auto).")
+    parser.set_defaults(run=_cmd_build)
+    return parser
+
+
+def _check_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "check", help="Check an image against the DCS requirements.",
+        description="Run IMAGE locally and check it against the Databricks Container Services "
+                    "requirements (java, bash, iproute2, procps, sudo, /databricks/python3, ...). "
+                    "Prints the report; exit status 1 when a requirement fails.")
+    parser.add_argument("image", metavar="IMAGE", help="Local image reference or id.")
+    parser.add_argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 15.4.")
+    parser.set_defaults(run=_cmd_check)
+    return parser
+
+
+def _launch_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "launch", help="Create a cluster from a clusters/create JSON file.",
+        description="Create a cluster from a clusters/create body. The image is --image, else the "
+                    "pinned digest recorded in the lock (--lock), else the file's docker_image.url. "
+                    "Prints the cluster id.")
+    parser.add_argument("--spec", required=True, metavar="FILE", help="JSON file with a clusters/create body.")
+    parser.add_argument("--image", default=None, help="docker_image.url to use (pin it: repo@sha256:...).")
+    parser.add_argument("--lock", default=None, metavar="LOCK",
+                        help="A .dcs.lock.json file, or the notebook whose lock to use: its pushed, "
+                             "pinned image becomes docker_image.url and the launched body is recorded in it.")
+    parser.add_argument("--name", default=None, help="Lock entry NAME (default: the only one).")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--profile", default=None, help="~/.databrickscfg profile (default: the "
+                                                       "Databricks SDK's resolution, DATABRICKS_* first).")
+    where.add_argument("--local", action="store_true",
+                       help="Use the local preflight workspace (runs in this process, so it always waits).")
+    parser.add_argument("--wait", action="store_true",
+                        help="Follow the cluster to RUNNING (exit 0) or TERMINATED/ERROR (exit 1).")
+    parser.add_argument("--timeout", type=float, default=1200.0, metavar="S",
+                        help="Seconds --wait waits (default 1200, like the Databricks CLI).")
+    parser.add_argument("--print", action="store_true", dest="print_only",
+                        help="Print the request JSON (for `databricks clusters create --json @file` or "
+                             "the REST API) instead of creating a cluster.")
+    parser.add_argument("--allow-literal-password", action="store_true",
+                        help="Let --print output a literal docker_image.basic_auth.password.")
+    parser.set_defaults(run=_cmd_launch)
+    return parser
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dcs` console script; returns the exit status."""
+    parser = make_parser()
+    args = parser.parse_args(argv)  # exits 2 on usage errors, 0 for --help
+    try:
+        return int(args.run(args) or 0)
+    except DcsError as exc:
+        if args.debug:
+            raise
+        _error(exc.short())
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def _error(text: str) -> None:
+    print(f"dcs: {text}", file=sys.stderr, flush=True)
+
+
+def _warn(text: str) -> None:
+    print(f"Warning: {text}", file=sys.stderr, flush=True)
+
+
+def _out(text: str) -> None:
+    print(text, flush=True)
+
+
+# -- render ------------------------------------------------------------------------------------
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .notebook import read_notebook
+
+    notebook = read_notebook(args.notebook)
+    names = [notebook.dockerfile(args.name).name] if args.name else list(notebook.dockerfiles)
+    for name in names:
+        rendered = _render(notebook, name, args)
+        _out(str(rendered.context_dir))
+    scripts = _write_init_scripts(notebook, args.out)
+    for path in scripts:
+        _out(str(path))
+    return 0
+
+
+def _render(notebook: Any, name: str | None, args: argparse.Namespace) -> Any:
+    from .notebook import parse_vars, render_context, resolve_variables
+
+    variables = resolve_variables(notebook.parameters, parse_vars(args.var))
+    cell = notebook.dockerfile(name)
+    rendered = render_context(notebook, cell.name, variables, _context_dir(notebook, cell, args.out))
+    for finding in rendered.findings:
+        _warn(f"{cell.name}/Dockerfile {finding}")
+    return rendered
+
+
+def _context_dir(notebook: Any, cell: Any, out: str | None) -> Path:
+    if out:
+        return Path(out) / cell.name
+    here = notebook.path.parent
+    return here / cell.context if cell.context else here / DEFAULT_BUILD_ROOT / cell.name
+
+
+def _write_init_scripts(notebook: Any, out: str | None) -> list[Path]:
+    from .context import write_file
+
+    root = Path(out) if out else notebook.path.parent / DEFAULT_BUILD_ROOT
+    return [write_file(root / INIT_SCRIPTS_DIR, f"{name}.sh", script.text)
+            for name, script in notebook.init_scripts.items()]
+
+
+# -- build -------------------------------------------------------------------------------------
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .lock import lock_path, read_lock
+    from .notebook import read_notebook
+    from .pipeline import parse_pairs
+
+    try:
+        build_args = parse_pairs(args.build_args, "--build-arg")
+        labels = parse_pairs(args.labels, "--label")
+    except ValueError as exc:
+        raise NotebookError(str(exc), hint="write it as KEY=VALUE") from exc
+    password = _registry_password(args) if args.push else None
+    notebook = read_notebook(args.notebook)
+    lock_file = lock_path(notebook.path)
+    lock = read_lock(lock_file)
+    rendered = _render(notebook, args.name, args)
+    entry = _lock_entry(rendered, build_args, args.platform)
+    if args.locked:
+        _check_locked(lock, rendered.name, entry, lock_file)
+    if entry.base_digest:
+        labels.setdefault(BASE_DIGEST_LABEL, entry.base_digest)
+    result = _build(rendered, args, build_args, labels)
+    if entry.base and not entry.base_digest:  # the build pulled it: the engine knows it now
+        entry.base_digest = _base_digest(entry.base)
+        if args.locked:
+            _check_locked(lock, rendered.name, entry, lock_file)
+    pushes = [_push(tag, args, password) for tag in result.tags] if args.push else []
+    _update_lock(lock, lock_file, notebook, rendered.name, entry, result, pushes)
+    for line in ([p.pinned for p in pushes] or [result.image_id]):
+        _out(line)
+    return 0
+
+
+def _registry_password(args: argparse.Namespace) -> str | None:
+    """The --push password: from --password-env VAR, else a hidden prompt on a terminal."""
+    if args.password_env and not args.username:
+        raise PushError("--password-env needs --username", hint="pass --username USER as well")
+    if not args.username:
+        return None
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if not password:
+            raise PushError(f"--password-env {args.password_env}: that environment variable is not set "
+                            "or empty", hint=f"export {args.password_env} (in CI: from a secret)")
+        return password
+    if not sys.stdin.isatty():
+        raise PushError(f"--username {args.username} without a password and no terminal to ask on",
+                        hint="pass --password-env VAR naming an environment variable that holds it")
+    return getpass.getpass(f"Password for {args.username}: ")
+
+
+def _lock_entry(rendered: Any, build_args: dict[str, str], platform: str) -> Any:
+    from .lock import ImageLock, context_files
+
+    base = rendered.base or _final_base(rendered.dockerfile, build_args)
+    return ImageLock(dockerfile_sha256=rendered.dockerfile_sha256, dockerfile=rendered.dockerfile,
+                     files=context_files(rendered.context_dir), base=base,
+                     base_digest=_base_digest(base) if base else None, platform=platform)
+
+
+def _final_base(text: str, build_args: dict[str, str]) -> str | None:
+    """The image the final stage starts FROM, following `FROM stage` chains (None: scratch)."""
+    from .dockerfile import parse, stages
+
+    chain = stages(parse(text), build_args)
+    stage = chain[-1] if chain else None
+    while stage is not None and stage.parent is not None:
+        stage = chain[stage.parent]
+    if stage is None or not stage.base or stage.base.lower() == "scratch":
+        return None
+    return stage.base
+
+
+def _base_digest(base: str) -> str | None:
+    """The registry digest of the local base image (RepoDigests), None when the engine has none."""
+    from .imageref import parse_reference
+
+    try:
+        ref = parse_reference(base)
+    except ValueError:
+        return None
+    if ref.digest:
+        return ref.digest
+    import docker.errors
+
+    from .engine import connect
+
+    engine = connect()
+    try:
+        digests = engine.api.inspect_image(base).get("RepoDigests") or []
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError:
+        return None
+    finally:
+        engine.close()
+    for item in digests:
+        repo, _, digest = item.partition("@")
+        if _same_repository(repo, ref.repository):
+            return digest
+    return None
+
+
+def _same_repository(a: str, b: str) -> bool:
+    """`busybox` and `docker.io/library/busybox` name the same repository."""
+    def norm(name: str) -> str:
+        for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+            if name.startswith(prefix):
+                return name[len(prefix):]
+        return name.removeprefix("library/")
+    return norm(a) == norm(b)
+
+
+def _check_locked(lock: Any, name: str, entry: Any, lock_file: Path) -> None:
+    from .lock import compare
+
+    differences = compare(lock, {name: entry})
+    if differences:
+        listed = "\n".join(f"  - {d}" for d in differences)
+        raise LockError(
+            f"--locked: the rendered build no longer matches {lock_file}:\n{listed}",
+            hint="if the change is intended, run `dcs build` without --locked and commit the new lock file")
+
+
+def _build(rendered: Any, args: argparse.Namespace, build_args: dict[str, str],
+           labels: dict[str, str]) -> Any:
+    from .pipeline import build
+    from .terminal import progress_sink
+
+    return build(rendered.context_dir, tags=args.tags, name=rendered.name, build_args=build_args or None,
+                 platform=args.platform, no_cache=args.no_cache, pull=args.pull, target=args.target,
+                 labels=labels or None, progress=progress_sink(args.progress))
+
+
+def _push(tag: str, args: argparse.Namespace, password: str | None) -> Any:
+    from .pipeline import push
+    from .terminal import progress_sink
+
+    return push(tag, username=args.username, password=password, progress=progress_sink(args.progress))
+
+
+def _update_lock(lock: Any, lock_file: Path, notebook: Any, name: str, entry: Any, result: Any,
+                 pushes: list) -> None:
+    from .lock import Lock, write_lock
+
+    lock = lock or Lock()
+    lock.notebook = notebook.path.name
+    before = lock.images.get(name)
+    entry.image_id = result.image_id
+    entry.tags = list(result.tags)
+    if pushes:
+        first = pushes[0]
+        entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
+    elif before is not None and before.image_id == result.image_id:
+        entry.push = before.push  # same image: what was pushed still describes it
+    if before is not None:
+        entry.cluster = before.cluster
+    lock.images[name] = entry
+    write_lock(lock_file, lock)
+
+
+# -- check -------------------------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .checks import check
+    from .terminal import print_check_report
+
+    report = check(args.image, runtime=args.runtime)
+    print_check_report(report, sys.stdout)
+    return 0 if report.ok else 1
+
+
+# -- launch ------------------------------------------------------------------------------------
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from .spec import ClusterSpec
+
+    spec = ClusterSpec.load(args.spec)
+    lock_file, lock, name = _launch_lock(args)
+    image = args.image or (lock.images[name].pinned if lock is not None else None)
+    if image:
+        spec = _with_image(spec, image)
+    _warn_mutable(spec)
+    body = spec.to_dict(validate=True)
+    literal = _literal_password(body)
+    if args.print_only:
+        if literal and not args.allow_literal_password:
+            raise SpecError(
+                f"{args.spec}: docker_image.basic_auth.password is a literal password; --print would "
+                "write it to stdout (and CI logs)", field="docker_image.basic_auth.password",
+                hint="store it in a secret scope and write \"{{secrets/<scope>/<key>}}\" instead, or "
+                     "pass --allow-literal-password")
+        _out(json.dumps(body, indent=2))
+        return 0
+    if literal:
+        _warn("docker_image.basic_auth.password is a literal password in the spec file; prefer a "
+              "{{secrets/<scope>/<key>}} reference")
+    return _create_and_follow(spec, body, args, lock_file, lock, name)
+
+
+def _launch_lock(args: argparse.Namespace) -> tuple[Path | None, Any, str | None]:
+    """(lock file, Lock, entry NAME) for --lock; (None, None, None) without it."""
+    if not args.lock:
+        return None, None, None
+    from .lock import LOCK_SUFFIX, lock_path, read_lock
+
+    path = Path(args.lock)
+    lock_file = path if path.name.endswith(LOCK_SUFFIX) else lock_path(path)
+    lock = read_lock(lock_file)
+    if lock is None:
+        raise LockError(f"there is no lock file {lock_file}",
+                        hint="run `dcs build NOTEBOOK -t TAG --push` first; it writes the lock")
+    name = args.name
+    if name is None:
+        if len(lock.images) != 1:
+            raise LockError(f"{lock_file} has {len(lock.images)} entries "
+                            f"({', '.join(sorted(lock.images)) or 'none'}); say which one",
+                            hint="pass --name NAME")
+        name = next(iter(lock.images))
+    if name not in lock.images:
+        raise LockError(f"{lock_file} has no entry {name!r} (it has: {', '.join(sorted(lock.images))})",
+                        hint="check --name, or build that NAME with `dcs build`")
+    if not args.image and not lock.images[name].pinned:
+        raise LockError(f"{lock_file}: {name!r} was never pushed, so there is no pinned image to launch",
+                        hint="run `dcs build NOTEBOOK -t TAG --push`, or pass --image REF")
+    return lock_file, lock, name
+
+
+def _with_image(spec: Any, image: str) -> Any:
+    current = spec.docker_image
+    if current is None:
+        return spec.replace(docker_image={"url": image})
+    if isinstance(current, dict):
+        return spec.replace(docker_image={**current, "url": image})
+    from dataclasses import replace
+
+    return spec.replace(docker_image=replace(current, url=image))
+
+
+def _warn_mutable(spec: Any) -> None:
+    from .imageref import parse_reference
+
+    image = spec.docker_image
+    url = image.get("url") if isinstance(image, dict) else getattr(image, "url", None)
+    if not url:
+        return
+    try:
+        pinned = parse_reference(url).is_pinned
+    except ValueError:
+        return  # validation reports it
+    if not pinned:
+        _warn(f"docker_image.url {url} is a tag, which can move; pin it by digest (--image repo@sha256:..., "
+              "or --lock after `dcs build --push`)")
+
+
+def _literal_password(body: dict[str, Any]) -> bool:
+    from .spec import is_secret_reference
+
+    auth = (body.get("docker_image") or {}).get("basic_auth") or {}
+    password = auth.get("password")
+    return bool(password) and not is_secret_reference(password)
+
+
+def _create_and_follow(spec: Any, body: dict[str, Any], args: argparse.Namespace,
+                       lock_file: Path | None, lock: Any, name: str | None) -> int:
+    from .workspace import Workspace
+
+    workspace = Workspace.local() if args.local else Workspace(profile=args.profile)
+    with workspace:
+        cluster_id = workspace.create_cluster(spec)
+        print(f"Created cluster {cluster_id}: {workspace.cluster_url(cluster_id)}", file=sys.stderr, flush=True)
+        if lock is not None:
+            from .lock import write_lock
+
+            lock.images[name].cluster = body  # masked when written
+            write_lock(lock_file, lock)
+        _out(cluster_id)
+        if not (args.wait or args.local):
+            return 0
+        # A ClusterError (TERMINATED/ERROR: code, message, hint) reaches main(): exit 1.
+        workspace.wait_for_cluster(cluster_id, timeout_s=args.timeout, on_state=_print_state)
+    print(f"Cluster {cluster_id} is RUNNING", file=sys.stderr, flush=True)
+    return 0
+
+
+def _print_state(info: dict[str, Any]) -> None:
+    message = info.get("state_message") or ""
+    print(f"  {info.get('state')}{': ' + message if message else ''}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

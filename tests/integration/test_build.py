@@ -1,0 +1,299 @@
+"""`dcs_magic.build` against the real Docker engine (classic builder, busybox base)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import comm
+import docker.errors
+import pytest
+from comm.base_comm import BaseComm
+
+import dcs_magic
+from dcs_magic import BuildError, BuildResult, ContextError, EngineError
+from dcs_magic.engine import _context_tar
+from dcs_magic.pipeline import SHA_LABEL, VERSION_LABEL, Cancelled, Job
+from dcs_magic.widgets import ProgressWidget
+
+pytestmark = pytest.mark.docker
+
+
+def make_context(root: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Dockerfile").write_text(dockerfile)
+    for name, text in (files or {}).items():
+        (root / name).write_text(text)
+    return root
+
+
+def remove_step_images(client: Any, log_path: str | Path) -> None:
+    """A failed or interrupted build leaves its finished steps' images (build cache) behind."""
+    ids = re.findall(r"^ ---> ([0-9a-f]{12})$", Path(log_path).read_text(), flags=re.MULTILINE)
+    for image_id in reversed(ids):  # children before parents
+        try:
+            if not client.api.inspect_image(image_id).get("RepoTags"):
+                client.api.remove_image(image_id)
+        except docker.errors.APIError:
+            pass  # gone already, or a tagged/used image we must not touch
+
+
+class Recorder:
+    """A progress sink that keeps everything it was sent."""
+
+    def __init__(self) -> None:
+        self.updates: list[dict] = []
+        self.closed: list[dict] = []
+
+    def update(self, snapshot: dict) -> None:
+        self.updates.append(snapshot)
+
+    def close(self, snapshot: dict) -> None:
+        self.closed.append(snapshot)
+
+
+@pytest.fixture
+def tag(docker_cleanup: Any) -> str:
+    return f"{docker_cleanup.unique('build')}:1"
+
+
+def test_build_labels_tags_and_log(tmp_path: Path, busybox_image: str, docker_client: Any,
+                                   docker_cleanup: Any, tag: str) -> None:
+    dockerfile = f"FROM {busybox_image}\nRUN echo hello-from-run && echo second line\nCOPY app.txt /app.txt\n"
+    context = make_context(tmp_path / "ctx", dockerfile, {"app.txt": "app\n"})
+    second = f"{docker_cleanup.unique('build2')}:latest"
+    sink = Recorder()
+    result = dcs_magic.build(context, tags=[tag, second.removesuffix(":latest")], name="app",
+                             labels={"team": "data", "dcs-test": "1"}, progress=sink)
+
+    assert isinstance(result, BuildResult) and result.image_id.startswith("sha256:")
+    assert result.tags == [tag, second] and result.name == "app" and result.platform == "linux/amd64"
+    assert result.dockerfile_sha256 == hashlib.sha256(dockerfile.encode()).hexdigest()
+    assert result.duration_s > 0 and result.warnings == []
+    image = docker_client.images.get(tag)
+    assert image.id == result.image_id and second in image.tags
+    assert image.labels[SHA_LABEL] == result.dockerfile_sha256
+    assert image.labels[VERSION_LABEL] == dcs_magic.__version__ and image.labels["team"] == "data"
+
+    log = Path(result.log_path)
+    assert log.parent == context / ".dcs" and log.name.startswith("build-")
+    text = log.read_text()
+    assert "hello-from-run\nsecond line\n" in text and f"Successfully tagged {second}" in text
+    assert sink.closed[0]["status"] == "done" and sink.closed[0]["image_id"] == result.image_id
+    assert sink.updates and sink.updates[0]["status"] == "running"
+    assert "BuildResult(sha256:" in repr(result) and tag in repr(result)
+
+
+def test_build_log_is_not_sent_and_dockerignore_is_honoured(tmp_path: Path, busybox_image: str,
+                                                            tag: str) -> None:
+    context = make_context(tmp_path / "ctx", f"FROM {busybox_image}\nCOPY . /ctx\nRUN ls -A /ctx\n",
+                           {"keep.txt": "k", "secret.env": "x", ".dockerignore": "*.env\n!.dcs\n"})
+    first = dcs_magic.build(context, tags=[tag])
+    second = dcs_magic.build(context, tags=[tag])  # the first build's log now sits in .dcs/
+    listing = Path(first.log_path).read_text()
+    assert "keep.txt" in listing and "secret.env" not in listing and ".dcs" not in listing
+    # the log is not part of the context, so COPY . stays a cache hit
+    assert "Using cache" in Path(second.log_path).read_text().split("COPY . /ctx", 1)[1]
+    assert first.image_id == second.image_id
+    names = set()
+    import tarfile
+    with tarfile.open(fileobj=_context_tar(context, "Dockerfile")) as tar:
+        names = set(tar.getnames())
+    assert {"Dockerfile", "keep.txt", ".dockerignore"} <= names
+    assert not any(n.startswith(".dcs") for n in names) and "secret.env" not in names
+
+
+def test_failing_run_step(tmp_path: Path, busybox_image: str, docker_client: Any, tag: str) -> None:
+    context = make_context(tmp_path / "ctx", (
+        f"FROM {busybox_image}\nRUN echo ok\n"
+        "RUN echo compiling && echo 'error: missing header' && exit 3\nRUN echo never\n"))
+    sink = Recorder()
+    with pytest.raises(BuildError) as info:
+        dcs_magic.build(context, tags=[tag], progress=sink)
+    err = info.value
+    remove_step_images(docker_client, err.log_path)
+    text = str(err)
+    assert text.startswith("Step 3/6 : RUN echo compiling && echo 'error: missing header' && exit 3 failed:")
+    assert "returned a non-zero code: 3" in text
+    assert text.endswith("    compiling\n    error: missing header")
+    assert err.step == 3 and err.instruction.startswith("RUN echo compiling")
+    assert err.last_lines == ["compiling", "error: missing header"]
+    assert Path(err.log_path).is_file() and err.log_path in text
+    assert sink.closed[0]["status"] == "failed" and "Step 3/6" in sink.closed[0]["error"]
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(tag)
+
+
+def test_dockerfile_parse_error(tmp_path: Path, busybox_image: str, tag: str) -> None:
+    context = make_context(tmp_path / "ctx", f"FROM {busybox_image}\nRUNN echo typo\n")
+    with pytest.raises(BuildError, match=r"could not parse the Dockerfile: .*line 2: unknown instruction: RUNN"):
+        dcs_magic.build(context, tags=[tag])
+
+
+def test_missing_base_image(tmp_path: Path, registry: Any, tag: str) -> None:
+    base = f"{registry.host}/dcs-test-missing/base:404"
+    context = make_context(tmp_path / "ctx", f"FROM {base}\nRUN true\n")
+    with pytest.raises(BuildError) as info:
+        dcs_magic.build(context, tags=[tag])
+    assert str(info.value).startswith(f"Step 1/4 : FROM {base} failed: ")
+    assert "not found" in str(info.value) and info.value.step == 1
+    assert "base image could not be found" in info.value.hint
+
+
+def test_bad_input_is_refused_before_the_engine(tmp_path: Path, busybox_image: str) -> None:
+    with pytest.raises(ContextError, match=r"Build context 'nope' has no Dockerfile") as info:
+        dcs_magic.build(tmp_path / "nope", tags=["x:1"], name="nope")
+    assert "%%dockerfile nope" in info.value.hint
+    context = make_context(tmp_path / "ctx", f"FROM {busybox_image}\n")
+    with pytest.raises(BuildError, match="Invalid tag 'Not A Tag'"):
+        dcs_magic.build(context, tags=["Not A Tag"])
+    with pytest.raises(BuildError, match="cannot contain a digest"):
+        dcs_magic.build(context, tags=["a/b@sha256:" + "0" * 64])
+
+
+@pytest.mark.parametrize("host, reason", [("unix:///tmp/dcs-test-no-engine.sock", "No such file or directory"),
+                                          ("tcp://127.0.0.1:9", "Connection refused")])
+def test_engine_unreachable_names_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           host: str, reason: str) -> None:
+    monkeypatch.setenv("DOCKER_HOST", host)
+    context = make_context(tmp_path / "ctx", "FROM scratch\n")
+    sink = Recorder()
+    with pytest.raises(EngineError) as info:
+        dcs_magic.build(context, tags=["dcs-test-x:1"], progress=sink)
+    assert host in str(info.value) and "DOCKER_HOST" in str(info.value) and reason in str(info.value)
+    assert "dockerd" in info.value.hint and info.value.host == host
+    assert sink.closed[0]["status"] == "failed"
+
+
+def test_platform_mismatch_is_a_visible_warning(tmp_path: Path, busybox_image: str, tag: str) -> None:
+    context = make_context(tmp_path / "ctx", f"FROM {busybox_image}\nLABEL x=1\n")
+    sink = Recorder()
+    result = dcs_magic.build(context, tags=[tag], platform="linux/arm64", progress=sink)
+    assert len(result.warnings) == 2
+    assert "runs linux/amd64 images only" in result.warnings[0]
+    assert "engine runs linux/amd64" in result.warnings[1]
+    assert sink.closed[0]["warnings"] == result.warnings
+    with pytest.raises(BuildError, match="unknown operating system or architecture"):
+        dcs_magic.build(context, tags=[tag], platform="bogus")
+
+
+class InterruptOnceRunning:
+    """Sends SIGINT to this process (what Ctrl-C and the notebook's stop button do) as soon
+    as the slow step's container is running."""
+
+    def __init__(self) -> None:
+        self.sent = False
+        self.container: str | None = None
+        self.closed: list[dict] = []
+
+    def update(self, snapshot: dict) -> None:
+        for line in snapshot["log_tail"]:
+            if match := re.fullmatch(r" ---> Running in ([0-9a-f]{12})", line):
+                self.container = match[1]
+        if self.container and "started" in snapshot["log_tail"] and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def close(self, snapshot: dict) -> None:
+        self.closed.append(snapshot)
+
+
+def _containers(client: Any, container_id: str) -> list[dict]:
+    return client.api.containers(all=True, filters={"id": container_id})
+
+
+def test_interrupt_stops_the_build_and_leaves_no_container(tmp_path: Path, busybox_image: str,
+                                                           docker_client: Any, tag: str) -> None:
+    context = make_context(tmp_path / "ctx", f"FROM {busybox_image}\nRUN echo started; sleep 60; echo done\n")
+    sink = InterruptOnceRunning()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        dcs_magic.build(context, tags=[tag], no_cache=True, progress=sink, interval=0.05)
+    assert time.monotonic() - started < 45  # it did not wait for the 60 s step
+    assert sink.sent and sink.container
+    assert _containers(docker_client, sink.container) == []  # removed before build() returned
+    assert sink.closed[0]["status"] == "cancelled"
+    log = sorted((context / ".dcs").glob("build-*.log"))[-1]
+    assert log.read_text().endswith("INTERRUPTED\n")
+    remove_step_images(docker_client, log)
+
+
+def test_background_build_job(tmp_path: Path, busybox_image: str, docker_client: Any, tag: str) -> None:
+    context = make_context(tmp_path / "ctx", f"FROM {busybox_image}\nRUN for i in 1 2 3; do echo $i; sleep 0.3; done\n")
+    sink = Recorder()
+    job = Job("build", "bg", dcs_magic.build, context, tags=[tag], name="bg", progress=sink)
+    assert "Job build 'bg'" in repr(job)
+    result = job.result(timeout=120)
+    assert job.done() and isinstance(result, BuildResult)
+    assert job.state["status"] == "done" and job.state["image_id"] == result.image_id
+    assert sink.closed and sink.closed[0]["image_id"] == result.image_id
+    assert repr(job).startswith("<Job build 'bg': done -> BuildResult(")
+    assert docker_client.images.get(tag).id == result.image_id
+
+
+def test_background_failure_and_cancel(tmp_path: Path, busybox_image: str, docker_client: Any,
+                                       tag: str) -> None:
+    failing = make_context(tmp_path / "fail", f"FROM {busybox_image}\nRUN echo nope && false\n")
+    job = Job("build", "fail", dcs_magic.build, failing, tags=[tag])
+    with pytest.raises(BuildError, match=r"Step 2/4 : RUN echo nope && false failed"):
+        job.result(timeout=120)
+    assert "failed: Step 2/4" in repr(job) and job.state["status"] == "failed"
+    remove_step_images(docker_client, job.exception().log_path)
+
+    slow = make_context(tmp_path / "slow", (f"FROM {busybox_image}\n"
+                                            "RUN i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done\n"))
+    job = Job("build", "slow", dcs_magic.build, slow, tags=[tag], no_cache=True, interval=0.05)
+    deadline = time.monotonic() + 60
+    while "tick 3" not in job.state.get("log_tail", []) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    container = next(m[1] for line in job.state["log_tail"]
+                     if (m := re.fullmatch(r" ---> Running in ([0-9a-f]{12})", line)))
+    job.cancel()
+    with pytest.raises(Cancelled):
+        job.result(timeout=60)
+    assert job.state["status"] == "cancelled"
+    assert _containers(docker_client, container) == []
+    remove_step_images(docker_client, sorted((slow / ".dcs").glob("build-*.log"))[-1])
+
+
+class RecordingComm(BaseComm):
+    """Stands in for the kernel's comm: keeps every message a widget would send."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.messages: list[tuple[str, dict]] = []
+        super().__init__(*args, **kwargs)
+
+    def publish_msg(self, msg_type: str, data: dict | None = None, metadata: dict | None = None,
+                    buffers: list | None = None, **keys: Any) -> None:
+        self.messages.append((msg_type, data or {}))
+
+
+def test_twenty_thousand_log_lines_stay_throttled(tmp_path: Path, busybox_image: str,
+                                                  monkeypatch: pytest.MonkeyPatch, tag: str) -> None:
+    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+    widget = ProgressWidget(kind="build", title="flood")
+    assert isinstance(widget.comm, RecordingComm)
+    context = make_context(tmp_path / "ctx", (f"FROM {busybox_image}\n"
+                                              "RUN i=0; while [ $i -lt 20000 ]; do echo \"log line $i\"; "
+                                              "i=$((i+1)); done\n"))
+    interval = 0.1
+    started = time.monotonic()
+    result = dcs_magic.build(context, tags=[tag], no_cache=True, progress=widget, interval=interval)
+    duration = time.monotonic() - started
+
+    updates = [data for kind, data in widget.comm.messages if kind == "comm_msg" and data.get("method") == "update"]
+    # one message per sync (hold_sync batches the traits), at most one per interval, plus
+    # the first and the final state
+    assert 2 <= len(updates) <= duration / interval + 5, (len(updates), duration)
+    assert max(len(data["state"].get("log_tail", [])) for data in updates) <= 201
+    assert widget.status == "done" and widget.image_id == result.image_id
+    assert widget.log_lines >= 20_000 and widget.log_tail[-1].startswith("Successfully tagged")
+    log_lines = Path(result.log_path).read_text().splitlines()
+    assert sum(1 for line in log_lines if line.startswith("log line ")) == 20_000
+    assert not any(isinstance(v, str) and "password" in v.lower() for v in widget.get_state().values())

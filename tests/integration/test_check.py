@@ -1,0 +1,103 @@
+"""check() on the real engine: the DCS base passes, bad images fail with fixes, and no probe
+container is ever left behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from support.cleanup import DockerCleanup
+from support.images import busybox_rootfs_tar
+
+from dcs_magic import EngineError, check
+
+pytestmark = pytest.mark.docker
+
+REQUIRED = ["os", "architecture", "java", "bash", "iproute2", "coreutils", "procps", "sudo", "python",
+            "ipython", "ipykernel", "numpy", "pandas", "pyarrow", "six", "virtualenv"]
+
+
+def probe_containers(client: Any) -> list[str]:
+    return [c["Id"] for c in client.api.containers(all=True, filters={"label": "dcs_magic.check"})]
+
+
+@pytest.fixture
+def no_probe_left(docker_client: Any) -> Any:
+    """Fails the test when a probe container outlives check()."""
+    yield
+    assert probe_containers(docker_client) == []
+
+
+@pytest.mark.slow
+def test_dcs_base_meets_the_requirements(dcs_base_image: str, docker_client: Any,
+                                         no_probe_left: None) -> None:
+    report = check(dcs_base_image, runtime="15.4.x-scala2.12", client=docker_client)
+    assert report.ok, report
+    assert [name for name in REQUIRED if not report[name].ok] == []
+    assert report["python"].detail.startswith("Python 3.11")
+    assert report["architecture"].detail == "linux/amd64"
+    assert report["entrypoint"].ok  # docker import + FROM: no CMD/ENTRYPOINT
+    # The same image targeted at 16.4 fails on its Python (3.12 there).
+    wrong = check(dcs_base_image, runtime="16.4", client=docker_client)
+    assert not wrong.ok and [c.name for c in wrong.failures] == ["python"]
+
+
+def test_busybox_fails_with_a_fix_for_each_failure(busybox_image: str, no_probe_left: None) -> None:
+    report = check(busybox_image)  # the engine from the environment, like %dcs_check
+    assert not report.ok
+    failed = {c.name for c in report.checks if not c.ok and c.severity == "error"}
+    assert {"java", "bash", "iproute2", "coreutils", "procps", "sudo", "python"} <= failed
+    assert all(c.fix for c in report.failures)
+    assert "java is not on the PATH" in report["java"].detail
+
+
+def test_cmd_and_entrypoint_warn(docker_client: Any, docker_cleanup: DockerCleanup,
+                                 tiny_images: Any, no_probe_left: None) -> None:
+    ref = docker_cleanup.add(f"{docker_cleanup.unique('entrypoint')}:1")
+    tiny_images.load(docker_client, ref, [busybox_rootfs_tar()],
+               config={"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["exit 7"]})
+    report = check(ref, client=docker_client)
+    item = report["entrypoint"]
+    assert (item.ok, item.severity) == (False, "warning")
+    assert "ENTRYPOINT ['/bin/sh', '-c']" in item.detail and "ignores" in item.detail
+    # The entrypoint was overridden: the probe ran (it found busybox's tools).
+    assert "busybox" in report["procps"].detail
+
+
+def test_arm64_image(docker_client: Any, docker_cleanup: DockerCleanup, tiny_images: Any,
+                     no_probe_left: None) -> None:
+    ref = docker_cleanup.add(f"{docker_cleanup.unique('arm64')}:1")
+    arm64_shell = tiny_images.layer({"bin/sh": tiny_images.aarch64_elf()})
+    tiny_images.load(docker_client, ref, [arm64_shell], architecture="arm64")
+    assert docker_client.api.inspect_image(ref)["Architecture"] == "arm64"
+    report = check(ref, client=docker_client)
+    assert not report.ok
+    assert not report["architecture"].ok and "linux/amd64 only" in report["architecture"].detail
+    assert "--platform linux/amd64" in report["architecture"].fix
+    assert not report["probe"].ok  # its /bin/sh is an aarch64 program
+
+
+def test_image_without_a_shell(docker_client: Any, docker_cleanup: DockerCleanup,
+                               tiny_images: Any, no_probe_left: None) -> None:
+    ref = docker_cleanup.add(f"{docker_cleanup.unique('noshell')}:1")
+    os_release = tiny_images.layer({"etc/os-release": b"ID=debian\n"}, mode=0o644)
+    tiny_images.load(docker_client, ref, [os_release])
+    report = check(ref, client=docker_client)
+    assert not report["probe"].ok and "/bin/sh" in report["probe"].detail
+
+
+def test_probe_timeout_still_removes_the_container(docker_client: Any, docker_cleanup: DockerCleanup,
+                                                   tiny_images: Any, no_probe_left: None) -> None:
+    """A /databricks/python3 that hangs: check gives up after timeout_s and cleans up."""
+    ref = docker_cleanup.add(f"{docker_cleanup.unique('hang')}:1")
+    hang = tiny_images.layer({"databricks/python3/bin/python3": b"#!/bin/sh\nsleep 300\n"})
+    tiny_images.load(docker_client, ref, [busybox_rootfs_tar(), hang])
+    with pytest.raises(EngineError, match="did not finish within 3 s"):
+        check(ref, client=docker_client, timeout_s=3)
+
+
+def test_missing_image_says_how_to_get_it(docker_client: Any, no_probe_left: None) -> None:
+    with pytest.raises(EngineError) as info:
+        check("dcs-test/does-not-exist:1", client=docker_client)
+    assert "not in the local Docker engine" in info.value.message
+    assert "%dcs_build -t dcs-test/does-not-exist:1" in info.value.hint

@@ -1,0 +1,258 @@
+"""The local preflight workspace on the real engine and registries, through `Workspace`.
+
+One good image (the DCS base + a baked init script) is built and pushed to the htpasswd
+registry once per module; every termination path then reuses it or a tiny image.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from support.cleanup import DockerCleanup
+from support.registry import Registry
+
+from dcs_magic import ApiError, ClusterError, Workspace
+from dcs_magic.local_workspace import LABEL, LocalWorkspaceServer
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+BAKED_SCRIPT = b"""#!/bin/bash
+set -e
+echo "file:$DB_CLUSTER_ID:$DCS_TEST_VAR" >> /tmp/dcs-init.log
+echo "baked init script ran"
+"""
+WORKSPACE_SCRIPT = '#!/bin/bash\necho "workspace:$(id -u)" >> /tmp/dcs-init.log\n'
+FAILING_SCRIPT = '#!/bin/bash\necho "installing things"\necho "boom: no such package" >&2\nexit 3\n'
+
+
+def build(client: Any, tag: str, dockerfile: str, files: dict[str, bytes]) -> None:
+    """A classic-builder build of an in-memory context."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **files}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    events = list(client.api.build(fileobj=buf, custom_context=True, tag=tag, decode=True, rm=True))
+    errors = [e for e in events if "error" in e]
+    assert not errors, errors
+
+
+def push(client: Any, ref: str, reg: Registry) -> None:
+    repo, tag = ref.rsplit(":", 1)
+    events = list(client.api.push(repo, tag=tag, stream=True, decode=True, auth_config=reg.auth_config))
+    errors = [e for e in events if "error" in e]
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def good_image(dcs_base_image: str, auth_registry: Registry, docker_client: Any) -> Iterator[str]:
+    """The DCS base + /opt/dcs/init-file.sh, pushed to the htpasswd registry."""
+    ref = f"{auth_registry.host}/dcs-test-local-good:1"
+    build(docker_client, ref, f"FROM {dcs_base_image}\nCOPY init-file.sh /opt/dcs/init-file.sh\n",
+          {"init-file.sh": BAKED_SCRIPT})
+    push(docker_client, ref, auth_registry)
+    yield ref
+    docker_client.api.remove_image(ref)
+
+
+@pytest.fixture(scope="module")
+def ws() -> Iterator[Workspace]:
+    workspace = Workspace.local()
+    yield workspace
+    workspace.close()
+
+
+def spec(image: str, reg: Registry | None = None, *, password: str | None = None,
+         init_scripts: list[dict] | None = None, **extra: Any) -> dict[str, Any]:
+    docker_image: dict[str, Any] = {"url": image}
+    if reg is not None and reg.username:
+        docker_image["basic_auth"] = {"username": reg.username, "password": password or reg.password}
+    body = {"cluster_name": "dcs-test-local", "spark_version": "15.4.x-scala2.12", "node_type_id": "local",
+            "num_workers": 0, "docker_image": docker_image, **extra}
+    if init_scripts:
+        body["init_scripts"] = init_scripts
+    return body
+
+
+def containers_of(client: Any, cluster_id: str) -> list[dict]:
+    return client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"})
+
+
+def launch_fails(ws: Workspace, client: Any, body: dict[str, Any]) -> tuple[ClusterError, str]:
+    """Create, wait for the failure, and check that nothing was left behind."""
+    cluster_id = ws.create_cluster(body)
+    with pytest.raises(ClusterError) as info:
+        ws.wait_for_cluster(cluster_id, timeout_s=240)
+    assert info.value.state == "TERMINATED"
+    assert containers_of(client, cluster_id) == []
+    assert client.api.containers(all=True, filters={"label": "dcs_magic.check"}) == []
+    return info.value, cluster_id
+
+
+# -- the good path -------------------------------------------------------------------------
+
+
+def test_good_image_reaches_running_with_its_init_scripts(
+        ws: Workspace, good_image: str, auth_registry: Registry, docker_client: Any) -> None:
+    item = ws.upload("/Workspace/Users/dcs-test@example.com/second.sh", WORKSPACE_SCRIPT)
+    body = spec(good_image, auth_registry, spark_env_vars={"DCS_TEST_VAR": "hello"},
+                init_scripts=[{"file": {"destination": "file:/opt/dcs/init-file.sh"}}, item])
+    cluster_id = ws.create_cluster(body)
+    info = ws.wait_for_cluster(cluster_id, timeout_s=240)
+    try:
+        assert info["state"] == "RUNNING" and "Local preflight" in info["state_message"]
+        assert "password" not in info["docker_image"]["basic_auth"]
+        assert auth_registry.password not in str(info)
+        (container,) = containers_of(docker_client, cluster_id)
+        log = docker_client.containers.get(container["Id"]).exec_run(["cat", "/tmp/dcs-init.log"])
+        assert log.output.decode() == f"file:{cluster_id}:hello\nworkspace:0\n"  # both, in order
+
+        (finished,) = ws.events(cluster_id, event_types=["INIT_SCRIPTS_FINISHED"])
+        results = finished["details"]["init_scripts"]["cluster"]
+        assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"]
+        assert "baked init script ran" in results[0]["output"]
+        types = [e["type"] for e in ws.events(cluster_id, order="ASC")]
+        assert types == ["CREATING", "INIT_SCRIPTS_STARTED", "INIT_SCRIPTS_FINISHED", "RUNNING"]
+
+        # A second server (a new process would do the same) finds the running cluster.
+        other = LocalWorkspaceServer().start()
+        try:
+            with Workspace(host=other.host, token=other.token) as second:
+                assert second.get_cluster(cluster_id)["state"] == "RUNNING"
+        finally:
+            other.stop()
+    finally:
+        ws.terminate_cluster(cluster_id)
+    info = ws.get_cluster(cluster_id)
+    assert info["state"] == "TERMINATED"
+    assert info["termination_reason"]["code"] == "USER_REQUEST"
+    assert containers_of(docker_client, cluster_id) == []
+
+
+# -- every termination path ----------------------------------------------------------------
+
+
+def test_image_that_does_not_exist(ws: Workspace, auth_registry: Registry, docker_client: Any) -> None:
+    missing = f"{auth_registry.host}/dcs-test-missing:1"
+    error, _ = launch_fails(ws, docker_client, spec(missing, auth_registry))
+    assert error.termination_code == "DOCKER_IMAGE_PULL_FAILURE"
+    assert "dcs-test-missing:1 could not be pulled" in error.message
+
+
+def test_wrong_registry_password(ws: Workspace, good_image: str, auth_registry: Registry,
+                                 docker_client: Any) -> None:
+    wrong = "dcs-test-wrong-password"
+    error, cluster_id = launch_fails(ws, docker_client, spec(good_image, auth_registry, password=wrong))
+    assert error.termination_code == "IMAGE_PULL_PERMISSION_DENIED"
+    assert "basic_auth" in error.message
+    assert wrong not in str(ws.get_cluster(cluster_id)) and wrong not in str(error)
+
+
+def test_image_without_java(ws: Workspace, busybox_image: str, registry: Registry, docker_client: Any,
+                            docker_cleanup: DockerCleanup) -> None:
+    ref = docker_cleanup.add(f"{registry.host}/{docker_cleanup.unique('nojava')}:1")
+    docker_client.images.get(busybox_image).tag(ref)
+    push(docker_client, ref, registry)
+    error, _ = launch_fails(ws, docker_client, spec(ref))
+    assert error.termination_code == "CONTAINER_LAUNCH_FAILURE"
+    assert "java" in error.message and "bash" in error.message and "python" in error.message
+    assert "java is not on the PATH" in error.message
+
+
+def test_arm64_image(ws: Workspace, registry: Registry, docker_client: Any, docker_cleanup: DockerCleanup,
+                     tiny_images: Any) -> None:
+    ref = docker_cleanup.add(f"{registry.host}/{docker_cleanup.unique('arm64')}:1")
+    tiny_images.load(docker_client, ref, [tiny_images.layer({"bin/sh": tiny_images.aarch64_elf()})],
+                     architecture="arm64")
+    push(docker_client, ref, registry)
+    error, _ = launch_fails(ws, docker_client, spec(ref))
+    assert error.termination_code == "DOCKER_INVALID_OS_EXCEPTION"
+    assert "arm64" in error.message and "linux/amd64" in error.message
+
+
+def test_init_script_exits_non_zero(ws: Workspace, good_image: str, auth_registry: Registry,
+                                    docker_client: Any) -> None:
+    item = ws.upload("/Volumes/main/default/dcs_test/fail.sh", FAILING_SCRIPT)
+    body = spec(good_image, auth_registry,
+                init_scripts=[{"file": {"destination": "file:/opt/dcs/init-file.sh"}}, item])
+    error, cluster_id = launch_fails(ws, docker_client, body)
+    assert error.termination_code == "INIT_SCRIPT_FAILURE"
+    assert ("Init script 2 (volumes:/Volumes/main/default/dcs_test/fail.sh) exited with code 3"
+            in error.message)
+    assert "boom: no such package" in error.message
+    (finished,) = ws.events(cluster_id, event_types=["INIT_SCRIPTS_FINISHED"])
+    first, second = finished["details"]["init_scripts"]["cluster"]
+    assert first["status"] == "SUCCEEDED"
+    assert (second["status"], second["exit_code"]) == ("FAILED", 3)
+    assert "installing things" in second["output"] and "boom" in second["output"]
+
+
+@pytest.mark.parametrize("destination, expected", [
+    ({"file": {"destination": "file:/opt/dcs/nope.sh"}},
+     "(file:/opt/dcs/nope.sh) does not exist in the image"),
+    ({"dbfs": {"destination": "dbfs:/dcs-test/never-uploaded.sh"}},
+     "(dbfs:/dcs-test/never-uploaded.sh) was not uploaded"),
+])
+def test_init_script_path_does_not_exist(ws: Workspace, good_image: str, auth_registry: Registry,
+                                         docker_client: Any, destination: dict, expected: str) -> None:
+    error, _ = launch_fails(ws, docker_client, spec(good_image, auth_registry, init_scripts=[destination]))
+    assert error.termination_code == "INIT_SCRIPT_FAILURE"
+    assert expected in error.message
+
+
+def test_engine_down(busybox_image: str, tmp_path: Any) -> None:
+    server = LocalWorkspaceServer(docker_host=f"unix://{tmp_path}/no-engine.sock").start()
+    try:
+        with Workspace(host=server.host, token=server.token) as ws:
+            cluster_id = ws.create_cluster(spec(busybox_image))
+            with pytest.raises(ClusterError) as info:
+                ws.wait_for_cluster(cluster_id, timeout_s=60)
+    finally:
+        server.stop()
+    assert info.value.termination_code == "CONTAINER_LAUNCH_FAILURE"
+    assert info.value.termination_type == "SERVICE_FAULT"
+    assert "Docker engine is not reachable" in info.value.message
+
+
+# -- API surface ------------------------------------------------------------------------------
+
+
+def test_unknown_cluster_id(ws: Workspace) -> None:
+    for call in (ws.get_cluster, ws.terminate_cluster, lambda cid: list(ws.events(cid))):
+        with pytest.raises(ApiError) as info:
+            call("0101-000000-dcstest0")
+        assert (info.value.status, info.value.error_code) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_requests_without_the_token_are_refused(ws: Workspace) -> None:
+    url = f"{ws.host}/api/2.1/clusters/spark-versions"
+    assert requests.get(url, timeout=10).status_code == 401
+    answer = requests.get(url, headers={"Authorization": "Bearer not-the-token"}, timeout=10)
+    assert answer.status_code == 401 and answer.json()["error_code"] == "UNAUTHENTICATED"
+
+
+def test_invalid_body(ws: Workspace) -> None:
+    url = f"{ws.host}/api/2.1/clusters/create"
+    headers = dict(ws._headers())
+    answer = requests.post(url, json={"spark_version": "15.4.x-scala2.12", "num_workers": 0,
+                                      "autotermination_minutes": 5, "docker_image": {"url": "x:1"}},
+                           headers=headers, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "autotermination_minutes" in answer.json()["message"]
+    answer = requests.post(url, json={"spark_version": "15.4.x-scala2.12", "num_workers": 0},
+                           headers=headers, timeout=10)
+    assert answer.status_code == 400 and "docker_image.url" in answer.json()["message"]
+
+
+def test_spark_versions_and_node_types_say_local(ws: Workspace) -> None:
+    versions = ws.spark_versions()
+    assert {"key": "15.4.x-scala2.12", "name": "15.4 LTS (local preflight)"} in versions
+    (node,) = ws.node_types()
+    assert node["node_type_id"] == "local" and "local" in node["description"].lower()

@@ -1,0 +1,156 @@
+"""`%dcs_build` / `%dcs_push` in a real InteractiveShell, against the real engine and registries."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+from dcs_magic import BuildResult, ContextError, PushError, PushResult
+from dcs_magic.pipeline import SHA_LABEL, Job
+from dcs_magic.widgets import ProgressWidget, TextProgress, progress_sink
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def tag(docker_cleanup: Any) -> str:
+    return docker_cleanup.add(f"{docker_cleanup.unique('magic')}:1")
+
+
+def dockerfile(shell: Any, name: str, base: str, *steps: str) -> Any:
+    body = "\n".join(["FROM {{ base }}", *steps]) + "\n"
+    return shell.run_cell_magic("dockerfile", f"{name} --base {base} --quiet", body)
+
+
+def test_dcs_build_after_dockerfile(shell: Any, dcs_magics: Any, busybox_image: str, docker_client: Any,
+                                    tag: str, capsys: pytest.CaptureFixture) -> None:
+    rendered = dockerfile(shell, "app", busybox_image, "ARG GREETING", "RUN echo $GREETING > /greeting")
+    result = shell.run_line_magic("dcs_build", f"app -t {tag} --build-arg GREETING=hi --label team=data")
+    assert isinstance(result, BuildResult) and dcs_magics.last_build is result
+    assert result.name == "app" and result.tags == [tag]
+    image = docker_client.images.get(tag)
+    assert image.labels[SHA_LABEL] == rendered.sha256 == result.dockerfile_sha256
+    assert image.labels["team"] == "data"
+    assert Path(result.log_path).parent == (Path.cwd() / "dcs-build" / "app" / ".dcs").resolve()
+    # a terminal shell has no widget front-end: throttled text lines, ending with the result
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith(f"[build app] done {result.image_id}")
+    assert 2 <= len(out) <= 20
+
+
+def test_dcs_build_options_reach_the_engine(shell: Any, busybox_image: str, docker_client: Any,
+                                            tag: str, capsys: pytest.CaptureFixture) -> None:
+    dockerfile(shell, "multi", busybox_image, "RUN echo one > /one", "FROM {{ base }} AS second",
+               "RUN echo two > /two")
+    shell.run_line_magic("config", "DcsMagics.progress = 'none'")
+    result = shell.run_line_magic("dcs_build", f"multi -t {tag} --target second --no-cache --platform linux/amd64")
+    assert capsys.readouterr().out == ""
+    assert result.platform == "linux/amd64"
+    log = Path(result.log_path).read_text()
+    assert "Step 3/" in log and "RUN echo two > /two" in log and "Using cache" not in log
+
+
+def test_dcs_build_bad_input(shell: Any, busybox_image: str) -> None:
+    with pytest.raises(ContextError, match="Build context 'nope' has no Dockerfile") as info:
+        shell.run_line_magic("dcs_build", "nope -t dcs-test-x:1")
+    assert "%%dockerfile nope" in info.value.hint
+    dockerfile(shell, "app", busybox_image)
+    with pytest.raises(UsageError, match="--build-arg expects KEY=VALUE, got 'oops'"):
+        shell.run_line_magic("dcs_build", "app -t dcs-test-x:1 --build-arg oops")
+    with pytest.raises(UsageError, match="--label expects KEY=VALUE"):
+        shell.run_line_magic("dcs_build", "app -t dcs-test-x:1 --label =v")
+    with pytest.raises(UsageError, match="at least one -t TAG"):
+        shell.run_line_magic("dcs_build", "app")
+
+
+def test_dcs_build_in_background(shell: Any, dcs_magics: Any, busybox_image: str, tag: str) -> None:
+    dockerfile(shell, "bg", busybox_image, "RUN sleep 1 && echo slept")
+    shell.run_line_magic("config", "DcsMagics.progress = 'none'")
+    job = shell.run_line_magic("dcs_build", f"bg -t {tag} --bg")
+    assert isinstance(job, Job) and dcs_magics.jobs == [job]
+    result = job.result(timeout=120)
+    assert isinstance(result, BuildResult) and dcs_magics.last_build is result
+
+
+def test_dcs_push_plain_registry(shell: Any, dcs_magics: Any, busybox_image: str, registry: Any,
+                                 docker_client: Any, docker_cleanup: Any) -> None:
+    path = docker_cleanup.unique("magic-push")
+    reference = docker_cleanup.add(f"{registry.host}/{path}:v1")
+    docker_client.images.get(busybox_image).tag(f"{registry.host}/{path}", "v1")
+    result = shell.run_line_magic("dcs_push", reference)
+    assert isinstance(result, PushResult) and dcs_magics.last_push is result
+    assert result.digest == registry.manifest_digest(path, "v1")
+    assert result.pinned == f"{registry.host}/{path}@{result.digest}"
+
+    shell.run_line_magic("config", "DcsMagics.progress = 'none'")
+    job = shell.run_line_magic("dcs_push", f"{reference} --bg")
+    assert job.result(timeout=120).digest == result.digest and job in dcs_magics.jobs
+
+
+@pytest.fixture
+def auth_image(busybox_image: str, auth_registry: Any, docker_client: Any, docker_cleanup: Any) -> tuple[str, str]:
+    path = docker_cleanup.unique("magic-auth")
+    docker_client.images.get(busybox_image).tag(f"{auth_registry.host}/{path}", "v1")
+    return docker_cleanup.add(f"{auth_registry.host}/{path}:v1"), path
+
+
+def _leaks(shell: Any, magics: Any, secret: str) -> list[str]:
+    places = {"magics": repr(vars(magics)), "last_push": repr(magics.last_push),
+              "user_ns": repr({k: v for k, v in shell.user_ns.items() if not k.startswith("_")})}
+    return [name for name, text in places.items() if secret in text]
+
+
+def test_dcs_push_password_from_environment(shell: Any, dcs_magics: Any, auth_image: tuple[str, str],
+                                            auth_registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference, path = auth_image
+    monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", auth_registry.password)
+    result = shell.run_line_magic(
+        "dcs_push", f"{reference} --username {auth_registry.username} --password-env DCS_TEST_REGISTRY_PASSWORD")
+    assert result.digest == auth_registry.manifest_digest(path, "v1")
+    assert _leaks(shell, dcs_magics, auth_registry.password) == []
+
+
+def test_dcs_push_password_prompt(shell: Any, dcs_magics: Any, auth_image: tuple[str, str],
+                                  auth_registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference, path = auth_image
+    prompts: list[str] = []
+
+    def answer(prompt: str = "Password: ", stream: Any = None) -> str:  # the user typing, hidden
+        prompts.append(prompt)
+        return auth_registry.password
+
+    monkeypatch.setattr(getpass, "getpass", answer)
+    result = shell.run_line_magic("dcs_push", f"{reference} --username {auth_registry.username}")
+    assert prompts == [f"Password for {auth_registry.username}: "]
+    assert result.digest == auth_registry.manifest_digest(path, "v1")
+    assert _leaks(shell, dcs_magics, auth_registry.password) == []
+
+
+def test_dcs_push_bad_input(shell: Any, auth_image: tuple[str, str], auth_registry: Any,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    reference, _ = auth_image
+    monkeypatch.delenv("DCS_TEST_UNSET_VAR", raising=False)
+    with pytest.raises(UsageError, match="DCS_TEST_UNSET_VAR is not set"):
+        shell.run_line_magic("dcs_push", f"{reference} --username u --password-env DCS_TEST_UNSET_VAR")
+    with pytest.raises(UsageError, match="--password-env needs --username"):
+        shell.run_line_magic("dcs_push", f"{reference} --password-env HOME")
+    monkeypatch.setenv("DCS_TEST_WRONG", "wrong-password-value")
+    with pytest.raises(PushError) as info:
+        shell.run_line_magic("dcs_push", f"{reference} --username {auth_registry.username} "
+                                         "--password-env DCS_TEST_WRONG")
+    assert "did not accept the credentials" in str(info.value)
+    assert "wrong-password-value" not in str(info.value) + repr(info.value)
+
+
+def test_progress_sink_modes(shell: Any) -> None:
+    assert progress_sink("build", "none") is None
+    assert isinstance(progress_sink("build", "text"), TextProgress)
+    assert isinstance(progress_sink("build", "auto"), TextProgress)  # no kernel here
+    widget = progress_sink("push", "widget", title="r/x:1", display=False)
+    assert isinstance(widget, ProgressWidget) and widget.kind == "push" and widget.title == "r/x:1"
+    with pytest.raises(ValueError, match="progress mode"):
+        progress_sink("build", "fancy")

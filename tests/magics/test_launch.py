@@ -1,0 +1,336 @@
+"""The launch form: pure form logic, the widget driven from Python against the local Clusters
+API server, and `%dcs_launch` in a real InteractiveShell. No secret may reach widget state."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator
+
+import ipywidgets
+import pytest
+from ipywidgets.embed import embed_data
+from support.clusters_api import ClustersApi, isolate_databricks_config
+
+from dcs_magic import ClusterSpec, PushResult, SpecError, Workspace
+from dcs_magic.launch import FormValues, LaunchWidget, parse_key_values
+from dcs_magic.spec import BasicAuth, DockerImage, NamedInitScript
+
+PINNED = "registry.example.com/team/app@sha256:" + "d" * 64
+LITERAL = "hunter2-Literal-Registry-Password"
+
+
+@pytest.fixture(autouse=True)
+def no_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    isolate_databricks_config(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def api() -> Iterator[ClustersApi]:
+    with ClustersApi() as server:
+        yield server
+
+
+@pytest.fixture
+def ws(api: ClustersApi) -> Workspace:
+    return Workspace(host=api.host, token=api.token, backoff_factor=0)
+
+
+def preview_json(widget: LaunchWidget) -> dict:
+    match = re.search(r"<pre[^>]*>(.*)</pre>", widget.preview.value, re.DOTALL)
+    assert match, widget.preview.value
+    return json.loads(html.unescape(match[1]))
+
+
+def every_widget_state(root: ipywidgets.Widget) -> str:
+    """The state of every widget in the tree, as the front-end and a saved notebook get it."""
+    states, stack = [], [root]
+    while stack:
+        widget = stack.pop()
+        states.append(widget.get_state())
+        stack.extend(getattr(widget, "children", ()) or ())
+    return json.dumps(states, default=str)
+
+
+def assert_no_secret(widget: LaunchWidget, secret: str) -> None:
+    assert secret not in every_widget_state(widget)
+    assert secret not in json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
+    assert secret not in json.dumps(embed_data(views=[widget]), default=str)
+
+
+# -- pure form logic ------------------------------------------------------------------------------
+
+
+def test_parse_key_values():
+    assert parse_key_values("", "spark_conf") is None
+    assert parse_key_values("# comment\n a = b \n\nc=d=e\nempty=", "spark_conf") == \
+        {"a": "b", "c": "d=e", "empty": ""}
+    with pytest.raises(SpecError, match=r"custom_tags, line 2: 'oops' is not key=value") as info:
+        parse_key_values("team=data\noops", "custom_tags")
+    assert info.value.field == "custom_tags"
+    with pytest.raises(SpecError, match="line 2: a is given twice"):
+        parse_key_values("a=1\na=2", "spark_env_vars")
+
+
+def test_form_values_to_spec():
+    values = FormValues(cluster_name=" demo ", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge",
+                        workers_mode="autoscale", min_workers=1, max_workers=3, autotermination_minutes=20,
+                        image=PINNED, auth_mode="secret", username="robot",
+                        password_secret="{{secrets/ci/registry}}", init_script_names=("setup",),
+                        init_script_destinations="dbfs:/init/a.sh\ns3://bucket/b.sh region=eu-west-1\n",
+                        spark_conf="spark.databricks.driverNfs.enabled=false", custom_tags="team=data")
+    scripts = {"setup": NamedInitScript("setup", "echo", "/Volumes/main/default/s/setup.sh")}
+    body = values.to_spec(scripts=scripts).to_dict()
+    assert body == {
+        "cluster_name": "demo", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
+        "autoscale": {"min_workers": 1, "max_workers": 3},
+        "docker_image": {"url": PINNED, "basic_auth": {"username": "robot", "password": "{{secrets/ci/registry}}"}},
+        "init_scripts": [{"volumes": {"destination": "/Volumes/main/default/s/setup.sh"}},
+                         {"dbfs": {"destination": "dbfs:/init/a.sh"}},
+                         {"s3": {"destination": "s3://bucket/b.sh", "region": "eu-west-1"}}],
+        "spark_conf": {"spark.databricks.driverNfs.enabled": "false"}, "custom_tags": {"team": "data"},
+        "autotermination_minutes": 20, "data_security_mode": "DATA_SECURITY_MODE_DEDICATED",
+    }
+
+
+def test_form_values_errors_name_the_line():
+    with pytest.raises(SpecError, match="init script destinations, line 2"):
+        FormValues(spark_version="15.4.x-scala2.12", init_script_destinations="/Workspace/a.sh\nnope.sh"
+                   ).to_spec()
+    with pytest.raises(SpecError, match="'missing' is not known") as info:
+        FormValues(init_script_names=("missing",)).to_spec()
+    assert "%%init_script missing" in info.value.hint
+
+
+def test_form_values_round_trip_a_spec_and_keep_fields_the_form_does_not_show():
+    spec = ClusterSpec(cluster_name="c", spark_version="16.4.x-scala2.12", node_type_id="m5d.large", num_workers=2,
+                       autotermination_minutes=45, data_security_mode="SINGLE_USER", single_user_name="me@x.com",
+                       docker_image={"url": PINNED, "basic_auth": {"username": "u", "password": "{{secrets/a/b}}"}},
+                       init_scripts=[{"s3": {"destination": "s3://b/i.sh", "endpoint": "https://s3.example"}}],
+                       spark_env_vars={"A": "1"}, custom_tags={"t": "v"}, policy_id="P1",
+                       aws_attributes={"zone_id": "auto"}, extra={"future": 1})
+    values = FormValues.from_spec(spec)
+    assert values.auth_mode == "secret" and values.workers_mode == "fixed"
+    assert values.to_spec(base=spec).to_dict() == spec.to_dict()
+
+
+def test_spec_numbers_the_form_cannot_hold_are_spec_errors():
+    with pytest.raises(SpecError, match="num_workers must be a whole number") as info:
+        FormValues.from_spec(ClusterSpec(spark_version="15.4.x-scala2.12", num_workers="many"))
+    assert info.value.field == "num_workers"
+
+
+def test_literal_password_from_a_spec_file_is_kept_out_of_the_form():
+    spec = ClusterSpec(spark_version="15.4.x-scala2.12", num_workers=0,
+                       docker_image={"url": PINNED, "basic_auth": {"username": "u", "password": LITERAL}})
+    values = FormValues.from_spec(spec)
+    assert values.auth_mode == "keep" and LITERAL not in repr(values)
+    assert values.to_spec(base=spec).to_dict()["docker_image"]["basic_auth"]["password"] == LITERAL
+
+
+# -- the widget against the local Clusters API ------------------------------------------------------
+
+
+def test_lists_leave_out_what_dcs_cannot_run(ws):
+    widget = LaunchWidget(ws)
+    runtimes = [key for _, key in widget.controls["spark_version"].options]
+    assert runtimes == ["16.4.x-scala2.12", "15.4.x-scala2.12", "13.3.x-scala2.12", "16.2.x-scala2.12"]
+    assert widget.controls["spark_version"].value == "16.4.x-scala2.12"
+    nodes = [key for _, key in widget.controls["node_type_id"].options]
+    assert nodes == ["m5d.large", "g4dn.xlarge", "i3.xlarge"]
+    assert not widget.create_button.disabled and widget.notice.value == ""
+
+
+def test_preview_follows_the_controls(ws):
+    widget = LaunchWidget(ws, image=PINNED)
+    c = widget.controls
+    c["cluster_name"].value = "dcs-preview"
+    c["node_type_id"].value = "i3.xlarge"
+    c["workers_mode"].value = "autoscale"
+    c["min_workers"].value, c["max_workers"].value = 2, 5
+    c["custom_tags"].value = "team=data\nowner=me"
+    c["spark_conf"].value = "spark.databricks.unityCatalog.volumes.enabled=true"
+    body = preview_json(widget)
+    assert body["cluster_name"] == "dcs-preview" and body["autoscale"] == {"min_workers": 2, "max_workers": 5}
+    assert "num_workers" not in body and body["docker_image"] == {"url": PINNED}
+    assert body["custom_tags"] == {"team": "data", "owner": "me"}
+    assert widget.spec.to_dict() == body
+    assert c["num_workers"].layout.display == "none" and c["min_workers"].layout.display is None
+    assert widget.problems.value == ""
+    c["autotermination_minutes"].value = 5
+    assert "between 10 and 10000" in widget.problems.value
+    c["custom_tags"].value = "broken"
+    assert "custom_tags, line 1" in widget.problems.value
+
+
+def test_tag_image_gets_a_pinning_note(ws):
+    widget = LaunchWidget(ws, image="registry.example.com/team/app:latest")
+    assert "pin it by digest" in widget.problems.value
+
+
+def test_create_follows_the_cluster_to_running(ws, api, monkeypatch):
+    monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", LITERAL)
+    api.script({"state": "PENDING", "state_message": "Pulling image"}, {"state": "RUNNING", "state_message": ""})
+    widget = LaunchWidget(ws, image=PINNED, sleep=lambda s: None)
+    c = widget.controls
+    c["cluster_name"].value = "dcs-create"
+    c["auth_mode"].value = "env"
+    c["username"].value = "robot"
+    c["password_env"].value = "DCS_TEST_REGISTRY_PASSWORD"
+    assert preview_json(widget)["docker_image"]["basic_auth"] == {"username": "robot", "password": "****"}
+    widget.create_button.click()
+    cluster_id = widget.wait(30)
+    assert cluster_id and widget.cluster_id == cluster_id
+    assert "RUNNING" in widget.state.value and widget.cluster_info["state"] == "RUNNING"
+    assert ws.cluster_url(cluster_id) in widget.link.value
+    [create] = api.requests_to("/clusters/create")
+    assert create.json["docker_image"]["basic_auth"] == {"username": "robot", "password": LITERAL}  # read at send
+    assert create.json["cluster_name"] == "dcs-create" and api.create_rejections == []
+    assert_no_secret(widget, LITERAL)
+
+
+def test_failed_start_shows_code_message_and_hint(ws, api):
+    api.script({"state": "PENDING"},
+               {"state": "TERMINATED", "state_message": "Failed to pull image: manifest unknown",
+                "termination_reason": {"code": "DOCKER_IMAGE_PULL_FAILURE", "type": "CLIENT_ERROR"}})
+    widget = LaunchWidget(ws, image=PINNED, sleep=lambda s: None)
+    widget.create_button.click()
+    widget.wait(30)
+    state = html.unescape(widget.state.value)
+    assert "TERMINATED" in state and "DOCKER_IMAGE_PULL_FAILURE" in state
+    assert "manifest unknown" in state and "Hint:" in state and "could not pull" in state
+    assert widget.error.termination_code == "DOCKER_IMAGE_PULL_FAILURE"
+    assert not widget.create_button.disabled
+
+
+def test_api_error_on_create_is_shown(ws, api):
+    api.fail("/clusters/create", 400, {"error_code": "INVALID_PARAMETER_VALUE",
+                                       "message": "Custom containers are turned off for your deployment"})
+    widget = LaunchWidget(ws, image=PINNED)
+    widget.create_button.click()
+    widget.wait(30)
+    assert widget.cluster_id is None
+    assert "Custom containers are turned off" in html.unescape(widget.state.value)
+
+
+def test_invalid_form_sends_nothing(ws, api):
+    widget = LaunchWidget(ws, image="Not A Reference")
+    widget.create_button.click()
+    assert widget.wait(5) is None
+    assert api.requests_to("/clusters/create") == []
+    assert "SpecError" in widget.state.value and "docker_image.url" in html.unescape(widget.problems.value)
+
+
+def test_a_password_typed_in_the_wrong_field_is_cleared(ws, monkeypatch):
+    monkeypatch.delenv("DCS_TEST_NOT_SET", raising=False)
+    widget = LaunchWidget(ws, image=PINNED)
+    c = widget.controls
+    c["auth_mode"].value = "secret"
+    c["username"].value = "robot"
+    c["password_secret"].value = LITERAL
+    assert c["password_secret"].value == "" and "it was cleared" in html.unescape(widget.problems.value)
+    c["password_secret"].value = "{{secrets/ci/registry}}"
+    assert preview_json(widget)["docker_image"]["basic_auth"]["password"] == "{{secrets/ci/registry}}"
+    assert "cleared" not in widget.problems.value
+    c["auth_mode"].value = "env"
+    c["password_env"].value = LITERAL  # a password where the variable NAME belongs
+    assert c["password_env"].value == "" and "was cleared" in html.unescape(widget.problems.value)
+    c["password_env"].value = "DCS_TEST_NOT_SET"  # a name, but not set: may be a password too
+    assert c["password_env"].value == ""
+    assert_no_secret(widget, LITERAL)
+
+
+def test_spec_file_with_a_literal_password_never_shows_it(ws, api):
+    spec = ClusterSpec(spark_version="15.4.x-scala2.12", num_workers=0,
+                       docker_image=DockerImage(PINNED, BasicAuth("robot", LITERAL)))
+    widget = LaunchWidget(ws, spec=spec, sleep=lambda s: None)
+    assert widget.controls["auth_mode"].value == "keep"
+    assert preview_json(widget)["docker_image"]["basic_auth"]["password"] == "****"
+    assert_no_secret(widget, LITERAL)
+    widget.create_button.click()
+    widget.wait(30)
+    assert api.requests_to("/clusters/create")[0].json["docker_image"]["basic_auth"]["password"] == LITERAL
+
+
+def test_copy_and_save_json_are_masked(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", LITERAL)
+    widget = LaunchWidget(ws, image=PINNED)
+    c = widget.controls
+    c["auth_mode"].value, c["username"].value, c["password_env"].value = "env", "robot", "DCS_TEST_REGISTRY_PASSWORD"
+    assert widget.copy_box.layout.display == "none"
+    widget.copy_button.click()
+    assert widget.copy_box.layout.display is None and json.loads(widget.copy_box.value) == preview_json(widget)
+    widget.save_path.value = str(tmp_path / "ci" / "cluster.json")
+    widget.save_button.click()
+    saved = json.loads((tmp_path / "ci" / "cluster.json").read_text())
+    assert saved == preview_json(widget) and saved["docker_image"]["basic_auth"]["password"] == "****"
+    assert "Saved" in widget.state.value and "secrets/scope/key" in widget.state.value
+    assert "Download JSON" in widget.download.value and "data:application/json;base64," in widget.download.value
+    assert ClusterSpec.load(tmp_path / "ci" / "cluster.json").spark_version == preview_json(widget)["spark_version"]
+    assert_no_secret(widget, LITERAL)
+
+
+def test_preview_only_without_a_workspace():
+    widget = LaunchWidget(None, image=PINNED, unavailable="No Databricks workspace host configured")
+    assert widget.create_button.disabled
+    assert "Preview only: No Databricks workspace host configured" in widget.notice.value
+    assert isinstance(widget.controls["spark_version"], ipywidgets.Text)  # no list to pick from: type it
+    assert preview_json(widget)["spark_version"] == "15.4.x-scala2.12"
+    widget.create()
+    assert widget.cluster_id is None and "preview only" in widget.state.value
+
+
+def test_known_init_scripts_are_offered(ws):
+    scripts = {"setup": NamedInitScript("setup", "echo", "/Workspace/Shared/setup.sh"),
+               "draft": NamedInitScript("draft", "echo")}
+    widget = LaunchWidget(ws, image=PINNED, init_scripts=scripts)
+    assert widget.controls["init_script_names"].options == (("setup (/Workspace/Shared/setup.sh)", "setup"),)
+    widget.controls["init_script_names"].value = ("setup",)
+    assert preview_json(widget)["init_scripts"] == [{"workspace": {"destination": "/Workspace/Shared/setup.sh"}}]
+    assert "draft" in every_widget_state(widget)  # listed as "not uploaded yet"
+
+
+# -- %dcs_launch -------------------------------------------------------------------------------------
+
+
+def test_magic_without_configuration_is_a_preview_saying_what_is_missing(shell):
+    widget = shell.run_line_magic("dcs_launch", f"--image {PINNED}")
+    assert isinstance(widget, LaunchWidget) and widget.workspace is None
+    notice = html.unescape(widget.notice.value)
+    assert "Preview only" in notice and "DATABRICKS_HOST" in notice and "%config DcsMagics.profile" in notice
+    assert preview_json(widget)["docker_image"]["url"] == PINNED
+
+
+def test_magic_uses_the_profile_the_last_push_and_a_spec_file(shell, dcs_magics, api, tmp_path, monkeypatch):
+    config = tmp_path / "databrickscfg"
+    config.write_text(f"[dev]\nhost = {api.host}\ntoken = {api.token}\n")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
+    shell.run_line_magic("config", "DcsMagics.profile = 'dev'")
+    dcs_magics.last_push = PushResult(reference="registry.example.com/team/app:1", digest="sha256:" + "d" * 64,
+                                      pinned=PINNED)
+    spec_file = tmp_path / "cluster.json"
+    spec_file.write_text(json.dumps({"cluster_name": "from-file", "spark_version": "13.3.x-scala2.12",
+                                     "num_workers": 3, "docker_image": {"url": "old/image:1"},
+                                     "aws_attributes": {"zone_id": "auto"}}))
+    widget = shell.run_line_magic("dcs_launch", f"--spec {spec_file}")
+    assert widget.workspace.host == api.host and widget.workspace.profile == "dev"
+    body = preview_json(widget)
+    assert body["cluster_name"] == "from-file" and body["num_workers"] == 3
+    assert body["docker_image"]["url"] == PINNED  # the last push wins over the file's image
+    assert body["aws_attributes"] == {"zone_id": "auto"}  # fields the form does not show are kept
+    other = shell.run_line_magic("dcs_launch", "--image registry.example.com/team/other@sha256:" + "e" * 64)
+    assert preview_json(other)["docker_image"]["url"].endswith("e" * 64)
+
+
+def test_magic_bad_spec_file_is_a_spec_error(shell, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SpecError, match="not valid JSON"):
+        shell.run_line_magic("dcs_launch", f"--spec {bad}")
+
+
+def test_magic_local_targets_the_preflight_workspace(shell):
+    widget = shell.run_line_magic("dcs_launch", f"--local --image {PINNED}")
+    assert widget.workspace is not None and widget.workspace.host.startswith("http://127.0.0.1:")
+    assert not widget.create_button.disabled and widget.controls["spark_version"].options

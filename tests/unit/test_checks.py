@@ -1,0 +1,262 @@
+"""checks.py's pure core: the probe script, its parser and the evaluation, without Docker.
+
+The fixtures probe_*.txt / probe_*.inspect.json are what `run_probe` printed and what
+`docker image inspect` said for the from-scratch DCS base and for busybox on the real engine.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dcs_magic import CheckReport, DcsError
+from dcs_magic.checks import (
+    IMAGE_SIZE_WARN_BYTES,
+    ProbeRun,
+    check,
+    evaluate,
+    facts_from_run,
+    fitting_runtimes,
+    java_version,
+    parse_probe,
+    parse_runtime,
+    probe_script,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REQUIRED = ["os", "architecture", "java", "bash", "iproute2", "coreutils", "procps", "sudo", "python",
+            "ipython", "ipykernel", "numpy", "pandas", "pyarrow", "six", "virtualenv"]
+
+
+def recorded(name: str) -> tuple[dict[str, str], dict]:
+    facts = parse_probe((FIXTURES / f"probe_{name}.txt").read_text())
+    attrs = json.loads((FIXTURES / f"probe_{name}.inspect.json").read_text())
+    return facts, attrs
+
+
+def items(facts: dict[str, str], attrs: dict, runtime: str | None = None) -> dict:
+    return {item.name: item for item in evaluate(facts, attrs, runtime)}
+
+
+@pytest.fixture
+def base() -> tuple[dict[str, str], dict]:
+    return recorded("dcs_base")
+
+
+# -- the probe script --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_probe_script_is_posix_sh(shell: str) -> None:
+    """The script parses under dash and busybox ash (`sh -n`), not only bash."""
+    binary = shutil.which(shell)
+    if binary is None:
+        pytest.fail(f"{shell} is not installed (bash scripts/dev-env.sh deps installs it)")
+    argv = [binary, "sh", "-n"] if shell == "busybox" else [binary, "-n"]
+    proc = subprocess.run(argv, input=probe_script(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_probe_script_runs_with_nothing_but_a_shell(tmp_path: Path) -> None:
+    """With an empty PATH every tool is missing: the probe still finishes and says so."""
+    proc = subprocess.run([shutil.which("dash") or "/bin/sh", "-c", probe_script()], capture_output=True,
+                          text=True, env={"PATH": str(tmp_path)})
+    facts = parse_probe(proc.stdout)
+    assert facts["probe.end"] == "1"
+    assert not any(key.startswith("which.") for key in facts)
+
+
+# -- parsing -----------------------------------------------------------------------------
+
+
+def test_parse_probe_joins_repeated_keys_and_ignores_noise() -> None:
+    facts = parse_probe("a=1\nnoise without equals\nversion.java=line 1\nversion.java=line 2\n"
+                        "bad key=x\n=empty\nv=with=equals\r\n")
+    assert facts == {"a": "1", "version.java": "line 1\nline 2", "v": "with=equals"}
+
+
+def test_facts_from_run_says_why_the_probe_did_not_finish() -> None:
+    assert facts_from_run(ProbeRun("", "", None, error="exec format error"))["probe.error"] == \
+        "exec format error"
+    assert facts_from_run(ProbeRun("probe.start=1\n", "", 2))["probe.error"] == "exit code 2"
+    assert "probe.error" not in facts_from_run(ProbeRun("probe.end=1\n", "", 0))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('openjdk version "17.0.19" 2026-04-21', (17, 19)),
+    ('java version "1.8.0_191"', (8, 191)),
+    ('openjdk version "1.8.0_181"\nOpenJDK Runtime', (8, 181)),
+    ('openjdk version "11.0.2" 2019-01-15', (11, 2)),
+    ('openjdk version "21" 2023-09-19', (21, 0)),
+    ("Error: could not find libjava.so", None),
+])
+def test_java_version(text: str, expected: tuple[int, int] | None) -> None:
+    assert java_version(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("15.4", "15.4"), ("15.4 LTS", "15.4"), ("15.4.x-scala2.12", "15.4"), ("16.4-LTS", "16.4"),
+    ("9.x", "9.x"), (None, None), ("", None),
+])
+def test_parse_runtime(text: str | None, expected: str | None) -> None:
+    line = parse_runtime(text)
+    assert (str(line) if line else None) == expected
+
+
+def test_parse_runtime_rejects_what_is_no_runtime() -> None:
+    with pytest.raises(ValueError, match="not a Databricks Runtime line"):
+        parse_runtime("latest")
+
+
+def test_fitting_runtimes_follows_the_table() -> None:
+    assert fitting_runtimes("3.11") == ["15.4"]
+    assert fitting_runtimes("3.12") == ["16.4", "17.3"]
+    assert fitting_runtimes("3.10") == ["13.3", "14.3"]
+    assert fitting_runtimes("3.7") == []
+
+
+# -- evaluation --------------------------------------------------------------------------
+
+
+def test_recorded_dcs_base_meets_every_requirement(base: tuple[dict, dict]) -> None:
+    result = items(*base)
+    assert [name for name in REQUIRED if not result[name].ok] == []
+    assert "Java 17" in result["java"].detail
+    assert result["python"].detail == "Python 3.11.2 (fits runtime 15.4)"
+    assert result["sudo"].detail == "Sudo version 1.9.13p3"  # not the hostname warning before it
+    assert result["entrypoint"].ok and result["size"].ok
+
+
+def test_recorded_busybox_fails_with_a_fix_for_each(base: tuple[dict, dict]) -> None:
+    result = items(*recorded("busybox"))
+    for name in ("java", "bash", "iproute2", "coreutils", "procps", "sudo", "python", "python packages"):
+        assert not result[name].ok and result[name].severity == "error", name
+        assert result[name].fix, name
+    assert "java is not on the PATH" in result["java"].detail
+    assert "apt-get install -y openjdk-8" in result["java"].fix
+    assert "busybox" in result["iproute2"].detail
+    assert "python3 -m venv" in result["python"].fix
+    assert result["os"].severity == "warning" and not result["os"].ok  # no /etc/os-release
+    assert result["entrypoint"].severity == "warning"  # busybox is imported with CMD ["sh"]
+    assert not CheckReport("busybox", list(result.values())).ok
+
+
+@pytest.mark.parametrize("runtime, python_ok", [
+    ("15.4.x-scala2.12", True), ("15.4", True), ("16.4", False), ("13.3", False), (None, True),
+])
+def test_python_against_the_runtime_line(base: tuple[dict, dict], runtime: str | None,
+                                         python_ok: bool) -> None:
+    item = items(*base, runtime)["python"]
+    assert item.ok is python_ok
+    if not python_ok:
+        assert "runtime" in item.detail and "3.11.2" in item.detail and item.fix
+
+
+def test_runtime_16_needs_jdk_17(base: tuple[dict, dict]) -> None:
+    facts, attrs = base
+    facts = {**facts, "version.java": 'openjdk version "1.8.0_392"'}
+    assert items(facts, attrs, "15.4")["java"].ok
+    java = items(facts, attrs, "16.4")["java"]
+    assert not java.ok and "JDK 17" in java.detail and "openjdk-17" in java.fix
+
+
+def test_old_jdk8_fails(base: tuple[dict, dict]) -> None:
+    facts, attrs = base
+    java = items({**facts, "version.java": 'java version "1.8.0_181"'}, attrs)["java"]
+    assert not java.ok and "8u191" in java.detail
+
+
+def test_missing_package_and_virtualenv(base: tuple[dict, dict]) -> None:
+    facts, attrs = base
+    facts = {**facts, "pkg.pyarrow": "!ModuleNotFoundError: No module named 'pyarrow'",
+             "pkg.virtualenv": "!ModuleNotFoundError: No module named 'virtualenv'"}
+    result = items(facts, attrs, "15.4")
+    assert not result["pyarrow"].ok and "No module named 'pyarrow'" in result["pyarrow"].detail
+    assert result["pyarrow"].fix == "RUN /databricks/python3/bin/pip install pyarrow"
+    assert result["virtualenv"].severity == "error"
+    assert "spark.databricks.driverNfs.enabled false" in result["virtualenv"].fix
+    # Before DBR 11 a missing virtualenv only warns.
+    assert items(facts, attrs, "10.4")["virtualenv"].severity == "warning"
+
+
+def test_bash_must_be_at_bin_bash(base: tuple[dict, dict]) -> None:
+    facts, attrs = base
+    facts = {k: v for k, v in facts.items() if k != "file./bin/bash"}
+    facts["which.bash"] = "/usr/local/bin/bash"
+    bash = items(facts, attrs)["bash"]
+    assert not bash.ok and bash.fix == "RUN ln -s /usr/local/bin/bash /bin/bash"
+
+
+def test_python_broken_symlink(base: tuple[dict, dict]) -> None:
+    facts, attrs = base
+    facts = {k: v for k, v in facts.items() if not k.startswith(("python.", "pkg."))}
+    facts["python.exists"] = "dangling"
+    result = items(facts, attrs)
+    assert "broken symlink" in result["python"].detail
+    assert result["python packages"].detail.startswith("not checked")
+
+
+@pytest.mark.parametrize("os_id, like, ok, severity", [
+    ("ubuntu", "debian", True, "error"), ("alpine", "", True, "error"),
+    ("linuxmint", "ubuntu debian", True, "error"), ("rhel", "fedora", False, "warning"),
+])
+def test_os_family(base: tuple[dict, dict], os_id: str, like: str, ok: bool, severity: str) -> None:
+    facts, attrs = base
+    facts = {**facts, "os.ID": os_id, "os.ID_LIKE": f'"{like}"', "os.PRETTY_NAME": f'"{os_id} x"'}
+    item = items(facts, attrs)["os"]
+    assert (item.ok, item.severity) == (ok, severity)
+
+
+def test_windows_image_is_an_os_error(base: tuple[dict, dict]) -> None:
+    facts, attrs = base
+    item = items(facts, {**attrs, "Os": "windows"})["os"]
+    assert not item.ok and item.severity == "error"
+
+
+def test_arm64_image_whose_probe_cannot_run(base: tuple[dict, dict]) -> None:
+    facts = {"probe.error": "exec /bin/sh: exec format error"}
+    result = items(facts, {"Architecture": "arm64", "Variant": "v8", "Os": "linux", "Size": 10**8})
+    assert not result["architecture"].ok and "arm64/v8" in result["architecture"].detail
+    assert "--platform linux/amd64" in result["architecture"].fix
+    assert "exec format error" in result["probe"].detail
+    assert "java" not in result  # not checked: one row says so instead of ten
+
+
+def test_image_without_a_shell() -> None:
+    facts = {"probe.error": 'exec: "/bin/sh": stat /bin/sh: no such file or directory'}
+    result = items(facts, {"Architecture": "amd64", "Os": "linux", "Size": 1000})
+    assert not result["probe"].ok and "/bin/sh" in result["probe"].detail
+    assert "not checked" in result["os"].detail
+
+
+def test_size_and_entrypoint_warnings(base: tuple[dict, dict]) -> None:
+    facts, attrs = base
+    big = {**attrs, "Size": IMAGE_SIZE_WARN_BYTES + 1,
+           "Config": {"Entrypoint": ["/entry.sh"], "Cmd": ["serve"]}}
+    result = items(facts, big)
+    assert (result["size"].ok, result["size"].severity) == (False, "warning")
+    assert "timing out" in result["size"].detail
+    assert (result["entrypoint"].ok, result["entrypoint"].severity) == (False, "warning")
+    assert "init script" in result["entrypoint"].fix
+    report = CheckReport("big", list(result.values()))
+    assert report.ok  # warnings inform, they do not fail the report
+
+
+def test_report_html_has_a_fix_column() -> None:
+    report = CheckReport("<b>busybox</b>", evaluate(*recorded("busybox")))
+    html = report._repr_html_()
+    assert "<table>" in html and "<th style=\"text-align:left\">fix</th>" in html
+    assert "does NOT meet" in html and "apt-get install -y bash" in html
+    assert "&lt;b&gt;busybox&lt;/b&gt;" in html  # everything from the image is escaped
+    assert html.count("<tr>") == len(report.checks) + 1
+
+
+def test_check_rejects_bad_input_before_docker() -> None:
+    with pytest.raises(DcsError, match="No image given"):
+        check("")
+    with pytest.raises(DcsError, match="not a Databricks Runtime line"):
+        check("busybox", runtime="newest")

@@ -1,0 +1,400 @@
+"""The pure progress model on event streams recorded from the real engine and registries.
+
+Fixtures: tests/unit/fixtures/*.jsonl, written by tests/unit/fixtures/_record.py (Docker
+20.10 classic builder, docker-registry 2.8, one registry answering 429). Synthetic events
+cover what a recording cannot pin down: chunk boundaries, clamping, very long logs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dcs_magic import progress
+from dcs_magic.pipeline import _Reporter
+from dcs_magic.progress import (
+    BuildState,
+    LayerProgress,
+    LineJoiner,
+    PushState,
+    Throttle,
+    clean_line,
+    format_line,
+    human_bytes,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def events(name: str) -> list[dict]:
+    return [json.loads(line) for line in (FIXTURES / f"{name}.jsonl").read_text().splitlines()]
+
+
+def replay(state: BuildState | PushState, name: str) -> list[str]:
+    lines: list[str] = []
+    for event in events(name):
+        lines += state.apply(event)
+    if not state.failed:
+        lines += state.finish()
+    return lines
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- build streams ------------------------------------------------------------------------
+
+
+def test_successful_build_steps_image_and_log() -> None:
+    state = BuildState("default")
+    lines = replay(state, "build_ok")
+    aux_id = next(e["aux"]["ID"] for e in events("build_ok") if "aux" in e)
+    assert state.status == "done" and state.image_id == aux_id
+    assert (state.step, state.total_steps) == (8, 8)
+    assert state.instruction == "LABEL dcs-test=1"
+    assert state.tags == ["dcs-test-rec/ok:1"]
+    assert "Step 3/8 : RUN echo line 0 && echo line 1 && echo line 2 && echo line 3 && echo line 4" in lines
+    assert [line for line in lines if line.startswith("line ")] == [f"line {i}" for i in range(5)]
+    # printf without a newline: its text is kept, the builder's next message still parsed
+    assert any(line.startswith("no newline at end") for line in lines)
+    assert state.container is None and state.last_image == aux_id.split(":")[1][:12]
+    assert state.line_count == len(lines) == len(state.log_tail)
+
+
+def test_step_and_container_tracking_while_running() -> None:
+    state = BuildState()
+    seen = []
+    for event in events("build_ok"):
+        state.apply(event)
+        seen.append((state.step, state.container))
+    running = {c for _, c in seen if c}
+    assert len(running) == 6  # ENV, RUN, RUN, WORKDIR, LABEL, LABEL ran a container; COPY did not
+    assert [s for s, _ in seen] == sorted(s for s, _ in seen)  # steps only move forward
+
+
+def test_failing_run_names_step_instruction_and_its_output() -> None:
+    state = BuildState()
+    lines = replay(state, "build_fail_run")
+    assert state.failed and state.status == "failed"
+    assert state.failed_step == 4 and state.total_steps == 6
+    assert state.failed_instruction == "RUN echo about to fail && false"
+    assert state.last_lines == ["about to fail"]  # only the failing step's own output
+    assert state.error == "The command '/bin/sh -c echo about to fail && false' returned a non-zero code: 1"
+    assert lines[-1] == f"ERROR: {state.error}"
+    # stderr arrives wrapped in ANSI colours; the lines are clean text
+    assert "second" in lines and not any("\x1b" in line for line in lines)
+    snap = state.snapshot()
+    assert snap["status"] == "failed" and snap["failed_step"] == 4 and snap["error"] == state.error
+
+
+def test_missing_base_image_fails_at_from() -> None:
+    state = BuildState()
+    replay(state, "build_missing_base")
+    assert state.failed and state.failed_step == 1
+    assert state.failed_instruction.startswith("FROM 127.0.0.1:")
+    assert "manifest unknown" in state.error and state.last_lines == []
+
+
+def test_base_image_pull_per_layer() -> None:
+    state = BuildState()
+    lines = replay(state, "build_pull")
+    layers = state.snapshot()["layers"]
+    assert [layer["status"] for layer in layers] == ["Already exists", "Pull complete"]
+    assert all(layer["done"] for layer in layers)
+    pulled = layers[1]
+    recorded_total = next(e["progressDetail"]["total"] for e in events("build_pull") if e.get("status") == "Downloading")
+    assert pulled["current"] == pulled["total"] == recorded_total
+    # byte ticks are not log lines; each status change is, once
+    assert lines.count(f"{pulled['id']}: Downloading") == 1
+    assert lines.count(f"{pulled['id']}: Extracting") == 1
+    assert f"{pulled['id']}: Pull complete" in lines
+    assert any(line.startswith("Status: Downloaded newer image") for line in lines)
+    assert state.status == "done" and state.image_id
+
+
+def test_pull_progress_mid_stream_is_partial() -> None:
+    state = BuildState()
+    for event in events("build_pull"):
+        state.apply(event)
+        if event.get("status") == "Downloading":
+            snap = state.snapshot()
+            assert 0 < snap["bytes_current"] < snap["bytes_total"]
+            assert snap["layers_done"] == 1 and snap["layers_total"] == 2
+            assert 0.5 < snap["fraction"] < 1
+            assert "base layers" in format_line(snap)
+            return
+    pytest.fail("the recording has no Downloading event")
+
+
+# -- chunk boundaries -----------------------------------------------------------------------
+
+
+def _stream_text(name: str) -> str:
+    return "".join(e["stream"] for e in events(name) if "stream" in e)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unaligned_chunks_give_the_same_lines(seed: int) -> None:
+    text = _stream_text("build_fail_run") + _stream_text("build_ok")
+    aligned = BuildState()
+    expected = aligned.apply({"stream": text}) + aligned.finish()
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(text)), 150))
+    chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+    state = BuildState()
+    got = [line for chunk in chunks for line in state.apply({"stream": chunk})] + state.finish()
+    assert got == expected
+    assert (state.step, state.total_steps, state.tags) == (aligned.step, aligned.total_steps, aligned.tags)
+
+
+def test_step_header_split_across_chunks() -> None:
+    state = BuildState()
+    for char in "Step 2/7 : RUN pip install -r requirements.txt":
+        assert state.apply({"stream": char}) == []
+    assert state.step == 0  # not a complete line yet...
+    assert state.snapshot()["log_tail"] == ["Step 2/7 : RUN pip install -r requirements.txt"]  # ...but shown
+    state.apply({"stream": "\n"})
+    assert (state.step, state.total_steps, state.instruction) == (2, 7, "RUN pip install -r requirements.txt")
+
+
+def test_carriage_return_progress_keeps_last_state() -> None:
+    joiner = LineJoiner()
+    assert joiner.feed("Downloading 10%\rDownloading 20%") == []
+    assert joiner.pending == "Downloading 20%"
+    assert joiner.feed("\rDownloading 100%\r\nnext") == ["Downloading 100%"]
+    assert joiner.flush() == ["next"] and joiner.flush() == []
+    assert clean_line("\x1b[91merror text\x1b[0m  ") == "error text"
+    assert clean_line("a\r\r") == "a"
+
+
+def test_endless_line_stays_bounded() -> None:
+    joiner = LineJoiner()
+    out = []
+    for _ in range(100):
+        out += joiner.feed("x" * 10_000)  # a megabyte without a newline
+    assert out and all(len(line) <= 64 * 1024 + 10_000 for line in out)
+    assert len(joiner.pending) <= 64 * 1024
+
+
+def test_twenty_thousand_lines_keep_a_bounded_tail() -> None:
+    state = BuildState(tail=200)
+    state.apply({"stream": "Step 1/2 : RUN loop\n ---> Running in 0123456789ab\n"})
+    for start in range(0, 20_000, 100):
+        state.apply({"stream": "".join(f"line {i}\n" for i in range(start, start + 100))})
+    snap = state.snapshot()
+    assert snap["log_lines"] == 20_002
+    assert len(snap["log_tail"]) == 200 and snap["log_tail"][-1] == "line 19999"
+    assert len(state.step_output) == 30
+    assert len(json.dumps(snap)) < 10_000
+
+
+# -- push streams ---------------------------------------------------------------------------
+
+
+def test_push_new_layers_with_clamping() -> None:
+    state = PushState("127.0.0.1:5071/dcs-test/base:1")
+    over = 0
+    for event in events("push_new"):
+        state.apply(event)
+        detail = event.get("progressDetail") or {}
+        if detail.get("current", 0) > detail.get("total", 1 << 62):
+            over += 1
+            layer = state.layers[event["id"]]
+            assert layer.current == layer.total == detail["total"]
+        snap = state.snapshot()
+        assert snap["bytes_current"] <= snap["bytes_total"] and 0 <= snap["fraction"] <= 1
+    assert over >= 1  # the recording really sends current > total
+    state.finish()
+    aux = next(e["aux"] for e in events("push_new") if "aux" in e)
+    assert state.status == "done"
+    assert (state.digest, state.tag, state.size) == (aux["Digest"], aux["Tag"], aux["Size"])
+    assert state.pinned == f"127.0.0.1:5071/dcs-test/base@{aux['Digest']}"
+    assert state.repository == "127.0.0.1:5071/dcs-test/base"
+    snap = state.snapshot(elapsed_s=1.234)
+    assert [layer["status"] for layer in snap["layers"]] == ["Pushed", "Pushed"]
+    assert (snap["layers_done"], snap["layers_total"], snap["fraction"]) == (2, 2, 1.0)
+    assert snap["elapsed_s"] == 1.23 and snap["pinned"] == state.pinned
+
+
+@pytest.mark.parametrize("name, status", [("push_exists", "Layer already exists"),
+                                          ("push_mounted", "Mounted from dcs-test/base")])
+def test_push_skipped_layers_count_as_done(name: str, status: str) -> None:
+    state = PushState("127.0.0.1:5071/dcs-test/app:1")
+    replay(state, name)
+    assert status in [layer.status for layer in state.layers.values()]
+    assert all(layer.done for layer in state.layers.values())
+    assert state.snapshot()["fraction"] == 1.0 and state.digest.startswith("sha256:")
+
+
+def test_push_waiting_and_preparing_are_not_done() -> None:
+    state = PushState("r/x:1")
+    state.apply({"id": "a", "status": "Preparing", "progressDetail": {}})
+    state.apply({"id": "b", "status": "Waiting", "progressDetail": {}})
+    state.apply({"id": "a", "status": "Pushing", "progressDetail": {"current": 50, "total": 200}})
+    snap = state.snapshot()
+    assert snap["layers_done"] == 0 and snap["fraction"] == pytest.approx(0.125)
+    assert "0/2 layers, 50 B/200 B" in format_line(snap)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("push_unauthorized", "no basic auth credentials"),
+    ("push_wrong_password", "unauthorized: authentication required"),
+    ("push_rate_limited", "toomanyrequests"),
+    ("push_unreachable", "connection refused"),
+])
+def test_push_errors_inside_the_stream(name: str, words: str) -> None:
+    state = PushState("x/y:1")
+    lines = replay(state, name)
+    assert state.failed and words in state.error
+    assert lines[-1] == f"ERROR: {state.error}" and state.digest is None and state.pinned is None
+    assert "failed" in format_line(state.snapshot())
+
+
+def test_password_sent_with_the_push_is_not_in_the_recording() -> None:
+    # _record.py pushes with a wrong password "not-the-password": the engine never echoes it.
+    assert "not-the-password" not in (FIXTURES / "push_wrong_password.jsonl").read_text()
+
+
+@pytest.mark.parametrize("detail, expected", [
+    ({"current": 150, "total": 100}, (100, 100)),
+    ({"current": -5, "total": 100}, (0, 100)),
+    ({"current": 70}, (70, 0)),  # no total: kept, shown without a byte bar
+    ({"current": None, "total": 10}, (0, 10)),
+    ({}, (0, 0)),
+])
+def test_layer_clamping(detail: dict, expected: tuple[int, int]) -> None:
+    layer = LayerProgress("abc")
+    layer.update("Pushing", detail)
+    assert (layer.current, layer.total) == expected and not layer.done
+
+
+def test_layer_done_fills_its_bar() -> None:
+    layer = LayerProgress("abc")
+    layer.update("Pushing", {"current": 10, "total": 100})
+    assert layer.update("Pushed", {}) is True and layer.done and layer.current == 100
+    assert layer.fraction == 1.0
+
+
+# -- snapshots, throttle, formatting -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.jsonl")))
+def test_every_snapshot_is_json(name: str) -> None:
+    state = PushState("x/y:1") if name.startswith("push") else BuildState()
+    for event in events(name):
+        if "_api_error" in event:  # build_parse_error: rejected before any stream
+            continue
+        state.apply(event)
+        snap = state.snapshot(elapsed_s=0.5)
+        assert json.loads(json.dumps(snap)) == snap
+
+
+def test_state_warnings_and_cancel() -> None:
+    state = BuildState("ctx")
+    state.warn("built for linux/arm64")
+    state.warn("built for linux/arm64")
+    state.cancel()
+    snap = state.snapshot()
+    assert snap["warnings"] == ["built for linux/arm64"] and snap["status"] == "cancelled"
+    assert format_line(snap, elapsed=False) == "[build ctx] cancelled"
+
+
+def test_throttle_with_a_fake_clock() -> None:
+    clock = FakeClock()
+    throttle = Throttle(0.1, clock)
+    assert throttle.ready()  # the first moment is always ready
+    clock.now = 0.05
+    assert not throttle.ready()
+    clock.now = 0.1
+    assert throttle.ready()
+    clock.now = 0.19
+    assert not throttle.ready()
+    clock.now = 10.0
+    assert throttle.ready() and not throttle.ready()
+    assert Throttle(0, clock).ready() and Throttle(0, clock).ready()
+
+
+def test_throttle_bounds_a_flood() -> None:
+    clock = FakeClock()
+    throttle = Throttle(0.1, clock)
+    ready = 0
+    for i in range(20_000):  # 20,000 events in 2 s
+        clock.now = i * 0.0001
+        ready += throttle.ready()
+    assert ready == 20  # 2 s / 0.1 s
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.updates: list[dict] = []
+        self.closed: list[dict] = []
+
+    def update(self, snapshot: dict) -> None:
+        self.updates.append(snapshot)
+
+    def close(self, snapshot: dict) -> None:
+        self.closed.append(snapshot)
+
+
+def test_reporter_sends_at_most_one_update_per_interval() -> None:
+    clock = FakeClock()
+    sink = Recorder()
+    state = BuildState("flood")
+    reporter = _Reporter(state, sink, interval=0.1, clock=clock)
+    reporter.apply({"stream": "Step 1/1 : RUN loop\n"})
+    for i in range(20_000):  # 20,000 lines over 3 s of (fake) time
+        clock.now = i * 0.00015
+        reporter.apply({"stream": f"line {i}\n"})
+    reporter.call(state.finish)
+    reporter.close()
+    assert len(sink.closed) == 1 and sink.closed[0]["log_lines"] == 20_001
+    assert sink.closed[0]["status"] == "done"
+    assert 25 <= len(sink.updates) <= 3.0 / 0.1 + 2  # the initial update + one per interval
+    assert all(len(u["log_tail"]) <= 200 for u in sink.updates)
+
+
+def test_human_bytes() -> None:
+    assert [human_bytes(n) for n in (0, None, 999, 1000, 1536, 8_391_322, 2 * 10**12)] == [
+        "0 B", "0 B", "999 B", "1.0 kB", "1.5 kB", "8.4 MB", "2.0 TB"]
+
+
+def test_format_line_done_and_failed() -> None:
+    state = BuildState("app")
+    replay(state, "build_ok")
+    assert format_line(state.snapshot(elapsed_s=2), elapsed=True).startswith("[build app] done sha256:")
+    failed = BuildState("app")
+    replay(failed, "build_fail_run")
+    assert format_line(failed.snapshot(), elapsed=False) == f"[build app] failed: {failed.error}"
+
+
+def test_core_module_imports_no_docker_or_ipython() -> None:
+    code = ("import sys, dcs_magic.progress; "
+            "bad = [m for m in ('docker', 'IPython', 'ipywidgets', 'anywidget', 'requests') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([shutil.which("python") or "python", "-c", code], check=True, cwd=REPO)
+    assert progress.__all__ == sorted(progress.__all__)
+
+
+# -- the front-end module ---------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_front_end_module_parses_and_formats() -> None:
+    module = (REPO / "js" / "progress.js").as_uri()
+    script = (f"const m = await import({json.dumps(module)});"
+              "console.log(JSON.stringify([typeof m.default.render, m.humanBytes(0), m.humanBytes(1536),"
+              " m.humanBytes(8391322), m.formatElapsed(3.25), m.formatElapsed(125)]));")
+    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True,
+                         check=True, timeout=30)
+    assert json.loads(out.stdout) == ["function", "0 B", "1.5 kB", "8.4 MB", "3.3s", "2m 05s"]
