@@ -33,12 +33,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test helpers start the registry and base image
 
-import docker  # noqa: E402
-from support.images import busybox_rootfs_tar  # noqa: E402
-from support.registry import start_registry  # noqa: E402
+import docker
+from support.images import busybox_rootfs_tar
+from support.registry import start_registry
 
-from dcs_magic import __version__  # noqa: E402
-from dcs_magic.pipeline import SHA_LABEL, VERSION_LABEL  # noqa: E402
+from dcs_magic import __version__
+from dcs_magic.pipeline import SHA_LABEL, VERSION_LABEL
 
 PREFIX = "dcs-bench"
 # Not the tests' dcs-test/busybox image: that one carries a `dcs-test` label, which every

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,8 @@ def _target() -> _Target:
         if context is None:
             raise EngineError(f"docker context {name!r} does not exist", host=None,
                               hint="Run `docker context ls` and `docker context use NAME`.")
-        return _Target(context.Host, context.TLSConfig or None, f"docker context {name!r}")
+        host = re.sub(r"^http\+unix://", "unix://", context.Host or DEFAULT_SOCKET)  # docker-py's internal form
+        return _Target(host, context.TLSConfig or None, f"docker context {name!r}")
     return _Target(DEFAULT_SOCKET, None, "default socket")
 
 
@@ -155,7 +157,7 @@ class Engine:
         """
         try:
             events = self.api.push(repository, tag, stream=True, decode=True, auth_config=auth_config)
-            auth_config = None  # noqa: F841 - drop our reference to the credentials at once
+            auth_config = None  # the request is sent: drop our reference to the credentials
             yield from _checked(events)
         except docker.errors.APIError as exc:
             reference = f"{repository}:{tag}" if tag else repository

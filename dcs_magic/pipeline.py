@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ._version import __version__
 from .errors import BuildError, ContextError, PushError
@@ -30,7 +31,6 @@ __all__ = ["Cancelled", "Job", "ProgressSink", "build", "parse_pairs", "push"]
 SHA_LABEL = "dcs_magic.dockerfile.sha256"
 VERSION_LABEL = "dcs_magic.version"
 DCS_PLATFORM = "linux/amd64"
-LOG_DIR = ".dcs"  # inside the build context; engine.py leaves it out of what is sent
 _CLEANUP_WAIT_S = 10.0
 
 
@@ -195,7 +195,8 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
     tags = [_checked_tag(tag) for tag in tags]
     sha = _dockerfile_sha256(dockerfile.read_bytes())
     all_labels = {**(labels or {}), SHA_LABEL: sha, VERSION_LABEL: __version__}
-    log_path = _new_log_path(context)
+    log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)  # never sent to the engine
+    started = time.time()
     with closing(engine_mod.connect()) as engine, log_path.open("w", encoding="utf-8") as log:
         for warning in _platform_warnings(platform, engine.platform()):
             reporter.call(state.warn, warning)
@@ -211,7 +212,7 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
             raise
         except KeyboardInterrupt:
             log.write("INTERRUPTED\n")
-            _remove_leftovers(engine, state)
+            _remove_leftovers(engine, state, since=started)
             raise
         log.writelines(f"{line}\n" for line in reporter.call(state.finish))
         if not state.image_id:
@@ -255,8 +256,8 @@ def _dockerfile_sha256(data: bytes) -> str:
     return dockerfile_sha256(data)
 
 
-def _new_log_path(context: Path) -> Path:
-    directory = context.resolve() / LOG_DIR  # absolute: the result outlives a change of directory
+def _new_log_path(directory: Path) -> Path:
+    directory = directory.resolve()  # absolute: the result outlives a change of directory
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -297,18 +298,19 @@ def _build_error(state: BuildState, log_path: Path, platform: str | None) -> Bui
     return error
 
 
-def _remove_leftovers(engine: Any, state: BuildState) -> None:
+def _remove_leftovers(engine: Any, state: BuildState, since: float) -> None:
     """After an interrupt: make sure the step's intermediate container is gone.
 
     Closing the stream makes the engine abort the build and (forcerm) remove the container
     itself; we wait a little for that, then remove what is left. A container created in the
-    instant before the interrupt, not yet announced in the stream, has the last step's image
-    as its image and no name given by us, so it is found through that image.
+    instant before the interrupt, not yet announced in the stream, is found as a container
+    made after `since` (epoch seconds) directly from the last step's image and running the
+    current step's command; nothing else (e.g. the user's own containers) is touched.
     """
     suspects = {state.container} if state.container else set()
     if state.last_image:
         suspects.update(cid for cid in engine.containers_from(state.last_image)
-                        if _is_intermediate(engine, cid, state.last_image))
+                        if _is_step_container(engine, cid, state, since))
     deadline = time.monotonic() + _CLEANUP_WAIT_S
     for cid in sorted(suspects):
         while time.monotonic() < deadline and _exists(engine, cid):
@@ -317,18 +319,30 @@ def _remove_leftovers(engine: Any, state: BuildState) -> None:
 
 
 def _exists(engine: Any, container_id: str) -> bool:
-    return any(container_id in c for c in engine.api.containers(all=True, quiet=True,
-                                                                 filters={"id": container_id}))
+    return bool(engine.api.containers(all=True, quiet=True, filters={"id": container_id}))
 
 
-def _is_intermediate(engine: Any, container_id: str, image_id: str) -> bool:
-    """A classic-builder step container: made directly from `image_id`, not by `docker run`."""
+def _is_step_container(engine: Any, container_id: str, state: BuildState, since: float) -> bool:
+    """A classic-builder container for the current step (see _remove_leftovers)."""
     try:
         info = engine.api.inspect_container(container_id)
     except Exception:  # noqa: BLE001 - already gone
         return False
-    image = info.get("Image", "")
-    return image.removeprefix("sha256:").startswith(image_id) and not info.get("HostConfig", {}).get("AutoRemove")
+    image = str(info.get("Image", "")).removeprefix("sha256:")
+    created = _epoch(info.get("Created", ""))
+    command = " ".join((info.get("Config") or {}).get("Cmd") or [])
+    _, _, argument = state.instruction.partition(" ")
+    return (image.startswith(state.last_image or "-") and created >= since - 1
+            and ("#(nop)" in command or (bool(argument) and argument.strip() in command)))
+
+
+def _epoch(timestamp: str) -> float:
+    """Docker's RFC 3339 `Created` (nanoseconds, `Z`) -> epoch seconds; 0 when unreadable."""
+    try:
+        head, _, frac = timestamp.rstrip("Z").partition(".")
+        return datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp() + float(f"0.{frac or 0}")
+    except ValueError:
+        return 0.0
 
 
 # -- push -------------------------------------------------------------------------------
@@ -494,7 +508,7 @@ class Job:
         """Ask the job to stop; it does at the engine's next event."""
         self._cancel.set()
 
-    def add_done_callback(self, fn: Callable[["Job"], Any]) -> None:
+    def add_done_callback(self, fn: Callable[[Job], Any]) -> None:
         self._future.add_done_callback(lambda _future: fn(self))
 
     def __repr__(self) -> str:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .imageref import parse_reference
 
@@ -385,7 +386,7 @@ class Throttle:
         return False
 
 
-def human_bytes(n: float | int | None) -> str:
+def human_bytes(n: float | None) -> str:
     """`1536` -> `1.5 kB` (decimal units, like the Docker CLI)."""
     if not n:
         return "0 B"

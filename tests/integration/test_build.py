@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -185,12 +185,14 @@ def test_platform_mismatch_is_a_visible_warning(tmp_path: Path, busybox_image: s
 
 class InterruptOnceRunning:
     """Sends SIGINT to this process (what Ctrl-C and the notebook's stop button do) as soon
-    as the slow step's container is running."""
+    as the slow step's container is running. Just before, `bystander()` may start a
+    container of the user's own from the same image, which the cleanup must not touch."""
 
-    def __init__(self) -> None:
+    def __init__(self, bystander: Any = None) -> None:
         self.sent = False
         self.container: str | None = None
         self.closed: list[dict] = []
+        self.bystander = bystander
 
     def update(self, snapshot: dict) -> None:
         for line in snapshot["log_tail"]:
@@ -198,6 +200,8 @@ class InterruptOnceRunning:
                 self.container = match[1]
         if self.container and "started" in snapshot["log_tail"] and not self.sent:
             self.sent = True
+            if self.bystander is not None:
+                self.bystander()
             os.kill(os.getpid(), signal.SIGINT)
 
     def close(self, snapshot: dict) -> None:
@@ -209,17 +213,20 @@ def _containers(client: Any, container_id: str) -> list[dict]:
 
 
 def test_interrupt_stops_the_build_and_leaves_no_container(tmp_path: Path, busybox_image: str,
-                                                           docker_client: Any, tag: str) -> None:
+                                                           docker_client: Any, docker_cleanup: Any,
+                                                           tag: str) -> None:
     context = make_context(tmp_path / "ctx", f"FROM {busybox_image}\nRUN echo started; sleep 60; echo done\n")
-    sink = InterruptOnceRunning()
+    name = docker_cleanup.add(docker_cleanup.unique("bystander"))
+    sink = InterruptOnceRunning(lambda: docker_client.containers.create(busybox_image, ["sleep", "60"], name=name))
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         dcs_magic.build(context, tags=[tag], no_cache=True, progress=sink, interval=0.05)
     assert time.monotonic() - started < 45  # it did not wait for the 60 s step
     assert sink.sent and sink.container
     assert _containers(docker_client, sink.container) == []  # removed before build() returned
+    assert docker_client.containers.get(name).status == "created"  # the user's own is untouched
     assert sink.closed[0]["status"] == "cancelled"
-    log = sorted((context / ".dcs").glob("build-*.log"))[-1]
+    log = max((context / ".dcs").glob("build-*.log"))
     assert log.read_text().endswith("INTERRUPTED\n")
     remove_step_images(docker_client, log)
 
@@ -259,7 +266,7 @@ def test_background_failure_and_cancel(tmp_path: Path, busybox_image: str, docke
         job.result(timeout=60)
     assert job.state["status"] == "cancelled"
     assert _containers(docker_client, container) == []
-    remove_step_images(docker_client, sorted((slow / ".dcs").glob("build-*.log"))[-1])
+    remove_step_images(docker_client, max((slow / ".dcs").glob("build-*.log")))
 
 
 class RecordingComm(BaseComm):
@@ -297,3 +304,30 @@ def test_twenty_thousand_log_lines_stay_throttled(tmp_path: Path, busybox_image:
     log_lines = Path(result.log_path).read_text().splitlines()
     assert sum(1 for line in log_lines if line.startswith("log line ")) == 20_000
     assert not any(isinstance(v, str) and "password" in v.lower() for v in widget.get_state().values())
+
+
+def test_docker_contexts_pick_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from docker.context import ContextAPI
+
+    from dcs_magic.engine import connect, engine_host
+
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text("{}")
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))  # contexts live next to this config
+    ContextAPI.create_context("dcs-test-dead", host="unix:///tmp/dcs-test-dead.sock")
+    ContextAPI.create_context("dcs-test-live", host="unix:///var/run/docker.sock")
+
+    monkeypatch.setenv("DOCKER_CONTEXT", "dcs-test-dead")
+    with pytest.raises(EngineError, match=r"at unix:///tmp/dcs-test-dead.sock \(docker context 'dcs-test-dead'\)"):
+        connect()
+    monkeypatch.setenv("DOCKER_CONTEXT", "dcs-test-missing")
+    with pytest.raises(EngineError, match="docker context 'dcs-test-missing' does not exist"):
+        connect()
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    (config / "config.json").write_text(json.dumps({"currentContext": "dcs-test-live"}))
+    assert engine_host() == "unix:///var/run/docker.sock"
+    engine = connect()
+    assert engine.platform().startswith("linux/")
+    engine.close()

@@ -17,20 +17,14 @@ REQUIRED = ["os", "architecture", "java", "bash", "iproute2", "coreutils", "proc
             "ipython", "ipykernel", "numpy", "pandas", "pyarrow", "six", "virtualenv"]
 
 
-def probe_containers(client: Any) -> list[str]:
-    return [c["Id"] for c in client.api.containers(all=True, filters={"label": "dcs_magic.check"})]
-
-
-@pytest.fixture
-def no_probe_left(docker_client: Any) -> Any:
-    """Fails the test when a probe container outlives check()."""
-    yield
-    assert probe_containers(docker_client) == []
+def assert_no_probe_left(client: Any, image: str) -> None:
+    """No probe container from `image` outlived check() (other sessions' probes may exist)."""
+    left = client.api.containers(all=True, filters={"label": "dcs_magic.check", "ancestor": image})
+    assert left == []
 
 
 @pytest.mark.slow
-def test_dcs_base_meets_the_requirements(dcs_base_image: str, docker_client: Any,
-                                         no_probe_left: None) -> None:
+def test_dcs_base_meets_the_requirements(dcs_base_image: str, docker_client: Any) -> None:
     report = check(dcs_base_image, runtime="15.4.x-scala2.12", client=docker_client)
     assert report.ok, report
     assert [name for name in REQUIRED if not report[name].ok] == []
@@ -40,32 +34,34 @@ def test_dcs_base_meets_the_requirements(dcs_base_image: str, docker_client: Any
     # The same image targeted at 16.4 fails on its Python (3.12 there).
     wrong = check(dcs_base_image, runtime="16.4", client=docker_client)
     assert not wrong.ok and [c.name for c in wrong.failures] == ["python"]
+    assert_no_probe_left(docker_client, dcs_base_image)
 
 
-def test_busybox_fails_with_a_fix_for_each_failure(busybox_image: str, no_probe_left: None) -> None:
+def test_busybox_fails_with_a_fix_for_each_failure(busybox_image: str, docker_client: Any) -> None:
     report = check(busybox_image)  # the engine from the environment, like %dcs_check
     assert not report.ok
     failed = {c.name for c in report.checks if not c.ok and c.severity == "error"}
     assert {"java", "bash", "iproute2", "coreutils", "procps", "sudo", "python"} <= failed
     assert all(c.fix for c in report.failures)
     assert "java is not on the PATH" in report["java"].detail
+    assert_no_probe_left(docker_client, busybox_image)
 
 
 def test_cmd_and_entrypoint_warn(docker_client: Any, docker_cleanup: DockerCleanup,
-                                 tiny_images: Any, no_probe_left: None) -> None:
+                                 tiny_images: Any) -> None:
     ref = docker_cleanup.add(f"{docker_cleanup.unique('entrypoint')}:1")
     tiny_images.load(docker_client, ref, [busybox_rootfs_tar()],
-               config={"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["exit 7"]})
+                     config={"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["exit 7"]})
     report = check(ref, client=docker_client)
     item = report["entrypoint"]
     assert (item.ok, item.severity) == (False, "warning")
     assert "ENTRYPOINT ['/bin/sh', '-c']" in item.detail and "ignores" in item.detail
     # The entrypoint was overridden: the probe ran (it found busybox's tools).
     assert "busybox" in report["procps"].detail
+    assert_no_probe_left(docker_client, ref)
 
 
-def test_arm64_image(docker_client: Any, docker_cleanup: DockerCleanup, tiny_images: Any,
-                     no_probe_left: None) -> None:
+def test_arm64_image(docker_client: Any, docker_cleanup: DockerCleanup, tiny_images: Any) -> None:
     ref = docker_cleanup.add(f"{docker_cleanup.unique('arm64')}:1")
     arm64_shell = tiny_images.layer({"bin/sh": tiny_images.aarch64_elf()})
     tiny_images.load(docker_client, ref, [arm64_shell], architecture="arm64")
@@ -75,28 +71,31 @@ def test_arm64_image(docker_client: Any, docker_cleanup: DockerCleanup, tiny_ima
     assert not report["architecture"].ok and "linux/amd64 only" in report["architecture"].detail
     assert "--platform linux/amd64" in report["architecture"].fix
     assert not report["probe"].ok  # its /bin/sh is an aarch64 program
+    assert_no_probe_left(docker_client, ref)
 
 
 def test_image_without_a_shell(docker_client: Any, docker_cleanup: DockerCleanup,
-                               tiny_images: Any, no_probe_left: None) -> None:
+                               tiny_images: Any) -> None:
     ref = docker_cleanup.add(f"{docker_cleanup.unique('noshell')}:1")
     os_release = tiny_images.layer({"etc/os-release": b"ID=debian\n"}, mode=0o644)
     tiny_images.load(docker_client, ref, [os_release])
     report = check(ref, client=docker_client)
     assert not report["probe"].ok and "/bin/sh" in report["probe"].detail
+    assert_no_probe_left(docker_client, ref)
 
 
 def test_probe_timeout_still_removes_the_container(docker_client: Any, docker_cleanup: DockerCleanup,
-                                                   tiny_images: Any, no_probe_left: None) -> None:
+                                                   tiny_images: Any) -> None:
     """A /databricks/python3 that hangs: check gives up after timeout_s and cleans up."""
     ref = docker_cleanup.add(f"{docker_cleanup.unique('hang')}:1")
     hang = tiny_images.layer({"databricks/python3/bin/python3": b"#!/bin/sh\nsleep 300\n"})
     tiny_images.load(docker_client, ref, [busybox_rootfs_tar(), hang])
     with pytest.raises(EngineError, match="did not finish within 3 s"):
         check(ref, client=docker_client, timeout_s=3)
+    assert_no_probe_left(docker_client, ref)
 
 
-def test_missing_image_says_how_to_get_it(docker_client: Any, no_probe_left: None) -> None:
+def test_missing_image_says_how_to_get_it(docker_client: Any) -> None:
     with pytest.raises(EngineError) as info:
         check("dcs-test/does-not-exist:1", client=docker_client)
     assert "not in the local Docker engine" in info.value.message

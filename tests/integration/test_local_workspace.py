@@ -120,6 +120,7 @@ def test_good_image_reaches_running_with_its_init_scripts(
         assert "baked init script ran" in results[0]["output"]
         types = [e["type"] for e in ws.events(cluster_id, order="ASC")]
         assert types == ["CREATING", "INIT_SCRIPTS_STARTED", "INIT_SCRIPTS_FINISHED", "RUNNING"]
+        assert cluster_id in [c["cluster_id"] for c in ws.list_clusters()]
 
         # A second server (a new process would do the same) finds the running cluster.
         other = LocalWorkspaceServer().start()
@@ -133,6 +134,17 @@ def test_good_image_reaches_running_with_its_init_scripts(
     info = ws.get_cluster(cluster_id)
     assert info["state"] == "TERMINATED"
     assert info["termination_reason"]["code"] == "USER_REQUEST"
+    assert containers_of(docker_client, cluster_id) == []
+
+
+def test_terminate_while_pending(ws: Workspace, good_image: str, auth_registry: Registry,
+                                 docker_client: Any) -> None:
+    """A terminate request during the launch stops it at the next step and cleans up."""
+    cluster_id = ws.create_cluster(spec(good_image, auth_registry))
+    ws.terminate_cluster(cluster_id)
+    with pytest.raises(ClusterError) as info:
+        ws.wait_for_cluster(cluster_id, timeout_s=240)
+    assert (info.value.state, info.value.termination_code) == ("TERMINATED", "USER_REQUEST")
     assert containers_of(docker_client, cluster_id) == []
 
 
