@@ -246,7 +246,7 @@ def _choice(options: list[tuple[str, str]], value: str, description: str) -> wid
 
 def _node_label(node: Mapping[str, Any]) -> str:
     text = f"{node['node_type_id']} ({float(node.get('num_cores') or 0):g} cores, " \
-           f"{float(node.get('memory_mb') or 0) / 1024:g} GB"
+           f"{float(node.get('memory_mb') or 0) / 1024:.1f} GB"
     return text + (f", {node['num_gpus']} GPU)" if node.get("num_gpus") else ")")
 
 

@@ -10,7 +10,6 @@ arguments and an optional progress sink (any object with `update(snapshot)` and
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ._version import __version__
+from .context import dockerfile_sha256
 from .errors import BuildError, ContextError, PushError
 from .imageref import parse_reference
 from .progress import BuildState, PushState, Throttle
@@ -193,7 +193,7 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
                            hint=f"Run a %%dockerfile {name} cell first (or pass the context "
                                 "directory that holds the Dockerfile).")
     tags = [_checked_tag(tag) for tag in tags]
-    sha = _dockerfile_sha256(dockerfile.read_bytes())
+    sha = dockerfile_sha256(dockerfile.read_bytes())  # the same hash %%dockerfile reports
     all_labels = {**(labels or {}), SHA_LABEL: sha, VERSION_LABEL: __version__}
     log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)  # never sent to the engine
     started = time.time()
@@ -246,14 +246,6 @@ def _checked_tag(tag: str) -> str:
         raise BuildError(f"Invalid tag {tag!r}: a tag cannot contain a digest (@sha256:...)",
                          hint="Drop the @sha256:... part; the digest is known after %dcs_push.")
     return str(ref) if ref.tag else f"{ref}:latest"
-
-
-def _dockerfile_sha256(data: bytes) -> str:
-    try:
-        from .context import dockerfile_sha256
-    except ImportError:  # context.py is optional for the pipeline
-        return hashlib.sha256(data).hexdigest()
-    return dockerfile_sha256(data)
 
 
 def _new_log_path(directory: Path) -> Path:

@@ -253,12 +253,13 @@ def test_build_push_rebuild_and_locked(tmp_path: Path, busybox_image: str, regis
 
     # A changed template: --locked fails before building and shows what changed.
     app_notebook(nb, busybox_image, greeting="bonjour")
-    before = {i.id for i in docker_client.images.list(all=True)}
+    logs = set((tmp_path / "dcs-build" / "app" / ".dcs").iterdir())
     failed = dcs("build", str(nb), "-t", tag, "--locked", cwd=tmp_path)
     assert failed.returncode == 1 and failed.stdout == ""
     assert "--locked: the rendered build no longer matches" in failed.stderr
     assert re.search(r"file 'greeting.txt' of 'app' changed: sha256 [0-9a-f]{12} -> [0-9a-f]{12}", failed.stderr)
-    assert "Step " not in failed.stderr and {i.id for i in docker_client.images.list(all=True)} == before
+    assert "Step " not in failed.stderr and set((tmp_path / "dcs-build" / "app" / ".dcs").iterdir()) == logs
+    assert docker_client.images.get(tag).id == image.id  # nothing was built
     no_traceback(failed)
     assert lock_path(nb).read_text() == lock_text
 
