@@ -158,6 +158,11 @@ def _launch_parser(commands: Any) -> argparse.ArgumentParser:
                                                        "Databricks SDK's resolution, DATABRICKS_* first).")
     where.add_argument("--local", action="store_true",
                        help="Use the local preflight workspace (runs in this process, so it always waits).")
+    parser.add_argument("--username", default=None,
+                        help="docker_image.basic_auth.username to use instead of the spec file's.")
+    parser.add_argument("--password-env", default=None, metavar="VAR",
+                        help="Environment variable holding docker_image.basic_auth.password, instead of "
+                             "the spec file's (e.g. for --local, which cannot resolve {{secrets/...}}).")
     parser.add_argument("--wait", action="store_true",
                         help="Follow the cluster to RUNNING (exit 0) or TERMINATED/ERROR (exit 1).")
     parser.add_argument("--timeout", type=float, default=1200.0, metavar="S",
@@ -431,6 +436,8 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     image = args.image or (lock.images[name].pinned if lock is not None else None)
     if image:
         spec = _with_image(spec, image)
+    if args.username or args.password_env:
+        spec = _with_credentials(spec, args.username, args.password_env)
     _warn_mutable(spec)
     body = spec.to_dict(validate=True)
     literal = _literal_password(body)
@@ -486,6 +493,27 @@ def _with_image(spec: Any, image: str) -> Any:
     from dataclasses import replace
 
     return spec.replace(docker_image=replace(current, url=image))
+
+
+def _with_credentials(spec: Any, username: str | None, password_env: str | None) -> Any:
+    """docker_image.basic_auth with --username and the password from --password-env VAR."""
+    image = spec.docker_image
+    body = dict(image) if isinstance(image, dict) else (image.to_dict() if image is not None else {})
+    auth = dict(body.get("basic_auth") or {})
+    if username:
+        auth["username"] = username
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise SpecError(f"--password-env {password_env}: that environment variable is not set or empty",
+                            field="docker_image.basic_auth.password",
+                            hint=f"export {password_env} (in CI: from a secret)")
+        auth["password"] = password
+    if not auth.get("username") or not auth.get("password"):
+        raise SpecError("docker_image.basic_auth needs both a username and a password",
+                        field="docker_image.basic_auth",
+                        hint="give --username and --password-env, or put the missing one in the spec file")
+    return spec.replace(docker_image={**body, "basic_auth": auth})
 
 
 def _warn_mutable(spec: Any) -> None:

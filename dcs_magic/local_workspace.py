@@ -101,7 +101,7 @@ class _Cluster:
 
     cluster_id: str
     spec: dict[str, Any]
-    auth: dict[str, str] | None = None
+    auth: dict[str, str] | None = field(default=None, repr=False)
     state: str = "PENDING"
     state_message: str = "Starting the local preflight launch"
     start_time: int = field(default_factory=_now_ms)
@@ -579,9 +579,24 @@ class LocalWorkspaceServer:
             raise _Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({_where(kind, destination)}) did "
                              f"not finish within {DOCKER_TIMEOUT_S} s", instance_id="driver") from exc
         code = api.exec_inspect(exec_id).get("ExitCode")
+        if code != 0:
+            self._driver_alive(api, cluster, f"init script {index} ({_where(kind, destination)}) ran")
         text = output.decode("utf-8", "replace")[-OUTPUT_KEEP_CHARS:]
         return {**result, "status": "SUCCEEDED" if code == 0 else "FAILED", "exit_code": code,
                 "execution_duration_seconds": round(time.monotonic() - started, 3), "output": text}
+
+    def _driver_alive(self, api: Any, cluster: _Cluster, while_: str) -> None:
+        """A script killed with the container is not the script's fault: say what happened."""
+        from docker.errors import NotFound
+
+        try:
+            running = api.inspect_container(cluster.container)["State"].get("Running")
+        except NotFound:
+            running = False
+        if not running:
+            raise _Terminate("CONTAINER_LAUNCH_FAILURE", f"The driver container {cluster.container} "
+                             f"stopped or was removed outside dcs-magic while {while_}",
+                             type_="SERVICE_FAULT")
 
     def _place_init_script(self, api: Any, cluster: _Cluster, index: int, kind: str,
                            destination: str) -> str | None:

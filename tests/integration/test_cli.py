@@ -6,6 +6,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from dcs_magic.lock import lock_path, read_lock
 
 CLI = [sys.executable, "-m", "dcs_magic.cli"]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LOCAL_SPARK_VERSION = "15.4.x-scala2.12"
 
 
@@ -211,6 +213,28 @@ def test_launch_print_refuses_literal_passwords_and_invalid_specs(tmp_path: Path
     assert proc.returncode == 1 and "no lock file" in proc.stderr
 
 
+def test_examples_render_and_print(tmp_path: Path) -> None:
+    nb = nbformat.read(EXAMPLES / "quickstart.ipynb", as_version=4)
+    nbformat.validate(nb)
+    (parameters,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert "base_image = \"dcs-magic/dcs-base:bookworm\"" in parameters.source
+    assert "registry = \"127.0.0.1:5000\"" in parameters.source
+    proc = dcs("render", str(EXAMPLES / "quickstart.ipynb"), "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # no lint warnings either
+    context = tmp_path / "out" / "quickstart"
+    assert (context / "Dockerfile").read_text().startswith("FROM dcs-magic/dcs-base:bookworm\n")
+    assert {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()} == {
+        "Dockerfile", "quickstart_helpers.py", "init/quickstart-init.sh"}
+    assert (tmp_path / "out" / "init-scripts" / "quickstart-workspace.sh").is_file()
+
+    proc = dcs("launch", "--spec", str(EXAMPLES / "cluster.json"), "--image",
+               "registry.example.com/dcs-quickstart@sha256:" + "c" * 64, "--print", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["docker_image"]["basic_auth"]["password"].startswith("{{secrets/")
+    assert body["init_scripts"] == [{"file": {"destination": "file:/databricks/scripts/quickstart-init.sh"}}]
+
+
 # -- with the engine and registries -----------------------------------------------------------
 
 
@@ -331,57 +355,52 @@ def test_check_exit_status(tmp_path: Path, busybox_image: str) -> None:
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_build_push_and_launch_locally(tmp_path: Path, dcs_base_image: str, auth_registry: Any,
-                                       docker_client: Any, docker_cleanup: Any) -> None:
+def test_quickstart_example_builds_pushes_and_launches_locally(
+        tmp_path: Path, dcs_base_image: str, auth_registry: Any, docker_client: Any, docker_cleanup: Any) -> None:
     from dcs_magic import Workspace
     from dcs_magic.local_workspace import LABEL
 
-    nb = write_notebook(
-        tmp_path / "app.ipynb",
-        params(f"base_image = {dcs_base_image!r}\n"),
-        new_code_cell("%%dockerfile\nFROM {{ base_image }}\nCOPY init.sh /databricks/scripts/init.sh\n"),
-        new_code_cell("%%dcs_file default init.sh\n#!/bin/bash\necho ran > /tmp/dcs-cli-init\n"),
-    )
-    tag = docker_cleanup.add(f"{auth_registry.host}/{docker_cleanup.unique('launch')}:1")
-    env = {"DCS_TEST_REGISTRY_PASSWORD": auth_registry.password}
-    built = dcs("build", str(nb), "-t", tag, "--push", "--username", auth_registry.username,
-                "--password-env", "DCS_TEST_REGISTRY_PASSWORD", cwd=tmp_path, env=env, timeout=900)
+    for name in ("quickstart.ipynb", "cluster.json"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    tag = docker_cleanup.add(f"{auth_registry.host}/{docker_cleanup.unique('quickstart')}:1")
+    env = {"DCS_VAR_base_image": dcs_base_image, "DCS_TEST_REGISTRY_PASSWORD": auth_registry.password}
+    credentials = ["--username", auth_registry.username, "--password-env", "DCS_TEST_REGISTRY_PASSWORD"]
+    built = dcs("build", "quickstart.ipynb", "-t", tag, "--push", *credentials, cwd=tmp_path, env=env, timeout=900)
     assert built.returncode == 0, built.stderr
     pinned = built.stdout.strip()
+    assert "dcs quickstart: Python 3" in built.stderr  # the helper module imported during the build
+    assert dcs("check", tag, cwd=tmp_path).returncode == 0
 
-    spec = tmp_path / "cluster.json"
-    spec.write_text(json.dumps({
-        "cluster_name": "dcs-test-cli", "spark_version": LOCAL_SPARK_VERSION, "node_type_id": "local",
-        "num_workers": 0, "docker_image": {"url": "placeholder:latest", "basic_auth": {
-            "username": auth_registry.username, "password": auth_registry.password}},
-        "init_scripts": [{"file": {"destination": "file:/databricks/scripts/init.sh"}}]}))
-
-    proc = dcs("launch", "--spec", str(spec), "--lock", str(nb), "--local", "--wait", cwd=tmp_path, timeout=600)
+    # The example's password is a {{secrets/...}} reference; the local workspace has no secret
+    # scopes, so the CI-style --password-env supplies it.
+    proc = dcs("launch", "--spec", "cluster.json", "--lock", "quickstart.ipynb", "--local", "--wait",
+               *credentials, cwd=tmp_path, env=env, timeout=600)
     cluster_id = proc.stdout.strip()
     try:
         assert proc.returncode == 0, proc.stderr
         assert re.fullmatch(r"[0-9]{4}-[0-9]{6}-[0-9a-f]{8}", cluster_id)
-        assert "literal password" in proc.stderr and "RUNNING" in proc.stderr
-        assert auth_registry.password not in proc.stderr
+        assert "RUNNING" in proc.stderr and auth_registry.password not in proc.stderr
         (container,) = docker_client.api.containers(filters={"label": f"{LABEL}={cluster_id}"})
-        assert container["Labels"]["dcs_magic.image"] == pinned  # the lock's pinned digest was used
-        ran = docker_client.containers.get(container["Id"]).exec_run(["cat", "/tmp/dcs-cli-init"])
-        assert ran.output == b"ran\n"
-        cluster = read_lock(lock_path(nb)).images["default"].cluster
+        assert container["Labels"]["dcs_magic.image"] == pinned  # the lock's pinned digest was launched
+        driver = docker_client.containers.get(container["Id"])
+        assert f"cluster {cluster_id} is starting" in driver.exec_run(["cat", "/tmp/quickstart-init.log"]).output.decode()
+        helper = driver.exec_run(["/databricks/python3/bin/python3", "-c", "import quickstart_helpers as q; print(q.describe())"])
+        assert helper.exit_code == 0 and b"dcs quickstart" in helper.output
+        cluster = read_lock(lock_path(tmp_path / "quickstart.ipynb")).images["quickstart"].cluster
         assert cluster["docker_image"]["url"] == pinned
-        assert cluster["docker_image"]["basic_auth"]["password"] == "********"
-        assert auth_registry.password not in lock_path(nb).read_text()
+        assert cluster["docker_image"]["basic_auth"] == {"username": auth_registry.username, "password": "********"}
+        assert auth_registry.password not in lock_path(tmp_path / "quickstart.ipynb").read_text()
     finally:
         if cluster_id:
             with Workspace.local() as ws:  # a new server finds the cluster through its labels
                 ws.terminate_cluster(cluster_id)
     assert docker_client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"}) == []
 
-    # An image the checks reject: the launch ends TERMINATED, exit 1 with code, message and hint.
-    spec.write_text(json.dumps({"spark_version": LOCAL_SPARK_VERSION, "num_workers": 0, "docker_image": {
-        "url": f"{auth_registry.host}/dcs-test-does-not-exist:1", "basic_auth": {
-            "username": auth_registry.username, "password": "{{secrets/ci/registry}}"}}}))
-    proc = dcs("launch", "--spec", str(spec), "--local", "--wait", cwd=tmp_path, timeout=600)
-    assert proc.returncode == 1
-    assert "ClusterError" in proc.stderr and "TERMINATED" in proc.stderr and "Hint:" in proc.stderr
+    # Without the password the secret reference cannot be resolved locally: TERMINATED, exit 1,
+    # with the termination code, the message and a hint on stderr.
+    proc = dcs("launch", "--spec", "cluster.json", "--lock", "quickstart.ipynb", "--local", "--wait",
+               cwd=tmp_path, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    assert "ClusterError" in proc.stderr and "TERMINATED (SECRET_RESOLUTION_ERROR)" in proc.stderr
+    assert "Hint:" in proc.stderr
     no_traceback(proc)

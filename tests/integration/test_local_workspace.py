@@ -121,6 +121,8 @@ def test_good_image_reaches_running_with_its_init_scripts(
         types = [e["type"] for e in ws.events(cluster_id, order="ASC")]
         assert types == ["CREATING", "INIT_SCRIPTS_STARTED", "INIT_SCRIPTS_FINISHED", "RUNNING"]
         assert cluster_id in [c["cluster_id"] for c in ws.list_clusters()]
+        paged = [e["type"] for e in ws.events(cluster_id, order="ASC", page_size=1)]  # next_page
+        assert paged == types
 
         # A second server (a new process would do the same) finds the running cluster.
         other = LocalWorkspaceServer().start()

@@ -4,8 +4,10 @@ A `DockerCleanup` takes a snapshot of the engine's dcs-test objects when it is m
 removes those that appeared since (plus anything passed to `add()`), containers first,
 images by tag (so a tag that shares its image with a session image only untags).
 
-"dcs-test object": a container whose name, image or label key contains `dcs-test`; an
-image tag containing `dcs-test`; an untagged image with a `dcs-test` label key.
+"dcs-test object": a container whose name or image name contains `dcs-test`; an image tag
+containing `dcs-test`; an untagged image with a `dcs-test` label key. Containers are not
+matched by label: build-step containers inherit the busybox base's label, and another
+session's sweep must not kill a build that is running.
 
 Caveat: the engine cannot say which client created an object, so two test sessions on
 one engine at the same moment may remove each other's new dcs-test objects. Give objects
@@ -33,7 +35,7 @@ def is_marked(*names: str | None, labels: dict | None = None) -> bool:
 def _containers(api: docker.APIClient) -> set[str]:
     found = set()
     for c in api.containers(all=True):
-        if is_marked(c.get("Image"), *(c.get("Names") or []), labels=c.get("Labels")):
+        if is_marked(c.get("Image"), *(c.get("Names") or [])):
             found.add(c["Id"])
     return found
 
