@@ -37,11 +37,12 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ._version import __version__
-from .errors import DcsError, LockError, NotebookError, PushError, SpecError
+from .errors import DcsError, LockError, PushError, SpecError
 
 __all__ = ["BASE_DIGEST_LABEL", "main", "make_parser"]
 
@@ -262,7 +263,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         build_args = parse_pairs(args.build_args, "--build-arg")
         labels = parse_pairs(args.labels, "--label")
     except ValueError as exc:
-        raise NotebookError(str(exc), hint="write it as KEY=VALUE") from exc
+        raise DcsError(str(exc), hint="write it as KEY=VALUE") from exc
     password = _registry_password(args) if args.push else None
     notebook = read_notebook(args.notebook)
     lock_file = lock_path(notebook.path)

@@ -25,9 +25,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import LockError
 
@@ -86,7 +87,7 @@ class ImageLock:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ImageLock":
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageLock:
         dockerfile = data.get("dockerfile") or {}
         base = data.get("base") or {}
         if not isinstance(dockerfile, Mapping) or not dockerfile.get("sha256"):
@@ -124,9 +125,10 @@ class Lock:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Lock":
+    def from_dict(cls, data: Any) -> Lock:
         if not isinstance(data, Mapping) or not isinstance(data.get("images", {}), Mapping):
-            raise ValueError("expected an object with an 'images' object")
+            # ValueError, not TypeError: read_lock turns every ValueError into a LockError.
+            raise ValueError("expected an object with an 'images' object")  # noqa: TRY004
         version = data.get("version", LOCK_VERSION)
         if version != LOCK_VERSION:
             raise ValueError(f"lock format version {version!r}; this dcs-magic reads {LOCK_VERSION}")
@@ -183,7 +185,9 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
     Same selection as the build: `.dockerignore` honoured, the private `.dcs/` directory
     (build logs) left out; the Dockerfile is left out too (the lock holds it separately).
     """
-    from docker.utils.build import exclude_paths  # the very matcher docker-py builds with
+    from docker.utils.build import (
+        exclude_paths,  # the very matcher docker-py builds with
+    )
 
     root = Path(context_dir)
     patterns: list[str] = []
@@ -256,8 +260,9 @@ def _compare_base(name: str, before: ImageLock, now: ImageLock) -> list[str]:
     if before.base and now.base and before.base != now.base:
         return [f"base image of {name!r} changed: {before.base} -> {now.base}"]
     if before.base_digest and now.base_digest and before.base_digest != now.base_digest:
-        return [f"base image {now.base or before.base} of {name!r} now resolves to "
-                f"{now.base_digest} (lock: {before.base_digest}); the tag moved"]
+        moved = (f"base image {now.base or before.base} of {name!r} now resolves to "
+                 f"{now.base_digest} (lock: {before.base_digest}); the tag moved")
+        return [moved]
     return []
 
 

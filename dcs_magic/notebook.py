@@ -29,19 +29,20 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .errors import NotebookError
 
 __all__ = [
+    "ENV_PREFIX",
     "DockerfileCell",
-    "RenderedContext",
     "FileCell",
     "InitScriptCell",
     "Notebook",
-    "ENV_PREFIX",
+    "RenderedContext",
     "parse_parameters",
     "parse_var",
     "parse_vars",

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from .progress import format_line, human_bytes
 from .results import CheckReport
@@ -30,6 +31,7 @@ __all__ = ["TerminalProgress", "print_check_report", "progress_sink", "use_rich"
 _SNAPSHOT_TAIL = 200
 _LIVE_LOG_LINES = 8
 _LIVE_LAYERS = 12
+_BUILDER_LINES = (" ---> ", "Removing intermediate container ", "Successfully built ", "Successfully tagged ")
 
 
 def use_rich(stream: TextIO) -> bool:
@@ -40,7 +42,7 @@ def use_rich(stream: TextIO) -> bool:
         return False
 
 
-def progress_sink(mode: str = "auto", stream: TextIO | None = None) -> "TerminalProgress | None":
+def progress_sink(mode: str = "auto", stream: TextIO | None = None) -> TerminalProgress | None:
     """The sink for `--progress MODE`: auto | rich | plain | none (None: no progress)."""
     if mode == "none":
         return None
@@ -143,7 +145,8 @@ class TerminalProgress:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(file=self.stream, force_terminal=True, highlight=False)
+            # soft_wrap: printed lines wrap like plain text (copyable), only the Live area is cropped.
+            self._console = Console(file=self.stream, force_terminal=True, highlight=False, soft_wrap=True)
         return self._console
 
     def _rich_update(self, snapshot: dict, lines: list[str]) -> None:
@@ -178,7 +181,7 @@ class TerminalProgress:
 
         console = self._rich_console()
         for line in lines:
-            if line.startswith("Step ") or line.startswith("..."):
+            if line.startswith(("Step ", "...")):
                 console.print(Text(line, style="bold"))
         for warning in snapshot.get("warnings") or []:
             if warning not in self._warned:
@@ -210,10 +213,17 @@ class TerminalProgress:
                          ProgressBar(total=1.0, completed=float(snapshot.get("fraction") or 0.0), width=30),
                          Text(f"{snapshot.get('layers_done', 0)}/{snapshot['layers_total']} layers"))
             parts.append(grid)
-        tail = [line for line in snapshot.get("log_tail") or [] if not line.startswith("Step ")]
-        for line in tail[-_LIVE_LOG_LINES:]:
+        for line in _step_output(snapshot.get("log_tail") or [])[-_LIVE_LOG_LINES:]:
             parts.append(Text("  " + line, style="dim", overflow="ellipsis", no_wrap=True))
         return Group(*parts)
+
+
+def _step_output(log_tail: list[str]) -> list[str]:
+    """The current step's own output: the lines after the last `Step N/M` headline, without
+    the builder's bookkeeping (` ---> id`, `Removing intermediate container`)."""
+    starts = [i for i, line in enumerate(log_tail) if line.startswith("Step ")]
+    lines = log_tail[starts[-1] + 1:] if starts else log_tail
+    return [line for line in lines if not line.startswith(_BUILDER_LINES)]
 
 
 def print_check_report(report: CheckReport, stream: TextIO | None = None, *, rich: bool | None = None) -> None:

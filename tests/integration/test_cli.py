@@ -29,7 +29,7 @@ def dcs(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DCS_VAR_", "DATABRICKS_"))}
     environ.update(env or {})
     return subprocess.run([*CLI, *args], cwd=cwd, env=environ, capture_output=True, text=True,
-                          timeout=timeout, input=stdin)
+                          timeout=timeout, input=stdin, check=False)
 
 
 def write_notebook(path: Path, *cells: Any) -> Path:
@@ -72,7 +72,8 @@ def test_help_for_every_subcommand(tmp_path: Path) -> None:
         assert sub.returncode == 0 and f"usage: dcs {command}" in sub.stdout
     console_script = Path(sys.executable).with_name("dcs")
     if console_script.exists():  # the installed entry point runs the same main()
-        assert subprocess.run([str(console_script), "--help"], capture_output=True, text=True).stdout == out.stdout
+        assert subprocess.run([str(console_script), "--help"], capture_output=True, text=True,
+                              check=True).stdout == out.stdout
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
@@ -239,7 +240,7 @@ def test_examples_render_and_print(tmp_path: Path) -> None:
 
 
 def _steps_and_cache_hits(stderr: str) -> tuple[int, int]:
-    steps = len(re.findall(r"^Step \d+/\d+ : ", stderr, re.M))
+    steps = len(re.findall(r"^Step \d+/\d+ : ", stderr, re.MULTILINE))
     return steps, stderr.count(" ---> Using cache")
 
 
@@ -267,9 +268,13 @@ def test_build_push_rebuild_and_locked(tmp_path: Path, busybox_image: str, regis
     assert set(entry.files) == {"greeting.txt", "run.sh"} and entry.base == busybox_image
     lock_text = lock_path(nb).read_text()
 
-    # Unchanged notebook: every step after FROM comes from the cache, same image, same lock.
+    # Unchanged notebook: every step after FROM comes from the cache, same image, same lock,
+    # although the render rewrote the context files (new mtimes: the cache keys on content).
+    copied = tmp_path / "dcs-build" / "app" / "greeting.txt"
+    mtime = copied.stat().st_mtime_ns
     second = dcs("build", str(nb), "-t", tag, "--locked", "--progress", "plain", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
+    assert copied.stat().st_mtime_ns != mtime
     steps, hits = _steps_and_cache_hits(second.stderr)
     assert steps >= 4 and hits == steps - 1, second.stderr
     assert second.stdout.strip() == image.id
@@ -302,6 +307,43 @@ def test_build_push_rebuild_and_locked(tmp_path: Path, busybox_image: str, regis
     new_entry = read_lock(lock_path(nb)).images["app"]
     assert new_entry.dockerfile_sha256 != entry.dockerfile_sha256 and new_entry.push is None
     assert dcs("build", str(nb), "-t", tag, "--locked", cwd=tmp_path).returncode == 0
+
+
+def _push(client: Any, reference: str) -> None:
+    repository, tag = reference.rsplit(":", 1)
+    errors = [e for e in client.api.push(repository, tag=tag, stream=True, decode=True) if "error" in e]
+    assert not errors, errors
+
+
+@pytest.mark.docker
+def test_base_digest_is_recorded_and_a_moved_base_tag_fails_locked(
+        tmp_path: Path, busybox_image: str, registry: Any, docker_client: Any, docker_cleanup: Any) -> None:
+    base_repo = docker_cleanup.unique("base")
+    base = docker_cleanup.add(f"{registry.host}/{base_repo}:1")
+    assert docker_client.images.get(busybox_image).tag(f"{registry.host}/{base_repo}", "1")
+    _push(docker_client, base)
+    digest = registry.manifest_digest(base_repo, "1")
+    nb = write_notebook(tmp_path / "nb.ipynb", params(f"base_image = {base!r}"),
+                        new_code_cell("%%dockerfile\nFROM {{ base_image }}\nRUN echo derived > /derived\n"))
+    tag = docker_cleanup.add(f"{docker_cleanup.unique('derived')}:1")
+    proc = dcs("build", str(nb), "-t", tag, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert docker_client.images.get(tag).labels["dcs_magic.base.digest"] == digest
+    entry = read_lock(lock_path(nb)).images["default"]
+    assert (entry.base, entry.base_digest) == (base, digest)
+
+    # Someone pushes another image under the same base tag: the tag moved.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "Dockerfile").write_text(f"FROM {busybox_image}\nRUN echo moved > /moved\n")
+    docker_client.images.build(path=str(moved), tag=base, rm=True)
+    _push(docker_client, base)
+    new_digest = registry.manifest_digest(base_repo, "1")
+    assert new_digest != digest
+    proc = dcs("build", str(nb), "-t", tag, "--locked", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert f"base image {base} of 'default' now resolves to {new_digest} (lock: {digest})" in proc.stderr
+    no_traceback(proc)
 
 
 @pytest.mark.docker

@@ -8,7 +8,15 @@ import json
 import pytest
 
 from dcs_magic.errors import LockError
-from dcs_magic.lock import ImageLock, Lock, compare, lock_path, mask_cluster, read_lock, write_lock
+from dcs_magic.lock import (
+    ImageLock,
+    Lock,
+    compare,
+    lock_path,
+    mask_cluster,
+    read_lock,
+    write_lock,
+)
 
 
 def sha(text: str) -> str:
