@@ -44,10 +44,7 @@ from typing import Any
 from ._version import __version__
 from .errors import DcsError, LockError, PushError, SpecError
 
-__all__ = ["BASE_DIGEST_LABEL", "main", "make_parser"]
-
-BASE_DIGEST_LABEL = "dcs_magic.base.digest"
-"""Image label recording the registry digest of the base image the build started FROM."""
+__all__ = ["main", "make_parser"]
 
 DEFAULT_BUILD_ROOT = "dcs-build"
 INIT_SCRIPTS_DIR = "init-scripts"
@@ -67,7 +64,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dcs-magic {__version__}")
     parser.add_argument("--debug", action="store_true", help="Show full tracebacks on errors.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_render_parser, _build_parser, _check_parser, _launch_parser):
+    for add in (_render_parser, _build_parser, _check_parser, _launch_parser, _terminate_parser):
         sub = add(commands)
         # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -163,7 +160,8 @@ def _launch_parser(commands: Any) -> argparse.ArgumentParser:
                         help="docker_image.basic_auth.username to use instead of the spec file's.")
     parser.add_argument("--password-env", default=None, metavar="VAR",
                         help="Environment variable holding docker_image.basic_auth.password, instead of "
-                             "the spec file's (e.g. for --local, which cannot resolve {{secrets/...}}).")
+                             "the spec file's. (--local resolves {{secrets/scope/key}} from the variable "
+                             "DCS_SECRET_<SCOPE>_<KEY>.)")
     parser.add_argument("--wait", action="store_true",
                         help="Follow the cluster to RUNNING (exit 0) or TERMINATED/ERROR (exit 1).")
     parser.add_argument("--timeout", type=float, default=1200.0, metavar="S",
@@ -174,6 +172,19 @@ def _launch_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--allow-literal-password", action="store_true",
                         help="Let --print output a literal docker_image.basic_auth.password.")
     parser.set_defaults(run=_cmd_launch)
+    return parser
+
+
+def _terminate_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "terminate", help="Terminate a cluster (clusters/delete).",
+        description="Terminate a cluster; on the local preflight workspace this stops and removes "
+                    "its driver container.")
+    parser.add_argument("cluster_id", metavar="CLUSTER_ID", help="The id `dcs launch` printed.")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--profile", default=None, help="~/.databrickscfg profile.")
+    where.add_argument("--local", action="store_true", help="Use the local preflight workspace.")
+    parser.set_defaults(run=_cmd_terminate)
     return parser
 
 
@@ -269,14 +280,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     lock_file = lock_path(notebook.path)
     lock = read_lock(lock_file)
     rendered = _render(notebook, args.name, args)
-    entry = _lock_entry(rendered, build_args, args.platform)
+    entry = _lock_entry(rendered, build_args, args.platform, args.target)
     if args.locked:
         _check_locked(lock, rendered.name, entry, lock_file)
-    if entry.base_digest:
-        labels.setdefault(BASE_DIGEST_LABEL, entry.base_digest)
-    result = _build(rendered, args, build_args, labels)
-    if entry.base and not entry.base_digest:  # the build pulled it: the engine knows it now
-        entry.base_digest = _base_digest(entry.base)
+    result = _build(rendered, args, build_args, labels)  # labels the base digest when known
+    if entry.base and not entry.base_digest and result.base_digest:  # the build pulled the base
+        entry.base_digest = result.base_digest
         if args.locked:
             _check_locked(lock, rendered.name, entry, lock_file)
     pushes = [_push(tag, args, password) for tag in result.tags] if args.push else []
@@ -304,66 +313,25 @@ def _registry_password(args: argparse.Namespace) -> str | None:
     return getpass.getpass(f"Password for {args.username}: ")
 
 
-def _lock_entry(rendered: Any, build_args: dict[str, str], platform: str) -> Any:
+def _lock_entry(rendered: Any, build_args: dict[str, str], platform: str, target: str | None) -> Any:
     from .lock import ImageLock, context_files
 
-    base = rendered.base or _final_base(rendered.dockerfile, build_args)
+    from .dockerfile import final_base
+
+    base = final_base(rendered.dockerfile, build_args, target) or rendered.base
     return ImageLock(dockerfile_sha256=rendered.dockerfile_sha256, dockerfile=rendered.dockerfile,
                      files=context_files(rendered.context_dir), base=base,
                      base_digest=_base_digest(base) if base else None, platform=platform)
 
 
-def _final_base(text: str, build_args: dict[str, str]) -> str | None:
-    """The image the final stage starts FROM, following `FROM stage` chains (None: scratch)."""
-    from .dockerfile import parse, stages
-
-    chain = stages(parse(text), build_args)
-    stage = chain[-1] if chain else None
-    while stage is not None and stage.parent is not None:
-        stage = chain[stage.parent]
-    if stage is None or not stage.base or stage.base.lower() == "scratch":
-        return None
-    return stage.base
-
-
 def _base_digest(base: str) -> str | None:
-    """The registry digest of the local base image (RepoDigests), None when the engine has none."""
-    from .imageref import parse_reference
-
-    try:
-        ref = parse_reference(base)
-    except ValueError:
-        return None
-    if ref.digest:
-        return ref.digest
-    import docker.errors
+    """The registry digest of the local base image, None when the engine does not have it."""
+    from contextlib import closing
 
     from .engine import connect
 
-    engine = connect()
-    try:
-        digests = engine.api.inspect_image(base).get("RepoDigests") or []
-    except docker.errors.ImageNotFound:
-        return None
-    except docker.errors.APIError:
-        return None
-    finally:
-        engine.close()
-    for item in digests:
-        repo, _, digest = item.partition("@")
-        if _same_repository(repo, ref.repository):
-            return digest
-    return None
-
-
-def _same_repository(a: str, b: str) -> bool:
-    """`busybox` and `docker.io/library/busybox` name the same repository."""
-    def norm(name: str) -> str:
-        for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
-            if name.startswith(prefix):
-                return name[len(prefix):]
-        return name.removeprefix("library/")
-    return norm(a) == norm(b)
+    with closing(connect()) as engine:
+        return engine.repo_digest(base)
 
 
 def _check_locked(lock: Any, name: str, entry: Any, lock_file: Path) -> None:
@@ -560,6 +528,15 @@ def _create_and_follow(spec: Any, body: dict[str, Any], args: argparse.Namespace
         # A ClusterError (TERMINATED/ERROR: code, message, hint) reaches main(): exit 1.
         workspace.wait_for_cluster(cluster_id, timeout_s=args.timeout, on_state=_print_state)
     print(f"Cluster {cluster_id} is RUNNING", file=sys.stderr, flush=True)
+    return 0
+
+
+def _cmd_terminate(args: argparse.Namespace) -> int:
+    from .workspace import Workspace
+
+    with Workspace.local() if args.local else Workspace(profile=args.profile) as workspace:
+        workspace.terminate_cluster(args.cluster_id)
+    print(f"Cluster {args.cluster_id} is terminating", file=sys.stderr, flush=True)
     return 0
 
 

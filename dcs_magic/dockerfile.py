@@ -43,6 +43,7 @@ __all__ = [
     "RuntimePaths",
     "Stage",
     "databricks_runtime_line",
+    "final_base",
     "lint",
     "parse",
     "runtime_paths",
@@ -342,6 +343,19 @@ def _read_heredocs(lines: list[str], i: int, args: str) -> tuple[tuple[str, ...]
 
 
 # -- stages and ARG substitution --------------------------------------------------------
+
+
+def final_base(text: str, build_args: Mapping[str, str] | None = None,
+               target: str | None = None) -> str | None:
+    """The image the built stage (`target`, else the last) starts FROM, following `FROM stage`
+    chains; None for `scratch`, an unresolved ARG, or no FROM at all."""
+    chain = stages(parse(text), build_args)
+    stage = next((s for s in chain if target and s.name == target.lower()), chain[-1] if chain else None)
+    while stage is not None and stage.parent is not None:
+        stage = chain[stage.parent]
+    if stage is None or not stage.base or stage.base.lower() == "scratch":
+        return None
+    return stage.base
 
 
 def stages(dockerfile: Dockerfile, build_args: Mapping[str, str] | None = None) -> list[Stage]:

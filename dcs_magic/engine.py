@@ -27,6 +27,7 @@ from docker.context import ContextAPI
 from docker.utils import build as build_utils
 
 from .errors import BuildError, EngineError, PushError
+from .imageref import parse_reference
 
 __all__ = ["Engine", "StreamError", "connect", "engine_host"]
 
@@ -115,6 +116,25 @@ class Engine:
         except docker.errors.ImageNotFound:
             return False
         return True
+
+    def repo_digest(self, reference: str) -> str | None:
+        """The registry digest the engine knows for a local image (its RepoDigests entry for the
+        same repository); the reference's own digest when pinned; None when unknown."""
+        try:
+            ref = parse_reference(reference)
+        except ValueError:
+            return None
+        if ref.digest:
+            return ref.digest
+        try:
+            digests = self.api.inspect_image(reference).get("RepoDigests") or []
+        except docker.errors.APIError:  # ImageNotFound included: not local (yet)
+            return None
+        for item in digests:
+            repo, _, digest = item.partition("@")
+            if _hub_name(repo) == _hub_name(ref.repository):
+                return digest
+        return None
 
     # -- streams ---------------------------------------------------------------------
 
@@ -217,6 +237,14 @@ def _checked(events: Iterator[dict]) -> Iterator[dict]:
         yield event
 
 
+def _hub_name(repository: str) -> str:
+    """`busybox` and `docker.io/library/busybox` name the same repository."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "library/"):
+        if repository.startswith(prefix):
+            return repository[len(prefix):]
+    return repository
+
+
 def _split_tag(reference: str) -> tuple[str, str]:
     """`host:5000/repo:tag` -> (`host:5000/repo`, `tag`); no tag -> `latest`."""
     slash = reference.rfind("/")
@@ -226,18 +254,25 @@ def _split_tag(reference: str) -> tuple[str, str]:
     return reference, "latest"
 
 
-def _context_tar(context_dir: Path, dockerfile: str) -> io.BufferedRandom:
-    """The build context as a tar, honouring `.dockerignore`, never including `.dcs/`.
+def context_excludes(context_dir: Path) -> list[str]:
+    """What the build leaves out of CONTEXT_DIR: `.dockerignore`'s patterns, then `.dcs/`.
 
     Build logs are written to `.dcs/` inside the context; leaving them out of what the engine
-    receives keeps `COPY . /x` cache hits stable from one build to the next.
+    receives keeps `COPY . /x` cache hits stable from one build to the next. They come last,
+    so a `!` pattern cannot re-include them.
     """
     patterns: list[str] = []
-    ignore = context_dir / ".dockerignore"
+    ignore = Path(context_dir) / ".dockerignore"
     if ignore.is_file():
-        patterns = [p.strip() for p in ignore.read_text().splitlines() if p.strip() and not p.startswith("#")]
-    patterns += [PRIVATE_DIR, f"{PRIVATE_DIR}/**"]  # last, so a `!` pattern cannot re-include it
-    return build_utils.tar(str(context_dir), exclude=patterns, dockerfile=(dockerfile, None), gzip=False)
+        patterns = [p.strip() for p in ignore.read_text(encoding="utf-8").splitlines()
+                    if p.strip() and not p.startswith("#")]
+    return patterns + [PRIVATE_DIR, f"{PRIVATE_DIR}/**"]
+
+
+def _context_tar(context_dir: Path, dockerfile: str) -> io.BufferedRandom:
+    """The build context as a tar, as `context_excludes` selects it."""
+    return build_utils.tar(str(context_dir), exclude=context_excludes(context_dir),
+                           dockerfile=(dockerfile, None), gzip=False)
 
 
 def connect(timeout: int = 60) -> Engine:

@@ -34,6 +34,7 @@ import binascii
 import io
 import json
 import os
+import re
 import secrets
 import tarfile
 import threading
@@ -75,6 +76,30 @@ class _ApiFailure(Exception):
     def __init__(self, status: int, error_code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.error_code, self.message = status, error_code, message
+
+
+def secret_variable(reference: str) -> str:
+    """The environment variable that holds `{{secrets/scope/key}}` for the local workspace:
+    `DCS_SECRET_<SCOPE>_<KEY>`, upper case, other characters as `_`."""
+    scope, key = reference.strip("{} ").split("/", 2)[1:]
+    return "DCS_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{scope}_{key}".upper())
+
+
+def _resolve_secret(reference: str) -> str:
+    """A secret scope stand-in: the value of `secret_variable(reference)` in this process.
+
+    A cluster resolves the reference from the workspace's secret scope; locally the same
+    reference resolves from the environment, so one cluster JSON serves both and a missing
+    secret fails here as it would there.
+    """
+    variable = secret_variable(reference)
+    value = os.environ.get(variable)
+    if not value:
+        raise _Terminate("SECRET_RESOLUTION_ERROR",
+                         f"The registry password {reference.strip()} cannot be resolved: the local "
+                         f"preflight workspace reads secret references from the environment variable "
+                         f"{variable}, which is not set in the process that runs it")
+    return value
 
 
 class _Terminate(Exception):
@@ -466,12 +491,9 @@ class LocalWorkspaceServer:
         from docker.errors import APIError
 
         self._step(cluster, f"Pulling {cluster.image}")
-        auth = cluster.auth or {}
+        auth = dict(cluster.auth or {})
         if is_secret_reference(auth.get("password")):
-            raise _Terminate("SECRET_RESOLUTION_ERROR",
-                             f"The registry password is a secret reference ({auth['password']}); the "
-                             "local preflight workspace has no secret scopes: pass the password itself "
-                             "for local runs (it is kept in memory only until the pull)")
+            auth["password"] = _resolve_secret(auth["password"])
         # `{}` rather than None: only basic_auth counts, as on a cluster, not this machine's
         # docker login.
         auth_config = {"username": auth.get("username", ""), "password": auth.get("password", "")} \

@@ -23,7 +23,6 @@ import difflib
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LockError
+from .spec import mask_secrets
 
 __all__ = [
     "LOCK_SUFFIX",
@@ -39,7 +39,6 @@ __all__ = [
     "compare",
     "context_files",
     "lock_path",
-    "mask_cluster",
     "read_lock",
     "write_lock",
 ]
@@ -47,10 +46,6 @@ __all__ = [
 LOCK_SUFFIX = ".dcs.lock.json"
 LOCK_VERSION = 1
 _DIFF_LINES = 40
-_PRIVATE_DIR = ".dcs"  # build logs inside a context; never sent to the engine (engine.py)
-_SECRET_REF = re.compile(r"^\{\{\s*secrets/[^/\s]+/[^}\s]+\s*\}\}$")
-_SECRET_KEYS = ("password", "token", "secret", "client_secret")
-MASK = "********"
 
 
 @dataclass
@@ -82,7 +77,7 @@ class ImageLock:
             "tags": list(self.tags),
             "platform": self.platform,
             "push": dict(self.push) if self.push else None,
-            "cluster": mask_cluster(self.cluster) if self.cluster else None,
+            "cluster": mask_secrets(self.cluster) if self.cluster else None,
         }
         return data
 
@@ -185,17 +180,12 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
     Same selection as the build: `.dockerignore` honoured, the private `.dcs/` directory
     (build logs) left out; the Dockerfile is left out too (the lock holds it separately).
     """
-    from docker.utils.build import (
-        exclude_paths,  # the very matcher docker-py builds with
-    )
+    from docker.utils.build import exclude_paths  # the very matcher docker-py builds with
+
+    from .engine import context_excludes
 
     root = Path(context_dir)
-    patterns: list[str] = []
-    ignore = root / ".dockerignore"
-    if ignore.is_file():
-        patterns = [p.strip() for p in ignore.read_text(encoding="utf-8").splitlines()
-                    if p.strip() and not p.startswith("#")]
-    patterns += [_PRIVATE_DIR, f"{_PRIVATE_DIR}/**"]
+    patterns = context_excludes(root)
     hashes = {}
     for rel in sorted(exclude_paths(str(root), patterns)):
         path = root / rel
@@ -266,18 +256,3 @@ def _compare_base(name: str, before: ImageLock, now: ImageLock) -> list[str]:
     return []
 
 
-def mask_cluster(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a clusters/create BODY safe to store: passwords and tokens replaced by
-    `********`, `{{secrets/scope/key}}` references kept (they are names, not secrets)."""
-    return _mask(body)  # type: ignore[return-value]
-
-
-def _mask(value: Any, key: str = "") -> Any:
-    if isinstance(value, Mapping):
-        return {k: _mask(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, key) for v in value]
-    if isinstance(value, str) and any(s in key.lower() for s in _SECRET_KEYS) \
-            and not _SECRET_REF.match(value):
-        return MASK
-    return value

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from ._version import __version__
 from .context import dockerfile_sha256
+from .dockerfile import final_base
 from .errors import BuildError, ContextError, PushError
 from .imageref import parse_reference
 from .progress import BuildState, PushState, Throttle
@@ -30,6 +31,7 @@ __all__ = ["Cancelled", "Job", "ProgressSink", "build", "parse_pairs", "push"]
 
 SHA_LABEL = "dcs_magic.dockerfile.sha256"
 VERSION_LABEL = "dcs_magic.version"
+BASE_DIGEST_LABEL = "dcs_magic.base.digest"
 DCS_PLATFORM = "linux/amd64"
 _CLEANUP_WAIT_S = 10.0
 
@@ -193,11 +195,18 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
                            hint=f"Run a %%dockerfile {name} cell first (or pass the context "
                                 "directory that holds the Dockerfile).")
     tags = [_checked_tag(tag) for tag in tags]
-    sha = dockerfile_sha256(dockerfile.read_bytes())  # the same hash %%dockerfile reports
+    text = dockerfile.read_bytes()
+    sha = dockerfile_sha256(text)  # the same hash %%dockerfile reports
+    base = final_base(text.decode("utf-8", "replace"), build_args, target)
     all_labels = {**(labels or {}), SHA_LABEL: sha, VERSION_LABEL: __version__}
     log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)  # never sent to the engine
     started = time.time()
     with closing(engine_mod.connect()) as engine, log_path.open("w", encoding="utf-8") as log:
+        # Provenance: the base's registry digest, when the engine has the base already (a base
+        # pulled during the build is resolved afterwards, for the result and the lock file).
+        base_digest = engine.repo_digest(base) if base and not pull else None
+        if base_digest:
+            all_labels[BASE_DIGEST_LABEL] = base_digest
         for warning in _platform_warnings(platform, engine.platform()):
             reporter.call(state.warn, warning)
         events = engine.build_events(context, tags=tags[:1], platform=platform, labels=all_labels,
@@ -221,9 +230,12 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
         for tag in tags[1:]:  # docker-py's build takes one tag; the rest are added here
             engine.tag(state.image_id, tag)
             log.writelines(f"{line}\n" for line in reporter.apply({"stream": f"Successfully tagged {tag}\n"}))
+        if base and not base_digest:
+            base_digest = engine.repo_digest(base)
     return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
                        duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
-                       platform=platform, warnings=list(state.warnings))
+                       base_image=base, base_digest=base_digest, platform=platform,
+                       warnings=list(state.warnings))
 
 
 def _consume(reporter: _Reporter, events: Any, log: Any = None) -> None:

@@ -111,16 +111,26 @@ def _mask_password(value: Any) -> Any:
 
 
 def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of a create body with `docker_image.basic_auth.password` masked.
+    """A deep copy of a create body safe to show or store: every value under a key that names
+    a password, token or secret (`docker_image.basic_auth.password`, `spark_env_vars`,
+    `spark_conf`, ...) becomes `****`.
 
     `{{secrets/scope/key}}` references are kept: they name a secret, they are not one.
     """
-    masked = copy.deepcopy(dict(body))
-    image = masked.get("docker_image")
-    auth = image.get("basic_auth") if isinstance(image, dict) else None
-    if isinstance(auth, dict) and "password" in auth:
-        auth["password"] = _mask_password(auth["password"])
-    return masked
+    return _mask(body)
+
+
+_SECRET_KEYS = ("password", "token", "secret")
+
+
+def _mask(value: Any, key: str = "") -> Any:
+    if isinstance(value, Mapping):
+        return {k: _mask(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, key) for v in value]
+    if isinstance(value, str) and any(word in key.lower() for word in _SECRET_KEYS):
+        return _mask_password(value)
+    return value
 
 
 # -- docker_image ------------------------------------------------------------------------

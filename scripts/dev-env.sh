@@ -5,10 +5,11 @@
 #   bash scripts/dev-env.sh deps      system packages (when missing) + pip install -e '.[test]'
 #   bash scripts/dev-env.sh services  start dockerd unless the Docker engine answers
 #   bash scripts/dev-env.sh test [PYTEST ARGS]   deps + services + the test suite
-#   bash scripts/dev-env.sh demo      deps + services + the main job (examples/quickstart.ipynb)
+#   bash scripts/dev-env.sh demo      deps + services + the main job end to end (scripts/demo.sh)
 #
 # Environment: PYTHON (default python3), DOCKERD_LOG (default /tmp/dockerd.log).
-# Registries are not started here: the test fixtures start their own on 127.0.0.1.
+# Registries are not started here: the test fixtures start their own on 127.0.0.1, and
+# scripts/demo.sh starts the demo's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,12 +90,7 @@ run_tests() {
 demo() {
   deps
   services
-  # TODO(lead): extend to the full main job (build, check, push, launch --local) when those land.
-  if [ -f dcs_magic/cli.py ]; then
-    dcs render examples/quickstart.ipynb
-  else
-    die "TODO(lead): the demo runs 'dcs render examples/quickstart.ipynb'; dcs_magic/cli.py does not exist yet"
-  fi
+  bash scripts/demo.sh
 }
 
 case "${1:-}" in

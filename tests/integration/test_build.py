@@ -15,6 +15,7 @@ import comm
 import docker.errors
 import pytest
 from comm.base_comm import BaseComm
+from support.recorder import Recorder
 
 import dcs_magic
 from dcs_magic import BuildError, BuildResult, ContextError, EngineError
@@ -44,18 +45,6 @@ def remove_step_images(client: Any, log_path: str | Path) -> None:
             pass  # gone already, or a tagged/used image we must not touch
 
 
-class Recorder:
-    """A progress sink that keeps everything it was sent."""
-
-    def __init__(self) -> None:
-        self.updates: list[dict] = []
-        self.closed: list[dict] = []
-
-    def update(self, snapshot: dict) -> None:
-        self.updates.append(snapshot)
-
-    def close(self, snapshot: dict) -> None:
-        self.closed.append(snapshot)
 
 
 @pytest.fixture
@@ -331,3 +320,28 @@ def test_docker_contexts_pick_the_engine(tmp_path: Path, monkeypatch: pytest.Mon
     engine = connect()
     assert engine.platform().startswith("linux/")
     engine.close()
+
+
+def test_build_records_the_base_digest(tmp_path: Path, busybox_image: str, registry: Any,
+                                       docker_client: Any, docker_cleanup: Any, tag: str) -> None:
+    """Provenance: a base the engine knows by registry digest is labelled and returned."""
+    base_repo = f"{registry.host}/{docker_cleanup.unique('base')}"
+    base = docker_cleanup.add(f"{base_repo}:1")
+    docker_client.images.get(busybox_image).tag(base_repo, "1")
+    pushed = [e for e in docker_client.api.push(base_repo, tag="1", stream=True, decode=True)]
+    assert not [e for e in pushed if "error" in e], pushed
+    digest = registry.manifest_digest(base_repo.split("/", 1)[1], "1")
+
+    context = make_context(tmp_path / "ctx", f"FROM {base}\nRUN echo derived > /derived\n")
+    result = dcs_magic.build(context, tags=[tag])
+
+    assert (result.base_image, result.base_digest) == (base, digest)
+    assert docker_client.images.get(tag).labels["dcs_magic.base.digest"] == digest
+
+
+def test_build_without_a_registry_digest_records_none(tmp_path: Path, busybox_image: str,
+                                                      docker_client: Any, tag: str) -> None:
+    """An imported base has no registry digest: nothing is invented."""
+    result = dcs_magic.build(make_context(tmp_path / "ctx", f"FROM {busybox_image}\nRUN true\n"), tags=[tag])
+    assert (result.base_image, result.base_digest) == (busybox_image, None)
+    assert "dcs_magic.base.digest" not in docker_client.images.get(tag).labels

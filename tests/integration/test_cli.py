@@ -66,7 +66,7 @@ def no_traceback(proc: subprocess.CompletedProcess) -> None:
 def test_help_for_every_subcommand(tmp_path: Path) -> None:
     out = dcs("--help", cwd=tmp_path)
     assert out.returncode == 0
-    for command in ("render", "build", "check", "launch"):
+    for command in ("render", "build", "check", "launch", "terminate"):
         assert command in out.stdout
         sub = dcs(command, "--help", cwd=tmp_path)
         assert sub.returncode == 0 and f"usage: dcs {command}" in sub.stdout
@@ -399,7 +399,6 @@ def test_check_exit_status(tmp_path: Path, busybox_image: str) -> None:
 @pytest.mark.slow
 def test_quickstart_example_builds_pushes_and_launches_locally(
         tmp_path: Path, dcs_base_image: str, auth_registry: Any, docker_client: Any, docker_cleanup: Any) -> None:
-    from dcs_magic import Workspace
     from dcs_magic.local_workspace import LABEL
 
     for name in ("quickstart.ipynb", "cluster.json"):
@@ -413,11 +412,12 @@ def test_quickstart_example_builds_pushes_and_launches_locally(
     assert "dcs quickstart: Python 3" in built.stderr  # the helper module imported during the build
     assert dcs("check", tag, cwd=tmp_path).returncode == 0
 
-    # The example's password is a {{secrets/...}} reference; the local workspace has no secret
-    # scopes, so the CI-style --password-env supplies it.
+    # The example's password is a {{secrets/...}} reference; the CI-style --password-env
+    # replaces it here (the secret-variable path is tested in test_local_workspace.py).
     proc = dcs("launch", "--spec", "cluster.json", "--lock", "quickstart.ipynb", "--local", "--wait",
                *credentials, cwd=tmp_path, env=env, timeout=600)
     cluster_id = proc.stdout.strip()
+    stopped = None
     try:
         assert proc.returncode == 0, proc.stderr
         assert re.fullmatch(r"[0-9]{4}-[0-9]{6}-[0-9a-f]{8}", cluster_id)
@@ -430,15 +430,16 @@ def test_quickstart_example_builds_pushes_and_launches_locally(
         assert helper.exit_code == 0 and b"dcs quickstart" in helper.output
         cluster = read_lock(lock_path(tmp_path / "quickstart.ipynb")).images["quickstart"].cluster
         assert cluster["docker_image"]["url"] == pinned
-        assert cluster["docker_image"]["basic_auth"] == {"username": auth_registry.username, "password": "********"}
+        assert cluster["docker_image"]["basic_auth"] == {"username": auth_registry.username, "password": "****"}
         assert auth_registry.password not in lock_path(tmp_path / "quickstart.ipynb").read_text()
     finally:
-        if cluster_id:
-            with Workspace.local() as ws:  # a new server finds the cluster through its labels
-                ws.terminate_cluster(cluster_id)
+        if cluster_id:  # a new process's server finds the cluster through its labels
+            stopped = dcs("terminate", cluster_id, "--local", cwd=tmp_path, timeout=120)
+    assert stopped is not None and stopped.returncode == 0, stopped and stopped.stderr
     assert docker_client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"}) == []
 
-    # Without the password the secret reference cannot be resolved locally: TERMINATED, exit 1,
+    # Without DCS_SECRET_DCS_QUICKSTART_REGISTRY_PASSWORD the secret reference cannot be resolved
+    # locally: TERMINATED, exit 1,
     # with the termination code, the message and a hint on stderr.
     proc = dcs("launch", "--spec", "cluster.json", "--lock", "quickstart.ipynb", "--local", "--wait",
                cwd=tmp_path, timeout=600)

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 import requests
-
-from dcs_magic import DcsError
 from support.cleanup import DockerCleanup
 from support.engine import EngineUnavailable, connect_or_start
 from support.images import ensure_busybox_image
 from support.registry import Registry, RegistryError
+
+from dcs_magic import DcsError
 
 
 def push(client: Any, repo: str, tag: str, auth_config: dict | None = None) -> list[dict]:

@@ -17,7 +17,7 @@ from support.cleanup import DockerCleanup
 from support.registry import Registry
 
 from dcs_magic import ApiError, ClusterError, Workspace
-from dcs_magic.local_workspace import LABEL, LocalWorkspaceServer
+from dcs_magic.local_workspace import LABEL, LocalWorkspaceServer, secret_variable
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -148,6 +148,32 @@ def test_terminate_while_pending(ws: Workspace, good_image: str, auth_registry: 
         ws.wait_for_cluster(cluster_id, timeout_s=240)
     assert (info.value.state, info.value.termination_code) == ("TERMINATED", "USER_REQUEST")
     assert containers_of(docker_client, cluster_id) == []
+
+
+def test_secret_reference_resolves_from_the_environment(
+        ws: Workspace, good_image: str, auth_registry: Registry, docker_client: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cluster JSON for both: `{{secrets/scope/key}}` resolves from DCS_SECRET_SCOPE_KEY."""
+    reference = "{{secrets/dcs-test/registry-password}}"
+    assert secret_variable(reference) == "DCS_SECRET_DCS_TEST_REGISTRY_PASSWORD"
+    monkeypatch.setenv("DCS_SECRET_DCS_TEST_REGISTRY_PASSWORD", auth_registry.password)
+    cluster_id = ws.create_cluster(spec(good_image, auth_registry, password=reference))
+    try:
+        info = ws.wait_for_cluster(cluster_id, timeout_s=240)
+        assert info["state"] == "RUNNING"
+        assert auth_registry.password not in str(info)
+    finally:
+        ws.terminate_cluster(cluster_id)
+    assert containers_of(docker_client, cluster_id) == []
+
+
+def test_unresolvable_secret_reference(ws: Workspace, good_image: str, auth_registry: Registry,
+                                       docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DCS_SECRET_DCS_TEST_MISSING", raising=False)
+    body = spec(good_image, auth_registry, password="{{secrets/dcs-test/missing}}")
+    error, _ = launch_fails(ws, docker_client, body)
+    assert error.termination_code == "SECRET_RESOLUTION_ERROR"
+    assert "DCS_SECRET_DCS_TEST_MISSING" in error.message
 
 
 # -- every termination path ----------------------------------------------------------------

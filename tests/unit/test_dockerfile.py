@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dcs_magic.dockerfile import Finding, lint, parse, runtime_paths, stages
+from dcs_magic.dockerfile import Finding, final_base, lint, parse, runtime_paths, stages
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PY3_PIP = "/databricks/python3/bin/pip"
@@ -307,3 +307,16 @@ def test_build_args_feed_the_runtime_rules() -> None:
     text = f"ARG TAG=13.3-LTS\nFROM databricksruntime/standard:$TAG\nRUN {PY3_PIP} install x\n"
     assert rules(text) == []
     assert rules(text, build_args={"TAG": "8.x"}) == [("pip-mismatch", 3)]
+
+
+@pytest.mark.parametrize(("text", "target", "expected"), [
+    ("FROM a:1\nRUN x\n", None, "a:1"),
+    ("FROM a:1 AS build\nFROM b:2\nCOPY --from=build /x /x\n", None, "b:2"),
+    ("FROM a:1 AS build\nFROM build AS final\nRUN x\n", None, "a:1"),
+    ("FROM a:1 AS build\nFROM b:2 AS final\n", "build", "a:1"),
+    ("ARG BASE=c:3\nFROM $BASE\n", None, "c:3"),
+    ("FROM scratch\nCOPY x /x\n", None, None),
+    ("RUN x\n", None, None),
+])
+def test_final_base_follows_stages_and_args(text: str, target: str | None, expected: str | None) -> None:
+    assert final_base(text, target=target) == expected

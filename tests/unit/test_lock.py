@@ -13,10 +13,10 @@ from dcs_magic.lock import (
     Lock,
     compare,
     lock_path,
-    mask_cluster,
     read_lock,
     write_lock,
 )
+from dcs_magic.spec import mask_secrets
 
 
 def sha(text: str) -> str:
@@ -114,9 +114,9 @@ def test_cluster_is_masked_but_secret_refs_kept(tmp_path):
     body = {"cluster_name": "c", "docker_image": {"url": "r/i@sha256:aa", "basic_auth": {
         "username": "u", "password": "hunter2"}},
         "spark_env_vars": {"API_TOKEN": "t0k3n", "REF_SECRET": "{{secrets/scope/key}}", "PLAIN": "v"}}
-    masked = mask_cluster(body)
-    assert masked["docker_image"]["basic_auth"] == {"username": "u", "password": "********"}
-    assert masked["spark_env_vars"] == {"API_TOKEN": "********", "REF_SECRET": "{{secrets/scope/key}}",
+    masked = mask_secrets(body)
+    assert masked["docker_image"]["basic_auth"] == {"username": "u", "password": "****"}
+    assert masked["spark_env_vars"] == {"API_TOKEN": "****", "REF_SECRET": "{{secrets/scope/key}}",
                                         "PLAIN": "v"}
     assert body["docker_image"]["basic_auth"]["password"] == "hunter2"  # the input is not changed
     path = write_lock(tmp_path / "x.dcs.lock.json", Lock(images={"d": entry(cluster=body)}))

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.recorder import Recorder
 
 from dcs_magic import progress
 from dcs_magic.pipeline import _Reporter
@@ -335,16 +336,6 @@ def test_throttle_bounds_a_flood() -> None:
     assert ready == 20  # 2 s / 0.1 s
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.updates: list[dict] = []
-        self.closed: list[dict] = []
-
-    def update(self, snapshot: dict) -> None:
-        self.updates.append(snapshot)
-
-    def close(self, snapshot: dict) -> None:
-        self.closed.append(snapshot)
 
 
 def test_reporter_sends_at_most_one_update_per_interval() -> None:

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The main job, end to end, on the embedded default: no Databricks account, no Docker Hub.
+#
+#   examples/quickstart.ipynb --render--> build context --build--> image
+#     --push--> htpasswd registry on 127.0.0.1 --check--> DCS requirements
+#     --launch--> local preflight workspace (pull with basic_auth, checks, driver container,
+#                 init scripts) --> RUNNING --> terminate
+#
+# Run through `bash scripts/dev-env.sh demo`, which installs and starts what this needs.
+# Environment: DCS_DEMO_DIR (default /tmp/dcs-demo), DCS_DEMO_REGISTRY_PORT (default 5000),
+#              DCS_DEMO_KEEP=1 leaves the local cluster running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EXAMPLES="$PWD/examples"
+WORK="${DCS_DEMO_DIR:-/tmp/dcs-demo}"
+PORT="${DCS_DEMO_REGISTRY_PORT:-5000}"
+REGISTRY="127.0.0.1:${PORT}"
+IMAGE="${REGISTRY}/dcs-quickstart:0.1.0"
+REGISTRY_USER=dcs-ci  # the username examples/cluster.json names
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+registry_status() {  # HTTP status of /v2/ (401: up and asking for credentials), 000 when down
+  python3 - "$REGISTRY" <<'EOF'
+import sys, urllib.error, urllib.request
+try:
+    print(urllib.request.urlopen(f"http://{sys.argv[1]}/v2/", timeout=2).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+except OSError:
+    print("000")
+EOF
+}
+
+start_registry() {  # an htpasswd-protected docker-registry, its state under $WORK/registry
+  local dir="$WORK/registry"
+  mkdir -p "$dir/data"
+  if [ ! -s "$dir/password" ]; then  # generated once; never on a command line
+    (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$dir/password")
+  fi
+  DCS_REGISTRY_PASSWORD="$(cat "$dir/password")"
+  export DCS_REGISTRY_PASSWORD
+  local status
+  status="$(registry_status)"
+  if [ "$status" = 401 ]; then
+    return 0
+  elif [ "$status" != 000 ]; then
+    echo "demo: $REGISTRY answers /v2/ with HTTP $status, not an htpasswd registry of this demo;" \
+         "set DCS_DEMO_REGISTRY_PORT to a free port" >&2
+    exit 1
+  fi
+  htpasswd -iBn "$REGISTRY_USER" <"$dir/password" >"$dir/htpasswd"
+  cat >"$dir/config.yml" <<EOF
+version: 0.1
+log: {level: warn}
+storage: {filesystem: {rootdirectory: $dir/data}, delete: {enabled: true}}
+http: {addr: $REGISTRY}
+auth: {htpasswd: {realm: dcs-demo, path: $dir/htpasswd}}
+EOF
+  setsid docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 </dev/null &
+  for _ in $(seq 30); do
+    [ "$(registry_status)" = 401 ] && return 0
+    sleep 0.5
+  done
+  tail -n 20 "$dir/registry.log" >&2
+  echo "demo: the registry on $REGISTRY did not start (log: $dir/registry.log)" >&2
+  exit 1
+}
+
+step "A registry with basic auth on $REGISTRY (user $REGISTRY_USER, password in $WORK/registry/password)"
+start_registry
+
+step "The DCS base image (Debian + JDK + /databricks/python3)"
+bash scripts/make-base-image.sh
+
+step "The notebook: $EXAMPLES/quickstart.ipynb (working copy in $WORK)"
+mkdir -p "$WORK"
+cp "$EXAMPLES/quickstart.ipynb" "$EXAMPLES/cluster.json" "$WORK/"
+cd "$WORK"
+dcs render quickstart.ipynb
+
+step "Build, then push to $REGISTRY (credentials from \$DCS_REGISTRY_PASSWORD, never on a command line)"
+PINNED="$(dcs build quickstart.ipynb -t "$IMAGE" --push \
+          --username "$REGISTRY_USER" --password-env DCS_REGISTRY_PASSWORD)"
+echo "pushed: $PINNED" >&2
+
+step "Check $IMAGE against the DCS requirements (15.4 LTS line)"
+dcs check "$IMAGE" --runtime 15.4
+
+step "Launch on the local preflight workspace (cluster.json's {{secrets/dcs-quickstart/registry-password}}"
+echo "    resolves from DCS_SECRET_DCS_QUICKSTART_REGISTRY_PASSWORD here, from the secret scope on Databricks)" >&2
+CLUSTER_ID="$(DCS_SECRET_DCS_QUICKSTART_REGISTRY_PASSWORD="$DCS_REGISTRY_PASSWORD" \
+              dcs launch --spec cluster.json --lock quickstart.ipynb --local --wait)"
+
+if [ "${DCS_DEMO_KEEP:-}" = 1 ]; then
+  step "Cluster $CLUSTER_ID is RUNNING; stop it with: dcs terminate $CLUSTER_ID --local"
+else
+  step "Cluster $CLUSTER_ID reached RUNNING; terminating it (DCS_DEMO_KEEP=1 keeps it)"
+  dcs terminate "$CLUSTER_ID" --local
+fi
+echo "The lock file $WORK/quickstart.dcs.lock.json records the Dockerfile, base digest, pushed digest and cluster JSON." >&2
