@@ -5,7 +5,7 @@ removes those that appeared since (plus anything passed to `add()`), containers 
 images by tag (so a tag that shares its image with a session image only untags).
 
 "dcs-test object": a container whose name or image name contains `dcs-test`; an image tag
-containing `dcs-test`; an untagged image with a `dcs-test` label key. Containers are not
+or `repo@digest` reference containing `dcs-test`; an untagged image with a `dcs-test` label key. Containers are not
 matched by label: build-step containers inherit the busybox base's label, and another
 session's sweep must not kill a build that is running.
 
@@ -46,6 +46,8 @@ def _image_tags(api: docker.APIClient) -> set[tuple[str, str | None]]:
     for image in api.images():
         tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
         found.update((image["Id"], t) for t in tags if MARK in t)
+        # A pushed or pulled image also has `repo@sha256:...` references; they outlive its tags.
+        found.update((image["Id"], d) for d in image.get("RepoDigests") or [] if MARK in d)
         if not tags and is_marked(labels=image.get("Labels")):
             found.add((image["Id"], None))
     return found
