@@ -53,7 +53,7 @@ class Rendered:
     def context_dir(self) -> Path:
         return self.path.parent
 
-    def quiet(self) -> "Rendered":
+    def quiet(self) -> Rendered:
         """The same result, displayed without the Dockerfile text."""
         return replace(self, show_text=False)
 

@@ -130,7 +130,7 @@ class ApiError(DcsError):
         self.api_message = message
 
     @classmethod
-    def from_response(cls, status: int, body: Any, *, what: str = "", hint: str = "") -> "ApiError":
+    def from_response(cls, status: int, body: Any, *, what: str = "", hint: str = "") -> ApiError:
         """Build from a response body: the JSON `message`/`error_code`, else the body text."""
         error_code = None
         message = ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ImageRef", "parse_reference", "runtime_line", "RuntimeLine"]
+__all__ = ["ImageRef", "RuntimeLine", "parse_reference", "runtime_line"]
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -54,7 +54,7 @@ class ImageRef:
         """True when the reference can change under the user: any tag moves; only a digest is fixed."""
         return self.digest is None
 
-    def with_digest(self, digest: str) -> "ImageRef":
+    def with_digest(self, digest: str) -> ImageRef:
         return ImageRef(self.domain, self.path, self.tag, digest)
 
     def pinned(self, digest: str | None = None) -> str:

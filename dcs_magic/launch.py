@@ -544,7 +544,7 @@ class LaunchWidget(widgets.VBox):
             self.state.value = f'<b style="color:#3c763d">RUNNING</b> {html.escape(self.cluster_id)}'
         except DcsError as exc:
             self._show_error(exc)
-        except Exception as exc:  # noqa: BLE001 - a thread's error must reach the form, not vanish
+        except Exception as exc:
             self._show_error(DcsError(f"unexpected {type(exc).__name__}: {exc}",
                                       hint="set %config DcsMagics.short_errors = False and report it"))
         finally:

@@ -49,7 +49,7 @@ from .errors import DcsError, EngineError, SpecError
 from .imageref import parse_reference
 from .spec import ClusterSpec, is_secret_reference
 
-__all__ = ["LocalWorkspaceServer", "ensure_server", "SPARK_VERSIONS", "LABEL"]
+__all__ = ["LABEL", "SPARK_VERSIONS", "LocalWorkspaceServer", "ensure_server"]
 
 LABEL = "dcs_magic.local_cluster"
 """Label on driver containers: its value is the cluster id."""
@@ -278,7 +278,7 @@ class LocalWorkspaceServer:
             return self._route(method, path, url.query, body)
         except _ApiFailure as exc:
             return exc.status, {"error_code": exc.error_code, "message": exc.message}
-        except Exception as exc:  # noqa: BLE001 - a bug must answer 500 JSON, not drop the socket
+        except Exception as exc:
             return 500, {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
 
     def _authorized(self, header: str) -> bool:
@@ -459,7 +459,7 @@ class LocalWorkspaceServer:
             self._running(cluster)
         except _Terminate as exc:
             self._finish(cluster, exc, api)
-        except Exception as exc:  # noqa: BLE001 - never leave a cluster PENDING forever
+        except Exception as exc:
             self._finish(cluster, _unexpected(exc), api)
         finally:
             _close(api)
@@ -694,7 +694,7 @@ class LocalWorkspaceServer:
         try:
             api = self._connect()
             containers = api.containers(filters={**filters, "status": "running"})
-        except Exception as exc:  # noqa: BLE001 - engine down: only in-memory clusters exist
+        except Exception as exc:
             raise _ApiFailure(404, "RESOURCE_DOES_NOT_EXIST",
                               f"Cluster not known to this local workspace ({exc})") from exc
         finally:
@@ -791,7 +791,7 @@ def _close(api: Any) -> None:
     if api is not None:
         try:
             api.close()
-        except Exception:  # noqa: BLE001 - closing a dead client must not mask the real outcome
+        except Exception:
             pass
 
 
@@ -816,7 +816,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent: notebooks must not fill with access logs."""
 
 

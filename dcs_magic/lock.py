@@ -123,7 +123,7 @@ class Lock:
     def from_dict(cls, data: Any) -> Lock:
         if not isinstance(data, Mapping) or not isinstance(data.get("images", {}), Mapping):
             # ValueError, not TypeError: read_lock turns every ValueError into a LockError.
-            raise ValueError("expected an object with an 'images' object")  # noqa: TRY004
+            raise ValueError("expected an object with an 'images' object")
         version = data.get("version", LOCK_VERSION)
         if version != LOCK_VERSION:
             raise ValueError(f"lock format version {version!r}; this dcs-magic reads {LOCK_VERSION}")

@@ -7,7 +7,6 @@ Each magic is a thin adapter; the work lives in template/context (render), pipel
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +102,11 @@ class DcsMagics(Magics, Configurable):
                     tb_offset: int | None = None) -> Any:
         if not self.short_errors:
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
-        text = value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"
-        print(text, file=sys.stderr)
-        return [text]
+        # One short entry instead of the library frames: shown as the cell's `error` output in
+        # notebooks (so nbclient/papermill still see a failed cell), printed in a terminal.
+        stb = [value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, stb)
+        return stb
 
     # -- cell magics -------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ class _Reporter:
                 if self._dirty and self._throttle.ready():
                     try:
                         self._send()
-                    except Exception:  # noqa: BLE001 - a broken display must not kill the build
+                    except Exception:
                         return
 
 
@@ -330,7 +330,7 @@ def _is_step_container(engine: Any, container_id: str, state: BuildState, since:
     """A classic-builder container for the current step (see _remove_leftovers)."""
     try:
         info = engine.api.inspect_container(container_id)
-    except Exception:  # noqa: BLE001 - already gone
+    except Exception:
         return False
     image = str(info.get("Image", "")).removeprefix("sha256:")
     created = _epoch(info.get("Created", ""))
@@ -488,7 +488,7 @@ class Job:
             result = fn(*args, progress=self._tee, cancel=self._cancel, **kwargs)
             if on_result is not None:
                 on_result(result)
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever calls result()
+        except BaseException as exc:
             self._future.set_exception(exc)
         else:
             self._future.set_result(result)

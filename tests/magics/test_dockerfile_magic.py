@@ -202,9 +202,17 @@ def test_context_where_even_root_cannot_create_a_directory(shell: Any) -> None:
 def test_errors_show_short_in_the_notebook(shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
     result = shell.run_cell("%%dockerfile\nFROM ubuntu:22.04\nRUN {{ missing }}\n")
     assert isinstance(result.error_in_exec, TemplateError)
-    err = capsys.readouterr().err
-    assert "TemplateError: undefined variable 'missing' (default/Dockerfile, line 2)" in err
-    assert "Traceback" not in err
+    shown = "".join(capsys.readouterr())
+    assert "TemplateError: undefined variable 'missing' (default/Dockerfile, line 2)" in shown
+    assert "Traceback" not in shown and "jinja2" not in shown
+
+
+def test_full_traceback_when_short_errors_is_off(shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_line_magic("config", "DcsMagics.short_errors = False")
+    result = shell.run_cell("%%dockerfile\nFROM ubuntu:22.04\nRUN {{ missing }}\n")
+    assert isinstance(result.error_in_exec, TemplateError)
+    shown = "".join(capsys.readouterr())
+    assert "Traceback" in shown and "undefined variable 'missing'" in shown
 
 
 # -- %%dcs_file ---------------------------------------------------------------------------
