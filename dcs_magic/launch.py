@@ -214,12 +214,9 @@ class FormValues:
         return DockerImage(url)
 
     def _init_scripts(self, scripts: Mapping[str, NamedInitScript]) -> list[Any] | None:
+        """The destinations text (the spec's own scripts, in their order), then the selected
+        %%init_script cells: scripts run in list order, so added ones never jump the queue."""
         items: list[Any] = []
-        for name in self.init_script_names:
-            if name not in scripts:
-                raise SpecError(f"init script {name!r} is not known in this notebook", field="init_scripts",
-                                hint=f"run its %%init_script {name} cell first")
-            items.append(scripts[name])
         for number, line in enumerate(self.init_script_destinations.splitlines(), start=1):
             if line.strip():
                 try:
@@ -227,6 +224,11 @@ class FormValues:
                 except SpecError as exc:
                     raise SpecError(f"init script destinations, line {number}: {exc.message}",
                                     field="init_scripts", hint=exc.hint) from exc
+        for name in self.init_script_names:
+            if name not in scripts:
+                raise SpecError(f"init script {name!r} is not known in this notebook", field="init_scripts",
+                                hint=f"run its %%init_script {name} cell first")
+            items.append(scripts[name])
         return items or None
 
 

@@ -86,9 +86,10 @@ def test_form_values_to_spec():
         "cluster_name": "demo", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
         "autoscale": {"min_workers": 1, "max_workers": 3},
         "docker_image": {"url": PINNED, "basic_auth": {"username": "robot", "password": "{{secrets/ci/registry}}"}},
-        "init_scripts": [{"volumes": {"destination": "/Volumes/main/default/s/setup.sh"}},
-                         {"dbfs": {"destination": "dbfs:/init/a.sh"}},
-                         {"s3": {"destination": "s3://bucket/b.sh", "region": "eu-west-1"}}],
+        # The spec's own scripts first, in order; selected %%init_script cells after them.
+        "init_scripts": [{"dbfs": {"destination": "dbfs:/init/a.sh"}},
+                         {"s3": {"destination": "s3://bucket/b.sh", "region": "eu-west-1"}},
+                         {"volumes": {"destination": "/Volumes/main/default/s/setup.sh"}}],
         "spark_conf": {"spark.databricks.driverNfs.enabled": "false"}, "custom_tags": {"team": "data"},
         "autotermination_minutes": 20, "data_security_mode": "DATA_SECURITY_MODE_DEDICATED",
     }
