@@ -123,11 +123,13 @@ class ApiError(DcsError):
 
     def __init__(self, message: str, *, status: int | None = None, error_code: str | None = None,
                  hint: str = "") -> None:
-        prefix = " ".join(str(p) for p in (status, error_code) if p)
-        super().__init__(f"{prefix}: {message}" if prefix else message, hint=hint)
+        super().__init__(message, hint=hint)
         self.status = status
         self.error_code = error_code
-        self.api_message = message
+
+    def __str__(self) -> str:
+        prefix = " ".join(str(p) for p in (self.status, self.error_code) if p)
+        return f"{prefix}: {super().__str__()}" if prefix else super().__str__()
 
     @classmethod
     def from_response(cls, status: int, body: Any, *, what: str = "", hint: str = "") -> ApiError:
@@ -159,7 +161,6 @@ class ClusterError(DcsError):
         self.termination_code = termination_code
         self.termination_type = termination_type
         self.parameters = dict(parameters or {})
-        self.cluster_message = message
 
 
 class NotebookError(DcsError, ValueError):
