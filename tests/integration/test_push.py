@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from support.recorder import Recorder
+from support.registry import rate_limited_registry as registry_answering_429
 
 import dcs_magic
 from dcs_magic import PushError, PushResult
@@ -112,29 +110,8 @@ def test_registry_unreachable(docker_client: Any, busybox_image: str, docker_cle
 
 @pytest.fixture
 def rate_limited_registry() -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 that answers every registry request with 429."""
-    body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "pull rate limit"}]}).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            self.send_response(429)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Retry-After", "60")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with registry_answering_429() as host:
+        yield host
 
 
 def test_rate_limit_says_so(docker_client: Any, busybox_image: str, rate_limited_registry: str,

@@ -6,17 +6,22 @@ setting, so `docker push 127.0.0.1:PORT/repo:tag` works against these as they ar
 
 from __future__ import annotations
 
+import http.server
 import json
 import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
-__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "start_registry", "write_htpasswd"]
+__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "rate_limited_registry", "start_registry",
+           "write_htpasswd"]
 
 # Without these the registry may answer with a converted (schema 1) manifest, whose digest
 # differs from the one the engine reported when it pushed.
@@ -217,3 +222,34 @@ def start_registry(workdir: Path, *, username: str | None = None, password: str 
             registry.stop()
             raise
     return registry
+
+
+@contextmanager
+def rate_limited_registry() -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering every request 429, like a rate-limited registry.
+
+    Yields its `127.0.0.1:PORT`; stops the server on exit.
+    """
+    body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "pull rate limit"}]}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", "60")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
