@@ -195,9 +195,9 @@ class Engine:
 
     def tag(self, image_id: str, reference: str) -> None:
         """Add `reference` (repo[:tag]) to an image (docker-py's build takes a single tag)."""
-        repository, tag = _split_tag(reference)
+        ref = parse_reference(reference)
         try:
-            self.api.tag(image_id, repository, tag, force=True)
+            self.api.tag(image_id, ref.repository, ref.tag or "latest", force=True)
         except docker.errors.APIError as exc:
             raise BuildError(f"Could not tag {image_id[:19]} as {reference}: {exc.explanation}") from exc
 
@@ -243,15 +243,6 @@ def _hub_name(repository: str) -> str:
         if repository.startswith(prefix):
             return repository[len(prefix):]
     return repository
-
-
-def _split_tag(reference: str) -> tuple[str, str]:
-    """`host:5000/repo:tag` -> (`host:5000/repo`, `tag`); no tag -> `latest`."""
-    slash = reference.rfind("/")
-    colon = reference.rfind(":")
-    if colon > slash:
-        return reference[:colon], reference[colon + 1:]
-    return reference, "latest"
 
 
 def context_excludes(context_dir: Path) -> list[str]:

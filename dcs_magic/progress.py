@@ -36,6 +36,9 @@ __all__ = [
     "human_bytes",
 ]
 
+LOG_TAIL = 200
+"""Log lines a BuildState keeps for snapshots by default (the full log goes to a file)."""
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
@@ -209,7 +212,7 @@ class BuildState(_StreamState):
 
     kind = "build"
 
-    def __init__(self, title: str = "", *, tail: int = 200, step_tail: int = 30) -> None:
+    def __init__(self, title: str = "", *, tail: int = LOG_TAIL, step_tail: int = 30) -> None:
         super().__init__(title)
         self.step = 0
         self.total_steps = 0

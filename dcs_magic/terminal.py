@@ -21,14 +21,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .progress import format_line, human_bytes
+from .progress import LOG_TAIL, format_line, human_bytes
 from .results import CheckReport
 
 __all__ = ["TerminalProgress", "print_check_report", "progress_sink", "use_rich"]
 
-# BuildState keeps this many log lines in a snapshot's `log_tail` (its default `tail`); a
-# running snapshot appends the line still being written after them.
-_SNAPSHOT_TAIL = 200
 _LIVE_LOG_LINES = 8
 _LIVE_LAYERS = 12
 _BUILDER_LINES = (" ---> ", "Removing intermediate container ", "Successfully built ", "Successfully tagged ")
@@ -95,7 +92,7 @@ class TerminalProgress:
         """Complete build log lines not handled yet (a line still being written waits)."""
         tail = list(snapshot.get("log_tail") or [])
         total = int(snapshot.get("log_lines") or 0)
-        if snapshot.get("status") == "running" and len(tail) > min(total, _SNAPSHOT_TAIL):
+        if snapshot.get("status") == "running" and len(tail) > min(total, LOG_TAIL):
             tail.pop()  # the partial line the running snapshot shows
         new = total - self._printed_lines
         self._printed_lines = max(total, self._printed_lines)
