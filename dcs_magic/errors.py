@@ -9,10 +9,16 @@ pass references (host, profile, environment variable names), never tokens or pas
     ├─ ContextError(DcsError, ValueError)    unknown build context, path escaping it, unwritable dir
     ├─ SpecError(DcsError, ValueError)       invalid ClusterSpec field, before any request
     ├─ ConfigError(DcsError)                 no workspace host / credentials configured
+    ├─ UsageError(DcsError, ValueError)      a bad argument or option value (before any work)
     ├─ EngineError(DcsError)                 Docker engine not reachable or refused a request
+    │  └─ ImageNotFoundError                 the image is not in the local engine
     ├─ BuildError(DcsError)                  step, instruction, last lines, log path
     ├─ PushError(DcsError)                   reference, registry's reason
     ├─ ApiError(DcsError)                    status, error_code, message
+    │  ├─ BadRequest (400)  ├─ Unauthenticated (401)  ├─ PermissionDenied (403)
+    │  ├─ NotFound (404)    ├─ ResourceConflict (409)  ├─ TooManyRequests (429)
+    │  ├─ InternalError (500)  ├─ TemporarilyUnavailable (503)
+    │  └─ DeadlineExceeded (no answer in time)
     ├─ ClusterError(DcsError)                state, termination_code, message
     ├─ NotebookError(DcsError, ValueError)   a notebook the `dcs` command cannot use
     └─ LockError(DcsError)                   rendered output no longer matches the lock file
@@ -27,17 +33,28 @@ from typing import Any
 
 __all__ = [
     "ApiError",
+    "BadRequest",
     "BuildError",
     "ClusterError",
     "ConfigError",
     "ContextError",
     "DcsError",
+    "DeadlineExceeded",
     "EngineError",
+    "ImageNotFoundError",
+    "InternalError",
     "LockError",
+    "NotFound",
     "NotebookError",
+    "PermissionDenied",
     "PushError",
+    "ResourceConflict",
     "SpecError",
     "TemplateError",
+    "TemporarilyUnavailable",
+    "TooManyRequests",
+    "Unauthenticated",
+    "UsageError",
 ]
 
 
@@ -83,6 +100,11 @@ class SpecError(DcsError, ValueError):
         self.field = field
 
 
+class UsageError(DcsError, ValueError):
+    """A bad argument or option value, found before any work is done (`KEY=VALUE` missing
+    its `=`, `--password-env` without `--username`, a NaN timeout, ...)."""
+
+
 class ConfigError(DcsError):
     """No usable workspace host or credentials."""
 
@@ -93,6 +115,15 @@ class EngineError(DcsError):
     def __init__(self, message: str, *, host: str | None = None, hint: str = "") -> None:
         super().__init__(message, hint=hint)
         self.host = host
+
+
+class ImageNotFoundError(EngineError):
+    """The image is not in the local Docker engine (build or pull it first)."""
+
+    def __init__(self, message: str, *, image: str | None = None, host: str | None = None,
+                 hint: str = "") -> None:
+        super().__init__(message, host=host, hint=hint)
+        self.image = image
 
 
 class BuildError(DcsError):
@@ -146,7 +177,56 @@ class ApiError(DcsError):
         message = message.strip()[:2000] or f"HTTP {status}"
         if what:
             message = f"{what}: {message}"
-        return cls(message, status=status, error_code=error_code, hint=hint)
+        klass = cls if cls is not ApiError else api_error_class(status)
+        return klass(message, status=status, error_code=error_code, hint=hint)
+
+
+class BadRequest(ApiError):
+    """400: the request was invalid (INVALID_PARAMETER_VALUE, MALFORMED_REQUEST, ...)."""
+
+
+class Unauthenticated(ApiError):
+    """401: no valid credentials for the workspace."""
+
+
+class PermissionDenied(ApiError):
+    """403: the credentials work but may not do this."""
+
+
+class NotFound(ApiError):
+    """404: the cluster, run, path or endpoint does not exist."""
+
+
+class ResourceConflict(ApiError):
+    """409: the resource is in a state that does not allow this (e.g. already exists)."""
+
+
+class TooManyRequests(ApiError):
+    """429: rate limited (the client already retried after `Retry-After`)."""
+
+
+class InternalError(ApiError):
+    """500: the workspace failed to handle the request."""
+
+
+class TemporarilyUnavailable(ApiError):
+    """502/503/504: the workspace is temporarily unavailable."""
+
+
+class DeadlineExceeded(ApiError):
+    """No answer in time (a read timeout); the request may still have taken effect."""
+
+
+_API_ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest, 401: Unauthenticated, 403: PermissionDenied, 404: NotFound,
+    409: ResourceConflict, 429: TooManyRequests, 500: InternalError,
+    502: TemporarilyUnavailable, 503: TemporarilyUnavailable, 504: TemporarilyUnavailable,
+}
+
+
+def api_error_class(status: int | None) -> type[ApiError]:
+    """The ApiError subclass for an HTTP status (ApiError itself for other statuses)."""
+    return _API_ERRORS_BY_STATUS.get(status or 0, ApiError)
 
 
 class ClusterError(DcsError):
