@@ -3,7 +3,7 @@
 The context is the notebook's variables plus three helpers:
 
 - `base`: the `--base` value,
-- `pip` / `python`: the interpreter paths of the base image's runtime line
+- `pip` / `python`: the interpreter paths of the base image's runtime line (runtime.py)
   (`/databricks/python3/bin/...` for 9.x and later and unknown tags,
   `/databricks/conda/envs/dcs-minimal/bin/...` for 8.x and earlier).
 
@@ -31,7 +31,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError as JinjaTemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from .dockerfile import runtime_paths
+from . import runtime
 from .errors import TemplateError
 
 __all__ = ["render", "template_context"]
@@ -86,8 +86,8 @@ def _stable(value: Any) -> Any:
 def template_context(namespace: Mapping[str, Any], base: str | None = None) -> dict[str, Any]:
     """The variables a template sees: helpers, overridden by notebook variables, then `--base`."""
     effective_base = base if base is not None else namespace.get("base")
-    paths = runtime_paths(effective_base if isinstance(effective_base, str) else None)
-    context: dict[str, Any] = {"pip": paths.pip, "python": paths.python}
+    line = runtime.line_of_image(effective_base if isinstance(effective_base, str) else None)
+    context: dict[str, Any] = {"pip": runtime.pip_path(line), "python": runtime.python_path(line)}
     context.update((name, _stable(value)) for name, value in namespace.items())
     if base is not None:
         context["base"] = base
