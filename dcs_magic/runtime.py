@@ -111,6 +111,7 @@ class RuntimeLine:
     beta: bool = False
     dcs: bool = True
     image_tag: str | None = None
+    locale: str | None = None
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
 
@@ -157,7 +158,7 @@ class RuntimeLine:
             "supported": self.supported(today), "released": self.released.isoformat(),
             "end_of_support": self.end_of_support.isoformat() if self.end_of_support else None,
             "pip": self.pip, "virtualenv": self.virtualenv, "pip_path": self.pip_path,
-            "base_image": self.base_image, "pins": len(pins(self.line)),
+            "base_image": self.base_image, "locale": self.locale, "pins": len(pins(self.line)),
         }
 
     def __str__(self) -> str:
@@ -188,17 +189,17 @@ LINES: tuple[RuntimeLine, ...] = (
     RuntimeLine("14.3", True, "3.5.0", ("2.12",), "22.04", "3.10", 8, (8,), _d("2024-02-01"),
                 _d("2027-02-01"), "3.10.12", "22.3.1", "20.16.7", "65.6.3", "0.38.4", image_tag="14.3-LTS"),
     RuntimeLine("15.4", True, "3.5.0", ("2.12",), "22.04", "3.11", 8, (8, 17), _d("2024-08-19"),
-                _d("2027-08-19"), "3.11.11", "23.2.1", "20.24.2", "68.0.0", "0.38.4", image_tag="15.4-LTS",
+                _d("2027-08-19"), "3.11.11", "23.2.1", "20.24.2", "68.0.0", "0.38.4", image_tag="15.4-LTS", locale="C.UTF-8",
                 notes="the 15.4-LTS tag once shipped Python 3.11.0rc1; pin the base by digest"),
     RuntimeLine("16.4", True, "3.5.2", ("2.12", "2.13"), "24.04", "3.12", 17, (8, 17), _d("2025-05-09"),
-                _d("2028-05-09"), "3.12.3", "24.0", "20.26.2", "74.0.0", "0.38.4", image_tag="16.4-LTS"),
+                _d("2028-05-09"), "3.12.3", "24.0", "20.26.2", "74.0.0", "0.38.4", image_tag="16.4-LTS", locale="C.UTF-8"),
     RuntimeLine("17.3", True, "4.0.0", ("2.13",), "24.04", "3.12", 17, (8, 17), _d("2025-10-22"),
-                _d("2028-10-22"), "3.12.3", "25.0.1", "20.29.3", "74.0.0", "0.45.1", image_tag="17.3-LTS"),
+                _d("2028-10-22"), "3.12.3", "25.0.1", "20.29.3", "74.0.0", "0.45.1", image_tag="17.3-LTS", locale="C.UTF-8"),
     RuntimeLine("18", True, "4.1.0", ("2.13",), "24.04", "3.12", 17, (17, 21), _d("2026-06-10"),
-                _d("2029-06-10"), notes="JDK 8 removed; no official databricksruntime image published yet",
+                _d("2029-06-10"), locale="C.UTF-8", notes="JDK 8 removed; no official databricksruntime image published yet",
                 aliases=("18.0",)),
     RuntimeLine("19", False, "4.2.0", ("2.13",), "24.04", "3.12", 17, (17, 21), _d("2026-06-15"),
-                None, beta=True, notes="beta; end of support set when it becomes LTS", aliases=("19.0",)),
+                None, beta=True, locale="C.UTF-8", notes="beta; end of support set when it becomes LTS", aliases=("19.0",)),
 )
 
 
