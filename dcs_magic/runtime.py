@@ -293,7 +293,7 @@ def resolve(text: str, *, supported: bool = False, today: _dt.date | None = None
     """
     version = parse_version(text)
     if version is None:
-        raise ValueError(f"{text!r} is not a Databricks Runtime version; write it like 15.4, "
+        raise ValueError(f"{text!r} is not a Databricks Runtime line; write it like 15.4, "
                          f"15.4.x-scala2.12 or 18.x-scala2.13 (known lines: {_names(lts_lines()[-4:])})")
     line = line_of(version)
     if line is None:
@@ -379,7 +379,7 @@ def key_refusal(key: str | None) -> str | None:
         return None
     words = re.split(r"[-.]", key.lower())
     if "ml" in words:
-        kind = "GPU ML" if "gpu" in words else "ML"
+        kind = "ML (GPU)" if "gpu" in words else "ML"
         return f"{key} is a Databricks Runtime for {kind}, which does not support custom containers"
     if "aarch64" in words:
         return f"{key} is an aarch64 (Graviton) runtime; custom containers run on x86_64 only"

@@ -100,7 +100,7 @@ def test_java_version(text: str, expected: tuple[int, int] | None) -> None:
 
 @pytest.mark.parametrize("text, expected", [
     ("15.4", "15.4"), ("15.4 LTS", "15.4"), ("15.4.x-scala2.12", "15.4"), ("16.4-LTS", "16.4"),
-    ("9.x", "9.x"), (None, None), ("", None),
+    ("9.x", "9.1"), ("18", "18"), ("18.0", "18"), ("18.x-scala2.13", "18"), (None, None), ("", None),
 ])
 def test_parse_runtime(text: str | None, expected: str | None) -> None:
     line = parse_runtime(text)
@@ -114,7 +114,7 @@ def test_parse_runtime_rejects_what_is_no_runtime() -> None:
 
 def test_fitting_runtimes_follows_the_table() -> None:
     assert fitting_runtimes("3.11") == ["15.4"]
-    assert fitting_runtimes("3.12") == ["16.4", "17.3"]
+    assert fitting_runtimes("3.12") == ["16.4", "17.3", "18"]
     assert fitting_runtimes("3.10") == ["13.3", "14.3"]
     assert fitting_runtimes("3.7") == []
 
