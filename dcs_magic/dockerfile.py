@@ -762,7 +762,7 @@ def _check_jdk8(chain: list[Stage], instructions: list[Instruction], line: runti
     fix = (f"install JDK {line.java} instead (e.g. openjdk-{line.java}-jdk-headless); Databricks Runtime "
            f"{line.name} runs on JDK {'/'.join(map(str, line.java_installed))}")
     for stage in chain:
-        if stage.parent is None and stage.base and _JDK8.search(stage.base):
+        if stage.parent is None and stage.base and (_JDK8.search(stage.base) or _jdk8_image(stage.base)):
             findings.append(Finding("jdk8-runtime", stage.from_instruction.lineno,
                                     f"base image {stage.base} carries JDK 8, which Databricks Runtime "
                                     f"{line.name} no longer ships", fix))
@@ -772,6 +772,16 @@ def _check_jdk8(chain: list[Stage], instructions: list[Instruction], line: runti
                                     f"{instruction.keyword} installs or selects JDK 8, which Databricks "
                                     f"Runtime {line.name} removed", fix))
     return findings
+
+
+_JAVA_IMAGES = ("openjdk", "eclipse-temurin", "amazoncorretto", "zulu-openjdk", "sapmachine", "ibm-semeru-runtimes")
+
+
+def _jdk8_image(base: str) -> bool:
+    """A Java image (eclipse-temurin:8-jdk, openjdk:8u342, amazoncorretto:8) tagged for JDK 8."""
+    ref = _parse_or_none(base)
+    return (ref is not None and ref.path.split("/")[-1] in _JAVA_IMAGES and bool(ref.tag)
+            and re.match(r"^(?:8|1\.8)(?:$|[u._-])", ref.tag or "") is not None)
 
 
 _JARS = "/databricks/jars"

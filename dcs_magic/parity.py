@@ -103,7 +103,8 @@ def compare(facts: dict[str, str], line: RuntimeLine) -> list[CheckItem]:
     items += _python_rows(facts, line)
     items += _environment_rows(facts, line)
     items += _package_rows(facts, line)
-    items.sort(key=lambda item: (item.rank, item.package))
+    # Within a rank the interpreter and pip come first: every package row depends on them.
+    items.sort(key=lambda item: (item.rank, item.package not in ("python", "pip"), item.package))
     return list(items)
 
 

@@ -149,6 +149,11 @@ def _render_error(exc: Exception, template: str, lineno: int | None, base: str |
     return TemplateError(f"{kind}: {message}", template=template, lineno=lineno)
 
 
+def _example_tag() -> str:
+    """The newest LTS line with an official image (`17.3-LTS`), for hints."""
+    return next(line.image_tag for line in reversed(runtime.lts_lines()) if line.image_tag)
+
+
 def _undefined_error(message: str, template: str, lineno: int | None, base: str | None) -> TemplateError:
     match = _UNDEFINED_NAME.match(message)
     if match and match["name"] == "base" and base is None:
@@ -156,7 +161,7 @@ def _undefined_error(message: str, template: str, lineno: int | None, base: str 
             "undefined variable 'base': the template uses {{ base }} but no --base was given",
             template=template, lineno=lineno, name="base",
             hint="pass --base IMAGE on the magic line, e.g. %%dockerfile --base "
-                 "databricksruntime/standard:13.3-LTS",
+                 f"databricksruntime/standard:{_example_tag()}",
         )
     if match:
         name = match["name"]
