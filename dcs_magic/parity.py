@@ -82,7 +82,7 @@ def parse_pip_list(text: str) -> dict[str, str]:
     """`pip list --format=json` output -> {normalised name: version}; ValueError when not JSON."""
     data = json.loads(text)
     if not isinstance(data, list):
-        raise ValueError("pip list did not print a JSON list")
+        raise TypeError("pip list did not print a JSON list")
     return {_normalise(str(p["name"])): str(p["version"]) for p in data
             if isinstance(p, dict) and "name" in p and "version" in p}
 
@@ -124,7 +124,7 @@ def _python_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityItem]:
                      "checked", _base_fix(line), status="missing", rank=0, official=line.python)]
     minor = ".".join(version.split(".")[:2])
     if minor != line.python:
-        ok, why = runtime.fits(version, line)
+        _, why = runtime.fits(version, line)
         return [_row(line, "python", False, f"{why} (REPL and Spark's Python workers need the "
                      "runtime's Python minor)", _base_fix(line), status=compare_versions(minor, line.python),
                      rank=0, image=version, official=line.python_patch or line.python)]

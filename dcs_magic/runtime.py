@@ -232,11 +232,11 @@ def _numbers(line: RuntimeLine) -> tuple[int, int]:
 
 # A runtime key: `15.4.x-scala2.12`, `15.4.x-photon-scala2.12`, `15.4.x-cpu-ml-scala2.12`,
 # `18.x-scala2.13`, `15.4.x-aarch64-scala2.12`; also a bare `18.x`.
-_KEY = re.compile(r"^(?P<major>\d{1,2})(?:\.(?P<minor>\d{1,2}))?\.x(?:-(?P<rest>[a-z0-9.-]*))?$", re.I)
+_KEY = re.compile(r"^(?P<major>\d{1,2})(?:\.(?P<minor>\d{1,2}))?\.x(?:-(?P<rest>[a-z0-9.-]*))?$", re.IGNORECASE)
 # Plain versions: `15.4`, `18.0`, `18`, `15.4 LTS`, `15.4-LTS`, `9.x`.
-_PLAIN = re.compile(r"^(?P<major>\d{1,2})(?:\.(?P<minor>\d{1,2}|x))?(?:[ _-]?(?:LTS|beta))?$", re.I)
+_PLAIN = re.compile(r"^(?P<major>\d{1,2})(?:\.(?P<minor>\d{1,2}|x))?(?:[ _-]?(?:LTS|beta))?$", re.IGNORECASE)
 # Base image tags start with the line: `15.4-LTS`, `9.x`, `13.3-LTS-ubuntu22`.
-_TAG = re.compile(r"^(?P<major>\d{1,2})\.(?P<minor>\d{1,2}|x)(?:$|[-_.])", re.I)
+_TAG = re.compile(r"^(?P<major>\d{1,2})\.(?P<minor>\d{1,2}|x)(?:$|[-_.])", re.IGNORECASE)
 # GPU images are tagged by CUDA version; cuda11.8 images are built for the 14.x line.
 _CUDA_TAGS = {"cuda11.8": Version(14, 3)}
 

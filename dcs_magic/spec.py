@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
 from . import runtime
+from .errors import SpecError
 from .imageref import parse_reference
 
 __all__ = [

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import date
+
+import pytest
 
 from dcs_magic import dockerfile
 from dcs_magic.dockerfile import Finding, final_base, parse, runtime_paths, stages
