@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from .errors import DcsError, EngineError
@@ -177,11 +178,13 @@ def parse_runtime(text: str | None) -> RuntimeLine | None:
 
 
 def evaluate(facts: dict[str, str], image_attrs: dict[str, Any],
-             runtime: str | RuntimeLine | None = None, *, parity: bool = False) -> list[CheckItem]:
+             runtime: str | RuntimeLine | None = None, *, parity: bool = False,
+             today: date | None = None) -> list[CheckItem]:
     """Check facts from the probe and `docker image inspect` attrs against DCS requirements.
 
     With `parity`, the rows of `parity.compare` against `runtime` (or, without one, the newest
     LTS line with package data that fits the image's Python) follow, breaking ones first.
+    A target line past its end of support (on `today`, default the current date) warns.
     """
     line = runtime if isinstance(runtime, RuntimeLine) or runtime is None else parse_runtime(runtime)
     items = [_os_item(facts, image_attrs), _arch_item(image_attrs)]
@@ -199,6 +202,11 @@ def evaluate(facts: dict[str, str], image_attrs: dict[str, Any],
             *_package_items(facts, line),
         ]
     items += [_size_item(image_attrs), _entrypoint_item(image_attrs)]
+    if line is not None and not line.supported(today):
+        newest = [x for x in _runtime.lts_lines() if x.supported(today)][-1:]
+        items.append(_fail("runtime", f"Databricks Runtime {line.name} is out of support since "
+                           f"{line.end_of_support}", f"target a supported LTS line"
+                           + (f" such as {newest[0].name}" if newest else ""), "warning"))
     if parity and "probe.end" in facts:
         items += _parity_items(facts, line)
     return items

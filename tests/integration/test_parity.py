@@ -120,3 +120,19 @@ def test_dcs_check_runtime_18_rejects_a_python_311_image(dcs_base_image: str,
     out = capsys.readouterr().out
     assert "[FAIL] python: Python 3.11.2, but runtime 18 LTS runs Python 3.12 (fits runtime 15.4)" in out
     assert "18 LTS" in out and "not in the known table" not in out
+
+
+def test_image_without_pip_fails_parity_with_the_reason(dcs_base_image: str, docker_client: Any,
+                                                        docker_cleanup: DockerCleanup, tmp_path: Path) -> None:
+    tag = docker_cleanup.add(f"{docker_cleanup.unique('parity-nopip')}:1")
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {dcs_base_image}\n"
+        "RUN rm -rf /databricks/python3/lib/python3.11/site-packages/pip* /databricks/python3/bin/pip*\n")
+    events = list(docker_client.api.build(path=str(tmp_path), tag=tag, decode=True, rm=True, forcerm=True))
+    assert not [e for e in events if "error" in e], events
+    report = check(tag, runtime="15.4", parity=True, client=docker_client)
+    pip = report["parity pip"]
+    assert (pip.ok, pip.severity) == (False, "error")
+    assert "no pip in /databricks/python3" in pip.detail and "No module named pip" in pip.detail
+    assert "ensurepip" in pip.fix
+    assert report["python"].ok  # the interpreter itself still runs

@@ -395,3 +395,13 @@ def test_runtime_18_judges_python_311_and_jdk(base: tuple[dict, dict]) -> None:
     facts, attrs = base
     java = items({**facts, "version.java": 'openjdk version "1.8.0_392"'}, attrs, "18")["java"]
     assert not java.ok and "JDK 17/21 (JDK 8 is removed)" in java.detail
+
+
+def test_out_of_support_target_line_warns(base: tuple[dict, dict]) -> None:
+    from datetime import date
+
+    facts, attrs = base
+    result = {i.name: i for i in evaluate(facts, attrs, "13.3", today=date(2026, 12, 1))}
+    assert (result["runtime"].ok, result["runtime"].severity) == (False, "warning")
+    assert "13.3 LTS is out of support since 2026-08-22" in result["runtime"].detail
+    assert "runtime" not in {i.name for i in evaluate(facts, attrs, "13.3", today=date(2026, 1, 1))}
