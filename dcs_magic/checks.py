@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from .errors import DcsError, EngineError
 from . import runtime as _runtime
-from .runtime import RuntimeLine
+from .errors import DcsError, EngineError
 from .results import CheckItem, CheckReport
+from .runtime import RuntimeLine
 
 __all__ = [
     "DATABRICKS_PYTHON",
@@ -44,6 +44,7 @@ __all__ = [
     "parse_probe",
     "parse_runtime",
     "probe_script",
+    "report_python",
     "run_probe",
 ]
 
@@ -205,7 +206,7 @@ def evaluate(facts: dict[str, str], image_attrs: dict[str, Any],
     if line is not None and not line.supported(today):
         newest = [x for x in _runtime.lts_lines() if x.supported(today)][-1:]
         items.append(_fail("runtime", f"Databricks Runtime {line.name} is out of support since "
-                           f"{line.end_of_support}", f"target a supported LTS line"
+                           f"{line.end_of_support}", "target a supported LTS line"
                            + (f" such as {newest[0].name}" if newest else ""), "warning"))
     if parity and "probe.end" in facts:
         items += _parity_items(facts, line)
@@ -400,6 +401,20 @@ def _sudo_item(facts: dict[str, str]) -> CheckItem:
 def fitting_runtimes(python: str) -> list[str]:
     """LTS runtime lines whose /databricks/python3 has this `major.minor` Python (runtime.py)."""
     return [line.line for line in _runtime.fitting_lines(python)]
+
+
+def report_python(report: CheckReport) -> str | None:
+    """The full Python version of /databricks/python3 a check found (`3.11.2`), or None.
+
+    For the launch form: its default runtime is `runtime.default_runtime_for(...)` of this, so
+    the runtime is chosen from the image's checked Python, not assumed.
+    """
+    try:
+        detail = report["python"].detail
+    except KeyError:
+        return None
+    match = re.match(r"Python (\d+\.\d+\.\d+(?:[a-z]+\d*)?)", detail)
+    return match[1] if match else None
 
 
 _VENV_FIX = ("Create the virtualenv: RUN python3 -m venv --system-site-packages /databricks/python3 "

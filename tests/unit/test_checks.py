@@ -405,3 +405,15 @@ def test_out_of_support_target_line_warns(base: tuple[dict, dict]) -> None:
     assert (result["runtime"].ok, result["runtime"].severity) == (False, "warning")
     assert "13.3 LTS is out of support since 2026-08-22" in result["runtime"].detail
     assert "runtime" not in {i.name for i in evaluate(facts, attrs, "13.3", today=date(2026, 1, 1))}
+
+
+def test_report_python_reads_the_checked_version(base: tuple[dict, dict]) -> None:
+    from dcs_magic import runtime
+    from dcs_magic.checks import report_python
+
+    facts, attrs = base
+    report = CheckReport("img", evaluate(facts, attrs, "18"))  # a mismatch still names the version
+    assert report_python(report) == "3.11.2"
+    assert runtime.default_runtime_for(report_python(report)).line == "15.4"  # type: ignore[union-attr]
+    busybox = CheckReport("busybox", evaluate(*recorded("busybox")))
+    assert report_python(busybox) is None
