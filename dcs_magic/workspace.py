@@ -294,14 +294,27 @@ class Workspace:
 
     @classmethod
     def local(cls, **kwargs: Any) -> Workspace:
-        """The local preflight workspace (started on first use, once per process)."""
+        """The local preflight workspace (started on first use, once per process).
+
+        Provided by the `local` entry point of the `dcs_magic.workspaces` group
+        (`dcs_magic.preflight:local_workspace`, taking this class's keyword arguments):
+        this client does not know its emulator.
+        """
+        from importlib.metadata import entry_points
+
+        found = list(entry_points(group="dcs_magic.workspaces", name="local"))
+        if not found:
+            raise ConfigError("the local preflight workspace is not registered in this installation "
+                              "(no `local` entry point in the dcs_magic.workspaces group)",
+                              hint="reinstall dcs-magic (`pip install -e .` in a checkout) so its entry "
+                                   "points are registered; meanwhile target a real workspace")
         try:
-            from .local_workspace import ensure_server
-        except ImportError as exc:
-            raise ConfigError("the local preflight workspace is not available in this installation",
+            provider = found[0].load()
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"the local preflight workspace ({found[0].value}) cannot be loaded: {exc}",
                               hint="reinstall dcs-magic; meanwhile target a real workspace") from exc
-        host, token = ensure_server()
-        return cls(host=host, token=token, **kwargs)
+        workspace: Workspace = provider(**kwargs)
+        return workspace
 
     def __repr__(self) -> str:
         return f"Workspace(host={self.host!r}, profile={self.profile!r})"
