@@ -17,7 +17,7 @@ from support.cleanup import DockerCleanup
 from support.registry import Registry
 
 from dcs_magic import ApiError, ClusterError, Workspace
-from dcs_magic.local_workspace import LABEL, LocalWorkspaceServer, secret_variable
+from dcs_magic.preflight import LABEL, LocalWorkspaceServer, secret_variable
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
