@@ -59,6 +59,7 @@ class Request:
     query: dict[str, list[str]]
     headers: Message
     body: bytes = b""
+    target: str = ""  # the request target as sent (path still quoted, with the query)
 
     def params(self) -> dict[str, Any]:
         """Query parameters (last value wins) updated with the JSON object in the body."""
@@ -183,7 +184,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         url = urlsplit(self.path)
-        request = Request(self.command, unquote(url.path), parse_qs(url.query), self.headers)
+        request = Request(self.command, unquote(url.path), parse_qs(url.query), self.headers, target=self.path)
         try:
             self.app.admit(request)
             request.body = self._body()

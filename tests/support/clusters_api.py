@@ -21,6 +21,11 @@ Runs `http.server.ThreadingHTTPServer` on 127.0.0.1:<free port> in a daemon thre
   as the init script references it (`/Workspace/...`, `/Volumes/...`, `dbfs:/...`).
 
 Nothing here is part of dcs_magic; it is the "workspace" the client and widget tests talk to.
+The HTTP plumbing (ThreadingHTTPServer, the explicit (method, path) route table, JSON
+answers) is the preflight workspace's own `dcs_magic.preflight.http.JsonApiServer`; the
+semantics differ on purpose (scripted states, canned failures, every request recorded, the
+body read before the token is checked so that refused requests are recorded too), so the
+clusters handlers are not shared.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ import json
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from databricks.sdk.service import compute
+
+from dcs_magic.preflight.http import Answer, JsonApiServer, Request
 
 __all__ = ["NODE_TYPES", "SPARK_VERSIONS", "ClustersApi", "Recorded", "isolate_databricks_config"]
 
@@ -108,23 +115,18 @@ class ClustersApi:
         self._canned: list[_Canned] = []
         self._next_script: list[dict[str, Any]] = [{"state": "PENDING"}, {"state": "RUNNING"}]
         self._steps: dict[str, list[dict[str, Any]]] = {}
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._count = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> ClustersApi:
-        handler = type("Handler", (_Handler,), {"api": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="clusters-api", daemon=True).start()
+        self._server = _Server(self).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> ClustersApi:
@@ -136,7 +138,7 @@ class ClustersApi:
     @property
     def host(self) -> str:
         assert self._server is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.host
 
     def __repr__(self) -> str:
         return f"ClustersApi({self._server and self.host}, {len(self.requests)} requests)"
@@ -179,19 +181,16 @@ class ClustersApi:
                     return canned
         return None
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes
+    def handle(self, route: Callable[..., tuple[int, Any, dict[str, str]]], request: Request
                ) -> tuple[int, Any, dict[str, str]]:
-        route = _ROUTES.get((method, _route(path)))
-        if route is None:
-            return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{method} {path}'"}, {}
         payload: Any = None
-        if body and route.__name__ != "_files_put":
+        if request.body and route is not _files_put:
             try:
-                payload = json.loads(body)
+                payload = json.loads(request.body)
             except ValueError:
                 return 400, {"error_code": "MALFORMED_REQUEST", "message": "Invalid JSON given in the body"}, {}
         with self._lock:
-            return route(self, path, query, payload if payload is not None else body)
+            return route(self, request.path, request.query, payload if payload is not None else request.body)
 
     def _cluster_or_error(self, cluster_id: str | None) -> tuple[dict[str, Any] | None, tuple | None]:
         cluster = self.clusters.get(cluster_id or "")
@@ -199,15 +198,6 @@ class ClustersApi:
             return None, (400, {"error_code": "INVALID_PARAMETER_VALUE",
                                 "message": f"Cluster {cluster_id} does not exist"}, {})
         return cluster, None
-
-
-def _route(path: str) -> str:
-    """`/api/2.1/clusters/get` -> `clusters/get`; `/api/2.0/fs/files/Volumes/..` -> `fs/files`."""
-    parts = path.split("/")
-    if len(parts) > 3 and parts[1] == "api":
-        rest = "/".join(parts[3:])
-        return "fs/files" if rest.startswith("fs/files/") else rest
-    return path
 
 
 def _create(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
@@ -298,7 +288,7 @@ def _import(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, A
 
 
 def _files_put(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
-    target = urllib.parse.unquote(path.split("/fs/files", 1)[1])
+    target = path.split("/fs/files", 1)[1]  # the server unquoted the path
     if target in api.files and query.get("overwrite", ["true"])[0] != "true":
         return 409, {"error_code": "ALREADY_EXISTS", "message": f"{target} already exists"}, {}
     api.files[target] = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -310,6 +300,7 @@ def _dbfs_put(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int,
     return 200, {}, {}
 
 
+# (method, path under /api/<version>/) -> handler; `*` ends a prefix route.
 _ROUTES = {
     ("POST", "clusters/create"): _create,
     ("GET", "clusters/get"): _get,
@@ -320,51 +311,44 @@ _ROUTES = {
     ("POST", "clusters/events"): _events,
     ("POST", "workspace/mkdirs"): _mkdirs,
     ("POST", "workspace/import"): _import,
-    ("PUT", "fs/files"): _files_put,
+    ("PUT", "fs/files/*"): _files_put,
     ("POST", "dbfs/put"): _dbfs_put,
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    api: ClustersApi
-    protocol_version = "HTTP/1.1"
+class _Server(JsonApiServer):
+    """The shared plumbing, answering from _ROUTES; records every request first."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def __init__(self, api: ClustersApi) -> None:
+        self.api = api
+        routes = {(method, f"/api/{version}/{path}"): self._bind(route)
+                  for (method, path), route in _ROUTES.items() for version in ("2.0", "2.1")}
+        super().__init__(routes, name="clusters-api")
 
-    def _serve(self) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.api.requests.append(Recorded(self.command, url.path, urllib.parse.parse_qs(url.query),
-                                          dict(self.headers.items()), body, time.monotonic()))
-        status, answer, headers = self._answer(url.path, urllib.parse.parse_qs(url.query), body)
-        data = b"" if answer is None else (answer if isinstance(answer, bytes) else json.dumps(answer).encode())
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def _bind(self, route: Callable[..., tuple[int, Any, dict[str, str]]]) -> Callable[[Request], Answer]:
+        return lambda request: self.api.handle(route, request)
 
-    def _answer(self, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any, dict[str, str]]:
-        if not path.startswith("/api/"):
+    def dispatch(self, request: Request) -> Answer:
+        api = self.api
+        api.requests.append(Recorded(request.method, urllib.parse.urlsplit(request.target).path, request.query,
+                                     dict(request.headers.items()), request.body, time.monotonic()))
+        if not request.path.startswith("/api/"):
             # e.g. the SDK's /.well-known/databricks-config probe: not served here
-            return 404, {"error_code": "NOT_FOUND", "message": f"{path} not found"}, {}
-        auth = self.headers.get("Authorization", "")
-        if auth == f"Bearer {self.api.forbidden_token}":
+            return 404, {"error_code": "NOT_FOUND", "message": f"{request.path} not found"}, {}
+        auth = request.headers.get("Authorization", "")
+        if auth == f"Bearer {api.forbidden_token}":
             return 403, {"error_code": "PERMISSION_DENIED",
                          "message": "You are not authorized to perform this operation"}, {}
-        if auth != f"Bearer {self.api.token}":
+        if auth != f"Bearer {api.token}":
             return 401, {"error_code": "UNAUTHENTICATED",
                          "message": "Credential was not sent or was of an unsupported type for this API."}, {}
-        canned = self.api._take_canned(path)
+        canned = api._take_canned(request.path)
         if canned is not None:
             return canned.status, canned.body, canned.headers
-        return self.api.handle(self.command, path, query, body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
+        if self.route(request.method, request.path) is None:
+            return 404, {"error_code": "ENDPOINT_NOT_FOUND",
+                         "message": f"No API found for '{request.method} {request.path}'"}, {}
+        return super().dispatch(request)
 
 
 def isolate_databricks_config(monkeypatch: Any, tmp_dir: Any) -> None:
