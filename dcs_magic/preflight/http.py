@@ -149,6 +149,7 @@ class _BoundedServer(ThreadingHTTPServer):
     """At most `limit` connections served at once: the rest get a 503 and are closed."""
 
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: a burst of connects is accepted, not SYN-dropped
 
     def __init__(self, address: tuple[str, int], handler: type, limit: int) -> None:
         super().__init__(address, handler)
