@@ -75,7 +75,6 @@ def test_arm64_image(engine: Engine, docker_client: Any, docker_cleanup: DockerC
     ref = docker_cleanup.add(f"{docker_cleanup.unique('arm64')}:1")
     arm64_shell = tiny_images.layer({"bin/sh": tiny_images.aarch64_elf()})
     tiny_images.load(docker_client, ref, [arm64_shell], architecture="arm64")
-    assert docker_client.api.inspect_image(ref)["Architecture"] == "arm64"
     report = check(ref, engine=engine)
     assert not report.ok
     assert not report["architecture"].ok and "linux/amd64 only" in report["architecture"].detail
