@@ -31,7 +31,8 @@ from .results import CheckItem, CheckReport
 from .spec import ClusterSpec, dcs_node_types, dcs_runtimes, is_secret_reference, node_type_refusal
 
 __all__ = ["ENABLE_DCS_HOWTO", "RegistryProbe", "doctor", "probe_registry", "registry_api_url",
-           "registry_credentials"]
+           "registry_credentials",
+           "unconfigured"]
 
 ENABLE_DCS_HOWTO = (
     "a workspace admin turns it on in the admin settings page > Compute > Container Services, or with "
@@ -197,6 +198,11 @@ def doctor(workspace: Any, spec: ClusterSpec | None = None, *,
     items.append(_runtime_item(spec, *_ask(workspace.spark_versions)))
     items.append(_node_item(spec, *_ask(workspace.node_types)))
     return CheckReport(workspace.host, items + _registry_items(spec, probe))
+
+
+def unconfigured(error: DcsError) -> CheckReport:
+    """The report when no workspace could even be configured (no host or credentials)."""
+    return CheckReport("(no workspace)", [CheckItem("credentials", False, error.message, error.hint)])
 
 
 def _registry_items(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]) -> list[CheckItem]:
