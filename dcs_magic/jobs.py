@@ -247,10 +247,12 @@ def run_result(run: Mapping[str, Any], output: Mapping[str, Any] | None = None) 
 # -- following a run (over any object with the Workspace methods) ---------------------------
 
 
-def follow_run(workspace: Any, run_id: int, *, timeout_s: float = 3600, on_state: Any = None) -> RunResult:
+def follow_run(workspace: Any, run_id: int, *, timeout_s: float = 3600, on_state: Any = None,
+               **wait: Any) -> RunResult:
     """Wait for the run to end, fetch its task's output, and return the RunResult (which
-    may be a failure: `result.ok`, `result.raise_for_state()`)."""
-    run = workspace.wait_for_run(run_id, timeout_s=timeout_s, on_state=on_state)
+    may be a failure: `result.ok`, `result.raise_for_state()`). `wait` goes to
+    `wait_for_run` (its `sleep` / `clock`)."""
+    run = workspace.wait_for_run(run_id, timeout_s=timeout_s, on_state=on_state, **wait)
     task = task_run_id(run)
     output = None
     if task is not None:
