@@ -281,3 +281,22 @@ def test_dcs_doctor_exit_0_when_all_hold(env, capsys):
     out = capsys.readouterr().out
     assert "[ok] credentials: they work: test@example.com" in out
     assert "[WARN] registry" in out  # no spec: the registry could not be asked
+
+
+# -- %dcs_run ---------------------------------------------------------------------------------------
+
+
+def test_dcs_run_magic_returns_the_result_and_raises_on_failure(shell, dcs_magics, env, spec_file, capsys):
+    env.files["/Workspace/Shared/etl.py"] = b"print('ok')\n"
+    jobs_state(env).script_run({"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"},
+                               output={"logs": "ok from the job\n"})
+    result = shell.run_line_magic("dcs_run", f"--spec {spec_file} --python-file /Workspace/Shared/etl.py")
+    assert result.ok and dcs_magics.last_run is result
+    assert "ok from the job" in capsys.readouterr().out
+    [submit] = env.requests_to("/api/2.2/jobs/runs/submit")
+    assert submit.json["tasks"][0]["new_cluster"]["docker_image"]["url"] == PINNED
+    jobs_state(env).script_run({"life_cycle_state": "TERMINATED", "result_state": "FAILED"},
+                               output={"error": "Python script exited with code 2", "logs": "Traceback\nKeyError: x\n"})
+    with pytest.raises(RunError) as info:
+        shell.run_line_magic("dcs_run", f"--spec {spec_file} --python-file /Workspace/Shared/etl.py")
+    assert info.value.exit_code == 2 and info.value.last_lines[-1] == "KeyError: x"
