@@ -692,11 +692,10 @@ def _doctor_parser(commands: Any) -> argparse.ArgumentParser:
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor, unconfigured
+    from .errors import ConfigError
     from .spec import ClusterSpec
     from .terminal import print_check_report
     from .workspace import open_workspace
-
-    from .errors import ConfigError
 
     spec = ClusterSpec.load(args.spec) if args.spec else None
     try:

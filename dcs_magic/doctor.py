@@ -28,7 +28,13 @@ from typing import Any
 from .errors import ApiError, DcsError
 from .imageref import parse_reference
 from .results import CheckItem, CheckReport
-from .spec import ClusterSpec, dcs_node_types, dcs_runtimes, is_secret_reference, node_type_refusal
+from .spec import (
+    ClusterSpec,
+    dcs_node_types,
+    dcs_runtimes,
+    is_secret_reference,
+    node_type_refusal,
+)
 
 __all__ = ["ENABLE_DCS_HOWTO", "RegistryProbe", "doctor", "probe_registry", "registry_api_url",
            "registry_credentials",

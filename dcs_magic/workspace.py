@@ -520,8 +520,11 @@ class Workspace:
         run_id. `body` sends a ready runs/submit body (from jobs.submit_body) instead."""
         from .jobs import submit_body
 
+        if body is None and spec is None:
+            raise SpecError("submit_run needs a cluster spec (or a ready runs/submit body)", field=None,
+                            hint="Workspace.submit_run(ClusterSpec(...), python_file=...)")
         payload = dict(body) if body is not None else submit_body(
-            spec, python_file=python_file, notebook=notebook, parameters=parameters, run_name=run_name)
+            spec or {}, python_file=python_file, notebook=notebook, parameters=parameters, run_name=run_name)
         # Not idempotent either: the general adapter retries POST, so pass an idempotency token.
         payload.setdefault("idempotency_token", _idempotency_token())
         answer = self._request("POST", self._jobs_url("runs/submit"), json=payload, what="jobs/runs/submit")

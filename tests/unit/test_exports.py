@@ -27,13 +27,13 @@ REFERENCE = "{{secrets/dcs/registry}}"
 
 
 def make_spec(**changes) -> ClusterSpec:
-    base = dict(cluster_name="Team ETL", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge",
-                num_workers=0, autotermination_minutes=30, data_security_mode="SINGLE_USER",
-                single_user_name="me@example.com",
-                docker_image={"url": PINNED, "basic_auth": {"username": "svc", "password": REFERENCE}},
-                init_scripts=["/Workspace/Shared/init.sh"],
-                spark_conf={UC_VOLUMES_CONF: "true", "spark.master": "local[*, 4]"},
-                custom_tags={"ResourceClass": "SingleNode", "yes": "no", "n": "1.0"})
+    base = {"cluster_name": "Team ETL", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
+            "num_workers": 0, "autotermination_minutes": 30, "data_security_mode": "SINGLE_USER",
+            "single_user_name": "me@example.com",
+            "docker_image": {"url": PINNED, "basic_auth": {"username": "svc", "password": REFERENCE}},
+            "init_scripts": ["/Workspace/Shared/init.sh"],
+            "spark_conf": {UC_VOLUMES_CONF: "true", "spark.master": "local[*, 4]"},
+            "custom_tags": {"ResourceClass": "SingleNode", "yes": "no", "n": "1.0"}}
     base.update(changes)
     return ClusterSpec(**base)
 

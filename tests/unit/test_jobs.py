@@ -10,7 +10,14 @@ from databricks.sdk.service import compute, jobs
 
 from dcs_magic import ClusterSpec, SpecError
 from dcs_magic.errors import UsageError
-from dcs_magic.jobs import RunError, last_lines, run_result, submit_body, task_payload, task_run_id
+from dcs_magic.jobs import (
+    RunError,
+    last_lines,
+    run_result,
+    submit_body,
+    task_payload,
+    task_run_id,
+)
 
 PINNED = "registry.example.com/team/app@sha256:" + "b" * 64
 SPEC = ClusterSpec(cluster_name="etl", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1,
