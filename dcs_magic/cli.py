@@ -568,8 +568,9 @@ def _run_parser(commands: Any) -> argparse.ArgumentParser:
     task.add_argument("--python-file", default=None, metavar="PATH",
                       help="Python file to run (/Workspace/..., dbfs:/..., or file:/... inside the image).")
     task.add_argument("--notebook", default=None, metavar="PATH", help="Workspace notebook path to run.")
-    parser.add_argument("--parameters", nargs="*", default=[], metavar="P",
-                        help="The Python file's arguments, or the notebook's NAME=VALUE parameters.")
+    parser.add_argument("--parameters", nargs=argparse.REMAINDER, default=[], metavar="P",
+                        help="The Python file's arguments (options such as --day included), or the "
+                             "notebook's NAME=VALUE parameters. Give it last: it takes the rest of the line.")
     parser.add_argument("--run-name", default=None, help="Name of the run (default: dcs run FILE).")
     _where_args(parser)
     parser.add_argument("--wait", action="store_true", help="Follow the run to its end and print its output.")

@@ -189,8 +189,8 @@ def doctor(workspace: Any, spec: ClusterSpec | None = None, *,
         items.append(CheckItem("workspace", False, f"{workspace.host} does not answer: {error.message}",
                                error.hint or "check the host URL and the network"))
         return CheckReport(workspace.host, items + _registry_items(spec, probe))
-    if error is not None and not isinstance(error, ApiError):
-        items.append(CheckItem("workspace", False, str(error.message), error.hint))
+    if error is not None and not isinstance(error, ApiError):  # e.g. an OAuth refresh that failed
+        items.append(CheckItem("credentials", False, str(error.message), error.hint))
         return CheckReport(workspace.host, items + _registry_items(spec, probe))
     items.append(CheckItem("workspace", True, f"{workspace.host} answers"))
     if error is not None:

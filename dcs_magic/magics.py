@@ -320,7 +320,8 @@ class DcsMagics(Magics, Configurable):
     @argument("--spec", required=True, help="JSON file with a clusters/create body (the job cluster).")
     @argument("--python-file", default=None, help="Python file to run (/Workspace/..., file:/... in the image).")
     @argument("--notebook", default=None, help="Workspace notebook path to run.")
-    @argument("--parameters", nargs="*", default=[], help="Script arguments, or notebook NAME=VALUE pairs.")
+    @argument("--parameters", nargs="...", default=[],  # "..." is argparse.REMAINDER
+              help="Script arguments, or notebook NAME=VALUE pairs; last, it takes the rest of the line.")
     @argument("--image", default=None, help="docker_image.url (default: the last %%dcs_push, pinned).")
     @argument("--profile", default=None, help="Databricks config profile.")
     @argument("--local", action="store_true", help="Run on the local preflight workspace.")

@@ -160,9 +160,12 @@ def test_dcs_run_prints_url_state_and_output(env, spec_file, capsys):
     env.files["/Workspace/Shared/etl.py"] = b"print('done')\n"
     jobs_state(env).script_run({"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"},
                                output={"logs": "done\n"})
-    code = main(["run", "--spec", str(spec_file), "--python-file", "/Workspace/Shared/etl.py", "--wait"])
+    code = main(["run", "--spec", str(spec_file), "--python-file", "/Workspace/Shared/etl.py", "--wait",
+                 "--parameters", "--day", "2026-01-01"])
     out = capsys.readouterr().out
     assert code == 0
+    [submit] = env.requests_to("/api/2.2/jobs/runs/submit")
+    assert submit.json["tasks"][0]["spark_python_task"]["parameters"] == ["--day", "2026-01-01"]
     assert f"{env.host}/?o=0#job/runs/" in out
     assert "State: TERMINATED/SUCCESS" in out
     assert out.rstrip().endswith("done")
