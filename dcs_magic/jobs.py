@@ -10,6 +10,10 @@ here too, before any request.
     run_id = workspace.submit_run(body)
     result = run_result(workspace.wait_for_run(run_id), workspace.get_run_output(task_run_id(...)))
 
+A workspace that serves these endpoints (the local preflight one) reads a body with
+`read_submit` (the same validation) and answers a finished task with `task_outcome(exit_code,
+output)`, which is exactly what `run_result` reads back.
+
 States: `life_cycle_state` PENDING, QUEUED, BLOCKED, RUNNING, TERMINATING go on; TERMINATED,
 SKIPPED, INTERNAL_ERROR end the run; `result_state` SUCCESS is the only success (FAILED,
 TIMEDOUT, CANCELED, ... are not).
@@ -29,10 +33,13 @@ __all__ = [
     "FINAL_STATES",
     "RunError",
     "RunResult",
+    "SubmittedTask",
     "follow_run",
     "last_lines",
+    "read_submit",
     "run_result",
     "submit_body",
+    "task_outcome",
     "task_payload",
     "task_run_id",
 ]
@@ -264,3 +271,63 @@ def follow_run(workspace: Any, run_id: int, *, timeout_s: float = 3600, on_state
     if not result.run_page_url:
         result.run_page_url = workspace.run_url(run)
     return result
+
+
+# -- the server side (for the local preflight workspace's jobs endpoints) ----------------------
+
+
+@dataclass
+class SubmittedTask:
+    """One task of a runs/submit body, read and validated: what a workspace must run."""
+
+    task_key: str
+    spec: ClusterSpec
+    python_file: str | None = None
+    notebook: str | None = None
+    parameters: list[str] | dict[str, str] = field(default_factory=list)
+
+
+def read_submit(body: Any) -> list[SubmittedTask]:
+    """The tasks of a runs/submit body, each `new_cluster` validated like clusters/create.
+    SpecError or UsageError (a 400 INVALID_PARAMETER_VALUE for a server) when it is not a
+    body this project can run: tasks need a `new_cluster` and a spark_python_task or notebook_task."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("tasks"), list) or not body["tasks"]:
+        raise UsageError("a runs/submit body needs a non-empty tasks list")
+    tasks = []
+    for index, task in enumerate(body["tasks"]):
+        if not isinstance(task, Mapping) or not task.get("task_key"):
+            raise UsageError(f"tasks[{index}] needs a task_key")
+        if not isinstance(task.get("new_cluster"), Mapping):
+            raise UsageError(f"tasks[{index}] needs a new_cluster (existing clusters and serverless are not "
+                             "supported for a custom image)")
+        spec = ClusterSpec.from_dict(task["new_cluster"]).validate()
+        python = task.get("spark_python_task")
+        notebook = task.get("notebook_task")
+        if isinstance(python, Mapping) and python.get("python_file"):
+            tasks.append(SubmittedTask(str(task["task_key"]), spec, python_file=str(python["python_file"]),
+                                       parameters=[str(p) for p in python.get("parameters") or []]))
+        elif isinstance(notebook, Mapping) and notebook.get("notebook_path"):
+            tasks.append(SubmittedTask(str(task["task_key"]), spec, notebook=str(notebook["notebook_path"]),
+                                       parameters={str(k): str(v) for k, v in
+                                                   (notebook.get("base_parameters") or {}).items()}))
+        else:
+            raise UsageError(f"tasks[{index}] needs a spark_python_task with python_file or a notebook_task "
+                             "with notebook_path")
+    return tasks
+
+
+def task_outcome(exit_code: int | None, output: str, *, error: str | None = None,
+                 tail: int = 200) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(runs/get `state`, runs/get-output answer) of a finished task: exit code 0 is SUCCESS,
+    anything else FAILED with "... exited with code N" and the output's last lines;
+    `error` (e.g. "file:/x.py does not exist in the image") fails it with that reason."""
+    logs = "\n".join(last_lines(output, tail)) + ("\n" if output else "")
+    if error is None and exit_code == 0:
+        return ({"life_cycle_state": "TERMINATED", "result_state": "SUCCESS", "state_message": ""},
+                {"logs": logs, "exit_code": 0})
+    reason = error or f"Python script exited with code {exit_code}"
+    answer: dict[str, Any] = {"logs": logs, "error": reason, "error_trace": logs}
+    if exit_code is not None:
+        answer["exit_code"] = exit_code
+    return ({"life_cycle_state": "TERMINATED" if error is None else "INTERNAL_ERROR", "result_state": "FAILED",
+             "state_message": reason}, answer)

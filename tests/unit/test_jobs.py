@@ -13,8 +13,10 @@ from dcs_magic.errors import UsageError
 from dcs_magic.jobs import (
     RunError,
     last_lines,
+    read_submit,
     run_result,
     submit_body,
+    task_outcome,
     task_payload,
     task_run_id,
 )
@@ -120,3 +122,48 @@ def test_task_run_id_and_last_lines():
     assert task_run_id({"run_id": 5, "tasks": [{"run_id": 6}]}) == 6
     assert last_lines("a\nb\nc\n", 2) == ["b", "c"]
     assert last_lines(None) == []
+
+
+# -- the server side: what the local preflight workspace reads and answers ----------------------
+
+
+def test_read_submit_gives_the_validated_tasks():
+    body = submit_body(SPEC, python_file="file:/databricks/app/main.py", parameters=["-v"])
+    [task] = read_submit(body)
+    assert task.python_file == "file:/databricks/app/main.py" and task.parameters == ["-v"]
+    assert task.spec.to_dict() == body["tasks"][0]["new_cluster"]
+    [nb] = read_submit(submit_body(SPEC, notebook="/Workspace/n", parameters=["a=1"]))
+    assert nb.notebook == "/Workspace/n" and nb.parameters == {"a": "1"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ({}, "non-empty tasks"),
+    ({"tasks": [{"task_key": "t", "existing_cluster_id": "c", "spark_python_task": {"python_file": "a.py"}}]},
+     "needs a new_cluster"),
+    ({"tasks": [{"task_key": "t", "new_cluster": SPEC.to_dict(), "sql_task": {}}]}, "spark_python_task"),
+])
+def test_read_submit_refuses_what_it_cannot_run(body, message):
+    with pytest.raises(UsageError, match=message):
+        read_submit(body)
+
+
+def test_read_submit_validates_new_cluster_like_clusters_create():
+    body = submit_body(SPEC, python_file="/Workspace/a.py")
+    body["tasks"][0]["new_cluster"]["spark_version"] = "15.4.x-cpu-ml-scala2.12"
+    with pytest.raises(SpecError) as info:
+        read_submit(body)
+    assert info.value.field == "spark_version"
+
+
+def test_task_outcome_reads_back_as_the_client_expects():
+    state, output = task_outcome(0, "hello\n")
+    ok = run_result({"run_id": 1, "state": state}, output)
+    assert ok.ok and ok.output == "hello\n" and ok.exit_code == 0
+    state, output = task_outcome(3, "".join(f"l{i}\n" for i in range(500)))
+    failed = run_result({"run_id": 2, "state": state}, output)
+    assert not failed.ok and failed.exit_code == 3 and failed.state == "TERMINATED/FAILED"
+    assert failed.to_error().last_lines[-1] == "l499"
+    state, output = task_outcome(None, "", error="file:/x.py does not exist in the image")
+    missing = run_result({"run_id": 3, "state": state}, output)
+    assert missing.life_cycle_state == "INTERNAL_ERROR"
+    assert "upload it or fix the path" in missing.to_error().hint
