@@ -571,6 +571,7 @@ def _run_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--parameters", nargs=argparse.REMAINDER, default=[], metavar="P",
                         help="The Python file's arguments (options such as --day included), or the "
                              "notebook's NAME=VALUE parameters. Give it last: it takes the rest of the line.")
+    parser.add_argument("--image", default=None, help="docker_image.url to use (pin it: repo@sha256:...).")
     parser.add_argument("--run-name", default=None, help="Name of the run (default: dcs run FILE).")
     _where_args(parser)
     parser.add_argument("--wait", action="store_true", help="Follow the run to its end and print its output.")
@@ -581,11 +582,12 @@ def _run_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .exports import export_spec
     from .jobs import follow_run
     from .spec import ClusterSpec
     from .workspace import open_workspace
 
-    spec = ClusterSpec.load(args.spec)
+    spec = export_spec(ClusterSpec.load(args.spec), image=args.image)
     with open_workspace(args.profile, local=args.local) as workspace:
         run_id = workspace.submit_run(spec, python_file=args.python_file, notebook=args.notebook,
                                       parameters=args.parameters, run_name=args.run_name)

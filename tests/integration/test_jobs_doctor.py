@@ -174,11 +174,14 @@ def test_dcs_run_prints_url_state_and_output(env, spec_file, capsys):
 def test_dcs_run_exits_1_on_failure_with_the_exit_code(env, spec_file, capsys):
     jobs_state(env).script_run({"life_cycle_state": "TERMINATED", "result_state": "FAILED"},
                                output={"error": "Python script exited with code 7", "logs": "oops\n"})
-    code = main(["run", "--spec", str(spec_file), "--python-file", "file:/app/x.py", "--wait"])
+    other = "127.0.0.1:5000/team/app@sha256:" + "e" * 64
+    code = main(["run", "--spec", str(spec_file), "--python-file", "file:/app/x.py", "--image", other, "--wait"])
     captured = capsys.readouterr()
     assert code == 1
     assert "State: TERMINATED/FAILED (exit code 7)" in captured.out
     assert "exit code 7" in captured.err and "oops" in captured.err
+    [submit] = env.requests_to("/api/2.2/jobs/runs/submit")
+    assert submit.json["tasks"][0]["new_cluster"]["docker_image"]["url"] == other
 
 
 def test_dcs_export_writes_parsable_exports_and_refuses_literals(spec_file, tmp_path, capsys):
