@@ -57,7 +57,7 @@ EXPORT_KINDS = ("bundle", "terraform", "policy", "pool")
 UC_VOLUMES_CONF = "spark.databricks.unityCatalog.volumes.enabled"
 """Unity Catalog volumes inside a container need this spark conf set to "true"."""
 
-SECRET_REFERENCE_PATTERN = r"^\{\{secrets/[^/{}]+/[^/{}]+\}\}$"
+SECRET_REFERENCE_PATTERN = r"^\{\{\s*secrets/[^/{}\s]+/[^/{}\s]+\s*\}\}$"
 """What a policy lets `docker_image.basic_auth.password` be: a secret reference only."""
 
 _SECRET_HINT = ('store the password in a secret scope (`databricks secrets put-secret SCOPE KEY`) '
@@ -76,7 +76,7 @@ def export_spec(spec: ClusterSpec | Mapping[str, Any] | None = None, *, image: s
     """The spec to export: `spec`, else a lock entry's recorded cluster body; with `image`
     (a lock entry's pinned `repo@sha256:...`) as its `docker_image.url`.
 
-    SpecError when there is neither, or when the result is not a valid spec.
+    SpecError when there is neither (the exports validate the result).
     """
     if spec is None and lock_cluster is None:
         raise SpecError("nothing to export: give a cluster spec, or a lock entry that recorded one",

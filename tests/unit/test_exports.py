@@ -271,3 +271,10 @@ def test_a_lock_cluster_with_a_masked_password_is_refused():
 def test_unknown_kind():
     with pytest.raises(SpecError, match="unknown export kind"):
         export("cloudformation", make_spec())
+
+
+def test_policy_accepts_every_reference_form_the_spec_accepts():
+    spec = make_spec(docker_image={"url": PINNED, "basic_auth": {"username": "svc",
+                                                                 "password": "{{ secrets/dcs/registry }}"}})
+    definition = json.loads(spec.to_policy())
+    assert evaluate_policy(definition, spec.to_dict()) == []
