@@ -306,3 +306,10 @@ def test_dcs_run_magic_returns_the_result_and_raises_on_failure(shell, dcs_magic
     with pytest.raises(RunError) as info:
         shell.run_line_magic("dcs_run", f"--spec {spec_file} --python-file /Workspace/Shared/etl.py")
     assert info.value.exit_code == 2 and info.value.last_lines[-1] == "KeyError: x"
+
+
+def test_doctor_when_the_setting_cannot_be_read_is_a_warning(ws, api):
+    api.fail("/api/2.0/workspace-conf", 403, {"error_code": "PERMISSION_DENIED", "message": "Only admins"})
+    item = doctor(ws, None)["container services"]
+    assert not item.ok and item.severity == "warning"
+    assert "Only admins" in item.detail and "Compute > Container Services" in item.fix
