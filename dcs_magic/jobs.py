@@ -11,8 +11,9 @@ here too, before any request.
     result = run_result(workspace.wait_for_run(run_id), workspace.get_run_output(task_run_id(...)))
 
 A workspace that serves these endpoints (the local preflight one) reads a body with
-`read_submit` (the same validation) and answers a finished task with `task_outcome(exit_code,
-output)`, which is exactly what `run_result` reads back.
+`read_submit` (the same validation), runs `task_command(task, path)` in the driver container
+(a notebook's code from `notebook_code`), and answers a finished task with
+`task_outcome(exit_code, output)`, which is exactly what `run_result` reads back.
 
 States: `life_cycle_state` PENDING, QUEUED, BLOCKED, RUNNING, TERMINATING go on; TERMINATED,
 SKIPPED, INTERNAL_ERROR end the run; `result_state` SUCCESS is the only success (FAILED,
@@ -31,14 +32,17 @@ from .spec import ClusterSpec
 
 __all__ = [
     "FINAL_STATES",
+    "IMAGE_PYTHON",
     "RunError",
     "RunResult",
     "SubmittedTask",
     "follow_run",
     "last_lines",
+    "notebook_code",
     "read_submit",
     "run_result",
     "submit_body",
+    "task_command",
     "task_outcome",
     "task_payload",
     "task_run_id",
@@ -331,3 +335,48 @@ def task_outcome(exit_code: int | None, output: str, *, error: str | None = None
         answer["exit_code"] = exit_code
     return ({"life_cycle_state": "TERMINATED" if error is None else "INTERNAL_ERROR", "result_state": "FAILED",
              "state_message": reason}, answer)
+
+
+IMAGE_PYTHON = "/databricks/python3/bin/python3"
+"""The interpreter a task runs with inside the image (PYSPARK_PYTHON of a DCS image)."""
+
+
+def task_command(task: SubmittedTask, path_in_container: str | None = None) -> list[str]:
+    """The command that runs a task in the driver container: the image's Python, the file
+    (`path_in_container`, by default a `file:/...` python_file's own path) and its parameters.
+    A notebook's code is run as a file too (see `notebook_code`); its parameters become
+    `--NAME VALUE` arguments."""
+    if path_in_container is None:
+        source = task.python_file or ""
+        if not source.startswith("file:/"):
+            raise UsageError(f"{source or task.notebook} is not inside the image; copy it into the container "
+                             "and pass that path")
+        path_in_container = source[len("file:"):]
+    if isinstance(task.parameters, Mapping):
+        arguments = [part for name, value in task.parameters.items() for part in (f"--{name}", value)]
+    else:
+        arguments = list(task.parameters)
+    return [IMAGE_PYTHON, path_in_container, *arguments]
+
+
+def notebook_code(content: bytes | str) -> str:
+    """The Python code of a notebook as a workspace holds it: an `.ipynb` document's code
+    cells in order, or a source-format notebook (`# Databricks notebook source`) as it is
+    (its cell separators and `# MAGIC` lines are comments). Lines starting with `%` or `!`
+    (IPython magics and shell escapes) are left out: plain Python cannot run them."""
+    import json
+
+    text = content.decode("utf-8") if isinstance(content, bytes) else content
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("cells"), list):
+        cells = []
+        for cell in document["cells"]:
+            if cell.get("cell_type") == "code":
+                source = cell.get("source") or ""
+                cells.append("".join(source) if isinstance(source, list) else str(source))
+        text = "\n\n".join(cells)
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return "\n".join(lines) + "\n"

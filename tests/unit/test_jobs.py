@@ -4,6 +4,7 @@ databricks-sdk types, answers read into RunResult / RunError."""
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 from databricks.sdk.service import compute, jobs
@@ -13,9 +14,11 @@ from dcs_magic.errors import UsageError
 from dcs_magic.jobs import (
     RunError,
     last_lines,
+    notebook_code,
     read_submit,
     run_result,
     submit_body,
+    task_command,
     task_outcome,
     task_payload,
     task_run_id,
@@ -167,3 +170,26 @@ def test_task_outcome_reads_back_as_the_client_expects():
     missing = run_result({"run_id": 3, "state": state}, output)
     assert missing.life_cycle_state == "INTERNAL_ERROR"
     assert "upload it or fix the path" in missing.to_error().hint
+
+
+def test_task_command_runs_the_image_python_with_the_parameters():
+    [task] = read_submit(submit_body(SPEC, python_file="file:/databricks/app/main.py", parameters=["--day", "1"]))
+    assert task_command(task) == ["/databricks/python3/bin/python3", "/databricks/app/main.py", "--day", "1"]
+    [ws_task] = read_submit(submit_body(SPEC, python_file="/Workspace/Shared/etl.py"))
+    with pytest.raises(UsageError, match="not inside the image"):
+        task_command(ws_task)
+    assert task_command(ws_task, "/tmp/dcs-run/etl.py") == ["/databricks/python3/bin/python3", "/tmp/dcs-run/etl.py"]
+    [nb] = read_submit(submit_body(SPEC, notebook="/Workspace/n", parameters=["day=1"]))
+    assert task_command(nb, "/tmp/n.py")[2:] == ["--day", "1"]
+
+
+def test_notebook_code_from_ipynb_and_source_format():
+    ipynb = json.dumps({"cells": [{"cell_type": "markdown", "source": ["# title"]},
+                                  {"cell_type": "code", "source": ["%pip install x\n", "import sys\n", "x = 1"]},
+                                  {"cell_type": "code", "source": "!ls\nprint(x)"}],
+                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    code = notebook_code(ipynb.encode())
+    assert code == "import sys\nx = 1\n\nprint(x)\n"
+    compile(code, "nb", "exec")
+    source = "# Databricks notebook source\nx = 2\n\n# COMMAND ----------\n\n# MAGIC %md hi\nprint(x)\n"
+    assert notebook_code(source) == source
