@@ -43,7 +43,8 @@ from databricks.sdk.service import compute
 
 from dcs_magic.preflight.http import Answer, JsonApiServer, Request
 
-__all__ = ["NODE_TYPES", "SPARK_VERSIONS", "ClustersApi", "Recorded", "isolate_databricks_config"]
+__all__ = ["NODE_TYPES", "SPARK_VERSIONS", "ClustersApi", "JobsState", "Recorded", "isolate_databricks_config",
+           "jobs_state"]
 
 SPARK_VERSIONS = [
     {"key": "13.3.x-scala2.12", "name": "13.3 LTS (includes Apache Spark 3.4.1, Scala 2.12)"},
@@ -316,13 +317,164 @@ _ROUTES = {
 }
 
 
+# -- jobs runs, workspace-conf and scim Me (dcs run / dcs doctor) ------------------------------
+# State lives in a JobsState attached to the ClustersApi on first use (`jobs_state(api)`):
+#
+#     jobs_state(api).script_run({"life_cycle_state": "RUNNING"},
+#                                {"life_cycle_state": "TERMINATED", "result_state": "FAILED",
+#                                 "state_message": "Workload failed"},
+#                                output={"error": "Python script exited with code 3", "logs": "..."})
+#     jobs_state(api).conf["enableDcs"] = "false"
+#
+# runs/submit checks the body with the SDK's types: every task survives
+# `jobs.SubmitTask.from_dict(t).as_dict()`, its new_cluster `compute.ClusterSpec`'s round trip,
+# and the top-level keys are parameters of `JobsAPI.submit` (else 400, in `submit_rejections`).
+# A spark_python_task whose /Workspace/... or dbfs:/... file was never uploaded ends FAILED
+# like the real service ("... does not exist").
+
+
+@dataclass
+class JobsState:
+    """The fake workspace's runs, settings and identity."""
+
+    conf: dict[str, Any] = field(default_factory=lambda: {"enableDcs": "true"})
+    user: dict[str, Any] = field(default_factory=lambda: {"id": "1234", "userName": "test@example.com",
+                                                          "displayName": "Test User", "active": True})
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    submit_rejections: list[str] = field(default_factory=list)
+    _steps: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    _next: list[dict[str, Any]] | None = None
+    _next_output: dict[str, Any] | None = None
+    _count: int = 0
+
+    def script_run(self, *steps: dict[str, Any], output: dict[str, Any] | None = None) -> None:
+        """States (`state` objects) the next submitted run walks through, one runs/get per step,
+        and what runs/get-output then answers for its task."""
+        self._next = [dict(s) for s in steps]
+        self._next_output = dict(output or {})
+
+
+def jobs_state(api: ClustersApi) -> JobsState:
+    """The JobsState of a ClustersApi (made on first use)."""
+    state = api.__dict__.get("_jobs_state")
+    if state is None:
+        state = api.__dict__["_jobs_state"] = JobsState()
+    return state
+
+
+def _submit_keys() -> set[str]:
+    import inspect
+
+    from databricks.sdk.service import jobs
+
+    return {p for p in inspect.signature(jobs.JobsAPI.submit).parameters if p != "self"}
+
+
+def _submit_problems(body: Any) -> list[str]:
+    from databricks.sdk.service import jobs
+
+    if not isinstance(body, dict) or not isinstance(body.get("tasks"), list) or not body["tasks"]:
+        return ["body must be a JSON object with a non-empty tasks list"]
+    problems = [f"unknown field {k}" for k in body if k not in _submit_keys()]
+    for task in body["tasks"]:
+        if jobs.SubmitTask.from_dict(task).as_dict() != task:
+            problems.append(f"task does not match the SDK's SubmitTask: {task!r}")
+        cluster = task.get("new_cluster")
+        if cluster is not None and compute.ClusterSpec.from_dict(cluster).as_dict() != cluster:
+            problems.append(f"new_cluster does not match the SDK's ClusterSpec: {cluster!r}")
+        if not any(k.endswith("_task") for k in task):
+            problems.append(f"task {task.get('task_key')} has no *_task")
+    return problems
+
+
+def _runs_submit(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    state = jobs_state(api)
+    problems = _submit_problems(body)
+    if problems:
+        state.submit_rejections.append("; ".join(problems))
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "; ".join(problems)}, {}
+    state._count += 1
+    run_id = 1000 + state._count
+    task = body["tasks"][0]
+    steps = state._next or [{"life_cycle_state": "PENDING", "state_message": "Waiting for cluster"},
+                            {"life_cycle_state": "RUNNING"},
+                            {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"}]
+    output = state._next_output or {}
+    python_file = (task.get("spark_python_task") or {}).get("python_file", "")
+    if state._next is None and python_file.startswith(("/Workspace/", "dbfs:/")) and python_file not in api.files:
+        steps = [{"life_cycle_state": "PENDING"},
+                 {"life_cycle_state": "INTERNAL_ERROR", "result_state": "FAILED",
+                  "state_message": f"Run failed with error message Cannot read the python file {python_file}. "
+                                   "File does not exist."}]
+        output = {"error": f"{python_file} does not exist"}
+    state._next, state._next_output = None, None
+    state._steps[run_id] = [dict(s) for s in steps]
+    state.outputs[run_id + 1000] = output
+    state.runs[run_id] = {"run_id": run_id, "run_name": body.get("run_name"), "state": {"life_cycle_state": "PENDING"},
+                          "run_page_url": f"{api.host}/?o=0#job/runs/{run_id}",
+                          "tasks": [{"run_id": run_id + 1000, "task_key": task["task_key"],
+                                     "new_cluster": task.get("new_cluster")}]}
+    return 200, {"run_id": run_id}, {}
+
+
+def _runs_get(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    state = jobs_state(api)
+    run = state.runs.get(int((query.get("run_id") or ["0"])[0]))
+    if run is None:
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Run does not exist"}, {}
+    steps = state._steps.get(run["run_id"]) or []
+    if steps:
+        run["state"] = steps.pop(0) if len(steps) > 1 else steps[0]
+        run["tasks"][0]["state"] = run["state"]
+    return 200, run, {}
+
+
+def _runs_get_output(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    state = jobs_state(api)
+    task_run_id = int((query.get("run_id") or ["0"])[0])
+    if task_run_id not in state.outputs:
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": f"Run {task_run_id} does not exist"}, {}
+    return 200, {**state.outputs[task_run_id], "metadata": {"run_id": task_run_id}}, {}
+
+
+def _runs_cancel(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    state = jobs_state(api)
+    run_id = int((body or {}).get("run_id") or 0)
+    if run_id not in state.runs:
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Run does not exist"}, {}
+    state._steps[run_id] = [{"life_cycle_state": "TERMINATED", "result_state": "CANCELED",
+                             "state_message": "Run cancelled."}]
+    return 200, {}, {}
+
+
+def _workspace_conf(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    keys = ",".join(query.get("keys") or []).split(",")
+    conf = jobs_state(api).conf
+    return 200, {k: conf.get(k) for k in keys if k}, {}
+
+
+def _scim_me(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    return 200, jobs_state(api).user, {}
+
+
+_ROUTES.update({
+    ("POST", "jobs/runs/submit"): _runs_submit,
+    ("GET", "jobs/runs/get"): _runs_get,
+    ("GET", "jobs/runs/get-output"): _runs_get_output,
+    ("POST", "jobs/runs/cancel"): _runs_cancel,
+    ("GET", "workspace-conf"): _workspace_conf,
+    ("GET", "preview/scim/v2/Me"): _scim_me,
+})
+
+
 class _Server(JsonApiServer):
     """The shared plumbing, answering from _ROUTES; records every request first."""
 
     def __init__(self, api: ClustersApi) -> None:
         self.api = api
         routes = {(method, f"/api/{version}/{path}"): self._bind(route)
-                  for (method, path), route in _ROUTES.items() for version in ("2.0", "2.1")}
+                  for (method, path), route in _ROUTES.items() for version in ("2.0", "2.1", "2.2")}
         super().__init__(routes, name="clusters-api")
 
     def _bind(self, route: Callable[..., tuple[int, Any, dict[str, str]]]) -> Callable[[Request], Answer]:
