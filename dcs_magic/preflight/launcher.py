@@ -214,7 +214,7 @@ class Launcher:
             self._running(cluster, engine)
         except Terminate as exc:
             self._finish(cluster, exc, engine)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the cluster ends TERMINATED with a reason
             self._finish(cluster, _user_request() if cluster.cancel.is_set() else _unexpected(exc), engine)
         finally:
             if engine is not None:
