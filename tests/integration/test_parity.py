@@ -84,7 +84,7 @@ def test_parity_ranks_and_fixes_pandas_and_pyarrow_majors(dcs_base_image: str, d
                           docker_cleanup.add(f"{docker_cleanup.unique('parity-off')}:1"),
                           OFF, tmp_path / "off")
 
-    good = check(matching, runtime="15.4", parity=True, client=docker_client)
+    good = check(matching, runtime="15.4", parity=True)
     rows = parity_rows(good)
     assert rows and {row.runtime for row in rows} == {"15.4"}
     same = next(row for row in rows if row.name == "parity same").detail
@@ -93,7 +93,7 @@ def test_parity_ranks_and_fixes_pandas_and_pyarrow_majors(dcs_base_image: str, d
     assert [row for row in rows if row.severity == "error" and not row.ok] == []
     assert good.ok, good  # what differs only changes behaviour: warnings
 
-    bad = check(off, runtime="15.4.x-scala2.12", parity=True, client=docker_client)
+    bad = check(off, runtime="15.4.x-scala2.12", parity=True)
     rows = parity_rows(bad)
     breaking = [row for row in rows if not row.ok and row.severity == "error"]
     assert [(r.package, r.image_version, r.runtime_version, r.status) for r in breaking] == [
@@ -111,7 +111,7 @@ def test_parity_ranks_and_fixes_pandas_and_pyarrow_majors(dcs_base_image: str, d
     assert (numpy.severity, numpy.status) == ("warning", "newer-minor") and "behaviour" in numpy.detail
 
     # Without --parity none of this runs (the plain check stays as it was).
-    assert parity_rows(check(off, runtime="15.4", client=docker_client)) == []
+    assert parity_rows(check(off, runtime="15.4")) == []
 
 
 def test_dcs_check_runtime_18_rejects_a_python_311_image(dcs_base_image: str,
@@ -130,7 +130,7 @@ def test_image_without_pip_fails_parity_with_the_reason(dcs_base_image: str, doc
         "RUN rm -rf /databricks/python3/lib/python3.11/site-packages/pip* /databricks/python3/bin/pip*\n")
     events = list(docker_client.api.build(path=str(tmp_path), tag=tag, decode=True, rm=True, forcerm=True))
     assert not [e for e in events if "error" in e], events
-    report = check(tag, runtime="15.4", parity=True, client=docker_client)
+    report = check(tag, runtime="15.4", parity=True)
     pip = report["parity pip"]
     assert (pip.ok, pip.severity) == (False, "error")
     assert "no pip in /databricks/python3" in pip.detail and "No module named pip" in pip.detail
