@@ -214,3 +214,18 @@ def test_no_other_module_keeps_a_runtime_table() -> None:
         if re.search(r"""["']3\.1[0-2]["']\s*[,:}]""", text) or re.search(r"""LTS_LINES|PYTHON_BY_RUNTIME""", text):
             offenders.append(path.name)
     assert offenders == []
+
+
+@pytest.mark.parametrize("key", ["18.x-scala2.13", "15.4.x-scala2.12", "16.4.x-photon-scala2.12"])
+def test_policy_export_reads_keys_through_runtime(key: str) -> None:
+    """exports' runtime regex comes from runtime.parse_version: an `18.x` key keeps its policy."""
+    from dcs_magic import exports
+    from dcs_magic.spec import ClusterSpec
+
+    spec = ClusterSpec(spark_version=key, num_workers=0,
+                       docker_image={"url": "r.example.com/a/b@sha256:" + "0" * 64})
+    policy = json.loads(exports.to_policy(spec))
+    assert policy["spark_version"]["type"] == "regex"
+    import re
+    assert re.match(policy["spark_version"]["pattern"], key)
+    assert not re.match(policy["spark_version"]["pattern"], key.replace("-scala", "-cpu-ml-scala"))
