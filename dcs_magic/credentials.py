@@ -81,12 +81,14 @@ def env_password(name: str, *, field: str | None = None) -> Secret:
 
 
 def registry_password(username: str | None, password_env: str | None, *,
-                      prompt: Callable[[str], str] = getpass.getpass,
+                      prompt: Callable[[str], str] | None = None,
                       interactive: bool | None = None) -> Secret | None:
     """The registry password for `--username`/`--password-env`: None without a username
     (Docker's own credentials are used), else from the variable, else a hidden prompt.
 
-    `interactive` says whether a terminal can be prompted on (default: stdin is a tty).
+    `interactive` says whether a terminal can be prompted on (default: stdin is a tty; the
+    magics pass True, Jupyter asks in the front-end). `prompt` defaults to `getpass.getpass`,
+    looked up at call time (ipykernel replaces it while a cell runs).
     Raises UsageError for `--password-env` without `--username`, an unset variable, and a
     username with no variable and no terminal.
     """
@@ -102,7 +104,7 @@ def registry_password(username: str | None, password_env: str | None, *,
     if not interactive:
         raise UsageError(f"--username {username} without a password and no terminal to ask on",
                          hint="pass --password-env VAR naming an environment variable that holds it")
-    return Secret(prompt(f"Password for {username}: "))
+    return Secret((prompt or getpass.getpass)(f"Password for {username}: "))
 
 
 PIN_HINT_CLI = "--image repo@sha256:..., or --lock after `dcs build --push`"

@@ -366,6 +366,8 @@ def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str
     if password_env:
         env_password(password_env)  # UsageError naming the variable, before anything else
     image = spec.docker_image
+    url: str | None
+    auth: Any
     if isinstance(image, DockerImage):
         url, auth = image.url, image.basic_auth
     else:
