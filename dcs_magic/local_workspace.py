@@ -269,6 +269,10 @@ class LocalWorkspaceServer:
         """One request -> (status, JSON-able body or None). Never raises."""
         url = urlsplit(target)
         path = unquote(url.path)
+        if path == "/.well-known/databricks-config":
+            # The Databricks SDK's host-metadata probe: answered as a workspace does, so
+            # making a Config for the local workspace logs no "failed to resolve" warning.
+            return 200, {"workspace_id": "0"}
         if path.startswith("/.well-known/"):
             return 404, {"error_code": "NOT_FOUND", "message": "no host metadata on a local workspace"}
         if not self._authorized(headers.get("Authorization", "")):

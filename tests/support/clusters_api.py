@@ -36,7 +36,11 @@ from typing import Any
 
 from databricks.sdk.service import compute
 
-__all__ = ["NODE_TYPES", "SPARK_VERSIONS", "ClustersApi", "Recorded", "isolate_databricks_config"]
+__all__ = ["HOST_METADATA_PATH", "NODE_TYPES", "SPARK_VERSIONS", "WORKSPACE_ID", "ClustersApi", "Recorded",
+           "isolate_databricks_config"]
+
+HOST_METADATA_PATH = "/.well-known/databricks-config"
+WORKSPACE_ID = "1234567890123456"
 
 SPARK_VERSIONS = [
     {"key": "13.3.x-scala2.12", "name": "13.3 LTS (includes Apache Spark 3.4.1, Scala 2.12)"},
@@ -349,8 +353,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _answer(self, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any, dict[str, str]]:
+        if path == HOST_METADATA_PATH:
+            # The SDK's host-metadata probe (no credentials), answered as a workspace does.
+            return 200, {"workspace_id": WORKSPACE_ID}, {}
         if not path.startswith("/api/"):
-            # e.g. the SDK's /.well-known/databricks-config probe: not served here
             return 404, {"error_code": "NOT_FOUND", "message": f"{path} not found"}, {}
         auth = self.headers.get("Authorization", "")
         if auth == f"Bearer {self.api.forbidden_token}":
