@@ -57,6 +57,12 @@ class Secret:
     def __reduce__(self) -> Any:
         raise TypeError("a Secret cannot be pickled")
 
+    def __copy__(self) -> Secret:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
 
 def reveal(value: Secret | str | None) -> str | None:
     """The plain password for a `Secret`, a str or None (for callers that take either)."""

@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import (
+    Magics,
+    cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable
@@ -255,8 +261,9 @@ class DcsMagics(Magics, Configurable):
         # A Secret (masked in tracebacks), unwrapped only at the engine call. Jupyter asks for
         # a password in the front-end, so the prompt needs no terminal here.
         password = registry_password(args.username, args.password_env, interactive=True)
-        kwargs = dict(username=args.username, password=password, interval=self.progress_interval,
-                      progress=progress_sink("push", self.progress, title=args.ref))
+        kwargs: dict[str, Any] = {"username": args.username, "password": password,
+                                  "interval": self.progress_interval,
+                                  "progress": progress_sink("push", self.progress, title=args.ref)}
         del password
         if args.bg:
             job = pipeline.Job("push", args.ref, pipeline.push, args.ref,

@@ -13,7 +13,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.clusters_api import HOST_METADATA_PATH, ClustersApi, isolate_databricks_config
+from support.clusters_api import (
+    HOST_METADATA_PATH,
+    ClustersApi,
+    isolate_databricks_config,
+)
 
 from dcs_magic import (
     ApiError,
