@@ -645,6 +645,7 @@ def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
 
 def _check_basic_auth(auth: Any) -> Iterator[SpecError]:
     where = "docker_image.basic_auth"
+    username: Any
     if isinstance(auth, BasicAuth):
         username, has_password = auth.username, bool(auth.password) or bool(auth.password_env)
         if auth.password is None and auth.password_env:
