@@ -274,7 +274,7 @@ class LaunchPlan:
     (file, Lock, NAME) the launched body is recorded in, when one was given."""
 
     spec: ClusterSpec
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)  # the request body: may hold a password
     lock_file: Path | None = None
     lock: Lock | None = None
     name: str | None = None

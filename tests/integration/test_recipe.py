@@ -153,7 +153,7 @@ def test_launch_spec_credentials_from_a_variable(tmp_path: Path, monkeypatch: py
     plan = launch_spec(spec, username="robot", password_env="DCS_TEST_PW")
     assert plan.body["docker_image"]["basic_auth"] == {"username": "robot", "password": "pw-from-the-environment"}
     assert plan.literal_password
-    assert "pw-from-the-environment" not in repr(plan.spec) + plan.spec.to_json()  # the spec holds the name only
+    assert "pw-from-the-environment" not in repr(plan) + plan.spec.to_json()  # the spec holds the name only
 
 
 def test_create_cluster_records_the_masked_body_in_the_lock(tmp_path: Path, api: ClustersApi,
