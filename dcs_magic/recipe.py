@@ -53,6 +53,7 @@ __all__ = [
     "build_notebook",
     "create_cluster",
     "launch_spec",
+    "read_lock_entry",
     "render_notebook",
 ]
 
@@ -321,9 +322,19 @@ def _launch_lock(lock: str | os.PathLike[str] | None, name: str | None, *,
     """(lock file, Lock, entry NAME) for `lock`; (None, None, None) without it."""
     if not lock:
         return None, None, None
+    return read_lock_entry(lock, name, need_pinned=not image_given)
+
+
+def read_lock_entry(where: str | os.PathLike[str], name: str | None = None, *,
+                    need_pinned: bool = True) -> tuple[Path, Lock, str]:
+    """(lock file, Lock, entry NAME) of a `.dcs.lock.json` or of the notebook whose lock it is.
+
+    `name` None: the only entry. LockError when there is no lock file, the entry is missing or
+    ambiguous, or (`need_pinned`) it was never pushed, so there is no pinned image.
+    """
     from .lock import LOCK_SUFFIX, lock_path, read_lock
 
-    path = Path(lock)
+    path = Path(where)
     lock_file = path if path.name.endswith(LOCK_SUFFIX) else lock_path(path)
     found = read_lock(lock_file)
     if found is None:
@@ -338,8 +349,8 @@ def _launch_lock(lock: str | os.PathLike[str] | None, name: str | None, *,
     if name not in found.images:
         raise LockError(f"{lock_file} has no entry {name!r} (it has: {', '.join(sorted(found.images))})",
                         hint="check --name, or build that NAME with `dcs build`")
-    if not image_given and not found.images[name].pinned:
-        raise LockError(f"{lock_file}: {name!r} was never pushed, so there is no pinned image to launch",
+    if need_pinned and not found.images[name].pinned:
+        raise LockError(f"{lock_file}: {name!r} was never pushed, so there is no pinned image",
                         hint="run `dcs build NOTEBOOK -t TAG --push`, or pass --image REF")
     return lock_file, found, name
 
