@@ -29,7 +29,6 @@ from typing import Any
 import ipywidgets as widgets
 
 from .errors import ClusterError, DcsError, SpecError
-from .imageref import parse_reference
 from .spec import (
     BasicAuth,
     ClusterSpec,
@@ -482,14 +481,10 @@ class LaunchWidget(widgets.VBox):
 
     def _image_notes(self) -> list[str]:
         """A tag (not a digest) can change under the cluster: say so (not an error)."""
-        url = self.controls["image"].value.strip()
-        try:
-            pinned = parse_reference(url).is_pinned if url else True
-        except ValueError:
-            return []  # validation already reports it
-        note = (f"Note: {url} is a tag that can change under the cluster; pin it by digest "
-                "(%dcs_push returns repo@sha256:...).")
-        return [] if pinned else [note]
+        from .credentials import PIN_HINT_NOTEBOOK, unpinned_warning
+
+        note = unpinned_warning(self.controls["image"].value.strip(), how=PIN_HINT_NOTEBOOK)
+        return [f"Note: {note}."] if note else []
 
     def _toggle_copy(self) -> None:
         hidden = self.copy_box.layout.display == "none"

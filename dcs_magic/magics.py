@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import (
+    Magics,
+    cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable
@@ -67,9 +73,14 @@ class DcsMagics(Magics, Configurable):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        # The handler that was installed before ours (IPython keeps one), restored by close().
+        self._previous_exc: tuple[Any, Any] | None = None
+        self._our_exc: Any = None
         if shell is not None:
             # Magics.__init__ already adds us to shell.configurables (so %config works).
+            self._previous_exc = (shell.custom_exceptions, shell.CustomTB)
             shell.set_custom_exc((DcsError,), self._show_error)
+            self._our_exc = shell.CustomTB
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
         self.init_scripts: dict[str, Any] = {}
@@ -79,9 +90,16 @@ class DcsMagics(Magics, Configurable):
         self.jobs: list[Any] = []
 
     def close(self) -> None:
-        """Release what the magics hold (background jobs finish on their own)."""
-        if self.shell is not None:
-            self.shell.set_custom_exc((), None)
+        """Release what the magics hold (background jobs finish on their own).
+
+        The exception handler installed before ours comes back, but only while ours is still
+        the installed one: an extension that installed its own after us keeps it.
+        """
+        shell = self.shell
+        if shell is not None and self._previous_exc is not None and self._our_exc is not None \
+                and shell.CustomTB is self._our_exc:
+            shell.custom_exceptions, shell.CustomTB = self._previous_exc
+        self._previous_exc = self._our_exc = None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -235,27 +253,17 @@ class DcsMagics(Magics, Configurable):
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
-        import getpass
-        import os
-
-        from IPython.core.error import UsageError
-
         from . import pipeline
+        from .credentials import registry_password
         from .widgets import progress_sink
 
         args = parse_argstring(self.dcs_push, line)
-        if args.password_env and not args.username:
-            raise UsageError("--password-env needs --username (whose password the variable holds)")
-        password = None
-        if args.username and args.password_env:
-            password = os.environ.get(args.password_env)
-            if not password:
-                raise UsageError(f"--password-env {args.password_env}: the environment variable "
-                                 f"{args.password_env} is not set or empty")
-        elif args.username:  # hidden prompt; the answer is never echoed or stored
-            password = getpass.getpass(f"Password for {args.username}: ")
-        kwargs = dict(username=args.username, password=password, interval=self.progress_interval,
-                      progress=progress_sink("push", self.progress, title=args.ref))
+        # A Secret (masked in tracebacks), unwrapped only at the engine call. Jupyter asks for
+        # a password in the front-end, so the prompt needs no terminal here.
+        password = registry_password(args.username, args.password_env, interactive=True)
+        kwargs: dict[str, Any] = {"username": args.username, "password": password,
+                                  "interval": self.progress_interval,
+                                  "progress": progress_sink("push", self.progress, title=args.ref)}
         del password
         if args.bg:
             job = pipeline.Job("push", args.ref, pipeline.push, args.ref,

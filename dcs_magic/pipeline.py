@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from ._version import __version__
 from .context import dockerfile_sha256
+from .credentials import Secret, reveal
 from .dockerfile import final_base
 from .errors import BuildError, ContextError, EngineError, PushError
 from .imageref import parse_reference
@@ -350,13 +351,14 @@ def _epoch(timestamp: str) -> float:
 # -- push -------------------------------------------------------------------------------
 
 
-def push(reference: str, *, username: str | None = None, password: str | None = None,
+def push(reference: str, *, username: str | None = None, password: Secret | str | None = None,
          progress: ProgressSink | None = None, interval: float = 0.1,
          cancel: threading.Event | None = None) -> PushResult:
     """Push the local image `reference` (repo[:tag]) to its registry; return a PushResult.
 
     Credentials: Docker's own config and credential helpers, unless `username` is given with
-    `password`; the password is passed to the engine for this one request and dropped.
+    `password` (a `credentials.Secret` or a str); the password is passed to the engine for
+    this one request and dropped.
     Failures raise PushError with the registry's reason (never a credential).
     """
     state = PushState(reference=reference)
@@ -384,7 +386,9 @@ def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: li
         if not engine.image_exists(pushed):
             raise PushError(f"No local image {pushed} to push", reference=pushed, reason="image not found",
                             hint=f"Build it first: %dcs_build -t {pushed}")
-        events = engine.push_events(ref.repository, tag, auth_config=auth)
+        # The password stays a Secret (masked in tracebacks) up to this call to the engine.
+        events = engine.push_events(ref.repository, tag, auth_config=None if auth is None else
+                                    {**auth, "password": reveal(auth["password"])})
         del auth  # the generator holds it until the request is sent, then drops it
         try:
             _consume(reporter, events)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runtime
+from .credentials import env_password
 from .errors import SpecError
 from .imageref import parse_reference
 
@@ -160,10 +161,8 @@ class BasicAuth:
     def _resolve_password(self) -> str | None:
         if self.password is not None or not self.password_env:
             return self.password
-        value = os.environ.get(self.password_env)
-        if not value:
-            raise _unset_password_env(self.password_env)
-        return value
+        # Unwrapped here: this is the body that is sent.
+        return env_password(self.password_env, field=_PASSWORD_FIELD).reveal()
 
     def __repr__(self) -> str:
         source = f"password_env={self.password_env!r}" if self.password_env and self.password is None \
@@ -171,11 +170,7 @@ class BasicAuth:
         return f"BasicAuth(username={self.username!r}, {source})"
 
 
-def _unset_password_env(name: str) -> SpecError:
-    return SpecError(f"environment variable {name} (the registry password) is not set",
-                     field="docker_image.basic_auth.password",
-                     hint=f"set {name} in the environment the kernel runs in, or use a "
-                          "{{secrets/scope/key}} reference")
+_PASSWORD_FIELD = "docker_image.basic_auth.password"
 
 
 @dataclass
@@ -679,11 +674,15 @@ def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
 
 def _check_basic_auth(auth: Any) -> Iterator[SpecError]:
     where = "docker_image.basic_auth"
+    username: Any
     if isinstance(auth, BasicAuth):
         username, has_password = auth.username, bool(auth.password) or bool(auth.password_env)
-        if auth.password is None and auth.password_env and not os.environ.get(auth.password_env):
-            yield _unset_password_env(auth.password_env)
-            return
+        if auth.password is None and auth.password_env:
+            try:
+                env_password(auth.password_env, field=_PASSWORD_FIELD)
+            except SpecError as exc:
+                yield exc
+                return
     elif isinstance(auth, Mapping):
         username, has_password = auth.get("username"), bool(auth.get("password"))
     else:

@@ -63,6 +63,8 @@ def _b64(value: Any, what: str) -> bytes:
         raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"{what} is not valid base64") from exc
 
 
+_HOST_METADATA = "/.well-known/databricks-config"
+
 class LocalWorkspaceServer(JsonApiServer):
     """The preflight workspace: an HTTP server on 127.0.0.1 and the clusters it launched.
 
@@ -93,6 +95,9 @@ class LocalWorkspaceServer(JsonApiServer):
             ("POST", "/api/2.0/dbfs/put"): self._dbfs_put,
             ("PUT", "/api/2.0/fs/files/Volumes/*"): self._put_volume_file,
             ("PUT", "/api/2.0/fs/directories/Volumes/*"): lambda request: (204, None),
+            # The Databricks SDK's host-metadata probe, answered as a workspace does, so making
+            # a Config for the local workspace logs no "failed to resolve" warning.
+            ("GET", _HOST_METADATA): lambda request: (200, {"workspace_id": "0"}),
         })
         super().__init__(routes, name="the local preflight workspace", **limits)
 
@@ -110,6 +115,8 @@ class LocalWorkspaceServer(JsonApiServer):
     # -- admission (before the body is read) ---------------------------------------------
 
     def admit(self, request: Request) -> None:
+        if request.path == _HOST_METADATA:
+            return  # the SDK's probe carries no credentials; answered from the route table
         if request.path.startswith("/.well-known/"):
             raise ApiFailure(404, "NOT_FOUND", "no host metadata on a local workspace")
         scheme, _, token = str(request.headers.get("Authorization", "")).partition(" ")

@@ -215,11 +215,6 @@ def test_launch_print_refuses_literal_passwords_and_invalid_specs(tmp_path: Path
 
 
 def test_examples_render_and_print(tmp_path: Path) -> None:
-    nb = nbformat.read(EXAMPLES / "quickstart.ipynb", as_version=4)
-    nbformat.validate(nb)
-    (parameters,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert "base_image = \"dcs-magic/dcs-base:bookworm\"" in parameters.source
-    assert "registry = \"127.0.0.1:5000\"" in parameters.source
     proc = dcs("render", str(EXAMPLES / "quickstart.ipynb"), "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # no lint warnings either
     context = tmp_path / "out" / "quickstart"
@@ -409,10 +404,9 @@ def test_quickstart_example_builds_pushes_and_launches_locally(
     built = dcs("build", "quickstart.ipynb", "-t", tag, "--push", *credentials, cwd=tmp_path, env=env, timeout=900)
     assert built.returncode == 0, built.stderr
     pinned = built.stdout.strip()
-    # The RUN step importing the helper module ran now, or earlier (same layer from the cache);
-    # that it works in the image is checked in the driver container below.
+    # The RUN step importing the helper module may come from the build cache; that the helper
+    # works in the image is checked in the driver container below.
     assert "Step 4/7 : RUN" in built.stderr
-    assert "dcs quickstart: Python 3" in built.stderr or "Using cache" in built.stderr
     assert dcs("check", tag, cwd=tmp_path).returncode == 0
 
     # The example's password is a {{secrets/...}} reference; the CI-style --password-env

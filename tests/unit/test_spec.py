@@ -399,12 +399,18 @@ def test_init_script_info_s3_needs_a_region():
         init_script_info("s3://b/init.sh")
 
 
-@pytest.mark.parametrize("dest", ["init.sh", "/tmp/init.sh", "https://x/init.sh", "/Volumes/a/b/init.sh", ""])
-def test_init_script_info_refuses_unknown_or_malformed(dest):
+@pytest.mark.parametrize("dest, field, hint", [
+    ("init.sh", "init_scripts", "write one of: /Workspace/"),
+    ("/tmp/init.sh", "init_scripts", "write one of: /Workspace/"),
+    ("https://x/init.sh", "init_scripts", "write one of: /Workspace/"),
+    ("", "init_scripts", "write one of: /Workspace/"),
+    ("/Volumes/a/b/init.sh", "init_scripts.volumes.destination", "write it like /Volumes/catalog/schema/volume/"),
+])
+def test_init_script_info_refuses_unknown_or_malformed(dest, field, hint):
     with pytest.raises(SpecError) as info:
         init_script_info(dest)
-    assert info.value.field.startswith("init_scripts")
-    assert "/Workspace/" in info.value.hint or "write it like" in info.value.hint
+    assert info.value.field == field
+    assert info.value.hint.startswith(hint)
 
 
 def test_named_init_script_without_destination_says_how_to_upload():
