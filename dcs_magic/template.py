@@ -44,10 +44,72 @@ class _Environment(ImmutableSandboxedEnvironment):
     """The immutable sandbox, and no attribute access on modules: a template sees values,
     not code (compute `os.environ[...]` in a code cell and use the variable)."""
 
+    # `**` and `*` go through call_binop, so a template cannot make a number or a string so
+    # large that rendering hangs or exhausts memory (`{{ 10 ** 10 ** 8 }}`, `{{ 'x' * 10**10 }}`).
+    intercepted_binops = frozenset({"**", "*"})
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if isinstance(obj, types.ModuleType):
             return False
         return super().is_safe_attribute(obj, attr, value)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _is_int(left) and _is_int(right) and abs(left) > 1 and right > 0:
+            if right * max(abs(left).bit_length() - 1, 1) > MAX_RESULT_BITS:
+                raise SecurityError(f"{left} ** {right} is too large (more than {MAX_RESULT_BITS} bits)")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, bytes, list, tuple)) and _is_int(count):
+                    if len(seq) * count > MAX_SEQUENCE_LENGTH:
+                        raise SecurityError(f"repeating a sequence of length {len(seq)} {count} times "
+                                            f"is too large (more than {MAX_SEQUENCE_LENGTH} items)")
+        return super().call_binop(context, operator, left, right)
+
+
+MAX_RESULT_BITS = 100_000  # a 30,000-digit number; no Dockerfile needs more
+MAX_SEQUENCE_LENGTH = 10_000_000  # `*` on strings/lists: 10 M items
+MAX_NESTING = 40  # nested blocks / brackets: Jinja recurses per level, Python allows 100 indents
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_OPENERS = frozenset({"for", "if", "block", "macro", "call", "filter", "with", "autoescape", "set"})
+_BRACKETS = {"lparen": 1, "lbracket": 1, "lbrace": 1, "rparen": -1, "rbracket": -1, "rbrace": -1}
+
+
+def _nesting_error(env: _Environment, text: str, template: str) -> TemplateError | None:
+    """A TemplateError at the line where blocks or brackets nest deeper than MAX_NESTING.
+
+    Jinja's parser and code generator recurse once per level, so 2000 nested `{% if %}`
+    would end in a RecursionError from inside Jinja; this scan names the line instead.
+    """
+    blocks = brackets = 0
+    tag: str | None = None  # the tag of the block being read, until its block_end
+    assigns = False
+    try:
+        for lineno, kind, value in env.lexer.tokenize(text):
+            if kind == "block_begin":
+                tag, assigns = "", False
+            elif kind == "name" and tag == "":
+                tag = value
+                if value.startswith("end"):
+                    blocks -= 1
+            elif kind == "assign" and tag == "set":
+                assigns = True
+            elif kind == "block_end":
+                if tag in _OPENERS and not (tag == "set" and assigns):
+                    blocks += 1
+                tag = None
+            brackets += _BRACKETS.get(kind, 0)
+            if blocks > MAX_NESTING or brackets > MAX_NESTING:
+                return TemplateError(
+                    f"blocks or brackets nest more than {MAX_NESTING} levels deep", template=template,
+                    lineno=lineno, hint="flatten the template: compute nested values in a code cell")
+    except TemplateSyntaxError:
+        return None  # compiling reports it with its line
+    return None
 
 
 def _environment() -> _Environment:
@@ -104,6 +166,9 @@ def render(text: str, namespace: Mapping[str, Any], *, template_name: str = "Doc
         )
     env = _environment()
     filename = f"<{template_name}>"
+    too_deep = _nesting_error(env, text, template_name)
+    if too_deep is not None:
+        raise too_deep
     try:
         code = env.compile(text, name=template_name, filename=filename)
         template = env.template_class.from_code(env, code, env.make_globals(None), None)
@@ -112,10 +177,46 @@ def render(text: str, namespace: Mapping[str, Any], *, template_name: str = "Doc
             f"Jinja syntax error: {exc.message}", template=template_name, lineno=exc.lineno,
             hint="check the {{ ... }} / {% ... %} markup on that line",
         ) from exc
+    except (RecursionError, SyntaxError, MemoryError) as exc:  # nesting the scan above missed
+        raise TemplateError("the template nests too deeply to compile", template=template_name,
+                            hint="flatten the template: compute nested values in a code cell") from exc
+    context = template_context(namespace, base)
     try:
-        return template.render(template_context(namespace, base))
+        result = template.render(context)
     except Exception as exc:  # every render failure becomes a TemplateError with its line
         raise _render_error(exc, template_name, _template_lineno(exc, filename), base) from exc
+    _check_text(result, context, template_name)
+    return result
+
+
+def _check_text(result: str, context: Mapping[str, Any], template: str) -> None:
+    """Refuse output that cannot be written as UTF-8 text, or a Dockerfile with NUL bytes."""
+    try:
+        result.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        names = sorted(name for name, value in context.items()
+                       if isinstance(value, str) and _has_surrogate(value))
+        source = f" (from variable {', '.join(names)})" if names else ""
+        raise TemplateError(
+            f"the rendered text has a lone surrogate {result[exc.start]!r} on rendered line "
+            f"{result.count(chr(10), 0, exc.start) + 1}{source}: it is not valid Unicode",
+            template=template, name=names[0] if names else None,
+            hint="decode bytes with .decode('utf-8', 'replace') or fix the value in a code cell") from None
+    if template.rsplit("/", 1)[-1] == "Dockerfile" and "\0" in result:
+        at = result.index("\0")
+        raise TemplateError(
+            f"the rendered Dockerfile has a NUL byte on line {result.count(chr(10), 0, at) + 1}: "
+            "the Docker engine's parser cuts or refuses the instruction", template=template,
+            lineno=result.count(chr(10), 0, at) + 1,
+            hint="remove the \\x00 character from the cell or from the variable that holds it")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _template_lineno(exc: BaseException, filename: str) -> int | None:

@@ -424,8 +424,21 @@ class Workspace:
         try:
             response = self._session.request(method, url, params=params, json=json, data=data,
                                              headers=self._headers(headers), timeout=self.timeout)
+        except (requests.ReadTimeout, requests.ConnectionError) as exc:
+            if not _is_read_timeout(exc):
+                raise ApiError(f"{what}: cannot reach {self.host}: {self._redact(_short(exc))}", status=None,
+                               hint="check the host URL, the network (VPN, proxy) and that the workspace is up"
+                               ) from exc
+            # The request was sent: the workspace may have acted on it (a create made a cluster).
+            name = json.get("cluster_name") if isinstance(json, Mapping) else None
+            hint = ("the cluster may have been created anyway: before creating it again, list the "
+                    f"clusters (Workspace.list_clusters(), or the workspace's Compute page) and look for "
+                    f"cluster_name {name!r}" if what == "clusters/create" else
+                    "the request may still have taken effect; check before repeating it")
+            raise DeadlineExceeded(f"{what}: no answer from {self.host} within {self.timeout:g} s",
+                                   status=None, hint=hint) from exc
         except requests.RequestException as exc:
-            raise ApiError(f"{what}: cannot reach {self.host}: {_short(exc)}", status=None,
+            raise ApiError(f"{what}: cannot reach {self.host}: {self._redact(_short(exc))}", status=None,
                            hint="check the host URL, the network (VPN, proxy) and that the workspace is up"
                            ) from exc
         if response.status_code >= 400:
@@ -442,9 +455,13 @@ class Workspace:
         try:
             body: Any = response.json()
         except ValueError:
-            body = response.content
-        return api_error(response.status_code, body, what=what, host=self.host, profile=self.profile,
-                         retried=_retries_used(response))
+            body = response.content.decode("utf-8", "replace")
+        # A server (or proxy) may echo the request's Authorization header in its error body.
+        return api_error(response.status_code, _redacted(body, self._config.token), what=what,
+                         host=self.host, profile=self.profile, retried=_retries_used(response))
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._config.token)
 
     # -- clusters -------------------------------------------------------------------------
 
@@ -454,9 +471,11 @@ class Workspace:
         spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.from_dict(spec)
         body = spec.to_dict(validate=True)
         answer = self._request("POST", self._clusters_url("create"), json=body, what="clusters/create")
-        cluster_id = answer.get("cluster_id")
+        cluster_id = answer.get("cluster_id") if isinstance(answer, Mapping) else None
         if not cluster_id:
-            raise ApiError("clusters/create answered without a cluster_id", status=200)
+            raise ApiError(f"clusters/create answered without a cluster_id: {str(answer)[:200]}", status=200,
+                           hint=f"is {self.host} a Databricks workspace URL? The cluster may exist: list "
+                                f"the clusters and look for cluster_name {body.get('cluster_name')!r}")
         return str(cluster_id)
 
     def get_cluster(self, cluster_id: str) -> dict[str, Any]:
@@ -661,6 +680,40 @@ class Workspace:
     def current_user(self) -> dict[str, Any]:
         """GET /api/2.0/preview/scim/v2/Me: whose credentials these are (userName, ...)."""
         return self._request("GET", f"{self.host}/api/2.0/preview/scim/v2/Me", what="scim/v2/Me")
+
+
+_BEARER = re.compile(r"(?i)\b(Bearer|Basic|token|authorization)(\s+|[\"']?\s*[:=]\s*[\"']?)"
+                     r"(?!Bearer\b|Basic\b)[A-Za-z0-9._~+/=-]{8,}")
+_DATABRICKS_TOKEN = re.compile(r"\bdapi[0-9a-f]{16,}(?:-\d+)?\b")
+
+
+def redact(text: str, token: str | None = None) -> str:
+    """TEXT without bearer/basic credentials, Databricks PATs (`dapi...`) and TOKEN itself."""
+    if token and len(token) >= 4:
+        text = text.replace(token, "****")
+    text = _DATABRICKS_TOKEN.sub("dapi****", text)
+    return _BEARER.sub(lambda m: f"{m[1]}{m[2]}****", text)
+
+
+def _redacted(body: Any, token: str | None) -> Any:
+    """BODY (a decoded JSON answer or text) with every string redacted."""
+    if isinstance(body, str):
+        return redact(body, token)
+    if isinstance(body, Mapping):
+        return {k: _redacted(v, token) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_redacted(v, token) for v in body]
+    return body
+
+
+def _is_read_timeout(exc: requests.RequestException) -> bool:
+    """A read timeout, also when urllib3's retry wrapped it (MaxRetryError -> ConnectionError)."""
+    from urllib3.exceptions import ReadTimeoutError
+
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ReadTimeoutError)
 
 
 def _idempotency_token() -> str:
