@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._version import __version__
-from .errors import DcsError, SpecError
+from .errors import DcsError, SpecError, UsageError
 from .recipe import DEFAULT_BUILD_ROOT
 
 __all__ = ["main", "make_parser"]
@@ -67,6 +67,28 @@ def make_parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="Show full tracebacks on errors.")
     return parser
+
+
+def parse_seconds(text: str) -> float:
+    """A duration in seconds: a finite number > 0 (`nan`, `inf`, `-5` raise UsageError)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a number of seconds", hint="e.g. --timeout 600") from None
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{text!r} is not a usable number of seconds: give a finite number above 0",
+                         hint="e.g. --timeout 600")
+    return value
+
+
+def _seconds_arg(text: str) -> float:
+    # argparse shows an ArgumentTypeError's text (a plain ValueError only as "invalid value").
+    try:
+        return parse_seconds(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _notebook_args(parser: argparse.ArgumentParser) -> None:
@@ -164,7 +186,7 @@ def _launch_parser(commands: Any) -> argparse.ArgumentParser:
                              "DCS_SECRET_<SCOPE>_<KEY>.)")
     parser.add_argument("--wait", action="store_true",
                         help="Follow the cluster to RUNNING (exit 0) or TERMINATED/ERROR (exit 1).")
-    parser.add_argument("--timeout", type=float, default=1200.0, metavar="S",
+    parser.add_argument("--timeout", type=_seconds_arg, default=1200.0, metavar="S",
                         help="Seconds --wait waits (default 1200, like the Databricks CLI).")
     parser.add_argument("--print", action="store_true", dest="print_only",
                         help="Print the request JSON (for `databricks clusters create --json @file` or "
@@ -386,7 +408,7 @@ def _run_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--run-name", default=None, help="Name of the run (default: dcs run FILE).")
     _where_args(parser)
     parser.add_argument("--wait", action="store_true", help="Follow the run to its end and print its output.")
-    parser.add_argument("--timeout", type=float, default=3600.0, metavar="S",
+    parser.add_argument("--timeout", type=_seconds_arg, default=3600.0, metavar="S",
                         help="Seconds --wait waits (default 3600).")
     parser.set_defaults(run=_cmd_run)
     return parser

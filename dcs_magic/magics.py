@@ -7,6 +7,9 @@ Each magic is a thin adapter; the work lives in template/context (render), pipel
 
 from __future__ import annotations
 
+import argparse
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +20,29 @@ from IPython.core.magic import (
     magics_class,
     no_var_expand,
 )
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.error import UsageError as MagicUsageError
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable
 
 from .errors import DcsError
 
-__all__ = ["DcsMagics"]
+__all__ = ["DcsMagics", "parse_magic_line"]
 
 # Names IPython puts in the user namespace that are never template variables.
 _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def parse_magic_line(magic: Callable[..., Any], line: str) -> argparse.Namespace:
+    """MAGIC's arguments from LINE, split like a shell line: `%%dcs_file x "my file.txt"` gives
+    the path `my file.txt` (IPython's own parse_argstring keeps the quotes). Raises IPython's
+    UsageError for unbalanced quotes or bad arguments, as parse_argstring does."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:  # "No closing quotation"
+        raise MagicUsageError(f"cannot split {line!r}: {exc}") from None
+    namespace: argparse.Namespace = magic.parser.parse_args(argv)  # type: ignore[attr-defined]
+    return namespace
 
 
 @magics_class
@@ -144,7 +160,7 @@ class DcsMagics(Magics, Configurable):
         """
         from . import context
 
-        args = parse_argstring(self.dockerfile, line)
+        args = parse_magic_line(self.dockerfile, line)
         rendered = context.render_dockerfile(
             cell, self._namespace(), name=args.name,
             context_dir=self._context_dir(args.name, args.context), base=args.base,
@@ -165,7 +181,7 @@ class DcsMagics(Magics, Configurable):
         from . import context
         from .template import render
 
-        args = parse_argstring(self.dcs_file, line)
+        args = parse_magic_line(self.dcs_file, line)
         context.validate_name(args.name)
         text = render(cell, self._namespace(), template_name=f"{args.name}/{args.path}")
         return context.write_file(self._context_dir(args.name), args.path, text)
@@ -189,7 +205,7 @@ class DcsMagics(Magics, Configurable):
         from .spec import NamedInitScript, init_script_info, upload_destination
         from .workspace import open_workspace
 
-        args = parse_argstring(self.init_script, line)
+        args = parse_magic_line(self.init_script, line)
         script = NamedInitScript(args.name, cell)
         if args.upload and args.upload.startswith("file:"):
             init_script_info(args.upload)  # a path inside the image: nothing to upload
@@ -222,7 +238,7 @@ class DcsMagics(Magics, Configurable):
         from . import pipeline
         from .widgets import progress_sink
 
-        args = parse_argstring(self.dcs_build, line)
+        args = parse_magic_line(self.dcs_build, line)
         if not args.tags:
             raise UsageError("%dcs_build needs at least one -t TAG, e.g. -t 127.0.0.1:5000/team/app:1")
         try:
@@ -257,7 +273,7 @@ class DcsMagics(Magics, Configurable):
         from .credentials import registry_password
         from .widgets import progress_sink
 
-        args = parse_argstring(self.dcs_push, line)
+        args = parse_magic_line(self.dcs_push, line)
         # A Secret (masked in tracebacks), unwrapped only at the engine call. Jupyter asks for
         # a password in the front-end, so the prompt needs no terminal here.
         password = registry_password(args.username, args.password_env, interactive=True)
@@ -289,7 +305,7 @@ class DcsMagics(Magics, Configurable):
         """
         from .checks import check
 
-        args = parse_argstring(self.dcs_check, line)
+        args = parse_magic_line(self.dcs_check, line)
         self.last_check = check(args.image, runtime=args.runtime, parity=args.parity)
         return self.last_check
 
@@ -312,7 +328,7 @@ class DcsMagics(Magics, Configurable):
         from .spec import ClusterSpec
         from .workspace import open_workspace
 
-        args = parse_argstring(self.dcs_launch, line)
+        args = parse_magic_line(self.dcs_launch, line)
         base = ClusterSpec.load(args.spec) if args.spec else None
         image = args.image or getattr(self.last_push, "pinned", None)
         workspace, unavailable = None, None
@@ -346,7 +362,7 @@ class DcsMagics(Magics, Configurable):
         from .spec import ClusterSpec
         from .workspace import open_workspace
 
-        args = parse_argstring(self.dcs_run, line)
+        args = parse_magic_line(self.dcs_run, line)
         image = args.image or getattr(self.last_push, "pinned", None)
         spec = export_spec(ClusterSpec.load(args.spec), image=image)
         with open_workspace(args.profile or self.profile, local=args.local) as workspace:

@@ -143,7 +143,7 @@ def read_notebook(path: str | os.PathLike[str]) -> Notebook:
         if cell.get("cell_type") != "code":
             continue
         source = _source(cell)
-        if "parameters" in (cell.get("metadata", {}).get("tags") or []):
+        if "parameters" in _tags(cell, where=f"{path}, cell {number}"):
             parameters.update(parse_parameters(source, where=f"{path}, parameters cell {number}"))
         found = _split_cell_magic(source)
         if found is None:
@@ -204,6 +204,18 @@ def _load_cells(path: Path) -> list[dict[str, Any]]:
     return cells
 
 
+def _tags(cell: Mapping[str, Any], *, where: str) -> list[str]:
+    """The cell's `metadata.tags` (a list of strings in nbformat 4); anything else is refused."""
+    metadata = cell.get("metadata") or {}
+    tags = metadata.get("tags") if isinstance(metadata, Mapping) else None
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise NotebookError(f"{where}: metadata.tags must be a list of strings, not {tags!r:.80}",
+                            hint='fix the cell\'s tags (Jupyter: the property inspector), e.g. "tags": ["parameters"]')
+    return tags
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
@@ -234,12 +246,10 @@ def _split_cell_magic(source: str) -> tuple[str, str, str] | None:
 def _parse_magic_line(magic: str, line: str, *, where: str) -> Any:
     # The magics module owns the argument definitions; parse with the very same parser.
     from IPython.core.error import UsageError
-    from IPython.core.magic_arguments import parse_argstring
-
-    from .magics import DcsMagics
+    from .magics import DcsMagics, parse_magic_line
 
     try:
-        return parse_argstring(getattr(DcsMagics, magic), line)
+        return parse_magic_line(getattr(DcsMagics, magic), line)
     except (UsageError, SystemExit, ValueError) as exc:
         raise NotebookError(
             f"{where}: `%%{magic} {line}` is not a valid magic line: {_first_line(exc)}",

@@ -391,7 +391,11 @@ class ClusterSpec:
         if not isinstance(body, Mapping):
             raise SpecError(f"a cluster spec must be a JSON object, not {type(body).__name__}", field=None)
         known = set(cls.field_names())
-        data = copy.deepcopy(dict(body))
+        try:
+            data = copy.deepcopy(dict(body))
+        except RecursionError:  # deepcopy recurses once per nesting level
+            raise SpecError("the cluster spec nests too deeply to read", field=None,
+                            hint="a create body is a few levels deep; check the file") from None
         extra = {k: v for k, v in data.items() if k not in known}
         return cls(**{k: v for k, v in data.items() if k in known}, extra=extra)
 
@@ -403,6 +407,9 @@ class ClusterSpec:
         except json.JSONDecodeError as exc:
             raise SpecError(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                             field=None) from exc
+        except RecursionError:  # json's decoder recurses once per nesting level
+            raise SpecError(f"{source} nests too deeply to read as a cluster spec", field=None,
+                            hint="a create body is a few levels deep; check the file") from None
         return cls.from_dict(body)
 
     @classmethod
