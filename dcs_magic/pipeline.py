@@ -202,7 +202,7 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
     all_labels = {**(labels or {}), SHA_LABEL: sha, VERSION_LABEL: __version__}
     log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)  # never sent to the engine
     started = time.time()
-    with closing(engine_mod.connect()) as engine, log_path.open("w", encoding="utf-8") as log:
+    with closing(engine_mod.connect()) as engine, closing(_BuildLog(log_path)) as log:
         # Provenance: the base's registry digest, when the engine has the base already (a base
         # pulled during the build is resolved afterwards, for the result and the lock file).
         base_digest = engine.repo_digest(base) if base and not pull else None
@@ -261,6 +261,10 @@ def _checked_tag(tag: str) -> str:
     return str(ref) if ref.tag else f"{ref}:latest"
 
 
+KEEP_BUILD_LOGS = 20
+"""Build logs kept per context in `.dcs/` (the oldest are removed when a build starts)."""
+
+
 def _new_log_path(directory: Path) -> Path:
     directory = directory.resolve()  # absolute: the result outlives a change of directory
     try:
@@ -268,7 +272,46 @@ def _new_log_path(directory: Path) -> Path:
     except OSError as exc:
         raise ContextError(f"Cannot create the build log directory {directory}: {exc.strerror}",
                            hint="Make the build context writable.") from exc
+    # Timestamped names sort by age; keep room for the new one.
+    for old in sorted(directory.glob("build-*.log"))[:-(KEEP_BUILD_LOGS - 1)]:
+        old.unlink(missing_ok=True)
     return directory / f"build-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.log"
+
+
+class _BuildLog:
+    """The build log file: a failed write (disk full, file size limit) is a ContextError that
+    names the file, and stops the build (the stream is closed), instead of an OSError."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._failed = False
+        try:
+            self._file = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: OSError) -> ContextError:
+        self._failed = True
+        return ContextError(f"Cannot write the build log {self.path}: {exc.strerror or exc}",
+                            hint=f"Free space on the disk that holds {self.path.parent} (or lift its "
+                                 "size limit), then build again.")
+
+    def write(self, text: str) -> None:
+        try:
+            self._file.write(text)
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            if not self._failed:  # a write already reported it
+                raise self._error(exc) from exc
 
 
 def _platform_warnings(platform: str | None, engine_platform: str) -> list[str]:
