@@ -1,0 +1,120 @@
+"""Stand-ins for the fault suite: servers that stall or answer errors. TEST-ONLY.
+
+All real sockets on 127.0.0.1 (or a unix socket in the test's tmp dir); nothing is mocked.
+
+    stalled_tcp()       -> (host_url, Stalled): accepts, reads, never answers.
+    stalled_unix(path)  -> Stalled: the same on a unix socket (a hung Docker engine).
+    http_answer(status, body, content_type) -> "127.0.0.1:PORT": every request gets that answer
+                        (a registry answering 500 or an HTML error page).
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+class Stalled:
+    """A listening socket whose connections are accepted, read, and never answered."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.connections: list[socket.socket] = []
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        conn.settimeout(0.5)
+        data = b""
+        while not self._stop.is_set():
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        self.received.append(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        for conn in self.connections:
+            conn.close()
+        self.sock.close()
+
+
+@contextmanager
+def stalled_tcp() -> Iterator[tuple[str, Stalled]]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    stalled = Stalled(sock)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", stalled
+    finally:
+        stalled.close()
+
+
+@contextmanager
+def stalled_unix(path: Path) -> Iterator[Stalled]:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.listen(64)
+    stalled = Stalled(sock)
+    try:
+        yield stalled
+    finally:
+        stalled.close()
+
+
+@contextmanager
+def http_answer(status: int, body: bytes, content_type: str) -> Iterator[str]:
+    """Every request (any method) answered STATUS with BODY; yields 127.0.0.1:PORT."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
