@@ -470,6 +470,9 @@ _PUSH_REASONS: list[tuple[tuple[str, ...], str, str]] = [
     (("denied", "forbidden"), "access denied by the registry at {registry}",
      "Check that the account may push to this repository."),
     (("does not exist locally", "no such image"), "no local image to push", "Build it first with %dcs_build -t REF."),
+    (("unexpected http status: 5", "internal server error", "bad gateway", "service unavailable",
+      "gateway timeout"), "the registry at {registry} failed on its side (HTTP 5xx)",
+     "Push again in a while (layers already pushed are kept); if it persists, check the registry's status."),
 ]
 
 
