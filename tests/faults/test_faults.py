@@ -394,14 +394,13 @@ def test_engine_stalled_is_an_engine_error(tmp_path: Path) -> None:
 
 # -- registries: down, 500, HTML page, 429 ------------------------------------------------------
 
-HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+HTML_PAGE = b"<html><head><title>500 Internal Server Error</title></head><body>nginx</body></html>"
 
 
 @pytest.mark.docker
 @pytest.mark.parametrize("kind,words", [
     ("down", "connection refused"),
-    ("500", "500"),
-    ("html", "502"),
+    ("html-500", "500"),  # the engine retries a 5xx 5 times (about 50 s): one row for JSON and HTML
     ("429", "429"),
 ])
 def test_registry_faults_are_push_errors(kind: str, words: str, docker_client: Any, busybox_image: str,
@@ -412,9 +411,7 @@ def test_registry_faults_are_push_errors(kind: str, words: str, docker_client: A
 
     servers = {
         "down": nullcontext("127.0.0.1:9"),  # the discard port: nothing listens there
-        "500": http_answer(500, b'{"errors":[{"code":"UNKNOWN","message":"storage failure"}]}',
-                           "application/json"),
-        "html": http_answer(502, HTML_PAGE, "text/html"),
+        "html-500": http_answer(500, HTML_PAGE, "text/html"),
         "429": rate_limited_registry(),
     }
     with servers[kind] as host:
