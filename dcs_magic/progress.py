@@ -38,6 +38,7 @@ __all__ = [
     "clean_line",
     "clip_line",
     "empty_snapshot",
+    "format_duration",
     "format_line",
     "human_bytes",
     "snapshot_fields",
@@ -619,6 +620,28 @@ def human_bytes(n: float | None) -> str:
     return f"{value:.1f} TB"  # pragma: no cover - loop always returns
 
 
+def format_duration(seconds: float | None) -> str:
+    """`75.2` -> `1m 15s`, `3.24` -> `3.2s` (as the widget shows it)."""
+    if seconds is None:
+        return ""
+    seconds = max(float(seconds), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {secs:02d}s"
+
+
+def _rate_text(snapshot: ProgressSnapshot | dict[str, Any]) -> str:
+    """`, 12.0 MB/s, 3.0s left` (tqdm's rate and remaining time), or nothing when unknown."""
+    rate = snapshot.get("rate_bps") or 0
+    if not rate:
+        return ""
+    text = f", {human_bytes(rate)}/s"
+    if snapshot.get("eta_s") is not None:
+        text += f", {format_duration(snapshot['eta_s'])} left"
+    return text
+
+
 def format_line(snapshot: ProgressSnapshot | dict[str, Any], *, elapsed: bool = True) -> str:
     """One plain-text line for a terminal describing a snapshot (headline, no log)."""
     kind, status = snapshot.get("kind"), snapshot.get("status")
@@ -638,7 +661,8 @@ def format_line(snapshot: ProgressSnapshot | dict[str, Any], *, elapsed: bool = 
         if snapshot.get("layers_total") and (kind == "push" or snapshot["layers_done"] < snapshot["layers_total"]):
             what = "layers" if kind == "push" else "base layers"
             parts.append(f"{snapshot['layers_done']}/{snapshot['layers_total']} {what}, "
-                         f"{human_bytes(snapshot['bytes_current'])}/{human_bytes(snapshot['bytes_total'])}")
+                         f"{human_bytes(snapshot['bytes_current'])}/{human_bytes(snapshot['bytes_total'])}"
+                         + _rate_text(snapshot))
         text = f"{label} {' | '.join(parts) or 'starting'}"
     if elapsed:
         text += f" ({snapshot.get('elapsed_s', 0.0):.1f}s)"

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .progress import LOG_TAIL, format_line, human_bytes
+from .progress import ProgressSnapshot, format_line, human_bytes
 from .results import CheckReport
 
 __all__ = ["TerminalProgress", "print_check_report", "progress_sink", "use_rich"]
@@ -66,7 +66,7 @@ class TerminalProgress:
 
     # -- sink interface ------------------------------------------------------------------
 
-    def update(self, snapshot: dict) -> None:
+    def update(self, snapshot: ProgressSnapshot) -> None:
         """Show a running snapshot."""
         lines = self._new_log_lines(snapshot)
         if self.rich:
@@ -74,7 +74,7 @@ class TerminalProgress:
         else:
             self._plain_update(snapshot, lines)
 
-    def close(self, snapshot: dict) -> None:
+    def close(self, snapshot: ProgressSnapshot) -> None:
         """Show the final snapshot: the remaining lines, warnings and the outcome."""
         lines = self._new_log_lines(snapshot)
         if self.rich:
@@ -88,21 +88,22 @@ class TerminalProgress:
 
     # -- shared ----------------------------------------------------------------------------
 
-    def _new_log_lines(self, snapshot: dict) -> list[str]:
-        """Complete build log lines not handled yet (a line still being written waits)."""
+    def _new_log_lines(self, snapshot: ProgressSnapshot | dict) -> list[str]:
+        """Complete build log lines not handled yet (the line still being written waits).
+
+        `log_first` is the index of the tail's first line in the whole log, so lines that left
+        the bounded tail between two snapshots are counted, not guessed.
+        """
         tail = list(snapshot.get("log_tail") or [])
         total = int(snapshot.get("log_lines") or 0)
-        if snapshot.get("status") == "running" and len(tail) > min(total, LOG_TAIL):
-            tail.pop()  # the partial line the running snapshot shows
-        new = total - self._printed_lines
+        first = int(snapshot.get("log_first", total - len(tail)) or 0)
+        start = max(self._printed_lines, first)
+        skipped = start - self._printed_lines
+        new = tail[start - first:] if start < total else []
         self._printed_lines = max(total, self._printed_lines)
-        if new <= 0:
-            return []
-        if new > len(tail):
-            skipped = new - len(tail)
-            return [f"... {skipped} log line{'s' if skipped != 1 else ''} not shown (see the build log)",
-                    *tail]
-        return tail[-new:]
+        if skipped > 0:
+            return [f"... {skipped} log line{'s' if skipped != 1 else ''} not shown (see the build log)", *new]
+        return new
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -210,7 +211,10 @@ class TerminalProgress:
                          ProgressBar(total=1.0, completed=float(snapshot.get("fraction") or 0.0), width=30),
                          Text(f"{snapshot.get('layers_done', 0)}/{snapshot['layers_total']} layers"))
             parts.append(grid)
-        for line in _step_output(snapshot.get("log_tail") or [])[-_LIVE_LOG_LINES:]:
+        tail = list(snapshot.get("log_tail") or [])
+        if snapshot.get("log_pending"):
+            tail.append(snapshot["log_pending"])  # the line being written (a progress bar)
+        for line in _step_output(tail)[-_LIVE_LOG_LINES:]:
             parts.append(Text("  " + line, style="dim", overflow="ellipsis", no_wrap=True))
         return Group(*parts)
 

@@ -133,7 +133,7 @@ def test_pull_progress_mid_stream_is_partial() -> None:
             assert 0 < snap["bytes_current"] < snap["bytes_total"]
             assert snap["layers_done"] == 1 and snap["layers_total"] == 2
             # Weighted by bytes (the done layer had no size), not the layers' mean (0.5+).
-                assert snap["fraction"] == round(snap["bytes_current"] / snap["bytes_total"], 4)
+            assert snap["fraction"] == round(snap["bytes_current"] / snap["bytes_total"], 4)
             assert "base layers" in format_line(snap)
             return
     pytest.fail("the recording has no Downloading event")
