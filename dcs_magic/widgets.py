@@ -66,6 +66,8 @@ def kernel_id() -> str:
     Not a secret (it is in every kernel URL); the Stop button of a foreground build uses it
     to ask the server to interrupt the kernel, whose shell channel is busy with the cell.
     """
+    if "ipykernel" not in sys.modules:  # not in a kernel; importing it would patch `comm`
+        return ""
     try:
         from ipykernel.connect import get_connection_file
 
