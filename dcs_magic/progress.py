@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypedDict
 
@@ -371,13 +371,14 @@ class _StreamState:
         totals = _layer_totals(self.layers.values())
         rate = self._rate.sample(float(elapsed_s), totals["bytes_current"]) if totals["bytes_total"] else 0.0
         left = totals["bytes_total"] - totals["bytes_current"]
-        snap.update(  # type: ignore[typeddict-item]
-            error=self.error, warnings=list(self.warnings), started_at=round(self.started_at, 3),
-            elapsed_s=round(float(elapsed_s), 2),
-            layers=[layer.as_dict() for layer in self.layers.values()],  # type: ignore[misc]
-            rate_bps=round(rate, 1),
-            eta_s=round(left / rate, 1) if rate > 0 and self.status == "running" else None,
-            **totals)
+        snap["error"], snap["warnings"] = self.error, list(self.warnings)
+        snap["started_at"], snap["elapsed_s"] = round(self.started_at, 3), round(float(elapsed_s), 2)
+        snap["layers"] = [LayerDict(**layer.as_dict()) for layer in self.layers.values()]  # type: ignore[typeddict-item]
+        snap["rate_bps"] = round(rate, 1)
+        snap["eta_s"] = round(left / rate, 1) if rate > 0 and self.status == "running" else None
+        snap["layers_done"], snap["layers_total"] = totals["layers_done"], totals["layers_total"]
+        snap["bytes_current"], snap["bytes_total"] = totals["bytes_current"], totals["bytes_total"]
+        snap["fraction"] = totals["fraction"]
         return snap
 
 
@@ -520,19 +521,17 @@ class BuildState(_StreamState):
         total = self.total_steps
         in_labels = bool(total) and self.step > total  # the appended LABEL steps run
         snap = self._common(elapsed_s)
-        snap.update(
-            step=min(self.step, total) if total else self.step,
-            total_steps=total,
-            instruction="(dcs-magic labels)" if in_labels else self.instruction,
-            steps=[StepDict(**step) for step in self.steps],  # type: ignore[typeddict-item]
-            log_tail=log_tail,
-            log_first=self.log_tail.count - len(log_tail),
-            log_lines=self.log_tail.count,
-            log_pending=clip_line(pending),
-            log_path=self.log_path,
-            image_id=self.image_id,
-            failed_step=min(self.failed_step, total) if self.failed_step and total else self.failed_step,
-        )
+        snap["step"] = min(self.step, total) if total else self.step
+        snap["total_steps"] = total
+        snap["instruction"] = "(dcs-magic labels)" if in_labels else self.instruction
+        snap["steps"] = [StepDict(**step) for step in self.steps]  # copies: the state keeps changing
+        snap["log_tail"] = log_tail
+        snap["log_first"] = self.log_tail.count - len(log_tail)
+        snap["log_lines"] = self.log_tail.count
+        snap["log_pending"] = clip_line(pending)
+        snap["log_path"] = self.log_path
+        snap["image_id"] = self.image_id
+        snap["failed_step"] = min(self.failed_step, total) if self.failed_step and total else self.failed_step
         return snap
 
 
@@ -586,8 +585,8 @@ class PushState(_StreamState):
     def snapshot(self, *, elapsed_s: float = 0.0) -> ProgressSnapshot:
         """The display state: per-layer bars, totals (by bytes), rate, digest, error."""
         snap = self._common(elapsed_s)
-        snap.update(reference=self.reference, repository=self.repository, digest=self.digest,
-                    pinned=self.pinned, size=self.size)
+        snap["reference"], snap["repository"] = self.reference, self.repository
+        snap["digest"], snap["pinned"], snap["size"] = self.digest, self.pinned, self.size
         return snap
 
 
@@ -631,7 +630,7 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {secs:02d}s"
 
 
-def _rate_text(snapshot: ProgressSnapshot | dict[str, Any]) -> str:
+def _rate_text(snapshot: ProgressSnapshot | Mapping[str, Any]) -> str:
     """`, 12.0 MB/s, 3.0s left` (tqdm's rate and remaining time), or nothing when unknown."""
     rate = snapshot.get("rate_bps") or 0
     if not rate:
@@ -642,7 +641,7 @@ def _rate_text(snapshot: ProgressSnapshot | dict[str, Any]) -> str:
     return text
 
 
-def format_line(snapshot: ProgressSnapshot | dict[str, Any], *, elapsed: bool = True) -> str:
+def format_line(snapshot: ProgressSnapshot | Mapping[str, Any], *, elapsed: bool = True) -> str:
     """One plain-text line for a terminal describing a snapshot (headline, no log)."""
     kind, status = snapshot.get("kind"), snapshot.get("status")
     label = f"[{kind} {snapshot.get('title')}]" if snapshot.get("title") else f"[{kind}]"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from .progress import ProgressSnapshot, format_line, human_bytes
@@ -110,7 +110,7 @@ class TerminalProgress:
 
     # -- plain -----------------------------------------------------------------------------
 
-    def _plain_update(self, snapshot: dict, lines: list[str]) -> None:
+    def _plain_update(self, snapshot: Mapping[str, Any], lines: list[str]) -> None:
         for line in lines:
             self._print(line)
         self._plain_warnings(snapshot)
@@ -122,7 +122,7 @@ class TerminalProgress:
             self._last_summary = now
             self._print(format_line(snapshot))
 
-    def _plain_layers(self, snapshot: dict) -> None:
+    def _plain_layers(self, snapshot: Mapping[str, Any]) -> None:
         if snapshot.get("kind") != "push":
             return  # build pulls are already in the build log lines
         for layer in snapshot.get("layers") or []:
@@ -131,7 +131,7 @@ class TerminalProgress:
                 self._layer_status[layer["id"]] = status
                 self._print(f"{layer['id']}: {status}")
 
-    def _plain_warnings(self, snapshot: dict) -> None:
+    def _plain_warnings(self, snapshot: Mapping[str, Any]) -> None:
         for warning in snapshot.get("warnings") or []:
             if warning not in self._warned:
                 self._warned.add(warning)
@@ -147,7 +147,7 @@ class TerminalProgress:
             self._console = Console(file=self.stream, force_terminal=True, highlight=False, soft_wrap=True)
         return self._console
 
-    def _rich_update(self, snapshot: dict, lines: list[str]) -> None:
+    def _rich_update(self, snapshot: Mapping[str, Any], lines: list[str]) -> None:
         from rich.live import Live
 
         console = self._rich_console()
@@ -158,7 +158,7 @@ class TerminalProgress:
             self._live.start()
         self._live.update(self._renderable(snapshot), refresh=True)
 
-    def _rich_close(self, snapshot: dict, lines: list[str]) -> None:
+    def _rich_close(self, snapshot: Mapping[str, Any], lines: list[str]) -> None:
         from rich.text import Text
 
         if self._live is not None:
@@ -170,10 +170,10 @@ class TerminalProgress:
             if warning not in self._warned:
                 self._warned.add(warning)
                 console.print(Text(f"Warning: {warning}", style="yellow"))
-        style = {"done": "green", "failed": "bold red", "cancelled": "yellow"}.get(snapshot.get("status"), "")
+        style = {"done": "green", "failed": "bold red", "cancelled": "yellow"}.get(str(snapshot.get("status")), "")
         console.print(Text(format_line(snapshot), style=style))
 
-    def _rich_print_lines(self, snapshot: dict, lines: list[str]) -> None:
+    def _rich_print_lines(self, snapshot: Mapping[str, Any], lines: list[str]) -> None:
         """Keep step headlines in the scrollback; other output lives in the Live tail."""
         from rich.text import Text
 
@@ -186,7 +186,7 @@ class TerminalProgress:
                 self._warned.add(warning)
                 console.print(Text(f"Warning: {warning}", style="yellow"))
 
-    def _renderable(self, snapshot: dict) -> Any:
+    def _renderable(self, snapshot: Mapping[str, Any]) -> Any:
         from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table

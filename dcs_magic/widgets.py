@@ -72,7 +72,7 @@ def kernel_id() -> str:
         from ipykernel.connect import get_connection_file
 
         name = Path(get_connection_file()).name
-    except Exception:  # not in an ipykernel (terminal IPython, tests)
+    except (ImportError, RuntimeError, OSError):  # no kernel connection file (terminal IPython)
         return ""
     match = re.fullmatch(r"kernel-([0-9A-Za-z-]+)\.json", name)
     return match[1] if match else ""
