@@ -288,3 +288,43 @@ def test_stop_button_interrupts_a_foreground_build(page, jupyter_lab, notebook_d
     widget.scroll_into_view_if_needed()
     screenshot("stopped")
     print(f"foreground Stop -> cancelled shown after {took:.1f}s")
+
+
+# -- Stop of a background run: the page messages the kernel, which calls the bound cancel ----------
+
+_BACKGROUND_RUN = """
+import threading
+from dcs_magic.progress import BuildState
+from dcs_magic.widgets import progress_sink
+state = BuildState("bg")
+sink = progress_sink("build", "widget", title="bg", foreground=False)
+stopped = threading.Event()
+sink.bind_cancel(stopped.set)  # what the pipeline does at the start of a --bg job
+
+def run():  # a background job's loop: log lines until cancelled
+    state.apply({"stream": "Step 1/1 : RUN sleep 600\\n"})
+    for i in range(6000):
+        if stopped.wait(0.1):
+            state.cancel()
+            break
+        state.apply({"stream": f"tick {i}\\n"})
+        sink.update(state.snapshot(elapsed_s=i / 10))
+    sink.close(state.snapshot(elapsed_s=1.0))
+
+threading.Thread(target=run, daemon=True).start()
+"""
+
+
+def test_stop_button_of_a_background_run_calls_the_bound_cancel(page, notebook, screenshot):
+    notebook(["%load_ext dcs_magic", _BACKGROUND_RUN, "print('the kernel is idle')"])
+    widget = page.locator(OUTPUT.format(1)).locator(WIDGET)
+    expect(widget.locator(".dcs-log-summary")).to_have_text(re.compile(r"Log: ([2-9]|\d\d+) lines"))
+    stop = widget.get_by_role("button", name="Stop")
+    stop.click()
+    expect(widget).to_have_attribute("data-status", "cancelled", timeout=10_000)
+    assert widget.locator(".dcs-badge").inner_text() == "cancelled"  # not "failed: Cancelled"
+    assert not stop.is_visible()
+    # The record under the widget was filled in from the job's thread, in this cell.
+    expect(page.locator(OUTPUT.format(1)).locator(RECORD)).to_contain_text("Build bg: cancelled")
+    widget.scroll_into_view_if_needed()
+    screenshot("background-stopped")
