@@ -75,7 +75,7 @@ def test_failed_build_and_push_are_readable_in_the_dark_theme(
         page, notebook, lab_setting, screenshot, docker_client, docker_cleanup, busybox_image):
     tag = docker_cleanup.add("dcs-test/browser-dark:1")
     unreachable = docker_cleanup.add("127.0.0.1:9/dcs-test/browser-dark:1")  # nothing listens on :9
-    docker_client.images.get(busybox_image).tag(unreachable)
+    docker_client.images.get(busybox_image).tag(*unreachable.rsplit(":", 1))
     lab_setting(THEME_PLUGIN, {"theme": "JupyterLab Dark"})
     run = notebook([
         "%load_ext dcs_magic",
@@ -134,7 +134,7 @@ def test_failed_build_and_push_are_readable_in_the_dark_theme(
 def test_push_widget_total_is_weighted_by_bytes(page, notebook, screenshot, registry, docker_client,
                                                 docker_cleanup, busybox_image):
     reference = docker_cleanup.add(f"{registry.host}/dcs-test/browser-push:1")
-    docker_client.images.get(busybox_image).tag(reference)
+    docker_client.images.get(busybox_image).tag(*reference.rsplit(":", 1))
     notebook([
         "%load_ext dcs_magic",
         _scripted_push_cell(f"{registry.host}/dcs-test/weights:1"),
