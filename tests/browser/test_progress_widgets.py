@@ -172,7 +172,7 @@ def _open_without_kernel(page, lab, path: str, n_cells: int) -> None:
     page.goto(lab.notebook_url(path))
     page.wait_for_function(
         f"() => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell').length === {n_cells}")
-    no_kernel = page.get_by_role("button", name="No Kernel")
+    no_kernel = page.locator(".jp-Dialog").get_by_role("button", name="No Kernel", exact=True)
     no_kernel.wait_for(timeout=15_000)
     no_kernel.click()
     page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-StatusBar-TextItem'))"
