@@ -317,7 +317,8 @@ class ProgressWidget(anywidget.AnyWidget):
         # Also the text/plain fallback a widget-less front-end keeps, frozen at display time:
         # say what it is rather than a state that will look stuck.
         if self.status == "starting":
-            return f"ProgressWidget({self.kind} {self.title!r}: live progress needs a widget front-end)"
+            # What a reopened notebook without widget state shows: point at the static record.
+            return f"ProgressWidget({self.kind} {self.title!r}: live progress; its outcome is recorded below)"
         return f"ProgressWidget({format_line(self._snapshot())})"
 
     def _snapshot(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -34,6 +35,7 @@ OUTPUT = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell >> nth={} >> .jp-Ou
 WIDGET = ".dcs-progress"
 RECORD = ".dcs-record"
 AA = 4.5  # WCAG 2 AA, normal text
+SHOTS_DIR = Path("/tmp/dcs-browser-shots")  # as the `screenshot` fixture (that one shoots `page`)
 
 
 def _dockerfile_cell(base: str, *run_steps: str) -> str:
@@ -147,7 +149,7 @@ def test_push_widget_total_is_weighted_by_bytes(page, notebook, screenshot, regi
     assert total.get_attribute("role") == "progressbar"
     assert scripted.locator(".dcs-total-pct").inner_text() == "33%"
     fill = scripted.locator(".dcs-total .dcs-bar-fill").evaluate("e => e.style.width")
-    assert fill == "33.0%"
+    assert fill == "33%"  # 33.0% as the browser normalises it
     label = scripted.locator(".dcs-total-label").inner_text()
     assert label.startswith("2/3 layers, 99.0 kB / 300.0 kB, ") and label.endswith(" left"), label
     assert scripted.locator(".dcs-layer").count() == 3
@@ -181,7 +183,7 @@ def _open_without_kernel(page, lab, path: str, n_cells: int) -> None:
 
 @pytest.mark.docker
 def test_reopened_notebook_without_widget_state_shows_each_outcome(
-        page, notebook, notebook_dir, jupyter_lab, lab_setting, screenshot, registry,
+        page, browser, request, notebook, notebook_dir, jupyter_lab, lab_setting, registry,
         docker_client, docker_cleanup, busybox_image):
     lab_setting(WIDGETS_PLUGIN, {"saveState": False})  # JupyterLab's default
     tag = docker_cleanup.add(f"{registry.host}/dcs-test/browser-reopen:1")
@@ -204,6 +206,10 @@ def test_reopened_notebook_without_widget_state_shows_each_outcome(
     copy = notebook_dir / "reopened.ipynb"
     nbformat.write(nb, copy)
     jupyter_lab.shutdown_kernels()
+    # A fresh browser context, as a new visitor: nothing remembered from the run above.
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    request.addfinalizer(context.close)
+    page = context.new_page()
     _open_without_kernel(page, jupyter_lab, f"{notebook_dir.name}/reopened.ipynb", 5)
     build_record = page.locator(OUTPUT.format(2)).locator(RECORD)
     push_record = page.locator(OUTPUT.format(3)).locator(RECORD)
@@ -216,7 +222,8 @@ def test_reopened_notebook_without_widget_state_shows_each_outcome(
     # The widgets themselves cannot be drawn without their state: the records are what remain.
     assert page.locator(WIDGET).count() == 0
     build_record.scroll_into_view_if_needed()
-    screenshot("reopened")
+    SHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS_DIR / "test_reopened_notebook_without_widget_state-reopened.png"))
     # The text/plain twin is saved beside the HTML (for nbconvert, GitHub, terminals).
     texts = ["".join(o.get("data", {}).get("text/plain", "")) for cell in saved.cells
              for o in cell.get("outputs", [])]
