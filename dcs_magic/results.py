@@ -68,6 +68,8 @@ class ProgressRecord:
             instruction = failed["instruction"] if failed else snapshot.get("instruction", "")
             step = f"Step {snapshot['failed_step']}/{snapshot.get('total_steps') or '?'} : {instruction}"
         error = (snapshot.get("error") or "").strip().splitlines()
+        if step and error and error[0].startswith(f"{step} failed: "):
+            error[0] = error[0][len(f"{step} failed: "):]  # the step is its own row
         return cls(kind=str(snapshot.get("kind") or "build"), title=str(snapshot.get("title") or ""),
                    status=str(snapshot.get("status") or ""), duration_s=snapshot.get("elapsed_s"),
                    image_id=snapshot.get("image_id"), pinned=snapshot.get("pinned"),

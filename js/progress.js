@@ -222,8 +222,11 @@ export function render({ model, el, store }) {
     steps.sort((a, b) => a.n - b.n);
     stepsBox.hidden = steps.length === 0;
     const cached = steps.filter((s) => s.cached).length;
-    stepsSummary.textContent = `Steps: ${steps.filter((s) => s.duration_s !== null).length} of ` +
-      `${get("total_steps") || steps.length} done${cached ? `, ${cached} cached` : ""}`;
+    // A failed or cancelled run's last step ended, but it is not done.
+    const ended = steps.filter((s) => s.duration_s !== null).length;
+    const finished = status === "failed" || status === "cancelled" ? Math.max(ended - 1, 0) : ended;
+    stepsSummary.textContent = `Steps: ${finished} of ${get("total_steps") || steps.length} done` +
+      `${cached ? `, ${cached} cached` : ""}`;
     const items = steps.map((s) => {
       const li = node("li", "dcs-step-item");
       const running = s.duration_s === null && ACTIVE.has(status);
