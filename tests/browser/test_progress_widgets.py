@@ -203,6 +203,7 @@ def test_reopened_notebook_without_widget_state_shows_each_outcome(
     # Reopen a copy with no kernel at all: only what the file holds can be shown.
     nb = nbformat.read(notebook_dir / "test.ipynb", as_version=4)
     nb.metadata.pop("kernelspec", None)
+    nb.metadata.pop("language_info", None)  # JupyterLab would start a kernel of that language
     copy = notebook_dir / "reopened.ipynb"
     nbformat.write(nb, copy)
     jupyter_lab.shutdown_kernels()
