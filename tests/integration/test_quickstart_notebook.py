@@ -78,7 +78,7 @@ print({RESULT_PREFIX!r} + json.dumps({{
 # to an output (the test then checks that it appears nowhere in the saved notebook).
 RESULTS_CELL = """\
 from pathlib import Path
-from dcs_magic.local_workspace import ensure_server
+from dcs_magic.preflight import ensure_server
 
 magics = get_ipython().find_magic("dcs_build").__self__
 build, push, report = magics.last_build, magics.last_push, magics.last_check
@@ -161,7 +161,7 @@ def widget_states(nb: Any) -> list[dict[str, Any]]:
 
 def leftover_drivers(client: Any, registry_host: str) -> list[str]:
     """Local-workspace driver containers of this test's image (any state)."""
-    from dcs_magic.local_workspace import LABEL
+    from dcs_magic.preflight import LABEL
 
     return [c["Id"] for c in client.api.containers(all=True, filters={"label": LABEL})
             if (c.get("Labels") or {}).get("dcs_magic.image", "").startswith(f"{registry_host}/{REPO}")]
@@ -170,7 +170,7 @@ def leftover_drivers(client: Any, registry_host: str) -> list[str]:
 def test_quickstart_notebook_runs_end_to_end_in_a_kernel(
         tmp_path: Path, registry: Registry, dcs_base_image: str, docker_client: Any,
         docker_cleanup: DockerCleanup) -> None:
-    from dcs_magic.local_workspace import LABEL
+    from dcs_magic.preflight import LABEL
 
     image = docker_cleanup.add(f"{registry.host}/{REPO}:{TAG}")
     token_file = tmp_path / "local-workspace-token"
