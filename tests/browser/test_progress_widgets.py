@@ -216,7 +216,6 @@ def test_reopened_notebook_without_widget_state_shows_each_outcome(
     push_record = page.locator(OUTPUT.format(3)).locator(RECORD)
     expect(build_record).to_contain_text(f"Image: {image_id}")
     expect(build_record).to_contain_text(re.compile(r"Build default: done in \d+(\.\d)?s"))
-    expect(build_record).to_contain_text(f"Tags: {tag}")
     expect(build_record).to_contain_text("Log: ")
     expect(push_record).to_contain_text(f"Pinned: {pinned}")
     expect(push_record).to_contain_text(f"Push {tag}: done")
