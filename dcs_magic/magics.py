@@ -7,6 +7,8 @@ Each magic is a thin adapter; the work lives in template/context (render), pipel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,31 @@ __all__ = ["DcsMagics"]
 
 # Names IPython puts in the user namespace that are never template variables.
 _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+@contextmanager
+def _details_in_widget(sink: Any) -> Iterator[None]:
+    """Mark a DcsError raised while `sink` (a live widget) shows its details (issue 11.5)."""
+    try:
+        yield
+    except DcsError as exc:
+        from .widgets import ProgressWidget
+
+        if isinstance(sink, ProgressWidget):
+            exc.details_shown = True  # type: ignore[attr-defined]
+        raise
+
+
+def _one_line(error: DcsError) -> str:
+    """`BuildError: <first line of the message>` + the hint: the short form under a widget."""
+    first = (error.message or "").strip().splitlines()
+    text = f"{type(error).__name__}: {first[0] if first else ''}"
+    log_path = getattr(error, "log_path", None)
+    if log_path and str(log_path) not in text:
+        text += f" (full log: {log_path})"
+    if error.hint:
+        text += f"\nHint: {error.hint}"
+    return text
 
 
 @magics_class
@@ -122,7 +149,10 @@ class DcsMagics(Magics, Configurable):
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         # One short entry instead of the library frames: shown as the cell's `error` output in
         # notebooks (so nbclient/papermill still see a failed cell), printed in a terminal.
-        stb = [value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"]
+        if isinstance(value, DcsError) and getattr(value, "details_shown", False):
+            stb = [_one_line(value)]  # the widget above shows the details: say it once
+        else:
+            stb = [value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"]
         shell._showtraceback(etype, value, stb)
         return stb
 
@@ -233,14 +263,16 @@ class DcsMagics(Magics, Configurable):
         kwargs = dict(tags=args.tags, name=args.name, build_args=build_args, labels=labels,
                       platform=args.platform or self.default_platform, no_cache=args.no_cache,
                       pull=args.pull, target=args.target, interval=self.progress_interval,
-                      progress=progress_sink("build", self.progress, title=args.name))
+                      progress=progress_sink("build", self.progress, title=args.name,
+                                             foreground=not args.bg))
         context_dir = self._context_dir(args.name)
         if args.bg:
             job = pipeline.Job("build", args.name, pipeline.build, context_dir,
                                on_result=lambda result: setattr(self, "last_build", result), **kwargs)
             self.jobs.append(job)
             return job
-        self.last_build = pipeline.build(context_dir, **kwargs)
+        with _details_in_widget(kwargs["progress"]):
+            self.last_build = pipeline.build(context_dir, **kwargs)
         return self.last_build
 
     @no_var_expand
@@ -263,14 +295,16 @@ class DcsMagics(Magics, Configurable):
         password = registry_password(args.username, args.password_env, interactive=True)
         kwargs: dict[str, Any] = {"username": args.username, "password": password,
                                   "interval": self.progress_interval,
-                                  "progress": progress_sink("push", self.progress, title=args.ref)}
+                                  "progress": progress_sink("push", self.progress, title=args.ref,
+                                                            foreground=not args.bg)}
         del password
         if args.bg:
             job = pipeline.Job("push", args.ref, pipeline.push, args.ref,
                                on_result=lambda result: setattr(self, "last_push", result), **kwargs)
             self.jobs.append(job)
             return job
-        self.last_push = pipeline.push(args.ref, **kwargs)
+        with _details_in_widget(kwargs["progress"]):
+            self.last_push = pipeline.push(args.ref, **kwargs)
         return self.last_push
 
     @no_var_expand

@@ -208,6 +208,8 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
         base_digest = engine.repo_digest(base) if base and not pull else None
         if base_digest:
             all_labels[BASE_DIGEST_LABEL] = base_digest
+        # The engine appends one LABEL step per label: not the user's steps (issue 11.8).
+        state.label_steps, state.log_path = len(all_labels), str(log_path)
         for warning in _platform_warnings(platform, engine.platform()):
             reporter.call(state.warn, warning)
         events = engine.build_events(context, tags=tags[:1], platform=platform, labels=all_labels,

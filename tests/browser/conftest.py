@@ -132,3 +132,22 @@ def screenshot(page: Any, request: pytest.FixtureRequest) -> Callable[[str], Pat
         return path
 
     return shoot
+
+
+@pytest.fixture
+def lab_setting(jupyter_lab: JupyterLab) -> Iterator[Callable[[str, dict], None]]:
+    """`lab_setting(plugin, values)`: change a JupyterLab user setting for this test only
+    (e.g. the dark theme, or widget state not saved as JupyterLab's default); the session's
+    settings are restored afterwards."""
+    from jupyterlab_driver import LAB_SETTINGS, set_lab_setting
+
+    changed: list[str] = []
+
+    def put(plugin: str, values: dict) -> None:
+        changed.append(plugin)
+        set_lab_setting(jupyter_lab, plugin, values)
+
+    yield put
+    for plugin in dict.fromkeys(changed):
+        package, _, name = plugin.partition(":")
+        set_lab_setting(jupyter_lab, plugin, LAB_SETTINGS.get(f"{package}/{name}", {}))

@@ -36,6 +36,9 @@ import nbformat
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "CONTRAST_JS",
+    "THEME_PLUGIN",
+    "WIDGETS_PLUGIN",
     "JupyterLab",
     "LabStartError",
     "NotebookRun",
@@ -45,7 +48,10 @@ __all__ = [
     "run_all_cells",
     "run_notebook_cells",
     "save_notebook",
+    "set_lab_setting",
     "start_jupyterlab",
+    "text_contrasts",
+    "wait_for_theme",
     "write_notebook",
 ]
 
@@ -310,3 +316,77 @@ def save_notebook(page: Any, timeout_ms: float = 30_000) -> None:
         "() => document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current') "
         "&& !document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current.jp-mod-dirty')",
         timeout=timeout_ms)
+
+
+# -- helpers for the progress widget tests (theme, settings, contrast) ----------------------
+
+
+def set_lab_setting(lab: JupyterLab, plugin: str, values: dict[str, Any]) -> None:
+    """Replace a JupyterLab user setting (e.g. "@jupyterlab/apputils-extension:themes") through
+    the server's settings API; pages opened afterwards use it."""
+    body = json.dumps({"raw": json.dumps(values)}).encode()
+    req = urllib.request.Request(f"{lab.url}/lab/api/settings/{plugin}", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10):  # 127.0.0.1 only
+        pass
+
+
+THEME_PLUGIN = "@jupyterlab/apputils-extension:themes"
+WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
+
+
+def wait_for_theme(page: Any, name: str, timeout_ms: float = 30_000) -> None:
+    """Wait until JupyterLab applied the theme (it marks <body data-jp-theme-name=...>)."""
+    page.wait_for_function(f"() => document.body.dataset.jpThemeName === {json.dumps(name)}",
+                           timeout=timeout_ms)
+
+
+# Contrast of every element that shows text under `root`, computed as WCAG 2 does: the text
+# colour (alpha composited) over the first opaque background found walking up the ancestors
+# (semi-transparent backgrounds composited on the way). Returns [{text, ratio, color, bg}].
+CONTRAST_JS = """(root) => {
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const over = (top, bottom) => {
+    const a = top.a + bottom.a * (1 - top.a);
+    const mix = (x, y) => (x * top.a + y * bottom.a * (1 - top.a)) / (a || 1);
+    return { r: mix(top.r, bottom.r), g: mix(top.g, bottom.g), b: mix(top.b, bottom.b), a };
+  };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let bg = { r: 255, g: 255, b: 255, a: 1 };
+    for (const c of layers.reverse()) bg = over(c, bg);
+    return bg;
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const out = [];
+  for (const el of [root, ...root.querySelectorAll("*")]) {
+    const own = Array.from(el.childNodes).filter((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own.length || !el.getClientRects().length) continue;  // no own text, or not shown
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden") continue;
+    const bg = background(el);
+    const fg = over(parse(style.color), bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    out.push({ text: own.map((n) => n.textContent.trim()).join(" ").slice(0, 60),
+               ratio: (hi + 0.05) / (lo + 0.05), color: style.color,
+               bg: `rgb(${Math.round(bg.r)}, ${Math.round(bg.g)}, ${Math.round(bg.b)})` });
+  }
+  return out;
+}"""
+
+
+def text_contrasts(locator: Any) -> list[dict[str, Any]]:
+    """`CONTRAST_JS` on the element `locator` points at."""
+    return locator.evaluate(CONTRAST_JS)
