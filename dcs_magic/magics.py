@@ -311,4 +311,4 @@ class DcsMagics(Magics, Configurable):
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
             unavailable = str(exc)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
-                            unavailable=unavailable)
+                            unavailable=unavailable, local=args.local, spec_path=args.spec)
