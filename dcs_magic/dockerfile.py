@@ -20,6 +20,8 @@ hurt on Databricks Container Services; none of them stops a render.
     buildkit-only        RUN --mount and other BuildKit-only syntax (docker-py uses the classic builder)
     unknown-instruction  a keyword Docker does not know (the engine rejects the file)
     parse-error          an invalid parser directive
+    copy-missing         a COPY/ADD source that is not in the build context (only when the
+                         context's file list is given: `lint(text, context_files=...)`)
 
 Only the final stage (and the stages it is built `FROM`) matters for the runtime rules;
 every stage counts for `mutable-base` and `buildkit-only`.
@@ -27,6 +29,7 @@ every stage counts for `mutable-base` and `buildkit-only`.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import posixpath
 import re
@@ -42,7 +45,9 @@ __all__ = [
     "Instruction",
     "RuntimePaths",
     "Stage",
+    "copy_sources",
     "databricks_runtime_line",
+    "missing_copy_sources",
     "final_base",
     "lint",
     "parse",
@@ -456,8 +461,13 @@ def _final_chain(all_stages: list[Stage]) -> list[Stage]:
 # -- lint -------------------------------------------------------------------------------
 
 
-def lint(text: str, *, build_args: Mapping[str, str] | None = None) -> list[Finding]:
-    """Warnings about what will hurt on Databricks, sorted by line. Never raises on bad input."""
+def lint(text: str, *, build_args: Mapping[str, str] | None = None,
+         context_files: Iterable[str] | None = None) -> list[Finding]:
+    """Warnings about what will hurt on Databricks, sorted by line. Never raises on bad input.
+
+    `context_files` (relative POSIX paths of the build context's files) adds `copy-missing`
+    for COPY/ADD sources that are not among them.
+    """
     dockerfile = parse(text)
     all_stages = stages(dockerfile, build_args)
     chain = _final_chain(all_stages)
@@ -469,7 +479,52 @@ def lint(text: str, *, build_args: Mapping[str, str] | None = None) -> list[Find
     findings += _check_bases(all_stages)
     findings += _check_runtime_base(chain, root)
     findings += _check_final_image(chain, runtime_paths(root))
+    if context_files is not None:
+        findings += [Finding("copy-missing", lineno,
+                             f"COPY/ADD source {source!r} is not in the build context, so the build fails",
+                             f"write it with %%dcs_file NAME {source}, or put it in the context directory")
+                     for lineno, source in missing_copy_sources(dockerfile, context_files)]
     return sorted(findings, key=lambda f: (f.lineno, f.rule, f.message))
+
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^git@", re.IGNORECASE)
+
+
+def copy_sources(dockerfile: Dockerfile | str) -> list[tuple[int, str]]:
+    """(line, source) for each COPY/ADD source read from the build context.
+
+    Left out: `--from` copies, heredocs, URLs and git sources of ADD, and sources with a
+    variable (`$X`), whose value the context alone does not tell.
+    """
+    if isinstance(dockerfile, str):
+        dockerfile = parse(dockerfile)
+    found: list[tuple[int, str]] = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword not in ("COPY", "ADD") or instruction.has_flag("from") or instruction.heredocs:
+            continue
+        words = instruction.exec_form or _shell_words(instruction.args)
+        for source in words[:-1]:
+            if source and not _URL.match(source) and "$" not in source:
+                found.append((instruction.lineno, source))
+    return found
+
+
+def missing_copy_sources(dockerfile: Dockerfile | str, context_files: Iterable[str]) -> list[tuple[int, str]]:
+    """The COPY/ADD sources (see `copy_sources`) that match no file or directory of the context."""
+    files = {posixpath.normpath(f.lstrip("/")) for f in context_files}
+    present = set(files) | {"."}
+    for name in files:  # every parent directory counts as present
+        parts = name.split("/")
+        present.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    missing = []
+    for lineno, source in copy_sources(dockerfile):
+        path = posixpath.normpath(source.lstrip("/")) if source.strip("/") else "."
+        if any(ch in path for ch in "*?["):
+            if not any(fnmatch.fnmatchcase(name, path) for name in present):
+                missing.append((lineno, source))
+        elif path not in present:
+            missing.append((lineno, source))
+    return missing
 
 
 def _pulls_image(stage: Stage) -> bool:
