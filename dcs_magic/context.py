@@ -242,8 +242,8 @@ def check_buildable(context_dir: str | os.PathLike[str], name: str = "default") 
     root = Path(context_dir).expanduser()
     dockerfile = root / DOCKERFILE
     if not dockerfile.is_file():
-        raise ContextError(f"there is no Dockerfile for {name!r} ({dockerfile} does not exist)",
-                           hint=f"run the %%dockerfile {name} cell first (or check the NAME)")
+        raise ContextError(f"Build context {name!r} has no Dockerfile ({dockerfile})",
+                           hint=f"Run a %%dockerfile {name} cell first (or check the NAME).")
     try:
         text = dockerfile.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -327,8 +327,8 @@ def test_build_without_a_dockerfile_is_a_context_error_before_any_widget(
     shown.clear()
     with pytest.raises(ContextError) as info:
         shell.run_line_magic("dcs_build", "nothing-here -t dcs-test/never:1")
-    assert "no Dockerfile for 'nothing-here'" in str(info.value)
-    assert "run the %%dockerfile nothing-here cell first" in info.value.hint
+    assert "Build context 'nothing-here' has no Dockerfile" in str(info.value)
+    assert "Run a %%dockerfile nothing-here cell first" in info.value.hint
     dockerfile(shell, "needs --quiet", "FROM ubuntu:22.04\nCOPY missing.txt /m\n")
     with pytest.raises(ContextError) as info:
         shell.run_line_magic("dcs_build", "needs -t dcs-test/never:1")
