@@ -115,8 +115,8 @@ def highlight_css() -> str:
     """The stylesheet for highlighted Dockerfiles: one rule per pygments token class."""
     from pygments.token import STANDARD_TYPES
 
-    rules = [f".{_HIGHLIGHT_CLASS} pre{{background:transparent;color:var(--jp-content-font-color1);"
-             "line-height:1.4;margin:2px 0}"]
+    rules = [(f".{_HIGHLIGHT_CLASS} pre{{background:transparent;color:var(--jp-content-font-color1);"
+              "line-height:1.4;margin:2px 0}")]
     for token, short in sorted(STANDARD_TYPES.items(), key=lambda item: item[1]):
         if not short:
             continue

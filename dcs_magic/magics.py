@@ -203,9 +203,8 @@ class DcsMagics(Magics, Configurable):
         from IPython.core.error import UsageError
 
         from . import pipeline
-        from .widgets import progress_sink
-
         from .context import check_buildable
+        from .widgets import progress_sink
 
         args = parse_argstring(self.dcs_build, line)
         if not args.tags:
