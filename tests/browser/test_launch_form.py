@@ -57,6 +57,13 @@ def test_save_json_keeps_secret_references_and_typed_secrets_are_not_saved(
     expect(form).to_contain_text("Workspace: local preflight workspace (http://127.0.0.1:")
     preview = form.locator(".widget-html pre", has_text='"spark_version"')
     expect(preview).to_contain_text('"password": "{{secrets/dcs-test/registry}}"')
+    # Labels line up (one width, in pixels) and the pinned image fits its field.
+    labels = ["Cluster name", "Runtime", "Node type", "Auto-terminate (min)", "Image", "Registry auth"]
+    widths = {round(form.locator(".widget-label", has_text=re.compile(f"^{re.escape(n)}$")).first
+                    .evaluate("e => e.getBoundingClientRect().width")) for n in labels}
+    assert len(widths) == 1 and widths.pop() > 100
+    image = form.get_by_label("Image", exact=True)
+    assert image.evaluate("e => e.scrollWidth <= e.clientWidth"), "the pinned image is cut off"
 
     # Save JSON: a new file by default, holding the references exactly as the spec had them.
     save_to = form.get_by_label("Save to")
@@ -118,7 +125,7 @@ def test_create_is_disabled_while_the_cluster_runs_and_terminate_stops_it(
     expect(terminate).to_be_disabled()
     create.click()
     expect(create).to_be_disabled()
-    state = form.locator(".widget-html", has_text=re.compile(r"^RUNNING 0"))
+    state = form.locator(".widget-html", has_text=re.compile(r"^RUNNING \d{4}-\d{6}-"))
     expect(state).to_be_visible(timeout=300_000)
     cluster_id = re.search(r"RUNNING (\S+)", state.inner_text())[1]
     # Still running: a second Create would make a duplicate, so it stays disabled.

@@ -426,6 +426,28 @@ def test_create_is_enabled_again_after_the_cluster_fails(ws, api):
     assert not widget.create_button.disabled and widget.terminate_button.disabled
 
 
+def test_form_html_takes_colours_from_the_theme_only(ws, api):
+    api.script({"state": "PENDING"}, {"state": "TERMINATED", "state_message": "boom",
+                                      "termination_reason": {"code": "SPARK_STARTUP_FAILURE"}})
+    widget = LaunchWidget(None, image="registry.example.com/team/app:latest", unavailable="no host")
+    widget.controls["custom_tags"].value = "broken"
+    failing = LaunchWidget(ws, image=PINNED, sleep=lambda s: None)
+    failing.create()
+    failing.wait_ended(30)
+    pages = [w.value for root in (widget, failing) for w in _walk(root) if isinstance(w, ipywidgets.HTML)]
+    styled = re.findall(r"(?:color|background|border[a-z-]*)\s*:\s*([^;\"']+)", "".join(pages))
+    assert len(styled) >= 4  # the notice, two problems, the error state
+    assert [c for c in styled if "var(--jp-" not in c or re.search(r"#[0-9a-fA-F]{3,8}\b|rgb", c)] == []
+
+
+def _walk(root: ipywidgets.Widget) -> Iterator[ipywidgets.Widget]:
+    stack = [root]
+    while stack:
+        widget = stack.pop()
+        yield widget
+        stack.extend(getattr(widget, "children", ()) or ())
+
+
 def test_form_names_the_workspace_host_never_the_token(ws, api):
     widget = LaunchWidget(ws, image=PINNED)
     assert api.host in widget.target.value and api.token not in every_widget_state(widget)
