@@ -611,8 +611,9 @@ class LaunchWidget(widgets.VBox):
     @property
     def values(self) -> FormValues:
         """The form's current values."""
-        return FormValues(**{f.name: (tuple(self.controls[f.name].value) if f.name == "init_script_names"
-                                      else self.controls[f.name].value) for f in fields(FormValues)})
+        current: dict[str, Any] = {f.name: self.controls[f.name].value for f in fields(FormValues)}
+        current["init_script_names"] = tuple(current["init_script_names"])
+        return FormValues(**current)
 
     @property
     def spec(self) -> ClusterSpec:
