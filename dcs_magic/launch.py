@@ -304,7 +304,7 @@ class FormValues:
         )
 
     def _docker_image(self, base: ClusterSpec) -> DockerImage | None:
-        url = self.image.strip()
+        url = "".join(self.image.split())  # no reference has whitespace; the field wraps
         if not url:
             return None
         username = self.username.strip()
@@ -533,7 +533,7 @@ class LaunchWidget(widgets.VBox):
             "spark_version": _choice(runtimes, v.spark_version, "Runtime"),
             "node_type_id": _choice(nodes, v.node_type_id, "Node type"),
             "workers_mode": widgets.ToggleButtons(options=[("Fixed size", "fixed"), ("Autoscale", "autoscale")],
-                                                  value=v.workers_mode, description="Workers", style=_LABEL),
+                                                  value=v.workers_mode),
             "num_workers": widgets.BoundedIntText(value=v.num_workers, min=0, max=100000,
                                                   description="Number of workers", style=_LABEL, layout=wide()),
             "min_workers": widgets.BoundedIntText(value=v.min_workers, min=0, max=100000, description="Min workers",
@@ -547,10 +547,10 @@ class LaunchWidget(widgets.VBox):
                                           v.data_security_mode, "Access mode"),
             "single_user_name": widgets.Text(value=v.single_user_name, description="Single user", style=_LABEL,
                                              placeholder="me@example.com (default: you)", layout=wide()),
-            # A pinned reference is ~110 characters: the whole row, so it is never cut off.
-            "image": widgets.Text(value=v.image, description="Image", style=_LABEL,
-                                  placeholder="registry.example.com/team/image@sha256:...",
-                                  layout=widgets.Layout(width="98%")),
+            # A pinned reference is ~110 characters: two wrapping rows, so it is never cut off.
+            "image": widgets.Textarea(value=v.image, description="Image", style=_LABEL, rows=2,
+                                      placeholder="registry.example.com/team/image@sha256:...",
+                                      layout=widgets.Layout(width=_FIELD)),
             "auth_mode": widgets.Dropdown(options=auth_modes, value=v.auth_mode, description="Registry auth",
                                           style=_LABEL, layout=wide()),
             "username": widgets.Text(value=v.username, description="Username", style=_LABEL, layout=wide()),
@@ -584,7 +584,11 @@ class LaunchWidget(widgets.VBox):
             self.target,
             self.notice,
             c["cluster_name"], c["spark_version"], c["node_type_id"],
-            c["workers_mode"], c["num_workers"], c["min_workers"], c["max_workers"],
+            # ToggleButtons puts its description above the buttons: a label as wide as the others.
+            widgets.HBox([widgets.HTML('<div style="text-align:right;padding-right:8px">Workers</div>',
+                                       layout=widgets.Layout(width=_LABEL["description_width"])),
+                          c["workers_mode"]]),
+            c["num_workers"], c["min_workers"], c["max_workers"],
             c["autotermination_minutes"],
             c["data_security_mode"], c["single_user_name"],
             c["image"], c["auth_mode"],
@@ -738,7 +742,7 @@ class LaunchWidget(widgets.VBox):
 
     def _image_notes(self) -> list[str]:
         """A tag (not a digest) can change under the cluster: say so (not an error)."""
-        url = self.controls["image"].value.strip()
+        url = "".join(self.controls["image"].value.split())
         try:
             pinned = parse_reference(url).is_pinned if url else True
         except ValueError:

@@ -61,9 +61,14 @@ def test_save_json_keeps_secret_references_and_typed_secrets_are_not_saved(
     labels = ["Cluster name", "Runtime", "Node type", "Auto-terminate (min)", "Image", "Registry auth"]
     widths = {round(form.locator(".widget-label", has_text=re.compile(f"^{re.escape(n)}$")).first
                     .evaluate("e => e.getBoundingClientRect().width")) for n in labels}
-    assert len(widths) == 1 and widths.pop() > 100
+    assert len(widths) == 1 and min(widths) > 100
+    widths_px = widths.pop()
     image = form.get_by_label("Image", exact=True)
-    assert image.evaluate("e => e.scrollWidth <= e.clientWidth"), "the pinned image is cut off"
+    expect(image).to_have_value(PINNED_IMAGE)
+    assert image.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight"), \
+        "the pinned image is cut off"
+    workers = form.locator(".widget-html", has_text=re.compile("^Workers$")).first
+    assert round(workers.evaluate("e => e.getBoundingClientRect().width")) == widths_px
 
     # Save JSON: a new file by default, holding the references exactly as the spec had them.
     save_to = form.get_by_label("Save to")
