@@ -547,10 +547,11 @@ class LaunchWidget(widgets.VBox):
                                           v.data_security_mode, "Access mode"),
             "single_user_name": widgets.Text(value=v.single_user_name, description="Single user", style=_LABEL,
                                              placeholder="me@example.com (default: you)", layout=wide()),
-            # A pinned reference is ~110 characters: two wrapping rows, so it is never cut off.
-            "image": widgets.Textarea(value=v.image, description="Image", style=_LABEL, rows=2,
+            # A pinned reference is ~110 characters: the whole row, up to three wrapped lines,
+            # so it is never cut off.
+            "image": widgets.Textarea(value=v.image, description="Image", style=_LABEL, rows=3,
                                       placeholder="registry.example.com/team/image@sha256:...",
-                                      layout=widgets.Layout(width=_FIELD)),
+                                      layout=widgets.Layout(width="98%", height="5em")),
             "auth_mode": widgets.Dropdown(options=auth_modes, value=v.auth_mode, description="Registry auth",
                                           style=_LABEL, layout=wide()),
             "username": widgets.Text(value=v.username, description="Username", style=_LABEL, layout=wide()),
