@@ -39,6 +39,11 @@ def _spec(image: str, **extra: Any) -> dict[str, Any]:
             "data_security_mode": "DATA_SECURITY_MODE_DEDICATED", "docker_image": {"url": image}, **extra}
 
 
+def _label(text: str) -> re.Pattern[str]:
+    """A button's accessible name: exactly `text` (its icon adds a leading space)."""
+    return re.compile(rf"^\s*{re.escape(text)}$")
+
+
 def _widget_values(saved: dict) -> list[Any]:
     store = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
     return [model["state"].get("value") for model in store["state"].values()]
@@ -73,13 +78,13 @@ def test_save_json_keeps_secret_references_and_typed_secrets_are_not_saved(
     # Save JSON: a new file by default, holding the references exactly as the spec had them.
     save_to = form.get_by_label("Save to")
     expect(save_to).to_have_value("cluster.saved.json")
-    form.get_by_role("button", name="Save JSON", exact=True).click()
+    form.get_by_role("button", name=_label("Save JSON")).click()
     expect(form).to_contain_text("Saved cluster.saved.json")
     assert json.loads((notebook_dir / "cluster.saved.json").read_text()) == spec
     assert "****" not in (notebook_dir / "cluster.saved.json").read_text()
     # Onto the --spec file only with the explicit choice.
     save_to.fill("cluster.json")
-    form.get_by_role("button", name="Save JSON", exact=True).click()
+    form.get_by_role("button", name=_label("Save JSON")).click()
     expect(form).to_contain_text("tick 'Overwrite an existing file'")
     assert (notebook_dir / "cluster.json").read_text() == original
 
@@ -124,8 +129,8 @@ def test_create_is_disabled_while_the_cluster_runs_and_terminate_stops_it(
     (notebook_dir / "cluster.json").write_text(json.dumps(_spec(pushed_base)))
     notebook(["%load_ext dcs_magic", "%dcs_launch --local --spec cluster.json"])
     form = page.locator(OUTPUT.format(1))
-    create = form.get_by_role("button", name="Create", exact=True)
-    terminate = form.get_by_role("button", name="Terminate", exact=True)
+    create = form.get_by_role("button", name=_label("Create"))
+    terminate = form.get_by_role("button", name=_label("Terminate"))
     expect(create).to_be_enabled()
     expect(terminate).to_be_disabled()
     create.click()
