@@ -104,7 +104,7 @@ class CheckReport:
                 f'white-space:nowrap;color:var(--jp-content-font-color0);border-left:4px solid var({bar})">'
                 f'{mark}</td><td style="{cell}">{escape(c.name)}</td>'
                 f'<td style="{cell}">{escape(c.detail)}</td>'
-                f'<td style="{cell}"><code>{escape("" if c.ok else c.fix)}</code></td></tr>')
+                f'<td style="{cell}">{"" if c.ok or not c.fix else f"<code>{escape(c.fix)}</code>"}</td></tr>')
         failed = sum(not c.ok and c.severity == "error" for c in self.checks)
         verdict = ("meets the Databricks Container Services requirements" if self.ok
                    else f"does NOT meet the requirements ({failed} failed)")
