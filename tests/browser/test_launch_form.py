@@ -40,8 +40,8 @@ def _spec(image: str, **extra: Any) -> dict[str, Any]:
 
 
 def _label(text: str) -> re.Pattern[str]:
-    """A button's accessible name: exactly `text` (its icon adds a leading space)."""
-    return re.compile(rf"^\s*{re.escape(text)}$")
+    """A button's accessible name: exactly `text` after its icon (a Font Awesome glyph)."""
+    return re.compile(rf"^\W*{re.escape(text)}$")
 
 
 def _widget_values(saved: dict) -> list[Any]:
