@@ -142,7 +142,8 @@ def test_create_is_disabled_while_the_cluster_runs_and_terminate_stops_it(
     expect(create).to_be_disabled()
     expect(terminate).to_be_enabled()
     timeline = form.locator(".dcs-timeline li")
-    assert timeline.count() >= 3  # created, the launch steps, running
+    event_types = "() => [...document.querySelectorAll('.dcs-timeline li')].map(e => e.textContent.split(' ')[1])"
+    assert page.evaluate(event_types) == ["CREATING", "RUNNING"]  # the local workspace's events, as they came
     assert form.get_by_role("link", name=re.compile("Open cluster")).count() == 0  # no page behind a token
     assert docker_client.api.containers(filters={"label": f"{LABEL}={cluster_id}"}) != []
     form.scroll_into_view_if_needed()
@@ -152,6 +153,8 @@ def test_create_is_disabled_while_the_cluster_runs_and_terminate_stops_it(
     expect(form).to_contain_text("terminated from this form", timeout=120_000)
     expect(create).to_be_enabled()
     expect(terminate).to_be_disabled()
+    expect(timeline).to_have_count(4)
+    assert page.evaluate(event_types) == ["CREATING", "RUNNING", "TERMINATING", "TERMINATED"]
     assert docker_client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"}) == []
     screenshot("launch-form-terminated")
 
