@@ -25,6 +25,8 @@ hurt on Databricks Container Services; none of them stops a render.
     jdk8-runtime         JDK 8 installed or selected while the line (base or `runtime=`) is 18 or later
     jars-shadow          files copied into /databricks/jars (they shadow the runtime's own classes)
     r-base-nfs           an R base (rbase / r): the cluster needs spark.databricks.driverNfs.enabled false
+    copy-missing         a COPY/ADD source that is not in the build context (only when the
+                         context's file list is given: `lint(text, context_files=...)`)
 
 Only the final stage (and the stages it is built `FROM`) matters for the runtime rules;
 every stage counts for `mutable-base` and `buildkit-only`.
@@ -32,6 +34,7 @@ every stage counts for `mutable-base` and `buildkit-only`.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import posixpath
 import re
@@ -50,9 +53,11 @@ __all__ = [
     "Instruction",
     "RuntimePaths",
     "Stage",
+    "copy_sources",
     "databricks_runtime_line",
     "final_base",
     "lint",
+    "missing_copy_sources",
     "parse",
     "runtime_paths",
     "stages",
@@ -450,11 +455,13 @@ def _final_chain(all_stages: list[Stage]) -> list[Stage]:
 
 
 def lint(text: str, *, build_args: Mapping[str, str] | None = None, runtime: str | None = None,
-         today: date | None = None) -> list[Finding]:
+         today: date | None = None, context_files: Iterable[str] | None = None) -> list[Finding]:
     """Warnings about what will hurt on Databricks, sorted by line. Never raises on bad input.
 
     `runtime` is the runtime key or line the image targets when known (the base tag's line
     is used otherwise); `today` decides what is out of support (default: the current date).
+    `context_files` (relative POSIX paths of the build context's files) adds `copy-missing`
+    for COPY/ADD sources that are not among them.
     """
     dockerfile = parse(text)
     all_stages = stages(dockerfile, build_args)
@@ -468,7 +475,52 @@ def lint(text: str, *, build_args: Mapping[str, str] | None = None, runtime: str
     findings += _check_runtime_base(chain, root)
     findings += _check_final_image(chain, runtime_paths(root))
     findings += _check_runtime_line(chain, root, runtime, today)
+    if context_files is not None:
+        findings += [Finding("copy-missing", lineno,
+                             f"COPY/ADD source {source!r} is not in the build context, so the build fails",
+                             f"write it with %%dcs_file NAME {source}, or put it in the context directory")
+                     for lineno, source in missing_copy_sources(dockerfile, context_files)]
     return sorted(findings, key=lambda f: (f.lineno, f.rule, f.message))
+
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^git@", re.IGNORECASE)
+
+
+def copy_sources(dockerfile: Dockerfile | str) -> list[tuple[int, str]]:
+    """(line, source) for each COPY/ADD source read from the build context.
+
+    Left out: `--from` copies, heredocs, URLs and git sources of ADD, and sources with a
+    variable (`$X`), whose value the context alone does not tell.
+    """
+    if isinstance(dockerfile, str):
+        dockerfile = parse(dockerfile)
+    found: list[tuple[int, str]] = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword not in ("COPY", "ADD") or instruction.has_flag("from") or instruction.heredocs:
+            continue
+        words = instruction.exec_form or _shell_words(instruction.args)
+        for source in words[:-1]:
+            if source and not _URL.match(source) and "$" not in source:
+                found.append((instruction.lineno, source))
+    return found
+
+
+def missing_copy_sources(dockerfile: Dockerfile | str, context_files: Iterable[str]) -> list[tuple[int, str]]:
+    """The COPY/ADD sources (see `copy_sources`) that match no file or directory of the context."""
+    files = {posixpath.normpath(f.lstrip("/")) for f in context_files}
+    present = set(files) | {"."}
+    for name in files:  # every parent directory counts as present
+        parts = name.split("/")
+        present.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    missing = []
+    for lineno, source in copy_sources(dockerfile):
+        path = posixpath.normpath(source.lstrip("/")) if source.strip("/") else "."
+        if any(ch in path for ch in "*?["):
+            if not any(fnmatch.fnmatchcase(name, path) for name in present):
+                missing.append((lineno, source))
+        elif path not in present:
+            missing.append((lineno, source))
+    return missing
 
 
 def _pulls_image(stage: Stage) -> bool:

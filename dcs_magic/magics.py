@@ -190,7 +190,8 @@ class DcsMagics(Magics, Configurable):
     def dcs_file(self, line: str, cell: str) -> Any:
         """Render the cell (same Jinja rules) to PATH inside NAME's build context.
 
-        Returns the absolute path written.
+        Returns a `ContextFile` (path, size, sha256; `os.fspath()` gives the path), shown as
+        one line naming what was written where.
         """
         from . import context
         from .template import render
@@ -198,7 +199,7 @@ class DcsMagics(Magics, Configurable):
         args = parse_argstring(self.dcs_file, line)
         context.validate_name(args.name)
         text = render(cell, self._namespace(), template_name=f"{args.name}/{args.path}")
-        return context.write_file(self._context_dir(args.name), args.path, text)
+        return context.write_context_file(self._context_dir(args.name), args.path, text, name=args.name)
 
     @no_var_expand
     @magic_arguments()
@@ -250,11 +251,15 @@ class DcsMagics(Magics, Configurable):
         from IPython.core.error import UsageError
 
         from . import pipeline
+        from .context import check_buildable
         from .widgets import progress_sink
 
         args = parse_argstring(self.dcs_build, line)
         if not args.tags:
             raise UsageError("%dcs_build needs at least one -t TAG, e.g. -t 127.0.0.1:5000/team/app:1")
+        # Before any widget is drawn: no Dockerfile, or a COPY of a missing file, is a
+        # ContextError saying which cell to run, not a "failed 0.0s" progress widget.
+        check_buildable(self._context_dir(args.name), args.name)
         try:
             build_args = pipeline.parse_pairs(args.build_args, "--build-arg")
             labels = pipeline.parse_pairs(args.labels, "--label")
@@ -355,7 +360,7 @@ class DcsMagics(Magics, Configurable):
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
             unavailable = str(exc)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
-                            unavailable=unavailable)
+                            unavailable=unavailable, local=args.local, spec_path=args.spec)
 
     # -- %dcs_run (one-time job run; the work is in jobs / Workspace) ---------------------
 

@@ -219,20 +219,33 @@ class CheckReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        """A table for notebooks: one row per item, with its fix when it failed."""
+        """A table for notebooks: one row per item, with its fix when it failed.
+
+        Colours come only from JupyterLab's theme variables: the text keeps the theme's text
+        colour (>= 4.5:1 in light and dark themes) and the mark word says ok/FAIL/WARN; the
+        status colour is a bar beside it, not the colour of the text.
+        """
         from html import escape
 
-        marks = {"ok": ("ok", "#1a7f37"), "error": ("FAIL", "#cf222e"), "warning": ("WARN", "#9a6700")}
+        marks = {"ok": ("&#10004; ok", "--jp-success-color1"), "error": ("&#10008; FAIL", "--jp-error-color1"),
+                 "warning": ("&#9888; WARN", "--jp-warn-color0")}
+        cell = "text-align:left;vertical-align:top;color:var(--jp-content-font-color1)"
         rows = []
         for c in self.checks:
-            mark, color = marks["ok"] if c.ok else marks.get(c.severity, marks["error"])
+            status = "ok" if c.ok else (c.severity if c.severity in marks else "error")
+            mark, bar = marks[status]
             rows.append(
-                f'<tr><td style="color:{color};font-weight:bold">{mark}</td><td>{escape(c.name)}</td>'
-                f'<td style="text-align:left">{escape(c.detail)}</td>'
-                f'<td style="text-align:left"><code>{escape("" if c.ok else c.fix)}</code></td></tr>')
+                f'<tr class="dcs-check-{status}"><td class="dcs-mark" style="{cell};font-weight:bold;'
+                f'white-space:nowrap;color:var(--jp-content-font-color0);border-left:4px solid var({bar})">'
+                f'{mark}</td><td style="{cell}">{escape(c.name)}</td>'
+                f'<td style="{cell}">{escape(c.detail)}</td>'
+                f'<td style="{cell}">{"" if c.ok or not c.fix else f"<code>{escape(c.fix)}</code>"}</td></tr>')
+        failed = sum(not c.ok and c.severity == "error" for c in self.checks)
         verdict = ("meets the Databricks Container Services requirements" if self.ok
-                   else f"does NOT meet the requirements ({sum(not c.ok and c.severity == 'error' for c in self.checks)} failed)")
-        return (f'<div class="dcs-check"><p><b>{escape(self.image)}</b> {verdict}</p>'
-                '<table><thead><tr><th></th><th>check</th><th style="text-align:left">detail</th>'
-                '<th style="text-align:left">fix</th></tr></thead><tbody>'
+                   else f"does NOT meet the requirements ({failed} failed)")
+        head = "text-align:left;color:var(--jp-content-font-color0)"
+        return (f'<div class="dcs-check" style="color:var(--jp-content-font-color1)">'
+                f'<p role="status"><b>{escape(self.image)}</b> {verdict}</p>'
+                f'<table><thead><tr><th style="{head}"></th><th style="{head}">check</th>'
+                f'<th style="{head}">detail</th><th style="{head}">fix</th></tr></thead><tbody>'
                 + "".join(rows) + "</tbody></table></div>")

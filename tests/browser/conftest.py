@@ -16,6 +16,9 @@ Function fixtures
                     Run menu and waits until the kernel is idle (see jupyterlab_driver).
     screenshot      `screenshot(name) -> Path`: the page as a PNG under /tmp/dcs-browser-shots/
                     (JupyterLab scrolls inside its panels: scroll the element into view first).
+    dark_theme      the lab in "JupyterLab Dark" for pages opened during the test (light again
+                    after it).
+    dcs_base_image  (session) the realistic DCS base image (tests/integration/conftest.py's).
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
+from integration.conftest import dcs_base_image  # noqa: F401 - the same session fixture
 from jupyterlab_driver import (
     JupyterLab,
     LabStartError,
     NotebookRun,
     launch_chromium,
     run_notebook_cells,
+    set_lab_theme,
     start_jupyterlab,
 )
 
@@ -151,3 +156,11 @@ def lab_setting(jupyter_lab: JupyterLab) -> Iterator[Callable[[str, dict], None]
     for plugin in dict.fromkeys(changed):
         package, _, name = plugin.partition(":")
         set_lab_setting(jupyter_lab, plugin, LAB_SETTINGS.get(f"{package}/{name}", {}))
+
+
+@pytest.fixture
+def dark_theme(jupyter_lab: JupyterLab) -> Iterator[str]:
+    """JupyterLab Dark for the pages this test opens; the light theme again afterwards."""
+    set_lab_theme(jupyter_lab, "dark")
+    yield "dark"
+    set_lab_theme(jupyter_lab, "light")

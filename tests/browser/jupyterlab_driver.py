@@ -49,7 +49,9 @@ __all__ = [
     "run_notebook_cells",
     "save_notebook",
     "set_lab_setting",
+    "set_lab_theme",
     "start_jupyterlab",
+    "text_contrast",
     "text_contrasts",
     "wait_for_theme",
     "write_notebook",
@@ -327,6 +329,18 @@ def set_lab_setting(lab: JupyterLab, plugin: str, values: dict[str, Any]) -> Non
     body = json.dumps({"raw": json.dumps(values)}).encode()
     req = urllib.request.Request(f"{lab.url}/lab/api/settings/{plugin}", data=body, method="PUT",
                                  headers={"Content-Type": "application/json"})
+# -- themes and contrast ------------------------------------------------------------------
+
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+
+
+def set_lab_theme(lab: JupyterLab, theme: str) -> None:
+    """Make `theme` ("light", "dark" or a theme's full name) the lab's theme for pages opened
+    from now on (the settings REST API, as the Settings > Theme menu stores it)."""
+    name = THEMES.get(theme, theme)
+    body = json.dumps({"raw": json.dumps({"theme": name})}).encode()
+    req = urllib.request.Request(f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:themes",
+                                 data=body, method="PUT", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10):  # 127.0.0.1 only
         pass
 
@@ -335,8 +349,10 @@ THEME_PLUGIN = "@jupyterlab/apputils-extension:themes"
 WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
 
 
-def wait_for_theme(page: Any, name: str, timeout_ms: float = 30_000) -> None:
-    """Wait until JupyterLab applied the theme (it marks <body data-jp-theme-name=...>)."""
+def wait_for_theme(page: Any, theme: str, timeout_ms: float = 30_000) -> None:
+    """Wait until JupyterLab applied `theme` ("light", "dark" or a theme's full name): it marks
+    <body data-jp-theme-name=...>."""
+    name = THEMES.get(theme, theme)
     page.wait_for_function(f"() => document.body.dataset.jpThemeName === {json.dumps(name)}",
                            timeout=timeout_ms)
 
@@ -390,3 +406,37 @@ CONTRAST_JS = """(root) => {
 def text_contrasts(locator: Any) -> list[dict[str, Any]]:
     """`CONTRAST_JS` on the element `locator` points at."""
     return locator.evaluate(CONTRAST_JS)
+# WCAG 2 contrast of an element's text colour against what is painted behind it: the
+# background colours of the element and its ancestors composited from the root down (alpha
+# included), over white when nothing is painted.
+_CONTRAST_JS = r"""(el) => {
+  const parse = (c) => {
+    const m = /rgba?\(([^)]+)\)/.exec(c || '');
+    if (!m) return null;
+    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c && c[3] > 0) layers.push(c);
+  }
+  let bg = [255, 255, 255, 1];
+  for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+  const fg = over(parse(getComputedStyle(el).color), bg);
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  };
+  const a = lum(fg), b = lum(bg);
+  return {ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
+          color: getComputedStyle(el).color, fg: fg, bg: bg,
+          text: (el.textContent || '').trim().slice(0, 40)};
+}"""
+
+
+def text_contrast(locator: Any) -> list[dict[str, Any]]:
+    """For every element `locator` matches: its text's contrast `ratio` against the painted
+    background, with `color`, composited `fg`/`bg` and the start of its `text`."""
+    return locator.evaluate_all(f"(els) => els.map({_CONTRAST_JS})")
