@@ -390,10 +390,7 @@ def _event_text(event: Mapping[str, Any]) -> str:
 
 def _secret_variables(spec: ClusterSpec) -> list[str]:
     """The local workspace's DCS_SECRET_<SCOPE>_<KEY> variable for each reference in `spec`."""
-    try:  # the local workspace module may move (dcs_magic.preflight); the name stays
-        from .preflight import secret_variable  # type: ignore[attr-defined]
-    except ImportError:
-        from .local_workspace import secret_variable
+    from .preflight import secret_variable
     references: list[str] = []
 
     def walk(value: Any) -> None:

@@ -329,6 +329,10 @@ def set_lab_setting(lab: JupyterLab, plugin: str, values: dict[str, Any]) -> Non
     body = json.dumps({"raw": json.dumps(values)}).encode()
     req = urllib.request.Request(f"{lab.url}/lab/api/settings/{plugin}", data=body, method="PUT",
                                  headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10):  # 127.0.0.1 only
+        pass
+
+
 # -- themes and contrast ------------------------------------------------------------------
 
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
@@ -337,12 +341,7 @@ THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 def set_lab_theme(lab: JupyterLab, theme: str) -> None:
     """Make `theme` ("light", "dark" or a theme's full name) the lab's theme for pages opened
     from now on (the settings REST API, as the Settings > Theme menu stores it)."""
-    name = THEMES.get(theme, theme)
-    body = json.dumps({"raw": json.dumps({"theme": name})}).encode()
-    req = urllib.request.Request(f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:themes",
-                                 data=body, method="PUT", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10):  # 127.0.0.1 only
-        pass
+    set_lab_setting(lab, THEME_PLUGIN, {"theme": THEMES.get(theme, theme)})
 
 
 THEME_PLUGIN = "@jupyterlab/apputils-extension:themes"

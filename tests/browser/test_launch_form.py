@@ -124,10 +124,7 @@ def pushed_base(dcs_base_image: str, registry: Any, docker_client: Any, docker_c
 @pytest.mark.timeout(600)
 def test_create_is_disabled_while_the_cluster_runs_and_terminate_stops_it(
         page, notebook, notebook_dir, screenshot, pushed_base, docker_client):
-    try:  # the local workspace moved into dcs_magic.preflight
-        from dcs_magic.preflight import LABEL
-    except ImportError:
-        from dcs_magic.local_workspace import LABEL
+    from dcs_magic.preflight import LABEL
 
     (notebook_dir / "cluster.json").write_text(json.dumps(_spec(pushed_base)))
     notebook(["%load_ext dcs_magic", "%dcs_launch --local --spec cluster.json"])
