@@ -68,8 +68,12 @@ class DcsMagics(Magics, Configurable):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         if shell is not None:
+            from .pipeline import Cancelled
+
             # Magics.__init__ already adds us to shell.configurables (so %config works).
-            shell.set_custom_exc((DcsError,), self._show_error)
+            # Cancelled (a KeyboardInterrupt raised by our build/push after its cleanup) shows
+            # as its one line, not a traceback through docker-py and http.client.
+            shell.set_custom_exc((DcsError, Cancelled), self._show_error)
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
         self.init_scripts: dict[str, Any] = {}
@@ -104,7 +108,12 @@ class DcsMagics(Magics, Configurable):
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         # One short entry instead of the library frames: shown as the cell's `error` output in
         # notebooks (so nbclient/papermill still see a failed cell), printed in a terminal.
-        stb = [value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"]
+        if isinstance(value, DcsError):
+            stb = [value.short()]
+        elif isinstance(value, KeyboardInterrupt):  # pipeline.Cancelled: its message is the line
+            stb = [str(value) or "Cancelled"]
+        else:
+            stb = [f"{etype.__name__}: {value}"]
         shell._showtraceback(etype, value, stb)
         return stb
 
@@ -195,7 +204,9 @@ class DcsMagics(Magics, Configurable):
     @argument("--pull", action="store_true", help="Always pull a newer base image.")
     @argument("--target", default=None, help="Multi-stage target to build.")
     @argument("--label", action="append", default=[], dest="labels", metavar="K=V")
-    @argument("--bg", action="store_true", help="Build in the background; return a handle at once.")
+    @argument("--bg", action="store_true",
+              help="Build in the background; return a Job at once (stop it with the widget's Stop "
+              "button or job.cancel(); Kernel > Interrupt only interrupts the running cell).")
     @line_magic
     def dcs_build(self, line: str) -> Any:
         """Build NAME's context with the Docker engine, with live progress."""
@@ -231,7 +242,9 @@ class DcsMagics(Magics, Configurable):
     @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
     @argument("--password-env", default=None, metavar="VAR",
               help="Environment variable holding the password (else a hidden prompt).")
-    @argument("--bg", action="store_true", help="Push in the background; return a handle at once.")
+    @argument("--bg", action="store_true",
+              help="Push in the background; return a Job at once (stop it with the widget's Stop "
+              "button or job.cancel()).")
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
