@@ -218,3 +218,30 @@ def test_bg_push_cancelled_while_the_registry_holds_the_upload(docker_client: An
 def _container_ids(client: Any, short_id: str | None) -> list[str]:
     assert short_id
     return [c["Id"] for c in client.api.containers(all=True, filters={"id": short_id})]
+
+
+def test_bg_job_line_in_a_kernel_is_replaced_when_cancelled(tmp_path: Path, busybox_image: str,
+                                                            docker_client: Any, tag: str) -> None:
+    """In a real kernel (nbclient), the `<Job ... running>` line under `%dcs_build --bg` is
+    updated in place (display id) when the job ends: the saved notebook says "cancelled"."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in [
+        "%load_ext dcs_magic\n%config DcsMagics.progress = 'none'",
+        f"%%dockerfile slow --base {busybox_image} --quiet\nFROM {{{{ base }}}}\n{SILENT_STEP}",
+        f"%dcs_build slow -t {tag} --no-cache --bg",
+        "import time\njob = _\nwhile 'started' not in job.state.get('log_tail', []):\n"
+        "    time.sleep(0.1)\nstarted = time.monotonic()\nassert job.cancel()\nprint(job.status, round(time.monotonic() - started, 1))",
+    ]]
+    client = NotebookClient(nb, kernel_name="python3", timeout=120, startup_timeout=120,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=dict(os.environ))
+    job_line = [o for o in nb.cells[2].outputs if o.output_type == "display_data"]
+    assert [o.data["text/plain"] for o in job_line] == ["<Job build 'slow': cancelled>"]
+    status, took = nb.cells[3].outputs[0].text.split()
+    assert status == "cancelled" and float(took) < CANCEL_BOUND_S
+    remove_step_images(docker_client, tmp_path / "dcs-build" / "slow")
