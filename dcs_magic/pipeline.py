@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -120,10 +119,8 @@ class CancelToken:
 
 def _quietly(callback: Callable[[], Any]) -> None:
     # A failing reaction (a widget gone, an engine already closed) must not stop the others.
-    try:
+    with suppress(Exception):
         callback()
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def _token(cancel: CancelToken | threading.Event | None) -> CancelToken:
@@ -132,7 +129,7 @@ def _token(cancel: CancelToken | threading.Event | None) -> CancelToken:
         return cancel
     token = CancelToken()
     if cancel is not None:
-        token._event = cancel  # noqa: SLF001 - same flag; no callbacks can be attached to an Event
+        token._event = cancel  # same flag: honoured at the next event (no callbacks on an Event)
     return token
 
 

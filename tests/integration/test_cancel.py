@@ -234,8 +234,9 @@ def test_bg_job_line_in_a_kernel_is_replaced_when_cancelled(tmp_path: Path, busy
         "%load_ext dcs_magic\n%config DcsMagics.progress = 'none'",
         f"%%dockerfile slow --base {busybox_image} --quiet\nFROM {{{{ base }}}}\n{SILENT_STEP}",
         f"%dcs_build slow -t {tag} --no-cache --bg",
-        "import time\njob = _\nwhile 'started' not in job.state.get('log_tail', []):\n"
-        "    time.sleep(0.1)\nstarted = time.monotonic()\nassert job.cancel()\nprint(job.status, round(time.monotonic() - started, 1))",
+        ("import time\njob = _\nwhile 'started' not in job.state.get('log_tail', []):\n"
+         "    time.sleep(0.1)\nstarted = time.monotonic()\nassert job.cancel()\n"
+         "print(job.status, round(time.monotonic() - started, 1))"),
     ]]
     client = NotebookClient(nb, kernel_name="python3", timeout=120, startup_timeout=120,
                             resources={"metadata": {"path": str(tmp_path)}})
