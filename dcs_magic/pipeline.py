@@ -716,7 +716,7 @@ class Job:
         upload) and the step's container removed. Waits up to `timeout` s (None: no limit,
         0: not at all) for that cleanup; True when the job has ended. Safe to call twice."""
         self._cancel.cancel()
-        if timeout == 0:
+        if timeout == 0 or threading.current_thread() is self._thread:  # e.g. from a sink callback
             return self.done()
         self._thread.join(timeout)
         return self.done()
