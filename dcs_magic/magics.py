@@ -104,9 +104,13 @@ class DcsMagics(Magics, Configurable):
         self._previous_exc: tuple[Any, Any] | None = None
         self._our_exc: Any = None
         if shell is not None:
+            from .pipeline import Cancelled
+
             # Magics.__init__ already adds us to shell.configurables (so %config works).
             self._previous_exc = (shell.custom_exceptions, shell.CustomTB)
-            shell.set_custom_exc((DcsError,), self._show_error)
+            # Cancelled (a KeyboardInterrupt raised by our build/push after its cleanup) shows
+            # as its one line, not a traceback through docker-py and http.client.
+            shell.set_custom_exc((DcsError, Cancelled), self._show_error)
             self._our_exc = shell.CustomTB
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
@@ -151,8 +155,12 @@ class DcsMagics(Magics, Configurable):
         # notebooks (so nbclient/papermill still see a failed cell), printed in a terminal.
         if isinstance(value, DcsError) and getattr(value, "details_shown", False):
             stb = [_one_line(value)]  # the widget above shows the details: say it once
+        elif isinstance(value, DcsError):
+            stb = [value.short()]
+        elif isinstance(value, KeyboardInterrupt):  # pipeline.Cancelled: its message is the line
+            stb = [str(value) or "Cancelled"]
         else:
-            stb = [value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"]
+            stb = [f"{etype.__name__}: {value}"]
         shell._showtraceback(etype, value, stb)
         return stb
 
@@ -244,7 +252,9 @@ class DcsMagics(Magics, Configurable):
     @argument("--pull", action="store_true", help="Always pull a newer base image.")
     @argument("--target", default=None, help="Multi-stage target to build.")
     @argument("--label", action="append", default=[], dest="labels", metavar="K=V")
-    @argument("--bg", action="store_true", help="Build in the background; return a handle at once.")
+    @argument("--bg", action="store_true",
+              help="Build in the background; return a Job at once (stop it with the widget's Stop "
+              "button or job.cancel(); Kernel > Interrupt only interrupts the running cell).")
     @line_magic
     def dcs_build(self, line: str) -> Any:
         """Build NAME's context with the Docker engine, with live progress."""
@@ -286,7 +296,9 @@ class DcsMagics(Magics, Configurable):
     @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
     @argument("--password-env", default=None, metavar="VAR",
               help="Environment variable holding the password (else a hidden prompt).")
-    @argument("--bg", action="store_true", help="Push in the background; return a handle at once.")
+    @argument("--bg", action="store_true",
+              help="Push in the background; return a Job at once (stop it with the widget's Stop "
+              "button or job.cancel()).")
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
