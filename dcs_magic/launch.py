@@ -39,6 +39,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from . import runtime
 from .errors import ClusterError, DcsError, SpecError
 from .spec import (
     MASK,
@@ -69,7 +70,6 @@ ACCESS_MODES = {
 }
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _S3_OPTION = re.compile(r"\s+(region|endpoint)=(\S+)$")
-_DEFAULT_RUNTIME = "15.4.x-scala2.12"
 KEY_VALUE_FIELDS = ("spark_conf", "spark_env_vars", "custom_tags")
 # Tags are shown to everyone in the workspace and cannot hold {{secrets/...}} references, so a
 # tag named like a secret (`token_budget`) is masked in the preview but is not a literal secret
@@ -407,6 +407,31 @@ def _secret_variables(spec: ClusterSpec) -> list[str]:
     return [secret_variable(r) for r in references]
 
 
+def default_runtime(offered: list[str], image_python: str | None) -> str:
+    """The runtime key the form starts with: the newest supported LTS line that runs the
+    image's checked Python (among the workspace's `offered` keys when it lists them), else
+    the newest offered key, else the newest LTS line dcs-magic knows."""
+    line = runtime.default_runtime_for(image_python)
+    if line is not None:
+        matching = [key for key in offered if runtime.line_of(key) == line]
+        if matching or not offered:
+            return matching[0] if matching else line.key
+    if offered:
+        return offered[0]
+    return next(item["key"] for item in runtime.spark_versions() if runtime.line_of(item["key"]).lts)
+
+
+def runtime_notes(spark_version: str | None, image_python: str | None) -> list[str]:
+    """A note when the chosen runtime does not run the image's (checked) Python."""
+    if not spark_version or not image_python:
+        return []
+    try:
+        fits, reason = runtime.fits(image_python, spark_version)
+    except ValueError:
+        return []  # an unknown key: spec validation already says so
+    return [] if fits else [f"Runtime does not fit the image: {reason}."]
+
+
 class LaunchWidget(widgets.VBox):
     """The launch form. `spec` is the current ClusterSpec, `cluster_id` the created cluster.
 
@@ -422,8 +447,11 @@ class LaunchWidget(widgets.VBox):
                  init_scripts: Mapping[str, NamedInitScript] | None = None, unavailable: str | None = None,
                  wait_timeout_s: float = 1200, sleep: Callable[[float], Any] = time.sleep,
                  local: bool = False, spec_path: str | os.PathLike[str] | None = None,
-                 running_poll_s: float = RUNNING_POLL_S) -> None:
+                 running_poll_s: float = RUNNING_POLL_S, image_python: str | None = None) -> None:
         self.workspace = workspace
+        # The Python of the image's /databricks/python3 as `%dcs_check` found it (None when the
+        # image was not checked): picks the default runtime and flags one that does not fit.
+        self.image_python = image_python
         self.local = local
         self.cluster_id: str | None = None
         self.cluster_info: dict[str, Any] | None = None
@@ -447,7 +475,7 @@ class LaunchWidget(widgets.VBox):
         values.init_script_names = self._preselected(values)
         notes, runtimes, nodes = self._lists(unavailable)
         if not values.spark_version:
-            values.spark_version = runtimes[0][1] if runtimes else _DEFAULT_RUNTIME
+            values.spark_version = default_runtime([key for _, key in runtimes], image_python)
         self.controls = self._build_controls(values, runtimes, nodes)
         self.target = widgets.HTML(self._target_html())
         self.notice = widgets.HTML(self._notice_html(notes))
@@ -723,6 +751,7 @@ class LaunchWidget(widgets.VBox):
         if spec is not None:
             problems += [str(e) for e in spec.errors()]
             problems += self._image_notes()
+            problems += runtime_notes(spec.spark_version, self.image_python)
             text = spec.to_json()
             self.preview.value = f"<pre style='max-height:24em;overflow:auto'>{html.escape(text)}</pre>"
             self.copy_box.value = text

@@ -372,7 +372,22 @@ class DcsMagics(Magics, Configurable):
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
             unavailable = str(exc)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
+                            image_python=self._checked_python(image),
                             unavailable=unavailable, local=args.local, spec_path=args.spec)
+
+    def _checked_python(self, image: str | None) -> str | None:
+        """The Python `%dcs_check` found in `image` (same repository), or None."""
+        from .checks import report_python
+        from .imageref import parse_reference
+
+        report = self.last_check
+        if report is None or not image:
+            return None
+        try:
+            same = parse_reference(report.image).repository == parse_reference(image).repository
+        except ValueError:
+            return None
+        return report_python(report) if same else None
 
     # -- %dcs_run (one-time job run; the work is in jobs / Workspace) ---------------------
 

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from .. import runtime
 from ..errors import SpecError
 from ..imageref import parse_reference
 from ..spec import ClusterSpec
@@ -27,10 +28,9 @@ from .store import NODE_TYPE_ID, Cluster, Store, new_cluster_id
 
 __all__ = ["SPARK_VERSIONS", "LocalWorkspaceServer"]
 
-SPARK_VERSIONS = [
-    {"key": f"{line}.x-scala2.12", "name": f"{line} LTS (local preflight)"}
-    for line in ("17.3", "16.4", "15.4", "14.3", "13.3")
-]
+# What a workspace offers today: the supported lines dcs-magic knows (dcs_magic.runtime).
+SPARK_VERSIONS = [{"key": item["key"], "name": f"{item['name']} (local preflight)"}
+                  for item in runtime.spark_versions()]
 
 
 def _not_found(cluster_id: Any) -> ApiFailure:

@@ -459,7 +459,10 @@ def test_preview_only_without_a_workspace():
     assert widget.create_button.disabled
     assert "Preview only: No Databricks workspace host configured" in widget.notice.value
     assert isinstance(widget.controls["spark_version"], ipywidgets.Text)  # no list to pick from: type it
-    assert preview_json(widget)["spark_version"] == "15.4.x-scala2.12"
+    # No list to pick from and no checked image: the newest LTS line dcs-magic knows.
+    from dcs_magic import runtime
+    newest_lts = [line for line in runtime.LINES if line.lts and line.supported()][-1]
+    assert preview_json(widget)["spark_version"] == newest_lts.key
     widget.create()
     assert widget.cluster_id is None and "preview only" in widget.state.value
 
@@ -556,3 +559,29 @@ def test_local_secret_resolution_error_names_the_variable(shell, monkeypatch):
     assert "Hint:" in state and "DCS_SECRET_DCS_TEST_MISSING_PW" in state
     assert "Open cluster" not in widget.link.value  # no link to a page that needs the token
     assert not widget.create_button.disabled
+
+
+def test_default_runtime_is_the_newest_lts_that_runs_the_checked_python(ws):
+    # The offered list holds 16.4 (Python 3.12) first; an image checked as Python 3.11 gets 15.4.
+    widget = LaunchWidget(ws, image=PINNED, image_python="3.11.2")
+    assert widget.controls["spark_version"].value == "15.4.x-scala2.12"
+    assert "does not fit" not in widget.problems.value
+    widget.controls["spark_version"].value = "16.4.x-scala2.12"
+    assert "Runtime does not fit the image: Python 3.11.2 does not fit 16.4 LTS" in widget.problems.value
+    assert "15.4 LTS" in widget.problems.value  # where it does fit
+
+
+def test_unchecked_image_keeps_the_workspaces_first_runtime_and_no_note(ws):
+    widget = LaunchWidget(ws, image=PINNED)
+    assert widget.controls["spark_version"].value == "16.4.x-scala2.12"
+    assert "does not fit" not in widget.problems.value
+
+
+def test_default_runtime_without_a_workspace_list():
+    from dcs_magic.launch import default_runtime
+    from dcs_magic import runtime
+    newest_312 = runtime.default_runtime_for("3.12.3")
+    assert newest_312 is not None and newest_312.python == "3.12" and newest_312.lts
+    assert default_runtime([], "3.12.3") == newest_312.key
+    assert default_runtime([], "3.11.9") == "15.4.x-scala2.12"
+    assert default_runtime([], "2.7.18") == default_runtime([], None)  # no line runs it: the newest LTS
