@@ -149,7 +149,8 @@ for path in sorted(Path(".").glob("*.ipynb")):
     try:
         NotebookClient(nb, kernel_name="python3", timeout=900).execute()
     except Exception as exc:  # report every notebook, then fail
-        failed.append(f"{path}: {str(exc).strip().splitlines()[-1]}")
+        failed.append(f"{path}: {getattr(exc, 'ename', type(exc).__name__)}: "
+                      f"{getattr(exc, 'evalue', exc)}")
     nbformat.write(nb, path)
 for line in failed:
     print(f"demo: {line}", file=sys.stderr)
