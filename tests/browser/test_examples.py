@@ -156,6 +156,15 @@ def _kernel_token(server: JupyterLab) -> str:
     return "".join(m["content"].get("text", "") for m in found if m["msg_type"] == "stream")
 
 
+def _wait_for_idle_kernel(server: JupyterLab, timeout_s: float = 60.0) -> None:
+    """Notebook 7 has no status bar: ask the server until the notebook's kernel is idle."""
+    deadline = time.monotonic() + timeout_s
+    while not any(k.get("execution_state") == "idle" for k in server.api("GET", "/api/kernels")):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no idle kernel after {timeout_s:.0f}s:\n{server.log_tail()}")
+        time.sleep(0.5)
+
+
 def _saved_after_run(server: JupyterLab, page: Any, rel: str, n_code: int) -> Any:
     """Save from the browser (Ctrl+S) and read the notebook the server wrote."""
     page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt").first.click()
@@ -187,7 +196,7 @@ def _run_in_browser(server: JupyterLab, page: Any, example: Example, url: str, u
         page.goto(url + rel)
         page.wait_for_function(
             f"() => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell').length === {n_code}")
-        page.wait_for_function("() => !!document.querySelector('.jp-Notebook-ExecutionIndicator, #jp-top-panel')")
+        _wait_for_idle_kernel(server)
     run_all_cells(page)
     # Run All marks every cell "[*]:" at once: wait for the run to start, then to end.
     page.wait_for_function(f"() => ({_PROMPTS_JS})().some(p => p !== '[ ]:' && p !== '')",
