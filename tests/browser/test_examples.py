@@ -39,6 +39,7 @@ from support.examples import (
     OS_BASE,
     Example,
     copy_examples,
+    ensure_dcs_base,
     example_environment,
     secrets_found,
 )
@@ -53,11 +54,15 @@ _PROMPTS_JS = """() => Array.from(document.querySelectorAll(
 
 
 @pytest.fixture(scope="module")
-def example_env(auth_registry: Any, dcs_base_image: str, docker_client: Any,
-                _protected_images: set[str]) -> dict[str, str]:
-    _protected_images.add(OS_BASE)
-    docker_client.images.get(OS_BASE)  # made by scripts/make-base-image.sh with the base
-    return example_environment(auth_registry, dcs_base_image)
+def example_env(auth_registry: Any, docker_client: Any, _protected_images: set[str]
+                ) -> dict[str, str]:
+    _protected_images.update({OS_BASE, "dcs-magic/dcs-base:bookworm"})
+    try:
+        base = ensure_dcs_base(docker_client)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    _protected_images.add(base)
+    return example_environment(auth_registry, base)
 
 
 def _with_env(env: dict[str, str], start: Any, *args: Any) -> JupyterLab:

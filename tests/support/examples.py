@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,22 @@ EXAMPLE_LIST = (
     Example("gpu", ()),  # no GPU engine here: render + lint + JSON only
     Example("parameters", (("dcs-params-etl", "1"), ("dcs-params-ml", "1"))),
 )
+
+
+BASE_SCRIPT = EXAMPLES.parent / "scripts" / "make-base-image.sh"
+
+
+def ensure_dcs_base(client: Any) -> str:
+    """The realistic DCS base (and its debootstrap root, OS_BASE) that scripts/make-base-image.sh
+    builds once per machine; the same image as tests/integration's `dcs_base_image` fixture."""
+    ref = os.environ.get("DCS_TEST_BASE_IMAGE", "dcs-magic/dcs-base:bookworm")
+    proc = subprocess.run(["bash", str(BASE_SCRIPT), ref], capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise RuntimeError(f"{BASE_SCRIPT.name} {ref} failed ({proc.returncode}):\n{tail}")
+    client.images.get(ref)
+    client.images.get(OS_BASE)
+    return ref
 
 
 def example_environment(registry: Any, base_image: str) -> dict[str, str]:
