@@ -8,7 +8,8 @@ probe prints `key=value` lines; everything else is pure:
     parse_probe(text) -> dict[str, str]        its output as facts
     evaluate(facts, image_attrs, runtime)      facts + `docker image inspect` -> CheckItems
 
-The container is always removed, also on errors, timeouts and KeyboardInterrupt.
+The container is run through `engine.Engine.run_container`, which always removes it, also on
+errors, timeouts, KeyboardInterrupt and interpreter exit.
 Requirements and their reasons: ../shared/dcs-facts.md ("What a custom image must contain").
 """
 
@@ -17,11 +18,14 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import DcsError, EngineError
+from .errors import EngineError, UsageError
 from .imageref import ImageRef, RuntimeLine, runtime_line
 from .results import CheckItem, CheckReport
+
+if TYPE_CHECKING:  # the engine (and docker) are imported only when a check runs
+    from .engine import Engine
 
 __all__ = [
     "DATABRICKS_PYTHON",
@@ -34,7 +38,6 @@ __all__ = [
     "evaluate",
     "facts_from_run",
     "fitting_runtimes",
-    "inspect_image",
     "java_version",
     "parse_probe",
     "parse_runtime",
@@ -462,77 +465,19 @@ class ProbeRun:
     error: str = ""
 
 
-def _api(client: Any) -> Any:
-    """A docker.APIClient from a docker.DockerClient, an engine.Engine or an APIClient."""
-    return getattr(client, "api", client)
-
-
-def inspect_image(api: Any, image: str) -> dict[str, Any]:
-    """`docker image inspect` attrs; EngineError telling how to get the image when missing."""
-    from docker.errors import APIError, DockerException, ImageNotFound
-
-    try:
-        return api.inspect_image(image)
-    except ImageNotFound as exc:
-        raise EngineError(
-            f"Image {image!r} is not in the local Docker engine, so it cannot be checked.",
-            hint=f"Build it (%dcs_build -t {image}) or pull it (docker pull {image}) first.",
-        ) from exc
-    except APIError as exc:
-        raise EngineError(f"The Docker engine refused to inspect {image!r}: {exc.explanation or exc}",
-                          hint="Check the image reference.") from exc
-    except DockerException as exc:
-        raise EngineError(f"The Docker engine failed while inspecting {image!r}: {exc}") from exc
-
-
-def run_probe(api: Any, image: str, *, timeout_s: float = 180.0,
+def run_probe(engine: Engine, image: str, *, timeout_s: float = 180.0,
               labels: dict[str, str] | None = None) -> ProbeRun:
-    """Run probe_script() in one container from `image`; the container is always removed."""
-    from docker.errors import APIError, DockerException
-    from requests.exceptions import RequestException
-
-    name = f"dcs-check-{secrets.token_hex(6)}"
-    try:
-        api.create_container(
-            image, entrypoint=["/bin/sh", "-c", probe_script()], name=name, user="0",
-            network_disabled=True, labels={"dcs_magic.check": "1", **(labels or {})},
-        )
-        try:
-            api.start(name)
-        except APIError as exc:
-            # runc fails here when /bin/sh is missing or cannot be executed.
-            return ProbeRun("", "", None, error=str(exc.explanation or exc))
-        try:
-            status = api.wait(name, timeout=timeout_s)
-        except RequestException as exc:
-            raise EngineError(f"The check of {image!r} did not finish within {timeout_s:.0f} s.",
-                              hint="Something in the image blocks the probe; run it with "
-                              "docker run --entrypoint /bin/sh to investigate.") from exc
-        stdout = api.logs(name, stdout=True, stderr=False).decode("utf-8", "replace")
-        stderr = api.logs(name, stdout=False, stderr=True).decode("utf-8", "replace")
-        error = (status.get("Error") or {}).get("Message") or ""
-        return ProbeRun(stdout, stderr, status.get("StatusCode"), error=error)
-    except APIError as exc:
-        raise EngineError(f"The Docker engine could not run {image!r}: {exc.explanation or exc}",
-                          hint="Check that the image exists locally and the engine is healthy.") from exc
-    except (DockerException, RequestException) as exc:
-        raise EngineError(f"The Docker engine failed while checking {image!r}: {exc}") from exc
-    finally:
-        _remove(api, name)
-
-
-def _remove(api: Any, name: str) -> None:
-    """Remove the probe container by name (works even if create's answer never arrived)."""
-    from docker.errors import DockerException, NotFound
-    from requests.exceptions import RequestException
-
-    try:
-        api.remove_container(name, force=True, v=True)
-    except NotFound:
-        pass
-    except (DockerException, RequestException):
-        # Engine gone mid-check: nothing more can be done; the caller already has an error.
-        pass
+    """Run probe_script() in one container from `image`; the container is always removed
+    (the engine's `run_container` sees to it, also when the process exits meanwhile)."""
+    run = engine.run_container(
+        image, ["/bin/sh", "-c", probe_script()], name=f"dcs-check-{secrets.token_hex(6)}",
+        timeout_s=timeout_s, user="0", network_disabled=True,
+        labels={"dcs_magic.check": "1", **(labels or {})})
+    if run.timed_out:
+        raise EngineError(f"The check of {image!r} did not finish within {timeout_s:.0f} s.",
+                          host=engine.host, hint="Something in the image blocks the probe; run it "
+                          "with docker run --entrypoint /bin/sh to investigate.")
+    return ProbeRun(run.stdout, run.stderr, run.exit_code, error=run.error)
 
 
 def facts_from_run(run: ProbeRun) -> dict[str, str]:
@@ -546,32 +491,28 @@ def facts_from_run(run: ProbeRun) -> dict[str, str]:
     return facts
 
 
-def check(image: str, *, runtime: str | None = None, client: Any = None,
+def check(image: str, *, runtime: str | None = None, engine: Engine | None = None,
           timeout_s: float = 180.0) -> CheckReport:
     """Check a local image against the Databricks Container Services requirements.
 
     `runtime` is the Databricks Runtime line targeted (`15.4`, `15.4.x-scala2.12`); without it
-    the Python version is reported with the runtime lines it fits. `client`: a
-    docker.DockerClient, docker.APIClient or engine.Engine (default: `engine.connect()`).
-    Raises EngineError when the engine is down or the image is not local.
+    the Python version is reported with the runtime lines it fits. `engine`: a connected
+    `dcs_magic.engine.Engine` (default: `engine.connect()`, closed afterwards).
+    Raises UsageError for a bad argument, ImageNotFoundError when the image is not local,
+    EngineError when the engine is down.
     """
     if not isinstance(image, str) or not image.strip():
-        raise DcsError("No image given to check.", hint="Pass a local image reference or id, "
-                       "e.g. %dcs_check myrepo/myimage:1.0")
+        raise UsageError("No image given to check.", hint="Pass a local image reference or id, "
+                         "e.g. %dcs_check myrepo/myimage:1.0")
     try:
         line = parse_runtime(runtime)
     except ValueError as exc:
-        raise DcsError(str(exc), hint="Pass --runtime like 15.4 (see Spark versions).") from exc
-    engine = None
-    if client is None:
+        raise UsageError(str(exc), hint="Pass --runtime like 15.4 (see Spark versions).") from exc
+    if engine is None:
         from .engine import connect
 
-        engine = client = connect()
-    try:
-        api = _api(client)
-        attrs = inspect_image(api, image)
-        run = run_probe(api, image, timeout_s=timeout_s)
-    finally:
-        if engine is not None:
-            engine.close()
+        with connect() as own:
+            return check(image, runtime=runtime, engine=own, timeout_s=timeout_s)
+    attrs = engine.inspect_image(image)
+    run = run_probe(engine, image, timeout_s=timeout_s)
     return CheckReport(image=image, checks=evaluate(facts_from_run(run), attrs, line))

@@ -64,7 +64,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dcs-magic {__version__}")
     parser.add_argument("--debug", action="store_true", help="Show full tracebacks on errors.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_render_parser, _build_parser, _check_parser, _launch_parser, _terminate_parser):
+    for add in (_render_parser, _build_parser, _check_parser, _launch_parser, _terminate_parser,
+                _run_parser, _export_parser, _doctor_parser):
         sub = add(commands)
         # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -543,6 +544,172 @@ def _cmd_terminate(args: argparse.Namespace) -> int:
 def _print_state(info: dict[str, Any]) -> None:
     message = info.get("state_message") or ""
     print(f"  {info.get('state')}{': ' + message if message else ''}", file=sys.stderr, flush=True)
+
+
+# -- run / export / doctor (jobs, exports and readiness; the work is in jobs, exports, doctor) ----
+
+
+def _where_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--profile", default=None, help="~/.databrickscfg profile (default: the Databricks "
+                                                       "SDK's resolution, DATABRICKS_* first).")
+    where.add_argument("--local", action="store_true", help="Use the local preflight workspace.")
+
+
+def _run_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "run", help="Run a Python file or notebook once on a job cluster in the image.",
+        description="Submit a one-time run (jobs/runs/submit) whose new job cluster is the spec "
+                    "(docker_image included, validated like a cluster). Prints the run page URL; with "
+                    "--wait (always on --local) follows the run and prints its state and output. "
+                    "Exit 0 on SUCCESS, 1 otherwise.")
+    parser.add_argument("--spec", required=True, metavar="FILE", help="JSON file with a clusters/create body.")
+    task = parser.add_mutually_exclusive_group(required=True)
+    task.add_argument("--python-file", default=None, metavar="PATH",
+                      help="Python file to run (/Workspace/..., dbfs:/..., or file:/... inside the image).")
+    task.add_argument("--notebook", default=None, metavar="PATH", help="Workspace notebook path to run.")
+    parser.add_argument("--parameters", nargs=argparse.REMAINDER, default=[], metavar="P",
+                        help="The Python file's arguments (options such as --day included), or the "
+                             "notebook's NAME=VALUE parameters. Give it last: it takes the rest of the line.")
+    parser.add_argument("--image", default=None, help="docker_image.url to use (pin it: repo@sha256:...).")
+    parser.add_argument("--run-name", default=None, help="Name of the run (default: dcs run FILE).")
+    _where_args(parser)
+    parser.add_argument("--wait", action="store_true", help="Follow the run to its end and print its output.")
+    parser.add_argument("--timeout", type=float, default=3600.0, metavar="S",
+                        help="Seconds --wait waits (default 3600).")
+    parser.set_defaults(run=_cmd_run)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .exports import export_spec
+    from .jobs import follow_run
+    from .spec import ClusterSpec
+    from .workspace import open_workspace
+
+    spec = export_spec(ClusterSpec.load(args.spec), image=args.image)
+    with open_workspace(args.profile, local=args.local) as workspace:
+        run_id = workspace.submit_run(spec, python_file=args.python_file, notebook=args.notebook,
+                                      parameters=args.parameters, run_name=args.run_name)
+        run = workspace.get_run(run_id)
+        _out(f"Run {run_id}: {workspace.run_url(run)}")
+        if not (args.wait or args.local):
+            return 0
+        result = follow_run(workspace, run_id, timeout_s=args.timeout, on_state=_print_run_state)
+    _out(f"State: {result.state}" + (f" (exit code {result.exit_code})" if result.exit_code is not None else ""))
+    if result.output:
+        _out(result.output.rstrip("\n"))
+    if not result.ok:
+        _error(result.to_error().short())
+        return 1
+    return 0
+
+
+def _print_run_state(run: dict[str, Any]) -> None:
+    state = run.get("state") or {}
+    text = "/".join(s for s in (state.get("life_cycle_state"), state.get("result_state")) if s)
+    message = state.get("state_message") or ""
+    print(f"  {text}{': ' + message if message else ''}", file=sys.stderr, flush=True)
+
+
+def _export_parser(commands: Any) -> argparse.ArgumentParser:
+    from .exports import EXPORT_KINDS
+
+    parser = commands.add_parser(
+        "export", help="Export a spec as a bundle, Terraform, a cluster policy or an instance pool.",
+        description="Write the cluster spec (or a lock's recorded cluster with its pinned image) as a "
+                    "Databricks Asset Bundle resources YAML, Terraform HCL, a cluster policy JSON or an "
+                    "instance pool JSON. Secret references stay references; a literal password is refused.")
+    parser.add_argument("kind", choices=EXPORT_KINDS, help="What to write.")
+    parser.add_argument("--spec", default=None, metavar="FILE", help="JSON file with a clusters/create body.")
+    parser.add_argument("--lock", default=None, metavar="NOTEBOOK",
+                        help="A notebook (or its .dcs.lock.json): its pinned image becomes docker_image.url; "
+                             "without --spec, the cluster it recorded is exported.")
+    parser.add_argument("--name", default=None, help="Lock entry NAME (default: the only one).")
+    parser.add_argument("--out", default=None, metavar="FILE", help="Write to FILE instead of stdout.")
+    parser.set_defaults(run=_cmd_export)
+    return parser
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .errors import UsageError
+    from .exports import export, export_spec
+    from .spec import ClusterSpec
+
+    if not args.spec and not args.lock:
+        raise UsageError("dcs export needs --spec FILE or --lock NOTEBOOK",
+                         hint="--spec cluster.json (a clusters/create body), or --lock notebook.ipynb")
+    spec = ClusterSpec.load(args.spec) if args.spec else None
+    image, recorded = None, None
+    if args.lock:
+        entry = _export_lock_entry(args.lock, args.name)
+        image, recorded = entry.pinned, entry.cluster
+    text = export(args.kind, export_spec(spec, image=image, lock_cluster=recorded))
+    if args.out:
+        from .context import write_file
+
+        path = Path(args.out)
+        write_file(path.parent, path.name, text)
+        print(f"Wrote {path}", file=sys.stderr, flush=True)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return 0
+
+
+def _export_lock_entry(where: str, name: str | None) -> Any:
+    """The lock entry (pushed, so pinned) of a notebook or .dcs.lock.json for dcs export."""
+    from .lock import LOCK_SUFFIX, lock_path, read_lock
+
+    path = Path(where)
+    lock_file = path if path.name.endswith(LOCK_SUFFIX) else lock_path(path)
+    lock = read_lock(lock_file)
+    if lock is None:
+        raise LockError(f"there is no lock file {lock_file}",
+                        hint="run `dcs build NOTEBOOK -t TAG --push` first; it writes the lock")
+    names = sorted(lock.images)
+    if name is None and len(names) != 1:
+        raise LockError(f"{lock_file} has {len(names)} entries ({', '.join(names) or 'none'}); say which one",
+                        hint="pass --name NAME")
+    entry = lock.images.get(name or names[0])
+    if entry is None:
+        raise LockError(f"{lock_file} has no entry {name!r} (it has: {', '.join(names)})", hint="check --name")
+    if not entry.pinned:
+        raise LockError(f"{lock_file}: {name or names[0]!r} was never pushed, so there is no pinned image",
+                        hint="run `dcs build NOTEBOOK -t TAG --push` first")
+    return entry
+
+
+def _doctor_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "doctor", help="Check the workspace is ready for Container Services.",
+        description="One line per check: the workspace answers, the credentials work (whose), Container "
+                    "Services is enabled, the runtime and node types exist and support containers, and "
+                    "the spec's registry answers from here with its credentials. Exit 0 when all hold.")
+    _where_args(parser)
+    parser.add_argument("--spec", default=None, metavar="FILE",
+                        help="A clusters/create JSON whose runtime, node types and registry to check.")
+    parser.set_defaults(run=_cmd_doctor)
+    return parser
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor, unconfigured
+    from .errors import ConfigError
+    from .spec import ClusterSpec
+    from .terminal import print_check_report
+    from .workspace import open_workspace
+
+    spec = ClusterSpec.load(args.spec) if args.spec else None
+    try:
+        workspace = open_workspace(args.profile, local=args.local)
+    except ConfigError as exc:  # nothing configured is a failed check, not a crash
+        report = unconfigured(exc)
+    else:
+        with workspace:
+            report = doctor(workspace, spec)
+    print_check_report(report, sys.stdout, rich=False)
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

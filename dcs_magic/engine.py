@@ -1,6 +1,17 @@
-"""Adapter on `docker.APIClient`: connect with a clear error, yield decoded build/push events.
+"""Adapter on `docker.APIClient`: the one module of dcs-magic that imports docker.
 
-Everything that knows docker-py lives here. The engine is the one the Docker CLI would use:
+Connect with a clear error, yield decoded build/push/pull events, run a probe container,
+exec in a running one, inspect, list, stop and remove; and the `.dockerignore` matcher the
+build uses. Everything that knows docker-py (or the `requests` exceptions it raises) lives
+here, so error translation and container cleanup live once:
+
+- `Engine._translated(what, image=...)` turns docker-py / requests failures into dcs-magic
+  errors: an image missing locally is `ImageNotFoundError`, an engine that does not answer
+  (or answers with an error) is `EngineError` naming the host, with a hint.
+- `Engine.remove_container` is the one container-removal helper; containers created for a
+  short while (probes, launches in progress) are removed at interpreter exit too, when the
+  thread that made them is a daemon thread that never reaches its `finally`.
+ The engine is the one the Docker CLI would use:
 `DOCKER_HOST` (+ `DOCKER_TLS_VERIFY` / `DOCKER_CERT_PATH`), else the current docker context
 (`DOCKER_CONTEXT` or `currentContext` in the Docker config), else the default socket.
 Credentials are Docker's own (config file and credential helpers, as docker-py reads them)
@@ -12,10 +23,13 @@ pipeline decides which dcs-magic error they become, since only it knows the prog
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +40,11 @@ import requests.exceptions
 from docker.context import ContextAPI
 from docker.utils import build as build_utils
 
-from .errors import BuildError, EngineError, PushError
+from .errors import BuildError, EngineError, ImageNotFoundError, PushError
 from .imageref import parse_reference
 
-__all__ = ["Engine", "StreamError", "connect", "engine_host"]
+__all__ = ["ContainerRun", "Engine", "ExecResult", "StreamError", "connect", "context_excludes",
+           "context_paths", "engine_host", "remove_held_containers"]
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _START_HINT = ("Start a Docker engine (Docker Desktop, `sudo systemctl start docker`, or `dockerd`), "
@@ -95,12 +110,52 @@ class _StreamingClient(docker.APIClient):
             response.close()
 
 
+@dataclass(frozen=True)
+class ContainerRun:
+    """What one run-to-completion container left: its output and how it ended.
+
+    `error` is the engine's reason when the container could not start (no /bin/sh, exec
+    format error) or its wait status carried one; `timed_out` when it outlived the timeout.
+    """
+
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    error: str = ""
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """A command run in a running container: exit code and combined stdout+stderr."""
+
+    exit_code: int | None
+    output: bytes
+    timed_out: bool = False
+
+
+# Containers that must not outlive this process (probes, drivers of launches in progress):
+# name -> engine host. Removed at exit when their owner (often a daemon thread) could not.
+_TRANSIENT: dict[str, str] = {}
+_TRANSIENT_LOCK = threading.Lock()
+
+
 class Engine:
-    """A connected Docker engine. Create with `connect()`; one per build/push (not shared)."""
+    """A connected Docker engine. Create with `connect()`; one per build/push (not shared).
+
+    `api` is docker-py's client and is private to this module: every other module asks
+    the engine through the methods below.
+    """
 
     def __init__(self, api: docker.APIClient, host: str) -> None:
         self.api = api
         self.host = host
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- facts -----------------------------------------------------------------------
 
@@ -112,10 +167,34 @@ class Engine:
 
     def image_exists(self, reference: str) -> bool:
         try:
-            self.api.inspect_image(reference)
-        except docker.errors.ImageNotFound:
+            self.inspect_image(reference)
+        except ImageNotFoundError:
             return False
         return True
+
+    def inspect_image(self, reference: str) -> dict[str, Any]:
+        """`docker image inspect` attrs. ImageNotFoundError when the engine does not have it."""
+        with self._translated(f"inspect the image {reference}", image=reference):
+            return dict(self.api.inspect_image(reference))
+
+    def inspect_container(self, container: str) -> dict[str, Any] | None:
+        """`docker container inspect` attrs; None when there is no such container."""
+        with self._translated(f"inspect the container {container}"):
+            try:
+                return dict(self.api.inspect_container(container))
+            except docker.errors.NotFound:
+                return None
+
+    def list_containers(self, filters: Mapping[str, str | list[str]], *,
+                        all: bool = True) -> list[dict[str, Any]]:
+        """`docker ps` (`-a` unless all=False) with engine filters, e.g. {"label": "k=v"}."""
+        with self._translated("list containers"):
+            return list(self.api.containers(all=all, filters=dict(filters)))
+
+    def container_exists(self, container: str) -> bool:
+        """Whether a container with this id (or id prefix) exists, in any state."""
+        with self._translated("list containers"):
+            return bool(self.api.containers(all=True, quiet=True, filters={"id": container}))
 
     def repo_digest(self, reference: str) -> str | None:
         """The registry digest the engine knows for a local image (its RepoDigests entry for the
@@ -201,27 +280,184 @@ class Engine:
         except docker.errors.APIError as exc:
             raise BuildError(f"Could not tag {image_id[:19]} as {reference}: {exc.explanation}") from exc
 
-    def remove_container(self, container_id: str) -> bool:
-        """Force-remove a container; False when it is already gone."""
+    def pull_events(self, reference: str, auth_config: dict[str, str] | None = None) -> Iterator[dict]:
+        """Decoded pull events for `reference` (repo[:tag] or repo@digest).
+
+        `auth_config=None`: Docker's own config & credential helpers; `{}`: no credentials at
+        all (a cluster pulls with its spec's basic_auth only, not this machine's login).
+        The pull failing, in the stream or refused by the engine up front (unknown
+        manifest, unauthorized), raises StreamError with the engine's reason; an engine that
+        is not there raises EngineError.
+        """
         try:
-            self.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            return False
+            events = self.api.pull(reference, stream=True, decode=True, auth_config=auth_config)
+            auth_config = None  # the request is sent: drop our reference to the credentials
+            yield from _checked(events)
         except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # removal already in progress on the engine side
+            if exc.response is None or exc.status_code is None:
+                raise self._engine_error(f"pull of {reference}", exc) from exc
+            raise StreamError({"error": str(exc.explanation or exc)}) from exc
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+            raise self._engine_error(f"pull of {reference}", exc) from exc
+
+    # -- containers ------------------------------------------------------------------
+
+    def create_container(self, image: str, *, name: str, entrypoint: list[str],
+                         environment: Mapping[str, str] | None = None,
+                         labels: Mapping[str, str] | None = None, hostname: str | None = None,
+                         user: str = "0", network_disabled: bool = False) -> str:
+        """Create (not start) a container named `name` with its entrypoint replaced; its id.
+
+        ImageNotFoundError when the image is not local; EngineError when the engine refuses.
+        """
+        with self._translated(f"create a container from {image}", image=image):
+            created = self.api.create_container(
+                image, entrypoint=list(entrypoint), name=name, hostname=hostname, user=user,
+                environment=dict(environment) if environment else None,
+                labels=dict(labels) if labels else None, network_disabled=network_disabled)
+        return str(created["Id"])
+
+    def start(self, container: str) -> None:
+        """Start a created container; EngineError with the runtime's reason when it cannot."""
+        with self._translated(f"start the container {container}"):
+            self.api.start(container)
+
+    def run_container(self, image: str, entrypoint: list[str], *, name: str, timeout_s: float,
+                      labels: Mapping[str, str] | None = None, user: str = "0",
+                      network_disabled: bool = True) -> ContainerRun:
+        """Create, start and wait for one container, read its logs, and always remove it.
+
+        A container that cannot start (runc: no /bin/sh, exec format error) is a run with
+        `error` set, not an exception: for a probe, that is a fact about the image. One that
+        runs longer than `timeout_s` is a run with `timed_out`. The container is removed
+        also on errors and KeyboardInterrupt, and at interpreter exit if its thread never
+        got to it (a daemon thread stopped by the exit).
+        """
+        self._hold(name)
+        try:
+            self.create_container(image, name=name, entrypoint=entrypoint, labels=labels, user=user,
+                                  network_disabled=network_disabled)
+            try:
+                self.api.start(name)
+            except docker.errors.APIError as exc:
+                return ContainerRun("", "", None, error=str(exc.explanation or exc))
+            except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+                raise self._engine_error(f"start of {name}", exc) from exc
+            try:
+                status = self.api.wait(name, timeout=timeout_s)
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                if not _timed_out(exc):
+                    raise self._engine_error(f"wait for {name}", exc) from exc
+                return ContainerRun("", "", None, timed_out=True)
+            with self._translated(f"read the logs of {name}"):
+                stdout = self.api.logs(name, stdout=True, stderr=False).decode("utf-8", "replace")
+                stderr = self.api.logs(name, stdout=False, stderr=True).decode("utf-8", "replace")
+            error = str((status.get("Error") or {}).get("Message") or "")
+            return ContainerRun(stdout, stderr, status.get("StatusCode"), error=error)
+        finally:
+            self.remove_container(name, quiet=True)
+            self._release(name)
+
+    def exec(self, container: str, argv: list[str], *, user: str = "0",
+             environment: Mapping[str, str] | None = None) -> ExecResult:
+        """Run `argv` in a running container and wait for it. Output is stdout and stderr
+        interleaved. Longer than the client's timeout (`connect(timeout=...)`): a result with
+        `timed_out`. A container stopped or removed meanwhile ends the command at once."""
+        with self._translated(f"run {argv[0]} in {container}"):
+            exec_id = self.api.exec_create(container, list(argv), user=user,
+                                           environment=dict(environment) if environment else None)["Id"]
+            try:
+                output = self.api.exec_start(exec_id, stream=False, demux=False) or b""
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                if not _timed_out(exc):
+                    raise
+                return ExecResult(None, b"", timed_out=True)
+            code = self.api.exec_inspect(exec_id).get("ExitCode")
+        return ExecResult(code, bytes(output))
+
+    def put_archive(self, container: str, path: str, data: bytes) -> None:
+        """Extract the tar `data` into `path` (an existing directory) inside the container."""
+        with self._translated(f"copy files into {container}"):
+            self.api.put_archive(container, path, data)
+
+    def stop(self, container: str, timeout_s: int = 10) -> bool:
+        """`docker stop` (SIGTERM, then SIGKILL after timeout_s); False when it is gone."""
+        with self._translated(f"stop the container {container}"):
+            try:
+                self.api.stop(container, timeout=timeout_s)
+            except docker.errors.NotFound:
+                return False
+        return True
+
+    def remove_container(self, container: str | None, *, quiet: bool = False) -> bool:
+        """Force-remove a container (and its anonymous volumes); False when it is already gone.
+
+        The one removal helper. `quiet=True` for cleanup after another failure: an engine
+        that is gone by then cannot remove anything, and the caller already has an error.
+        """
+        if not container:
+            return False
+        try:
+            with self._translated(f"remove the container {container}"):
+                try:
+                    self.api.remove_container(container, force=True, v=True)
+                except docker.errors.NotFound:
+                    return False
+                except docker.errors.APIError as exc:
+                    if exc.status_code == 409:  # removal already in progress on the engine side
+                        return False
+                    raise
+        except EngineError:
+            if quiet:
                 return False
             raise
         return True
 
     def containers_from(self, image_id: str) -> list[str]:
         """Ids of all containers (any state) created from `image_id`."""
-        found = self.api.containers(all=True, filters={"ancestor": image_id}, quiet=True)
+        with self._translated("list containers"):
+            found = self.api.containers(all=True, filters={"ancestor": image_id}, quiet=True)
         return [c["Id"] for c in found]
+
+    def hold_until_exit(self, container: str) -> None:
+        """Remove `container` at interpreter exit unless `release`d first (for containers
+        made by a daemon thread, e.g. a local cluster's driver while its launch runs)."""
+        self._hold(container)
+
+    def release(self, container: str) -> None:
+        """The container's owner took care of it (removed it, or it may now outlive us)."""
+        self._release(container)
 
     def close(self) -> None:
         self.api.close()
 
     # -- helpers ---------------------------------------------------------------------
+
+    def _hold(self, name: str) -> None:
+        with _TRANSIENT_LOCK:
+            _TRANSIENT[name] = self.host
+
+    def _release(self, name: str) -> None:
+        with _TRANSIENT_LOCK:
+            _TRANSIENT.pop(name, None)
+
+    @contextmanager
+    def _translated(self, what: str, *, image: str | None = None) -> Iterator[None]:
+        """The one translation of docker-py / requests failures into dcs-magic errors."""
+        try:
+            yield
+        except docker.errors.ImageNotFound as exc:
+            shown = image or "the image"
+            raise ImageNotFoundError(
+                f"Image {shown!r} is not in the local Docker engine ({self.host})", image=image,
+                host=self.host, hint=f"Build it (%dcs_build -t {shown}) or pull it (docker pull {shown}) "
+                "first.") from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(f"The Docker engine at {self.host} refused to {what}: "
+                              f"{exc.explanation or exc}", host=self.host,
+                              hint="Check the reference and the engine's state (docker info).") from exc
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+            raise self._engine_error(what, exc) from exc
 
     def _engine_error(self, what: str, exc: Exception) -> EngineError:
         reason = getattr(exc, "explanation", None) or str(exc)
@@ -235,6 +471,35 @@ def _checked(events: Iterator[dict]) -> Iterator[dict]:
         if "error" in event or "errorDetail" in event:
             raise StreamError(event)
         yield event
+
+
+def _timed_out(exc: Exception) -> bool:
+    """A client-side read timeout (docker-py waits with the socket's timeout)."""
+    return isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc).lower()
+
+
+@atexit.register
+def remove_held_containers() -> None:
+    """Remove the containers held for this process (`run_container` probes, containers
+    passed to `hold_until_exit`) whose owners did not get to it: daemon threads at exit.
+    Registered with atexit; a caller may run it earlier to unblock such an owner."""
+    with _TRANSIENT_LOCK:
+        left = dict(_TRANSIENT)
+        _TRANSIENT.clear()
+    by_host: dict[str, list[str]] = {}
+    for name, host in left.items():
+        by_host.setdefault(host, []).append(name)
+    for host, names in by_host.items():
+        try:
+            api = docker.APIClient(base_url=host, version="auto", timeout=30)
+        except docker.errors.DockerException:
+            continue
+        with api:
+            for name in names:
+                try:
+                    api.remove_container(name, force=True, v=True)
+                except (docker.errors.DockerException, requests.exceptions.RequestException):
+                    pass
 
 
 def _hub_name(repository: str) -> str:
@@ -260,15 +525,23 @@ def context_excludes(context_dir: Path) -> list[str]:
     return patterns + [PRIVATE_DIR, f"{PRIVATE_DIR}/**"]
 
 
+def context_paths(context_dir: str | os.PathLike[str]) -> set[str]:
+    """Relative paths (files and directories) the build sends from CONTEXT_DIR, selected by
+    docker-py's own `.dockerignore` matcher with `context_excludes`."""
+    root = Path(context_dir)
+    return set(build_utils.exclude_paths(str(root), context_excludes(root)))
+
+
 def _context_tar(context_dir: Path, dockerfile: str) -> io.BufferedRandom:
     """The build context as a tar, as `context_excludes` selects it."""
     return build_utils.tar(str(context_dir), exclude=context_excludes(context_dir),
                            dockerfile=(dockerfile, None), gzip=False)
 
 
-def connect(timeout: int = 60) -> Engine:
-    """Connect to the engine the Docker CLI would use, or raise EngineError saying where we tried."""
-    target = _target()
+def connect(timeout: int = 60, *, host: str | None = None) -> Engine:
+    """Connect to the engine the Docker CLI would use (or `host`, e.g. `unix:///x.sock`),
+    or raise EngineError saying where we tried."""
+    target = _Target(host, None, "host argument") if host else _target()
     try:
         api = _StreamingClient(base_url=target.host, version="auto", tls=target.tls, timeout=timeout)
     except docker.errors.DockerException as exc:

@@ -180,14 +180,11 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
     Same selection as the build: `.dockerignore` honoured, the private `.dcs/` directory
     (build logs) left out; the Dockerfile is left out too (the lock holds it separately).
     """
-    from docker.utils.build import exclude_paths  # the very matcher docker-py builds with
-
-    from .engine import context_excludes
+    from .engine import context_paths  # the very matcher the build uses
 
     root = Path(context_dir)
-    patterns = context_excludes(root)
     hashes = {}
-    for rel in sorted(exclude_paths(str(root), patterns)):
+    for rel in sorted(context_paths(root)):
         path = root / rel
         if rel == "Dockerfile" or not path.is_file():
             continue

@@ -312,3 +312,38 @@ class DcsMagics(Magics, Configurable):
             unavailable = str(exc)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
                             unavailable=unavailable)
+
+    # -- %dcs_run (one-time job run; the work is in jobs / Workspace) ---------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("--spec", required=True, help="JSON file with a clusters/create body (the job cluster).")
+    @argument("--python-file", default=None, help="Python file to run (/Workspace/..., file:/... in the image).")
+    @argument("--notebook", default=None, help="Workspace notebook path to run.")
+    @argument("--parameters", nargs="...", default=[],  # "..." is argparse.REMAINDER
+              help="Script arguments, or notebook NAME=VALUE pairs; last, it takes the rest of the line.")
+    @argument("--image", default=None, help="docker_image.url (default: the last %%dcs_push, pinned).")
+    @argument("--profile", default=None, help="Databricks config profile.")
+    @argument("--local", action="store_true", help="Run on the local preflight workspace.")
+    @argument("--timeout", type=float, default=3600.0, help="Seconds to wait for the run.")
+    @line_magic
+    def dcs_run(self, line: str) -> Any:
+        """Submit a one-time run on a job cluster made from --spec, wait for it, and return the
+        `RunResult` (state, output, run page URL). A run that does not succeed raises
+        RunError with its exit code and the last lines of its output."""
+        from .exports import export_spec
+        from .jobs import follow_run
+        from .spec import ClusterSpec
+        from .workspace import open_workspace
+
+        args = parse_argstring(self.dcs_run, line)
+        image = args.image or getattr(self.last_push, "pinned", None)
+        spec = export_spec(ClusterSpec.load(args.spec), image=image)
+        with open_workspace(args.profile or self.profile, local=args.local) as workspace:
+            run_id = workspace.submit_run(spec, python_file=args.python_file, notebook=args.notebook,
+                                          parameters=args.parameters)
+            print(f"Run {run_id}: {workspace.run_url(workspace.get_run(run_id))}", flush=True)
+            self.last_run = follow_run(workspace, run_id, timeout_s=args.timeout)
+        if self.last_run.output:
+            print(self.last_run.output.rstrip("\n"), flush=True)
+        return self.last_run.raise_for_state()

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from ._version import __version__
 from .context import dockerfile_sha256
 from .dockerfile import final_base
-from .errors import BuildError, ContextError, PushError
+from .errors import BuildError, ContextError, EngineError, PushError
 from .imageref import parse_reference
 from .progress import BuildState, PushState, Throttle
 from .results import BuildResult, PushResult
@@ -317,20 +317,18 @@ def _remove_leftovers(engine: Any, state: BuildState, since: float) -> None:
                         if _is_step_container(engine, cid, state, since))
     deadline = time.monotonic() + _CLEANUP_WAIT_S
     for cid in sorted(suspects):
-        while time.monotonic() < deadline and _exists(engine, cid):
+        while time.monotonic() < deadline and engine.container_exists(cid):
             time.sleep(0.2)
-        engine.remove_container(cid)
-
-
-def _exists(engine: Any, container_id: str) -> bool:
-    return bool(engine.api.containers(all=True, quiet=True, filters={"id": container_id}))
+        engine.remove_container(cid, quiet=True)
 
 
 def _is_step_container(engine: Any, container_id: str, state: BuildState, since: float) -> bool:
     """A classic-builder container for the current step (see _remove_leftovers)."""
     try:
-        info = engine.api.inspect_container(container_id)
-    except Exception:
+        info = engine.inspect_container(container_id)
+    except EngineError:
+        return False
+    if info is None:  # gone already
         return False
     image = str(info.get("Image", "")).removeprefix("sha256:")
     created = _epoch(info.get("Created", ""))

@@ -294,14 +294,27 @@ class Workspace:
 
     @classmethod
     def local(cls, **kwargs: Any) -> Workspace:
-        """The local preflight workspace (started on first use, once per process)."""
+        """The local preflight workspace (started on first use, once per process).
+
+        Provided by the `local` entry point of the `dcs_magic.workspaces` group
+        (`dcs_magic.preflight:local_workspace`, taking this class's keyword arguments):
+        this client does not know its emulator.
+        """
+        from importlib.metadata import entry_points
+
+        found = list(entry_points(group="dcs_magic.workspaces", name="local"))
+        if not found:
+            raise ConfigError("the local preflight workspace is not registered in this installation "
+                              "(no `local` entry point in the dcs_magic.workspaces group)",
+                              hint="reinstall dcs-magic (`pip install -e .` in a checkout) so its entry "
+                                   "points are registered; meanwhile target a real workspace")
         try:
-            from .local_workspace import ensure_server
-        except ImportError as exc:
-            raise ConfigError("the local preflight workspace is not available in this installation",
+            provider = found[0].load()
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"the local preflight workspace ({found[0].value}) cannot be loaded: {exc}",
                               hint="reinstall dcs-magic; meanwhile target a real workspace") from exc
-        host, token = ensure_server()
-        return cls(host=host, token=token, **kwargs)
+        workspace: Workspace = provider(**kwargs)
+        return workspace
 
     def __repr__(self) -> str:
         return f"Workspace(host={self.host!r}, profile={self.profile!r})"
@@ -503,6 +516,99 @@ class Workspace:
         self._request("POST", f"{self.host}/api/2.0/workspace/import",
                       json={"path": path, "format": "AUTO", "content": _b64(data), "overwrite": overwrite},
                       what=f"upload {path}")
+
+    # -- jobs runs, workspace settings, identity (dcs run / dcs doctor) -----------------------
+    # Bodies are built and answers read by dcs_magic.jobs (pure); this block only sends them.
+
+    jobs_api_version = "2.2"
+
+    def _jobs_url(self, name: str) -> str:
+        return f"{self.host}/api/{self.jobs_api_version}/jobs/{name}"
+
+    def submit_run(self, spec: ClusterSpec | Mapping[str, Any] | None = None, *, python_file: str | None = None,
+                   notebook: str | None = None, parameters: Any = (), run_name: str | None = None,
+                   body: Mapping[str, Any] | None = None) -> int:
+        """jobs/runs/submit a one-time run of a Python file or a notebook on a job cluster made
+        from `spec` (validated like create_cluster: SpecError before any request); return the
+        run_id. `body` sends a ready runs/submit body (from jobs.submit_body) instead."""
+        from .jobs import submit_body
+
+        if body is None and spec is None:
+            raise SpecError("submit_run needs a cluster spec (or a ready runs/submit body)", field=None,
+                            hint="Workspace.submit_run(ClusterSpec(...), python_file=...)")
+        payload = dict(body) if body is not None else submit_body(
+            spec or {}, python_file=python_file, notebook=notebook, parameters=parameters, run_name=run_name)
+        # Not idempotent either: the general adapter retries POST, so pass an idempotency token.
+        payload.setdefault("idempotency_token", _idempotency_token())
+        answer = self._request("POST", self._jobs_url("runs/submit"), json=payload, what="jobs/runs/submit")
+        if answer.get("run_id") is None:
+            raise ApiError("jobs/runs/submit answered without a run_id", status=200)
+        return int(answer["run_id"])
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        """jobs/runs/get: state {life_cycle_state, result_state, state_message}, run_page_url, tasks."""
+        return self._request("GET", self._jobs_url("runs/get"), params={"run_id": run_id},
+                             what=f"jobs/runs/get {run_id}")
+
+    def get_run_output(self, task_run_id: int) -> dict[str, Any]:
+        """jobs/runs/get-output of a task run: logs, error, error_trace, notebook_output."""
+        return self._request("GET", self._jobs_url("runs/get-output"), params={"run_id": task_run_id},
+                             what=f"jobs/runs/get-output {task_run_id}")
+
+    def cancel_run(self, run_id: int) -> None:
+        """jobs/runs/cancel."""
+        self._request("POST", self._jobs_url("runs/cancel"), json={"run_id": run_id},
+                      what=f"jobs/runs/cancel {run_id}")
+
+    def wait_for_run(self, run_id: int, timeout_s: float = 3600, on_state: Callable[[dict], Any] | None = None,
+                     *, sleep: Callable[[float], Any] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+        """Poll runs/get until the run ends (TERMINATED, SKIPPED, INTERNAL_ERROR) and return that
+        answer, whatever its result_state (read it with jobs.run_result). `on_state(run)` is
+        called when the state changes. After `timeout_s` a RunError carries the last state
+        (the run goes on; wait again or cancel_run)."""
+        from .jobs import FINAL_STATES, RunError
+
+        deadline = clock() + timeout_s
+        seen: Any = None
+        attempt = 0
+        while True:
+            run = self.get_run(run_id)
+            state = run.get("state") or {}
+            now = (state.get("life_cycle_state"), state.get("result_state"), state.get("state_message"))
+            if on_state is not None and now != seen:
+                on_state(run)
+            seen = now
+            if now[0] in FINAL_STATES:
+                return run
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise RunError(f"run {run_id} is still {now[0]} after {timeout_s:g} s", run_id=run_id,
+                               life_cycle_state=now[0], run_page_url=run.get("run_page_url"),
+                               hint="wait again with wait_for_run, or cancel it with cancel_run")
+            attempt += 1
+            sleep(min(float(attempt), MAX_POLL_INTERVAL_S, remaining))
+
+    def run_url(self, run: Mapping[str, Any]) -> str:
+        """The run's page: the workspace's run_page_url, else the jobs UI path."""
+        return str(run.get("run_page_url") or f"{self.host}/jobs/runs/{run.get('run_id')}")
+
+    def workspace_conf(self, keys: str | list[str]) -> dict[str, Any]:
+        """GET /api/2.0/workspace-conf?keys=...: workspace settings such as enableDcs
+        (values are the strings "true"/"false", or None when never set)."""
+        names = keys if isinstance(keys, str) else ",".join(keys)
+        return self._request("GET", f"{self.host}/api/2.0/workspace-conf", params={"keys": names},
+                             what=f"workspace-conf {names}") or {}
+
+    def current_user(self) -> dict[str, Any]:
+        """GET /api/2.0/preview/scim/v2/Me: whose credentials these are (userName, ...)."""
+        return self._request("GET", f"{self.host}/api/2.0/preview/scim/v2/Me", what="scim/v2/Me")
+
+
+def _idempotency_token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 def _short(exc: Exception) -> str:

@@ -153,7 +153,7 @@ def _kernel_token(server: JupyterLab) -> str:
     found: list[dict[str, Any]] = []
     try:
         reply = client.execute_interactive(
-            "from dcs_magic.local_workspace import ensure_server as _e; print(_e()[1], end='')",
+            "from dcs_magic.preflight import ensure_server as _e; print(_e()[1], end='')",
             store_history=False, output_hook=found.append, timeout=60)
     finally:
         client.stop_channels()

@@ -159,7 +159,7 @@ def test_launch_form_previews_json_and_saves_no_secret(page, notebook, notebook_
         "%load_ext dcs_magic",
         f"%dcs_launch --local --image {PINNED_IMAGE}",
         # The local workspace's token: the saved notebook must not contain it either.
-        ("from dcs_magic.local_workspace import ensure_server\n"
+        ("from dcs_magic.preflight import ensure_server\n"
          "pathlib.Path('token.txt').write_text(ensure_server()[1])"),
     ])
     form = page.locator(OUTPUT.format(2))

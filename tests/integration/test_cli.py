@@ -398,7 +398,7 @@ def test_check_exit_status(tmp_path: Path, busybox_image: str) -> None:
 @pytest.mark.slow
 def test_quickstart_example_builds_pushes_and_launches_locally(
         tmp_path: Path, dcs_base_image: str, auth_registry: Any, docker_client: Any, docker_cleanup: Any) -> None:
-    from dcs_magic.local_workspace import LABEL
+    from dcs_magic.preflight import LABEL
 
     for name in ("quickstart.ipynb", "cluster.json"):
         shutil.copy(EXAMPLES / name, tmp_path / name)

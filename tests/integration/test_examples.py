@@ -51,7 +51,7 @@ RESULT_PREFIX = "DCS-TEST-RESULT "
 RESULTS_CELL = """\
 import json as _json
 from pathlib import Path as _Path
-from dcs_magic.local_workspace import ensure_server as _ensure_server
+from dcs_magic.preflight import ensure_server as _ensure_server
 
 _Path({token_file!r}).write_text(_ensure_server()[1])
 _magics = get_ipython().find_magic("dcs_build").__self__
@@ -101,7 +101,7 @@ def stdout_of(nb: Any) -> str:
 
 def leftover_drivers(client: Any, registry_host: str) -> list[str]:
     """Local-workspace driver containers of images from this registry (any state)."""
-    from dcs_magic.local_workspace import LABEL
+    from dcs_magic.preflight import LABEL
 
     return [c["Id"] for c in client.api.containers(all=True, filters={"label": LABEL})
             if (c.get("Labels") or {}).get("dcs_magic.image", "").startswith(registry_host + "/")]

@@ -7,7 +7,9 @@ registry once per module; every termination path then reuses it or a tiny image.
 from __future__ import annotations
 
 import io
+import json
 import tarfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +19,7 @@ from support.cleanup import DockerCleanup
 from support.registry import Registry
 
 from dcs_magic import ApiError, ClusterError, Workspace
-from dcs_magic.local_workspace import LABEL, LocalWorkspaceServer, secret_variable
+from dcs_magic.preflight import LABEL, LocalWorkspaceServer, secret_variable
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -296,3 +298,76 @@ def test_spark_versions_and_node_types_say_local(ws: Workspace) -> None:
     assert {"key": "15.4.x-scala2.12", "name": "15.4 LTS (local preflight)"} in versions
     (node,) = ws.node_types()
     assert node["node_type_id"] == "local" and "local" in node["description"].lower()
+
+
+# -- stopping at once (issue 13.11, 13.15) -------------------------------------------------
+
+
+def _wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_terminate_stops_a_running_init_script_at_once(
+        ws: Workspace, good_image: str, auth_registry: Registry, docker_client: Any) -> None:
+    item = ws.upload("/Workspace/Users/dcs-test@example.com/slow.sh", "#!/bin/bash\nsleep 300\n")
+    cluster_id = ws.create_cluster(spec(good_image, auth_registry, init_scripts=[item]))
+    try:
+        _wait_for(lambda: "Running init script 1/1" in ws.get_cluster(cluster_id)["state_message"], 240,
+                  "the init script to start")
+        time.sleep(0.5)  # the script is inside `sleep 300` now
+        asked = time.monotonic()
+        ws.terminate_cluster(cluster_id)
+        info = _wait_for(lambda: (c := ws.get_cluster(cluster_id))["state"] == "TERMINATED" and c, 60,
+                         "TERMINATED")
+        assert time.monotonic() - asked < 30  # not the script's 300 s (generous: a loaded engine)
+    finally:
+        ws.terminate_cluster(cluster_id)
+    assert info["termination_reason"]["code"] == "USER_REQUEST"
+    assert containers_of(docker_client, cluster_id) == []
+
+
+_LAUNCH_AND_WAIT = """
+import json, sys
+from dcs_magic import Workspace
+ws = Workspace.local()
+cluster_id = ws.create_cluster(json.loads(sys.argv[1]))
+print(cluster_id, flush=True)
+ws.wait_for_cluster(cluster_id, timeout_s=600)
+"""
+
+
+def test_ctrl_c_during_the_check_leaves_no_container(
+        busybox_image: str, registry: Registry, docker_client: Any, docker_cleanup: DockerCleanup,
+        tiny_images: Any) -> None:
+    """`dcs launch --local --wait` interrupted while the image is checked: the process's exit
+    cancels the launch and its worker removes the probe (and there is no driver yet)."""
+    import signal
+    import subprocess
+    import sys
+
+    from support.images import busybox_rootfs_tar
+
+    ref = docker_cleanup.add(f"{registry.host}/{docker_cleanup.unique('hangcheck')}:1")
+    hang = tiny_images.layer({"databricks/python3/bin/python3": b"#!/bin/sh\nsleep 300\n"})
+    tiny_images.load(docker_client, ref, [busybox_rootfs_tar(), hang])
+    push(docker_client, ref, registry)
+    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH_AND_WAIT, json.dumps(spec(ref))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        cluster_id = proc.stdout.readline().strip()
+        probes = {"label": "dcs_magic.check", "ancestor": ref}
+        _wait_for(lambda: docker_client.api.containers(filters=probes), 120, "the probe container")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "KeyboardInterrupt" in stderr  # it was interrupted, not finished
+    assert docker_client.api.containers(all=True, filters=probes) == []
+    assert containers_of(docker_client, cluster_id) == []

@@ -40,3 +40,19 @@ def test_installed_package_reads_the_shipped_front_end(wheel: Path, tmp_path: Pa
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                          check=True, capture_output=True, text=True).stdout.strip()
     assert out == str(site / "dcs_magic" / "static" / "progress.js")
+
+
+def test_installed_package_provides_the_local_workspace(wheel: Path, tmp_path: Path) -> None:
+    """`Workspace.local()` finds the preflight workspace through the wheel's entry point
+    (`dcs_magic.workspaces`: local), not by importing it from the client."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    (entry_points,) = site.glob("dcs_magic-*.dist-info/entry_points.txt")
+    assert "[dcs_magic.workspaces]\nlocal = dcs_magic.preflight:local_workspace" in entry_points.read_text()
+    code = ("import sys\nfrom dcs_magic import Workspace\n"
+            "assert 'dcs_magic.preflight' not in sys.modules\n"
+            "ws = Workspace.local()\nprint(sys.modules['dcs_magic.preflight'].__file__)\n"
+            "print(ws.spark_versions()[0]['name'])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
+                         check=True, capture_output=True, text=True).stdout.splitlines()
+    assert out == [str(site / "dcs_magic" / "preflight" / "__init__.py"), "17.3 LTS (local preflight)"]

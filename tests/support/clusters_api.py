@@ -21,6 +21,11 @@ Runs `http.server.ThreadingHTTPServer` on 127.0.0.1:<free port> in a daemon thre
   as the init script references it (`/Workspace/...`, `/Volumes/...`, `dbfs:/...`).
 
 Nothing here is part of dcs_magic; it is the "workspace" the client and widget tests talk to.
+The HTTP plumbing (ThreadingHTTPServer, the explicit (method, path) route table, JSON
+answers) is the preflight workspace's own `dcs_magic.preflight.http.JsonApiServer`; the
+semantics differ on purpose (scripted states, canned failures, every request recorded, the
+body read before the token is checked so that refused requests are recorded too), so the
+clusters handlers are not shared.
 """
 
 from __future__ import annotations
@@ -30,13 +35,16 @@ import json
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from databricks.sdk.service import compute
 
-__all__ = ["NODE_TYPES", "SPARK_VERSIONS", "ClustersApi", "Recorded", "isolate_databricks_config"]
+from dcs_magic.preflight.http import Answer, JsonApiServer, Request
+
+__all__ = ["NODE_TYPES", "SPARK_VERSIONS", "ClustersApi", "JobsState", "Recorded", "isolate_databricks_config",
+           "jobs_state"]
 
 SPARK_VERSIONS = [
     {"key": "13.3.x-scala2.12", "name": "13.3 LTS (includes Apache Spark 3.4.1, Scala 2.12)"},
@@ -108,23 +116,18 @@ class ClustersApi:
         self._canned: list[_Canned] = []
         self._next_script: list[dict[str, Any]] = [{"state": "PENDING"}, {"state": "RUNNING"}]
         self._steps: dict[str, list[dict[str, Any]]] = {}
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._count = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> ClustersApi:
-        handler = type("Handler", (_Handler,), {"api": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="clusters-api", daemon=True).start()
+        self._server = _Server(self).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> ClustersApi:
@@ -136,7 +139,7 @@ class ClustersApi:
     @property
     def host(self) -> str:
         assert self._server is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.host
 
     def __repr__(self) -> str:
         return f"ClustersApi({self._server and self.host}, {len(self.requests)} requests)"
@@ -179,19 +182,16 @@ class ClustersApi:
                     return canned
         return None
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes
+    def handle(self, route: Callable[..., tuple[int, Any, dict[str, str]]], request: Request
                ) -> tuple[int, Any, dict[str, str]]:
-        route = _ROUTES.get((method, _route(path)))
-        if route is None:
-            return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{method} {path}'"}, {}
         payload: Any = None
-        if body and route.__name__ != "_files_put":
+        if request.body and route is not _files_put:
             try:
-                payload = json.loads(body)
+                payload = json.loads(request.body)
             except ValueError:
                 return 400, {"error_code": "MALFORMED_REQUEST", "message": "Invalid JSON given in the body"}, {}
         with self._lock:
-            return route(self, path, query, payload if payload is not None else body)
+            return route(self, request.path, request.query, payload if payload is not None else request.body)
 
     def _cluster_or_error(self, cluster_id: str | None) -> tuple[dict[str, Any] | None, tuple | None]:
         cluster = self.clusters.get(cluster_id or "")
@@ -199,15 +199,6 @@ class ClustersApi:
             return None, (400, {"error_code": "INVALID_PARAMETER_VALUE",
                                 "message": f"Cluster {cluster_id} does not exist"}, {})
         return cluster, None
-
-
-def _route(path: str) -> str:
-    """`/api/2.1/clusters/get` -> `clusters/get`; `/api/2.0/fs/files/Volumes/..` -> `fs/files`."""
-    parts = path.split("/")
-    if len(parts) > 3 and parts[1] == "api":
-        rest = "/".join(parts[3:])
-        return "fs/files" if rest.startswith("fs/files/") else rest
-    return path
 
 
 def _create(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
@@ -298,7 +289,7 @@ def _import(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, A
 
 
 def _files_put(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
-    target = urllib.parse.unquote(path.split("/fs/files", 1)[1])
+    target = path.split("/fs/files", 1)[1]  # the server unquoted the path
     if target in api.files and query.get("overwrite", ["true"])[0] != "true":
         return 409, {"error_code": "ALREADY_EXISTS", "message": f"{target} already exists"}, {}
     api.files[target] = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -310,6 +301,7 @@ def _dbfs_put(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int,
     return 200, {}, {}
 
 
+# (method, path under /api/<version>/) -> handler; `*` ends a prefix route.
 _ROUTES = {
     ("POST", "clusters/create"): _create,
     ("GET", "clusters/get"): _get,
@@ -320,51 +312,195 @@ _ROUTES = {
     ("POST", "clusters/events"): _events,
     ("POST", "workspace/mkdirs"): _mkdirs,
     ("POST", "workspace/import"): _import,
-    ("PUT", "fs/files"): _files_put,
+    ("PUT", "fs/files/*"): _files_put,
     ("POST", "dbfs/put"): _dbfs_put,
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    api: ClustersApi
-    protocol_version = "HTTP/1.1"
+# -- jobs runs, workspace-conf and scim Me (dcs run / dcs doctor) ------------------------------
+# State lives in a JobsState attached to the ClustersApi on first use (`jobs_state(api)`):
+#
+#     jobs_state(api).script_run({"life_cycle_state": "RUNNING"},
+#                                {"life_cycle_state": "TERMINATED", "result_state": "FAILED",
+#                                 "state_message": "Workload failed"},
+#                                output={"error": "Python script exited with code 3", "logs": "..."})
+#     jobs_state(api).conf["enableDcs"] = "false"
+#
+# runs/submit checks the body with the SDK's types: every task survives
+# `jobs.SubmitTask.from_dict(t).as_dict()`, its new_cluster `compute.ClusterSpec`'s round trip,
+# and the top-level keys are parameters of `JobsAPI.submit` (else 400, in `submit_rejections`).
+# A spark_python_task whose /Workspace/... or dbfs:/... file was never uploaded ends FAILED
+# like the real service ("... does not exist").
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
-    def _serve(self) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.api.requests.append(Recorded(self.command, url.path, urllib.parse.parse_qs(url.query),
-                                          dict(self.headers.items()), body, time.monotonic()))
-        status, answer, headers = self._answer(url.path, urllib.parse.parse_qs(url.query), body)
-        data = b"" if answer is None else (answer if isinstance(answer, bytes) else json.dumps(answer).encode())
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+@dataclass
+class JobsState:
+    """The fake workspace's runs, settings and identity."""
 
-    def _answer(self, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any, dict[str, str]]:
-        if not path.startswith("/api/"):
+    conf: dict[str, Any] = field(default_factory=lambda: {"enableDcs": "true"})
+    user: dict[str, Any] = field(default_factory=lambda: {"id": "1234", "userName": "test@example.com",
+                                                          "displayName": "Test User", "active": True})
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    submit_rejections: list[str] = field(default_factory=list)
+    _steps: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    _next: list[dict[str, Any]] | None = None
+    _next_output: dict[str, Any] | None = None
+    _count: int = 0
+
+    def script_run(self, *steps: dict[str, Any], output: dict[str, Any] | None = None) -> None:
+        """States (`state` objects) the next submitted run walks through, one runs/get per step,
+        and what runs/get-output then answers for its task."""
+        self._next = [dict(s) for s in steps]
+        self._next_output = dict(output or {})
+
+
+def jobs_state(api: ClustersApi) -> JobsState:
+    """The JobsState of a ClustersApi (made on first use)."""
+    state = api.__dict__.get("_jobs_state")
+    if state is None:
+        state = api.__dict__["_jobs_state"] = JobsState()
+    return state
+
+
+def _submit_keys() -> set[str]:
+    import inspect
+
+    from databricks.sdk.service import jobs
+
+    return {p for p in inspect.signature(jobs.JobsAPI.submit).parameters if p != "self"}
+
+
+def _submit_problems(body: Any) -> list[str]:
+    from databricks.sdk.service import jobs
+
+    if not isinstance(body, dict) or not isinstance(body.get("tasks"), list) or not body["tasks"]:
+        return ["body must be a JSON object with a non-empty tasks list"]
+    problems = [f"unknown field {k}" for k in body if k not in _submit_keys()]
+    for task in body["tasks"]:
+        if jobs.SubmitTask.from_dict(task).as_dict() != task:
+            problems.append(f"task does not match the SDK's SubmitTask: {task!r}")
+        cluster = task.get("new_cluster")
+        if cluster is not None and compute.ClusterSpec.from_dict(cluster).as_dict() != cluster:
+            problems.append(f"new_cluster does not match the SDK's ClusterSpec: {cluster!r}")
+        if not any(k.endswith("_task") for k in task):
+            problems.append(f"task {task.get('task_key')} has no *_task")
+    return problems
+
+
+def _runs_submit(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    state = jobs_state(api)
+    problems = _submit_problems(body)
+    if problems:
+        state.submit_rejections.append("; ".join(problems))
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "; ".join(problems)}, {}
+    state._count += 1
+    run_id = 1000 + state._count
+    task = body["tasks"][0]
+    steps = state._next or [{"life_cycle_state": "PENDING", "state_message": "Waiting for cluster"},
+                            {"life_cycle_state": "RUNNING"},
+                            {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS"}]
+    output = state._next_output or {}
+    python_file = (task.get("spark_python_task") or {}).get("python_file", "")
+    if state._next is None and python_file.startswith(("/Workspace/", "dbfs:/")) and python_file not in api.files:
+        steps = [{"life_cycle_state": "PENDING"},
+                 {"life_cycle_state": "INTERNAL_ERROR", "result_state": "FAILED",
+                  "state_message": f"Run failed with error message Cannot read the python file {python_file}. "
+                                   "File does not exist."}]
+        output = {"error": f"{python_file} does not exist"}
+    state._next, state._next_output = None, None
+    state._steps[run_id] = [dict(s) for s in steps]
+    state.outputs[run_id + 1000] = output
+    state.runs[run_id] = {"run_id": run_id, "run_name": body.get("run_name"), "state": {"life_cycle_state": "PENDING"},
+                          "run_page_url": f"{api.host}/?o=0#job/runs/{run_id}",
+                          "tasks": [{"run_id": run_id + 1000, "task_key": task["task_key"],
+                                     "new_cluster": task.get("new_cluster")}]}
+    return 200, {"run_id": run_id}, {}
+
+
+def _runs_get(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    state = jobs_state(api)
+    run = state.runs.get(int((query.get("run_id") or ["0"])[0]))
+    if run is None:
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Run does not exist"}, {}
+    steps = state._steps.get(run["run_id"]) or []
+    if steps:
+        run["state"] = steps.pop(0) if len(steps) > 1 else steps[0]
+        run["tasks"][0]["state"] = run["state"]
+    return 200, run, {}
+
+
+def _runs_get_output(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    state = jobs_state(api)
+    task_run_id = int((query.get("run_id") or ["0"])[0])
+    if task_run_id not in state.outputs:
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": f"Run {task_run_id} does not exist"}, {}
+    return 200, {**state.outputs[task_run_id], "metadata": {"run_id": task_run_id}}, {}
+
+
+def _runs_cancel(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    state = jobs_state(api)
+    run_id = int((body or {}).get("run_id") or 0)
+    if run_id not in state.runs:
+        return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Run does not exist"}, {}
+    state._steps[run_id] = [{"life_cycle_state": "TERMINATED", "result_state": "CANCELED",
+                             "state_message": "Run cancelled."}]
+    return 200, {}, {}
+
+
+def _workspace_conf(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    keys = ",".join(query.get("keys") or []).split(",")
+    conf = jobs_state(api).conf
+    return 200, {k: conf.get(k) for k in keys if k}, {}
+
+
+def _scim_me(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    return 200, jobs_state(api).user, {}
+
+
+_ROUTES.update({
+    ("POST", "jobs/runs/submit"): _runs_submit,
+    ("GET", "jobs/runs/get"): _runs_get,
+    ("GET", "jobs/runs/get-output"): _runs_get_output,
+    ("POST", "jobs/runs/cancel"): _runs_cancel,
+    ("GET", "workspace-conf"): _workspace_conf,
+    ("GET", "preview/scim/v2/Me"): _scim_me,
+})
+
+
+class _Server(JsonApiServer):
+    """The shared plumbing, answering from _ROUTES; records every request first."""
+
+    def __init__(self, api: ClustersApi) -> None:
+        self.api = api
+        routes = {(method, f"/api/{version}/{path}"): self._bind(route)
+                  for (method, path), route in _ROUTES.items() for version in ("2.0", "2.1", "2.2")}
+        super().__init__(routes, name="clusters-api")
+
+    def _bind(self, route: Callable[..., tuple[int, Any, dict[str, str]]]) -> Callable[[Request], Answer]:
+        return lambda request: self.api.handle(route, request)
+
+    def dispatch(self, request: Request) -> Answer:
+        api = self.api
+        api.requests.append(Recorded(request.method, urllib.parse.urlsplit(request.target).path, request.query,
+                                     dict(request.headers.items()), request.body, time.monotonic()))
+        if not request.path.startswith("/api/"):
             # e.g. the SDK's /.well-known/databricks-config probe: not served here
-            return 404, {"error_code": "NOT_FOUND", "message": f"{path} not found"}, {}
-        auth = self.headers.get("Authorization", "")
-        if auth == f"Bearer {self.api.forbidden_token}":
+            return 404, {"error_code": "NOT_FOUND", "message": f"{request.path} not found"}, {}
+        auth = request.headers.get("Authorization", "")
+        if auth == f"Bearer {api.forbidden_token}":
             return 403, {"error_code": "PERMISSION_DENIED",
                          "message": "You are not authorized to perform this operation"}, {}
-        if auth != f"Bearer {self.api.token}":
+        if auth != f"Bearer {api.token}":
             return 401, {"error_code": "UNAUTHENTICATED",
                          "message": "Credential was not sent or was of an unsupported type for this API."}, {}
-        canned = self.api._take_canned(path)
+        canned = api._take_canned(request.path)
         if canned is not None:
             return canned.status, canned.body, canned.headers
-        return self.api.handle(self.command, path, query, body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
+        if self.route(request.method, request.path) is None:
+            return 404, {"error_code": "ENDPOINT_NOT_FOUND",
+                         "message": f"No API found for '{request.method} {request.path}'"}, {}
+        return super().dispatch(request)
 
 
 def isolate_databricks_config(monkeypatch: Any, tmp_dir: Any) -> None:

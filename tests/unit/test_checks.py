@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dcs_magic import CheckReport, DcsError
+from dcs_magic import CheckReport
+from dcs_magic.errors import UsageError
 from dcs_magic.checks import (
     IMAGE_SIZE_WARN_BYTES,
     ProbeRun,
@@ -255,8 +256,11 @@ def test_report_html_has_a_fix_column() -> None:
     assert html.count("<tr>") == len(report.checks) + 1
 
 
-def test_check_rejects_bad_input_before_docker() -> None:
-    with pytest.raises(DcsError, match="No image given"):
+def test_check_rejects_bad_input_before_docker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # No engine answers here: reaching it would be an EngineError, not the UsageError.
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(UsageError, match="No image given"):
         check("")
-    with pytest.raises(DcsError, match="not a Databricks Runtime line"):
+    with pytest.raises(UsageError, match="not a Databricks Runtime line") as info:
         check("busybox", runtime="newest")
+    assert "15.4" in info.value.hint

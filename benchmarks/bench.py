@@ -1,0 +1,546 @@
+"""dcs-magic against its baselines, in one run: a table of ratios (median and min-max).
+
+    python benchmarks/bench.py [--reps 5] [--quick] [--only CASE ...] [--json FILE]
+
+Each case runs both sides (dcs-magic and its baseline: the Debian docker CLI, raw docker-py,
+`python -c pass`, ...) interleaved, alternating which goes first, `--reps` times (5 by
+default), and reports the median and min-max of each side and the ratio of medians
+(dcs / baseline: below 1 means dcs-magic was faster or smaller). Nothing here asserts a
+time; the "target" column says what issue 12 aims for, and "ok" whether this run met it.
+
+Peak memory: every measured command runs under GNU time (`/usr/bin/time -f %M`), a small C
+process that forks the command. Measuring from this (large) Python process with `os.wait4`
+is wrong on Linux: the child inherits the parent's high-water mark across fork/vfork+exec.
+
+Needs the test suite's real parts: a Docker engine, `docker-registry`, `busybox-static`
+(`bash scripts/dev-env.sh deps services`). Objects are named `dcs-bench...` (never
+`dcs-test`, so a test session's cleanup cannot remove them) and removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the test helpers start registries and import busybox
+
+import docker  # noqa: E402
+from support.images import busybox_rootfs_tar  # noqa: E402
+from support.registry import start_registry  # noqa: E402
+
+PREFIX = "dcs-bench"
+BASE = f"{PREFIX}/busybox:1"
+DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+TIME = "/usr/bin/time"
+PY = sys.executable
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    rss_mib: float
+    inner_s: float | None = None  # what the child reports as its own last line (call time)
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def run(argv: list[str], *, env: dict[str, str] | None = None, inner: bool = False) -> Sample:
+    """Run argv to completion under GNU time: wall time, peak RSS of the command alone."""
+    with tempfile.NamedTemporaryFile("w+") as rss, tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.run([TIME, "-f", "%M", "-o", rss.name, *argv], stdout=out,
+                              stderr=subprocess.STDOUT, env=env, check=False)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n{text[-2000:]}")
+        kib = float(rss.read().strip().splitlines()[-1])
+    sample = Sample(wall, kib / 1024)
+    if inner:
+        last = (text.strip().splitlines() or ["nan"])[-1]
+        try:
+            values = json.loads(last)
+        except ValueError:
+            values = {"inner_s": float("nan")}
+        sample.inner_s = values.pop("inner_s", None)
+        sample.extra.update(values)
+    return sample
+
+
+@dataclass
+class Result:
+    case: str
+    metric: str  # wall_s | inner_s | rss_mib | ...
+    ours: list[float]
+    base: list[float]
+    baseline: str
+    target: float | None = None  # ratio target (<=)
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        b = statistics.median(self.base)
+        return statistics.median(self.ours) / b if b else float("nan")
+
+    @property
+    def ok(self) -> str:
+        if self.target is None:
+            return ""
+        return "yes" if self.ratio <= self.target else "NO"
+
+
+def interleave(reps: int, sides: dict[str, Callable[[int], Sample]]) -> dict[str, list[Sample]]:
+    """Each side `reps` times, alternating which runs first (no order bias)."""
+    names = list(sides)
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
+    for i in range(reps):
+        for name in names if i % 2 == 0 else list(reversed(names)):
+            samples[name].append(sides[name](i))
+    return samples
+
+
+def _spread(values: list[float], fmt: str = ".2f") -> str:
+    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}-{max(values):{fmt}}]"
+
+
+def table(results: list[Result]) -> str:
+    rows = [("case", "metric", "dcs-magic med [min-max]", "baseline", "baseline med [min-max]",
+             "ratio", "target", "ok")]
+    for r in results:
+        rows.append((r.case, r.metric, _spread(r.ours), r.baseline, _spread(r.base),
+                     f"{r.ratio:.2f}", f"<= {r.target:g}" if r.target is not None else "", r.ok))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"- {r.case}: {r.note}" for r in results if r.note]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.client = docker.from_env(version="auto")
+        self.made: list[str] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="dcs-bench-"))
+        self.registry: Any = None
+        self.base = self._ensure_base()
+
+    def _ensure_base(self) -> str:
+        try:
+            self.client.images.get(BASE)
+        except docker.errors.ImageNotFound:
+            repository, _, tag = BASE.rpartition(":")
+            self.client.api.import_image_from_data(busybox_rootfs_tar(), repository=repository, tag=tag,
+                                                   changes=['CMD ["sh"]'])
+        return BASE
+
+    def registry_host(self) -> str:
+        if self.registry is None:
+            directory = self.tmp / "registry"
+            directory.mkdir()
+            self.registry = start_registry(directory)
+        return str(self.registry.host)
+
+    def context(self, name: str, dockerfile: str) -> Path:
+        path = self.tmp / name
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "Dockerfile").write_text(dockerfile.replace("{base}", self.base))
+        return path
+
+    def tag(self, name: str) -> str:
+        ref = f"{PREFIX}-{name}:{secrets.token_hex(3)}"
+        self.made.append(ref)
+        return ref
+
+    def close(self) -> None:
+        for ref in self.made:
+            try:
+                self.client.images.remove(ref, force=True)
+            except docker.errors.APIError:
+                pass
+        if self.registry is not None:
+            self.registry.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# The children print one JSON line last: {"inner_s": seconds inside the call, ...}.
+DCS_BUILD = """
+import json, sys, time, dcs_magic
+from dcs_magic.widgets import ProgressWidget
+sink = ProgressWidget()
+started = time.perf_counter()
+dcs_magic.build(sys.argv[1], tags=[sys.argv[2]], no_cache=sys.argv[3] == "1", progress=sink)
+print(json.dumps({"inner_s": time.perf_counter() - started}))
+"""
+RAW_BUILD = """
+import json, sys, time, docker
+api = docker.APIClient(version="auto")
+started = time.perf_counter()
+for _ in api.build(path=sys.argv[1], tag=sys.argv[2], nocache=sys.argv[3] == "1", rm=True, decode=True):
+    pass
+print(json.dumps({"inner_s": time.perf_counter() - started}))
+"""
+DCS_PUSH = """
+import json, sys, time, dcs_magic
+from dcs_magic.widgets import ProgressWidget
+sink = ProgressWidget(kind="push")
+started = time.perf_counter()
+dcs_magic.push(sys.argv[1], progress=sink)
+print(json.dumps({"inner_s": time.perf_counter() - started}))
+"""
+DCS_CHECK = """
+import json, sys, time, dcs_magic
+started = time.perf_counter()
+dcs_magic.check(sys.argv[1])
+print(json.dumps({"inner_s": time.perf_counter() - started}))
+"""
+
+
+def _steps(n: int) -> str:
+    return "FROM {base}\n" + "".join(f"RUN echo step {i} > /step-{i}\n" for i in range(n))
+
+
+# -- cases -------------------------------------------------------------------------------
+
+
+def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
+               prepare: Callable[[Path], None] | None = None, target: float = 1.05,
+               raw: bool = True) -> list[Result]:
+    ctx = b.context(name, dockerfile)
+    if prepare:
+        prepare(ctx)
+    flag = "1" if no_cache else "0"
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    if not no_cache:  # warm the cache once, untimed
+        b.client.api.build(path=str(ctx), tag=b.tag(name + "-warm"), rm=True)
+    sides: dict[str, Callable[[int], Sample]] = {
+        "dcs": lambda i: run([PY, "-c", DCS_BUILD, str(ctx), b.tag(name), flag], inner=True),
+        "cli": lambda i: run([DOCKER_CLI, "build", *(["--no-cache"] if no_cache else []), "-q",
+                              "-t", b.tag(name + "-cli"), str(ctx)], env=env),
+    }
+    if raw:
+        sides["raw"] = lambda i: run([PY, "-c", RAW_BUILD, str(ctx), b.tag(name + "-raw"), flag], inner=True)
+    s = interleave(b.args.reps, sides)
+    results = [
+        Result(name, "wall_s", [x.wall_s for x in s["dcs"]], [x.wall_s for x in s["cli"]], "docker build"),
+        Result(name, "call_s", [x.inner_s or 0 for x in s["dcs"]], [x.wall_s for x in s["cli"]],
+               "docker build", target, "call_s = time inside build(), imports excluded"),
+        Result(name, "rss_mib", [x.rss_mib for x in s["dcs"]], [x.rss_mib for x in s["cli"]], "docker build"),
+    ]
+    if raw:
+        results.append(Result(name, "call_s", [x.inner_s or 0 for x in s["dcs"]],
+                              [x.inner_s or 0 for x in s["raw"]], "raw docker-py", target))
+        results.append(Result(name, "rss_mib", [x.rss_mib for x in s["dcs"]],
+                              [x.rss_mib for x in s["raw"]], "raw docker-py",
+                              None, "memory flat in context size" if "context" in name else ""))
+    return results
+
+
+def _big_context(total_mb: int, files: int) -> Callable[[Path], None]:
+    def prepare(ctx: Path) -> None:
+        per_file = max(1, total_mb * 1024 * 1024 // files)
+        block = os.urandom(min(per_file, 1 << 20))
+        for i in range(files):
+            directory = ctx / "data" / f"{i // 500:03d}"
+            directory.mkdir(parents=True, exist_ok=True)
+            with open(directory / f"f{i}.bin", "wb") as handle:
+                left = per_file
+                while left > 0:
+                    handle.write(block[:left])
+                    left -= len(block)
+    return prepare
+
+
+def case_push(b: Bench, name: str, layers: int, layer_mb: float, target: float = 1.05) -> list[Result]:
+    registry = b.registry_host()
+    first: dict[str, list[Sample]] = {"dcs": [], "cli": []}
+    again: dict[str, list[Sample]] = {"dcs": [], "cli": []}
+    size = int(layer_mb * 1024 * 1024)
+    for i in range(b.args.reps):
+        for side in ("dcs", "cli") if i % 2 == 0 else ("cli", "dcs"):
+            token = secrets.token_hex(4)
+            body = "FROM {base}\n" + "".join(
+                f"RUN head -c {size} /dev/urandom > /blob-{token}-{n}\n" for n in range(layers))
+            ctx = b.context(f"{name}-{token}", body)
+            ref = f"{registry}/{PREFIX}-{name}-{side}:{token}"
+            b.client.api.build(path=str(ctx), tag=ref, rm=True)  # untimed: only the push counts
+            b.made.append(ref)
+            argv = [PY, "-c", DCS_PUSH, ref] if side == "dcs" else [DOCKER_CLI, "push", "-q", ref]
+            first[side].append(run(argv, inner=side == "dcs"))
+            again[side].append(run(argv, inner=side == "dcs"))
+    out = []
+    for label, s in ((f"{name} first", first), (f"{name} re-push", again)):
+        out.append(Result(label, "wall_s", [x.wall_s for x in s["dcs"]], [x.wall_s for x in s["cli"]],
+                          "docker push"))
+        out.append(Result(label, "call_s", [x.inner_s or 0 for x in s["dcs"]], [x.wall_s for x in s["cli"]],
+                          "docker push", target))
+    return out
+
+
+def case_check(b: Bench) -> list[Result]:
+    s = interleave(b.args.reps, {
+        "dcs": lambda i: run([PY, "-c", DCS_CHECK, b.base], inner=True),
+        "cli": lambda i: run([DOCKER_CLI, "run", "--rm", "--entrypoint", "true", b.base]),
+    })
+    return [Result("check", "call_s", [x.inner_s or 0 for x in s["dcs"]], [x.wall_s for x in s["cli"]],
+                   "docker run --rm IMG true", 1.05, "the probe is one `docker run` plus an inspect")]
+
+
+def case_startup(b: Bench) -> list[Result]:
+    dcs = shutil.which("dcs") or str(Path(PY).parent / "dcs")
+    load_ext = ("from IPython.core.interactiveshell import InteractiveShell as S; "
+                "from traitlets.config import Config; c = Config(); c.HistoryManager.enabled = False; "
+                "ip = S.instance(config=c)")
+    s = interleave(b.args.reps, {
+        "import": lambda i: run([PY, "-c", "import dcs_magic"]),
+        "pass": lambda i: run([PY, "-c", "pass"]),
+        "load_ext": lambda i: run([PY, "-c", load_ext + "; ip.run_line_magic('load_ext', 'dcs_magic')"]),
+        "ipython": lambda i: run([PY, "-c", load_ext]),
+        "dcs": lambda i: run([dcs, "--help"]),
+        "docker": lambda i: run([DOCKER_CLI, "--help"]),
+    })
+    w = {k: [x.wall_s for x in v] for k, v in s.items()}
+    return [
+        Result("import dcs_magic", "wall_s", w["import"], w["pass"], "python -c pass", 1.05,
+               "the package imports nothing heavy until a name needs it"),
+        Result("%load_ext", "wall_s", w["load_ext"], w["ipython"], "InteractiveShell alone", 1.05),
+        Result("dcs --help", "wall_s", w["dcs"], w["docker"], "docker --help", None,
+               "a Python process against a Go binary: the floor is `python -c pass` "
+               f"({statistics.median(w['pass']):.2f} s)"),
+    ]
+
+
+def case_reducer(b: Bench) -> list[Result]:
+    from dcs_magic.progress import BuildState, PushState
+    fixtures = REPO / "tests" / "unit" / "fixtures"
+    build_events = [json.loads(line) for line in (fixtures / "build_ok.jsonl").read_text().splitlines() if line]
+    push_events = [json.loads(line) for line in (fixtures / "push_new.jsonl").read_text().splitlines() if line]
+    build_events = [e for e in build_events if "aux" not in e and "error" not in e]
+    push_events = [e for e in push_events if "aux" not in e and "error" not in e]
+    rates: dict[str, list[float]] = {"build": [], "push": []}
+    for _ in range(b.args.reps):
+        for kind, events, factory in (("build", build_events, BuildState), ("push", push_events, PushState)):
+            state: Any = factory()
+            n = 0
+            started = time.perf_counter()
+            while n < 200_000:
+                for event in events:
+                    state.apply(event)
+                n += len(events)
+            rates[kind].append(n / (time.perf_counter() - started))
+    return [Result(f"reducer {k}", "events/s", v, [900_000.0] * len(v), "900k events/s (issue 12)",
+                   None, "higher is better") for k, v in rates.items()]
+
+
+# -- kernel traffic ----------------------------------------------------------------------
+
+
+@contextmanager
+def kernel() -> Iterator[Any]:
+    from jupyter_client.manager import start_new_kernel
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def traffic(client: Any, code: str, timeout: float = 600) -> dict[str, float]:
+    """Run `code`; count the widget (comm) messages the kernel sends while it runs."""
+    msg_id = client.execute(code)
+    sizes: list[int] = []
+    started = time.perf_counter()
+    end = None
+    while True:
+        msg = client.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = msg["msg_type"]
+        if kind in ("comm_msg", "comm_open"):
+            sizes.append(len(json.dumps(msg["content"])) + sum(len(b) for b in msg.get("buffers") or []))
+        elif kind == "error":
+            raise RuntimeError("\n".join(msg["content"]["traceback"])[-2000:])
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            end = time.perf_counter()
+            break
+    duration = max((end or time.perf_counter()) - started, 1e-6)
+    return {"messages": len(sizes), "bytes": sum(sizes), "largest": max(sizes or [0]),
+            "per_s": len(sizes) / duration, "duration_s": duration}
+
+
+TRAFFIC_BUILDS = {
+    # name: (Dockerfile, raw log bytes it prints)
+    "drip": ("FROM {base}\nRUN i=0; while [ $i -lt 300 ]; do echo \"pip: collecting package-$i ...\"; "
+             "i=$((i+1)); sleep 0.05; done\n", 300 * len("pip: collecting package-000 ...\n")),
+    "long-line": ("FROM {base}\nRUN head -c 3000000 /dev/zero | tr '\\0' x\n", 3_000_000),
+    "200k-lines": ("FROM {base}\nRUN i=0; while [ $i -lt 200000 ]; do echo \"log line $i\"; i=$((i+1)); done\n",
+                   sum(len(f"log line {i}\n") for i in range(200_000))),
+}
+
+
+def case_traffic(b: Bench) -> list[Result]:
+    out: list[Result] = []
+    registry = b.registry_host()
+    with kernel() as kc:
+        setup = f"import os; os.chdir({str(b.tmp)!r}); %load_ext dcs_magic\n%config DcsMagics.progress = 'widget'"
+        kc.execute_interactive(setup, timeout=60)
+        for name, (dockerfile, raw_bytes) in TRAFFIC_BUILDS.items():
+            if b.args.quick and name == "200k-lines":
+                continue
+            samples = []
+            for i in range(max(1, b.args.reps // 2)):
+                ctx = b.tmp / f"traffic-{name}-{i}"
+                tag = b.tag(f"traffic-{name}")
+                cell = (f"%%dockerfile traffic{i} --context {ctx} --quiet\n"
+                        + dockerfile.replace("{base}", b.base))
+                kc.execute_interactive(cell, timeout=60)
+                samples.append(traffic(kc, f"_ = %dcs_build traffic{i} -t {tag} --no-cache"))
+            ratio = [s["bytes"] / raw_bytes for s in samples]
+            target = 1.5 if name == "drip" else 0.10 if name == "200k-lines" else None
+            out.append(Result(f"traffic {name}", "bytes/raw log", ratio, [1.0] * len(ratio),
+                              "deltas-only ideal (= raw log)", target,
+                              f"largest {max(s['largest'] for s in samples) / 1024:.0f} KiB (<= 128), "
+                              f"{max(s['per_s'] for s in samples):.1f} msg/s (<= 12)"))
+        # A 40-layer push.
+        token = secrets.token_hex(4)
+        body = "FROM {base}\n" + "".join(f"RUN head -c 200000 /dev/urandom > /l{n}\n" for n in range(40))
+        ctx = b.context(f"traffic-push-{token}", body)
+        ref = f"{registry}/{PREFIX}-traffic:{token}"
+        b.client.api.build(path=str(ctx), tag=ref, rm=True)
+        b.made.append(ref)
+        s = traffic(kc, f"_ = %dcs_push {ref}")
+        out.append(Result("traffic push-40", "bytes", [float(s["bytes"])], [float(40 * 200)],
+                          "40 layers x ~200 B of state", None,
+                          f"{s['messages']} messages, largest {s['largest'] / 1024:.1f} KiB, {s['per_s']:.1f} msg/s"))
+    return out
+
+
+# -- local launch ------------------------------------------------------------------------
+
+
+def case_launch(b: Bench) -> list[Result]:
+    """How late `wait_for_cluster` reports RUNNING after the local workspace reached it."""
+    from dcs_magic import ClusterSpec, Workspace
+    image = os.environ.get("DCS_BENCH_IMAGE", "dcs-magic/dcs-base:bookworm")
+    try:
+        b.client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return [Result("local launch", "skipped", [0.0], [1.0], f"{image} missing: run scripts/make-base-image.sh")]
+    registry = b.registry_host()
+    ref = f"{registry}/{PREFIX}-launch:1"
+    b.client.images.get(image).tag(ref)
+    b.made.append(ref)
+    for _ in b.client.api.push(ref, stream=True, decode=True):
+        pass
+    late: list[float] = []
+    ours: list[float] = []
+    base: list[float] = []
+    ws = Workspace.local()
+    try:
+        for i in range(b.args.reps):
+            spec = ClusterSpec(cluster_name=f"{PREFIX}-{i}", spark_version="15.4.x-scala2.12",
+                               num_workers=0, docker_image={"url": ref})
+            started = time.perf_counter()
+            cluster_id = ws.create_cluster(spec)
+            info = ws.wait_for_cluster(cluster_id, timeout_s=600)
+            returned = time.time()
+            ours.append(time.perf_counter() - started)
+            running_at = _running_time(ws, cluster_id, info)
+            late.append(returned - running_at if running_at else float("nan"))
+            ws.terminate_cluster(cluster_id)
+            # By hand: pull, probe, start a driver container.
+            started = time.perf_counter()
+            subprocess.run([DOCKER_CLI, "pull", "-q", ref], check=True, capture_output=True)
+            subprocess.run([DOCKER_CLI, "run", "--rm", "--entrypoint", "sh", ref, "-c",
+                            "java -version; /databricks/python3/bin/python -V"], check=True, capture_output=True)
+            name = f"{PREFIX}-driver-{secrets.token_hex(3)}"
+            subprocess.run([DOCKER_CLI, "run", "-d", "--name", name, "--entrypoint", "sleep", ref, "600"],
+                           check=True, capture_output=True)
+            base.append(time.perf_counter() - started)
+            subprocess.run([DOCKER_CLI, "rm", "-f", name], check=False, capture_output=True)
+    finally:
+        ws.close()
+    return [Result("local launch", "wall_s", ours, base, "pull + probe + run -d by hand", 1.05,
+                   f"RUNNING reported {statistics.median(late):.2f} s after the state changed (target <= 0.3)")]
+
+
+def _running_time(ws: Any, cluster_id: str, info: dict[str, Any]) -> float | None:
+    for event in ws.events(cluster_id, order="ASC"):
+        if event.get("type") == "RUNNING":
+            return float(event["timestamp"]) / 1000
+    ts = info.get("state_changed_time") or info.get("last_state_change_time")
+    return float(ts) / 1000 if ts else None
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def cases(b: Bench) -> dict[str, Callable[[], list[Result]]]:
+    mb = 50 if b.args.quick else b.args.context_mb
+    files = 2_000 if b.args.quick else 20_000
+    return {
+        "build-30": lambda: case_build(b, "build-30", _steps(30)),
+        "build-200k": lambda: case_build(b, "build-200k", TRAFFIC_BUILDS["200k-lines"][0]),
+        "build-context": lambda: case_build(b, f"build-context-{mb}MB",
+                                            "FROM {base}\nCOPY Dockerfile /Dockerfile\n",
+                                            prepare=_big_context(mb, files)),
+        "build-cached": lambda: case_build(b, "build-cached", _steps(30), no_cache=False),
+        "push-3": lambda: case_push(b, "push-3", 3, 5 if b.args.quick else 20),
+        "push-40": lambda: case_push(b, "push-40", 40, 0.5),
+        "check": lambda: case_check(b),
+        "launch": lambda: case_launch(b),
+        "startup": lambda: case_startup(b),
+        "reducer": lambda: case_reducer(b),
+        "traffic": lambda: case_traffic(b),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5, help="runs per side and case (default 5)")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs (50 MB context, 5 MB layers)")
+    parser.add_argument("--context-mb", type=int, default=500, help="size of the big build context")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these cases")
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers as JSON")
+    args = parser.parse_args()
+    random.seed(0)
+    b = Bench(args)
+    results: list[Result] = []
+    try:
+        for name, fn in cases(b).items():
+            if args.only and name not in args.only:
+                continue
+            print(f"... {name}", file=sys.stderr, flush=True)
+            results.extend(fn())
+    finally:
+        b.close()
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ | {"ratio": r.ratio} for r in results], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""`dcs doctor`: is this workspace (and this spec's registry) ready for Container Services?
+
+One `CheckItem` per question, in the order a failure makes the later ones moot:
+
+    workspace           the workspace answers at all
+    credentials         the credentials work, and whose they are (scim/v2/Me)
+    container services  the `enableDcs` workspace setting is on (how an admin turns it on if not)
+    runtime             the spec's runtime is offered by the workspace and supports containers
+    node types          the spec's node types exist and are x86_64
+    registry            the spec's registry answers `GET /v2/` from here with its credentials
+
+The report is a `CheckReport` (like `%dcs_check`): `ok` when no error-severity item failed;
+questions that could not be asked (no spec, a password that is a secret reference only the
+cluster can resolve) are warnings that say what to give to ask them.
+
+The rules are pure functions of the answers; `doctor()` asks the Workspace, and
+`probe_registry()` is the one HTTP call to a registry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ApiError, DcsError
+from .imageref import parse_reference
+from .results import CheckItem, CheckReport
+from .spec import (
+    ClusterSpec,
+    dcs_node_types,
+    dcs_runtimes,
+    is_secret_reference,
+    node_type_refusal,
+)
+
+__all__ = ["ENABLE_DCS_HOWTO", "RegistryProbe", "doctor", "probe_registry", "registry_api_url",
+           "registry_credentials",
+           "unconfigured"]
+
+ENABLE_DCS_HOWTO = (
+    "a workspace admin turns it on in the admin settings page > Compute > Container Services, or with "
+    "`PATCH /api/2.0/workspace-conf` and the body {\"enableDcs\": \"true\"} "
+    "(databricks workspace-conf set-status --json '{\"enableDcs\": \"true\"}')")
+_SECRET_ENV = "DCS_SECRET_{scope}_{key}"
+
+
+@dataclass
+class RegistryProbe:
+    """What `GET <registry>/v2/` answered: HTTP status (None: no answer) and a reason."""
+
+    url: str
+    status: int | None
+    reason: str = ""
+    authenticated: bool = False
+
+
+# -- the registry ---------------------------------------------------------------------------
+
+
+def registry_api_url(image_url: str) -> str:
+    """`https://<registry>/v2/` for an image (`http://` for a loopback registry; Docker Hub
+    names go to registry-1.docker.io)."""
+    ref = parse_reference(image_url)
+    host = "registry-1.docker.io" if ref.registry == "docker.io" else ref.registry
+    name = host.rsplit(":", 1)[0].strip("[]")
+    loopback = name == "localhost" or name.startswith("127.") or name == "::1"
+    return f"{'http' if loopback else 'https'}://{host}/v2/"
+
+
+def registry_credentials(docker_image: Mapping[str, Any] | None) -> tuple[str | None, str | None, str]:
+    """(username, password, note) for probing from here. A `{{secrets/scope/key}}` password is
+    read from the environment variable DCS_SECRET_<SCOPE>_<KEY> when set (the variable the
+    local preflight workspace resolves it from); otherwise the note says it was not checked."""
+    auth = (docker_image or {}).get("basic_auth") or {}
+    username, password = auth.get("username"), auth.get("password")
+    if not username:
+        return None, None, ""
+    if is_secret_reference(password):
+        scope, key = re.findall(r"secrets/([^/{}\s]+)/([^/{}\s]+)", str(password))[0]
+        variable = _SECRET_ENV.format(scope=_env_part(scope), key=_env_part(key))
+        value = os.environ.get(variable)
+        if not value:
+            return username, None, (f"the password is the reference {password}, which only the cluster resolves; "
+                                    f"set {variable} here to check it too")
+        return username, value, ""
+    return username, password, ""
+
+
+def _env_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", text).upper()
+
+
+def probe_registry(image_url: str, username: str | None = None, password: str | None = None, *,
+                   timeout: float = 10.0) -> RegistryProbe:
+    """`GET /v2/` on the image's registry with basic auth; for a registry that answers 401
+    with a Bearer challenge (Docker Hub, ACR, ...) the credentials are tried on its token
+    endpoint. Never raises for network errors: they are the answer."""
+    import requests
+
+    url = registry_api_url(image_url)
+    auth = (username, password) if username and password else None
+    try:
+        response = requests.get(url, auth=auth, timeout=timeout)
+        if response.status_code == 401 and auth:
+            challenge = response.headers.get("WWW-Authenticate", "")
+            if challenge.lower().startswith("bearer"):
+                return _token_probe(url, challenge, auth, image_url, timeout)
+        return RegistryProbe(url, response.status_code, response.reason or "", authenticated=bool(auth)
+                             and response.status_code == 200)
+    except requests.RequestException as exc:
+        return RegistryProbe(url, None, f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _token_probe(url: str, challenge: str, auth: tuple[str, str], image_url: str, timeout: float) -> RegistryProbe:
+    import requests
+
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    realm = fields.get("realm")
+    if not realm:
+        return RegistryProbe(url, 401, "Bearer challenge without a realm")
+    params = {"service": fields.get("service", ""),
+              "scope": f"repository:{parse_reference(image_url).path}:pull"}
+    response = requests.get(realm, params=params, auth=auth, timeout=timeout)
+    return RegistryProbe(url, response.status_code, response.reason or "",
+                         authenticated=response.status_code == 200)
+
+
+def _registry_item(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]) -> CheckItem:
+    body = spec.masked() if spec is not None else {}
+    image = body.get("docker_image") or {}
+    if not image.get("url"):
+        return CheckItem("registry", False, "not checked: no spec with docker_image.url given",
+                         "pass --spec FILE (a clusters/create JSON with docker_image)", severity="warning")
+    try:  # the real credentials (a password_env variable is read here)
+        real = (spec.to_dict(validate=False) if spec is not None else {}).get("docker_image") or {}
+    except DcsError as exc:
+        return CheckItem("registry", False, f"not checked: {exc.message}", exc.hint)
+    username, password, note = registry_credentials(real)
+    result = probe(image["url"], username, password)
+    where = result.url
+    if result.status is None:
+        return CheckItem("registry", False, f"{where} does not answer from here: {result.reason}",
+                         "check the registry host and port, VPN/proxy; the workspace's network must reach it too")
+    if result.status == 200:
+        who = f" as {username}" if result.authenticated else (" anonymously" if not username else "")
+        if note:
+            return CheckItem("registry", False, f"{where} answers{who}; {note}", note, severity="warning")
+        return CheckItem("registry", True, f"{where} answers{who}")
+    if result.status == 401:
+        if username and password:
+            return CheckItem("registry", False, f"{where} refused the credentials of {username} (401)",
+                             "fix docker_image.basic_auth (ACR: the service principal's id and secret)")
+        if note:
+            return CheckItem("registry", False, f"{where} answers and wants credentials; {note}", note,
+                             severity="warning")
+        return CheckItem("registry", False, f"{where} wants credentials (401) and the spec has none",
+                         "add docker_image.basic_auth with the password as a {{secrets/scope/key}} reference")
+    return CheckItem("registry", False, f"{where} answered {result.status} {result.reason}",
+                     "is this a Docker registry (distribution API v2)?")
+
+
+# -- the workspace -----------------------------------------------------------------------------
+
+
+def _runtime_support(key: str) -> str | None:
+    """Why containers cannot run on runtime `key`, or None. The one place doctor asks the
+    project's runtime knowledge."""
+    from .spec import runtime_refusal
+
+    return runtime_refusal(key)
+
+
+def _ask(call: Callable[[], Any]) -> tuple[Any, DcsError | None]:
+    try:
+        return call(), None
+    except DcsError as exc:
+        return None, exc
+
+
+def doctor(workspace: Any, spec: ClusterSpec | None = None, *,
+           probe: Callable[..., RegistryProbe] = probe_registry) -> CheckReport:
+    """Ask the workspace (a `Workspace`) and the spec's registry; one CheckItem per question."""
+    items: list[CheckItem] = []
+    me, error = _ask(workspace.current_user)
+    if isinstance(error, ApiError) and error.status is None:
+        items.append(CheckItem("workspace", False, f"{workspace.host} does not answer: {error.message}",
+                               error.hint or "check the host URL and the network"))
+        return CheckReport(workspace.host, items + _registry_items(spec, probe))
+    if error is not None and not isinstance(error, ApiError):  # e.g. an OAuth refresh that failed
+        items.append(CheckItem("credentials", False, str(error.message), error.hint))
+        return CheckReport(workspace.host, items + _registry_items(spec, probe))
+    items.append(CheckItem("workspace", True, f"{workspace.host} answers"))
+    if error is not None:
+        items.append(CheckItem("credentials", False, f"the workspace refused them: {error}",
+                               error.hint or "create a new personal access token"))
+        return CheckReport(workspace.host, items + _registry_items(spec, probe))
+    who = (me or {}).get("userName") or (me or {}).get("displayName") or "an unnamed identity"
+    profile = f" (profile {workspace.profile})" if getattr(workspace, "profile", None) else ""
+    items.append(CheckItem("credentials", True, f"they work{profile}: {who}"))
+    items.append(_dcs_item(*_ask(lambda: workspace.workspace_conf(["enableDcs"]))))
+    items.append(_runtime_item(spec, *_ask(workspace.spark_versions)))
+    items.append(_node_item(spec, *_ask(workspace.node_types)))
+    return CheckReport(workspace.host, items + _registry_items(spec, probe))
+
+
+def unconfigured(error: DcsError) -> CheckReport:
+    """The report when no workspace could even be configured (no host or credentials)."""
+    return CheckReport("(no workspace)", [CheckItem("credentials", False, error.message, error.hint)])
+
+
+def _registry_items(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]) -> list[CheckItem]:
+    return [_registry_item(spec, probe)]
+
+
+def _dcs_item(conf: Any, error: DcsError | None) -> CheckItem:
+    if error is not None:
+        return CheckItem("container services", False, f"could not read the enableDcs setting: {error.message}",
+                         "ask a workspace admin whether Container Services is on; " + ENABLE_DCS_HOWTO,
+                         severity="warning" if isinstance(error, ApiError) and error.status == 403 else "error")
+    value = str((conf or {}).get("enableDcs")).lower()
+    if value == "true":
+        return CheckItem("container services", True, "enabled (enableDcs = true)")
+    state = "never set" if (conf or {}).get("enableDcs") is None else f"enableDcs = {value}"
+    return CheckItem("container services", False, f"not enabled ({state}): clusters with docker_image are refused",
+                     ENABLE_DCS_HOWTO)
+
+
+def _runtime_item(spec: ClusterSpec | None, versions: Any, error: DcsError | None) -> CheckItem:
+    if error is not None:
+        return CheckItem("runtime", False, f"could not list runtimes: {error.message}", error.hint)
+    keys = {v.get("key"): v for v in versions or []}
+    key = spec.spark_version if spec is not None else None
+    if not key:
+        usable = dcs_runtimes(versions or [])
+        if not usable:
+            return CheckItem("runtime", False, "the workspace offers no runtime that supports containers",
+                             "ask a workspace admin which runtimes are available")
+        return CheckItem("runtime", True, f"{len(usable)} runtimes support containers (e.g. {usable[0]['key']})")
+    if key not in keys:
+        offered = ", ".join(v["key"] for v in dcs_runtimes(versions or [])[:4])
+        return CheckItem("runtime", False, f"{key} is not offered by this workspace",
+                         f"pick one it offers: {offered}")
+    reason = _runtime_support(key)
+    if reason:
+        return CheckItem("runtime", False, reason, "pick a standard (non-ML, x86_64) runtime")
+    return CheckItem("runtime", True, f"{key} is offered and supports containers")
+
+
+def _node_item(spec: ClusterSpec | None, node_types: Any, error: DcsError | None) -> CheckItem:
+    if error is not None:
+        return CheckItem("node types", False, f"could not list node types: {error.message}", error.hint)
+    known = {n.get("node_type_id"): n for n in node_types or []}
+    wanted = [n for n in ((spec.node_type_id, spec.driver_node_type_id) if spec is not None else ()) if n]
+    if not wanted:
+        usable = dcs_node_types(node_types or [])
+        if not usable:
+            return CheckItem("node types", False, "the workspace lists no x86_64 node type",
+                             "ask a workspace admin")
+        return CheckItem("node types", True, f"{len(usable)} x86_64 node types (e.g. {usable[0]['node_type_id']})")
+    for node in dict.fromkeys(wanted):
+        if node not in known:
+            return CheckItem("node types", False, f"{node} is not a node type of this workspace",
+                             "pick one from Workspace.node_types() (the clouds differ: AWS i3.xlarge, "
+                             "Azure Standard_DS3_v2, GCP n2-standard-4)")
+        reason = node_type_refusal(known[node])
+        if reason:
+            return CheckItem("node types", False, reason, "pick an x86_64 node type")
+    return CheckItem("node types", True, f"{', '.join(dict.fromkeys(wanted))} exist and are x86_64")
+

@@ -1,0 +1,382 @@
+"""One-time job runs on a job cluster made from a `ClusterSpec`. Pure: no I/O.
+
+Request builders for `POST /api/2.2/jobs/runs/submit` and the reading of `runs/get` and
+`runs/get-output` answers; `Workspace.submit_run`, `get_run`, `get_run_output` and
+`wait_for_run` send them. The run's `new_cluster` is the same validated clusters/create body
+a cluster gets (docker_image included), so a spec that `create_cluster` refuses is refused
+here too, before any request.
+
+    body = submit_body(spec, python_file="/Workspace/Shared/etl.py", parameters=["--day", "1"])
+    run_id = workspace.submit_run(body)
+    result = run_result(workspace.wait_for_run(run_id), workspace.get_run_output(task_run_id(...)))
+
+A workspace that serves these endpoints (the local preflight one) reads a body with
+`read_submit` (the same validation), runs `task_command(task, path)` in the driver container
+(a notebook's code from `notebook_code`), and answers a finished task with
+`task_outcome(exit_code, output)`, which is exactly what `run_result` reads back.
+
+States: `life_cycle_state` PENDING, QUEUED, BLOCKED, RUNNING, TERMINATING go on; TERMINATED,
+SKIPPED, INTERNAL_ERROR end the run; `result_state` SUCCESS is the only success (FAILED,
+TIMEDOUT, CANCELED, ... are not).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import DcsError, UsageError
+from .spec import ClusterSpec
+
+__all__ = [
+    "FINAL_STATES",
+    "IMAGE_PYTHON",
+    "RunError",
+    "RunResult",
+    "SubmittedTask",
+    "follow_run",
+    "last_lines",
+    "notebook_code",
+    "read_submit",
+    "run_result",
+    "submit_body",
+    "task_command",
+    "task_outcome",
+    "task_payload",
+    "task_run_id",
+]
+
+FINAL_STATES = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+"""`life_cycle_state` values after which a run changes no more."""
+LAST_LINES = 20
+"""How many lines of a failed run's output its error shows."""
+
+_EXIT_CODE = re.compile(r"exit(?:ed)?(?: with)?(?: (?:exit|status))? code[: ]+(-?\d+)", re.IGNORECASE)
+
+
+class RunError(DcsError):
+    """A job run ended without SUCCESS, or did not end in time. Carries `run_id`,
+    `life_cycle_state`, `result_state`, `exit_code` (when known), `last_lines` of its output
+    and `run_page_url`."""
+
+    def __init__(self, message: str, *, run_id: int | None = None, life_cycle_state: str | None = None,
+                 result_state: str | None = None, exit_code: int | None = None,
+                 last_lines: list[str] | None = None, run_page_url: str | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.run_id = run_id
+        self.life_cycle_state = life_cycle_state
+        self.result_state = result_state
+        self.exit_code = exit_code
+        self.last_lines = list(last_lines or [])
+        self.run_page_url = run_page_url
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def task_payload(*, python_file: str | None = None, notebook: str | None = None,
+                 parameters: Sequence[str] | Mapping[str, str] = ()) -> dict[str, Any]:
+    """`{"spark_python_task": {python_file, parameters}}` or `{"notebook_task": {notebook_path,
+    base_parameters}}`. Notebook parameters are `NAME=VALUE` strings or a dict."""
+    if bool(python_file) == bool(notebook):
+        raise UsageError("give exactly one of a Python file and a notebook to run",
+                         hint="--python-file PATH (a .py file) or --notebook PATH (a workspace notebook)")
+    if python_file:
+        if isinstance(parameters, Mapping):
+            raise UsageError("a Python file takes a list of parameters (its sys.argv), not NAME=VALUE pairs")
+        task: dict[str, Any] = {"python_file": str(python_file)}
+        if parameters:
+            task["parameters"] = [str(p) for p in parameters]
+        return {"spark_python_task": task}
+    notebook_task: dict[str, Any] = {"notebook_path": str(notebook)}
+    base = _notebook_parameters(parameters)
+    if base:
+        notebook_task["base_parameters"] = base
+    return {"notebook_task": notebook_task}
+
+
+def _notebook_parameters(parameters: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    if isinstance(parameters, Mapping):
+        return {str(k): str(v) for k, v in parameters.items()}
+    out = {}
+    for item in parameters:
+        name, sep, value = str(item).partition("=")
+        if not sep or not name:
+            raise UsageError(f"notebook parameter {item!r} is not NAME=VALUE",
+                             hint="notebook widgets take named values: --parameters day=2024-01-01 mode=full")
+        out[name] = value
+    return out
+
+
+def submit_body(spec: ClusterSpec | Mapping[str, Any], *, python_file: str | None = None,
+                notebook: str | None = None, parameters: Sequence[str] | Mapping[str, str] = (),
+                run_name: str | None = None, task_key: str = "main",
+                timeout_seconds: int | None = None) -> dict[str, Any]:
+    """The runs/submit body: one task on a new job cluster made from `spec`.
+
+    SpecError (before any request) when the spec is not a valid cluster; UsageError for
+    a task that is neither or both of a Python file and a notebook.
+    """
+    from .exports import job_cluster_body
+
+    spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.from_dict(spec)
+    payload = task_payload(python_file=python_file, notebook=notebook, parameters=parameters)
+    new_cluster = job_cluster_body(spec)
+    what = python_file or notebook
+    body: dict[str, Any] = {
+        "run_name": run_name or f"dcs run {str(what).rsplit('/', 1)[-1]}",
+        "tasks": [{"task_key": task_key, "new_cluster": new_cluster, **payload}],
+    }
+    if timeout_seconds is not None:
+        body["timeout_seconds"] = int(timeout_seconds)
+    return body
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+def task_run_id(run: Mapping[str, Any]) -> int | None:
+    """The run id of a one-task run's task (what runs/get-output takes); the run's own id when
+    the answer lists no tasks."""
+    tasks = run.get("tasks") or []
+    if tasks and tasks[0].get("run_id") is not None:
+        return int(tasks[0]["run_id"])
+    return int(run["run_id"]) if run.get("run_id") is not None else None
+
+
+def last_lines(text: str | None, count: int = LAST_LINES) -> list[str]:
+    """The last `count` non-empty-tail lines of an output."""
+    lines = (text or "").rstrip("\n").splitlines()
+    return lines[-count:]
+
+
+@dataclass
+class RunResult:
+    """A run as `runs/get` (and `runs/get-output` for its task) describe it."""
+
+    run_id: int
+    life_cycle_state: str | None
+    result_state: str | None = None
+    state_message: str = ""
+    run_page_url: str | None = None
+    task_run_id: int | None = None
+    logs: str = ""
+    error: str = ""
+    error_trace: str = ""
+    notebook_result: str | None = None
+    exit_code: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.life_cycle_state in FINAL_STATES
+
+    @property
+    def ok(self) -> bool:
+        return self.life_cycle_state == "TERMINATED" and self.result_state == "SUCCESS"
+
+    @property
+    def state(self) -> str:
+        """`TERMINATED/SUCCESS`, `RUNNING`, ...: what a progress line shows."""
+        return "/".join(s for s in (self.life_cycle_state, self.result_state) if s) or "UNKNOWN"
+
+    @property
+    def output(self) -> str:
+        """What the run printed (logs), else the notebook's exit value."""
+        return self.logs or (self.notebook_result or "")
+
+    def to_error(self) -> RunError:
+        """The RunError describing a run that did not succeed (exit code, last lines)."""
+        code = f", exit code {self.exit_code}" if self.exit_code is not None else ""
+        reason = self.error or self.state_message
+        tail = last_lines(self.error_trace or self.logs)
+        text = f"run {self.run_id} ended {self.state}{code}"
+        if reason:
+            text += f": {reason}"
+        if tail:
+            text += "\nLast lines of its output:\n" + "\n".join(f"  {line}" for line in tail)
+        hint = _hint(self)
+        if self.run_page_url:
+            hint += f"; run page: {self.run_page_url}"
+        return RunError(text, run_id=self.run_id, life_cycle_state=self.life_cycle_state,
+                        result_state=self.result_state, exit_code=self.exit_code, last_lines=tail,
+                        run_page_url=self.run_page_url, hint=hint)
+
+    def raise_for_state(self) -> RunResult:
+        """Raise RunError unless the run ended TERMINATED/SUCCESS; return self."""
+        if not self.ok:
+            raise self.to_error()
+        return self
+
+    def __repr__(self) -> str:
+        code = f", exit code {self.exit_code}" if self.exit_code is not None else ""
+        return f"RunResult(run {self.run_id}: {self.state}{code}, {self.run_page_url or 'no run page'})"
+
+
+def _hint(result: RunResult) -> str:
+    text = f"{result.error} {result.state_message} {result.error_trace}".lower()
+    if "does not exist" in text or "no such file" in text or "not found" in text:
+        return ("the file is not where the run looks: a python_file is read from the workspace "
+                "(/Workspace/..., dbfs:/...) or the image (file:/...); upload it or fix the path")
+    if result.result_state == "CANCELED":
+        return "the run was cancelled"
+    if result.result_state == "TIMEDOUT":
+        return "the run exceeded timeout_seconds; raise it or make the task faster"
+    if result.life_cycle_state == "INTERNAL_ERROR":
+        return "the job cluster did not start or the task could not run: read the run page's cluster events"
+    return "fix the script (its output is above) and run again"
+
+
+def run_result(run: Mapping[str, Any], output: Mapping[str, Any] | None = None) -> RunResult:
+    """A RunResult from a runs/get answer and, when fetched, its task's runs/get-output answer."""
+    state = run.get("state") or {}
+    output = output or {}
+    notebook = output.get("notebook_output") or {}
+    error = str(output.get("error") or "")
+    exit_code = output.get("exit_code")
+    if exit_code is None:
+        match = _EXIT_CODE.search(error) or _EXIT_CODE.search(str(state.get("state_message") or ""))
+        exit_code = int(match[1]) if match else None
+    return RunResult(
+        run_id=int(run.get("run_id") or 0),
+        life_cycle_state=state.get("life_cycle_state"),
+        result_state=state.get("result_state"),
+        state_message=str(state.get("state_message") or ""),
+        run_page_url=run.get("run_page_url"),
+        task_run_id=task_run_id(run),
+        logs=str(output.get("logs") or ""),
+        error=error,
+        error_trace=str(output.get("error_trace") or ""),
+        notebook_result=notebook.get("result"),
+        exit_code=None if exit_code is None else int(exit_code),
+        raw=dict(run),
+    )
+
+
+# -- following a run (over any object with the Workspace methods) ---------------------------
+
+
+def follow_run(workspace: Any, run_id: int, *, timeout_s: float = 3600, on_state: Any = None,
+               **wait: Any) -> RunResult:
+    """Wait for the run to end, fetch its task's output, and return the RunResult (which
+    may be a failure: `result.ok`, `result.raise_for_state()`). `wait` goes to
+    `wait_for_run` (its `sleep` / `clock`)."""
+    run = workspace.wait_for_run(run_id, timeout_s=timeout_s, on_state=on_state, **wait)
+    task = task_run_id(run)
+    output = None
+    if task is not None:
+        try:
+            output = workspace.get_run_output(task)
+        except DcsError as exc:  # the run's state still says what happened
+            output = {"error": f"(its output could not be read: {exc.message})"}
+    result = run_result(run, output)
+    if not result.run_page_url:
+        result.run_page_url = workspace.run_url(run)
+    return result
+
+
+# -- the server side (for the local preflight workspace's jobs endpoints) ----------------------
+
+
+@dataclass
+class SubmittedTask:
+    """One task of a runs/submit body, read and validated: what a workspace must run."""
+
+    task_key: str
+    spec: ClusterSpec
+    python_file: str | None = None
+    notebook: str | None = None
+    parameters: list[str] | dict[str, str] = field(default_factory=list)
+
+
+def read_submit(body: Any) -> list[SubmittedTask]:
+    """The tasks of a runs/submit body, each `new_cluster` validated like clusters/create.
+    SpecError or UsageError (a 400 INVALID_PARAMETER_VALUE for a server) when it is not a
+    body this project can run: tasks need a `new_cluster` and a spark_python_task or notebook_task."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("tasks"), list) or not body["tasks"]:
+        raise UsageError("a runs/submit body needs a non-empty tasks list")
+    tasks = []
+    for index, task in enumerate(body["tasks"]):
+        if not isinstance(task, Mapping) or not task.get("task_key"):
+            raise UsageError(f"tasks[{index}] needs a task_key")
+        if not isinstance(task.get("new_cluster"), Mapping):
+            raise UsageError(f"tasks[{index}] needs a new_cluster (existing clusters and serverless are not "
+                             "supported for a custom image)")
+        spec = ClusterSpec.from_dict(task["new_cluster"]).validate()
+        python = task.get("spark_python_task")
+        notebook = task.get("notebook_task")
+        if isinstance(python, Mapping) and python.get("python_file"):
+            tasks.append(SubmittedTask(str(task["task_key"]), spec, python_file=str(python["python_file"]),
+                                       parameters=[str(p) for p in python.get("parameters") or []]))
+        elif isinstance(notebook, Mapping) and notebook.get("notebook_path"):
+            tasks.append(SubmittedTask(str(task["task_key"]), spec, notebook=str(notebook["notebook_path"]),
+                                       parameters={str(k): str(v) for k, v in
+                                                   (notebook.get("base_parameters") or {}).items()}))
+        else:
+            raise UsageError(f"tasks[{index}] needs a spark_python_task with python_file or a notebook_task "
+                             "with notebook_path")
+    return tasks
+
+
+def task_outcome(exit_code: int | None, output: str, *, error: str | None = None,
+                 tail: int = 200) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(runs/get `state`, runs/get-output answer) of a finished task: exit code 0 is SUCCESS,
+    anything else FAILED with "... exited with code N" and the output's last lines;
+    `error` (e.g. "file:/x.py does not exist in the image") fails it with that reason."""
+    logs = "\n".join(last_lines(output, tail)) + ("\n" if output else "")
+    if error is None and exit_code == 0:
+        return ({"life_cycle_state": "TERMINATED", "result_state": "SUCCESS", "state_message": ""},
+                {"logs": logs, "exit_code": 0})
+    reason = error or f"Python script exited with code {exit_code}"
+    answer: dict[str, Any] = {"logs": logs, "error": reason, "error_trace": logs}
+    if exit_code is not None:
+        answer["exit_code"] = exit_code
+    return ({"life_cycle_state": "TERMINATED" if error is None else "INTERNAL_ERROR", "result_state": "FAILED",
+             "state_message": reason}, answer)
+
+
+IMAGE_PYTHON = "/databricks/python3/bin/python3"
+"""The interpreter a task runs with inside the image (PYSPARK_PYTHON of a DCS image)."""
+
+
+def task_command(task: SubmittedTask, path_in_container: str | None = None) -> list[str]:
+    """The command that runs a task in the driver container: the image's Python, the file
+    (`path_in_container`, by default a `file:/...` python_file's own path) and its parameters.
+    A notebook's code is run as a file too (see `notebook_code`); its parameters become
+    `--NAME VALUE` arguments."""
+    if path_in_container is None:
+        source = task.python_file or ""
+        if not source.startswith("file:/"):
+            raise UsageError(f"{source or task.notebook} is not inside the image; copy it into the container "
+                             "and pass that path")
+        path_in_container = source[len("file:"):]
+    if isinstance(task.parameters, Mapping):
+        arguments = [part for name, value in task.parameters.items() for part in (f"--{name}", value)]
+    else:
+        arguments = list(task.parameters)
+    return [IMAGE_PYTHON, path_in_container, *arguments]
+
+
+def notebook_code(content: bytes | str) -> str:
+    """The Python code of a notebook as a workspace holds it: an `.ipynb` document's code
+    cells in order, or a source-format notebook (`# Databricks notebook source`) as it is
+    (its cell separators and `# MAGIC` lines are comments). Lines starting with `%` or `!`
+    (IPython magics and shell escapes) are left out: plain Python cannot run them."""
+    import json
+
+    text = content.decode("utf-8") if isinstance(content, bytes) else content
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("cells"), list):
+        cells = []
+        for cell in document["cells"]:
+            if cell.get("cell_type") == "code":
+                source = cell.get("source") or ""
+                cells.append("".join(source) if isinstance(source, list) else str(source))
+        text = "\n\n".join(cells)
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return "\n".join(lines) + "\n"

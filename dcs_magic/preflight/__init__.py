@@ -1,0 +1,54 @@
+"""The local preflight workspace: a Clusters API subset on 127.0.0.1, backed by Docker.
+
+`Workspace.local()` talks to it over HTTP exactly as `Workspace` talks to Databricks, so the
+launch form, `wait_for_cluster` and the CLI use one code path. The client does not import
+this package: it finds `local_workspace` through the `dcs_magic.workspaces` entry point
+group (see pyproject.toml), so the emulator is a provider the client looks up by name.
+
+    http.py      JSON-over-HTTP plumbing: explicit route table, token checked before the
+                 body, bounded bodies and connections (shared with the tests' Clusters API)
+    store.py     cluster records, uploaded files, events (thread-safe, no I/O)
+    launcher.py  pull, check, driver container, init scripts, terminate (through the Engine)
+    server.py    the routes and their handlers
+
+No Spark runs: this checks what a cluster start would check, before a real cluster is paid
+for. A Docker engine that does not answer terminates the cluster (CONTAINER_LAUNCH_FAILURE,
+type SERVICE_FAULT) with a message saying so; `create` itself only validates the body.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .launcher import LABEL, secret_variable
+from .server import SPARK_VERSIONS, LocalWorkspaceServer
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
+__all__ = ["LABEL", "SPARK_VERSIONS", "LocalWorkspaceServer", "ensure_server", "local_workspace",
+           "secret_variable"]
+
+_SERVER: LocalWorkspaceServer | None = None
+_SERVER_LOCK = threading.Lock()
+
+
+def ensure_server() -> tuple[str, str]:
+    """Start this process's local preflight workspace once; return (host, token)."""
+    global _SERVER
+    with _SERVER_LOCK:
+        if _SERVER is None:
+            _SERVER = LocalWorkspaceServer().start()
+        return _SERVER.host, _SERVER.token
+
+
+def local_workspace(**kwargs: Any) -> Workspace:
+    """A `Workspace` on this process's local preflight workspace (started on first use).
+
+    The `dcs_magic.workspaces` entry point `local`: what `Workspace.local(**kwargs)` returns.
+    """
+    from ..workspace import Workspace
+
+    host, token = ensure_server()
+    return Workspace(host=host, token=token, **kwargs)

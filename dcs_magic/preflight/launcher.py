@@ -1,0 +1,485 @@
+"""Launch a cluster the way Databricks Container Services starts a driver, on the local engine.
+
+One worker thread per cluster, every Docker call through `dcs_magic.engine.Engine`:
+
+    pull docker_image.url with its basic_auth (a real pull from the registry)
+        auth refused                  -> IMAGE_PULL_PERMISSION_DENIED
+        missing image / unreachable   -> DOCKER_IMAGE_PULL_FAILURE
+    checks.check(image, runtime=spark_version)
+        not linux/amd64               -> DOCKER_INVALID_OS_EXCEPTION
+        java, bash, python... missing -> CONTAINER_LAUNCH_FAILURE (names what is missing)
+    create + start the "driver" container (entrypoint replaced by an idle loop,
+        spark_env_vars + DB_* variables as its environment, label LABEL=cluster id)
+    init scripts in order (`file:` inside the image; workspace/volumes/dbfs ones from what
+        was uploaded to the server)   missing / non-zero exit -> INIT_SCRIPT_FAILURE
+    -> RUNNING, or TERMINATED with termination_reason {code, type, parameters}.
+
+A failed or terminated launch leaves no container behind: terminating removes the driver
+at once (a running init script ends with it, as on Databricks), and at interpreter exit the
+launches still running are cancelled and their workers given time to clean up (the probe
+and driver containers are also held by the engine for removal at exit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import os
+import re
+import tarfile
+import threading
+import time
+import weakref
+from typing import Any
+
+from ..checks import OS_ITEMS, check, parse_runtime
+from ..engine import Engine, StreamError, connect, remove_held_containers
+from ..errors import DcsError, EngineError
+from ..spec import is_secret_reference
+from .store import NODE_TYPE_ID, Cluster, Store, now_ms
+
+__all__ = ["DOCKER_TIMEOUT_S", "LABEL", "Launcher", "Terminate", "runtime_of", "secret_variable"]
+
+LABEL = "dcs_magic.local_cluster"
+"""Label on driver containers: its value is the cluster id."""
+
+# Generous: init scripts may install packages; an engine that hangs longer is broken.
+DOCKER_TIMEOUT_S = 1200
+OUTPUT_KEEP_CHARS = 20_000
+# PID 1 of the driver container: idles, and exits at once on `docker stop` (SIGTERM).
+_IDLE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+_INIT_DIR = "/tmp/dcs-init-scripts"
+# At interpreter exit, how long the launch workers get to clean up after being cancelled.
+_EXIT_GRACE_S = 20.0
+
+
+class Terminate(Exception):
+    """Ends a launch: the termination reason a real cluster would get for the same failure."""
+
+    def __init__(self, code: str, message: str, *, type_: str = "CLIENT_ERROR",
+                 **parameters: str) -> None:
+        super().__init__(message)
+        self.code, self.type, self.message = code, type_, message
+        self.parameters = {"databricks_error_message": message, **parameters}
+
+
+def _user_request() -> Terminate:
+    return Terminate("USER_REQUEST", "Terminated by the user", type_="SUCCESS", username="local")
+
+
+def secret_variable(reference: str) -> str:
+    """The environment variable that holds `{{secrets/scope/key}}` for the local workspace:
+    `DCS_SECRET_<SCOPE>_<KEY>`, upper case, other characters as `_`."""
+    scope, key = reference.strip("{} ").split("/", 2)[1:]
+    return "DCS_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{scope}_{key}".upper())
+
+
+def _resolve_secret(reference: str) -> str:
+    """A secret scope stand-in: the value of `secret_variable(reference)` in this process.
+
+    A cluster resolves the reference from the workspace's secret scope; locally the same
+    reference resolves from the environment, so one cluster JSON serves both and a missing
+    secret fails here as it would there.
+    """
+    variable = secret_variable(reference)
+    value = os.environ.get(variable)
+    if not value:
+        raise Terminate("SECRET_RESOLUTION_ERROR",
+                        f"The registry password {reference.strip()} cannot be resolved: the local "
+                        f"preflight workspace reads secret references from the environment variable "
+                        f"{variable}, which is not set in the process that runs it")
+    return value
+
+
+def runtime_of(spark_version: str | None) -> str | None:
+    """The runtime line of a key, or None when it names none (the check then skips it)."""
+    try:
+        line = parse_runtime(spark_version)
+    except ValueError:
+        return None
+    return str(line) if line else None
+
+
+def workspace_key(path: str) -> str:
+    """Workspace paths are the same with or without the /Workspace prefix."""
+    path = "/" + path.strip().lstrip("/")
+    return path[len("/Workspace"):] or "/" if path.startswith("/Workspace/") else path
+
+
+def dbfs_key(path: str) -> str:
+    path = path.strip()
+    return "dbfs:/" + (path.removeprefix("dbfs:")).lstrip("/")
+
+
+class Launcher:
+    """Runs launches for the clusters of a `Store` on one engine (`docker_host`, default:
+    the one the Docker CLI would use)."""
+
+    def __init__(self, store: Store, *, docker_host: str | None = None) -> None:
+        self.store = store
+        self.docker_host = docker_host
+        self._workers: dict[str, threading.Thread] = {}
+        _LAUNCHERS.add(self)
+
+    def connect(self) -> Engine:
+        """An engine connection, or Terminate saying the engine is down."""
+        try:
+            return connect(timeout=DOCKER_TIMEOUT_S, host=self.docker_host)
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+
+    # -- entry points (called by the server) ---------------------------------------------
+
+    def start(self, cluster: Cluster) -> None:
+        """Launch `cluster` (registered, busy) in its own worker thread."""
+        worker = threading.Thread(target=self._launch, args=(cluster,), daemon=True,
+                                  name=f"dcs-local-{cluster.cluster_id}")
+        self._workers[cluster.cluster_id] = worker
+        worker.start()
+
+    def terminate(self, cluster: Cluster) -> None:
+        """Terminate at the user's request. A launch in progress is stopped at once: its
+        driver container is removed, which also ends a running init script."""
+        store = self.store
+        with store.lock:
+            if cluster.state in ("TERMINATED", "TERMINATING"):
+                return
+            cluster.cancel.set()
+            previous = cluster.state
+            store.update(cluster, state="TERMINATING", state_message="Terminating at the user's request")
+            busy, container = cluster.busy, cluster.container
+        try:
+            engine = self.connect()
+        except Terminate as exc:  # engine down: the driver container cannot be removed now
+            if busy:  # the worker ends the launch at its next step anyway
+                store.event(cluster, "TERMINATING", {"user": "local", "previous_state": previous})
+                return
+            with store.lock:
+                store.update(cluster, state=previous, state_message=exc.message)
+                cluster.cancel.clear()
+            raise
+        store.event(cluster, "TERMINATING", {"user": "local", "previous_state": previous})
+        with engine:
+            if busy:
+                engine.remove_container(container, quiet=True)  # the worker notices and finishes
+            else:
+                self._finish(cluster, _user_request(), engine)
+
+    def adopt(self, filters: dict[str, str]) -> list[Cluster]:
+        """Register running driver containers (of an earlier process) this store lacks."""
+        with self.connect() as engine:
+            containers = engine.list_containers({**filters, "status": "running"})
+        adopted = []
+        for container in containers:
+            labels = container.get("Labels") or {}
+            cluster_id = labels.get(LABEL, "")
+            cluster = self.store.add(Cluster(cluster_id, {
+                "cluster_name": labels.get("dcs_magic.cluster_name", ""),
+                "spark_version": labels.get("dcs_magic.spark_version", ""),
+                "docker_image": {"url": labels.get("dcs_magic.image", container.get("Image"))},
+                "num_workers": 0,
+            }, state="RUNNING", container=(container.get("Names") or ["/"])[0].lstrip("/"),
+                start_time=int(labels.get("dcs_magic.start_time") or now_ms()),
+                state_message="Local preflight: driver container found running"))
+            adopted.append(cluster)
+        return adopted
+
+    def shutdown(self, grace_s: float = _EXIT_GRACE_S) -> None:
+        """Cancel every launch in progress and let its worker clean up (at interpreter exit,
+        when the workers, daemon threads, would otherwise just stop)."""
+        busy = self.store.busy()
+        for cluster in busy:
+            cluster.cancel.set()
+        if not busy:
+            return
+        # Unblock workers waiting on a probe or an init script: the containers the engine
+        # holds for this process go now; each worker then sees `cancel` and finishes.
+        remove_held_containers()
+        deadline = time.monotonic() + grace_s
+        for cluster in busy:
+            worker = self._workers.get(cluster.cluster_id)
+            if worker is not None:
+                worker.join(max(0.0, deadline - time.monotonic()))
+
+    # -- the launch (worker thread) ------------------------------------------------------
+
+    def _launch(self, cluster: Cluster) -> None:
+        engine = None
+        try:
+            engine = self.connect()
+            self._pull(engine, cluster)
+            self._check(engine, cluster)
+            self._start_driver(engine, cluster)
+            self._run_init_scripts(engine, cluster)
+            self._running(cluster, engine)
+        except Terminate as exc:
+            self._finish(cluster, exc, engine)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the cluster ends TERMINATED with a reason
+            self._finish(cluster, _user_request() if cluster.cancel.is_set() else _unexpected(exc), engine)
+        finally:
+            if engine is not None:
+                engine.close()
+            self._workers.pop(cluster.cluster_id, None)
+
+    def _step(self, cluster: Cluster, message: str) -> None:
+        """Enter a launch step; a terminate request since the last one ends the launch here."""
+        with self.store.lock:
+            if cluster.cancel.is_set():
+                raise _user_request()
+            self.store.update(cluster, state_message=message)
+
+    def _pull(self, engine: Engine, cluster: Cluster) -> None:
+        self._step(cluster, f"Pulling {cluster.image}")
+        auth = dict(cluster.auth or {})
+        try:
+            if is_secret_reference(auth.get("password")):
+                auth["password"] = _resolve_secret(auth["password"])
+            # `{}` rather than None: only basic_auth counts, as on a cluster, not this
+            # machine's docker login.
+            auth_config = ({"username": auth.get("username", ""), "password": auth.get("password", "")}
+                           if auth else {})
+            for _event in engine.pull_events(cluster.image, auth_config=auth_config):
+                if cluster.cancel.is_set():
+                    raise _user_request()
+        except StreamError as exc:
+            raise _pull_failure(cluster.image, exc.message) from exc
+        finally:
+            auth.clear()
+            cluster.auth = None  # the password is not needed after the pull
+
+    def _check(self, engine: Engine, cluster: Cluster) -> None:
+        runtime = runtime_of(cluster.spec.get("spark_version"))
+        self._step(cluster, "Checking the image against the Databricks Container Services requirements"
+                   + (f" for runtime {runtime}" if runtime else ""))
+        try:
+            report = check(cluster.image, runtime=runtime, engine=engine)
+        except DcsError as exc:
+            if cluster.cancel.is_set():
+                raise _user_request() from exc
+            raise Terminate("CONTAINER_LAUNCH_FAILURE", f"The image could not be started: {exc.message}",
+                            type_="SERVICE_FAULT") from exc
+        failed = [c for c in report.checks if not c.ok and c.severity == "error"]
+        if not failed:
+            return
+        if cluster.cancel.is_set():  # the probe was removed under it: its verdict means nothing
+            raise _user_request()
+        summary = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        fixes = " | ".join(f"{c.name}: {c.fix}" for c in failed if c.fix)
+        if any(c.name in OS_ITEMS for c in failed):
+            raise Terminate("DOCKER_INVALID_OS_EXCEPTION",
+                            f"The image cannot run on Databricks' linux/amd64 hosts: {summary}", fix=fixes)
+        names = ", ".join(c.name for c in failed)
+        raise Terminate("CONTAINER_LAUNCH_FAILURE",
+                        f"The image does not meet the Databricks Container Services requirements "
+                        f"(missing or wrong: {names}): {summary}", fix=fixes)
+
+    def _environment(self, cluster: Cluster) -> dict[str, str]:
+        spec = cluster.spec
+        env = {str(k): str(v) for k, v in (spec.get("spark_env_vars") or {}).items()}
+        env.update(DB_CLUSTER_ID=cluster.cluster_id, DB_CLUSTER_NAME=str(spec.get("cluster_name", "")),
+                   DB_IS_DRIVER="TRUE", DB_IS_JOB_CLUSTER="FALSE",
+                   DB_INSTANCE_TYPE=str(spec.get("node_type_id") or NODE_TYPE_ID))
+        runtime = runtime_of(spec.get("spark_version"))
+        if runtime:
+            env.setdefault("DATABRICKS_RUNTIME_VERSION", runtime)
+        return env
+
+    def _start_driver(self, engine: Engine, cluster: Cluster) -> None:
+        self._step(cluster, "Starting the driver container")
+        name = f"dcs-local-{cluster.cluster_id}"
+        spec = cluster.spec
+        labels = {LABEL: cluster.cluster_id, "dcs_magic.cluster_name": str(spec.get("cluster_name", "")),
+                  "dcs_magic.spark_version": str(spec.get("spark_version", "")),
+                  "dcs_magic.image": cluster.image, "dcs_magic.start_time": str(cluster.start_time)}
+        # Set first: a failed create still gets cleaned up by name, also at interpreter exit.
+        self.store.update(cluster, container=name)
+        engine.hold_until_exit(name)
+        try:
+            engine.create_container(cluster.image, name=name, entrypoint=["/bin/sh", "-c", _IDLE],
+                                    hostname="driver", user="0", environment=self._environment(cluster),
+                                    labels=labels)
+            engine.start(name)
+        except EngineError as exc:
+            if cluster.cancel.is_set():
+                raise _user_request() from exc
+            raise Terminate("DOCKER_CONTAINER_CREATION_EXCEPTION",
+                            f"The driver container could not be started: {exc.message}") from exc
+
+    def _run_init_scripts(self, engine: Engine, cluster: Cluster) -> None:
+        scripts = cluster.spec.get("init_scripts") or []
+        if not scripts:
+            return
+        self.store.event(cluster, "INIT_SCRIPTS_STARTED", {"reported_for_node": "driver"})
+        results: list[dict[str, Any]] = []
+        try:
+            for index, item in enumerate(scripts, 1):
+                kind, dest = next(iter(item.items()))
+                where = _where(kind, dest["destination"])
+                self._step(cluster, f"Running init script {index}/{len(scripts)} ({where})")
+                result = self._run_init_script(engine, cluster, index, kind, dest["destination"])
+                results.append(result)
+                if result["status"] != "SUCCEEDED":
+                    raise _init_failure(index, where, result)
+        finally:
+            self.store.event(cluster, "INIT_SCRIPTS_FINISHED",
+                             {"reported_for_node": "driver", "init_scripts": {"cluster": results}})
+
+    def _run_init_script(self, engine: Engine, cluster: Cluster, index: int, kind: str,
+                         destination: str) -> dict[str, Any]:
+        """Run one init script with bash in the driver; its result as an events entry."""
+        result: dict[str, Any] = {kind: {"destination": destination}}
+        path = self._place_init_script(engine, cluster, index, kind, destination)
+        if path is None:
+            missing = ("does not exist in the image" if kind == "file" else
+                       "was not uploaded to the local preflight workspace")
+            return {**result, "status": "FAILED", "error": missing, "exit_code": None, "output": ""}
+        started = time.monotonic()
+        assert cluster.container is not None
+        try:
+            ran = engine.exec(cluster.container, ["/bin/bash", path], user="0",
+                              environment=self._environment(cluster))
+        except EngineError as exc:
+            if cluster.cancel.is_set():  # terminated: the driver was removed under the script
+                raise _user_request() from exc
+            raise
+        if cluster.cancel.is_set():
+            raise _user_request()
+        if ran.timed_out:
+            raise Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({_where(kind, destination)}) did "
+                            f"not finish within {DOCKER_TIMEOUT_S} s", instance_id="driver")
+        if ran.exit_code != 0:
+            self._driver_alive(engine, cluster, f"init script {index} ({_where(kind, destination)}) ran")
+        text = ran.output.decode("utf-8", "replace")[-OUTPUT_KEEP_CHARS:]
+        return {**result, "status": "SUCCEEDED" if ran.exit_code == 0 else "FAILED",
+                "exit_code": ran.exit_code,
+                "execution_duration_seconds": round(time.monotonic() - started, 3), "output": text}
+
+    def _driver_alive(self, engine: Engine, cluster: Cluster, while_: str) -> None:
+        """A script killed with the container is not the script's fault: say what happened."""
+        info = engine.inspect_container(cluster.container or "")
+        if not (info or {}).get("State", {}).get("Running"):
+            raise Terminate("CONTAINER_LAUNCH_FAILURE", f"The driver container {cluster.container} "
+                            f"stopped or was removed outside dcs-magic while {while_}",
+                            type_="SERVICE_FAULT")
+
+    def _place_init_script(self, engine: Engine, cluster: Cluster, index: int, kind: str,
+                           destination: str) -> str | None:
+        """The script's path inside the driver (uploaded ones are copied in); None if missing."""
+        container = cluster.container or ""
+        if kind == "file":
+            path = destination.removeprefix("file:")
+            found = engine.exec(container, ["/bin/sh", "-c", '[ -f "$1" ]', "sh", path])
+            return path if found.exit_code == 0 else None
+        key = {"workspace": workspace_key, "volumes": lambda p: p.strip(),
+               "dbfs": dbfs_key}.get(kind, lambda p: None)(destination)
+        if key is None:
+            raise Terminate("INIT_SCRIPT_FAILURE",
+                            f"Init script {index} ({_where(kind, destination)}): {kind} init scripts cannot "
+                            "be fetched by the local preflight workspace; upload it to /Workspace, /Volumes "
+                            "or dbfs:/ of the local workspace (%%init_script NAME --upload DEST --local)")
+        data = self.store.file(key)
+        if data is None:
+            return None
+        name = f"{index}-{os.path.basename(key) or 'init.sh'}"
+        engine.exec(container, ["mkdir", "-p", _INIT_DIR])
+        engine.put_archive(container, _INIT_DIR, _single_file_tar(name, data))
+        return f"{_INIT_DIR}/{name}"
+
+    def _running(self, cluster: Cluster, engine: Engine) -> None:
+        with self.store.lock:  # with _step's cancel check: a terminate request cannot slip between
+            self._step(cluster, f"Local preflight: driver container {cluster.container} is running "
+                       "(image pulled and checked, init scripts run; no Spark)")
+            self.store.update(cluster, state="RUNNING", busy=False)
+        engine.release(cluster.container or "")  # a running cluster outlives this process
+        self.store.event(cluster, "RUNNING", {"current_num_workers": 0, "target_num_workers": 0})
+
+    def _finish(self, cluster: Cluster, reason: Terminate, engine: Engine | None) -> None:
+        """Remove the driver container (if any) and mark the cluster TERMINATED."""
+        removed = False
+        if engine is not None and cluster.container:
+            try:
+                engine.remove_container(cluster.container)
+                removed = True  # or it was gone already
+            except EngineError:
+                pass  # engine gone: the container stays known, and held for removal at exit
+            if removed:
+                engine.release(cluster.container)
+        with self.store.lock:
+            cluster.auth = None
+            self.store.update(cluster, busy=False, state="TERMINATED", state_message=reason.message,
+                              terminated_time=now_ms(),
+                              termination_reason={"code": reason.code, "type": reason.type,
+                                                  "parameters": dict(reason.parameters)},
+                              container=None if removed else cluster.container)
+        self.store.event(cluster, "TERMINATED", {"reason": cluster.termination_reason})
+
+
+# Launchers of this process, for the exit handler (weak: a stopped server's can go).
+_LAUNCHERS: weakref.WeakSet[Launcher] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    """Ctrl-C in `dcs launch --local --wait` ends the main thread: before the interpreter
+    stops the daemon workers, cancel their launches and let them remove their containers."""
+    for launcher in list(_LAUNCHERS):
+        launcher.shutdown()
+
+
+def _unexpected(exc: BaseException) -> Terminate:
+    """A lost engine connection mid-launch, or else a failure nobody foresaw (named as such)."""
+    if isinstance(exc, EngineError):
+        return _engine_failure(exc)
+    return Terminate("CONTAINER_LAUNCH_FAILURE", f"The local launch failed unexpectedly "
+                     f"({type(exc).__name__}: {_short(exc)}); please report this dcs-magic bug",
+                     type_="SERVICE_FAULT")
+
+
+def _engine_failure(exc: BaseException) -> Terminate:
+    return Terminate("CONTAINER_LAUNCH_FAILURE",
+                     f"The local Docker engine is not reachable or failed ({_short(exc)}); start Docker, "
+                     "then create the cluster again", type_="SERVICE_FAULT")
+
+
+def _short(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+_DENIED = ("unauthorized", "authentication required", "denied", "no basic auth credentials",
+           "incorrect username or password", "401")
+
+
+def _pull_failure(image: str, detail: str) -> Terminate:
+    if any(word in detail.lower() for word in _DENIED):
+        return Terminate("IMAGE_PULL_PERMISSION_DENIED",
+                         f"The registry refused to let the cluster pull {image}: {detail}. Check "
+                         "docker_image.basic_auth (username and password or token)")
+    return Terminate("DOCKER_IMAGE_PULL_FAILURE",
+                     f"The image {image} could not be pulled: {detail}. Check that it was pushed "
+                     "under this name and that the registry is reachable")
+
+
+def _where(kind: str, destination: str) -> str:
+    """`file:/x`, `dbfs:/x`, `workspace:/Users/...`: the script as users wrote it, kind first."""
+    return destination if destination.startswith(f"{kind}:") else f"{kind}:{destination}"
+
+
+def _init_failure(index: int, where: str, result: dict[str, Any]) -> Terminate:
+    if result["exit_code"] is None:
+        return Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({where}) {result['error']}",
+                         instance_id="driver")
+    tail = "\n".join(result["output"].rstrip().splitlines()[-5:])
+    return Terminate("INIT_SCRIPT_FAILURE",
+                     f"Init script {index} ({where}) exited with code {result['exit_code']}"
+                     + (f"; last output:\n{tail}" if tail else ""), instance_id="driver",
+                     exit_code=str(result["exit_code"]))
+
+
+def _single_file_tar(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

@@ -1,0 +1,142 @@
+"""What the preflight workspace knows: cluster records, uploaded files, cluster events.
+
+Pure state behind one lock (no HTTP, no Docker): the server's request threads and the
+launcher's worker threads read and change it only through `Store` methods or inside
+`with store.lock:`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["NODE_TYPE_ID", "Cluster", "Store", "new_cluster_id", "now_ms"]
+
+NODE_TYPE_ID = "local"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_cluster_id() -> str:
+    """Shaped like Databricks' ids (MMDD-HHMMSS-xxxxxxxx); valid in a container name."""
+    return time.strftime("%m%d-%H%M%S-") + secrets.token_hex(4)
+
+
+@dataclass
+class Cluster:
+    """One cluster's state. `auth` (the registry password) lives only here, never in info()."""
+
+    cluster_id: str
+    spec: dict[str, Any]
+    auth: dict[str, str] | None = field(default=None, repr=False)
+    state: str = "PENDING"
+    state_message: str = "Starting the local preflight launch"
+    start_time: int = field(default_factory=now_ms)
+    terminated_time: int | None = None
+    termination_reason: dict[str, Any] | None = None
+    container: str | None = None
+    busy: bool = False  # a launch worker thread owns the cluster
+    cancel: threading.Event = field(default_factory=threading.Event)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def image(self) -> str:
+        return str(self.spec["docker_image"]["url"])
+
+    def info(self) -> dict[str, Any]:
+        """The clusters/get answer: the create body (password left out) + state."""
+        info = json.loads(json.dumps(self.spec))
+        auth = (info.get("docker_image") or {}).get("basic_auth")
+        if isinstance(auth, dict):
+            auth.pop("password", None)
+        info.update(cluster_id=self.cluster_id, state=self.state, state_message=self.state_message,
+                    start_time=self.start_time, creator_user_name="local", cluster_source="API",
+                    default_tags={"Vendor": "Databricks", "Creator": "local",
+                                  "ClusterName": str(self.spec.get("cluster_name", "")),
+                                  "ClusterId": self.cluster_id})
+        info.setdefault("node_type_id", NODE_TYPE_ID)
+        info.setdefault("driver_node_type_id", info["node_type_id"])
+        if self.container and self.state == "RUNNING":
+            info["driver"] = {"node_id": self.container, "instance_id": self.container}
+        if self.terminated_time is not None:
+            info["terminated_time"] = self.terminated_time
+        if self.termination_reason is not None:
+            info["termination_reason"] = self.termination_reason
+        return info
+
+
+class Store:
+    """Clusters by id, uploaded files by canonical path; one re-entrant lock for both.
+
+    `changed` is notified on every state change and event, so a reader can wait for one.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self._clusters: dict[str, Cluster] = {}
+        self._files: dict[str, bytes] = {}
+
+    # -- clusters ------------------------------------------------------------------------
+
+    def add(self, cluster: Cluster) -> Cluster:
+        """Register `cluster` unless one with its id is known; return the registered one."""
+        with self.lock:
+            return self._clusters.setdefault(cluster.cluster_id, cluster)
+
+    def get(self, cluster_id: str) -> Cluster | None:
+        with self.lock:
+            return self._clusters.get(cluster_id)
+
+    def remove(self, cluster_id: str) -> None:
+        with self.lock:
+            self._clusters.pop(cluster_id, None)
+            self.changed.notify_all()
+
+    def clusters(self) -> list[Cluster]:
+        """Newest first."""
+        with self.lock:
+            return sorted(self._clusters.values(), key=lambda c: -c.start_time)
+
+    def busy(self) -> list[Cluster]:
+        with self.lock:
+            return [c for c in self._clusters.values() if c.busy]
+
+    def update(self, cluster: Cluster, **changes: Any) -> None:
+        """Set fields of `cluster` and wake whoever waits for a change."""
+        with self.lock:
+            for key, value in changes.items():
+                setattr(cluster, key, value)
+            self.changed.notify_all()
+
+    def event(self, cluster: Cluster, type_: str, details: dict[str, Any]) -> None:
+        """Append a cluster event; timestamps never go backwards."""
+        with self.lock:
+            timestamp = max(now_ms(), cluster.events[-1]["timestamp"] if cluster.events else 0)
+            cluster.events.append({"cluster_id": cluster.cluster_id, "timestamp": timestamp,
+                                   "type": type_, "details": details})
+            self.changed.notify_all()
+
+    def events(self, cluster: Cluster) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(cluster.events)
+
+    # -- uploaded files ------------------------------------------------------------------
+
+    def put_file(self, key: str, data: bytes, *, overwrite: bool) -> bool:
+        """Store an upload; False (nothing stored) when it exists and overwrite is False."""
+        with self.lock:
+            if key in self._files and not overwrite:
+                return False
+            self._files[key] = data
+            return True
+
+    def file(self, key: str) -> bytes | None:
+        with self.lock:
+            return self._files.get(key)
