@@ -2,7 +2,8 @@
 
     dcs render NOTEBOOK [--name N] [--var K=V ...] [--out DIR]
     dcs build  NOTEBOOK -t TAG [-t TAG ...] [--push] [--locked] [--var K=V ...] ...
-    dcs check  IMAGE [--runtime R]
+    dcs check  IMAGE [--runtime R] [--parity]
+    dcs runtimes [--json]
     dcs launch --spec FILE [--image REF | --lock LOCK] [--wait] [--profile P | --local] [--print]
 
 This module only parses arguments, merges variables and prints; the work is done by the
@@ -65,7 +66,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show full tracebacks on errors.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_render_parser, _build_parser, _check_parser, _launch_parser, _terminate_parser,
-                _run_parser, _export_parser, _doctor_parser):
+                _run_parser, _export_parser, _doctor_parser, _runtimes_parser):
         sub = add(commands)
         # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -136,6 +137,9 @@ def _check_parser(commands: Any) -> argparse.ArgumentParser:
                     "Prints the report; exit status 1 when a requirement fails.")
     parser.add_argument("image", metavar="IMAGE", help="Local image reference or id.")
     parser.add_argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 15.4.")
+    parser.add_argument("--parity", action="store_true",
+                        help="Also compare /databricks/python3 (packages, Python, Java, locale) with the "
+                             "runtime line's official image.")
     parser.set_defaults(run=_cmd_check)
     return parser
 
@@ -390,9 +394,40 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .checks import check
     from .terminal import print_check_report
 
-    report = check(args.image, runtime=args.runtime)
+    report = check(args.image, runtime=args.runtime, parity=args.parity)
     print_check_report(report, sys.stdout)
     return 0 if report.ok else 1
+
+
+# -- runtimes ----------------------------------------------------------------------------------
+
+
+def _runtimes_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "runtimes", help="List the Databricks Runtime lines dcs-magic knows.",
+        description="The known Databricks Runtime lines, LTS first: Python, JDK, Ubuntu, Spark, "
+                    "whether Container Services supports them and when their support ends.")
+    parser.add_argument("--json", action="store_true", help="Print a JSON list of objects instead.")
+    parser.set_defaults(run=_cmd_runtimes)
+    return parser
+
+
+def _cmd_runtimes(args: argparse.Namespace) -> int:
+    from .runtime import table
+
+    rows = table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("line", "lts", "python", "java", "ubuntu", "spark", "dcs", "supported", "end_of_support")
+    cells = [[str(r["name"]), "yes" if r["lts"] else "no", str(r["python_patch"] or r["python"]),
+              "/".join(map(str, r["java_installed"])) + f" (default {r['java']})", str(r["ubuntu"]),
+              str(r["spark"]), "yes" if r["dcs"] else "no", "yes" if r["supported"] else "no",
+              str(r["end_of_support"] or "not set")] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    for row in [list(header), *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
 
 
 # -- launch ------------------------------------------------------------------------------------

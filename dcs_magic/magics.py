@@ -268,7 +268,9 @@ class DcsMagics(Magics, Configurable):
     @no_var_expand
     @magic_arguments()
     @argument("image", help="Local image reference or id.")
-    @argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 13.3.")
+    @argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 15.4.")
+    @argument("--parity", action="store_true",
+              help="Also compare /databricks/python3 with the runtime line's official image.")
     @line_magic
     def dcs_check(self, line: str) -> Any:
         """Run the image locally and check it against the DCS requirements.
@@ -280,7 +282,7 @@ class DcsMagics(Magics, Configurable):
         from .checks import check
 
         args = parse_argstring(self.dcs_check, line)
-        self.last_check = check(args.image, runtime=args.runtime)
+        self.last_check = check(args.image, runtime=args.runtime, parity=args.parity)
         return self.last_check
 
     @no_var_expand

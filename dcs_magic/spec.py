@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import runtime
 from .errors import SpecError
 from .imageref import parse_reference
 
@@ -71,8 +72,9 @@ _REFUSED_ACCESS_MODES = {
     "LEGACY_SINGLE_USER": "legacy single-user credential passthrough",
     "LEGACY_SINGLE_USER_STANDARD": "legacy single-user standard mode",
 }
-_ACCESS_MODE_HINT = ("use data_security_mode DATA_SECURITY_MODE_DEDICATED (or SINGLE_USER) with "
-                     "single_user_name, or NONE (no isolation)")
+_ACCESS_MODE_HINT = ("use data_security_mode SINGLE_USER (DATA_SECURITY_MODE_DEDICATED) with "
+                     "single_user_name, or NONE (no isolation); for Unity Catalog volumes inside the "
+                     "container also set spark_conf {\"spark.databricks.unityCatalog.volumes.enabled\": \"true\"}")
 
 # AWS Graviton families: letters, a generation digit, then `g` (m6g, m6gd, r7g, c6gn, x2gd,
 # t4g, im4gn, is4gen, g5g, hpc7g, ...). x86 GPU families such as g4dn/g5/p3 do not match.
@@ -303,14 +305,8 @@ class NamedInitScript:
 
 
 def runtime_refusal(key: str | None) -> str | None:
-    """Why DCS cannot run a runtime key (`15.4.x-scala2.12`), or None when it can."""
-    if not key:
-        return None
-    if "-ml-" in key or key.endswith("-ml"):
-        return f"{key} is a Databricks Runtime for ML, which does not support custom containers"
-    if "-aarch64-" in key or key.endswith("-aarch64"):
-        return f"{key} is an aarch64 (Graviton) runtime; custom containers run on x86_64 only"
-    return None
+    """Why DCS cannot run a runtime key (`15.4.x-scala2.12`), or None when it can (runtime.py)."""
+    return runtime.key_refusal(key)
 
 
 def node_type_refusal(node_type: str | Mapping[str, Any] | None) -> str | None:
@@ -563,6 +559,13 @@ def _check_version(spec: ClusterSpec) -> Iterator[SpecError]:
     if reason:
         yield SpecError(reason, field="spark_version",
                         hint="pick a standard (non-ML, x86_64) runtime such as 15.4.x-scala2.12")
+    else:
+        try:
+            runtime.resolve(spec.spark_version, supported=True)
+        except ValueError as exc:
+            yield SpecError(str(exc), field="spark_version",
+                            hint="`dcs runtimes` lists the known lines; Workspace.spark_versions() the "
+                                 "workspace's keys")
     if spec.use_ml_runtime:
         yield SpecError("use_ml_runtime asks for Databricks Runtime for ML, which does not support custom "
                         "containers", field="use_ml_runtime", hint="leave use_ml_runtime out or set it to false")

@@ -14,7 +14,7 @@ from dcs_magic.context import Rendered, dockerfile_sha256
 from dcs_magic.errors import ContextError, TemplateError
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
-BASE = f"databricksruntime/standard:13.3-LTS@{DIGEST}"
+BASE = f"databricksruntime/standard:17.3-LTS@{DIGEST}"
 
 CELL = """\
 FROM {{ base }}
@@ -65,7 +65,8 @@ def test_pip_helper_follows_an_old_runtime_line(shell: Any) -> None:
     rendered = dockerfile(shell, "--base databricksruntime/standard:8.x",
                           "FROM {{ base }}\nRUN {{ pip }} install x")
     assert "RUN /databricks/conda/envs/dcs-minimal/bin/pip install x\n" in rendered.text
-    assert [f.rule for f in rendered.findings] == []
+    # The conda pip is the right one for 8.x (no pip-mismatch); the line itself is long dead.
+    assert [f.rule for f in rendered.findings] == ["base-unsupported"]
 
 
 def test_shows_the_dockerfile_highlighted_with_a_text_fallback(shell: Any) -> None:
