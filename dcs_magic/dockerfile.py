@@ -422,7 +422,7 @@ def _substitute(text: str, values: Mapping[str, str]) -> str | None:
         value = values.get(name)
         is_set = value is not None and (value != "" or not (op or "").startswith(":"))
         if op and op.endswith("-"):
-            return value if is_set else word
+            return value if is_set and value is not None else word
         if op and op.endswith("+"):
             return word if is_set else ""
         if value is None:
@@ -525,7 +525,7 @@ def missing_copy_sources(dockerfile: Dockerfile | str, context_files: Iterable[s
 
 def _pulls_image(stage: Stage) -> bool:
     """Whether the stage's FROM names an image to pull (not a stage, scratch or unresolved)."""
-    return stage.parent is None and bool(stage.base) and stage.base.lower() != "scratch"
+    return stage.parent is None and bool(stage.base) and (stage.base or "").lower() != "scratch"
 
 
 def _image_ref(stage: Stage) -> ImageRef | None:

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -45,6 +45,9 @@ from docker.utils import build as build_utils
 
 from .errors import BuildError, EngineError, ImageNotFoundError, PushError
 from .imageref import parse_reference
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = ["ContainerRun", "Engine", "ExecResult", "StreamAborted", "StreamError", "connect",
            "context_excludes", "context_paths", "engine_host", "remove_held_containers"]
@@ -217,7 +220,7 @@ class Engine:
         self.api = api
         self.host = host
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -35,12 +35,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from . import runtime
-from .errors import ClusterError, DcsError, SpecError
+from .errors import ClusterError, ConfigError, DcsError, SpecError
 from .spec import (
     MASK,
     BasicAuth,
@@ -53,6 +53,9 @@ from .spec import (
     is_secret_reference,
     mask_secrets,
 )
+
+if TYPE_CHECKING:  # imported lazily at run time
+    from .workspace import Workspace
 
 __all__ = ["AUTH_MODES", "FormValues", "LaunchWidget", "default_save_path", "file_body",
            "literal_secrets", "parse_key_values", "secret_literal_keys"]
@@ -418,7 +421,8 @@ def default_runtime(offered: list[str], image_python: str | None) -> str:
             return matching[0] if matching else line.key
     if offered:
         return offered[0]
-    return next(item["key"] for item in runtime.spark_versions() if runtime.line_of(item["key"]).lts)
+    return next(item["key"] for item in runtime.spark_versions()
+                if getattr(runtime.line_of(item["key"]), "lts", False))
 
 
 def runtime_notes(spark_version: str | None, image_python: str | None) -> list[str]:
@@ -443,7 +447,7 @@ class LaunchWidget(widgets.VBox):
     running), `terminate_button` ("Terminate"), `save_button` ("Save JSON").
     """
 
-    def __init__(self, workspace: Any = None, *, image: str | None = None, spec: ClusterSpec | None = None,
+    def __init__(self, workspace: Workspace | None = None, *, image: str | None = None, spec: ClusterSpec | None = None,
                  init_scripts: Mapping[str, NamedInitScript] | None = None, unavailable: str | None = None,
                  wait_timeout_s: float = 1200, sleep: Callable[[float], Any] = time.sleep,
                  local: bool = False, spec_path: str | os.PathLike[str] | None = None,
@@ -507,6 +511,14 @@ class LaunchWidget(widgets.VBox):
         super().__init__(children=self._layout())
         self._update_visibility()
         self._refresh()
+
+    @property
+    def _client(self) -> Workspace:
+        """The workspace Create talks to (the buttons that need it are disabled without one)."""
+        if self.workspace is None:
+            raise ConfigError("no workspace: this form is a preview only",
+                              hint="configure DATABRICKS_HOST/DATABRICKS_TOKEN or a profile, or use --local")
+        return self.workspace
 
     # -- construction ------------------------------------------------------------------------
 
@@ -873,7 +885,7 @@ class LaunchWidget(widgets.VBox):
 
     def _terminate(self, cluster_id: str) -> None:
         try:
-            self.workspace.terminate_cluster(cluster_id)
+            self._client.terminate_cluster(cluster_id)
         except DcsError as exc:
             self._terminating = False
             self.terminate_button.disabled = False
@@ -887,7 +899,7 @@ class LaunchWidget(widgets.VBox):
 
     def _create_and_follow(self, spec: ClusterSpec) -> None:
         try:
-            self.cluster_id = self.workspace.create_cluster(spec)
+            self.cluster_id = self._client.create_cluster(spec)
         except DcsError as exc:
             self._show_error(exc)
             self._settled.set()
@@ -897,7 +909,7 @@ class LaunchWidget(widgets.VBox):
             self._settled.set()
             return
         if not self.local:  # the local workspace has no cluster page a browser can open
-            url = self.workspace.cluster_url(self.cluster_id)
+            url = self._client.cluster_url(self.cluster_id)
             self.link.value = f'<a href="{html.escape(url)}" target="_blank">Open cluster {self.cluster_id}</a>'
         self.terminate_button.disabled = False
         self._follow(self.cluster_id, time.monotonic())
@@ -908,7 +920,7 @@ class LaunchWidget(widgets.VBox):
         attempt = 0
         try:
             while not self._stop.is_set():
-                info = self.workspace.get_cluster(cluster_id)
+                info = self._client.get_cluster(cluster_id)
                 self.cluster_info = info
                 state = info.get("state")
                 self._poll_events(cluster_id)
@@ -951,7 +963,7 @@ class LaunchWidget(widgets.VBox):
     def _poll_events(self, cluster_id: str) -> None:
         """Add the cluster's new events to the timeline (oldest first)."""
         try:
-            latest = list(self.workspace.events(cluster_id, order="DESC", limit=MAX_TIMELINE))
+            latest = list(self._client.events(cluster_id, order="DESC", limit=MAX_TIMELINE))
         except DcsError:
             return  # the timeline is a help, not the outcome
         known = {(e.get("timestamp"), e.get("type")) for e in self.events}
@@ -976,7 +988,7 @@ class LaunchWidget(widgets.VBox):
             self.create_button.disabled = False
             self.terminate_button.disabled = True
             return
-        url = None if self.local else self.workspace.cluster_url(str(info.get("cluster_id") or self.cluster_id))
+        url = None if self.local else self._client.cluster_url(str(info.get("cluster_id") or self.cluster_id))
         error = _cluster_error(info, url)
         if self.local and code == "SECRET_RESOLUTION_ERROR" and self._sent is not None:
             variables = _secret_variables(self._sent) or ["DCS_SECRET_<SCOPE>_<KEY>"]

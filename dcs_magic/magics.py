@@ -136,7 +136,7 @@ class DcsMagics(Magics, Configurable):
 
     def _namespace(self) -> dict[str, Any]:
         """The notebook's variables as template context (private and IPython names left out)."""
-        ns = self.shell.user_ns if self.shell is not None else {}
+        ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         return {k: v for k, v in ns.items() if not k.startswith("_") and k not in _HIDDEN_NAMES}
 
     def _context_dir(self, name: str, context: str | None = None) -> Path:
@@ -275,11 +275,11 @@ class DcsMagics(Magics, Configurable):
             labels = pipeline.parse_pairs(args.labels, "--label")
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-        kwargs = dict(tags=args.tags, name=args.name, build_args=build_args, labels=labels,
-                      platform=args.platform or self.default_platform, no_cache=args.no_cache,
-                      pull=args.pull, target=args.target, interval=self.progress_interval,
-                      progress=progress_sink("build", self.progress, title=args.name,
-                                             foreground=not args.bg))
+        kwargs: dict[str, Any] = {
+            "tags": args.tags, "name": args.name, "build_args": build_args, "labels": labels,
+            "platform": args.platform or self.default_platform, "no_cache": args.no_cache,
+            "pull": args.pull, "target": args.target, "interval": self.progress_interval,
+            "progress": progress_sink("build", self.progress, title=args.name, foreground=not args.bg)}
         context_dir = self._context_dir(args.name)
         if args.bg:
             job = pipeline.Job("build", args.name, pipeline.build, context_dir,

@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._version import __version__
 from .context import dockerfile_sha256
@@ -26,8 +26,12 @@ from .credentials import Secret, reveal
 from .dockerfile import final_base
 from .errors import BuildError, ContextError, EngineError, PushError
 from .imageref import parse_reference
-from .progress import BuildState, PushState, Throttle
+from .progress import BuildState, ProgressSnapshot, PushState, Throttle
 from .results import BuildResult, PushResult
+
+if TYPE_CHECKING:  # imported lazily at run time
+    from .engine import Engine
+    from .imageref import ImageRef
 
 __all__ = ["CancelToken", "Cancelled", "Job", "ProgressSink", "build", "parse_pairs", "push"]
 
@@ -49,9 +53,9 @@ class ProgressSink(Protocol):
     Stop button. Sinks without it are fine.
     """
 
-    def update(self, snapshot: dict) -> None: ...
+    def update(self, snapshot: ProgressSnapshot) -> None: ...
 
-    def close(self, snapshot: dict) -> None: ...
+    def close(self, snapshot: ProgressSnapshot) -> None: ...
 
 
 class Cancelled(KeyboardInterrupt):
@@ -250,12 +254,13 @@ class _Reporter:
         # the same outcome made text sinks print "cancelled" (or "failed") twice.
         return self.state.status == "running"
 
-    def _snapshot(self) -> dict:
+    def _snapshot(self) -> ProgressSnapshot:
         return self.state.snapshot(elapsed_s=self.elapsed_s)
 
     def _send(self) -> None:
         self._dirty = False
-        self.sink.update(self._snapshot())
+        if self.sink is not None:
+            self.sink.update(self._snapshot())
 
     def _flush_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
@@ -265,7 +270,7 @@ class _Reporter:
                 if self._dirty and self._running() and self._throttle.ready():
                     try:
                         self._send()
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - a broken display must not break the build
                         return
 
 
@@ -417,7 +422,7 @@ def _consume(reporter: _Reporter, events: Any, log: Any = None, token: CancelTok
 
 
 @contextmanager
-def _aborting(token: CancelToken, engine: Any) -> Iterator[None]:
+def _aborting(token: CancelToken, engine: Engine) -> Iterator[None]:
     """While inside: cancelling the token aborts the engine's stream (from any thread)."""
     forget = token.on_cancel(engine.abort)
     try:
@@ -480,7 +485,7 @@ def _build_error(state: BuildState, log_path: Path, platform: str | None) -> Bui
     return error
 
 
-def _remove_leftovers(engine: Any, state: BuildState, since: float) -> int:
+def _remove_leftovers(engine: Engine, state: BuildState, since: float) -> int:
     """After an interrupt: make sure the step's intermediate container is gone.
 
     Closing the stream makes the engine abort the build and (forcerm) remove the container
@@ -501,7 +506,7 @@ def _remove_leftovers(engine: Any, state: BuildState, since: float) -> int:
     return len(suspects)
 
 
-def _is_step_container(engine: Any, container_id: str, state: BuildState, since: float) -> bool:
+def _is_step_container(engine: Engine, container_id: str, state: BuildState, since: float) -> bool:
     """A classic-builder container for the current step (see _remove_leftovers)."""
     try:
         info = engine.inspect_container(container_id)
@@ -591,7 +596,7 @@ def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: li
                       size=state.size, duration_s=round(reporter.elapsed_s, 3))
 
 
-def _push_ref(reference: str) -> Any:
+def _push_ref(reference: str) -> ImageRef:
     try:
         ref = parse_reference(reference)
     except ValueError as exc:
@@ -635,14 +640,14 @@ class _TeeSink:
 
     def __init__(self, sink: ProgressSink | None) -> None:
         self.sink = sink
-        self.last: dict = {}
+        self.last: ProgressSnapshot | dict[str, Any] = {}
 
-    def update(self, snapshot: dict) -> None:
+    def update(self, snapshot: ProgressSnapshot) -> None:
         self.last = snapshot
         if self.sink is not None:
             self.sink.update(snapshot)
 
-    def close(self, snapshot: dict) -> None:
+    def close(self, snapshot: ProgressSnapshot) -> None:
         self.last = snapshot
         if self.sink is not None:
             self.sink.close(snapshot)

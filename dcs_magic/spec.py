@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import runtime
 from .credentials import env_password
@@ -534,7 +534,7 @@ def _plain_init_script(item: Any, *, strict: bool = True) -> Any:
     return copy.deepcopy(item)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -652,6 +652,7 @@ def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
     image = spec.docker_image
     if image is None:
         return
+    url: Any
     if isinstance(image, DockerImage):
         url, auth = image.url, image.basic_auth
     elif isinstance(image, Mapping):
@@ -664,7 +665,7 @@ def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
         yield SpecError("docker_image must be a dict with url (and basic_auth)", field="docker_image")
         return
     try:
-        parse_reference(url)  # type: ignore[arg-type]
+        parse_reference(url)
     except ValueError as exc:
         yield SpecError(f"docker_image.url: {exc}", field="docker_image.url",
                         hint="write the image like registry.example.com/team/image@sha256:... (pinned)")

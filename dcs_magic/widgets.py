@@ -187,7 +187,7 @@ class ProgressWidget(anywidget.AnyWidget):
             if message is not None and self.comm is not None:
                 self.send(message)
 
-    def close(self, snapshot: ProgressSnapshot | dict | None = None) -> None:  # type: ignore[override]
+    def close(self, snapshot: ProgressSnapshot | dict | None = None) -> None:
         """Sink interface: show the final snapshot (the widget stays on screen) and leave the
         static record under it.
 

@@ -30,7 +30,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from databricks.sdk import errors as sdk_errors
@@ -57,6 +57,9 @@ from .errors import (
     api_error_class,
 )
 from .spec import ClusterSpec, upload_destination
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = [
     "MAX_POLL_INTERVAL_S",
@@ -401,7 +404,7 @@ class Workspace:
         """Close the HTTP connections."""
         self._session.close()
 
-    def __enter__(self) -> Workspace:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
