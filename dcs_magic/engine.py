@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import atexit
 import http.client
-import io
 import os
 import re
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from docker.utils import build as build_utils
 
 from .errors import BuildError, EngineError, ImageNotFoundError, PushError
 from .imageref import parse_reference
+from .tarstream import TarStream
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
@@ -648,10 +648,13 @@ def context_paths(context_dir: str | os.PathLike[str]) -> set[str]:
     return set(build_utils.exclude_paths(str(root), context_excludes(root)))
 
 
-def _context_tar(context_dir: Path, dockerfile: str) -> io.BufferedRandom:
-    """The build context as a tar, as `context_excludes` selects it."""
-    return build_utils.tar(str(context_dir), exclude=context_excludes(context_dir),
-                           dockerfile=(dockerfile, None), gzip=False)
+def _context_tar(context_dir: Path, dockerfile: str) -> Generator[bytes, None, None]:
+    """The build context as tar chunks, as `context_excludes` selects it (and the Dockerfile
+    always), written by a thread while the request uploads them (a chunked body), so tarring
+    and uploading overlap and memory stays flat; docker-py's own `tar` would first write the
+    whole context to a temporary file. Closing the iterator stops the writer."""
+    files = build_utils.exclude_paths(str(context_dir), context_excludes(context_dir), dockerfile=dockerfile)
+    return iter(TarStream(context_dir, files))
 
 
 def api_timeout() -> float:
