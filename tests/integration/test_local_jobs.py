@@ -164,7 +164,7 @@ def test_submit_body_errors_are_400_with_the_reason(ws: Workspace, job_image: st
     answer = requests.post(url, json=body, headers=dict(ws._headers()), timeout=10)
     assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "autotermination_minutes" in answer.json()["message"]
-    del body["tasks"][0]["spark_python_task"]
+    del body["tasks"][0]["new_cluster"]["autotermination_minutes"], body["tasks"][0]["spark_python_task"]
     answer = requests.post(url, json=body, headers=dict(ws._headers()), timeout=10)
     assert answer.status_code == 400 and "spark_python_task" in answer.json()["message"]
     assert requests.post(url, json=body, timeout=10).status_code == 401
