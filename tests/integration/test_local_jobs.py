@@ -156,6 +156,16 @@ def test_cancel_stops_the_run_and_removes_its_cluster(
     assert containers_of(docker_client, job_cluster_id(ws, run_id)) == []
 
 
+def test_job_cluster_that_cannot_start_fails_the_run(
+        ws: Workspace, job_image: str, auth_registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    run_id = ws.submit_run(spec(job_image, auth_registry), python_file="file:/opt/dcs/ok.py")
+    result = follow_run(ws, run_id, timeout_s=120)
+    assert (result.life_cycle_state, result.result_state) == ("INTERNAL_ERROR", "FAILED")
+    assert "SECRET_RESOLUTION_ERROR" in result.state_message and SECRET_ENV in result.state_message
+    assert "read the run page's cluster events" in str(result.to_error())
+
+
 def test_submit_body_errors_are_400_with_the_reason(ws: Workspace, job_image: str) -> None:
     url = f"{ws.host}/api/2.1/jobs/runs/submit"
     body = submit_body({"spark_version": "15.4.x-scala2.12", "num_workers": 0, "docker_image": {"url": job_image}},
