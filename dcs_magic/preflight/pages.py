@@ -42,8 +42,10 @@ def _when(ms: Any) -> str:
         return ""
 
 
-def _page(title: str, body: str) -> bytes:
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
+def _page(title: str, body: str, *, refresh: bool = False) -> bytes:
+    # A page of something still changing reloads itself (no script: a meta refresh).
+    reload = "<meta http-equiv=\"refresh\" content=\"5\">" if refresh else ""
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\">{reload}<title>{_e(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1>{body}"
             "<p><small>dcs-magic local preflight workspace (read-only status page)</small></p>"
             "</body></html>").encode()
@@ -93,7 +95,8 @@ def cluster_page(info: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
     event_rows = "".join(f"<tr><td>{_e(_when(e.get('timestamp')))}</td><td>{_e(e.get('type'))}</td>"
                          f"<td>{_e(_event_summary(e))}</td></tr>" for e in events)
     body = _table(rows) + "<h2>Events</h2><table>" + (event_rows or "<tr><td>none yet</td></tr>") + "</table>"
-    return _page(f"Cluster {info.get('cluster_name') or info.get('cluster_id')}", body)
+    return _page(f"Cluster {info.get('cluster_name') or info.get('cluster_id')}", body,
+                 refresh=info.get("state") in ("PENDING", "RESTARTING", "RESIZING", "TERMINATING"))
 
 
 def run_page(info: Mapping[str, Any], output: Mapping[str, Any], cluster_url: str | None) -> bytes:
@@ -121,7 +124,8 @@ def run_page(info: Mapping[str, Any], output: Mapping[str, Any], cluster_url: st
         body += f"<h2>Error</h2><pre>{_e(output['error'])}</pre>"
     logs = str(output.get("logs") or "")
     body += "<h2>Output</h2><pre>" + (_e(logs[-_OUTPUT_CHARS:]) or "(none yet)") + "</pre>"
-    return _page(f"Run {info.get('run_name') or info.get('run_id')}", body)
+    final = state.get("life_cycle_state") in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+    return _page(f"Run {info.get('run_name') or info.get('run_id')}", body, refresh=not final)
 
 
 def not_found_page(what: str) -> bytes:
