@@ -144,6 +144,11 @@ class RunTask:
         with self.store.lock:
             if run.done:
                 return
+            if cluster.cancel.is_set() and run.timed_out:
+                message = f"Run timed out after {run.timeout_s} s (timeout_seconds)"
+                self.store.update_run(run, output={"error": message}, end=True, life_cycle_state="TERMINATED",
+                                      result_state="TIMEDOUT", state_message=message)
+                return
             if cluster.cancel.is_set():
                 self.store.update_run(run, end=True, life_cycle_state="TERMINATED", result_state="CANCELED",
                                       state_message=CANCEL_MESSAGE)

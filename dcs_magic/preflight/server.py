@@ -24,6 +24,7 @@ import getpass
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,19 @@ def _validate_create(body: Any) -> dict[str, Any]:
     except ValueError as exc:
         raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"docker_image.url: {exc}") from exc
     return dict(body)
+
+
+def _timeout(body: dict[str, Any], task: dict[str, Any]) -> int:
+    """The run's timeout in seconds (the task's or the body's timeout_seconds; 0: none)."""
+    values = []
+    for where in (task, body):
+        try:
+            seconds = int(where.get("timeout_seconds") or 0)
+        except (TypeError, ValueError) as exc:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "timeout_seconds must be a number") from exc
+        if seconds > 0:
+            values.append(seconds)
+    return min(values) if values else 0
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -321,13 +335,30 @@ class LocalWorkspaceServer(JsonApiServer):
         shown_task["new_cluster"] = new_cluster  # without the password
         run_id, task_run_id = self.store.new_run_ids()
         name = str(body.get("run_name") or "Untitled")
-        run = Run(run_id, task_run_id, name, shown_task, cluster)
+        run = Run(run_id, task_run_id, name, shown_task, cluster, timeout_s=_timeout(body, raw))
         token = body.get("idempotency_token")
         registered = self.store.add_run(run, str(token) if token else None)
         if registered is run:
             self.store.event(cluster, "CREATING", {"user": "local", "job_run_id": run_id})
             self.launcher.start(cluster, job=RunTask(self.store, run, task))
+            if run.timeout_s:
+                timer = threading.Timer(run.timeout_s, self._time_out, args=(run,))
+                timer.daemon = True
+                timer.start()
         return 200, {"run_id": registered.run_id}
+
+    def _time_out(self, run: Run) -> None:
+        """timeout_seconds passed: end the run (TIMEDOUT) as a cancel would."""
+        with self.store.lock:
+            if run.done:
+                return
+            run.timed_out = True
+            self.store.update_run(run, life_cycle_state="TERMINATING",
+                                  state_message=f"Run timed out after {run.timeout_s} s")
+        try:
+            self.launcher.terminate(run.cluster)
+        except Terminate:
+            pass  # engine down: the launch ends at its next step, and `ended` says TIMEDOUT
 
     def _run(self, params: dict[str, Any], *, task: bool = False) -> Run:
         try:

@@ -90,6 +90,8 @@ class Run:
     output: dict[str, Any] = field(default_factory=dict)
     start_time: int = field(default_factory=now_ms)
     end_time: int | None = None
+    timeout_s: int = 0  # timeout_seconds of the body (0: none)
+    timed_out: bool = False  # ended by its timeout rather than a cancel
 
     @property
     def done(self) -> bool:

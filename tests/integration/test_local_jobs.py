@@ -140,10 +140,12 @@ def test_notebook_task_runs_the_notebooks_code(
     assert result.output.strip() == "total 45 ['--day', '2024-01-01']"
 
 
-def test_cancel_stops_the_run_and_removes_its_cluster(
+def test_cancel_and_timeout_stop_the_run_and_remove_its_cluster(
         ws: Workspace, job_image: str, auth_registry: Registry, secret_password: str, docker_client: Any) -> None:
     ws.upload("dbfs:/dcs-test/sleep.py", SLEEP_SCRIPT)
     run_id = ws.submit_run(spec(job_image, auth_registry), python_file="dbfs:/dcs-test/sleep.py")
+    timing_out = ws.submit_run(body=submit_body(spec(job_image, auth_registry), python_file="dbfs:/dcs-test/sleep.py",
+                                                timeout_seconds=25))
     deadline = time.monotonic() + 240
     while ws.get_run(run_id)["state"]["life_cycle_state"] != "RUNNING":
         assert time.monotonic() < deadline, ws.get_run(run_id)
@@ -154,6 +156,11 @@ def test_cancel_stops_the_run_and_removes_its_cluster(
     assert time.monotonic() - cancelled < 30  # at once (a generous margin): not the script's 600 s
     assert (run["state"]["life_cycle_state"], run["state"]["result_state"]) == ("TERMINATED", "CANCELED")
     assert containers_of(docker_client, job_cluster_id(ws, run_id)) == []
+
+    result = follow_run(ws, timing_out, timeout_s=120)  # well before the script's 600 s
+    assert result.state == "TERMINATED/TIMEDOUT" and "timed out after 25 s" in result.state_message
+    assert "timeout_seconds" in str(result.to_error())
+    assert containers_of(docker_client, job_cluster_id(ws, timing_out)) == []
 
 
 def test_job_cluster_that_cannot_start_fails_the_run(
