@@ -39,9 +39,11 @@ print("interpreter", sys.executable)
 print("argv", sys.argv[1:])
 print("job cluster", os.environ.get("DB_IS_JOB_CLUSTER"), os.environ.get("DCS_TEST_VAR"))
 """
-FAIL_SCRIPT = b"""import sys
+# stdout and stderr reach the engine through two pipes: the pause keeps their order certain.
+FAIL_SCRIPT = b"""import sys, time
 for i in range(30):
-    print("line", i)
+    print(f"line {i}")
+time.sleep(0.3)
 print("boom: the input table is empty", file=sys.stderr)
 sys.exit(3)
 """
