@@ -8,6 +8,10 @@ probe prints `key=value` lines; everything else is pure:
     parse_probe(text) -> dict[str, str]        its output as facts
     evaluate(facts, image_attrs, runtime)      facts + `docker image inspect` -> CheckItems
 
+With `parity=True` the probe also prints `pip list --format=json` of /databricks/python3,
+the full Python version, LANG / LC_ALL and PYSPARK_PYTHON, and `parity.compare` adds rows
+comparing them with the runtime line's official image. Runtime facts come from runtime.py.
+
 The container is run through `engine.Engine.run_container`, which always removes it, also on
 errors, timeouts, KeyboardInterrupt and interpreter exit.
 Requirements and their reasons: ../shared/dcs-facts.md ("What a custom image must contain").
@@ -18,11 +22,13 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from . import runtime as _runtime
 from .errors import EngineError, UsageError
-from .imageref import ImageRef, RuntimeLine, runtime_line
 from .results import CheckItem, CheckReport
+from .runtime import RuntimeLine
 
 if TYPE_CHECKING:  # the engine (and docker) are imported only when a check runs
     from .engine import Engine
@@ -31,7 +37,6 @@ __all__ = [
     "DATABRICKS_PYTHON",
     "IMAGE_SIZE_WARN_BYTES",
     "OS_ITEMS",
-    "PYTHON_BY_RUNTIME",
     "REQUIRED_PACKAGES",
     "ProbeRun",
     "check",
@@ -42,6 +47,7 @@ __all__ = [
     "parse_probe",
     "parse_runtime",
     "probe_script",
+    "report_python",
     "run_probe",
 ]
 
@@ -59,13 +65,6 @@ REQUIRED_PACKAGES: dict[str, str] = {
 }
 _VIRTUALENV = "virtualenv"
 
-# Python in /databricks/python3 by runtime major version (dcs-facts.md table); LTS lines
-# are what Databricks publishes base images for.
-PYTHON_BY_RUNTIME: dict[int, str] = {
-    9: "3.8", 10: "3.8", 11: "3.9", 12: "3.9", 13: "3.10", 14: "3.10",
-    15: "3.11", 16: "3.12", 17: "3.12",
-}
-LTS_LINES = ("9.1", "10.4", "11.3", "12.2", "13.3", "14.3", "15.4", "16.4", "17.3")
 
 # Multi-GB images risk Databricks' container setup timeout: the VM pulls and extracts the
 # whole image before the runtime is copied in.
@@ -89,13 +88,31 @@ for name in sys.argv[1:]:
 """
 
 
-def probe_script() -> str:
+_PARITY_SH = r"""
+emit env.LANG "${LANG:-}"
+emit env.LC_ALL "${LC_ALL:-}"
+emit env.PYSPARK_PYTHON "${PYSPARK_PYTHON:-}"
+if [ -x "$PY" ]; then
+  "$PY" -c 'import sys; print(sys.version.splitlines()[0])' 2>&1 | { IFS= read -r l; emit python.full "$l"; }
+  # One JSON line on success; anything else (No module named pip) is the reason it failed.
+  "$PY" -m pip list --format=json --disable-pip-version-check --no-color 2>&1 \
+    | while IFS= read -r l || [ -n "$l" ]; do
+        case "$l" in \[*) emit pip.list "$l";; *) emit pip.error "$l";; esac
+      done
+fi
+"""
+
+
+def probe_script(parity: bool = False) -> str:
     """The POSIX sh script run in the image: prints `key=value` facts, ends with probe.end=1.
 
     Only shell builtins are relied on (`command -v`, `read`, `case`, `printf`): busybox
     `ash`, `dash` and `bash` all run it, and a missing tool is reported, never fatal.
+    `parity` adds what the parity comparison needs (pip list, locale, PYSPARK_PYTHON); it
+    costs a `pip list`, so the plain check leaves it out.
     """
     packages = " ".join([*REQUIRED_PACKAGES, _VIRTUALENV])
+    parity_part = _PARITY_SH.strip() if parity else ""
     return f"""
 emit() {{ printf '%s=%s\\n' "$1" "$2"; }}
 # lines KEY CMD...: KEY=line for the first 5 lines of CMD's combined output.
@@ -136,6 +153,7 @@ elif [ -L "$PY" ]; then
 elif [ -e "$PY" ]; then
   emit python.exists not-executable
 fi
+{parity_part}
 emit probe.end 1
 """
 
@@ -153,26 +171,25 @@ def parse_probe(text: str) -> dict[str, str]:
 
 
 def parse_runtime(text: str | None) -> RuntimeLine | None:
-    """`15.4`, `15.4 LTS`, `15.4.x-scala2.12`, `16.4-LTS` -> RuntimeLine; None for None/''.
-
-    Raises ValueError when the text names no runtime line.
-    """
+    """`15.4`, `15.4 LTS`, `15.4.x-scala2.12`, `16.4-LTS`, `18`, `9.x` -> the known RuntimeLine
+    (runtime.py); None for None/''. ValueError naming the closest known lines otherwise."""
     if text is None or not str(text).strip():
         return None
-    token = str(text).strip().split()[0]
-    # A runtime key is shaped like a base image tag, so the tag parser reads it.
-    line = runtime_line(ImageRef(None, "runtime", token, None))
-    if line is None:
-        raise ValueError(f"{text!r} is not a Databricks Runtime line; write it like 15.4 or 15.4.x-scala2.12")
-    return line
+    return _runtime.resolve(str(text).strip())
 
 
 # -- evaluation (pure) -------------------------------------------------------------------
 
 
 def evaluate(facts: dict[str, str], image_attrs: dict[str, Any],
-             runtime: str | RuntimeLine | None = None) -> list[CheckItem]:
-    """Check facts from the probe and `docker image inspect` attrs against DCS requirements."""
+             runtime: str | RuntimeLine | None = None, *, parity: bool = False,
+             today: date | None = None) -> list[CheckItem]:
+    """Check facts from the probe and `docker image inspect` attrs against DCS requirements.
+
+    With `parity`, the rows of `parity.compare` against `runtime` (or, without one, the newest
+    LTS line with package data that fits the image's Python) follow, breaking ones first.
+    A target line past its end of support (on `today`, default the current date) warns.
+    """
     line = runtime if isinstance(runtime, RuntimeLine) or runtime is None else parse_runtime(runtime)
     items = [_os_item(facts, image_attrs), _arch_item(image_attrs)]
     if "probe.end" not in facts:
@@ -189,7 +206,27 @@ def evaluate(facts: dict[str, str], image_attrs: dict[str, Any],
             *_package_items(facts, line),
         ]
     items += [_size_item(image_attrs), _entrypoint_item(image_attrs)]
+    if line is not None and not line.supported(today):
+        newest = [x for x in _runtime.lts_lines() if x.supported(today)][-1:]
+        items.append(_fail("runtime", f"Databricks Runtime {line.name} is out of support since "
+                           f"{line.end_of_support}", "target a supported LTS line"
+                           + (f" such as {newest[0].name}" if newest else ""), "warning"))
+    if parity and "probe.end" in facts:
+        items += _parity_items(facts, line)
     return items
+
+
+def _parity_items(facts: dict[str, str], line: RuntimeLine | None) -> list[CheckItem]:
+    from .parity import compare
+
+    if line is None:
+        python = facts.get("python.version", "")
+        fitting = [x for x in _runtime.fitting_lines(python) if _runtime.pins(x)] if python else []
+        if not fitting:
+            return [_fail("parity", f"no LTS line with package data runs Python {python or '(none)'}, so "
+                          "there is nothing to compare with", "pass --runtime R (dcs runtimes lists the lines)")]
+        line = fitting[-1]
+    return compare(facts, line)
 
 
 def _fail(name: str, detail: str, fix: str, severity: str = "error") -> CheckItem:
@@ -275,8 +312,8 @@ def java_version(text: str) -> tuple[int, int] | None:
 
 
 def _java_item(facts: dict[str, str], line: RuntimeLine | None) -> CheckItem:
-    needs_17 = line is not None and line.major >= 16
-    jdk = 17 if needs_17 else 8
+    jdk = line.java if line is not None else 8
+    needs_17 = jdk >= 17
     install = (f"Install a JDK: RUN apt-get update && apt-get install -y openjdk-{jdk}-jdk-headless "
                f"(Alpine: apk add openjdk{jdk}-jre).")
     path = facts.get("which.java")
@@ -290,7 +327,10 @@ def _java_item(facts: dict[str, str], line: RuntimeLine | None) -> CheckItem:
     major, update = version
     shown = f"Java {major}" + (f"u{update}" if major == 8 else f" ({_JAVA_VERSION.search(text)['v']})")
     if needs_17 and major < 17:
-        return _fail("java", f"{shown}: runtime {line} and later run on JDK 17", install)
+        assert line is not None
+        removed = " (JDK 8 is removed)" if 8 not in line.java_installed else ""
+        return _fail("java", f"{shown}: runtime {line.name} runs on JDK "
+                     f"{'/'.join(map(str, [j for j in line.java_installed if j >= 17]))}{removed}", install)
     if major < 8 or (major == 8 and update < 191):
         return _fail("java", f"{shown}: Databricks needs JDK 8u191 or later", install)
     return _ok("java", f"{shown} at {path}")
@@ -362,8 +402,22 @@ def _sudo_item(facts: dict[str, str]) -> CheckItem:
 
 
 def fitting_runtimes(python: str) -> list[str]:
-    """LTS runtime lines whose /databricks/python3 has this `major.minor` Python."""
-    return [lts for lts in LTS_LINES if PYTHON_BY_RUNTIME.get(int(lts.split(".")[0])) == python]
+    """LTS runtime lines whose /databricks/python3 has this `major.minor` Python (runtime.py)."""
+    return [line.line for line in _runtime.fitting_lines(python)]
+
+
+def report_python(report: CheckReport) -> str | None:
+    """The full Python version of /databricks/python3 a check found (`3.11.2`), or None.
+
+    For the launch form: its default runtime is `runtime.default_runtime_for(...)` of this, so
+    the runtime is chosen from the image's checked Python, not assumed.
+    """
+    try:
+        detail = report["python"].detail
+    except KeyError:
+        return None
+    match = re.match(r"Python (\d+\.\d+\.\d+(?:[a-z]+\d*)?)", detail)
+    return match[1] if match else None
 
 
 _VENV_FIX = ("Create the virtualenv: RUN python3 -m venv --system-site-packages /databricks/python3 "
@@ -385,23 +439,13 @@ def _python_item(facts: dict[str, str], line: RuntimeLine | None) -> CheckItem:
     fits_text = f"fits runtime {', '.join(fits)}" if fits else "fits no LTS runtime line"
     if line is None:
         return _ok("python", f"Python {full} ({fits_text})")
-    wanted = PYTHON_BY_RUNTIME.get(line.major)
-    if wanted is None:
-        return _fail("python", f"Python {full}; runtime {line} is not in the known table "
-                     f"({fits_text})", "Check the runtime's release notes for its Python version.",
-                     "warning")
+    wanted = line.python
     if short != wanted:
-        return _fail("python", f"Python {full}, but runtime {line} runs Python {wanted} ({fits_text})",
-                     f"Use a base image for runtime {line} (databricksruntime/python:"
-                     f"{_lts_for(line)}-LTS, Python {wanted}) or target a runtime this image fits.")
-    return _ok("python", f"Python {full} (runtime {line} runs Python {wanted})")
-
-
-def _lts_for(line: RuntimeLine) -> str:
-    for lts in LTS_LINES:
-        if int(lts.split(".")[0]) == line.major:
-            return lts
-    return str(line)
+        base = (f"a base image for runtime {line.name} ({line.base_image}, Python {wanted})"
+                if line.base_image else f"a base image with Python {wanted}")
+        return _fail("python", f"Python {full}, but runtime {line.name} runs Python {wanted} ({fits_text})",
+                     f"Use {base} or target a runtime this image fits.")
+    return _ok("python", f"Python {full} (runtime {line.name} runs Python {wanted})")
 
 
 def _package_items(facts: dict[str, str], line: RuntimeLine | None) -> list[CheckItem]:
@@ -419,7 +463,7 @@ def _package_items(facts: dict[str, str], line: RuntimeLine | None) -> list[Chec
             fix += (" (or set the spark conf spark.databricks.driverNfs.enabled false, as "
                     "Databricks' minimal images require)")
             # DBR 11+ creates notebook-scoped environments with virtualenv at startup.
-            severity = "warning" if line is not None and line.major < 11 else "error"
+            severity = "warning" if line is not None and line.version.major < 11 else "error"
         value = facts.get(f"pkg.{module}", "")
         if value.startswith("!") or not value:
             reason = value[1:] or "not reported"
@@ -466,11 +510,11 @@ class ProbeRun:
 
 
 def run_probe(engine: Engine, image: str, *, timeout_s: float = 180.0,
-              labels: dict[str, str] | None = None) -> ProbeRun:
+              labels: dict[str, str] | None = None, parity: bool = False) -> ProbeRun:
     """Run probe_script() in one container from `image`; the container is always removed
     (the engine's `run_container` sees to it, also when the process exits meanwhile)."""
     run = engine.run_container(
-        image, ["/bin/sh", "-c", probe_script()], name=f"dcs-check-{secrets.token_hex(6)}",
+        image, ["/bin/sh", "-c", probe_script(parity)], name=f"dcs-check-{secrets.token_hex(6)}",
         timeout_s=timeout_s, user="0", network_disabled=True,
         labels={"dcs_magic.check": "1", **(labels or {})})
     if run.timed_out:
@@ -491,12 +535,13 @@ def facts_from_run(run: ProbeRun) -> dict[str, str]:
     return facts
 
 
-def check(image: str, *, runtime: str | None = None, engine: Engine | None = None,
-          timeout_s: float = 180.0) -> CheckReport:
+def check(image: str, *, runtime: str | None = None, parity: bool = False,
+          engine: Engine | None = None, timeout_s: float = 180.0) -> CheckReport:
     """Check a local image against the Databricks Container Services requirements.
 
-    `runtime` is the Databricks Runtime line targeted (`15.4`, `15.4.x-scala2.12`); without it
-    the Python version is reported with the runtime lines it fits. `engine`: a connected
+    `runtime` is the Databricks Runtime line targeted (`15.4`, `15.4.x-scala2.12`, `18`); without
+    it the Python version is reported with the runtime lines it fits. `parity` adds the
+    comparison of /databricks/python3 with the line's official image (parity.py). `engine`: a connected
     `dcs_magic.engine.Engine` (default: `engine.connect()`, closed afterwards).
     Raises UsageError for a bad argument, ImageNotFoundError when the image is not local,
     EngineError when the engine is down.
@@ -507,12 +552,12 @@ def check(image: str, *, runtime: str | None = None, engine: Engine | None = Non
     try:
         line = parse_runtime(runtime)
     except ValueError as exc:
-        raise UsageError(str(exc), hint="Pass --runtime like 15.4 (see Spark versions).") from exc
+        raise UsageError(str(exc), hint="Pass --runtime like 15.4 or 18 (dcs runtimes lists the lines).") from exc
     if engine is None:
         from .engine import connect
 
         with connect() as own:
-            return check(image, runtime=runtime, engine=own, timeout_s=timeout_s)
+            return check(image, runtime=runtime, parity=parity, engine=own, timeout_s=timeout_s)
     attrs = engine.inspect_image(image)
-    run = run_probe(engine, image, timeout_s=timeout_s)
-    return CheckReport(image=image, checks=evaluate(facts_from_run(run), attrs, line))
+    run = run_probe(engine, image, timeout_s=timeout_s, parity=parity)
+    return CheckReport(image=image, checks=evaluate(facts_from_run(run), attrs, line, parity=parity))

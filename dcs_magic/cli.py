@@ -2,12 +2,13 @@
 
     dcs render NOTEBOOK [--name N] [--var K=V ...] [--out DIR]
     dcs build  NOTEBOOK -t TAG [-t TAG ...] [--push] [--locked] [--var K=V ...] ...
-    dcs check  IMAGE [--runtime R]
+    dcs check  IMAGE [--runtime R] [--parity]
+    dcs runtimes [--json]
     dcs launch --spec FILE [--image REF | --lock LOCK] [--wait] [--profile P | --local] [--print]
 
-This module only parses arguments, merges variables and prints; the work is done by the
-library (notebook, context, pipeline, checks, spec, workspace, lock), which knows nothing
-of the command line. Conventions:
+This module only parses arguments and prints; the work is done by the library
+(dcs_magic.recipe: render_notebook, build_notebook, launch_spec, create_cluster; checks;
+workspace), which knows nothing of the command line. Conventions:
 
 - stdout carries only the result (context directories, the pinned reference or image id,
   the check report, the cluster id, the request JSON), so `REF=$(dcs build ...)` works;
@@ -33,21 +34,16 @@ of the command line. Conventions:
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .errors import DcsError, LockError, PushError, SpecError
+from .errors import DcsError, SpecError
+from .recipe import DEFAULT_BUILD_ROOT
 
 __all__ = ["main", "make_parser"]
-
-DEFAULT_BUILD_ROOT = "dcs-build"
-INIT_SCRIPTS_DIR = "init-scripts"
 
 
 # -- argument parsing ---------------------------------------------------------------------------
@@ -65,7 +61,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show full tracebacks on errors.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_render_parser, _build_parser, _check_parser, _launch_parser, _terminate_parser,
-                _run_parser, _export_parser, _doctor_parser):
+                _run_parser, _export_parser, _doctor_parser, _runtimes_parser):
         sub = add(commands)
         # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -136,6 +132,9 @@ def _check_parser(commands: Any) -> argparse.ArgumentParser:
                     "Prints the report; exit status 1 when a requirement fails.")
     parser.add_argument("image", metavar="IMAGE", help="Local image reference or id.")
     parser.add_argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 15.4.")
+    parser.add_argument("--parity", action="store_true",
+                        help="Also compare /databricks/python3 (packages, Python, Java, locale) with the "
+                             "runtime line's official image.")
     parser.set_defaults(run=_cmd_check)
     return parser
 
@@ -216,6 +215,10 @@ def _warn(text: str) -> None:
     print(f"Warning: {text}", file=sys.stderr, flush=True)
 
 
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def _out(text: str) -> None:
     print(text, flush=True)
 
@@ -223,164 +226,43 @@ def _out(text: str) -> None:
 # -- render ------------------------------------------------------------------------------------
 
 
-def _cmd_render(args: argparse.Namespace) -> int:
-    from .notebook import read_notebook
+def _variables(args: argparse.Namespace) -> dict[str, str]:
+    from .notebook import parse_vars
 
-    notebook = read_notebook(args.notebook)
-    names = [notebook.dockerfile(args.name).name] if args.name else list(notebook.dockerfiles)
-    for name in names:
-        rendered = _render(notebook, name, args)
-        _out(str(rendered.context_dir))
-    scripts = _write_init_scripts(notebook, args.out)
-    for path in scripts:
+    return parse_vars(args.var)
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .recipe import render_notebook
+
+    rendered = render_notebook(args.notebook, name=args.name, variables=_variables(args), out=args.out,
+                               warn=_warn)
+    for context in rendered.contexts:
+        _out(str(context.context_dir))
+    for path in rendered.init_scripts:
         _out(str(path))
     return 0
-
-
-def _render(notebook: Any, name: str | None, args: argparse.Namespace) -> Any:
-    from .notebook import parse_vars, render_context, resolve_variables
-
-    variables = resolve_variables(notebook.parameters, parse_vars(args.var))
-    cell = notebook.dockerfile(name)
-    rendered = render_context(notebook, cell.name, variables, _context_dir(notebook, cell, args.out))
-    for finding in rendered.findings:
-        _warn(f"{cell.name}/Dockerfile {finding}")
-    return rendered
-
-
-def _context_dir(notebook: Any, cell: Any, out: str | None) -> Path:
-    if out:
-        return Path(out) / cell.name
-    here = notebook.path.parent
-    return here / cell.context if cell.context else here / DEFAULT_BUILD_ROOT / cell.name
-
-
-def _write_init_scripts(notebook: Any, out: str | None) -> list[Path]:
-    from .context import write_file
-
-    root = Path(out) if out else notebook.path.parent / DEFAULT_BUILD_ROOT
-    return [write_file(root / INIT_SCRIPTS_DIR, f"{name}.sh", script.text)
-            for name, script in notebook.init_scripts.items()]
 
 
 # -- build -------------------------------------------------------------------------------------
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .lock import lock_path, read_lock
-    from .notebook import read_notebook
-    from .pipeline import parse_pairs
+    from .credentials import registry_password
+    from .recipe import build_notebook
+    from .terminal import progress_sink
 
-    try:
-        build_args = parse_pairs(args.build_args, "--build-arg")
-        labels = parse_pairs(args.labels, "--label")
-    except ValueError as exc:
-        raise DcsError(str(exc), hint="write it as KEY=VALUE") from exc
-    password = _registry_password(args) if args.push else None
-    notebook = read_notebook(args.notebook)
-    lock_file = lock_path(notebook.path)
-    lock = read_lock(lock_file)
-    rendered = _render(notebook, args.name, args)
-    entry = _lock_entry(rendered, build_args, args.platform, args.target)
-    if args.locked:
-        _check_locked(lock, rendered.name, entry, lock_file)
-    result = _build(rendered, args, build_args, labels)  # labels the base digest when known
-    if entry.base and not entry.base_digest and result.base_digest:  # the build pulled the base
-        entry.base_digest = result.base_digest
-        if args.locked:
-            _check_locked(lock, rendered.name, entry, lock_file)
-    pushes = [_push(tag, args, password) for tag in result.tags] if args.push else []
-    _update_lock(lock, lock_file, notebook, rendered.name, entry, result, pushes)
-    for line in ([p.pinned for p in pushes] or [result.image_id]):
+    # Asked for first: a prompt (or a usage error) comes before any work.
+    password = registry_password(args.username, args.password_env) if args.push else None
+    built = build_notebook(
+        args.notebook, tags=args.tags, name=args.name, push=args.push, variables=_variables(args),
+        locked=args.locked, out=args.out, platform=args.platform, build_args=args.build_args,
+        labels=args.labels, no_cache=args.no_cache, pull=args.pull, target=args.target,
+        username=args.username, password=password, progress=lambda kind: progress_sink(args.progress),
+        warn=_warn)
+    for line in built.references:
         _out(line)
     return 0
-
-
-def _registry_password(args: argparse.Namespace) -> str | None:
-    """The --push password: from --password-env VAR, else a hidden prompt on a terminal."""
-    if args.password_env and not args.username:
-        raise PushError("--password-env needs --username", hint="pass --username USER as well")
-    if not args.username:
-        return None
-    if args.password_env:
-        password = os.environ.get(args.password_env)
-        if not password:
-            raise PushError(f"--password-env {args.password_env}: that environment variable is not set "
-                            "or empty", hint=f"export {args.password_env} (in CI: from a secret)")
-        return password
-    if not sys.stdin.isatty():
-        raise PushError(f"--username {args.username} without a password and no terminal to ask on",
-                        hint="pass --password-env VAR naming an environment variable that holds it")
-    return getpass.getpass(f"Password for {args.username}: ")
-
-
-def _lock_entry(rendered: Any, build_args: dict[str, str], platform: str, target: str | None) -> Any:
-    from .lock import ImageLock, context_files
-
-    from .dockerfile import final_base
-
-    base = final_base(rendered.dockerfile, build_args, target) or rendered.base
-    return ImageLock(dockerfile_sha256=rendered.dockerfile_sha256, dockerfile=rendered.dockerfile,
-                     files=context_files(rendered.context_dir), base=base,
-                     base_digest=_base_digest(base) if base else None, platform=platform)
-
-
-def _base_digest(base: str) -> str | None:
-    """The registry digest of the local base image, None when the engine does not have it."""
-    from contextlib import closing
-
-    from .engine import connect
-
-    with closing(connect()) as engine:
-        return engine.repo_digest(base)
-
-
-def _check_locked(lock: Any, name: str, entry: Any, lock_file: Path) -> None:
-    from .lock import compare
-
-    differences = compare(lock, {name: entry})
-    if differences:
-        listed = "\n".join(f"  - {d}" for d in differences)
-        raise LockError(
-            f"--locked: the rendered build no longer matches {lock_file}:\n{listed}",
-            hint="if the change is intended, run `dcs build` without --locked and commit the new lock file")
-
-
-def _build(rendered: Any, args: argparse.Namespace, build_args: dict[str, str],
-           labels: dict[str, str]) -> Any:
-    from .pipeline import build
-    from .terminal import progress_sink
-
-    return build(rendered.context_dir, tags=args.tags, name=rendered.name, build_args=build_args or None,
-                 platform=args.platform, no_cache=args.no_cache, pull=args.pull, target=args.target,
-                 labels=labels or None, progress=progress_sink(args.progress))
-
-
-def _push(tag: str, args: argparse.Namespace, password: str | None) -> Any:
-    from .pipeline import push
-    from .terminal import progress_sink
-
-    return push(tag, username=args.username, password=password, progress=progress_sink(args.progress))
-
-
-def _update_lock(lock: Any, lock_file: Path, notebook: Any, name: str, entry: Any, result: Any,
-                 pushes: list) -> None:
-    from .lock import Lock, write_lock
-
-    lock = lock or Lock()
-    lock.notebook = notebook.path.name
-    before = lock.images.get(name)
-    entry.image_id = result.image_id
-    entry.tags = list(result.tags)
-    if pushes:
-        first = pushes[0]
-        entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
-    elif before is not None and before.image_id == result.image_id:
-        entry.push = before.push  # same image: what was pushed still describes it
-    if before is not None:
-        entry.cluster = before.cluster
-    lock.images[name] = entry
-    write_lock(lock_file, lock)
 
 
 # -- check -------------------------------------------------------------------------------------
@@ -390,160 +272,89 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .checks import check
     from .terminal import print_check_report
 
-    report = check(args.image, runtime=args.runtime)
+    report = check(args.image, runtime=args.runtime, parity=args.parity)
     print_check_report(report, sys.stdout)
     return 0 if report.ok else 1
+
+
+# -- runtimes ----------------------------------------------------------------------------------
+
+
+def _runtimes_parser(commands: Any) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "runtimes", help="List the Databricks Runtime lines dcs-magic knows.",
+        description="The known Databricks Runtime lines, LTS first: Python, JDK, Ubuntu, Spark, "
+                    "whether Container Services supports them and when their support ends.")
+    parser.add_argument("--json", action="store_true", help="Print a JSON list of objects instead.")
+    parser.set_defaults(run=_cmd_runtimes)
+    return parser
+
+
+def _cmd_runtimes(args: argparse.Namespace) -> int:
+    from .runtime import table
+
+    rows = table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("line", "lts", "python", "java", "ubuntu", "spark", "dcs", "supported", "end_of_support")
+    cells = [[str(r["name"]), "yes" if r["lts"] else "no", str(r["python_patch"] or r["python"]),
+              "/".join(map(str, r["java_installed"])) + f" (default {r['java']})", str(r["ubuntu"]),
+              str(r["spark"]), "yes" if r["dcs"] else "no", "yes" if r["supported"] else "no",
+              str(r["end_of_support"] or "not set")] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    for row in [list(header), *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
 
 
 # -- launch ------------------------------------------------------------------------------------
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
-    from .spec import ClusterSpec
+    from .recipe import create_cluster, launch_spec
 
-    spec = ClusterSpec.load(args.spec)
-    lock_file, lock, name = _launch_lock(args)
-    image = args.image or (lock.images[name].pinned if lock is not None else None)
-    if image:
-        spec = _with_image(spec, image)
-    if args.username or args.password_env:
-        spec = _with_credentials(spec, args.username, args.password_env)
-    _warn_mutable(spec)
-    body = spec.to_dict(validate=True)
-    literal = _literal_password(body)
+    plan = launch_spec(args.spec, image=args.image, lock=args.lock, name=args.name, username=args.username,
+                       password_env=args.password_env, warn=_warn)
     if args.print_only:
-        if literal and not args.allow_literal_password:
+        if plan.literal_password and not args.allow_literal_password:
             raise SpecError(
                 f"{args.spec}: docker_image.basic_auth.password is a literal password; --print would "
                 "write it to stdout (and CI logs)", field="docker_image.basic_auth.password",
                 hint="store it in a secret scope and write \"{{secrets/<scope>/<key>}}\" instead, or "
                      "pass --allow-literal-password")
-        _out(json.dumps(body, indent=2))
+        _out(json.dumps(plan.body, indent=2))
         return 0
-    if literal:
+    if plan.literal_password:
         _warn("docker_image.basic_auth.password is a literal password in the spec file; prefer a "
               "{{secrets/<scope>/<key>}} reference")
-    return _create_and_follow(spec, body, args, lock_file, lock, name)
 
-
-def _launch_lock(args: argparse.Namespace) -> tuple[Path | None, Any, str | None]:
-    """(lock file, Lock, entry NAME) for --lock; (None, None, None) without it."""
-    if not args.lock:
-        return None, None, None
-    from .lock import LOCK_SUFFIX, lock_path, read_lock
-
-    path = Path(args.lock)
-    lock_file = path if path.name.endswith(LOCK_SUFFIX) else lock_path(path)
-    lock = read_lock(lock_file)
-    if lock is None:
-        raise LockError(f"there is no lock file {lock_file}",
-                        hint="run `dcs build NOTEBOOK -t TAG --push` first; it writes the lock")
-    name = args.name
-    if name is None:
-        if len(lock.images) != 1:
-            raise LockError(f"{lock_file} has {len(lock.images)} entries "
-                            f"({', '.join(sorted(lock.images)) or 'none'}); say which one",
-                            hint="pass --name NAME")
-        name = next(iter(lock.images))
-    if name not in lock.images:
-        raise LockError(f"{lock_file} has no entry {name!r} (it has: {', '.join(sorted(lock.images))})",
-                        hint="check --name, or build that NAME with `dcs build`")
-    if not args.image and not lock.images[name].pinned:
-        raise LockError(f"{lock_file}: {name!r} was never pushed, so there is no pinned image to launch",
-                        hint="run `dcs build NOTEBOOK -t TAG --push`, or pass --image REF")
-    return lock_file, lock, name
-
-
-def _with_image(spec: Any, image: str) -> Any:
-    current = spec.docker_image
-    if current is None:
-        return spec.replace(docker_image={"url": image})
-    if isinstance(current, dict):
-        return spec.replace(docker_image={**current, "url": image})
-    from dataclasses import replace
-
-    return spec.replace(docker_image=replace(current, url=image))
-
-
-def _with_credentials(spec: Any, username: str | None, password_env: str | None) -> Any:
-    """docker_image.basic_auth with --username and the password from --password-env VAR."""
-    image = spec.docker_image
-    body = dict(image) if isinstance(image, dict) else (image.to_dict() if image is not None else {})
-    auth = dict(body.get("basic_auth") or {})
-    if username:
-        auth["username"] = username
-    if password_env:
-        password = os.environ.get(password_env)
-        if not password:
-            raise SpecError(f"--password-env {password_env}: that environment variable is not set or empty",
-                            field="docker_image.basic_auth.password",
-                            hint=f"export {password_env} (in CI: from a secret)")
-        auth["password"] = password
-    if not auth.get("username") or not auth.get("password"):
-        raise SpecError("docker_image.basic_auth needs both a username and a password",
-                        field="docker_image.basic_auth",
-                        hint="give --username and --password-env, or put the missing one in the spec file")
-    return spec.replace(docker_image={**body, "basic_auth": auth})
-
-
-def _warn_mutable(spec: Any) -> None:
-    from .imageref import parse_reference
-
-    image = spec.docker_image
-    url = image.get("url") if isinstance(image, dict) else getattr(image, "url", None)
-    if not url:
-        return
-    try:
-        pinned = parse_reference(url).is_pinned
-    except ValueError:
-        return  # validation reports it
-    if not pinned:
-        _warn(f"docker_image.url {url} is a tag, which can move; pin it by digest (--image repo@sha256:..., "
-              "or --lock after `dcs build --push`)")
-
-
-def _literal_password(body: dict[str, Any]) -> bool:
-    from .spec import is_secret_reference
-
-    auth = (body.get("docker_image") or {}).get("basic_auth") or {}
-    password = auth.get("password")
-    return bool(password) and not is_secret_reference(password)
-
-
-def _create_and_follow(spec: Any, body: dict[str, Any], args: argparse.Namespace,
-                       lock_file: Path | None, lock: Any, name: str | None) -> int:
-    from .workspace import Workspace
-
-    workspace = Workspace.local() if args.local else Workspace(profile=args.profile)
-    with workspace:
-        cluster_id = workspace.create_cluster(spec)
-        print(f"Created cluster {cluster_id}: {workspace.cluster_url(cluster_id)}", file=sys.stderr, flush=True)
-        if lock is not None:
-            from .lock import write_lock
-
-            lock.images[name].cluster = body  # masked when written
-            write_lock(lock_file, lock)
+    def created(cluster_id: str, url: str) -> None:
+        _note(f"Created cluster {cluster_id}: {url}")
         _out(cluster_id)
-        if not (args.wait or args.local):
-            return 0
-        # A ClusterError (TERMINATED/ERROR: code, message, hint) reaches main(): exit 1.
-        workspace.wait_for_cluster(cluster_id, timeout_s=args.timeout, on_state=_print_state)
-    print(f"Cluster {cluster_id} is RUNNING", file=sys.stderr, flush=True)
+
+    # The local workspace runs in this process, so it always waits. A ClusterError
+    # (TERMINATED/ERROR: code, message, hint) reaches main(): exit 1.
+    wait = args.wait or args.local
+    cluster_id = create_cluster(plan, profile=args.profile, local=args.local, wait=wait, timeout=args.timeout,
+                                on_created=created, on_state=_print_state)
+    if wait:
+        _note(f"Cluster {cluster_id} is RUNNING")
     return 0
 
 
 def _cmd_terminate(args: argparse.Namespace) -> int:
-    from .workspace import Workspace
+    from .workspace import open_workspace
 
-    with Workspace.local() if args.local else Workspace(profile=args.profile) as workspace:
+    with open_workspace(args.profile, local=args.local) as workspace:
         workspace.terminate_cluster(args.cluster_id)
-    print(f"Cluster {args.cluster_id} is terminating", file=sys.stderr, flush=True)
+    _note(f"Cluster {args.cluster_id} is terminating")
     return 0
 
 
 def _print_state(info: dict[str, Any]) -> None:
     message = info.get("state_message") or ""
-    print(f"  {info.get('state')}{': ' + message if message else ''}", file=sys.stderr, flush=True)
+    _note(f"  {info.get('state')}{': ' + message if message else ''}")
 
 
 # -- run / export / doctor (jobs, exports and readiness; the work is in jobs, exports, doctor) ----
@@ -642,10 +453,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     spec = ClusterSpec.load(args.spec) if args.spec else None
     image, recorded = None, None
     if args.lock:
-        entry = _export_lock_entry(args.lock, args.name)
-        image, recorded = entry.pinned, entry.cluster
+        from .recipe import read_lock_entry
+
+        _, lock, name = read_lock_entry(args.lock, args.name)
+        image, recorded = lock.images[name].pinned, lock.images[name].cluster
     text = export(args.kind, export_spec(spec, image=image, lock_cluster=recorded))
     if args.out:
+        from pathlib import Path
+
         from .context import write_file
 
         path = Path(args.out)
@@ -655,29 +470,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     return 0
-
-
-def _export_lock_entry(where: str, name: str | None) -> Any:
-    """The lock entry (pushed, so pinned) of a notebook or .dcs.lock.json for dcs export."""
-    from .lock import LOCK_SUFFIX, lock_path, read_lock
-
-    path = Path(where)
-    lock_file = path if path.name.endswith(LOCK_SUFFIX) else lock_path(path)
-    lock = read_lock(lock_file)
-    if lock is None:
-        raise LockError(f"there is no lock file {lock_file}",
-                        hint="run `dcs build NOTEBOOK -t TAG --push` first; it writes the lock")
-    names = sorted(lock.images)
-    if name is None and len(names) != 1:
-        raise LockError(f"{lock_file} has {len(names)} entries ({', '.join(names) or 'none'}); say which one",
-                        hint="pass --name NAME")
-    entry = lock.images.get(name or names[0])
-    if entry is None:
-        raise LockError(f"{lock_file} has no entry {name!r} (it has: {', '.join(names)})", hint="check --name")
-    if not entry.pinned:
-        raise LockError(f"{lock_file}: {name or names[0]!r} was never pushed, so there is no pinned image",
-                        hint="run `dcs build NOTEBOOK -t TAG --push` first")
-    return entry
 
 
 def _doctor_parser(commands: Any) -> argparse.ArgumentParser:

@@ -20,6 +20,13 @@ hurt on Databricks Container Services; none of them stops a render.
     buildkit-only        RUN --mount and other BuildKit-only syntax (docker-py uses the classic builder)
     unknown-instruction  a keyword Docker does not know (the engine rejects the file)
     parse-error          an invalid parser directive
+    base-unsupported     a Databricks base whose runtime line is out of support (says since when)
+    base-unknown-line    a Databricks base whose runtime line dcs-magic does not know (names the closest)
+    jdk8-runtime         JDK 8 installed or selected while the line (base or `runtime=`) is 18 or later
+    jars-shadow          files copied into /databricks/jars (they shadow the runtime's own classes)
+    r-base-nfs           an R base (rbase / r): the cluster needs spark.databricks.driverNfs.enabled false
+    copy-missing         a COPY/ADD source that is not in the build context (only when the
+                         context's file list is given: `lint(text, context_files=...)`)
 
 Only the final stage (and the stages it is built `FROM`) matters for the runtime rules;
 every stage counts for `mutable-base` and `buildkit-only`.
@@ -27,14 +34,18 @@ every stage counts for `mutable-base` and `buildkit-only`.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
-from .imageref import ImageRef, RuntimeLine, parse_reference, runtime_line
+from . import runtime
+from .imageref import ImageRef, parse_reference
+from .runtime import Version
 
 __all__ = [
     "Dockerfile",
@@ -42,9 +53,11 @@ __all__ = [
     "Instruction",
     "RuntimePaths",
     "Stage",
+    "copy_sources",
     "databricks_runtime_line",
     "final_base",
     "lint",
+    "missing_copy_sources",
     "parse",
     "runtime_paths",
     "stages",
@@ -62,8 +75,8 @@ _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _HEREDOC = re.compile(r"(?<!<)<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 
-PYTHON3_ENV = "/databricks/python3/bin"
-CONDA_ENV = "/databricks/conda/envs/dcs-minimal/bin"
+PYTHON3_ENV = runtime.PYTHON3_BIN
+CONDA_ENV = runtime.CONDA_BIN
 
 
 # -- data -------------------------------------------------------------------------------
@@ -160,7 +173,7 @@ class RuntimePaths:
 
     pip: str
     python: str
-    line: RuntimeLine | None = field(default=None, compare=False)
+    line: Version | None = field(default=None, compare=False)
 
     @property
     def bin_dir(self) -> str:
@@ -171,22 +184,9 @@ class RuntimePaths:
         return f"{line} keeps notebook Python in {self.bin_dir}"
 
 
-_DATABRICKS_TAG = re.compile(r"^\d{1,2}\.(?:x|\d{1,2}-LTS)(?:$|[-_.])", re.IGNORECASE)
-
-
-def databricks_runtime_line(base: str | ImageRef | None) -> RuntimeLine | None:
-    """The Databricks Runtime line of a base image, when the reference is a Databricks one.
-
-    `imageref.runtime_line` reads any `N.N` tag; here it only counts for images named
-    `.../databricksruntime/...` or tags in Databricks' own style (`13.3-LTS`, `9.x`), so
-    `python:3.11` or `team/app:2.0` are unknown (the current layout), not a 3.x/2.x runtime.
-    """
-    ref = base if isinstance(base, ImageRef) or base is None else _parse_or_none(base)
-    if ref is None or not ref.tag:
-        return None
-    if "databricksruntime" not in ref.path.split("/") and not _DATABRICKS_TAG.match(ref.tag):
-        return None
-    return runtime_line(ref)
+def databricks_runtime_line(base: str | ImageRef | None) -> Version | None:
+    """The Databricks Runtime version of a base image (see `runtime.line_of_image`)."""
+    return runtime.line_of_image(base)
 
 
 def _parse_or_none(text: str) -> ImageRef | None:
@@ -197,15 +197,13 @@ def _parse_or_none(text: str) -> ImageRef | None:
 
 
 def runtime_paths(base: str | ImageRef | None) -> RuntimePaths:
-    """pip/python for the base image: the conda env for 8.x and earlier, else /databricks/python3.
+    """pip/python for the base image, as `runtime.pip_path` / `python_path` say for its line.
 
     Unknown tags (`latest`, digest-only, non-Databricks images, no base) get the current
     layout, as Databricks documents for 9.x and later.
     """
-    line = databricks_runtime_line(base)
-    if line is not None and line.legacy_conda:
-        return RuntimePaths(f"{CONDA_ENV}/pip", f"{CONDA_ENV}/python", line)
-    return RuntimePaths(f"{PYTHON3_ENV}/pip", f"{PYTHON3_ENV}/python3", line)
+    line = runtime.line_of_image(base)
+    return RuntimePaths(runtime.pip_path(line), runtime.python_path(line), line)
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -456,8 +454,15 @@ def _final_chain(all_stages: list[Stage]) -> list[Stage]:
 # -- lint -------------------------------------------------------------------------------
 
 
-def lint(text: str, *, build_args: Mapping[str, str] | None = None) -> list[Finding]:
-    """Warnings about what will hurt on Databricks, sorted by line. Never raises on bad input."""
+def lint(text: str, *, build_args: Mapping[str, str] | None = None, runtime: str | None = None,
+         today: date | None = None, context_files: Iterable[str] | None = None) -> list[Finding]:
+    """Warnings about what will hurt on Databricks, sorted by line. Never raises on bad input.
+
+    `runtime` is the runtime key or line the image targets when known (the base tag's line
+    is used otherwise); `today` decides what is out of support (default: the current date).
+    `context_files` (relative POSIX paths of the build context's files) adds `copy-missing`
+    for COPY/ADD sources that are not among them.
+    """
     dockerfile = parse(text)
     all_stages = stages(dockerfile, build_args)
     chain = _final_chain(all_stages)
@@ -469,7 +474,53 @@ def lint(text: str, *, build_args: Mapping[str, str] | None = None) -> list[Find
     findings += _check_bases(all_stages)
     findings += _check_runtime_base(chain, root)
     findings += _check_final_image(chain, runtime_paths(root))
+    findings += _check_runtime_line(chain, root, runtime, today)
+    if context_files is not None:
+        findings += [Finding("copy-missing", lineno,
+                             f"COPY/ADD source {source!r} is not in the build context, so the build fails",
+                             f"write it with %%dcs_file NAME {source}, or put it in the context directory")
+                     for lineno, source in missing_copy_sources(dockerfile, context_files)]
     return sorted(findings, key=lambda f: (f.lineno, f.rule, f.message))
+
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^git@", re.IGNORECASE)
+
+
+def copy_sources(dockerfile: Dockerfile | str) -> list[tuple[int, str]]:
+    """(line, source) for each COPY/ADD source read from the build context.
+
+    Left out: `--from` copies, heredocs, URLs and git sources of ADD, and sources with a
+    variable (`$X`), whose value the context alone does not tell.
+    """
+    if isinstance(dockerfile, str):
+        dockerfile = parse(dockerfile)
+    found: list[tuple[int, str]] = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword not in ("COPY", "ADD") or instruction.has_flag("from") or instruction.heredocs:
+            continue
+        words = instruction.exec_form or _shell_words(instruction.args)
+        for source in words[:-1]:
+            if source and not _URL.match(source) and "$" not in source:
+                found.append((instruction.lineno, source))
+    return found
+
+
+def missing_copy_sources(dockerfile: Dockerfile | str, context_files: Iterable[str]) -> list[tuple[int, str]]:
+    """The COPY/ADD sources (see `copy_sources`) that match no file or directory of the context."""
+    files = {posixpath.normpath(f.lstrip("/")) for f in context_files}
+    present = set(files) | {"."}
+    for name in files:  # every parent directory counts as present
+        parts = name.split("/")
+        present.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    missing = []
+    for lineno, source in copy_sources(dockerfile):
+        path = posixpath.normpath(source.lstrip("/")) if source.strip("/") else "."
+        if any(ch in path for ch in "*?["):
+            if not any(fnmatch.fnmatchcase(name, path) for name in present):
+                missing.append((lineno, source))
+        elif path not in present:
+            missing.append((lineno, source))
+    return missing
 
 
 def _pulls_image(stage: Stage) -> bool:
@@ -692,3 +743,117 @@ def _strip_wrappers(words: list[str]) -> list[str]:
 def _fits(executable: str, paths: RuntimePaths) -> bool:
     """Whether a pip/python executable lives in the base image's notebook environment."""
     return posixpath.dirname(executable) == paths.bin_dir
+
+
+# -- runtime-line guardrails (facts from runtime.py) --------------------------------------------
+
+
+def _check_runtime_line(chain: list[Stage], root: ImageRef | None, target: str | None,
+                        today: date | None) -> list[Finding]:
+    """Out-of-support or unknown base lines, JDK 8 on 18+, /databricks/jars, R bases."""
+    if not chain:
+        return []
+    lineno = chain[-1].from_instruction.lineno
+    findings = []
+    version = runtime.line_of_image(root) if root is not None else None
+    line = runtime.line_of(version) if version is not None else None
+    if version is not None and line is None:
+        findings.append(_unknown_line_finding(lineno, root, version))
+    elif line is not None and not line.supported(today):
+        newer = [x for x in runtime.lts_lines() if x.supported(today) and x.image_tag][-1:]
+        findings.append(Finding(
+            "base-unsupported", lineno,
+            f"base image {root} is for Databricks Runtime {line.name}, out of support since "
+            f"{line.end_of_support}",
+            f"move to a supported LTS line, e.g. FROM databricksruntime/standard:{newer[0].image_tag}"
+            if newer else "move to a supported LTS line (dcs runtimes lists them)",
+        ))
+    target_line = _target_line(target) or line
+    instructions = [i for stage in chain for i in stage.instructions]
+    if target_line is not None and target_line.version.major >= 18:
+        findings += _check_jdk8(chain, instructions, target_line)
+    findings += _check_jars(instructions)
+    if root is not None and runtime.is_databricks_image(root) and root.path.split("/")[-1] in ("rbase", "r"):
+        findings.append(Finding(
+            "r-base-nfs", lineno,
+            f"base image {root} is an R image: Databricks' R images have no virtualenv package, so "
+            "the cluster fails at start unless spark.databricks.driverNfs.enabled is false",
+            'set it in the cluster spec: spark_conf={"spark.databricks.driverNfs.enabled": "false"}',
+        ))
+    return findings
+
+
+def _target_line(target: str | None) -> runtime.RuntimeLine | None:
+    return runtime.line_of(target) if target else None
+
+
+def _unknown_line_finding(lineno: int, root: ImageRef | None, version: Version) -> Finding:
+    oldest = runtime.lines()[0]
+    if version.major < oldest.version.major:
+        return Finding(
+            "base-unsupported", lineno,
+            f"base image {root} is for Databricks Runtime {version}, older than {oldest.name} "
+            f"(itself out of support since {oldest.end_of_support})",
+            "move to a supported LTS line (dcs runtimes lists them)",
+        )
+    closest = ", ".join(line.name for line in runtime.closest_lines(version))
+    return Finding(
+        "base-unknown-line", lineno,
+        f"base image {root} names Databricks Runtime {version}, which is not a line dcs-magic knows "
+        f"(closest: {closest})",
+        "use a tag of a known line (dcs runtimes lists them), pinned by digest",
+    )
+
+
+_JDK8 = re.compile(r"(?:openjdk-?8|zulu-?8|temurin-?8|corretto-?8|java-1\.8|jdk-?1\.8|java-8-|jdk8u)",
+                   re.IGNORECASE)
+
+
+def _check_jdk8(chain: list[Stage], instructions: list[Instruction], line: runtime.RuntimeLine) -> list[Finding]:
+    findings = []
+    fix = (f"install JDK {line.java} instead (e.g. openjdk-{line.java}-jdk-headless); Databricks Runtime "
+           f"{line.name} runs on JDK {'/'.join(map(str, line.java_installed))}")
+    for stage in chain:
+        if stage.parent is None and stage.base and (_JDK8.search(stage.base) or _jdk8_image(stage.base)):
+            findings.append(Finding("jdk8-runtime", stage.from_instruction.lineno,
+                                    f"base image {stage.base} carries JDK 8, which Databricks Runtime "
+                                    f"{line.name} no longer ships", fix))
+    for instruction in instructions:
+        if instruction.keyword in ("RUN", "ENV") and _JDK8.search(" ".join([instruction.args, *instruction.heredocs])):
+            findings.append(Finding("jdk8-runtime", instruction.lineno,
+                                    f"{instruction.keyword} installs or selects JDK 8, which Databricks "
+                                    f"Runtime {line.name} removed", fix))
+    return findings
+
+
+_JAVA_IMAGES = ("openjdk", "eclipse-temurin", "amazoncorretto", "zulu-openjdk", "sapmachine", "ibm-semeru-runtimes")
+
+
+def _jdk8_image(base: str) -> bool:
+    """A Java image (eclipse-temurin:8-jdk, openjdk:8u342, amazoncorretto:8) tagged for JDK 8."""
+    ref = _parse_or_none(base)
+    return (ref is not None and ref.path.split("/")[-1] in _JAVA_IMAGES and bool(ref.tag)
+            and re.match(r"^(?:8|1\.8)(?:$|[u._-])", ref.tag or "") is not None)
+
+
+_JARS = "/databricks/jars"
+
+
+def _check_jars(instructions: list[Instruction]) -> list[Finding]:
+    findings = []
+    for instruction in instructions:
+        target = ""
+        if instruction.keyword in ("COPY", "ADD"):
+            words = instruction.exec_form or _shell_words(instruction.args)
+            target = words[-1] if len(words) >= 2 else ""
+        elif instruction.keyword == "RUN":
+            target = " ".join([instruction.args, *instruction.heredocs])
+        if _JARS in (posixpath.normpath(target) if instruction.keyword != "RUN" else target):
+            findings.append(Finding(
+                "jars-shadow", instruction.lineno,
+                f"{instruction.keyword} puts files into {_JARS}: jars there shadow the runtime's own "
+                "classes (NoSuchMethodError / ClassNotFoundException at cluster start)",
+                "install JVM libraries as cluster libraries (spec libraries or the UI) instead, or "
+                "shade the jar's dependencies",
+            ))
+    return findings

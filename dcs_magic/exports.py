@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import runtime
 from .errors import SpecError
 from .imageref import parse_reference
 from .spec import ALLOWED_ACCESS_MODES, MASK, ClusterSpec
@@ -341,8 +342,14 @@ def policy_definition(spec: ClusterSpec, *, rules: Mapping[str, Mapping[str, Any
 def _runtime_pattern(key: str) -> str:
     """Keys of the spec's runtime line (`15.4.x-...`), with ML and aarch64 variants excluded.
     Java regex, as policies use; the lookahead works the same in Python."""
-    match = re.match(r"^(\d+)\.(\d+)\.", key)
-    line = rf"{match[1]}\.{match[2]}\." if match else r"\d+\.\d+\."
+    # runtime.py reads the key: `15.4.x-...` names major.minor, `18.x-...` the whole major.
+    version = runtime.parse_version(key)
+    if version is None:
+        line = r"\d+\.(?:\d+\.)?"
+    elif version.minor is None:
+        line = rf"{version.major}\."
+    else:
+        line = rf"{version.major}\.{version.minor}\."
     return rf"^(?!.*-ml-)(?!.*aarch64){line}[A-Za-z0-9._-]+$"
 
 

@@ -3,7 +3,7 @@
 Follows the grammar of `distribution/reference`: `[domain[:port]/]path[:tag][@digest]`,
 where the first path component is a domain when it contains `.` or `:` or is `localhost`.
 Used by the linter (mutable tags), the cluster spec (docker_image.url), push (pinning)
-and the runtime-line helpers (`pip` / `python` for a base image).
+and `runtime.line_of_image` (the Databricks Runtime line of a base image).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ImageRef", "RuntimeLine", "parse_reference", "runtime_line"]
+__all__ = ["ImageRef", "parse_reference"]
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -103,51 +103,3 @@ def _lower_path(text: str) -> str:
     if sep and ("." in head or ":" in head):
         return f"{head}/{rest.lower()}"
     return text.lower()
-
-
-@dataclass(frozen=True)
-class RuntimeLine:
-    """The Databricks Runtime line a base image tag targets, e.g. 13.3 from `13.3-LTS`."""
-
-    major: int
-    minor: int | None = None
-
-    @property
-    def legacy_conda(self) -> bool:
-        """8.x and earlier images keep pip in the dcs-minimal conda env."""
-        return self.major <= 8
-
-    def __str__(self) -> str:
-        return f"{self.major}.{'x' if self.minor is None else self.minor}"
-
-
-_RUNTIME_TAG = re.compile(r"^(?P<major>\d{1,2})\.(?P<minor>\d{1,2}|x)(?:$|[-_.])", re.IGNORECASE)
-
-
-def runtime_line(image: str | ImageRef | None) -> RuntimeLine | None:
-    """The runtime line an `N.N...` tag names, or None when the tag does not say.
-
-    This reads any tag of that shape; `dockerfile.databricks_runtime_line` decides whether an
-    image is a Databricks runtime image at all (so `python:3.11` is not runtime 3.x).
-
-    `databricksruntime/standard:13.3-LTS` -> 13.3; `...:9.x` -> 9.x; `latest`, no tag, or a
-    digest-only reference -> None (unknown: callers treat it as the current layout).
-    """
-    if image is None:
-        return None
-    ref = image if isinstance(image, ImageRef) else _try_parse(image)
-    tag = ref.tag if ref else None
-    if not tag:
-        return None
-    match = _RUNTIME_TAG.match(tag)
-    if not match:
-        return None
-    minor = match["minor"]
-    return RuntimeLine(int(match["major"]), None if minor.lower() == "x" else int(minor))
-
-
-def _try_parse(text: str) -> ImageRef | None:
-    try:
-        return parse_reference(text)
-    except ValueError:
-        return None

@@ -7,10 +7,18 @@ Each magic is a thin adapter; the work lives in template/context (render), pipel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import (
+    Magics,
+    cell_magic,
+    line_magic,
+    magics_class,
+    no_var_expand,
+)
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable
@@ -21,6 +29,31 @@ __all__ = ["DcsMagics"]
 
 # Names IPython puts in the user namespace that are never template variables.
 _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+@contextmanager
+def _details_in_widget(sink: Any) -> Iterator[None]:
+    """Mark a DcsError raised while `sink` (a live widget) shows its details (issue 11.5)."""
+    try:
+        yield
+    except DcsError as exc:
+        from .widgets import ProgressWidget
+
+        if isinstance(sink, ProgressWidget):
+            exc.details_shown = True  # type: ignore[attr-defined]
+        raise
+
+
+def _one_line(error: DcsError) -> str:
+    """`BuildError: <first line of the message>` + the hint: the short form under a widget."""
+    first = (error.message or "").strip().splitlines()
+    text = f"{type(error).__name__}: {first[0] if first else ''}"
+    log_path = getattr(error, "log_path", None)
+    if log_path and str(log_path) not in text:
+        text += f" (full log: {log_path})"
+    if error.hint:
+        text += f"\nHint: {error.hint}"
+    return text
 
 
 @magics_class
@@ -67,9 +100,18 @@ class DcsMagics(Magics, Configurable):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
+        # The handler that was installed before ours (IPython keeps one), restored by close().
+        self._previous_exc: tuple[Any, Any] | None = None
+        self._our_exc: Any = None
         if shell is not None:
+            from .pipeline import Cancelled
+
             # Magics.__init__ already adds us to shell.configurables (so %config works).
-            shell.set_custom_exc((DcsError,), self._show_error)
+            self._previous_exc = (shell.custom_exceptions, shell.CustomTB)
+            # Cancelled (a KeyboardInterrupt raised by our build/push after its cleanup) shows
+            # as its one line, not a traceback through docker-py and http.client.
+            shell.set_custom_exc((DcsError, Cancelled), self._show_error)
+            self._our_exc = shell.CustomTB
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
         self.init_scripts: dict[str, Any] = {}
@@ -79,9 +121,16 @@ class DcsMagics(Magics, Configurable):
         self.jobs: list[Any] = []
 
     def close(self) -> None:
-        """Release what the magics hold (background jobs finish on their own)."""
-        if self.shell is not None:
-            self.shell.set_custom_exc((), None)
+        """Release what the magics hold (background jobs finish on their own).
+
+        The exception handler installed before ours comes back, but only while ours is still
+        the installed one: an extension that installed its own after us keeps it.
+        """
+        shell = self.shell
+        if shell is not None and self._previous_exc is not None and self._our_exc is not None \
+                and shell.CustomTB is self._our_exc:
+            shell.custom_exceptions, shell.CustomTB = self._previous_exc
+        self._previous_exc = self._our_exc = None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -104,7 +153,14 @@ class DcsMagics(Magics, Configurable):
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         # One short entry instead of the library frames: shown as the cell's `error` output in
         # notebooks (so nbclient/papermill still see a failed cell), printed in a terminal.
-        stb = [value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"]
+        if isinstance(value, DcsError) and getattr(value, "details_shown", False):
+            stb = [_one_line(value)]  # the widget above shows the details: say it once
+        elif isinstance(value, DcsError):
+            stb = [value.short()]
+        elif isinstance(value, KeyboardInterrupt):  # pipeline.Cancelled: its message is the line
+            stb = [str(value) or "Cancelled"]
+        else:
+            stb = [f"{etype.__name__}: {value}"]
         shell._showtraceback(etype, value, stb)
         return stb
 
@@ -142,7 +198,8 @@ class DcsMagics(Magics, Configurable):
     def dcs_file(self, line: str, cell: str) -> Any:
         """Render the cell (same Jinja rules) to PATH inside NAME's build context.
 
-        Returns the absolute path written.
+        Returns a `ContextFile` (path, size, sha256; `os.fspath()` gives the path), shown as
+        one line naming what was written where.
         """
         from . import context
         from .template import render
@@ -150,7 +207,7 @@ class DcsMagics(Magics, Configurable):
         args = parse_argstring(self.dcs_file, line)
         context.validate_name(args.name)
         text = render(cell, self._namespace(), template_name=f"{args.name}/{args.path}")
-        return context.write_file(self._context_dir(args.name), args.path, text)
+        return context.write_context_file(self._context_dir(args.name), args.path, text, name=args.name)
 
     @no_var_expand
     @magic_arguments()
@@ -195,18 +252,24 @@ class DcsMagics(Magics, Configurable):
     @argument("--pull", action="store_true", help="Always pull a newer base image.")
     @argument("--target", default=None, help="Multi-stage target to build.")
     @argument("--label", action="append", default=[], dest="labels", metavar="K=V")
-    @argument("--bg", action="store_true", help="Build in the background; return a handle at once.")
+    @argument("--bg", action="store_true",
+              help="Build in the background; return a Job at once (stop it with the widget's Stop "
+              "button or job.cancel(); Kernel > Interrupt only interrupts the running cell).")
     @line_magic
     def dcs_build(self, line: str) -> Any:
         """Build NAME's context with the Docker engine, with live progress."""
         from IPython.core.error import UsageError
 
         from . import pipeline
+        from .context import check_buildable
         from .widgets import progress_sink
 
         args = parse_argstring(self.dcs_build, line)
         if not args.tags:
             raise UsageError("%dcs_build needs at least one -t TAG, e.g. -t 127.0.0.1:5000/team/app:1")
+        # Before any widget is drawn: no Dockerfile, or a COPY of a missing file, is a
+        # ContextError saying which cell to run, not a "failed 0.0s" progress widget.
+        check_buildable(self._context_dir(args.name), args.name)
         try:
             build_args = pipeline.parse_pairs(args.build_args, "--build-arg")
             labels = pipeline.parse_pairs(args.labels, "--label")
@@ -215,14 +278,16 @@ class DcsMagics(Magics, Configurable):
         kwargs = dict(tags=args.tags, name=args.name, build_args=build_args, labels=labels,
                       platform=args.platform or self.default_platform, no_cache=args.no_cache,
                       pull=args.pull, target=args.target, interval=self.progress_interval,
-                      progress=progress_sink("build", self.progress, title=args.name))
+                      progress=progress_sink("build", self.progress, title=args.name,
+                                             foreground=not args.bg))
         context_dir = self._context_dir(args.name)
         if args.bg:
             job = pipeline.Job("build", args.name, pipeline.build, context_dir,
                                on_result=lambda result: setattr(self, "last_build", result), **kwargs)
             self.jobs.append(job)
             return job
-        self.last_build = pipeline.build(context_dir, **kwargs)
+        with _details_in_widget(kwargs["progress"]):
+            self.last_build = pipeline.build(context_dir, **kwargs)
         return self.last_build
 
     @no_var_expand
@@ -231,44 +296,40 @@ class DcsMagics(Magics, Configurable):
     @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
     @argument("--password-env", default=None, metavar="VAR",
               help="Environment variable holding the password (else a hidden prompt).")
-    @argument("--bg", action="store_true", help="Push in the background; return a handle at once.")
+    @argument("--bg", action="store_true",
+              help="Push in the background; return a Job at once (stop it with the widget's Stop "
+              "button or job.cancel()).")
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
-        import getpass
-        import os
-
-        from IPython.core.error import UsageError
-
         from . import pipeline
+        from .credentials import registry_password
         from .widgets import progress_sink
 
         args = parse_argstring(self.dcs_push, line)
-        if args.password_env and not args.username:
-            raise UsageError("--password-env needs --username (whose password the variable holds)")
-        password = None
-        if args.username and args.password_env:
-            password = os.environ.get(args.password_env)
-            if not password:
-                raise UsageError(f"--password-env {args.password_env}: the environment variable "
-                                 f"{args.password_env} is not set or empty")
-        elif args.username:  # hidden prompt; the answer is never echoed or stored
-            password = getpass.getpass(f"Password for {args.username}: ")
-        kwargs = dict(username=args.username, password=password, interval=self.progress_interval,
-                      progress=progress_sink("push", self.progress, title=args.ref))
+        # A Secret (masked in tracebacks), unwrapped only at the engine call. Jupyter asks for
+        # a password in the front-end, so the prompt needs no terminal here.
+        password = registry_password(args.username, args.password_env, interactive=True)
+        kwargs: dict[str, Any] = {"username": args.username, "password": password,
+                                  "interval": self.progress_interval,
+                                  "progress": progress_sink("push", self.progress, title=args.ref,
+                                                            foreground=not args.bg)}
         del password
         if args.bg:
             job = pipeline.Job("push", args.ref, pipeline.push, args.ref,
                                on_result=lambda result: setattr(self, "last_push", result), **kwargs)
             self.jobs.append(job)
             return job
-        self.last_push = pipeline.push(args.ref, **kwargs)
+        with _details_in_widget(kwargs["progress"]):
+            self.last_push = pipeline.push(args.ref, **kwargs)
         return self.last_push
 
     @no_var_expand
     @magic_arguments()
     @argument("image", help="Local image reference or id.")
-    @argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 13.3.")
+    @argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 15.4.")
+    @argument("--parity", action="store_true",
+              help="Also compare /databricks/python3 with the runtime line's official image.")
     @line_magic
     def dcs_check(self, line: str) -> Any:
         """Run the image locally and check it against the DCS requirements.
@@ -280,7 +341,7 @@ class DcsMagics(Magics, Configurable):
         from .checks import check
 
         args = parse_argstring(self.dcs_check, line)
-        self.last_check = check(args.image, runtime=args.runtime)
+        self.last_check = check(args.image, runtime=args.runtime, parity=args.parity)
         return self.last_check
 
     @no_var_expand
@@ -311,7 +372,22 @@ class DcsMagics(Magics, Configurable):
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
             unavailable = str(exc)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
-                            unavailable=unavailable)
+                            image_python=self._checked_python(image),
+                            unavailable=unavailable, local=args.local, spec_path=args.spec)
+
+    def _checked_python(self, image: str | None) -> str | None:
+        """The Python `%dcs_check` found in `image` (same repository), or None."""
+        from .checks import report_python
+        from .imageref import parse_reference
+
+        report = self.last_check
+        if report is None or not image:
+            return None
+        try:
+            same = parse_reference(report.image).repository == parse_reference(image).repository
+        except ValueError:
+            return None
+        return report_python(report) if same else None
 
     # -- %dcs_run (one-time job run; the work is in jobs / Workspace) ---------------------
 

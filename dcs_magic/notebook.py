@@ -271,7 +271,7 @@ def parse_parameters(source: str, *, where: str = "parameters cell") -> dict[str
                 and isinstance(node.value.value, str):
             continue  # a docstring-like comment
         targets, value = _assignment(node)
-        if targets is None:
+        if targets is None or value is None:
             raise _not_literal(where, node, lines, "is not a `name = value` assignment")
         try:
             literal = ast.literal_eval(value)

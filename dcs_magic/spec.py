@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import runtime
+from .credentials import env_password
 from .errors import SpecError
 from .imageref import parse_reference
 
@@ -71,8 +73,9 @@ _REFUSED_ACCESS_MODES = {
     "LEGACY_SINGLE_USER": "legacy single-user credential passthrough",
     "LEGACY_SINGLE_USER_STANDARD": "legacy single-user standard mode",
 }
-_ACCESS_MODE_HINT = ("use data_security_mode DATA_SECURITY_MODE_DEDICATED (or SINGLE_USER) with "
-                     "single_user_name, or NONE (no isolation)")
+_ACCESS_MODE_HINT = ("use data_security_mode SINGLE_USER (DATA_SECURITY_MODE_DEDICATED) with "
+                     "single_user_name, or NONE (no isolation); for Unity Catalog volumes inside the "
+                     "container also set spark_conf {\"spark.databricks.unityCatalog.volumes.enabled\": \"true\"}")
 
 # AWS Graviton families: letters, a generation digit, then `g` (m6g, m6gd, r7g, c6gn, x2gd,
 # t4g, im4gn, is4gen, g5g, hpc7g, ...). x86 GPU families such as g4dn/g5/p3 do not match.
@@ -158,10 +161,8 @@ class BasicAuth:
     def _resolve_password(self) -> str | None:
         if self.password is not None or not self.password_env:
             return self.password
-        value = os.environ.get(self.password_env)
-        if not value:
-            raise _unset_password_env(self.password_env)
-        return value
+        # Unwrapped here: this is the body that is sent.
+        return env_password(self.password_env, field=_PASSWORD_FIELD).reveal()
 
     def __repr__(self) -> str:
         source = f"password_env={self.password_env!r}" if self.password_env and self.password is None \
@@ -169,11 +170,7 @@ class BasicAuth:
         return f"BasicAuth(username={self.username!r}, {source})"
 
 
-def _unset_password_env(name: str) -> SpecError:
-    return SpecError(f"environment variable {name} (the registry password) is not set",
-                     field="docker_image.basic_auth.password",
-                     hint=f"set {name} in the environment the kernel runs in, or use a "
-                          "{{secrets/scope/key}} reference")
+_PASSWORD_FIELD = "docker_image.basic_auth.password"
 
 
 @dataclass
@@ -303,14 +300,8 @@ class NamedInitScript:
 
 
 def runtime_refusal(key: str | None) -> str | None:
-    """Why DCS cannot run a runtime key (`15.4.x-scala2.12`), or None when it can."""
-    if not key:
-        return None
-    if "-ml-" in key or key.endswith("-ml"):
-        return f"{key} is a Databricks Runtime for ML, which does not support custom containers"
-    if "-aarch64-" in key or key.endswith("-aarch64"):
-        return f"{key} is an aarch64 (Graviton) runtime; custom containers run on x86_64 only"
-    return None
+    """Why DCS cannot run a runtime key (`15.4.x-scala2.12`), or None when it can (runtime.py)."""
+    return runtime.key_refusal(key)
 
 
 def node_type_refusal(node_type: str | Mapping[str, Any] | None) -> str | None:
@@ -563,6 +554,13 @@ def _check_version(spec: ClusterSpec) -> Iterator[SpecError]:
     if reason:
         yield SpecError(reason, field="spark_version",
                         hint="pick a standard (non-ML, x86_64) runtime such as 15.4.x-scala2.12")
+    else:
+        try:
+            runtime.resolve(spec.spark_version, supported=True)
+        except ValueError as exc:
+            yield SpecError(str(exc), field="spark_version",
+                            hint="`dcs runtimes` lists the known lines; Workspace.spark_versions() the "
+                                 "workspace's keys")
     if spec.use_ml_runtime:
         yield SpecError("use_ml_runtime asks for Databricks Runtime for ML, which does not support custom "
                         "containers", field="use_ml_runtime", hint="leave use_ml_runtime out or set it to false")
@@ -676,11 +674,15 @@ def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
 
 def _check_basic_auth(auth: Any) -> Iterator[SpecError]:
     where = "docker_image.basic_auth"
+    username: Any
     if isinstance(auth, BasicAuth):
         username, has_password = auth.username, bool(auth.password) or bool(auth.password_env)
-        if auth.password is None and auth.password_env and not os.environ.get(auth.password_env):
-            yield _unset_password_env(auth.password_env)
-            return
+        if auth.password is None and auth.password_env:
+            try:
+                env_password(auth.password_env, field=_PASSWORD_FIELD)
+            except SpecError as exc:
+                yield exc
+                return
     elif isinstance(auth, Mapping):
         username, has_password = auth.get("username"), bool(auth.get("password"))
     else:

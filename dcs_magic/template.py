@@ -3,7 +3,7 @@
 The context is the notebook's variables plus three helpers:
 
 - `base`: the `--base` value,
-- `pip` / `python`: the interpreter paths of the base image's runtime line
+- `pip` / `python`: the interpreter paths of the base image's runtime line (runtime.py)
   (`/databricks/python3/bin/...` for 9.x and later and unknown tags,
   `/databricks/conda/envs/dcs-minimal/bin/...` for 8.x and earlier).
 
@@ -31,7 +31,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError as JinjaTemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from .dockerfile import runtime_paths
+from . import runtime
 from .errors import TemplateError
 
 __all__ = ["render", "template_context"]
@@ -86,8 +86,8 @@ def _stable(value: Any) -> Any:
 def template_context(namespace: Mapping[str, Any], base: str | None = None) -> dict[str, Any]:
     """The variables a template sees: helpers, overridden by notebook variables, then `--base`."""
     effective_base = base if base is not None else namespace.get("base")
-    paths = runtime_paths(effective_base if isinstance(effective_base, str) else None)
-    context: dict[str, Any] = {"pip": paths.pip, "python": paths.python}
+    line = runtime.line_of_image(effective_base if isinstance(effective_base, str) else None)
+    context: dict[str, Any] = {"pip": runtime.pip_path(line), "python": runtime.python_path(line)}
     context.update((name, _stable(value)) for name, value in namespace.items())
     if base is not None:
         context["base"] = base
@@ -149,6 +149,11 @@ def _render_error(exc: Exception, template: str, lineno: int | None, base: str |
     return TemplateError(f"{kind}: {message}", template=template, lineno=lineno)
 
 
+def _example_tag() -> str:
+    """The newest LTS line with an official image (`17.3-LTS`), for hints."""
+    return next(line.image_tag for line in reversed(runtime.lts_lines()) if line.image_tag)
+
+
 def _undefined_error(message: str, template: str, lineno: int | None, base: str | None) -> TemplateError:
     match = _UNDEFINED_NAME.match(message)
     if match and match["name"] == "base" and base is None:
@@ -156,7 +161,7 @@ def _undefined_error(message: str, template: str, lineno: int | None, base: str 
             "undefined variable 'base': the template uses {{ base }} but no --base was given",
             template=template, lineno=lineno, name="base",
             hint="pass --base IMAGE on the magic line, e.g. %%dockerfile --base "
-                 "databricksruntime/standard:13.3-LTS",
+                 f"databricksruntime/standard:{_example_tag()}",
         )
     if match:
         name = match["name"]

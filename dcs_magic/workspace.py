@@ -2,42 +2,60 @@
 
 Credentials are resolved by the Databricks SDK's own `Config` (arguments, `DATABRICKS_*`
 variables, `~/.databrickscfg` / `DATABRICKS_CONFIG_FILE` profiles, OAuth, Azure, ...), and
-`Config.authenticate()` gives the headers of every request. Two things are done around it:
+`Config.authenticate()` gives the headers of every request. Only the SDK's public API is
+used (`databricks.sdk.core.Config` with documented arguments, `databricks.sdk.errors`);
+supported: databricks-sdk >= 0.120 (see pyproject), the oldest and newest tested in CI.
 
-- The host is checked (https, or plain http for a loopback host only) before `Config`
-  probes `<host>/.well-known/databricks-config`, so a mistyped host fails at once and no
-  request ever leaves over plain http. The probe's timeouts are bounded (it otherwise blocks
-  about 5 minutes on an unreachable host) and its "Failed to automatically resolve config
-  from host metadata" warning is demoted to DEBUG: the probe is best-effort and the warning
-  would otherwise show in the notebook on every call.
+- The host is checked (https, or plain http for a loopback host only) before the Config is
+  made, so a mistyped host fails at once and no request ever leaves over plain http to a
+  remote host (the SDK probes `<host>/.well-known/databricks-config` while making it).
+  That probe is best-effort and bounded by the Config's `http_timeout_seconds` and
+  `retry_timeout_seconds` (`SDK_PROBE_TIMEOUT_S`); when it fails the SDK logs one warning.
 - Retries are a urllib3 `Retry` on the session, not a loop: connection errors, 429 and 503
   (honouring `Retry-After`, capped at `MAX_RETRY_AFTER_S`), and 502/504, with exponential
   backoff. `clusters/create` is the one call that is not idempotent, so it has its own,
   stricter policy (see `_create_retry`).
 
-Errors: `ApiError(status, error_code, message)` built by `ApiError.from_response`; 401/403
-name the host and profile (never the token); `ConfigError` when nothing is configured.
+Errors: `api_error` picks the ApiError subclass by HTTP status (NotFound, PermissionDenied,
+TooManyRequests, ...; the SDK's typed errors map to the same classes) and adds the
+product's hint for it; 401/403 name the host and profile (never the token); `ConfigError`
+when nothing is configured.
 """
 
 from __future__ import annotations
 
 import base64
 import ipaddress
-import logging
 import re
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import requests
+from databricks.sdk import errors as sdk_errors
 from databricks.sdk.core import Config
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ._version import __version__
-from .errors import ApiError, ClusterError, ConfigError, SpecError
+from .errors import (
+    ApiError,
+    BadRequest,
+    ClusterError,
+    ConfigError,
+    DcsError,
+    DeadlineExceeded,
+    InternalError,
+    NotFound,
+    PermissionDenied,
+    ResourceConflict,
+    SpecError,
+    TemporarilyUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+    api_error_class,
+)
 from .spec import ClusterSpec, upload_destination
 
 __all__ = [
@@ -45,6 +63,7 @@ __all__ = [
     "MAX_RETRY_AFTER_S",
     "TERMINATION_HINTS",
     "Workspace",
+    "api_error",
     "check_host",
     "cluster_error",
     "open_workspace",
@@ -129,44 +148,29 @@ def check_host(host: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}"
 
 
-_log = logging.getLogger(__name__)
-_probe = threading.local()
+def _configured_host(host: str | None, profile: str | None) -> str | None:
+    """The host the SDK's Config is about to use, read before it probes the host: the
+    argument, else DATABRICKS_HOST, else the selected profile of DATABRICKS_CONFIG_FILE or
+    ~/.databrickscfg. Best-effort (it only lets `check_host` refuse a plain-http or malformed
+    host before any request); the host the Config resolves is checked again afterwards."""
+    import configparser
+    import os
 
-
-class _DemoteHostMetadataWarning(logging.Filter):
-    """While we build a Config, replace the SDK's best-effort host-metadata warning by a
-    DEBUG record of our own logger (changing the record's level would still reach handlers
-    that have no level of their own)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(_probe, "active", False) and record.levelno == logging.WARNING \
-                and "resolve config from host metadata" in record.getMessage():
-            _log.debug("%s", record.getMessage())
-            return False
-        return True
-
-
-class _CheckedConfig(Config):
-    """The SDK's Config, checking the resolved host before its metadata probe."""
-
-    # Config.attributes() caches on the class it is called on and reads cls.__dict__:
-    # share the base class's list so this subclass sees every attribute.
-    _attributes = Config.attributes()
-
-    def _resolve_host_metadata(self) -> None:
-        # Runs after arguments, environment and profile gave the host, before the probe.
-        if self.host:
-            check_host(self.host)
-        _probe.active = True
-        try:
-            super()._resolve_host_metadata()
-        finally:
-            _probe.active = False
-
-
-_SDK_LOGGER = logging.getLogger("databricks.sdk")
-if not any(isinstance(f, _DemoteHostMetadataWarning) for f in _SDK_LOGGER.filters):
-    _SDK_LOGGER.addFilter(_DemoteHostMetadataWarning())
+    if host:
+        return host
+    if not profile and os.environ.get("DATABRICKS_HOST"):
+        return os.environ["DATABRICKS_HOST"]
+    path = os.path.expanduser(os.environ.get("DATABRICKS_CONFIG_FILE") or "~/.databrickscfg")
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None  # the SDK reports an unreadable file
+    name = profile or os.environ.get("DATABRICKS_CONFIG_PROFILE") or \
+        parser.get("__settings__", "default_profile", fallback=None) or "DEFAULT"
+    if name == "DEFAULT":
+        return parser.defaults().get("host")
+    return parser.get(name, "host", fallback=None) if parser.has_section(name) else None
 
 
 def _sdk_reason(exc: Exception) -> str:
@@ -177,21 +181,92 @@ def _sdk_reason(exc: Exception) -> str:
     return text.strip()
 
 
-def _resolve_config(host: str | None, token: str | None, profile: str | None, timeout: float) -> Any:
+SDK_PROBE_TIMEOUT_S = 5
+"""Bound on the SDK's best-effort `/.well-known/databricks-config` probe when a Config is
+made (databricks-sdk >= 0.120 builds the probe's client from the Config's documented
+`http_timeout_seconds`/`retry_timeout_seconds`; without them it retries for 300 s)."""
+
+
+def _resolve_config(host: str | None, token: str | None, profile: str | None, timeout: float) -> Config:
+    """The SDK's Config (public constructor arguments only), its host checked."""
+    early = _configured_host(host, profile)
+    if early:
+        check_host(early)  # before the SDK's metadata probe: a bad host fails at once
     kwargs: dict[str, Any] = {"host": host, "token": token, "profile": profile,
-                              "http_timeout_seconds": min(timeout, 10.0), "retry_timeout_seconds": 5}
+                              "http_timeout_seconds": max(1, min(int(timeout), SDK_PROBE_TIMEOUT_S)),
+                              "retry_timeout_seconds": SDK_PROBE_TIMEOUT_S}
     if token:
         kwargs["auth_type"] = "pat"  # an explicit token wins over OAuth variables in the environment
     try:
-        config = _CheckedConfig(**{k: v for k, v in kwargs.items() if v is not None})
+        config = Config(**{k: v for k, v in kwargs.items() if v is not None})
     except ValueError as exc:
         where = f" (profile {profile})" if profile else ""
         raise ConfigError(f"No usable Databricks workspace credentials{where}: {_sdk_reason(exc)}",
                           hint=_HOW_TO_CONFIGURE) from exc
     if not config.host:
         raise ConfigError("No Databricks workspace host configured", hint=_HOW_TO_CONFIGURE)
-    check_host(config.host)  # in case a future SDK no longer calls _resolve_host_metadata
+    check_host(config.host)
     return config
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+# The SDK's typed errors (raised by Config.authenticate(), e.g. an OAuth refresh) -> ours.
+_SDK_ERRORS: tuple[tuple[type[Exception], type[ApiError]], ...] = (
+    (sdk_errors.Unauthenticated, Unauthenticated), (sdk_errors.PermissionDenied, PermissionDenied),
+    (sdk_errors.NotFound, NotFound), (sdk_errors.BadRequest, BadRequest),
+    (sdk_errors.ResourceConflict, ResourceConflict), (sdk_errors.TooManyRequests, TooManyRequests),
+    (sdk_errors.TemporarilyUnavailable, TemporarilyUnavailable), (sdk_errors.InternalError, InternalError),
+    (sdk_errors.DeadlineExceeded, DeadlineExceeded),
+)
+
+_CREDENTIALS_HINT = "create a new personal access token and update DATABRICKS_TOKEN or the profile"
+# The product's hints, by error class (the class is picked by HTTP status, as the SDK does).
+_HINTS: dict[type[ApiError], str] = {
+    Unauthenticated: "the workspace refused the credentials: the token may be missing, expired or revoked; "
+                     + _CREDENTIALS_HINT,
+    PermissionDenied: "the credentials lack permission for this call; " + _CREDENTIALS_HINT,
+    NotFound: "check the id or path (terminated clusters disappear after 30 days)",
+    BadRequest: "the workspace's message names the field to fix",
+    ResourceConflict: "the workspace's message names the field to fix",
+}
+# By error_code, before the class's hint.
+_CODE_HINTS: dict[str, str] = {
+    "RESOURCE_DOES_NOT_EXIST": _HINTS[NotFound],
+    "FEATURE_DISABLED": "a workspace admin must enable Container Services (Settings > Compute)",
+}
+
+
+def api_error(status: int, body: Any, *, what: str, host: str, profile: str | None,
+              retried: int = 0) -> ApiError:
+    """The ApiError subclass for an HTTP error answer, with the product's hint.
+
+    401/403 name the host and profile (never the token). The real service answers
+    clusters/get for an unknown id with 400 "Cluster ... does not exist": that is NotFound.
+    """
+    klass = api_error_class(status)
+    code = body.get("error_code") if isinstance(body, Mapping) else None
+    if klass is BadRequest and (code == "RESOURCE_DOES_NOT_EXIST" or _MISSING.search(str(body))):
+        klass = NotFound
+    if klass in (Unauthenticated, PermissionDenied):
+        what = f"{what} on {host} (profile {profile or 'none'})"
+    if status == 429 or status >= 500:
+        hint = (f"the workspace still answered {status} after {retried} retries"
+                f"{' honouring Retry-After' if status in (429, 503) else ''}; try again in a few minutes")
+    else:
+        hint = _CODE_HINTS.get(str(code), "") or _HINTS.get(klass, _HINTS[BadRequest])
+    return klass.from_response(status, body, what=what, hint=hint)
+
+
+def _credentials_error(exc: Exception, host: str, profile: str | None) -> DcsError:
+    """An error from Config.authenticate(): the SDK's typed API errors map to ours; anything
+    else (OAuth/Azure CLI refresh failures come as many types) is a ConfigError."""
+    where = f"could not get credentials for {host} (profile {profile})"
+    for sdk_class, ours in _SDK_ERRORS:
+        if isinstance(exc, sdk_class):
+            return ours(f"{where}: {_sdk_reason(exc)}", error_code=getattr(exc, "error_code", None),
+                        hint=_HINTS.get(ours, _HOW_TO_CONFIGURE))
+    return ConfigError(f"{where}: {_sdk_reason(exc)}", hint=_HOW_TO_CONFIGURE)
 
 
 # -- retries -------------------------------------------------------------------------------
@@ -276,7 +351,7 @@ class Workspace:
 
     def __init__(self, host: str | None = None, token: str | None = None, profile: str | None = None, *,
                  api_version: str = "2.1", timeout: float = 30.0, retries: int = 5,
-                 backoff_factor: float = 0.5) -> None:
+                 backoff_factor: float = 0.5, poll_s: tuple[float, float] = (1.0, MAX_POLL_INTERVAL_S)) -> None:
         if host:
             host = check_host(host)  # before the SDK sees it: no request for a bad host
         self._config = _resolve_config(host, token, profile, timeout)
@@ -284,6 +359,9 @@ class Workspace:
         self.profile: str | None = self._config.profile or profile
         self.api_version = api_version
         self.timeout = timeout
+        # (first pause, cap) between state polls; the pause grows by `first` while nothing
+        # changes and starts over after a change (progress tends to come in bursts).
+        self.poll_s = poll_s
         self._session = requests.Session()
         general = HTTPAdapter(max_retries=_idempotent_retry(retries, backoff_factor))
         self._session.mount("https://", general)
@@ -338,8 +416,7 @@ class Workspace:
         try:
             headers = dict(self._config.authenticate())
         except Exception as exc:  # OAuth/Azure refresh failures come as many types
-            raise ConfigError(f"could not get credentials for {self.host} (profile {self.profile}): "
-                              f"{_sdk_reason(exc)}", hint=_HOW_TO_CONFIGURE) from exc
+            raise _credentials_error(exc, self.host, self.profile) from exc
         headers["User-Agent"] = f"dcs-magic/{__version__}"
         headers.update(extra or {})
         return headers
@@ -365,28 +442,12 @@ class Workspace:
                            hint=f"is {self.host} a Databricks workspace URL?") from exc
 
     def _api_error(self, response: requests.Response, what: str) -> ApiError:
-        status = response.status_code
         try:
             body: Any = response.json()
         except ValueError:
             body = response.content
-        retried = _retries_used(response)
-        if status in (401, 403):
-            what = f"{what} on {self.host} (profile {self.profile or 'none'})"
-            hint = ("the workspace refused the credentials: the token may be missing, expired or revoked; "
-                    if status == 401 else "the credentials lack permission for this call; ") + \
-                "create a new personal access token and update DATABRICKS_TOKEN or the profile"
-        elif status == 429 or status >= 500:
-            hint = (f"the workspace still answered {status} after {retried} retries"
-                    f"{' honouring Retry-After' if status in (429, 503) else ''}; try again in a few minutes")
-        elif status == 404 or _MISSING.search(str(body)) or \
-                (isinstance(body, dict) and body.get("error_code") == "RESOURCE_DOES_NOT_EXIST"):
-            hint = "check the id or path (terminated clusters disappear after 30 days)"
-        elif isinstance(body, dict) and body.get("error_code") == "FEATURE_DISABLED":
-            hint = "a workspace admin must enable Container Services (Settings > Compute)"
-        else:
-            hint = "the workspace's message names the field to fix"
-        return ApiError.from_response(status, body, what=what, hint=hint)
+        return api_error(response.status_code, body, what=what, host=self.host, profile=self.profile,
+                         retried=_retries_used(response))
 
     # -- clusters -------------------------------------------------------------------------
 
@@ -412,30 +473,53 @@ class Workspace:
         """Poll until RUNNING (return its info) or TERMINATED/ERROR (raise ClusterError).
 
         `on_state(info)` is called whenever state or state_message changes. Pauses grow
-        1, 2, 3, ... seconds up to MAX_POLL_INTERVAL_S. After `timeout_s` a ClusterError
+        1, 2, 3, ... seconds up to MAX_POLL_INTERVAL_S while nothing changes and start over
+        after a change (`poll_s`; the local preflight workspace polls every 0.1 s, so a
+        state change is seen within that). After `timeout_s` a ClusterError
         carries the last state (the cluster keeps starting; wait again or terminate it).
         """
+        def timed_out(info: dict[str, Any]) -> ClusterError:
+            return ClusterError(f"cluster {cluster_id} is still {info.get('state')} after {timeout_s:g} s",
+                                cluster_id=cluster_id, state=info.get("state"),
+                                hint=f"wait again with wait_for_cluster, or terminate it: "
+                                     f"{self.cluster_url(cluster_id)}")
+
+        info = self._follow(lambda: self.get_cluster(cluster_id),
+                            lambda i: (i.get("state"), i.get("state_message")),
+                            lambda i: i.get("state") == "RUNNING" or i.get("state") in _FAILED,
+                            timeout_s, on_state, timed_out, sleep, clock)
+        if info.get("state") in _FAILED:
+            raise cluster_error(info, url=self.cluster_url(cluster_id))
+        return info
+
+    def _follow(self, fetch: Callable[[], dict[str, Any]], key: Callable[[dict[str, Any]], Any],
+                done: Callable[[dict[str, Any]], bool], timeout_s: float,
+                on_state: Callable[[dict], Any] | None, timed_out: Callable[[dict[str, Any]], Exception],
+                sleep: Callable[[float], Any], clock: Callable[[], float]) -> dict[str, Any]:
+        """Poll `fetch` until `done`; call `on_state` when `key` changes; raise `timed_out(last)`.
+
+        Pauses follow `poll_s` = (first, cap): first, 2*first, ... up to cap while nothing
+        changes, back to `first` after a change, never past the deadline.
+        """
+        first, cap = self.poll_s
         deadline = clock() + timeout_s
-        seen: tuple[Any, Any] | None = None
-        attempt = 0
+        seen: Any = object()
+        pause = 0.0
         while True:
-            info = self.get_cluster(cluster_id)
-            state = info.get("state")
-            if on_state is not None and (state, info.get("state_message")) != seen:
-                on_state(info)
-            seen = (state, info.get("state_message"))
-            if state == "RUNNING":
-                return info
-            if state in _FAILED:
-                raise cluster_error(info, url=self.cluster_url(cluster_id))
+            answer = fetch()
+            now = key(answer)
+            if now != seen:
+                if on_state is not None:
+                    on_state(answer)
+                pause = 0.0
+            seen = now
+            if done(answer):
+                return answer
             remaining = deadline - clock()
             if remaining <= 0:
-                raise ClusterError(f"cluster {cluster_id} is still {state} after {timeout_s:g} s",
-                                   cluster_id=cluster_id, state=state,
-                                   hint=f"wait again with wait_for_cluster, or terminate it: "
-                                        f"{self.cluster_url(cluster_id)}")
-            attempt += 1
-            sleep(min(float(attempt), MAX_POLL_INTERVAL_S, remaining))
+                raise timed_out(answer)
+            pause = min(pause + first, cap)
+            sleep(min(pause, remaining))
 
     def terminate_cluster(self, cluster_id: str) -> None:
         """clusters/delete: terminate (not permanently delete) the cluster."""
@@ -569,25 +653,19 @@ class Workspace:
         (the run goes on; wait again or cancel_run)."""
         from .jobs import FINAL_STATES, RunError
 
-        deadline = clock() + timeout_s
-        seen: Any = None
-        attempt = 0
-        while True:
-            run = self.get_run(run_id)
+        def timed_out(run: dict[str, Any]) -> RunError:
             state = run.get("state") or {}
-            now = (state.get("life_cycle_state"), state.get("result_state"), state.get("state_message"))
-            if on_state is not None and now != seen:
-                on_state(run)
-            seen = now
-            if now[0] in FINAL_STATES:
-                return run
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise RunError(f"run {run_id} is still {now[0]} after {timeout_s:g} s", run_id=run_id,
-                               life_cycle_state=now[0], run_page_url=run.get("run_page_url"),
-                               hint="wait again with wait_for_run, or cancel it with cancel_run")
-            attempt += 1
-            sleep(min(float(attempt), MAX_POLL_INTERVAL_S, remaining))
+            return RunError(f"run {run_id} is still {state.get('life_cycle_state')} after {timeout_s:g} s",
+                            run_id=run_id, life_cycle_state=state.get("life_cycle_state"),
+                            run_page_url=run.get("run_page_url"),
+                            hint="wait again with wait_for_run, or cancel it with cancel_run")
+
+        def key(run: dict[str, Any]) -> tuple[Any, Any, Any]:
+            state = run.get("state") or {}
+            return state.get("life_cycle_state"), state.get("result_state"), state.get("state_message")
+
+        return self._follow(lambda: self.get_run(run_id), key, lambda r: key(r)[0] in FINAL_STATES,
+                            timeout_s, on_state, timed_out, sleep, clock)
 
     def run_url(self, run: Mapping[str, Any]) -> str:
         """The run's page: the workspace's run_page_url, else the jobs UI path."""

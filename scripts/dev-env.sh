@@ -77,6 +77,27 @@ services() {
   die "the Docker engine did not answer within ${DOCKER_WAIT_S}s (log: $DOCKERD_LOG)"
 }
 
+# The suite runs against the newest databricks-sdk pip installed; the workspace client's
+# tests also run against the OLDEST one pyproject.toml allows (databricks-sdk>=X), installed
+# into a throwaway --target directory put first on PYTHONPATH (about 20 s).
+OLDEST_SDK_TESTS=(tests/integration/test_workspace.py)
+
+oldest_sdk_tests() {
+  local oldest target
+  oldest="$(sed -n 's/^ *"databricks-sdk>=\([0-9][0-9.]*\),.*/\1/p' pyproject.toml)"
+  [ -n "$oldest" ] || die "pyproject.toml declares no databricks-sdk>=X,<Y range"
+  target="${TMPDIR:-/tmp}/dcs-magic-databricks-sdk-$oldest"
+  if [ ! -d "$target/databricks/sdk" ]; then
+    log "pip install databricks-sdk==$oldest (oldest supported) into $target"
+    rm -rf "$target"
+    "$PY" -m pip install -q --root-user-action=ignore --no-deps --target "$target" "databricks-sdk==$oldest"
+  fi
+  PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c "import databricks.sdk.version as v, sys
+sys.exit(0 if v.__version__ == '$oldest' else 'the oldest-SDK run imports databricks-sdk ' + v.__version__)"
+  log "workspace client tests against databricks-sdk $oldest"
+  PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -p no:cacheprovider "${OLDEST_SDK_TESTS[@]}"
+}
+
 run_tests() {
   deps
   services
@@ -84,6 +105,9 @@ run_tests() {
   local rc=0
   "$PY" "${TEST_CMD[@]}" "$@" || rc=$?
   [ "$rc" -ne 5 ] || die "pytest collected no tests (exit status 5)"
+  if [ "$#" -eq 0 ]; then  # the full run (CI); a targeted run skips it
+    oldest_sdk_tests || rc=$?
+  fi
   return "$rc"
 }
 

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .. import runtime
 from ..errors import SpecError, UsageError
 from ..imageref import parse_reference
 from ..jobs import read_submit
@@ -40,10 +41,9 @@ from .store import NODE_TYPE_ID, Cluster, Run, Store, new_cluster_id
 
 __all__ = ["SPARK_VERSIONS", "LocalWorkspaceServer"]
 
-SPARK_VERSIONS = [
-    {"key": f"{line}.x-scala2.12", "name": f"{line} LTS (local preflight)"}
-    for line in ("17.3", "16.4", "15.4", "14.3", "13.3")
-]
+# What a workspace offers today: the supported lines dcs-magic knows (dcs_magic.runtime).
+SPARK_VERSIONS = [{"key": item["key"], "name": f"{item['name']} (local preflight)"}
+                  for item in runtime.spark_versions()]
 
 
 WORKSPACE_CONF = {"enableDcs": "true"}
@@ -95,6 +95,8 @@ def _b64(value: Any, what: str) -> bytes:
         raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"{what} is not valid base64") from exc
 
 
+_HOST_METADATA = "/.well-known/databricks-config"
+
 class LocalWorkspaceServer(JsonApiServer):
     """The preflight workspace: an HTTP server on 127.0.0.1 and the clusters it launched.
 
@@ -130,6 +132,9 @@ class LocalWorkspaceServer(JsonApiServer):
             ("GET", "/clusters/*"): self._cluster_page,
             ("GET", "/compute/clusters/*"): self._cluster_page,
             ("GET", "/runs/*"): self._run_page,
+            # The Databricks SDK's host-metadata probe, answered as a workspace does, so making
+            # a Config for the local workspace logs no "failed to resolve" warning.
+            ("GET", _HOST_METADATA): lambda request: (200, {"workspace_id": "0"}),
         })
         for version in ("2.1", "2.2"):
             runs = f"/api/{version}/jobs/runs"
@@ -155,6 +160,8 @@ class LocalWorkspaceServer(JsonApiServer):
     # -- admission (before the body is read) ---------------------------------------------
 
     def admit(self, request: Request) -> None:
+        if request.path == _HOST_METADATA:
+            return  # the SDK's probe carries no credentials; answered from the route table
         if request.path.startswith("/.well-known/"):
             raise ApiFailure(404, "NOT_FOUND", "no host metadata on a local workspace")
         if request.method == "GET" and request.path.startswith(_PUBLIC_PAGES):

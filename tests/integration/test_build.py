@@ -283,11 +283,13 @@ def test_twenty_thousand_log_lines_stay_throttled(tmp_path: Path, busybox_image:
     result = dcs_magic.build(context, tags=[tag], no_cache=True, progress=widget, interval=interval)
     duration = time.monotonic() - started
 
-    updates = [data for kind, data in widget.comm.messages if kind == "comm_msg" and data.get("method") == "update"]
-    # one message per sync (hold_sync batches the traits), at most one per interval, plus
-    # the first and the final state
+    updates = [data for kind, data in widget.comm.messages
+               if kind == "comm_msg" and data.get("method") in ("update", "custom")]
+    # one message per update (a delta: new lines, changed fields), at most one per interval,
+    # plus the first and the final state
     assert 2 <= len(updates) <= duration / interval + 5, (len(updates), duration)
-    assert max(len(data["state"].get("log_tail", [])) for data in updates) <= 201
+    assert max(len(data.get("state", {}).get("log_tail", [])) for data in updates) <= 201
+    assert max(len(json.dumps(data)) for data in updates) <= 128 * 1024
     assert widget.status == "done" and widget.image_id == result.image_id
     assert widget.log_lines >= 20_000 and widget.log_tail[-1].startswith("Successfully tagged")
     log_lines = Path(result.log_path).read_text().splitlines()

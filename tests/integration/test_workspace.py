@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import time
 from collections.abc import Iterator
 
 import pytest
-from support.clusters_api import ClustersApi, isolate_databricks_config
+from support.clusters_api import (
+    HOST_METADATA_PATH,
+    ClustersApi,
+    isolate_databricks_config,
+)
 
 from dcs_magic import (
     ApiError,
@@ -22,7 +27,15 @@ from dcs_magic import (
     SpecError,
     Workspace,
 )
-from dcs_magic.workspace import check_host
+from dcs_magic.errors import (
+    BadRequest,
+    NotFound,
+    PermissionDenied,
+    TemporarilyUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+)
+from dcs_magic.workspace import SDK_PROBE_TIMEOUT_S, api_error, check_host
 
 SPEC = ClusterSpec(cluster_name="dcs-test", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge",
                    num_workers=1, docker_image={"url": "registry.example.com/team/app@sha256:" + "b" * 64},
@@ -219,7 +232,19 @@ def test_wait_for_cluster_reports_states_and_returns_running_info(ws, api):
                                sleep=fake.sleep, clock=fake.clock)
     assert info["state"] == "RUNNING" and info["cluster_id"] == cluster_id
     assert seen == [("PENDING", "Finding instances"), ("PENDING", "Pulling image"), ("RUNNING", "")]
-    assert fake.sleeps == [1.0, 2.0, 3.0]
+    # The pause starts over after the state message changed: the next change may come soon.
+    assert fake.sleeps == [1.0, 1.0, 2.0]
+
+
+def test_the_pause_schedule_is_the_workspaces_own(api):
+    api.script(*[{"state": "PENDING"}] * 3, {"state": "RUNNING"})
+    ws = Workspace(host=api.host, token=api.token, poll_s=(0.1, 0.25))
+    try:
+        fake = FakeTime()
+        ws.wait_for_cluster(ws.create_cluster(SPEC), sleep=fake.sleep, clock=fake.clock)
+    finally:
+        ws.close()
+    assert fake.sleeps == pytest.approx([0.1, 0.2, 0.25])
 
 
 def test_poll_interval_grows_and_is_capped_at_10_s(ws, api):
@@ -381,14 +406,24 @@ def test_plain_http_needs_a_loopback_host_and_nothing_is_sent(host):
     assert "dapi-x" not in str(info.value)
 
 
-def test_host_from_a_profile_is_checked_before_the_metadata_probe(tmp_path, monkeypatch):
+@pytest.mark.parametrize("source", ["default profile", "named profile", "settings default", "environment"])
+def test_host_from_a_profile_or_the_environment_is_checked_before_the_metadata_probe(tmp_path, monkeypatch,
+                                                                                        source):
     config = tmp_path / "databrickscfg"
-    config.write_text("[DEFAULT]\nhost = http://10.255.255.1\ntoken = dapi-x\n")
+    bad = "host = http://10.255.255.1\ntoken = dapi-x\n"
+    good = "host = https://ok.cloud.databricks.com\ntoken = dapi-y\n"
+    config.write_text({"default profile": f"[DEFAULT]\n{bad}",
+                       "named profile": f"[DEFAULT]\n{good}\n[dev]\n{bad}",
+                       "settings default": f"[__settings__]\ndefault_profile = dev\n\n[dev]\n{bad}",
+                       "environment": f"[DEFAULT]\n{good}"}[source])
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
+    if source == "environment":
+        monkeypatch.setenv("DATABRICKS_HOST", "http://10.255.255.1")
+        monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-x")
     started = time.monotonic()
     with pytest.raises(ConfigError, match="plain http"):
-        Workspace()
-    assert time.monotonic() - started < 1.0
+        Workspace(profile="dev" if source == "named profile" else None)
+    assert time.monotonic() - started < 1.0  # the probe would wait SDK_PROBE_TIMEOUT_S on 10.255.255.1
 
 
 @pytest.mark.parametrize("host, url", [
@@ -402,16 +437,56 @@ def test_check_host_normalises(host, url):
     assert check_host(host) == url
 
 
-def test_host_metadata_warning_does_not_reach_users(api, caplog):
+def test_the_sdk_probe_reads_host_metadata_without_credentials_or_warning(api, caplog):
     caplog.set_level(logging.DEBUG)
     Workspace(host=api.host, token=api.token)
-    assert api.requests_to("/.well-known/databricks-config")  # the SDK probed (and got 404)
+    [probe] = api.requests_to(HOST_METADATA_PATH)  # the SDK's probe, answered like a workspace
+    assert "Authorization" not in probe.headers  # the token never goes to the probe
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert any("host metadata" in r.getMessage() and r.name == "dcs_magic.workspace" for r in caplog.records)
 
 
-def test_local_returns_a_client_of_the_local_preflight_workspace():
+def test_the_sdk_probe_is_bounded_on_an_unreachable_loopback_host(caplog):
+    """Nothing listens on the port: the SDK's probe fails within SDK_PROBE_TIMEOUT_S (plus
+    one connect timeout per try), not its default 300 s, and the Workspace is still made."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: connection refused
+    started = time.monotonic()
+    ws = Workspace(host=f"http://127.0.0.1:{port}", token="dapi-x", timeout=1)
+    assert time.monotonic() - started < SDK_PROBE_TIMEOUT_S + 30  # generous; unbounded is 300 s
+    assert ws.host == f"http://127.0.0.1:{port}"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("host metadata" in w for w in warnings) and not any("dapi-x" in w for w in warnings)
+
+
+@pytest.mark.parametrize("status, body, klass", [
+    (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Cluster 0-x does not exist"}, NotFound),
+    (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "spark_version is wrong"}, BadRequest),
+    (401, {"error_code": "UNAUTHENTICATED", "message": "no"}, Unauthenticated),
+    (403, {"error_code": "PERMISSION_DENIED", "message": "no"}, PermissionDenied),
+    (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "gone"}, NotFound),
+    (429, {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "slow down"}, TooManyRequests),
+    (503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "later"}, TemporarilyUnavailable),
+])
+def test_api_error_picks_the_class_and_the_hint(status, body, klass):
+    error = api_error(status, body, what="clusters/get", host="https://h.example.com", profile="dev", retried=2)
+    assert type(error) is klass and error.status == status and error.error_code == body["error_code"]
+    assert error.hint
+    if klass in (Unauthenticated, PermissionDenied):
+        assert "https://h.example.com" in error.message and "profile dev" in error.message
+    if status >= 429:
+        assert "after 2 retries" in error.hint
+
+
+def test_feature_disabled_says_who_enables_it():
+    error = api_error(400, {"error_code": "FEATURE_DISABLED", "message": "Container Services are disabled"},
+                      what="clusters/create", host="https://h.example.com", profile=None)
+    assert type(error) is BadRequest and "workspace admin" in error.hint
+
+
+def test_local_returns_a_client_of_the_local_preflight_workspace(caplog):
     ws = Workspace.local()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # it answers the SDK's probe
     assert ws.host.startswith("http://127.0.0.1:")
     assert Workspace.local().host == ws.host  # one server per process
     assert ws.spark_versions() and ws.node_types()

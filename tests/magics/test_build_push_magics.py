@@ -10,6 +10,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from dcs_magic import BuildResult, ContextError, PushError, PushResult
+from dcs_magic.errors import UsageError as DcsUsageError
 from dcs_magic.pipeline import SHA_LABEL, Job
 from dcs_magic.widgets import ProgressWidget, TextProgress, progress_sink
 
@@ -134,10 +135,12 @@ def test_dcs_push_bad_input(shell: Any, auth_image: tuple[str, str], auth_regist
                             monkeypatch: pytest.MonkeyPatch) -> None:
     reference, _ = auth_image
     monkeypatch.delenv("DCS_TEST_UNSET_VAR", raising=False)
-    with pytest.raises(UsageError, match="DCS_TEST_UNSET_VAR is not set"):
+    with pytest.raises(DcsUsageError, match="DCS_TEST_UNSET_VAR is not set"):
         shell.run_line_magic("dcs_push", f"{reference} --username u --password-env DCS_TEST_UNSET_VAR")
-    with pytest.raises(UsageError, match="--password-env needs --username"):
-        shell.run_line_magic("dcs_push", f"{reference} --password-env HOME")
+    monkeypatch.setenv("DCS_TEST_SET_VAR", "value-of-the-variable")
+    with pytest.raises(DcsUsageError, match="--password-env DCS_TEST_SET_VAR needs --username") as usage:
+        shell.run_line_magic("dcs_push", f"{reference} --password-env DCS_TEST_SET_VAR")
+    assert "value-of-the-variable" not in str(usage.value)
     monkeypatch.setenv("DCS_TEST_WRONG", "wrong-password-value")
     with pytest.raises(PushError) as info:
         shell.run_line_magic("dcs_push", f"{reference} --username {auth_registry.username} "
@@ -154,3 +157,25 @@ def test_progress_sink_modes(shell: Any) -> None:
     assert isinstance(widget, ProgressWidget) and widget.kind == "push" and widget.title == "r/x:1"
     with pytest.raises(ValueError, match="progress mode"):
         progress_sink("build", "fancy")
+
+
+def test_verbose_traceback_of_a_failed_push_never_shows_the_password(
+        shell: Any, auth_image: tuple[str, str], auth_registry: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """`%xmode Verbose` prints every frame's locals: the password is a masked Secret in all
+    of them, up to the engine call (the registry refuses it, so the push fails)."""
+    reference, _ = auth_image
+    monkeypatch.setenv("DCS_TEST_WRONG", "wrong-password-value")
+    shell.run_line_magic("config", "DcsMagics.short_errors = False")
+    shell.run_line_magic("xmode", "Verbose")
+    try:
+        capsys.readouterr()
+        result = shell.run_cell(f"%dcs_push {reference} --username {auth_registry.username} "
+                                "--password-env DCS_TEST_WRONG")
+        shown = capsys.readouterr()
+    finally:
+        shell.run_line_magic("xmode", "Context")
+    assert isinstance(result.error_in_exec, PushError)
+    text = shown.out + shown.err
+    assert "Secret('****')" in text  # the frames' locals were printed
+    assert "wrong-password-value" not in text

@@ -35,3 +35,12 @@ def test_bad_arguments(shell: Any) -> None:
         shell.run_line_magic("dcs_check", "")
     with pytest.raises(DcsError, match="not a Databricks Runtime line"):
         shell.run_line_magic("dcs_check", "busybox --runtime newest")
+
+
+def test_parity_flag_adds_parity_rows(shell: Any, busybox_image: str) -> None:
+    plain = shell.run_line_magic("dcs_check", f"{busybox_image} --runtime 15.4")
+    assert not [c for c in plain.checks if c.name.startswith("parity")]
+    report = shell.run_line_magic("dcs_check", f"{busybox_image} --runtime 15.4 --parity")
+    python = report["parity python"]
+    assert not python.ok and "does not run, so parity cannot be checked" in python.detail
+    assert python.fix.startswith("start FROM databricksruntime/python:15.4-LTS")

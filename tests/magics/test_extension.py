@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import dcs_magic
+from dcs_magic.pipeline import Cancelled
 
 CELL_MAGICS = {"dockerfile", "dcs_file", "init_script"}
 LINE_MAGICS = {"dcs_build", "dcs_push", "dcs_check", "dcs_launch"}
@@ -74,3 +75,48 @@ def test_every_public_name_resolves() -> None:
     for name in dcs_magic.__all__:
         assert getattr(dcs_magic, name) is not None, name
     assert set(dir(dcs_magic)) >= set(dcs_magic.__all__)
+
+
+class _OtherError(Exception):
+    pass
+
+
+def test_unload_restores_the_handler_installed_before_ours(shell: Any) -> None:
+    """Another extension's set_custom_exc handler survives our load + unload."""
+    shell.extension_manager.unload_extension("dcs_magic")
+    seen: list[str] = []
+
+    def other(shell_: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+        seen.append(str(value))
+
+    shell.set_custom_exc((_OtherError,), other)
+    try:
+        shell.run_line_magic("load_ext", "dcs_magic")
+        assert shell.custom_exceptions == (dcs_magic.DcsError, Cancelled)
+        shell.extension_manager.unload_extension("dcs_magic")
+        assert shell.custom_exceptions == (_OtherError,)
+        shell.user_ns["_OtherError"] = _OtherError
+        shell.run_cell("raise _OtherError('handled by the other extension')")
+        assert seen == ["handled by the other extension"]
+    finally:
+        shell.set_custom_exc((), None)
+
+
+def test_unload_keeps_a_handler_installed_after_ours(shell: Any) -> None:
+    """An extension that installed its handler after us keeps it when we unload."""
+    def later(shell_: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+        return None
+
+    shell.set_custom_exc((_OtherError,), later)
+    installed = shell.CustomTB
+    try:
+        shell.extension_manager.unload_extension("dcs_magic")
+        assert shell.custom_exceptions == (_OtherError,) and shell.CustomTB is installed
+    finally:
+        shell.set_custom_exc((), None)
+
+
+def test_unload_without_another_handler_leaves_none(shell: Any) -> None:
+    assert shell.custom_exceptions == (dcs_magic.DcsError, Cancelled)
+    shell.extension_manager.unload_extension("dcs_magic")
+    assert shell.custom_exceptions == ()

@@ -43,8 +43,11 @@ from databricks.sdk.service import compute
 
 from dcs_magic.preflight.http import Answer, JsonApiServer, Request
 
-__all__ = ["NODE_TYPES", "SPARK_VERSIONS", "ClustersApi", "JobsState", "Recorded", "isolate_databricks_config",
-           "jobs_state"]
+__all__ = ["HOST_METADATA_PATH", "NODE_TYPES", "SPARK_VERSIONS", "WORKSPACE_ID", "ClustersApi", "JobsState",
+           "Recorded", "isolate_databricks_config", "jobs_state"]
+
+HOST_METADATA_PATH = "/.well-known/databricks-config"
+WORKSPACE_ID = "1234567890123456"
 
 SPARK_VERSIONS = [
     {"key": "13.3.x-scala2.12", "name": "13.3 LTS (includes Apache Spark 3.4.1, Scala 2.12)"},
@@ -484,8 +487,10 @@ class _Server(JsonApiServer):
         api = self.api
         api.requests.append(Recorded(request.method, urllib.parse.urlsplit(request.target).path, request.query,
                                      dict(request.headers.items()), request.body, time.monotonic()))
+        if request.path == HOST_METADATA_PATH:
+            # The SDK's host-metadata probe (no credentials), answered as a workspace does.
+            return 200, {"workspace_id": WORKSPACE_ID}, {}
         if not request.path.startswith("/api/"):
-            # e.g. the SDK's /.well-known/databricks-config probe: not served here
             return 404, {"error_code": "NOT_FOUND", "message": f"{request.path} not found"}, {}
         auth = request.headers.get("Authorization", "")
         if auth == f"Bearer {api.forbidden_token}":

@@ -101,7 +101,7 @@ def test_java_version(text: str, expected: tuple[int, int] | None) -> None:
 
 @pytest.mark.parametrize("text, expected", [
     ("15.4", "15.4"), ("15.4 LTS", "15.4"), ("15.4.x-scala2.12", "15.4"), ("16.4-LTS", "16.4"),
-    ("9.x", "9.x"), (None, None), ("", None),
+    ("9.x", "9.1"), ("18", "18"), ("18.0", "18"), ("18.x-scala2.13", "18"), (None, None), ("", None),
 ])
 def test_parse_runtime(text: str | None, expected: str | None) -> None:
     line = parse_runtime(text)
@@ -115,7 +115,7 @@ def test_parse_runtime_rejects_what_is_no_runtime() -> None:
 
 def test_fitting_runtimes_follows_the_table() -> None:
     assert fitting_runtimes("3.11") == ["15.4"]
-    assert fitting_runtimes("3.12") == ["16.4", "17.3"]
+    assert fitting_runtimes("3.12") == ["16.4", "17.3", "18"]
     assert fitting_runtimes("3.10") == ["13.3", "14.3"]
     assert fitting_runtimes("3.7") == []
 
@@ -250,10 +250,10 @@ def test_size_and_entrypoint_warnings(base: tuple[dict, dict]) -> None:
 def test_report_html_has_a_fix_column() -> None:
     report = CheckReport("<b>busybox</b>", evaluate(*recorded("busybox")))
     html = report._repr_html_()
-    assert "<table>" in html and "<th style=\"text-align:left\">fix</th>" in html
+    assert "<table>" in html and ">fix</th>" in html
     assert "does NOT meet" in html and "apt-get install -y bash" in html
     assert "&lt;b&gt;busybox&lt;/b&gt;" in html  # everything from the image is escaped
-    assert html.count("<tr>") == len(report.checks) + 1
+    assert html.count("<tr") == len(report.checks) + 1
 
 
 def test_check_rejects_bad_input_before_docker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -264,3 +264,160 @@ def test_check_rejects_bad_input_before_docker(monkeypatch: pytest.MonkeyPatch, 
     with pytest.raises(UsageError, match="not a Databricks Runtime line") as info:
         check("busybox", runtime="newest")
     assert "15.4" in info.value.hint
+
+
+# -- parity (recorded: probe_dcs_base_parity.txt is probe_script(parity=True) on the DCS base) --
+
+
+@pytest.fixture
+def parity_facts() -> dict[str, str]:
+    return parse_probe((FIXTURES / "probe_dcs_base_parity.txt").read_text())
+
+
+def parity_rows(facts: dict[str, str], runtime: str | None = "15.4") -> list:
+    attrs = json.loads((FIXTURES / "probe_dcs_base.inspect.json").read_text())
+    return [item for item in evaluate(facts, attrs, runtime, parity=True) if item.name.startswith("parity")]
+
+
+def with_packages(facts: dict[str, str], **versions: str | None) -> dict[str, str]:
+    """The recorded facts with some pip list versions changed (None removes the package)."""
+    listed = {p["name"]: p["version"] for p in json.loads(facts["pip.list"])}
+    for name, version in versions.items():
+        if version is None:
+            listed.pop(name, None)
+        else:
+            listed[name] = version
+    return {**facts, "pip.list": json.dumps([{"name": n, "version": v} for n, v in listed.items()])}
+
+
+def test_probe_gathers_parity_facts_only_when_asked() -> None:
+    assert "pip list --format=json" in probe_script(parity=True)
+    assert "pip list" not in probe_script() and "PYSPARK_PYTHON" not in probe_script()
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_parity_probe_is_posix_sh(shell: str) -> None:
+    binary = shutil.which(shell)
+    assert binary is not None, f"{shell} is not installed"
+    argv = [binary, "sh", "-n"] if shell == "busybox" else [binary, "-n"]
+    proc = subprocess.run(argv, input=probe_script(parity=True), check=False, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_parity_is_not_evaluated_without_the_flag(parity_facts: dict[str, str]) -> None:
+    attrs = json.loads((FIXTURES / "probe_dcs_base.inspect.json").read_text())
+    assert not [i for i in evaluate(parity_facts, attrs, "15.4") if i.name.startswith("parity")]
+
+
+def test_recorded_base_parity_ranks_pyarrow_major_first(parity_facts: dict[str, str]) -> None:
+    from dcs_magic.parity import ParityItem
+
+    rows = parity_rows(parity_facts)
+    assert all(isinstance(row, ParityItem) for row in rows)
+    first = rows[0]
+    assert (first.package, first.image_version, first.runtime_version, first.status) == (
+        "pyarrow", "17.0.0", "14.0.1", "newer-major")
+    assert first.severity == "error" and not first.ok
+    assert first.fix == "RUN /databricks/python3/bin/pip install --no-deps pyarrow==14.0.1"
+    assert "breaks" in first.detail
+    by_package = {row.package: row for row in rows}
+    # Same major, other minor: behaviour only, a warning with the pin as fix.
+    numpy = by_package["numpy"]
+    assert (numpy.status, numpy.severity, numpy.image_version, numpy.runtime_version) == (
+        "newer-minor", "warning", "1.24.2", "1.23.5")
+    assert "may change behaviour" in numpy.detail and numpy.fix.endswith("numpy==1.23.5")
+    assert "pandas" not in by_package  # same version: only in the "parity same" row
+    assert "pandas 1.5.3" in next(r for r in rows if r.name == "parity same").detail
+    assert by_package["python"].status == "older-patch"   # 3.11.2 against the official 3.11.11
+    assert by_package["python"].severity == "warning"
+    assert by_package["LC_ALL"].fix == "ENV LC_ALL=C.UTF-8" and "LANG" not in by_package
+    assert by_package["java"].runtime_version == "8"      # 15.4's default JDK; the base runs 17
+    missing = next(r for r in rows if r.name == "parity missing")
+    assert missing.severity == "warning" and "scipy 1.11.1" in missing.detail and "scipy==1.11.1" in missing.fix
+    extra = next(r for r in rows if r.name == "parity extra")
+    assert extra.ok and "pydevd 2.9.5" in extra.detail
+    ranks = [row.rank for row in rows]
+    assert ranks == sorted(ranks)
+
+
+def test_breaking_differences_come_first_with_their_fix(parity_facts: dict[str, str]) -> None:
+    facts = with_packages(parity_facts, pandas="2.2.3", ipykernel="5.5.6", virtualenv=None, pyarrow="14.0.1")
+    rows = parity_rows(facts)
+    breaking = [(r.package, r.status) for r in rows if r.severity == "error" and not r.ok]
+    assert breaking == [("ipykernel", "older-major"), ("pandas", "newer-major"), ("virtualenv", "missing")]
+    assert [r.package for r in rows[:3]] == ["ipykernel", "pandas", "virtualenv"]
+    pandas = next(r for r in rows if r.package == "pandas")
+    assert pandas.fix == "RUN /databricks/python3/bin/pip install --no-deps pandas==1.5.3"
+    assert not [r for r in rows if r.package == "pyarrow"]  # back at 14.0.1: counted with the same ones
+    assert "pyarrow 14.0.1" in next(r for r in rows if r.name == "parity same").detail
+
+
+def test_python_minor_mismatch_breaks_and_names_the_base(parity_facts: dict[str, str]) -> None:
+    rows = parity_rows(parity_facts, "17.3")
+    python = rows[0]
+    assert (python.package, python.status, python.severity) == ("python", "older-minor", "error")
+    assert "does not fit 17.3 LTS" in python.detail and "fits 15.4 LTS" in python.detail
+    assert python.fix.startswith("start FROM databricksruntime/python:17.3-LTS")
+
+
+def test_parity_without_runtime_picks_the_line_of_the_image_python(parity_facts: dict[str, str]) -> None:
+    rows = parity_rows(parity_facts, None)
+    assert {row.runtime for row in rows} == {"15.4"}
+
+
+def test_parity_for_a_line_without_pins_says_so(parity_facts: dict[str, str]) -> None:
+    rows = {row.name: row for row in parity_rows({**parity_facts, "python.version": "3.12.3"}, "18")}
+    packages = rows["parity packages"]
+    assert not packages.ok and packages.severity == "warning"
+    assert "no package data for 18 LTS" in packages.detail
+
+
+def test_image_without_pip_fails_parity_with_the_reason(parity_facts: dict[str, str]) -> None:
+    facts = {k: v for k, v in parity_facts.items() if k != "pip.list"}
+    facts["pip.error"] = "/databricks/python3/bin/python: No module named pip"
+    rows = parity_rows(facts)
+    pip = rows[0]
+    assert (pip.package, pip.status, pip.severity, pip.ok) == ("pip", "missing", "error", False)
+    assert "no pip in /databricks/python3" in pip.detail and "No module named pip" in pip.detail
+    assert "ensurepip" in pip.fix
+
+
+@pytest.mark.parametrize("image, official, status", [
+    ("1.5.3", "1.5.3", "same"), ("2.2.3", "1.5.3", "newer-major"), ("1.4.0", "1.5.3", "older-minor"),
+    ("1.5.4", "1.5.3", "newer-patch"), ("6.2", "6.3.2", "older-minor"), ("20.17.1+ds", "20.24.2", "older-minor"),
+    ("1.5.3.post1", "1.5.3", "newer-patch"), ("git", "1.0", "different"),
+])
+def test_compare_versions(image: str, official: str, status: str) -> None:
+    from dcs_magic.parity import compare_versions
+
+    assert compare_versions(image, official) == status
+
+
+def test_runtime_18_judges_python_311_and_jdk(base: tuple[dict, dict]) -> None:
+    result = items(*base, "18")
+    assert not result["python"].ok and "runtime 18 LTS runs Python 3.12" in result["python"].detail
+    facts, attrs = base
+    java = items({**facts, "version.java": 'openjdk version "1.8.0_392"'}, attrs, "18")["java"]
+    assert not java.ok and "JDK 17/21 (JDK 8 is removed)" in java.detail
+
+
+def test_out_of_support_target_line_warns(base: tuple[dict, dict]) -> None:
+    from datetime import date
+
+    facts, attrs = base
+    result = {i.name: i for i in evaluate(facts, attrs, "13.3", today=date(2026, 12, 1))}
+    assert (result["runtime"].ok, result["runtime"].severity) == (False, "warning")
+    assert "13.3 LTS is out of support since 2026-08-22" in result["runtime"].detail
+    assert "runtime" not in {i.name for i in evaluate(facts, attrs, "13.3", today=date(2026, 1, 1))}
+
+
+def test_report_python_reads_the_checked_version(base: tuple[dict, dict]) -> None:
+    from dcs_magic import runtime
+    from dcs_magic.checks import report_python
+
+    facts, attrs = base
+    report = CheckReport("img", evaluate(facts, attrs, "18"))  # a mismatch still names the version
+    assert report_python(report) == "3.11.2"
+    assert runtime.default_runtime_for(report_python(report)).line == "15.4"  # type: ignore[union-attr]
+    busybox = CheckReport("busybox", evaluate(*recorded("busybox")))
+    assert report_python(busybox) is None

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from dcs_magic.dockerfile import Finding, final_base, lint, parse, runtime_paths, stages
+from dcs_magic import dockerfile
+from dcs_magic.dockerfile import Finding, final_base, parse, runtime_paths, stages
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PY3_PIP = "/databricks/python3/bin/pip"
 CONDA_PIP = "/databricks/conda/envs/dcs-minimal/bin/pip"
+
+
+# The day the support rules are judged on: 13.3 LTS is supported until 2026-08-22, so the
+# tests of the other rules (which use 13.3 and 8.x bases) are not changed by the calendar.
+TODAY = date(2026, 1, 15)
+
+
+def lint(text: str, **kwargs: object) -> list[Finding]:
+    """dockerfile.lint on a fixed day; 8.x bases' base-unsupported finding left out (tests of
+    the other rules use them; the support rules have their own tests below)."""
+    kwargs.setdefault("today", TODAY)
+    return [f for f in dockerfile.lint(text, **kwargs)  # type: ignore[arg-type]
+            if not (f.rule == "base-unsupported" and ":8.x" in f.message)]
 
 
 def rules(text: str, **kwargs: object) -> list[tuple[str, int]]:
@@ -136,7 +152,7 @@ GOOD = (
     "FROM ubuntu:22.04 AS builder\n"
     "RUN apt-get update && apt-get install -y python3-venv && pip install build\n"
     "CMD [\"builder\"]\n"
-    f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n"
+    f"FROM databricksruntime/standard:17.3-LTS@{DIGEST}\n"
     "COPY --from=builder /databricks/python3 /databricks/python3\n"
     f"RUN {PY3_PIP} install --no-cache-dir -r /tmp/requirements.txt \\\n"
     "    && /databricks/python3/bin/python3 -m pip install pyarrow\n"
@@ -320,3 +336,60 @@ def test_build_args_feed_the_runtime_rules() -> None:
 ])
 def test_final_base_follows_stages_and_args(text: str, target: str | None, expected: str | None) -> None:
     assert final_base(text, target=target) == expected
+
+
+# -- runtime-line guardrails ------------------------------------------------------------------
+
+LATER = date(2026, 12, 1)  # 13.3 LTS ended on 2026-08-22
+
+
+def test_base_out_of_support_says_since_when() -> None:
+    findings = dockerfile.lint(f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n", today=LATER)
+    assert [(f.rule, f.lineno) for f in findings] == [("base-unsupported", 1)]
+    assert "13.3 LTS, out of support since 2026-08-22" in findings[0].message
+    assert "databricksruntime/standard:17.3-LTS" in findings[0].fix
+    assert dockerfile.lint(f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n", today=TODAY) == []
+    old = dockerfile.lint(f"FROM databricksruntime/standard:8.x@{DIGEST}\n", today=LATER)
+    assert [f.rule for f in old] == ["base-unsupported"] and "older than 9.1 LTS" in old[0].message
+
+
+def test_base_of_an_unknown_line_names_the_closest() -> None:
+    findings = dockerfile.lint(f"FROM databricksruntime/standard:16.2-LTS@{DIGEST}\n", today=LATER)
+    assert [f.rule for f in findings] == ["base-unknown-line"]
+    assert "closest: 16.4 LTS, 15.4 LTS" in findings[0].message
+
+
+@pytest.mark.parametrize("text, lineno", [
+    (f"FROM databricksruntime/standard:17.3-LTS@{DIGEST}\nRUN apt-get install -y openjdk-8-jdk\n", 2),
+    (f"FROM databricksruntime/standard:17.3-LTS@{DIGEST}\nENV JAVA_HOME=/usr/lib/jvm/zulu8-ca-amd64\n", 2),
+    (f"FROM eclipse-temurin:8-jdk@{DIGEST}\nRUN echo\n", 1),
+])
+def test_jdk8_on_runtime_18(text: str, lineno: int) -> None:
+    findings = dockerfile.lint(text, runtime="18.x-scala2.13", today=LATER)
+    jdk = [f for f in findings if f.rule == "jdk8-runtime"]
+    assert [f.lineno for f in jdk] == [lineno] and "18 LTS" in jdk[0].message and "JDK 17" in jdk[0].fix
+    # The same Dockerfile for 17.3 (JDK 8 still installed there) is fine.
+    assert not [f for f in dockerfile.lint(text, runtime="17.3", today=LATER) if f.rule == "jdk8-runtime"]
+
+
+@pytest.mark.parametrize("line", [
+    "COPY libs/mylib.jar /databricks/jars/",
+    "ADD https://example.com/x.jar /databricks/jars/x.jar",
+    'COPY ["a.jar", "/databricks/jars/"]',
+    "RUN cp /tmp/a.jar /databricks/jars/ && echo ok",
+])
+def test_jars_copied_into_databricks_jars(line: str) -> None:
+    findings = dockerfile.lint(f"FROM ubuntu:22.04\n{line}\n", today=LATER)
+    assert [(f.rule, f.lineno) for f in findings] == [("jars-shadow", 2)]
+    assert "shadow the runtime's own classes" in findings[0].message
+
+
+def test_jars_elsewhere_are_fine() -> None:
+    assert dockerfile.lint("FROM ubuntu:22.04\nCOPY a.jar /opt/jars/\n", today=LATER) == []
+
+
+@pytest.mark.parametrize("base", ["databricksruntime/rbase", "databricksruntime/r"])
+def test_r_base_needs_the_nfs_conf(base: str) -> None:
+    findings = dockerfile.lint(f"FROM {base}:15.4-LTS@{DIGEST}\n", today=LATER)
+    assert [f.rule for f in findings] == ["r-base-nfs"]
+    assert "spark.databricks.driverNfs.enabled" in findings[0].fix

@@ -399,12 +399,18 @@ def test_init_script_info_s3_needs_a_region():
         init_script_info("s3://b/init.sh")
 
 
-@pytest.mark.parametrize("dest", ["init.sh", "/tmp/init.sh", "https://x/init.sh", "/Volumes/a/b/init.sh", ""])
-def test_init_script_info_refuses_unknown_or_malformed(dest):
+@pytest.mark.parametrize("dest, field, hint", [
+    ("init.sh", "init_scripts", "write one of: /Workspace/"),
+    ("/tmp/init.sh", "init_scripts", "write one of: /Workspace/"),
+    ("https://x/init.sh", "init_scripts", "write one of: /Workspace/"),
+    ("", "init_scripts", "write one of: /Workspace/"),
+    ("/Volumes/a/b/init.sh", "init_scripts.volumes.destination", "write it like /Volumes/catalog/schema/volume/"),
+])
+def test_init_script_info_refuses_unknown_or_malformed(dest, field, hint):
     with pytest.raises(SpecError) as info:
         init_script_info(dest)
-    assert info.value.field.startswith("init_scripts")
-    assert "/Workspace/" in info.value.hint or "write it like" in info.value.hint
+    assert info.value.field == field
+    assert info.value.hint.startswith(hint)
 
 
 def test_named_init_script_without_destination_says_how_to_upload():
@@ -451,3 +457,31 @@ def test_dcs_node_types_leave_out_graviton_deprecated_hidden():
         {"node_type_id": "m5d.large", "num_cores": 2, "memory_mb": 8192},
     ]
     assert [n["node_type_id"] for n in dcs_node_types(nodes)] == ["m5d.large", "i3.xlarge"]
+
+
+# -- runtime keys against runtime.py -------------------------------------------------------------
+
+
+def test_unknown_runtime_key_names_the_closest_known_lines():
+    error = error_of(minimal(spark_version="16.2.x-scala2.12"))
+    assert error.field == "spark_version"
+    assert "16.2 is not a line dcs-magic knows; the closest known lines are 16.4 LTS, 15.4 LTS" in error.message
+    assert "dcs runtimes" in error.hint
+
+
+def test_runtime_out_of_support_says_since_when():
+    error = error_of(minimal(spark_version="11.3.x-scala2.12"))
+    assert error.field == "spark_version" and "out of support since 2025-10-19" in error.message
+
+
+@pytest.mark.parametrize("key", ["18.x-scala2.13", "17.3.x-scala2.13", "16.4.x-photon-scala2.12",
+                                 "19.x-scala2.13"])
+def test_current_runtime_keys_are_accepted(key):
+    assert minimal(spark_version=key).ok
+
+
+def test_shared_access_mode_hint_offers_single_user_and_the_volumes_conf():
+    error = error_of(minimal(data_security_mode="USER_ISOLATION",
+                             docker_image={"url": "registry.example.com/team/img:1"}))
+    assert error.field == "data_security_mode" and "standard (shared) access mode" in error.message
+    assert "SINGLE_USER" in error.hint and "spark.databricks.unityCatalog.volumes.enabled" in error.hint

@@ -1,0 +1,429 @@
+"""A notebook's build recipe, headless: render, build, push, lock and launch from Python.
+
+What `dcs render`, `dcs build` and `dcs launch` do, as library functions that know nothing
+of the command line (the CLI only parses arguments and prints what these return):
+
+    render_notebook("app.ipynb", variables={"tag": "1.0"})            -> RenderedNotebook
+    build_notebook("app.ipynb", tags=["r.example.com/app:1"], push=True) -> NotebookBuild
+    launch_spec("cluster.json", lock="app.ipynb")                      -> LaunchPlan
+    create_cluster(plan, local=True, wait=True)                        -> cluster id
+
+Build contexts: `out=DIR` puts NAME's context in DIR/NAME. Without it, a cell's own
+`--context` is used, else `dcs-build/NAME`, both relative to the notebook's directory: the
+place the magics write to when the notebook runs in Jupyter (kernel cwd = the notebook's
+directory), so the notebook and the headless build share one context. `%%init_script`
+cells are written verbatim to `<build root>/init-scripts/NAME.sh`.
+
+Template variables: `variables` (the CLI's `--var`) > `DCS_VAR_<NAME>` > the parameters cell
+(see dcs_magic.notebook). The lock file `<notebook stem>.dcs.lock.json` (dcs_magic.lock) is
+written by every successful build; `locked=True` first checks that the rendered Dockerfile,
+the context files and the base image digest still match it, and raises LockError listing
+what changed.
+
+Warnings (lint findings, a docker_image.url that is a tag) go to the `warn` callback;
+progress to the sinks `progress(kind)` returns ("build", "push").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing, nullcontext
+from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .credentials import Secret, env_password, registry_password, unpinned_warning
+from .errors import LockError, SpecError, UsageError
+
+if TYPE_CHECKING:
+    from .lock import ImageLock, Lock
+    from .notebook import DockerfileCell, Notebook, RenderedContext
+    from .pipeline import BuildResult, ProgressSink, PushResult
+    from .spec import ClusterSpec
+    from .workspace import Workspace
+
+__all__ = [
+    "DEFAULT_BUILD_ROOT",
+    "INIT_SCRIPTS_DIR",
+    "LaunchPlan",
+    "NotebookBuild",
+    "RenderedNotebook",
+    "build_notebook",
+    "create_cluster",
+    "launch_spec",
+    "read_lock_entry",
+    "render_notebook",
+]
+
+DEFAULT_BUILD_ROOT = "dcs-build"
+INIT_SCRIPTS_DIR = "init-scripts"
+DCS_PLATFORM = "linux/amd64"
+
+Warn = Callable[[str], Any]
+ProgressFactory = Callable[[str], "ProgressSink | None"]
+
+
+def _ignore(_text: str) -> None:
+    return None
+
+
+# -- render ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedNotebook:
+    """What `render_notebook` wrote: the build contexts and the init script files."""
+
+    contexts: tuple[RenderedContext, ...]
+    init_scripts: tuple[Path, ...]
+
+
+def _read(notebook: str | os.PathLike[str] | Notebook) -> Notebook:
+    from .notebook import Notebook, read_notebook
+
+    return notebook if isinstance(notebook, Notebook) else read_notebook(notebook)
+
+
+def context_dir(notebook: Notebook, cell: DockerfileCell, out: str | os.PathLike[str] | None) -> Path:
+    """Where NAME's context goes: OUT/NAME, else the cell's --context, else dcs-build/NAME
+    (both relative to the notebook's directory)."""
+    if out:
+        return Path(out) / cell.name
+    here = notebook.path.parent
+    return here / cell.context if cell.context else here / DEFAULT_BUILD_ROOT / cell.name
+
+
+def render_one(notebook: Notebook, name: str | None, *, variables: Mapping[str, str] | None = None,
+               out: str | os.PathLike[str] | None = None, warn: Warn | None = None) -> RenderedContext:
+    """Render NAME's context (the only one when None) and pass its lint findings to `warn`."""
+    from .notebook import render_context, resolve_variables
+
+    values = resolve_variables(notebook.parameters, variables)
+    cell = notebook.dockerfile(name)
+    rendered = render_context(notebook, cell.name, values, context_dir(notebook, cell, out))
+    for finding in rendered.findings:
+        (warn or _ignore)(f"{cell.name}/Dockerfile {finding}")
+    return rendered
+
+
+def render_notebook(notebook: str | os.PathLike[str] | Notebook, *, name: str | None = None,
+                    variables: Mapping[str, str] | None = None, out: str | os.PathLike[str] | None = None,
+                    warn: Warn | None = None) -> RenderedNotebook:
+    """Render NAME's build context (default: every `%%dockerfile` cell's) and write every
+    `%%init_script` cell to `<out or dcs-build>/init-scripts/NAME.sh`. Runs no notebook code."""
+    from .context import write_file
+
+    nb = _read(notebook)
+    names = [nb.dockerfile(name).name] if name else list(nb.dockerfiles)
+    contexts = tuple(render_one(nb, each, variables=variables, out=out, warn=warn) for each in names)
+    root = Path(out) if out else nb.path.parent / DEFAULT_BUILD_ROOT
+    scripts = tuple(write_file(root / INIT_SCRIPTS_DIR, f"{script_name}.sh", script.text)
+                    for script_name, script in nb.init_scripts.items())
+    return RenderedNotebook(contexts, scripts)
+
+
+# -- build -------------------------------------------------------------------------------------
+
+
+@dataclass
+class NotebookBuild:
+    """The outcome of `build_notebook`: the lock entry written, the build and the pushes."""
+
+    name: str
+    entry: ImageLock
+    lock_file: Path
+    build: BuildResult
+    pushes: list[PushResult] = field(default_factory=list)
+
+    @property
+    def references(self) -> list[str]:
+        """The pinned reference of every pushed tag, else the image id (what `dcs build` prints)."""
+        return [p.pinned for p in self.pushes] or [self.build.image_id]
+
+
+def _pairs(items: Mapping[str, str] | Sequence[str] | None, option: str) -> dict[str, str]:
+    from .pipeline import parse_pairs
+
+    if items is None or isinstance(items, Mapping):
+        return dict(items or {})
+    try:
+        return parse_pairs(list(items), option)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="write it as KEY=VALUE") from exc
+
+
+def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequence[str], name: str | None = None,
+                   push: bool = False, variables: Mapping[str, str] | None = None, locked: bool = False,
+                   out: str | os.PathLike[str] | None = None, platform: str = DCS_PLATFORM,
+                   build_args: Mapping[str, str] | Sequence[str] | None = None,
+                   labels: Mapping[str, str] | Sequence[str] | None = None, no_cache: bool = False,
+                   pull: bool = False, target: str | None = None, username: str | None = None,
+                   password: Secret | None = None, password_env: str | None = None,
+                   progress: ProgressFactory | None = None, warn: Warn | None = None) -> NotebookBuild:
+    """Render NAME's context, build it, push every tag (`push=True`) and record the result
+    in the notebook's lock file; return the NotebookBuild (its `entry` is the lock entry).
+
+    `build_args`/`labels` are dicts or `["K=V", ...]` (UsageError when malformed). Push
+    credentials: Docker's own unless `username` with `password` (a Secret), or with the
+    variable `password_env` names, or (on a terminal) a hidden prompt. `locked=True` raises
+    LockError before building when the lock no longer matches the rendered inputs.
+    """
+    from .lock import lock_path, read_lock
+
+    if not tags:
+        raise UsageError("a build needs at least one tag", hint="pass -t registry.example.com/team/app:1.0")
+    build_arg_map = _pairs(build_args, "--build-arg")
+    label_map = _pairs(labels, "--label")
+    if push and password is None:
+        password = registry_password(username, password_env)  # before any work: fail fast
+    nb = _read(notebook)
+    lock_file = lock_path(nb.path)
+    lock = read_lock(lock_file)
+    rendered = render_one(nb, name, variables=variables, out=out, warn=warn)
+    entry = _lock_entry(rendered, build_arg_map, platform, target)
+    if locked:
+        _check_locked(lock, rendered.name, entry, lock_file)
+    result = _build(rendered, tags, build_arg_map, label_map, platform=platform, no_cache=no_cache, pull=pull,
+                    target=target, progress=progress)
+    if entry.base and not entry.base_digest and result.base_digest:  # the build pulled the base
+        entry.base_digest = result.base_digest
+        if locked:
+            _check_locked(lock, rendered.name, entry, lock_file)
+    pushes = [_push(tag, username, password, progress) for tag in result.tags] if push else []
+    _update_lock(lock, lock_file, nb, rendered.name, entry, result, pushes)
+    return NotebookBuild(rendered.name, entry, lock_file, result, pushes)
+
+
+def _lock_entry(rendered: RenderedContext, build_args: dict[str, str], platform: str,
+                target: str | None) -> ImageLock:
+    from .dockerfile import final_base
+    from .lock import ImageLock, context_files
+
+    base = final_base(rendered.dockerfile, build_args, target) or rendered.base
+    return ImageLock(dockerfile_sha256=rendered.dockerfile_sha256, dockerfile=rendered.dockerfile,
+                     files=context_files(rendered.context_dir), base=base,
+                     base_digest=_base_digest(base) if base else None, platform=platform)
+
+
+def _base_digest(base: str) -> str | None:
+    """The registry digest of the local base image, None when the engine does not have it."""
+    from .engine import connect
+
+    with closing(connect()) as engine:
+        return engine.repo_digest(base)
+
+
+def _check_locked(lock: Lock | None, name: str, entry: ImageLock, lock_file: Path) -> None:
+    from .lock import compare
+
+    differences = compare(lock, {name: entry})
+    if differences:
+        listed = "\n".join(f"  - {d}" for d in differences)
+        raise LockError(
+            f"--locked: the rendered build no longer matches {lock_file}:\n{listed}",
+            hint="if the change is intended, run `dcs build` without --locked and commit the new lock file")
+
+
+def _sink(progress: ProgressFactory | None, kind: str) -> ProgressSink | None:
+    return progress(kind) if progress is not None else None
+
+
+def _build(rendered: RenderedContext, tags: Sequence[str], build_args: dict[str, str], labels: dict[str, str],
+           *, platform: str, no_cache: bool, pull: bool, target: str | None,
+           progress: ProgressFactory | None) -> BuildResult:
+    from .pipeline import build
+
+    return build(rendered.context_dir, tags=list(tags), name=rendered.name, build_args=build_args or None,
+                 platform=platform, no_cache=no_cache, pull=pull, target=target, labels=labels or None,
+                 progress=_sink(progress, "build"))
+
+
+def _push(tag: str, username: str | None, password: Secret | None, progress: ProgressFactory | None) -> PushResult:
+    from .pipeline import push
+
+    return push(tag, username=username, password=password, progress=_sink(progress, "push"))
+
+
+def _update_lock(lock: Lock | None, lock_file: Path, notebook: Notebook, name: str, entry: ImageLock,
+                 result: BuildResult, pushes: list[PushResult]) -> None:
+    from .lock import Lock, write_lock
+
+    lock = lock or Lock()
+    lock.notebook = notebook.path.name
+    before = lock.images.get(name)
+    entry.image_id = result.image_id
+    entry.tags = list(result.tags)
+    if pushes:
+        first = pushes[0]
+        entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
+    elif before is not None and before.image_id == result.image_id:
+        entry.push = before.push  # same image: what was pushed still describes it
+    if before is not None:
+        entry.cluster = before.cluster
+    lock.images[name] = entry
+    write_lock(lock_file, lock)
+
+
+# -- launch ------------------------------------------------------------------------------------
+
+
+@dataclass
+class LaunchPlan:
+    """A clusters/create request ready to send: the spec, its body, and the lock entry
+    (file, Lock, NAME) the launched body is recorded in, when one was given."""
+
+    spec: ClusterSpec
+    body: dict[str, Any] = field(repr=False)  # the request body: may hold a password
+    lock_file: Path | None = None
+    lock: Lock | None = None
+    name: str | None = None
+
+    @property
+    def literal_password(self) -> bool:
+        """True when docker_image.basic_auth.password is a literal (not a secret reference)."""
+        from .spec import is_secret_reference
+
+        auth = (self.body.get("docker_image") or {}).get("basic_auth") or {}
+        password = auth.get("password")
+        return bool(password) and not is_secret_reference(password)
+
+
+def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None = None,
+                lock: str | os.PathLike[str] | None = None, name: str | None = None,
+                username: str | None = None, password_env: str | None = None,
+                warn: Warn | None = None) -> LaunchPlan:
+    """The validated clusters/create body from a spec (file or ClusterSpec).
+
+    The image is `image`, else the pinned digest recorded in `lock` (a lock file or the
+    notebook whose lock to use; entry `name`, default the only one), else the spec's.
+    `username`/`password_env` replace docker_image.basic_auth's (the variable is read when
+    the body is built). A docker_image.url that is a tag is passed to `warn`.
+    """
+    from .spec import ClusterSpec
+
+    plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec)
+    lock_file, lock_obj, entry_name = _launch_lock(lock, name, image_given=bool(image))
+    chosen = image or (lock_obj.images[entry_name].pinned if lock_obj is not None and entry_name else None)
+    if chosen:
+        plan_spec = _with_image(plan_spec, chosen)
+    if username or password_env:
+        plan_spec = _with_credentials(plan_spec, username, password_env)
+    warning = unpinned_warning(_image_url(plan_spec))
+    if warning:
+        (warn or _ignore)(warning)
+    body = plan_spec.to_dict(validate=True)
+    return LaunchPlan(plan_spec, body, lock_file, lock_obj, entry_name)
+
+
+def _launch_lock(lock: str | os.PathLike[str] | None, name: str | None, *,
+                 image_given: bool) -> tuple[Path | None, Lock | None, str | None]:
+    """(lock file, Lock, entry NAME) for `lock`; (None, None, None) without it."""
+    if not lock:
+        return None, None, None
+    return read_lock_entry(lock, name, need_pinned=not image_given)
+
+
+def read_lock_entry(where: str | os.PathLike[str], name: str | None = None, *,
+                    need_pinned: bool = True) -> tuple[Path, Lock, str]:
+    """(lock file, Lock, entry NAME) of a `.dcs.lock.json` or of the notebook whose lock it is.
+
+    `name` None: the only entry. LockError when there is no lock file, the entry is missing or
+    ambiguous, or (`need_pinned`) it was never pushed, so there is no pinned image.
+    """
+    from .lock import LOCK_SUFFIX, lock_path, read_lock
+
+    path = Path(where)
+    lock_file = path if path.name.endswith(LOCK_SUFFIX) else lock_path(path)
+    found = read_lock(lock_file)
+    if found is None:
+        raise LockError(f"there is no lock file {lock_file}",
+                        hint="run `dcs build NOTEBOOK -t TAG --push` first; it writes the lock")
+    if name is None:
+        if len(found.images) != 1:
+            raise LockError(f"{lock_file} has {len(found.images)} entries "
+                            f"({', '.join(sorted(found.images)) or 'none'}); say which one",
+                            hint="pass --name NAME")
+        name = next(iter(found.images))
+    if name not in found.images:
+        raise LockError(f"{lock_file} has no entry {name!r} (it has: {', '.join(sorted(found.images))})",
+                        hint="check --name, or build that NAME with `dcs build`")
+    if need_pinned and not found.images[name].pinned:
+        raise LockError(f"{lock_file}: {name!r} was never pushed, so there is no pinned image",
+                        hint="run `dcs build NOTEBOOK -t TAG --push`, or pass --image REF")
+    return lock_file, found, name
+
+
+def _image_url(spec: ClusterSpec) -> str | None:
+    image = spec.docker_image
+    return image.get("url") if isinstance(image, Mapping) else getattr(image, "url", None)
+
+
+def _with_image(spec: ClusterSpec, image: str) -> ClusterSpec:
+    current = spec.docker_image
+    if current is None:
+        return spec.replace(docker_image={"url": image})
+    if isinstance(current, Mapping):
+        return spec.replace(docker_image={**current, "url": image})
+    return spec.replace(docker_image=replace_fields(current, url=image))
+
+
+def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str | None) -> ClusterSpec:
+    """docker_image.basic_auth with `username` and the password from variable `password_env`
+    (read when the body is built; the spec never holds it)."""
+    from .spec import BasicAuth, DockerImage
+
+    if password_env:
+        env_password(password_env)  # UsageError naming the variable, before anything else
+    image = spec.docker_image
+    url: str | None
+    auth: Any
+    if isinstance(image, DockerImage):
+        url, auth = image.url, image.basic_auth
+    else:
+        url, auth = (image or {}).get("url"), (image or {}).get("basic_auth")
+    old_user: str | None
+    old_password: str | None
+    old_env: str | None
+    if isinstance(auth, BasicAuth):
+        old_user, old_password, old_env = auth.username, auth.password, auth.password_env
+    else:
+        given = auth if isinstance(auth, Mapping) else {}
+        old_user, old_password, old_env = given.get("username"), given.get("password"), None
+    user = username or old_user
+    if not user or not (password_env or old_password or old_env):
+        raise SpecError("docker_image.basic_auth needs both a username and a password",
+                        field="docker_image.basic_auth",
+                        hint="give --username and --password-env, or put the missing one in the spec file")
+    basic = BasicAuth(user, password_env=password_env) if password_env else \
+        BasicAuth(user, password=old_password, password_env=old_env)
+    return spec.replace(docker_image=DockerImage(url, basic))  # type: ignore[arg-type]
+
+
+def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool = False, wait: bool = False,
+                   timeout: float = 1200.0, on_created: Callable[[str, str], Any] | None = None,
+                   on_state: Callable[[dict[str, Any]], Any] | None = None,
+                   workspace: Workspace | None = None) -> str:
+    """Create the plan's cluster; record the launched body (masked) in its lock entry; with
+    `wait` follow it to RUNNING (ClusterError on TERMINATED/ERROR or timeout). Returns the id.
+
+    The workspace is `workspace`, else `open_workspace(profile, local=local)`.
+    `on_created(cluster_id, url)` is called as soon as the cluster exists.
+    """
+    from .workspace import open_workspace
+
+    ws = workspace if workspace is not None else open_workspace(profile, local=local)
+    with closing(ws) if workspace is None else nullcontext(ws):
+        cluster_id = ws.create_cluster(plan.spec)
+        if on_created is not None:
+            on_created(cluster_id, ws.cluster_url(cluster_id))
+        if plan.lock is not None and plan.lock_file is not None and plan.name is not None:
+            from .lock import write_lock
+
+            plan.lock.images[plan.name].cluster = plan.body  # masked when written
+            write_lock(plan.lock_file, plan.lock)
+        if wait:
+            ws.wait_for_cluster(cluster_id, timeout_s=timeout, on_state=on_state)
+    return cluster_id
+
