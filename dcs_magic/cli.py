@@ -337,7 +337,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     # (TERMINATED/ERROR: code, message, hint) reaches main(): exit 1.
     wait = args.wait or args.local
     cluster_id = create_cluster(plan, profile=args.profile, local=args.local, wait=wait, timeout=args.timeout,
-                                on_created=created, on_state=_print_state)
+                                on_created=created, on_state=_print_state, warn=_warn)
     if wait:
         _note(f"Cluster {cluster_id} is RUNNING")
     return 0

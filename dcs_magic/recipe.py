@@ -192,7 +192,9 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
         if locked:
             _check_locked(lock, rendered.name, entry, lock_file)
     pushes = [_push(tag, username, password, progress) for tag in result.tags] if push else []
-    _update_lock(lock, lock_file, nb, rendered.name, entry, result, pushes)
+    for pushed in pushes:
+        verify_push(pushed, username, password, warn)
+    _update_lock(lock_file, nb, rendered.name, entry, result, pushes)
     return NotebookBuild(rendered.name, entry, lock_file, result, pushes)
 
 
@@ -216,7 +218,10 @@ def _base_digest(base: str) -> str | None:
 
 
 def _check_locked(lock: Lock | None, name: str, entry: ImageLock, lock_file: Path) -> None:
-    from .lock import compare
+    from .lock import compare, verify_entry
+
+    if lock is not None and name in lock.images:
+        verify_entry(lock_file, name, lock.images[name])
 
     differences = compare(lock, {name: entry})
     if differences:
@@ -246,24 +251,103 @@ def _push(tag: str, username: str | None, password: Secret | None, progress: Pro
     return push(tag, username=username, password=password, progress=_sink(progress, "push"))
 
 
-def _update_lock(lock: Lock | None, lock_file: Path, notebook: Notebook, name: str, entry: ImageLock,
+def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLock,
                  result: BuildResult, pushes: list[PushResult]) -> None:
-    from .lock import Lock, write_lock
+    """Record NAME's entry in the lock file, holding the file's lock while reading and
+    writing it, so parallel builds of other NAMEs keep their entries."""
+    from .lock import Lock, update_lock
 
-    lock = lock or Lock()
-    lock.notebook = notebook.path.name
-    before = lock.images.get(name)
-    entry.image_id = result.image_id
-    entry.tags = list(result.tags)
-    if pushes:
-        first = pushes[0]
-        entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
-    elif before is not None and before.image_id == result.image_id:
-        entry.push = before.push  # same image: what was pushed still describes it
-    if before is not None:
-        entry.cluster = before.cluster
-    lock.images[name] = entry
-    write_lock(lock_file, lock)
+    def change(lock: Lock) -> None:
+        lock.notebook = notebook.path.name
+        before = lock.images.get(name)
+        entry.image_id = result.image_id
+        entry.tags = list(result.tags)
+        if pushes:
+            first = pushes[0]
+            entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
+        elif before is not None and before.image_id == result.image_id and not before.problems():
+            entry.push = before.push  # same image: what was pushed still describes it
+        if before is not None:
+            entry.cluster = before.cluster
+        lock.images[name] = entry.seal()
+
+    update_lock(lock_file, change)
+
+
+_MANIFEST_TYPES = ", ".join((
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+))
+
+
+def registry_digest(reference: str, username: str | None = None, password: Secret | None = None,
+                    *, timeout: float = 30.0) -> str | None:
+    """The digest the registry serves for REFERENCE's tag (HEAD /v2/<repo>/manifests/<tag>
+    with the docker v2 / OCI Accept headers); None when the registry does not say.
+
+    Credentials: `username`/`password`, else a plain `auth` entry of ~/.docker/config.json.
+    Basic and bearer-token registries are both handled. 127.0.0.1/localhost use http.
+    """
+    import requests
+
+    from .imageref import parse_reference
+
+    ref = parse_reference(reference)
+    host = ref.registry
+    scheme = "http" if host.split(":")[0] in ("127.0.0.1", "localhost") else "https"
+    api_host = "registry-1.docker.io" if host == "docker.io" else host
+    path = f"library/{ref.path}" if host == "docker.io" and "/" not in ref.path else ref.path
+    url = f"{scheme}://{api_host}/v2/{path}/manifests/{ref.tag or 'latest'}"
+    auth = (username, password.reveal()) if username and password is not None else _docker_config_auth(host)
+    headers = {"Accept": _MANIFEST_TYPES}
+    with requests.Session() as session:
+        answer = session.head(url, headers=headers, timeout=timeout)
+        challenge = answer.headers.get("WWW-Authenticate", "")
+        if answer.status_code == 401 and challenge.lower().startswith("bearer"):
+            params = dict(part.split("=", 1) for part in challenge[7:].replace('"', "").split(",") if "=" in part)
+            realm = params.pop("realm", "")
+            token = session.get(realm, params=params, auth=auth, timeout=timeout).json()
+            headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
+            answer = session.head(url, headers=headers, timeout=timeout)
+        elif answer.status_code == 401 and auth:
+            answer = session.head(url, headers=headers, auth=auth, timeout=timeout)
+        answer.raise_for_status()
+        return answer.headers.get("Docker-Content-Digest")
+
+
+def _docker_config_auth(host: str) -> tuple[str, str] | None:
+    import base64
+    import json
+
+    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    try:
+        auths = json.loads(config.read_text(encoding="utf-8")).get("auths") or {}
+        user, _, secret = base64.b64decode((auths.get(host) or {}).get("auth", "")).decode().partition(":")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (user, secret) if user else None
+
+
+def verify_push(push: PushResult, username: str | None = None, password: Secret | None = None,
+                warn: Warn | None = None) -> None:
+    """LockError when the registry serves another digest for the pushed tag than the push
+    reported (so the lock never records a digest the registry does not hold); a warning when
+    the registry cannot be asked."""
+    import requests
+
+    try:
+        served = registry_digest(push.reference, username, password)
+    except (requests.RequestException, ValueError) as exc:
+        (warn or _ignore)(f"could not check {push.reference} against the registry's manifest: "
+                          f"{type(exc).__name__}; the lock records the digest the push reported")
+        return
+    if served != push.digest:
+        raise LockError(
+            f"the registry serves {served or 'no digest'} for {push.reference}, but the push reported "
+            f"{push.digest}; the lock was not updated",
+            hint="another push may have moved the tag meanwhile; push again with a unique tag")
 
 
 # -- launch ------------------------------------------------------------------------------------
@@ -332,7 +416,7 @@ def read_lock_entry(where: str | os.PathLike[str], name: str | None = None, *,
     `name` None: the only entry. LockError when there is no lock file, the entry is missing or
     ambiguous, or (`need_pinned`) it was never pushed, so there is no pinned image.
     """
-    from .lock import LOCK_SUFFIX, lock_path, read_lock
+    from .lock import LOCK_SUFFIX, lock_path, read_lock, verify_entry
 
     path = Path(where)
     lock_file = path if path.name.endswith(LOCK_SUFFIX) else lock_path(path)
@@ -349,6 +433,7 @@ def read_lock_entry(where: str | os.PathLike[str], name: str | None = None, *,
     if name not in found.images:
         raise LockError(f"{lock_file} has no entry {name!r} (it has: {', '.join(sorted(found.images))})",
                         hint="check --name, or build that NAME with `dcs build`")
+    verify_entry(lock_file, name, found.images[name])
     if need_pinned and not found.images[name].pinned:
         raise LockError(f"{lock_file}: {name!r} was never pushed, so there is no pinned image",
                         hint="run `dcs build NOTEBOOK -t TAG --push`, or pass --image REF")
@@ -404,12 +489,14 @@ def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str
 def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool = False, wait: bool = False,
                    timeout: float = 1200.0, on_created: Callable[[str, str], Any] | None = None,
                    on_state: Callable[[dict[str, Any]], Any] | None = None,
-                   workspace: Workspace | None = None) -> str:
+                   workspace: Workspace | None = None, warn: Warn | None = None) -> str:
     """Create the plan's cluster; record the launched body (masked) in its lock entry; with
     `wait` follow it to RUNNING (ClusterError on TERMINATED/ERROR or timeout). Returns the id.
 
     The workspace is `workspace`, else `open_workspace(profile, local=local)`.
-    `on_created(cluster_id, url)` is called as soon as the cluster exists.
+    `on_created(cluster_id, url)` is called as soon as the cluster exists. Literal values
+    under credential-like keys are masked in the lock and passed to `warn` with the
+    `{{secrets/scope/key}}` reference to use instead.
     """
     from .workspace import open_workspace
 
@@ -419,11 +506,25 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
         if on_created is not None:
             on_created(cluster_id, ws.cluster_url(cluster_id))
         if plan.lock is not None and plan.lock_file is not None and plan.name is not None:
-            from .lock import write_lock
-
-            plan.lock.images[plan.name].cluster = plan.body  # masked when written
-            write_lock(plan.lock_file, plan.lock)
+            _record_cluster(plan, warn)
         if wait:
             ws.wait_for_cluster(cluster_id, timeout_s=timeout, on_state=on_state)
     return cluster_id
 
+
+def _record_cluster(plan: LaunchPlan, warn: Warn | None) -> None:
+    """Record the launched body in its lock entry (masked by ImageLock.to_dict, the one
+    masking function `spec.mask_secrets`); the entry's content hash does not cover it."""
+    from .lock import Lock, update_lock
+    from .spec import secret_warnings
+
+    assert plan.lock_file is not None and plan.name is not None
+    name = plan.name
+
+    def change(lock: Lock) -> None:
+        if name in lock.images:
+            lock.images[name].cluster = plan.body
+
+    for warning in secret_warnings(plan.body):
+        (warn or _ignore)(f"{warning} (masked as **** in {plan.lock_file.name})")
+    update_lock(plan.lock_file, change)
