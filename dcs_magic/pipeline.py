@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from ._version import __version__
 from .context import dockerfile_sha256
 from .credentials import Secret, reveal
-from .dockerfile import final_base
+from .dockerfile import final_base, secret_build_arg_warnings
 from .errors import BuildError, ContextError, EngineError, PushError
 from .imageref import parse_reference
 from .progress import BuildState, PushState, Throttle
@@ -208,7 +208,7 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
         base_digest = engine.repo_digest(base) if base and not pull else None
         if base_digest:
             all_labels[BASE_DIGEST_LABEL] = base_digest
-        for warning in _platform_warnings(platform, engine.platform()):
+        for warning in _platform_warnings(platform, engine.platform()) + secret_build_arg_warnings(build_args):
             reporter.call(state.warn, warning)
         events = engine.build_events(context, tags=tags[:1], platform=platform, labels=all_labels,
                                      buildargs=build_args, nocache=no_cache, pull=pull, target=target)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .credentials import Secret, env_password, registry_password, unpinned_warning
-from .errors import LockError, SpecError, UsageError
+from .errors import ContextError, LockError, SpecError, UsageError
 
 if TYPE_CHECKING:
     from .lock import ImageLock, Lock
@@ -95,30 +95,80 @@ def context_dir(notebook: Notebook, cell: DockerfileCell, out: str | os.PathLike
     return here / cell.context if cell.context else here / DEFAULT_BUILD_ROOT / cell.name
 
 
-def render_one(notebook: Notebook, name: str | None, *, variables: Mapping[str, str] | None = None,
-               out: str | os.PathLike[str] | None = None, warn: Warn | None = None) -> RenderedContext:
-    """Render NAME's context (the only one when None) and pass its lint findings to `warn`."""
-    from .notebook import render_context, resolve_variables
+def confine(notebook: Notebook, path: Path, out: str | os.PathLike[str] | None, what: str) -> Path:
+    """PATH when it stays inside the notebook's folder or the `--out` directory (symlinks
+    resolved); ContextError naming WHAT and the path otherwise.
 
-    values = resolve_variables(notebook.parameters, variables)
+    `dcs render`/`dcs build` promise to run no notebook code, so CI builds notebooks from pull
+    requests: a cell's `--context /etc` or `../../..` must not let it write anywhere. (In an
+    interactive notebook the magics write where the user says; that is the user's choice.)
+    """
+    roots = [notebook.path.parent.resolve()] + ([Path(out).resolve()] if out else [])
+    resolved = path.resolve()
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        allowed = " or ".join(str(root) for root in roots)
+        raise ContextError(
+            f"{notebook.path}, {what} {str(path)!r} leads outside the notebook's folder"
+            f"{' and the --out directory' if out else ''} (to {resolved}); dcs render/build refuse to write there",
+            hint=f"use a relative --context inside {allowed} (no '..', no symlink out), or pass --out DIR")
+    return path
+
+
+def _confine_context(notebook: Notebook, cell: DockerfileCell, out: str | os.PathLike[str] | None) -> Path:
+    """CELL's context directory, and each of its `%%dcs_file` targets, confined (see `confine`)."""
+    where = confine(notebook, context_dir(notebook, cell, out), out,
+                    f"%%dockerfile cell {cell.cell} ({cell.name!r}): its build context")
+    for item in notebook.files_for(cell.name):
+        confine(notebook, where / item.path, out, f"%%dcs_file cell {item.cell} ({item.path!r})")
+    return where
+
+
+def render_one(notebook: Notebook, name: str | None, *, variables: Mapping[str, str] | None = None,
+               out: str | os.PathLike[str] | None = None, warn: Warn | None = None,
+               allow_multiline_vars: bool = False) -> RenderedContext:
+    """Render NAME's context (the only one when None) and pass its lint findings to `warn`.
+
+    A `--var`/`DCS_VAR_` value with a newline that the Dockerfile template uses is refused
+    (NotebookError) unless `allow_multiline_vars`; an instruction a variable's newline made
+    is a lint finding either way.
+    """
+    from .dockerfile import injected_instructions
+    from .errors import NotebookError
+    from .notebook import multiline_variables, render_context, resolve_variables
+
     cell = notebook.dockerfile(name)
-    rendered = render_context(notebook, cell.name, values, context_dir(notebook, cell, out))
-    for finding in rendered.findings:
+    multiline = multiline_variables(cell.template, variables)
+    if multiline and not allow_multiline_vars:
+        raise NotebookError(
+            f"{notebook.path}, %%dockerfile cell {cell.cell} ({cell.name!r}): {', '.join(multiline)} has a "
+            "newline; pasted into the Dockerfile, each line after it becomes an instruction of its own",
+            hint="give a single-line value, or pass --allow-multiline-vars if the newline is meant")
+    values = resolve_variables(notebook.parameters, variables)
+    rendered = render_context(notebook, cell.name, values, _confine_context(notebook, cell, out))
+    findings = list(rendered.findings) + injected_instructions(rendered.dockerfile, values.values())
+    for finding in findings:
         (warn or _ignore)(f"{cell.name}/Dockerfile {finding}")
-    return rendered
+    return replace_fields(rendered, findings=tuple(findings))
 
 
 def render_notebook(notebook: str | os.PathLike[str] | Notebook, *, name: str | None = None,
                     variables: Mapping[str, str] | None = None, out: str | os.PathLike[str] | None = None,
-                    warn: Warn | None = None) -> RenderedNotebook:
+                    warn: Warn | None = None, allow_multiline_vars: bool = False) -> RenderedNotebook:
     """Render NAME's build context (default: every `%%dockerfile` cell's) and write every
     `%%init_script` cell to `<out or dcs-build>/init-scripts/NAME.sh`. Runs no notebook code."""
     from .context import write_file
 
     nb = _read(notebook)
     names = [nb.dockerfile(name).name] if name else list(nb.dockerfiles)
-    contexts = tuple(render_one(nb, each, variables=variables, out=out, warn=warn) for each in names)
     root = Path(out) if out else nb.path.parent / DEFAULT_BUILD_ROOT
+    # Every place is checked before anything is written: a refused notebook writes nothing.
+    for each in names:
+        _confine_context(nb, nb.dockerfile(each), out)
+    for script_name, script in nb.init_scripts.items():
+        confine(nb, root / INIT_SCRIPTS_DIR / f"{script_name}.sh", out,
+                f"%%init_script cell {script.cell} ({script_name!r}): its file")
+    contexts = tuple(render_one(nb, each, variables=variables, out=out, warn=warn,
+                                allow_multiline_vars=allow_multiline_vars) for each in names)
     scripts = tuple(write_file(root / INIT_SCRIPTS_DIR, f"{script_name}.sh", script.text)
                     for script_name, script in nb.init_scripts.items())
     return RenderedNotebook(contexts, scripts)
@@ -161,7 +211,8 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
                    labels: Mapping[str, str] | Sequence[str] | None = None, no_cache: bool = False,
                    pull: bool = False, target: str | None = None, username: str | None = None,
                    password: Secret | None = None, password_env: str | None = None,
-                   progress: ProgressFactory | None = None, warn: Warn | None = None) -> NotebookBuild:
+                   progress: ProgressFactory | None = None, warn: Warn | None = None,
+                   allow_multiline_vars: bool = False) -> NotebookBuild:
     """Render NAME's context, build it, push every tag (`push=True`) and record the result
     in the notebook's lock file; return the NotebookBuild (its `entry` is the lock entry).
 
@@ -181,7 +232,8 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
     nb = _read(notebook)
     lock_file = lock_path(nb.path)
     lock = read_lock(lock_file)
-    rendered = render_one(nb, name, variables=variables, out=out, warn=warn)
+    rendered = render_one(nb, name, variables=variables, out=out, warn=warn,
+                          allow_multiline_vars=allow_multiline_vars)
     entry = _lock_entry(rendered, build_arg_map, platform, target)
     if locked:
         _check_locked(lock, rendered.name, entry, lock_file)
@@ -377,17 +429,18 @@ class LaunchPlan:
 def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None = None,
                 lock: str | os.PathLike[str] | None = None, name: str | None = None,
                 username: str | None = None, password_env: str | None = None,
-                warn: Warn | None = None) -> LaunchPlan:
+                warn: Warn | None = None, strict: bool = False) -> LaunchPlan:
     """The validated clusters/create body from a spec (file or ClusterSpec).
 
     The image is `image`, else the pinned digest recorded in `lock` (a lock file or the
     notebook whose lock to use; entry `name`, default the only one), else the spec's.
     `username`/`password_env` replace docker_image.basic_auth's (the variable is read when
-    the body is built). A docker_image.url that is a tag is passed to `warn`.
+    the body is built). A docker_image.url that is a tag, and an unknown field of a spec file
+    (SpecError with `strict`), are passed to `warn`.
     """
     from .spec import ClusterSpec
 
-    plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec)
+    plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec, strict=strict, warn=warn)
     lock_file, lock_obj, entry_name = _launch_lock(lock, name, image_given=bool(image))
     chosen = image or (lock_obj.images[entry_name].pinned if lock_obj is not None and entry_name else None)
     if chosen:
