@@ -47,17 +47,17 @@ from .runtime import Version
 __all__ = [
     "Dockerfile",
     "Finding",
-    "injected_instructions",
-    "looks_like_secret",
-    "secret_build_arg_warnings",
     "Instruction",
     "RuntimePaths",
     "Stage",
     "databricks_runtime_line",
     "final_base",
+    "injected_instructions",
     "lint",
+    "looks_like_secret",
     "parse",
     "runtime_paths",
+    "secret_build_arg_warnings",
     "stages",
 ]
 
@@ -572,7 +572,7 @@ def _check_secret_names(dockerfile: Dockerfile) -> list[Finding]:
     return findings
 
 
-def injected_instructions(text: str, values: Iterable[Any]) -> list[Finding]:
+def injected_instructions(text: str, values: Iterable[object]) -> list[Finding]:
     """Instructions of the rendered Dockerfile TEXT that start on a line a variable's newline
     made: for each string in VALUES with a newline, an instruction whose first line is one of
     the value's later lines was pasted in by the value, not written in the template."""

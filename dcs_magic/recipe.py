@@ -307,7 +307,7 @@ def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLoc
                  result: BuildResult, pushes: list[PushResult]) -> None:
     """Record NAME's entry in the lock file, holding the file's lock while reading and
     writing it, so parallel builds of other NAMEs keep their entries."""
-    from .lock import Lock, update_lock
+    from .lock import update_lock
 
     def change(lock: Lock) -> None:
         lock.notebook = notebook.path.name
@@ -326,12 +326,10 @@ def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLoc
     update_lock(lock_file, change)
 
 
-_MANIFEST_TYPES = ", ".join((
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-))
+_MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json, "
+                   "application/vnd.docker.distribution.manifest.list.v2+json, "
+                   "application/vnd.oci.image.manifest.v1+json, "
+                   "application/vnd.oci.image.index.v1+json")
 
 
 def registry_digest(reference: str, username: str | None = None, password: Secret | None = None,
@@ -568,7 +566,7 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
 def _record_cluster(plan: LaunchPlan, warn: Warn | None) -> None:
     """Record the launched body in its lock entry (masked by ImageLock.to_dict, the one
     masking function `spec.mask_secrets`); the entry's content hash does not cover it."""
-    from .lock import Lock, update_lock
+    from .lock import update_lock
     from .spec import secret_warnings
 
     assert plan.lock_file is not None and plan.name is not None

@@ -28,8 +28,21 @@ from nbformat.v4 import new_code_cell, new_notebook
 from dcs_magic.cli import main
 from dcs_magic.credentials import Secret
 from dcs_magic.errors import ContextError, LockError, NotebookError, SpecError
-from dcs_magic.lock import ImageLock, Lock, lock_path, read_lock, update_lock, write_lock
-from dcs_magic.recipe import build_notebook, create_cluster, launch_spec, render_notebook, verify_push
+from dcs_magic.lock import (
+    ImageLock,
+    Lock,
+    lock_path,
+    read_lock,
+    update_lock,
+    write_lock,
+)
+from dcs_magic.recipe import (
+    build_notebook,
+    create_cluster,
+    launch_spec,
+    render_notebook,
+    verify_push,
+)
 from dcs_magic.results import PushResult
 from dcs_magic.spec import ClusterSpec, mask_secrets
 
@@ -447,8 +460,8 @@ def row_big_context_file_memory(env: Env) -> None:
 def row_unknown_field_warns(env: Env) -> None:
     warnings: list[str] = []
     spec = ClusterSpec.from_dict({**SPEC, "autotermination_minute": 30}, warn=warnings.append)
-    assert warnings == ["unknown cluster field 'autotermination_minute'; did you mean 'autotermination_minutes'? "
-                        "It is sent as it is; the Clusters API ignores or rejects it"]
+    assert warnings == [("unknown cluster field 'autotermination_minute'; did you mean 'autotermination_minutes'? "
+                         "It is sent as it is; the Clusters API ignores or rejects it")]
     assert spec.extra == {"autotermination_minute": 30}
     with pytest.raises(SpecError, match="did you mean 'autotermination_minutes'") as caught:
         ClusterSpec.from_dict({**SPEC, "autotermination_minute": 30}, strict=True)

@@ -507,8 +507,8 @@ def test_secret_warnings_name_the_reference_and_skip_references() -> None:
 
     body = {"spark_env_vars": {"DB_PASSWD": "x", "KEEP_TOKEN": "{{secrets/s/k}}", "PLAIN": "y"}}
     assert secret_warnings(body) == [
-        "spark_env_vars.DB_PASSWD holds a literal credential: store it in a Databricks secret scope and "
-        "write {{secrets/<scope>/db_passwd}} instead"]
+        ("spark_env_vars.DB_PASSWD holds a literal credential: store it in a Databricks secret scope and "
+         "write {{secrets/<scope>/db_passwd}} instead")]
 
 
 def test_unknown_fields_use_the_sdk_names() -> None:
