@@ -12,6 +12,12 @@ build context NAME it records
 The JSON is stable (sorted keys, indent 2, trailing newline, no timestamps), so rebuilding
 an unchanged notebook rewrites the same bytes and the lock diffs cleanly in review.
 
+Each entry carries `sha256`, a hash over its content (the launched cluster left out) that
+`dcs build` stores; `verify_entry` refuses an entry whose hash or pinned reference does not
+check out (an edited `pinned` or digest), as `--locked` and `dcs launch --lock` do. Several
+processes may build one notebook at once: `update_lock` holds an flock on the sidecar
+`.<lock>.flock` while it reads, changes and atomically replaces the file.
+
 `compare(lock, rendered)` lists, in words, how freshly rendered inputs differ from the
 lock; `dcs build --locked` fails with that list. Outputs never count as differences: a CI
 machine builds a new image id from the same inputs.
