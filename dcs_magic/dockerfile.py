@@ -56,10 +56,13 @@ __all__ = [
     "copy_sources",
     "databricks_runtime_line",
     "final_base",
+    "injected_instructions",
     "lint",
     "missing_copy_sources",
+    "looks_like_secret",
     "parse",
     "runtime_paths",
+    "secret_build_arg_warnings",
     "stages",
 ]
 
@@ -471,6 +474,7 @@ def lint(text: str, *, build_args: Mapping[str, str] | None = None, runtime: str
                 for lineno, message in dockerfile.problems]
     findings += _check_from(dockerfile)
     findings += _check_instructions(dockerfile)
+    findings += _check_secret_names(dockerfile)
     findings += _check_bases(all_stages)
     findings += _check_runtime_base(chain, root)
     findings += _check_final_image(chain, runtime_paths(root))
@@ -572,6 +576,74 @@ def _check_instructions(dockerfile: Dockerfile) -> list[Finding]:
                 "builder, where it fails",
                 _BUILDKIT_FIXES.get(feature.split()[-1], "rewrite it without BuildKit-only syntax"),
             ))
+    return findings
+
+
+# BuildKit's SecretsUsedInArgOrEnv check (frontend/dockerfile/linter): a name with one of these
+# words, delimited by `_` or the ends, looks like a secret unless it also has the word PUBLIC.
+_SECRET_NAME = re.compile(
+    r"(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pass|pword|passwd|secret|token)(?:_|$)")
+_PUBLIC_NAME = re.compile(r"(?i)(?:_|^)public(?:_|$)")
+SECRET_ARG_FIX = ("an ARG or ENV value is kept in the image history (`docker history`) and in the image "
+                  "config: pass it only to a build stage the final image does not copy from (a multi-stage "
+                  "build), or fetch it at run time; BuildKit secrets (RUN --mount=type=secret) are planned")
+
+
+def looks_like_secret(name: str) -> bool:
+    """True when NAME (a build arg, ARG or ENV name) looks like a secret, as BuildKit's
+    SecretsUsedInArgOrEnv check decides: NPM_TOKEN, DB_PASSWORD, API_KEY, AWS_ACCESS_KEY_ID."""
+    return bool(_SECRET_NAME.search(name)) and not _PUBLIC_NAME.search(name)
+
+
+def secret_build_arg_warnings(build_args: Mapping[str, str] | None) -> list[str]:
+    """A warning per --build-arg whose name looks like a secret (see `looks_like_secret`)."""
+    return [f"--build-arg {name} looks like a secret: {SECRET_ARG_FIX}"
+            for name in sorted(build_args or {}) if looks_like_secret(name)]
+
+
+def _declared_names(instruction: Instruction) -> list[str]:
+    """The names an ARG or ENV instruction declares (`ARG A=1 B`, `ENV A=1 B=2`, `ENV A 1`)."""
+    words = _shell_words(instruction.args) if instruction.args.strip() else []
+    if instruction.keyword == "ENV" and words and "=" not in words[0]:
+        return words[:1]  # legacy `ENV NAME value`
+    return [word.split("=", 1)[0] for word in words if word]
+
+
+def _check_secret_names(dockerfile: Dockerfile) -> list[Finding]:
+    """ARG/ENV names that look like secrets (BuildKit's SecretsUsedInArgOrEnv)."""
+    findings = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword not in ("ARG", "ENV"):
+            continue
+        for name in _declared_names(instruction):
+            if looks_like_secret(name):
+                findings.append(Finding(
+                    "secret-in-arg-or-env", instruction.lineno,
+                    f"{instruction.keyword} {name} looks like a secret; its value ends up in the image",
+                    SECRET_ARG_FIX))
+    return findings
+
+
+def injected_instructions(text: str, values: Iterable[object]) -> list[Finding]:
+    """Instructions of the rendered Dockerfile TEXT that start on a line a variable's newline
+    made: for each string in VALUES with a newline, an instruction whose first line is one of
+    the value's later lines was pasted in by the value, not written in the template."""
+    pasted: set[str] = set()
+    for value in values:
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            pasted.update(line.strip() for line in value.splitlines()[1:] if line.strip())
+    if not pasted:
+        return []
+    lines = text.splitlines()
+    findings = []
+    for instruction in parse(text).instructions:
+        first = lines[instruction.lineno - 1].strip() if 0 < instruction.lineno <= len(lines) else ""
+        if first in pasted:
+            findings.append(Finding(
+                "newline-in-variable", instruction.lineno,
+                f"{instruction.keyword} on this line comes from a template variable's newline, not from "
+                "the template",
+                "give the variable a single-line value (a newline in a value adds Dockerfile instructions)"))
     return findings
 
 

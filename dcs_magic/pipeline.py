@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._version import __version__
 from .context import dockerfile_sha256
 from .credentials import Secret, reveal
-from .dockerfile import final_base
+from .dockerfile import final_base, secret_build_arg_warnings
 from .errors import BuildError, ContextError, EngineError, PushError
 from .imageref import parse_reference
 from .progress import BuildState, ProgressSnapshot, PushState, Throttle
@@ -361,7 +361,7 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
             all_labels[BASE_DIGEST_LABEL] = base_digest
         # The engine appends one LABEL step per label: not the user's steps (issue 11.8).
         state.label_steps, state.log_path = len(all_labels), str(log_path)
-        for warning in _platform_warnings(platform, engine.platform()):
+        for warning in _platform_warnings(platform, engine.platform()) + secret_build_arg_warnings(build_args):
             reporter.call(state.warn, warning)
         if token.is_set():
             raise Cancelled("Build cancelled")
