@@ -325,7 +325,8 @@ def _java_item(facts: dict[str, str], line: RuntimeLine | None) -> CheckItem:
         first = text.splitlines()[0] if text else "no output"
         return _fail("java", f"{path} does not report a version ({first})", install)
     major, update = version
-    shown = f"Java {major}" + (f"u{update}" if major == 8 else f" ({_JAVA_VERSION.search(text)['v']})")
+    full = _JAVA_VERSION.search(text)
+    shown = f"Java {major}" + (f"u{update}" if major == 8 else f" ({full['v']})" if full else "")
     if needs_17 and major < 17:
         assert line is not None
         removed = " (JDK 8 is removed)" if 8 not in line.java_installed else ""

@@ -99,6 +99,9 @@ def _notebook_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="Write NAME's build context to DIR/NAME (default: the cell's --context, "
                              f"else {DEFAULT_BUILD_ROOT}/NAME next to the notebook).")
+    parser.add_argument("--allow-multiline-vars", action="store_true",
+                        help="Let a --var / DCS_VAR_<NAME> value with a newline into the Dockerfile "
+                             "(each newline starts a new instruction; refused by default).")
 
 
 def _render_parser(commands: Any) -> argparse.ArgumentParser:
@@ -193,6 +196,8 @@ def _launch_parser(commands: Any) -> argparse.ArgumentParser:
                              "the REST API) instead of creating a cluster.")
     parser.add_argument("--allow-literal-password", action="store_true",
                         help="Let --print output a literal docker_image.basic_auth.password.")
+    parser.add_argument("--strict", action="store_true",
+                        help="Refuse a spec with an unknown cluster field (default: warn, naming the closest field).")
     parser.set_defaults(run=_cmd_launch)
     return parser
 
@@ -258,7 +263,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from .recipe import render_notebook
 
     rendered = render_notebook(args.notebook, name=args.name, variables=_variables(args), out=args.out,
-                               warn=_warn)
+                               warn=_warn, allow_multiline_vars=args.allow_multiline_vars)
     for context in rendered.contexts:
         _out(str(context.context_dir))
     for path in rendered.init_scripts:
@@ -281,7 +286,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         locked=args.locked, out=args.out, platform=args.platform, build_args=args.build_args,
         labels=args.labels, no_cache=args.no_cache, pull=args.pull, target=args.target,
         username=args.username, password=password, progress=lambda kind: progress_sink(args.progress),
-        warn=_warn)
+        warn=_warn, allow_multiline_vars=args.allow_multiline_vars)
     for line in built.references:
         _out(line)
     return 0
@@ -337,7 +342,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     from .recipe import create_cluster, launch_spec
 
     plan = launch_spec(args.spec, image=args.image, lock=args.lock, name=args.name, username=args.username,
-                       password_env=args.password_env, warn=_warn)
+                       password_env=args.password_env, warn=_warn, strict=args.strict)
     if args.print_only:
         if plan.literal_password and not args.allow_literal_password:
             raise SpecError(
@@ -359,7 +364,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     # (TERMINATED/ERROR: code, message, hint) reaches main(): exit 1.
     wait = args.wait or args.local
     cluster_id = create_cluster(plan, profile=args.profile, local=args.local, wait=wait, timeout=args.timeout,
-                                on_created=created, on_state=_print_state)
+                                on_created=created, on_state=_print_state, warn=_warn)
     if wait:
         _note(f"Cluster {cluster_id} is RUNNING")
     return 0
@@ -410,6 +415,8 @@ def _run_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--wait", action="store_true", help="Follow the run to its end and print its output.")
     parser.add_argument("--timeout", type=_seconds_arg, default=3600.0, metavar="S",
                         help="Seconds --wait waits (default 3600).")
+    parser.add_argument("--strict", action="store_true",
+                        help="Refuse a spec with an unknown cluster field (default: warn, naming the closest field).")
     parser.set_defaults(run=_cmd_run)
     return parser
 
@@ -420,7 +427,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .spec import ClusterSpec
     from .workspace import open_workspace
 
-    spec = export_spec(ClusterSpec.load(args.spec), image=args.image)
+    spec = export_spec(ClusterSpec.load(args.spec, strict=args.strict, warn=_warn), image=args.image)
     with open_workspace(args.profile, local=args.local) as workspace:
         run_id = workspace.submit_run(spec, python_file=args.python_file, notebook=args.notebook,
                                       parameters=args.parameters, run_name=args.run_name)
@@ -460,6 +467,8 @@ def _export_parser(commands: Any) -> argparse.ArgumentParser:
                              "without --spec, the cluster it recorded is exported.")
     parser.add_argument("--name", default=None, help="Lock entry NAME (default: the only one).")
     parser.add_argument("--out", default=None, metavar="FILE", help="Write to FILE instead of stdout.")
+    parser.add_argument("--strict", action="store_true",
+                        help="Refuse a spec with an unknown cluster field (default: warn, naming the closest field).")
     parser.set_defaults(run=_cmd_export)
     return parser
 
@@ -472,7 +481,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not args.spec and not args.lock:
         raise UsageError("dcs export needs --spec FILE or --lock NOTEBOOK",
                          hint="--spec cluster.json (a clusters/create body), or --lock notebook.ipynb")
-    spec = ClusterSpec.load(args.spec) if args.spec else None
+    spec = ClusterSpec.load(args.spec, strict=args.strict, warn=_warn) if args.spec else None
     image, recorded = None, None
     if args.lock:
         from .recipe import read_lock_entry

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any
 
-from .dockerfile import Finding, lint
+from .dockerfile import Finding, lint, missing_copy_sources
 from .errors import ContextError
 from .template import render
 
-__all__ = ["Rendered", "dockerfile_sha256", "render_dockerfile", "validate_name", "write_file"]
+__all__ = ["ContextFile", "Rendered", "check_buildable", "context_files", "dockerfile_sha256", "highlight_css",
+           "render_dockerfile", "validate_name", "write_context_file", "write_file"]
 
 DOCKERFILE = "Dockerfile"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -48,6 +49,8 @@ class Rendered:
     findings: tuple[Finding, ...] = ()
     base: str | None = None
     show_text: bool = field(default=True, compare=False, repr=False)
+    pending: tuple[str, ...] = ()
+    """COPY/ADD sources not in the context yet (a later %%dcs_file cell may write them)."""
 
     @property
     def context_dir(self) -> Path:
@@ -58,21 +61,76 @@ class Rendered:
         return replace(self, show_text=False)
 
     def summary(self) -> str:
+        """One line: context, Dockerfile sha256 (short), warnings, COPY sources still missing."""
         warnings = len(self.findings)
         counted = f"{warnings} warning{'s' if warnings != 1 else ''}" if warnings else "no warnings"
-        return f"{self.name}: wrote {self.path} (sha256 {self.sha256[:12]}, {counted})"
+        text = f"{self.name}: context {self.context_dir}, Dockerfile sha256:{self.sha256[:12]}, {counted}"
+        if self.pending:
+            text += (f"; not in the context yet: {', '.join(self.pending)} "
+                     f"(write {'it' if len(self.pending) == 1 else 'them'} with %%dcs_file {self.name} PATH)")
+        return text
 
     def __repr__(self) -> str:
         return f"Rendered({self.summary()})"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        """HTML (Dockerfile highlighted with pygments, warnings below) plus a text fallback."""
+        """HTML (summary line, Dockerfile highlighted, warnings below) plus a text twin."""
         warnings_text = "".join(f"\nWarning: {f}" for f in self.findings)
-        body = self.text if self.show_text else self.summary() + "\n"
-        parts = [_highlight(self.text) if self.show_text else f"<pre>{html.escape(self.summary())}</pre>"]
+        body = self.text if self.show_text else ""
+        parts = [f'<div class="dcs-summary" style="{_SUMMARY_STYLE}">{html.escape(self.summary())}</div>']
+        if self.show_text:
+            parts.append(_highlight(self.text))
         if self.findings:
             parts.append(_findings_html(self.findings))
-        return {"text/plain": (body + warnings_text).rstrip("\n"), "text/html": "\n".join(parts)}
+        return {"text/plain": (body + self.summary() + warnings_text).rstrip("\n"), "text/html": "\n".join(parts)}
+
+
+# Colours come only from JupyterLab's theme variables, so the output reads in light and dark
+# themes alike (each pairing below measured at >= 4.5:1 in both, see tests/browser).
+_SUMMARY_STYLE = "color:var(--jp-content-font-color1);font-family:var(--jp-code-font-family);margin:2px 0"
+_HIGHLIGHT_CLASS = "dcs-highlight"
+# Pygments token type -> the JupyterLab variable its colour comes from (the nearest ancestor
+# listed wins). JupyterLab's own code editor colours tokens from the same variables.
+_TOKEN_COLOURS = {
+    "Keyword": "--jp-mirror-editor-keyword-color",
+    "Name.Builtin": "--jp-mirror-editor-builtin-color",
+    "Name.Variable": "--jp-mirror-editor-property-color",
+    "Name.Attribute": "--jp-mirror-editor-attribute-color",
+    "Name.Tag": "--jp-mirror-editor-attribute-color",
+    "Name.Function": "--jp-mirror-editor-attribute-color",
+    "Name.Constant": "--jp-mirror-editor-attribute-color",
+    "Name.Label": "--jp-mirror-editor-attribute-color",
+    "Literal.String": "--jp-mirror-editor-string-color",
+    "Literal.Number": "--jp-mirror-editor-number-color",
+    "Operator": "--jp-mirror-editor-operator-color",
+    "Punctuation": "--jp-mirror-editor-punctuation-color",
+    # The editor's comment colour is below 4.5:1 on the dark theme; the secondary text
+    # colour is not, and italics keep comments apart.
+    "Comment": "--jp-content-font-color2",
+    "Generic": "--jp-content-font-color1",
+}
+
+
+def highlight_css() -> str:
+    """The stylesheet for highlighted Dockerfiles: one rule per pygments token class."""
+    from pygments.token import STANDARD_TYPES
+
+    rules = [(f".{_HIGHLIGHT_CLASS} pre{{background:transparent;color:var(--jp-content-font-color1);"
+              "line-height:1.4;margin:2px 0}")]
+    for token, short in sorted(STANDARD_TYPES.items(), key=lambda item: item[1]):
+        if not short:
+            continue
+        name, variable = str(token).removeprefix("Token."), None
+        while name and variable is None:
+            variable = _TOKEN_COLOURS.get(name)
+            name = name.rpartition(".")[0]
+        extra = ";font-style:italic" if str(token).startswith("Token.Comment") else ""
+        if str(token) in ("Token.Error", "Token.Generic.Error"):
+            rules.append(f".{_HIGHLIGHT_CLASS} .{short}{{color:var(--jp-content-font-color0);"
+                         "text-decoration:underline wavy var(--jp-error-color1)}")
+        elif variable:
+            rules.append(f".{_HIGHLIGHT_CLASS} .{short}{{color:var({variable}){extra}}}")
+    return "\n".join(rules)
 
 
 def _highlight(text: str) -> str:
@@ -81,8 +139,10 @@ def _highlight(text: str) -> str:
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import DockerLexer
 
-    # Inline styles, so the colours survive without a stylesheet (nbconvert, GitHub).
-    return highlight(text, DockerLexer(), HtmlFormatter(noclasses=True))
+    # Classes plus a stylesheet of theme variables (no fixed colours). Where a renderer drops
+    # <style> (an untrusted notebook), the Dockerfile stays readable as plain text.
+    body = highlight(text, DockerLexer(), HtmlFormatter(cssclass=f"highlight {_HIGHLIGHT_CLASS}"))
+    return f"<style>{highlight_css()}</style>\n{body}"
 
 
 def _findings_html(findings: tuple[Finding, ...]) -> str:
@@ -92,11 +152,40 @@ def _findings_html(findings: tuple[Finding, ...]) -> str:
         for f in findings
     )
     return (
-        '<div class="dcs-lint" style="border-left:4px solid #e0a800;background:#fff8e1;'
-        'color:#3d3200;padding:4px 10px;margin-top:4px">'
+        '<div class="dcs-lint" role="note" style="border-left:4px solid var(--jp-warn-color0);'
+        "background:var(--jp-layout-color2);color:var(--jp-content-font-color1);"
+        'padding:4px 10px;margin-top:4px">'
         f"<b>&#9888; {len(findings)} Dockerfile warning{'s' if len(findings) != 1 else ''}"
         f"</b><ul style=\"margin:4px 0\">{items}</ul></div>"
     )
+
+
+@dataclass(frozen=True)
+class ContextFile:
+    """A file `%%dcs_file` wrote into a build context: where, how big, its sha256.
+
+    `os.fspath(result)` and `result.path` give the absolute path, so it can be used where
+    the bare path used to be returned.
+    """
+
+    name: str
+    relpath: str
+    path: Path
+    size: int
+    sha256: str
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def summary(self) -> str:
+        return (f"{self.name}: wrote {self.relpath} ({self.size} bytes, sha256:{self.sha256[:12]}) "
+                f"to {self.path.parent}")
+
+    def __repr__(self) -> str:
+        return f"ContextFile({self.summary()})"
+
+    def _repr_html_(self) -> str:
+        return f'<div class="dcs-summary" style="{_SUMMARY_STYLE}">{html.escape(self.summary())}</div>'
 
 
 def dockerfile_sha256(text: str | bytes) -> str:
@@ -131,7 +220,50 @@ def render_dockerfile(template_text: str, namespace: Mapping[str, Any], *, name:
     findings = tuple(lint(text))
     root = _ensure_dir(Path(context_dir))
     path = _write_atomic(root / DOCKERFILE, text, mode=0o644)
-    return Rendered(name, text, path, dockerfile_sha256(text), findings, base)
+    # Not a warning yet: the %%dcs_file cells that write them usually come after this cell.
+    pending = tuple(dict.fromkeys(src for _, src in missing_copy_sources(text, context_files(root))))
+    return Rendered(name, text, path, dockerfile_sha256(text), findings, base, pending=pending)
+
+
+def context_files(context_dir: str | os.PathLike[str]) -> list[str]:
+    """Relative POSIX paths of the files in a build context (the private `.dcs/` left out)."""
+    root = Path(context_dir)
+    found: list[str] = []
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not (here == root and d == ".dcs"))
+        found += [(here / n).relative_to(root).as_posix() for n in sorted(names)]
+    return found
+
+
+def check_buildable(context_dir: str | os.PathLike[str], name: str = "default") -> Path:
+    """Before a build draws anything: the context has a Dockerfile, and every COPY/ADD source
+    it reads is there. ContextError saying which cell to run otherwise; returns the Dockerfile."""
+    root = Path(context_dir).expanduser()
+    dockerfile = root / DOCKERFILE
+    if not dockerfile.is_file():
+        raise ContextError(f"Build context {name!r} has no Dockerfile ({dockerfile})",
+                           hint=f"Run a %%dockerfile {name} cell first (or check the NAME).")
+    try:
+        text = dockerfile.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContextError(f"cannot read {dockerfile}: {exc}", hint=f"run the %%dockerfile {name} cell again") from exc
+    missing = missing_copy_sources(text, context_files(root))
+    if missing:
+        listed = ", ".join(f"{src!r} (line {lineno})" for lineno, src in missing)
+        raise ContextError(f"the Dockerfile of {name!r} COPYs {listed}, which {'is' if len(missing) == 1 else 'are'} "
+                           f"not in the build context {root}",
+                           hint=f"write {'it' if len(missing) == 1 else 'each'} with a %%dcs_file {name} PATH cell "
+                                "(and run it), or put the file in the context directory")
+    return dockerfile
+
+
+def write_context_file(context_dir: str | os.PathLike[str], relpath: str, text: str, *,
+                       name: str = "default") -> ContextFile:
+    """`write_file`, returning a ContextFile (path, size, sha256) that notebooks display."""
+    path = write_file(context_dir, relpath, text)
+    data = path.read_bytes()
+    return ContextFile(name, _relative_path(relpath).as_posix(), path, len(data), hashlib.sha256(data).hexdigest())
 
 
 def write_file(context_dir: str | os.PathLike[str], relpath: str, text: str) -> Path:

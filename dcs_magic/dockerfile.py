@@ -25,6 +25,8 @@ hurt on Databricks Container Services; none of them stops a render.
     jdk8-runtime         JDK 8 installed or selected while the line (base or `runtime=`) is 18 or later
     jars-shadow          files copied into /databricks/jars (they shadow the runtime's own classes)
     r-base-nfs           an R base (rbase / r): the cluster needs spark.databricks.driverNfs.enabled false
+    copy-missing         a COPY/ADD source that is not in the build context (only when the
+                         context's file list is given: `lint(text, context_files=...)`)
 
 Only the final stage (and the stages it is built `FROM`) matters for the runtime rules;
 every stage counts for `mutable-base` and `buildkit-only`.
@@ -32,6 +34,7 @@ every stage counts for `mutable-base` and `buildkit-only`.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import posixpath
 import re
@@ -50,11 +53,16 @@ __all__ = [
     "Instruction",
     "RuntimePaths",
     "Stage",
+    "copy_sources",
     "databricks_runtime_line",
     "final_base",
+    "injected_instructions",
     "lint",
+    "missing_copy_sources",
+    "looks_like_secret",
     "parse",
     "runtime_paths",
+    "secret_build_arg_warnings",
     "stages",
 ]
 
@@ -417,7 +425,7 @@ def _substitute(text: str, values: Mapping[str, str]) -> str | None:
         value = values.get(name)
         is_set = value is not None and (value != "" or not (op or "").startswith(":"))
         if op and op.endswith("-"):
-            return value if is_set else word
+            return value if is_set and value is not None else word
         if op and op.endswith("+"):
             return word if is_set else ""
         if value is None:
@@ -450,11 +458,13 @@ def _final_chain(all_stages: list[Stage]) -> list[Stage]:
 
 
 def lint(text: str, *, build_args: Mapping[str, str] | None = None, runtime: str | None = None,
-         today: date | None = None) -> list[Finding]:
+         today: date | None = None, context_files: Iterable[str] | None = None) -> list[Finding]:
     """Warnings about what will hurt on Databricks, sorted by line. Never raises on bad input.
 
     `runtime` is the runtime key or line the image targets when known (the base tag's line
     is used otherwise); `today` decides what is out of support (default: the current date).
+    `context_files` (relative POSIX paths of the build context's files) adds `copy-missing`
+    for COPY/ADD sources that are not among them.
     """
     dockerfile = parse(text)
     all_stages = stages(dockerfile, build_args)
@@ -464,16 +474,62 @@ def lint(text: str, *, build_args: Mapping[str, str] | None = None, runtime: str
                 for lineno, message in dockerfile.problems]
     findings += _check_from(dockerfile)
     findings += _check_instructions(dockerfile)
+    findings += _check_secret_names(dockerfile)
     findings += _check_bases(all_stages)
     findings += _check_runtime_base(chain, root)
     findings += _check_final_image(chain, runtime_paths(root))
     findings += _check_runtime_line(chain, root, runtime, today)
+    if context_files is not None:
+        findings += [Finding("copy-missing", lineno,
+                             f"COPY/ADD source {source!r} is not in the build context, so the build fails",
+                             f"write it with %%dcs_file NAME {source}, or put it in the context directory")
+                     for lineno, source in missing_copy_sources(dockerfile, context_files)]
     return sorted(findings, key=lambda f: (f.lineno, f.rule, f.message))
+
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^git@", re.IGNORECASE)
+
+
+def copy_sources(dockerfile: Dockerfile | str) -> list[tuple[int, str]]:
+    """(line, source) for each COPY/ADD source read from the build context.
+
+    Left out: `--from` copies, heredocs, URLs and git sources of ADD, and sources with a
+    variable (`$X`), whose value the context alone does not tell.
+    """
+    if isinstance(dockerfile, str):
+        dockerfile = parse(dockerfile)
+    found: list[tuple[int, str]] = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword not in ("COPY", "ADD") or instruction.has_flag("from") or instruction.heredocs:
+            continue
+        words = instruction.exec_form or _shell_words(instruction.args)
+        for source in words[:-1]:
+            if source and not _URL.match(source) and "$" not in source:
+                found.append((instruction.lineno, source))
+    return found
+
+
+def missing_copy_sources(dockerfile: Dockerfile | str, context_files: Iterable[str]) -> list[tuple[int, str]]:
+    """The COPY/ADD sources (see `copy_sources`) that match no file or directory of the context."""
+    files = {posixpath.normpath(f.lstrip("/")) for f in context_files}
+    present = set(files) | {"."}
+    for name in files:  # every parent directory counts as present
+        parts = name.split("/")
+        present.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    missing = []
+    for lineno, source in copy_sources(dockerfile):
+        path = posixpath.normpath(source.lstrip("/")) if source.strip("/") else "."
+        if any(ch in path for ch in "*?["):
+            if not any(fnmatch.fnmatchcase(name, path) for name in present):
+                missing.append((lineno, source))
+        elif path not in present:
+            missing.append((lineno, source))
+    return missing
 
 
 def _pulls_image(stage: Stage) -> bool:
     """Whether the stage's FROM names an image to pull (not a stage, scratch or unresolved)."""
-    return stage.parent is None and bool(stage.base) and stage.base.lower() != "scratch"
+    return stage.parent is None and bool(stage.base) and (stage.base or "").lower() != "scratch"
 
 
 def _image_ref(stage: Stage) -> ImageRef | None:
@@ -520,6 +576,74 @@ def _check_instructions(dockerfile: Dockerfile) -> list[Finding]:
                 "builder, where it fails",
                 _BUILDKIT_FIXES.get(feature.split()[-1], "rewrite it without BuildKit-only syntax"),
             ))
+    return findings
+
+
+# BuildKit's SecretsUsedInArgOrEnv check (frontend/dockerfile/linter): a name with one of these
+# words, delimited by `_` or the ends, looks like a secret unless it also has the word PUBLIC.
+_SECRET_NAME = re.compile(
+    r"(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pass|pword|passwd|secret|token)(?:_|$)")
+_PUBLIC_NAME = re.compile(r"(?i)(?:_|^)public(?:_|$)")
+SECRET_ARG_FIX = ("an ARG or ENV value is kept in the image history (`docker history`) and in the image "
+                  "config: pass it only to a build stage the final image does not copy from (a multi-stage "
+                  "build), or fetch it at run time; BuildKit secrets (RUN --mount=type=secret) are planned")
+
+
+def looks_like_secret(name: str) -> bool:
+    """True when NAME (a build arg, ARG or ENV name) looks like a secret, as BuildKit's
+    SecretsUsedInArgOrEnv check decides: NPM_TOKEN, DB_PASSWORD, API_KEY, AWS_ACCESS_KEY_ID."""
+    return bool(_SECRET_NAME.search(name)) and not _PUBLIC_NAME.search(name)
+
+
+def secret_build_arg_warnings(build_args: Mapping[str, str] | None) -> list[str]:
+    """A warning per --build-arg whose name looks like a secret (see `looks_like_secret`)."""
+    return [f"--build-arg {name} looks like a secret: {SECRET_ARG_FIX}"
+            for name in sorted(build_args or {}) if looks_like_secret(name)]
+
+
+def _declared_names(instruction: Instruction) -> list[str]:
+    """The names an ARG or ENV instruction declares (`ARG A=1 B`, `ENV A=1 B=2`, `ENV A 1`)."""
+    words = _shell_words(instruction.args) if instruction.args.strip() else []
+    if instruction.keyword == "ENV" and words and "=" not in words[0]:
+        return words[:1]  # legacy `ENV NAME value`
+    return [word.split("=", 1)[0] for word in words if word]
+
+
+def _check_secret_names(dockerfile: Dockerfile) -> list[Finding]:
+    """ARG/ENV names that look like secrets (BuildKit's SecretsUsedInArgOrEnv)."""
+    findings = []
+    for instruction in dockerfile.instructions:
+        if instruction.keyword not in ("ARG", "ENV"):
+            continue
+        for name in _declared_names(instruction):
+            if looks_like_secret(name):
+                findings.append(Finding(
+                    "secret-in-arg-or-env", instruction.lineno,
+                    f"{instruction.keyword} {name} looks like a secret; its value ends up in the image",
+                    SECRET_ARG_FIX))
+    return findings
+
+
+def injected_instructions(text: str, values: Iterable[object]) -> list[Finding]:
+    """Instructions of the rendered Dockerfile TEXT that start on a line a variable's newline
+    made: for each string in VALUES with a newline, an instruction whose first line is one of
+    the value's later lines was pasted in by the value, not written in the template."""
+    pasted: set[str] = set()
+    for value in values:
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            pasted.update(line.strip() for line in value.splitlines()[1:] if line.strip())
+    if not pasted:
+        return []
+    lines = text.splitlines()
+    findings = []
+    for instruction in parse(text).instructions:
+        first = lines[instruction.lineno - 1].strip() if 0 < instruction.lineno <= len(lines) else ""
+        if first in pasted:
+            findings.append(Finding(
+                "newline-in-variable", instruction.lineno,
+                f"{instruction.keyword} on this line comes from a template variable's newline, not from "
+                "the template",
+                "give the variable a single-line value (a newline in a value adds Dockerfile instructions)"))
     return findings
 
 

@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError, DcsError
 from .imageref import parse_reference
@@ -35,6 +35,9 @@ from .spec import (
     is_secret_reference,
     node_type_refusal,
 )
+
+if TYPE_CHECKING:  # imported lazily at run time
+    from .workspace import Workspace
 
 __all__ = ["ENABLE_DCS_HOWTO", "RegistryProbe", "doctor", "probe_registry", "registry_api_url",
            "registry_credentials",
@@ -180,7 +183,7 @@ def _ask(call: Callable[[], Any]) -> tuple[Any, DcsError | None]:
         return None, exc
 
 
-def doctor(workspace: Any, spec: ClusterSpec | None = None, *,
+def doctor(workspace: Workspace, spec: ClusterSpec | None = None, *,
            probe: Callable[..., RegistryProbe] = probe_registry) -> CheckReport:
     """Ask the workspace (a `Workspace`) and the spec's registry; one CheckItem per question."""
     items: list[CheckItem] = []

@@ -24,33 +24,42 @@ pipeline decides which dcs-magic error they become, since only it knows the prog
 from __future__ import annotations
 
 import atexit
-import io
+import http.client
 import os
 import re
+import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 from docker.context import ContextAPI
 from docker.utils import build as build_utils
 
 from .errors import BuildError, EngineError, ImageNotFoundError, PushError
 from .imageref import parse_reference
+from .tarstream import TarStream
 
-__all__ = ["ContainerRun", "Engine", "ExecResult", "StreamError", "connect", "context_excludes",
-           "context_paths", "engine_host", "remove_held_containers"]
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
+
+__all__ = ["ContainerRun", "Engine", "ExecResult", "StreamAborted", "StreamError", "connect",
+           "context_excludes", "context_paths", "engine_host", "remove_held_containers"]
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _START_HINT = ("Start a Docker engine (Docker Desktop, `sudo systemctl start docker`, or `dockerd`), "
                "or point DOCKER_HOST / `docker context use` at a running one.")
 # Directory inside a build context that is never sent to the engine (build logs live there).
 PRIVATE_DIR = ".dcs"
+DEFAULT_TIMEOUT_S = 60.0
+_BROKEN_STREAM_HINT = ("The Docker engine closed the connection or restarted mid-stream; check that it "
+                       "is running (`docker info`) and try again.")
 
 
 class StreamError(Exception):
@@ -96,18 +105,78 @@ def engine_host() -> str:
     return _target().host
 
 
-class _StreamingClient(docker.APIClient):
-    """APIClient whose streams close their HTTP response when the consumer stops.
+class StreamAborted(Exception):
+    """The stream was closed on purpose by `Engine.abort()` (a cancelled build or push)."""
 
-    Closing the response (on KeyboardInterrupt, a cancelled job, an error) is what tells the
-    engine to abort a build; docker-py otherwise leaves it to the garbage collector.
+
+class _StreamingClient(docker.APIClient):
+    """APIClient whose streams can be stopped at once and have no read timeout.
+
+    - A stream's HTTP response is closed when its consumer stops (KeyboardInterrupt, an error)
+      and by `abort()` from any thread. Closing it is what tells the engine to abort a build
+      or a push; docker-py otherwise leaves it to the garbage collector, and a consumer
+      blocked in `recv()` on a silent step would only notice at the engine's next output.
+    - Streams (build, push) get no read timeout: the engine may rightly say nothing for
+      minutes (a silent compile, a registry slow to accept a layer) and detects a stalled
+      registry itself. Ordinary API calls keep the client's timeout.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._streams: set[Any] = set()
+        self._streams_lock = threading.Lock()
+        self.aborted = False
+
+    def _post(self, url: str, **kwargs: Any) -> Any:
+        if not kwargs.get("stream"):
+            return super()._post(url, **kwargs)
+        kwargs["timeout"] = (self.timeout, None)  # (connect, read): no read timeout
+        response = super()._post(url, **kwargs)
+        with self._streams_lock:
+            self._streams.add(response)
+            aborted = self.aborted
+        if aborted:  # abort() came while the request was being sent
+            _shut(response)
+        return response
 
     def _stream_helper(self, response: Any, decode: bool = False) -> Iterator[Any]:
         try:
             yield from super()._stream_helper(response, decode)
         finally:
+            with self._streams_lock:
+                self._streams.discard(response)
             response.close()
+
+    def abort(self) -> None:
+        """Close every open stream now; safe from any thread, idempotent."""
+        with self._streams_lock:
+            self.aborted = True
+            streams = list(self._streams)
+        for response in streams:
+            _shut(response)
+
+
+def _shut(response: Any) -> None:
+    """Shut the response's socket down: wakes a reader blocked in `recv()` in another thread
+    (closing the file descriptor alone would not) and makes the engine see the client gone."""
+    sock = None
+    try:
+        sock = response.raw.connection.sock  # urllib3 2: the connection of a streamed response
+    except AttributeError:
+        pass
+    if sock is None:
+        try:  # urllib3 1.x / other transports: the socket under http.client's file
+            raw = response.raw._fp.fp.raw
+            sock = getattr(raw, "_sock", raw)
+        except AttributeError:
+            sock = None
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError, ValueError):
+            pass  # already closed, or not a socket (npipe, ssh channel): closing below suffices
+    # The consumer's own `finally` closes the response: closing it here, from another
+    # thread, would race with http.client half-way through a read.
 
 
 @dataclass(frozen=True)
@@ -151,7 +220,7 @@ class Engine:
         self.api = api
         self.host = host
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -227,26 +296,44 @@ class Engine:
         parse errors), StreamError for a failing step, EngineError when the engine is gone.
         """
         context = _context_tar(Path(context_dir), dockerfile)
+        streaming = False  # True once the engine answered: later failures are a broken stream
         try:
             events = self.api.build(
                 fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tags[0] if tags else None,
                 decode=True, rm=True, forcerm=True, platform=platform, labels=labels or None,
                 buildargs=buildargs or None, nocache=nocache, pull=pull, target=target,
             )
+            streaming = True
             yield from _checked(events)
-        except docker.errors.APIError as exc:
-            explanation = str(exc.explanation or exc)
-            if "parse error" in explanation.lower():
-                raise BuildError(f"The engine could not parse the Dockerfile: {explanation}",
-                                 hint="Fix the Dockerfile (re-run its %%dockerfile cell) and build again.") from exc
-            if exc.status_code == 400:
-                raise BuildError(f"The engine rejected the build: {explanation}",
-                                 hint="Check the build options (--platform, --build-arg, --target).") from exc
-            raise self._engine_error("build", exc) from exc
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-            raise self._engine_error("build", exc) from exc
+        except StreamError:
+            raise
+        except Exception as exc:
+            if self.aborted:
+                raise StreamAborted("build cancelled") from exc
+            error = self._build_failure(exc, streaming)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             context.close()
+
+    def _build_failure(self, exc: Exception, streaming: bool) -> Exception:
+        """What a failing build request or stream means, as a dcs-magic error."""
+        if isinstance(exc, docker.errors.APIError):
+            explanation = str(exc.explanation or exc)
+            if "parse error" in explanation.lower():
+                return BuildError(f"The engine could not parse the Dockerfile: {explanation}",
+                                  hint="Fix the Dockerfile (re-run its %%dockerfile cell) and build again.")
+            if exc.status_code == 400:
+                return BuildError(f"The engine rejected the build: {explanation}",
+                                  hint="Check the build options (--platform, --build-arg, --target).")
+            return self._engine_error("build", exc)
+        if streaming and _broken_stream(exc):
+            return BuildError(f"The build's output stream from the Docker engine at {self.host} broke: "
+                              f"{_short(exc)}", hint=_BROKEN_STREAM_HINT)
+        if isinstance(exc, (requests.exceptions.RequestException, docker.errors.DockerException)):
+            return self._engine_error("build", exc)
+        return exc
 
     def push_events(self, repository: str, tag: str | None,
                     auth_config: dict | None = None) -> Iterator[dict]:
@@ -254,23 +341,52 @@ class Engine:
 
         The caller's `auth_config` dict is used for this one request only and not kept.
         """
+        streaming = False
         try:
             events = self.api.push(repository, tag, stream=True, decode=True, auth_config=auth_config)
             auth_config = None  # the request is sent: drop our reference to the credentials
+            streaming = True
             yield from _checked(events)
-        except docker.errors.APIError as exc:
-            reference = f"{repository}:{tag}" if tag else repository
+        except StreamError:
+            raise
+        except Exception as exc:
+            if self.aborted:
+                raise StreamAborted("push cancelled") from exc
+            error = self._push_failure(exc, f"{repository}:{tag}" if tag else repository, streaming)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _push_failure(self, exc: Exception, reference: str, streaming: bool) -> Exception:
+        """What a failing push request or stream means, as a dcs-magic error."""
+        if isinstance(exc, docker.errors.APIError):
             if exc.status_code == 404:
-                raise PushError(f"No local image {reference} to push: {exc.explanation}",
-                                reference=reference, reason=str(exc.explanation),
-                                hint=f"Build it first, e.g. %dcs_build -t {reference}") from exc
+                return PushError(f"No local image {reference} to push: {exc.explanation}",
+                                 reference=reference, reason=str(exc.explanation),
+                                 hint=f"Build it first, e.g. %dcs_build -t {reference}")
             if exc.status_code == 429:
-                raise PushError(f"The registry rate-limited the push of {reference} (429 Too Many Requests)",
-                                reference=reference, reason="rate limited",
-                                hint="Wait a while and push again.") from exc
-            raise self._engine_error("push", exc) from exc
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-            raise self._engine_error("push", exc) from exc
+                return PushError(f"The registry rate-limited the push of {reference} (429 Too Many Requests)",
+                                 reference=reference, reason="rate limited",
+                                 hint="Wait a while and push again.")
+            return self._engine_error("push", exc)
+        if streaming and _broken_stream(exc):
+            return PushError(f"The push of {reference} lost its stream from the Docker engine at "
+                             f"{self.host}: {_short(exc)}", reference=reference, reason=_short(exc),
+                             hint=_BROKEN_STREAM_HINT)
+        if isinstance(exc, (requests.exceptions.RequestException, docker.errors.DockerException)):
+            return self._engine_error("push", exc)
+        return exc
+
+    def abort(self) -> None:
+        """Stop the running build/push stream now (from any thread): the engine sees the
+        client gone and aborts; the consumer's next read ends with StreamAborted."""
+        abort = getattr(self.api, "abort", None)
+        if abort is not None:
+            abort()
+
+    @property
+    def aborted(self) -> bool:
+        return bool(getattr(self.api, "aborted", False))
 
     def tag(self, image_id: str, reference: str) -> None:
         """Add `reference` (repo[:tag]) to an image (docker-py's build takes a single tag)."""
@@ -532,15 +648,37 @@ def context_paths(context_dir: str | os.PathLike[str]) -> set[str]:
     return set(build_utils.exclude_paths(str(root), context_excludes(root)))
 
 
-def _context_tar(context_dir: Path, dockerfile: str) -> io.BufferedRandom:
-    """The build context as a tar, as `context_excludes` selects it."""
-    return build_utils.tar(str(context_dir), exclude=context_excludes(context_dir),
-                           dockerfile=(dockerfile, None), gzip=False)
+def _context_tar(context_dir: Path, dockerfile: str) -> Generator[bytes, None, None]:
+    """The build context as tar chunks, as `context_excludes` selects it (and the Dockerfile
+    always), written by a thread while the request uploads them (a chunked body), so tarring
+    and uploading overlap and memory stays flat; docker-py's own `tar` would first write the
+    whole context to a temporary file. Closing the iterator stops the writer."""
+    files = build_utils.exclude_paths(str(context_dir), context_excludes(context_dir), dockerfile=dockerfile)
+    return iter(TarStream(context_dir, files))
 
 
-def connect(timeout: int = 60, *, host: str | None = None) -> Engine:
-    """Connect to the engine the Docker CLI would use (or `host`, e.g. `unix:///x.sock`),
-    or raise EngineError saying where we tried."""
+def api_timeout() -> float:
+    """Seconds an ordinary API call may take: `DOCKER_CLIENT_TIMEOUT` (as docker-compose reads
+    it), else 60. Build and push streams have no read timeout (see _StreamingClient)."""
+    value = os.environ.get("DOCKER_CLIENT_TIMEOUT", "").strip()
+    try:
+        seconds = float(value) if value else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise EngineError(f"DOCKER_CLIENT_TIMEOUT={value!r} is not a number of seconds", host=None,
+                          hint="Set DOCKER_CLIENT_TIMEOUT to a positive number, e.g. 120, or unset it.") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise EngineError(f"DOCKER_CLIENT_TIMEOUT={value!r} must be a positive number of seconds", host=None,
+                          hint="Set DOCKER_CLIENT_TIMEOUT to a positive number, e.g. 120, or unset it.")
+    return seconds
+
+
+def connect(timeout: float | None = None, *, host: str | None = None) -> Engine:
+    """Connect to the engine the Docker CLI would use (or `host`, e.g. `unix:///x.sock`), or
+    raise EngineError saying where we tried.
+
+    `timeout`: seconds for ordinary API calls (default `api_timeout()`); streams have none.
+    """
+    timeout = api_timeout() if timeout is None else timeout
     target = _Target(host, None, "host argument") if host else _target()
     try:
         api = _StreamingClient(base_url=target.host, version="auto", tls=target.tls, timeout=timeout)
@@ -549,6 +687,12 @@ def connect(timeout: int = 60, *, host: str | None = None) -> Engine:
             f"Cannot reach the Docker engine at {target.host} ({target.source}): {_short(exc)}",
             host=target.host, hint=_START_HINT) from exc
     return Engine(api, target.host)
+
+
+def _broken_stream(exc: BaseException) -> bool:
+    """A stream that ended mid-way (connection reset, truncated chunk, a read timeout)."""
+    return isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
+                            urllib3.exceptions.HTTPError, http.client.HTTPException, ConnectionError))
 
 
 def _short(exc: Exception) -> str:

@@ -464,7 +464,8 @@ def to_pool(spec: ClusterSpec, **kwargs: Any) -> str:
 
 def export(kind: str, spec: ClusterSpec, **kwargs: Any) -> str:
     """The export of one kind (`bundle`, `terraform`, `policy`, `pool`) as text."""
-    writers: dict[str, Callable[..., str]] = {"bundle": to_bundle, "terraform": to_terraform, "policy": to_policy, "pool": to_pool}
+    writers: dict[str, Callable[..., str]] = {"bundle": to_bundle, "terraform": to_terraform,
+                                               "policy": to_policy, "pool": to_pool}
     if kind not in writers:
         raise SpecError(f"unknown export kind {kind!r}", field=None, hint=f"use one of: {', '.join(EXPORT_KINDS)}")
     return writers[kind](spec, **kwargs)

@@ -25,10 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DcsError, UsageError
 from .spec import ClusterSpec
+
+if TYPE_CHECKING:  # imported lazily at run time
+    from .workspace import Workspace
 
 __all__ = [
     "FINAL_STATES",
@@ -258,7 +261,7 @@ def run_result(run: Mapping[str, Any], output: Mapping[str, Any] | None = None) 
 # -- following a run (over any object with the Workspace methods) ---------------------------
 
 
-def follow_run(workspace: Any, run_id: int, *, timeout_s: float = 3600, on_state: Any = None,
+def follow_run(workspace: Workspace, run_id: int, *, timeout_s: float = 3600, on_state: Any = None,
                **wait: Any) -> RunResult:
     """Wait for the run to end, fetch its task's output, and return the RunResult (which
     may be a failure: `result.ok`, `result.raise_for_state()`). `wait` goes to

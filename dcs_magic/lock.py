@@ -12,6 +12,12 @@ build context NAME it records
 The JSON is stable (sorted keys, indent 2, trailing newline, no timestamps), so rebuilding
 an unchanged notebook rewrites the same bytes and the lock diffs cleanly in review.
 
+Each entry carries `sha256`, a hash over its content (the launched cluster left out) that
+`dcs build` stores; `verify_entry` refuses an entry whose hash or pinned reference does not
+check out (an edited `pinned` or digest), as `--locked` and `dcs launch --lock` do. Several
+processes may build one notebook at once: `update_lock` holds an flock on the sidecar
+`.<lock>.flock` while it reads, changes and atomically replaces the file.
+
 `compare(lock, rendered)` lists, in words, how freshly rendered inputs differ from the
 lock; `dcs build --locked` fails with that list. Outputs never count as differences: a CI
 machine builds a new image id from the same inputs.
@@ -19,12 +25,13 @@ machine builds a new image id from the same inputs.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +45,11 @@ __all__ = [
     "Lock",
     "compare",
     "context_files",
+    "file_sha256",
     "lock_path",
     "read_lock",
+    "update_lock",
+    "verify_entry",
     "write_lock",
 ]
 
@@ -62,6 +72,8 @@ class ImageLock:
     platform: str | None = None
     push: dict[str, str] | None = None
     cluster: dict[str, Any] | None = None
+    sha256: str | None = None
+    """The entry's content hash (`content_sha256()`) when `dcs build` wrote it; see `verify`."""
 
     @property
     def pinned(self) -> str | None:
@@ -78,8 +90,46 @@ class ImageLock:
             "platform": self.platform,
             "push": dict(self.push) if self.push else None,
             "cluster": mask_secrets(self.cluster) if self.cluster else None,
+            "sha256": self.sha256,
         }
         return data
+
+    def content_sha256(self) -> str:
+        """sha256 over the entry's inputs and outputs (stable JSON), leaving out the launched
+        cluster (written later by `dcs launch`) and the stored hash itself."""
+        data = self.to_dict()
+        data.pop("cluster", None)
+        data.pop("sha256", None)
+        text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def seal(self) -> ImageLock:
+        """Store the content hash (done by `dcs build` when it writes the entry). Returns self."""
+        self.sha256 = self.content_sha256()
+        return self
+
+    def problems(self) -> list[str]:
+        """Why this entry cannot be trusted, one sentence each (empty: it verifies).
+
+        The pinned reference must be the pushed repository at the pushed digest, and the
+        content must still hash to the hash `dcs build` stored: an edited `pinned`, digest,
+        image id or Dockerfile shows here.
+        """
+        out = []
+        push = self.push or {}
+        pinned, digest, reference = push.get("pinned"), push.get("digest"), push.get("reference")
+        if pinned or digest:
+            repo = _repository(reference) if reference else None
+            expected = f"{repo}@{digest}" if repo and digest else None
+            if not pinned or pinned != expected:
+                out.append(f"push.pinned {pinned!r} is not the pushed repository at the pushed digest "
+                           f"({expected!r} from push.reference {reference!r} and push.digest {digest!r})")
+        if not self.sha256:
+            out.append("it has no content hash (sha256): it was written by hand or by an older dcs-magic")
+        elif self.sha256 != self.content_sha256():
+            out.append(f"its content no longer matches the hash dcs build stored (sha256 {self.sha256[:12]}, "
+                       f"content now {self.content_sha256()[:12]}): the entry was edited after the build")
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageLock:
@@ -98,6 +148,28 @@ class ImageLock:
             platform=data.get("platform"),
             push=dict(data["push"]) if data.get("push") else None,
             cluster=dict(data["cluster"]) if data.get("cluster") else None,
+            sha256=data.get("sha256"),
+        )
+
+
+def _repository(reference: str) -> str | None:
+    """`host/repo:tag` -> `host/repo` (as the push pinned it); None when it does not parse."""
+    from .imageref import parse_reference
+
+    try:
+        return parse_reference(reference).repository
+    except ValueError:
+        return None
+
+
+def verify_entry(lock_file: str | os.PathLike[str], name: str, entry: ImageLock) -> None:
+    """LockError saying what differs when ENTRY (NAME in LOCK_FILE) does not verify."""
+    problems = entry.problems()
+    if problems:
+        listed = "\n".join(f"  - {p}" for p in problems)
+        raise LockError(
+            f"lock entry {name!r} in {lock_file} does not verify, so its image cannot be trusted:\n{listed}",
+            hint="do not edit lock entries by hand; run `dcs build NOTEBOOK -t TAG --push` to write it again",
         )
 
 
@@ -161,17 +233,59 @@ def read_lock(path: str | os.PathLike[str]) -> Lock | None:
 
 
 def write_lock(path: str | os.PathLike[str], lock: Lock) -> Path:
-    """Write LOCK to PATH atomically (a reader never sees half a file). Returns PATH."""
+    """Write LOCK to PATH atomically (a reader never sees half a file). Returns PATH.
+
+    This replaces the whole file: to change one entry while other processes may write the
+    same lock, use `update_lock`, which holds the file's lock while reading and writing.
+    """
     path = Path(path)
     text = lock.dumps()
+    tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+        tmp = None
     except OSError as exc:
         raise LockError(f"cannot write lock file {path}: {exc}") from exc
+    finally:
+        if tmp is not None:  # a failed write leaves no temporary file behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return path
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on PATH's sidecar `.PATH.flock` (the lock file itself is
+    replaced on every write, so it cannot carry the flock)."""
+    import fcntl
+
+    sidecar = path.with_name(f".{path.name}.flock")
+    try:
+        fd = os.open(sidecar, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LockError(f"cannot open {sidecar} to lock {path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def update_lock(path: str | os.PathLike[str], change: Callable[[Lock], Any]) -> Lock:
+    """Read the lock at PATH (empty when there is none), apply CHANGE to it and write it,
+    holding an exclusive lock throughout: parallel `dcs build`s of one notebook each add
+    their entry, none is lost. Returns the Lock written."""
+    path = Path(path)
+    with _exclusive(path):
+        lock = read_lock(path) or Lock()
+        change(lock)
+        write_lock(path, lock)
+    return lock
 
 
 def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
@@ -188,8 +302,20 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
         path = root / rel
         if rel == "Dockerfile" or not path.is_file():
             continue
-        hashes[Path(rel).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+        hashes[Path(rel).as_posix()] = file_sha256(path)
     return hashes
+
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file read in 1 MiB chunks: memory stays flat for a file of any size."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def compare(lock: Lock | None, rendered: Mapping[str, ImageLock]) -> list[str]:

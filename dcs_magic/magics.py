@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,31 @@ def parse_magic_line(magic: Callable[..., Any], line: str) -> argparse.Namespace
         raise MagicUsageError(f"cannot split {line!r}: {exc}") from None
     namespace: argparse.Namespace = magic.parser.parse_args(argv)  # type: ignore[attr-defined]
     return namespace
+
+
+@contextmanager
+def _details_in_widget(sink: Any) -> Iterator[None]:
+    """Mark a DcsError raised while `sink` (a live widget) shows its details (issue 11.5)."""
+    try:
+        yield
+    except DcsError as exc:
+        from .widgets import ProgressWidget
+
+        if isinstance(sink, ProgressWidget):
+            exc.details_shown = True  # type: ignore[attr-defined]
+        raise
+
+
+def _one_line(error: DcsError) -> str:
+    """`BuildError: <first line of the message>` + the hint: the short form under a widget."""
+    first = (error.message or "").strip().splitlines()
+    text = f"{type(error).__name__}: {first[0] if first else ''}"
+    log_path = getattr(error, "log_path", None)
+    if log_path and str(log_path) not in text:
+        text += f" (full log: {log_path})"
+    if error.hint:
+        text += f"\nHint: {error.hint}"
+    return text
 
 
 @magics_class
@@ -93,9 +119,13 @@ class DcsMagics(Magics, Configurable):
         self._previous_exc: tuple[Any, Any] | None = None
         self._our_exc: Any = None
         if shell is not None:
+            from .pipeline import Cancelled
+
             # Magics.__init__ already adds us to shell.configurables (so %config works).
             self._previous_exc = (shell.custom_exceptions, shell.CustomTB)
-            shell.set_custom_exc((DcsError,), self._show_error)
+            # Cancelled (a KeyboardInterrupt raised by our build/push after its cleanup) shows
+            # as its one line, not a traceback through docker-py and http.client.
+            shell.set_custom_exc((DcsError, Cancelled), self._show_error)
             self._our_exc = shell.CustomTB
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
@@ -121,7 +151,7 @@ class DcsMagics(Magics, Configurable):
 
     def _namespace(self) -> dict[str, Any]:
         """The notebook's variables as template context (private and IPython names left out)."""
-        ns = self.shell.user_ns if self.shell is not None else {}
+        ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
         return {k: v for k, v in ns.items() if not k.startswith("_") and k not in _HIDDEN_NAMES}
 
     def _context_dir(self, name: str, context: str | None = None) -> Path:
@@ -138,7 +168,14 @@ class DcsMagics(Magics, Configurable):
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         # One short entry instead of the library frames: shown as the cell's `error` output in
         # notebooks (so nbclient/papermill still see a failed cell), printed in a terminal.
-        stb = [value.short() if isinstance(value, DcsError) else f"{etype.__name__}: {value}"]
+        if isinstance(value, DcsError) and getattr(value, "details_shown", False):
+            stb = [_one_line(value)]  # the widget above shows the details: say it once
+        elif isinstance(value, DcsError):
+            stb = [value.short()]
+        elif isinstance(value, KeyboardInterrupt):  # pipeline.Cancelled: its message is the line
+            stb = [str(value) or "Cancelled"]
+        else:
+            stb = [f"{etype.__name__}: {value}"]
         shell._showtraceback(etype, value, stb)
         return stb
 
@@ -176,7 +213,8 @@ class DcsMagics(Magics, Configurable):
     def dcs_file(self, line: str, cell: str) -> Any:
         """Render the cell (same Jinja rules) to PATH inside NAME's build context.
 
-        Returns the absolute path written.
+        Returns a `ContextFile` (path, size, sha256; `os.fspath()` gives the path), shown as
+        one line naming what was written where.
         """
         from . import context
         from .template import render
@@ -184,7 +222,7 @@ class DcsMagics(Magics, Configurable):
         args = parse_magic_line(self.dcs_file, line)
         context.validate_name(args.name)
         text = render(cell, self._namespace(), template_name=f"{args.name}/{args.path}")
-        return context.write_file(self._context_dir(args.name), args.path, text)
+        return context.write_context_file(self._context_dir(args.name), args.path, text, name=args.name)
 
     @no_var_expand
     @magic_arguments()
@@ -229,34 +267,42 @@ class DcsMagics(Magics, Configurable):
     @argument("--pull", action="store_true", help="Always pull a newer base image.")
     @argument("--target", default=None, help="Multi-stage target to build.")
     @argument("--label", action="append", default=[], dest="labels", metavar="K=V")
-    @argument("--bg", action="store_true", help="Build in the background; return a handle at once.")
+    @argument("--bg", action="store_true",
+              help="Build in the background; return a Job at once (stop it with the widget's Stop "
+              "button or job.cancel(); Kernel > Interrupt only interrupts the running cell).")
     @line_magic
     def dcs_build(self, line: str) -> Any:
         """Build NAME's context with the Docker engine, with live progress."""
         from IPython.core.error import UsageError
 
         from . import pipeline
+        from .context import check_buildable
         from .widgets import progress_sink
 
         args = parse_magic_line(self.dcs_build, line)
         if not args.tags:
             raise UsageError("%dcs_build needs at least one -t TAG, e.g. -t 127.0.0.1:5000/team/app:1")
+        # Before any widget is drawn: no Dockerfile, or a COPY of a missing file, is a
+        # ContextError saying which cell to run, not a "failed 0.0s" progress widget.
+        check_buildable(self._context_dir(args.name), args.name)
         try:
             build_args = pipeline.parse_pairs(args.build_args, "--build-arg")
             labels = pipeline.parse_pairs(args.labels, "--label")
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-        kwargs = dict(tags=args.tags, name=args.name, build_args=build_args, labels=labels,
-                      platform=args.platform or self.default_platform, no_cache=args.no_cache,
-                      pull=args.pull, target=args.target, interval=self.progress_interval,
-                      progress=progress_sink("build", self.progress, title=args.name))
+        kwargs: dict[str, Any] = {
+            "tags": args.tags, "name": args.name, "build_args": build_args, "labels": labels,
+            "platform": args.platform or self.default_platform, "no_cache": args.no_cache,
+            "pull": args.pull, "target": args.target, "interval": self.progress_interval,
+            "progress": progress_sink("build", self.progress, title=args.name, foreground=not args.bg)}
         context_dir = self._context_dir(args.name)
         if args.bg:
             job = pipeline.Job("build", args.name, pipeline.build, context_dir,
                                on_result=lambda result: setattr(self, "last_build", result), **kwargs)
             self.jobs.append(job)
             return job
-        self.last_build = pipeline.build(context_dir, **kwargs)
+        with _details_in_widget(kwargs["progress"]):
+            self.last_build = pipeline.build(context_dir, **kwargs)
         return self.last_build
 
     @no_var_expand
@@ -265,7 +311,9 @@ class DcsMagics(Magics, Configurable):
     @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
     @argument("--password-env", default=None, metavar="VAR",
               help="Environment variable holding the password (else a hidden prompt).")
-    @argument("--bg", action="store_true", help="Push in the background; return a handle at once.")
+    @argument("--bg", action="store_true",
+              help="Push in the background; return a Job at once (stop it with the widget's Stop "
+              "button or job.cancel()).")
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
@@ -279,14 +327,16 @@ class DcsMagics(Magics, Configurable):
         password = registry_password(args.username, args.password_env, interactive=True)
         kwargs: dict[str, Any] = {"username": args.username, "password": password,
                                   "interval": self.progress_interval,
-                                  "progress": progress_sink("push", self.progress, title=args.ref)}
+                                  "progress": progress_sink("push", self.progress, title=args.ref,
+                                                            foreground=not args.bg)}
         del password
         if args.bg:
             job = pipeline.Job("push", args.ref, pipeline.push, args.ref,
                                on_result=lambda result: setattr(self, "last_push", result), **kwargs)
             self.jobs.append(job)
             return job
-        self.last_push = pipeline.push(args.ref, **kwargs)
+        with _details_in_widget(kwargs["progress"]):
+            self.last_push = pipeline.push(args.ref, **kwargs)
         return self.last_push
 
     @no_var_expand
@@ -337,7 +387,22 @@ class DcsMagics(Magics, Configurable):
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
             unavailable = str(exc)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
-                            unavailable=unavailable)
+                            image_python=self._checked_python(image),
+                            unavailable=unavailable, local=args.local, spec_path=args.spec)
+
+    def _checked_python(self, image: str | None) -> str | None:
+        """The Python `%dcs_check` found in `image` (same repository), or None."""
+        from .checks import report_python
+        from .imageref import parse_reference
+
+        report = self.last_check
+        if report is None or not image:
+            return None
+        try:
+            same = parse_reference(report.image).repository == parse_reference(image).repository
+        except ValueError:
+            return None
+        return report_python(report) if same else None
 
     # -- %dcs_run (one-time job run; the work is in jobs / Workspace) ---------------------
 

@@ -43,6 +43,7 @@ __all__ = [
     "InitScriptCell",
     "Notebook",
     "RenderedContext",
+    "multiline_variables",
     "parse_parameters",
     "parse_var",
     "parse_vars",
@@ -345,6 +346,36 @@ def resolve_variables(parameters: Mapping[str, Any], overrides: Mapping[str, str
         for name, text in values.items():
             variables[name] = _typed(name, text, parameters, source)
     return variables
+
+
+def multiline_variables(template: str, overrides: Mapping[str, str] | None = None,
+                        environ: Mapping[str, str] | None = None) -> list[str]:
+    """Where a `--var` or `DCS_VAR_<NAME>` value with a newline reaches TEMPLATE (a Dockerfile
+    template), e.g. `["--var run_cmd"]`: pasted into a Dockerfile, each newline starts a new
+    instruction. Names the template does not use are left out."""
+    environ = os.environ if environ is None else environ
+    used = _template_names(template)
+    found = []
+    for name, text in sorted((overrides or {}).items()):
+        if ("\n" in text or "\r" in text) and (used is None or name in used):
+            found.append(f"--var {name}")
+    for key, text in sorted(environ.items()):
+        name = key[len(ENV_PREFIX):]
+        if key.startswith(ENV_PREFIX) and name not in (overrides or {}) and ("\n" in text or "\r" in text) \
+                and (used is None or name in used):
+            found.append(f"{ENV_PREFIX}{name}")
+    return found
+
+
+def _template_names(template: str) -> set[str] | None:
+    """The variables TEMPLATE reads; None when it does not parse (then every name counts)."""
+    from jinja2 import Environment, meta
+    from jinja2.exceptions import TemplateSyntaxError
+
+    try:
+        return set(meta.find_undeclared_variables(Environment().parse(template)))
+    except (TemplateSyntaxError, RecursionError):
+        return None
 
 
 def _typed(name: str, text: str, parameters: Mapping[str, Any], source: str) -> Any:

@@ -10,43 +10,179 @@ arguments and an optional progress sink (any object with `update(snapshot)` and
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import closing
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._version import __version__
 from .context import dockerfile_sha256
 from .credentials import Secret, reveal
-from .dockerfile import final_base
+from .dockerfile import final_base, secret_build_arg_warnings
 from .errors import BuildError, ContextError, EngineError, PushError
 from .imageref import parse_reference
-from .progress import BuildState, PushState, Throttle
+from .progress import BuildState, ProgressSnapshot, PushState, Throttle
 from .results import BuildResult, PushResult
 
-__all__ = ["Cancelled", "Job", "ProgressSink", "build", "parse_pairs", "push"]
+if TYPE_CHECKING:  # imported lazily at run time
+    from .engine import Engine
+    from .imageref import ImageRef
+
+__all__ = ["CancelToken", "Cancelled", "Job", "ProgressSink", "build", "parse_pairs", "push"]
 
 SHA_LABEL = "dcs_magic.dockerfile.sha256"
 VERSION_LABEL = "dcs_magic.version"
 BASE_DIGEST_LABEL = "dcs_magic.base.digest"
 DCS_PLATFORM = "linux/amd64"
 _CLEANUP_WAIT_S = 10.0
+# The classic builder's own warnings in the build output, e.g. "[Warning] One or more
+# build-args [FOO] were not consumed", "[WARNING]: Empty continuation line found in: ...".
+_ENGINE_WARNING = re.compile(r"^\s*\[warning\]:?\s*(.+)$", re.IGNORECASE)
 
 
 class ProgressSink(Protocol):
-    """Where snapshots go: a widget, a text printer, a test recorder."""
+    """Where snapshots go: a widget, a text printer, a test recorder.
 
-    def update(self, snapshot: dict) -> None: ...
+    A sink may also have `bind_cancel(cancel)`: build/push call it once at the start with a
+    function that stops this run (thread-safe, idempotent, returns at once), e.g. for a
+    Stop button. Sinks without it are fine.
+    """
 
-    def close(self, snapshot: dict) -> None: ...
+    def update(self, snapshot: ProgressSnapshot) -> None: ...
+
+    def close(self, snapshot: ProgressSnapshot) -> None: ...
 
 
 class Cancelled(KeyboardInterrupt):
-    """A background job was cancelled (handled exactly like Ctrl-C in the foreground)."""
+    """A build or push was stopped: Ctrl-C, Kernel > Interrupt, a Stop button, `Job.cancel()`.
+
+    A KeyboardInterrupt, so code that handles Ctrl-C handles it too; its message is the one
+    line notebooks show ("Build cancelled; step container removed", "Push cancelled").
+    """
+
+    def __init__(self, message: str = "Cancelled") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CancelToken:
+    """Cancellation of one run, shared by whoever may stop it and whatever must react.
+
+    `cancel()` is thread-safe and idempotent and returns at once; it runs the callbacks
+    registered with `on_cancel()` (e.g. `Engine.abort`, which closes the stream so a reader
+    blocked on a silent step wakes up and the engine aborts). A callback registered after
+    the cancellation runs immediately.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], Any]] = []
+
+    def cancel(self) -> None:
+        """Stop the run now (from any thread); later calls do nothing."""
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            _quietly(callback)
+
+    set = cancel  # threading.Event's spelling, for code written against `cancel: Event`
+
+    def is_set(self) -> bool:
+        """True once cancelled."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled or `timeout` s passed; True when cancelled."""
+        return self._event.wait(timeout)
+
+    def on_cancel(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        """Run `callback()` on cancellation (now, if already cancelled); returns an unregister."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._forget(callback)
+        _quietly(callback)
+        return lambda: None
+
+    def _forget(self, callback: Callable[[], Any]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+
+def _quietly(callback: Callable[[], Any]) -> None:
+    # A failing reaction (a widget gone, an engine already closed) must not stop the others.
+    with suppress(Exception):
+        callback()
+
+
+def _token(cancel: CancelToken | threading.Event | None) -> CancelToken:
+    """The run's token; a plain Event (older callers) is honoured at the next engine event."""
+    if isinstance(cancel, CancelToken):
+        return cancel
+    token = CancelToken()
+    if cancel is not None:
+        token._event = cancel  # same flag: honoured at the next event (no callbacks on an Event)
+    return token
+
+
+def _bind(sink: Any, cancel: Callable[[], None]) -> None:
+    """Give a sink with `bind_cancel` (a widget's Stop button) the way to stop this run."""
+    bind = getattr(sink, "bind_cancel", None)
+    if callable(bind):
+        bind(cancel)
+
+
+def _run_stoppable(token: CancelToken, fn: Callable[[], Any]) -> Any:
+    """Run `fn()`; in the main thread, in a worker so that an interrupt acts at once.
+
+    A blocking socket read does not see `_thread.interrupt_main()` (nor, on Windows, Ctrl-C),
+    so the main thread only waits; on KeyboardInterrupt it cancels the token (which closes
+    the stream) and waits for the worker's cleanup, then raises the worker's `Cancelled`.
+    Off the main thread (a `--bg` Job) `fn` runs right there: no signal reaches it anyway.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return fn()
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="dcs-run", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        token.cancel()
+        deadline = time.monotonic() + _CLEANUP_WAIT_S + 5
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                done.wait(0.1)
+            except KeyboardInterrupt:  # pressed again: the cleanup is already under way
+                pass
+        if not done.is_set():
+            raise Cancelled("Cancelled; the cleanup goes on in the background") from None
+    if "error" in outcome:
+        raise outcome.pop("error")
+    return outcome["result"]
 
 
 # -- throttled reporting ----------------------------------------------------------------
@@ -61,7 +197,7 @@ class _Reporter:
     """
 
     def __init__(self, state: BuildState | PushState, sink: ProgressSink | None, interval: float,
-                 cancel: threading.Event | None = None, clock: Callable[[], float] = time.monotonic
+                 cancel: CancelToken | None = None, clock: Callable[[], float] = time.monotonic
                  ) -> None:
         self.state = state
         self.sink = sink
@@ -86,7 +222,7 @@ class _Reporter:
 
     def apply(self, event: dict) -> list[str]:
         if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled()
+            raise Cancelled(f"{self.state.kind.capitalize()} cancelled")
         with self._lock:
             lines = self.state.apply(event)
             self._changed()
@@ -110,25 +246,31 @@ class _Reporter:
 
     def _changed(self) -> None:
         self._dirty = True
-        if self.sink is not None and self._throttle.ready():
+        if self.sink is not None and self._running() and self._throttle.ready():
             self._send()
 
-    def _snapshot(self) -> dict:
+    def _running(self) -> bool:
+        # Once the state says how the run ended, only close() shows it: an update() with
+        # the same outcome made text sinks print "cancelled" (or "failed") twice.
+        return self.state.status == "running"
+
+    def _snapshot(self) -> ProgressSnapshot:
         return self.state.snapshot(elapsed_s=self.elapsed_s)
 
     def _send(self) -> None:
         self._dirty = False
-        self.sink.update(self._snapshot())
+        if self.sink is not None:
+            self.sink.update(self._snapshot())
 
     def _flush_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             with self._lock:
                 if self._stop.is_set():
                     return
-                if self._dirty and self._throttle.ready():
+                if self._dirty and self._running() and self._throttle.ready():
                     try:
                         self._send()
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - a broken display must not break the build
                         return
 
 
@@ -150,21 +292,28 @@ def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), na
           build_args: dict[str, str] | None = None, platform: str = DCS_PLATFORM,
           no_cache: bool = False, pull: bool = False, target: str | None = None,
           labels: dict[str, str] | None = None, progress: ProgressSink | None = None,
-          interval: float = 0.1, cancel: threading.Event | None = None) -> BuildResult:
+          interval: float = 0.1, cancel: CancelToken | None = None) -> BuildResult:
     """Build `context_dir` (its Dockerfile) with the Docker engine; return a BuildResult.
 
     The image is labelled `dcs_magic.dockerfile.sha256` and `dcs_magic.version`; the full log
     goes to `context_dir/.dcs/build-<timestamp>.log` (never sent to the engine). Raises
     ContextError (no Dockerfile), EngineError (no engine), BuildError (bad tag, rejected
     Dockerfile, failing step: the message names the step and ends with its last output
-    lines). On KeyboardInterrupt (or `cancel` set from another thread) the stream is closed,
-    the step's container removed, and the interrupt re-raised.
+    lines).
+
+    Stopping: Ctrl-C / Kernel > Interrupt, `cancel.cancel()` from another thread, or the
+    function a sink's `bind_cancel` received. Within about a second the stream is closed (the
+    engine aborts the step), the step's container is removed and `Cancelled` is raised
+    ("Build cancelled; step container removed"); the sink's final status is "cancelled".
     """
+    token = _token(cancel)
     state = BuildState(title=name)
-    reporter = _Reporter(state, progress, interval, cancel)
-    return _reported(reporter, _build, reporter, state, Path(context_dir).expanduser(), tags=list(tags),
-                     name=name, build_args=build_args, platform=platform, no_cache=no_cache, pull=pull,
-                     target=target, labels=labels)
+    reporter = _Reporter(state, progress, interval, token)
+    _bind(progress, token.cancel)
+    return _run_stoppable(token, lambda: _reported(
+        reporter, _build, reporter, state, Path(context_dir).expanduser(), token, tags=list(tags),
+        name=name, build_args=build_args, platform=platform, no_cache=no_cache, pull=pull,
+        target=target, labels=labels))
 
 
 def _reported(reporter: _Reporter, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -185,7 +334,8 @@ def _reported(reporter: _Reporter, fn: Callable[..., Any], *args: Any, **kwargs:
     return result
 
 
-def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[str], name: str,
+def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelToken, *,
+           tags: list[str], name: str,
            build_args: dict[str, str] | None, platform: str, no_cache: bool, pull: bool,
            target: str | None, labels: dict[str, str] | None) -> BuildResult:
     from . import engine as engine_mod  # docker is imported only when a build starts
@@ -202,28 +352,38 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
     all_labels = {**(labels or {}), SHA_LABEL: sha, VERSION_LABEL: __version__}
     log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)  # never sent to the engine
     started = time.time()
-    with closing(engine_mod.connect()) as engine, closing(_BuildLog(log_path)) as log:
+    with closing(engine_mod.connect()) as engine, closing(_BuildLog(log_path)) as log, \
+            _aborting(token, engine):
         # Provenance: the base's registry digest, when the engine has the base already (a base
         # pulled during the build is resolved afterwards, for the result and the lock file).
         base_digest = engine.repo_digest(base) if base and not pull else None
         if base_digest:
             all_labels[BASE_DIGEST_LABEL] = base_digest
-        for warning in _platform_warnings(platform, engine.platform()):
+        # The engine appends one LABEL step per label: not the user's steps (issue 11.8).
+        state.label_steps, state.log_path = len(all_labels), str(log_path)
+        for warning in _platform_warnings(platform, engine.platform()) + secret_build_arg_warnings(build_args):
             reporter.call(state.warn, warning)
+        if token.is_set():
+            raise Cancelled("Build cancelled")
         events = engine.build_events(context, tags=tags[:1], platform=platform, labels=all_labels,
                                      buildargs=build_args, nocache=no_cache, pull=pull, target=target)
         try:
-            _consume(reporter, events, log)
+            _consume(reporter, events, log, token)
         except engine_mod.StreamError as exc:
             log.writelines(f"{line}\n" for line in reporter.apply(exc.event))
             raise _build_error(state, log_path, platform) from exc
         except BuildError as exc:  # rejected before any step ran (Dockerfile parse error)
             log.write(f"ERROR: {exc.message}\n")
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             log.write("INTERRUPTED\n")
-            _remove_leftovers(engine, state, since=started)
-            raise
+            token.cancel()  # Ctrl-C in this thread: make sure the stream is shut too
+            running = state.container
+            if running:  # stop it now rather than wait for the engine to notice
+                _quietly(lambda: engine.remove_container(running))
+            removed = _remove_leftovers(engine, state, since=started)
+            what = "Build cancelled; step container removed" if running or removed else "Build cancelled"
+            raise Cancelled(what) from exc
         log.writelines(f"{line}\n" for line in reporter.call(state.finish))
         if not state.image_id:
             raise BuildError("The engine ended the build without an image id", log_path=str(log_path),
@@ -239,14 +399,36 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, *, tags: list[
                        warnings=list(state.warnings))
 
 
-def _consume(reporter: _Reporter, events: Any, log: Any = None) -> None:
+def _consume(reporter: _Reporter, events: Any, log: Any = None, token: CancelToken | None = None) -> None:
     # closing(): if we stop early (interrupt, cancel, a sink error) the generator's finally
     # closes the HTTP response at once, which is what makes the engine abort the build.
-    with closing(events):
-        for event in events:
-            lines = reporter.apply(event)
-            if lines and log is not None:
-                log.writelines(f"{line}\n" for line in lines)
+    build = isinstance(reporter.state, BuildState)
+    try:
+        with closing(events):
+            for event in events:
+                lines = reporter.apply(event)
+                if lines and log is not None:
+                    log.writelines(f"{line}\n" for line in lines)
+                if build:
+                    for line in lines:
+                        if warning := _ENGINE_WARNING.match(line):
+                            reporter.call(reporter.state.warn, warning[1].strip())
+    except Exception as exc:
+        # A stream shut by a cancel ends with whatever the transport says (StreamAborted, a
+        # reset connection): that is the cancellation, not a failure.
+        if token is not None and token.is_set():
+            raise Cancelled(f"{reporter.state.kind.capitalize()} cancelled") from exc
+        raise
+
+
+@contextmanager
+def _aborting(token: CancelToken, engine: Engine) -> Iterator[None]:
+    """While inside: cancelling the token aborts the engine's stream (from any thread)."""
+    forget = token.on_cancel(engine.abort)
+    try:
+        yield
+    finally:
+        forget()
 
 
 def _checked_tag(tag: str) -> str:
@@ -346,7 +528,7 @@ def _build_error(state: BuildState, log_path: Path, platform: str | None) -> Bui
     return error
 
 
-def _remove_leftovers(engine: Any, state: BuildState, since: float) -> None:
+def _remove_leftovers(engine: Engine, state: BuildState, since: float) -> int:
     """After an interrupt: make sure the step's intermediate container is gone.
 
     Closing the stream makes the engine abort the build and (forcerm) remove the container
@@ -364,9 +546,10 @@ def _remove_leftovers(engine: Any, state: BuildState, since: float) -> None:
         while time.monotonic() < deadline and engine.container_exists(cid):
             time.sleep(0.2)
         engine.remove_container(cid, quiet=True)
+    return len(suspects)
 
 
-def _is_step_container(engine: Any, container_id: str, state: BuildState, since: float) -> bool:
+def _is_step_container(engine: Engine, container_id: str, state: BuildState, since: float) -> bool:
     """A classic-builder container for the current step (see _remove_leftovers)."""
     try:
         info = engine.inspect_container(container_id)
@@ -396,23 +579,28 @@ def _epoch(timestamp: str) -> float:
 
 def push(reference: str, *, username: str | None = None, password: Secret | str | None = None,
          progress: ProgressSink | None = None, interval: float = 0.1,
-         cancel: threading.Event | None = None) -> PushResult:
+         cancel: CancelToken | None = None) -> PushResult:
     """Push the local image `reference` (repo[:tag]) to its registry; return a PushResult.
 
     Credentials: Docker's own config and credential helpers, unless `username` is given with
     `password` (a `credentials.Secret` or a str); the password is passed to the engine for
     this one request and dropped.
-    Failures raise PushError with the registry's reason (never a credential).
+    Failures raise PushError with the registry's reason (never a credential). Stopping works
+    as for `build()` (closing the stream makes the engine abort the upload) and raises
+    `Cancelled("Push cancelled")`.
     """
+    token = _token(cancel)
     state = PushState(reference=reference)
-    reporter = _Reporter(state, progress, interval, cancel)
+    reporter = _Reporter(state, progress, interval, token)
+    _bind(progress, token.cancel)
     # A one-item list: _push pops the credentials out, so no frame keeps them past the send.
     holder = [{"username": username, "password": password} if (username or password) else None]
     del password
-    return _reported(reporter, _push, reporter, state, reference, holder)
+    return _run_stoppable(token, lambda: _reported(reporter, _push, reporter, state, reference, holder, token))
 
 
-def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: list) -> PushResult:
+def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: list,
+          token: CancelToken) -> PushResult:
     from . import engine as engine_mod
 
     ref = _push_ref(reference)
@@ -425,19 +613,24 @@ def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: li
                             reference=pushed, hint="Pass --username U with --password-env VAR "
                             "(or answer the password prompt).")
         auth["serveraddress"] = ref.registry
-    with closing(engine_mod.connect()) as engine:
+    with closing(engine_mod.connect()) as engine, _aborting(token, engine):
         if not engine.image_exists(pushed):
             raise PushError(f"No local image {pushed} to push", reference=pushed, reason="image not found",
                             hint=f"Build it first: %dcs_build -t {pushed}")
+        if token.is_set():
+            raise Cancelled("Push cancelled")
         # The password stays a Secret (masked in tracebacks) up to this call to the engine.
         events = engine.push_events(ref.repository, tag, auth_config=None if auth is None else
                                     {**auth, "password": reveal(auth["password"])})
         del auth  # the generator holds it until the request is sent, then drops it
         try:
-            _consume(reporter, events)
+            _consume(reporter, events, token=token)
         except engine_mod.StreamError as exc:
             reporter.apply(exc.event)
             raise _push_error(pushed, ref.registry, exc.message) from exc
+        except KeyboardInterrupt as exc:
+            token.cancel()  # Ctrl-C in this thread: make sure the stream is shut too
+            raise Cancelled("Push cancelled") from exc
         reporter.call(state.finish)
         if not state.digest:
             raise PushError(f"The push of {pushed} ended without a digest from the registry",
@@ -446,7 +639,7 @@ def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: li
                       size=state.size, duration_s=round(reporter.elapsed_s, 3))
 
 
-def _push_ref(reference: str) -> Any:
+def _push_ref(reference: str) -> ImageRef:
     try:
         ref = parse_reference(reference)
     except ValueError as exc:
@@ -493,25 +686,32 @@ class _TeeSink:
 
     def __init__(self, sink: ProgressSink | None) -> None:
         self.sink = sink
-        self.last: dict = {}
+        self.last: ProgressSnapshot | dict[str, Any] = {}
 
-    def update(self, snapshot: dict) -> None:
+    def update(self, snapshot: ProgressSnapshot) -> None:
         self.last = snapshot
         if self.sink is not None:
             self.sink.update(snapshot)
 
-    def close(self, snapshot: dict) -> None:
+    def close(self, snapshot: ProgressSnapshot) -> None:
         self.last = snapshot
         if self.sink is not None:
             self.sink.close(snapshot)
+
+    def bind_cancel(self, cancel: Callable[[], None]) -> None:
+        _bind(self.sink, cancel)
 
 
 class Job:
     """A build or push running in a background thread (`--bg`).
 
-    `done()`, `result(timeout=None)` (returns the result or re-raises the failure), `state`
-    (the latest progress snapshot), `cancel()` (stops at the next engine event, cleaning up
-    like Ctrl-C), `add_done_callback(fn)`.
+    `status` ("running", "done", "failed", "cancelled"), `done()`, `result(timeout=None)`
+    (returns the result or re-raises the failure; `Cancelled` after a cancel), `state` (the
+    latest progress snapshot), `cancel()` (stops it within about a second, whatever the step
+    prints, and cleans up like Ctrl-C), `add_done_callback(fn)`.
+
+    Kernel > Interrupt interrupts the cell that is running, not a background job: stop a job
+    with its widget's Stop button or `job.cancel()`.
     """
 
     def __init__(self, kind: str, title: str, fn: Callable[..., Any], *args: Any,
@@ -523,7 +723,7 @@ class Job:
         self.kind = kind
         self.title = title
         self._future: Future = Future()
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()
         self._tee = _TeeSink(kwargs.pop("progress", None))
         self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs, on_result),
                                         name=f"dcs-{kind}-{title}", daemon=True)
@@ -536,7 +736,7 @@ class Job:
             result = fn(*args, progress=self._tee, cancel=self._cancel, **kwargs)
             if on_result is not None:
                 on_result(result)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - kept for result() / exception()
             self._future.set_exception(exc)
         else:
             self._future.set_result(result)
@@ -545,6 +745,16 @@ class Job:
     def state(self) -> dict:
         """The latest progress snapshot (updated at most once per progress interval)."""
         return dict(self._tee.last)
+
+    @property
+    def status(self) -> str:
+        """"running", "done", "failed" or "cancelled"."""
+        if not self._future.done():
+            return "running"
+        error = self._future.exception()
+        if error is None:
+            return "done"
+        return "cancelled" if isinstance(error, KeyboardInterrupt) else "failed"
 
     def done(self) -> bool:
         return self._future.done()
@@ -556,15 +766,35 @@ class Job:
     def exception(self, timeout: float | None = None) -> BaseException | None:
         return self._future.exception(timeout)
 
-    def cancel(self) -> None:
-        """Ask the job to stop; it does at the engine's next event."""
-        self._cancel.set()
+    def cancel(self, timeout: float | None = _CLEANUP_WAIT_S + 5) -> bool:
+        """Stop the job now: the stream is closed at once (the engine aborts the step or the
+        upload) and the step's container removed. Waits up to `timeout` s (None: no limit,
+        0: not at all) for that cleanup; True when the job has ended. Safe to call twice."""
+        self._cancel.cancel()
+        if timeout == 0 or threading.current_thread() is self._thread:  # e.g. from a sink callback
+            return self.done()
+        self._thread.join(timeout)
+        return self.done()
 
     def add_done_callback(self, fn: Callable[[Job], Any]) -> None:
         self._future.add_done_callback(lambda _future: fn(self))
 
+    def _ipython_display_(self) -> None:
+        """Show the job's line with a display id and replace it when the job ends, so a
+        notebook never keeps a stale "running" line under a finished widget."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        handle = display({"text/plain": repr(self)}, raw=True, display_id=True)
+        # Only a notebook front-end replaces the line; a terminal would print it again later,
+        # in the middle of whatever the user is typing.
+        if handle is not None and getattr(get_ipython(), "kernel", None) is not None:
+            self.add_done_callback(lambda job: _quietly(
+                lambda: handle.update({"text/plain": repr(job)}, raw=True)))
+
     def __repr__(self) -> str:
-        if not self._future.done():
+        status = self.status
+        if status == "running":
             state = self.state
             where = ""
             if state.get("total_steps"):
@@ -572,6 +802,8 @@ class Job:
             elif state.get("layers_total"):
                 where = f", {state['layers_done']}/{state['layers_total']} layers"
             return f"<Job {self.kind} {self.title!r}: running{where}, {state.get('elapsed_s', 0.0):.1f}s>"
+        if status == "cancelled":
+            return f"<Job {self.kind} {self.title!r}: cancelled>"
         error = self._future.exception()
         if error is not None:
             first = (getattr(error, "message", None) or str(error) or type(error).__name__).splitlines()[0]

@@ -19,25 +19,114 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from .imageref import parse_reference
 
 __all__ = [
     "BuildState",
+    "LayerDict",
     "LayerProgress",
     "LineJoiner",
+    "LogTail",
+    "ProgressSnapshot",
     "PushState",
+    "StepDict",
     "Throttle",
     "clean_line",
+    "clip_line",
+    "empty_snapshot",
+    "format_duration",
     "format_line",
     "human_bytes",
+    "snapshot_fields",
 ]
 
 LOG_TAIL = 200
 """Log lines a BuildState keeps for snapshots by default (the full log goes to a file)."""
+LINE_BYTES = 2 * 1024
+"""At most this many UTF-8 bytes of one line go into a snapshot (the log file keeps it all)."""
+TAIL_BYTES = 64 * 1024
+"""At most this many bytes of log tail in a snapshot, whatever the line count."""
+
+
+class LayerDict(TypedDict):
+    """One layer in a snapshot (`LayerProgress.as_dict()`)."""
+
+    id: str
+    status: str
+    current: int
+    total: int
+    done: bool
+
+
+class StepDict(TypedDict):
+    """One build step the user wrote: `started_s` is seconds after the build started;
+    `duration_s` is None while the step runs; `cached` when the engine reused its cache."""
+
+    n: int
+    instruction: str
+    cached: bool
+    started_s: float
+    duration_s: float | None
+
+
+class ProgressSnapshot(TypedDict):
+    """The one message from the progress model to every view (widget, text, terminal).
+
+    Build and push snapshots carry the same keys (a push has no steps, a build no digest),
+    so a view never guesses which keys exist. The widget's synced traits are exactly these
+    fields (tests/unit/test_progress.py checks it).
+    """
+
+    kind: str  # "build" | "push"
+    title: str
+    status: str  # running | done | failed | cancelled (the widget starts as "starting")
+    error: str | None
+    warnings: list[str]
+    started_at: float  # wall-clock epoch seconds: the front-end ticks elapsed time from it
+    elapsed_s: float
+    layers: list[LayerDict]
+    layers_done: int
+    layers_total: int
+    bytes_current: int
+    bytes_total: int
+    fraction: float  # of bytes where sizes are known, else of layers
+    rate_bps: float  # bytes per second, smoothed like tqdm; 0 when unknown
+    eta_s: float | None
+    step: int  # the user's steps: the LABEL steps dcs-magic appends are not counted
+    total_steps: int
+    instruction: str
+    steps: list[StepDict]
+    log_tail: list[str]  # complete lines, each at most LINE_BYTES, together at most TAIL_BYTES
+    log_first: int  # index (0-based, in the whole log) of log_tail[0]
+    log_lines: int  # complete lines written so far
+    log_pending: str  # the line still being written (a progress bar), bounded like a line
+    log_path: str | None
+    image_id: str | None
+    failed_step: int | None
+    reference: str
+    repository: str
+    digest: str | None
+    pinned: str | None
+    size: int | None
+
+
+def snapshot_fields() -> frozenset[str]:
+    """The names of ProgressSnapshot's fields."""
+    return frozenset(ProgressSnapshot.__annotations__)
+
+
+def empty_snapshot(kind: str = "build", title: str = "", status: str = "starting") -> ProgressSnapshot:
+    """A snapshot before any event: the initial state of every view."""
+    return ProgressSnapshot(
+        kind=kind, title=title, status=status, error=None, warnings=[], started_at=0.0, elapsed_s=0.0,
+        layers=[], layers_done=0, layers_total=0, bytes_current=0, bytes_total=0, fraction=0.0,
+        rate_bps=0.0, eta_s=None, step=0, total_steps=0, instruction="", steps=[], log_tail=[],
+        log_first=0, log_lines=0, log_pending="", log_path=None, image_id=None, failed_step=None,
+        reference="", repository="", digest=None, pinned=None, size=None)
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -45,6 +134,7 @@ _RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 # searched, not matched: output without a final newline gets this appended to its last line
 _REMOVED = re.compile(r"Removing intermediate container ([0-9a-f]{12,64})$")
 _STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+_USING_CACHE = " ---> Using cache"
 _TAGGED = re.compile(r"^Successfully tagged (\S+)$")
 _PUSH_REPO = re.compile(r"^The push refers to repository \[(.+)\]$")
 
@@ -66,6 +156,62 @@ def clean_line(text: str) -> str:
         segments = [s for s in text.split("\r") if s.strip()]
         text = segments[-1] if segments else ""
     return text.rstrip()
+
+
+def clip_line(line: str, limit: int = LINE_BYTES) -> str:
+    """`line` cut to at most `limit` UTF-8 bytes, saying how much was left out.
+
+    A 60 MB line without a newline must not put megabytes into every widget message; the
+    full text is in the log file.
+    """
+    if len(line) * 4 <= limit:  # fast path: cannot exceed the limit even in 4-byte UTF-8
+        return line
+    data = line.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return line
+    kept = data[:max(limit - 48, 0)].decode("utf-8", "ignore")
+    return f"{kept}… [{len(data) - len(kept.encode('utf-8'))} more bytes in the full log]"
+
+
+class LogTail:
+    """The last lines of a log, bounded in lines and in bytes; knows each line's index."""
+
+    def __init__(self, lines: int = LOG_TAIL, max_bytes: int = TAIL_BYTES, line_bytes: int = LINE_BYTES
+                 ) -> None:
+        self.max_lines = max(int(lines), 0)
+        self.max_bytes = max_bytes
+        self.line_bytes = line_bytes
+        self._lines: deque[str] = deque()
+        self._bytes = 0
+        self.count = 0  # lines ever appended
+
+    def append(self, line: str) -> None:
+        self.count += 1
+        if not self.max_lines:
+            return
+        line = clip_line(line, self.line_bytes)
+        self._lines.append(line)
+        self._bytes += len(line.encode("utf-8")) + 1
+        while self._lines and (len(self._lines) > self.max_lines or self._bytes > self.max_bytes):
+            self._bytes -= len(self._lines.popleft().encode("utf-8")) + 1
+
+    @property
+    def first(self) -> int:
+        """Index in the whole log of the oldest line kept."""
+        return self.count - len(self._lines)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __iter__(self) -> Any:
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, index: int) -> str:
+        return self._lines[index]
 
 
 class LineJoiner:
@@ -133,16 +279,44 @@ class LayerProgress:
         return asdict(self)
 
 
-def _layer_totals(layers: dict[str, LayerProgress]) -> dict[str, Any]:
-    """Byte and layer totals for a total bar (bytes only where the engine said how many)."""
-    values = list(layers.values())
-    return {
-        "layers_done": sum(1 for layer in values if layer.done),
-        "layers_total": len(values),
-        "bytes_current": sum(layer.current for layer in values if layer.total),
-        "bytes_total": sum(layer.total for layer in values),
-        "fraction": round(sum(layer.fraction for layer in values) / len(values), 4) if values else 0.0,
-    }
+def _layer_totals(layers: Iterable[LayerProgress]) -> dict[str, Any]:
+    """Byte and layer totals for a total bar, weighted by bytes as tqdm does.
+
+    Where the engine gave sizes, the fraction is bytes sent / bytes known (33% of the bytes
+    shows 33%, whatever the layer count); layers without sizes (all "Layer already exists")
+    count by number.
+    """
+    values = list(layers)
+    done = sum(1 for layer in values if layer.done)
+    current = sum(layer.current for layer in values if layer.total)
+    total = sum(layer.total for layer in values)
+    if total:
+        fraction = current / total
+    else:
+        fraction = done / len(values) if values else 0.0
+    return {"layers_done": done, "layers_total": len(values), "bytes_current": current,
+            "bytes_total": total, "fraction": round(min(fraction, 1.0), 4)}
+
+
+class _RateMeter:
+    """Bytes per second, exponentially smoothed over snapshots (tqdm's `smoothing=0.3`)."""
+
+    def __init__(self, smoothing: float = 0.3) -> None:
+        self.smoothing = smoothing
+        self.rate = 0.0
+        self._last: tuple[float, int] | None = None
+
+    def sample(self, elapsed_s: float, current: int) -> float:
+        if self._last is not None:
+            dt, db = elapsed_s - self._last[0], current - self._last[1]
+            if dt <= 0:
+                return self.rate
+            if db >= 0:
+                instant = db / dt
+                self.rate = instant if self.rate == 0 else (
+                    self.smoothing * instant + (1 - self.smoothing) * self.rate)
+        self._last = (elapsed_s, current)
+        return self.rate
 
 
 def _error_message(event: dict) -> str:
@@ -161,6 +335,8 @@ class _StreamState:
         self.error: str | None = None
         self.warnings: list[str] = []
         self.layers: dict[str, LayerProgress] = {}
+        self.started_at = time.time()
+        self._rate = _RateMeter()
 
     @property
     def failed(self) -> bool:
@@ -190,35 +366,42 @@ class _StreamState:
             return [f"{layer.id}: {status}"]
         return []
 
-    def _common(self, elapsed_s: float) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "title": self.title,
-            "status": self.status,
-            "error": self.error,
-            "warnings": list(self.warnings),
-            "layers": [layer.as_dict() for layer in self.layers.values()],
-            **_layer_totals(self.layers),
-            "elapsed_s": round(float(elapsed_s), 2),
-        }
+    def _common(self, elapsed_s: float) -> ProgressSnapshot:
+        snap = empty_snapshot(self.kind, self.title, self.status)
+        totals = _layer_totals(self.layers.values())
+        rate = self._rate.sample(float(elapsed_s), totals["bytes_current"]) if totals["bytes_total"] else 0.0
+        left = totals["bytes_total"] - totals["bytes_current"]
+        snap["error"], snap["warnings"] = self.error, list(self.warnings)
+        snap["started_at"], snap["elapsed_s"] = round(self.started_at, 3), round(float(elapsed_s), 2)
+        snap["layers"] = [LayerDict(**layer.as_dict()) for layer in self.layers.values()]  # type: ignore[typeddict-item]
+        snap["rate_bps"] = round(rate, 1)
+        snap["eta_s"] = round(left / rate, 1) if rate > 0 and self.status == "running" else None
+        snap["layers_done"], snap["layers_total"] = totals["layers_done"], totals["layers_total"]
+        snap["bytes_current"], snap["bytes_total"] = totals["bytes_current"], totals["bytes_total"]
+        snap["fraction"] = totals["fraction"]
+        return snap
 
 
 class BuildState(_StreamState):
     """Reducer for `APIClient.build(decode=True)` events (classic builder).
 
     `apply(event)` returns the complete log lines the event finished, for the full log file;
-    the state itself keeps only a bounded tail (`tail` lines) and a line count.
+    the state itself keeps only a bounded tail (`tail` lines, `TAIL_BYTES` bytes) and a line
+    count. `label_steps` is how many LABEL steps the builder appends for the `labels` build
+    option (one per label, after the Dockerfile's own steps): they are not the user's steps,
+    so `total_steps` and the snapshot leave them out. `clock` times the steps.
     """
 
     kind = "build"
 
-    def __init__(self, title: str = "", *, tail: int = LOG_TAIL, step_tail: int = 30) -> None:
+    def __init__(self, title: str = "", *, tail: int = LOG_TAIL, step_tail: int = 30,
+                 label_steps: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(title)
         self.step = 0
-        self.total_steps = 0
+        self.engine_total_steps = 0  # as the engine counts them, appended LABEL steps included
+        self.label_steps = label_steps
         self.instruction = ""
-        self.log_tail: deque[str] = deque(maxlen=tail)
-        self.line_count = 0
+        self.log_tail = LogTail(tail)
         self.step_output: deque[str] = deque(maxlen=step_tail)  # the current step's own output
         self.container: str | None = None  # intermediate container running right now
         self.last_image: str | None = None  # image id of the last finished step
@@ -227,7 +410,20 @@ class BuildState(_StreamState):
         self.failed_step: int | None = None
         self.failed_instruction: str | None = None
         self.last_lines: list[str] = []
+        self.log_path: str | None = None  # the full log file, when the pipeline writes one
+        self.steps: list[StepDict] = []
+        self._clock = clock
+        self._t0 = clock()
         self._joiner = LineJoiner()
+
+    @property
+    def total_steps(self) -> int:
+        """The user's steps: the engine's count without the LABEL steps dcs-magic appends."""
+        return max(self.engine_total_steps - self.label_steps, 0) if self.engine_total_steps else 0
+
+    @property
+    def line_count(self) -> int:
+        return self.log_tail.count
 
     def apply(self, event: dict) -> list[str]:
         """Fold one decoded build event into the state; return the log lines it completed."""
@@ -255,7 +451,16 @@ class BuildState(_StreamState):
         self.container = None
         if self.status == "running":
             self.status = "done"
+        self._end_step()
         return lines
+
+    def fail(self, message: str) -> None:
+        super().fail(message)
+        self._end_step()
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._end_step()
 
     def _apply_error(self, event: dict) -> list[str]:
         lines = self._joiner.flush()
@@ -270,13 +475,24 @@ class BuildState(_StreamState):
         self._take_line(line, output=False)
         return [*lines, line]
 
+    def _elapsed(self) -> float:
+        return round(self._clock() - self._t0, 2)
+
+    def _end_step(self) -> None:
+        if self.steps and self.steps[-1]["duration_s"] is None:
+            step = self.steps[-1]
+            step["duration_s"] = round(max(self._elapsed() - step["started_s"], 0.0), 2)
+
     def _take_line(self, line: str, *, output: bool | None = None) -> None:
         self.log_tail.append(line)
-        self.line_count += 1
         if step := _STEP.match(line):
-            self.step, self.total_steps = int(step[1]), int(step[2])
+            self._end_step()
+            self.step, self.engine_total_steps = int(step[1]), int(step[2])
             self.instruction = step[3].strip()
             self.step_output.clear()
+            if self.step <= self.total_steps:
+                self.steps.append(StepDict(n=self.step, instruction=self.instruction, cached=False,
+                                           started_s=self._elapsed(), duration_s=None))
             return
         if (removed := _REMOVED.search(line)) and self.container and removed[1].startswith(self.container[:12]):
             self.container = None
@@ -286,6 +502,9 @@ class BuildState(_StreamState):
         if output:
             if line.strip():
                 self.step_output.append(line)
+        elif line == _USING_CACHE:
+            if self.steps and self.steps[-1]["n"] == self.step:
+                self.steps[-1]["cached"] = True
         elif match := _RUNNING_IN.match(line):
             self.container = match[1]
         elif match := _STEP_IMAGE.match(line):
@@ -293,24 +512,27 @@ class BuildState(_StreamState):
         elif match := _TAGGED.match(line):
             self.tags.append(match[1])
 
-    def snapshot(self, *, elapsed_s: float = 0.0, tail: int | None = None) -> dict[str, Any]:
-        """JSON-able display state: steps, instruction, log tail, pull layers, result, error."""
+    def snapshot(self, *, elapsed_s: float = 0.0, tail: int | None = None) -> ProgressSnapshot:
+        """The display state: steps, instruction, log tail, pull layers, result, error."""
         log_tail = list(self.log_tail)
         if tail is not None:
             log_tail = log_tail[-tail:] if tail else []
-        pending = self._joiner.pending
-        if pending and self.status == "running":
-            log_tail.append(pending)  # show a line still being written (e.g. a progress bar)
-        return {
-            **self._common(elapsed_s),
-            "step": self.step,
-            "total_steps": self.total_steps,
-            "instruction": self.instruction,
-            "log_tail": log_tail,
-            "log_lines": self.line_count,
-            "image_id": self.image_id,
-            "failed_step": self.failed_step,
-        }
+        pending = self._joiner.pending if self.status == "running" else ""
+        total = self.total_steps
+        in_labels = bool(total) and self.step > total  # the appended LABEL steps run
+        snap = self._common(elapsed_s)
+        snap["step"] = min(self.step, total) if total else self.step
+        snap["total_steps"] = total
+        snap["instruction"] = "(dcs-magic labels)" if in_labels else self.instruction
+        snap["steps"] = [StepDict(**step) for step in self.steps]  # copies: the state keeps changing
+        snap["log_tail"] = log_tail
+        snap["log_first"] = self.log_tail.count - len(log_tail)
+        snap["log_lines"] = self.log_tail.count
+        snap["log_pending"] = clip_line(pending)
+        snap["log_path"] = self.log_path
+        snap["image_id"] = self.image_id
+        snap["failed_step"] = min(self.failed_step, total) if self.failed_step and total else self.failed_step
+        return snap
 
 
 class PushState(_StreamState):
@@ -360,16 +582,12 @@ class PushState(_StreamState):
         except ValueError:
             return f"{self.repository}@{self.digest}" if self.repository else None
 
-    def snapshot(self, *, elapsed_s: float = 0.0) -> dict[str, Any]:
-        """JSON-able display state: per-layer bars, totals, digest, error."""
-        return {
-            **self._common(elapsed_s),
-            "reference": self.reference,
-            "repository": self.repository,
-            "digest": self.digest,
-            "pinned": self.pinned,
-            "size": self.size,
-        }
+    def snapshot(self, *, elapsed_s: float = 0.0) -> ProgressSnapshot:
+        """The display state: per-layer bars, totals (by bytes), rate, digest, error."""
+        snap = self._common(elapsed_s)
+        snap["reference"], snap["repository"] = self.reference, self.repository
+        snap["digest"], snap["pinned"], snap["size"] = self.digest, self.pinned, self.size
+        return snap
 
 
 class Throttle:
@@ -401,7 +619,29 @@ def human_bytes(n: float | None) -> str:
     return f"{value:.1f} TB"  # pragma: no cover - loop always returns
 
 
-def format_line(snapshot: dict[str, Any], *, elapsed: bool = True) -> str:
+def format_duration(seconds: float | None) -> str:
+    """`75.2` -> `1m 15s`, `3.24` -> `3.2s` (as the widget shows it)."""
+    if seconds is None:
+        return ""
+    seconds = max(float(seconds), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {secs:02d}s"
+
+
+def _rate_text(snapshot: ProgressSnapshot | Mapping[str, Any]) -> str:
+    """`, 12.0 MB/s, 3.0s left` (tqdm's rate and remaining time), or nothing when unknown."""
+    rate = snapshot.get("rate_bps") or 0
+    if not rate:
+        return ""
+    text = f", {human_bytes(rate)}/s"
+    if snapshot.get("eta_s") is not None:
+        text += f", {format_duration(snapshot['eta_s'])} left"
+    return text
+
+
+def format_line(snapshot: ProgressSnapshot | Mapping[str, Any], *, elapsed: bool = True) -> str:
     """One plain-text line for a terminal describing a snapshot (headline, no log)."""
     kind, status = snapshot.get("kind"), snapshot.get("status")
     label = f"[{kind} {snapshot.get('title')}]" if snapshot.get("title") else f"[{kind}]"
@@ -420,7 +660,8 @@ def format_line(snapshot: dict[str, Any], *, elapsed: bool = True) -> str:
         if snapshot.get("layers_total") and (kind == "push" or snapshot["layers_done"] < snapshot["layers_total"]):
             what = "layers" if kind == "push" else "base layers"
             parts.append(f"{snapshot['layers_done']}/{snapshot['layers_total']} {what}, "
-                         f"{human_bytes(snapshot['bytes_current'])}/{human_bytes(snapshot['bytes_total'])}")
+                         f"{human_bytes(snapshot['bytes_current'])}/{human_bytes(snapshot['bytes_total'])}"
+                         + _rate_text(snapshot))
         text = f"{label} {' | '.join(parts) or 'starting'}"
     if elapsed:
         text += f" ({snapshot.get('elapsed_s', 0.0):.1f}s)"

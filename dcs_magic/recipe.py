@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .credentials import Secret, env_password, registry_password, unpinned_warning
-from .errors import LockError, SpecError, UsageError
+from .errors import ContextError, LockError, SpecError, UsageError
 
 if TYPE_CHECKING:
     from .lock import ImageLock, Lock
@@ -95,30 +95,80 @@ def context_dir(notebook: Notebook, cell: DockerfileCell, out: str | os.PathLike
     return here / cell.context if cell.context else here / DEFAULT_BUILD_ROOT / cell.name
 
 
-def render_one(notebook: Notebook, name: str | None, *, variables: Mapping[str, str] | None = None,
-               out: str | os.PathLike[str] | None = None, warn: Warn | None = None) -> RenderedContext:
-    """Render NAME's context (the only one when None) and pass its lint findings to `warn`."""
-    from .notebook import render_context, resolve_variables
+def confine(notebook: Notebook, path: Path, out: str | os.PathLike[str] | None, what: str) -> Path:
+    """PATH when it stays inside the notebook's folder or the `--out` directory (symlinks
+    resolved); ContextError naming WHAT and the path otherwise.
 
-    values = resolve_variables(notebook.parameters, variables)
+    `dcs render`/`dcs build` promise to run no notebook code, so CI builds notebooks from pull
+    requests: a cell's `--context /etc` or `../../..` must not let it write anywhere. (In an
+    interactive notebook the magics write where the user says; that is the user's choice.)
+    """
+    roots = [notebook.path.parent.resolve()] + ([Path(out).resolve()] if out else [])
+    resolved = path.resolve()
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        allowed = " or ".join(str(root) for root in roots)
+        raise ContextError(
+            f"{notebook.path}, {what} {str(path)!r} leads outside the notebook's folder"
+            f"{' and the --out directory' if out else ''} (to {resolved}); dcs render/build refuse to write there",
+            hint=f"use a relative --context inside {allowed} (no '..', no symlink out), or pass --out DIR")
+    return path
+
+
+def _confine_context(notebook: Notebook, cell: DockerfileCell, out: str | os.PathLike[str] | None) -> Path:
+    """CELL's context directory, and each of its `%%dcs_file` targets, confined (see `confine`)."""
+    where = confine(notebook, context_dir(notebook, cell, out), out,
+                    f"%%dockerfile cell {cell.cell} ({cell.name!r}): its build context")
+    for item in notebook.files_for(cell.name):
+        confine(notebook, where / item.path, out, f"%%dcs_file cell {item.cell} ({item.path!r})")
+    return where
+
+
+def render_one(notebook: Notebook, name: str | None, *, variables: Mapping[str, str] | None = None,
+               out: str | os.PathLike[str] | None = None, warn: Warn | None = None,
+               allow_multiline_vars: bool = False) -> RenderedContext:
+    """Render NAME's context (the only one when None) and pass its lint findings to `warn`.
+
+    A `--var`/`DCS_VAR_` value with a newline that the Dockerfile template uses is refused
+    (NotebookError) unless `allow_multiline_vars`; an instruction a variable's newline made
+    is a lint finding either way.
+    """
+    from .dockerfile import injected_instructions
+    from .errors import NotebookError
+    from .notebook import multiline_variables, render_context, resolve_variables
+
     cell = notebook.dockerfile(name)
-    rendered = render_context(notebook, cell.name, values, context_dir(notebook, cell, out))
-    for finding in rendered.findings:
+    multiline = multiline_variables(cell.template, variables)
+    if multiline and not allow_multiline_vars:
+        raise NotebookError(
+            f"{notebook.path}, %%dockerfile cell {cell.cell} ({cell.name!r}): {', '.join(multiline)} has a "
+            "newline; pasted into the Dockerfile, each line after it becomes an instruction of its own",
+            hint="give a single-line value, or pass --allow-multiline-vars if the newline is meant")
+    values = resolve_variables(notebook.parameters, variables)
+    rendered = render_context(notebook, cell.name, values, _confine_context(notebook, cell, out))
+    findings = list(rendered.findings) + injected_instructions(rendered.dockerfile, values.values())
+    for finding in findings:
         (warn or _ignore)(f"{cell.name}/Dockerfile {finding}")
-    return rendered
+    return replace_fields(rendered, findings=tuple(findings))
 
 
 def render_notebook(notebook: str | os.PathLike[str] | Notebook, *, name: str | None = None,
                     variables: Mapping[str, str] | None = None, out: str | os.PathLike[str] | None = None,
-                    warn: Warn | None = None) -> RenderedNotebook:
+                    warn: Warn | None = None, allow_multiline_vars: bool = False) -> RenderedNotebook:
     """Render NAME's build context (default: every `%%dockerfile` cell's) and write every
     `%%init_script` cell to `<out or dcs-build>/init-scripts/NAME.sh`. Runs no notebook code."""
     from .context import write_file
 
     nb = _read(notebook)
     names = [nb.dockerfile(name).name] if name else list(nb.dockerfiles)
-    contexts = tuple(render_one(nb, each, variables=variables, out=out, warn=warn) for each in names)
     root = Path(out) if out else nb.path.parent / DEFAULT_BUILD_ROOT
+    # Every place is checked before anything is written: a refused notebook writes nothing.
+    for each in names:
+        _confine_context(nb, nb.dockerfile(each), out)
+    for script_name, script in nb.init_scripts.items():
+        confine(nb, root / INIT_SCRIPTS_DIR / f"{script_name}.sh", out,
+                f"%%init_script cell {script.cell} ({script_name!r}): its file")
+    contexts = tuple(render_one(nb, each, variables=variables, out=out, warn=warn,
+                                allow_multiline_vars=allow_multiline_vars) for each in names)
     scripts = tuple(write_file(root / INIT_SCRIPTS_DIR, f"{script_name}.sh", script.text)
                     for script_name, script in nb.init_scripts.items())
     return RenderedNotebook(contexts, scripts)
@@ -161,7 +211,8 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
                    labels: Mapping[str, str] | Sequence[str] | None = None, no_cache: bool = False,
                    pull: bool = False, target: str | None = None, username: str | None = None,
                    password: Secret | None = None, password_env: str | None = None,
-                   progress: ProgressFactory | None = None, warn: Warn | None = None) -> NotebookBuild:
+                   progress: ProgressFactory | None = None, warn: Warn | None = None,
+                   allow_multiline_vars: bool = False) -> NotebookBuild:
     """Render NAME's context, build it, push every tag (`push=True`) and record the result
     in the notebook's lock file; return the NotebookBuild (its `entry` is the lock entry).
 
@@ -181,7 +232,8 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
     nb = _read(notebook)
     lock_file = lock_path(nb.path)
     lock = read_lock(lock_file)
-    rendered = render_one(nb, name, variables=variables, out=out, warn=warn)
+    rendered = render_one(nb, name, variables=variables, out=out, warn=warn,
+                          allow_multiline_vars=allow_multiline_vars)
     entry = _lock_entry(rendered, build_arg_map, platform, target)
     if locked:
         _check_locked(lock, rendered.name, entry, lock_file)
@@ -192,7 +244,9 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
         if locked:
             _check_locked(lock, rendered.name, entry, lock_file)
     pushes = [_push(tag, username, password, progress) for tag in result.tags] if push else []
-    _update_lock(lock, lock_file, nb, rendered.name, entry, result, pushes)
+    for pushed in pushes:
+        verify_push(pushed, username, password, warn)
+    _update_lock(lock_file, nb, rendered.name, entry, result, pushes)
     return NotebookBuild(rendered.name, entry, lock_file, result, pushes)
 
 
@@ -216,7 +270,10 @@ def _base_digest(base: str) -> str | None:
 
 
 def _check_locked(lock: Lock | None, name: str, entry: ImageLock, lock_file: Path) -> None:
-    from .lock import compare
+    from .lock import compare, verify_entry
+
+    if lock is not None and name in lock.images:
+        verify_entry(lock_file, name, lock.images[name])
 
     differences = compare(lock, {name: entry})
     if differences:
@@ -246,24 +303,101 @@ def _push(tag: str, username: str | None, password: Secret | None, progress: Pro
     return push(tag, username=username, password=password, progress=_sink(progress, "push"))
 
 
-def _update_lock(lock: Lock | None, lock_file: Path, notebook: Notebook, name: str, entry: ImageLock,
+def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLock,
                  result: BuildResult, pushes: list[PushResult]) -> None:
-    from .lock import Lock, write_lock
+    """Record NAME's entry in the lock file, holding the file's lock while reading and
+    writing it, so parallel builds of other NAMEs keep their entries."""
+    from .lock import update_lock
 
-    lock = lock or Lock()
-    lock.notebook = notebook.path.name
-    before = lock.images.get(name)
-    entry.image_id = result.image_id
-    entry.tags = list(result.tags)
-    if pushes:
-        first = pushes[0]
-        entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
-    elif before is not None and before.image_id == result.image_id:
-        entry.push = before.push  # same image: what was pushed still describes it
-    if before is not None:
-        entry.cluster = before.cluster
-    lock.images[name] = entry
-    write_lock(lock_file, lock)
+    def change(lock: Lock) -> None:
+        lock.notebook = notebook.path.name
+        before = lock.images.get(name)
+        entry.image_id = result.image_id
+        entry.tags = list(result.tags)
+        if pushes:
+            first = pushes[0]
+            entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
+        elif before is not None and before.image_id == result.image_id and not before.problems():
+            entry.push = before.push  # same image: what was pushed still describes it
+        if before is not None:
+            entry.cluster = before.cluster
+        lock.images[name] = entry.seal()
+
+    update_lock(lock_file, change)
+
+
+_MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json, "
+                   "application/vnd.docker.distribution.manifest.list.v2+json, "
+                   "application/vnd.oci.image.manifest.v1+json, "
+                   "application/vnd.oci.image.index.v1+json")
+
+
+def registry_digest(reference: str, username: str | None = None, password: Secret | None = None,
+                    *, timeout: float = 30.0) -> str | None:
+    """The digest the registry serves for REFERENCE's tag (HEAD /v2/<repo>/manifests/<tag>
+    with the docker v2 / OCI Accept headers); None when the registry does not say.
+
+    Credentials: `username`/`password`, else a plain `auth` entry of ~/.docker/config.json.
+    Basic and bearer-token registries are both handled. 127.0.0.1/localhost use http.
+    """
+    import requests
+
+    from .imageref import parse_reference
+
+    ref = parse_reference(reference)
+    host = ref.registry
+    scheme = "http" if host.split(":")[0] in ("127.0.0.1", "localhost") else "https"
+    api_host = "registry-1.docker.io" if host == "docker.io" else host
+    path = f"library/{ref.path}" if host == "docker.io" and "/" not in ref.path else ref.path
+    url = f"{scheme}://{api_host}/v2/{path}/manifests/{ref.tag or 'latest'}"
+    auth = (username, password.reveal()) if username and password is not None else _docker_config_auth(host)
+    headers = {"Accept": _MANIFEST_TYPES}
+    with requests.Session() as session:
+        answer = session.head(url, headers=headers, timeout=timeout)
+        challenge = answer.headers.get("WWW-Authenticate", "")
+        if answer.status_code == 401 and challenge.lower().startswith("bearer"):
+            params = dict(part.split("=", 1) for part in challenge[7:].replace('"', "").split(",") if "=" in part)
+            realm = params.pop("realm", "")
+            token = session.get(realm, params=params, auth=auth, timeout=timeout).json()
+            headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
+            answer = session.head(url, headers=headers, timeout=timeout)
+        elif answer.status_code == 401 and auth:
+            answer = session.head(url, headers=headers, auth=auth, timeout=timeout)
+        answer.raise_for_status()
+        return answer.headers.get("Docker-Content-Digest")
+
+
+def _docker_config_auth(host: str) -> tuple[str, str] | None:
+    import base64
+    import json
+
+    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    try:
+        auths = json.loads(config.read_text(encoding="utf-8")).get("auths") or {}
+        user, _, secret = base64.b64decode((auths.get(host) or {}).get("auth", "")).decode().partition(":")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (user, secret) if user else None
+
+
+def verify_push(push: PushResult, username: str | None = None, password: Secret | None = None,
+                warn: Warn | None = None) -> None:
+    """LockError when the registry serves another digest for the pushed tag than the push
+    reported (so the lock never records a digest the registry does not hold); a warning when
+    the registry cannot be asked."""
+    import requests
+
+    try:
+        served = registry_digest(push.reference, username, password)
+    except (requests.RequestException, ValueError) as exc:
+        (warn or _ignore)(f"could not check {push.reference} against the registry's manifest: "
+                          f"{type(exc).__name__}; the lock records the digest the push reported")
+        return
+    if served != push.digest:
+        raise LockError(
+            f"the registry serves {served or 'no digest'} for {push.reference}, but the push reported "
+            f"{push.digest}; the lock was not updated",
+            hint="another push may have moved the tag meanwhile; push again with a unique tag")
 
 
 # -- launch ------------------------------------------------------------------------------------
@@ -293,17 +427,18 @@ class LaunchPlan:
 def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None = None,
                 lock: str | os.PathLike[str] | None = None, name: str | None = None,
                 username: str | None = None, password_env: str | None = None,
-                warn: Warn | None = None) -> LaunchPlan:
+                warn: Warn | None = None, strict: bool = False) -> LaunchPlan:
     """The validated clusters/create body from a spec (file or ClusterSpec).
 
     The image is `image`, else the pinned digest recorded in `lock` (a lock file or the
     notebook whose lock to use; entry `name`, default the only one), else the spec's.
     `username`/`password_env` replace docker_image.basic_auth's (the variable is read when
-    the body is built). A docker_image.url that is a tag is passed to `warn`.
+    the body is built). A docker_image.url that is a tag, and an unknown field of a spec file
+    (SpecError with `strict`), are passed to `warn`.
     """
     from .spec import ClusterSpec
 
-    plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec)
+    plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec, strict=strict, warn=warn)
     lock_file, lock_obj, entry_name = _launch_lock(lock, name, image_given=bool(image))
     chosen = image or (lock_obj.images[entry_name].pinned if lock_obj is not None and entry_name else None)
     if chosen:
@@ -332,7 +467,7 @@ def read_lock_entry(where: str | os.PathLike[str], name: str | None = None, *,
     `name` None: the only entry. LockError when there is no lock file, the entry is missing or
     ambiguous, or (`need_pinned`) it was never pushed, so there is no pinned image.
     """
-    from .lock import LOCK_SUFFIX, lock_path, read_lock
+    from .lock import LOCK_SUFFIX, lock_path, read_lock, verify_entry
 
     path = Path(where)
     lock_file = path if path.name.endswith(LOCK_SUFFIX) else lock_path(path)
@@ -349,6 +484,7 @@ def read_lock_entry(where: str | os.PathLike[str], name: str | None = None, *,
     if name not in found.images:
         raise LockError(f"{lock_file} has no entry {name!r} (it has: {', '.join(sorted(found.images))})",
                         hint="check --name, or build that NAME with `dcs build`")
+    verify_entry(lock_file, name, found.images[name])
     if need_pinned and not found.images[name].pinned:
         raise LockError(f"{lock_file}: {name!r} was never pushed, so there is no pinned image",
                         hint="run `dcs build NOTEBOOK -t TAG --push`, or pass --image REF")
@@ -404,12 +540,14 @@ def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str
 def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool = False, wait: bool = False,
                    timeout: float = 1200.0, on_created: Callable[[str, str], Any] | None = None,
                    on_state: Callable[[dict[str, Any]], Any] | None = None,
-                   workspace: Workspace | None = None) -> str:
+                   workspace: Workspace | None = None, warn: Warn | None = None) -> str:
     """Create the plan's cluster; record the launched body (masked) in its lock entry; with
     `wait` follow it to RUNNING (ClusterError on TERMINATED/ERROR or timeout). Returns the id.
 
     The workspace is `workspace`, else `open_workspace(profile, local=local)`.
-    `on_created(cluster_id, url)` is called as soon as the cluster exists.
+    `on_created(cluster_id, url)` is called as soon as the cluster exists. Literal values
+    under credential-like keys are masked in the lock and passed to `warn` with the
+    `{{secrets/scope/key}}` reference to use instead.
     """
     from .workspace import open_workspace
 
@@ -419,11 +557,25 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
         if on_created is not None:
             on_created(cluster_id, ws.cluster_url(cluster_id))
         if plan.lock is not None and plan.lock_file is not None and plan.name is not None:
-            from .lock import write_lock
-
-            plan.lock.images[plan.name].cluster = plan.body  # masked when written
-            write_lock(plan.lock_file, plan.lock)
+            _record_cluster(plan, warn)
         if wait:
             ws.wait_for_cluster(cluster_id, timeout_s=timeout, on_state=on_state)
     return cluster_id
 
+
+def _record_cluster(plan: LaunchPlan, warn: Warn | None) -> None:
+    """Record the launched body in its lock entry (masked by ImageLock.to_dict, the one
+    masking function `spec.mask_secrets`); the entry's content hash does not cover it."""
+    from .lock import update_lock
+    from .spec import secret_warnings
+
+    assert plan.lock_file is not None and plan.name is not None
+    name = plan.name
+
+    def change(lock: Lock) -> None:
+        if name in lock.images:
+            lock.images[name].cluster = plan.body
+
+    for warning in secret_warnings(plan.body):
+        (warn or _ignore)(f"{warning} (masked as **** in {plan.lock_file.name})")
+    update_lock(plan.lock_file, change)

@@ -3,8 +3,127 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
+from typing import Any
 
-__all__ = ["BuildResult", "CheckItem", "CheckReport", "PushResult"]
+__all__ = ["BuildResult", "CheckItem", "CheckReport", "ProgressRecord", "PushResult"]
+
+
+# -- the static record a finished build/push leaves in the notebook -------------------------
+
+# Theme variables only (JupyterLab light and dark both define them); text is always in the
+# primary font colour, so it meets WCAG AA in either theme. The status colour marks the
+# border, never text. Fallbacks are keywords, not colours, for front-ends without --jp-*.
+_RECORD_STYLE = ("margin:2px 0;padding:4px 8px;border:1px solid var(--jp-border-color2, currentColor);"
+                 "border-left:4px solid {accent};border-radius:2px;"
+                 "color:var(--jp-ui-font-color1, inherit);background:var(--jp-layout-color0, transparent);"
+                 "font-family:var(--jp-ui-font-family, inherit);font-size:var(--jp-ui-font-size1, inherit);"
+                 "line-height:1.5")
+_CODE_STYLE = "font-family:var(--jp-code-font-family, monospace);overflow-wrap:anywhere"
+_ACCENTS = {"done": "var(--jp-success-color1, currentColor)",
+            "failed": "var(--jp-error-color1, currentColor)",
+            "cancelled": "var(--jp-warn-color1, currentColor)"}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(float(seconds), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m {secs:02d}s"
+
+
+@dataclass
+class ProgressRecord:
+    """The outcome of a build or push as static output: it renders without a kernel.
+
+    JupyterLab does not save widget state by default, so a reopened notebook cannot draw the
+    progress widget; this record (HTML and a text/plain twin) stays readable. Built from the
+    final progress snapshot (`from_snapshot`) or from a result object.
+    """
+
+    kind: str  # "build" | "push"
+    title: str
+    status: str  # done | failed | cancelled
+    duration_s: float | None = None
+    image_id: str | None = None
+    pinned: str | None = None
+    digest: str | None = None
+    log_path: str | None = None
+    tags: list[str] = field(default_factory=list)
+    error: str | None = None  # the first line only: the details are in the widget / raised error
+    step: str | None = None  # "Step 3/5 : RUN make" for a failed build
+    cached_steps: int = 0
+    total_steps: int = 0
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any]) -> ProgressRecord:
+        """The record of a final ProgressSnapshot."""
+        steps = snapshot.get("steps") or []
+        step = None
+        if snapshot.get("status") == "failed" and snapshot.get("failed_step"):
+            failed = next((s for s in steps if s.get("n") == snapshot["failed_step"]), None)
+            instruction = failed["instruction"] if failed else snapshot.get("instruction", "")
+            step = f"Step {snapshot['failed_step']}/{snapshot.get('total_steps') or '?'} : {instruction}"
+        error = (snapshot.get("error") or "").strip().splitlines()
+        if step and error and error[0].startswith(f"{step} failed: "):
+            error[0] = error[0][len(f"{step} failed: "):]  # the step is its own row
+        return cls(kind=str(snapshot.get("kind") or "build"), title=str(snapshot.get("title") or ""),
+                   status=str(snapshot.get("status") or ""), duration_s=snapshot.get("elapsed_s"),
+                   image_id=snapshot.get("image_id"), pinned=snapshot.get("pinned"),
+                   digest=snapshot.get("digest"), log_path=snapshot.get("log_path"),
+                   error=error[0] if error else None, step=step,
+                   cached_steps=sum(1 for s in steps if s.get("cached")),
+                   total_steps=int(snapshot.get("total_steps") or 0))
+
+    @property
+    def result(self) -> str | None:
+        """What the outcome produced: the image id (build) or the pinned reference (push)."""
+        return self.image_id if self.kind == "build" else (self.pinned or self.digest)
+
+    def _facts(self) -> list[tuple[str, str, bool]]:
+        """(label, value, is_code) rows shared by the HTML and the text."""
+        rows: list[tuple[str, str, bool]] = []
+        if self.status == "done" and self.result:
+            rows.append(("Image" if self.kind == "build" else "Pinned", self.result, True))
+        if self.tags:
+            rows.append(("Tags", ", ".join(self.tags), True))
+        if self.kind == "build" and self.total_steps:
+            cached = f", {self.cached_steps} cached" if self.cached_steps else ""
+            rows.append(("Steps", f"{self.total_steps}{cached}", False))
+        if self.step:
+            rows.append(("Failed at", self.step, True))
+        if self.error and self.status != "done":
+            rows.append(("Error", self.error, False))
+        if self.log_path:
+            rows.append(("Log", self.log_path, True))
+        return rows
+
+    def headline(self) -> str:
+        verb = "Build" if self.kind == "build" else "Push"
+        took = f" in {_duration(self.duration_s)}" if self.duration_s is not None else ""
+        return f"{verb} {self.title}: {self.status}{took}".replace("  ", " ")
+
+    def __repr__(self) -> str:
+        lines = [self.headline(), *(f"  {label}: {value}" for label, value, _ in self._facts())]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        accent = _ACCENTS.get(self.status, "var(--jp-border-color1, currentColor)")
+        role = ' role="alert"' if self.status == "failed" else ' role="status"'
+        rows = "".join(
+            f'<div><span style="font-weight:600">{escape(label)}:</span> '
+            + (f'<code style="{_CODE_STYLE}">{escape(value)}</code>' if code else escape(value))
+            + "</div>"
+            for label, value, code in self._facts())
+        return (f'<div class="dcs-record" data-kind="{escape(self.kind)}" data-status="{escape(self.status)}"'
+                f'{role} style="{_RECORD_STYLE.format(accent=accent)}">'
+                f'<div style="font-weight:600">{escape(self.headline())}</div>{rows}</div>')
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
 
 
 @dataclass
@@ -27,6 +146,14 @@ class BuildResult:
         return (f"BuildResult({self.image_id[:19]} [{tags}] in {self.duration_s:.1f}s, "
                 f"dockerfile sha256:{self.dockerfile_sha256[:12]}, log {self.log_path})")
 
+    def record(self) -> ProgressRecord:
+        """This result as a static record (what the notebook keeps without widget state)."""
+        return ProgressRecord(kind="build", title=self.name, status="done", duration_s=self.duration_s,
+                              image_id=self.image_id, tags=list(self.tags), log_path=self.log_path)
+
+    def _repr_html_(self) -> str:
+        return self.record()._repr_html_()
+
 
 @dataclass
 class PushResult:
@@ -40,6 +167,14 @@ class PushResult:
 
     def __repr__(self) -> str:
         return f"PushResult({self.reference} -> {self.pinned})"
+
+    def record(self) -> ProgressRecord:
+        """This result as a static record (what the notebook keeps without widget state)."""
+        return ProgressRecord(kind="push", title=self.reference, status="done", duration_s=self.duration_s,
+                              pinned=self.pinned, digest=self.digest)
+
+    def _repr_html_(self) -> str:
+        return self.record()._repr_html_()
 
 
 @dataclass
@@ -84,20 +219,33 @@ class CheckReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        """A table for notebooks: one row per item, with its fix when it failed."""
+        """A table for notebooks: one row per item, with its fix when it failed.
+
+        Colours come only from JupyterLab's theme variables: the text keeps the theme's text
+        colour (>= 4.5:1 in light and dark themes) and the mark word says ok/FAIL/WARN; the
+        status colour is a bar beside it, not the colour of the text.
+        """
         from html import escape
 
-        marks = {"ok": ("ok", "#1a7f37"), "error": ("FAIL", "#cf222e"), "warning": ("WARN", "#9a6700")}
+        marks = {"ok": ("&#10004; ok", "--jp-success-color1"), "error": ("&#10008; FAIL", "--jp-error-color1"),
+                 "warning": ("&#9888; WARN", "--jp-warn-color0")}
+        cell = "text-align:left;vertical-align:top;color:var(--jp-content-font-color1)"
         rows = []
         for c in self.checks:
-            mark, color = marks["ok"] if c.ok else marks.get(c.severity, marks["error"])
+            status = "ok" if c.ok else (c.severity if c.severity in marks else "error")
+            mark, bar = marks[status]
             rows.append(
-                f'<tr><td style="color:{color};font-weight:bold">{mark}</td><td>{escape(c.name)}</td>'
-                f'<td style="text-align:left">{escape(c.detail)}</td>'
-                f'<td style="text-align:left"><code>{escape("" if c.ok else c.fix)}</code></td></tr>')
+                f'<tr class="dcs-check-{status}"><td class="dcs-mark" style="{cell};font-weight:bold;'
+                f'white-space:nowrap;color:var(--jp-content-font-color0);border-left:4px solid var({bar})">'
+                f'{mark}</td><td style="{cell}">{escape(c.name)}</td>'
+                f'<td style="{cell}">{escape(c.detail)}</td>'
+                f'<td style="{cell}">{"" if c.ok or not c.fix else f"<code>{escape(c.fix)}</code>"}</td></tr>')
+        failed = sum(not c.ok and c.severity == "error" for c in self.checks)
         verdict = ("meets the Databricks Container Services requirements" if self.ok
-                   else f"does NOT meet the requirements ({sum(not c.ok and c.severity == 'error' for c in self.checks)} failed)")
-        return (f'<div class="dcs-check"><p><b>{escape(self.image)}</b> {verdict}</p>'
-                '<table><thead><tr><th></th><th>check</th><th style="text-align:left">detail</th>'
-                '<th style="text-align:left">fix</th></tr></thead><tbody>'
+                   else f"does NOT meet the requirements ({failed} failed)")
+        head = "text-align:left;color:var(--jp-content-font-color0)"
+        return (f'<div class="dcs-check" style="color:var(--jp-content-font-color1)">'
+                f'<p role="status"><b>{escape(self.image)}</b> {verdict}</p>'
+                f'<table><thead><tr><th style="{head}"></th><th style="{head}">check</th>'
+                f'<th style="{head}">detail</th><th style="{head}">fix</th></tr></thead><tbody>'
                 + "".join(rows) + "</tbody></table></div>")

@@ -20,13 +20,16 @@ the request body is built.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
+import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import runtime
 from .credentials import env_password
@@ -44,10 +47,16 @@ __all__ = [
     "dcs_node_types",
     "dcs_runtimes",
     "init_script_info",
+    "is_secret_key",
     "is_secret_reference",
+    "known_field_names",
     "mask_secrets",
     "node_type_refusal",
     "runtime_refusal",
+    "secret_literals",
+    "secret_warnings",
+    "unknown_field_message",
+    "unknown_fields",
     "upload_destination",
 ]
 
@@ -114,16 +123,32 @@ def _mask_password(value: Any) -> Any:
 
 
 def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of a create body safe to show or store: every value under a key that names
-    a password, token or secret (`docker_image.basic_auth.password`, `spark_env_vars`,
-    `spark_conf`, ...) becomes `****`.
+    """A deep copy of a create body safe to show or store: every value under a credential-like
+    key (`is_secret_key`: `docker_image.basic_auth.password`, `spark_env_vars.OPENAI_API_KEY`,
+    `spark_conf` `...secret.key`, `custom_tags`, ...) becomes `****`.
 
     `{{secrets/scope/key}}` references are kept: they name a secret, they are not one.
+    This is the one masking function: previews, reprs and the lock file all use it; a masked
+    body is for showing and storing only, never for sending.
     """
     return _mask(body)
 
 
-_SECRET_KEYS = ("password", "token", "secret")
+# Substrings that make a key credential-like, and words (a key split at `_`, `.`, `-` and
+# camelCase) that do: `OPENAI_API_KEY`, `DB_PASSWD`, `AWS_ACCESS_KEY_ID`, `fs.s3a.secret.key`,
+# `privateKey`, `X_AUTH`; `monkey` or `passenger` do not.
+_SECRET_SUBSTRINGS = ("password", "passwd", "token", "secret", "credential", "apikey", "accesskey",
+                      "privatekey")
+_SECRET_WORDS = frozenset({"key", "pass", "pwd", "private", "auth", "credentials"})
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def is_secret_key(key: str) -> bool:
+    """True when KEY names a credential: its value is masked wherever it is shown or stored."""
+    lowered = key.lower()
+    if any(word in lowered for word in _SECRET_SUBSTRINGS):
+        return True
+    return any(word.lower() in _SECRET_WORDS for word in _WORD.findall(key))
 
 
 def _mask(value: Any, key: str = "") -> Any:
@@ -131,9 +156,35 @@ def _mask(value: Any, key: str = "") -> Any:
         return {k: _mask(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask(v, key) for v in value]
-    if isinstance(value, str) and any(word in key.lower() for word in _SECRET_KEYS):
+    if isinstance(value, str) and is_secret_key(key):
         return _mask_password(value)
     return value
+
+
+def secret_literals(body: Any, path: str = "") -> list[str]:
+    """The dotted paths of literal (not `{{secrets/...}}`) values under credential-like keys."""
+    found: list[str] = []
+    if isinstance(body, Mapping):
+        for k, v in body.items():
+            where = f"{path}.{k}" if path else str(k)
+            if isinstance(v, str) and v and is_secret_key(str(k)) and not is_secret_reference(v):
+                found.append(where)
+            else:
+                found += secret_literals(v, where)
+    elif isinstance(body, list):
+        for i, v in enumerate(body):
+            found += secret_literals(v, f"{path}[{i}]")
+    return found
+
+
+def secret_warnings(body: Mapping[str, Any]) -> list[str]:
+    """One warning per literal credential in BODY, naming the reference to use instead."""
+    out = []
+    for where in secret_literals(body):
+        key = re.sub(r"[^A-Za-z0-9_.-]", "_", where.rsplit(".", 1)[-1]).lower() or "key"
+        out.append(f"{where} holds a literal credential: store it in a Databricks secret scope and "
+                   f"write {{{{secrets/<scope>/{key}}}}} instead")
+    return out
 
 
 # -- docker_image ------------------------------------------------------------------------
@@ -386,10 +437,22 @@ class ClusterSpec:
         return tuple(f.name for f in fields(cls) if f.name != "extra")
 
     @classmethod
-    def from_dict(cls, body: Mapping[str, Any]) -> ClusterSpec:
-        """Read a create body (e.g. a saved JSON file); unknown fields go to `extra`."""
+    def from_dict(cls, body: Mapping[str, Any], *, strict: bool = False,
+                  warn: Callable[[str], Any] | None = None) -> ClusterSpec:
+        """Read a create body (e.g. a saved JSON file); unknown fields go to `extra`.
+
+        A field the Clusters API does not know (`autotermination_minute`) is passed to `warn`
+        with the closest known name, as the Databricks CLI warns for bundles; `strict=True`
+        makes it a SpecError instead.
+        """
         if not isinstance(body, Mapping):
             raise SpecError(f"a cluster spec must be a JSON object, not {type(body).__name__}", field=None)
+        for name, closest in unknown_fields(body):
+            text = unknown_field_message(name, closest, strict=strict)
+            if strict:
+                raise SpecError(text, field=name, hint="fix the field name, or drop --strict to send it as it is")
+            if warn is not None:
+                warn(text)
         known = set(cls.field_names())
         try:
             data = copy.deepcopy(dict(body))
@@ -400,7 +463,8 @@ class ClusterSpec:
         return cls(**{k: v for k, v in data.items() if k in known}, extra=extra)
 
     @classmethod
-    def from_json(cls, text: str, *, source: str = "JSON") -> ClusterSpec:
+    def from_json(cls, text: str, *, source: str = "JSON", strict: bool = False,
+                  warn: Callable[[str], Any] | None = None) -> ClusterSpec:
         """Read a create body from JSON text; errors name the line and column."""
         try:
             body = json.loads(text)
@@ -410,18 +474,19 @@ class ClusterSpec:
         except RecursionError:  # json's decoder recurses once per nesting level
             raise SpecError(f"{source} nests too deeply to read as a cluster spec", field=None,
                             hint="a create body is a few levels deep; check the file") from None
-        return cls.from_dict(body)
+        return cls.from_dict(body, strict=strict, warn=warn)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ClusterSpec:
-        """Read a create body from a JSON file (`%dcs_launch --spec FILE`)."""
+    def load(cls, path: str | os.PathLike[str], *, strict: bool = False,
+             warn: Callable[[str], Any] | None = None) -> ClusterSpec:
+        """Read a create body from a JSON file (`%dcs_launch --spec FILE`); see `from_dict`."""
         path = Path(path).expanduser()
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise SpecError(f"cannot read the cluster spec file {path}: {exc.strerror or exc}",
                             field=None) from exc
-        return cls.from_json(text, source=str(path))
+        return cls.from_json(text, source=str(path), strict=strict, warn=warn)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -541,7 +606,38 @@ def _plain_init_script(item: Any, *, strict: bool = True) -> Any:
     return copy.deepcopy(item)
 
 
-def _is_int(value: Any) -> bool:
+@functools.lru_cache(maxsize=1)
+def known_field_names() -> frozenset[str]:
+    """The clusters/create fields: the databricks-sdk's `compute.ClusterSpec` and
+    `compute.CreateCluster` dataclass fields, and this ClusterSpec's."""
+    names = set(ClusterSpec.field_names())
+    try:
+        from databricks.sdk.service import compute
+    except ImportError:  # the SDK is optional at run time; our own fields still count
+        return frozenset(names)
+    for kind in ("ClusterSpec", "CreateCluster"):
+        cls = getattr(compute, kind, None)
+        if cls is not None and dataclasses.is_dataclass(cls):
+            names.update(f.name for f in fields(cls))
+    return frozenset(names)
+
+
+def unknown_fields(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(field, closest known name or None) for each top-level field the API does not know."""
+    known = known_field_names()
+    return [(str(name), next(iter(difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)), None))
+            for name in body if str(name) not in known]
+
+
+def unknown_field_message(name: str, closest: str | None, *, strict: bool = False) -> str:
+    """The warning (or, `strict`, the error) for an unknown field NAME."""
+    guess = f"; did you mean {closest!r}?" if closest else "."
+    if strict:
+        return f"unknown cluster field {name!r}{guess}"
+    return f"unknown cluster field {name!r}{guess} It is sent as it is; the Clusters API ignores or rejects it"
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -659,6 +755,7 @@ def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
     image = spec.docker_image
     if image is None:
         return
+    url: Any
     if isinstance(image, DockerImage):
         url, auth = image.url, image.basic_auth
     elif isinstance(image, Mapping):
@@ -671,7 +768,7 @@ def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
         yield SpecError("docker_image must be a dict with url (and basic_auth)", field="docker_image")
         return
     try:
-        parse_reference(url)  # type: ignore[arg-type]
+        parse_reference(url)
     except ValueError as exc:
         yield SpecError(f"docker_image.url: {exc}", field="docker_image.url",
                         hint="write the image like registry.example.com/team/image@sha256:... (pinned)")

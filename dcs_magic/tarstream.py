@@ -18,7 +18,7 @@ import os
 import queue
 import tarfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 
 __all__ = ["CHUNK_SIZE", "TarStream"]
@@ -84,7 +84,7 @@ class TarStream:
         self.bytes_sent = 0  # handed to the consumer
         self.bytes_queued = 0  # produced by the writer (at most queue_chunks ahead of bytes_sent)
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Generator[bytes, None, None]:
         chunks: queue.Queue[object] = queue.Queue(maxsize=self.queue_chunks)
         stopped = threading.Event()
         failure: list[BaseException] = []

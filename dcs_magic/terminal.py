@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from .progress import LOG_TAIL, format_line, human_bytes
+from .progress import ProgressSnapshot, format_line, human_bytes
 from .results import CheckReport
 
 __all__ = ["TerminalProgress", "print_check_report", "progress_sink", "use_rich"]
@@ -66,7 +66,7 @@ class TerminalProgress:
 
     # -- sink interface ------------------------------------------------------------------
 
-    def update(self, snapshot: dict) -> None:
+    def update(self, snapshot: ProgressSnapshot) -> None:
         """Show a running snapshot."""
         lines = self._new_log_lines(snapshot)
         if self.rich:
@@ -74,7 +74,7 @@ class TerminalProgress:
         else:
             self._plain_update(snapshot, lines)
 
-    def close(self, snapshot: dict) -> None:
+    def close(self, snapshot: ProgressSnapshot) -> None:
         """Show the final snapshot: the remaining lines, warnings and the outcome."""
         lines = self._new_log_lines(snapshot)
         if self.rich:
@@ -88,28 +88,29 @@ class TerminalProgress:
 
     # -- shared ----------------------------------------------------------------------------
 
-    def _new_log_lines(self, snapshot: dict) -> list[str]:
-        """Complete build log lines not handled yet (a line still being written waits)."""
+    def _new_log_lines(self, snapshot: ProgressSnapshot | dict) -> list[str]:
+        """Complete build log lines not handled yet (the line still being written waits).
+
+        `log_first` is the index of the tail's first line in the whole log, so lines that left
+        the bounded tail between two snapshots are counted, not guessed.
+        """
         tail = list(snapshot.get("log_tail") or [])
         total = int(snapshot.get("log_lines") or 0)
-        if snapshot.get("status") == "running" and len(tail) > min(total, LOG_TAIL):
-            tail.pop()  # the partial line the running snapshot shows
-        new = total - self._printed_lines
+        first = int(snapshot.get("log_first", total - len(tail)) or 0)
+        start = max(self._printed_lines, first)
+        skipped = start - self._printed_lines
+        new = tail[start - first:] if start < total else []
         self._printed_lines = max(total, self._printed_lines)
-        if new <= 0:
-            return []
-        if new > len(tail):
-            skipped = new - len(tail)
-            return [f"... {skipped} log line{'s' if skipped != 1 else ''} not shown (see the build log)",
-                    *tail]
-        return tail[-new:]
+        if skipped > 0:
+            return [f"... {skipped} log line{'s' if skipped != 1 else ''} not shown (see the build log)", *new]
+        return new
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
     # -- plain -----------------------------------------------------------------------------
 
-    def _plain_update(self, snapshot: dict, lines: list[str]) -> None:
+    def _plain_update(self, snapshot: Mapping[str, Any], lines: list[str]) -> None:
         for line in lines:
             self._print(line)
         self._plain_warnings(snapshot)
@@ -121,7 +122,7 @@ class TerminalProgress:
             self._last_summary = now
             self._print(format_line(snapshot))
 
-    def _plain_layers(self, snapshot: dict) -> None:
+    def _plain_layers(self, snapshot: Mapping[str, Any]) -> None:
         if snapshot.get("kind") != "push":
             return  # build pulls are already in the build log lines
         for layer in snapshot.get("layers") or []:
@@ -130,7 +131,7 @@ class TerminalProgress:
                 self._layer_status[layer["id"]] = status
                 self._print(f"{layer['id']}: {status}")
 
-    def _plain_warnings(self, snapshot: dict) -> None:
+    def _plain_warnings(self, snapshot: Mapping[str, Any]) -> None:
         for warning in snapshot.get("warnings") or []:
             if warning not in self._warned:
                 self._warned.add(warning)
@@ -146,7 +147,7 @@ class TerminalProgress:
             self._console = Console(file=self.stream, force_terminal=True, highlight=False, soft_wrap=True)
         return self._console
 
-    def _rich_update(self, snapshot: dict, lines: list[str]) -> None:
+    def _rich_update(self, snapshot: Mapping[str, Any], lines: list[str]) -> None:
         from rich.live import Live
 
         console = self._rich_console()
@@ -157,7 +158,7 @@ class TerminalProgress:
             self._live.start()
         self._live.update(self._renderable(snapshot), refresh=True)
 
-    def _rich_close(self, snapshot: dict, lines: list[str]) -> None:
+    def _rich_close(self, snapshot: Mapping[str, Any], lines: list[str]) -> None:
         from rich.text import Text
 
         if self._live is not None:
@@ -169,10 +170,10 @@ class TerminalProgress:
             if warning not in self._warned:
                 self._warned.add(warning)
                 console.print(Text(f"Warning: {warning}", style="yellow"))
-        style = {"done": "green", "failed": "bold red", "cancelled": "yellow"}.get(snapshot.get("status"), "")
+        style = {"done": "green", "failed": "bold red", "cancelled": "yellow"}.get(str(snapshot.get("status")), "")
         console.print(Text(format_line(snapshot), style=style))
 
-    def _rich_print_lines(self, snapshot: dict, lines: list[str]) -> None:
+    def _rich_print_lines(self, snapshot: Mapping[str, Any], lines: list[str]) -> None:
         """Keep step headlines in the scrollback; other output lives in the Live tail."""
         from rich.text import Text
 
@@ -185,7 +186,7 @@ class TerminalProgress:
                 self._warned.add(warning)
                 console.print(Text(f"Warning: {warning}", style="yellow"))
 
-    def _renderable(self, snapshot: dict) -> Any:
+    def _renderable(self, snapshot: Mapping[str, Any]) -> Any:
         from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table
@@ -210,7 +211,10 @@ class TerminalProgress:
                          ProgressBar(total=1.0, completed=float(snapshot.get("fraction") or 0.0), width=30),
                          Text(f"{snapshot.get('layers_done', 0)}/{snapshot['layers_total']} layers"))
             parts.append(grid)
-        for line in _step_output(snapshot.get("log_tail") or [])[-_LIVE_LOG_LINES:]:
+        tail = list(snapshot.get("log_tail") or [])
+        if snapshot.get("log_pending"):
+            tail.append(snapshot["log_pending"])  # the line being written (a progress bar)
+        for line in _step_output(tail)[-_LIVE_LOG_LINES:]:
             parts.append(Text("  " + line, style="dim", overflow="ellipsis", no_wrap=True))
         return Group(*parts)
 

@@ -30,7 +30,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from databricks.sdk import errors as sdk_errors
@@ -57,6 +57,9 @@ from .errors import (
     api_error_class,
 )
 from .spec import ClusterSpec, upload_destination
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = [
     "MAX_POLL_INTERVAL_S",
@@ -351,7 +354,7 @@ class Workspace:
 
     def __init__(self, host: str | None = None, token: str | None = None, profile: str | None = None, *,
                  api_version: str = "2.1", timeout: float = 30.0, retries: int = 5,
-                 backoff_factor: float = 0.5) -> None:
+                 backoff_factor: float = 0.5, poll_s: tuple[float, float] = (1.0, MAX_POLL_INTERVAL_S)) -> None:
         if host:
             host = check_host(host)  # before the SDK sees it: no request for a bad host
         self._config = _resolve_config(host, token, profile, timeout)
@@ -359,6 +362,9 @@ class Workspace:
         self.profile: str | None = self._config.profile or profile
         self.api_version = api_version
         self.timeout = timeout
+        # (first pause, cap) between state polls; the pause grows by `first` while nothing
+        # changes and starts over after a change (progress tends to come in bursts).
+        self.poll_s = poll_s
         self._session = requests.Session()
         general = HTTPAdapter(max_retries=_idempotent_retry(retries, backoff_factor))
         self._session.mount("https://", general)
@@ -398,7 +404,7 @@ class Workspace:
         """Close the HTTP connections."""
         self._session.close()
 
-    def __enter__(self) -> Workspace:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -489,30 +495,53 @@ class Workspace:
         """Poll until RUNNING (return its info) or TERMINATED/ERROR (raise ClusterError).
 
         `on_state(info)` is called whenever state or state_message changes. Pauses grow
-        1, 2, 3, ... seconds up to MAX_POLL_INTERVAL_S. After `timeout_s` a ClusterError
+        1, 2, 3, ... seconds up to MAX_POLL_INTERVAL_S while nothing changes and start over
+        after a change (`poll_s`; the local preflight workspace polls every 0.1 s, so a
+        state change is seen within that). After `timeout_s` a ClusterError
         carries the last state (the cluster keeps starting; wait again or terminate it).
         """
+        def timed_out(info: dict[str, Any]) -> ClusterError:
+            return ClusterError(f"cluster {cluster_id} is still {info.get('state')} after {timeout_s:g} s",
+                                cluster_id=cluster_id, state=info.get("state"),
+                                hint=f"wait again with wait_for_cluster, or terminate it: "
+                                     f"{self.cluster_url(cluster_id)}")
+
+        info = self._follow(lambda: self.get_cluster(cluster_id),
+                            lambda i: (i.get("state"), i.get("state_message")),
+                            lambda i: i.get("state") == "RUNNING" or i.get("state") in _FAILED,
+                            timeout_s, on_state, timed_out, sleep, clock)
+        if info.get("state") in _FAILED:
+            raise cluster_error(info, url=self.cluster_url(cluster_id))
+        return info
+
+    def _follow(self, fetch: Callable[[], dict[str, Any]], key: Callable[[dict[str, Any]], Any],
+                done: Callable[[dict[str, Any]], bool], timeout_s: float,
+                on_state: Callable[[dict], Any] | None, timed_out: Callable[[dict[str, Any]], Exception],
+                sleep: Callable[[float], Any], clock: Callable[[], float]) -> dict[str, Any]:
+        """Poll `fetch` until `done`; call `on_state` when `key` changes; raise `timed_out(last)`.
+
+        Pauses follow `poll_s` = (first, cap): first, 2*first, ... up to cap while nothing
+        changes, back to `first` after a change, never past the deadline.
+        """
+        first, cap = self.poll_s
         deadline = clock() + timeout_s
-        seen: tuple[Any, Any] | None = None
-        attempt = 0
+        seen: Any = object()
+        pause = 0.0
         while True:
-            info = self.get_cluster(cluster_id)
-            state = info.get("state")
-            if on_state is not None and (state, info.get("state_message")) != seen:
-                on_state(info)
-            seen = (state, info.get("state_message"))
-            if state == "RUNNING":
-                return info
-            if state in _FAILED:
-                raise cluster_error(info, url=self.cluster_url(cluster_id))
+            answer = fetch()
+            now = key(answer)
+            if now != seen:
+                if on_state is not None:
+                    on_state(answer)
+                pause = 0.0
+            seen = now
+            if done(answer):
+                return answer
             remaining = deadline - clock()
             if remaining <= 0:
-                raise ClusterError(f"cluster {cluster_id} is still {state} after {timeout_s:g} s",
-                                   cluster_id=cluster_id, state=state,
-                                   hint=f"wait again with wait_for_cluster, or terminate it: "
-                                        f"{self.cluster_url(cluster_id)}")
-            attempt += 1
-            sleep(min(float(attempt), MAX_POLL_INTERVAL_S, remaining))
+                raise timed_out(answer)
+            pause = min(pause + first, cap)
+            sleep(min(pause, remaining))
 
     def terminate_cluster(self, cluster_id: str) -> None:
         """clusters/delete: terminate (not permanently delete) the cluster."""
@@ -646,25 +675,19 @@ class Workspace:
         (the run goes on; wait again or cancel_run)."""
         from .jobs import FINAL_STATES, RunError
 
-        deadline = clock() + timeout_s
-        seen: Any = None
-        attempt = 0
-        while True:
-            run = self.get_run(run_id)
+        def timed_out(run: dict[str, Any]) -> RunError:
             state = run.get("state") or {}
-            now = (state.get("life_cycle_state"), state.get("result_state"), state.get("state_message"))
-            if on_state is not None and now != seen:
-                on_state(run)
-            seen = now
-            if now[0] in FINAL_STATES:
-                return run
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise RunError(f"run {run_id} is still {now[0]} after {timeout_s:g} s", run_id=run_id,
-                               life_cycle_state=now[0], run_page_url=run.get("run_page_url"),
-                               hint="wait again with wait_for_run, or cancel it with cancel_run")
-            attempt += 1
-            sleep(min(float(attempt), MAX_POLL_INTERVAL_S, remaining))
+            return RunError(f"run {run_id} is still {state.get('life_cycle_state')} after {timeout_s:g} s",
+                            run_id=run_id, life_cycle_state=state.get("life_cycle_state"),
+                            run_page_url=run.get("run_page_url"),
+                            hint="wait again with wait_for_run, or cancel it with cancel_run")
+
+        def key(run: dict[str, Any]) -> tuple[Any, Any, Any]:
+            state = run.get("state") or {}
+            return state.get("life_cycle_state"), state.get("result_state"), state.get("state_message")
+
+        return self._follow(lambda: self.get_run(run_id), key, lambda r: key(r)[0] in FINAL_STATES,
+                            timeout_s, on_state, timed_out, sleep, clock)
 
     def run_url(self, run: Mapping[str, Any]) -> str:
         """The run's page: the workspace's run_page_url, else the jobs UI path."""

@@ -1,16 +1,12 @@
-// dcs-magic build/push progress widget (anywidget ES module; no bundler, no network imports).
+// dcs-magic build/push progress view (imported once per page by progress-loader.js).
 //
-// The Python side (dcs_magic/widgets.py ProgressWidget) syncs plain display state, at most
-// about ten times a second. This module draws it: title and status, step bar N/M with the
-// current instruction, elapsed time (ticking locally between syncs), warnings, per-layer
-// bars with bytes and a total bar, a collapsible log tail, the final image id / digest
-// (selectable, with a copy button) and failures in a red block.
-
-const TRAITS = [
-  "kind", "title", "status", "step", "total_steps", "instruction", "log_tail", "log_lines",
-  "layers", "layers_done", "layers_total", "bytes_current", "bytes_total", "fraction",
-  "elapsed_s", "image_id", "reference", "digest", "pinned", "error", "warnings",
-];
+// `render({ model, el, store })`: `store` (see progress-loader.js) holds what the kernel
+// sends as deltas (log lines, layers, steps, changed fields); `store.get(name)` reads a field.
+// Drawn: title, status badge (aria-live), elapsed time ticking locally from `started_at`,
+// a Stop button, the user's steps with durations and CACHED markers, per-layer bars and a
+// total bar weighted by bytes with rate and time left (role="progressbar"), the log tail
+// with the full log's path, the image id / pinned digest with a copy button, and failures
+// (role="alert"). Every colour comes from JupyterLab's --jp-* variables (progress.css).
 
 export function humanBytes(n) {
   if (!n) return "0 B";
@@ -21,14 +17,17 @@ export function humanBytes(n) {
     value /= 1000;
     i += 1;
   }
-  return i === 0 ? `${value} B` : `${value.toFixed(1)} ${units[i]}`;
+  return i === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${units[i]}`;
 }
 
 export function formatElapsed(seconds) {
   const s = Math.max(0, Math.floor(seconds));
   const m = Math.floor(s / 60);
+  if (m >= 60) return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
   return m ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${(Math.max(0, seconds)).toFixed(1)}s`;
 }
+
+const ACTIVE = new Set(["starting", "running"]);
 
 function node(tag, className, text) {
   const el = document.createElement(tag);
@@ -37,17 +36,27 @@ function node(tag, className, text) {
   return el;
 }
 
-function bar(className) {
+function bar(className, label) {
   const outer = node("div", `dcs-bar ${className || ""}`.trim());
+  outer.setAttribute("role", "progressbar");
+  outer.setAttribute("aria-valuemin", "0");
+  outer.setAttribute("aria-valuemax", "100");
+  outer.setAttribute("aria-label", label);
   const inner = node("div", "dcs-bar-fill");
   outer.appendChild(inner);
   return { outer, inner };
 }
 
-function setBar(b, fraction, indeterminate) {
+function setBar(b, fraction, { indeterminate = false, text = "" } = {}) {
   const pct = Math.max(0, Math.min(1, fraction || 0)) * 100;
   b.inner.style.width = `${pct.toFixed(1)}%`;
   b.outer.classList.toggle("dcs-indeterminate", Boolean(indeterminate));
+  if (indeterminate) {
+    b.outer.removeAttribute("aria-valuenow");
+  } else {
+    b.outer.setAttribute("aria-valuenow", pct.toFixed(0));
+  }
+  if (text) b.outer.setAttribute("aria-valuetext", text);
 }
 
 async function copyText(text, button) {
@@ -60,19 +69,62 @@ async function copyText(text, button) {
   setTimeout(() => { button.textContent = "Copy"; }, 1500);
 }
 
-function render({ model, el }) {
+function pageConfig() {
+  const el = document.getElementById("jupyter-config-data");
+  try {
+    return el ? JSON.parse(el.textContent || "{}") : {};
+  } catch (_err) {
+    return {};
+  }
+}
+
+function cookie(name) {
+  const match = document.cookie.match(`\\b${name}=([^;]*)\\b`);
+  return match ? decodeURIComponent(match[1]) : undefined;
+}
+
+// Interrupt the kernel through the Jupyter server, as JupyterLab's own Kernel > Interrupt
+// does (@jupyterlab/services ServerConnection: baseUrl and token from PageConfig's
+// #jupyter-config-data, the _xsrf cookie as X-XSRFToken). Needed for a foreground run: the
+// kernel's shell channel is busy with the cell, so a comm message would wait for its end.
+export async function interruptKernel(kernelId) {
+  const config = pageConfig();
+  let base = config.baseUrl || "/";
+  if (!base.endsWith("/")) base += "/";
+  const headers = { "Content-Type": "application/json" };
+  if (config.token) headers.Authorization = `token ${config.token}`;
+  const xsrf = cookie("_xsrf");
+  if (xsrf) headers["X-XSRFToken"] = xsrf;
+  const response = await fetch(`${base}api/kernels/${encodeURIComponent(kernelId)}/interrupt`, {
+    method: "POST", headers, credentials: "same-origin", cache: "no-store",
+  });
+  if (!response.ok) throw new Error(`interrupt failed: HTTP ${response.status}`);
+}
+
+export function render({ model, el, store }) {
+  const get = (name) => (store ? store.get(name) : model.get(name));
   const root = node("div", "dcs-progress");
   const header = node("div", "dcs-header");
   const title = node("span", "dcs-title");
   const badge = node("span", "dcs-badge");
+  badge.setAttribute("role", "status");
+  badge.setAttribute("aria-live", "polite");
   const elapsed = node("span", "dcs-elapsed");
-  header.append(title, badge, elapsed);
+  elapsed.setAttribute("aria-label", "elapsed time");
+  const stop = node("button", "dcs-stop", "Stop");
+  stop.type = "button";
+  header.append(title, badge, elapsed, stop);
 
   const stepRow = node("div", "dcs-step");
   const stepLabel = node("span", "dcs-step-label");
-  const stepBar = bar("dcs-step-bar");
+  const stepBar = bar("dcs-step-bar", "build steps");
   const instruction = node("code", "dcs-instruction");
   stepRow.append(stepLabel, stepBar.outer, instruction);
+
+  const stepsBox = node("details", "dcs-steps");
+  const stepsSummary = node("summary", "dcs-steps-summary");
+  const stepsList = node("ol", "dcs-steps-list");
+  stepsBox.append(stepsSummary, stepsList);
 
   const warnings = node("ul", "dcs-warnings");
 
@@ -81,14 +133,16 @@ function render({ model, el }) {
   const layerRows = node("div", "dcs-layer-rows");
   const totalRow = node("div", "dcs-total");
   const totalLabel = node("span", "dcs-total-label");
-  const totalBar = bar("dcs-total-bar");
-  totalRow.append(totalLabel, totalBar.outer);
+  const totalBar = bar("dcs-total-bar", "total");
+  const totalPct = node("span", "dcs-total-pct");
+  totalRow.append(totalLabel, totalBar.outer, totalPct);
   layersBox.append(layersTitle, layerRows, totalRow);
 
   const details = node("details", "dcs-log");
   const summary = node("summary", "dcs-log-summary");
   const pre = node("pre", "dcs-log-text");
-  details.append(summary, pre);
+  const logPath = node("div", "dcs-log-path");
+  details.append(summary, pre, logPath);
 
   const result = node("div", "dcs-result");
   const resultLabel = node("span", "dcs-result-label");
@@ -99,16 +153,44 @@ function render({ model, el }) {
   result.append(resultLabel, resultText, copy);
 
   const error = node("div", "dcs-error");
+  error.setAttribute("role", "alert");
   const errorTitle = node("div", "dcs-error-title");
   const errorText = node("pre", "dcs-error-text");
   error.append(errorTitle, errorText);
 
-  root.append(header, stepRow, warnings, layersBox, details, result, error);
+  root.append(header, stepRow, stepsBox, warnings, layersBox, details, result, error);
   el.appendChild(root);
 
   const rows = new Map();  // layer id -> { row, status, bar, bytes }
-  let receivedAt = Date.now();
   let frame = null;
+  let stopping = false;
+
+  stop.addEventListener("click", async () => {
+    if (stopping || !ACTIVE.has(get("status"))) return;
+    stopping = true;
+    stop.disabled = true;
+    stop.textContent = "Stopping…";
+    try {
+      if (model.get("_foreground") && model.get("_kernel_id")) {
+        await interruptKernel(model.get("_kernel_id"));
+      } else {
+        model.send({ type: "stop" });
+      }
+    } catch (err) {
+      stopping = false;
+      stop.disabled = false;
+      stop.textContent = "Stop";
+      console.error("[dcs-magic] Stop failed", err);
+    }
+  });
+
+  function nowElapsed() {
+    const startedAt = get("started_at");
+    if (ACTIVE.has(get("status")) && startedAt && store && store.skew !== null) {
+      return Math.max(0, Date.now() / 1000 - store.skew - startedAt);
+    }
+    return get("elapsed_s") || 0;
+  }
 
   function layerRow(id) {
     let r = rows.get(id);
@@ -116,7 +198,7 @@ function render({ model, el }) {
       const row = node("div", "dcs-layer");
       const name = node("code", "dcs-layer-id", id);
       const status = node("span", "dcs-layer-status");
-      const b = bar("dcs-layer-bar");
+      const b = bar("dcs-layer-bar", `layer ${id}`);
       const bytes = node("span", "dcs-layer-bytes");
       row.append(name, status, b.outer, bytes);
       layerRows.appendChild(row);
@@ -126,36 +208,74 @@ function render({ model, el }) {
     return r;
   }
 
-  function drawElapsed() {
-    const base = model.get("elapsed_s") || 0;
-    const running = model.get("status") === "running" || model.get("status") === "starting";
-    const extra = running ? (Date.now() - receivedAt) / 1000 : 0;
-    elapsed.textContent = formatElapsed(base + extra);
+  function drawTimes() {
+    const now = nowElapsed();
+    elapsed.textContent = formatElapsed(now);
+    const running = stepsList.querySelector(".dcs-step-running .dcs-step-time");
+    if (running && ACTIVE.has(get("status"))) {
+      running.textContent = formatElapsed(Math.max(0, now - Number(running.dataset.started || 0)));
+    }
+  }
+
+  function drawSteps(status) {
+    const steps = store ? [...store.steps.values()] : (model.get("steps") || []);
+    steps.sort((a, b) => a.n - b.n);
+    stepsBox.hidden = steps.length === 0;
+    const cached = steps.filter((s) => s.cached).length;
+    // A failed or cancelled run's last step ended, but it is not done.
+    const ended = steps.filter((s) => s.duration_s !== null).length;
+    const finished = status === "failed" || status === "cancelled" ? Math.max(ended - 1, 0) : ended;
+    stepsSummary.textContent = `Steps: ${finished} of ${get("total_steps") || steps.length} done` +
+      `${cached ? `, ${cached} cached` : ""}`;
+    const items = steps.map((s) => {
+      const li = node("li", "dcs-step-item");
+      const running = s.duration_s === null && ACTIVE.has(status);
+      li.classList.toggle("dcs-step-running", running);
+      li.classList.toggle("dcs-step-failed", status === "failed" && s.n === get("failed_step"));
+      const n = node("span", "dcs-step-n", String(s.n));
+      const text = node("code", "dcs-step-instruction", s.instruction);
+      const mark = node("span", "dcs-cached", s.cached ? "CACHED" : "");
+      mark.hidden = !s.cached;
+      const time = node("span", "dcs-step-time", s.duration_s === null ? "" : formatElapsed(s.duration_s));
+      time.dataset.started = String(s.started_s || 0);
+      li.append(n, text, mark, time);
+      return li;
+    });
+    stepsList.replaceChildren(...items);
   }
 
   function draw() {
     frame = null;
-    const kind = model.get("kind");
-    const status = model.get("status");
+    const kind = get("kind");
+    const status = get("status");
+    const active = ACTIVE.has(status);
     root.dataset.status = status;
-    title.textContent = `${kind === "push" ? "Push" : "Build"} ${model.get("title") || ""}`.trim();
+    root.dataset.kind = kind;
+    title.textContent = `${kind === "push" ? "Push" : "Build"} ${get("title") || ""}`.trim();
     badge.textContent = status;
     badge.className = `dcs-badge dcs-badge-${status}`;
-    drawElapsed();
+    const canStop = model.get("_foreground") ? Boolean(model.get("_kernel_id")) : Boolean(model.get("_can_stop"));
+    stop.hidden = !(active && canStop);
+    drawTimes();
 
-    const total = model.get("total_steps");
+    const total = get("total_steps");
     stepRow.hidden = kind !== "build" || !total;
     if (total) {
-      stepLabel.textContent = `Step ${model.get("step")}/${total}`;
-      setBar(stepBar, status === "done" ? 1 : (model.get("step") - 1) / total);
-      instruction.textContent = model.get("instruction") || "";
+      const step = get("step");
+      const doneSteps = status === "done" ? total : Math.max(step - (active ? 1 : 0), 0);
+      stepLabel.textContent = `Step ${step}/${total}`;
+      setBar(stepBar, doneSteps / total, { text: `step ${step} of ${total}` });
+      stepBar.outer.setAttribute("aria-valuemax", String(total));
+      stepBar.outer.setAttribute("aria-valuenow", String(doneSteps));
+      instruction.textContent = get("instruction") || "";
     }
+    drawSteps(status);
 
-    const warningList = model.get("warnings") || [];
+    const warningList = get("warnings") || [];
     warnings.replaceChildren(...warningList.map((w) => node("li", "", w)));
     warnings.hidden = warningList.length === 0;
 
-    const layers = model.get("layers") || [];
+    const layers = store ? store.layers : (model.get("layers") || []);
     layersBox.hidden = layers.length === 0;
     layersTitle.textContent = kind === "push" ? "Layers" : "Base image layers";
     const seen = new Set();
@@ -164,51 +284,65 @@ function render({ model, el }) {
       const r = layerRow(layer.id);
       r.status.textContent = layer.status;
       const fraction = layer.done ? 1 : (layer.total ? layer.current / layer.total : 0);
-      setBar(r.bar, fraction, !layer.done && !layer.total && /ing$/.test(layer.status));
+      // Animated only while the run is alive: a failed push leaves no "Preparing" bar moving.
+      setBar(r.bar, fraction, { indeterminate: active && !layer.done && !layer.total && /ing$/.test(layer.status) });
       r.bytes.textContent = layer.total ? `${humanBytes(layer.current)} / ${humanBytes(layer.total)}` : "";
       r.row.classList.toggle("dcs-done", Boolean(layer.done));
     }
     for (const [id, r] of rows) {
       if (!seen.has(id)) { r.row.remove(); rows.delete(id); }
     }
-    const bytesTotal = model.get("bytes_total");
-    totalLabel.textContent = `${model.get("layers_done")}/${model.get("layers_total")} layers` +
-      (bytesTotal ? `, ${humanBytes(model.get("bytes_current"))} / ${humanBytes(bytesTotal)}` : "");
-    setBar(totalBar, model.get("fraction"));
+    const bytesTotal = get("bytes_total");
+    const fraction = get("fraction") || 0;
+    let label = `${get("layers_done")}/${get("layers_total")} layers`;
+    if (bytesTotal) label += `, ${humanBytes(get("bytes_current"))} / ${humanBytes(bytesTotal)}`;
+    if (active && get("rate_bps")) {
+      label += `, ${humanBytes(get("rate_bps"))}/s`;
+      if (get("eta_s") !== null && get("eta_s") !== undefined) label += `, ${formatElapsed(get("eta_s"))} left`;
+    }
+    totalLabel.textContent = label;
+    totalPct.textContent = `${Math.floor(fraction * 100)}%`;
+    setBar(totalBar, fraction, { text: `${Math.floor(fraction * 100)}%` });
 
-    const lines = model.get("log_tail") || [];
-    const count = model.get("log_lines") || 0;
+    const lines = store ? store.lines : (model.get("log_tail") || []);
+    const pending = store ? store.pending : (model.get("log_pending") || "");
+    const count = store ? Math.max(store.first + store.lines.length, get("log_lines") || 0) : (get("log_lines") || 0);
     details.hidden = kind !== "build";
     summary.textContent = count > lines.length
       ? `Log: last ${lines.length} of ${count} lines` : `Log: ${count} lines`;
     const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    pre.textContent = lines.join("\n");
+    pre.textContent = (active && pending ? [...lines, pending] : lines).join("\n");
     if (atBottom) pre.scrollTop = pre.scrollHeight;
+    const path = get("log_path");
+    logPath.hidden = !path;
+    logPath.textContent = path ? `Full log: ${path}` : "";
 
-    const value = kind === "push" ? (model.get("pinned") || model.get("digest")) : model.get("image_id");
+    const value = kind === "push" ? (get("pinned") || get("digest")) : get("image_id");
     result.hidden = !(status === "done" && value);
     resultLabel.textContent = kind === "push" ? "Pinned:" : "Image:";
     resultText.textContent = value || "";
 
-    const message = model.get("error");
+    const message = get("error");
     error.hidden = !(status === "failed" && message);
     errorTitle.textContent = kind === "push" ? "Push failed" : "Build failed";
     errorText.textContent = message || "";
   }
 
   function schedule() {
-    receivedAt = Date.now();
     if (frame === null) frame = requestAnimationFrame(draw);
   }
 
-  for (const name of TRAITS) model.on(`change:${name}`, schedule);
-  const ticker = setInterval(drawElapsed, 1000);
+  const onChange = () => schedule();
+  model.on("change", onChange);
+  if (store) store.listeners.add(schedule);
+  const ticker = setInterval(drawTimes, 1000);
   draw();
 
   return () => {
     clearInterval(ticker);
     if (frame !== null) cancelAnimationFrame(frame);
-    for (const name of TRAITS) model.off(`change:${name}`, schedule);
+    model.off("change", onChange);
+    if (store) store.listeners.delete(schedule);
   };
 }
 

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap chromium)
+APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap chromium time)
 PYTHON="${PYTHON:-python3}"
 DOCKERD_LOG="${DOCKERD_LOG:-/tmp/dockerd.log}"
 DOCKER_WAIT_S=60
@@ -98,16 +98,25 @@ sys.exit(0 if v.__version__ == '$oldest' else 'the oldest-SDK run imports databr
   PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -p no:cacheprovider "${OLDEST_SDK_TESTS[@]}"
 }
 
+static_checks() {  # ruff and mypy on the package (config in pyproject.toml): zero findings
+  log "ruff check dcs_magic"
+  "$PY" -m ruff check dcs_magic
+  log "mypy (packages = dcs_magic)"
+  "$PY" -m mypy
+}
+
 run_tests() {
   deps
   services
   [ -n "$(find tests -name 'test_*.py' -print -quit)" ] || die "no test files under tests/"
   local rc=0
-  "$PY" "${TEST_CMD[@]}" "$@" || rc=$?
-  [ "$rc" -ne 5 ] || die "pytest collected no tests (exit status 5)"
-  if [ "$#" -eq 0 ]; then  # the full run (CI); a targeted run skips it
+  if [ "$#" -eq 0 ]; then  # the full run (CI) also checks types and lint, and the oldest SDK
+    static_checks || rc=$?
     oldest_sdk_tests || rc=$?
   fi
+  # Last, so that its summary line closes the output.
+  "$PY" "${TEST_CMD[@]}" "$@" || rc=$?
+  [ "$rc" -ne 5 ] || die "pytest collected no tests (exit status 5)"
   return "$rc"
 }
 

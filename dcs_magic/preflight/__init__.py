@@ -43,6 +43,9 @@ def ensure_server() -> tuple[str, str]:
         return _SERVER.host, _SERVER.token
 
 
+LOCAL_POLL_S = (0.1, 0.1)
+
+
 def local_workspace(**kwargs: Any) -> Workspace:
     """A `Workspace` on this process's local preflight workspace (started on first use).
 
@@ -51,4 +54,6 @@ def local_workspace(**kwargs: Any) -> Workspace:
     from ..workspace import Workspace
 
     host, token = ensure_server()
+    # Polling a server on this machine is cheap: a state change is seen within 0.1 s.
+    kwargs.setdefault("poll_s", LOCAL_POLL_S)
     return Workspace(host=host, token=token, **kwargs)

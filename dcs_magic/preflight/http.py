@@ -216,7 +216,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
-        if data:
+        if data and "Content-Type" not in (headers or {}):  # a handler may answer HTML
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         if self.close_connection:

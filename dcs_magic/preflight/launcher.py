@@ -14,6 +14,10 @@ One worker thread per cluster, every Docker call through `dcs_magic.engine.Engin
         was uploaded to the server)   missing / non-zero exit -> INIT_SCRIPT_FAILURE
     -> RUNNING, or TERMINATED with termination_reason {code, type, parameters}.
 
+A job cluster (a run's `new_cluster`) takes the same steps, then runs the run's task in
+the driver instead of idling (`start(cluster, job=...)`, see runs.py) and terminates
+(JOB_FINISHED) when the task ends.
+
 A failed or terminated launch leaves no container behind: terminating removes the driver
 at once (a running init script ends with it, as on Databricks), and at interpreter exit the
 launches still running are cancelled and their workers given time to clean up (the probe
@@ -30,7 +34,7 @@ import tarfile
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 from ..checks import OS_ITEMS, check, parse_runtime
 from ..engine import Engine, StreamError, connect, remove_held_containers
@@ -38,7 +42,8 @@ from ..errors import DcsError, EngineError
 from ..spec import is_secret_reference
 from .store import NODE_TYPE_ID, Cluster, Store, now_ms
 
-__all__ = ["DOCKER_TIMEOUT_S", "LABEL", "Launcher", "Terminate", "runtime_of", "secret_variable"]
+__all__ = ["DOCKER_TIMEOUT_S", "LABEL", "JobTask", "Launcher", "Terminate", "runtime_of", "secret_variable",
+           "user_request"]
 
 LABEL = "dcs_magic.local_cluster"
 """Label on driver containers: its value is the cluster id."""
@@ -63,8 +68,21 @@ class Terminate(Exception):
         self.parameters = {"databricks_error_message": message, **parameters}
 
 
-def _user_request() -> Terminate:
+def user_request() -> Terminate:
+    """The termination of a cluster the user terminated (or whose run was cancelled)."""
     return Terminate("USER_REQUEST", "Terminated by the user", type_="SUCCESS", username="local")
+
+
+_user_request = user_request
+
+
+class JobTask(Protocol):
+    """What a job cluster runs once it is up (runs.py): `run` in the launch's worker thread
+    (Terminate to end it early), `ended` after the cluster terminated, however it ended."""
+
+    def run(self, launcher: Launcher, engine: Engine, cluster: Cluster) -> None: ...
+
+    def ended(self, cluster: Cluster) -> None: ...
 
 
 def secret_variable(reference: str) -> str:
@@ -130,9 +148,10 @@ class Launcher:
 
     # -- entry points (called by the server) ---------------------------------------------
 
-    def start(self, cluster: Cluster) -> None:
-        """Launch `cluster` (registered, busy) in its own worker thread."""
-        worker = threading.Thread(target=self._launch, args=(cluster,), daemon=True,
+    def start(self, cluster: Cluster, job: JobTask | None = None) -> None:
+        """Launch `cluster` (registered, busy) in its own worker thread; with `job`, as a job
+        cluster that runs `job` instead of idling, then terminates."""
+        worker = threading.Thread(target=self._launch, args=(cluster, job), daemon=True,
                                   name=f"dcs-local-{cluster.cluster_id}")
         self._workers[cluster.cluster_id] = worker
         worker.start()
@@ -203,7 +222,7 @@ class Launcher:
 
     # -- the launch (worker thread) ------------------------------------------------------
 
-    def _launch(self, cluster: Cluster) -> None:
+    def _launch(self, cluster: Cluster, job: JobTask | None = None) -> None:
         engine = None
         try:
             engine = self.connect()
@@ -211,7 +230,11 @@ class Launcher:
             self._check(engine, cluster)
             self._start_driver(engine, cluster)
             self._run_init_scripts(engine, cluster)
-            self._running(cluster, engine)
+            if job is None:
+                self._running(cluster, engine)
+            else:
+                job.run(self, engine, cluster)
+                raise Terminate("JOB_FINISHED", "The job's run finished", type_="SUCCESS")
         except Terminate as exc:
             self._finish(cluster, exc, engine)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the cluster ends TERMINATED with a reason
@@ -220,8 +243,10 @@ class Launcher:
             if engine is not None:
                 engine.close()
             self._workers.pop(cluster.cluster_id, None)
+            if job is not None:
+                job.ended(cluster)
 
-    def _step(self, cluster: Cluster, message: str) -> None:
+    def step(self, cluster: Cluster, message: str) -> None:
         """Enter a launch step; a terminate request since the last one ends the launch here."""
         with self.store.lock:
             if cluster.cancel.is_set():
@@ -229,7 +254,7 @@ class Launcher:
             self.store.update(cluster, state_message=message)
 
     def _pull(self, engine: Engine, cluster: Cluster) -> None:
-        self._step(cluster, f"Pulling {cluster.image}")
+        self.step(cluster, f"Pulling {cluster.image}")
         auth = dict(cluster.auth or {})
         try:
             if is_secret_reference(auth.get("password")):
@@ -249,7 +274,7 @@ class Launcher:
 
     def _check(self, engine: Engine, cluster: Cluster) -> None:
         runtime = runtime_of(cluster.spec.get("spark_version"))
-        self._step(cluster, "Checking the image against the Databricks Container Services requirements"
+        self.step(cluster, "Checking the image against the Databricks Container Services requirements"
                    + (f" for runtime {runtime}" if runtime else ""))
         try:
             report = check(cluster.image, runtime=runtime, engine=engine)
@@ -273,11 +298,12 @@ class Launcher:
                         f"The image does not meet the Databricks Container Services requirements "
                         f"(missing or wrong: {names}): {summary}", fix=fixes)
 
-    def _environment(self, cluster: Cluster) -> dict[str, str]:
+    def environment(self, cluster: Cluster) -> dict[str, str]:
+        """The driver's environment: spark_env_vars and the DB_* variables of a driver."""
         spec = cluster.spec
         env = {str(k): str(v) for k, v in (spec.get("spark_env_vars") or {}).items()}
         env.update(DB_CLUSTER_ID=cluster.cluster_id, DB_CLUSTER_NAME=str(spec.get("cluster_name", "")),
-                   DB_IS_DRIVER="TRUE", DB_IS_JOB_CLUSTER="FALSE",
+                   DB_IS_DRIVER="TRUE", DB_IS_JOB_CLUSTER="TRUE" if cluster.source == "JOB" else "FALSE",
                    DB_INSTANCE_TYPE=str(spec.get("node_type_id") or NODE_TYPE_ID))
         runtime = runtime_of(spec.get("spark_version"))
         if runtime:
@@ -285,7 +311,7 @@ class Launcher:
         return env
 
     def _start_driver(self, engine: Engine, cluster: Cluster) -> None:
-        self._step(cluster, "Starting the driver container")
+        self.step(cluster, "Starting the driver container")
         name = f"dcs-local-{cluster.cluster_id}"
         spec = cluster.spec
         labels = {LABEL: cluster.cluster_id, "dcs_magic.cluster_name": str(spec.get("cluster_name", "")),
@@ -296,7 +322,7 @@ class Launcher:
         engine.hold_until_exit(name)
         try:
             engine.create_container(cluster.image, name=name, entrypoint=["/bin/sh", "-c", _IDLE],
-                                    hostname="driver", user="0", environment=self._environment(cluster),
+                                    hostname="driver", user="0", environment=self.environment(cluster),
                                     labels=labels)
             engine.start(name)
         except EngineError as exc:
@@ -315,7 +341,7 @@ class Launcher:
             for index, item in enumerate(scripts, 1):
                 kind, dest = next(iter(item.items()))
                 where = _where(kind, dest["destination"])
-                self._step(cluster, f"Running init script {index}/{len(scripts)} ({where})")
+                self.step(cluster, f"Running init script {index}/{len(scripts)} ({where})")
                 result = self._run_init_script(engine, cluster, index, kind, dest["destination"])
                 results.append(result)
                 if result["status"] != "SUCCEEDED":
@@ -337,7 +363,7 @@ class Launcher:
         assert cluster.container is not None
         try:
             ran = engine.exec(cluster.container, ["/bin/bash", path], user="0",
-                              environment=self._environment(cluster))
+                              environment=self.environment(cluster))
         except EngineError as exc:
             if cluster.cancel.is_set():  # terminated: the driver was removed under the script
                 raise _user_request() from exc
@@ -348,13 +374,13 @@ class Launcher:
             raise Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({_where(kind, destination)}) did "
                             f"not finish within {DOCKER_TIMEOUT_S} s", instance_id="driver")
         if ran.exit_code != 0:
-            self._driver_alive(engine, cluster, f"init script {index} ({_where(kind, destination)}) ran")
+            self.driver_alive(engine, cluster, f"init script {index} ({_where(kind, destination)}) ran")
         text = ran.output.decode("utf-8", "replace")[-OUTPUT_KEEP_CHARS:]
         return {**result, "status": "SUCCEEDED" if ran.exit_code == 0 else "FAILED",
                 "exit_code": ran.exit_code,
                 "execution_duration_seconds": round(time.monotonic() - started, 3), "output": text}
 
-    def _driver_alive(self, engine: Engine, cluster: Cluster, while_: str) -> None:
+    def driver_alive(self, engine: Engine, cluster: Cluster, while_: str) -> None:
         """A script killed with the container is not the script's fault: say what happened."""
         info = engine.inspect_container(cluster.container or "")
         if not (info or {}).get("State", {}).get("Running"):
@@ -380,14 +406,11 @@ class Launcher:
         data = self.store.file(key)
         if data is None:
             return None
-        name = f"{index}-{os.path.basename(key) or 'init.sh'}"
-        engine.exec(container, ["mkdir", "-p", _INIT_DIR])
-        engine.put_archive(container, _INIT_DIR, _single_file_tar(name, data))
-        return f"{_INIT_DIR}/{name}"
+        return copy_file(engine, container, _INIT_DIR, f"{index}-{os.path.basename(key) or 'init.sh'}", data)
 
     def _running(self, cluster: Cluster, engine: Engine) -> None:
         with self.store.lock:  # with _step's cancel check: a terminate request cannot slip between
-            self._step(cluster, f"Local preflight: driver container {cluster.container} is running "
+            self.step(cluster, f"Local preflight: driver container {cluster.container} is running "
                        "(image pulled and checked, init scripts run; no Spark)")
             self.store.update(cluster, state="RUNNING", busy=False)
         engine.release(cluster.container or "")  # a running cluster outlives this process
@@ -474,6 +497,13 @@ def _init_failure(index: int, where: str, result: dict[str, Any]) -> Terminate:
                      f"Init script {index} ({where}) exited with code {result['exit_code']}"
                      + (f"; last output:\n{tail}" if tail else ""), instance_id="driver",
                      exit_code=str(result["exit_code"]))
+
+
+def copy_file(engine: Engine, container: str, directory: str, name: str, data: bytes) -> str:
+    """Copy `data` into the running `container` as `directory/name` (mode 755); its path."""
+    engine.exec(container, ["mkdir", "-p", directory])
+    engine.put_archive(container, directory, _single_file_tar(name, data))
+    return f"{directory}/{name}"
 
 
 def _single_file_tar(name: str, data: bytes) -> bytes:

@@ -1,36 +1,55 @@
-"""The preflight workspace's HTTP API: the Clusters API subset dcs-magic uses, on 127.0.0.1.
+"""The preflight workspace's HTTP API: the Clusters and Jobs API subset dcs-magic uses, on 127.0.0.1.
 
-`ROUTES` below is the whole surface, one explicit entry per (method, path); handlers take
-a `Request` and answer `(status, body)`. Every request needs `Authorization: Bearer <token>`,
-checked from the headers before the body is read (`http.JsonApiServer.admit`). State lives
-in a `store.Store`; launches run in the `launcher.Launcher`. Clusters whose driver
-container still runs are found again by a new server (`get`, `list`, `delete`) through
-the container's labels.
+The route table in `LocalWorkspaceServer.__init__` is the whole surface, one explicit entry
+per (method, path); handlers take a `Request` and answer `(status, body)`. Every request
+needs `Authorization: Bearer <token>`, checked from the headers before the body is read
+(`http.JsonApiServer.admit`), except GETs of the read-only HTML status pages
+(`/clusters/<id>`, `/compute/clusters/<id>`, `/runs/<id>`, see pages.py), which a browser
+opens from a run_page_url or the launch form. State lives in a `store.Store`; launches run
+in the `launcher.Launcher`, a run's task in its job cluster (runs.py). Clusters whose
+driver container still runs are found again by a new server (`get`, `list`, `delete`)
+through the container's labels.
+
+Jobs: `runs/submit` (one task on a `new_cluster`, read with `jobs.read_submit`: the same
+validation as clusters/create), `runs/get`, `runs/get-output` (of the task run),
+`runs/cancel`, under /api/2.1 and /api/2.2. Also `workspace-conf` (enableDcs is "true")
+and `preview/scim/v2/Me` (the OS user running the server).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import getpass
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import SpecError
+from .. import runtime
+from ..errors import SpecError, UsageError
 from ..imageref import parse_reference
+from ..jobs import read_submit
 from ..spec import ClusterSpec
+from . import pages
 from .http import Answer, ApiFailure, JsonApiServer, Request
 from .launcher import LABEL, Launcher, Terminate, dbfs_key, workspace_key
-from .store import NODE_TYPE_ID, Cluster, Store, new_cluster_id
+from .runs import CANCEL_MESSAGE, RunTask
+from .store import NODE_TYPE_ID, Cluster, Run, Store, new_cluster_id
 
 __all__ = ["SPARK_VERSIONS", "LocalWorkspaceServer"]
 
-SPARK_VERSIONS = [
-    {"key": f"{line}.x-scala2.12", "name": f"{line} LTS (local preflight)"}
-    for line in ("17.3", "16.4", "15.4", "14.3", "13.3")
-]
+# What a workspace offers today: the supported lines dcs-magic knows (dcs_magic.runtime).
+SPARK_VERSIONS = [{"key": item["key"], "name": f"{item['name']} (local preflight)"}
+                  for item in runtime.spark_versions()]
+
+
+WORKSPACE_CONF = {"enableDcs": "true"}
+"""The workspace settings a local workspace answers (Container Services is on)."""
+# GET pages a browser opens without the token: read-only, and showing no secret (pages.py).
+_PUBLIC_PAGES = ("/clusters/", "/compute/clusters/", "/runs/")
 
 
 def _not_found(cluster_id: Any) -> ApiFailure:
@@ -54,6 +73,19 @@ def _validate_create(body: Any) -> dict[str, Any]:
     except ValueError as exc:
         raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"docker_image.url: {exc}") from exc
     return dict(body)
+
+
+def _timeout(body: dict[str, Any], task: dict[str, Any]) -> int:
+    """The run's timeout in seconds (the task's or the body's timeout_seconds; 0: none)."""
+    values = []
+    for where in (task, body):
+        try:
+            seconds = int(where.get("timeout_seconds") or 0)
+        except (TypeError, ValueError) as exc:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "timeout_seconds must be a number") from exc
+        if seconds > 0:
+            values.append(seconds)
+    return min(values) if values else 0
 
 
 def _b64(value: Any, what: str) -> bytes:
@@ -95,10 +127,23 @@ class LocalWorkspaceServer(JsonApiServer):
             ("POST", "/api/2.0/dbfs/put"): self._dbfs_put,
             ("PUT", "/api/2.0/fs/files/Volumes/*"): self._put_volume_file,
             ("PUT", "/api/2.0/fs/directories/Volumes/*"): lambda request: (204, None),
+            ("GET", "/api/2.0/workspace-conf"): self._workspace_conf,
+            ("GET", "/api/2.0/preview/scim/v2/Me"): self._me,
+            ("GET", "/clusters/*"): self._cluster_page,
+            ("GET", "/compute/clusters/*"): self._cluster_page,
+            ("GET", "/runs/*"): self._run_page,
             # The Databricks SDK's host-metadata probe, answered as a workspace does, so making
             # a Config for the local workspace logs no "failed to resolve" warning.
             ("GET", _HOST_METADATA): lambda request: (200, {"workspace_id": "0"}),
         })
+        for version in ("2.1", "2.2"):
+            runs = f"/api/{version}/jobs/runs"
+            routes.update({
+                ("POST", f"{runs}/submit"): self._submit,
+                ("GET", f"{runs}/get"): self._get_run,
+                ("GET", f"{runs}/get-output"): self._get_output,
+                ("POST", f"{runs}/cancel"): self._cancel_run,
+            })
         super().__init__(routes, name="the local preflight workspace", **limits)
 
     def __repr__(self) -> str:
@@ -119,6 +164,8 @@ class LocalWorkspaceServer(JsonApiServer):
             return  # the SDK's probe carries no credentials; answered from the route table
         if request.path.startswith("/.well-known/"):
             raise ApiFailure(404, "NOT_FOUND", "no host metadata on a local workspace")
+        if request.method == "GET" and request.path.startswith(_PUBLIC_PAGES):
+            return  # a status page: read-only, no secrets (pages.py)
         scheme, _, token = str(request.headers.get("Authorization", "")).partition(" ")
         if not (scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), self.token)):
             raise ApiFailure(401, "UNAUTHENTICATED",
@@ -243,3 +290,141 @@ class LocalWorkspaceServer(JsonApiServer):
         overwrite = request.query.get("overwrite", ["false"])[-1].lower() == "true"
         self._store_file(path, request.body, overwrite, 409)
         return 204, None
+
+    # -- workspace settings, identity ---------------------------------------------------------
+
+    def _workspace_conf(self, request: Request) -> Answer:
+        keys = [k.strip() for k in str(request.params().get("keys") or "").split(",") if k.strip()]
+        if not keys:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "keys is required (e.g. keys=enableDcs)")
+        unknown = [k for k in keys if k not in WORKSPACE_CONF]
+        if unknown:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE",
+                             f"Invalid keys: {unknown} (the local preflight workspace knows {sorted(WORKSPACE_CONF)})")
+        return 200, {k: WORKSPACE_CONF[k] for k in keys}
+
+    def _me(self, request: Request) -> Answer:
+        try:
+            user = getpass.getuser()
+        except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (some containers)
+            user = "local"
+        return 200, {"id": "local", "userName": user, "displayName": f"{user} (local preflight workspace)",
+                     "active": True, "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}
+
+    # -- jobs runs ------------------------------------------------------------------------------
+
+    def run_page_url(self, run_id: int) -> str:
+        """The run's status page (no token in it: the page needs none)."""
+        return f"{self.host}/runs/{run_id}"
+
+    def cluster_page_url(self, cluster_id: str) -> str:
+        return f"{self.host}/clusters/{cluster_id}"
+
+    def _submit(self, request: Request) -> Answer:
+        body = request.params()
+        try:
+            tasks = read_submit(body)
+        except (SpecError, UsageError) as exc:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", str(exc)) from exc
+        if len(tasks) != 1:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE",
+                             f"the local preflight workspace runs one task per run; this body has {len(tasks)}")
+        (task,) = tasks
+        raw = next(t for t in body["tasks"] if t.get("task_key") == task.task_key)
+        new_cluster = json.loads(json.dumps(_validate_create(raw["new_cluster"])))
+        auth = (new_cluster.get("docker_image") or {}).get("basic_auth")
+        cluster = Cluster(new_cluster_id(), new_cluster, auth=dict(auth) if isinstance(auth, dict) else None,
+                          busy=True, source="JOB")
+        if isinstance(auth, dict):
+            auth.pop("password", None)  # kept in cluster.auth only
+        shown_task = {k: json.loads(json.dumps(v)) for k, v in raw.items()
+                      if k in ("task_key", "spark_python_task", "notebook_task", "timeout_seconds")}
+        shown_task["new_cluster"] = new_cluster  # without the password
+        run_id, task_run_id = self.store.new_run_ids()
+        name = str(body.get("run_name") or "Untitled")
+        run = Run(run_id, task_run_id, name, shown_task, cluster, timeout_s=_timeout(body, raw))
+        token = body.get("idempotency_token")
+        registered = self.store.add_run(run, str(token) if token else None)
+        if registered is run:
+            self.store.event(cluster, "CREATING", {"user": "local", "job_run_id": run_id})
+            self.launcher.start(cluster, job=RunTask(self.store, run, task))
+            if run.timeout_s:
+                timer = threading.Timer(run.timeout_s, self._time_out, args=(run,))
+                timer.daemon = True
+                timer.start()
+        return 200, {"run_id": registered.run_id}
+
+    def _time_out(self, run: Run) -> None:
+        """timeout_seconds passed: end the run (TIMEDOUT) as a cancel would."""
+        with self.store.lock:
+            if run.done:
+                return
+            run.timed_out = True
+            self.store.update_run(run, life_cycle_state="TERMINATING",
+                                  state_message=f"Run timed out after {run.timeout_s} s")
+        try:
+            self.launcher.terminate(run.cluster)
+        except Terminate:
+            pass  # engine down: the launch ends at its next step, and `ended` says TIMEDOUT
+
+    def _run(self, params: dict[str, Any], *, task: bool = False) -> Run:
+        try:
+            run_id = int(params.get("run_id"))  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "run_id is required (a number)") from exc
+        run = self.store.task_run(run_id) if task else self.store.run(run_id)
+        if run is not None:
+            return run
+        if task and self.store.run(run_id) is not None:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE",
+                             f"Run {run_id} is a run with tasks: get the output of its task run "
+                             "(tasks[0].run_id of runs/get)")
+        raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"Run {run_id} does not exist.")
+
+    def _get_run(self, request: Request) -> Answer:
+        run = self._run(request.params())
+        with self.store.lock:
+            info = run.info(self.run_page_url(run.run_id))
+            if not run.done and run.state.get("life_cycle_state") == "PENDING":
+                info["state"]["state_message"] = run.cluster.state_message  # the launch step
+        return 200, info
+
+    def _get_output(self, request: Request) -> Answer:
+        run = self._run(request.params(), task=True)
+        with self.store.lock:
+            answer = dict(run.output)
+            answer["metadata"] = run.task_info(self.run_page_url(run.run_id))
+        return 200, answer
+
+    def _cancel_run(self, request: Request) -> Answer:
+        run = self._run(request.params())
+        with self.store.lock:
+            if run.done:
+                return 200, {}
+            self.store.update_run(run, life_cycle_state="TERMINATING", state_message=CANCEL_MESSAGE)
+        try:
+            self.launcher.terminate(run.cluster)
+        except Terminate as exc:
+            raise ApiFailure(500, "INTERNAL_ERROR", f"{exc.message}; the run was not cancelled") from exc
+        return 200, {}
+
+    # -- status pages (no token: see admit) --------------------------------------------------------
+
+    def _cluster_page(self, request: Request) -> Answer:
+        cluster_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        cluster = self.store.get(cluster_id)
+        if cluster is None:
+            return 404, pages.not_found_page(f"Cluster {cluster_id}"), pages.PAGE_HEADERS
+        with self.store.lock:
+            info, events = cluster.info(), list(cluster.events)
+            runs = [(r.run_id, self.run_page_url(r.run_id)) for r in self.store.runs_of(cluster)]
+        return 200, pages.cluster_page(info, events, runs), pages.PAGE_HEADERS
+
+    def _run_page(self, request: Request) -> Answer:
+        text = request.path.rstrip("/").rsplit("/", 1)[-1]
+        run = self.store.run(int(text)) if text.isdigit() else None
+        if run is None:
+            return 404, pages.not_found_page(f"Run {text}"), pages.PAGE_HEADERS
+        with self.store.lock:
+            info, output = run.info(self.run_page_url(run.run_id)), dict(run.output)
+        return 200, pages.run_page(info, output, self.cluster_page_url(run.cluster.cluster_id)), pages.PAGE_HEADERS

@@ -1,4 +1,4 @@
-"""What the preflight workspace knows: cluster records, uploaded files, cluster events.
+"""What the preflight workspace knows: cluster records, job runs, uploaded files, cluster events.
 
 Pure state behind one lock (no HTTP, no Docker): the server's request threads and the
 launcher's worker threads read and change it only through `Store` methods or inside
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NODE_TYPE_ID", "Cluster", "Store", "new_cluster_id", "now_ms"]
+__all__ = ["NODE_TYPE_ID", "Cluster", "Run", "Store", "new_cluster_id", "now_ms"]
 
 NODE_TYPE_ID = "local"
 
@@ -42,6 +42,7 @@ class Cluster:
     termination_reason: dict[str, Any] | None = None
     container: str | None = None
     busy: bool = False  # a launch worker thread owns the cluster
+    source: str = "API"  # "JOB" for a run's job cluster
     cancel: threading.Event = field(default_factory=threading.Event)
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -56,7 +57,7 @@ class Cluster:
         if isinstance(auth, dict):
             auth.pop("password", None)
         info.update(cluster_id=self.cluster_id, state=self.state, state_message=self.state_message,
-                    start_time=self.start_time, creator_user_name="local", cluster_source="API",
+                    start_time=self.start_time, creator_user_name="local", cluster_source=self.source,
                     default_tags={"Vendor": "Databricks", "Creator": "local",
                                   "ClusterName": str(self.spec.get("cluster_name", "")),
                                   "ClusterId": self.cluster_id})
@@ -71,6 +72,53 @@ class Cluster:
         return info
 
 
+@dataclass
+class Run:
+    """One submitted run of one task on its own job cluster.
+
+    `state` is runs/get's state object, `output` the task's runs/get-output answer (without
+    `metadata`); both change only through `Store.update_run` or under `store.lock`.
+    """
+
+    run_id: int
+    task_run_id: int
+    run_name: str
+    task: dict[str, Any]  # the submitted task, new_cluster without the password
+    cluster: Cluster
+    state: dict[str, Any] = field(default_factory=lambda: {
+        "life_cycle_state": "PENDING", "state_message": "Waiting for the job cluster"})
+    output: dict[str, Any] = field(default_factory=dict)
+    start_time: int = field(default_factory=now_ms)
+    end_time: int | None = None
+    timeout_s: int = 0  # timeout_seconds of the body (0: none)
+    timed_out: bool = False  # ended by its timeout rather than a cancel
+
+    @property
+    def done(self) -> bool:
+        return self.state.get("life_cycle_state") in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+
+    def task_info(self, run_page_url: str) -> dict[str, Any]:
+        """tasks[0] of the runs/get answer (also the get-output `metadata`)."""
+        info = json.loads(json.dumps(self.task))
+        info.update(run_id=self.task_run_id, state=dict(self.state), start_time=self.start_time,
+                    cluster_instance={"cluster_id": self.cluster.cluster_id}, run_page_url=run_page_url,
+                    attempt_number=0)
+        if self.end_time is not None:
+            info["end_time"] = self.end_time
+        return info
+
+    def info(self, run_page_url: str) -> dict[str, Any]:
+        """The runs/get answer."""
+        info: dict[str, Any] = {
+            "run_id": self.run_id, "run_name": self.run_name, "run_type": "SUBMIT_RUN",
+            "creator_user_name": "local", "state": dict(self.state), "start_time": self.start_time,
+            "run_page_url": run_page_url, "tasks": [self.task_info(run_page_url)],
+        }
+        if self.end_time is not None:
+            info["end_time"] = self.end_time
+        return info
+
+
 class Store:
     """Clusters by id, uploaded files by canonical path; one re-entrant lock for both.
 
@@ -82,6 +130,10 @@ class Store:
         self.changed = threading.Condition(self.lock)
         self._clusters: dict[str, Cluster] = {}
         self._files: dict[str, bytes] = {}
+        self._runs: dict[int, Run] = {}
+        self._tasks: dict[int, Run] = {}  # by task run id
+        self._tokens: dict[str, Run] = {}  # by runs/submit idempotency_token
+        self._next_run_id = 1000 + secrets.randbelow(9000) * 1000
 
     # -- clusters ------------------------------------------------------------------------
 
@@ -126,6 +178,55 @@ class Store:
     def events(self, cluster: Cluster) -> list[dict[str, Any]]:
         with self.lock:
             return list(cluster.events)
+
+    # -- job runs ------------------------------------------------------------------------
+
+    def new_run_ids(self) -> tuple[int, int]:
+        """(run id, task run id), never used before by this store."""
+        with self.lock:
+            self._next_run_id += 2
+            return self._next_run_id - 1, self._next_run_id
+
+    def add_run(self, run: Run, idempotency_token: str | None = None) -> Run:
+        """Register `run` and its job cluster; with an idempotency token already used, the
+        run registered then is returned instead (and `run` is not registered)."""
+        with self.lock:
+            if idempotency_token and idempotency_token in self._tokens:
+                return self._tokens[idempotency_token]
+            if idempotency_token:
+                self._tokens[idempotency_token] = run
+            self._runs[run.run_id] = self._tasks[run.task_run_id] = run
+            self._clusters[run.cluster.cluster_id] = run.cluster
+            return run
+
+    def run(self, run_id: int) -> Run | None:
+        with self.lock:
+            return self._runs.get(run_id)
+
+    def task_run(self, task_run_id: int) -> Run | None:
+        with self.lock:
+            return self._tasks.get(task_run_id)
+
+    def runs_of(self, cluster: Cluster) -> list[Run]:
+        """The runs `cluster` is the job cluster of."""
+        with self.lock:
+            return [r for r in self._runs.values() if r.cluster is cluster]
+
+    def update_run(self, run: Run, *, output: dict[str, Any] | None = None, end: bool = False,
+                   **state: Any) -> None:
+        """Merge `state` into run.state (a final one sets end_time once), set the output."""
+        with self.lock:
+            run.state.update(state)
+            if output is not None:
+                run.output = dict(output)
+            if (end or run.done) and run.end_time is None:
+                run.end_time = now_ms()
+            self.changed.notify_all()
+
+    def snapshot(self, run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(state, output) copies, consistent with each other."""
+        with self.lock:
+            return dict(run.state), dict(run.output)
 
     # -- uploaded files ------------------------------------------------------------------
 

@@ -16,6 +16,9 @@ Function fixtures
                     Run menu and waits until the kernel is idle (see jupyterlab_driver).
     screenshot      `screenshot(name) -> Path`: the page as a PNG under /tmp/dcs-browser-shots/
                     (JupyterLab scrolls inside its panels: scroll the element into view first).
+    dark_theme      the lab in "JupyterLab Dark" for pages opened during the test (light again
+                    after it).
+    dcs_base_image  (session) the realistic DCS base image (tests/integration/conftest.py's).
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
+from integration.conftest import dcs_base_image  # noqa: F401 - the same session fixture
 from jupyterlab_driver import (
     JupyterLab,
     LabStartError,
     NotebookRun,
     launch_chromium,
     run_notebook_cells,
+    set_lab_theme,
     start_jupyterlab,
 )
 
@@ -132,3 +137,30 @@ def screenshot(page: Any, request: pytest.FixtureRequest) -> Callable[[str], Pat
         return path
 
     return shoot
+
+
+@pytest.fixture
+def lab_setting(jupyter_lab: JupyterLab) -> Iterator[Callable[[str, dict], None]]:
+    """`lab_setting(plugin, values)`: change a JupyterLab user setting for this test only
+    (e.g. the dark theme, or widget state not saved as JupyterLab's default); the session's
+    settings are restored afterwards."""
+    from jupyterlab_driver import LAB_SETTINGS, set_lab_setting
+
+    changed: list[str] = []
+
+    def put(plugin: str, values: dict) -> None:
+        changed.append(plugin)
+        set_lab_setting(jupyter_lab, plugin, values)
+
+    yield put
+    for plugin in dict.fromkeys(changed):
+        package, _, name = plugin.partition(":")
+        set_lab_setting(jupyter_lab, plugin, LAB_SETTINGS.get(f"{package}/{name}", {}))
+
+
+@pytest.fixture
+def dark_theme(jupyter_lab: JupyterLab) -> Iterator[str]:
+    """JupyterLab Dark for the pages this test opens; the light theme again afterwards."""
+    set_lab_theme(jupyter_lab, "dark")
+    yield "dark"
+    set_lab_theme(jupyter_lab, "light")

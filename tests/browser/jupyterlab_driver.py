@@ -36,6 +36,9 @@ import nbformat
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "CONTRAST_JS",
+    "THEME_PLUGIN",
+    "WIDGETS_PLUGIN",
     "JupyterLab",
     "LabStartError",
     "NotebookRun",
@@ -45,7 +48,12 @@ __all__ = [
     "run_all_cells",
     "run_notebook_cells",
     "save_notebook",
+    "set_lab_setting",
+    "set_lab_theme",
     "start_jupyterlab",
+    "text_contrast",
+    "text_contrasts",
+    "wait_for_theme",
     "write_notebook",
 ]
 
@@ -310,3 +318,124 @@ def save_notebook(page: Any, timeout_ms: float = 30_000) -> None:
         "() => document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current') "
         "&& !document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.jp-mod-current.jp-mod-dirty')",
         timeout=timeout_ms)
+
+
+# -- helpers for the progress widget tests (theme, settings, contrast) ----------------------
+
+
+def set_lab_setting(lab: JupyterLab, plugin: str, values: dict[str, Any]) -> None:
+    """Replace a JupyterLab user setting (e.g. "@jupyterlab/apputils-extension:themes") through
+    the server's settings API; pages opened afterwards use it."""
+    body = json.dumps({"raw": json.dumps(values)}).encode()
+    req = urllib.request.Request(f"{lab.url}/lab/api/settings/{plugin}", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10):  # 127.0.0.1 only
+        pass
+
+
+# -- themes and contrast ------------------------------------------------------------------
+
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+
+
+def set_lab_theme(lab: JupyterLab, theme: str) -> None:
+    """Make `theme` ("light", "dark" or a theme's full name) the lab's theme for pages opened
+    from now on (the settings REST API, as the Settings > Theme menu stores it)."""
+    set_lab_setting(lab, THEME_PLUGIN, {"theme": THEMES.get(theme, theme)})
+
+
+THEME_PLUGIN = "@jupyterlab/apputils-extension:themes"
+WIDGETS_PLUGIN = "@jupyter-widgets/jupyterlab-manager:plugin"
+
+
+def wait_for_theme(page: Any, theme: str, timeout_ms: float = 30_000) -> None:
+    """Wait until JupyterLab applied `theme` ("light", "dark" or a theme's full name): it marks
+    <body data-jp-theme-name=...>."""
+    name = THEMES.get(theme, theme)
+    page.wait_for_function(f"() => document.body.dataset.jpThemeName === {json.dumps(name)}",
+                           timeout=timeout_ms)
+
+
+# Contrast of every element that shows text under `root`, computed as WCAG 2 does: the text
+# colour (alpha composited) over the first opaque background found walking up the ancestors
+# (semi-transparent backgrounds composited on the way). Returns [{text, ratio, color, bg}].
+CONTRAST_JS = """(root) => {
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const over = (top, bottom) => {
+    const a = top.a + bottom.a * (1 - top.a);
+    const mix = (x, y) => (x * top.a + y * bottom.a * (1 - top.a)) / (a || 1);
+    return { r: mix(top.r, bottom.r), g: mix(top.g, bottom.g), b: mix(top.b, bottom.b), a };
+  };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let bg = { r: 255, g: 255, b: 255, a: 1 };
+    for (const c of layers.reverse()) bg = over(c, bg);
+    return bg;
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const out = [];
+  for (const el of [root, ...root.querySelectorAll("*")]) {
+    const own = Array.from(el.childNodes).filter((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own.length || !el.getClientRects().length) continue;  // no own text, or not shown
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden") continue;
+    const bg = background(el);
+    const fg = over(parse(style.color), bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    out.push({ text: own.map((n) => n.textContent.trim()).join(" ").slice(0, 60),
+               ratio: (hi + 0.05) / (lo + 0.05), color: style.color,
+               bg: `rgb(${Math.round(bg.r)}, ${Math.round(bg.g)}, ${Math.round(bg.b)})` });
+  }
+  return out;
+}"""
+
+
+def text_contrasts(locator: Any) -> list[dict[str, Any]]:
+    """`CONTRAST_JS` on the element `locator` points at."""
+    return locator.evaluate(CONTRAST_JS)
+# WCAG 2 contrast of an element's text colour against what is painted behind it: the
+# background colours of the element and its ancestors composited from the root down (alpha
+# included), over white when nothing is painted.
+_CONTRAST_JS = r"""(el) => {
+  const parse = (c) => {
+    const m = /rgba?\(([^)]+)\)/.exec(c || '');
+    if (!m) return null;
+    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c && c[3] > 0) layers.push(c);
+  }
+  let bg = [255, 255, 255, 1];
+  for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+  const fg = over(parse(getComputedStyle(el).color), bg);
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  };
+  const a = lum(fg), b = lum(bg);
+  return {ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
+          color: getComputedStyle(el).color, fg: fg, bg: bg,
+          text: (el.textContent || '').trim().slice(0, 40)};
+}"""
+
+
+def text_contrast(locator: Any) -> list[dict[str, Any]]:
+    """For every element `locator` matches: its text's contrast `ratio` against the painted
+    background, with `color`, composited `fg`/`bg` and the start of its `text`."""
+    return locator.evaluate_all(f"(els) => els.map({_CONTRAST_JS})")

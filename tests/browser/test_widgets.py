@@ -64,8 +64,15 @@ def build_tag(docker_client, docker_cleanup) -> str:
 
 
 @pytest.mark.docker
-def test_build_widget_shows_steps_log_and_image_id(page, notebook, screenshot, docker_client,
-                                                    busybox_image, build_tag):
+def run_log_path(notebook_dir) -> str:
+    """The build log the notebook's one build wrote (dcs-build/default/.dcs/build-*.log)."""
+    logs = sorted((notebook_dir / "dcs-build" / "default" / ".dcs").glob("build-*.log"))
+    assert len(logs) == 1, logs
+    return str(logs[0].resolve())
+
+
+def test_build_widget_shows_steps_log_and_image_id(page, notebook, notebook_dir, screenshot,
+                                                    docker_client, busybox_image, build_tag):
     notebook([
         "%load_ext dcs_magic",
         _dockerfile_cell(busybox_image, "echo one > /one", "echo two > /two",
@@ -76,12 +83,16 @@ def test_build_widget_shows_steps_log_and_image_id(page, notebook, screenshot, d
     widget = page.locator(OUTPUT.format(2)).locator('.dcs-progress[data-status="done"]')
     widget.wait_for()
     assert widget.locator(".dcs-badge").inner_text() == "done"
-    # Every step shown as done: FROM plus one step per image history entry the build added
-    # (the 3 RUN steps and the LABEL steps dcs-magic appends).
+    # The user's 4 steps (FROM + 3 RUN), all done: the LABEL steps dcs-magic appends (one
+    # per label, each an image history entry) are not counted.
     built, base = docker_client.images.get(build_tag), docker_client.images.get(busybox_image)
-    steps = len(built.history()) - len(base.history()) + 1
-    assert steps >= 4
-    assert widget.locator(".dcs-step-label").inner_text() == f"Step {steps}/{steps}"
+    assert len(built.history()) - len(base.history()) == 3 + 2  # 3 RUN + 2 LABEL layers
+    assert widget.locator(".dcs-step-label").inner_text() == "Step 4/4"
+    # Each step with its duration, in the steps list.
+    widget.locator(".dcs-steps-summary").click()
+    items = widget.locator(".dcs-step-item")
+    expect(items).to_have_count(4)
+    assert all(re.fullmatch(r"\d+\.\ds", t) for t in widget.locator(".dcs-step-time").all_inner_texts())
     # The image id shown is the one the engine gave the tag.
     result = widget.locator(".dcs-result")
     assert result.is_visible()
@@ -98,6 +109,12 @@ def test_build_widget_shows_steps_log_and_image_id(page, notebook, screenshot, d
     widget.locator(".dcs-log-summary").click()
     log.wait_for()
     assert "dcs-browser-marker-42" in log.inner_text()
+    # ... and where the full log is; the static record under the widget says the same.
+    log_path = run_log_path(notebook_dir)
+    expect(widget.locator(".dcs-log-path")).to_have_text(f"Full log: {log_path}")
+    record = page.locator(OUTPUT.format(2)).locator(".dcs-record")
+    expect(record).to_contain_text(f"Image: {built.id}")
+    expect(record).to_contain_text(f"Log: {log_path}")
     widget.scroll_into_view_if_needed()
     screenshot("build-done")
 
@@ -119,14 +136,16 @@ def test_build_widget_shows_failure(page, notebook, screenshot, docker_client, b
     assert widget.locator(".dcs-error-title").inner_text() == "Build failed"
     assert "non-zero code: 3" in widget.locator(".dcs-error-text").inner_text()
     # The failing step stays on screen (LABEL steps would have followed it).
-    assert re.fullmatch(r"Step 3/\d+", widget.locator(".dcs-step-label").inner_text())
+    assert widget.locator(".dcs-step-label").inner_text() == "Step 3/3"
     assert "exit 3" in widget.locator(".dcs-instruction").inner_text()
     assert widget.locator(".dcs-badge").inner_text() == "failed"
     assert not widget.locator(".dcs-result").is_visible()
-    # It stands out: the title has the theme's error colour, not the normal text colour.
-    color = "e => getComputedStyle(e).color"
-    assert (widget.locator(".dcs-error-title").evaluate(color)
-            != widget.locator(".dcs-title").evaluate(color))
+    # It stands out by the theme's error colour on its border (its text keeps the readable
+    # text colour), and it is announced (role="alert").
+    assert error.get_attribute("role") == "alert"
+    border = error.evaluate("e => getComputedStyle(e).borderLeftColor")
+    assert border != widget.locator(".dcs-title").evaluate("e => getComputedStyle(e).color")
+    assert border == widget.locator(".dcs-badge").evaluate("e => getComputedStyle(e).borderTopColor")
     error.scroll_into_view_if_needed()
     screenshot("build-failed")
     images = docker_client.images.list(name=build_tag.split(":")[0])

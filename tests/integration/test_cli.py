@@ -218,9 +218,9 @@ def test_examples_render_and_print(tmp_path: Path) -> None:
     proc = dcs("render", str(EXAMPLES / "quickstart.ipynb"), "--out", "out", cwd=tmp_path)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # no lint warnings either
     context = tmp_path / "out" / "quickstart"
-    assert (context / "Dockerfile").read_text().startswith("FROM dcs-magic/dcs-base:bookworm\n")
+    assert (context / "Dockerfile").read_text().startswith("FROM databricksruntime/standard:15.4-LTS\n")
     assert {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()} == {
-        "Dockerfile", "quickstart_helpers.py", "init/quickstart-init.sh"}
+        "Dockerfile", "requirements.txt", "quickstart_helpers.py", "init/quickstart-init.sh"}
     assert (tmp_path / "out" / "init-scripts" / "quickstart-workspace.sh").is_file()
 
     proc = dcs("launch", "--spec", str(EXAMPLES / "cluster.json"), "--image",
@@ -401,12 +401,17 @@ def test_quickstart_example_builds_pushes_and_launches_locally(
     tag = docker_cleanup.add(f"{auth_registry.host}/{docker_cleanup.unique('quickstart')}:1")
     env = {"DCS_VAR_base_image": dcs_base_image, "DCS_TEST_REGISTRY_PASSWORD": auth_registry.password}
     credentials = ["--username", auth_registry.username, "--password-env", "DCS_TEST_REGISTRY_PASSWORD"]
+    # As examples/ci/ does: render, then the notebook's pip packages as wheels on the host.
+    assert dcs("render", "quickstart.ipynb", cwd=tmp_path, env=env).returncode == 0
+    context = tmp_path / "dcs-build" / "quickstart"
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+                    "-r", str(context / "requirements.txt"), "-d", str(context / "wheels")], check=True)
     built = dcs("build", "quickstart.ipynb", "-t", tag, "--push", *credentials, cwd=tmp_path, env=env, timeout=900)
     assert built.returncode == 0, built.stderr
     pinned = built.stdout.strip()
     # The RUN step importing the helper module may come from the build cache; that the helper
     # works in the image is checked in the driver container below.
-    assert "Step 4/7 : RUN" in built.stderr
+    assert "Step 6/10 : RUN" in built.stderr
     assert dcs("check", tag, cwd=tmp_path).returncode == 0
 
     # The example's password is a {{secrets/...}} reference; the CI-style --password-env

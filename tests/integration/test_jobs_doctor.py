@@ -93,7 +93,7 @@ def test_submit_sends_the_validated_body_and_follows_the_run(ws, api):
     run = ws.wait_for_run(run_id, on_state=lambda r: seen.append(r["state"]["life_cycle_state"]),
                           sleep=fake.sleep, clock=fake.clock)
     assert seen == ["PENDING", "RUNNING", "TERMINATED"]
-    assert fake.sleeps == [1.0, 2.0]
+    assert fake.sleeps == [1.0, 1.0]  # each poll saw a new state: the pause started over
     assert jobs.Run.from_dict(run).state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED
     result = follow_run(ws, run_id, sleep=fake.sleep, clock=fake.clock)
     assert result.ok and result.output == "hi\n"
@@ -205,8 +205,9 @@ def test_dcs_export_writes_parsable_exports_and_refuses_literals(spec_file, tmp_
 def test_dcs_export_from_a_lock_uses_the_pinned_image(tmp_path, capsys):
     notebook = tmp_path / "quickstart.ipynb"
     other = "127.0.0.1:5000/team/app@sha256:" + "c" * 64
-    entry = ImageLock(dockerfile_sha256="d" * 64, push={"reference": "x", "digest": "sha256:" + "c" * 64,
-                                                        "pinned": other}, cluster=SPEC.masked())
+    entry = ImageLock(dockerfile_sha256="d" * 64, push={"reference": "127.0.0.1:5000/team/app:1",
+                                                        "digest": "sha256:" + "c" * 64, "pinned": other},
+                      cluster=SPEC.masked()).seal()
     write_lock(lock_path(notebook), Lock(images={"default": entry}, notebook=notebook.name))
     assert main(["export", "pool", "--lock", str(notebook)]) == 0
     pool = json.loads(capsys.readouterr().out)

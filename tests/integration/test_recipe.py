@@ -110,7 +110,7 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 def pushed_lock(tmp_path: Path, *names: str) -> Path:
     images = {name: ImageLock(dockerfile_sha256="0" * 64, image_id="sha256:" + "1" * 64,
                               push={"reference": "registry.example.com/team/app:1", "digest": "sha256:" + "a" * 64,
-                                    "pinned": PINNED}) for name in names}
+                                    "pinned": PINNED}).seal() for name in names}
     return write_lock(tmp_path / "app.dcs.lock.json", Lock(images=images, notebook="app.ipynb"))
 
 

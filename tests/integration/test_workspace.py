@@ -232,7 +232,19 @@ def test_wait_for_cluster_reports_states_and_returns_running_info(ws, api):
                                sleep=fake.sleep, clock=fake.clock)
     assert info["state"] == "RUNNING" and info["cluster_id"] == cluster_id
     assert seen == [("PENDING", "Finding instances"), ("PENDING", "Pulling image"), ("RUNNING", "")]
-    assert fake.sleeps == [1.0, 2.0, 3.0]
+    # The pause starts over after the state message changed: the next change may come soon.
+    assert fake.sleeps == [1.0, 1.0, 2.0]
+
+
+def test_the_pause_schedule_is_the_workspaces_own(api):
+    api.script(*[{"state": "PENDING"}] * 3, {"state": "RUNNING"})
+    ws = Workspace(host=api.host, token=api.token, poll_s=(0.1, 0.25))
+    try:
+        fake = FakeTime()
+        ws.wait_for_cluster(ws.create_cluster(SPEC), sleep=fake.sleep, clock=fake.clock)
+    finally:
+        ws.close()
+    assert fake.sleeps == pytest.approx([0.1, 0.2, 0.25])
 
 
 def test_poll_interval_grows_and_is_capped_at_10_s(ws, api):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import html as html_module
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from dcs_magic.context import Rendered, dockerfile_sha256
+from dcs_magic.context import ContextFile, Rendered, dockerfile_sha256
 from dcs_magic.errors import ContextError, TemplateError
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -72,11 +75,26 @@ def test_pip_helper_follows_an_old_runtime_line(shell: Any) -> None:
 def test_shows_the_dockerfile_highlighted_with_a_text_fallback(shell: Any) -> None:
     rendered = dockerfile(shell, "", "FROM ubuntu:22.04\nRUN echo hello\n")
     data = formatted(shell, rendered)
-    assert data["text/plain"] == "FROM ubuntu:22.04\nRUN echo hello"
+    summary = f"default: context {rendered.context_dir}, Dockerfile sha256:{rendered.sha256[:12]}, no warnings"
+    assert data["text/plain"] == f"FROM ubuntu:22.04\nRUN echo hello\n{summary}"
     html = data["text/html"]
-    assert "<span style=" in html  # pygments' inline-styled tokens
-    assert ">FROM</span>" in html and "hello" in html
-    assert "warning" not in html.lower()
+    assert '<span class="k">FROM</span>' in html and "hello" in html  # pygments' token classes
+    assert 'class="dcs-summary"' in html and html_module.escape(summary) in html
+    assert "warning" not in html.lower().replace("no warnings", "")
+
+
+def test_html_output_takes_every_colour_from_the_theme(shell: Any) -> None:
+    """No fixed colour in the HTML: each colour is a JupyterLab --jp-* variable (issue 11.4)."""
+    rendered = dockerfile(shell, "", 'FROM ubuntu\n# note\nRUN pip install "a==1" && echo $HOME 3\nCMD ["x"]\n')
+    page = formatted(shell, rendered)["text/html"]
+    assert rendered.findings  # the lint box is part of what is checked
+    colours = re.findall(r"(?:color|background|border[a-z-]*)\s*:\s*([^;}\"]+)", page)
+    assert len(colours) > 40
+    fixed = [c for c in colours if re.search(r"#[0-9a-fA-F]{3,8}\b|rgb|hsl", c)
+             or not (c.strip() == "transparent" or "var(--jp-" in c)]
+    assert fixed == []
+    assert ".dcs-highlight .k{color:var(--jp-mirror-editor-keyword-color)}" in page
+    assert ".dcs-highlight .c1{color:var(--jp-content-font-color2);font-style:italic}" in page
 
 
 def test_lint_findings_are_visible_warnings_not_errors(shell: Any) -> None:
@@ -95,7 +113,7 @@ def test_quiet_hides_the_dockerfile_but_not_the_warnings(shell: Any, tmp_path: P
     data = formatted(shell, rendered)
     assert "secret-sauce" not in data["text/html"] and "secret-sauce" not in data["text/plain"]
     assert "mutable-base" in data["text/html"] and "mutable-base" in data["text/plain"]
-    assert "wrote" in data["text/plain"]
+    assert f"Dockerfile sha256:{rendered.sha256[:12]}, 1 warning" in data["text/plain"]
 
 
 def test_rendering_is_deterministic(shell: Any, tmp_path: Path) -> None:
@@ -222,15 +240,25 @@ def test_full_traceback_when_short_errors_is_off(shell: Any, capsys: pytest.Capt
 def test_dcs_file_writes_into_the_context_of_name(shell: Any, tmp_path: Path) -> None:
     dockerfile(shell, "trainer --context ctx --quiet", "FROM ubuntu:22.04\nCOPY requirements.txt /r\n")
     shell.run_cell("pins = {'pandas': '2.2.2', 'numpy': '1.26.4'}")
-    path = shell.run_cell_magic("dcs_file", "trainer requirements.txt",
-                                "{% for k, v in pins|dictsort %}{{ k }}=={{ v }}\n{% endfor %}")
-    assert path == tmp_path / "ctx" / "requirements.txt"
+    written = shell.run_cell_magic("dcs_file", "trainer requirements.txt",
+                                   "{% for k, v in pins|dictsort %}{{ k }}=={{ v }}\n{% endfor %}")
+    assert isinstance(written, ContextFile)
+    path = written.path
+    assert path == tmp_path / "ctx" / "requirements.txt" and os.fspath(written) == str(path)
     assert path.read_text() == "numpy==1.26.4\npandas==2.2.2\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    content = path.read_bytes()
+    assert (written.relpath, written.size) == ("requirements.txt", len(content))
+    assert written.sha256 == hashlib.sha256(content).hexdigest()
+    shown = formatted(shell, written)
+    for view in (shown["text/plain"], shown["text/html"]):
+        assert f"trainer: wrote requirements.txt ({len(content)} bytes, sha256:{written.sha256[:12]})" in view
+        assert str(tmp_path / "ctx") in view
+    assert "PosixPath" not in shown["text/plain"]
 
 
 def test_dcs_file_before_any_dockerfile_uses_build_root(shell: Any, tmp_path: Path) -> None:
-    path = shell.run_cell_magic("dcs_file", "default scripts/setup.sh", "#!/bin/sh\necho {{ pip }}")
+    path = shell.run_cell_magic("dcs_file", "default scripts/setup.sh", "#!/bin/sh\necho {{ pip }}").path
     assert path == tmp_path / "dcs-build" / "default" / "scripts" / "setup.sh"
     assert path.read_text() == "#!/bin/sh\necho /databricks/python3/bin/pip\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o755  # a script COPYed into the image runs
@@ -270,3 +298,40 @@ def test_dcs_file_template_errors_and_usage(shell: Any) -> None:
         shell.run_cell_magic("dcs_file", "default", "x")
     with pytest.raises(UsageError):
         shell.run_cell_magic("dcs_file", "default a.txt --bogus", "x")
+
+
+# -- COPY sources and %dcs_build before any widget ------------------------------------------
+
+
+def test_copy_sources_not_yet_written_are_named_in_the_summary(shell: Any, tmp_path: Path) -> None:
+    cell = "FROM ubuntu:22.04\nCOPY requirements.txt /r/\nCOPY scripts/ /s/\nCOPY --from=x /a /b\n"
+    rendered = dockerfile(shell, "app", cell)
+    assert rendered.pending == ("requirements.txt", "scripts/")
+    assert "not in the context yet: requirements.txt, scripts/ (write them with %%dcs_file app PATH)" \
+        in formatted(shell, rendered)["text/plain"]
+    shell.run_cell_magic("dcs_file", "app requirements.txt", "pandas")
+    shell.run_cell_magic("dcs_file", "app scripts/setup.sh", "#!/bin/sh")
+    assert dockerfile(shell, "app", cell).pending == ()
+
+
+def test_build_without_a_dockerfile_is_a_context_error_before_any_widget(
+        shell: Any, dcs_magics: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    from dcs_magic.widgets import progress_sink
+
+    shown: list[Any] = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append(a))
+    shell.run_line_magic("config", "DcsMagics.progress = 'widget'")  # a widget would be drawn
+    progress_sink("build", "widget").close()
+    assert len(shown) == 1  # the probe sees a drawn widget
+    shown.clear()
+    with pytest.raises(ContextError) as info:
+        shell.run_line_magic("dcs_build", "nothing-here -t dcs-test/never:1")
+    assert "Build context 'nothing-here' has no Dockerfile" in str(info.value)
+    assert "Run a %%dockerfile nothing-here cell first" in info.value.hint
+    dockerfile(shell, "needs --quiet", "FROM ubuntu:22.04\nCOPY missing.txt /m\n")
+    with pytest.raises(ContextError) as info:
+        shell.run_line_magic("dcs_build", "needs -t dcs-test/never:1")
+    assert "'missing.txt' (line 2)" in str(info.value) and "%%dcs_file needs PATH" in info.value.hint
+    assert shown == [] and dcs_magics.jobs == [] and dcs_magics.last_build is None

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import dcs_magic
+from dcs_magic.pipeline import Cancelled
 
 CELL_MAGICS = {"dockerfile", "dcs_file", "init_script"}
 LINE_MAGICS = {"dcs_build", "dcs_push", "dcs_check", "dcs_launch"}
@@ -91,7 +92,7 @@ def test_unload_restores_the_handler_installed_before_ours(shell: Any) -> None:
     shell.set_custom_exc((_OtherError,), other)
     try:
         shell.run_line_magic("load_ext", "dcs_magic")
-        assert shell.custom_exceptions == (dcs_magic.DcsError,)
+        assert shell.custom_exceptions == (dcs_magic.DcsError, Cancelled)
         shell.extension_manager.unload_extension("dcs_magic")
         assert shell.custom_exceptions == (_OtherError,)
         shell.user_ns["_OtherError"] = _OtherError
@@ -116,6 +117,6 @@ def test_unload_keeps_a_handler_installed_after_ours(shell: Any) -> None:
 
 
 def test_unload_without_another_handler_leaves_none(shell: Any) -> None:
-    assert shell.custom_exceptions == (dcs_magic.DcsError,)
+    assert shell.custom_exceptions == (dcs_magic.DcsError, Cancelled)
     shell.extension_manager.unload_extension("dcs_magic")
     assert shell.custom_exceptions == ()

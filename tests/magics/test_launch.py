@@ -254,7 +254,7 @@ def test_spec_file_with_a_literal_password_never_shows_it(ws, api):
     assert api.requests_to("/clusters/create")[0].json["docker_image"]["basic_auth"]["password"] == LITERAL
 
 
-def test_copy_and_save_json_are_masked(ws, tmp_path, monkeypatch):
+def test_copy_box_is_the_masked_preview(ws, monkeypatch):
     monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", LITERAL)
     widget = LaunchWidget(ws, image=PINNED)
     c = widget.controls
@@ -262,14 +262,196 @@ def test_copy_and_save_json_are_masked(ws, tmp_path, monkeypatch):
     assert widget.copy_box.layout.display == "none"
     widget.copy_button.click()
     assert widget.copy_box.layout.display is None and json.loads(widget.copy_box.value) == preview_json(widget)
-    widget.save_path.value = str(tmp_path / "ci" / "cluster.json")
-    widget.save_button.click()
-    saved = json.loads((tmp_path / "ci" / "cluster.json").read_text())
-    assert saved == preview_json(widget) and saved["docker_image"]["basic_auth"]["password"] == "****"
-    assert "Saved" in widget.state.value and "secrets/scope/key" in widget.state.value
-    assert "Download JSON" in widget.download.value and "data:application/json;base64," in widget.download.value
-    assert ClusterSpec.load(tmp_path / "ci" / "cluster.json").spark_version == preview_json(widget)["spark_version"]
+    assert preview_json(widget)["docker_image"]["basic_auth"]["password"] == "****"
     assert_no_secret(widget, LITERAL)
+
+
+SPEC_WITH_REFERENCES = {
+    "cluster_name": "from-file", "spark_version": "15.4.x-scala2.12", "node_type_id": "m5d.large",
+    "num_workers": 1, "autotermination_minutes": 30, "data_security_mode": "DATA_SECURITY_MODE_DEDICATED",
+    "docker_image": {"url": PINNED, "basic_auth": {"username": "robot", "password": "{{secrets/ci/registry}}"}},
+    "spark_env_vars": {"MY_API_TOKEN": "{{secrets/ci/api-token}}", "PLAIN": "1"},
+    "spark_conf": {"spark.hadoop.fs.azure.account.oauth2.client.secret": "{{secrets/ci/sp}}"},
+    "custom_tags": {"team": "data"},
+}
+
+
+def test_save_json_keeps_references_and_never_overwrites_the_spec_file(ws, tmp_path):
+    spec_file = tmp_path / "cluster.json"
+    original = json.dumps(SPEC_WITH_REFERENCES, indent=2)
+    spec_file.write_text(original)
+    widget = LaunchWidget(ws, spec=ClusterSpec.load(spec_file), spec_path=spec_file)
+    # The default target is a new file beside the spec, never the spec itself.
+    assert widget.save_path.value == str(tmp_path / "cluster.saved.json")
+    widget.save_button.click()
+    saved = json.loads((tmp_path / "cluster.saved.json").read_text())
+    assert saved == SPEC_WITH_REFERENCES  # references and names exactly as they were
+    assert "****" not in (tmp_path / "cluster.saved.json").read_text()
+    assert widget.save_path.value == str(tmp_path / "cluster.saved-2.json")  # the next save: another new file
+    # Saving onto the spec file needs the explicit choice.
+    widget.controls["cluster_name"].value = "renamed"
+    widget.save_path.value = str(spec_file)
+    widget.save_button.click()
+    assert spec_file.read_text() == original
+    assert "the --spec file" in html.unescape(widget.state.value) and "Overwrite" in widget.state.value
+    widget.overwrite.value = True
+    widget.save_button.click()
+    assert json.loads(spec_file.read_text()) == {**SPEC_WITH_REFERENCES, "cluster_name": "renamed"}
+    assert widget.overwrite.value is False  # asked again next time
+    # Read back, the saved spec pre-fills the same form and sends the same references.
+    again = LaunchWidget(ws, spec=ClusterSpec.load(spec_file), spec_path=spec_file)
+    assert again.spec.to_dict() == {**SPEC_WITH_REFERENCES, "cluster_name": "renamed"}
+
+
+def test_save_json_never_writes_a_masked_or_literal_secret(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", LITERAL)
+    widget = LaunchWidget(ws, image=PINNED)
+    c = widget.controls
+    c["auth_mode"].value, c["username"].value, c["password_env"].value = "env", "robot", "DCS_TEST_REGISTRY_PASSWORD"
+    target = widget.save(tmp_path / "ci" / "env.json")
+    text = target.read_text()
+    assert LITERAL not in text and "****" not in text
+    assert json.loads(text)["docker_image"] == {"url": PINNED, "basic_auth": {"username": "robot"}}
+    assert "--password-env DCS_TEST_REGISTRY_PASSWORD" in html.unescape(widget.state.value)
+    # A literal password kept from a spec file: refused, nothing written.
+    spec = ClusterSpec(spark_version="15.4.x-scala2.12", num_workers=0,
+                       docker_image=DockerImage(PINNED, BasicAuth("robot", LITERAL)))
+    keep = LaunchWidget(ws, spec=spec)
+    assert keep.save(tmp_path / "keep.json") is None and not (tmp_path / "keep.json").exists()
+    state = html.unescape(keep.state.value)
+    assert "Not saved" in state and "docker_image.basic_auth.password" in state and LITERAL not in state
+    assert "Download JSON" not in keep.download.value
+    assert_no_secret(keep, LITERAL)
+
+
+def test_default_save_path_is_always_a_new_file(tmp_path):
+    from dcs_magic.launch import default_save_path
+
+    assert default_save_path(directory=tmp_path) == tmp_path / "cluster.json"
+    (tmp_path / "cluster.json").write_text("{}")
+    assert default_save_path(directory=tmp_path) == tmp_path / "cluster-2.json"
+    assert default_save_path(tmp_path / "cluster.json") == tmp_path / "cluster.saved.json"
+
+
+SECRET_LOOKING = {
+    "spark_env_vars": {"MY_API_TOKEN": "tok-" + "7" * 20, "PLAIN": "1"},
+    "spark_conf": {"spark.hadoop.fs.azure.account.oauth2.client.secret": "sp-secret-" + "8" * 16,
+                   "spark.databricks.driverNfs.enabled": "false"},
+    "custom_tags": {"token_budget": "42", "team": "data"},
+}
+
+
+def test_create_sends_the_real_values_the_preview_masks(ws, api):
+    spec = ClusterSpec(spark_version="15.4.x-scala2.12", num_workers=0, docker_image={"url": PINNED},
+                       **SECRET_LOOKING)
+    widget = LaunchWidget(ws, spec=spec, sleep=lambda s: None)
+    preview = preview_json(widget)
+    assert preview["spark_env_vars"] == {"MY_API_TOKEN": "****", "PLAIN": "1"}
+    assert preview["spark_conf"]["spark.hadoop.fs.azure.account.oauth2.client.secret"] == "****"
+    assert preview["custom_tags"] == {"token_budget": "****", "team": "data"}
+    widget.create_button.click()
+    assert widget.wait(30)
+    [create] = api.requests_to("/clusters/create")
+    for name, values in SECRET_LOOKING.items():
+        assert create.json[name] == values  # the real values, not ****
+    for name in ("spark_env_vars", "spark_conf"):
+        for value in SECRET_LOOKING[name].values():
+            if value not in ("1", "false"):
+                assert_no_secret(widget, value)
+    widget.close()
+
+
+def test_mask_placeholder_without_a_spec_value_is_refused(ws):
+    widget = LaunchWidget(ws, image=PINNED)
+    widget.controls["spark_env_vars"].value = "OTHER_TOKEN=****"
+    assert "OTHER_TOKEN=**** has no value" in html.unescape(widget.problems.value)
+
+
+def test_a_secret_typed_in_the_key_value_boxes_is_taken_out(ws):
+    literal = "ghp-" + "x1" * 18
+    widget = LaunchWidget(ws, image=PINNED)
+    c = widget.controls
+    assert c["spark_env_vars"].continuous_update is False  # one sync on blur, not one per keystroke
+    c["spark_env_vars"].value = f"GH_TOKEN={literal}\nPLAIN=1"
+    assert literal not in c["spark_env_vars"].value
+    assert c["spark_env_vars"].value.splitlines()[0].startswith("# GH_TOKEN=")
+    problems = html.unescape(widget.problems.value)
+    assert "GH_TOKEN looks like a secret" in problems and "{{secrets/<scope>/<key>}}" in problems
+    assert preview_json(widget)["spark_env_vars"] == {"PLAIN": "1"}
+    c["spark_conf"].value = f"spark.my.client.secret={literal}"
+    assert literal not in c["spark_conf"].value
+    assert_no_secret(widget, literal)
+    # A reference is what belongs there: kept, sent as is, the message goes away.
+    c["spark_env_vars"].value = "GH_TOKEN={{secrets/ci/gh}}\nPLAIN=1"
+    assert preview_json(widget)["spark_env_vars"] == {"GH_TOKEN": "{{secrets/ci/gh}}", "PLAIN": "1"}
+    c["spark_conf"].value = ""
+    assert "looks like a secret" not in widget.problems.value
+
+
+def test_create_is_disabled_until_the_cluster_ends_and_terminate_stops_it(ws, api):
+    api.script({"state": "PENDING", "state_message": "Pulling image"}, {"state": "RUNNING", "state_message": ""})
+    widget = LaunchWidget(ws, image=PINNED, sleep=lambda s: None, running_poll_s=30)
+    assert [widget.create_button.description, widget.terminate_button.description,
+            widget.save_button.description] == ["Create", "Terminate", "Save JSON"]
+    assert widget.terminate_button.disabled and not widget.create_button.disabled
+    widget.create_button.click()
+    cluster_id = widget.wait(30)
+    assert widget.cluster_info["state"] == "RUNNING" and "RUNNING" in widget.state.value
+    assert widget.create_button.disabled and not widget.terminate_button.disabled
+    widget.create_button.click()  # a second click while it runs: no duplicate
+    widget.create()
+    assert len(api.requests_to("/clusters/create")) == 1
+    timeline = html.unescape(widget.timeline.value)
+    assert "CREATING" in timeline and "RUNNING" in timeline
+    widget.terminate_button.click()
+    assert widget.wait_ended(30)  # Terminate wakes the follower at once (not after running_poll_s)
+    assert [r.json for r in api.requests_to("/clusters/delete")] == [{"cluster_id": cluster_id}]
+    assert "TERMINATED" in widget.state.value and "terminated from this form" in widget.state.value
+    assert widget.error is None
+    assert not widget.create_button.disabled and widget.terminate_button.disabled
+    assert "TERMINATING" in html.unescape(widget.timeline.value)
+    # Editing the form clears the old cluster's outcome.
+    widget.controls["cluster_name"].value = "next"
+    assert widget.state.value == "" and widget.timeline.value == ""
+
+
+def test_create_is_enabled_again_after_the_cluster_fails(ws, api):
+    api.script({"state": "PENDING"}, {"state": "ERROR", "state_message": "Spark failed",
+                                      "termination_reason": {"code": "SPARK_STARTUP_FAILURE"}})
+    widget = LaunchWidget(ws, image=PINNED, sleep=lambda s: None)
+    widget.create_button.click()
+    widget.wait(30)
+    assert widget.wait_ended(30)
+    assert "ERROR" in widget.state.value and "SPARK_STARTUP_FAILURE" in widget.state.value
+    assert not widget.create_button.disabled and widget.terminate_button.disabled
+
+
+def test_form_html_takes_colours_from_the_theme_only(ws, api):
+    api.script({"state": "PENDING"}, {"state": "TERMINATED", "state_message": "boom",
+                                      "termination_reason": {"code": "SPARK_STARTUP_FAILURE"}})
+    widget = LaunchWidget(None, image="registry.example.com/team/app:latest", unavailable="no host")
+    widget.controls["custom_tags"].value = "broken"
+    failing = LaunchWidget(ws, image=PINNED, sleep=lambda s: None)
+    failing.create()
+    failing.wait_ended(30)
+    pages = [w.value for root in (widget, failing) for w in _walk(root) if isinstance(w, ipywidgets.HTML)]
+    styled = re.findall(r"(?:color|background|border[a-z-]*)\s*:\s*([^;\"']+)", "".join(pages))
+    assert len(styled) >= 4  # the notice, two problems, the error state
+    assert [c for c in styled if "var(--jp-" not in c or re.search(r"#[0-9a-fA-F]{3,8}\b|rgb", c)] == []
+
+
+def _walk(root: ipywidgets.Widget) -> Iterator[ipywidgets.Widget]:
+    stack = [root]
+    while stack:
+        widget = stack.pop()
+        yield widget
+        stack.extend(getattr(widget, "children", ()) or ())
+
+
+def test_form_names_the_workspace_host_never_the_token(ws, api):
+    widget = LaunchWidget(ws, image=PINNED)
+    assert api.host in widget.target.value and api.token not in every_widget_state(widget)
+    assert "none (preview only)" in LaunchWidget(None, image=PINNED).target.value
 
 
 def test_preview_only_without_a_workspace():
@@ -277,7 +459,10 @@ def test_preview_only_without_a_workspace():
     assert widget.create_button.disabled
     assert "Preview only: No Databricks workspace host configured" in widget.notice.value
     assert isinstance(widget.controls["spark_version"], ipywidgets.Text)  # no list to pick from: type it
-    assert preview_json(widget)["spark_version"] == "15.4.x-scala2.12"
+    # No list to pick from and no checked image: the newest LTS line dcs-magic knows.
+    from dcs_magic import runtime
+    newest_lts = [line for line in runtime.LINES if line.lts and line.supported()][-1]
+    assert preview_json(widget)["spark_version"] == newest_lts.key
     widget.create()
     assert widget.cluster_id is None and "preview only" in widget.state.value
 
@@ -290,6 +475,18 @@ def test_known_init_scripts_are_offered(ws):
     widget.controls["init_script_names"].value = ("setup",)
     assert preview_json(widget)["init_scripts"] == [{"workspace": {"destination": "/Workspace/Shared/setup.sh"}}]
     assert "draft" in every_widget_state(widget)  # listed as "not uploaded yet"
+
+
+def test_uploaded_init_scripts_are_preselected(ws):
+    scripts = {"setup": NamedInitScript("setup", "echo", "/Workspace/Shared/setup.sh"),
+               "listed": NamedInitScript("listed", "echo", "dbfs:/init/listed.sh"),
+               "draft": NamedInitScript("draft", "echo")}
+    spec = ClusterSpec(spark_version="15.4.x-scala2.12", num_workers=0,
+                       init_scripts=[{"dbfs": {"destination": "dbfs:/init/listed.sh"}}])
+    widget = LaunchWidget(ws, image=PINNED, spec=spec, init_scripts=scripts)
+    assert widget.controls["init_script_names"].value == ("setup",)  # "listed" is in the spec already
+    assert preview_json(widget)["init_scripts"] == [{"dbfs": {"destination": "dbfs:/init/listed.sh"}},
+                                                    {"workspace": {"destination": "/Workspace/Shared/setup.sh"}}]
 
 
 # -- %dcs_launch -------------------------------------------------------------------------------------
@@ -335,3 +532,56 @@ def test_magic_local_targets_the_preflight_workspace(shell):
     widget = shell.run_line_magic("dcs_launch", f"--local --image {PINNED}")
     assert widget.workspace is not None and widget.workspace.host.startswith("http://127.0.0.1:")
     assert not widget.create_button.disabled and widget.controls["spark_version"].options
+    assert widget.local and "local preflight workspace" in widget.target.value
+    assert widget.workspace.host in widget.target.value
+
+
+def test_magic_spec_file_is_not_the_default_save_target(shell, tmp_path):
+    spec_file = tmp_path / "team.json"
+    spec_file.write_text(json.dumps(SPEC_WITH_REFERENCES))
+    widget = shell.run_line_magic("dcs_launch", f"--spec {spec_file}")
+    assert widget.save_path.value == str(tmp_path / "team.saved.json")
+
+
+@pytest.mark.docker
+def test_local_secret_resolution_error_names_the_variable(shell, monkeypatch):
+    """On the local workspace a reference resolves from DCS_SECRET_<SCOPE>_<KEY>; the hint says which."""
+    monkeypatch.delenv("DCS_SECRET_DCS_TEST_MISSING_PW", raising=False)
+    widget = shell.run_line_magic("dcs_launch", f"--local --image {PINNED}")
+    widget._sleep = lambda s: __import__("time").sleep(0.2)
+    c = widget.controls
+    c["auth_mode"].value, c["username"].value = "secret", "robot"
+    c["password_secret"].value = "{{secrets/dcs-test/missing-pw}}"
+    widget.create_button.click()
+    assert widget.wait(60) and widget.wait_ended(60)
+    state = html.unescape(widget.state.value)
+    assert "SECRET_RESOLUTION_ERROR" in state
+    assert "Hint:" in state and "DCS_SECRET_DCS_TEST_MISSING_PW" in state
+    assert "Open cluster" not in widget.link.value  # no link to a page that needs the token
+    assert not widget.create_button.disabled
+
+
+def test_default_runtime_is_the_newest_lts_that_runs_the_checked_python(ws):
+    # The offered list holds 16.4 (Python 3.12) first; an image checked as Python 3.11 gets 15.4.
+    widget = LaunchWidget(ws, image=PINNED, image_python="3.11.2")
+    assert widget.controls["spark_version"].value == "15.4.x-scala2.12"
+    assert "does not fit" not in widget.problems.value
+    widget.controls["spark_version"].value = "16.4.x-scala2.12"
+    assert "Runtime does not fit the image: Python 3.11.2 does not fit 16.4 LTS" in widget.problems.value
+    assert "15.4 LTS" in widget.problems.value  # where it does fit
+
+
+def test_unchecked_image_keeps_the_workspaces_first_runtime_and_no_note(ws):
+    widget = LaunchWidget(ws, image=PINNED)
+    assert widget.controls["spark_version"].value == "16.4.x-scala2.12"
+    assert "does not fit" not in widget.problems.value
+
+
+def test_default_runtime_without_a_workspace_list():
+    from dcs_magic.launch import default_runtime
+    from dcs_magic import runtime
+    newest_312 = runtime.default_runtime_for("3.12.3")
+    assert newest_312 is not None and newest_312.python == "3.12" and newest_312.lts
+    assert default_runtime([], "3.12.3") == newest_312.key
+    assert default_runtime([], "3.11.9") == "15.4.x-scala2.12"
+    assert default_runtime([], "2.7.18") == default_runtime([], None)  # no line runs it: the newest LTS

