@@ -26,13 +26,9 @@ _ACCENTS = {"done": "var(--jp-success-color1, currentColor)",
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(float(seconds), 0.0)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m {secs:02d}s"
+    from .progress import format_duration  # the widget's own wording
+
+    return format_duration(seconds)
 
 
 @dataclass

@@ -93,7 +93,7 @@ oldest_sdk_tests() {
     "$PY" -m pip install -q --root-user-action=ignore --no-deps --target "$target" "databricks-sdk==$oldest"
   fi
   PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c "import databricks.sdk.version as v, sys
-sys.exit(0 if v.__version__ == '$oldest' else 'the oldest-SDK run imports databricks-sdk ' + v.__version__)"
+sys.exit(0 if v.__version__ == '$oldest' else 'the oldest-SDK run imports databricks-sdk ' + v.__version__)" || return 1
   log "workspace client tests against databricks-sdk $oldest"
   PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -p no:cacheprovider "${OLDEST_SDK_TESTS[@]}"
 }

@@ -37,7 +37,7 @@ import weakref
 from typing import Any, Protocol
 
 from ..checks import OS_ITEMS, check, parse_runtime
-from ..engine import Engine, StreamError, connect, remove_held_containers
+from ..engine import Engine, ExecResult, StreamError, connect, remove_held_containers
 from ..errors import DcsError, EngineError
 from ..spec import is_secret_reference
 from .store import NODE_TYPE_ID, Cluster, Store, now_ms
@@ -73,7 +73,6 @@ def user_request() -> Terminate:
     return Terminate("USER_REQUEST", "Terminated by the user", type_="SUCCESS", username="local")
 
 
-_user_request = user_request
 
 
 class JobTask(Protocol):
@@ -182,7 +181,7 @@ class Launcher:
             if busy:
                 engine.remove_container(container, quiet=True)  # the worker notices and finishes
             else:
-                self._finish(cluster, _user_request(), engine)
+                self._finish(cluster, user_request(), engine)
 
     def adopt(self, filters: dict[str, str]) -> list[Cluster]:
         """Register running driver containers (of an earlier process) this store lacks."""
@@ -238,7 +237,7 @@ class Launcher:
         except Terminate as exc:
             self._finish(cluster, exc, engine)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the cluster ends TERMINATED with a reason
-            self._finish(cluster, _user_request() if cluster.cancel.is_set() else _unexpected(exc), engine)
+            self._finish(cluster, user_request() if cluster.cancel.is_set() else _unexpected(exc), engine)
         finally:
             if engine is not None:
                 engine.close()
@@ -250,7 +249,7 @@ class Launcher:
         """Enter a launch step; a terminate request since the last one ends the launch here."""
         with self.store.lock:
             if cluster.cancel.is_set():
-                raise _user_request()
+                raise user_request()
             self.store.update(cluster, state_message=message)
 
     def _pull(self, engine: Engine, cluster: Cluster) -> None:
@@ -265,7 +264,7 @@ class Launcher:
                            if auth else {})
             for _event in engine.pull_events(cluster.image, auth_config=auth_config):
                 if cluster.cancel.is_set():
-                    raise _user_request()
+                    raise user_request()
         except StreamError as exc:
             raise _pull_failure(cluster.image, exc.message) from exc
         finally:
@@ -280,14 +279,14 @@ class Launcher:
             report = check(cluster.image, runtime=runtime, engine=engine)
         except DcsError as exc:
             if cluster.cancel.is_set():
-                raise _user_request() from exc
+                raise user_request() from exc
             raise Terminate("CONTAINER_LAUNCH_FAILURE", f"The image could not be started: {exc.message}",
                             type_="SERVICE_FAULT") from exc
         failed = [c for c in report.checks if not c.ok and c.severity == "error"]
         if not failed:
             return
         if cluster.cancel.is_set():  # the probe was removed under it: its verdict means nothing
-            raise _user_request()
+            raise user_request()
         summary = "; ".join(f"{c.name}: {c.detail}" for c in failed)
         fixes = " | ".join(f"{c.name}: {c.fix}" for c in failed if c.fix)
         if any(c.name in OS_ITEMS for c in failed):
@@ -297,6 +296,20 @@ class Launcher:
         raise Terminate("CONTAINER_LAUNCH_FAILURE",
                         f"The image does not meet the Databricks Container Services requirements "
                         f"(missing or wrong: {names}): {summary}", fix=fixes)
+
+    def exec_in_driver(self, engine: Engine, cluster: Cluster, container: str, command: list[str],
+                       environment: dict[str, str]) -> ExecResult:
+        """Run `command` as root in the driver; a terminate (or cancel) while it runs removes the
+        driver and ends here as USER_REQUEST, not as the engine's error."""
+        try:
+            ran = engine.exec(container, command, user="0", environment=environment)
+        except EngineError as exc:
+            if cluster.cancel.is_set():  # the driver was removed under the command
+                raise user_request() from exc
+            raise
+        if cluster.cancel.is_set():
+            raise user_request()
+        return ran
 
     def environment(self, cluster: Cluster) -> dict[str, str]:
         """The driver's environment: spark_env_vars and the DB_* variables of a driver."""
@@ -327,7 +340,7 @@ class Launcher:
             engine.start(name)
         except EngineError as exc:
             if cluster.cancel.is_set():
-                raise _user_request() from exc
+                raise user_request() from exc
             raise Terminate("DOCKER_CONTAINER_CREATION_EXCEPTION",
                             f"The driver container could not be started: {exc.message}") from exc
 
@@ -361,15 +374,8 @@ class Launcher:
             return {**result, "status": "FAILED", "error": missing, "exit_code": None, "output": ""}
         started = time.monotonic()
         assert cluster.container is not None
-        try:
-            ran = engine.exec(cluster.container, ["/bin/bash", path], user="0",
-                              environment=self.environment(cluster))
-        except EngineError as exc:
-            if cluster.cancel.is_set():  # terminated: the driver was removed under the script
-                raise _user_request() from exc
-            raise
-        if cluster.cancel.is_set():
-            raise _user_request()
+        ran = self.exec_in_driver(engine, cluster, cluster.container, ["/bin/bash", path],
+                                  self.environment(cluster))
         if ran.timed_out:
             raise Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({_where(kind, destination)}) did "
                             f"not finish within {DOCKER_TIMEOUT_S} s", instance_id="driver")

@@ -23,7 +23,6 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from ..errors import EngineError
 from ..jobs import SubmittedTask, notebook_code, task_command, task_outcome
 from .launcher import (
     DOCKER_TIMEOUT_S,
@@ -70,15 +69,8 @@ class RunTask:
             self.store.update_run(run, life_cycle_state="RUNNING",
                                   state_message=f"Running {what} in the job cluster's driver container")
         command = task_command(self.task, path)
-        try:
-            ran = engine.exec(container, command, user="0",
-                              environment={**launcher.environment(cluster), "PYTHONUNBUFFERED": "1"})
-        except EngineError as exc:
-            if cluster.cancel.is_set():  # cancelled: the driver was removed under the task
-                raise user_request() from exc
-            raise
-        if cluster.cancel.is_set():
-            raise user_request()
+        ran = launcher.exec_in_driver(engine, cluster, container, command,
+                                      {**launcher.environment(cluster), "PYTHONUNBUFFERED": "1"})
         if ran.timed_out:
             state, output = task_outcome(None, "", error=f"{what} did not finish within {DOCKER_TIMEOUT_S} s")
             self.store.update_run(run, output=output, **state)
