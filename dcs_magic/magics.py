@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from IPython.core.error import UsageError as MagicUsageError
 from IPython.core.magic import (
     Magics,
     cell_magic,
@@ -21,7 +22,6 @@ from IPython.core.magic import (
     magics_class,
     no_var_expand,
 )
-from IPython.core.error import UsageError as MagicUsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable

@@ -247,6 +247,7 @@ def _split_cell_magic(source: str) -> tuple[str, str, str] | None:
 def _parse_magic_line(magic: str, line: str, *, where: str) -> Any:
     # The magics module owns the argument definitions; parse with the very same parser.
     from IPython.core.error import UsageError
+
     from .magics import DcsMagics, parse_magic_line
 
     try:

@@ -55,15 +55,15 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().is_safe_attribute(obj, attr, value)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and _is_int(left) and _is_int(right) and abs(left) > 1 and right > 0:
-            if right * max(abs(left).bit_length() - 1, 1) > MAX_RESULT_BITS:
-                raise SecurityError(f"{left} ** {right} is too large (more than {MAX_RESULT_BITS} bits)")
+        if (operator == "**" and _is_int(left) and _is_int(right) and abs(left) > 1 and right > 0
+                and right * max(abs(left).bit_length() - 1, 1) > MAX_RESULT_BITS):
+            raise SecurityError(f"{left} ** {right} is too large (more than {MAX_RESULT_BITS} bits)")
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, (str, bytes, list, tuple)) and _is_int(count):
-                    if len(seq) * count > MAX_SEQUENCE_LENGTH:
-                        raise SecurityError(f"repeating a sequence of length {len(seq)} {count} times "
-                                            f"is too large (more than {MAX_SEQUENCE_LENGTH} items)")
+                if (isinstance(seq, (str, bytes, list, tuple)) and _is_int(count)
+                        and len(seq) * count > MAX_SEQUENCE_LENGTH):
+                    raise SecurityError(f"repeating a sequence of length {len(seq)} {count} times "
+                                        f"is too large (more than {MAX_SEQUENCE_LENGTH} items)")
         return super().call_binop(context, operator, left, right)
 
 
