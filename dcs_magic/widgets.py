@@ -330,10 +330,14 @@ class TextProgress:
 
     Prints a line when the headline changes (new step, layer counts), not on every update,
     so a 20,000-line build prints a handful of lines; the full log stays in its file.
+    With `foreground=True` (a magic running in the cell) a cancelled run's close() prints
+    nothing: the raised `Cancelled` is shown as the cell's one line ("Build cancelled; step
+    container removed"), which says it once. A `--bg` job has no such line, so it prints.
     """
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, foreground: bool = False) -> None:
         self.stream = stream
+        self.foreground = foreground
         self._last = ""
         self._warned: set[str] = set()
 
@@ -355,9 +359,11 @@ class TextProgress:
             self._print(format_line(snapshot))
 
     def close(self, snapshot: ProgressSnapshot | dict) -> None:
-        """Print the outcome line."""
+        """Print the outcome line (not for a foreground cancel: the error's line says it)."""
         self._warnings(snapshot)
         self._last = format_line(snapshot, elapsed=False)
+        if self.foreground and snapshot.get("status") == "cancelled":
+            return
         self._print(format_line(snapshot))  # a failure's details come with the raised error
 
 
@@ -385,7 +391,7 @@ def progress_sink(kind: str, mode: str = "auto", *, title: str = "", display: bo
     if mode == "auto":
         mode = "widget" if has_widget_frontend() else "text"
     if mode == "text":
-        return TextProgress()
+        return TextProgress(foreground=foreground)
     if mode != "widget":
         raise ValueError(f"progress mode must be auto, widget, text or none, not {mode!r}")
     widget = ProgressWidget(kind=kind, title=title, foreground=foreground)

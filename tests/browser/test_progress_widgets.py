@@ -4,14 +4,14 @@ What a user sees and what the page loads: the dark theme's contrast of every tex
 of a failed build and a failed push (computed, as numbers), the push total weighted by bytes,
 the static record a notebook saved with JupyterLab's default settings (no widget state)
 shows when reopened without a kernel, the widget code loaded once per page (also after a
-reload), and the Stop button of a foreground build.
+reload), and the Stop button of a scripted background run. Stop on real foreground and --bg
+builds: test_stop_builds.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import nbformat
@@ -19,13 +19,9 @@ import pytest
 from jupyterlab_driver import (
     THEME_PLUGIN,
     WIDGETS_PLUGIN,
-    open_notebook,
-    run_all_cells,
     save_notebook,
     text_contrasts,
     wait_for_theme,
-    wait_until_done,
-    write_notebook,
 )
 from playwright.sync_api import expect
 
@@ -263,38 +259,6 @@ def test_widget_code_loads_once_per_page_also_after_a_reload(page, notebook, not
     expect(page.locator(".dcs-total-pct")).to_have_text(["33%", "33%", "33%"])
     assert page.evaluate("() => globalThis.__dcsMagicProgress.loads") == 1
     screenshot("three-widgets-after-reload")
-
-
-# -- Stop on a foreground build ---------------------------------------------------------------------
-
-
-@pytest.mark.docker
-def test_stop_button_interrupts_a_foreground_build(page, jupyter_lab, notebook_dir, screenshot,
-                                                   docker_client, docker_cleanup, busybox_image):
-    tag = docker_cleanup.add("dcs-test/browser-stop:1")
-    cells = ["%load_ext dcs_magic",
-             _dockerfile_cell(busybox_image, "echo started", "sleep 60"),
-             f"%dcs_build -t {tag} --no-cache"]
-    name = f"{notebook_dir.name}/test.ipynb"
-    write_notebook(jupyter_lab.root / name, cells)
-    open_notebook(page, jupyter_lab, name, len(cells))
-    run_all_cells(page)
-    widget = page.locator(OUTPUT.format(2)).locator(WIDGET)
-    widget.locator(".dcs-step-label", has_text="Step 3/3").wait_for(timeout=60_000)
-    stop = widget.get_by_role("button", name="Stop")
-    expect(stop).to_be_visible()
-    clicked = time.monotonic()
-    stop.click()
-    expect(widget).to_have_attribute("data-status", "cancelled", timeout=30_000)
-    took = time.monotonic() - clicked
-    wait_until_done(page, 60_000)
-    assert widget.locator(".dcs-badge").inner_text() == "cancelled"
-    assert not stop.is_visible()
-    record = page.locator(OUTPUT.format(2)).locator(RECORD)
-    expect(record).to_have_attribute("data-status", "cancelled")
-    widget.scroll_into_view_if_needed()
-    screenshot("stopped")
-    print(f"foreground Stop -> cancelled shown after {took:.1f}s")
 
 
 # -- Stop of a background run: the page messages the kernel, which calls the bound cancel ----------

@@ -95,9 +95,10 @@ def test_interrupt_with_text_progress_says_cancelled_without_traceback(
         outcome = shell.run_cell(f"%dcs_build slow -t {tag} --no-cache")
     assert isinstance(outcome.error_in_exec, Cancelled)
     lines = cell.stdout.splitlines()
+    assert lines[0].startswith("[build slow] ")  # the text progress ran
     assert lines[-1] == "Build cancelled; step container removed"
-    assert lines[-2].startswith("[build slow] cancelled (")  # the progress line, once
-    assert sum("[build slow] cancelled" in line for line in lines) == 1
+    # "cancelled" once: the progress printer leaves the outcome to the error's one line.
+    assert sum("cancelled" in line for line in lines) == 1, lines
     assert "Traceback" not in cell.stdout + cell.stderr and "http.client" not in cell.stdout
     remove_step_images(docker_client, tmp_path)
 
@@ -113,4 +114,25 @@ def test_bg_job_line_is_displayed_with_an_id(shell: Any, dcs_magics: Any, busybo
     assert len(cell.outputs) == 1  # the job's line, published with a display id (no Out[] repr)
     assert cell.outputs[0].data["text/plain"].startswith("<Job build 'slow': running")
     assert job.cancel() is True and job.status == "cancelled"
+    remove_step_images(docker_client, tmp_path)
+
+
+def test_cancelled_bg_job_with_text_progress_says_cancelled_once(
+        shell: Any, dcs_magics: Any, busybox_image: str, docker_client: Any, tag: str, tmp_path: Path) -> None:
+    shell.run_cell_magic("dockerfile", f"slow --base {busybox_image} --quiet", f"FROM {{{{ base }}}}\n{SILENT_STEP}\n")
+    shell.run_line_magic("config", "DcsMagics.progress = 'text'")
+    known = {c["Id"] for c in sleeping_containers(docker_client)}
+    with capture_output() as cell:  # also catches what the job's thread prints
+        shell.run_cell(f"%dcs_build slow -t {tag} --no-cache --bg")
+        job = dcs_magics.jobs[-1]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                c["Id"] not in known and c.get("State") == "running" for c in sleeping_containers(docker_client)):
+            time.sleep(0.1)
+        assert job.cancel() is True and job.status == "cancelled"
+    lines = cell.stdout.splitlines()
+    # No error line in the cell for a job: the progress printer says it, once.
+    assert sum("cancelled" in line for line in lines) == 1, lines
+    assert lines[-1].startswith("[build slow] cancelled ("), lines
+    assert [c for c in sleeping_containers(docker_client) if c["Id"] not in known] == []
     remove_step_images(docker_client, tmp_path)
