@@ -172,13 +172,17 @@ _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+=-]*(?::[A-Za-z0-9_./@+=-]+)*$")
 _YAML_WORDS = {"y", "yes", "n", "no", "true", "false", "on", "off", "null", "~"}
 
 
-def _yaml_scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
+def _json_literal(value: Any) -> str | None:
+    """null, booleans and numbers are written as JSON writes them, in YAML and HCL alike."""
+    if value is None or isinstance(value, (bool, int, float)):
         return json.dumps(value)
+    return None
+
+
+def _yaml_scalar(value: Any) -> str:
+    literal = _json_literal(value)
+    if literal is not None:
+        return literal
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in _YAML_WORDS:
         return text
@@ -250,12 +254,9 @@ def _hcl_string(text: str) -> str:
 
 
 def _hcl_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
+    literal = _json_literal(value)
+    if literal is not None:
+        return literal
     if isinstance(value, list):
         return "[" + ", ".join(_hcl_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
