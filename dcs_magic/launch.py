@@ -410,6 +410,10 @@ def _secret_variables(spec: ClusterSpec) -> list[str]:
     return [secret_variable(r) for r in references]
 
 
+EXPORT_KINDS = [("Asset bundle (YAML)", "bundle"), ("Terraform (HCL)", "terraform"),
+                ("Cluster policy (JSON)", "policy"), ("Instance pool (JSON)", "pool")]
+
+
 def default_runtime(offered: list[str], image_python: str | None) -> str:
     """The runtime key the form starts with: the newest supported LTS line that runs the
     image's checked Python (among the workspace's `offered` keys when it lists them), else
@@ -490,6 +494,17 @@ class LaunchWidget(widgets.VBox):
         self.state = widgets.HTML(layout=widgets.Layout(width="50%"))
         self.timeline = widgets.HTML(layout=widgets.Layout(width="50%"))
         self.link = widgets.HTML()
+        # Jobs and infrastructure: the same spec as a bundle / Terraform / policy / pool
+        # (dcs_magic.exports; secrets stay references), and the workspace's readiness (doctor).
+        self.export_kind = widgets.Dropdown(options=EXPORT_KINDS, value="bundle", description="Export as",
+                                            style=_LABEL, layout=widgets.Layout(width="24em"))
+        self.export_button = widgets.Button(description="Export", icon="file-code-o",
+                                            tooltip="Show this spec as the chosen export")
+        self.export_out = widgets.HTML()
+        self.readiness_button = widgets.Button(description="Check workspace", icon="stethoscope",
+                                               disabled=workspace is None,
+                                               tooltip="Workspace readiness, as `dcs doctor` checks it")
+        self.readiness = widgets.HTML()
         self.create_button = widgets.Button(description="Create", button_style="primary",
                                             disabled=workspace is None, icon="play",
                                             tooltip="Create the cluster with this JSON")
@@ -506,6 +521,8 @@ class LaunchWidget(widgets.VBox):
         self.terminate_button.on_click(lambda _: self.terminate())
         self.copy_button.on_click(lambda _: self._toggle_copy())
         self.save_button.on_click(lambda _: self.save(self.save_path.value, overwrite=self.overwrite.value))
+        self.export_button.on_click(lambda _: self.export(self.export_kind.value))
+        self.readiness_button.on_click(lambda _: self.check_workspace())
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         super().__init__(children=self._layout())
@@ -638,6 +655,9 @@ class LaunchWidget(widgets.VBox):
             self.copy_box,
             widgets.HBox([self.state, self.timeline]),
             self.link,
+            widgets.HBox([self.export_kind, self.export_button, self.readiness_button]),
+            self.readiness,
+            self.export_out,
         ]
 
     @staticmethod
@@ -790,6 +810,36 @@ class LaunchWidget(widgets.VBox):
         self.copy_box.layout.display = None if hidden else "none"
 
     # -- actions -----------------------------------------------------------------------------------
+
+    def export(self, kind: str = "bundle") -> str | None:
+        """Show the form's spec as `kind` (bundle, terraform, policy, pool) and return the text,
+        or show why it cannot be exported (a literal password, an invalid spec) and return None."""
+        from .exports import export
+
+        try:
+            text = export(kind, self.spec)
+        except DcsError as exc:
+            self.export_out.value = f'<div style="{_PROBLEM_STYLE}" role="alert">{html.escape(str(exc))}</div>'
+            return None
+        self.export_out.value = f"<pre style='max-height:24em;overflow:auto'>{html.escape(text)}</pre>"
+        return text
+
+    def check_workspace(self) -> Any:
+        """Workspace readiness (`dcs doctor`): one line with the count, then each failing check."""
+        from .doctor import doctor
+
+        try:
+            spec: ClusterSpec | None = self.spec
+        except SpecError:
+            spec = None
+        report = doctor(self._client, spec)
+        failed = [item for item in report.checks if not item.ok]
+        head = f"Workspace readiness: {len(report.checks) - len(failed)}/{len(report.checks)} checks hold"
+        rows = "".join(f'<div style="{_PROBLEM_STYLE}" role="alert"><b>{html.escape(i.name)}</b>: '
+                       f"{html.escape(i.detail)}" + (f" &mdash; {html.escape(i.fix)}" if i.fix else "") + "</div>"
+                       for i in failed)
+        self.readiness.value = f"<div>{html.escape(head)}</div>{rows}"
+        return report
 
     def save(self, path: str | os.PathLike[str] | None = None, *, overwrite: bool = False) -> Path | None:
         """Write the JSON body for CI (`dcs launch --spec`) to `path` (default: a new file, see

@@ -585,3 +585,45 @@ def test_default_runtime_without_a_workspace_list():
     assert default_runtime([], "3.12.3") == newest_312.key
     assert default_runtime([], "3.11.9") == "15.4.x-scala2.12"
     assert default_runtime([], "2.7.18") == default_runtime([], None)  # no line runs it: the newest LTS
+
+
+def test_export_menu_shows_each_export_and_keeps_secret_references(ws):
+    widget = LaunchWidget(ws, image=PINNED)
+    widget.controls["auth_mode"].value = "secret"
+    widget.controls["username"].value = "ci-bot"
+    widget.controls["password_secret"].value = "{{secrets/ci/registry}}"
+    assert [kind for _, kind in widget.export_kind.options] == ["bundle", "terraform", "policy", "pool"]
+    bundle = widget.export("bundle")
+    assert bundle is not None and "resources:" in bundle and PINNED in bundle
+    assert "{{secrets/ci/registry}}" in bundle and "{{secrets/ci/registry}}" in widget.export_out.value
+    policy = json.loads(widget.export("policy") or "")
+    assert policy["docker_image.url"] == {"type": "fixed", "value": PINNED}
+    assert "resource \"databricks_cluster\"" in (widget.export("terraform") or "")
+    assert "preloaded_docker_images" in (widget.export("pool") or "")
+
+
+def test_export_refuses_a_password_from_an_environment_variable(ws, monkeypatch):
+    monkeypatch.setenv("DCS_TEST_PW", "hunter2-not-in-any-export")
+    widget = LaunchWidget(ws, image=PINNED)
+    widget.controls["auth_mode"].value = "env"
+    widget.controls["username"].value = "ci-bot"
+    widget.controls["password_env"].value = "DCS_TEST_PW"
+    assert widget.export("bundle") is None
+    assert 'role="alert"' in widget.export_out.value and "{{secrets/" in widget.export_out.value
+    assert "hunter2" not in every_widget_state(widget)
+
+
+def test_check_workspace_shows_the_readiness_line(ws, registry):
+    image = f"{registry.host}/dcs-test/never-pushed@sha256:{'a' * 64}"
+    widget = LaunchWidget(ws, image=image)
+    report = widget.check_workspace()
+    held = sum(item.ok for item in report.checks)
+    assert f"Workspace readiness: {held}/{len(report.checks)} checks hold" in widget.readiness.value
+    assert {item.name for item in report.checks} >= {"workspace", "credentials", "container services"}
+    for item in report.checks:
+        assert (html.escape(item.name) in widget.readiness.value) == (not item.ok)
+
+
+def test_check_workspace_is_disabled_without_a_workspace():
+    widget = LaunchWidget(None, image=PINNED, unavailable="no host configured")
+    assert widget.readiness_button.disabled
