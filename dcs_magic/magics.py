@@ -8,6 +8,7 @@ Each magic is a thin adapter; the work lives in template/context (render), pipel
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,12 +61,15 @@ def _details_in_widget(sink: Any) -> Iterator[None]:
 
 
 def _one_line(error: DcsError) -> str:
-    """`BuildError: <first line of the message>` + the hint: the short form under a widget."""
-    first = (error.message or "").strip().splitlines()
-    text = f"{type(error).__name__}: {first[0] if first else ''}"
-    log_path = getattr(error, "log_path", None)
-    if log_path and str(log_path) not in text:
-        text += f" (full log: {log_path})"
+    """The short form under a widget that already shows the details (issue 11.5): what failed,
+    not why (`BuildError: Step 3/3 failed (details above)`, `PushError: Push of R failed ...`),
+    and the hint."""
+    lines = (error.message or "").strip().splitlines()
+    first = lines[0] if lines else ""
+    step = re.match(r"(Step \d+/\d+) : ", first)
+    end = first.find(" failed")
+    summary = f"{step[1]} failed" if step else first[:end + len(" failed")] if end > 0 else first
+    text = f"{type(error).__name__}: {summary} (details above)"
     if error.hint:
         text += f"\nHint: {error.hint}"
     return text
