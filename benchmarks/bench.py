@@ -217,6 +217,12 @@ print(json.dumps({"inner_s": time.perf_counter() - started}))
 """
 
 
+def _consume(events: Any) -> None:
+    """docker-py's build returns a lazy stream: the build happens while it is read."""
+    for _ in events:
+        pass
+
+
 def _steps(n: int) -> str:
     return "FROM {base}\n" + "".join(f"RUN echo step {i} > /step-{i}\n" for i in range(n))
 
@@ -233,7 +239,7 @@ def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
     flag = "1" if no_cache else "0"
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     if not no_cache:  # warm the cache once, untimed
-        b.client.api.build(path=str(ctx), tag=b.tag(name + "-warm"), rm=True)
+        _consume(b.client.api.build(path=str(ctx), tag=b.tag(name + "-warm"), rm=True))
     sides: dict[str, Callable[[int], Sample]] = {
         "dcs": lambda i: run([PY, "-c", DCS_BUILD, str(ctx), b.tag(name), flag], inner=True),
         "cli": lambda i: run([DOCKER_CLI, "build", *(["--no-cache"] if no_cache else []), "-q",
@@ -284,7 +290,7 @@ def case_push(b: Bench, name: str, layers: int, layer_mb: float, target: float =
                 f"RUN head -c {size} /dev/urandom > /blob-{token}-{n}\n" for n in range(layers))
             ctx = b.context(f"{name}-{token}", body)
             ref = f"{registry}/{PREFIX}-{name}-{side}:{token}"
-            b.client.api.build(path=str(ctx), tag=ref, rm=True)  # untimed: only the push counts
+            _consume(b.client.api.build(path=str(ctx), tag=ref, rm=True))  # untimed: only the push counts
             b.made.append(ref)
             argv = [PY, "-c", DCS_PUSH, ref] if side == "dcs" else [DOCKER_CLI, "push", "-q", ref]
             first[side].append(run(argv, inner=side == "dcs"))
@@ -404,7 +410,7 @@ def case_traffic(b: Bench) -> list[Result]:
     out: list[Result] = []
     registry = b.registry_host()
     with kernel() as kc:
-        setup = f"import os; os.chdir({str(b.tmp)!r}); %load_ext dcs_magic\n%config DcsMagics.progress = 'widget'"
+        setup = f"import os\nos.chdir({str(b.tmp)!r})\n%load_ext dcs_magic\n%config DcsMagics.progress = 'widget'"
         kc.execute_interactive(setup, timeout=60)
         for name, (dockerfile, raw_bytes) in TRAFFIC_BUILDS.items():
             if b.args.quick and name == "200k-lines":
@@ -428,7 +434,7 @@ def case_traffic(b: Bench) -> list[Result]:
         body = "FROM {base}\n" + "".join(f"RUN head -c 200000 /dev/urandom > /l{n}\n" for n in range(40))
         ctx = b.context(f"traffic-push-{token}", body)
         ref = f"{registry}/{PREFIX}-traffic:{token}"
-        b.client.api.build(path=str(ctx), tag=ref, rm=True)
+        _consume(b.client.api.build(path=str(ctx), tag=ref, rm=True))
         b.made.append(ref)
         s = traffic(kc, f"_ = %dcs_push {ref}")
         out.append(Result("traffic push-40", "bytes", [float(s["bytes"])], [float(40 * 200)],
@@ -503,7 +509,7 @@ def cases(b: Bench) -> dict[str, Callable[[], list[Result]]]:
     return {
         "build-30": lambda: case_build(b, "build-30", _steps(30)),
         "build-200k": lambda: case_build(b, "build-200k", TRAFFIC_BUILDS["200k-lines"][0]),
-        "build-context": lambda: case_build(b, f"build-context-{mb}MB",
+        "build-context": lambda: case_build(b, f"build-context-{mb}mb",
                                             "FROM {base}\nCOPY Dockerfile /Dockerfile\n",
                                             prepare=_big_context(mb, files)),
         "build-cached": lambda: case_build(b, "build-cached", _steps(30), no_cache=False),
