@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from databricks.sdk.service import compute, jobs
+from support.clock import FakeTime
 from support.clusters_api import ClustersApi, isolate_databricks_config, jobs_state
 
 from dcs_magic import ClusterSpec, SpecError, Workspace
@@ -59,19 +60,6 @@ def spec_file(tmp_path: Path) -> Path:
     path = tmp_path / "cluster.json"
     path.write_text(json.dumps(SPEC.to_dict()))
     return path
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 # -- runs -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from support.clock import FakeTime
 from support.clusters_api import (
     HOST_METADATA_PATH,
     ClustersApi,
@@ -58,21 +59,6 @@ def api() -> Iterator[ClustersApi]:
 def ws(api: ClustersApi) -> Iterator[Workspace]:
     with Workspace(host=api.host, token=api.token, retries=3, backoff_factor=0) as workspace:
         yield workspace
-
-
-class FakeTime:
-    """Injected sleep/clock for wait_for_cluster: records pauses, advances the clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 # -- requests, auth, bodies ------------------------------------------------------------------------
