@@ -11,15 +11,13 @@ All real sockets on 127.0.0.1 (or a unix socket in the test's tmp dir); nothing 
 from __future__ import annotations
 
 import http.server
-import os
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from support.registry import serve_http
 
 
 class Stalled:
@@ -109,12 +107,7 @@ def http_answer(status: int, body: bytes, content_type: str) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(Handler) as host:
+        yield host
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "StallingProxy", "rate_limited_registry",
+__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "StallingProxy", "rate_limited_registry", "serve_http",
            "stalling_proxy", "start_registry", "write_htpasswd"]
 
 # Without these the registry may answer with a converted (schema 1) manifest, whose digest
@@ -225,6 +225,18 @@ def start_registry(workdir: Path, *, username: str | None = None, password: str 
 
 
 @contextmanager
+def serve_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on 127.0.0.1 (a free port) in a thread; yields "127.0.0.1:PORT"."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def rate_limited_registry() -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 answering every request 429, like a rate-limited registry.
 
@@ -246,13 +258,8 @@ def rate_limited_registry() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(Handler) as host:
+        yield host
 
 
 class StallingProxy:
