@@ -141,6 +141,7 @@ _PUSH_REPO = re.compile(r"^The push refers to repository \[(.+)\]$")
 # Lines the classic builder writes about itself, as opposed to a step's own output.
 _BUILDER_PREFIXES = (" ---> ", "Removing intermediate container ", "Successfully built ",
                      "Successfully tagged ")
+_BUILDER_FIRST = frozenset(prefix[0] for prefix in _BUILDER_PREFIXES)
 # Layer statuses after which a layer needs nothing more (pull and push).
 _LAYER_DONE = ("Pull complete", "Already exists", "Pushed", "Layer already exists", "Mounted from")
 # Layer statuses that only move a byte counter: logged once, not on every tick.
@@ -151,7 +152,8 @@ _MAX_PARTIAL = 64 * 1024
 
 def clean_line(text: str) -> str:
     """A display line: ANSI codes removed, only what a terminal would show after a `\\r`."""
-    text = _ANSI.sub("", text)
+    if "\x1b" in text:  # the regex only when there is an escape (most lines have none)
+        text = _ANSI.sub("", text)
     if "\r" in text:
         segments = [s for s in text.split("\r") if s.strip()]
         text = segments[-1] if segments else ""
@@ -174,44 +176,63 @@ def clip_line(line: str, limit: int = LINE_BYTES) -> str:
 
 
 class LogTail:
-    """The last lines of a log, bounded in lines and in bytes; knows each line's index."""
+    """The last lines of a log, bounded in lines and in bytes; knows each line's index.
+
+    Appending is the hot path (every log line of a build): it only clips an overlong line
+    and appends to a deque bounded in lines. The byte bound is applied when the tail is read
+    (a snapshot, at most a few per second): the kept lines are the longest suffix that fits
+    in `max_bytes`, which is exactly what evicting the oldest lines on every append keeps.
+    """
 
     def __init__(self, lines: int = LOG_TAIL, max_bytes: int = TAIL_BYTES, line_bytes: int = LINE_BYTES
                  ) -> None:
         self.max_lines = max(int(lines), 0)
         self.max_bytes = max_bytes
         self.line_bytes = line_bytes
-        self._lines: deque[str] = deque()
+        self._lines: deque[str] = deque(maxlen=self.max_lines)
+        self._view: list[str] | None = None  # the byte-bounded tail as of `_view_count` lines
+        self._view_count = 0
         self._bytes = 0
         self.count = 0  # lines ever appended
 
     def append(self, line: str) -> None:
         self.count += 1
-        if not self.max_lines:
-            return
-        line = clip_line(line, self.line_bytes)
-        self._lines.append(line)
-        self._bytes += len(line.encode("utf-8")) + 1
-        while self._lines and (len(self._lines) > self.max_lines or self._bytes > self.max_bytes):
-            self._bytes -= len(self._lines.popleft().encode("utf-8")) + 1
+        # (a deque with maxlen 0 keeps nothing: no test of max_lines needed)
+        self._lines.append(line if len(line) * 4 <= self.line_bytes else clip_line(line, self.line_bytes))
+
+    def _kept(self) -> list[str]:
+        """The lines kept: the newest ones that fit in `max_bytes` (UTF-8, a newline each)."""
+        if self._view is None or self._view_count != self.count:
+            self._view_count = self.count
+            lines = list(self._lines)
+            total, start = 0, len(lines)
+            for index in range(len(lines) - 1, -1, -1):
+                line = lines[index]
+                size = (len(line) if line.isascii() else len(line.encode("utf-8", "replace"))) + 1
+                if total + size > self.max_bytes:
+                    break
+                total, start = total + size, index
+            self._view, self._bytes = lines[start:], total
+        return self._view
 
     @property
     def first(self) -> int:
         """Index in the whole log of the oldest line kept."""
-        return self.count - len(self._lines)
+        return self.count - len(self._kept())
 
     @property
     def nbytes(self) -> int:
+        self._kept()
         return self._bytes
 
     def __iter__(self) -> Any:
-        return iter(self._lines)
+        return iter(self._kept())
 
     def __len__(self) -> int:
-        return len(self._lines)
+        return len(self._kept())
 
     def __getitem__(self, index: int) -> str:
-        return self._lines[index]
+        return self._kept()[index]
 
 
 class LineJoiner:
@@ -222,15 +243,19 @@ class LineJoiner:
 
     def feed(self, chunk: str) -> list[str]:
         """Complete lines ended by this chunk (cleaned); the rest waits for the next chunk."""
-        parts = (self._partial + chunk).split("\n")
+        if self._partial:
+            chunk = self._partial + chunk
+        parts = chunk.split("\n")
         partial = parts.pop()
-        if "\r" in partial:  # a progress bar redrawn in place: only its last state matters
-            partial = partial[partial.rfind("\r", 0, len(partial) - 1) + 1:]
-        if len(partial) > _MAX_PARTIAL:
-            parts.append(partial)
-            partial = ""
+        if partial:
+            if "\r" in partial:  # a progress bar redrawn in place: only its last state matters
+                partial = partial[partial.rfind("\r", 0, len(partial) - 1) + 1:]
+            if len(partial) > _MAX_PARTIAL:
+                parts.append(partial)
+                partial = ""
         self._partial = partial
-        return [clean_line(p) for p in parts]
+        # Most lines have no escape code and no "\r": clean_line only for those that do.
+        return [clean_line(p) if "\x1b" in p or "\r" in p else p.rstrip() for p in parts]
 
     def flush(self) -> list[str]:
         """The unfinished last line, if any (at the end of a stream or on failure)."""
@@ -427,9 +452,26 @@ class BuildState(_StreamState):
 
     def apply(self, event: dict) -> list[str]:
         """Fold one decoded build event into the state; return the log lines it completed."""
+        chunk = event.get("stream")
+        if chunk.__class__ is str and len(event) == 1:
+            # The common event (a step's output, the builder's own lines), on the hot path:
+            # LineJoiner.feed inlined for whole lines with nothing to clean but trailing blanks.
+            joiner = self._joiner
+            if joiner._partial or "\r" in chunk or "\x1b" in chunk or chunk[-1:] != "\n":
+                lines = joiner.feed(chunk)
+            elif chunk.find("\n") == len(chunk) - 1:  # one line: no list to loop over
+                line = chunk[:-1].rstrip()
+                self._take_line(line)
+                return [line]
+            else:
+                lines = [line.rstrip() for line in chunk[:-1].split("\n")]
+            take = self._take_line
+            for line in lines:
+                take(line)
+            return lines
         if "error" in event or "errorDetail" in event:
             return self._apply_error(event)
-        lines: list[str] = []
+        lines = []
         if "stream" in event:
             lines = self._joiner.feed(str(event["stream"]))
         elif event.get("id") and "status" in event and not str(event["status"]).startswith("Pulling from"):
@@ -442,6 +484,18 @@ class BuildState(_StreamState):
         for line in lines:
             self._take_line(line)
         return lines
+
+    def apply_many(self, events: Iterable[dict]) -> list[str]:
+        """`apply` each event in order; the log lines they completed, together."""
+        apply = self.apply
+        lines: list[str] = []
+        for event in events:
+            lines += apply(event)
+        return lines
+
+    def _take_aux(self, aux: Any) -> None:
+        if isinstance(aux, dict) and aux.get("ID"):
+            self.image_id = str(aux["ID"])
 
     def finish(self) -> list[str]:
         """End of a successful stream: flush the unfinished line, mark done."""
@@ -484,33 +538,46 @@ class BuildState(_StreamState):
             step["duration_s"] = round(max(self._elapsed() - step["started_s"], 0.0), 2)
 
     def _take_line(self, line: str, *, output: bool | None = None) -> None:
-        self.log_tail.append(line)
-        if step := _STEP.match(line):
-            self._end_step()
-            self.step, self.engine_total_steps = int(step[1]), int(step[2])
-            self.instruction = step[3].strip()
-            self.step_output.clear()
-            if self.step <= self.total_steps:
-                self.steps.append(StepDict(n=self.step, instruction=self.instruction, cached=False,
-                                           started_s=self._elapsed(), duration_s=None))
+        # The hot path (every log line): LogTail.append inlined, then a first-character test
+        # before any prefix test or regex. A step's own output costs a few C-level checks.
+        tail = self.log_tail
+        tail.count += 1
+        tail._lines.append(line if len(line) * 4 <= tail.line_bytes else clip_line(line, tail.line_bytes))
+        first = line[:1]
+        if first == "S" and line.startswith("Step ") and (step := _STEP.match(line)):
+            self._start_step(int(step[1]), int(step[2]), step[3].strip())
             return
-        if (removed := _REMOVED.search(line)) and self.container and removed[1].startswith(self.container[:12]):
+        if (self.container and "Removing intermediate container " in line
+                and (removed := _REMOVED.search(line)) and removed[1].startswith(self.container[:12])):
             self.container = None
             line = line[:removed.start()]  # keep what a step printed without a final newline
+            first = line[:1]
         if output is None:
-            output = not line.startswith(_BUILDER_PREFIXES)
+            output = first not in _BUILDER_FIRST or not line.startswith(_BUILDER_PREFIXES)
         if output:
-            if line.strip():
+            if line and not line.isspace():
                 self.step_output.append(line)
-        elif line == _USING_CACHE:
-            if self.steps and self.steps[-1]["n"] == self.step:
-                self.steps[-1]["cached"] = True
-        elif match := _RUNNING_IN.match(line):
-            self.container = match[1]
-        elif match := _STEP_IMAGE.match(line):
-            self.last_image = match[1]
-        elif match := _TAGGED.match(line):
+        elif first == " ":
+            if line == _USING_CACHE:
+                if self.steps and self.steps[-1]["n"] == self.step:
+                    self.steps[-1]["cached"] = True
+            elif match := _RUNNING_IN.match(line):
+                self.container = match[1]
+            elif match := _STEP_IMAGE.match(line):
+                self.last_image = match[1]
+        elif first == "S" and (match := _TAGGED.match(line)):
             self.tags.append(match[1])
+
+    def _start_step(self, step: int, engine_total: int, instruction: str) -> None:
+        now = self._clock() - self._t0
+        if self.steps and self.steps[-1]["duration_s"] is None:  # _end_step, sharing `now`
+            last = self.steps[-1]
+            last["duration_s"] = round(max(round(now, 2) - last["started_s"], 0.0), 2)
+        self.step, self.engine_total_steps, self.instruction = step, engine_total, instruction
+        self.step_output.clear()
+        if step <= engine_total - self.label_steps:  # one of the user's steps (total_steps)
+            self.steps.append({"n": step, "instruction": instruction, "cached": False,
+                               "started_s": round(now, 2), "duration_s": None})
 
     def snapshot(self, *, elapsed_s: float = 0.0, tail: int | None = None) -> ProgressSnapshot:
         """The display state: steps, instruction, log tail, pull layers, result, error."""
