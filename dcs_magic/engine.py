@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import http.client
+import json
 import os
 import re
 import socket
@@ -139,13 +140,24 @@ class _StreamingClient(docker.APIClient):
             _shut(response)
         return response
 
-    def _stream_helper(self, response: Any, decode: bool = False) -> Iterator[Any]:
+    def _stream_helper(self, response: Any, decode: bool = False) -> Any:
+        # docker-py's build/push/pull return what this returns. Decoded streams are read by
+        # `_EventStream` (large reads, whole-batch JSON decoding); raw ones as docker-py does.
+        if decode:
+            return _EventStream(self, response)
+        return self._raw_stream(response)
+
+    def _raw_stream(self, response: Any) -> Iterator[Any]:
         try:
-            yield from super()._stream_helper(response, decode)
+            yield from super()._stream_helper(response, False)
         finally:
-            with self._streams_lock:
-                self._streams.discard(response)
-            response.close()
+            self._forget(response)
+
+    def _forget(self, response: Any) -> None:
+        """The stream is over: no longer ours to abort; close its response."""
+        with self._streams_lock:
+            self._streams.discard(response)
+        response.close()
 
     def abort(self) -> None:
         """Close every open stream now; safe from any thread, idempotent."""
@@ -154,6 +166,168 @@ class _StreamingClient(docker.APIClient):
             streams = list(self._streams)
         for response in streams:
             _shut(response)
+
+
+_READ_SIZE = 64 * 1024
+
+
+class _EventStream:
+    """The decoded events of one engine stream (build, push, pull), read in large blocks.
+
+    docker-py reads a chunked response one HTTP chunk at a time (a 1-byte read, then the
+    chunk's rest) and decodes each chunk with `raw_decode`: per event, several Python-level
+    reads and a decoder call, the bottleneck of a build that prints 200,000 lines. Here each
+    read takes whatever the socket has (up to 64 KiB), the chunked framing is undone on that
+    block, and its complete lines (the engine writes one JSON object per `\\r\\n`-ended line)
+    are decoded by one `json.loads` of them all. Objects that are not newline-aligned are
+    split with `raw_decode`, as docker-py does.
+
+    Iterating gives events one by one; `batches()` gives the events of each read as a list,
+    so a consumer can fold a whole batch under one lock and one throttle check. A response
+    that is not chunked (the engine refused the request at once) is docker-py's: its error
+    is raised when the stream is first read. `close()` closes the response (idempotent).
+    """
+
+    def __init__(self, client: _StreamingClient, response: Any) -> None:
+        self._client = client
+        self._response = response
+        self._closed = False
+
+    def __iter__(self) -> Iterator[dict]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[dict]]:
+        """Lists of decoded events, one list per read from the engine (never empty)."""
+        try:
+            fp = _body_file(self._response)
+            if fp is None:  # not chunked (an error answer) or an unknown transport
+                for event in docker.APIClient._stream_helper(self._client, self._response, True):
+                    yield [event]
+                return
+            yield from _read_batches(fp)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client._forget(self._response)
+
+
+def _body_file(response: Any) -> Any:
+    """The buffered socket file under a chunked, unread, unencoded response; None otherwise."""
+    raw = getattr(response, "raw", None)
+    http_response = getattr(raw, "_fp", None)
+    if (http_response is None or not getattr(http_response, "chunked", False)
+            or getattr(http_response, "chunk_left", None) is not None  # http.client started on it
+            or response.headers.get("Content-Encoding", "identity") not in ("", "identity")):
+        return None
+    fp = getattr(http_response, "fp", None)
+    return fp if fp is not None and hasattr(fp, "read1") else None
+
+
+def _read_batches(fp: Any, read_size: int = _READ_SIZE) -> Iterator[list[dict]]:
+    """Undo the chunked transfer coding of the body in `fp` and decode its JSON lines.
+
+    Yields the events completed by each read. A body that ends before its last (empty)
+    chunk raises urllib3's ProtocolError, as a broken stream does under docker-py.
+    """
+    framed = b""  # bytes read but not yet unframed
+    left = 0  # bytes of the current chunk still to come, its closing CRLF included
+    body = b""  # unframed bytes after the last complete line
+    done = False
+    while not done:
+        data = fp.read1(read_size)
+        if not data:
+            raise urllib3.exceptions.ProtocolError(
+                "Response ended prematurely (the engine closed the stream before its end)")
+        framed = framed + data if framed else data
+        pieces = [body] if body else []
+        pos, end = 0, len(framed)
+        while pos < end:
+            if left:
+                take = min(left, end - pos)
+                data_bytes = min(take, left - 2)  # the chunk's own bytes, not its closing CRLF
+                if data_bytes > 0:
+                    pieces.append(framed[pos:pos + data_bytes])
+                pos += take
+                left -= take
+                continue
+            newline = framed.find(b"\r\n", pos)
+            if newline < 0:
+                break  # the chunk-size line is incomplete: wait for more
+            size_text = framed[pos:newline].split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise urllib3.exceptions.ProtocolError(
+                    f"Invalid chunk size {size_text[:20]!r} in the engine's stream") from None
+            pos = newline + 2
+            if size == 0:  # the last chunk: the stream is complete (trailers are not used)
+                done = True
+                break
+            left = size + 2
+        framed = framed[pos:]
+        body = b"".join(pieces)
+        cut = body.rfind(b"\n") + 1
+        if done:
+            cut = len(body)
+        elif not cut:
+            if not body.rstrip().endswith(b"}"):
+                continue  # no complete line yet
+            # Maybe objects without a newline (the case docker-py's splitter is for).
+            events, rest = _split_objects(body, final=False)
+            body = rest
+            if events:
+                yield events
+            continue
+        lines, body = body[:cut], body[cut:]
+        events = _decode_lines(lines)
+        if events:
+            yield events
+
+
+def _decode_lines(lines: bytes) -> list[dict]:
+    """Newline-separated JSON objects -> events: one `json.loads` of them all as an array
+    (a raw newline never occurs inside a JSON value); line by line when that fails."""
+    text = lines.rstrip()
+    if not text:
+        return []
+    try:
+        events = json.loads(b"[" + text.replace(b"\n", b",") + b"]")
+    except ValueError:  # a blank line, several objects on one line, invalid UTF-8
+        events = []
+        for line in text.split(b"\n"):
+            if line.strip():
+                events += _split_objects(line, final=True)[0]
+    return events
+
+
+def _split_objects(data: bytes, *, final: bool) -> tuple[list[dict], bytes]:
+    """JSON objects written back to back (not newline-aligned) -> (events, unparsed rest).
+
+    `final`: the rest must be empty, or the stream carried something that is not JSON.
+    """
+    text = data.decode("utf-8", "replace")
+    events: list[dict] = []
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos >= end:
+            return events, b""
+        try:
+            event, pos = _JSON.raw_decode(text, pos)
+        except ValueError:
+            if final:
+                raise urllib3.exceptions.ProtocolError(
+                    f"The engine's stream carried something that is not JSON: {text[pos:pos + 200]!r}") from None
+            return events, text[pos:].encode("utf-8")
+        events.append(event)
+
+
+_JSON = json.JSONDecoder()
 
 
 def _shut(response: Any) -> None:
@@ -286,11 +460,12 @@ class Engine:
 
     # -- streams ---------------------------------------------------------------------
 
-    def build_events(self, context_dir: str | Path, *, tags: list[str], platform: str | None,
-                     labels: dict[str, str] | None = None, buildargs: dict[str, str] | None = None,
-                     nocache: bool = False, pull: bool = False, target: str | None = None,
-                     dockerfile: str = "Dockerfile") -> Iterator[dict]:
-        """Decoded build events for `context_dir` (its `.dockerignore` and `.dcs/` left out).
+    def build_batches(self, context_dir: str | Path, *, tags: list[str], platform: str | None,
+                      labels: dict[str, str] | None = None, buildargs: dict[str, str] | None = None,
+                      nocache: bool = False, pull: bool = False, target: str | None = None,
+                      dockerfile: str = "Dockerfile") -> Iterator[list[dict]]:
+        """Decoded build events for `context_dir` (its `.dockerignore` and `.dcs/` left out), as
+        lists: the events of one read from the engine each, in order (see `_EventStream`).
 
         Raises BuildError at once for what the engine rejects before building (Dockerfile
         parse errors), StreamError for a failing step, EngineError when the engine is gone.
@@ -304,7 +479,7 @@ class Engine:
                 buildargs=buildargs or None, nocache=nocache, pull=pull, target=target,
             )
             streaming = True
-            yield from _checked(events)
+            yield from _checked_batches(events)
         except StreamError:
             raise
         except Exception as exc:
@@ -587,6 +762,25 @@ def _checked(events: Iterator[dict]) -> Iterator[dict]:
         if "error" in event or "errorDetail" in event:
             raise StreamError(event)
         yield event
+
+
+def _checked_batches(stream: Any) -> Iterator[list[dict]]:
+    """`_checked` for batches (an `_EventStream`'s, or any iterable of event lists): the events
+    before an `error` record still come (as a shorter batch), then StreamError. Closes the
+    stream when done or stopped."""
+    batches = stream.batches() if isinstance(stream, _EventStream) else stream
+    try:
+        for batch in batches:
+            for index, event in enumerate(batch):
+                if "error" in event or "errorDetail" in event:
+                    if index:
+                        yield batch[:index]
+                    raise StreamError(event)
+            yield batch
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def _timed_out(exc: Exception) -> bool:

@@ -221,10 +221,21 @@ class _Reporter:
         return self.clock() - self.started
 
     def apply(self, event: dict) -> list[str]:
+        return self.apply_many((event,))
+
+    def apply_many(self, events: list[dict] | tuple[dict, ...]) -> list[str]:
+        """Fold events (one read's worth) into the state under one lock acquisition, one
+        cancel check and one throttle check; the log lines they completed."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled(f"{self.state.kind.capitalize()} cancelled")
+        apply = self.state.apply
         with self._lock:
-            lines = self.state.apply(event)
+            if len(events) == 1:
+                lines = apply(events[0])
+            else:
+                lines = []
+                for event in events:
+                    lines += apply(event)
             self._changed()
         return lines
 
@@ -365,8 +376,8 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
             reporter.call(state.warn, warning)
         if token.is_set():
             raise Cancelled("Build cancelled")
-        events = engine.build_events(context, tags=tags[:1], platform=platform, labels=all_labels,
-                                     buildargs=build_args, nocache=no_cache, pull=pull, target=target)
+        events = engine.build_batches(context, tags=tags[:1], platform=platform, labels=all_labels,
+                                      buildargs=build_args, nocache=no_cache, pull=pull, target=target)
         try:
             _consume(reporter, events, log, token)
         except engine_mod.StreamError as exc:
@@ -400,18 +411,23 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
 
 
 def _consume(reporter: _Reporter, events: Any, log: Any = None, token: CancelToken | None = None) -> None:
+    """Feed a stream to the reporter: events one by one, or lists of them (one per read from
+    the engine, `Engine.build_batches`), each list applied at once; log lines to `log`."""
     # closing(): if we stop early (interrupt, cancel, a sink error) the generator's finally
     # closes the HTTP response at once, which is what makes the engine abort the build.
     build = isinstance(reporter.state, BuildState)
     try:
         with closing(events):
-            for event in events:
-                lines = reporter.apply(event)
-                if lines and log is not None:
-                    log.writelines(f"{line}\n" for line in lines)
-                if build:
+            for item in events:
+                lines = reporter.apply_many(item if item.__class__ is list else (item,))
+                if not lines:
+                    continue
+                text = "\n".join(lines) + "\n"
+                if log is not None:
+                    log.write(text)
+                if build and "[" in text:  # the builder's "[Warning] ..." lines: rare, regex only then
                     for line in lines:
-                        if warning := _ENGINE_WARNING.match(line):
+                        if "[" in line and (warning := _ENGINE_WARNING.match(line)):
                             reporter.call(reporter.state.warn, warning[1].strip())
     except Exception as exc:
         # A stream shut by a cancel ends with whatever the transport says (StreamAborted, a
