@@ -42,6 +42,7 @@ import requests.exceptions
 import urllib3.exceptions
 from docker.context import ContextAPI
 from docker.utils import build as build_utils
+from requests.sessions import merge_setting
 
 from .errors import BuildError, EngineError, ImageNotFoundError, PushError
 from .imageref import parse_reference
@@ -127,6 +128,37 @@ class _StreamingClient(docker.APIClient):
         self._streams: set[Any] = set()
         self._streams_lock = threading.Lock()
         self.aborted = False
+
+    def _retrieve_server_version(self) -> str:
+        # `version="auto"`: the API version from `/_ping`'s header, as the docker CLI does;
+        # the engine answers it in about a millisecond, `/version` in ten or more (it
+        # gathers kernel and component versions). Older engines without the header: /version.
+        try:
+            response = self._get(self._url("/_ping", versioned_api=False))
+        except Exception as exc:  # docker-py's own wording, which connect() reports
+            raise docker.errors.DockerException(f"Error while fetching server API version: {exc}") from exc
+        version = response.headers.get("Api-Version")
+        response.close()
+        if response.status_code == 200 and version:
+            return str(version)
+        return str(super()._retrieve_server_version())
+
+    def version(self, api_version: bool = True) -> dict[str, Any]:
+        """The engine's `/version`, asked once per client (`Engine.platform()` reads Os/Arch)."""
+        info: dict[str, Any] | None = getattr(self, "_version_info", None)
+        if info is None:
+            info = self._version_info = dict(super().version(api_version))
+        return info
+
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
+                                   ) -> dict[str, Any]:
+        # An engine on a local socket (docker-py's `http+docker://` URLs: unix socket, named
+        # pipe, ssh) is never reached through a proxy, .netrc or CA bundle: skip requests'
+        # per-request environment lookups (milliseconds of proxy-bypass checks per call).
+        if not url.startswith("http+docker://"):
+            return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
+        return {"proxies": merge_setting(proxies, self.proxies), "stream": merge_setting(stream, self.stream),
+                "verify": merge_setting(verify, self.verify), "cert": merge_setting(cert, self.cert)}
 
     def _post(self, url: str, **kwargs: Any) -> Any:
         if not kwargs.get("stream"):
@@ -403,7 +435,7 @@ class Engine:
     # -- facts -----------------------------------------------------------------------
 
     def platform(self) -> str:
-        """The engine's own platform, e.g. `linux/amd64` (from `/version`)."""
+        """The engine's own platform, e.g. `linux/amd64` (from `/version`, asked once)."""
         info = self.api.version()
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(info.get("Arch", ""), info.get("Arch", ""))
         return f"{info.get('Os', 'linux')}/{arch}"
@@ -442,19 +474,28 @@ class Engine:
     def repo_digest(self, reference: str) -> str | None:
         """The registry digest the engine knows for a local image (its RepoDigests entry for the
         same repository); the reference's own digest when pinned; None when unknown."""
+        return self.local_repo_digest(reference)[1]
+
+    def local_repo_digest(self, reference: str) -> tuple[bool, str | None]:
+        """(whether the engine has the image, `repo_digest(reference)`): a build that does not
+        pull cannot give a local image a digest it lacks, so its caller need not ask again."""
         try:
             ref = parse_reference(reference)
         except ValueError:
-            return None
+            return False, None
         if ref.digest:
-            return ref.digest
+            return True, ref.digest
         try:
             digests = self.api.inspect_image(reference).get("RepoDigests") or []
         except docker.errors.APIError:  # ImageNotFound included: not local (yet)
-            return None
+            return False, None
+        return True, self._digest_for(ref.repository, digests)
+
+    @staticmethod
+    def _digest_for(repository: str, digests: list[str]) -> str | None:
         for item in digests:
             repo, _, digest = item.partition("@")
-            if _hub_name(repo) == _hub_name(ref.repository):
+            if _hub_name(repo) == _hub_name(repository):
                 return digest
         return None
 

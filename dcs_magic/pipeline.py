@@ -367,13 +367,15 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
             _aborting(token, engine):
         # Provenance: the base's registry digest, when the engine has the base already (a base
         # pulled during the build is resolved afterwards, for the result and the lock file).
-        base_digest = engine.repo_digest(base) if base and not pull else None
+        base_local, base_digest = engine.local_repo_digest(base) if base and not pull else (False, None)
         if base_digest:
             all_labels[BASE_DIGEST_LABEL] = base_digest
         # The engine appends one LABEL step per label: not the user's steps (issue 11.8).
         state.label_steps, state.log_path = len(all_labels), str(log_path)
-        for warning in _platform_warnings(platform, engine.platform()) + secret_build_arg_warnings(build_args):
+        for warning in _platform_warnings(platform) + secret_build_arg_warnings(build_args):
             reporter.call(state.warn, warning)
+        # The engine's platform (its /version) is asked while the build starts, not before it.
+        platform_check = _background(_warn_engine_platform, reporter, engine, platform)
         if token.is_set():
             raise Cancelled("Build cancelled")
         events = engine.build_batches(context, tags=tags[:1], platform=platform, labels=all_labels,
@@ -395,6 +397,7 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
             removed = _remove_leftovers(engine, state, since=started)
             what = "Build cancelled; step container removed" if running or removed else "Build cancelled"
             raise Cancelled(what) from exc
+        platform_check.join(_CLEANUP_WAIT_S)  # its warning belongs in the result
         log.writelines(f"{line}\n" for line in reporter.call(state.finish))
         if not state.image_id:
             raise BuildError("The engine ended the build without an image id", log_path=str(log_path),
@@ -402,7 +405,7 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
         for tag in tags[1:]:  # docker-py's build takes one tag; the rest are added here
             engine.tag(state.image_id, tag)
             log.writelines(f"{line}\n" for line in reporter.apply({"stream": f"Successfully tagged {tag}\n"}))
-        if base and not base_digest:
+        if base and not base_digest and not base_local:  # the build pulled it: ask now
             base_digest = engine.repo_digest(base)
     return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
                        duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
@@ -512,17 +515,36 @@ class _BuildLog:
                 raise self._error(exc) from exc
 
 
-def _platform_warnings(platform: str | None, engine_platform: str) -> list[str]:
-    warnings = []
+def _platform_warnings(platform: str | None) -> list[str]:
     if platform and platform != DCS_PLATFORM:
-        warnings.append(f"Building for {platform}: Databricks Container Services runs {DCS_PLATFORM} "
-                        "images only, so this image will not start on a cluster.")
+        return [f"Building for {platform}: Databricks Container Services runs {DCS_PLATFORM} "
+                "images only, so this image will not start on a cluster."]
+    return []
+
+
+def _engine_platform_warnings(platform: str | None, engine_platform: str) -> list[str]:
     wanted = platform or engine_platform
     if wanted.split("/")[:2] != engine_platform.split("/")[:2]:
-        warnings.append(f"The Docker engine runs {engine_platform} but the image is built for {wanted}: "
-                        "RUN steps need emulation (binfmt/QEMU) on this engine and may fail with "
-                        "'exec format error'.")
-    return warnings
+        return [f"The Docker engine runs {engine_platform} but the image is built for {wanted}: "
+                "RUN steps need emulation (binfmt/QEMU) on this engine and may fail with "
+                "'exec format error'."]
+    return []
+
+
+def _warn_engine_platform(reporter: _Reporter, engine: Engine, platform: str | None) -> None:
+    try:
+        engine_platform = engine.platform()
+    except Exception:  # noqa: BLE001 - an engine that fails here fails the build itself, more clearly
+        return
+    for warning in _engine_platform_warnings(platform, engine_platform):
+        reporter.call(reporter.state.warn, warning)
+
+
+def _background(fn: Callable[..., Any], *args: Any) -> threading.Thread:
+    """Start `fn(*args)` in a daemon thread (work that may overlap the build's start)."""
+    thread = threading.Thread(target=fn, args=args, name="dcs-bg", daemon=True)
+    thread.start()
+    return thread
 
 
 def _build_error(state: BuildState, log_path: Path, platform: str | None) -> BuildError:
