@@ -455,17 +455,27 @@ class BuildState(_StreamState):
     def apply(self, event: dict) -> list[str]:
         """Fold one decoded build event into the state; return the log lines it completed."""
         chunk = event.get("stream")
-        if chunk.__class__ is str and len(event) == 1:
+        if chunk.__class__ is str and len(event) == 1 and chunk:
             # The common event (a step's output, the builder's own lines), on the hot path:
             # LineJoiner.feed inlined for whole lines with nothing to clean but trailing blanks.
             joiner = self._joiner
-            if joiner._partial or "\r" in chunk or "\x1b" in chunk or chunk[-1:] != "\n":
+            partial = joiner._partial
+            if chunk[-1] != "\n" or "\r" in chunk or "\x1b" in chunk or "\r" in partial or "\x1b" in partial:
+                if not ("\n" in chunk or "\r" in chunk or "\r" in partial
+                        or len(partial) + len(chunk) > _MAX_PARTIAL):
+                    # more of a line still being written ("Step 2/6 : RUN x" before its "\n")
+                    joiner._partial = partial + chunk
+                    return []
                 lines = joiner.feed(chunk)
-            elif chunk.find("\n") == len(chunk) - 1:  # one line: no list to loop over
-                line = chunk[:-1].rstrip()
-                self._take_line(line)
-                return [line]
-            else:  # each line right-stripped (as clean_line does), by one regex pass in C
+                chunk = partial + chunk  # what the lines came from, for the builder-line test below
+            else:
+                if partial:  # the end of a line written in pieces: whole lines from here on
+                    chunk, joiner._partial = partial + chunk, ""
+                if chunk.find("\n") == len(chunk) - 1:  # one line: no list to loop over
+                    line = chunk[:-1].rstrip()
+                    self._take_line(line)
+                    return [line]
+                # each line right-stripped (as clean_line does), by one regex pass in C
                 lines = _TRAILING_BLANKS.sub("", chunk)[:-1].split("\n")
             if len(lines) > 1 and not ("Step " in chunk or " ---> " in chunk or "Successfully " in chunk
                                        or "Removing intermediate container " in chunk):
@@ -504,10 +514,6 @@ class BuildState(_StreamState):
         for event in events:
             lines += apply(event)
         return lines
-
-    def _take_aux(self, aux: Any) -> None:
-        if isinstance(aux, dict) and aux.get("ID"):
-            self.image_id = str(aux["ID"])
 
     def finish(self) -> list[str]:
         """End of a successful stream: flush the unfinished line, mark done."""
