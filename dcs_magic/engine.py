@@ -409,6 +409,9 @@ class ExecResult:
     timed_out: bool = False
 
 
+# Engine address -> its platform (`Engine.platform()`), learnt once per process.
+_PLATFORMS: dict[str, str] = {}
+
 # Containers that must not outlive this process (probes, drivers of launches in progress):
 # name -> engine host. Removed at exit when their owner (often a daemon thread) could not.
 _TRANSIENT: dict[str, str] = {}
@@ -435,10 +438,14 @@ class Engine:
     # -- facts -----------------------------------------------------------------------
 
     def platform(self) -> str:
-        """The engine's own platform, e.g. `linux/amd64` (from `/version`, asked once)."""
-        info = self.api.version()
-        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(info.get("Arch", ""), info.get("Arch", ""))
-        return f"{info.get('Os', 'linux')}/{arch}"
+        """The engine's own platform, e.g. `linux/amd64` (from `/version`, asked once per
+        engine address in this process: an engine's architecture does not change)."""
+        known = _PLATFORMS.get(self.host)
+        if known is None:
+            info = self.api.version()
+            arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(info.get("Arch", ""), info.get("Arch", ""))
+            known = _PLATFORMS[self.host] = f"{info.get('Os', 'linux')}/{arch}"
+        return known
 
     def image_exists(self, reference: str) -> bool:
         try:
