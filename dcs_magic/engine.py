@@ -224,10 +224,15 @@ class _EventStream:
         self._client = client
         self._response = response
         self._closed = False
+        self._events: Iterator[dict] | None = None
 
     def __iter__(self) -> Iterator[dict]:
-        for batch in self.batches():
-            yield from batch
+        return self
+
+    def __next__(self) -> dict:  # an iterator, as docker-py's generator was
+        if self._events is None:
+            self._events = (event for batch in self.batches() for event in batch)
+        return next(self._events)
 
     def batches(self) -> Iterator[list[dict]]:
         """Lists of decoded events, one list per read from the engine (never empty)."""

@@ -133,3 +133,44 @@ def test_garbage_in_the_stream_is_a_protocol_error_not_a_json_traceback() -> Non
         _read([_chunked([b'{"stream": "a\\n"}\r\n', b"<html>502 Bad Gateway</html>\r\n"])])
     with pytest.raises(urllib3.exceptions.ProtocolError, match="chunk size"):
         _read([b"zz\r\n{}\r\n0\r\n\r\n"])
+
+
+def test_event_stream_over_a_real_engine_connection_is_an_iterator_that_closes() -> None:
+    """`_EventStream` as docker-py hands it out: over a real HTTP response from a local
+    server speaking the engine's framing; iterating gives events one by one (`next()` works,
+    as on docker-py's generator) and the end of the stream closes the response."""
+    import http.server
+    import threading
+
+    events = _fixture("build_ok.jsonl")
+    body = _chunked(json.dumps(e).encode() + b"\r\n" for e in events)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for block in _blocks(body, 100):  # several writes: the client sees them as they come
+                self.wfile.write(block)
+                self.wfile.flush()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = engine._StreamingClient(base_url=f"tcp://127.0.0.1:{server.server_port}", version="1.41")
+        with client:
+            response = client._get(f"http://127.0.0.1:{server.server_port}/stream", stream=True)
+            client._streams.add(response)
+            stream = client._stream_helper(response, decode=True)
+            assert next(stream) == events[0]
+            assert list(stream) == events[1:]
+            assert not client._streams  # forgotten (and closed) at the end
+    finally:
+        server.shutdown()
+        server.server_close()
