@@ -130,11 +130,13 @@ def empty_snapshot(kind: str = "build", title: str = "", status: str = "starting
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-_RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
-# searched, not matched: output without a final newline gets this appended to its last line
-_REMOVED = re.compile(r"Removing intermediate container ([0-9a-f]{12,64})$")
-_STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
-_USING_CACHE = " ---> Using cache"
+# The builder's " ---> Running in ID", " ---> ID", " ---> Using cache" and "Removing
+# intermediate container ID" (ID: 12-64 lowercase hex) are recognised by prefix and
+# `_HEX` tests in `BuildState._take_line`, cheaper than regexes on every line. "Removing ..."
+# is looked for at the end of a line, not only at its start: output without a final newline
+# gets it appended to its last line.
+_REMOVING = "Removing intermediate container "
+_HEX = "0123456789abcdef"
 # What str.rstrip() removes from each line (re's \s is str.isspace's set), newlines kept.
 _TRAILING_BLANKS = re.compile(r"[^\S\n]+(?=\n)")
 _TAGGED = re.compile(r"^Successfully tagged (\S+)$")
@@ -548,12 +550,14 @@ class BuildState(_StreamState):
         return [*lines, line]
 
     def _elapsed(self) -> float:
-        return round(self._clock() - self._t0, 2)
+        # Steps keep exact times (rounding a float costs more than the rest of a step line);
+        # snapshots round them.
+        return self._clock() - self._t0
 
     def _end_step(self) -> None:
         if self.steps and self.steps[-1]["duration_s"] is None:
             step = self.steps[-1]
-            step["duration_s"] = round(max(self._elapsed() - step["started_s"], 0.0), 2)
+            step["duration_s"] = max(self._elapsed() - step["started_s"], 0.0)
 
     def _take_line(self, line: str, *, output: bool | None = None) -> None:
         # The hot path (every log line): LogTail.append inlined, then a first-character test
@@ -565,24 +569,27 @@ class BuildState(_StreamState):
         if first == "S" and line.startswith("Step ") and (step := _STEP.match(line)):
             self._start_step(int(step[1]), int(step[2]), step[3].strip())
             return
-        if (self.container and "Removing intermediate container " in line
-                and (removed := _REMOVED.search(line)) and removed[1].startswith(self.container[:12])):
-            self.container = None
-            line = line[:removed.start()]  # keep what a step printed without a final newline
-            first = line[:1]
+        if self.container and (at := line.rfind(_REMOVING)) >= 0:
+            removed = line[at + len(_REMOVING):]
+            if 12 <= len(removed) <= 64 and not removed.strip(_HEX) and removed.startswith(self.container[:12]):
+                self.container = None
+                line = line[:at]  # keep what a step printed without a final newline
+                first = line[:1]
         if output is None:
             output = first not in _BUILDER_FIRST or not line.startswith(_BUILDER_PREFIXES)
         if output:
             if line and not line.isspace():
                 self.step_output.append(line)
-        elif first == " ":
-            if line == _USING_CACHE:
+        elif first == " ":  # " ---> ..."
+            rest = line[6:]
+            if rest == "Using cache":
                 if self.steps and self.steps[-1]["n"] == self.step:
                     self.steps[-1]["cached"] = True
-            elif match := _RUNNING_IN.match(line):
-                self.container = match[1]
-            elif match := _STEP_IMAGE.match(line):
-                self.last_image = match[1]
+            elif rest.startswith("Running in "):
+                if 12 <= len(rest) - 11 <= 64 and not rest[11:].strip(_HEX):
+                    self.container = rest[11:]
+            elif 12 <= len(rest) <= 64 and not rest.strip(_HEX):
+                self.last_image = rest
         elif first == "S" and (match := _TAGGED.match(line)):
             self.tags.append(match[1])
 
@@ -590,12 +597,12 @@ class BuildState(_StreamState):
         now = self._clock() - self._t0
         if self.steps and self.steps[-1]["duration_s"] is None:  # _end_step, sharing `now`
             last = self.steps[-1]
-            last["duration_s"] = round(max(round(now, 2) - last["started_s"], 0.0), 2)
+            last["duration_s"] = max(now - last["started_s"], 0.0)
         self.step, self.engine_total_steps, self.instruction = step, engine_total, instruction
         self.step_output.clear()
         if step <= engine_total - self.label_steps:  # one of the user's steps (total_steps)
             self.steps.append({"n": step, "instruction": instruction, "cached": False,
-                               "started_s": round(now, 2), "duration_s": None})
+                               "started_s": now, "duration_s": None})
 
     def snapshot(self, *, elapsed_s: float = 0.0, tail: int | None = None) -> ProgressSnapshot:
         """The display state: steps, instruction, log tail, pull layers, result, error."""
@@ -609,7 +616,11 @@ class BuildState(_StreamState):
         snap["step"] = min(self.step, total) if total else self.step
         snap["total_steps"] = total
         snap["instruction"] = "(dcs-magic labels)" if in_labels else self.instruction
-        snap["steps"] = [StepDict(**step) for step in self.steps]  # copies: the state keeps changing
+        snap["steps"] = [  # copies (the state keeps changing), rounded for display
+            StepDict(n=step["n"], instruction=step["instruction"], cached=step["cached"],
+                     started_s=round(step["started_s"], 2),
+                     duration_s=None if step["duration_s"] is None else round(step["duration_s"], 2))
+            for step in self.steps]
         snap["log_tail"] = log_tail
         snap["log_first"] = self.log_tail.count - len(log_tail)
         snap["log_lines"] = self.log_tail.count
