@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +76,13 @@ def _one_line(error: DcsError) -> str:
     return text
 
 
+def _is_cancelled(error: BaseException) -> bool:
+    """Whether ERROR is pipeline.Cancelled. Only the pipeline raises it, so while the pipeline
+    is not imported no interrupt can be one (and checking must not import it)."""
+    pipeline = sys.modules.get(f"{__package__}.pipeline")
+    return pipeline is not None and isinstance(error, pipeline.Cancelled)
+
+
 @magics_class
 class DcsMagics(Magics, Configurable):
     """%%dockerfile, %%dcs_file, %%init_script, %dcs_build, %dcs_push, %dcs_check, %dcs_launch."""
@@ -123,13 +131,14 @@ class DcsMagics(Magics, Configurable):
         self._previous_exc: tuple[Any, Any] | None = None
         self._our_exc: Any = None
         if shell is not None:
-            from .pipeline import Cancelled
-
             # Magics.__init__ already adds us to shell.configurables (so %config works).
             self._previous_exc = (shell.custom_exceptions, shell.CustomTB)
-            # Cancelled (a KeyboardInterrupt raised by our build/push after its cleanup) shows
-            # as its one line, not a traceback through docker-py and http.client.
-            shell.set_custom_exc((DcsError, Cancelled), self._show_error)
+            # pipeline.Cancelled (a KeyboardInterrupt raised by our build/push after its
+            # cleanup) shows as its one line, not a traceback through docker-py and http.client.
+            # The handler takes every KeyboardInterrupt and passes any other one on to IPython's
+            # own traceback: naming Cancelled here would import the pipeline (jinja2, the
+            # progress model...) on %load_ext.
+            shell.set_custom_exc((DcsError, KeyboardInterrupt), self._show_error)
             self._our_exc = shell.CustomTB
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
@@ -168,7 +177,7 @@ class DcsMagics(Magics, Configurable):
 
     def _show_error(self, shell: Any, etype: type, value: BaseException, tb: Any,
                     tb_offset: int | None = None) -> Any:
-        if not self.short_errors:
+        if not self.short_errors or (isinstance(value, KeyboardInterrupt) and not _is_cancelled(value)):
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         # One short entry instead of the library frames: shown as the cell's `error` output in
         # notebooks (so nbclient/papermill still see a failed cell), printed in a terminal.
