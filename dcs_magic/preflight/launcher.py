@@ -226,8 +226,7 @@ class Launcher:
         try:
             engine = self.connect()
             self._pull(engine, cluster)
-            self._check(engine, cluster)
-            self._start_driver(engine, cluster)
+            self._check_and_start_driver(engine, cluster)
             self._run_init_scripts(engine, cluster)
             if job is None:
                 self._running(cluster, engine)
@@ -271,10 +270,40 @@ class Launcher:
             auth.clear()
             cluster.auth = None  # the password is not needed after the pull
 
-    def _check(self, engine: Engine, cluster: Cluster) -> None:
+    def _check_and_start_driver(self, engine: Engine, cluster: Cluster) -> None:
+        """The DCS check and the driver's create + start, overlapped: the driver container
+        is created and started (on its own engine connection, in a helper thread) while the
+        check's probe runs, so a launch waits for the longer of the two, not their sum.
+
+        The check's verdict comes first: an image that fails it terminates the cluster with
+        the check's reason (CONTAINER_LAUNCH_FAILURE, DOCKER_INVALID_OS_EXCEPTION) even when
+        its driver could not start either, and the driver started meanwhile is removed by
+        `_finish` like any other. Init scripts run only after both, as before.
+        """
+        failure: list[BaseException] = []
+
+        def start_driver() -> None:
+            try:
+                with self.connect() as own:
+                    self._start_driver(own, cluster, announce=False)
+            except BaseException as exc:  # noqa: BLE001 - handed to the launch thread below
+                failure.append(exc)
+
+        starter = threading.Thread(target=start_driver, daemon=True,
+                                   name=f"dcs-local-{cluster.cluster_id}-driver")
+        starter.start()
+        try:
+            self._check(engine, cluster, driver=True)
+        finally:
+            starter.join()  # before _finish: it removes the driver this thread created
+        if failure:
+            raise failure[0]
+
+    def _check(self, engine: Engine, cluster: Cluster, *, driver: bool = False) -> None:
         runtime = runtime_of(cluster.spec.get("spark_version"))
         self.step(cluster, "Checking the image against the Databricks Container Services requirements"
-                   + (f" for runtime {runtime}" if runtime else ""))
+                   + (f" for runtime {runtime}" if runtime else "")
+                   + (" while the driver container starts" if driver else ""))
         try:
             report = check(cluster.image, runtime=runtime, engine=engine)
         except DcsError as exc:
@@ -323,8 +352,11 @@ class Launcher:
             env.setdefault("DATABRICKS_RUNTIME_VERSION", runtime)
         return env
 
-    def _start_driver(self, engine: Engine, cluster: Cluster) -> None:
-        self.step(cluster, "Starting the driver container")
+    def _start_driver(self, engine: Engine, cluster: Cluster, *, announce: bool = True) -> None:
+        if announce:
+            self.step(cluster, "Starting the driver container")
+        elif cluster.cancel.is_set():
+            raise user_request()
         name = f"dcs-local-{cluster.cluster_id}"
         spec = cluster.spec
         labels = {LABEL: cluster.cluster_id, "dcs_magic.cluster_name": str(spec.get("cluster_name", "")),
