@@ -11,6 +11,7 @@ import argparse
 import re
 import shlex
 import sys
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,16 +25,59 @@ from IPython.core.magic import (
     magics_class,
     no_var_expand,
 )
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument
 from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable
 
 from .errors import DcsError
 
-__all__ = ["DcsMagics", "parse_magic_line"]
+__all__ = ["DcsMagics", "lazy_magic_arguments", "parse_magic_line"]
 
 # Names IPython puts in the user namespace that are never template variables.
 _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+class _ArgMagic:
+    """A magic method whose argparse parser, and the help text `%magic?` shows, are built on
+    first use: IPython's `@magic_arguments()` builds every parser (and formats its help) when
+    the class is defined, which was most of what `%load_ext dcs_magic` cost."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.__wrapped__ = func
+        self.__module__ = func.__module__
+        self.__name__ = func.__name__  # IPython registers the magic under this name
+        self.__qualname__ = func.__qualname__
+        self._parser: argparse.ArgumentParser | None = None
+
+    @property
+    def parser(self) -> argparse.ArgumentParser:
+        """The parser IPython's `@magic_arguments()` would have built, from the `@argument`s."""
+        if self._parser is None:
+            from IPython.core.magic_arguments import construct_parser
+
+            # Also replaces the function's docstring with the full help, as IPython does.
+            self._parser = construct_parser(self.__wrapped__)
+        return self._parser
+
+    def _help(self) -> str | None:
+        self.parser  # noqa: B018 - building it writes the help into the docstring
+        doc: str | None = self.__wrapped__.__doc__
+        return doc
+
+    # What `%magic?` shows (IPython reads the bound method's __doc__, i.e. this one).
+    __doc__ = property(_help)  # type: ignore[assignment]
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        return self if instance is None else types.MethodType(self, instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+
+def lazy_magic_arguments(func: Callable[..., Any]) -> Any:
+    """IPython's `@magic_arguments()` (same place: above the `@argument`s), with the parser
+    built when the magic first parses a line or shows its help, not at import."""
+    return _ArgMagic(func)
 
 
 def parse_magic_line(magic: Callable[..., Any], line: str) -> argparse.Namespace:
@@ -195,7 +239,7 @@ class DcsMagics(Magics, Configurable):
     # -- cell magics -------------------------------------------------------------------
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
     @argument("--base", default=None, help="Base image; available in the template as {{ base }}.")
     @argument("--context", default=None, help="Build context directory (default: dcs-build/NAME).")
@@ -219,7 +263,7 @@ class DcsMagics(Magics, Configurable):
         return rendered.quiet() if args.quiet else rendered
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("name", help="Build context name the file belongs to.")
     @argument("path", help="Path inside the build context, e.g. requirements.txt.")
     @cell_magic
@@ -238,7 +282,7 @@ class DcsMagics(Magics, Configurable):
         return context.write_context_file(self._context_dir(args.name), args.path, text, name=args.name)
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("name", help="Init script name, referenced from %%dcs_launch and ClusterSpec.")
     @argument("--upload", default=None, metavar="DEST",
               help="Upload to /Workspace/..., /Volumes/... or dbfs:/... through the workspace API.")
@@ -271,7 +315,7 @@ class DcsMagics(Magics, Configurable):
     # -- line magics -------------------------------------------------------------------
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
     @argument("-t", "--tag", action="append", default=[], dest="tags", help="Image tag (repeatable).")
     @argument("--build-arg", action="append", default=[], dest="build_args", metavar="K=V")
@@ -319,7 +363,7 @@ class DcsMagics(Magics, Configurable):
         return self.last_build
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("ref", help="repo:tag to push.")
     @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
     @argument("--password-env", default=None, metavar="VAR",
@@ -353,7 +397,7 @@ class DcsMagics(Magics, Configurable):
         return self.last_push
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("image", help="Local image reference or id.")
     @argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 15.4.")
     @argument("--parity", action="store_true",
@@ -373,7 +417,7 @@ class DcsMagics(Magics, Configurable):
         return self.last_check
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("--image", default=None, help="Image reference (default: last push, pinned).")
     @argument("--profile", default=None, help="Databricks config profile.")
     @argument("--local", action="store_true", help="Target the local preflight workspace.")
@@ -420,7 +464,7 @@ class DcsMagics(Magics, Configurable):
     # -- %dcs_run (one-time job run; the work is in jobs / Workspace) ---------------------
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("--spec", required=True, help="JSON file with a clusters/create body (the job cluster).")
     @argument("--python-file", default=None, help="Python file to run (/Workspace/..., file:/... in the image).")
     @argument("--notebook", default=None, help="Workspace notebook path to run.")

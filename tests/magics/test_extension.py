@@ -8,6 +8,9 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+from IPython.core.error import UsageError as MagicUsageError
+
 import dcs_magic
 from dcs_magic.pipeline import Cancelled
 
@@ -134,3 +137,23 @@ def test_cancelled_shows_one_line_a_plain_interrupt_keeps_its_traceback(shell: A
     out = capsys.readouterr()
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.out + out.err)  # IPython colours its traceback
     assert "KeyboardInterrupt" in text and "----> 3 interrupted()" in text
+
+
+def test_parsers_are_built_on_first_use_and_help_is_intact(shell: Any) -> None:
+    """%load_ext builds no argparse parser (most of its former cost); `%dcs_build?` still shows
+    the usage line and every option, and the first call parses with the full parser."""
+    script = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "shell.run_line_magic('load_ext', 'dcs_magic')\n"
+        "from dcs_magic.magics import DcsMagics\n"
+        "print(sorted(n for n in ('dockerfile', 'dcs_file', 'init_script', 'dcs_build', 'dcs_push',\n"
+        "                         'dcs_check', 'dcs_launch', 'dcs_run') if getattr(DcsMagics, n)._parser))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    doc = shell.find_line_magic("dcs_build").__doc__
+    assert "%dcs_build [-t TAGS]" in doc and "--no-cache" in doc and "Build NAME's context" in doc
+    assert "%dockerfile [--base BASE]" in shell.find_cell_magic("dockerfile").__doc__
+    with pytest.raises(MagicUsageError, match="unrecognized arguments: --bogus"):
+        shell.run_line_magic("dcs_check", "img --bogus")
