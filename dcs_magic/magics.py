@@ -65,7 +65,7 @@ class _ArgMagic:
         return doc
 
     # What `%magic?` shows (IPython reads the bound method's __doc__, i.e. this one).
-    __doc__ = property(_help)  # type: ignore[assignment]
+    __doc__ = property(_help)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         return self if instance is None else types.MethodType(self, instance)
