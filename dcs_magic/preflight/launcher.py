@@ -5,11 +5,14 @@ One worker thread per cluster, every Docker call through `dcs_magic.engine.Engin
     pull docker_image.url with its basic_auth (a real pull from the registry)
         auth refused                  -> IMAGE_PULL_PERMISSION_DENIED
         missing image / unreachable   -> DOCKER_IMAGE_PULL_FAILURE
-    checks.check(image, runtime=spark_version)
-        not linux/amd64               -> DOCKER_INVALID_OS_EXCEPTION
-        java, bash, python... missing -> CONTAINER_LAUNCH_FAILURE (names what is missing)
-    create + start the "driver" container (entrypoint replaced by an idle loop,
-        spark_env_vars + DB_* variables as its environment, label LABEL=cluster id)
+    at the same time (the driver is created while the check's probe runs; the check's
+    verdict wins when both fail):
+        checks.check(image, runtime=spark_version)
+            not linux/amd64               -> DOCKER_INVALID_OS_EXCEPTION
+            java, bash, python... missing -> CONTAINER_LAUNCH_FAILURE (names what is missing)
+        create + start the "driver" container (entrypoint replaced by an idle loop,
+            spark_env_vars + DB_* variables as its environment, label LABEL=cluster id)
+                                          -> DOCKER_CONTAINER_CREATION_EXCEPTION
     init scripts in order (`file:` inside the image; workspace/volumes/dbfs ones from what
         was uploaded to the server)   missing / non-zero exit -> INIT_SCRIPT_FAILURE
     -> RUNNING, or TERMINATED with termination_reason {code, type, parameters}.
