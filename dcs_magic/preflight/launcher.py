@@ -288,7 +288,7 @@ class Launcher:
         def start_driver() -> None:
             try:
                 with self.connect() as own:
-                    self._start_driver(own, cluster, announce=False)
+                    self._start_driver(own, cluster)
             except BaseException as exc:  # noqa: BLE001 - handed to the launch thread below
                 failure.append(exc)
 
@@ -355,10 +355,10 @@ class Launcher:
             env.setdefault("DATABRICKS_RUNTIME_VERSION", runtime)
         return env
 
-    def _start_driver(self, engine: Engine, cluster: Cluster, *, announce: bool = True) -> None:
-        if announce:
-            self.step(cluster, "Starting the driver container")
-        elif cluster.cancel.is_set():
+    def _start_driver(self, engine: Engine, cluster: Cluster) -> None:
+        """Create and start the driver (in the helper thread of `_check_and_start_driver`: the
+        state message stays the check's, which names both)."""
+        if cluster.cancel.is_set():
             raise user_request()
         name = f"dcs-local-{cluster.cluster_id}"
         spec = cluster.spec
