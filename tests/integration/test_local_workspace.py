@@ -324,7 +324,8 @@ def test_ctrl_c_during_the_check_leaves_no_container(
         busybox_image: str, registry: Registry, docker_client: Any, docker_cleanup: DockerCleanup,
         tiny_images: Any) -> None:
     """`dcs launch --local --wait` interrupted while the image is checked: the process's exit
-    cancels the launch and its worker removes the probe (and there is no driver yet)."""
+    cancels the launch and its worker removes the probe and the driver, which is created and
+    started while the check runs (the two overlap; a launch waits for the longer one)."""
     import signal
     import subprocess
     import sys
@@ -341,6 +342,10 @@ def test_ctrl_c_during_the_check_leaves_no_container(
         cluster_id = proc.stdout.readline().strip()
         probes = {"label": "dcs_magic.check", "ancestor": ref}
         _wait_for(lambda: docker_client.api.containers(filters=probes), 120, "the probe container")
+        # The probe hangs (its python sleeps), yet the driver comes up meanwhile.
+        _wait_for(lambda: docker_client.api.containers(filters={"label": f"{LABEL}={cluster_id}"}), 120,
+                  "the driver container running during the check")
+        assert docker_client.api.containers(filters=probes)  # the check is still running
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=90)
     finally:
