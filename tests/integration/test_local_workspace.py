@@ -18,7 +18,7 @@ from support.images import build_image, containers_of, push_image
 from support.registry import Registry
 
 from dcs_magic import ApiError, ClusterError, Workspace
-from dcs_magic.preflight import LocalWorkspaceServer, secret_variable
+from dcs_magic.preflight import LABEL, LocalWorkspaceServer, secret_variable
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
