@@ -29,6 +29,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -533,7 +534,8 @@ class Engine:
                 except docker.errors.NotFound:
                     return False
                 except docker.errors.APIError as exc:
-                    if exc.status_code == 409:  # removal already in progress on the engine side
+                    if exc.status_code == 409:  # another caller's removal is in progress: let it end,
+                        self._wait_until_gone(container)  # so that "removed" means no longer listed
                         return False
                     raise
         except EngineError:
@@ -541,6 +543,15 @@ class Engine:
                 return False
             raise
         return True
+
+    def _wait_until_gone(self, container: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.api.inspect_container(container)
+            except docker.errors.NotFound:
+                return
+            time.sleep(0.05)
 
     def containers_from(self, image_id: str) -> list[str]:
         """Ids of all containers (any state) created from `image_id`."""
