@@ -57,6 +57,15 @@ __all__ = ["FrontEndModule", "ProgressWidget", "TextProgress", "asset_path", "ha
 DELTA_FIELDS = ("log_tail", "log_first", "log_lines", "log_pending", "layers", "steps")
 """Snapshot fields sent as deltas (appended lines, changed layers/steps), not as values."""
 
+DELTA_LISTS = ("log_tail", "layers", "steps")
+"""Lists the final state message leaves out: the page has them from the deltas, and the
+static record (and the log file) keep what a reopened notebook needs; re-sending them at
+the end would cost a push's every layer once more."""
+
+OPEN_OMITS = (None, "", [], ())
+"""Values the comm_open state leaves out (the page reads them as unset, which it treats as
+empty); kind, status and title always go."""
+
 MIN_GAP_S = 0.25
 """At most one running delta per this many seconds (the page redraws at that pace anyway)."""
 LOG_GAP_S = 2.0
@@ -260,7 +269,7 @@ class ProgressWidget(anywidget.AnyWidget):
                 # The fields that differ from the page's model, in one state message, so saved
                 # widget state shows the outcome; the log tail stays in the kernel (and its file).
                 changed = [name for name in self._display_traits()
-                           if name != "log_tail" and getattr(self, name) != self._synced.get(name)]
+                           if name not in DELTA_LISTS and getattr(self, name) != self._synced.get(name)]
                 if changed:
                     self.send_state(changed)
                     self._synced.update((name, copy.deepcopy(getattr(self, name))) for name in changed)
@@ -420,6 +429,18 @@ class ProgressWidget(anywidget.AnyWidget):
                 self.send(message)
         elif content.get("type") == "stop" and self._cancel is not None and self.status in ("starting", "running"):
             self._cancel()
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        """ipywidgets' state; for the comm_open (no comm yet) without the empty fields.
+
+        Later calls (a page reload asks for the state, saving) get every field.
+        """
+        state = super().get_state(key, drop_defaults)
+        if key is None and getattr(self, "comm", None) is None:
+            keep = ("kind", "status", "title")
+            state = {k: v for k, v in state.items() if k in keep or not any(v == e and type(v) is type(e)
+                                                                          for e in OPEN_OMITS)}
+        return state
 
     def _set_quietly(self, values: dict[str, Any]) -> None:
         """Assign traits without ipywidgets sending them (the delta message carries them)."""
