@@ -16,7 +16,7 @@ __all__ = ["BuildResult", "CheckItem", "CheckReport", "ProgressRecord", "PushRes
 # border, never text. Fallbacks are keywords, not colours, for front-ends without --jp-*.
 # Short on purpose (it is sent with every build): the font, size and background are the
 # output area's own; <code> gets the theme's code font from JupyterLab (monospace elsewhere).
-_RECORD_STYLE = ("margin:2px 0;padding:2px 8px;border-left:4px solid {accent};"
+_RECORD_STYLE = ("padding:2px 8px;border-left:4px solid {accent};"
                  "color:var(--jp-ui-font-color1,inherit);overflow-wrap:anywhere")
 _ACCENTS = {"done": "var(--jp-success-color1, currentColor)",
             "failed": "var(--jp-error-color1, currentColor)",

@@ -57,18 +57,23 @@ __all__ = ["FrontEndModule", "ProgressWidget", "TextProgress", "asset_path", "ha
 DELTA_FIELDS = ("log_tail", "log_first", "log_lines", "log_pending", "layers", "steps")
 """Snapshot fields sent as deltas (appended lines, changed layers/steps), not as values."""
 
-DELTA_LISTS = ("log_tail", "layers", "steps")
-"""Lists the final state message leaves out: the page has them from the deltas, and the
-static record (and the log file) keep what a reopened notebook needs; re-sending them at
-the end would cost a push's every layer once more."""
+OPEN_OMITS = (None, "", [], (), 0, 0.0, False)
+"""Values the comm_open state leaves out (the page reads an unset field as empty, zero or
+false: js/progress.js `store.get`); kind, status and title always go."""
 
-OPEN_OMITS = (None, "", [], ())
-"""Values the comm_open state leaves out (the page reads them as unset, which it treats as
-empty); kind, status and title always go."""
+FINAL_SKIPS = ("log_tail", "layers", "steps", "started_at", "log_first", "log_lines", "log_path", "instruction")
+"""What the final state message leaves out: the lists the page has from the deltas (the
+static record and the log file keep what a reopened notebook needs; re-sending them at the
+end would cost a push's every layer once more), what a finished run does not show, and the
+log's details (the static record under the widget has the log path). The page keeps the
+values it got as deltas for the fields its model lacks."""
+
+LAZY_FIELDS = ("log_path",)
+"""Fields whose change alone does not make a message (they ride on the next one)."""
 
 MIN_GAP_S = 0.25
 """At most one running delta per this many seconds (the page redraws at that pace anyway)."""
-LOG_GAP_S = 2.0
+LOG_GAP_S = 3.0
 """New log lines alone wait up to this long, so that each message carries many lines."""
 LOG_FLUSH_BYTES = 16 * 1024
 """...or until this many bytes of them are waiting."""
@@ -217,8 +222,9 @@ class ProgressWidget(anywidget.AnyWidget):
         self._synced = {name: copy.deepcopy(getattr(self, name)) for name in self._display_traits()}
         self._extra: dict[str, Any] = {}  # plumbing fields for the next delta (_can_stop)
         self._latest: ProgressSnapshot | dict | None = None  # held back, sent by the timer
-        self._last_sent = 0.0  # monotonic time of the last delta
-        self._last_t = 0.0  # ... and of the last one that carried the kernel's clock
+        self._clock: Callable[[], float] = time.monotonic  # the pacing's clock (tests set it)
+        self._last_sent = -1e9  # clock time of the last delta (none yet)
+        self._last_t = -1e9  # ... and of the last one that carried the kernel's clock
         self._timer: threading.Timer | None = None
         self._timer_due = 0.0
         self._closed = False
@@ -233,7 +239,8 @@ class ProgressWidget(anywidget.AnyWidget):
         self._cancel = cancel
         with self._sync_lock:
             self._set_quietly({"_can_stop": True})
-            self._extra["_can_stop"] = True  # rides on the next delta, not a message of its own
+            if not self._foreground:  # a foreground run's Stop interrupts the kernel instead
+                self._extra["_can_stop"] = True  # rides on the next delta, not a message of its own
             if self._latest is not None:
                 self._pace()
 
@@ -269,7 +276,7 @@ class ProgressWidget(anywidget.AnyWidget):
                 # The fields that differ from the page's model, in one state message, so saved
                 # widget state shows the outcome; the log tail stays in the kernel (and its file).
                 changed = [name for name in self._display_traits()
-                           if name not in DELTA_LISTS and getattr(self, name) != self._synced.get(name)]
+                           if name not in FINAL_SKIPS and getattr(self, name) != self._synced.get(name)]
                 if changed:
                     self.send_state(changed)
                     self._synced.update((name, copy.deepcopy(getattr(self, name))) for name in changed)
@@ -282,7 +289,7 @@ class ProgressWidget(anywidget.AnyWidget):
         snapshot = self._latest
         if snapshot is None:
             return
-        now = time.monotonic()
+        now = self._clock()
         urgent, log_bytes = self._weigh(snapshot)
         if not urgent and not log_bytes:
             self._latest = None  # nothing the page does not have (only the elapsed time moved)
@@ -325,7 +332,8 @@ class ProgressWidget(anywidget.AnyWidget):
         running = snapshot.get("status") == "running"
         urgent = bool(self._extra) or any(
             getattr(self, key) != value for key, value in snapshot.items()
-            if key in names and key not in DELTA_FIELDS and not (key == "elapsed_s" and running))
+            if key in names and key not in DELTA_FIELDS and key not in LAZY_FIELDS
+            and not (key == "elapsed_s" and running))
         urgent = urgent or any(self._sent_layers.get(layer["id"]) != layer for layer in snapshot.get("layers") or [])
         urgent = urgent or any(self._sent_steps.get(step["n"]) != step for step in snapshot.get("steps") or [])
         _first, lines = self._new_lines(snapshot, consume=False)
@@ -386,7 +394,10 @@ class ProgressWidget(anywidget.AnyWidget):
                 message["layer_ids"] = [layer["id"] for layer in snapshot.get("layers") or []]
         steps = [step for step in snapshot.get("steps") or [] if self._sent_steps.get(step["n"]) != step]
         if steps:
-            message["steps"] = steps
+            # A step the page has gets only what changed (its duration, CACHED), not its
+            # instruction again.
+            message["steps"] = [{k: v for k, v in step.items() if k == "n" or self._sent_steps[step["n"]].get(k) != v}
+                                if step["n"] in self._sent_steps else step for step in steps]
             self._sent_steps.update((step["n"], dict(step)) for step in steps)
         self._set_quietly({**state, **{k: snapshot[k] for k in DELTA_FIELDS if k in snapshot}})  # type: ignore[literal-required]
         if final:
@@ -397,8 +408,8 @@ class ProgressWidget(anywidget.AnyWidget):
             message["state"] = state
         if not message:
             return None
-        now = time.monotonic()
-        if state or now - self._last_t >= 10:  # the page's clock skew: a few samples suffice
+        now = self._clock()
+        if "status" in state or now - self._last_t >= 10:  # the page's clock skew: a few samples do
             self._last_t = now
             message["t"] = round(time.time(), 2)
         return message

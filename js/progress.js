@@ -11,15 +11,22 @@
 // with the full log's path, the image id / pinned digest with a copy button, and failures
 // (role="alert"). Every colour comes from JupyterLab's --jp-* variables (progress.css).
 
-const G = (globalThis.__dcsMagicProgress ??= { modules: new Map(), loads: 0, loadedBytes: 0, stores: new Map() });
+const G = (globalThis.__dcsMagicProgress ??= { modules: new Map() });
+G.stores ??= new Map();
 const MAX_LINES = 200;
 const MAX_BYTES = 64 * 1024;
+const NUMBERS = new Set(["started_at", "elapsed_s", "layers_done", "layers_total", "bytes_current", "bytes_total",
+  "fraction", "rate_bps", "step", "total_steps", "log_first", "log_lines"]);
 
 function makeStore(model) {
   const store = {
     values: {}, first: 0, lines: [], bytes: 0, pending: "", layers: [], steps: new Map(),
     skew: null, listeners: new Set(), resyncAsked: false, messages: 0,
-    get(name) { return name in this.values ? this.values[name] : model.get(name); },
+    // A field the kernel left out of the comm_open (an empty or zero default) reads as such.
+    get(name) {
+      const value = name in this.values ? this.values[name] : model.get(name);
+      return value === undefined ? (NUMBERS.has(name) ? 0 : null) : value;
+    },
     notify() { for (const fn of this.listeners) fn(); },
   };
   seed(store, model.get("log_first") || 0, model.get("log_tail") || []);
@@ -90,8 +97,22 @@ function onMessage(store, model, msg) {
   }
   if ("pending" in msg) store.pending = msg.pending;
   if (msg.layers || msg.layer_ids) mergeLayers(store, msg.layers, msg.layer_ids);
-  for (const step of msg.steps || []) store.steps.set(step.n, step);
+  // A step the store has comes with only what changed.
+  for (const step of msg.steps || []) store.steps.set(step.n, { ...store.steps.get(step.n), ...step });
   store.notify();
+}
+
+// Once per page, when the loader imported this module: the CSS, and what was loaded.
+export function setup(holder) {
+  const hash = holder.get("hash"), js = holder.get("js"), css = holder.get("css");
+  G.loads = (G.loads || 0) + 1;
+  G.loadedBytes = (G.loadedBytes || 0) + js.length + css.length;
+  if (!document.getElementById(`dcs-progress-css-${hash}`)) {
+    const style = document.createElement("style");
+    style.id = `dcs-progress-css-${hash}`;
+    style.textContent = css;
+    document.head.appendChild(style);
+  }
 }
 
 export function storeFor(model) {
@@ -110,9 +131,12 @@ export function attach(model, queued) {
   const onMsg = (msg) => onMessage(store, model, msg);
   for (const msg of queued || []) onMsg(msg);
   model.on("msg:custom", onMsg);
-  // A state update from the kernel (the final state, a page reload) wins over the deltas.
+  // A state update from the kernel (the final state) wins over the deltas for the fields it
+  // has; the others (the log's path, which the final state leaves out) stay as sent.
   const onState = () => {
-    for (const name of Object.keys(store.values)) delete store.values[name];
+    for (const name of Object.keys(store.values)) {
+      if (model.get(name) !== undefined && model.get(name) !== null) delete store.values[name];
+    }
     store.notify();
   };
   model.on("change:status", onState);
@@ -460,4 +484,4 @@ export function render({ model, el, store }) {
   };
 }
 
-export default { render, attach, storeFor };
+export default { render, attach, setup, storeFor };
