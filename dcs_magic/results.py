@@ -11,13 +11,12 @@ __all__ = ["BuildResult", "CheckItem", "CheckReport", "ProgressRecord", "PushRes
 
 # -- the static record a finished build/push leaves in the notebook -------------------------
 
-# Theme variables only (JupyterLab light and dark both define them); text is always in the
-# primary font colour, so it meets WCAG AA in either theme. The status colour marks the
-# border, never text. Fallbacks are keywords, not colours, for front-ends without --jp-*.
-# Short on purpose (it is sent with every build): the font, size and background are the
-# output area's own; <code> gets the theme's code font from JupyterLab (monospace elsewhere).
-_RECORD_STYLE = ("padding:2px 8px;border-left:4px solid {accent};"
-                 "color:var(--jp-ui-font-color1,inherit);overflow-wrap:anywhere")
+# Theme variables only (JupyterLab light and dark both define them). The text keeps the output
+# area's own colour (the theme's content colour, AA in either theme); the status colour marks
+# the border, never text. Fallbacks are keywords, not colours, for front-ends without --jp-*.
+# Short on purpose (it is sent with every build): font, size and background are the output
+# area's too, and <code> gets the theme's code font from JupyterLab (monospace elsewhere).
+_RECORD_STYLE = "padding:2px 8px;border-left:4px solid {accent};overflow-wrap:anywhere"
 _ACCENTS = {"done": "var(--jp-success-color1, currentColor)",
             "failed": "var(--jp-error-color1, currentColor)",
             "cancelled": "var(--jp-warn-color1, currentColor)"}

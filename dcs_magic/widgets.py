@@ -11,9 +11,9 @@ what changed: new log lines (one string) with the index of the first (`first`), 
 being written, changed layers and steps, changed scalar fields, and, when fields change, the
 kernel's clock (`t`). Elapsed time alone never causes a message: the front-end ticks it from
 `started_at`. Messages are paced by what they carry: a change of a field, step or layer goes
-out at once (at most one message per `MIN_GAP_S`); new log lines alone wait up to
-`LOG_GAP_S` (or until `LOG_FLUSH_BYTES` are waiting), so a chatty build costs about its raw
-log plus a few hundred bytes a second; a timer sends what was held back. The front-end keeps
+out at once (at most one message per `MIN_GAP_S`); new log lines alone wait until
+`LOG_BATCH_BYTES` of them are waiting (at most once per `LOG_MIN_GAP_S`) or `LOG_GAP_S`
+passed, so a chatty build costs about its raw log plus ~5%; a timer sends what was held. The front-end keeps
 the log tail; when it sees a gap in the line indexes it asks for a resync
 (`{"type": "resync"}`) and gets the whole bounded tail. The Python traits are kept current
 without syncing (so a page reload gets the current state); at `close()` the fields that
@@ -73,10 +73,17 @@ LAZY_FIELDS = ("log_path",)
 
 MIN_GAP_S = 0.25
 """At most one running delta per this many seconds (the page redraws at that pace anyway)."""
-LOG_GAP_S = 3.0
-"""New log lines alone wait up to this long, so that each message carries many lines."""
+LOG_BATCH_BYTES = 2048
+"""New log lines alone wait until this many bytes are waiting (a message's own ~110 bytes
+are then at most ~5% of it)...
+"""
+LOG_MIN_GAP_S = 1.0
+"""...and at least this long since the last message (a fast log is redrawn once a second)...
+"""
+LOG_GAP_S = 4.0
+"""...or at most this long (a slow log's lines are never older than that on the page)."""
 LOG_FLUSH_BYTES = 16 * 1024
-"""...or until this many bytes of them are waiting."""
+"""Past this many bytes waiting, log lines go as soon as MIN_GAP_S allows."""
 
 
 def asset_path(name: str) -> Path:
@@ -296,7 +303,10 @@ class ProgressWidget(anywidget.AnyWidget):
             self._set_quietly({k: snapshot[k] for k in snapshot if k in self._display_traits()  # type: ignore[literal-required]
                                and not (k == "elapsed_s" and snapshot.get("status") == "running")})
             return
-        gap = MIN_GAP_S if urgent or log_bytes >= LOG_FLUSH_BYTES else LOG_GAP_S
+        if urgent or log_bytes >= LOG_FLUSH_BYTES:
+            gap = MIN_GAP_S
+        else:
+            gap = LOG_MIN_GAP_S if log_bytes >= LOG_BATCH_BYTES else LOG_GAP_S
         due = self._last_sent + gap
         if now >= due:
             self._latest = None

@@ -93,25 +93,34 @@ def test_log_lines_alone_wait_while_fields_go_at_once(make_widget) -> None:
     state.apply({"stream": "Step 1/2 : RUN chatty\n"})
     widget.update(state.snapshot())
     assert len(sent) == 1
-    for i in range(5):  # lines alone, every 0.1 s: held back
+    for i in range(5):  # a few short lines, every 0.1 s: held back
         clock.now += 0.1
         state.apply({"stream": f"line {i}\n"})
         widget.update(state.snapshot())
     assert len(sent) == 1
-    clock.now += widgets.LOG_GAP_S
+    clock.now += widgets.LOG_GAP_S  # ... until they are LOG_GAP_S old
     state.apply({"stream": "line 5\n"})
     widget.update(state.snapshot())
     assert len(sent) == 2 and _lines(sent[1]) == [f"line {i}" for i in range(6)] and sent[1]["first"] == 1
-    # A new step is a field change: it goes after MIN_GAP_S, not LOG_GAP_S.
+    # A new step is a field change: it goes after MIN_GAP_S.
     clock.now += widgets.MIN_GAP_S
     state.apply({"stream": "Step 2/2 : RUN next\n"})
     widget.update(state.snapshot())
     assert len(sent) == 3 and sent[2]["state"]["step"] == 2 and _lines(sent[2]) == ["Step 2/2 : RUN next"]
-    # Many bytes of log do not wait for LOG_GAP_S either.
-    clock.now += widgets.MIN_GAP_S
-    state.apply({"stream": ("y" * 1000 + "\n") * 20})
+    # A batch's worth of lines goes after LOG_MIN_GAP_S, not LOG_GAP_S ...
+    batch = widgets.LOG_BATCH_BYTES // 100 + 1
+    state.apply({"stream": ("y" * 99 + "\n") * batch})
+    clock.now += widgets.LOG_MIN_GAP_S / 2
     widget.update(state.snapshot())
-    assert len(sent) == 4 and len(_lines(sent[3])) == 20
+    assert len(sent) == 3
+    clock.now += widgets.LOG_MIN_GAP_S / 2
+    widget.update(state.snapshot())
+    assert len(sent) == 4 and len(_lines(sent[3])) == batch
+    # ... and a flood after MIN_GAP_S.
+    clock.now += widgets.MIN_GAP_S
+    state.apply({"stream": ("z" * 999 + "\n") * (widgets.LOG_FLUSH_BYTES // 1000 + 1)})
+    widget.update(state.snapshot())
+    assert len(sent) == 5
 
 
 def test_held_back_lines_are_sent_by_the_timer(make_widget, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,8 +151,9 @@ def test_drip_build_traffic_stays_near_the_raw_log(make_widget) -> None:
             state.apply({"stream": line})
         clock.now += 0.05
         widget.update(state.snapshot(elapsed_s=i * 0.05))
-    assert len(sent) <= 15 / widgets.LOG_GAP_S + 2
-    assert sent.size() < 1.05 * raw  # one string per message: about one byte a line of overhead
+    # About one message per LOG_BATCH_BYTES of log, each costing ~5% of it in its envelope.
+    assert len(sent) <= raw / widgets.LOG_BATCH_BYTES + 2
+    assert sent.size() < 1.05 * raw
 
 
 def test_field_changes_are_bounded_to_one_message_per_min_gap(make_widget) -> None:
