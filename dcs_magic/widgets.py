@@ -6,25 +6,26 @@ the pipeline) and `close(snapshot)` (the final state); the widget also takes
 dicts; the widget's synced traits are exactly the snapshot's fields, so a saved notebook
 re-renders the last state and never contains a credential.
 
-Traffic (issue 12): during a run the widget sends ONE custom message per update with only
-what changed: new log lines (one string) with the index of the first (`first`), the line
-being written, changed layers and steps, changed scalar fields, and, when fields change, the
-kernel's clock (`t`). Elapsed time alone never causes a message: the front-end ticks it from
-`started_at`. Messages are paced by what they carry: a change of a field, step or layer goes
-out at once (at most one message per `MIN_GAP_S`); new log lines alone wait until
-`LOG_BATCH_BYTES` of them are waiting (at most once per `LOG_MIN_GAP_S`) or `LOG_GAP_S`
-passed, so a chatty build costs about its raw log plus ~5%; a timer sends what was held. The front-end keeps
-the log tail; when it sees a gap in the line indexes it asks for a resync
-(`{"type": "resync"}`) and gets the whole bounded tail. The Python traits are kept current
-without syncing (so a page reload gets the current state); at `close()` the fields that
-differ from what the page's model last received are synced once (so saved widget state,
-e.g. nbclient's, shows the outcome).
+Traffic (issue 12): during a run the widget sends custom messages with only what changed:
+new log lines (one string) with the index of the first (`first`), the line being written,
+changed layers, changed steps (only their changed keys once the page has them), changed
+scalar fields, and, with a status change, the kernel's clock (`t`). Elapsed time alone never
+causes a message: the front-end ticks it from `started_at`. Messages are paced by what they
+carry: a changed field, step or layer goes out at once (at most one message per
+`MIN_GAP_S`); new log lines alone wait until `LOG_BATCH_BYTES` of them are waiting (at most
+once per `LOG_MIN_GAP_S`) or `LOG_GAP_S` passed, so a chatty build costs about its raw log
+plus ~5%; a timer sends what was held back. The front-end keeps the log tail; when it sees a
+gap in the line indexes it asks for a resync (`{"type": "resync"}`) and gets the whole
+bounded tail. The Python traits are kept current without syncing (so a page reload gets the
+current state); at `close()` the fields that differ from what the page's model received are
+synced once, without the lists (so saved widget state, e.g. nbclient's, shows the outcome).
+The comm_open leaves out empty fields.
 
 Once per kernel, not per widget: the front-end code (js/progress.js + js/progress.css,
-whole-line comments stripped) in a shared `FrontEndModule` model, and one shared `Layout`.
-Each widget's own `_esm` is a 1 KB loader (js/progress-loader.js) that imports the module
-once per page. A wheel ships js/ as `dcs_magic/static/` (pyproject force-include); a source
-checkout reads `js/`.
+comments and indentation stripped) in a shared `FrontEndModule` model, and one shared
+`Layout`. Each widget's own `_esm` is a 0.8 KB loader (js/progress-loader.js) that imports
+the module once per page. A wheel ships js/ as `dcs_magic/static/` (pyproject
+force-include); a source checkout reads `js/`.
 
 When the run ends the widget also leaves a static record (`ProgressRecord`: status, image id
 or pinned digest, failed step and error, log path, duration) in the output, which renders
