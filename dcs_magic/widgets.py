@@ -58,7 +58,7 @@ __all__ = ["FrontEndModule", "ProgressWidget", "TextProgress", "asset_path", "ha
 DELTA_FIELDS = ("log_tail", "log_first", "log_lines", "log_pending", "layers", "steps")
 """Snapshot fields sent as deltas (appended lines, changed layers/steps), not as values."""
 
-OPEN_OMITS = (None, "", [], (), 0, 0.0, False)
+OPEN_OMITS: tuple[Any, ...] = (None, "", [], (), 0, 0.0, False)
 """Values the comm_open state leaves out (the page reads an unset field as empty, zero or
 false: js/progress.js `store.get`); kind, status and title always go."""
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import comm
+import ipywidgets
 import pytest
 from comm.base_comm import BaseComm
 
@@ -45,8 +46,8 @@ class _Made:
         sent = _Sent()
         states: list[list[str]] = []
         clock = _Clock()
-        widget.send = sent.append  # type: ignore[method-assign]
-        widget.send_state = lambda key=None: states.append(list(key or []))  # type: ignore[method-assign]
+        widget.send = sent.append
+        widget.send_state = lambda key=None: states.append(list(key or []))
         widget._clock = clock
         self.widgets.append(widget)
         return widget, sent, states, clock
@@ -57,7 +58,8 @@ def make_widget() -> Iterator[_Made]:
     """ProgressWidgets whose messages are recorded, on a test clock; closed after the test."""
     made = _Made()
     yield made
-    for widget in [*made.widgets, FrontEndModule.shared()]:
+    shown: list[ipywidgets.Widget] = [*made.widgets, FrontEndModule.shared()]
+    for widget in shown:
         try:
             widget.close()
         except KeyError:  # no kernel: the comm was a DummyComm the kernel's manager never held
