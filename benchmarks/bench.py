@@ -62,7 +62,14 @@ class Sample:
 
 
 def run(argv: list[str], *, env: dict[str, str] | None = None, inner: bool = False) -> Sample:
-    """Run argv to completion under GNU time: wall time, peak RSS of the command alone."""
+    """Run argv to completion under GNU time: wall time, peak RSS of the command alone.
+
+    Python children may write bytecode caches (PYTHONDONTWRITEBYTECODE is dropped): an
+    installed wheel has its .pyc files, as IPython's and docker-py's have here, so a
+    checkout that recompiles every module on each start would be measured unfairly.
+    """
+    env = dict(os.environ if env is None else env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.NamedTemporaryFile("w+") as rss, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         proc = subprocess.run([TIME, "-f", "%M", "-o", rss.name, *argv], stdout=out,
