@@ -34,16 +34,21 @@ workspace), which knows nothing of the command line. Conventions:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import DcsError, SpecError, UsageError
-from .recipe import DEFAULT_BUILD_ROOT
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
 
 __all__ = ["main", "make_parser"]
+
+# `dcs --help` (and any usage error) imports argparse and this module only: the library is
+# imported inside each command. These two constants are therefore written out here; a unit
+# test pins them to recipe.DEFAULT_BUILD_ROOT and exports.EXPORT_KINDS.
+DEFAULT_BUILD_ROOT = "dcs-build"
+EXPORT_KINDS = ("bundle", "terraform", "policy", "pool")
 
 
 # -- argument parsing ---------------------------------------------------------------------------
@@ -73,6 +78,8 @@ def parse_seconds(text: str) -> float:
     """A duration in seconds: a finite number > 0 (`nan`, `inf`, `-5` raise UsageError)."""
     import math
 
+    from .errors import UsageError
+
     try:
         value = float(text)
     except ValueError:
@@ -85,6 +92,8 @@ def parse_seconds(text: str) -> float:
 
 def _seconds_arg(text: str) -> float:
     # argparse shows an ArgumentTypeError's text (a plain ValueError only as "invalid value").
+    from .errors import UsageError
+
     try:
         return parse_seconds(text)
     except UsageError as exc:
@@ -222,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dcs` console script; returns the exit status."""
     parser = make_parser()
     args = parser.parse_args(argv)  # exits 2 on usage errors, 0 for --help
+    from .errors import DcsError  # after parsing: `--help` imports no library module
+
     try:
         return int(args.run(args) or 0)
     except DcsError as exc:
@@ -318,6 +329,8 @@ def _runtimes_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_runtimes(args: argparse.Namespace) -> int:
+    import json
+
     from .runtime import table
 
     rows = table()
@@ -339,6 +352,9 @@ def _cmd_runtimes(args: argparse.Namespace) -> int:
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
+    import json
+
+    from .errors import SpecError
     from .recipe import create_cluster, launch_spec
 
     plan = launch_spec(args.spec, image=args.image, lock=args.lock, name=args.name, username=args.username,
@@ -453,8 +469,6 @@ def _print_run_state(run: dict[str, Any]) -> None:
 
 
 def _export_parser(commands: Any) -> argparse.ArgumentParser:
-    from .exports import EXPORT_KINDS
-
     parser = commands.add_parser(
         "export", help="Export a spec as a bundle, Terraform, a cluster policy or an instance pool.",
         description="Write the cluster spec (or a lock's recorded cluster with its pinned image) as a "

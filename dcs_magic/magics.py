@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import sys
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,16 +25,59 @@ from IPython.core.magic import (
     magics_class,
     no_var_expand,
 )
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument
 from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable
 
 from .errors import DcsError
 
-__all__ = ["DcsMagics", "parse_magic_line"]
+__all__ = ["DcsMagics", "lazy_magic_arguments", "parse_magic_line"]
 
 # Names IPython puts in the user namespace that are never template variables.
 _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+class _ArgMagic:
+    """A magic method whose argparse parser, and the help text `%magic?` shows, are built on
+    first use: IPython's `@magic_arguments()` builds every parser (and formats its help) when
+    the class is defined, which was most of what `%load_ext dcs_magic` cost."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.__wrapped__ = func
+        self.__module__ = func.__module__
+        self.__name__ = func.__name__  # IPython registers the magic under this name
+        self.__qualname__ = func.__qualname__
+        self._parser: argparse.ArgumentParser | None = None
+
+    @property
+    def parser(self) -> argparse.ArgumentParser:
+        """The parser IPython's `@magic_arguments()` would have built, from the `@argument`s."""
+        if self._parser is None:
+            from IPython.core.magic_arguments import construct_parser
+
+            # Also replaces the function's docstring with the full help, as IPython does.
+            self._parser = construct_parser(self.__wrapped__)
+        return self._parser
+
+    def _help(self) -> str | None:
+        self.parser  # noqa: B018 - building it writes the help into the docstring
+        doc: str | None = self.__wrapped__.__doc__
+        return doc
+
+    # What `%magic?` shows (IPython reads the bound method's __doc__, i.e. this one).
+    __doc__ = property(_help)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        return self if instance is None else types.MethodType(self, instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+
+def lazy_magic_arguments(func: Callable[..., Any]) -> Any:
+    """IPython's `@magic_arguments()` (same place: above the `@argument`s), with the parser
+    built when the magic first parses a line or shows its help, not at import."""
+    return _ArgMagic(func)
 
 
 def parse_magic_line(magic: Callable[..., Any], line: str) -> argparse.Namespace:
@@ -73,6 +118,13 @@ def _one_line(error: DcsError) -> str:
     if error.hint:
         text += f"\nHint: {error.hint}"
     return text
+
+
+def _is_cancelled(error: BaseException) -> bool:
+    """Whether ERROR is pipeline.Cancelled. Only the pipeline raises it, so while the pipeline
+    is not imported no interrupt can be one (and checking must not import it)."""
+    pipeline = sys.modules.get(f"{__package__}.pipeline")
+    return pipeline is not None and isinstance(error, pipeline.Cancelled)
 
 
 @magics_class
@@ -123,13 +175,14 @@ class DcsMagics(Magics, Configurable):
         self._previous_exc: tuple[Any, Any] | None = None
         self._our_exc: Any = None
         if shell is not None:
-            from .pipeline import Cancelled
-
             # Magics.__init__ already adds us to shell.configurables (so %config works).
             self._previous_exc = (shell.custom_exceptions, shell.CustomTB)
-            # Cancelled (a KeyboardInterrupt raised by our build/push after its cleanup) shows
-            # as its one line, not a traceback through docker-py and http.client.
-            shell.set_custom_exc((DcsError, Cancelled), self._show_error)
+            # pipeline.Cancelled (a KeyboardInterrupt raised by our build/push after its
+            # cleanup) shows as its one line, not a traceback through docker-py and http.client.
+            # The handler takes every KeyboardInterrupt and passes any other one on to IPython's
+            # own traceback: naming Cancelled here would import the pipeline (jinja2, the
+            # progress model...) on %load_ext.
+            shell.set_custom_exc((DcsError, KeyboardInterrupt), self._show_error)
             self._our_exc = shell.CustomTB
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
@@ -168,7 +221,7 @@ class DcsMagics(Magics, Configurable):
 
     def _show_error(self, shell: Any, etype: type, value: BaseException, tb: Any,
                     tb_offset: int | None = None) -> Any:
-        if not self.short_errors:
+        if not self.short_errors or (isinstance(value, KeyboardInterrupt) and not _is_cancelled(value)):
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         # One short entry instead of the library frames: shown as the cell's `error` output in
         # notebooks (so nbclient/papermill still see a failed cell), printed in a terminal.
@@ -186,7 +239,7 @@ class DcsMagics(Magics, Configurable):
     # -- cell magics -------------------------------------------------------------------
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
     @argument("--base", default=None, help="Base image; available in the template as {{ base }}.")
     @argument("--context", default=None, help="Build context directory (default: dcs-build/NAME).")
@@ -210,7 +263,7 @@ class DcsMagics(Magics, Configurable):
         return rendered.quiet() if args.quiet else rendered
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("name", help="Build context name the file belongs to.")
     @argument("path", help="Path inside the build context, e.g. requirements.txt.")
     @cell_magic
@@ -229,7 +282,7 @@ class DcsMagics(Magics, Configurable):
         return context.write_context_file(self._context_dir(args.name), args.path, text, name=args.name)
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("name", help="Init script name, referenced from %%dcs_launch and ClusterSpec.")
     @argument("--upload", default=None, metavar="DEST",
               help="Upload to /Workspace/..., /Volumes/... or dbfs:/... through the workspace API.")
@@ -262,7 +315,7 @@ class DcsMagics(Magics, Configurable):
     # -- line magics -------------------------------------------------------------------
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
     @argument("-t", "--tag", action="append", default=[], dest="tags", help="Image tag (repeatable).")
     @argument("--build-arg", action="append", default=[], dest="build_args", metavar="K=V")
@@ -310,7 +363,7 @@ class DcsMagics(Magics, Configurable):
         return self.last_build
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("ref", help="repo:tag to push.")
     @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
     @argument("--password-env", default=None, metavar="VAR",
@@ -344,7 +397,7 @@ class DcsMagics(Magics, Configurable):
         return self.last_push
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("image", help="Local image reference or id.")
     @argument("--runtime", default=None, help="Databricks Runtime line targeted, e.g. 15.4.")
     @argument("--parity", action="store_true",
@@ -364,7 +417,7 @@ class DcsMagics(Magics, Configurable):
         return self.last_check
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("--image", default=None, help="Image reference (default: last push, pinned).")
     @argument("--profile", default=None, help="Databricks config profile.")
     @argument("--local", action="store_true", help="Target the local preflight workspace.")
@@ -411,7 +464,7 @@ class DcsMagics(Magics, Configurable):
     # -- %dcs_run (one-time job run; the work is in jobs / Workspace) ---------------------
 
     @no_var_expand
-    @magic_arguments()
+    @lazy_magic_arguments
     @argument("--spec", required=True, help="JSON file with a clusters/create body (the job cluster).")
     @argument("--python-file", default=None, help="Python file to run (/Workspace/..., file:/... in the image).")
     @argument("--notebook", default=None, help="Workspace notebook path to run.")

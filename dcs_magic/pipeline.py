@@ -652,11 +652,10 @@ def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: li
                             "(or answer the password prompt).")
         auth["serveraddress"] = ref.registry
     with closing(engine_mod.connect()) as engine, _aborting(token, engine):
-        if not engine.image_exists(pushed):
-            raise PushError(f"No local image {pushed} to push", reference=pushed, reason="image not found",
-                            hint=f"Build it first: %dcs_build -t {pushed}")
         if token.is_set():
             raise Cancelled("Push cancelled")
+        # No inspect first (the Docker CLI does none either): the engine refuses a missing
+        # image in the stream, and only then do we ask whether the image is here.
         # The password stays a Secret (masked in tracebacks) up to this call to the engine.
         events = engine.push_events(ref.repository, tag, auth_config=None if auth is None else
                                     {**auth, "password": reveal(auth["password"])})
@@ -665,6 +664,8 @@ def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: li
             _consume(reporter, events, token=token)
         except engine_mod.StreamError as exc:
             reporter.apply(exc.event)
+            if _missing(engine, pushed):
+                raise _no_local_image(pushed) from exc
             raise _push_error(pushed, ref.registry, exc.message) from exc
         except KeyboardInterrupt as exc:
             token.cancel()  # Ctrl-C in this thread: make sure the stream is shut too
@@ -675,6 +676,22 @@ def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: li
                             reference=pushed, reason="no digest")
     return PushResult(reference=pushed, digest=state.digest, pinned=ref.pinned(state.digest),
                       size=state.size, duration_s=round(reporter.elapsed_s, 3))
+
+
+def _missing(engine: Engine, reference: str) -> bool:
+    """After a failed push: is the image not in the engine at all? The engine says so in its
+    own words ("An image does not exist locally with the tag", "tag does not exist"), but
+    for a missing tag only after reaching the registry, so a registry that is also down or
+    refusing would hide the real cause. An engine gone meanwhile: keep the push's error."""
+    try:
+        return not engine.image_exists(reference)
+    except EngineError:
+        return False
+
+
+def _no_local_image(reference: str) -> PushError:
+    return PushError(f"No local image {reference} to push", reference=reference, reason="image not found",
+                     hint=f"Build it first: %dcs_build -t {reference}")
 
 
 def _push_ref(reference: str) -> ImageRef:

@@ -11,15 +11,12 @@ __all__ = ["BuildResult", "CheckItem", "CheckReport", "ProgressRecord", "PushRes
 
 # -- the static record a finished build/push leaves in the notebook -------------------------
 
-# Theme variables only (JupyterLab light and dark both define them); text is always in the
-# primary font colour, so it meets WCAG AA in either theme. The status colour marks the
-# border, never text. Fallbacks are keywords, not colours, for front-ends without --jp-*.
-_RECORD_STYLE = ("margin:2px 0;padding:4px 8px;border:1px solid var(--jp-border-color2, currentColor);"
-                 "border-left:4px solid {accent};border-radius:2px;"
-                 "color:var(--jp-ui-font-color1, inherit);background:var(--jp-layout-color0, transparent);"
-                 "font-family:var(--jp-ui-font-family, inherit);font-size:var(--jp-ui-font-size1, inherit);"
-                 "line-height:1.5")
-_CODE_STYLE = "font-family:var(--jp-code-font-family, monospace);overflow-wrap:anywhere"
+# Theme variables only (JupyterLab light and dark both define them). The text keeps the output
+# area's own colour (the theme's content colour, AA in either theme); the status colour marks
+# the border, never text. Fallbacks are keywords, not colours, for front-ends without --jp-*.
+# Short on purpose (it is sent with every build): font, size and background are the output
+# area's too, and <code> gets the theme's code font from JupyterLab (monospace elsewhere).
+_RECORD_STYLE = "padding:2px 8px;border-left:4px solid {accent};overflow-wrap:anywhere"
 _ACCENTS = {"done": "var(--jp-success-color1, currentColor)",
             "failed": "var(--jp-error-color1, currentColor)",
             "cancelled": "var(--jp-warn-color1, currentColor)"}
@@ -110,13 +107,12 @@ class ProgressRecord:
         accent = _ACCENTS.get(self.status, "var(--jp-border-color1, currentColor)")
         role = ' role="alert"' if self.status == "failed" else ' role="status"'
         rows = "".join(
-            f'<div><span style="font-weight:600">{escape(label)}:</span> '
-            + (f'<code style="{_CODE_STYLE}">{escape(value)}</code>' if code else escape(value))
+            f"<div><b>{escape(label)}:</b> " + (f"<code>{escape(value)}</code>" if code else escape(value))
             + "</div>"
             for label, value, code in self._facts())
         return (f'<div class="dcs-record" data-kind="{escape(self.kind)}" data-status="{escape(self.status)}"'
                 f'{role} style="{_RECORD_STYLE.format(accent=accent)}">'
-                f'<div style="font-weight:600">{escape(self.headline())}</div>{rows}</div>')
+                f'<b>{escape(self.headline())}</b>{rows}</div>')
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": repr(self), "text/html": self._repr_html_()}

@@ -6,26 +6,35 @@ the pipeline) and `close(snapshot)` (the final state); the widget also takes
 dicts; the widget's synced traits are exactly the snapshot's fields, so a saved notebook
 re-renders the last state and never contains a credential.
 
-Traffic (issue 12): during a run the widget sends ONE custom message per update with only
-what changed: new log lines with their index (`first`), the line being written, changed
-layers and steps, changed scalar fields, and the kernel's clock (`t`). Elapsed time alone
-never causes a message: the front-end ticks it from `started_at`. The front-end keeps the
-log tail; when it sees a gap in the line indexes (or renders a widget it has no lines for)
-it asks for a resync (`{"type": "resync"}`) and gets the whole bounded tail. The Python
-traits are kept current without syncing (so a page reload gets the current state); at
-`close()` the final state is synced once (so saved widget state shows the outcome).
+Traffic (issue 12): during a run the widget sends custom messages with only what changed:
+new log lines (one string) with the index of the first (`first`), the line being written,
+changed layers, changed steps (only their changed keys once the page has them), changed
+scalar fields, and, with a status change, the kernel's clock (`t`). Elapsed time alone never
+causes a message: the front-end ticks it from `started_at`. Messages are paced by what they
+carry: a changed field, step or layer goes out at once (at most one message per
+`MIN_GAP_S`); new log lines alone wait until `LOG_BATCH_BYTES` of them are waiting (at most
+once per `LOG_MIN_GAP_S`) or `LOG_GAP_S` passed, so a chatty build costs about its raw log
+plus ~5%; a timer sends what was held back. The front-end keeps the log tail; when it sees a
+gap in the line indexes it asks for a resync (`{"type": "resync"}`) and gets the whole
+bounded tail. The Python traits are kept current without syncing (so a page reload gets the
+current state); at `close()` the fields that differ from what the page's model received are
+synced once, without the lists (so saved widget state, e.g. nbclient's, shows the outcome).
+The comm_open leaves out empty fields.
 
-The front-end code (js/progress.js + js/progress.css, 17 KB) is sent ONCE per kernel in a
-shared `FrontEndModule` model; each widget's own `_esm` is a 2 KB loader
-(js/progress-loader.js) that imports the module once per page. A wheel ships js/ as
-`dcs_magic/static/` (pyproject force-include); a source checkout reads `js/`.
+Once per kernel, not per widget: the front-end code (js/progress.js + js/progress.css,
+comments and indentation stripped) in a shared `FrontEndModule` model, and one shared
+`Layout`. Each widget's own `_esm` is a 0.8 KB loader (js/progress-loader.js) that imports
+the module once per page. A wheel ships js/ as `dcs_magic/static/` (pyproject
+force-include); a source checkout reads `js/`.
 
 When the run ends the widget also leaves a static record (`ProgressRecord`: status, image id
-or pinned digest, log path, duration) in the output, which renders without a kernel.
+or pinned digest, failed step and error, log path, duration) in the output, which renders
+without a kernel.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import sys
@@ -49,6 +58,34 @@ __all__ = ["FrontEndModule", "ProgressWidget", "TextProgress", "asset_path", "ha
 DELTA_FIELDS = ("log_tail", "log_first", "log_lines", "log_pending", "layers", "steps")
 """Snapshot fields sent as deltas (appended lines, changed layers/steps), not as values."""
 
+OPEN_OMITS: tuple[Any, ...] = (None, "", [], (), 0, 0.0, False)
+"""Values the comm_open state leaves out (the page reads an unset field as empty, zero or
+false: js/progress.js `store.get`); kind, status and title always go."""
+
+FINAL_SKIPS = ("log_tail", "layers", "steps", "started_at", "log_first", "log_lines", "log_path", "instruction")
+"""What the final state message leaves out: the lists the page has from the deltas (the
+static record and the log file keep what a reopened notebook needs; re-sending them at the
+end would cost a push's every layer once more), what a finished run does not show, and the
+log's details (the static record under the widget has the log path). The page keeps the
+values it got as deltas for the fields its model lacks."""
+
+LAZY_FIELDS = ("log_path",)
+"""Fields whose change alone does not make a message (they ride on the next one)."""
+
+MIN_GAP_S = 0.25
+"""At most one running delta per this many seconds (the page redraws at that pace anyway)."""
+LOG_BATCH_BYTES = 2048
+"""New log lines alone wait until this many bytes are waiting (a message's own ~110 bytes
+are then at most ~5% of it)...
+"""
+LOG_MIN_GAP_S = 1.0
+"""...and at least this long since the last message (a fast log is redrawn once a second)...
+"""
+LOG_GAP_S = 4.0
+"""...or at most this long (a slow log's lines are never older than that on the page)."""
+LOG_FLUSH_BYTES = 16 * 1024
+"""Past this many bytes waiting, log lines go as soon as MIN_GAP_S allows."""
+
 
 def asset_path(name: str) -> Path:
     """`static/NAME` inside the installed package, else the source checkout's `js/NAME`."""
@@ -58,6 +95,14 @@ def asset_path(name: str) -> Path:
             return candidate
     raise FileNotFoundError(f"dcs-magic front-end file {name} is missing (looked in "
                             f"{package / 'static'} and {package.parent / 'js'}); reinstall dcs-magic")
+
+
+def compact_source(text: str) -> str:
+    """JS or CSS without its whole-line `//` comments, `/* */` blocks and indentation (sent,
+    not read; js/ has no multi-line string literal whose indentation would matter)."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S) if "/*" in text else text
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
 
 
 def kernel_id() -> str:
@@ -98,11 +143,22 @@ class FrontEndModule(ipywidgets.Widget):
         with cls._lock:
             module = cls._shared
             if module is None or module.comm is None:
-                js = asset_path("progress.js").read_text(encoding="utf-8")
-                css = asset_path("progress.css").read_text(encoding="utf-8")
+                js = compact_source(asset_path("progress.js").read_text(encoding="utf-8"))
+                css = compact_source(asset_path("progress.css").read_text(encoding="utf-8"))
                 digest = hashlib.sha256((js + "\0" + css).encode("utf-8")).hexdigest()[:16]
                 module = cls._shared = cls(js=js, css=css, hash=digest)
             return module
+
+    _layout: ipywidgets.Layout | None = None
+
+    @classmethod
+    def shared_layout(cls) -> ipywidgets.Layout:
+        """One default Layout model for every ProgressWidget of the kernel (not one each)."""
+        with cls._lock:
+            layout = cls._layout
+            if layout is None or layout.comm is None:
+                layout = cls._layout = ipywidgets.Layout()
+            return layout
 
 
 class ProgressWidget(anywidget.AnyWidget):
@@ -113,7 +169,7 @@ class ProgressWidget(anywidget.AnyWidget):
     `_`-prefixed traits are the widget's own plumbing (loader, stop).
     """
 
-    _esm = asset_path("progress-loader.js")
+    _esm = compact_source(asset_path("progress-loader.js").read_text(encoding="utf-8"))
 
     # -- ProgressSnapshot, field by field --
     kind = t.Unicode("build", help="'build' or 'push'").tag(sync=True)
@@ -161,6 +217,7 @@ class ProgressWidget(anywidget.AnyWidget):
     def __init__(self, kind: str = "build", title: str = "", *, foreground: bool = True,
                  **kwargs: Any) -> None:
         module = FrontEndModule.shared()
+        kwargs.setdefault("layout", FrontEndModule.shared_layout())
         super().__init__(kind=kind, title=title, status="starting", _module=f"IPY_MODEL_{module.model_id}",
                          _uid=uuid.uuid4().hex, _kernel_id=kernel_id(), _foreground=foreground, **kwargs)
         self._module_ref = module  # keep the shared model alive as long as a widget uses it
@@ -169,6 +226,16 @@ class ProgressWidget(anywidget.AnyWidget):
         self._sent_lines = 0
         self._sent_layers: dict[str, dict] = {}
         self._sent_steps: dict[int, dict] = {}
+        # What the page's model holds (the comm_open state): close() syncs what differs.
+        self._synced = {name: copy.deepcopy(getattr(self, name)) for name in self._display_traits()}
+        self._extra: dict[str, Any] = {}  # plumbing fields for the next delta (_can_stop)
+        self._latest: ProgressSnapshot | dict | None = None  # held back, sent by the timer
+        self._clock: Callable[[], float] = time.monotonic  # the pacing's clock (tests set it)
+        self._last_sent = -1e9  # clock time of the last delta (none yet)
+        self._last_t = -1e9  # ... and of the last one that carried the kernel's clock
+        self._timer: threading.Timer | None = None
+        self._timer_due = 0.0
+        self._closed = False
         self._cancel: Callable[[], None] | None = None
         self._record: Any = None
         self.on_msg(self._on_front_end_msg)
@@ -178,14 +245,21 @@ class ProgressWidget(anywidget.AnyWidget):
     def bind_cancel(self, cancel: Callable[[], None]) -> None:
         """Sink interface: the function the Stop button calls (from the front-end's message)."""
         self._cancel = cancel
-        self._can_stop = True
+        with self._sync_lock:
+            self._set_quietly({"_can_stop": True})
+            if not self._foreground:  # a foreground run's Stop interrupts the kernel instead
+                self._extra["_can_stop"] = True  # rides on the next delta, not a message of its own
+            if self._latest is not None:
+                self._pace()
 
     def update(self, snapshot: ProgressSnapshot | dict) -> None:
-        """Show a running snapshot: one message with what changed (nothing if only time did)."""
+        """Show a running snapshot: what changed goes out now or with the next message
+        (nothing if only time did)."""
         with self._sync_lock:
-            message = self._delta(snapshot, final=False)
-            if message is not None and self.comm is not None:
-                self.send(message)
+            if self._closed:
+                return
+            self._latest = snapshot
+            self._pace()
 
     def close(self, snapshot: ProgressSnapshot | dict | None = None) -> None:
         """Sink interface: show the final snapshot (the widget stays on screen) and leave the
@@ -194,17 +268,90 @@ class ProgressWidget(anywidget.AnyWidget):
         Without a snapshot this is ipywidgets' own `close()` (removes the widget).
         """
         if snapshot is None:
+            with self._sync_lock:
+                self._closed = True
+                self._stop_timer()
             super().close()
             return
         with self._sync_lock:
+            self._closed = True
+            self._stop_timer()
+            self._latest = None
             message = self._delta(snapshot, final=True)
             if self.comm is not None:
                 if message is not None:
                     self.send(message)
-                # One state message with the final values, so saved widget state shows the
-                # outcome; the log tail stays in the kernel (it is in the log file).
-                self.send_state([name for name in self._display_traits() if name != "log_tail"])
+                # The fields that differ from the page's model, in one state message, so saved
+                # widget state shows the outcome; the log tail stays in the kernel (and its file).
+                changed = [name for name in self._display_traits()
+                           if name not in FINAL_SKIPS and getattr(self, name) != self._synced.get(name)]
+                if changed:
+                    self.send_state(changed)
+                    self._synced.update((name, copy.deepcopy(getattr(self, name))) for name in changed)
         self.show_record(snapshot)
+
+    # -- pacing ------------------------------------------------------------------------------
+
+    def _pace(self) -> None:
+        """Send the latest snapshot's delta now, or arm the timer for when it is due."""
+        snapshot = self._latest
+        if snapshot is None:
+            return
+        now = self._clock()
+        urgent, log_bytes = self._weigh(snapshot)
+        if not urgent and not log_bytes:
+            self._latest = None  # nothing the page does not have (only the elapsed time moved)
+            self._set_quietly({k: snapshot[k] for k in snapshot if k in self._display_traits()  # type: ignore[literal-required]
+                               and not (k == "elapsed_s" and snapshot.get("status") == "running")})
+            return
+        if urgent or log_bytes >= LOG_FLUSH_BYTES:
+            gap = MIN_GAP_S
+        else:
+            gap = LOG_MIN_GAP_S if log_bytes >= LOG_BATCH_BYTES else LOG_GAP_S
+        due = self._last_sent + gap
+        if now >= due:
+            self._latest = None
+            self._stop_timer()
+            message = self._delta(snapshot, final=False)
+            if message is not None and self.comm is not None:
+                self._last_sent = now
+                self.send(message)
+        elif self._timer is None or due < self._timer_due - 0.01:  # an urgent change: sooner
+            self._stop_timer()
+            self._timer_due = due
+            self._timer = threading.Timer(due - now, self._on_timer)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _on_timer(self) -> None:
+        with self._sync_lock:
+            self._timer = None
+            if not self._closed:
+                try:
+                    self._pace()
+                except Exception:  # noqa: BLE001 - a broken display must not break anything else
+                    return
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _weigh(self, snapshot: ProgressSnapshot | dict) -> tuple[bool, int]:
+        """(does it change a field, step or layer the page shows; bytes of new log text)."""
+        names = self._display_traits()
+        running = snapshot.get("status") == "running"
+        urgent = bool(self._extra) or any(
+            getattr(self, key) != value for key, value in snapshot.items()
+            if key in names and key not in DELTA_FIELDS and key not in LAZY_FIELDS
+            and not (key == "elapsed_s" and running))
+        urgent = urgent or any(self._sent_layers.get(layer["id"]) != layer for layer in snapshot.get("layers") or [])
+        urgent = urgent or any(self._sent_steps.get(step["n"]) != step for step in snapshot.get("steps") or [])
+        _first, lines = self._new_lines(snapshot, consume=False)
+        log_bytes = sum(len(line) + 1 for line in lines)
+        if str(snapshot.get("log_pending") or "") != self.log_pending:
+            log_bytes += 1 + len(str(snapshot.get("log_pending") or ""))
+        return urgent, log_bytes
 
     # -- the static record ---------------------------------------------------------------
 
@@ -227,7 +374,11 @@ class ProgressWidget(anywidget.AnyWidget):
     # -- the delta protocol ----------------------------------------------------------------
 
     def _delta(self, snapshot: ProgressSnapshot | dict, *, final: bool) -> dict | None:
-        """Set the traits (without syncing) and build the message of what changed."""
+        """Set the traits (without syncing) and build the message of what changed.
+
+        The final one carries only lines, layers and steps: its fields go in close()'s state
+        message (which the page's model and saved widget state both take).
+        """
         names = self._display_traits()
         running = snapshot.get("status") == "running" and not final
         state: dict[str, Any] = {}
@@ -241,7 +392,7 @@ class ProgressWidget(anywidget.AnyWidget):
         message: dict[str, Any] = {}
         lines_first, lines = self._new_lines(snapshot)
         if lines:
-            message.update(first=lines_first, lines=lines)
+            message.update(first=lines_first, text="\n".join(lines))
         pending = str(snapshot.get("log_pending") or "")
         if pending != self.log_pending:
             message["pending"] = pending
@@ -254,25 +405,39 @@ class ProgressWidget(anywidget.AnyWidget):
                 message["layer_ids"] = [layer["id"] for layer in snapshot.get("layers") or []]
         steps = [step for step in snapshot.get("steps") or [] if self._sent_steps.get(step["n"]) != step]
         if steps:
-            message["steps"] = steps
+            # A step the page has gets only what changed (its duration, CACHED), not its
+            # instruction again.
+            message["steps"] = [{k: v for k, v in step.items() if k == "n" or self._sent_steps[step["n"]].get(k) != v}
+                                if step["n"] in self._sent_steps else step for step in steps]
             self._sent_steps.update((step["n"], dict(step)) for step in steps)
         self._set_quietly({**state, **{k: snapshot[k] for k in DELTA_FIELDS if k in snapshot}})  # type: ignore[literal-required]
-        if not message and not state:
+        if final:
+            return message or None
+        state.update(self._extra)
+        self._extra.clear()
+        if state:
+            message["state"] = state
+        if not message:
             return None
-        message.update(type="delta", t=round(time.time(), 3), state=state)
+        now = self._clock()
+        if "status" in state or now - self._last_t >= 10:  # the page's clock skew: a few samples do
+            self._last_t = now
+            message["t"] = round(time.time(), 2)
         return message
 
-    def _new_lines(self, snapshot: ProgressSnapshot | dict) -> tuple[int, list[str]]:
+    def _new_lines(self, snapshot: ProgressSnapshot | dict, *, consume: bool = True) -> tuple[int, list[str]]:
         tail = list(snapshot.get("log_tail") or [])
         total = int(snapshot.get("log_lines") or 0)
         first = int(snapshot.get("log_first", total - len(tail)) or 0)
         start = max(self._sent_lines, first)  # lines that left the tail meanwhile are skipped
-        self._sent_lines = max(self._sent_lines, total)
+        if consume:
+            self._sent_lines = max(self._sent_lines, total)
         return start, tail[start - first:] if start < total else []
 
     def _resync_message(self) -> dict:
-        return {"type": "tail", "t": round(time.time(), 3), "first": self.log_first,
-                "lines": list(self.log_tail), "pending": self.log_pending, "layers": list(self.layers),
+        lines = {"text": "\n".join(self.log_tail)} if self.log_tail else {}
+        return {"type": "tail", "t": round(time.time(), 2), "first": self.log_first, **lines,
+                "pending": self.log_pending, "layers": list(self.layers),
                 "layer_ids": [layer["id"] for layer in self.layers], "steps": list(self.steps),
                 "state": self._snapshot()}
 
@@ -286,6 +451,18 @@ class ProgressWidget(anywidget.AnyWidget):
                 self.send(message)
         elif content.get("type") == "stop" and self._cancel is not None and self.status in ("starting", "running"):
             self._cancel()
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        """ipywidgets' state; for the comm_open (no comm yet) without the empty fields.
+
+        Later calls (a page reload asks for the state, saving) get every field.
+        """
+        state = super().get_state(key, drop_defaults)
+        if key is None and getattr(self, "comm", None) is None:
+            keep = ("kind", "status", "title")
+            state = {k: v for k, v in state.items() if k in keep or not any(v == e and type(v) is type(e)
+                                                                          for e in OPEN_OMITS)}
+        return state
 
     def _set_quietly(self, values: dict[str, Any]) -> None:
         """Assign traits without ipywidgets sending them (the delta message carries them)."""

@@ -1,12 +1,150 @@
-// dcs-magic build/push progress view (imported once per page by progress-loader.js).
+// dcs-magic build/push progress view and log store (imported once per page by
+// progress-loader.js; whole-line comments are stripped before sending).
 //
-// `render({ model, el, store })`: `store` (see progress-loader.js) holds what the kernel
-// sends as deltas (log lines, layers, steps, changed fields); `store.get(name)` reads a field.
+// `attach(model, queued)` (from the loader's `initialize`) keeps each widget's store: what
+// the kernel sends as deltas (log lines with the index of the first, changed layers and
+// steps, changed fields). A gap in the line indexes asks the kernel for a resync.
+// `render({ model, el, store })`: `store.get(name)` reads a field.
 // Drawn: title, status badge (aria-live), elapsed time ticking locally from `started_at`,
 // a Stop button, the user's steps with durations and CACHED markers, per-layer bars and a
 // total bar weighted by bytes with rate and time left (role="progressbar"), the log tail
 // with the full log's path, the image id / pinned digest with a copy button, and failures
 // (role="alert"). Every colour comes from JupyterLab's --jp-* variables (progress.css).
+
+const G = (globalThis.__dcsMagicProgress ??= { modules: new Map() });
+G.stores ??= new Map();
+const MAX_LINES = 200;
+const MAX_BYTES = 64 * 1024;
+const NUMBERS = new Set(["started_at", "elapsed_s", "layers_done", "layers_total", "bytes_current", "bytes_total",
+  "fraction", "rate_bps", "step", "total_steps", "log_first", "log_lines"]);
+
+function makeStore(model) {
+  const store = {
+    values: {}, first: 0, lines: [], bytes: 0, pending: "", layers: [], steps: new Map(),
+    skew: null, listeners: new Set(), resyncAsked: false, messages: 0,
+    // A field the kernel left out of the comm_open (an empty or zero default) reads as such.
+    get(name) {
+      const value = name in this.values ? this.values[name] : model.get(name);
+      return value === undefined ? (NUMBERS.has(name) ? 0 : null) : value;
+    },
+    notify() { for (const fn of this.listeners) fn(); },
+  };
+  seed(store, model.get("log_first") || 0, model.get("log_tail") || []);
+  store.pending = model.get("log_pending") || "";
+  store.layers = [...(model.get("layers") || [])];
+  for (const step of model.get("steps") || []) store.steps.set(step.n, step);
+  return store;
+}
+
+function seed(store, first, lines) {
+  store.first = first;
+  store.lines = [];
+  store.bytes = 0;
+  append(store, first, lines);
+}
+
+function append(store, first, lines) {
+  let next = store.first + store.lines.length;
+  if (first > next) {  // lines the kernel's tail no longer had: start over from `first`
+    store.first = first;
+    store.lines = [];
+    store.bytes = 0;
+    next = first;
+  }
+  for (let i = Math.max(next - first, 0); i < lines.length; i += 1) {
+    store.lines.push(lines[i]);
+    store.bytes += lines[i].length + 1;
+  }
+  while (store.lines.length > MAX_LINES || (store.bytes > MAX_BYTES && store.lines.length > 1)) {
+    store.bytes -= store.lines.shift().length + 1;
+    store.first += 1;
+  }
+}
+
+function mergeLayers(store, changed, ids) {
+  const byId = new Map(store.layers.map((layer) => [layer.id, layer]));
+  for (const layer of changed || []) byId.set(layer.id, layer);
+  const order = ids || [...byId.keys()];
+  store.layers = order.filter((id) => byId.has(id)).map((id) => byId.get(id));
+}
+
+// A message is a delta unless `type` says otherwise ("tail": the answer to a resync).
+// Lines come as one string (`text`, joined by "\n"): cheaper than a JSON list.
+function onMessage(store, model, msg) {
+  if (!msg || typeof msg !== "object" || (msg.type && msg.type !== "tail")) return;
+  store.messages += 1;
+  if (typeof msg.t === "number") {
+    const skew = Date.now() / 1000 - msg.t;  // browser clock minus kernel clock (+ latency)
+    store.skew = store.skew === null ? skew : Math.min(store.skew, skew);
+  }
+  Object.assign(store.values, msg.state || {});
+  // One string, not a list (cheaper): present only when there are lines, even one empty one.
+  const lines = typeof msg.text === "string" ? msg.text.split("\n") : [];
+  if (msg.type === "tail") {
+    seed(store, msg.first || 0, lines);
+    store.layers = [];
+    store.steps.clear();
+    store.resyncAsked = false;
+  } else if (lines.length) {
+    const next = store.first + store.lines.length;
+    if (msg.first > next && !store.resyncAsked) {
+      // A gap (e.g. the view was created mid-run): ask for the whole tail; a busy kernel
+      // answers when the cell ends, meanwhile the new lines are shown.
+      store.resyncAsked = true;
+      model.send({ type: "resync" });
+    }
+    append(store, msg.first, lines);
+  }
+  if ("pending" in msg) store.pending = msg.pending;
+  if (msg.layers || msg.layer_ids) mergeLayers(store, msg.layers, msg.layer_ids);
+  // A step the store has comes with only what changed.
+  for (const step of msg.steps || []) store.steps.set(step.n, { ...store.steps.get(step.n), ...step });
+  store.notify();
+}
+
+// Once per page, when the loader imported this module: the CSS, and what was loaded.
+export function setup(holder) {
+  const hash = holder.get("hash"), js = holder.get("js"), css = holder.get("css");
+  G.loads = (G.loads || 0) + 1;
+  G.loadedBytes = (G.loadedBytes || 0) + js.length + css.length;
+  if (!document.getElementById(`dcs-progress-css-${hash}`)) {
+    const style = document.createElement("style");
+    style.id = `dcs-progress-css-${hash}`;
+    style.textContent = css;
+    document.head.appendChild(style);
+  }
+}
+
+export function storeFor(model) {
+  const uid = model.get("_uid");
+  let store = G.stores.get(uid);
+  if (!store) {
+    store = makeStore(model);
+    G.stores.set(uid, store);
+  }
+  return store;
+}
+
+// Called once per model: replays what came before the module was loaded, then listens.
+export function attach(model, queued) {
+  const store = storeFor(model);
+  const onMsg = (msg) => onMessage(store, model, msg);
+  for (const msg of queued || []) onMsg(msg);
+  model.on("msg:custom", onMsg);
+  // A state update from the kernel (the final state) wins over the deltas for the fields it
+  // has; the others (the log's path, which the final state leaves out) stay as sent.
+  const onState = () => {
+    for (const name of Object.keys(store.values)) {
+      if (model.get(name) !== undefined && model.get(name) !== null) delete store.values[name];
+    }
+    store.notify();
+  };
+  model.on("change:status", onState);
+  return () => {
+    model.off("msg:custom", onMsg);
+    model.off("change:status", onState);
+  };
+}
 
 export function humanBytes(n) {
   if (!n) return "0 B";
@@ -254,7 +392,7 @@ export function render({ model, el, store }) {
     title.textContent = `${kind === "push" ? "Push" : "Build"} ${get("title") || ""}`.trim();
     badge.textContent = status;
     badge.className = `dcs-badge dcs-badge-${status}`;
-    const canStop = model.get("_foreground") ? Boolean(model.get("_kernel_id")) : Boolean(model.get("_can_stop"));
+    const canStop = model.get("_foreground") ? Boolean(model.get("_kernel_id")) : Boolean(get("_can_stop"));
     stop.hidden = !(active && canStop);
     drawTimes();
 
@@ -346,4 +484,4 @@ export function render({ model, el, store }) {
   };
 }
 
-export default { render };
+export default { render, attach, setup, storeFor };

@@ -26,6 +26,11 @@ Function fixtures
                     reset, and `%load_ext dcs_magic` is run again so each test gets a fresh
                     DcsMagics. run_cell_magic / run_line_magic raise the magic's exception.
     dcs_magics      that test's DcsMagics instance (session state: contexts, last_push, ...).
+    no_databricks_config  nothing from the machine's environment or ~/.databrickscfg leaks into
+                    the test (modules that talk to a workspace apply it with `pytestmark`).
+    api             a support.clusters_api.ClustersApi: a local HTTP server speaking the
+                    Clusters/Jobs API, recording every request.
+    ws              a Workspace client of `api` (3 retries, no backoff sleeps).
 
 Markers (declared in pyproject.toml, applied by the test files themselves): docker, slow,
 browser.
@@ -47,7 +52,10 @@ if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
 from support import cleanup, engine, images  # noqa: E402
+from support.clusters_api import ClustersApi, isolate_databricks_config  # noqa: E402
 from support.registry import Registry, start_registry  # noqa: E402
+
+from dcs_magic import Workspace  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +147,21 @@ def shell(_ipython: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 def dcs_magics(shell: Any) -> Any:
     """The DcsMagics instance `shell` registered for this test."""
     return shell.magics_manager.registry["DcsMagics"]
+
+
+@pytest.fixture
+def no_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Nothing from the machine's environment or ~/.databrickscfg leaks into a test."""
+    isolate_databricks_config(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def api() -> Iterator[ClustersApi]:
+    with ClustersApi() as server:
+        yield server
+
+
+@pytest.fixture
+def ws(api: ClustersApi) -> Iterator[Workspace]:
+    with Workspace(host=api.host, token=api.token, retries=3, backoff_factor=0) as workspace:
+        yield workspace

@@ -5,11 +5,14 @@ One worker thread per cluster, every Docker call through `dcs_magic.engine.Engin
     pull docker_image.url with its basic_auth (a real pull from the registry)
         auth refused                  -> IMAGE_PULL_PERMISSION_DENIED
         missing image / unreachable   -> DOCKER_IMAGE_PULL_FAILURE
-    checks.check(image, runtime=spark_version)
-        not linux/amd64               -> DOCKER_INVALID_OS_EXCEPTION
-        java, bash, python... missing -> CONTAINER_LAUNCH_FAILURE (names what is missing)
-    create + start the "driver" container (entrypoint replaced by an idle loop,
-        spark_env_vars + DB_* variables as its environment, label LABEL=cluster id)
+    at the same time (the driver is created while the check's probe runs; the check's
+    verdict wins when both fail):
+        checks.check(image, runtime=spark_version)
+            not linux/amd64               -> DOCKER_INVALID_OS_EXCEPTION
+            java, bash, python... missing -> CONTAINER_LAUNCH_FAILURE (names what is missing)
+        create + start the "driver" container (entrypoint replaced by an idle loop,
+            spark_env_vars + DB_* variables as its environment, label LABEL=cluster id)
+                                          -> DOCKER_CONTAINER_CREATION_EXCEPTION
     init scripts in order (`file:` inside the image; workspace/volumes/dbfs ones from what
         was uploaded to the server)   missing / non-zero exit -> INIT_SCRIPT_FAILURE
     -> RUNNING, or TERMINATED with termination_reason {code, type, parameters}.
@@ -226,8 +229,7 @@ class Launcher:
         try:
             engine = self.connect()
             self._pull(engine, cluster)
-            self._check(engine, cluster)
-            self._start_driver(engine, cluster)
+            self._check_and_start_driver(engine, cluster)
             self._run_init_scripts(engine, cluster)
             if job is None:
                 self._running(cluster, engine)
@@ -271,10 +273,40 @@ class Launcher:
             auth.clear()
             cluster.auth = None  # the password is not needed after the pull
 
-    def _check(self, engine: Engine, cluster: Cluster) -> None:
+    def _check_and_start_driver(self, engine: Engine, cluster: Cluster) -> None:
+        """The DCS check and the driver's create + start, overlapped: the driver container
+        is created and started (on its own engine connection, in a helper thread) while the
+        check's probe runs, so a launch waits for the longer of the two, not their sum.
+
+        The check's verdict comes first: an image that fails it terminates the cluster with
+        the check's reason (CONTAINER_LAUNCH_FAILURE, DOCKER_INVALID_OS_EXCEPTION) even when
+        its driver could not start either, and the driver started meanwhile is removed by
+        `_finish` like any other. Init scripts run only after both, as before.
+        """
+        failure: list[BaseException] = []
+
+        def start_driver() -> None:
+            try:
+                with self.connect() as own:
+                    self._start_driver(own, cluster)
+            except BaseException as exc:  # noqa: BLE001 - handed to the launch thread below
+                failure.append(exc)
+
+        starter = threading.Thread(target=start_driver, daemon=True,
+                                   name=f"dcs-local-{cluster.cluster_id}-driver")
+        starter.start()
+        try:
+            self._check(engine, cluster, driver=True)
+        finally:
+            starter.join()  # before _finish: it removes the driver this thread created
+        if failure:
+            raise failure[0]
+
+    def _check(self, engine: Engine, cluster: Cluster, *, driver: bool = False) -> None:
         runtime = runtime_of(cluster.spec.get("spark_version"))
         self.step(cluster, "Checking the image against the Databricks Container Services requirements"
-                   + (f" for runtime {runtime}" if runtime else ""))
+                   + (f" for runtime {runtime}" if runtime else "")
+                   + (" while the driver container starts" if driver else ""))
         try:
             report = check(cluster.image, runtime=runtime, engine=engine)
         except DcsError as exc:
@@ -324,7 +356,10 @@ class Launcher:
         return env
 
     def _start_driver(self, engine: Engine, cluster: Cluster) -> None:
-        self.step(cluster, "Starting the driver container")
+        """Create and start the driver (in the helper thread of `_check_and_start_driver`: the
+        state message stays the check's, which names both)."""
+        if cluster.cancel.is_set():
+            raise user_request()
         name = f"dcs-local-{cluster.cluster_id}"
         spec = cluster.spec
         labels = {LABEL: cluster.cluster_id, "dcs_magic.cluster_name": str(spec.get("cluster_name", "")),

@@ -13,15 +13,18 @@ scripts); then `RunTask.run` takes over in the launch's worker thread:
                     and the output's last lines
 
 and the launcher then terminates the job cluster (its driver container is removed).
-`RunTask.ended` settles a run whose cluster never got to the task (a failed launch:
-INTERNAL_ERROR with the cluster's termination message; a cancel: TERMINATED/CANCELED).
+As on Databricks, the run is TERMINATING (its result known) while its cluster goes away, and
+`RunTask.ended`, called once the cluster is TERMINATED, makes it final: TERMINATED with the
+task's outcome, or for a cluster that never got to the task, INTERNAL_ERROR with the
+cluster's termination message (a cancel: TERMINATED/CANCELED). So a client that saw the run
+end also sees its job cluster's termination and no container left.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..jobs import SubmittedTask, notebook_code, task_command, task_outcome
 from .launcher import (
@@ -50,6 +53,7 @@ class RunTask:
 
     def __init__(self, store: Store, run: Run, task: SubmittedTask) -> None:
         self.store, self.run_record, self.task = store, run, task
+        self.outcome: dict[str, Any] | None = None  # the task's final state, applied by ended()
 
     # -- in the launch's worker thread, once the driver is up and its init scripts ran ---------
 
@@ -60,8 +64,7 @@ class RunTask:
         what = self.task.python_file or self.task.notebook or ""
         path, missing = self._place(engine, container)
         if path is None:
-            state, output = task_outcome(None, "", error=missing)
-            self.store.update_run(run, output=output, **state)
+            self._settle(*task_outcome(None, "", error=missing))
             return
         with self.store.lock:
             if cluster.cancel.is_set():
@@ -72,8 +75,7 @@ class RunTask:
         ran = launcher.exec_in_driver(engine, cluster, container, command,
                                       {**launcher.environment(cluster), "PYTHONUNBUFFERED": "1"})
         if ran.timed_out:
-            state, output = task_outcome(None, "", error=f"{what} did not finish within {DOCKER_TIMEOUT_S} s")
-            self.store.update_run(run, output=output, **state)
+            self._settle(*task_outcome(None, "", error=f"{what} did not finish within {DOCKER_TIMEOUT_S} s"))
             return
         if ran.exit_code != 0:
             launcher.driver_alive(engine, cluster, f"{what} ran")
@@ -81,7 +83,17 @@ class RunTask:
         state, output = task_outcome(ran.exit_code, text)
         if state["result_state"] == "FAILED" and self.task.python_file is None:
             state["state_message"] = output["error"] = f"Notebook {what} exited with code {ran.exit_code}"
-        self.store.update_run(run, output=output, **state)
+        self._settle(state, output)
+
+    def _settle(self, state: dict[str, Any], output: dict[str, Any]) -> None:
+        """The task's outcome: shown at once as TERMINATING (result and output known), made
+        final by `ended` after the job cluster terminated. A task stopped by a cancel or the
+        run's timeout has no outcome of its own: `ended` says CANCELED or TIMEDOUT."""
+        with self.store.lock:
+            if self.run_record.cluster.cancel.is_set():
+                return
+            self.outcome = state
+            self.store.update_run(self.run_record, output=output, **{**state, "life_cycle_state": "TERMINATING"})
 
     def _place(self, engine: Engine, container: str) -> tuple[str | None, str]:
         """(the file's path inside the driver, "") or (None, why it was not found)."""
@@ -131,10 +143,13 @@ class RunTask:
     # -- after the job cluster terminated -----------------------------------------------------------
 
     def ended(self, cluster: Cluster) -> None:
-        """Settle the run if the task did not: cancelled, or the cluster never got to it."""
+        """Make the run final: the task's outcome, cancelled, or the cluster never got to it."""
         run = self.run_record
         with self.store.lock:
             if run.done:
+                return
+            if self.outcome is not None:
+                self.store.update_run(run, end=True, **self.outcome)
                 return
             if cluster.cancel.is_set() and run.timed_out:
                 message = f"Run timed out after {run.timeout_s} s (timeout_seconds)"

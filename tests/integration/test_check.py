@@ -153,3 +153,32 @@ def test_interrupted_check_leaves_no_probe(engine: Engine, docker_client: Any, d
         check(ref, engine=engine, timeout_s=120)
     watcher.join(5)
     assert_no_probe_left(docker_client, ref)
+
+
+def test_concurrent_removals_both_return_once_the_container_is_gone(
+        engine: Engine, busybox_image: str, docker_client: Any, docker_cleanup: DockerCleanup) -> None:
+    """A terminate and the launch's own cleanup remove the same driver at once: the engine
+    answers the second 409 ("removal already in progress"); that caller still returns only
+    when the container is no longer listed (a finished run must not show its driver)."""
+    import threading
+
+    for round_ in range(8):
+        name = docker_cleanup.unique(f"remove-race-{round_}")
+        engine.create_container(busybox_image, name=name, entrypoint=["sh", "-c", "sleep 300"],
+                                labels={"dcs-test": "remove-race"})
+        engine.start(name)
+        barrier = threading.Barrier(2)
+        still_listed: list[bool] = []
+
+        def remove() -> None:
+            with connect() as own:
+                barrier.wait()
+                own.remove_container(name)
+                still_listed.append(bool(docker_client.api.containers(all=True, filters={"name": name})))
+
+        threads = [threading.Thread(target=remove) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        assert still_listed == [False, False], f"round {round_}: a removal returned while the container was listed"

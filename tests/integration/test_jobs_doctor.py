@@ -8,14 +8,13 @@ file inside the image is the local preflight workspace's job (tested with it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from databricks.sdk.service import compute, jobs
 from support.clock import FakeTime
-from support.clusters_api import ClustersApi, isolate_databricks_config, jobs_state
+from support.clusters_api import ClustersApi, jobs_state
 
 from dcs_magic import ClusterSpec, SpecError, Workspace
 from dcs_magic.cli import main
@@ -30,21 +29,7 @@ SPEC = ClusterSpec(cluster_name="dcs-test-run", spark_version="15.4.x-scala2.12"
                    docker_image={"url": PINNED, "basic_auth": {"username": "svc", "password": "{{secrets/dcs/reg}}"}})
 
 
-@pytest.fixture(autouse=True)
-def no_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    isolate_databricks_config(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def api() -> Iterator[ClustersApi]:
-    with ClustersApi() as server:
-        yield server
-
-
-@pytest.fixture
-def ws(api: ClustersApi) -> Iterator[Workspace]:
-    with Workspace(host=api.host, token=api.token, retries=2, backoff_factor=0) as workspace:
-        yield workspace
+pytestmark = pytest.mark.usefixtures("no_databricks_config")
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ import nbformat
 import pytest
 import requests
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from support.images import build_image, containers_of, push_image
 from support.registry import Registry
-from test_local_workspace import build, containers_of, push
 
 from dcs_magic import Workspace
 from dcs_magic.doctor import doctor
@@ -54,9 +54,9 @@ SLEEP_SCRIPT = b"import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n"
 def job_image(dcs_base_image: str, auth_registry: Registry, docker_client: Any) -> Iterator[str]:
     """The DCS base + two scripts baked in /opt/dcs, pushed to the htpasswd registry."""
     ref = f"{auth_registry.host}/dcs-test-local-jobs:1"
-    build(docker_client, ref, f"FROM {dcs_base_image}\nCOPY ok.py fail.py /opt/dcs/\n",
+    build_image(docker_client, ref, f"FROM {dcs_base_image}\nCOPY ok.py fail.py /opt/dcs/\n",
           {"ok.py": OK_SCRIPT, "fail.py": FAIL_SCRIPT})
-    push(docker_client, ref, auth_registry)
+    push_image(docker_client, ref, auth_registry.auth_config)
     yield ref
     docker_client.api.remove_image(ref)
 
@@ -202,6 +202,7 @@ def test_status_pages_need_no_token_and_show_no_secret(
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "TERMINATED/SUCCESS" in page.text and f"interpreter {IMAGE_PYTHON}" in page.text
     assert f"/clusters/{cluster_id}" in page.text
+    # The run is TERMINATED only once its job cluster is (it is TERMINATING meanwhile).
     for url in (f"{ws.host}/clusters/{cluster_id}", ws.cluster_url(cluster_id)):
         cluster_page = requests.get(url, timeout=10)
         assert cluster_page.status_code == 200 and "JOB_FINISHED" in cluster_page.text

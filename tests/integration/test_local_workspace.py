@@ -6,9 +6,7 @@ registry once per module; every termination path then reuses it or a tiny image.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from support.cleanup import DockerCleanup
+from support.images import build_image, containers_of, push_image
 from support.registry import Registry
 
 from dcs_magic import ApiError, ClusterError, Workspace
@@ -32,34 +31,13 @@ WORKSPACE_SCRIPT = '#!/bin/bash\necho "workspace:$(id -u)" >> /tmp/dcs-init.log\
 FAILING_SCRIPT = '#!/bin/bash\necho "installing things"\necho "boom: no such package" >&2\nexit 3\n'
 
 
-def build(client: Any, tag: str, dockerfile: str, files: dict[str, bytes]) -> None:
-    """A classic-builder build of an in-memory context."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in {"Dockerfile": dockerfile.encode(), **files}.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    events = list(client.api.build(fileobj=buf, custom_context=True, tag=tag, decode=True, rm=True))
-    errors = [e for e in events if "error" in e]
-    assert not errors, errors
-
-
-def push(client: Any, ref: str, reg: Registry) -> None:
-    repo, tag = ref.rsplit(":", 1)
-    events = list(client.api.push(repo, tag=tag, stream=True, decode=True, auth_config=reg.auth_config))
-    errors = [e for e in events if "error" in e]
-    assert not errors, errors
-
-
 @pytest.fixture(scope="module")
 def good_image(dcs_base_image: str, auth_registry: Registry, docker_client: Any) -> Iterator[str]:
     """The DCS base + /opt/dcs/init-file.sh, pushed to the htpasswd registry."""
     ref = f"{auth_registry.host}/dcs-test-local-good:1"
-    build(docker_client, ref, f"FROM {dcs_base_image}\nCOPY init-file.sh /opt/dcs/init-file.sh\n",
+    build_image(docker_client, ref, f"FROM {dcs_base_image}\nCOPY init-file.sh /opt/dcs/init-file.sh\n",
           {"init-file.sh": BAKED_SCRIPT})
-    push(docker_client, ref, auth_registry)
+    push_image(docker_client, ref, auth_registry.auth_config)
     yield ref
     docker_client.api.remove_image(ref)
 
@@ -81,10 +59,6 @@ def spec(image: str, reg: Registry | None = None, *, password: str | None = None
     if init_scripts:
         body["init_scripts"] = init_scripts
     return body
-
-
-def containers_of(client: Any, cluster_id: str) -> list[dict]:
-    return client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"})
 
 
 def launch_fails(ws: Workspace, client: Any, body: dict[str, Any]) -> tuple[ClusterError, str]:
@@ -201,7 +175,7 @@ def test_image_without_java(ws: Workspace, busybox_image: str, registry: Registr
                             docker_cleanup: DockerCleanup) -> None:
     ref = docker_cleanup.add(f"{registry.host}/{docker_cleanup.unique('nojava')}:1")
     docker_client.images.get(busybox_image).tag(ref)
-    push(docker_client, ref, registry)
+    push_image(docker_client, ref, registry.auth_config)
     error, _ = launch_fails(ws, docker_client, spec(ref))
     assert error.termination_code == "CONTAINER_LAUNCH_FAILURE"
     assert "java" in error.message and "bash" in error.message and "python" in error.message
@@ -213,7 +187,7 @@ def test_arm64_image(ws: Workspace, registry: Registry, docker_client: Any, dock
     ref = docker_cleanup.add(f"{registry.host}/{docker_cleanup.unique('arm64')}:1")
     tiny_images.load(docker_client, ref, [tiny_images.layer({"bin/sh": tiny_images.aarch64_elf()})],
                      architecture="arm64")
-    push(docker_client, ref, registry)
+    push_image(docker_client, ref, registry.auth_config)
     error, _ = launch_fails(ws, docker_client, spec(ref))
     assert error.termination_code == "DOCKER_INVALID_OS_EXCEPTION"
     assert "arm64" in error.message and "linux/amd64" in error.message
@@ -350,7 +324,8 @@ def test_ctrl_c_during_the_check_leaves_no_container(
         busybox_image: str, registry: Registry, docker_client: Any, docker_cleanup: DockerCleanup,
         tiny_images: Any) -> None:
     """`dcs launch --local --wait` interrupted while the image is checked: the process's exit
-    cancels the launch and its worker removes the probe (and there is no driver yet)."""
+    cancels the launch and its worker removes the probe and the driver, which is created and
+    started while the check runs (the two overlap; a launch waits for the longer one)."""
     import signal
     import subprocess
     import sys
@@ -360,13 +335,17 @@ def test_ctrl_c_during_the_check_leaves_no_container(
     ref = docker_cleanup.add(f"{registry.host}/{docker_cleanup.unique('hangcheck')}:1")
     hang = tiny_images.layer({"databricks/python3/bin/python3": b"#!/bin/sh\nsleep 300\n"})
     tiny_images.load(docker_client, ref, [busybox_rootfs_tar(), hang])
-    push(docker_client, ref, registry)
+    push_image(docker_client, ref, registry.auth_config)
     proc = subprocess.Popen([sys.executable, "-c", _LAUNCH_AND_WAIT, json.dumps(spec(ref))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         cluster_id = proc.stdout.readline().strip()
         probes = {"label": "dcs_magic.check", "ancestor": ref}
         _wait_for(lambda: docker_client.api.containers(filters=probes), 120, "the probe container")
+        # The probe hangs (its python sleeps), yet the driver comes up meanwhile.
+        _wait_for(lambda: docker_client.api.containers(filters={"label": f"{LABEL}={cluster_id}"}), 120,
+                  "the driver container running during the check")
+        assert docker_client.api.containers(filters=probes)  # the check is still running
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=90)
     finally:

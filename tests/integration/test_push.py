@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 from support.recorder import Recorder
 from support.registry import rate_limited_registry as registry_answering_429
+from support.registry import serve_http
 
 import dcs_magic
 from dcs_magic import PushError, PushResult
@@ -127,6 +130,48 @@ def test_image_not_found_locally(registry: Any, docker_cleanup: Any) -> None:
     with pytest.raises(PushError, match=f"No local image {reference} to push") as info:
         dcs_magic.push(reference)
     assert f"%dcs_build -t {reference}" in info.value.hint
+
+
+def test_missing_tag_with_registry_down_is_no_local_image(docker_client: Any, busybox_image: str,
+                                                          docker_cleanup: Any) -> None:
+    # The engine reaches for the registry before it looks up a tag of a repository it has;
+    # with the registry down, the push fails on that first, and the real cause is still named.
+    host = f"127.0.0.1:{_closed_port()}"
+    present, path, _ = tag_into(docker_client, busybox_image, host, docker_cleanup)
+    reference = f"{host}/{path}:v2"
+    with pytest.raises(PushError, match=f"No local image {reference} to push") as info:
+        dcs_magic.push(reference)
+    assert f"%dcs_build -t {reference}" in info.value.hint and present != reference
+
+
+def test_engine_api_version_comes_from_ping() -> None:
+    from dcs_magic.engine import connect
+
+    with connect() as engine:
+        assert engine.api._version == engine.api.version()["ApiVersion"]
+
+
+def test_engine_without_version_header_is_asked_for_its_version() -> None:
+    """An engine (or proxy) whose /_ping has no API-Version header: /version, as docker-py does."""
+    from dcs_magic.engine import connect
+
+    asked: list[str] = []
+
+    class OldEngine(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            asked.append(self.path)
+            body = b"OK" if self.path == "/_ping" else json.dumps({"ApiVersion": "1.41"}).encode()
+            self.send_response(200 if self.path in ("/_ping", "/version") else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serve_http(OldEngine) as host, connect(host=f"tcp://{host}") as engine:
+        assert engine.api._version == "1.41"
+    assert asked == ["/_ping", "/version"]
 
 
 @pytest.mark.parametrize("reference, words", [("Not A Ref", "not a valid image reference"),

@@ -10,14 +10,11 @@ import base64
 import logging
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from support.clock import FakeTime
 from support.clusters_api import (
     HOST_METADATA_PATH,
-    ClustersApi,
-    isolate_databricks_config,
 )
 
 from dcs_magic import (
@@ -43,22 +40,7 @@ SPEC = ClusterSpec(cluster_name="dcs-test", spark_version="15.4.x-scala2.12", no
                    init_scripts=["/Workspace/Shared/init.sh"], autotermination_minutes=30)
 
 
-@pytest.fixture(autouse=True)
-def no_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    """Nothing from the machine's environment or ~/.databrickscfg leaks into a test."""
-    isolate_databricks_config(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def api() -> Iterator[ClustersApi]:
-    with ClustersApi() as server:
-        yield server
-
-
-@pytest.fixture
-def ws(api: ClustersApi) -> Iterator[Workspace]:
-    with Workspace(host=api.host, token=api.token, retries=3, backoff_factor=0) as workspace:
-        yield workspace
+pytestmark = pytest.mark.usefixtures("no_databricks_config")
 
 
 # -- requests, auth, bodies ------------------------------------------------------------------------

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 import ipywidgets
 import pytest
 from ipywidgets.embed import embed_data
-from support.clusters_api import ClustersApi, isolate_databricks_config
 
-from dcs_magic import ClusterSpec, PushResult, SpecError, Workspace
+from dcs_magic import ClusterSpec, PushResult, SpecError
 from dcs_magic.launch import FormValues, LaunchWidget, parse_key_values
 from dcs_magic.spec import BasicAuth, DockerImage, NamedInitScript
 
@@ -21,20 +20,7 @@ PINNED = "registry.example.com/team/app@sha256:" + "d" * 64
 LITERAL = "hunter2-Literal-Registry-Password"
 
 
-@pytest.fixture(autouse=True)
-def no_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    isolate_databricks_config(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def api() -> Iterator[ClustersApi]:
-    with ClustersApi() as server:
-        yield server
-
-
-@pytest.fixture
-def ws(api: ClustersApi) -> Workspace:
-    return Workspace(host=api.host, token=api.token, backoff_factor=0)
+pytestmark = pytest.mark.usefixtures("no_databricks_config")
 
 
 def preview_json(widget: LaunchWidget) -> dict:

@@ -78,3 +78,32 @@ def ensure_busybox_image(client: docker.DockerClient, ref: str = BUSYBOX_REF,
         client.images.remove(ref, force=True)
         raise RuntimeError(f"{ref}: `sh -c 'echo ok'` printed {out!r}")
     return ref
+
+
+def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: dict[str, bytes]) -> None:
+    """A classic-builder build of an in-memory context (Dockerfile + `files`), errors asserted."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **files}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    events = list(client.api.build(fileobj=buf, custom_context=True, tag=tag, decode=True, rm=True))
+    errors = [e for e in events if "error" in e]
+    assert not errors, errors
+
+
+def push_image(client: docker.DockerClient, ref: str, auth_config: dict | None = None) -> None:
+    """Push `ref` with docker-py (not dcs-magic), errors asserted."""
+    repo, tag = ref.rsplit(":", 1)
+    events = list(client.api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth_config))
+    errors = [e for e in events if "error" in e]
+    assert not errors, errors
+
+
+def containers_of(client: docker.DockerClient, cluster_id: str) -> list[dict]:
+    """The containers (any state) the local preflight workspace made for `cluster_id`."""
+    from dcs_magic.preflight import LABEL
+
+    return client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"})

@@ -1,0 +1,72 @@
+"""Start-up cost as a property, not a time (issue 12): which modules `import dcs_magic`,
+`%load_ext dcs_magic` and `dcs --help` load, each in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from dcs_magic import cli, exports, recipe
+
+# Third-party packages none of the three may import: the engine, HTTP, templates, widgets,
+# the Databricks SDK, and the dcs_magic modules that carry them or the big tables.
+HEAVY = ("docker", "requests", "urllib3", "jinja2", "ipywidgets", "anywidget", "databricks", "yaml",
+         "rich", "pygments")
+HEAVY_OWN = ("dcs_magic.pipeline", "dcs_magic.progress", "dcs_magic.widgets", "dcs_magic.engine",
+             "dcs_magic.workspace", "dcs_magic.spec", "dcs_magic.runtime", "dcs_magic.checks",
+             "dcs_magic.template", "dcs_magic.context", "dcs_magic.launch", "dcs_magic.results",
+             "dcs_magic.recipe", "dcs_magic.exports", "dcs_magic.preflight")
+
+
+def _new_modules(setup: str, code: str) -> list[str]:
+    """The modules CODE adds to sys.modules after SETUP, in a fresh interpreter."""
+    script = (
+        f"import json, sys\n{setup}\nbefore = set(sys.modules)\n{code}\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         check=True)
+    added: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return added
+
+
+def test_import_loads_only_the_package_itself() -> None:
+    # Not even `typing` or `__future__`: everything else is a lazy (PEP 562) name.
+    assert _new_modules("", "import dcs_magic") == ["dcs_magic", "dcs_magic._version"]
+
+
+def test_lazy_names_import_only_their_module() -> None:
+    added = _new_modules("", "from dcs_magic import BuildError, DcsError")
+    assert "dcs_magic.errors" in added
+    assert not [m for m in added if m.startswith(("dcs_magic.results", "dataclasses", *HEAVY))]
+    added = _new_modules("import dcs_magic", "dcs_magic.CheckReport")
+    assert "dcs_magic.results" in added
+    assert not [m for m in added if m.split(".")[0] in HEAVY]
+
+
+def test_load_ext_imports_no_heavy_module() -> None:
+    setup = ("from IPython.core.interactiveshell import InteractiveShell\n"
+             "from traitlets.config import Config\n"
+             "config = Config()\nconfig.HistoryManager.enabled = False\n"
+             "shell = InteractiveShell.instance(config=config)")
+    added = _new_modules(setup, "shell.run_line_magic('load_ext', 'dcs_magic')\n"
+                                "assert 'dcs_build' in shell.magics_manager.magics['line']")
+    assert [m for m in added if m.startswith("dcs_magic")] == [
+        "dcs_magic", "dcs_magic._version", "dcs_magic.errors", "dcs_magic.magics"]
+    assert not [m for m in added if m.split(".")[0] in HEAVY or m.startswith(HEAVY_OWN)]
+
+
+def test_dcs_help_imports_argparse_and_the_cli_only() -> None:
+    code = ("from dcs_magic.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "try:\n    main(['launch', '--help'])\nexcept SystemExit:\n    pass")
+    added = _new_modules("", code)
+    assert [m for m in added if m.startswith("dcs_magic")] == ["dcs_magic", "dcs_magic._version", "dcs_magic.cli"]
+    assert not [m for m in added if m.split(".")[0] in HEAVY]
+
+
+def test_cli_constants_match_the_library() -> None:
+    """cli.py writes these out (so `dcs --help` imports neither module); they must agree."""
+    assert cli.DEFAULT_BUILD_ROOT == recipe.DEFAULT_BUILD_ROOT
+    assert tuple(cli.EXPORT_KINDS) == tuple(exports.EXPORT_KINDS)
