@@ -41,10 +41,11 @@ import requests.exceptions
 import urllib3.exceptions
 from docker.context import ContextAPI
 from docker.utils import build as build_utils
+from docker.utils import fnmatch as docker_fnmatch
 
-from .errors import BuildError, EngineError, ImageNotFoundError, PushError
+from .errors import BuildError, ContextError, EngineError, ImageNotFoundError, PushError
 from .imageref import parse_reference
-from .tarstream import TarStream
+from .tarstream import Rule, TarStream, walk
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
@@ -295,7 +296,8 @@ class Engine:
         Raises BuildError at once for what the engine rejects before building (Dockerfile
         parse errors), StreamError for a failing step, EngineError when the engine is gone.
         """
-        context = _context_tar(Path(context_dir), dockerfile)
+        stream = _context_tar(Path(context_dir), dockerfile)
+        context = iter(stream)
         streaming = False  # True once the engine answered: later failures are a broken stream
         try:
             events = self.api.build(
@@ -310,6 +312,9 @@ class Engine:
         except Exception as exc:
             if self.aborted:
                 raise StreamAborted("build cancelled") from exc
+            if stream.failure is not None:  # the upload broke because the context could not be read
+                raise ContextError(str(stream.failure), hint="Make the file readable, or leave it out of "
+                                   "the build with a .dockerignore pattern.") from stream.failure
             error = self._build_failure(exc, streaming)
             if error is exc:
                 raise
@@ -641,20 +646,29 @@ def context_excludes(context_dir: Path) -> list[str]:
     return patterns + [PRIVATE_DIR, f"{PRIVATE_DIR}/**"]
 
 
-def context_paths(context_dir: str | os.PathLike[str]) -> set[str]:
-    """Relative paths (files and directories) the build sends from CONTEXT_DIR, selected by
-    docker-py's own `.dockerignore` matcher with `context_excludes`."""
+def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Dockerfile") -> set[str]:
+    """Relative paths (files and directories) the build sends from CONTEXT_DIR: what
+    `context_excludes` leaves in, and the Dockerfile always. The same set as docker-py's
+    `exclude_paths` (its own pattern parser and fnmatch), walked faster (`tarstream.walk`)."""
     root = Path(context_dir)
-    return set(build_utils.exclude_paths(str(root), context_excludes(root)))
+    return walk(root, context_rules(context_excludes(root), dockerfile))
 
 
-def _context_tar(context_dir: Path, dockerfile: str) -> Generator[bytes, None, None]:
-    """The build context as tar chunks, as `context_excludes` selects it (and the Dockerfile
-    always), written by a thread while the request uploads them (a chunked body), so tarring
-    and uploading overlap and memory stays flat; docker-py's own `tar` would first write the
+def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[Rule]:
+    """`.dockerignore` PATTERNS compiled for `tarstream.walk`, exactly as docker-py's
+    `exclude_paths` reads them: its Pattern parser (`!`, `..`, slashes), its fnmatch
+    translation (`**`, lower-cased), `!DOCKERFILE` and `!.dockerignore` appended."""
+    matcher = build_utils.PatternMatcher([*patterns, f"!{dockerfile}"])
+    return [Rule(re.compile(docker_fnmatch.translate(p.cleaned_pattern.lower())), not p.exclusion,
+                 len(p.dirs), p.cleaned_pattern) for p in matcher.patterns]
+
+
+def _context_tar(context_dir: Path, dockerfile: str) -> TarStream:
+    """The build context as tar chunks (iterate it), as `context_paths` selects them,
+    written by a thread while the request uploads them (a chunked body), so tarring and
+    uploading overlap and memory stays flat; docker-py's own `tar` would first write the
     whole context to a temporary file. Closing the iterator stops the writer."""
-    files = build_utils.exclude_paths(str(context_dir), context_excludes(context_dir), dockerfile=dockerfile)
-    return iter(TarStream(context_dir, files))
+    return TarStream(context_dir, context_paths(context_dir, dockerfile))
 
 
 def api_timeout() -> float:
