@@ -29,7 +29,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,8 +313,9 @@ class Engine:
             if self.aborted:
                 raise StreamAborted("build cancelled") from exc
             if stream.failure is not None:  # the upload broke because the context could not be read
-                raise ContextError(str(stream.failure), hint="Make the file readable, or leave it out of "
-                                   "the build with a .dockerignore pattern.") from stream.failure
+                raise ContextError(stream.failure.strerror or str(stream.failure),
+                                   hint="Make the file readable, or leave it out of the build with "
+                                        "a .dockerignore pattern.") from stream.failure
             error = self._build_failure(exc, streaming)
             if error is exc:
                 raise
@@ -641,8 +642,13 @@ def context_excludes(context_dir: Path) -> list[str]:
     patterns: list[str] = []
     ignore = Path(context_dir) / ".dockerignore"
     if ignore.is_file():
-        patterns = [p.strip() for p in ignore.read_text(encoding="utf-8").splitlines()
-                    if p.strip() and not p.startswith("#")]
+        try:
+            text = ignore.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ContextError(f"Cannot read {ignore}: {getattr(exc, 'strerror', None) or exc}",
+                               hint="Make .dockerignore a readable UTF-8 text file of patterns, "
+                                    "one per line.") from exc
+        patterns = [p.strip() for p in text.splitlines() if p.strip() and not p.startswith("#")]
     return patterns + [PRIVATE_DIR, f"{PRIVATE_DIR}/**"]
 
 
@@ -651,7 +657,14 @@ def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Docker
     `context_excludes` leaves in, and the Dockerfile always. The same set as docker-py's
     `exclude_paths` (its own pattern parser and fnmatch), walked faster (`tarstream.walk`)."""
     root = Path(context_dir)
-    return walk(root, context_rules(context_excludes(root), dockerfile))
+    rules = context_rules(context_excludes(root), dockerfile)
+    try:
+        return walk(root, rules)
+    except OSError as exc:
+        raise ContextError(f"Cannot list the build context {root}: {exc.strerror or exc}"
+                           + (f" ({exc.filename})" if exc.filename else ""),
+                           hint="Make the directory readable, or leave it out with a .dockerignore "
+                                "pattern.") from exc
 
 
 def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[Rule]:
@@ -659,8 +672,16 @@ def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[R
     `exclude_paths` reads them: its Pattern parser (`!`, `..`, slashes), its fnmatch
     translation (`**`, lower-cased), `!DOCKERFILE` and `!.dockerignore` appended."""
     matcher = build_utils.PatternMatcher([*patterns, f"!{dockerfile}"])
-    return [Rule(re.compile(docker_fnmatch.translate(p.cleaned_pattern.lower())), not p.exclusion,
-                 len(p.dirs), p.cleaned_pattern) for p in matcher.patterns]
+    rules = []
+    for pattern in matcher.patterns:
+        try:
+            regex = re.compile(docker_fnmatch.translate(pattern.cleaned_pattern.lower()))
+        except re.error as exc:  # e.g. a reversed range: [z-a]
+            raise ContextError(f".dockerignore pattern {pattern.cleaned_pattern!r} is not valid: {exc}",
+                               hint="Fix or remove the pattern (character ranges are written "
+                                    "low-high, e.g. [a-z]).") from exc
+        rules.append(Rule(regex, not pattern.exclusion, len(pattern.dirs), pattern.cleaned_pattern))
+    return rules
 
 
 def _context_tar(context_dir: Path, dockerfile: str) -> TarStream:
