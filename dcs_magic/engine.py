@@ -29,7 +29,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,7 +296,8 @@ class Engine:
         Raises BuildError at once for what the engine rejects before building (Dockerfile
         parse errors), StreamError for a failing step, EngineError when the engine is gone.
         """
-        stream = _context_tar(Path(context_dir), dockerfile)
+        # A cancel while the context uploads stops the body (no response to shut down yet).
+        stream = _context_tar(Path(context_dir), dockerfile, cancelled=lambda: self.aborted)
         context = iter(stream)
         streaming = False  # True once the engine answered: later failures are a broken stream
         try:
@@ -684,12 +685,12 @@ def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[R
     return rules
 
 
-def _context_tar(context_dir: Path, dockerfile: str) -> TarStream:
+def _context_tar(context_dir: Path, dockerfile: str, cancelled: Callable[[], bool] | None = None) -> TarStream:
     """The build context as tar chunks (iterate it), as `context_paths` selects them,
     written by a thread while the request uploads them (a chunked body), so tarring and
     uploading overlap and memory stays flat; docker-py's own `tar` would first write the
     whole context to a temporary file. Closing the iterator stops the writer."""
-    return TarStream(context_dir, context_paths(context_dir, dockerfile))
+    return TarStream(context_dir, context_paths(context_dir, dockerfile), cancelled=cancelled)
 
 
 def api_timeout() -> float:

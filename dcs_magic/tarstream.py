@@ -32,11 +32,11 @@ import stat
 import struct
 import tarfile
 import threading
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CHUNK_SIZE", "Rule", "TarStream", "walk"]
+__all__ = ["CHUNK_SIZE", "Rule", "TarStream", "UploadCancelled", "walk"]
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: few syscalls and queue handoffs per MB, memory still flat
 QUEUE_CHUNKS = 8
@@ -98,6 +98,10 @@ def walk(root: str | os.PathLike[str], rules: Sequence[Rule]) -> set[str]:
 
     rec(root, "")
     return found
+
+
+class UploadCancelled(Exception):
+    """Raised from the iteration when `cancelled()` says so: the upload stops mid-context."""
 
 
 class _Stopped(Exception):
@@ -175,11 +179,14 @@ class TarStream:
     Iterating starts the writer thread; closing the iterator early (a cancelled build, an
     engine error) stops it. An error while reading the context (a file vanished, no
     permission) is raised from the iteration as OSError naming the file, and kept in
-    `failure` (the upload may report it only as a broken connection).
+    `failure` (the upload may report it only as a broken connection). `cancelled`, asked
+    before each chunk is handed on, ends the iteration with UploadCancelled: a build
+    cancelled while its context uploads stops within a chunk, not after the whole context.
     """
 
     def __init__(self, root: str | os.PathLike[str], files: Iterable[str], *,
-                 chunk_size: int = CHUNK_SIZE, queue_chunks: int = QUEUE_CHUNKS) -> None:
+                 chunk_size: int = CHUNK_SIZE, queue_chunks: int = QUEUE_CHUNKS,
+                 cancelled: Callable[[], bool] | None = None) -> None:
         if chunk_size % _BLOCK:
             raise ValueError(f"chunk_size must be a multiple of {_BLOCK}")
         self.root = Path(root)
@@ -189,6 +196,7 @@ class TarStream:
         self.bytes_sent = 0  # handed to the consumer
         self.bytes_queued = 0  # produced by the writer (at most queue_chunks ahead of bytes_sent)
         self.failure: OSError | None = None
+        self._cancelled = cancelled
         self._inodes: dict[tuple[int, int], str] = {}  # hard links: the first name archived
         self._unames: dict[int, str] = {}
         self._gnames: dict[int, str] = {}
@@ -206,6 +214,8 @@ class TarStream:
                 if item is _DONE:
                     break
                 assert isinstance(item, bytearray)
+                if self._cancelled is not None and self._cancelled():
+                    raise UploadCancelled("build context upload cancelled")
                 self.bytes_sent += len(item)
                 yield item  # a bytearray: bytes-like, and no copy of the chunk
             if failure:

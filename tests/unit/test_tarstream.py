@@ -173,3 +173,18 @@ def test_a_bad_dockerignore_is_a_context_error_saying_what_to_fix(tmp_path: Path
     with pytest.raises(ContextError, match=r"Cannot read .*\.dockerignore") as info:
         context_paths(tmp_path)
     assert "UTF-8" in (info.value.hint or "")
+
+
+def test_cancelled_ends_the_upload_at_the_next_chunk_and_stops_the_writer(tmp_path: Path) -> None:
+    from dcs_magic.tarstream import UploadCancelled
+
+    files = _context(tmp_path)
+    cancel = threading.Event()
+    stream = TarStream(tmp_path, files, chunk_size=64 * 1024, queue_chunks=2, cancelled=cancel.is_set)
+    iterator = iter(stream)
+    next(iterator)
+    cancel.set()
+    with pytest.raises(UploadCancelled):
+        next(iterator)
+    assert stream.bytes_sent == 64 * 1024
+    assert not [t for t in threading.enumerate() if t.name == "dcs-context-tar"]
