@@ -39,7 +39,7 @@ from pathlib import Path
 __all__ = ["CHUNK_SIZE", "Rule", "TarStream", "UploadCancelled", "walk"]
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: few syscalls and queue handoffs per MB, memory still flat
-QUEUE_CHUNKS = 8
+QUEUE_CHUNKS = 4  # the writer outruns the engine by far (it waits on the upload, not the reverse)
 _DONE = object()
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _RECORD = tarfile.RECORDSIZE  # 10240: tarfile pads the archive to whole records; so do we
