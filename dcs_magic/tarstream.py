@@ -201,7 +201,7 @@ class TarStream:
         self._unames: dict[int, str] = {}
         self._gnames: dict[int, str] = {}
 
-    def __iter__(self) -> Generator[bytes, None, None]:
+    def __iter__(self) -> Generator[bytearray, None, None]:
         chunks: queue.Queue[object] = queue.Queue(maxsize=self.queue_chunks)
         stopped = threading.Event()
         failure: list[BaseException] = []
