@@ -23,9 +23,7 @@ directory instead of once per file.
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import queue
 import re
 import stat
@@ -35,6 +33,12 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+try:  # owner names, as tarfile writes them; none on Windows
+    import grp
+    import pwd
+except ImportError:  # pragma: no cover - Windows
+    grp = pwd = None  # type: ignore[assignment]
 
 __all__ = ["CHUNK_SIZE", "Rule", "TarStream", "UploadCancelled", "walk"]
 
@@ -320,7 +324,7 @@ class TarStream:
     def _copy(self, out: _Chunks, full: str, size: int) -> None:
         """SIZE bytes of FULL read straight into the outgoing chunks, then block padding."""
         try:
-            fd = os.open(full, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
         except OSError as exc:
             raise OSError(exc.errno, f"Can not read file in context: {full}: {exc.strerror or exc}") from exc
         try:
@@ -329,7 +333,7 @@ class TarStream:
                 room = out.room()
                 target = room[:left] if len(room) > left else room
                 try:
-                    n = os.readv(fd, [target])
+                    n = _readinto(fd, target)
                 except OSError as exc:
                     raise OSError(exc.errno, f"Can not read file in context: {full}: "
                                              f"{exc.strerror or exc}") from exc
@@ -349,7 +353,7 @@ class TarStream:
         name = self._unames.get(uid)
         if name is None:
             try:
-                name = pwd.getpwuid(uid)[0]
+                name = pwd.getpwuid(uid)[0] if pwd else ""
             except KeyError:
                 name = ""
             self._unames[uid] = name
@@ -359,7 +363,7 @@ class TarStream:
         name = self._gnames.get(gid)
         if name is None:
             try:
-                name = grp.getgrgid(gid)[0]
+                name = grp.getgrgid(gid)[0] if grp else ""
             except KeyError:
                 name = ""
             self._gnames[gid] = name
@@ -367,3 +371,17 @@ class TarStream:
 
 
 _PLAIN = (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
+
+
+def _read_copy(fd: int, target: memoryview) -> int:
+    """Where os.readv is missing (Windows): read, then copy into TARGET."""
+    data = os.read(fd, len(target))
+    target[:len(data)] = data
+    return len(data)
+
+
+def _readv(fd: int, target: memoryview) -> int:
+    return os.readv(fd, [target])
+
+
+_readinto = _readv if hasattr(os, "readv") else _read_copy

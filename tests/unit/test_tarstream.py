@@ -188,3 +188,13 @@ def test_cancelled_ends_the_upload_at_the_next_chunk_and_stops_the_writer(tmp_pa
         next(iterator)
     assert stream.bytes_sent == 64 * 1024
     assert not [t for t in threading.enumerate() if t.name == "dcs-context-tar"]
+
+
+def test_the_read_and_copy_path_writes_the_same_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where os.readv is missing (Windows) contents are read, then copied: same bytes."""
+    from dcs_magic import tarstream
+
+    files = _context(tmp_path)
+    fast = b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024))
+    monkeypatch.setattr(tarstream, "_readinto", tarstream._read_copy)
+    assert b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024)) == fast == _reference_tar(tmp_path, files)
