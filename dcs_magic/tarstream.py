@@ -2,69 +2,179 @@
 
 docker-py's `utils.build.tar` writes the whole context into a temporary file before the
 request starts, so a 500 MB context is read twice and the upload waits for the tarring. The
-docker CLI streams instead; so does this: a thread writes the tar (stream mode, no seeking)
-into a bounded queue, and the request body iterates the queue (requests sends an iterator
-with `Transfer-Encoding: chunked`). Tarring and uploading overlap, and memory stays flat
-in the context size: at most `queue_chunks` chunks of `chunk_size` bytes are held.
+docker CLI streams instead; so does this: a thread writes the tar into a bounded queue of
+fixed-size chunks, and the request body iterates the queue (requests sends an iterator with
+`Transfer-Encoding: chunked`). Tarring and uploading overlap, and memory stays flat in the
+context size: at most `queue_chunks` chunks of `chunk_size` bytes are held.
 
-Which files go in is the caller's business (the engine applies `.dockerignore` with
-docker-py's own matcher); this module only archives a given list of relative paths the way
-docker-py's `create_archive` does, so both produce the same entries.
+The per-file cost decides the speed on a context of many small files (the engine and this
+process share the machine's cores), so the writer does not go through `tarfile.TarFile`:
+it lstat()s each entry once, packs a ustar header itself (byte for byte what `tarfile`
+writes; `TarInfo.tobuf` is the fallback for anything a plain ustar header cannot hold) and
+reads file contents straight into the outgoing chunk. Modification times are whole seconds,
+as the docker CLI sends them (docker-py's fractional seconds cost every file an extra pax
+header; the engine's cache keys do not include mtimes either way).
+
+Which paths go in is `walk`'s business: the `.dockerignore` semantics of docker-py's
+`PatternMatcher` (the engine adapter compiles the rules from docker-py's own pattern
+parser), with one scandir per directory and the parent-directory matches computed once per
+directory instead of once per file.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import re
+import stat
+import struct
 import tarfile
 import threading
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CHUNK_SIZE", "TarStream"]
+try:  # owner names, as tarfile writes them; none on Windows
+    import grp
+    import pwd
+except ImportError:  # pragma: no cover - Windows
+    grp = pwd = None  # type: ignore[assignment]
 
-CHUNK_SIZE = 1 << 20  # 1 MiB: large enough for few syscalls, small enough to keep memory flat
-QUEUE_CHUNKS = 8
+__all__ = ["CHUNK_SIZE", "Rule", "TarStream", "UploadCancelled", "walk"]
+
+CHUNK_SIZE = 1 << 20  # 1 MiB: few syscalls and queue handoffs per MB, memory still flat
+QUEUE_CHUNKS = 4  # the writer outruns the engine by far (it waits on the upload, not the reverse)
 _DONE = object()
+_BLOCK = tarfile.BLOCKSIZE  # 512
+_RECORD = tarfile.RECORDSIZE  # 10240: tarfile pads the archive to whole records; so do we
+# One ustar header: name, mode, uid, gid, size, mtime, checksum, type, linkname, magic+version,
+# uname, gname, devmajor, devminor, prefix, and 12 bytes of padding (tarfile._create_header).
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
+_MAX_ID = 8 ** 7  # uid/gid: 7 octal digits
+_MAX_BIG = 8 ** 11  # size/mtime: 11 octal digits
 
 
-class _QueueWriter:
-    """File-like sink for tarfile's stream mode: buffers writes into fixed-size chunks."""
+@dataclass(frozen=True)
+class Rule:
+    """One `.dockerignore` pattern, compiled: `regex` matches the lower-cased relative path
+    (docker-py's fnmatch lower-cases both sides), `exclude` is False for a `!` pattern,
+    `depth` counts the pattern's path components, `text` is the cleaned pattern."""
+
+    regex: re.Pattern[str]
+    exclude: bool
+    depth: int
+    text: str
+
+
+def walk(root: str | os.PathLike[str], rules: Sequence[Rule]) -> set[str]:
+    """Relative paths (files and directories) under ROOT that RULES do not exclude: the same
+    set as docker-py's `PatternMatcher(patterns).walk(root)` for the rules it compiles."""
+    root = os.fspath(root)
+    rules = tuple(rules)
+    reincludes = tuple(rule.text for rule in rules if not rule.exclude)
+    found: set[str] = set()
+
+    def rec(directory: str, rel: str) -> None:
+        # The parent-directory half of PatternMatcher.matches depends only on the directory.
+        parents = [p for p in rel.split("/") if p and p != "."]
+        parent_hits = tuple(
+            bool(rel) and rule.depth <= len(parents)
+            and rule.regex.match("/".join(parents[:rule.depth]).lower()) is not None
+            for rule in rules)
+        with os.scandir(directory) as entries:
+            listing = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        for name, is_dir in listing:
+            path = f"{rel}/{name}" if rel else name
+            lowered = path.lower()
+            matched = False
+            for rule, parent_hit in zip(rules, parent_hits):
+                if parent_hit or rule.regex.match(lowered) is not None:
+                    matched = rule.exclude
+            if not matched:
+                found.add(path)
+            if not is_dir:  # symlinks to directories are entries, not followed
+                continue
+            # An excluded directory is still entered when a `!` pattern may re-include
+            # something below it (docker-py's prefix test, kept as is).
+            if matched and not any(text.startswith(path) for text in reincludes):
+                continue
+            rec(os.path.join(directory, name), path)
+
+    rec(root, "")
+    return found
+
+
+class UploadCancelled(Exception):
+    """Raised from the iteration when `cancelled()` says so: the upload stops mid-context."""
+
+
+class _Stopped(Exception):
+    """The consumer closed the stream; the writer thread ends quietly."""
+
+
+class _Chunks:
+    """The outgoing chunk being filled, handed to the queue when full.
+
+    Each chunk is a fresh zeroed bytearray that is never touched again once queued, so
+    it goes to the upload without a copy, and the zero padding after headers and file
+    contents needs no writes.
+    """
 
     def __init__(self, chunks: queue.Queue[object], chunk_size: int, stopped: threading.Event,
                  owner: TarStream) -> None:
         self._owner = owner
         self._chunks = chunks
-        self._chunk_size = chunk_size
+        self._size = chunk_size
         self._stopped = stopped
-        self._buffer = bytearray()
+        self.buffer = bytearray(chunk_size)
+        self.view = memoryview(self.buffer)
+        self.pos = 0
+        self.offset = 0  # bytes of archive written so far
 
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        while len(self._buffer) >= self._chunk_size:
-            self._put(bytes(self._buffer[:self._chunk_size]))
-            del self._buffer[:self._chunk_size]
-        return len(data)
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = min(len(view), self._size - self.pos)
+            self.view[self.pos:self.pos + n] = view[:n]
+            view = view[n:]
+            self.advance(n)
+
+    def skip(self, n: int) -> None:
+        """Zero bytes (padding): already zero in a fresh chunk."""
+        while n:
+            step = min(n, self._size - self.pos)
+            self.advance(step)
+            n -= step
+
+    def room(self) -> memoryview:
+        """Where the next bytes go (at least one byte; call `advance` after filling it)."""
+        return self.view[self.pos:]
+
+    def advance(self, n: int) -> None:
+        self.pos += n
+        self.offset += n
+        if self.pos == self._size:
+            self._put(self.buffer)
+            self.buffer = bytearray(self._size)
+            self.view = memoryview(self.buffer)
+            self.pos = 0
 
     def flush_rest(self) -> None:
-        if self._buffer:
-            self._put(bytes(self._buffer))
-            self._buffer.clear()
+        if self.pos:
+            self._put(self.buffer[:self.pos])
+            self.pos = 0
 
-    def _put(self, item: object) -> None:
+    def _put(self, item: bytearray) -> None:
+        self.view.release()  # the buffer may be handed on; our view must not pin it
         # Wake up now and then so a consumer that went away (cancelled build) stops us.
         while not self._stopped.is_set():
             try:
                 self._chunks.put(item, timeout=0.1)
-                self._owner.bytes_queued += len(item) if isinstance(item, bytes) else 0
+                self._owner.bytes_queued += len(item)
                 return
             except queue.Full:
                 continue
         raise _Stopped
-
-
-class _Stopped(Exception):
-    """The consumer closed the stream; the writer thread ends quietly."""
 
 
 class TarStream:
@@ -72,19 +182,30 @@ class TarStream:
 
     Iterating starts the writer thread; closing the iterator early (a cancelled build, an
     engine error) stops it. An error while reading the context (a file vanished, no
-    permission) is raised from the iteration as OSError naming the file.
+    permission) is raised from the iteration as OSError naming the file, and kept in
+    `failure` (the upload may report it only as a broken connection). `cancelled`, asked
+    before each chunk is handed on, ends the iteration with UploadCancelled: a build
+    cancelled while its context uploads stops within a chunk, not after the whole context.
     """
 
     def __init__(self, root: str | os.PathLike[str], files: Iterable[str], *,
-                 chunk_size: int = CHUNK_SIZE, queue_chunks: int = QUEUE_CHUNKS) -> None:
+                 chunk_size: int = CHUNK_SIZE, queue_chunks: int = QUEUE_CHUNKS,
+                 cancelled: Callable[[], bool] | None = None) -> None:
+        if chunk_size % _BLOCK:
+            raise ValueError(f"chunk_size must be a multiple of {_BLOCK}")
         self.root = Path(root)
         self.files = sorted(files)
         self.chunk_size = chunk_size
         self.queue_chunks = queue_chunks
         self.bytes_sent = 0  # handed to the consumer
         self.bytes_queued = 0  # produced by the writer (at most queue_chunks ahead of bytes_sent)
+        self.failure: OSError | None = None
+        self._cancelled = cancelled
+        self._inodes: dict[tuple[int, int], str] = {}  # hard links: the first name archived
+        self._unames: dict[int, str] = {}
+        self._gnames: dict[int, str] = {}
 
-    def __iter__(self) -> Generator[bytes, None, None]:
+    def __iter__(self) -> Generator[bytearray, None, None]:
         chunks: queue.Queue[object] = queue.Queue(maxsize=self.queue_chunks)
         stopped = threading.Event()
         failure: list[BaseException] = []
@@ -96,9 +217,11 @@ class TarStream:
                 item = chunks.get()
                 if item is _DONE:
                     break
-                assert isinstance(item, bytes)
+                assert isinstance(item, bytearray)
+                if self._cancelled is not None and self._cancelled():
+                    raise UploadCancelled("build context upload cancelled")
                 self.bytes_sent += len(item)
-                yield item
+                yield item  # a bytearray: bytes-like, and no copy of the chunk
             if failure:
                 raise failure[0]
         finally:
@@ -107,16 +230,22 @@ class TarStream:
 
     def _write(self, chunks: queue.Queue[object], stopped: threading.Event,
                failure: list[BaseException]) -> None:
-        sink = _QueueWriter(chunks, self.chunk_size, stopped, self)
+        out = _Chunks(chunks, self.chunk_size, stopped, self)
+        self._inodes.clear()
         try:
-            with tarfile.open(mode="w|", fileobj=sink, format=tarfile.PAX_FORMAT) as archive:  # type: ignore[call-overload]
-                for name in self.files:
-                    if stopped.is_set():
-                        return
-                    self._add(archive, name)
-            sink.flush_rest()
+            root = os.fspath(self.root)
+            for name in self.files:
+                if stopped.is_set():
+                    return
+                self._add(out, root, name)
+            out.skip(2 * _BLOCK)  # end of archive: two zero blocks, then pad to a whole record
+            out.skip(-out.offset % _RECORD)
+            out.flush_rest()
         except _Stopped:
             return
+        except OSError as exc:
+            self.failure = exc
+            failure.append(exc)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             failure.append(exc)
         finally:
@@ -126,18 +255,133 @@ class TarStream:
                 except queue.Full:
                     pass
 
-    def _add(self, archive: tarfile.TarFile, name: str) -> None:
-        full = self.root / name
-        info = archive.gettarinfo(str(full), arcname=name)
-        if info is None:  # a socket: nothing to send (as docker-py does)
+    def _add(self, out: _Chunks, root: str, name: str) -> None:
+        name = name.replace(os.sep, "/").lstrip("/")
+        full = os.path.join(root, name)
+        try:
+            st = os.lstat(full)
+        except OSError as exc:
+            raise OSError(exc.errno, f"Can not read file in context: {full}: {exc.strerror or exc}") from exc
+        mode = st.st_mode
+        size = 0
+        linkname = ""
+        if stat.S_ISREG(mode):
+            inode = (st.st_ino, st.st_dev)
+            first = self._inodes.get(inode) if st.st_nlink > 1 else None
+            if first is not None and first != name:  # a hard link to a file already archived
+                kind, linkname = tarfile.LNKTYPE, first
+            else:
+                kind, size = tarfile.REGTYPE, st.st_size
+                if st.st_ino:
+                    self._inodes[inode] = name
+        elif stat.S_ISDIR(mode):
+            kind = tarfile.DIRTYPE
+        elif stat.S_ISLNK(mode):
+            kind, linkname = tarfile.SYMTYPE, os.readlink(full)
+        elif stat.S_ISFIFO(mode):
+            kind = tarfile.FIFOTYPE
+        elif stat.S_ISCHR(mode):
+            kind = tarfile.CHRTYPE
+        elif stat.S_ISBLK(mode):
+            kind = tarfile.BLKTYPE
+        else:  # a socket: nothing to send (as docker-py does)
             return
-        if info.mtime < 0 or info.mtime > 8 ** 11 - 1:
-            info.mtime = int(info.mtime)
-        if info.isfile():
+        out.write(self._header(name, st, kind, size, linkname))
+        if size:
+            self._copy(out, full, size)
+
+    def _header(self, name: str, st: os.stat_result, kind: bytes, size: int, linkname: str) -> bytes:
+        """The entry's header: one ustar block when it fits, else tarfile's pax header."""
+        if kind == tarfile.DIRTYPE and not name.endswith("/"):
+            name += "/"
+        uname = self._uname(st.st_uid)
+        gname = self._gname(st.st_gid)
+        mtime = st.st_mtime_ns // 1_000_000_000
+        if (kind in _PLAIN and 0 <= st.st_uid < _MAX_ID and 0 <= st.st_gid < _MAX_ID
+                and size < _MAX_BIG and 0 <= mtime < _MAX_BIG):
             try:
-                with open(full, "rb") as handle:
-                    archive.addfile(info, handle)
-            except OSError as exc:
-                raise OSError(f"Can not read file in context: {full}: {exc.strerror or exc}") from exc
-        else:
-            archive.addfile(info)
+                fields = (name.encode("ascii"), linkname.encode("ascii"), uname.encode("ascii"),
+                          gname.encode("ascii"))
+            except UnicodeEncodeError:
+                fields = None
+            if fields and len(fields[0]) <= 100 and len(fields[1]) <= 100 \
+                    and len(fields[2]) <= 32 and len(fields[3]) <= 32:
+                header = bytearray(_USTAR.pack(
+                    fields[0], b"%07o\0" % (st.st_mode & 0o7777), b"%07o\0" % st.st_uid,
+                    b"%07o\0" % st.st_gid, b"%011o\0" % size, b"%011o\0" % mtime, b" " * 8, kind,
+                    fields[1], tarfile.POSIX_MAGIC, fields[2], fields[3], b"", b"", b""))
+                # The checksum counts its own field as spaces: the plain byte sum.
+                header[148:155] = b"%06o\0" % sum(header)
+                return bytes(header)
+        info = tarfile.TarInfo(name)
+        info.mode, info.uid, info.gid = st.st_mode, st.st_uid, st.st_gid
+        info.size, info.mtime, info.type, info.linkname = size, mtime, kind, linkname
+        info.uname, info.gname = uname, gname
+        if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+    def _copy(self, out: _Chunks, full: str, size: int) -> None:
+        """SIZE bytes of FULL read straight into the outgoing chunks, then block padding."""
+        try:
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+        except OSError as exc:
+            raise OSError(exc.errno, f"Can not read file in context: {full}: {exc.strerror or exc}") from exc
+        try:
+            left = size
+            while left:
+                room = out.room()
+                target = room[:left] if len(room) > left else room
+                try:
+                    n = _readinto(fd, target)
+                except OSError as exc:
+                    raise OSError(exc.errno, f"Can not read file in context: {full}: "
+                                             f"{exc.strerror or exc}") from exc
+                finally:
+                    target.release()
+                    room.release()
+                if n == 0:  # the file shrank after its size was taken (tarfile says the same)
+                    raise OSError(f"Can not read file in context: {full}: unexpected end of data "
+                                  f"({size - left} of {size} bytes)")
+                out.advance(n)
+                left -= n
+        finally:
+            os.close(fd)
+        out.skip(-size % _BLOCK)
+
+    def _uname(self, uid: int) -> str:
+        name = self._unames.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid)[0] if pwd else ""
+            except KeyError:
+                name = ""
+            self._unames[uid] = name
+        return name
+
+    def _gname(self, gid: int) -> str:
+        name = self._gnames.get(gid)
+        if name is None:
+            try:
+                name = grp.getgrgid(gid)[0] if grp else ""
+            except KeyError:
+                name = ""
+            self._gnames[gid] = name
+        return name
+
+
+_PLAIN = (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
+
+
+def _read_copy(fd: int, target: memoryview) -> int:
+    """Where os.readv is missing (Windows): read, then copy into TARGET."""
+    data = os.read(fd, len(target))
+    target[:len(data)] = data
+    return len(data)
+
+
+def _readv(fd: int, target: memoryview) -> int:
+    return os.readv(fd, [target])
+
+
+_readinto = _readv if hasattr(os, "readv") else _read_copy

@@ -131,6 +131,36 @@ def test_a_large_context_streams_with_flat_memory(tmp_path: Path, busybox_image:
     assert peak_mib < CONTEXT_MB / 4, f"{peak_mib:.0f} MiB peak for a {CONTEXT_MB} MB context"
 
 
+def test_a_cancel_while_the_context_uploads_stops_the_upload(tmp_path: Path, busybox_image: str,
+                                                           docker_client: Any, tag: str) -> None:
+    """No response exists yet while the body is sent: the cancel stops the body itself, at
+    the next chunk, rather than after the rest of the context (seconds for 400 MB)."""
+    import threading
+
+    from dcs_magic.pipeline import CancelToken
+
+    context = make_context(tmp_path / "big", f"FROM {busybox_image}\nCOPY small.txt /small.txt\n",
+                           {"small.txt": "ok\n"})
+    for i in range(4):
+        with open(context / f"blob-{i}.bin", "wb") as handle:
+            handle.truncate(CONTEXT_MB // 4 * 1024 * 1024)
+    token = CancelToken()
+    cancelled_at: list[float] = []
+
+    def cancel() -> None:
+        cancelled_at.append(time.monotonic())
+        token.cancel()
+
+    timer = threading.Timer(0.5, cancel)
+    timer.start()
+    with pytest.raises(Cancelled):
+        dcs_magic.build(context, tags=[tag], no_cache=True, cancel=token)
+    assert cancelled_at and time.monotonic() - cancelled_at[0] < 2.0
+    assert not [t for t in threading.enumerate() if t.name == "dcs-context-tar"]
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(tag)
+
+
 def test_failing_run_step(tmp_path: Path, busybox_image: str, docker_client: Any, tag: str) -> None:
     context = make_context(tmp_path / "ctx", (
         f"FROM {busybox_image}\nRUN echo ok\n"

@@ -74,3 +74,127 @@ def test_a_file_that_vanishes_raises_oserror_naming_it(tmp_path: Path) -> None:
     (tmp_path / "app" / "main.py").unlink()
     with pytest.raises(OSError, match="main.py"):
         b"".join(TarStream(tmp_path, files))
+
+
+# -- byte parity with tarfile, whole-second mtimes ------------------------------------------------
+
+
+def _reference_tar(root: Path, files: list[str]) -> bytes:
+    """What tarfile writes for FILES (stream mode, pax format, as docker-py's archive), with
+    the modification times in whole seconds as the docker CLI sends them."""
+    out = io.BytesIO()
+    with tarfile.open(mode="w|", fileobj=out, format=tarfile.PAX_FORMAT) as archive:
+        for name in sorted(files):
+            info = archive.gettarinfo(str(root / name), arcname=name)
+            info.mtime = os.lstat(root / name).st_mtime_ns // 1_000_000_000  # floor, exactly
+            if info.isfile():
+                with open(root / name, "rb") as handle:
+                    archive.addfile(info, handle)
+            else:
+                archive.addfile(info)
+    return out.getvalue()
+
+
+def test_stream_is_byte_for_byte_what_tarfile_writes(tmp_path: Path) -> None:
+    files = _context(tmp_path)
+    # What a plain ustar header cannot hold goes through tarfile's own pax header.
+    long_dir = tmp_path / ("d" * 60) / ("e" * 60)
+    long_dir.mkdir(parents=True)
+    (long_dir / "long-name.txt").write_text("long\n")
+    (tmp_path / "caf\u00e9.txt").write_text("unicode\n")
+    os.link(tmp_path / "run.sh", tmp_path / "run-hardlink.sh")
+    os.mkfifo(tmp_path / "pipe")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    os.utime(empty, ns=(0, 1_700_000_000_999_999_999))  # mtime rounded down, not up
+    files = sorted(build_utils.exclude_paths(str(tmp_path), []))
+    assert "run-hardlink.sh" in files and f"{'d' * 60}/{'e' * 60}/long-name.txt" in files
+    for chunk_size in (512, 64 * 1024, 1 << 20):
+        streamed = b"".join(TarStream(tmp_path, files, chunk_size=chunk_size))
+        assert streamed == _reference_tar(tmp_path, files), chunk_size
+    entries = _entries(streamed)
+    assert entries["run-hardlink.sh"][0] == tarfile.LNKTYPE or entries["run.sh"][0] == tarfile.LNKTYPE
+    with tarfile.open(fileobj=io.BytesIO(streamed)) as archive:
+        assert archive.getmember("empty.txt").mtime == 1_700_000_000
+
+
+def test_a_read_failure_is_kept_for_the_engine_to_report(tmp_path: Path) -> None:
+    files = _context(tmp_path)
+    (tmp_path / "big.bin").unlink()
+    stream = TarStream(tmp_path, files)
+    with pytest.raises(OSError) as info:
+        b"".join(stream)
+    assert stream.failure is info.value
+    assert info.value.strerror == f"Can not read file in context: {tmp_path / 'big.bin'}: No such file or directory"
+
+
+# -- the .dockerignore walk: the same set as docker-py's exclude_paths ------------------------------
+
+
+IGNORE_CASES = [
+    [],
+    ["*.log", "!keep.log", "**/__pycache__", "build/", "docs/**/*.md", "!docs/README.md", "secret*"],
+    ["*", "!src", "!Dockerfile"],  # everything out but one directory
+    ["src", "!src/keep/**"],  # an excluded directory re-entered for a `!` below it
+    ["**/*.PY"],  # docker-py matches case-insensitively
+    ["/build/../src/a.py", "./docs/", "."],  # `..`, `./` and `.` as docker-py normalises them
+    ["src/*/deep", "!src/keep/deep/x.txt", "Dockerfile", ".dockerignore"],  # both always kept
+    ["[a-c]*.txt", "?.md", "linked"],  # a symlinked directory is an entry, never followed
+    [".dcs", ".dcs/**"],
+]
+
+
+@pytest.mark.parametrize("patterns", IGNORE_CASES)
+def test_walk_selects_what_docker_py_selects(tmp_path: Path, patterns: list[str]) -> None:
+    from dcs_magic.engine import context_rules
+    from dcs_magic.tarstream import walk
+
+    for name in ["a.py", "b.txt", "x.log", "keep.log", "Dockerfile", ".dockerignore", "A.PY", "c.md",
+                 "pkg/__pycache__/m.pyc", "pkg/m.py", "build/out.bin", "docs/README.md",
+                 "docs/guide/intro.md", "secret.env", "sub/secret.txt", "src/a.py", "src/keep/deep/x.txt",
+                 "src/other/deep/y.txt", "src/keep/z.py", ".dcs/build-1.log", "empty/.keep"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    os.symlink("src", tmp_path / "linked")
+    expected = build_utils.exclude_paths(str(tmp_path), list(patterns), dockerfile="Dockerfile")
+    assert walk(tmp_path, context_rules(list(patterns))) == expected
+
+
+def test_a_bad_dockerignore_is_a_context_error_saying_what_to_fix(tmp_path: Path) -> None:
+    from dcs_magic.engine import context_paths
+    from dcs_magic.errors import ContextError
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / ".dockerignore").write_text("*.log\n[z-a]*.txt\n")
+    with pytest.raises(ContextError, match=r"pattern '\[z-a\]\*.txt' is not valid") as info:
+        context_paths(tmp_path)
+    assert "[a-z]" in (info.value.hint or "")
+    (tmp_path / ".dockerignore").write_bytes(b"*.log\n\xff\xfe\n")
+    with pytest.raises(ContextError, match=r"Cannot read .*\.dockerignore") as info:
+        context_paths(tmp_path)
+    assert "UTF-8" in (info.value.hint or "")
+
+
+def test_cancelled_ends_the_upload_at_the_next_chunk_and_stops_the_writer(tmp_path: Path) -> None:
+    from dcs_magic.tarstream import UploadCancelled
+
+    files = _context(tmp_path)
+    cancel = threading.Event()
+    stream = TarStream(tmp_path, files, chunk_size=64 * 1024, queue_chunks=2, cancelled=cancel.is_set)
+    iterator = iter(stream)
+    next(iterator)
+    cancel.set()
+    with pytest.raises(UploadCancelled):
+        next(iterator)
+    assert stream.bytes_sent == 64 * 1024
+    assert not [t for t in threading.enumerate() if t.name == "dcs-context-tar"]
+
+
+def test_the_read_and_copy_path_writes_the_same_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where os.readv is missing (Windows) contents are read, then copied: same bytes."""
+    from dcs_magic import tarstream
+
+    files = _context(tmp_path)
+    fast = b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024))
+    monkeypatch.setattr(tarstream, "_readinto", tarstream._read_copy)
+    assert b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024)) == fast == _reference_tar(tmp_path, files)
