@@ -252,7 +252,9 @@ def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
         _consume(b.client.api.build(path=str(ctx), tag=b.tag(name + "-warm"), rm=True))
     sides: dict[str, Callable[[int], Sample]] = {
         "dcs": lambda i: run([PY, "-c", DCS_BUILD, str(ctx), b.tag(name), flag], inner=True),
-        "cli": lambda i: run([DOCKER_CLI, "build", *(["--no-cache"] if no_cache else []), "-q",
+        # Not `-q`: that asks the engine (q=1) to leave the steps' output out of the stream,
+        # while dcs-magic and raw docker-py receive and read all of it.
+        "cli": lambda i: run([DOCKER_CLI, "build", *(["--no-cache"] if no_cache else []),
                               "-t", b.tag(name + "-cli"), str(ctx)], env=env),
     }
     if raw:
