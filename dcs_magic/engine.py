@@ -517,15 +517,18 @@ class Engine:
     def build_batches(self, context_dir: str | Path, *, tags: list[str], platform: str | None,
                       labels: dict[str, str] | None = None, buildargs: dict[str, str] | None = None,
                       nocache: bool = False, pull: bool = False, target: str | None = None,
-                      dockerfile: str = "Dockerfile") -> Iterator[list[dict]]:
+                      dockerfile: str = "Dockerfile", dockerfile_bytes: bytes | None = None
+                      ) -> Iterator[list[dict]]:
         """Decoded build events for `context_dir` (its `.dockerignore` and `.dcs/` left out), as
         lists: the events of one read from the engine each, in order (see `_EventStream`).
 
         Raises BuildError at once for what the engine rejects before building (Dockerfile
         parse errors), StreamError for a failing step, EngineError when the engine is gone.
+        `dockerfile_bytes` is sent as the Dockerfile instead of the file's own text.
         """
         # A cancel while the context uploads stops the body (no response to shut down yet).
-        stream = _context_tar(Path(context_dir), dockerfile, cancelled=lambda: self.aborted)
+        stream = _context_tar(Path(context_dir), dockerfile, cancelled=lambda: self.aborted,
+                              dockerfile_bytes=dockerfile_bytes)
         context = iter(stream)
         streaming = False  # True once the engine answered: later failures are a broken stream
         try:
@@ -942,12 +945,15 @@ def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[R
     return rules
 
 
-def _context_tar(context_dir: Path, dockerfile: str, cancelled: Callable[[], bool] | None = None) -> TarStream:
+def _context_tar(context_dir: Path, dockerfile: str, cancelled: Callable[[], bool] | None = None,
+                 dockerfile_bytes: bytes | None = None) -> TarStream:
     """The build context as tar chunks (iterate it), as `context_paths` selects them,
     written by a thread while the request uploads them (a chunked body), so tarring and
     uploading overlap and memory stays flat; docker-py's own `tar` would first write the
-    whole context to a temporary file. Closing the iterator stops the writer."""
-    return TarStream(context_dir, context_paths(context_dir, dockerfile), cancelled=cancelled)
+    whole context to a temporary file. Closing the iterator stops the writer.
+    `dockerfile_bytes`: what the engine gets as the Dockerfile instead of the file's text."""
+    replace = {dockerfile: dockerfile_bytes} if dockerfile_bytes is not None else None
+    return TarStream(context_dir, context_paths(context_dir, dockerfile), cancelled=cancelled, replace=replace)
 
 
 def api_timeout() -> float:

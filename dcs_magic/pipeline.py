@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._version import __version__
 from .context import dockerfile_sha256
 from .credentials import Secret, reveal
-from .dockerfile import final_base, secret_build_arg_warnings
+from .dockerfile import final_base, secret_build_arg_warnings, with_label_instruction
 from .errors import BuildError, ContextError, EngineError, PushError
 from .imageref import parse_reference
 from .progress import BuildState, ProgressSnapshot, PushState, Throttle
@@ -359,8 +359,9 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
     tags = [_checked_tag(tag) for tag in tags]
     text = dockerfile.read_bytes()
     sha = dockerfile_sha256(text)  # the same hash %%dockerfile reports
-    base = final_base(text.decode("utf-8", "replace"), build_args, target)
-    all_labels = {**(labels or {}), SHA_LABEL: sha, VERSION_LABEL: __version__}
+    source = text.decode("utf-8", "replace")
+    base = final_base(source, build_args, target)
+    own_labels = {SHA_LABEL: sha, VERSION_LABEL: __version__}
     log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)  # never sent to the engine
     started = time.time()
     with closing(engine_mod.connect()) as engine, closing(_BuildLog(log_path)) as log, \
@@ -369,17 +370,30 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
         # pulled during the build is resolved afterwards, for the result and the lock file).
         base_local, base_digest = engine.local_repo_digest(base) if base and not pull else (False, None)
         if base_digest:
-            all_labels[BASE_DIGEST_LABEL] = base_digest
-        # The engine appends one LABEL step per label: not the user's steps (issue 11.8).
-        state.label_steps, state.log_path = len(all_labels), str(log_path)
+            own_labels[BASE_DIGEST_LABEL] = base_digest
+        # dcs-magic's labels go in one LABEL instruction appended to the Dockerfile the engine
+        # gets (one step; the file on disk is unchanged); the build option `labels`, which
+        # the engine turns into one LABEL step per label, carries the user's --label ones, and
+        # all of ours when the built stage is not the last (--target) or the file ends oddly.
+        appended = with_label_instruction(source, own_labels) if target is None else None
+        api_labels = {k: v for k, v in (labels or {}).items() if appended is None or k not in own_labels}
+        dockerfile_bytes = None
+        if appended is None:
+            api_labels.update(own_labels)
+        else:
+            dockerfile_bytes = text + appended[len(source):].encode("utf-8")
+        # Those LABEL steps come after the user's and are not theirs (issue 11.8).
+        state.label_steps = len(api_labels) + (appended is not None)
+        state.log_path = str(log_path)
         for warning in _platform_warnings(platform) + secret_build_arg_warnings(build_args):
             reporter.call(state.warn, warning)
         # The engine's platform (its /version) is asked while the build starts, not before it.
         platform_check = _background(_warn_engine_platform, reporter, engine, platform)
         if token.is_set():
             raise Cancelled("Build cancelled")
-        events = engine.build_batches(context, tags=tags[:1], platform=platform, labels=all_labels,
-                                      buildargs=build_args, nocache=no_cache, pull=pull, target=target)
+        events = engine.build_batches(context, tags=tags[:1], platform=platform, labels=api_labels,
+                                      buildargs=build_args, nocache=no_cache, pull=pull, target=target,
+                                      dockerfile_bytes=dockerfile_bytes)
         try:
             _consume(reporter, events, log, token)
         except engine_mod.StreamError as exc:

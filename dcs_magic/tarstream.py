@@ -30,7 +30,7 @@ import stat
 import struct
 import tarfile
 import threading
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,11 +186,14 @@ class TarStream:
     `failure` (the upload may report it only as a broken connection). `cancelled`, asked
     before each chunk is handed on, ends the iteration with UploadCancelled: a build
     cancelled while its context uploads stops within a chunk, not after the whole context.
+    `replace` maps member names (regular files among `files`) to the bytes sent instead of
+    the file's contents (the file's mode, owner and mtime are kept).
     """
 
     def __init__(self, root: str | os.PathLike[str], files: Iterable[str], *,
                  chunk_size: int = CHUNK_SIZE, queue_chunks: int = QUEUE_CHUNKS,
-                 cancelled: Callable[[], bool] | None = None) -> None:
+                 cancelled: Callable[[], bool] | None = None,
+                 replace: Mapping[str, bytes] | None = None) -> None:
         if chunk_size % _BLOCK:
             raise ValueError(f"chunk_size must be a multiple of {_BLOCK}")
         self.root = Path(root)
@@ -201,6 +204,7 @@ class TarStream:
         self.bytes_queued = 0  # produced by the writer (at most queue_chunks ahead of bytes_sent)
         self.failure: OSError | None = None
         self._cancelled = cancelled
+        self._replace = dict(replace or {})
         self._inodes: dict[tuple[int, int], str] = {}  # hard links: the first name archived
         self._unames: dict[int, str] = {}
         self._gnames: dict[int, str] = {}
@@ -265,6 +269,12 @@ class TarStream:
         mode = st.st_mode
         size = 0
         linkname = ""
+        if name in self._replace and stat.S_ISREG(mode):  # its contents as given, not as on disk
+            data = self._replace[name]
+            out.write(self._header(name, st, tarfile.REGTYPE, len(data), ""))
+            out.write(data)
+            out.skip(-len(data) % _BLOCK)
+            return
         if stat.S_ISREG(mode):
             inode = (st.st_ino, st.st_dev)
             first = self._inodes.get(inode) if st.st_nlink > 1 else None

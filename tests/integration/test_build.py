@@ -74,6 +74,13 @@ def test_build_labels_tags_and_log(tmp_path: Path, busybox_image: str, docker_cl
     assert log.parent == context / ".dcs" and log.name.startswith("build-")
     text = log.read_text()
     assert "hello-from-run\nsecond line\n" in text and f"Successfully tagged {second}" in text
+    # dcs-magic's labels are one LABEL step (appended to what the engine gets, not to the file);
+    # the user's --label ones are the engine's usual one step each; none counts as a user step.
+    steps = [line for line in text.splitlines() if line.startswith("Step ")]
+    assert len(steps) == 3 + 1 + 2, steps
+    assert sum(SHA_LABEL in line and VERSION_LABEL in line for line in steps) == 1
+    assert (context / "Dockerfile").read_text() == dockerfile
+    assert sink.closed[0]["total_steps"] == 3 and sink.closed[0]["step"] == 3
     assert sink.closed[0]["status"] == "done" and sink.closed[0]["image_id"] == result.image_id
     assert sink.updates and sink.updates[0]["status"] == "running"
     assert "BuildResult(sha256:" in repr(result) and tag in repr(result)
@@ -409,3 +416,16 @@ def test_build_without_a_registry_digest_records_none(tmp_path: Path, busybox_im
     result = dcs_magic.build(make_context(tmp_path / "ctx", f"FROM {busybox_image}\nRUN true\n"), tags=[tag])
     assert (result.base_image, result.base_digest) == (busybox_image, None)
     assert "dcs_magic.base.digest" not in docker_client.images.get(tag).labels
+
+
+def test_target_stage_gets_the_labels_too(tmp_path: Path, busybox_image: str, docker_client: Any,
+                                          tag: str) -> None:
+    """With --target the built stage is not the last: the labels go as the engine's option."""
+    dockerfile = (f"FROM {busybox_image} AS first\nRUN echo a > /a\n"
+                  f"FROM {busybox_image} AS second\nRUN echo b > /b\n")
+    context = make_context(tmp_path / "ctx", dockerfile)
+    result = dcs_magic.build(context, tags=[tag], target="first")
+    labels = docker_client.images.get(tag).labels
+    assert labels[SHA_LABEL] == result.dockerfile_sha256 and labels[VERSION_LABEL] == dcs_magic.__version__
+    out = docker_client.containers.run(tag, ["sh", "-c", "ls /a /b 2>&1; true"], remove=True).decode()
+    assert "/a" in out and "No such file" in out  # the first stage, not the second

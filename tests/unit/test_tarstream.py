@@ -198,3 +198,17 @@ def test_the_read_and_copy_path_writes_the_same_archive(tmp_path: Path, monkeypa
     fast = b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024))
     monkeypatch.setattr(tarstream, "_readinto", tarstream._read_copy)
     assert b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024)) == fast == _reference_tar(tmp_path, files)
+
+
+def test_replace_sends_other_contents_for_a_member_keeping_its_metadata(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    (tmp_path / "app.txt").write_text("app\n")
+    os.chmod(tmp_path / "Dockerfile", 0o640)
+    data = b"FROM x\nLABEL a=\"1\"\n" * 100  # longer than the file: sizes and padding follow it
+    stream = TarStream(tmp_path, ["Dockerfile", "app.txt"], chunk_size=1024, replace={"Dockerfile": data})
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.getmember("Dockerfile")
+        assert tar.extractfile(member).read() == data and member.size == len(data)
+        assert member.mode == 0o640 and member.mtime == int(os.stat(tmp_path / "Dockerfile").st_mtime)
+        assert tar.extractfile("app.txt").read() == b"app\n"
+    assert (tmp_path / "Dockerfile").read_text() == "FROM x\n"  # the file itself is untouched
