@@ -33,6 +33,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 try:  # owner names, as tarfile writes them; none on Windows
     import grp
@@ -360,24 +361,10 @@ class TarStream:
         out.skip(-size % _BLOCK)
 
     def _uname(self, uid: int) -> str:
-        name = self._unames.get(uid)
-        if name is None:
-            try:
-                name = pwd.getpwuid(uid)[0] if pwd else ""
-            except KeyError:
-                name = ""
-            self._unames[uid] = name
-        return name
+        return _cached_name(self._unames, uid, pwd.getpwuid if pwd else None)
 
     def _gname(self, gid: int) -> str:
-        name = self._gnames.get(gid)
-        if name is None:
-            try:
-                name = grp.getgrgid(gid)[0] if grp else ""
-            except KeyError:
-                name = ""
-            self._gnames[gid] = name
-        return name
+        return _cached_name(self._gnames, gid, grp.getgrgid if grp else None)
 
 
 _PLAIN = (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
@@ -395,3 +382,15 @@ def _readv(fd: int, target: memoryview) -> int:
 
 
 _readinto = _readv if hasattr(os, "readv") else _read_copy
+
+
+def _cached_name(cache: dict[int, str], number: int, lookup: Callable[[int], Any] | None) -> str:
+    """The user or group name of `number` (looked up once per stream; "" when unknown)."""
+    name = cache.get(number)
+    if name is None:
+        try:
+            name = lookup(number)[0] if lookup else ""
+        except KeyError:
+            name = ""
+        cache[number] = name
+    return name

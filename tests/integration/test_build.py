@@ -14,7 +14,7 @@ from typing import Any
 import comm
 import docker.errors
 import pytest
-from comm.base_comm import BaseComm
+from support.comms import RecordingComm
 from support.recorder import Recorder
 
 import dcs_magic
@@ -326,18 +326,6 @@ def test_background_failure_and_cancel(tmp_path: Path, busybox_image: str, docke
     assert job.state["status"] == "cancelled"
     assert _containers(docker_client, container) == []
     remove_step_images(docker_client, max((slow / ".dcs").glob("build-*.log")))
-
-
-class RecordingComm(BaseComm):
-    """Stands in for the kernel's comm: keeps every message a widget would send."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.messages: list[tuple[str, dict]] = []
-        super().__init__(*args, **kwargs)
-
-    def publish_msg(self, msg_type: str, data: dict | None = None, metadata: dict | None = None,
-                    buffers: list | None = None, **keys: Any) -> None:
-        self.messages.append((msg_type, data or {}))
 
 
 def test_twenty_thousand_log_lines_stay_throttled(tmp_path: Path, busybox_image: str,

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import comm
 import ipywidgets
 import pytest
-from comm.base_comm import BaseComm
+from support.comms import RecordingComm
 
 from dcs_magic import widgets
 from dcs_magic.progress import BuildState, PushState
@@ -223,20 +222,8 @@ def test_a_foreground_stop_needs_no_message(make_widget) -> None:
     assert len(sent) == 1 and states == []
 
 
-class _RecordingComm(BaseComm):
-    """Stands in for the kernel's comm: keeps every message a widget would send."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.messages: list[tuple[str, dict]] = []
-        super().__init__(*args, **kwargs)
-
-    def publish_msg(self, msg_type: str, data: dict | None = None, metadata: dict | None = None,
-                    buffers: list | None = None, **keys: Any) -> None:
-        self.messages.append((msg_type, data or {}))
-
-
 def test_comm_open_is_small_and_the_code_and_layout_are_shared(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(comm, "create_comm", _RecordingComm)
+    monkeypatch.setattr(comm, "create_comm", RecordingComm)
     monkeypatch.setattr(FrontEndModule, "_shared", None)
     monkeypatch.setattr(FrontEndModule, "_layout", None)
     first, second = ProgressWidget("build", "a"), ProgressWidget("push", "b")
