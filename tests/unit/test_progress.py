@@ -506,7 +506,7 @@ def test_clip_line_counts_what_it_left_out() -> None:
     assert clipped.endswith(f"[{10_000 - kept} more bytes in the full log]")
 
 
-# The widget's delta protocol (issue 12.1): tests/unit/test_widgets.py.
+# The widget's delta protocol (issue 12.1): tests/unit/test_widget_protocol.py.
 
 
 def test_static_record_text_and_html() -> None:
