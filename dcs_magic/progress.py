@@ -416,9 +416,10 @@ class BuildState(_StreamState):
 
     `apply(event)` returns the complete log lines the event finished, for the full log file;
     the state itself keeps only a bounded tail (`tail` lines, `TAIL_BYTES` bytes) and a line
-    count. `label_steps` is how many LABEL steps the builder appends for the `labels` build
-    option (one per label, after the Dockerfile's own steps): they are not the user's steps,
-    so `total_steps` and the snapshot leave them out. `clock` times the steps.
+    count. `label_steps` is how many LABEL steps follow the Dockerfile's own: the one
+    dcs-magic appends with its labels, and the builder's one per label of the `labels` build
+    option. They are not the user's steps, so `total_steps` and the snapshot leave them out.
+    `clock` times the steps.
     """
 
     kind = "build"

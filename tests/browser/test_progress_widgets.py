@@ -109,7 +109,7 @@ def test_failed_build_and_push_are_readable_in_the_dark_theme(
         checked = _assert_contrast(widget, f"failed {kind} widget")
         assert checked >= 5, checked
     assert "non-zero code: 3" in build.locator(".dcs-error-text").inner_text()
-    assert build.locator(".dcs-step-label").inner_text() == "Step 3/3"  # not 5/5 with the LABEL steps
+    assert build.locator(".dcs-step-label").inner_text() == "Step 3/3"  # not 4/4 with the LABEL step
     # The static records under the widgets: readable too, and say how each run ended.
     for index, kind in ((2, "build"), (3, "push")):
         record = page.locator(OUTPUT.format(index)).locator(RECORD)

@@ -83,10 +83,10 @@ def test_build_widget_shows_steps_log_and_image_id(page, notebook, notebook_dir,
     widget = page.locator(OUTPUT.format(2)).locator('.dcs-progress[data-status="done"]')
     widget.wait_for()
     assert widget.locator(".dcs-badge").inner_text() == "done"
-    # The user's 4 steps (FROM + 3 RUN), all done: the LABEL steps dcs-magic appends (one
-    # per label, each an image history entry) are not counted.
+    # The user's 4 steps (FROM + 3 RUN), all done: the one LABEL step dcs-magic appends (its
+    # labels in one instruction; an image history entry) is not counted.
     built, base = docker_client.images.get(build_tag), docker_client.images.get(busybox_image)
-    assert len(built.history()) - len(base.history()) == 3 + 2  # 3 RUN + 2 LABEL layers
+    assert len(built.history()) - len(base.history()) == 3 + 1  # 3 RUN + 1 LABEL layer
     assert widget.locator(".dcs-step-label").inner_text() == "Step 4/4"
     # Each step with its duration, in the steps list.
     widget.locator(".dcs-steps-summary").click()

@@ -430,10 +430,13 @@ def row_cli_multiline_flag(env: Env) -> None:
 
 
 MEASURE = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     from dcs_magic.lock import context_files
     hashes = context_files(sys.argv[1])
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # VmHWM: this process image's own peak RSS. Not getrusage's ru_maxrss, which on Linux
+    # keeps the high-water mark of the (large) pytest process this child was forked from.
+    with open("/proc/self/status") as status:
+        peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     print(json.dumps({"hashes": hashes, "peak_bytes": peak_kib * 1024}))
 """)
 
