@@ -1,23 +1,20 @@
-"""Stand-ins for the fault suite: servers that stall or answer errors. TEST-ONLY.
+"""Stand-ins for the fault suite: servers that stall. TEST-ONLY.
 
 All real sockets on 127.0.0.1 (or a unix socket in the test's tmp dir); nothing is mocked.
 
     stalled_tcp()       -> (host_url, Stalled): accepts, reads, never answers.
     stalled_unix(path)  -> Stalled: the same on a unix socket (a hung Docker engine).
-    http_answer(status, body, content_type) -> "127.0.0.1:PORT": every request gets that answer
-                        (a registry answering 500 or an HTML error page).
+
+A registry answering 500 or an HTML error page: support.registry.http_answer.
 """
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from support.registry import serve_http
 
 
 class Stalled:
@@ -84,30 +81,5 @@ def stalled_unix(path: Path) -> Iterator[Stalled]:
         yield stalled
     finally:
         stalled.close()
-
-
-@contextmanager
-def http_answer(status: int, body: bytes, content_type: str) -> Iterator[str]:
-    """Every request (any method) answered STATUS with BODY; yields 127.0.0.1:PORT."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serve_http(Handler) as host:
-        yield host
 
 

@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,10 +26,12 @@ from typing import Any
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from standins import stalled_tcp, stalled_unix
 from support.clusters_api import ClustersApi, isolate_databricks_config
 
 from dcs_magic import pipeline
-from dcs_magic.cli import main as dcs_main, parse_seconds
+from dcs_magic.cli import main as dcs_main
+from dcs_magic.cli import parse_seconds
 from dcs_magic.errors import (
     ApiError,
     ContextError,
@@ -52,8 +53,6 @@ from dcs_magic.progress import BuildState
 from dcs_magic.spec import ClusterSpec
 from dcs_magic.template import render
 from dcs_magic.workspace import Workspace
-
-from standins import http_answer, stalled_tcp, stalled_unix
 
 GOOD_DOCKERFILE = "FROM dcs-test/busybox:1\nRUN echo ok\n"
 
@@ -407,7 +406,7 @@ def test_registry_faults_are_push_errors(kind: str, words: str, docker_client: A
                                          docker_cleanup: Any) -> None:
     from contextlib import nullcontext
 
-    from support.registry import rate_limited_registry
+    from support.registry import http_answer, rate_limited_registry
 
     servers = {
         "down": nullcontext("127.0.0.1:9"),  # the discard port: nothing listens there

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import comm
 import docker.errors
 import pytest
-from support.comms import RecordingComm
+from support.cleanup import remove_step_images
+from support.comms import RecordingComm, record_comms
 from support.recorder import Recorder
 
 import dcs_magic
@@ -32,17 +32,6 @@ def make_context(root: Path, dockerfile: str, files: dict[str, str] | None = Non
     for name, text in (files or {}).items():
         (root / name).write_text(text)
     return root
-
-
-def remove_step_images(client: Any, log_path: str | Path) -> None:
-    """A failed or interrupted build leaves its finished steps' images (build cache) behind."""
-    ids = re.findall(r"^ ---> ([0-9a-f]{12})$", Path(log_path).read_text(), flags=re.MULTILINE)
-    for image_id in reversed(ids):  # children before parents
-        try:
-            if not client.api.inspect_image(image_id).get("RepoTags"):
-                client.api.remove_image(image_id)
-        except docker.errors.APIError:
-            pass  # gone already, or a tagged/used image we must not touch
 
 
 
@@ -330,7 +319,7 @@ def test_background_failure_and_cancel(tmp_path: Path, busybox_image: str, docke
 
 def test_twenty_thousand_log_lines_stay_throttled(tmp_path: Path, busybox_image: str,
                                                   monkeypatch: pytest.MonkeyPatch, tag: str) -> None:
-    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+    record_comms(monkeypatch)
     widget = ProgressWidget(kind="build", title="flood")
     assert isinstance(widget.comm, RecordingComm)
     context = make_context(tmp_path / "ctx", (f"FROM {busybox_image}\n"

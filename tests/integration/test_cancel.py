@@ -18,6 +18,7 @@ from typing import Any
 
 import docker.errors
 import pytest
+from support.cleanup import remove_step_images
 from support.registry import stalling_proxy
 
 import dcs_magic
@@ -61,17 +62,6 @@ def make_context(root: Path, *steps: str, base: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "Dockerfile").write_text("\n".join([f"FROM {base}", *steps]) + "\n")
     return root
-
-
-def remove_step_images(client: Any, context: Path) -> None:
-    """An interrupted build leaves its finished steps' images (build cache) behind."""
-    for log in (context / ".dcs").glob("build-*.log"):
-        for image_id in reversed(re.findall(r"^ ---> ([0-9a-f]{12})$", log.read_text(), flags=re.MULTILINE)):
-            try:
-                if not client.api.inspect_image(image_id).get("RepoTags"):
-                    client.api.remove_image(image_id)
-            except docker.errors.APIError:
-                pass
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ line in the cell is shown with a display id and replaced when the job ends.
 from __future__ import annotations
 
 import _thread
-import re
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import docker.errors
 import pytest
 from IPython.utils.capture import capture_output
+from support.cleanup import remove_step_images
 
 from dcs_magic.pipeline import Cancelled, Job
 
@@ -52,16 +52,6 @@ def interrupt_when_the_step_runs(client: Any, known: set[str]) -> threading.Thre
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
-
-
-def remove_step_images(client: Any, directory: Path) -> None:
-    for log in directory.glob("**/.dcs/build-*.log"):
-        for image_id in reversed(re.findall(r"^ ---> ([0-9a-f]{12})$", log.read_text(), flags=re.MULTILINE)):
-            try:
-                if not client.api.inspect_image(image_id).get("RepoTags"):
-                    client.api.remove_image(image_id)
-            except docker.errors.APIError:
-                pass
 
 
 def test_interrupted_foreground_build_shows_one_line(shell: Any, dcs_magics: Any, busybox_image: str,

@@ -16,8 +16,10 @@ names from `unique()` and register them with `add()`; the sweep is the safety ne
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
+from pathlib import Path
 
 import docker
 from docker.errors import APIError, NotFound
@@ -114,3 +116,19 @@ class DockerCleanup:
         if errors:
             raise RuntimeError("could not remove what the test made:\n" + "\n".join(errors))
         return removed
+
+
+def remove_step_images(client: docker.DockerClient, where: str | Path) -> None:
+    """A failed or interrupted build leaves its finished steps' images (build cache) behind:
+    remove the untagged ones named in the build log `where`, or in every build log under the
+    directory `where` (`**/.dcs/build-*.log`)."""
+    path = Path(where)
+    logs = sorted(path.glob("**/.dcs/build-*.log")) if path.is_dir() else [path]
+    for log in logs:
+        ids = re.findall(r"^ ---> ([0-9a-f]{12})$", log.read_text(), flags=re.MULTILINE)
+        for image_id in reversed(ids):  # children before parents
+            try:
+                if not client.api.inspect_image(image_id).get("RepoTags"):
+                    client.api.remove_image(image_id)
+            except APIError:
+                pass  # gone already, or a tagged/used image we must not touch

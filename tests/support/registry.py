@@ -15,12 +15,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import requests
 
-__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "StallingProxy", "rate_limited_registry", "serve_http",
+__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "StallingProxy", "http_answer", "rate_limited_registry", "serve_http",
            "stalling_proxy", "start_registry", "write_htpasswd"]
 
 # Without these the registry may answer with a converted (schema 1) manifest, whose digest
@@ -237,21 +237,24 @@ def serve_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[st
 
 
 @contextmanager
-def rate_limited_registry() -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 answering every request 429, like a rate-limited registry.
-
-    Yields its `127.0.0.1:PORT`; stops the server on exit.
-    """
-    body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "pull rate limit"}]}).encode()
+def http_answer(status: int, body: bytes, content_type: str,
+                headers: dict[str, str] | None = None) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 answering every request (any method) STATUS with BODY
+    (and HEADERS); yields its "127.0.0.1:PORT" and stops it on exit."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self) -> None:
-            self.send_response(429)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Retry-After", "60")
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer
 
@@ -260,6 +263,13 @@ def rate_limited_registry() -> Iterator[str]:
 
     with serve_http(Handler) as host:
         yield host
+
+
+def rate_limited_registry() -> AbstractContextManager[str]:
+    """A real HTTP server on 127.0.0.1 answering every request 429, like a rate-limited registry
+    (`with rate_limited_registry() as host:`)."""
+    body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "pull rate limit"}]}).encode()
+    return http_answer(429, body, "application/json", {"Retry-After": "60"})
 
 
 class StallingProxy:

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from support.recorder import Recorder
 
 from dcs_magic.pipeline import Cancelled, CancelToken, _Reporter, _run_stoppable
 from dcs_magic.progress import BuildState
@@ -62,22 +63,10 @@ def test_interrupt_of_the_main_thread_cancels_the_worker() -> None:
     assert _run_stoppable(CancelToken(), lambda: "result") == "result"
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.updates: list[dict] = []
-        self.closed: list[dict] = []
-
-    def update(self, snapshot: dict) -> None:
-        self.updates.append(snapshot)
-
-    def close(self, snapshot: dict) -> None:
-        self.closed.append(snapshot)
-
-
 @pytest.mark.parametrize("end", ["cancel", "fail"])
 def test_the_outcome_is_sent_once_by_close(end: str) -> None:
     """13.17: an update() with the final status followed by close() printed it twice."""
-    sink = Sink()
+    sink = Recorder()
     reporter = _Reporter(BuildState(title="x"), sink, interval=0)
     reporter.apply({"stream": "Step 1/2 : FROM busybox\n"})
     if end == "cancel":

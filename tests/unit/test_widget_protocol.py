@@ -10,10 +10,9 @@ import json
 import time
 from collections.abc import Iterator
 
-import comm
 import ipywidgets
 import pytest
-from support.comms import RecordingComm
+from support.comms import record_comms
 
 from dcs_magic import widgets
 from dcs_magic.progress import BuildState, PushState
@@ -223,7 +222,7 @@ def test_a_foreground_stop_needs_no_message(make_widget) -> None:
 
 
 def test_comm_open_is_small_and_the_code_and_layout_are_shared(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(comm, "create_comm", RecordingComm)
+    record_comms(monkeypatch)
     monkeypatch.setattr(FrontEndModule, "_shared", None)
     monkeypatch.setattr(FrontEndModule, "_layout", None)
     first, second = ProgressWidget("build", "a"), ProgressWidget("push", "b")
