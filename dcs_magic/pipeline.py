@@ -228,14 +228,8 @@ class _Reporter:
         cancel check and one throttle check; the log lines they completed."""
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled(f"{self.state.kind.capitalize()} cancelled")
-        apply = self.state.apply
         with self._lock:
-            if len(events) == 1:
-                lines = apply(events[0])
-            else:
-                lines = []
-                for event in events:
-                    lines += apply(event)
+            lines = self.state.apply_many(events)
             self._changed()
         return lines
 

@@ -367,6 +367,17 @@ class _StreamState:
         self.started_at = time.time()
         self._rate = _RateMeter()
 
+    def apply(self, event: dict) -> list[str]:  # pragma: no cover - each state has its own
+        raise NotImplementedError
+
+    def apply_many(self, events: Iterable[dict]) -> list[str]:
+        """`apply` each event in order; the log lines they completed, together."""
+        apply = self.apply
+        lines: list[str] = []
+        for event in events:
+            lines += apply(event)
+        return lines
+
     @property
     def failed(self) -> bool:
         return self.status == "failed"
@@ -508,14 +519,6 @@ class BuildState(_StreamState):
             self.image_id = str(aux["ID"])
         for line in lines:
             self._take_line(line)
-        return lines
-
-    def apply_many(self, events: Iterable[dict]) -> list[str]:
-        """`apply` each event in order; the log lines they completed, together."""
-        apply = self.apply
-        lines: list[str] = []
-        for event in events:
-            lines += apply(event)
         return lines
 
     def finish(self) -> list[str]:
