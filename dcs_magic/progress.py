@@ -204,6 +204,13 @@ class LogTail:
         # (a deque with maxlen 0 keeps nothing: no test of max_lines needed)
         self._lines.append(line if len(line) * 4 <= self.line_bytes else clip_line(line, self.line_bytes))
 
+    def extend(self, lines: list[str]) -> None:
+        """`append` each of `lines` (one length test for them all when none is long)."""
+        self.count += len(lines)
+        limit = self.line_bytes
+        self._lines.extend(lines if max(map(len, lines), default=0) * 4 <= limit else
+                           [clip_line(line, limit) for line in lines])
+
     def _kept(self) -> list[str]:
         """The lines kept: the newest ones that fit in `max_bytes` (UTF-8, a newline each)."""
         if self._view is None or self._view_count != self.count:
@@ -495,10 +502,7 @@ class BuildState(_StreamState):
                                        or "Removing intermediate container " in chunk):
                 # Several lines of a step's own output (no builder line can hide among them):
                 # no per-line work but the tail's clipping test.
-                tail = self.log_tail
-                tail.count += len(lines)
-                tail._lines.extend(lines if max(map(len, lines)) * 4 <= tail.line_bytes else
-                                   [clip_line(line, tail.line_bytes) for line in lines])
+                self.log_tail.extend(lines)
                 self.step_output.extend(filter(None, lines))  # right-stripped: "" is a blank line
                 return lines
             take = self._take_line
