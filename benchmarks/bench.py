@@ -196,8 +196,8 @@ class Bench:
 # kernel, and the raw docker-py side imports docker first too): dcs-magic imports its engine
 # adapter (docker, requests) lazily, on the first build, so the children import it up front.
 DCS_BUILD = """
-import json, sys, time, dcs_magic, dcs_magic.engine, dcs_magic.pipeline
-from dcs_magic.widgets import ProgressWidget
+import json, sys, time, dcs_magic, dcs_magic.adapters.engine, dcs_magic.ops.pipeline
+from dcs_magic.jupyter.widgets import ProgressWidget
 sink = ProgressWidget()
 started = time.perf_counter()
 dcs_magic.build(sys.argv[1], tags=[sys.argv[2]], no_cache=sys.argv[3] == "1", progress=sink)
@@ -212,15 +212,15 @@ for _ in api.build(path=sys.argv[1], tag=sys.argv[2], nocache=sys.argv[3] == "1"
 print(json.dumps({"inner_s": time.perf_counter() - started}))
 """
 DCS_PUSH = """
-import json, sys, time, dcs_magic, dcs_magic.engine, dcs_magic.pipeline
-from dcs_magic.widgets import ProgressWidget
+import json, sys, time, dcs_magic, dcs_magic.adapters.engine, dcs_magic.ops.pipeline
+from dcs_magic.jupyter.widgets import ProgressWidget
 sink = ProgressWidget(kind="push")
 started = time.perf_counter()
 dcs_magic.push(sys.argv[1], progress=sink)
 print(json.dumps({"inner_s": time.perf_counter() - started}))
 """
 DCS_CHECK = """
-import json, sys, time, dcs_magic, dcs_magic.engine, dcs_magic.checks
+import json, sys, time, dcs_magic, dcs_magic.adapters.engine, dcs_magic.ops.check
 started = time.perf_counter()
 dcs_magic.check(sys.argv[1])
 print(json.dumps({"inner_s": time.perf_counter() - started}))
@@ -350,7 +350,7 @@ def case_startup(b: Bench) -> list[Result]:
 
 
 def case_reducer(b: Bench) -> list[Result]:
-    from dcs_magic.progress import BuildState, PushState
+    from dcs_magic.model.progress import BuildState, PushState
     fixtures = REPO / "tests" / "unit" / "fixtures"
     build_events = [json.loads(line) for line in (fixtures / "build_ok.jsonl").read_text().splitlines() if line]
     push_events = [json.loads(line) for line in (fixtures / "push_new.jsonl").read_text().splitlines() if line]
@@ -522,7 +522,7 @@ def case_launch(b: Bench) -> list[Result]:
     b.made.append(ref)
     for _ in b.client.api.push(ref, stream=True, decode=True):
         pass
-    from dcs_magic.checks import probe_script
+    from dcs_magic.ops.check import probe_script
 
     late: list[float] = []
     ours: list[float] = []

@@ -6,6 +6,7 @@ this file and `_version` (no `typing`, no `__future__`: a fresh interpreter pays
 module) and loading the extension stays cheap.
 """
 
+import sys
 from importlib import import_module
 
 from ._version import __version__
@@ -15,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-    from .checks import check
+    from .adapters.workspace import Workspace
     from .errors import (
         ApiError,
         BuildError,
@@ -30,10 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
         SpecError,
         TemplateError,
     )
-    from .pipeline import build, push
-    from .results import BuildResult, CheckItem, CheckReport, PushResult
-    from .spec import ClusterSpec
-    from .workspace import Workspace
+    from .model.results import BuildResult, CheckItem, CheckReport, PushResult
+    from .model.spec import ClusterSpec
+    from .ops.check import check
+    from .ops.pipeline import build, push
 
 __all__ = [
     "ApiError",
@@ -67,12 +68,12 @@ _ERRORS = ("ApiError", "BuildError", "ClusterError", "ConfigError", "ContextErro
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY = {
     **dict.fromkeys(_ERRORS, ".errors"),
-    **dict.fromkeys(("BuildResult", "CheckItem", "CheckReport", "PushResult"), ".results"),
-    "ClusterSpec": ".spec",
-    "Workspace": ".workspace",
-    "build": ".pipeline",
-    "push": ".pipeline",
-    "check": ".checks",
+    **dict.fromkeys(("BuildResult", "CheckItem", "CheckReport", "PushResult"), ".model.results"),
+    "ClusterSpec": ".model.spec",
+    "Workspace": ".adapters.workspace",
+    "build": ".ops.pipeline",
+    "push": ".ops.pipeline",
+    "check": ".ops.check",
 }
 
 
@@ -91,7 +92,7 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: "Any") -> None:
     """`%load_ext dcs_magic`: register DcsMagics and make `%config DcsMagics.x` work."""
-    from .magics import DcsMagics
+    from .jupyter.magics import DcsMagics
 
     magics = DcsMagics(shell=ipython)
     ipython.register_magics(magics)
@@ -99,9 +100,55 @@ def load_ipython_extension(ipython: "Any") -> None:
 
 def unload_ipython_extension(ipython: "Any") -> None:
     """`%unload_ext dcs_magic`: drop the magics' configurable and restore the exception handler."""
-    from .magics import DcsMagics
+    from .jupyter.magics import DcsMagics
 
     for magics in list(ipython.configurables):
         if isinstance(magics, DcsMagics):
             ipython.configurables.remove(magics)
             magics.close()
+
+
+# The flat layout of 0.x, module by module: `import dcs_magic.spec` still works for one release
+# and warns where the module went (docs/architecture.md has the layers).
+_MOVED = {
+    "checks": "ops.check", "context": "ops.context", "credentials": "model.credentials",
+    "dockerfile": "model.dockerfile", "doctor": "ops.doctor", "engine": "adapters.engine",
+    "exports": "model.exports", "imageref": "model.imageref", "jobs": "model.jobs",
+    "launch": "jupyter.launch", "lock": "ops.lock", "magics": "jupyter.magics",
+    "notebook": "ops.notebook", "parity": "model.parity", "pipeline": "ops.pipeline",
+    "progress": "model.progress", "recipe": "ops.recipe", "results": "model.results",
+    "runtime": "model.runtime", "spec": "model.spec", "tarstream": "adapters.tarstream",
+    "template": "model.template", "terminal": "cli.terminal", "widgets": "jupyter.widgets",
+    "workspace": "adapters.workspace",
+}
+
+
+class _MovedModules:
+    """A meta path finder for the old module paths: the old name becomes an alias of the new
+    module (the same object, so patches and isinstance checks agree) with a DeprecationWarning."""
+
+    @classmethod
+    def find_spec(cls, fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
+        package, _, name = fullname.rpartition(".")
+        if package != __name__ or name not in _MOVED:
+            return None
+        from importlib.util import spec_from_loader
+
+        return spec_from_loader(fullname, cls)  # type: ignore[arg-type]
+
+    @staticmethod
+    def create_module(spec: "Any") -> "Any":
+        import warnings
+
+        new = f"{__name__}.{_MOVED[spec.name.rpartition('.')[2]]}"
+        warnings.warn(f"{spec.name} has moved to {new}; import it from there (the old path will be "
+                      "removed in the next release)", DeprecationWarning, stacklevel=2)
+        return import_module(new)
+
+    @staticmethod
+    def exec_module(module: "Any") -> None:
+        """The module was executed under its new name."""
+
+
+if not any(isinstance(finder, type) and finder.__name__ == "_MovedModules" for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModules)

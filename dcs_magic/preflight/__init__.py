@@ -25,7 +25,7 @@ from .launcher import LABEL, secret_variable
 from .server import SPARK_VERSIONS, LocalWorkspaceServer
 
 if TYPE_CHECKING:
-    from ..workspace import Workspace
+    from ..adapters.workspace import Workspace
 
 __all__ = ["LABEL", "SPARK_VERSIONS", "LocalWorkspaceServer", "ensure_server", "local_workspace",
            "secret_variable"]
@@ -51,7 +51,7 @@ def local_workspace(**kwargs: Any) -> Workspace:
 
     The `dcs_magic.workspaces` entry point `local`: what `Workspace.local(**kwargs)` returns.
     """
-    from ..workspace import Workspace
+    from ..adapters.workspace import Workspace
 
     host, token = ensure_server()
     # Polling a server on this machine is cheap: a state change is seen within 0.1 s.

@@ -39,10 +39,10 @@ import time
 import weakref
 from typing import Any, Protocol
 
-from ..checks import OS_ITEMS, check, parse_runtime
-from ..engine import Engine, ExecResult, StreamError, connect, remove_held_containers
+from ..adapters.engine import Engine, ExecResult, StreamError, connect, remove_held_containers
 from ..errors import DcsError, EngineError
-from ..spec import is_secret_reference
+from ..model.spec import is_secret_reference
+from ..ops.check import OS_ITEMS, check, parse_runtime
 from .store import NODE_TYPE_ID, Cluster, Store, now_ms
 
 __all__ = ["DOCKER_TIMEOUT_S", "LABEL", "JobTask", "Launcher", "Terminate", "runtime_of", "secret_variable",

@@ -26,7 +26,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..jobs import SubmittedTask, notebook_code, task_command, task_outcome
+from ..model.jobs import SubmittedTask, notebook_code, task_command, task_outcome
 from .launcher import (
     DOCKER_TIMEOUT_S,
     Launcher,
@@ -38,7 +38,7 @@ from .launcher import (
 from .store import Cluster, Run, Store
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..adapters.engine import Engine
 
 __all__ = ["CANCEL_MESSAGE", "TASK_DIR", "RunTask"]
 

@@ -28,11 +28,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .. import runtime
 from ..errors import SpecError, UsageError
-from ..imageref import parse_reference
-from ..jobs import read_submit
-from ..spec import ClusterSpec
+from ..model import runtime
+from ..model.imageref import parse_reference
+from ..model.jobs import read_submit
+from ..model.spec import ClusterSpec
 from . import pages
 from .http import Answer, ApiFailure, JsonApiServer, Request
 from .launcher import LABEL, Launcher, Terminate, dbfs_key, workspace_key

@@ -51,8 +51,8 @@ def _scripted_push_cell(reference: str) -> str:
     """A push widget fed with push events of the engine's shape, left mid-push: two 10 kB
     layers pushed, 79 kB of a 280 kB layer sent (99 of 300 kB: 33%, by layers it would be 76%)."""
     return f"""
-from dcs_magic.progress import PushState
-from dcs_magic.widgets import progress_sink
+from dcs_magic.model.progress import PushState
+from dcs_magic.jupyter.widgets import progress_sink
 state = PushState({reference!r})
 sink = progress_sink("push", "widget", title=state.reference)
 for layer, size in (("aaaaaaaaaaaa", 10_000), ("bbbbbbbbbbbb", 10_000), ("cccccccccccc", 280_000)):
@@ -231,7 +231,7 @@ def test_reopened_notebook_without_widget_state_shows_each_outcome(
 
 
 def test_widget_code_loads_once_per_page_also_after_a_reload(page, notebook, notebook_dir, screenshot):
-    from dcs_magic.widgets import asset_path, compact_source
+    from dcs_magic.jupyter.widgets import asset_path, compact_source
 
     cells = ["%load_ext dcs_magic"] + [_scripted_push_cell(f"127.0.0.1:5000/dcs-test/once-{i}:1")
                                        for i in range(3)]
@@ -266,8 +266,8 @@ def test_widget_code_loads_once_per_page_also_after_a_reload(page, notebook, not
 
 _BACKGROUND_RUN = """
 import threading
-from dcs_magic.progress import BuildState
-from dcs_magic.widgets import progress_sink
+from dcs_magic.model.progress import BuildState
+from dcs_magic.jupyter.widgets import progress_sink
 state = BuildState("bg")
 sink = progress_sink("build", "widget", title="bg", foreground=False)
 stopped = threading.Event()

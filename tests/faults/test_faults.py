@@ -29,9 +29,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 from standins import stalled_tcp, stalled_unix
 from support.clusters_api import ClustersApi, isolate_databricks_config
 
-from dcs_magic import pipeline
-from dcs_magic.cli import main as dcs_main
-from dcs_magic.cli import parse_seconds
+from dcs_magic.adapters.workspace import Workspace
+from dcs_magic.cli.commands import main as dcs_main
+from dcs_magic.cli.commands import parse_seconds
 from dcs_magic.errors import (
     ApiError,
     ContextError,
@@ -48,11 +48,11 @@ from dcs_magic.errors import (
     Unauthenticated,
     UsageError,
 )
-from dcs_magic.notebook import read_notebook
-from dcs_magic.progress import BuildState
-from dcs_magic.spec import ClusterSpec
-from dcs_magic.template import render
-from dcs_magic.workspace import Workspace
+from dcs_magic.model.progress import BuildState
+from dcs_magic.model.spec import ClusterSpec
+from dcs_magic.model.template import render
+from dcs_magic.ops import pipeline
+from dcs_magic.ops.notebook import read_notebook
 
 GOOD_DOCKERFILE = "FROM dcs-test/busybox:1\nRUN echo ok\n"
 
@@ -268,9 +268,8 @@ def test_workspace_error_answers(canned: Any, token_kind: str, klass: type[ApiEr
         if canned:
             path, status, body, headers, times = canned
             api.fail(path, status, _echo(token) if body == "ECHO" else body, headers=headers, times=times)
-        with Workspace(host=api.host, token=token, retries=2, backoff_factor=0) as ws:
-            with pytest.raises(klass) as info:
-                ws.get_cluster("0101-000000-dcstest0")
+        with Workspace(host=api.host, token=token, retries=2, backoff_factor=0) as ws, pytest.raises(klass) as info:
+            ws.get_cluster("0101-000000-dcstest0")
     error = info.value
     assert type(error) is klass or klass is ApiError
     assert words in str(error) and error.hint
@@ -292,18 +291,16 @@ def test_create_answering_a_list_is_an_api_error() -> None:
 def test_create_echoing_the_token_in_an_error_never_carries_it() -> None:
     with ClustersApi() as api:
         api.fail("clusters/create", 400, _echo(api.token))
-        with Workspace(host=api.host, token=api.token, retries=0) as ws:
-            with pytest.raises(ApiError) as info:
-                ws.create_cluster(BODY)
+        with Workspace(host=api.host, token=api.token, retries=0) as ws, pytest.raises(ApiError) as info:
+            ws.create_cluster(BODY)
     text = f"{info.value} {info.value!r} {info.value.args}"
     assert api.token not in text and "Bearer ****" in text
     assert not api.clusters
 
 
 def test_create_read_timeout_says_the_cluster_may_exist() -> None:
-    with stalled_tcp() as (host, stalled):
-        with Workspace(host=host, token="dapi-faults-token-0000", timeout=1, retries=3) as ws:
-            raised = finishes(lambda: ws.create_cluster(BODY), 30)
+    with stalled_tcp() as (host, stalled), Workspace(host=host, token="dapi-faults-token-0000", timeout=1, retries=3) as ws:
+        raised = finishes(lambda: ws.create_cluster(BODY), 30)
     assert isinstance(raised, DeadlineExceeded), repr(raised)
     assert "may have been created" in raised.hint and "dcs-test-faults" in raised.hint
     assert "list_clusters" in raised.hint
@@ -382,7 +379,7 @@ def test_engine_down_names_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_engine_stalled_is_an_engine_error(tmp_path: Path) -> None:
-    from dcs_magic import engine
+    from dcs_magic.adapters import engine
 
     sock = tmp_path / "stalled.sock"
     with stalled_unix(sock):

@@ -25,10 +25,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from dcs_magic.cli import main
-from dcs_magic.credentials import Secret
+from dcs_magic.cli.commands import main
 from dcs_magic.errors import ContextError, LockError, NotebookError, SpecError
-from dcs_magic.lock import (
+from dcs_magic.model.credentials import Secret
+from dcs_magic.model.results import PushResult
+from dcs_magic.model.spec import ClusterSpec, mask_secrets
+from dcs_magic.ops.lock import (
     ImageLock,
     Lock,
     lock_path,
@@ -36,15 +38,13 @@ from dcs_magic.lock import (
     update_lock,
     write_lock,
 )
-from dcs_magic.recipe import (
+from dcs_magic.ops.recipe import (
     build_notebook,
     create_cluster,
     launch_spec,
     render_notebook,
     verify_push,
 )
-from dcs_magic.results import PushResult
-from dcs_magic.spec import ClusterSpec, mask_secrets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC = {"cluster_name": "faults", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
@@ -201,7 +201,7 @@ SECRETS = {"OPENAI_API_KEY": "sk-openai-literal-1", "DB_PASSWD": "db-passwd-lite
 def row_lock_masks_credential_keys(env: Env) -> None:
     from support.clusters_api import ClustersApi, isolate_databricks_config
 
-    from dcs_magic.workspace import Workspace
+    from dcs_magic.adapters.workspace import Workspace
 
     isolate_databricks_config(env.monkeypatch, env.tmp)
     lock_file = sealed_lock(env)
@@ -257,7 +257,7 @@ def row_mask_is_one_function(env: Env) -> None:
 
 WORKER = textwrap.dedent("""
     import sys
-    from dcs_magic.lock import ImageLock, update_lock
+    from dcs_magic.ops.lock import ImageLock, update_lock
     path, name = sys.argv[1], sys.argv[2]
     for round in range(5):
         entry = ImageLock(dockerfile_sha256=str(round) * 64, image_id=f"sha256:{name}-{round}").seal()
@@ -431,7 +431,7 @@ def row_cli_multiline_flag(env: Env) -> None:
 
 MEASURE = textwrap.dedent("""
     import json, sys
-    from dcs_magic.lock import context_files
+    from dcs_magic.ops.lock import context_files
     hashes = context_files(sys.argv[1])
     # VmHWM: this process image's own peak RSS. Not getrusage's ru_maxrss, which on Linux
     # keeps the high-water mark of the (large) pytest process this child was forked from.

@@ -19,9 +19,9 @@ from support.recorder import Recorder
 
 import dcs_magic
 from dcs_magic import BuildError, BuildResult, ContextError, EngineError
-from dcs_magic.engine import _context_tar
-from dcs_magic.pipeline import SHA_LABEL, VERSION_LABEL, Cancelled, Job
-from dcs_magic.widgets import ProgressWidget
+from dcs_magic.adapters.engine import _context_tar
+from dcs_magic.jupyter.widgets import ProgressWidget
+from dcs_magic.ops.pipeline import SHA_LABEL, VERSION_LABEL, Cancelled, Job
 
 pytestmark = pytest.mark.docker
 
@@ -133,7 +133,7 @@ def test_a_cancel_while_the_context_uploads_stops_the_upload(tmp_path: Path, bus
     the next chunk, rather than after the rest of the context (seconds for 400 MB)."""
     import threading
 
-    from dcs_magic.pipeline import CancelToken
+    from dcs_magic.ops.pipeline import CancelToken
 
     context = make_context(tmp_path / "big", f"FROM {busybox_image}\nCOPY small.txt /small.txt\n",
                            {"small.txt": "ok\n"})
@@ -346,7 +346,7 @@ def test_twenty_thousand_log_lines_stay_throttled(tmp_path: Path, busybox_image:
 def test_docker_contexts_pick_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from docker.context import ContextAPI
 
-    from dcs_magic.engine import connect, engine_host
+    from dcs_magic.adapters.engine import connect, engine_host
 
     config = tmp_path / "docker-config"
     config.mkdir()

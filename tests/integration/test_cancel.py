@@ -22,8 +22,8 @@ from support.cleanup import remove_step_images
 from support.registry import stalling_proxy
 
 import dcs_magic
-from dcs_magic.pipeline import Cancelled, Job
-from dcs_magic.widgets import TextProgress
+from dcs_magic.jupyter.widgets import TextProgress
+from dcs_magic.ops.pipeline import Cancelled, Job
 
 pytestmark = pytest.mark.docker
 

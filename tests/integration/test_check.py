@@ -11,7 +11,7 @@ from support.cleanup import DockerCleanup
 from support.images import busybox_rootfs_tar
 
 from dcs_magic import EngineError, check
-from dcs_magic.engine import Engine, connect
+from dcs_magic.adapters.engine import Engine, connect
 from dcs_magic.errors import ImageNotFoundError, UsageError
 
 pytestmark = pytest.mark.docker

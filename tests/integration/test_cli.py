@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from dcs_magic.lock import lock_path, read_lock
+from dcs_magic.ops.lock import lock_path, read_lock
 
 CLI = [sys.executable, "-m", "dcs_magic.cli"]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -17,10 +17,10 @@ from support.clock import FakeTime
 from support.clusters_api import ClustersApi, jobs_state
 
 from dcs_magic import ClusterSpec, SpecError, Workspace
-from dcs_magic.cli import main
-from dcs_magic.doctor import doctor
-from dcs_magic.jobs import RunError, follow_run, submit_body
-from dcs_magic.lock import ImageLock, Lock, lock_path, write_lock
+from dcs_magic.cli.commands import main
+from dcs_magic.model.jobs import RunError, follow_run, submit_body
+from dcs_magic.ops.doctor import doctor
+from dcs_magic.ops.lock import ImageLock, Lock, lock_path, write_lock
 
 PINNED = "registry.example.com/team/app@sha256:" + "b" * 64
 SPEC = ClusterSpec(cluster_name="dcs-test-run", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge",

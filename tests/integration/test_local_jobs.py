@@ -25,9 +25,9 @@ from support.images import build_image, containers_of, push_image
 from support.registry import Registry
 
 from dcs_magic import Workspace
-from dcs_magic.doctor import doctor
-from dcs_magic.jobs import IMAGE_PYTHON, follow_run, submit_body
-from dcs_magic.spec import ClusterSpec
+from dcs_magic.model.jobs import IMAGE_PYTHON, follow_run, submit_body
+from dcs_magic.model.spec import ClusterSpec
+from dcs_magic.ops.doctor import doctor
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

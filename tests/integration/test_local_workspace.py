@@ -269,7 +269,7 @@ def test_invalid_body(ws: Workspace) -> None:
 
 def test_spark_versions_and_node_types_say_local(ws: Workspace) -> None:
     versions = ws.spark_versions()
-    # The supported lines of dcs_magic.runtime, each marked local; 17 and later are Scala 2.13 only.
+    # The supported lines of dcs_magic.model.runtime, each marked local; 17 and later are Scala 2.13 only.
     by_key = {v["key"]: v["name"] for v in versions}
     assert by_key["15.4.x-scala2.12"].startswith("15.4 LTS") and by_key["15.4.x-scala2.12"].endswith("(local preflight)")
     assert "18.x-scala2.13" in by_key and "17.3.x-scala2.13" in by_key and "17.3.x-scala2.12" not in by_key

@@ -36,7 +36,7 @@ def test_installed_package_reads_the_shipped_front_end(wheel: Path, tmp_path: Pa
     """Unpacked as an installed wheel is, the widget finds static/, not the checkout's js/."""
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = "import dcs_magic.widgets as w; print(w.asset_path('progress.js'))"
+    code = "import dcs_magic.jupyter.widgets as w; print(w.asset_path('progress.js'))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                          check=True, capture_output=True, text=True).stdout.strip()
     assert out == str(site / "dcs_magic" / "static" / "progress.js")

@@ -21,8 +21,8 @@ import pytest
 from support.cleanup import DockerCleanup
 
 from dcs_magic import check
-from dcs_magic.cli import main
-from dcs_magic.parity import ParityItem
+from dcs_magic.cli.commands import main
+from dcs_magic.model.parity import ParityItem
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from support.registry import serve_http
 
 import dcs_magic
 from dcs_magic import PushError, PushResult
-from dcs_magic.pipeline import Job
+from dcs_magic.ops.pipeline import Job
 
 pytestmark = pytest.mark.docker
 
@@ -145,7 +145,7 @@ def test_missing_tag_with_registry_down_is_no_local_image(docker_client: Any, bu
 
 
 def test_engine_api_version_comes_from_ping() -> None:
-    from dcs_magic.engine import connect
+    from dcs_magic.adapters.engine import connect
 
     with connect() as engine:
         assert engine.api._version == engine.api.version()["ApiVersion"]
@@ -153,7 +153,7 @@ def test_engine_api_version_comes_from_ping() -> None:
 
 def test_engine_without_version_header_is_asked_for_its_version() -> None:
     """An engine (or proxy) whose /_ping has no API-Version header: /version, as docker-py does."""
-    from dcs_magic.engine import connect
+    from dcs_magic.adapters.engine import connect
 
     asked: list[str] = []
 

@@ -1,4 +1,4 @@
-"""dcs_magic.recipe: what `dcs render/build/launch` do, called from Python (no command line).
+"""dcs_magic.ops.recipe: what `dcs render/build/launch` do, called from Python (no command line).
 
 The build tests use the real engine and registry; the launch tests a real HTTP Clusters API
 server on 127.0.0.1 (tests/support/clusters_api.py).
@@ -15,16 +15,16 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from support.clusters_api import ClustersApi, isolate_databricks_config
 
+from dcs_magic.adapters.workspace import Workspace
 from dcs_magic.errors import LockError, SpecError, UsageError
-from dcs_magic.lock import ImageLock, Lock, lock_path, read_lock, write_lock
-from dcs_magic.recipe import (
+from dcs_magic.model.spec import ClusterSpec
+from dcs_magic.ops.lock import ImageLock, Lock, lock_path, read_lock, write_lock
+from dcs_magic.ops.recipe import (
     build_notebook,
     create_cluster,
     launch_spec,
     render_notebook,
 )
-from dcs_magic.spec import ClusterSpec
-from dcs_magic.workspace import Workspace
 
 PINNED = "registry.example.com/team/app@sha256:" + "a" * 64
 BODY = {"cluster_name": "recipe", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",

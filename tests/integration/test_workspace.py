@@ -25,6 +25,7 @@ from dcs_magic import (
     SpecError,
     Workspace,
 )
+from dcs_magic.adapters.workspace import SDK_PROBE_TIMEOUT_S, api_error, check_host
 from dcs_magic.errors import (
     BadRequest,
     NotFound,
@@ -33,7 +34,6 @@ from dcs_magic.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from dcs_magic.workspace import SDK_PROBE_TIMEOUT_S, api_error, check_host
 
 SPEC = ClusterSpec(cluster_name="dcs-test", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge",
                    num_workers=1, docker_image={"url": "registry.example.com/team/app@sha256:" + "b" * 64},

@@ -11,8 +11,8 @@ from IPython.core.error import UsageError
 
 from dcs_magic import BuildResult, ContextError, PushError, PushResult
 from dcs_magic.errors import UsageError as DcsUsageError
-from dcs_magic.pipeline import SHA_LABEL, Job
-from dcs_magic.widgets import ProgressWidget, TextProgress, progress_sink
+from dcs_magic.jupyter.widgets import ProgressWidget, TextProgress, progress_sink
+from dcs_magic.ops.pipeline import SHA_LABEL, Job
 
 pytestmark = pytest.mark.docker
 
@@ -185,7 +185,7 @@ def test_error_under_a_live_widget_is_one_short_line_and_its_hint() -> None:
     # The widget above shows the step, the error and the last output lines: the cell's error
     # says what failed, not again why (issue 11.5).
     from dcs_magic.errors import BuildError, PushError
-    from dcs_magic.magics import _one_line
+    from dcs_magic.jupyter.magics import _one_line
 
     build = BuildError("Step 3/3 : RUN make && exit 3 failed: The command returned a non-zero code: 3\n"
                        "Full log: /tmp/x.log\nLast output lines:\n    boom", step=3, log_path="/tmp/x.log",

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from dcs_magic.context import ContextFile, Rendered, dockerfile_sha256
 from dcs_magic.errors import ContextError, TemplateError
+from dcs_magic.ops.context import ContextFile, Rendered, dockerfile_sha256
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 BASE = f"databricksruntime/standard:17.3-LTS@{DIGEST}"
@@ -318,7 +318,7 @@ def test_build_without_a_dockerfile_is_a_context_error_before_any_widget(
         shell: Any, dcs_magics: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import IPython.display
 
-    from dcs_magic.widgets import progress_sink
+    from dcs_magic.jupyter.widgets import progress_sink
 
     shown: list[Any] = []
     monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append(a))

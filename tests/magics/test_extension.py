@@ -12,7 +12,7 @@ import pytest
 from IPython.core.error import UsageError as MagicUsageError
 
 import dcs_magic
-from dcs_magic.pipeline import Cancelled
+from dcs_magic.ops.pipeline import Cancelled
 
 CELL_MAGICS = {"dockerfile", "dcs_file", "init_script"}
 LINE_MAGICS = {"dcs_build", "dcs_push", "dcs_check", "dcs_launch"}
@@ -146,7 +146,7 @@ def test_parsers_are_built_on_first_use_and_help_is_intact(shell: Any) -> None:
         "from IPython.core.interactiveshell import InteractiveShell\n"
         "shell = InteractiveShell.instance()\n"
         "shell.run_line_magic('load_ext', 'dcs_magic')\n"
-        "from dcs_magic.magics import DcsMagics\n"
+        "from dcs_magic.jupyter.magics import DcsMagics\n"
         "print(sorted(n for n in ('dockerfile', 'dcs_file', 'init_script', 'dcs_build', 'dcs_push',\n"
         "                         'dcs_check', 'dcs_launch', 'dcs_run') if getattr(DcsMagics, n)._parser))\n"
     )

@@ -10,7 +10,7 @@ import pytest
 from support.clusters_api import ClustersApi, isolate_databricks_config
 
 from dcs_magic import ClusterSpec, ConfigError, SpecError
-from dcs_magic.spec import NamedInitScript
+from dcs_magic.model.spec import NamedInitScript
 
 SCRIPT = "#!/bin/bash\nset -euo pipefail\necho 'hello from init' >> /tmp/init.log\n"
 

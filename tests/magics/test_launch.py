@@ -13,8 +13,8 @@ import pytest
 from ipywidgets.embed import embed_data
 
 from dcs_magic import ClusterSpec, PushResult, SpecError
-from dcs_magic.launch import FormValues, LaunchWidget, parse_key_values
-from dcs_magic.spec import BasicAuth, DockerImage, NamedInitScript
+from dcs_magic.jupyter.launch import FormValues, LaunchWidget, parse_key_values
+from dcs_magic.model.spec import BasicAuth, DockerImage, NamedInitScript
 
 PINNED = "registry.example.com/team/app@sha256:" + "d" * 64
 LITERAL = "hunter2-Literal-Registry-Password"
@@ -311,7 +311,7 @@ def test_save_json_never_writes_a_masked_or_literal_secret(ws, tmp_path, monkeyp
 
 
 def test_default_save_path_is_always_a_new_file(tmp_path):
-    from dcs_magic.launch import default_save_path
+    from dcs_magic.jupyter.launch import default_save_path
 
     assert default_save_path(directory=tmp_path) == tmp_path / "cluster.json"
     (tmp_path / "cluster.json").write_text("{}")
@@ -446,7 +446,7 @@ def test_preview_only_without_a_workspace():
     assert "Preview only: No Databricks workspace host configured" in widget.notice.value
     assert isinstance(widget.controls["spark_version"], ipywidgets.Text)  # no list to pick from: type it
     # No list to pick from and no checked image: the newest LTS line dcs-magic knows.
-    from dcs_magic import runtime
+    from dcs_magic.model import runtime
     newest_lts = [line for line in runtime.LINES if line.lts and line.supported()][-1]
     assert preview_json(widget)["spark_version"] == newest_lts.key
     widget.create()
@@ -564,8 +564,8 @@ def test_unchecked_image_keeps_the_workspaces_first_runtime_and_no_note(ws):
 
 
 def test_default_runtime_without_a_workspace_list():
-    from dcs_magic.launch import default_runtime
-    from dcs_magic import runtime
+    from dcs_magic.jupyter.launch import default_runtime
+    from dcs_magic.model import runtime
     newest_312 = runtime.default_runtime_for("3.12.3")
     assert newest_312 is not None and newest_312.python == "3.12" and newest_312.lts
     assert default_runtime([], "3.12.3") == newest_312.key

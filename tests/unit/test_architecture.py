@@ -92,16 +92,16 @@ def private_sdk_uses(tree: ast.AST) -> list[str]:
 
 def test_the_package_has_modules_to_check() -> None:
     names = {_rel(path) for path in MODULES}
-    assert {"dcs_magic/engine.py", "dcs_magic/checks.py", "dcs_magic/pipeline.py",
-            "dcs_magic/workspace.py", "dcs_magic/preflight/launcher.py"} <= names
+    assert {"dcs_magic/adapters/engine.py", "dcs_magic/ops/check.py", "dcs_magic/ops/pipeline.py",
+            "dcs_magic/adapters/workspace.py", "dcs_magic/preflight/launcher.py"} <= names
 
 
 def test_only_engine_imports_docker() -> None:
     offenders = {_rel(path): mods for path in MODULES
                  if (mods := [m for m in imported_modules(_tree(path)) if m == "docker" or m.startswith("docker.")])
-                 and path.name != "engine.py"}
+                 and path != PACKAGE / "adapters" / "engine.py"}
     assert offenders == {}
-    assert "docker" in imported_modules(_tree(PACKAGE / "engine.py"))
+    assert "docker" in imported_modules(_tree(PACKAGE / "adapters" / "engine.py"))
 
 
 def test_the_docker_scan_finds_a_docker_import() -> None:
@@ -138,7 +138,7 @@ def test_public_sdk_uses_pass_the_scan() -> None:
 
 
 def test_the_client_does_not_import_its_emulator() -> None:
-    tree = _tree(PACKAGE / "workspace.py")
+    tree = _tree(PACKAGE / "adapters" / "workspace.py")
     relative = [("." * node.level) + (node.module or "") for node in ast.walk(tree)
                 if isinstance(node, ast.ImportFrom) and node.level]
     absolute = imported_modules(tree)

@@ -9,8 +9,8 @@ import time
 import pytest
 from support.recorder import Recorder
 
-from dcs_magic.pipeline import Cancelled, CancelToken, _Reporter, _run_stoppable
-from dcs_magic.progress import BuildState
+from dcs_magic.model.progress import BuildState
+from dcs_magic.ops.pipeline import Cancelled, CancelToken, _Reporter, _run_stoppable
 
 
 def test_cancel_runs_callbacks_once_and_late_ones_at_once() -> None:

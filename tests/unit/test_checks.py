@@ -15,7 +15,7 @@ import pytest
 
 from dcs_magic import CheckReport
 from dcs_magic.errors import UsageError
-from dcs_magic.checks import (
+from dcs_magic.ops.check import (
     IMAGE_SIZE_WARN_BYTES,
     ProbeRun,
     check,
@@ -310,7 +310,7 @@ def test_parity_is_not_evaluated_without_the_flag(parity_facts: dict[str, str]) 
 
 
 def test_recorded_base_parity_ranks_pyarrow_major_first(parity_facts: dict[str, str]) -> None:
-    from dcs_magic.parity import ParityItem
+    from dcs_magic.model.parity import ParityItem
 
     rows = parity_rows(parity_facts)
     assert all(isinstance(row, ParityItem) for row in rows)
@@ -388,7 +388,7 @@ def test_image_without_pip_fails_parity_with_the_reason(parity_facts: dict[str, 
     ("1.5.3.post1", "1.5.3", "newer-patch"), ("git", "1.0", "different"),
 ])
 def test_compare_versions(image: str, official: str, status: str) -> None:
-    from dcs_magic.parity import compare_versions
+    from dcs_magic.model.parity import compare_versions
 
     assert compare_versions(image, official) == status
 
@@ -412,8 +412,8 @@ def test_out_of_support_target_line_warns(base: tuple[dict, dict]) -> None:
 
 
 def test_report_python_reads_the_checked_version(base: tuple[dict, dict]) -> None:
-    from dcs_magic import runtime
-    from dcs_magic.checks import report_python
+    from dcs_magic.model import runtime
+    from dcs_magic.ops.check import report_python
 
     facts, attrs = base
     report = CheckReport("img", evaluate(facts, attrs, "18"))  # a mismatch still names the version

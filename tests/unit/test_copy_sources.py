@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dcs_magic.dockerfile import copy_sources, lint, missing_copy_sources
+from dcs_magic.model.dockerfile import copy_sources, lint, missing_copy_sources
 
 DOCKERFILE = """\
 FROM ubuntu:22.04@sha256:""" + "a" * 64 + """

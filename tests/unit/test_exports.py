@@ -1,4 +1,4 @@
-"""Exports (dcs_magic.exports): parsed back with PyYAML, python-hcl2 and json, compared with
+"""Exports (dcs_magic.model.exports): parsed back with PyYAML, python-hcl2 and json, compared with
 the Clusters / Jobs / Policies / Pools API fields, and round-tripped through databricks-sdk types."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import yaml
 from databricks.sdk.service import compute, jobs
 
 from dcs_magic import ClusterSpec, SpecError
-from dcs_magic.exports import (
+from dcs_magic.model.exports import (
     UC_VOLUMES_CONF,
     dump_yaml,
     evaluate_policy,
@@ -20,7 +20,7 @@ from dcs_magic.exports import (
     export_spec,
     policy_definition,
 )
-from dcs_magic.spec import BasicAuth, DockerImage
+from dcs_magic.model.spec import BasicAuth, DockerImage
 
 PINNED = "registry.example.com/team/app@sha256:" + "b" * 64
 REFERENCE = "{{secrets/dcs/registry}}"

@@ -1,4 +1,4 @@
-"""Jobs request builders and run results (dcs_magic.jobs): bodies checked against the
+"""Jobs request builders and run results (dcs_magic.model.jobs): bodies checked against the
 databricks-sdk types, answers read into RunResult / RunError."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from databricks.sdk.service import compute, jobs
 
 from dcs_magic import ClusterSpec, SpecError
 from dcs_magic.errors import UsageError
-from dcs_magic.jobs import (
+from dcs_magic.model.jobs import (
     RunError,
     last_lines,
     notebook_code,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from dcs_magic.errors import LockError
-from dcs_magic.lock import (
+from dcs_magic.model.spec import mask_secrets
+from dcs_magic.ops.lock import (
     ImageLock,
     Lock,
     compare,
@@ -17,7 +18,6 @@ from dcs_magic.lock import (
     read_lock,
     write_lock,
 )
-from dcs_magic.spec import mask_secrets
 
 
 def sha(text: str) -> str:
@@ -148,7 +148,7 @@ def test_a_sealed_entry_verifies_and_any_edit_is_named() -> None:
 
 
 def test_file_sha256_reads_in_chunks_and_matches_hashlib(tmp_path: Path) -> None:
-    from dcs_magic.lock import file_sha256
+    from dcs_magic.ops.lock import file_sha256
 
     data = bytes(range(256)) * 10_000  # several chunks and a partial one
     (tmp_path / "f").write_bytes(data)
@@ -156,7 +156,7 @@ def test_file_sha256_reads_in_chunks_and_matches_hashlib(tmp_path: Path) -> None
 
 
 def test_update_lock_keeps_other_entries_and_leaves_no_temp_file(tmp_path: Path) -> None:
-    from dcs_magic.lock import update_lock
+    from dcs_magic.ops.lock import update_lock
 
     path = tmp_path / "app.dcs.lock.json"
     update_lock(path, lambda lock: lock.images.__setitem__("a", entry().seal()))

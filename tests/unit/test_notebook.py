@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 from dcs_magic.errors import NotebookError
-from dcs_magic.notebook import (
+from dcs_magic.ops.notebook import (
     parse_parameters,
     parse_var,
     parse_vars,

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from support.recorder import Recorder
 
-from dcs_magic import progress
-from dcs_magic.pipeline import _Reporter
-from dcs_magic.progress import (
+from dcs_magic.model import progress
+from dcs_magic.model.progress import (
     BuildState,
     LayerProgress,
     LineJoiner,
@@ -29,6 +28,7 @@ from dcs_magic.progress import (
     format_line,
     human_bytes,
 )
+from dcs_magic.ops.pipeline import _Reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
@@ -374,7 +374,7 @@ def test_format_line_done_and_failed() -> None:
 
 
 def test_core_module_imports_no_docker_or_ipython() -> None:
-    code = ("import sys, dcs_magic.progress; "
+    code = ("import sys, dcs_magic.model.progress; "
             "bad = [m for m in ('docker', 'IPython', 'ipywidgets', 'anywidget', 'requests') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([shutil.which("python") or "python", "-c", code], check=True, cwd=REPO)
@@ -399,7 +399,7 @@ def test_front_end_module_parses_and_formats() -> None:
 
 
 def test_widget_traits_are_the_snapshot_fields() -> None:
-    from dcs_magic.widgets import ProgressWidget
+    from dcs_magic.jupyter.widgets import ProgressWidget
 
     fields = progress.snapshot_fields()
     assert ProgressWidget._display_traits() == fields
@@ -510,7 +510,7 @@ def test_clip_line_counts_what_it_left_out() -> None:
 
 
 def test_static_record_text_and_html() -> None:
-    from dcs_magic.results import ProgressRecord
+    from dcs_magic.model.results import ProgressRecord
 
     state = BuildState("app", label_steps=2)
     replay(state, "build_labels_cached")

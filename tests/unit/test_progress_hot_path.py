@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dcs_magic.progress import BuildState, LineJoiner
+from dcs_magic.model.progress import BuildState, LineJoiner
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXTRA = ["line  \t\n", "  \n", "\x1b[31mred\x1b[0m\n", "bar 10%\rbar 50%\rbar 100%\n", "no newline", "\r\n",

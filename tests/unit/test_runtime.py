@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from dcs_magic import runtime
-from dcs_magic.cli import main
-from dcs_magic.runtime import Version
+from dcs_magic.cli.commands import main
+from dcs_magic.model import runtime
+from dcs_magic.model.runtime import Version
 
 TODAY = date(2026, 12, 1)
 
@@ -219,8 +219,8 @@ def test_no_other_module_keeps_a_runtime_table() -> None:
 @pytest.mark.parametrize("key", ["18.x-scala2.13", "15.4.x-scala2.12", "16.4.x-photon-scala2.12"])
 def test_policy_export_reads_keys_through_runtime(key: str) -> None:
     """exports' runtime regex comes from runtime.parse_version: an `18.x` key keeps its policy."""
-    from dcs_magic import exports
-    from dcs_magic.spec import ClusterSpec
+    from dcs_magic.model import exports
+    from dcs_magic.model.spec import ClusterSpec
 
     spec = ClusterSpec(spark_version=key, num_workers=0,
                        docker_image={"url": "r.example.com/a/b@sha256:" + "0" * 64})

@@ -8,7 +8,7 @@ import pytest
 from databricks.sdk.service import compute
 
 from dcs_magic import ClusterSpec, SpecError
-from dcs_magic.spec import (
+from dcs_magic.model.spec import (
     MASK,
     BasicAuth,
     DockerImage,
@@ -497,13 +497,13 @@ def test_shared_access_mode_hint_offers_single_user_and_the_volumes_conf():
     ("keytab", False), ("spark.sql.shuffle.partitions", False),
 ])
 def test_is_secret_key(key: str, secret: bool) -> None:
-    from dcs_magic.spec import is_secret_key
+    from dcs_magic.model.spec import is_secret_key
 
     assert is_secret_key(key) is secret
 
 
 def test_secret_warnings_name_the_reference_and_skip_references() -> None:
-    from dcs_magic.spec import secret_warnings
+    from dcs_magic.model.spec import secret_warnings
 
     body = {"spark_env_vars": {"DB_PASSWD": "x", "KEEP_TOKEN": "{{secrets/s/k}}", "PLAIN": "y"}}
     assert secret_warnings(body) == [
@@ -512,7 +512,7 @@ def test_secret_warnings_name_the_reference_and_skip_references() -> None:
 
 
 def test_unknown_fields_use_the_sdk_names() -> None:
-    from dcs_magic.spec import known_field_names, unknown_fields
+    from dcs_magic.model.spec import known_field_names, unknown_fields
 
     assert {"remote_disk_throughput", "autotermination_minutes", "docker_image"} <= known_field_names()
     assert unknown_fields({"autotermination_minute": 1, "num_workers": 0, "zzz_qqq": 1}) == [

@@ -7,16 +7,18 @@ import json
 import subprocess
 import sys
 
-from dcs_magic import cli, exports, recipe
+from dcs_magic.cli import commands as cli
+from dcs_magic.model import exports
+from dcs_magic.ops import recipe
 
 # Third-party packages none of the three may import: the engine, HTTP, templates, widgets,
 # the Databricks SDK, and the dcs_magic modules that carry them or the big tables.
 HEAVY = ("docker", "requests", "urllib3", "jinja2", "ipywidgets", "anywidget", "databricks", "yaml",
          "rich", "pygments")
-HEAVY_OWN = ("dcs_magic.pipeline", "dcs_magic.progress", "dcs_magic.widgets", "dcs_magic.engine",
-             "dcs_magic.workspace", "dcs_magic.spec", "dcs_magic.runtime", "dcs_magic.checks",
-             "dcs_magic.template", "dcs_magic.context", "dcs_magic.launch", "dcs_magic.results",
-             "dcs_magic.recipe", "dcs_magic.exports", "dcs_magic.preflight")
+HEAVY_OWN = ("dcs_magic.ops.pipeline", "dcs_magic.model.progress", "dcs_magic.jupyter.widgets", "dcs_magic.adapters.engine",
+             "dcs_magic.adapters.workspace", "dcs_magic.model.spec", "dcs_magic.model.runtime", "dcs_magic.ops.check",
+             "dcs_magic.model.template", "dcs_magic.ops.context", "dcs_magic.jupyter.launch", "dcs_magic.model.results",
+             "dcs_magic.ops.recipe", "dcs_magic.model.exports", "dcs_magic.preflight")
 
 
 def _new_modules(setup: str, code: str) -> list[str]:
@@ -39,9 +41,9 @@ def test_import_loads_only_the_package_itself() -> None:
 def test_lazy_names_import_only_their_module() -> None:
     added = _new_modules("", "from dcs_magic import BuildError, DcsError")
     assert "dcs_magic.errors" in added
-    assert not [m for m in added if m.startswith(("dcs_magic.results", "dataclasses", *HEAVY))]
+    assert not [m for m in added if m.startswith(("dcs_magic.model.results", "dataclasses", *HEAVY))]
     added = _new_modules("import dcs_magic", "dcs_magic.CheckReport")
-    assert "dcs_magic.results" in added
+    assert "dcs_magic.model.results" in added
     assert not [m for m in added if m.split(".")[0] in HEAVY]
 
 
@@ -53,7 +55,7 @@ def test_load_ext_imports_no_heavy_module() -> None:
     added = _new_modules(setup, "shell.run_line_magic('load_ext', 'dcs_magic')\n"
                                 "assert 'dcs_build' in shell.magics_manager.magics['line']")
     assert [m for m in added if m.startswith("dcs_magic")] == [
-        "dcs_magic", "dcs_magic._version", "dcs_magic.errors", "dcs_magic.magics"]
+        "dcs_magic", "dcs_magic._version", "dcs_magic.errors", "dcs_magic.jupyter", "dcs_magic.jupyter.magics"]
     assert not [m for m in added if m.split(".")[0] in HEAVY or m.startswith(HEAVY_OWN)]
 
 
@@ -62,7 +64,8 @@ def test_dcs_help_imports_argparse_and_the_cli_only() -> None:
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "try:\n    main(['launch', '--help'])\nexcept SystemExit:\n    pass")
     added = _new_modules("", code)
-    assert [m for m in added if m.startswith("dcs_magic")] == ["dcs_magic", "dcs_magic._version", "dcs_magic.cli"]
+    assert [m for m in added if m.startswith("dcs_magic")] == ["dcs_magic", "dcs_magic._version", "dcs_magic.cli",
+                                                               "dcs_magic.cli.commands"]
     assert not [m for m in added if m.split(".")[0] in HEAVY]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from docker.utils import build as build_utils
 
-from dcs_magic.tarstream import TarStream
+from dcs_magic.adapters.tarstream import TarStream
 
 
 def _context(root: Path) -> list[str]:
@@ -146,8 +146,8 @@ IGNORE_CASES = [
 
 @pytest.mark.parametrize("patterns", IGNORE_CASES)
 def test_walk_selects_what_docker_py_selects(tmp_path: Path, patterns: list[str]) -> None:
-    from dcs_magic.engine import context_rules
-    from dcs_magic.tarstream import walk
+    from dcs_magic.adapters.engine import context_rules
+    from dcs_magic.adapters.tarstream import walk
 
     for name in ["a.py", "b.txt", "x.log", "keep.log", "Dockerfile", ".dockerignore", "A.PY", "c.md",
                  "pkg/__pycache__/m.pyc", "pkg/m.py", "build/out.bin", "docs/README.md",
@@ -161,7 +161,7 @@ def test_walk_selects_what_docker_py_selects(tmp_path: Path, patterns: list[str]
 
 
 def test_a_bad_dockerignore_is_a_context_error_saying_what_to_fix(tmp_path: Path) -> None:
-    from dcs_magic.engine import context_paths
+    from dcs_magic.adapters.engine import context_paths
     from dcs_magic.errors import ContextError
 
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
@@ -176,7 +176,7 @@ def test_a_bad_dockerignore_is_a_context_error_saying_what_to_fix(tmp_path: Path
 
 
 def test_cancelled_ends_the_upload_at_the_next_chunk_and_stops_the_writer(tmp_path: Path) -> None:
-    from dcs_magic.tarstream import UploadCancelled
+    from dcs_magic.adapters.tarstream import UploadCancelled
 
     files = _context(tmp_path)
     cancel = threading.Event()
@@ -192,7 +192,7 @@ def test_cancelled_ends_the_upload_at_the_next_chunk_and_stops_the_writer(tmp_pa
 
 def test_the_read_and_copy_path_writes_the_same_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where os.readv is missing (Windows) contents are read, then copied: same bytes."""
-    from dcs_magic import tarstream
+    from dcs_magic.adapters import tarstream
 
     files = _context(tmp_path)
     fast = b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024))

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from dcs_magic.errors import TemplateError
-from dcs_magic.template import render, template_context
+from dcs_magic.model.template import render, template_context
 
 PY3_PIP = "/databricks/python3/bin/pip"
 PY3_PYTHON = "/databricks/python3/bin/python3"

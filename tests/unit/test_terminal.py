@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dcs_magic.progress import BuildState, PushState
-from dcs_magic.results import CheckItem, CheckReport
-from dcs_magic.terminal import TerminalProgress, print_check_report, progress_sink
+from dcs_magic.cli.terminal import TerminalProgress, print_check_report, progress_sink
+from dcs_magic.model.progress import BuildState, PushState
+from dcs_magic.model.results import CheckItem, CheckReport
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -14,9 +14,9 @@ import ipywidgets
 import pytest
 from support.comms import record_comms
 
-from dcs_magic import widgets
-from dcs_magic.progress import BuildState, PushState
-from dcs_magic.widgets import FrontEndModule, ProgressWidget
+from dcs_magic.jupyter import widgets
+from dcs_magic.jupyter.widgets import FrontEndModule, ProgressWidget
+from dcs_magic.model.progress import BuildState, PushState
 
 
 class _Sent(list):

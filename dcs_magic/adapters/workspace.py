@@ -38,8 +38,8 @@ from databricks.sdk.core import Config
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ._version import __version__
-from .errors import (
+from .._version import __version__
+from ..errors import (
     ApiError,
     BadRequest,
     ClusterError,
@@ -56,7 +56,7 @@ from .errors import (
     Unauthenticated,
     api_error_class,
 )
-from .spec import ClusterSpec, upload_destination
+from ..model.spec import ClusterSpec, upload_destination
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
@@ -637,7 +637,7 @@ class Workspace:
         """jobs/runs/submit a one-time run of a Python file or a notebook on a job cluster made
         from `spec` (validated like create_cluster: SpecError before any request); return the
         run_id. `body` sends a ready runs/submit body (from jobs.submit_body) instead."""
-        from .jobs import submit_body
+        from ..model.jobs import submit_body
 
         if body is None and spec is None:
             raise SpecError("submit_run needs a cluster spec (or a ready runs/submit body)", field=None,
@@ -673,7 +673,7 @@ class Workspace:
         answer, whatever its result_state (read it with jobs.run_result). `on_state(run)` is
         called when the state changes. After `timeout_s` a RunError carries the last state
         (the run goes on; wait again or cancel_run)."""
-        from .jobs import FINAL_STATES, RunError
+        from ..model.jobs import FINAL_STATES, RunError
 
         def timed_out(run: dict[str, Any]) -> RunError:
             state = run.get("state") or {}

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import LockError
-from .spec import mask_secrets
+from ..errors import LockError
+from ..model.spec import mask_secrets
 
 __all__ = [
     "LOCK_SUFFIX",
@@ -154,7 +154,7 @@ class ImageLock:
 
 def _repository(reference: str) -> str | None:
     """`host/repo:tag` -> `host/repo` (as the push pinned it); None when it does not parse."""
-    from .imageref import parse_reference
+    from ..model.imageref import parse_reference
 
     try:
         return parse_reference(reference).repository
@@ -294,7 +294,7 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
     Same selection as the build: `.dockerignore` honoured, the private `.dcs/` directory
     (build logs) left out; the Dockerfile is left out too (the lock holds it separately).
     """
-    from .engine import context_paths  # the very matcher the build uses
+    from ..adapters.engine import context_paths  # the very matcher the build uses
 
     root = Path(context_dir)
     hashes = {}

@@ -34,15 +34,15 @@ from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .credentials import Secret, env_password, registry_password, unpinned_warning
-from .errors import ContextError, LockError, SpecError, UsageError
+from ..errors import ContextError, LockError, SpecError, UsageError
+from ..model.credentials import Secret, env_password, registry_password, unpinned_warning
 
 if TYPE_CHECKING:
+    from ..adapters.workspace import Workspace
+    from ..model.spec import ClusterSpec
     from .lock import ImageLock, Lock
     from .notebook import DockerfileCell, Notebook, RenderedContext
     from .pipeline import BuildResult, ProgressSink, PushResult
-    from .spec import ClusterSpec
-    from .workspace import Workspace
 
 __all__ = [
     "DEFAULT_BUILD_ROOT",
@@ -132,8 +132,8 @@ def render_one(notebook: Notebook, name: str | None, *, variables: Mapping[str, 
     (NotebookError) unless `allow_multiline_vars`; an instruction a variable's newline made
     is a lint finding either way.
     """
-    from .dockerfile import injected_instructions
-    from .errors import NotebookError
+    from ..errors import NotebookError
+    from ..model.dockerfile import injected_instructions
     from .notebook import multiline_variables, render_context, resolve_variables
 
     cell = notebook.dockerfile(name)
@@ -252,7 +252,7 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
 
 def _lock_entry(rendered: RenderedContext, build_args: dict[str, str], platform: str,
                 target: str | None) -> ImageLock:
-    from .dockerfile import final_base
+    from ..model.dockerfile import final_base
     from .lock import ImageLock, context_files
 
     base = final_base(rendered.dockerfile, build_args, target) or rendered.base
@@ -263,7 +263,7 @@ def _lock_entry(rendered: RenderedContext, build_args: dict[str, str], platform:
 
 def _base_digest(base: str) -> str | None:
     """The registry digest of the local base image, None when the engine does not have it."""
-    from .engine import connect
+    from ..adapters.engine import connect
 
     with closing(connect()) as engine:
         return engine.repo_digest(base)
@@ -342,7 +342,7 @@ def registry_digest(reference: str, username: str | None = None, password: Secre
     """
     import requests
 
-    from .imageref import parse_reference
+    from ..model.imageref import parse_reference
 
     ref = parse_reference(reference)
     host = ref.registry
@@ -417,7 +417,7 @@ class LaunchPlan:
     @property
     def literal_password(self) -> bool:
         """True when docker_image.basic_auth.password is a literal (not a secret reference)."""
-        from .spec import is_secret_reference
+        from ..model.spec import is_secret_reference
 
         auth = (self.body.get("docker_image") or {}).get("basic_auth") or {}
         password = auth.get("password")
@@ -436,7 +436,7 @@ def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None
     the body is built). A docker_image.url that is a tag, and an unknown field of a spec file
     (SpecError with `strict`), are passed to `warn`.
     """
-    from .spec import ClusterSpec
+    from ..model.spec import ClusterSpec
 
     plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec, strict=strict, warn=warn)
     lock_file, lock_obj, entry_name = _launch_lock(lock, name, image_given=bool(image))
@@ -508,7 +508,7 @@ def _with_image(spec: ClusterSpec, image: str) -> ClusterSpec:
 def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str | None) -> ClusterSpec:
     """docker_image.basic_auth with `username` and the password from variable `password_env`
     (read when the body is built; the spec never holds it)."""
-    from .spec import BasicAuth, DockerImage
+    from ..model.spec import BasicAuth, DockerImage
 
     if password_env:
         env_password(password_env)  # UsageError naming the variable, before anything else
@@ -549,7 +549,7 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
     under credential-like keys are masked in the lock and passed to `warn` with the
     `{{secrets/scope/key}}` reference to use instead.
     """
-    from .workspace import open_workspace
+    from ..adapters.workspace import open_workspace
 
     ws = workspace if workspace is not None else open_workspace(profile, local=local)
     with closing(ws) if workspace is None else nullcontext(ws):
@@ -566,8 +566,8 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
 def _record_cluster(plan: LaunchPlan, warn: Warn | None) -> None:
     """Record the launched body in its lock entry (masked by ImageLock.to_dict, the one
     masking function `spec.mask_secrets`); the entry's content hash does not cover it."""
+    from ..model.spec import secret_warnings
     from .lock import update_lock
-    from .spec import secret_warnings
 
     assert plan.lock_file is not None and plan.name is not None
     name = plan.name

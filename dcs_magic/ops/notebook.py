@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import NotebookError
+from ..errors import NotebookError
 
 __all__ = [
     "ENV_PREFIX",
@@ -248,7 +248,7 @@ def _parse_magic_line(magic: str, line: str, *, where: str) -> Any:
     # The magics module owns the argument definitions; parse with the very same parser.
     from IPython.core.error import UsageError
 
-    from .magics import DcsMagics, parse_magic_line
+    from ..jupyter.magics import DcsMagics, parse_magic_line
 
     try:
         return parse_magic_line(getattr(DcsMagics, magic), line)
@@ -420,8 +420,8 @@ def render_context(notebook: Notebook, name: str | None, variables: Mapping[str,
     Jupyter and `dcs render` write the same bytes. A TemplateError (a missing variable, a
     bad construct) says which cell it came from.
     """
+    from ..errors import TemplateError
     from .context import render_dockerfile, write_file
-    from .errors import TemplateError
 
     cell = notebook.dockerfile(name)
     try:
@@ -445,7 +445,7 @@ def render_context(notebook: Notebook, name: str | None, variables: Mapping[str,
 
 
 def _render_file(item: FileCell, variables: Mapping[str, Any]) -> str:
-    from .template import render
+    from ..model.template import render
 
     return render(item.template, variables, template_name=f"{item.name}/{item.path}")
 

@@ -27,11 +27,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DcsError, UsageError
+from ..errors import DcsError, UsageError
 from .spec import ClusterSpec
 
 if TYPE_CHECKING:  # imported lazily at run time
-    from .workspace import Workspace
+    from ..adapters.workspace import Workspace
 
 __all__ = [
     "FINAL_STATES",

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import Any
 
-from .dockerfile import Finding, lint, missing_copy_sources
-from .errors import ContextError
-from .template import render
+from ..errors import ContextError
+from ..model.dockerfile import Finding, lint, missing_copy_sources
+from ..model.template import render
 
 __all__ = ["ContextFile", "Rendered", "check_buildable", "context_files", "dockerfile_sha256", "highlight_css",
            "render_dockerfile", "validate_name", "write_context_file", "write_file"]

@@ -32,8 +32,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import SpecError
 from . import runtime
-from .errors import SpecError
 from .imageref import parse_reference
 from .spec import ALLOWED_ACCESS_MODES, MASK, ClusterSpec
 

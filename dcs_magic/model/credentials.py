@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .errors import SpecError, UsageError
+from ..errors import SpecError, UsageError
 
 __all__ = ["PIN_HINT_CLI", "PIN_HINT_NOTEBOOK", "Secret", "env_password", "registry_password", "reveal", "unpinned_warning"]
 

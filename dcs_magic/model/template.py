@@ -32,8 +32,8 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from ..errors import TemplateError
 from . import runtime
-from .errors import TemplateError
 
 __all__ = ["render", "template_context"]
 

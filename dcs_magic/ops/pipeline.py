@@ -20,18 +20,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._version import __version__
+from .._version import __version__
+from ..errors import BuildError, ContextError, EngineError, PushError
+from ..model.credentials import Secret, reveal
+from ..model.dockerfile import final_base, secret_build_arg_warnings, with_label_instruction
+from ..model.imageref import parse_reference
+from ..model.progress import BuildState, ProgressSnapshot, PushState, Throttle
+from ..model.results import BuildResult, PushResult
 from .context import dockerfile_sha256
-from .credentials import Secret, reveal
-from .dockerfile import final_base, secret_build_arg_warnings, with_label_instruction
-from .errors import BuildError, ContextError, EngineError, PushError
-from .imageref import parse_reference
-from .progress import BuildState, ProgressSnapshot, PushState, Throttle
-from .results import BuildResult, PushResult
 
 if TYPE_CHECKING:  # imported lazily at run time
-    from .engine import Engine
-    from .imageref import ImageRef
+    from ..adapters.engine import Engine
+    from ..model.imageref import ImageRef
 
 __all__ = ["CancelToken", "Cancelled", "Job", "ProgressSink", "build", "parse_pairs", "push"]
 
@@ -343,7 +343,7 @@ def _build(reporter: _Reporter, state: BuildState, context: Path, token: CancelT
            tags: list[str], name: str,
            build_args: dict[str, str] | None, platform: str, no_cache: bool, pull: bool,
            target: str | None, labels: dict[str, str] | None) -> BuildResult:
-    from . import engine as engine_mod  # docker is imported only when a build starts
+    from ..adapters import engine as engine_mod  # docker is imported only when a build starts
 
     dockerfile = context / "Dockerfile"
     if not dockerfile.is_file():
@@ -647,7 +647,7 @@ def push(reference: str, *, username: str | None = None, password: Secret | str 
 
 def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: list,
           token: CancelToken) -> PushResult:
-    from . import engine as engine_mod
+    from ..adapters import engine as engine_mod
 
     ref = _push_ref(reference)
     tag = ref.tag or "latest"

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from ..errors import SpecError
 from . import runtime
 from .credentials import env_password
-from .errors import SpecError
 from .imageref import parse_reference
 
 __all__ = [

@@ -49,8 +49,8 @@ import anywidget
 import ipywidgets
 import traitlets as t
 
-from .progress import ProgressSnapshot, format_line
-from .results import ProgressRecord
+from ..model.progress import ProgressSnapshot, format_line
+from ..model.results import ProgressRecord
 
 __all__ = ["FrontEndModule", "ProgressWidget", "TextProgress", "asset_path", "has_widget_frontend",
            "kernel_id", "progress_sink"]
@@ -89,7 +89,7 @@ LOG_FLUSH_BYTES = 16 * 1024
 
 def asset_path(name: str) -> Path:
     """`static/NAME` inside the installed package, else the source checkout's `js/NAME`."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for candidate in (package / "static" / name, package.parent / "js" / name):
         if candidate.is_file():
             return candidate

@@ -29,7 +29,7 @@ from IPython.core.magic_arguments import argument
 from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable
 
-from .errors import DcsError
+from ..errors import DcsError
 
 __all__ = ["DcsMagics", "lazy_magic_arguments", "parse_magic_line"]
 
@@ -123,7 +123,7 @@ def _one_line(error: DcsError) -> str:
 def _is_cancelled(error: BaseException) -> bool:
     """Whether ERROR is pipeline.Cancelled. Only the pipeline raises it, so while the pipeline
     is not imported no interrupt can be one (and checking must not import it)."""
-    pipeline = sys.modules.get(f"{__package__}.pipeline")
+    pipeline = sys.modules.get("dcs_magic.ops.pipeline")
     return pipeline is not None and isinstance(error, pipeline.Cancelled)
 
 
@@ -252,7 +252,7 @@ class DcsMagics(Magics, Configurable):
         it as the highlighted Dockerfile with the lint warnings below. `--quiet` hides the
         Dockerfile text but never the warnings.
         """
-        from . import context
+        from ..ops import context
 
         args = parse_magic_line(self.dockerfile, line)
         rendered = context.render_dockerfile(
@@ -273,8 +273,8 @@ class DcsMagics(Magics, Configurable):
         Returns a `ContextFile` (path, size, sha256; `os.fspath()` gives the path), shown as
         one line naming what was written where.
         """
-        from . import context
-        from .template import render
+        from ..model.template import render
+        from ..ops import context
 
         args = parse_magic_line(self.dcs_file, line)
         context.validate_name(args.name)
@@ -297,8 +297,8 @@ class DcsMagics(Magics, Configurable):
         recorded without an upload: the script is baked into the image (e.g. %%dcs_file).
         Returns the kept script (`self.init_scripts[NAME]`).
         """
-        from .spec import NamedInitScript, init_script_info, upload_destination
-        from .workspace import open_workspace
+        from ..adapters.workspace import open_workspace
+        from ..model.spec import NamedInitScript, init_script_info, upload_destination
 
         args = parse_magic_line(self.init_script, line)
         script = NamedInitScript(args.name, cell)
@@ -332,8 +332,8 @@ class DcsMagics(Magics, Configurable):
         """Build NAME's context with the Docker engine, with live progress."""
         from IPython.core.error import UsageError
 
-        from . import pipeline
-        from .context import check_buildable
+        from ..ops import pipeline
+        from ..ops.context import check_buildable
         from .widgets import progress_sink
 
         args = parse_magic_line(self.dcs_build, line)
@@ -374,8 +374,8 @@ class DcsMagics(Magics, Configurable):
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
-        from . import pipeline
-        from .credentials import registry_password
+        from ..model.credentials import registry_password
+        from ..ops import pipeline
         from .widgets import progress_sink
 
         args = parse_magic_line(self.dcs_push, line)
@@ -410,7 +410,7 @@ class DcsMagics(Magics, Configurable):
         as `last_check`. A report that fails is a result, not an error: only a missing image or
         a Docker engine that does not answer raises.
         """
-        from .checks import check
+        from ..ops.check import check
 
         args = parse_magic_line(self.dcs_check, line)
         self.last_check = check(args.image, runtime=args.runtime, parity=args.parity)
@@ -431,9 +431,9 @@ class DcsMagics(Magics, Configurable):
         Returns the LaunchWidget: shown once as the cell's result (after `w = %dcs_launch`,
         show it with `w`).
         """
+        from ..adapters.workspace import open_workspace
+        from ..model.spec import ClusterSpec
         from .launch import LaunchWidget
-        from .spec import ClusterSpec
-        from .workspace import open_workspace
 
         args = parse_magic_line(self.dcs_launch, line)
         base = ClusterSpec.load(args.spec) if args.spec else None
@@ -449,8 +449,8 @@ class DcsMagics(Magics, Configurable):
 
     def _checked_python(self, image: str | None) -> str | None:
         """The Python `%dcs_check` found in `image` (same repository), or None."""
-        from .checks import report_python
-        from .imageref import parse_reference
+        from ..model.imageref import parse_reference
+        from ..ops.check import report_python
 
         report = self.last_check
         if report is None or not image:
@@ -479,10 +479,10 @@ class DcsMagics(Magics, Configurable):
         """Submit a one-time run on a job cluster made from --spec, wait for it, and return the
         `RunResult` (state, output, run page URL). A run that does not succeed raises
         RunError with its exit code and the last lines of its output."""
-        from .exports import export_spec
-        from .jobs import follow_run
-        from .spec import ClusterSpec
-        from .workspace import open_workspace
+        from ..adapters.workspace import open_workspace
+        from ..model.exports import export_spec
+        from ..model.jobs import follow_run
+        from ..model.spec import ClusterSpec
 
         args = parse_magic_line(self.dcs_run, line)
         image = args.image or getattr(self.last_push, "pinned", None)

@@ -46,8 +46,8 @@ from docker.utils import build as build_utils
 from docker.utils import fnmatch as docker_fnmatch
 from requests.sessions import merge_setting
 
-from .errors import BuildError, ContextError, EngineError, ImageNotFoundError, PushError
-from .imageref import parse_reference
+from ..errors import BuildError, ContextError, EngineError, ImageNotFoundError, PushError
+from ..model.imageref import parse_reference
 from .tarstream import Rule, TarStream, walk
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self

@@ -139,7 +139,7 @@ def _python_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityItem]:
 
 
 def _environment_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityItem]:
-    from .checks import java_version  # the one `java -version` parser
+    from ..ops.check import java_version  # the one `java -version` parser
 
     rows = []
     java = java_version(facts.get("version.java", ""))

@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from . import runtime
-from .errors import ClusterError, ConfigError, DcsError, SpecError
-from .spec import (
+from ..errors import ClusterError, ConfigError, DcsError, SpecError
+from ..model import runtime
+from ..model.spec import (
     MASK,
     BasicAuth,
     ClusterSpec,
@@ -55,7 +55,7 @@ from .spec import (
 )
 
 if TYPE_CHECKING:  # imported lazily at run time
-    from .workspace import Workspace
+    from ..adapters.workspace import Workspace
 
 __all__ = ["AUTH_MODES", "FormValues", "LaunchWidget", "default_save_path", "file_body",
            "literal_secrets", "parse_key_values", "secret_literal_keys"]
@@ -393,7 +393,7 @@ def _event_text(event: Mapping[str, Any]) -> str:
 
 def _secret_variables(spec: ClusterSpec) -> list[str]:
     """The local workspace's DCS_SECRET_<SCOPE>_<KEY> variable for each reference in `spec`."""
-    from .preflight import secret_variable
+    from ..preflight import secret_variable
     references: list[str] = []
 
     def walk(value: Any) -> None:
@@ -800,7 +800,7 @@ class LaunchWidget(widgets.VBox):
 
     def _image_notes(self) -> list[str]:
         """A tag (not a digest) can change under the cluster: say so (not an error)."""
-        from .credentials import PIN_HINT_NOTEBOOK, unpinned_warning
+        from ..model.credentials import PIN_HINT_NOTEBOOK, unpinned_warning
 
         note = unpinned_warning("".join(self.controls["image"].value.split()), how=PIN_HINT_NOTEBOOK)
         return [f"Note: {note}."] if note else []
@@ -814,7 +814,7 @@ class LaunchWidget(widgets.VBox):
     def export(self, kind: str = "bundle") -> str | None:
         """Show the form's spec as `kind` (bundle, terraform, policy, pool) and return the text,
         or show why it cannot be exported (a literal password, an invalid spec) and return None."""
-        from .exports import export
+        from ..model.exports import export
 
         try:
             text = export(kind, self.spec)
@@ -826,7 +826,7 @@ class LaunchWidget(widgets.VBox):
 
     def check_workspace(self) -> Any:
         """Workspace readiness (`dcs doctor`): one line with the count, then each failing check."""
-        from .doctor import doctor
+        from ..ops.doctor import doctor
 
         try:
             spec: ClusterSpec | None = self.spec
@@ -1066,6 +1066,6 @@ class LaunchWidget(widgets.VBox):
 
 
 def _cluster_error(info: Mapping[str, Any], url: str | None) -> ClusterError:
-    from .workspace import cluster_error
+    from ..adapters.workspace import cluster_error
 
     return cluster_error(info, url=url)

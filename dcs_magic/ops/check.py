@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from . import runtime as _runtime
-from .errors import EngineError, UsageError
-from .results import CheckItem, CheckReport
-from .runtime import RuntimeLine
+from ..errors import EngineError, UsageError
+from ..model import runtime as _runtime
+from ..model.results import CheckItem, CheckReport
+from ..model.runtime import RuntimeLine
 
 if TYPE_CHECKING:  # the engine (and docker) are imported only when a check runs
-    from .engine import Engine
+    from ..adapters.engine import Engine
 
 __all__ = [
     "DATABRICKS_PYTHON",
@@ -217,7 +217,7 @@ def evaluate(facts: dict[str, str], image_attrs: dict[str, Any],
 
 
 def _parity_items(facts: dict[str, str], line: RuntimeLine | None) -> list[CheckItem]:
-    from .parity import compare
+    from ..model.parity import compare
 
     if line is None:
         python = facts.get("python.version", "")
@@ -555,7 +555,7 @@ def check(image: str, *, runtime: str | None = None, parity: bool = False,
     except ValueError as exc:
         raise UsageError(str(exc), hint="Pass --runtime like 15.4 or 18 (dcs runtimes lists the lines).") from exc
     if engine is None:
-        from .engine import connect
+        from ..adapters.engine import connect
 
         with connect() as own:
             return check(image, runtime=runtime, parity=parity, engine=own, timeout_s=timeout_s)

@@ -25,10 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import ApiError, DcsError
-from .imageref import parse_reference
-from .results import CheckItem, CheckReport
-from .spec import (
+from ..errors import ApiError, DcsError
+from ..model.imageref import parse_reference
+from ..model.results import CheckItem, CheckReport
+from ..model.spec import (
     ClusterSpec,
     dcs_node_types,
     dcs_runtimes,
@@ -37,7 +37,7 @@ from .spec import (
 )
 
 if TYPE_CHECKING:  # imported lazily at run time
-    from .workspace import Workspace
+    from ..adapters.workspace import Workspace
 
 __all__ = ["ENABLE_DCS_HOWTO", "RegistryProbe", "doctor", "probe_registry", "registry_api_url",
            "registry_credentials",
@@ -171,7 +171,7 @@ def _registry_item(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]
 def _runtime_support(key: str) -> str | None:
     """Why containers cannot run on runtime `key`, or None. The one place doctor asks the
     project's runtime knowledge."""
-    from .spec import runtime_refusal
+    from ..model.spec import runtime_refusal
 
     return runtime_refusal(key)
 

@@ -37,7 +37,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from .._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
@@ -78,7 +78,7 @@ def parse_seconds(text: str) -> float:
     """A duration in seconds: a finite number > 0 (`nan`, `inf`, `-5` raise UsageError)."""
     import math
 
-    from .errors import UsageError
+    from ..errors import UsageError
 
     try:
         value = float(text)
@@ -92,7 +92,7 @@ def parse_seconds(text: str) -> float:
 
 def _seconds_arg(text: str) -> float:
     # argparse shows an ArgumentTypeError's text (a plain ValueError only as "invalid value").
-    from .errors import UsageError
+    from ..errors import UsageError
 
     try:
         return parse_seconds(text)
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dcs` console script; returns the exit status."""
     parser = make_parser()
     args = parser.parse_args(argv)  # exits 2 on usage errors, 0 for --help
-    from .errors import DcsError  # after parsing: `--help` imports no library module
+    from ..errors import DcsError  # after parsing: `--help` imports no library module
 
     try:
         return int(args.run(args) or 0)
@@ -265,13 +265,13 @@ def _out(text: str) -> None:
 
 
 def _variables(args: argparse.Namespace) -> dict[str, str]:
-    from .notebook import parse_vars
+    from ..ops.notebook import parse_vars
 
     return parse_vars(args.var)
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from .recipe import render_notebook
+    from ..ops.recipe import render_notebook
 
     rendered = render_notebook(args.notebook, name=args.name, variables=_variables(args), out=args.out,
                                warn=_warn, allow_multiline_vars=args.allow_multiline_vars)
@@ -286,8 +286,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .credentials import registry_password
-    from .recipe import build_notebook
+    from ..model.credentials import registry_password
+    from ..ops.recipe import build_notebook
     from .terminal import progress_sink
 
     # Asked for first: a prompt (or a usage error) comes before any work.
@@ -307,7 +307,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .checks import check
+    from ..ops.check import check
     from .terminal import print_check_report
 
     report = check(args.image, runtime=args.runtime, parity=args.parity)
@@ -331,7 +331,7 @@ def _runtimes_parser(commands: Any) -> argparse.ArgumentParser:
 def _cmd_runtimes(args: argparse.Namespace) -> int:
     import json
 
-    from .runtime import table
+    from ..model.runtime import table
 
     rows = table()
     if args.json:
@@ -354,8 +354,8 @@ def _cmd_runtimes(args: argparse.Namespace) -> int:
 def _cmd_launch(args: argparse.Namespace) -> int:
     import json
 
-    from .errors import SpecError
-    from .recipe import create_cluster, launch_spec
+    from ..errors import SpecError
+    from ..ops.recipe import create_cluster, launch_spec
 
     plan = launch_spec(args.spec, image=args.image, lock=args.lock, name=args.name, username=args.username,
                        password_env=args.password_env, warn=_warn, strict=args.strict)
@@ -387,7 +387,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 
 
 def _cmd_terminate(args: argparse.Namespace) -> int:
-    from .workspace import open_workspace
+    from ..adapters.workspace import open_workspace
 
     with open_workspace(args.profile, local=args.local) as workspace:
         workspace.terminate_cluster(args.cluster_id)
@@ -438,10 +438,10 @@ def _run_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .exports import export_spec
-    from .jobs import follow_run
-    from .spec import ClusterSpec
-    from .workspace import open_workspace
+    from ..adapters.workspace import open_workspace
+    from ..model.exports import export_spec
+    from ..model.jobs import follow_run
+    from ..model.spec import ClusterSpec
 
     spec = export_spec(ClusterSpec.load(args.spec, strict=args.strict, warn=_warn), image=args.image)
     with open_workspace(args.profile, local=args.local) as workspace:
@@ -488,9 +488,9 @@ def _export_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .errors import UsageError
-    from .exports import export, export_spec
-    from .spec import ClusterSpec
+    from ..errors import UsageError
+    from ..model.exports import export, export_spec
+    from ..model.spec import ClusterSpec
 
     if not args.spec and not args.lock:
         raise UsageError("dcs export needs --spec FILE or --lock NOTEBOOK",
@@ -498,7 +498,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     spec = ClusterSpec.load(args.spec, strict=args.strict, warn=_warn) if args.spec else None
     image, recorded = None, None
     if args.lock:
-        from .recipe import read_lock_entry
+        from ..ops.recipe import read_lock_entry
 
         _, lock, name = read_lock_entry(args.lock, args.name)
         image, recorded = lock.images[name].pinned, lock.images[name].cluster
@@ -506,7 +506,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.out:
         from pathlib import Path
 
-        from .context import write_file
+        from ..ops.context import write_file
 
         path = Path(args.out)
         write_file(path.parent, path.name, text)
@@ -531,11 +531,11 @@ def _doctor_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import doctor, unconfigured
-    from .errors import ConfigError
-    from .spec import ClusterSpec
+    from ..adapters.workspace import open_workspace
+    from ..errors import ConfigError
+    from ..model.spec import ClusterSpec
+    from ..ops.doctor import doctor, unconfigured
     from .terminal import print_check_report
-    from .workspace import open_workspace
 
     spec = ClusterSpec.load(args.spec) if args.spec else None
     try:
@@ -548,6 +548,3 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     print_check_report(report, sys.stdout, rich=False)
     return 0 if report.ok else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from .progress import ProgressSnapshot, format_line, human_bytes
-from .results import CheckReport
+from ..model.progress import ProgressSnapshot, format_line, human_bytes
+from ..model.results import CheckReport
 
 __all__ = ["TerminalProgress", "print_check_report", "progress_sink", "use_rich"]
 
