@@ -234,7 +234,7 @@ class ClusterError(DcsError):
 
     def __init__(self, message: str, *, cluster_id: str | None = None, state: str | None = None,
                  termination_code: str | None = None, termination_type: str | None = None,
-                 parameters: dict | None = None, hint: str = "") -> None:
+                 parameters: dict[str, Any] | None = None, hint: str = "") -> None:
         super().__init__(message, hint=hint)
         self.cluster_id = cluster_id
         self.state = state

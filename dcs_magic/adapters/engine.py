@@ -69,7 +69,7 @@ _BROKEN_STREAM_HINT = ("The Docker engine closed the connection or restarted mid
 class StreamError(Exception):
     """An `error` record inside an engine stream. `event` is the record as decoded."""
 
-    def __init__(self, event: dict) -> None:
+    def __init__(self, event: dict[str, Any]) -> None:
         detail = event.get("errorDetail") or {}
         self.event = event
         self.message = str(detail.get("message") or event.get("error") or "unknown engine error").strip()
@@ -225,17 +225,17 @@ class _EventStream:
         self._client = client
         self._response = response
         self._closed = False
-        self._events: Iterator[dict] | None = None
+        self._events: Iterator[dict[str, Any]] | None = None
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         return self
 
-    def __next__(self) -> dict:  # an iterator, as docker-py's generator was
+    def __next__(self) -> dict[str, Any]:  # an iterator, as docker-py's generator was
         if self._events is None:
             self._events = (event for batch in self.batches() for event in batch)
         return next(self._events)
 
-    def batches(self) -> Iterator[list[dict]]:
+    def batches(self) -> Iterator[list[dict[str, Any]]]:
         """Lists of decoded events, one list per read from the engine (never empty)."""
         try:
             fp = _body_file(self._response)
@@ -265,7 +265,7 @@ def _body_file(response: Any) -> Any:
     return fp if fp is not None and hasattr(fp, "read1") else None
 
 
-def _read_batches(fp: Any, read_size: int = _READ_SIZE) -> Iterator[list[dict]]:
+def _read_batches(fp: Any, read_size: int = _READ_SIZE) -> Iterator[list[dict[str, Any]]]:
     """Undo the chunked transfer coding of the body in `fp` and decode its JSON lines.
 
     Yields the events completed by each read. A body that ends before its last (empty)
@@ -326,7 +326,7 @@ def _read_batches(fp: Any, read_size: int = _READ_SIZE) -> Iterator[list[dict]]:
             yield events
 
 
-def _decode_lines(lines: bytes) -> list[dict]:
+def _decode_lines(lines: bytes) -> list[dict[str, Any]]:
     """Newline-separated JSON objects -> events: one `json.loads` of them all as an array
     (a raw newline never occurs inside a JSON value); line by line when that fails."""
     text = lines.rstrip()
@@ -342,13 +342,13 @@ def _decode_lines(lines: bytes) -> list[dict]:
     return events
 
 
-def _split_objects(data: bytes, *, final: bool) -> tuple[list[dict], bytes]:
+def _split_objects(data: bytes, *, final: bool) -> tuple[list[dict[str, Any]], bytes]:
     """JSON objects written back to back (not newline-aligned) -> (events, unparsed rest).
 
     `final`: the rest must be empty, or the stream carried something that is not JSON.
     """
     text = data.decode("utf-8", "replace")
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     pos, end = 0, len(text)
     while True:
         while pos < end and text[pos].isspace():
@@ -518,7 +518,7 @@ class Engine:
                       labels: dict[str, str] | None = None, buildargs: dict[str, str] | None = None,
                       nocache: bool = False, pull: bool = False, target: str | None = None,
                       dockerfile: str = "Dockerfile", dockerfile_bytes: bytes | None = None
-                      ) -> Iterator[list[dict]]:
+                      ) -> Iterator[list[dict[str, Any]]]:
         """Decoded build events for `context_dir` (its `.dockerignore` and `.dcs/` left out), as
         lists: the events of one read from the engine each, in order (see `_EventStream`).
 
@@ -574,7 +574,7 @@ class Engine:
         return exc
 
     def push_events(self, repository: str, tag: str | None,
-                    auth_config: dict | None = None) -> Iterator[dict]:
+                    auth_config: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Decoded push events. `auth_config=None`: Docker's own config & credential helpers.
 
         The caller's `auth_config` dict is used for this one request only and not kept.
@@ -634,7 +634,7 @@ class Engine:
         except docker.errors.APIError as exc:
             raise BuildError(f"Could not tag {image_id[:19]} as {reference}: {exc.explanation}") from exc
 
-    def pull_events(self, reference: str, auth_config: dict[str, str] | None = None) -> Iterator[dict]:
+    def pull_events(self, reference: str, auth_config: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
         """Decoded pull events for `reference` (repo[:tag] or repo@digest).
 
         `auth_config=None`: Docker's own config & credential helpers; `{}`: no credentials at
@@ -829,7 +829,7 @@ class Engine:
                            host=self.host, hint=_START_HINT)
 
 
-def _checked(events: Iterator[dict]) -> Iterator[dict]:
+def _checked(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Pass events through; an `error` record raises StreamError (errors come in HTTP 200s)."""
     for event in events:
         if "error" in event or "errorDetail" in event:
@@ -837,7 +837,7 @@ def _checked(events: Iterator[dict]) -> Iterator[dict]:
         yield event
 
 
-def _checked_batches(stream: Any) -> Iterator[list[dict]]:
+def _checked_batches(stream: Any) -> Iterator[list[dict[str, Any]]]:
     """`_checked` for batches (an `_EventStream`'s, or any iterable of event lists): the events
     before an `error` record still come (as a shorter batch), then StreamError. Closes the
     stream when done or stopped."""

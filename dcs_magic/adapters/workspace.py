@@ -426,7 +426,7 @@ class Workspace:
 
     def _request(self, method: str, url: str, *, what: str, params: Mapping[str, Any] | None = None,
                  json: Any = None, data: bytes | None = None,
-                 headers: Mapping[str, str] | None = None) -> Any:
+                 headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         try:
             response = self._session.request(method, url, params=params, json=json, data=data,
                                              headers=self._headers(headers), timeout=self.timeout)
@@ -452,7 +452,8 @@ class Workspace:
         if not response.content:
             return {}
         try:
-            return response.json()
+            answer: dict[str, Any] = response.json()  # every endpoint used answers a JSON object
+            return answer
         except ValueError as exc:
             raise ApiError(f"{what}: the answer is not JSON", status=response.status_code,
                            hint=f"is {self.host} a Databricks workspace URL?") from exc
@@ -489,7 +490,7 @@ class Workspace:
         return self._request("GET", self._clusters_url("get"), params={"cluster_id": cluster_id},
                              what=f"clusters/get {cluster_id}")
 
-    def wait_for_cluster(self, cluster_id: str, timeout_s: float = 1200, on_state: Callable[[dict], Any] | None = None,
+    def wait_for_cluster(self, cluster_id: str, timeout_s: float = 1200, on_state: Callable[[dict[str, Any]], Any] | None = None,
                          *, sleep: Callable[[float], Any] = time.sleep,
                          clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
         """Poll until RUNNING (return its info) or TERMINATED/ERROR (raise ClusterError).
@@ -516,7 +517,7 @@ class Workspace:
 
     def _follow(self, fetch: Callable[[], dict[str, Any]], key: Callable[[dict[str, Any]], Any],
                 done: Callable[[dict[str, Any]], bool], timeout_s: float,
-                on_state: Callable[[dict], Any] | None, timed_out: Callable[[dict[str, Any]], Exception],
+                on_state: Callable[[dict[str, Any]], Any] | None, timed_out: Callable[[dict[str, Any]], Exception],
                 sleep: Callable[[float], Any], clock: Callable[[], float]) -> dict[str, Any]:
         """Poll `fetch` until `done`; call `on_state` when `key` changes; raise `timed_out(last)`.
 
@@ -666,7 +667,7 @@ class Workspace:
         self._request("POST", self._jobs_url("runs/cancel"), json={"run_id": run_id},
                       what=f"jobs/runs/cancel {run_id}")
 
-    def wait_for_run(self, run_id: int, timeout_s: float = 3600, on_state: Callable[[dict], Any] | None = None,
+    def wait_for_run(self, run_id: int, timeout_s: float = 3600, on_state: Callable[[dict[str, Any]], Any] | None = None,
                      *, sleep: Callable[[float], Any] = time.sleep,
                      clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
         """Poll runs/get until the run ends (TERMINATED, SKIPPED, INTERNAL_ERROR) and return that

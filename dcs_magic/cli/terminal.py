@@ -88,7 +88,7 @@ class TerminalProgress:
 
     # -- shared ----------------------------------------------------------------------------
 
-    def _new_log_lines(self, snapshot: ProgressSnapshot | dict) -> list[str]:
+    def _new_log_lines(self, snapshot: ProgressSnapshot | dict[str, Any]) -> list[str]:
         """Complete build log lines not handled yet (the line still being written waits).
 
         `log_first` is the index of the tail's first line in the whole log, so lines that left

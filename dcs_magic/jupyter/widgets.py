@@ -224,12 +224,12 @@ class ProgressWidget(anywidget.AnyWidget):
         self._sync_lock = threading.RLock()
         self._quiet: set[str] = set()
         self._sent_lines = 0
-        self._sent_layers: dict[str, dict] = {}
-        self._sent_steps: dict[int, dict] = {}
+        self._sent_layers: dict[str, dict[str, Any]] = {}
+        self._sent_steps: dict[int, dict[str, Any]] = {}
         # What the page's model holds (the comm_open state): close() syncs what differs.
         self._synced = {name: copy.deepcopy(getattr(self, name)) for name in self._display_traits()}
         self._extra: dict[str, Any] = {}  # plumbing fields for the next delta (_can_stop)
-        self._latest: ProgressSnapshot | dict | None = None  # held back, sent by the timer
+        self._latest: ProgressSnapshot | dict[str, Any] | None = None  # held back, sent by the timer
         self._clock: Callable[[], float] = time.monotonic  # the pacing's clock (tests set it)
         self._last_sent = -1e9  # clock time of the last delta (none yet)
         self._last_t = -1e9  # ... and of the last one that carried the kernel's clock
@@ -252,7 +252,7 @@ class ProgressWidget(anywidget.AnyWidget):
             if self._latest is not None:
                 self._pace()
 
-    def update(self, snapshot: ProgressSnapshot | dict) -> None:
+    def update(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         """Show a running snapshot: what changed goes out now or with the next message
         (nothing if only time did)."""
         with self._sync_lock:
@@ -261,7 +261,7 @@ class ProgressWidget(anywidget.AnyWidget):
             self._latest = snapshot
             self._pace()
 
-    def close(self, snapshot: ProgressSnapshot | dict | None = None) -> None:
+    def close(self, snapshot: ProgressSnapshot | dict[str, Any] | None = None) -> None:
         """Sink interface: show the final snapshot (the widget stays on screen) and leave the
         static record under it.
 
@@ -337,7 +337,7 @@ class ProgressWidget(anywidget.AnyWidget):
             self._timer.cancel()
             self._timer = None
 
-    def _weigh(self, snapshot: ProgressSnapshot | dict) -> tuple[bool, int]:
+    def _weigh(self, snapshot: ProgressSnapshot | dict[str, Any]) -> tuple[bool, int]:
         """(does it change a field, step or layer the page shows; bytes of new log text)."""
         names = self._display_traits()
         running = snapshot.get("status") == "running"
@@ -364,7 +364,7 @@ class ProgressWidget(anywidget.AnyWidget):
         # thread: update_display finds the right cell whatever runs at that moment.
         self._record = display({"text/plain": ""}, raw=True, display_id=True)
 
-    def show_record(self, snapshot: ProgressSnapshot | dict) -> None:
+    def show_record(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         """Replace the placeholder with the outcome (no-op when the widget was not displayed)."""
         if self._record is None:
             return
@@ -373,7 +373,7 @@ class ProgressWidget(anywidget.AnyWidget):
 
     # -- the delta protocol ----------------------------------------------------------------
 
-    def _delta(self, snapshot: ProgressSnapshot | dict, *, final: bool) -> dict | None:
+    def _delta(self, snapshot: ProgressSnapshot | dict[str, Any], *, final: bool) -> dict[str, Any] | None:
         """Set the traits (without syncing) and build the message of what changed.
 
         The final one carries only lines, layers and steps: its fields go in close()'s state
@@ -425,7 +425,7 @@ class ProgressWidget(anywidget.AnyWidget):
             message["t"] = round(time.time(), 2)
         return message
 
-    def _new_lines(self, snapshot: ProgressSnapshot | dict, *, consume: bool = True) -> tuple[int, list[str]]:
+    def _new_lines(self, snapshot: ProgressSnapshot | dict[str, Any], *, consume: bool = True) -> tuple[int, list[str]]:
         tail = list(snapshot.get("log_tail") or [])
         total = int(snapshot.get("log_lines") or 0)
         first = int(snapshot.get("log_first", total - len(tail)) or 0)
@@ -434,7 +434,7 @@ class ProgressWidget(anywidget.AnyWidget):
             self._sent_lines = max(self._sent_lines, total)
         return start, tail[start - first:] if start < total else []
 
-    def _resync_message(self) -> dict:
+    def _resync_message(self) -> dict[str, Any]:
         lines = {"text": "\n".join(self.log_tail)} if self.log_tail else {}
         return {"type": "tail", "t": round(time.time(), 2), "first": self.log_first, **lines,
                 "pending": self.log_pending, "layers": list(self.layers),
@@ -521,13 +521,13 @@ class TextProgress:
     def _print(self, text: str) -> None:
         print(text, file=self.stream or sys.stdout, flush=True)
 
-    def _warnings(self, snapshot: ProgressSnapshot | dict) -> None:
+    def _warnings(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         for warning in snapshot.get("warnings") or []:
             if warning not in self._warned:
                 self._warned.add(warning)
                 self._print(f"Warning: {warning}")
 
-    def update(self, snapshot: ProgressSnapshot | dict) -> None:
+    def update(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         """Print the headline when it changed."""
         self._warnings(snapshot)
         headline = format_line(snapshot, elapsed=False)
@@ -535,7 +535,7 @@ class TextProgress:
             self._last = headline
             self._print(format_line(snapshot))
 
-    def close(self, snapshot: ProgressSnapshot | dict) -> None:
+    def close(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         """Print the outcome line (not for a foreground cancel: the error's line says it)."""
         self._warnings(snapshot)
         self._last = format_line(snapshot, elapsed=False)

@@ -288,7 +288,7 @@ class LayerProgress:
     total: int = 0
     done: bool = False
 
-    def update(self, status: str, detail: dict | None) -> bool:
+    def update(self, status: str, detail: dict[str, Any] | None) -> bool:
         """Apply one status; True when the status text changed (worth a log line)."""
         changed = status != self.status
         self.status = status
@@ -355,7 +355,7 @@ class _RateMeter:
         return self.rate
 
 
-def _error_message(event: dict) -> str:
+def _error_message(event: dict[str, Any]) -> str:
     detail = event.get("errorDetail") or {}
     return str(detail.get("message") or event.get("error") or "unknown error").strip()
 
@@ -374,10 +374,10 @@ class _StreamState:
         self.started_at = time.time()
         self._rate = _RateMeter()
 
-    def apply(self, event: dict) -> list[str]:  # pragma: no cover - each state has its own
+    def apply(self, event: dict[str, Any]) -> list[str]:  # pragma: no cover - each state has its own
         raise NotImplementedError
 
-    def apply_many(self, events: Iterable[dict]) -> list[str]:
+    def apply_many(self, events: Iterable[dict[str, Any]]) -> list[str]:
         """`apply` each event in order; the log lines they completed, together."""
         apply = self.apply
         lines: list[str] = []
@@ -403,7 +403,7 @@ class _StreamState:
         if self.status == "running":
             self.status = "cancelled"
 
-    def _apply_layer(self, event: dict) -> list[str]:
+    def _apply_layer(self, event: dict[str, Any]) -> list[str]:
         layer = self.layers.get(event["id"])
         if layer is None:
             layer = self.layers[event["id"]] = LayerProgress(event["id"])
@@ -473,7 +473,7 @@ class BuildState(_StreamState):
     def line_count(self) -> int:
         return self.log_tail.count
 
-    def apply(self, event: dict) -> list[str]:
+    def apply(self, event: dict[str, Any]) -> list[str]:
         """Fold one decoded build event into the state; return the log lines it completed."""
         chunk = event.get("stream")
         if chunk.__class__ is str and len(event) == 1 and chunk:
@@ -544,7 +544,7 @@ class BuildState(_StreamState):
         super().cancel()
         self._end_step()
 
-    def _apply_error(self, event: dict) -> list[str]:
+    def _apply_error(self, event: dict[str, Any]) -> list[str]:
         lines = self._joiner.flush()
         for line in lines:
             self._take_line(line)
@@ -652,7 +652,7 @@ class PushState(_StreamState):
         self.tag: str | None = None
         self.size: int | None = None
 
-    def apply(self, event: dict) -> list[str]:
+    def apply(self, event: dict[str, Any]) -> list[str]:
         """Fold one decoded push event into the state; return loggable lines."""
         if "error" in event or "errorDetail" in event:
             message = _error_message(event)

@@ -30,7 +30,8 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2 import TemplateError as JinjaTemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import TemplateError
 from . import runtime
@@ -121,7 +122,7 @@ def _environment() -> _Environment:
     )
 
 
-class _SortedSet(frozenset):
+class _SortedSet(frozenset[Any]):
     """A set that iterates and prints in sorted order.
 
     String hashes are randomised per process, so `{{ packages|join(' ') }}` over a plain set

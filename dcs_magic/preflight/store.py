@@ -52,7 +52,7 @@ class Cluster:
 
     def info(self) -> dict[str, Any]:
         """The clusters/get answer: the create body (password left out) + state."""
-        info = json.loads(json.dumps(self.spec))
+        info: dict[str, Any] = json.loads(json.dumps(self.spec))
         auth = (info.get("docker_image") or {}).get("basic_auth")
         if isinstance(auth, dict):
             auth.pop("password", None)
@@ -99,7 +99,7 @@ class Run:
 
     def task_info(self, run_page_url: str) -> dict[str, Any]:
         """tasks[0] of the runs/get answer (also the get-output `metadata`)."""
-        info = json.loads(json.dumps(self.task))
+        info: dict[str, Any] = json.loads(json.dumps(self.task))
         info.update(run_id=self.task_run_id, state=dict(self.state), start_time=self.start_time,
                     cluster_instance={"cluster_id": self.cluster.cluster_id}, run_page_url=run_page_url,
                     attempt_number=0)
