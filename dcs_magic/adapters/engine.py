@@ -333,7 +333,7 @@ def _decode_lines(lines: bytes) -> list[dict[str, Any]]:
     if not text:
         return []
     try:
-        events = json.loads(b"[" + text.replace(b"\n", b",") + b"]")
+        events: list[dict[str, Any]] = json.loads(b"[" + text.replace(b"\n", b",") + b"]")
     except ValueError:  # a blank line, several objects on one line, invalid UTF-8
         events = []
         for line in text.split(b"\n"):

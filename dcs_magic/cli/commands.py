@@ -113,7 +113,7 @@ def _notebook_args(parser: argparse.ArgumentParser) -> None:
                              "(each newline starts a new instruction; refused by default).")
 
 
-def _render_parser(commands: Any) -> argparse.ArgumentParser:
+def _render_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "render", help="Write build contexts from a notebook's cells.",
         description="Render the notebook's %%dockerfile and %%dcs_file cells into build contexts "
@@ -125,7 +125,7 @@ def _render_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _build_parser(commands: Any) -> argparse.ArgumentParser:
+def _build_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "build", help="Render, build (and push) a notebook's image; update its lock file.",
         description="Render NAME's build context, build it with the Docker engine, optionally push "
@@ -158,7 +158,7 @@ def _build_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _check_parser(commands: Any) -> argparse.ArgumentParser:
+def _check_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "check", help="Check an image against the DCS requirements.",
         description="Run IMAGE locally and check it against the Databricks Container Services "
@@ -173,7 +173,7 @@ def _check_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _launch_parser(commands: Any) -> argparse.ArgumentParser:
+def _launch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "launch", help="Create a cluster from a clusters/create JSON file.",
         description="Create a cluster from a clusters/create body. The image is --image, else the "
@@ -211,7 +211,7 @@ def _launch_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate_parser(commands: Any) -> argparse.ArgumentParser:
+def _terminate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "terminate", help="Terminate a cluster (clusters/delete).",
         description="Terminate a cluster; on the local preflight workspace this stops and removes "
@@ -318,7 +318,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 # -- runtimes ----------------------------------------------------------------------------------
 
 
-def _runtimes_parser(commands: Any) -> argparse.ArgumentParser:
+def _runtimes_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "runtimes", help="List the Databricks Runtime lines dcs-magic knows.",
         description="The known Databricks Runtime lines, LTS first: Python, JDK, Ubuntu, Spark, "
@@ -410,7 +410,7 @@ def _where_args(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--local", action="store_true", help="Use the local preflight workspace.")
 
 
-def _run_parser(commands: Any) -> argparse.ArgumentParser:
+def _run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "run", help="Run a Python file or notebook once on a job cluster in the image.",
         description="Submit a one-time run (jobs/runs/submit) whose new job cluster is the spec "
@@ -468,7 +468,7 @@ def _print_run_state(run: dict[str, Any]) -> None:
     print(f"  {text}{': ' + message if message else ''}", file=sys.stderr, flush=True)
 
 
-def _export_parser(commands: Any) -> argparse.ArgumentParser:
+def _export_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "export", help="Export a spec as a bundle, Terraform, a cluster policy or an instance pool.",
         description="Write the cluster spec (or a lock's recorded cluster with its pinned image) as a "
@@ -517,7 +517,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _doctor_parser(commands: Any) -> argparse.ArgumentParser:
+def _doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "doctor", help="Check the workspace is ready for Container Services.",
         description="One line per check: the workspace answers, the credentials work (whose), Container "

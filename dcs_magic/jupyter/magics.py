@@ -170,7 +170,7 @@ class DcsMagics(Magics, Configurable):
     )
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
-        super().__init__(shell=shell, **kwargs)
+        super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]  # Magics.__init__: no annotations
         # The handler that was installed before ours (IPython keeps one), restored by close().
         self._previous_exc: tuple[Any, Any] | None = None
         self._our_exc: Any = None

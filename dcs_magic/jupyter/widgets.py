@@ -457,7 +457,7 @@ class ProgressWidget(anywidget.AnyWidget):
 
         Later calls (a page reload asks for the state, saving) get every field.
         """
-        state = super().get_state(key, drop_defaults)
+        state: dict[str, Any] = super().get_state(key, drop_defaults)
         if key is None and getattr(self, "comm", None) is None:
             keep = ("kind", "status", "title")
             state = {k: v for k, v in state.items() if k in keep or not any(v == e and type(v) is type(e)
@@ -477,7 +477,8 @@ class ProgressWidget(anywidget.AnyWidget):
         # ipywidgets' hook for "is this change worth a message": not while _set_quietly runs.
         if key in self._quiet:
             return False
-        return super()._should_send_property(key, value)
+        send: bool = super()._should_send_property(key, value)
+        return send
 
     @classmethod
     def _display_traits(cls) -> frozenset[str]:
@@ -547,7 +548,7 @@ class TextProgress:
 def has_widget_frontend() -> bool:
     """True inside a Jupyter kernel (widget messages have somewhere to go)."""
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
     except ImportError:  # pragma: no cover - IPython is a dependency
         return False
     shell = get_ipython()

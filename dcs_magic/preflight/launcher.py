@@ -37,6 +37,7 @@ import tarfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..adapters.engine import Engine, ExecResult, StreamError, connect, remove_held_containers
@@ -437,8 +438,9 @@ class Launcher:
             path = destination.removeprefix("file:")
             found = engine.exec(container, ["/bin/sh", "-c", '[ -f "$1" ]', "sh", path])
             return path if found.exit_code == 0 else None
-        key = {"workspace": workspace_key, "volumes": lambda p: p.strip(),
-               "dbfs": dbfs_key}.get(kind, lambda p: None)(destination)
+        to_key: Callable[[str], str | None] = {"workspace": workspace_key, "volumes": lambda p: p.strip(),
+                                               "dbfs": dbfs_key}.get(kind, lambda p: None)
+        key = to_key(destination)
         if key is None:
             raise Terminate("INIT_SCRIPT_FAILURE",
                             f"Init script {index} ({_where(kind, destination)}): {kind} init scripts cannot "
