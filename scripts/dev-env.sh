@@ -101,7 +101,7 @@ sys.exit(0 if v.__version__ == '$oldest' else 'the oldest-SDK run imports databr
 static_checks() {  # ruff and mypy on the package (config in pyproject.toml): zero findings
   log "ruff check dcs_magic"
   "$PY" -m ruff check dcs_magic
-  log "mypy (packages = dcs_magic)"
+  log "mypy --strict (strict = true in pyproject.toml; packages = dcs_magic)"
   "$PY" -m mypy
 }
 
