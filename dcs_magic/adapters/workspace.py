@@ -490,7 +490,7 @@ class Workspace:
                              what=f"clusters/get {cluster_id}")
 
     def wait_for_cluster(self, cluster_id: str, timeout_s: float = CLUSTER_TIMEOUT_S,
-                         on_state: Callable[[dict], Any] | None = None,
+                         on_state: Callable[[dict[str, Any]], Any] | None = None,
                          *, sleep: Callable[[float], Any] = time.sleep,
                          clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
         """Poll until RUNNING (return its info) or TERMINATED/ERROR (raise ClusterError).
@@ -667,7 +667,8 @@ class Workspace:
         self._request("POST", self._jobs_url("runs/cancel"), json={"run_id": run_id},
                       what=f"jobs/runs/cancel {run_id}")
 
-    def wait_for_run(self, run_id: int, timeout_s: float = RUN_TIMEOUT_S, on_state: Callable[[dict], Any] | None = None,
+    def wait_for_run(self, run_id: int, timeout_s: float = RUN_TIMEOUT_S,
+                     on_state: Callable[[dict[str, Any]], Any] | None = None,
                      *, sleep: Callable[[float], Any] = time.sleep,
                      clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
         """Poll runs/get until the run ends (TERMINATED, SKIPPED, INTERNAL_ERROR) and return that
