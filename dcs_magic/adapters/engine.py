@@ -48,6 +48,7 @@ from requests.sessions import merge_setting
 
 from ..errors import BuildError, ContextError, EngineError, ImageNotFoundError, PushError
 from ..model.imageref import parse_reference
+from ..settings import DOCKER_CLIENT_TIMEOUT, DOCKER_CLIENT_TIMEOUT_S, DOCKER_CONTEXT, DOCKER_HOST, env
 from .tarstream import Rule, TarStream, walk
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
@@ -61,7 +62,6 @@ _START_HINT = ("Start a Docker engine (Docker Desktop, `sudo systemctl start doc
                "or point DOCKER_HOST / `docker context use` at a running one.")
 # Directory inside a build context that is never sent to the engine (build logs live there).
 PRIVATE_DIR = ".dcs"
-DEFAULT_TIMEOUT_S = 60.0
 _BROKEN_STREAM_HINT = ("The Docker engine closed the connection or restarted mid-stream; check that it "
                        "is running (`docker info`) and try again.")
 
@@ -86,10 +86,10 @@ class _Target:
 
 def _target() -> _Target:
     """Where the Docker CLI would connect, and why (for error messages)."""
-    if os.environ.get("DOCKER_HOST"):
+    if env(DOCKER_HOST):
         kwargs = docker.utils.kwargs_from_env()
-        return _Target(kwargs["base_url"], kwargs.get("tls"), "DOCKER_HOST")
-    name = os.environ.get("DOCKER_CONTEXT") or docker.context.config.get_current_context_name()
+        return _Target(kwargs["base_url"], kwargs.get("tls"), DOCKER_HOST)
+    name = env(DOCKER_CONTEXT) or docker.context.config.get_current_context_name()
     if name and name != "default":
         try:
             context = ContextAPI.get_context(name)
@@ -959,9 +959,9 @@ def _context_tar(context_dir: Path, dockerfile: str, cancelled: Callable[[], boo
 def api_timeout() -> float:
     """Seconds an ordinary API call may take: `DOCKER_CLIENT_TIMEOUT` (as docker-compose reads
     it), else 60. Build and push streams have no read timeout (see _StreamingClient)."""
-    value = os.environ.get("DOCKER_CLIENT_TIMEOUT", "").strip()
+    value = (env(DOCKER_CLIENT_TIMEOUT) or "").strip()
     try:
-        seconds = float(value) if value else DEFAULT_TIMEOUT_S
+        seconds = float(value) if value else DOCKER_CLIENT_TIMEOUT_S
     except ValueError:
         raise EngineError(f"DOCKER_CLIENT_TIMEOUT={value!r} is not a number of seconds", host=None,
                           hint="Set DOCKER_CLIENT_TIMEOUT to a positive number, e.g. 120, or unset it.") from None

@@ -25,7 +25,6 @@ when nothing is configured.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 import time
 import urllib.parse
@@ -56,7 +55,17 @@ from ..errors import (
     Unauthenticated,
     api_error_class,
 )
+from ..model.net import is_loopback
 from ..model.spec import ClusterSpec, upload_destination
+from ..settings import (
+    CLUSTER_TIMEOUT_S,
+    DATABRICKS_CONFIG_FILE,
+    DATABRICKS_CONFIG_FILE_DEFAULT,
+    DATABRICKS_CONFIG_PROFILE,
+    DATABRICKS_HOST,
+    RUN_TIMEOUT_S,
+    env,
+)
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
@@ -125,15 +134,6 @@ TERMINATION_HINTS: dict[str, str] = {
 # -- host checks and the SDK's Config ----------------------------------------------------
 
 
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
 def check_host(host: str) -> str:
     """Normalise a workspace host to `scheme://netloc` or raise ConfigError.
 
@@ -145,7 +145,7 @@ def check_host(host: str) -> str:
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
         raise ConfigError(f"{host!r} is not a workspace URL",
                           hint="write it like https://<name>.cloud.databricks.com")
-    if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
+    if parsed.scheme == "http" and not is_loopback(parsed.hostname):
         raise ConfigError(f"{host!r} uses plain http; the token would travel unencrypted",
                           hint=f"use https://{parsed.netloc} (plain http is accepted for loopback hosts only)")
     return f"{parsed.scheme}://{parsed.netloc}"
@@ -161,15 +161,15 @@ def _configured_host(host: str | None, profile: str | None) -> str | None:
 
     if host:
         return host
-    if not profile and os.environ.get("DATABRICKS_HOST"):
-        return os.environ["DATABRICKS_HOST"]
-    path = os.path.expanduser(os.environ.get("DATABRICKS_CONFIG_FILE") or "~/.databrickscfg")
+    if not profile and env(DATABRICKS_HOST):
+        return env(DATABRICKS_HOST)
+    path = os.path.expanduser(env(DATABRICKS_CONFIG_FILE) or DATABRICKS_CONFIG_FILE_DEFAULT)
     parser = configparser.ConfigParser()
     try:
         parser.read(path, encoding="utf-8")
     except (configparser.Error, OSError, UnicodeDecodeError):
         return None  # the SDK reports an unreadable file
-    name = profile or os.environ.get("DATABRICKS_CONFIG_PROFILE") or \
+    name = profile or env(DATABRICKS_CONFIG_PROFILE) or \
         parser.get("__settings__", "default_profile", fallback=None) or "DEFAULT"
     if name == "DEFAULT":
         return parser.defaults().get("host")
@@ -490,7 +490,8 @@ class Workspace:
         return self._request("GET", self._clusters_url("get"), params={"cluster_id": cluster_id},
                              what=f"clusters/get {cluster_id}")
 
-    def wait_for_cluster(self, cluster_id: str, timeout_s: float = 1200, on_state: Callable[[dict[str, Any]], Any] | None = None,
+    def wait_for_cluster(self, cluster_id: str, timeout_s: float = CLUSTER_TIMEOUT_S,
+                         on_state: Callable[[dict[str, Any]], Any] | None = None,
                          *, sleep: Callable[[float], Any] = time.sleep,
                          clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
         """Poll until RUNNING (return its info) or TERMINATED/ERROR (raise ClusterError).
@@ -667,7 +668,8 @@ class Workspace:
         self._request("POST", self._jobs_url("runs/cancel"), json={"run_id": run_id},
                       what=f"jobs/runs/cancel {run_id}")
 
-    def wait_for_run(self, run_id: int, timeout_s: float = 3600, on_state: Callable[[dict[str, Any]], Any] | None = None,
+    def wait_for_run(self, run_id: int, timeout_s: float = RUN_TIMEOUT_S,
+                     on_state: Callable[[dict[str, Any]], Any] | None = None,
                      *, sleep: Callable[[float], Any] = time.sleep,
                      clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
         """Poll runs/get until the run ends (TERMINATED, SKIPPED, INTERNAL_ERROR) and return that

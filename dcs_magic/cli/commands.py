@@ -38,16 +38,16 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
+from ..settings import BUILD_ROOT, CLUSTER_TIMEOUT_S, PLATFORM, RUN_TIMEOUT_S, SECRET_PREFIX, VAR_PREFIX
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
 
 __all__ = ["main", "make_parser"]
 
-# `dcs --help` (and any usage error) imports argparse and this module only: the library is
-# imported inside each command. These two constants are therefore written out here; a unit
-# test pins them to recipe.DEFAULT_BUILD_ROOT and exports.EXPORT_KINDS.
-DEFAULT_BUILD_ROOT = "dcs-build"
+# `dcs --help` (and any usage error) imports argparse, this module and the settings only: the
+# library is imported inside each command. The export kinds are therefore written out here; a
+# unit test pins them to exports.EXPORT_KINDS.
 EXPORT_KINDS = ("bundle", "terraform", "policy", "pool")
 
 
@@ -103,13 +103,13 @@ def _seconds_arg(text: str) -> float:
 def _notebook_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebook", metavar="NOTEBOOK", help="The .ipynb file.")
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
-                        help="Template variable (repeatable). Beats DCS_VAR_<NAME> in the environment, "
+                        help=f"Template variable (repeatable). Beats {VAR_PREFIX}<NAME> in the environment, "
                              "which beats the notebook's parameters cell (tagged `parameters`).")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="Write NAME's build context to DIR/NAME (default: the cell's --context, "
-                             f"else {DEFAULT_BUILD_ROOT}/NAME next to the notebook).")
+                             f"else {BUILD_ROOT}/NAME next to the notebook).")
     parser.add_argument("--allow-multiline-vars", action="store_true",
-                        help="Let a --var / DCS_VAR_<NAME> value with a newline into the Dockerfile "
+                        help=f"Let a --var / {VAR_PREFIX}<NAME> value with a newline into the Dockerfile "
                              "(each newline starts a new instruction; refused by default).")
 
 
@@ -118,7 +118,7 @@ def _render_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "render", help="Write build contexts from a notebook's cells.",
         description="Render the notebook's %%dockerfile and %%dcs_file cells into build contexts "
                     "and its %%init_script cells into files. Runs no notebook code: variables come "
-                    "from the parameters cell, DCS_VAR_<NAME> and --var. Prints each context directory.")
+                    f"from the parameters cell, {VAR_PREFIX}<NAME> and --var. Prints each context directory.")
     _notebook_args(parser)
     parser.add_argument("--name", default=None, help="Only this build context (default: every one).")
     parser.set_defaults(run=_cmd_render)
@@ -140,8 +140,8 @@ def _build_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument("--locked", action="store_true",
                         help="Fail (before building) when the rendered Dockerfile, the context files or "
                              "the base image digest differ from the lock file.")
-    parser.add_argument("--platform", default="linux/amd64",
-                        help="Target platform (default linux/amd64, the only one DCS runs).")
+    parser.add_argument("--platform", default=PLATFORM,
+                        help=f"Target platform (default {PLATFORM}, the only one DCS runs).")
     parser.add_argument("--no-cache", action="store_true", help="Do not use the engine's build cache.")
     parser.add_argument("--pull", action="store_true", help="Always pull a newer base image.")
     parser.add_argument("--target", default=None, help="Multi-stage target to build.")
@@ -195,11 +195,11 @@ def _launch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--password-env", default=None, metavar="VAR",
                         help="Environment variable holding docker_image.basic_auth.password, instead of "
                              "the spec file's. (--local resolves {{secrets/scope/key}} from the variable "
-                             "DCS_SECRET_<SCOPE>_<KEY>.)")
+                             f"{SECRET_PREFIX}<SCOPE>_<KEY>.)")
     parser.add_argument("--wait", action="store_true",
                         help="Follow the cluster to RUNNING (exit 0) or TERMINATED/ERROR (exit 1).")
-    parser.add_argument("--timeout", type=_seconds_arg, default=1200.0, metavar="S",
-                        help="Seconds --wait waits (default 1200, like the Databricks CLI).")
+    parser.add_argument("--timeout", type=_seconds_arg, default=CLUSTER_TIMEOUT_S, metavar="S",
+                        help=f"Seconds --wait waits (default {CLUSTER_TIMEOUT_S:g}, like the Databricks CLI).")
     parser.add_argument("--print", action="store_true", dest="print_only",
                         help="Print the request JSON (for `databricks clusters create --json @file` or "
                              "the REST API) instead of creating a cluster.")
@@ -286,7 +286,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from ..model.credentials import registry_password
+    from ..ops.credentials import registry_password
     from ..ops.recipe import build_notebook
     from .terminal import progress_sink
 
@@ -429,8 +429,8 @@ def _run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--run-name", default=None, help="Name of the run (default: dcs run FILE).")
     _where_args(parser)
     parser.add_argument("--wait", action="store_true", help="Follow the run to its end and print its output.")
-    parser.add_argument("--timeout", type=_seconds_arg, default=3600.0, metavar="S",
-                        help="Seconds --wait waits (default 3600).")
+    parser.add_argument("--timeout", type=_seconds_arg, default=RUN_TIMEOUT_S, metavar="S",
+                        help=f"Seconds --wait waits (default {RUN_TIMEOUT_S:g}).")
     parser.add_argument("--strict", action="store_true",
                         help="Refuse a spec with an unknown cluster field (default: warn, naming the closest field).")
     parser.set_defaults(run=_cmd_run)

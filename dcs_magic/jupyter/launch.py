@@ -53,6 +53,7 @@ from ..model.spec import (
     is_secret_reference,
     mask_secrets,
 )
+from ..settings import CLUSTER_TIMEOUT_S, env, secret_variable
 
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.workspace import Workspace
@@ -393,7 +394,6 @@ def _event_text(event: Mapping[str, Any]) -> str:
 
 def _secret_variables(spec: ClusterSpec) -> list[str]:
     """The local workspace's DCS_SECRET_<SCOPE>_<KEY> variable for each reference in `spec`."""
-    from ..preflight import secret_variable
     references: list[str] = []
 
     def walk(value: Any) -> None:
@@ -453,7 +453,7 @@ class LaunchWidget(widgets.VBox):
 
     def __init__(self, workspace: Workspace | None = None, *, image: str | None = None, spec: ClusterSpec | None = None,
                  init_scripts: Mapping[str, NamedInitScript] | None = None, unavailable: str | None = None,
-                 wait_timeout_s: float = 1200, sleep: Callable[[float], Any] = time.sleep,
+                 wait_timeout_s: float = CLUSTER_TIMEOUT_S, sleep: Callable[[float], Any] = time.sleep,
                  local: bool = False, spec_path: str | os.PathLike[str] | None = None,
                  running_poll_s: float = RUNNING_POLL_S, image_python: str | None = None) -> None:
         self.workspace = workspace
@@ -723,7 +723,7 @@ class LaunchWidget(widgets.VBox):
         name = control.value.strip()
         if not name:
             return
-        if _ENV_NAME.match(name) and name in os.environ:
+        if _ENV_NAME.match(name) and env(name) is not None:
             self._guards.pop("password_env", None)
             return
         self._guards["password_env"] = (

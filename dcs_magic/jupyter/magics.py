@@ -30,6 +30,7 @@ from traitlets import Bool, Enum, Float, Unicode
 from traitlets.config.configurable import Configurable
 
 from ..errors import DcsError
+from ..settings import BUILD_ROOT, PLATFORM, RUN_TIMEOUT_S
 
 __all__ = ["DcsMagics", "lazy_magic_arguments", "parse_magic_line"]
 
@@ -132,10 +133,10 @@ class DcsMagics(Magics, Configurable):
     """%%dockerfile, %%dcs_file, %%init_script, %dcs_build, %dcs_push, %dcs_check, %dcs_launch."""
 
     build_root = Unicode(
-        "dcs-build",
+        BUILD_ROOT,
         config=True,
         help="Directory (relative to the current directory) under which NAME's build context "
-        "dcs-build/NAME is created when %%dockerfile gets no --context.",
+        f"{BUILD_ROOT}/NAME is created when %%dockerfile gets no --context.",
     )
     short_errors = Bool(
         True,
@@ -144,10 +145,10 @@ class DcsMagics(Magics, Configurable):
         "Set to False to debug dcs-magic itself.",
     )
     default_platform = Unicode(
-        "linux/amd64",
+        PLATFORM,
         config=True,
         help="Platform %dcs_build builds for when --platform is not given. Databricks Container "
-        "Services runs linux/amd64 only.",
+        f"Services runs {PLATFORM} only.",
     )
     progress = Enum(
         ["auto", "widget", "text", "none"],
@@ -242,7 +243,7 @@ class DcsMagics(Magics, Configurable):
     @lazy_magic_arguments
     @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
     @argument("--base", default=None, help="Base image; available in the template as {{ base }}.")
-    @argument("--context", default=None, help="Build context directory (default: dcs-build/NAME).")
+    @argument("--context", default=None, help=f"Build context directory (default: {BUILD_ROOT}/NAME).")
     @argument("--quiet", action="store_true", help="Do not show the rendered Dockerfile.")
     @cell_magic
     def dockerfile(self, line: str, cell: str) -> Any:
@@ -319,7 +320,7 @@ class DcsMagics(Magics, Configurable):
     @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
     @argument("-t", "--tag", action="append", default=[], dest="tags", help="Image tag (repeatable).")
     @argument("--build-arg", action="append", default=[], dest="build_args", metavar="K=V")
-    @argument("--platform", default=None, help="Target platform (default: linux/amd64).")
+    @argument("--platform", default=None, help=f"Target platform (default: {PLATFORM}).")
     @argument("--no-cache", action="store_true", help="Do not use the engine's build cache.")
     @argument("--pull", action="store_true", help="Always pull a newer base image.")
     @argument("--target", default=None, help="Multi-stage target to build.")
@@ -374,8 +375,8 @@ class DcsMagics(Magics, Configurable):
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
-        from ..model.credentials import registry_password
         from ..ops import pipeline
+        from ..ops.credentials import registry_password
         from .widgets import progress_sink
 
         args = parse_magic_line(self.dcs_push, line)
@@ -473,7 +474,7 @@ class DcsMagics(Magics, Configurable):
     @argument("--image", default=None, help="docker_image.url (default: the last %%dcs_push, pinned).")
     @argument("--profile", default=None, help="Databricks config profile.")
     @argument("--local", action="store_true", help="Run on the local preflight workspace.")
-    @argument("--timeout", type=float, default=3600.0, help="Seconds to wait for the run.")
+    @argument("--timeout", type=float, default=RUN_TIMEOUT_S, help="Seconds to wait for the run.")
     @line_magic
     def dcs_run(self, line: str) -> Any:
         """Submit a one-time run on a job cluster made from --spec, wait for it, and return the

@@ -1,27 +1,24 @@
-"""Registry credentials and image-reference warnings shared by the CLI, the magics and the spec.
+"""Registry passwords as `Secret`s, and image-reference warnings shared by the CLI, the magics and the spec.
 
-One place reads a registry password: from the environment variable that `--password-env VAR`
-(or `BasicAuth(password_env="VAR")`) names, else from a hidden prompt on a terminal. The
-password comes back as a `Secret`, whose repr and str are `Secret('****')`, so tracebacks
-with locals (`%xmode Verbose`), logs and reprs never show it; it is unwrapped with
+A registry password is held as a `Secret`, whose repr and str are `Secret('****')`, so
+tracebacks with locals (`%xmode Verbose`), logs and reprs never show it; it is unwrapped with
 `reveal()` only where it is handed to the Docker engine or put into a request body.
+`env_password` reads one from the environment variable that `--password-env VAR` (or
+`BasicAuth(password_env="VAR")`) names, through `dcs_magic.settings`; the hidden prompt
+(`registry_password`) is I/O and lives in `dcs_magic.ops.credentials`.
 
-Bad usage (`--password-env` without `--username`, the variable unset, no terminal to prompt
-on) raises `UsageError` naming the variable, never its value. No I/O but the environment
-and the prompt.
+An unset variable raises `UsageError` (or `SpecError` for a spec field) naming the variable,
+never its value. No I/O but reading the environment.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
-import sys
-from collections.abc import Callable
 from typing import Any
 
 from ..errors import SpecError, UsageError
+from ..settings import env
 
-__all__ = ["PIN_HINT_CLI", "PIN_HINT_NOTEBOOK", "Secret", "env_password", "registry_password", "reveal", "unpinned_warning"]
+__all__ = ["PIN_HINT_CLI", "PIN_HINT_NOTEBOOK", "Secret", "env_password", "reveal", "unpinned_warning"]
 
 
 class Secret:
@@ -75,7 +72,7 @@ def env_password(name: str, *, field: str | None = None) -> Secret:
     Unset or empty: `UsageError` (an option named it), or `SpecError(field=field)` when a
     cluster spec field (`BasicAuth.password_env`) named it. The message names the variable.
     """
-    value = os.environ.get(name)
+    value = env(name)
     if value:
         return Secret(value)
     if field is not None:
@@ -84,33 +81,6 @@ def env_password(name: str, *, field: str | None = None) -> Secret:
                                           "{{secrets/scope/key}} reference")
     raise UsageError(f"--password-env {name}: the environment variable {name} is not set or empty",
                      hint=f"export {name} (in CI: from a secret)")
-
-
-def registry_password(username: str | None, password_env: str | None, *,
-                      prompt: Callable[[str], str] | None = None,
-                      interactive: bool | None = None) -> Secret | None:
-    """The registry password for `--username`/`--password-env`: None without a username
-    (Docker's own credentials are used), else from the variable, else a hidden prompt.
-
-    `interactive` says whether a terminal can be prompted on (default: stdin is a tty; the
-    magics pass True, Jupyter asks in the front-end). `prompt` defaults to `getpass.getpass`,
-    looked up at call time (ipykernel replaces it while a cell runs).
-    Raises UsageError for `--password-env` without `--username`, an unset variable, and a
-    username with no variable and no terminal.
-    """
-    if password_env and not username:
-        raise UsageError(f"--password-env {password_env} needs --username (whose password the variable holds)",
-                         hint="pass --username USER as well")
-    if not username:
-        return None
-    if password_env:
-        return env_password(password_env)
-    if interactive is None:
-        interactive = sys.stdin is not None and sys.stdin.isatty()
-    if not interactive:
-        raise UsageError(f"--username {username} without a password and no terminal to ask on",
-                         hint="pass --password-env VAR naming an environment variable that holds it")
-    return Secret((prompt or getpass.getpass)(f"Password for {username}: "))
 
 
 PIN_HINT_CLI = "--image repo@sha256:..., or --lock after `dcs build --push`"

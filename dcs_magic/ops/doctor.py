@@ -13,20 +13,18 @@ The report is a `CheckReport` (like `%dcs_check`): `ok` when no error-severity i
 questions that could not be asked (no spec, a password that is a secret reference only the
 cluster can resolve) are warnings that say what to give to ask them.
 
-The rules are pure functions of the answers; `doctor()` asks the Workspace, and
-`probe_registry()` is the one HTTP call to a registry.
+The rules are pure functions of the answers; `doctor()` asks the Workspace, and the
+registry adapter's `probe()` (adapters/registry.py) is the one HTTP call to a registry.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..adapters import registry
+from ..adapters.registry import RegistryProbe
 from ..errors import ApiError, DcsError
-from ..model.imageref import parse_reference
 from ..model.results import CheckItem, CheckReport
 from ..model.spec import (
     ClusterSpec,
@@ -35,42 +33,20 @@ from ..model.spec import (
     is_secret_reference,
     node_type_refusal,
 )
+from ..settings import env, secret_variable
 
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.workspace import Workspace
 
-__all__ = ["ENABLE_DCS_HOWTO", "RegistryProbe", "doctor", "probe_registry", "registry_api_url",
-           "registry_credentials",
-           "unconfigured"]
+__all__ = ["ENABLE_DCS_HOWTO", "doctor", "registry_credentials", "unconfigured"]
 
 ENABLE_DCS_HOWTO = (
     "a workspace admin turns it on in the admin settings page > Compute > Container Services, or with "
     "`PATCH /api/2.0/workspace-conf` and the body {\"enableDcs\": \"true\"} "
     "(databricks workspace-conf set-status --json '{\"enableDcs\": \"true\"}')")
-_SECRET_ENV = "DCS_SECRET_{scope}_{key}"
-
-
-@dataclass
-class RegistryProbe:
-    """What `GET <registry>/v2/` answered: HTTP status (None: no answer) and a reason."""
-
-    url: str
-    status: int | None
-    reason: str = ""
-    authenticated: bool = False
 
 
 # -- the registry ---------------------------------------------------------------------------
-
-
-def registry_api_url(image_url: str) -> str:
-    """`https://<registry>/v2/` for an image (`http://` for a loopback registry; Docker Hub
-    names go to registry-1.docker.io)."""
-    ref = parse_reference(image_url)
-    host = "registry-1.docker.io" if ref.registry == "docker.io" else ref.registry
-    name = host.rsplit(":", 1)[0].strip("[]")
-    loopback = name == "localhost" or name.startswith("127.") or name == "::1"
-    return f"{'http' if loopback else 'https'}://{host}/v2/"
 
 
 def registry_credentials(docker_image: Mapping[str, Any] | None) -> tuple[str | None, str | None, str]:
@@ -82,53 +58,13 @@ def registry_credentials(docker_image: Mapping[str, Any] | None) -> tuple[str | 
     if not username:
         return None, None, ""
     if is_secret_reference(password):
-        scope, key = re.findall(r"secrets/([^/{}\s]+)/([^/{}\s]+)", str(password))[0]
-        variable = _SECRET_ENV.format(scope=_env_part(scope), key=_env_part(key))
-        value = os.environ.get(variable)
+        variable = secret_variable(str(password))
+        value = env(variable)
         if not value:
             return username, None, (f"the password is the reference {password}, which only the cluster resolves; "
                                     f"set {variable} here to check it too")
         return username, value, ""
     return username, password, ""
-
-
-def _env_part(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", text).upper()
-
-
-def probe_registry(image_url: str, username: str | None = None, password: str | None = None, *,
-                   timeout: float = 10.0) -> RegistryProbe:
-    """`GET /v2/` on the image's registry with basic auth; for a registry that answers 401
-    with a Bearer challenge (Docker Hub, ACR, ...) the credentials are tried on its token
-    endpoint. Never raises for network errors: they are the answer."""
-    import requests
-
-    url = registry_api_url(image_url)
-    auth = (username, password) if username and password else None
-    try:
-        response = requests.get(url, auth=auth, timeout=timeout)
-        if response.status_code == 401 and auth:
-            challenge = response.headers.get("WWW-Authenticate", "")
-            if challenge.lower().startswith("bearer"):
-                return _token_probe(url, challenge, auth, image_url, timeout)
-        return RegistryProbe(url, response.status_code, response.reason or "", authenticated=bool(auth)
-                             and response.status_code == 200)
-    except requests.RequestException as exc:
-        return RegistryProbe(url, None, f"{type(exc).__name__}: {str(exc)[:200]}")
-
-
-def _token_probe(url: str, challenge: str, auth: tuple[str, str], image_url: str, timeout: float) -> RegistryProbe:
-    import requests
-
-    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    realm = fields.get("realm")
-    if not realm:
-        return RegistryProbe(url, 401, "Bearer challenge without a realm")
-    params = {"service": fields.get("service", ""),
-              "scope": f"repository:{parse_reference(image_url).path}:pull"}
-    response = requests.get(realm, params=params, auth=auth, timeout=timeout)
-    return RegistryProbe(url, response.status_code, response.reason or "",
-                         authenticated=response.status_code == 200)
 
 
 def _registry_item(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]) -> CheckItem:
@@ -184,7 +120,7 @@ def _ask(call: Callable[[], Any]) -> tuple[Any, DcsError | None]:
 
 
 def doctor(workspace: Workspace, spec: ClusterSpec | None = None, *,
-           probe: Callable[..., RegistryProbe] = probe_registry) -> CheckReport:
+           probe: Callable[..., RegistryProbe] = registry.probe) -> CheckReport:
     """Ask the workspace (a `Workspace`) and the spec's registry; one CheckItem per question."""
     items: list[CheckItem] = []
     me, error = _ask(workspace.current_user)

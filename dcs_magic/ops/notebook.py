@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotebookError
+from ..settings import VAR_PREFIX, environment
 
 __all__ = [
-    "ENV_PREFIX",
     "DockerfileCell",
     "FileCell",
     "InitScriptCell",
@@ -52,8 +52,6 @@ __all__ = [
     "resolve_variables",
 ]
 
-ENV_PREFIX = "DCS_VAR_"
-"""Environment variables named `DCS_VAR_<NAME>` provide template variable NAME."""
 
 _MAGICS = ("dockerfile", "dcs_file", "init_script")
 _LITERAL_ALIASES = {"true": True, "false": False, "null": None, "none": None}
@@ -335,14 +333,14 @@ def resolve_variables(parameters: Mapping[str, Any], overrides: Mapping[str, str
                       environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Template variables: `overrides` (--var) > `DCS_VAR_<NAME>` in `environ` > `parameters`.
 
-    `environ` defaults to os.environ. A string value replacing a non-string parameter is
+    `environ` defaults to the process environment. A string value replacing a non-string parameter is
     read as a Python literal (see the module docstring).
     """
-    environ = os.environ if environ is None else environ
+    environ = environment() if environ is None else environ
     variables = dict(parameters)
-    from_env = {k[len(ENV_PREFIX):]: v for k, v in environ.items()
-                if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):].isidentifier()}
-    for source, values in ((f"environment variable {ENV_PREFIX}", from_env),
+    from_env = {k[len(VAR_PREFIX):]: v for k, v in environ.items()
+                if k.startswith(VAR_PREFIX) and k[len(VAR_PREFIX):].isidentifier()}
+    for source, values in ((f"environment variable {VAR_PREFIX}", from_env),
                            ("--var ", dict(overrides or {}))):
         for name, text in values.items():
             variables[name] = _typed(name, text, parameters, source)
@@ -354,17 +352,17 @@ def multiline_variables(template: str, overrides: Mapping[str, str] | None = Non
     """Where a `--var` or `DCS_VAR_<NAME>` value with a newline reaches TEMPLATE (a Dockerfile
     template), e.g. `["--var run_cmd"]`: pasted into a Dockerfile, each newline starts a new
     instruction. Names the template does not use are left out."""
-    environ = os.environ if environ is None else environ
+    environ = environment() if environ is None else environ
     used = _template_names(template)
     found = []
     for name, text in sorted((overrides or {}).items()):
         if ("\n" in text or "\r" in text) and (used is None or name in used):
             found.append(f"--var {name}")
     for key, text in sorted(environ.items()):
-        name = key[len(ENV_PREFIX):]
-        if key.startswith(ENV_PREFIX) and name not in (overrides or {}) and ("\n" in text or "\r" in text) \
+        name = key[len(VAR_PREFIX):]
+        if key.startswith(VAR_PREFIX) and name not in (overrides or {}) and ("\n" in text or "\r" in text) \
                 and (used is None or name in used):
-            found.append(f"{ENV_PREFIX}{name}")
+            found.append(f"{VAR_PREFIX}{name}")
     return found
 
 
@@ -437,7 +435,7 @@ def render_context(notebook: Notebook, name: str | None, variables: Mapping[str,
         exc.args = (exc.message,)
         if exc.name:
             exc.hint = (f"define {exc.name} in the parameters cell (tagged `parameters`), pass "
-                        f"--var {exc.name}=VALUE, or set {ENV_PREFIX}{exc.name}; the dcs command "
+                        f"--var {exc.name}=VALUE, or set {VAR_PREFIX}{exc.name}; the dcs command "
                         "does not run other cells")
         raise
     return RenderedContext(cell.name, rendered.context_dir, rendered.text, rendered.sha256,

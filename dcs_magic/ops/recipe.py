@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ContextError, LockError, SpecError, UsageError
-from ..model.credentials import Secret, env_password, registry_password, unpinned_warning
+from ..model.credentials import Secret, env_password, unpinned_warning
+from ..settings import BUILD_ROOT, CLUSTER_TIMEOUT_S, PLATFORM
+from .credentials import registry_password
 
 if TYPE_CHECKING:
     from ..adapters.workspace import Workspace
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
     from .pipeline import ProgressSink
 
 __all__ = [
-    "DEFAULT_BUILD_ROOT",
     "INIT_SCRIPTS_DIR",
     "LaunchPlan",
     "NotebookBuild",
@@ -58,9 +59,7 @@ __all__ = [
     "render_notebook",
 ]
 
-DEFAULT_BUILD_ROOT = "dcs-build"
 INIT_SCRIPTS_DIR = "init-scripts"
-DCS_PLATFORM = "linux/amd64"
 
 Warn = Callable[[str], Any]
 ProgressFactory = Callable[[str], "ProgressSink | None"]
@@ -93,7 +92,7 @@ def context_dir(notebook: Notebook, cell: DockerfileCell, out: str | os.PathLike
     if out:
         return Path(out) / cell.name
     here = notebook.path.parent
-    return here / cell.context if cell.context else here / DEFAULT_BUILD_ROOT / cell.name
+    return here / cell.context if cell.context else here / BUILD_ROOT / cell.name
 
 
 def confine(notebook: Notebook, path: Path, out: str | os.PathLike[str] | None, what: str) -> Path:
@@ -161,7 +160,7 @@ def render_notebook(notebook: str | os.PathLike[str] | Notebook, *, name: str | 
 
     nb = _read(notebook)
     names = [nb.dockerfile(name).name] if name else list(nb.dockerfiles)
-    root = Path(out) if out else nb.path.parent / DEFAULT_BUILD_ROOT
+    root = Path(out) if out else nb.path.parent / BUILD_ROOT
     # Every place is checked before anything is written: a refused notebook writes nothing.
     for each in names:
         _confine_context(nb, nb.dockerfile(each), out)
@@ -207,7 +206,7 @@ def _pairs(items: Mapping[str, str] | Sequence[str] | None, option: str) -> dict
 
 def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequence[str], name: str | None = None,
                    push: bool = False, variables: Mapping[str, str] | None = None, locked: bool = False,
-                   out: str | os.PathLike[str] | None = None, platform: str = DCS_PLATFORM,
+                   out: str | os.PathLike[str] | None = None, platform: str = PLATFORM,
                    build_args: Mapping[str, str] | Sequence[str] | None = None,
                    labels: Mapping[str, str] | Sequence[str] | None = None, no_cache: bool = False,
                    pull: bool = False, target: str | None = None, username: str | None = None,
@@ -327,60 +326,6 @@ def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLoc
     update_lock(lock_file, change)
 
 
-_MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json, "
-                   "application/vnd.docker.distribution.manifest.list.v2+json, "
-                   "application/vnd.oci.image.manifest.v1+json, "
-                   "application/vnd.oci.image.index.v1+json")
-
-
-def registry_digest(reference: str, username: str | None = None, password: Secret | None = None,
-                    *, timeout: float = 30.0) -> str | None:
-    """The digest the registry serves for REFERENCE's tag (HEAD /v2/<repo>/manifests/<tag>
-    with the docker v2 / OCI Accept headers); None when the registry does not say.
-
-    Credentials: `username`/`password`, else a plain `auth` entry of ~/.docker/config.json.
-    Basic and bearer-token registries are both handled. 127.0.0.1/localhost use http.
-    """
-    import requests
-
-    from ..model.imageref import parse_reference
-
-    ref = parse_reference(reference)
-    host = ref.registry
-    scheme = "http" if host.split(":")[0] in ("127.0.0.1", "localhost") else "https"
-    api_host = "registry-1.docker.io" if host == "docker.io" else host
-    path = f"library/{ref.path}" if host == "docker.io" and "/" not in ref.path else ref.path
-    url = f"{scheme}://{api_host}/v2/{path}/manifests/{ref.tag or 'latest'}"
-    auth = (username, password.reveal()) if username and password is not None else _docker_config_auth(host)
-    headers = {"Accept": _MANIFEST_TYPES}
-    with requests.Session() as session:
-        answer = session.head(url, headers=headers, timeout=timeout)
-        challenge = answer.headers.get("WWW-Authenticate", "")
-        if answer.status_code == 401 and challenge.lower().startswith("bearer"):
-            params = dict(part.split("=", 1) for part in challenge[7:].replace('"', "").split(",") if "=" in part)
-            realm = params.pop("realm", "")
-            token = session.get(realm, params=params, auth=auth, timeout=timeout).json()
-            headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
-            answer = session.head(url, headers=headers, timeout=timeout)
-        elif answer.status_code == 401 and auth:
-            answer = session.head(url, headers=headers, auth=auth, timeout=timeout)
-        answer.raise_for_status()
-        return answer.headers.get("Docker-Content-Digest")
-
-
-def _docker_config_auth(host: str) -> tuple[str, str] | None:
-    import base64
-    import json
-
-    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
-    try:
-        auths = json.loads(config.read_text(encoding="utf-8")).get("auths") or {}
-        user, _, secret = base64.b64decode((auths.get(host) or {}).get("auth", "")).decode().partition(":")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return (user, secret) if user else None
-
-
 def verify_push(push: PushResult, username: str | None = None, password: Secret | None = None,
                 warn: Warn | None = None) -> None:
     """LockError when the registry serves another digest for the pushed tag than the push
@@ -388,8 +333,10 @@ def verify_push(push: PushResult, username: str | None = None, password: Secret 
     the registry cannot be asked."""
     import requests
 
+    from ..adapters.registry import manifest_digest
+
     try:
-        served = registry_digest(push.reference, username, password)
+        served = manifest_digest(push.reference, username, password)
     except (requests.RequestException, ValueError) as exc:
         (warn or _ignore)(f"could not check {push.reference} against the registry's manifest: "
                           f"{type(exc).__name__}; the lock records the digest the push reported")
@@ -539,7 +486,7 @@ def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str
 
 
 def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool = False, wait: bool = False,
-                   timeout: float = 1200.0, on_created: Callable[[str, str], Any] | None = None,
+                   timeout: float = CLUSTER_TIMEOUT_S, on_created: Callable[[str, str], Any] | None = None,
                    on_state: Callable[[dict[str, Any]], Any] | None = None,
                    workspace: Workspace | None = None, warn: Warn | None = None) -> str:
     """Create the plan's cluster; record the launched body (masked) in its lock entry; with

@@ -21,7 +21,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .launcher import LABEL, secret_variable
+from ..settings import secret_variable
+from .launcher import LABEL
 from .server import SPARK_VERSIONS, LocalWorkspaceServer
 
 if TYPE_CHECKING:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import atexit
 import io
 import os
-import re
 import tarfile
 import threading
 import time
@@ -44,10 +43,10 @@ from ..adapters.engine import Engine, ExecResult, StreamError, connect, remove_h
 from ..errors import DcsError, EngineError
 from ..model.spec import is_secret_reference
 from ..ops.check import OS_ITEMS, check, parse_runtime
+from ..settings import env, secret_variable
 from .store import NODE_TYPE_ID, Cluster, Store, now_ms
 
-__all__ = ["DOCKER_TIMEOUT_S", "LABEL", "JobTask", "Launcher", "Terminate", "runtime_of", "secret_variable",
-           "user_request"]
+__all__ = ["DOCKER_TIMEOUT_S", "LABEL", "JobTask", "Launcher", "Terminate", "runtime_of", "user_request"]
 
 LABEL = "dcs_magic.local_cluster"
 """Label on driver containers: its value is the cluster id."""
@@ -88,13 +87,6 @@ class JobTask(Protocol):
     def ended(self, cluster: Cluster) -> None: ...
 
 
-def secret_variable(reference: str) -> str:
-    """The environment variable that holds `{{secrets/scope/key}}` for the local workspace:
-    `DCS_SECRET_<SCOPE>_<KEY>`, upper case, other characters as `_`."""
-    scope, key = reference.strip("{} ").split("/", 2)[1:]
-    return "DCS_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{scope}_{key}".upper())
-
-
 def _resolve_secret(reference: str) -> str:
     """A secret scope stand-in: the value of `secret_variable(reference)` in this process.
 
@@ -103,7 +95,7 @@ def _resolve_secret(reference: str) -> str:
     secret fails here as it would there.
     """
     variable = secret_variable(reference)
-    value = os.environ.get(variable)
+    value = env(variable)
     if not value:
         raise Terminate("SECRET_RESOLUTION_ERROR",
                         f"The registry password {reference.strip()} cannot be resolved: the local "

@@ -1,4 +1,5 @@
-"""credentials.py: the one registry-password reader, the masked Secret, the unpinned-tag warning."""
+"""model/credentials.py (the masked Secret, env_password, the unpinned-tag warning) and
+ops/credentials.py (the one registry-password reader, with its hidden prompt)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from dcs_magic.model.credentials import (
     PIN_HINT_NOTEBOOK,
     Secret,
     env_password,
-    registry_password,
     reveal,
     unpinned_warning,
 )
+from dcs_magic.ops.credentials import registry_password
 
 VALUE = "s3cr3t-value-from-the-environment"
 

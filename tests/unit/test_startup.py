@@ -7,9 +7,9 @@ import json
 import subprocess
 import sys
 
+from dcs_magic import settings
 from dcs_magic.cli import commands as cli
 from dcs_magic.model import exports
-from dcs_magic.ops import recipe
 
 # Third-party packages none of the three may import: the engine, HTTP, templates, widgets,
 # the Databricks SDK, and the dcs_magic modules that carry them or the big tables.
@@ -55,7 +55,8 @@ def test_load_ext_imports_no_heavy_module() -> None:
     added = _new_modules(setup, "shell.run_line_magic('load_ext', 'dcs_magic')\n"
                                 "assert 'dcs_build' in shell.magics_manager.magics['line']")
     assert [m for m in added if m.startswith("dcs_magic")] == [
-        "dcs_magic", "dcs_magic._version", "dcs_magic.errors", "dcs_magic.jupyter", "dcs_magic.jupyter.magics"]
+        "dcs_magic", "dcs_magic._version", "dcs_magic.errors", "dcs_magic.jupyter", "dcs_magic.jupyter.magics",
+        "dcs_magic.settings"]
     assert not [m for m in added if m.split(".")[0] in HEAVY or m.startswith(HEAVY_OWN)]
 
 
@@ -65,11 +66,22 @@ def test_dcs_help_imports_argparse_and_the_cli_only() -> None:
             "try:\n    main(['launch', '--help'])\nexcept SystemExit:\n    pass")
     added = _new_modules("", code)
     assert [m for m in added if m.startswith("dcs_magic")] == ["dcs_magic", "dcs_magic._version", "dcs_magic.cli",
-                                                               "dcs_magic.cli.commands"]
+                                                               "dcs_magic.cli.commands", "dcs_magic.settings"]
     assert not [m for m in added if m.split(".")[0] in HEAVY]
 
 
-def test_cli_constants_match_the_library() -> None:
-    """cli.py writes these out (so `dcs --help` imports neither module); they must agree."""
-    assert cli.DEFAULT_BUILD_ROOT == recipe.DEFAULT_BUILD_ROOT
+def test_settings_import_nothing_but_os() -> None:
+    """The settings are read by `dcs --help` and `%load_ext`: importing them costs one module."""
+    assert _new_modules("import dcs_magic", "import dcs_magic.settings") == ["dcs_magic.settings"]
+
+
+def test_cli_defaults_are_the_settings() -> None:
+    """`dcs --help` shows the library's defaults (read from settings, not written out)."""
+    parser = cli.make_parser()
+    build = parser.parse_args(["build", "nb.ipynb", "-t", "a:1"])
+    launch = parser.parse_args(["launch", "--spec", "c.json"])
+    run = parser.parse_args(["run", "--spec", "c.json", "--python-file", "job.py"])
+    assert build.platform == settings.PLATFORM
+    assert launch.timeout == settings.CLUSTER_TIMEOUT_S and run.timeout == settings.RUN_TIMEOUT_S
+    # cli.py writes the export kinds out (so `dcs --help` imports no model module); they must agree.
     assert tuple(cli.EXPORT_KINDS) == tuple(exports.EXPORT_KINDS)

@@ -1,0 +1,160 @@
+"""The registry HTTP API (distribution v2): the one client of a registry's own API.
+
+    manifest_digest("127.0.0.1:5000/team/app:1")    -> "sha256:..." (what the tag serves now)
+    probe("myreg.example:5000/team/app:1", user, pw) -> RegistryProbe (does /v2/ answer, and to whom)
+
+Pushes and pulls go through the Docker engine (adapters/engine.py); this module asks the
+registry directly only what the engine cannot say: the digest a tag serves (so a lock never
+records a digest the registry does not hold) and whether the registry answers from here with
+a spec's credentials (`dcs doctor`).
+
+One scheme rule (`scheme`): plain http for a loopback registry (`localhost`, 127.0.0.0/8,
+`[::1]`, with or without a port: `model.net.is_loopback`), https for every other. Docker Hub
+names (`docker.io`) are asked at registry-1.docker.io, official images as `library/NAME`.
+
+Credentials: the caller's username and password, else a plain `auth` entry of Docker's
+`config.json` (`DOCKER_CONFIG`, else ~/.docker). A registry that answers 401 with a Bearer
+challenge (Docker Hub, ACR, GHCR, ...) is asked for a token at the challenge's realm with them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from ..model.credentials import Secret
+from ..model.imageref import DOCKER_HUB, ImageRef, parse_reference
+from ..model.net import is_loopback
+from ..settings import docker_config_dir
+
+__all__ = ["MANIFEST_TYPES", "RegistryProbe", "api_url", "docker_config_auth", "manifest_digest", "probe",
+           "repository_path", "scheme"]
+
+DOCKER_HUB_API = "registry-1.docker.io"
+# Without these a registry may answer with a converted (schema 1) manifest, whose digest
+# differs from the one the engine reported when it pushed.
+MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json, "
+                  "application/vnd.docker.distribution.manifest.list.v2+json, "
+                  "application/vnd.oci.image.manifest.v1+json, "
+                  "application/vnd.oci.image.index.v1+json")
+DIGEST_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 10.0
+
+
+@dataclass
+class RegistryProbe:
+    """What `GET <registry>/v2/` answered: HTTP status (None: no answer) and a reason."""
+
+    url: str
+    status: int | None
+    reason: str = ""
+    authenticated: bool = False
+
+
+# -- where to ask ------------------------------------------------------------------------------
+
+
+def scheme(registry: str) -> str:
+    """`http` for a loopback registry (`localhost:5000`, `127.0.0.2:5000`, `[::1]:5000`),
+    `https` for any other (`myreg.example:5000`, `docker.io`): the one rule."""
+    return "http" if is_loopback(registry) else "https"
+
+
+def api_url(image: str | ImageRef) -> str:
+    """`https://<registry>/v2/` for an image reference (`http://` for a loopback registry;
+    Docker Hub names go to registry-1.docker.io)."""
+    ref = image if isinstance(image, ImageRef) else parse_reference(image)
+    host = DOCKER_HUB_API if ref.registry == DOCKER_HUB else ref.registry
+    return f"{scheme(ref.registry)}://{host}/v2/"
+
+
+def repository_path(ref: ImageRef) -> str:
+    """The repository as the registry API names it: Docker Hub's official images are
+    `library/NAME`."""
+    return f"library/{ref.path}" if ref.registry == DOCKER_HUB and "/" not in ref.path else ref.path
+
+
+def docker_config_auth(registry: str) -> tuple[str, str] | None:
+    """(username, password) of a plain `auth` entry for REGISTRY in Docker's config.json;
+    None when there is none (credential helpers are the engine's business)."""
+    config = Path(docker_config_dir()) / "config.json"
+    try:
+        auths = json.loads(config.read_text(encoding="utf-8")).get("auths") or {}
+        user, _, secret = base64.b64decode((auths.get(registry) or {}).get("auth", "")).decode().partition(":")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (user, secret) if user else None
+
+
+# -- what to ask -------------------------------------------------------------------------------
+
+
+def manifest_digest(reference: str | ImageRef, username: str | None = None, password: Secret | None = None,
+                    *, timeout: float = DIGEST_TIMEOUT_S) -> str | None:
+    """The digest the registry serves for REFERENCE's tag (HEAD /v2/<repo>/manifests/<tag>
+    with the docker v2 / OCI Accept headers); None when the registry does not say.
+
+    Credentials: `username`/`password`, else a plain `auth` entry of Docker's config.json.
+    Basic and bearer-token registries are both handled. Raises requests.RequestException
+    (an HTTPError for an error status) and ValueError (a token answer that is not JSON).
+    """
+    ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
+    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{ref.tag or 'latest'}"
+    auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
+    headers = {"Accept": MANIFEST_TYPES}
+    with requests.Session() as session:
+        answer = session.head(url, headers=headers, timeout=timeout)
+        challenge = answer.headers.get("WWW-Authenticate", "")
+        if answer.status_code == 401 and challenge.lower().startswith("bearer"):
+            params = _challenge(challenge)
+            realm = params.pop("realm", "")
+            token = session.get(realm, params=params, auth=auth, timeout=timeout).json()
+            headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
+            answer = session.head(url, headers=headers, timeout=timeout)
+        elif answer.status_code == 401 and auth:
+            answer = session.head(url, headers=headers, auth=auth, timeout=timeout)
+        answer.raise_for_status()
+        digest = answer.headers.get("Docker-Content-Digest")
+        return str(digest) if digest is not None else None
+
+
+def probe(image: str | ImageRef, username: str | None = None, password: str | None = None, *,
+          timeout: float = PROBE_TIMEOUT_S) -> RegistryProbe:
+    """`GET /v2/` on the image's registry with basic auth; for a registry that answers 401
+    with a Bearer challenge (Docker Hub, ACR, ...) the credentials are tried on its token
+    endpoint. Never raises for network errors: they are the answer."""
+    ref = image if isinstance(image, ImageRef) else parse_reference(image)
+    url = api_url(ref)
+    auth = (username, password) if username and password else None
+    try:
+        response = requests.get(url, auth=auth, timeout=timeout)
+        if response.status_code == 401 and auth:
+            challenge = response.headers.get("WWW-Authenticate", "")
+            if challenge.lower().startswith("bearer"):
+                return _token_probe(url, challenge, auth, ref, timeout)
+        return RegistryProbe(url, response.status_code, response.reason or "", authenticated=bool(auth)
+                             and response.status_code == 200)
+    except requests.RequestException as exc:
+        return RegistryProbe(url, None, f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _challenge(header: str) -> dict[str, str]:
+    """The fields of a `WWW-Authenticate: Bearer realm="...",service="...",scope="..."` header
+    (a scope may hold commas: `repository:team/app:pull,push`)."""
+    return dict(re.findall(r'(\w+)="([^"]*)"', header))
+
+
+def _token_probe(url: str, challenge: str, auth: tuple[str, str], ref: ImageRef, timeout: float) -> RegistryProbe:
+    fields = _challenge(challenge)
+    realm = fields.get("realm")
+    if not realm:
+        return RegistryProbe(url, 401, "Bearer challenge without a realm")
+    params = {"service": fields.get("service", ""), "scope": f"repository:{repository_path(ref)}:pull"}
+    response = requests.get(realm, params=params, auth=auth, timeout=timeout)
+    return RegistryProbe(url, response.status_code, response.reason or "",
+                         authenticated=response.status_code == 200)

@@ -1,0 +1,129 @@
+"""adapters/registry.py and model/net.py: the one loopback rule, answered the same everywhere.
+
+A loopback registry (`localhost`, 127.0.0.0/8, `[::1]`) is asked over plain http, every
+other over https; the workspace client accepts plain http for exactly the same hosts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from dcs_magic.adapters import registry
+from dcs_magic.adapters.workspace import check_host
+from dcs_magic.errors import ConfigError
+from dcs_magic.model.imageref import parse_reference
+from dcs_magic.model.net import host_name, is_loopback
+
+# registry (as an image reference writes it) -> is it this machine?
+HOSTS = [
+    ("127.0.0.2:5000", True),
+    ("[::1]:5000", True),
+    ("localhost:5000", True),
+    ("myreg.example:5000", False),
+    ("127.0.0.1", True),
+    ("127.255.255.254:443", True),
+    ("localhost", True),
+    ("LOCALHOST:5000", True),
+    ("[::1]", True),
+    ("[0:0:0:0:0:0:0:1]:5000", True),
+    ("[::2]:5000", False),
+    ("[fe80::1]:5000", False),
+    ("128.0.0.1:5000", False),
+    ("10.0.0.1:5000", False),
+    ("localhost.example.com:5000", False),
+    ("mylocalhost:5000", False),
+    ("docker.io", False),
+]
+
+
+@pytest.mark.parametrize(("host", "loopback"), HOSTS)
+def test_one_loopback_rule_for_the_registry_api(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+    assert registry.scheme(host) == ("http" if loopback else "https")
+    assert registry.api_url(f"{host}/team/app:1").startswith("http://" if loopback else "https://")
+
+
+@pytest.mark.parametrize(("host", "loopback"), [(h, lo) for h, lo in HOSTS if h != "docker.io"])
+def test_the_workspace_client_accepts_plain_http_for_the_same_hosts(host: str, loopback: bool) -> None:
+    if loopback:
+        assert check_host(f"http://{host}") == f"http://{host}"
+    else:
+        with pytest.raises(ConfigError, match="plain http"):
+            check_host(f"http://{host}")
+
+
+@pytest.mark.parametrize(("netloc", "name"), [
+    ("127.0.0.2:5000", "127.0.0.2"), ("[::1]:5000", "::1"), ("[::1]", "::1"), ("::1", "::1"),
+    ("localhost", "localhost"), ("myreg.example:5000", "myreg.example"), (" 127.0.0.1 ", "127.0.0.1"),
+])
+def test_host_name_drops_port_and_brackets(netloc: str, name: str) -> None:
+    assert host_name(netloc) == name
+
+
+def test_bare_ipv6_loopback_is_loopback() -> None:
+    assert is_loopback("::1") and not is_loopback("::2") and not is_loopback("")
+
+
+@pytest.mark.parametrize(("image", "url"), [
+    ("127.0.0.2:5000/team/app:1", "http://127.0.0.2:5000/v2/"),
+    ("[::1]:5000/team/app@sha256:" + "a" * 64, "http://[::1]:5000/v2/"),
+    ("localhost:5000/app", "http://localhost:5000/v2/"),
+    ("myreg.example:5000/team/app:1", "https://myreg.example:5000/v2/"),
+    ("busybox:1", "https://registry-1.docker.io/v2/"),
+    ("team/app:1", "https://registry-1.docker.io/v2/"),
+])
+def test_api_url(image: str, url: str) -> None:
+    assert registry.api_url(image) == registry.api_url(parse_reference(image)) == url
+
+
+@pytest.mark.parametrize(("image", "path"), [
+    ("busybox:1", "library/busybox"), ("team/app", "team/app"),
+    ("127.0.0.1:5000/app:1", "app"), ("myreg.example/team/app", "team/app"),
+])
+def test_repository_path_names_docker_hub_official_images_library(image: str, path: str) -> None:
+    assert registry.repository_path(parse_reference(image)) == path
+
+
+def test_bearer_challenge_fields_keep_commas_inside_quotes() -> None:
+    header = 'Bearer realm="https://auth.example/token",service="reg.example",scope="repository:team/app:pull,push"'
+    assert registry._challenge(header) == {"realm": "https://auth.example/token", "service": "reg.example",
+                                           "scope": "repository:team/app:pull,push"}
+
+
+def _write_config(folder: Path, auths: dict[str, object]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"auths": auths}), encoding="utf-8")
+
+
+def test_docker_config_auth_reads_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = base64.b64encode(b"robot:pa:ss").decode()
+    _write_config(tmp_path / "cfg", {"127.0.0.1:5000": {"auth": token}, "other.example": {}})
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "cfg"))
+    assert registry.docker_config_auth("127.0.0.1:5000") == ("robot", "pa:ss")
+    assert registry.docker_config_auth("other.example") is None  # e.g. a credential helper's entry
+    assert registry.docker_config_auth("unknown.example") is None
+
+
+def test_docker_config_auth_defaults_to_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_config(tmp_path / ".docker", {"r.example": {"auth": base64.b64encode(b"u:p").decode()}})
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert registry.docker_config_auth("r.example") == ("u", "p")
+
+
+@pytest.mark.parametrize("content", ["not json", '{"auths": {"r.example": {"auth": "%%%"}}}', "[]"])
+def test_an_unreadable_docker_config_gives_no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          content: str) -> None:
+    (tmp_path / "config.json").write_text(content, encoding="utf-8")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert registry.docker_config_auth("r.example") is None
+
+
+def test_a_registry_that_does_not_answer_is_the_probe_s_answer() -> None:
+    # Port 9 (discard) on loopback: nothing listens; the probe reports it instead of raising.
+    answer = registry.probe("127.0.0.1:9/team/app:1", timeout=2)
+    assert answer.url == "http://127.0.0.1:9/v2/" and answer.status is None and "ConnectionError" in answer.reason
