@@ -13,7 +13,8 @@ import pytest
 from ipywidgets.embed import embed_data
 
 from dcs_magic import ClusterSpec, PushResult, SpecError
-from dcs_magic.jupyter.launch import FormValues, LaunchWidget, parse_key_values
+from dcs_magic.jupyter.launch import LaunchWidget
+from dcs_magic.model.form_values import FormValues, parse_key_values
 from dcs_magic.model.spec import BasicAuth, DockerImage, NamedInitScript
 
 PINNED = "registry.example.com/team/app@sha256:" + "d" * 64
@@ -311,7 +312,7 @@ def test_save_json_never_writes_a_masked_or_literal_secret(ws, tmp_path, monkeyp
 
 
 def test_default_save_path_is_always_a_new_file(tmp_path):
-    from dcs_magic.jupyter.launch import default_save_path
+    from dcs_magic.ops.launch_form import default_save_path
 
     assert default_save_path(directory=tmp_path) == tmp_path / "cluster.json"
     (tmp_path / "cluster.json").write_text("{}")
@@ -564,7 +565,7 @@ def test_unchecked_image_keeps_the_workspaces_first_runtime_and_no_note(ws):
 
 
 def test_default_runtime_without_a_workspace_list():
-    from dcs_magic.jupyter.launch import default_runtime
+    from dcs_magic.model.form_values import default_runtime
     from dcs_magic.model import runtime
     newest_312 = runtime.default_runtime_for("3.12.3")
     assert newest_312 is not None and newest_312.python == "3.12" and newest_312.lts
