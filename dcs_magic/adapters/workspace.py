@@ -66,12 +66,12 @@ from ..settings import (
     RUN_TIMEOUT_S,
     env,
 )
+from .follow import ENDED_STATES, MAX_POLL_INTERVAL_S, ClusterFollower, PollPolicy
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
 
 __all__ = [
-    "MAX_POLL_INTERVAL_S",
     "MAX_RETRY_AFTER_S",
     "TERMINATION_HINTS",
     "Workspace",
@@ -81,12 +81,9 @@ __all__ = [
     "open_workspace",
 ]
 
-MAX_POLL_INTERVAL_S = 10.0
-"""wait_for_cluster polls after 1, 2, 3, ... seconds, never more than this (like the SDK/CLI)."""
 MAX_RETRY_AFTER_S = 60.0
 """A server's `Retry-After` is honoured up to this many seconds per retry."""
 
-_FAILED = ("TERMINATED", "ERROR")
 # The real service answers clusters/get for an unknown id with 400 INVALID_PARAMETER_VALUE.
 _MISSING = re.compile(r"[Cc]luster \S+ does not exist")
 _HOW_TO_CONFIGURE = (
@@ -364,6 +361,7 @@ class Workspace:
         self.timeout = timeout
         # (first pause, cap) between state polls; the pause grows by `first` while nothing
         # changes and starts over after a change (progress tends to come in bursts).
+        # Every follower of this workspace's clusters and runs pauses so (`polling`).
         self.poll_s = poll_s
         self._session = requests.Session()
         general = HTTPAdapter(max_retries=_idempotent_retry(retries, backoff_factor))
@@ -490,6 +488,13 @@ class Workspace:
         return self._request("GET", self._clusters_url("get"), params={"cluster_id": cluster_id},
                              what=f"clusters/get {cluster_id}")
 
+    @property
+    def polling(self) -> PollPolicy:
+        """This workspace's pauses between state polls (from `poll_s`): `wait_for_cluster`,
+        `wait_for_run` and the launch form's follower all take them."""
+        first, cap = self.poll_s
+        return PollPolicy(first, cap)
+
     def wait_for_cluster(self, cluster_id: str, timeout_s: float = CLUSTER_TIMEOUT_S,
                          on_state: Callable[[dict[str, Any]], Any] | None = None,
                          *, sleep: Callable[[float], Any] = time.sleep,
@@ -498,22 +503,21 @@ class Workspace:
 
         `on_state(info)` is called whenever state or state_message changes. Pauses grow
         1, 2, 3, ... seconds up to MAX_POLL_INTERVAL_S while nothing changes and start over
-        after a change (`poll_s`; the local preflight workspace polls every 0.1 s, so a
-        state change is seen within that). After `timeout_s` a ClusterError
+        after a change (`polling`, from `poll_s`; the local preflight workspace polls every
+        0.1 s, so a state change is seen within that). After `timeout_s` a ClusterError
         carries the last state (the cluster keeps starting; wait again or terminate it).
+        The polling is `follow.ClusterFollower`'s, as in the launch form.
         """
-        def timed_out(info: dict[str, Any]) -> ClusterError:
-            return ClusterError(f"cluster {cluster_id} is still {info.get('state')} after {timeout_s:g} s",
-                                cluster_id=cluster_id, state=info.get("state"),
-                                hint=f"wait again with wait_for_cluster, or terminate it: "
-                                     f"{self.cluster_url(cluster_id)}")
-
-        info = self._follow(lambda: self.get_cluster(cluster_id),
-                            lambda i: (i.get("state"), i.get("state_message")),
-                            lambda i: i.get("state") == "RUNNING" or i.get("state") in _FAILED,
-                            timeout_s, on_state, timed_out, sleep, clock)
-        if info.get("state") in _FAILED:
+        follower = ClusterFollower(self, cluster_id, on_state=on_state, sleep=sleep, clock=clock)
+        info = follower.follow(("RUNNING",), timeout_s)
+        assert info is not None  # nothing stops this follower but an answer
+        if info.get("state") in ENDED_STATES:
             raise cluster_error(info, url=self.cluster_url(cluster_id))
+        if info.get("state") != "RUNNING":
+            raise ClusterError(f"cluster {cluster_id} is still {info.get('state')} after {timeout_s:g} s",
+                               cluster_id=cluster_id, state=info.get("state"),
+                               hint=f"wait again with wait_for_cluster, or terminate it: "
+                                    f"{self.cluster_url(cluster_id)}")
         return info
 
     def _follow(self, fetch: Callable[[], dict[str, Any]], key: Callable[[dict[str, Any]], Any],
@@ -522,27 +526,25 @@ class Workspace:
                 sleep: Callable[[float], Any], clock: Callable[[], float]) -> dict[str, Any]:
         """Poll `fetch` until `done`; call `on_state` when `key` changes; raise `timed_out(last)`.
 
-        Pauses follow `poll_s` = (first, cap): first, 2*first, ... up to cap while nothing
-        changes, back to `first` after a change, never past the deadline.
+        Pauses follow `polling` (as a cluster's follower does), never past the deadline.
         """
-        first, cap = self.poll_s
+        policy = self.polling
         deadline = clock() + timeout_s
         seen: Any = object()
         pause = 0.0
         while True:
             answer = fetch()
             now = key(answer)
-            if now != seen:
-                if on_state is not None:
-                    on_state(answer)
-                pause = 0.0
+            changed = now != seen
+            if changed and on_state is not None:
+                on_state(answer)
             seen = now
             if done(answer):
                 return answer
             remaining = deadline - clock()
             if remaining <= 0:
                 raise timed_out(answer)
-            pause = min(pause + first, cap)
+            pause = policy.next_pause(pause, changed=changed)
             sleep(min(pause, remaining))
 
     def terminate_cluster(self, cluster_id: str) -> None:

@@ -376,8 +376,10 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         _note(f"Created cluster {cluster_id}: {url}")
         _out(cluster_id)
 
-    # The local workspace runs in this process, so it always waits. A ClusterError
-    # (TERMINATED/ERROR: code, message, hint) reaches main(): exit 1.
+    # The local workspace runs in this process, so it always waits. Waiting is
+    # Workspace.wait_for_cluster, i.e. the one ClusterFollower at the workspace's own pace
+    # (as the launch form follows). A ClusterError (TERMINATED/ERROR: code, message, hint)
+    # reaches main(): exit 1.
     wait = args.wait or args.local
     cluster_id = create_cluster(plan, profile=args.profile, local=args.local, wait=wait, timeout=args.timeout,
                                 on_created=created, on_state=_print_state, warn=_warn)

@@ -167,7 +167,7 @@ def _widget_states(saved: dict) -> list[dict]:
 @pytest.mark.docker
 def test_launch_form_previews_json_and_saves_no_secret(page, notebook, notebook_dir,
                                                        screenshot):
-    from dcs_magic.jupyter.launch import AUTH_MODES
+    from dcs_magic.model.form_values import AUTH_MODES
 
     # The kernel reads the password from a file: it never appears in a cell, so finding it
     # in the saved notebook could only mean the widget leaked it.

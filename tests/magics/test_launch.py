@@ -6,14 +6,16 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import ipywidgets
 import pytest
 from ipywidgets.embed import embed_data
 
-from dcs_magic import ClusterSpec, PushResult, SpecError
-from dcs_magic.jupyter.launch import FormValues, LaunchWidget, parse_key_values
+from dcs_magic import ClusterSpec, PushResult, SpecError, Workspace
+from dcs_magic.jupyter.launch import LaunchWidget
+from dcs_magic.model.form_values import FormValues, parse_key_values
 from dcs_magic.model.spec import BasicAuth, DockerImage, NamedInitScript
 
 PINNED = "registry.example.com/team/app@sha256:" + "d" * 64
@@ -177,6 +179,22 @@ def test_create_follows_the_cluster_to_running(ws, api, monkeypatch):
     assert_no_secret(widget, LITERAL)
 
 
+def test_the_form_polls_as_fast_as_its_workspace(api):
+    """The workspace's own pauses reach the form (the local workspace polls every 0.1 s): five
+    PENDING answers take well under the 1+2+3+4+5 s of the default policy, with no sleep given."""
+    api.script(*[{"state": "PENDING"}] * 5, {"state": "RUNNING"})
+    with Workspace(host=api.host, token=api.token, poll_s=(0.05, 0.05)) as fast:
+        widget = LaunchWidget(fast, image=PINNED)
+        started = time.monotonic()
+        widget.create_button.click()
+        assert widget.wait(30)
+        took = time.monotonic() - started
+        assert widget.cluster_info["state"] == "RUNNING" and took < 3
+        assert len(api.requests_to("/clusters/get")) >= 6
+        widget.close()
+        assert widget.wait_ended(5)  # close() cuts the running beat short
+
+
 def test_failed_start_shows_code_message_and_hint(ws, api):
     api.script({"state": "PENDING"},
                {"state": "TERMINATED", "state_message": "Failed to pull image: manifest unknown",
@@ -311,7 +329,7 @@ def test_save_json_never_writes_a_masked_or_literal_secret(ws, tmp_path, monkeyp
 
 
 def test_default_save_path_is_always_a_new_file(tmp_path):
-    from dcs_magic.jupyter.launch import default_save_path
+    from dcs_magic.ops.launch_form import default_save_path
 
     assert default_save_path(directory=tmp_path) == tmp_path / "cluster.json"
     (tmp_path / "cluster.json").write_text("{}")
@@ -564,8 +582,8 @@ def test_unchecked_image_keeps_the_workspaces_first_runtime_and_no_note(ws):
 
 
 def test_default_runtime_without_a_workspace_list():
-    from dcs_magic.jupyter.launch import default_runtime
     from dcs_magic.model import runtime
+    from dcs_magic.model.form_values import default_runtime
     newest_312 = runtime.default_runtime_for("3.12.3")
     assert newest_312 is not None and newest_312.python == "3.12" and newest_312.lts
     assert default_runtime([], "3.12.3") == newest_312.key
