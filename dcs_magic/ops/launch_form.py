@@ -31,6 +31,7 @@ Secrets: no control ever holds a secret.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
