@@ -196,7 +196,7 @@ class Bench:
 # kernel, and the raw docker-py side imports docker first too): dcs-magic imports its engine
 # adapter (docker, requests) lazily, on the first build, so the children import it up front.
 DCS_BUILD = """
-import json, sys, time, dcs_magic, dcs_magic.adapters.engine, dcs_magic.ops.pipeline
+import json, sys, time, dcs_magic, dcs_magic.adapters.engine, dcs_magic.ops.build
 from dcs_magic.jupyter.widgets import ProgressWidget
 sink = ProgressWidget()
 started = time.perf_counter()
@@ -212,7 +212,7 @@ for _ in api.build(path=sys.argv[1], tag=sys.argv[2], nocache=sys.argv[3] == "1"
 print(json.dumps({"inner_s": time.perf_counter() - started}))
 """
 DCS_PUSH = """
-import json, sys, time, dcs_magic, dcs_magic.adapters.engine, dcs_magic.ops.pipeline
+import json, sys, time, dcs_magic, dcs_magic.adapters.engine, dcs_magic.ops.push
 from dcs_magic.jupyter.widgets import ProgressWidget
 sink = ProgressWidget(kind="push")
 started = time.perf_counter()

@@ -33,8 +33,9 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .model.results import BuildResult, CheckItem, CheckReport, PushResult
     from .model.spec import ClusterSpec
+    from .ops.build import build
     from .ops.check import check
-    from .ops.pipeline import build, push
+    from .ops.push import push
 
 __all__ = [
     "ApiError",
@@ -71,8 +72,8 @@ _LAZY = {
     **dict.fromkeys(("BuildResult", "CheckItem", "CheckReport", "PushResult"), ".model.results"),
     "ClusterSpec": ".model.spec",
     "Workspace": ".adapters.workspace",
-    "build": ".ops.pipeline",
-    "push": ".ops.pipeline",
+    "build": ".ops.build",
+    "push": ".ops.push",
     "check": ".ops.check",
 }
 
@@ -115,7 +116,7 @@ _MOVED = {
     "dockerfile": "model.dockerfile", "doctor": "ops.doctor", "engine": "adapters.engine",
     "exports": "model.exports", "imageref": "model.imageref", "jobs": "model.jobs",
     "launch": "jupyter.launch", "lock": "ops.lock", "magics": "jupyter.magics",
-    "notebook": "ops.notebook", "parity": "model.parity", "pipeline": "ops.pipeline",
+    "notebook": "ops.notebook", "parity": "model.parity", "pipeline": "ops.build",
     "progress": "model.progress", "recipe": "ops.recipe", "results": "model.results",
     "runtime": "model.runtime", "spec": "model.spec", "tarstream": "adapters.tarstream",
     "template": "model.template", "terminal": "cli.terminal", "widgets": "jupyter.widgets",

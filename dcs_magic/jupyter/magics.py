@@ -122,10 +122,10 @@ def _one_line(error: DcsError) -> str:
 
 
 def _is_cancelled(error: BaseException) -> bool:
-    """Whether ERROR is pipeline.Cancelled. Only the pipeline raises it, so while the pipeline
+    """Whether ERROR is runner.Cancelled. Only a build or push raises it, so while ops.runner
     is not imported no interrupt can be one (and checking must not import it)."""
-    pipeline = sys.modules.get("dcs_magic.ops.pipeline")
-    return pipeline is not None and isinstance(error, pipeline.Cancelled)
+    runner = sys.modules.get("dcs_magic.ops.runner")
+    return runner is not None and isinstance(error, runner.Cancelled)
 
 
 @magics_class
@@ -178,10 +178,10 @@ class DcsMagics(Magics, Configurable):
         if shell is not None:
             # Magics.__init__ already adds us to shell.configurables (so %config works).
             self._previous_exc = (shell.custom_exceptions, shell.CustomTB)
-            # pipeline.Cancelled (a KeyboardInterrupt raised by our build/push after its
+            # runner.Cancelled (a KeyboardInterrupt raised by our build/push after its
             # cleanup) shows as its one line, not a traceback through docker-py and http.client.
             # The handler takes every KeyboardInterrupt and passes any other one on to IPython's
-            # own traceback: naming Cancelled here would import the pipeline (jinja2, the
+            # own traceback: naming Cancelled here would import ops.runner (the
             # progress model...) on %load_ext.
             shell.set_custom_exc((DcsError, KeyboardInterrupt), self._show_error)
             self._our_exc = shell.CustomTB
@@ -230,7 +230,7 @@ class DcsMagics(Magics, Configurable):
             stb = [_one_line(value)]  # the widget above shows the details: say it once
         elif isinstance(value, DcsError):
             stb = [value.short()]
-        elif isinstance(value, KeyboardInterrupt):  # pipeline.Cancelled: its message is the line
+        elif isinstance(value, KeyboardInterrupt):  # runner.Cancelled: its message is the line
             stb = [str(value) or "Cancelled"]
         else:
             stb = [f"{etype.__name__}: {value}"]
@@ -333,8 +333,9 @@ class DcsMagics(Magics, Configurable):
         """Build NAME's context with the Docker engine, with live progress."""
         from IPython.core.error import UsageError
 
-        from ..ops import pipeline
+        from ..ops.build import build, parse_pairs
         from ..ops.context import check_buildable
+        from ..ops.runner import Job
         from .widgets import progress_sink
 
         args = parse_magic_line(self.dcs_build, line)
@@ -344,8 +345,8 @@ class DcsMagics(Magics, Configurable):
         # ContextError saying which cell to run, not a "failed 0.0s" progress widget.
         check_buildable(self._context_dir(args.name), args.name)
         try:
-            build_args = pipeline.parse_pairs(args.build_args, "--build-arg")
-            labels = pipeline.parse_pairs(args.labels, "--label")
+            build_args = parse_pairs(args.build_args, "--build-arg")
+            labels = parse_pairs(args.labels, "--label")
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         kwargs: dict[str, Any] = {
@@ -355,12 +356,12 @@ class DcsMagics(Magics, Configurable):
             "progress": progress_sink("build", self.progress, title=args.name, foreground=not args.bg)}
         context_dir = self._context_dir(args.name)
         if args.bg:
-            job = pipeline.Job("build", args.name, pipeline.build, context_dir,
-                               on_result=lambda result: setattr(self, "last_build", result), **kwargs)
+            job = Job("build", args.name, build, context_dir,
+                      on_result=lambda result: setattr(self, "last_build", result), **kwargs)
             self.jobs.append(job)
             return job
         with _details_in_widget(kwargs["progress"]):
-            self.last_build = pipeline.build(context_dir, **kwargs)
+            self.last_build = build(context_dir, **kwargs)
         return self.last_build
 
     @no_var_expand
@@ -375,8 +376,9 @@ class DcsMagics(Magics, Configurable):
     @line_magic
     def dcs_push(self, line: str) -> Any:
         """Push an image to its registry, with per-layer progress."""
-        from ..ops import pipeline
         from ..ops.credentials import registry_password
+        from ..ops.push import push
+        from ..ops.runner import Job
         from .widgets import progress_sink
 
         args = parse_magic_line(self.dcs_push, line)
@@ -389,12 +391,12 @@ class DcsMagics(Magics, Configurable):
                                                             foreground=not args.bg)}
         del password
         if args.bg:
-            job = pipeline.Job("push", args.ref, pipeline.push, args.ref,
-                               on_result=lambda result: setattr(self, "last_push", result), **kwargs)
+            job = Job("push", args.ref, push, args.ref,
+                      on_result=lambda result: setattr(self, "last_push", result), **kwargs)
             self.jobs.append(job)
             return job
         with _details_in_widget(kwargs["progress"]):
-            self.last_push = pipeline.push(args.ref, **kwargs)
+            self.last_push = push(args.ref, **kwargs)
         return self.last_push
 
     @no_var_expand

@@ -22,7 +22,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from ..errors import ContextError
-from ..model.dockerfile import Finding, lint, missing_copy_sources
+from ..model.lint import Finding, lint, missing_copy_sources
 from ..model.template import render
 
 __all__ = ["ContextFile", "Rendered", "check_buildable", "context_files", "dockerfile_sha256", "highlight_css",

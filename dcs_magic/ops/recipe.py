@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ..model.spec import ClusterSpec
     from .lock import ImageLock, Lock
     from .notebook import DockerfileCell, Notebook, RenderedContext
-    from .pipeline import ProgressSink
+    from .runner import ProgressSink
 
 __all__ = [
     "INIT_SCRIPTS_DIR",
@@ -133,7 +133,7 @@ def render_one(notebook: Notebook, name: str | None, *, variables: Mapping[str, 
     is a lint finding either way.
     """
     from ..errors import NotebookError
-    from ..model.dockerfile import injected_instructions
+    from ..model.lint import injected_instructions
     from .notebook import multiline_variables, render_context, resolve_variables
 
     cell = notebook.dockerfile(name)
@@ -194,7 +194,7 @@ class NotebookBuild:
 
 
 def _pairs(items: Mapping[str, str] | Sequence[str] | None, option: str) -> dict[str, str]:
-    from .pipeline import parse_pairs
+    from .build import parse_pairs
 
     if items is None or isinstance(items, Mapping):
         return dict(items or {})
@@ -290,7 +290,7 @@ def _sink(progress: ProgressFactory | None, kind: str) -> ProgressSink | None:
 def _build(rendered: RenderedContext, tags: Sequence[str], build_args: dict[str, str], labels: dict[str, str],
            *, platform: str, no_cache: bool, pull: bool, target: str | None,
            progress: ProgressFactory | None) -> BuildResult:
-    from .pipeline import build
+    from .build import build
 
     return build(rendered.context_dir, tags=list(tags), name=rendered.name, build_args=build_args or None,
                  platform=platform, no_cache=no_cache, pull=pull, target=target, labels=labels or None,
@@ -298,7 +298,7 @@ def _build(rendered: RenderedContext, tags: Sequence[str], build_args: dict[str,
 
 
 def _push(tag: str, username: str | None, password: Secret | None, progress: ProgressFactory | None) -> PushResult:
-    from .pipeline import push
+    from .push import push
 
     return push(tag, username=username, password=password, progress=_sink(progress, "push"))
 

@@ -51,8 +51,9 @@ from dcs_magic.errors import (
 from dcs_magic.model.progress import BuildState
 from dcs_magic.model.spec import ClusterSpec
 from dcs_magic.model.template import render
-from dcs_magic.ops import pipeline
+from dcs_magic.ops.build import KEEP_BUILD_LOGS, build
 from dcs_magic.ops.notebook import read_notebook
+from dcs_magic.ops.push import push
 
 GOOD_DOCKERFILE = "FROM dcs-test/busybox:1\nRUN echo ok\n"
 
@@ -343,7 +344,7 @@ def test_disk_full_while_writing_the_build_log(tiny_disk: Path, busybox_image: s
     (tiny_disk / "Dockerfile").write_text(dockerfile)
     tag = f"{docker_cleanup.unique('diskfull')}:1"
     with pytest.raises(ContextError) as info:
-        pipeline.build(tiny_disk, tags=[tag], name="app", no_cache=True)
+        build(tiny_disk, tags=[tag], name="app", no_cache=True)
     assert "Cannot write the build log" in info.value.message and "space" in info.value.message
     assert "Free space" in info.value.hint
     assert (tiny_disk / "Dockerfile").read_text() == dockerfile  # the context is intact
@@ -358,9 +359,9 @@ def test_build_logs_are_rotated(tmp_path: Path, busybox_image: str, docker_clean
     logs.mkdir()
     for day in range(1, 31):
         (logs / f"build-202601{day:02d}-000000-000000.log").write_text(f"old {day}\n")
-    result = pipeline.build(tmp_path, tags=[f"{docker_cleanup.unique('rotate')}:1"], name="app")
+    result = build(tmp_path, tags=[f"{docker_cleanup.unique('rotate')}:1"], name="app")
     kept = sorted(p.name for p in logs.glob("build-*.log"))
-    assert len(kept) == pipeline.KEEP_BUILD_LOGS
+    assert len(kept) == KEEP_BUILD_LOGS
     assert Path(result.log_path).name == kept[-1] and "rotated" in Path(result.log_path).read_text()
     assert kept[0] == "build-20260112-000000-000000.log"  # the oldest went, the newest stayed
 
@@ -372,7 +373,7 @@ def test_engine_down_names_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "Dockerfile").write_text(GOOD_DOCKERFILE)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with pytest.raises(EngineError) as info:
-        pipeline.build(tmp_path, tags=["dcs-test-faults:1"], name="app")
+        build(tmp_path, tags=["dcs-test-faults:1"], name="app")
     assert info.value.host == "unix:///nonexistent/docker.sock"
     assert "unix:///nonexistent/docker.sock" in str(info.value) and info.value.hint
     assert (tmp_path / "Dockerfile").read_text() == GOOD_DOCKERFILE
@@ -413,7 +414,7 @@ def test_registry_faults_are_push_errors(kind: str, words: str, docker_client: A
     with servers[kind] as host:
         ref = docker_cleanup.add(f"{host}/{docker_cleanup.unique(kind)}:1")
         docker_client.images.get(busybox_image).tag(ref)
-        raised = finishes(lambda: pipeline.push(ref), 120)
+        raised = finishes(lambda: push(ref), 120)
     assert isinstance(raised, PushError), repr(raised)
     assert words in str(raised).lower() and host in str(raised) and raised.hint
     assert docker_client.images.get(ref)  # the local image is kept
@@ -445,7 +446,7 @@ def test_dockerignore_matches_the_docker_cli(tmp_path: Path, busybox_image: str,
     (tmp_path / "Dockerfile").write_text(f"FROM {busybox_image}\nCOPY . /ctx\n")
     ours = docker_cleanup.add(f"{docker_cleanup.unique('ignore-ours')}:1")
     cli = docker_cleanup.add(f"{docker_cleanup.unique('ignore-cli')}:1")
-    pipeline.build(tmp_path, tags=[ours], name="app")
+    build(tmp_path, tags=[ours], name="app")
     subprocess.run(["/usr/bin/docker", "build", "-q", "-t", cli, str(tmp_path)], check=True,
                    capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
 

@@ -21,7 +21,8 @@ import dcs_magic
 from dcs_magic import BuildError, BuildResult, ContextError, EngineError
 from dcs_magic.adapters.engine import _context_tar
 from dcs_magic.jupyter.widgets import ProgressWidget
-from dcs_magic.ops.pipeline import SHA_LABEL, VERSION_LABEL, Cancelled, Job
+from dcs_magic.ops.build import SHA_LABEL, VERSION_LABEL
+from dcs_magic.ops.runner import Cancelled, Job
 
 pytestmark = pytest.mark.docker
 
@@ -133,7 +134,7 @@ def test_a_cancel_while_the_context_uploads_stops_the_upload(tmp_path: Path, bus
     the next chunk, rather than after the rest of the context (seconds for 400 MB)."""
     import threading
 
-    from dcs_magic.ops.pipeline import CancelToken
+    from dcs_magic.ops.runner import CancelToken
 
     context = make_context(tmp_path / "big", f"FROM {busybox_image}\nCOPY small.txt /small.txt\n",
                            {"small.txt": "ok\n"})

@@ -23,7 +23,7 @@ from support.registry import stalling_proxy
 
 import dcs_magic
 from dcs_magic.jupyter.widgets import TextProgress
-from dcs_magic.ops.pipeline import Cancelled, Job
+from dcs_magic.ops.runner import Cancelled, Job
 
 pytestmark = pytest.mark.docker
 

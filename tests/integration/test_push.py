@@ -15,7 +15,7 @@ from support.registry import serve_http
 
 import dcs_magic
 from dcs_magic import PushError, PushResult
-from dcs_magic.ops.pipeline import Job
+from dcs_magic.ops.runner import Job
 
 pytestmark = pytest.mark.docker
 

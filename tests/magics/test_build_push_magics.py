@@ -12,7 +12,8 @@ from IPython.core.error import UsageError
 from dcs_magic import BuildResult, ContextError, PushError, PushResult
 from dcs_magic.errors import UsageError as DcsUsageError
 from dcs_magic.jupyter.widgets import ProgressWidget, TextProgress, progress_sink
-from dcs_magic.ops.pipeline import SHA_LABEL, Job
+from dcs_magic.ops.build import SHA_LABEL
+from dcs_magic.ops.runner import Job
 
 pytestmark = pytest.mark.docker
 

@@ -12,7 +12,7 @@ import pytest
 from IPython.core.error import UsageError as MagicUsageError
 
 import dcs_magic
-from dcs_magic.ops.pipeline import Cancelled
+from dcs_magic.ops.runner import Cancelled
 
 CELL_MAGICS = {"dockerfile", "dcs_file", "init_script"}
 LINE_MAGICS = {"dcs_build", "dcs_push", "dcs_check", "dcs_launch"}

@@ -19,7 +19,7 @@ import pytest
 from IPython.utils.capture import capture_output
 from support.cleanup import remove_step_images
 
-from dcs_magic.ops.pipeline import Cancelled, Job
+from dcs_magic.ops.runner import Cancelled, Job
 
 pytestmark = pytest.mark.docker
 

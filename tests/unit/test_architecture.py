@@ -92,8 +92,8 @@ def private_sdk_uses(tree: ast.AST) -> list[str]:
 
 def test_the_package_has_modules_to_check() -> None:
     names = {_rel(path) for path in MODULES}
-    assert {"dcs_magic/adapters/engine.py", "dcs_magic/ops/check.py", "dcs_magic/ops/pipeline.py",
-            "dcs_magic/adapters/workspace.py", "dcs_magic/preflight/launcher.py"} <= names
+    assert {"dcs_magic/adapters/engine.py", "dcs_magic/ops/check.py", "dcs_magic/ops/build.py",
+            "dcs_magic/ops/push.py", "dcs_magic/adapters/workspace.py", "dcs_magic/preflight/launcher.py"} <= names
 
 
 def test_only_engine_imports_docker() -> None:

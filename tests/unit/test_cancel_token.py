@@ -10,7 +10,7 @@ import pytest
 from support.recorder import Recorder
 
 from dcs_magic.model.progress import BuildState
-from dcs_magic.ops.pipeline import Cancelled, CancelToken, _Reporter, _run_stoppable
+from dcs_magic.ops.runner import Cancelled, CancelToken, Reporter, run_stoppable
 
 
 def test_cancel_runs_callbacks_once_and_late_ones_at_once() -> None:
@@ -57,17 +57,17 @@ def test_interrupt_of_the_main_thread_cancels_the_worker() -> None:
     threading.Timer(0.2, _thread.interrupt_main).start()
     started = time.monotonic()
     with pytest.raises(Cancelled, match="^Build cancelled$"):
-        _run_stoppable(token, work)
+        run_stoppable(token, work)
     assert time.monotonic() - started < 5
     assert token.is_set() and seen == ["dcs-run"]
-    assert _run_stoppable(CancelToken(), lambda: "result") == "result"
+    assert run_stoppable(CancelToken(), lambda: "result") == "result"
 
 
 @pytest.mark.parametrize("end", ["cancel", "fail"])
 def test_the_outcome_is_sent_once_by_close(end: str) -> None:
     """13.17: an update() with the final status followed by close() printed it twice."""
     sink = Recorder()
-    reporter = _Reporter(BuildState(title="x"), sink, interval=0)
+    reporter = Reporter(BuildState(title="x"), sink, interval=0)
     reporter.apply({"stream": "Step 1/2 : FROM busybox\n"})
     if end == "cancel":
         reporter.call(reporter.state.cancel)
@@ -80,7 +80,7 @@ def test_the_outcome_is_sent_once_by_close(end: str) -> None:
 
 def test_a_set_token_stops_at_the_next_event() -> None:
     token = CancelToken()
-    reporter = _Reporter(BuildState(title="x"), None, interval=0, cancel=token)
+    reporter = Reporter(BuildState(title="x"), None, interval=0, cancel=token)
     reporter.apply({"stream": "Step 1/2 : FROM busybox\n"})
     token.cancel()
     with pytest.raises(Cancelled, match="^Build cancelled$"):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dcs_magic.model.dockerfile import copy_sources, lint, missing_copy_sources
+from dcs_magic.model.dockerfile import copy_sources
+from dcs_magic.model.lint import lint, missing_copy_sources
 
 DOCKERFILE = """\
 FROM ubuntu:22.04@sha256:""" + "a" * 64 + """

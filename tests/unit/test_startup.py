@@ -15,7 +15,8 @@ from dcs_magic.model import exports
 # the Databricks SDK, and the dcs_magic modules that carry them or the big tables.
 HEAVY = ("docker", "requests", "urllib3", "jinja2", "ipywidgets", "anywidget", "databricks", "yaml",
          "rich", "pygments")
-HEAVY_OWN = ("dcs_magic.ops.pipeline", "dcs_magic.model.progress", "dcs_magic.jupyter.widgets", "dcs_magic.adapters.engine",
+HEAVY_OWN = ("dcs_magic.ops.build", "dcs_magic.ops.push", "dcs_magic.ops.runner", "dcs_magic.model.progress",
+             "dcs_magic.jupyter.widgets", "dcs_magic.adapters.engine",
              "dcs_magic.adapters.workspace", "dcs_magic.model.spec", "dcs_magic.model.runtime", "dcs_magic.ops.check",
              "dcs_magic.model.template", "dcs_magic.ops.context", "dcs_magic.jupyter.launch", "dcs_magic.model.results",
              "dcs_magic.ops.recipe", "dcs_magic.model.exports", "dcs_magic.preflight")

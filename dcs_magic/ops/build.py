@@ -1,0 +1,335 @@
+"""`build()`: a build context's Dockerfile -> the Docker engine -> a BuildResult.
+
+The function behind `%dcs_build` and `dcs build`. It takes plain keyword arguments and an
+optional progress sink (see ops/runner.py: throttled updates, one final `close()`, a Stop
+button through `bind_cancel`); this module holds what is the build's own: the labels dcs-magic
+adds, the build log in `.dcs/`, platform warnings, the error that names the failing step, and
+the removal of a step's container after an interrupt.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._version import __version__
+from ..errors import BuildError, ContextError, EngineError
+from ..model.dockerfile import final_base, with_label_instruction
+from ..model.imageref import parse_reference
+from ..model.lint import secret_build_arg_warnings
+from ..model.progress import BuildState
+from ..model.results import BuildResult
+from .context import dockerfile_sha256
+from .runner import (
+    CLEANUP_WAIT_S,
+    Cancelled,
+    CancelToken,
+    ProgressSink,
+    Reporter,
+    aborting,
+    consume,
+    offer_cancel,
+    quietly,
+    reported,
+    run_stoppable,
+    token_for,
+)
+
+if TYPE_CHECKING:  # imported lazily at run time
+    from ..adapters.engine import Engine
+
+__all__ = ["BASE_DIGEST_LABEL", "DCS_PLATFORM", "KEEP_BUILD_LOGS", "SHA_LABEL", "VERSION_LABEL", "build",
+           "parse_pairs"]
+
+SHA_LABEL = "dcs_magic.dockerfile.sha256"
+VERSION_LABEL = "dcs_magic.version"
+BASE_DIGEST_LABEL = "dcs_magic.base.digest"
+DCS_PLATFORM = "linux/amd64"
+
+
+def parse_pairs(items: list[str] | tuple[str, ...] | None, option: str) -> dict[str, str]:
+    """`["K=V", ...]` -> `{K: V}`; ValueError naming the option and the bad item."""
+    pairs: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} expects KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), name: str = "default",
+          build_args: dict[str, str] | None = None, platform: str = DCS_PLATFORM,
+          no_cache: bool = False, pull: bool = False, target: str | None = None,
+          labels: dict[str, str] | None = None, progress: ProgressSink | None = None,
+          interval: float = 0.1, cancel: CancelToken | None = None) -> BuildResult:
+    """Build `context_dir` (its Dockerfile) with the Docker engine; return a BuildResult.
+
+    The image is labelled `dcs_magic.dockerfile.sha256` and `dcs_magic.version`; the full log
+    goes to `context_dir/.dcs/build-<timestamp>.log` (never sent to the engine). Raises
+    ContextError (no Dockerfile), EngineError (no engine), BuildError (bad tag, rejected
+    Dockerfile, failing step: the message names the step and ends with its last output
+    lines).
+
+    Stopping: Ctrl-C / Kernel > Interrupt, `cancel.cancel()` from another thread, or the
+    function a sink's `bind_cancel` received. Within about a second the stream is closed (the
+    engine aborts the step), the step's container is removed and `Cancelled` is raised
+    ("Build cancelled; step container removed"); the sink's final status is "cancelled".
+    """
+    token = token_for(cancel)
+    state = BuildState(title=name)
+    reporter = Reporter(state, progress, interval, token)
+    offer_cancel(progress, token.cancel)
+    return run_stoppable(token, lambda: reported(
+        reporter, _build, reporter, state, Path(context_dir).expanduser(), token, tags=list(tags),
+        name=name, build_args=build_args, platform=platform, no_cache=no_cache, pull=pull,
+        target=target, labels=labels))
+
+
+def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelToken, *,
+           tags: list[str], name: str,
+           build_args: dict[str, str] | None, platform: str, no_cache: bool, pull: bool,
+           target: str | None, labels: dict[str, str] | None) -> BuildResult:
+    from ..adapters import engine as engine_mod  # docker is imported only when a build starts
+
+    dockerfile = context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ContextError(f"Build context {name!r} has no Dockerfile ({dockerfile})",
+                           hint=f"Run a %%dockerfile {name} cell first (or pass the context "
+                                "directory that holds the Dockerfile).")
+    tags = [_checked_tag(tag) for tag in tags]
+    text = dockerfile.read_bytes()
+    sha = dockerfile_sha256(text)  # the same hash %%dockerfile reports
+    source = text.decode("utf-8", "replace")
+    base = final_base(source, build_args, target)
+    own_labels = {SHA_LABEL: sha, VERSION_LABEL: __version__}
+    log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)  # never sent to the engine
+    started = time.time()
+    with closing(engine_mod.connect()) as engine, closing(_BuildLog(log_path)) as log, \
+            aborting(token, engine):
+        # Provenance: the base's registry digest, when the engine has the base already (a base
+        # pulled during the build is resolved afterwards, for the result and the lock file).
+        base_local, base_digest = engine.local_repo_digest(base) if base and not pull else (False, None)
+        if base_digest:
+            own_labels[BASE_DIGEST_LABEL] = base_digest
+        # dcs-magic's labels go in one LABEL instruction appended to the Dockerfile the engine
+        # gets (one step; the file on disk is unchanged); the build option `labels`, which
+        # the engine turns into one LABEL step per label, carries the user's --label ones, and
+        # all of ours when the built stage is not the last (--target) or the file ends oddly.
+        appended = with_label_instruction(source, own_labels) if target is None else None
+        api_labels = {k: v for k, v in (labels or {}).items() if appended is None or k not in own_labels}
+        dockerfile_bytes = None
+        if appended is None:
+            api_labels.update(own_labels)
+        else:
+            dockerfile_bytes = text + appended[len(source):].encode("utf-8")
+        # Those LABEL steps come after the user's and are not theirs (issue 11.8).
+        state.label_steps = len(api_labels) + (appended is not None)
+        state.log_path = str(log_path)
+        for warning in _platform_warnings(platform) + secret_build_arg_warnings(build_args):
+            reporter.call(state.warn, warning)
+        # The engine's platform (its /version) is asked while the build starts, not before it.
+        platform_check = _background(_warn_engine_platform, reporter, engine, platform)
+        if token.is_set():
+            raise Cancelled("Build cancelled")
+        events = engine.build_batches(context, tags=tags[:1], platform=platform, labels=api_labels,
+                                      buildargs=build_args, nocache=no_cache, pull=pull, target=target,
+                                      dockerfile_bytes=dockerfile_bytes)
+        try:
+            consume(reporter, events, log, token)
+        except engine_mod.StreamError as exc:
+            log.writelines(f"{line}\n" for line in reporter.apply(exc.event))
+            raise _build_error(state, log_path, platform) from exc
+        except BuildError as exc:  # rejected before any step ran (Dockerfile parse error)
+            log.write(f"ERROR: {exc.message}\n")
+            raise
+        except KeyboardInterrupt as exc:
+            log.write("INTERRUPTED\n")
+            token.cancel()  # Ctrl-C in this thread: make sure the stream is shut too
+            running = state.container
+            if running:  # stop it now rather than wait for the engine to notice
+                quietly(lambda: engine.remove_container(running))
+            removed = _remove_leftovers(engine, state, since=started)
+            what = "Build cancelled; step container removed" if running or removed else "Build cancelled"
+            raise Cancelled(what) from exc
+        platform_check.join(CLEANUP_WAIT_S)  # its warning belongs in the result
+        log.writelines(f"{line}\n" for line in reporter.call(state.finish))
+        if not state.image_id:
+            raise BuildError("The engine ended the build without an image id", log_path=str(log_path),
+                             hint=f"See the full log: {log_path}")
+        for tag in tags[1:]:  # docker-py's build takes one tag; the rest are added here
+            engine.tag(state.image_id, tag)
+            log.writelines(f"{line}\n" for line in reporter.apply({"stream": f"Successfully tagged {tag}\n"}))
+        if base and not base_digest and not base_local:  # the build pulled it: ask now
+            base_digest = engine.repo_digest(base)
+    return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
+                       duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
+                       base_image=base, base_digest=base_digest, platform=platform,
+                       warnings=list(state.warnings))
+
+
+def _checked_tag(tag: str) -> str:
+    try:
+        ref = parse_reference(tag)
+    except ValueError as exc:
+        raise BuildError(f"Invalid tag {tag!r}: {exc}",
+                         hint="Use -t [registry[:port]/]name[:tag], e.g. -t 127.0.0.1:5000/team/app:1") from exc
+    if ref.digest:
+        raise BuildError(f"Invalid tag {tag!r}: a tag cannot contain a digest (@sha256:...)",
+                         hint="Drop the @sha256:... part; the digest is known after %dcs_push.")
+    return str(ref) if ref.tag else f"{ref}:latest"
+
+
+KEEP_BUILD_LOGS = 20
+"""Build logs kept per context in `.dcs/` (the oldest are removed when a build starts)."""
+
+
+def _new_log_path(directory: Path) -> Path:
+    directory = directory.resolve()  # absolute: the result outlives a change of directory
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ContextError(f"Cannot create the build log directory {directory}: {exc.strerror}",
+                           hint="Make the build context writable.") from exc
+    # Timestamped names sort by age; keep room for the new one.
+    for old in sorted(directory.glob("build-*.log"))[:-(KEEP_BUILD_LOGS - 1)]:
+        old.unlink(missing_ok=True)
+    return directory / f"build-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.log"
+
+
+class _BuildLog:
+    """The build log file: a failed write (disk full, file size limit) is a ContextError that
+    names the file, and stops the build (the stream is closed), instead of an OSError."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._failed = False
+        try:
+            self._file = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: OSError) -> ContextError:
+        self._failed = True
+        return ContextError(f"Cannot write the build log {self.path}: {exc.strerror or exc}",
+                            hint=f"Free space on the disk that holds {self.path.parent} (or lift its "
+                                 "size limit), then build again.")
+
+    def write(self, text: str) -> None:
+        try:
+            self._file.write(text)
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            if not self._failed:  # a write already reported it
+                raise self._error(exc) from exc
+
+
+def _platform_warnings(platform: str | None) -> list[str]:
+    if platform and platform != DCS_PLATFORM:
+        return [f"Building for {platform}: Databricks Container Services runs {DCS_PLATFORM} "
+                "images only, so this image will not start on a cluster."]
+    return []
+
+
+def _engine_platform_warnings(platform: str | None, engine_platform: str) -> list[str]:
+    wanted = platform or engine_platform
+    if wanted.split("/")[:2] != engine_platform.split("/")[:2]:
+        return [f"The Docker engine runs {engine_platform} but the image is built for {wanted}: "
+                "RUN steps need emulation (binfmt/QEMU) on this engine and may fail with "
+                "'exec format error'."]
+    return []
+
+
+def _warn_engine_platform(reporter: Reporter, engine: Engine, platform: str | None) -> None:
+    try:
+        engine_platform = engine.platform()
+    except Exception:  # noqa: BLE001 - an engine that fails here fails the build itself, more clearly
+        return
+    for warning in _engine_platform_warnings(platform, engine_platform):
+        reporter.call(reporter.state.warn, warning)
+
+
+def _background(fn: Callable[..., Any], *args: Any) -> threading.Thread:
+    """Start `fn(*args)` in a daemon thread (work that may overlap the build's start)."""
+    thread = threading.Thread(target=fn, args=args, name="dcs-bg", daemon=True)
+    thread.start()
+    return thread
+
+
+def _build_error(state: BuildState, log_path: Path, platform: str | None) -> BuildError:
+    """The message names the failing step and ends with its last output lines."""
+    where = (f"Step {state.failed_step}/{state.total_steps} : {state.failed_instruction}"
+             if state.failed_step else "The build")
+    lines = state.last_lines[-10:]
+    message = f"{where} failed: {state.error}\nFull log: {log_path}"
+    hint = ""
+    if state.failed_step == 1 or (state.failed_instruction or "").upper().startswith("FROM"):
+        hint = ("The base image could not be found or pulled: check its name and tag, and that "
+                "its registry is reachable (or build/pull it locally first).")
+    elif "exec format error" in (state.error or "") + "".join(lines):
+        hint = f"The base image does not run on this engine's platform; build on an engine that runs {platform}."
+    if lines:
+        message += "\nLast output lines:\n" + "\n".join(f"    {line}" for line in lines)
+    error = BuildError(message, step=state.failed_step, instruction=state.failed_instruction,
+                       last_lines=lines, log_path=str(log_path), hint="" if lines else hint)
+    return error
+
+
+def _remove_leftovers(engine: Engine, state: BuildState, since: float) -> int:
+    """After an interrupt: make sure the step's intermediate container is gone.
+
+    Closing the stream makes the engine abort the build and (forcerm) remove the container
+    itself; we wait a little for that, then remove what is left. A container created in the
+    instant before the interrupt, not yet announced in the stream, is found as a container
+    made after `since` (epoch seconds) directly from the last step's image and running the
+    current step's command; nothing else (e.g. the user's own containers) is touched.
+    """
+    suspects = {state.container} if state.container else set()
+    if state.last_image:
+        suspects.update(cid for cid in engine.containers_from(state.last_image)
+                        if _is_step_container(engine, cid, state, since))
+    deadline = time.monotonic() + CLEANUP_WAIT_S
+    for cid in sorted(suspects):
+        while time.monotonic() < deadline and engine.container_exists(cid):
+            time.sleep(0.2)
+        engine.remove_container(cid, quiet=True)
+    return len(suspects)
+
+
+def _is_step_container(engine: Engine, container_id: str, state: BuildState, since: float) -> bool:
+    """A classic-builder container for the current step (see _remove_leftovers)."""
+    try:
+        info = engine.inspect_container(container_id)
+    except EngineError:
+        return False
+    if info is None:  # gone already
+        return False
+    image = str(info.get("Image", "")).removeprefix("sha256:")
+    created = _epoch(info.get("Created", ""))
+    command = " ".join((info.get("Config") or {}).get("Cmd") or [])
+    _, _, argument = state.instruction.partition(" ")
+    return (image.startswith(state.last_image or "-") and created >= since - 1
+            and ("#(nop)" in command or (bool(argument) and argument.strip() in command)))
+
+
+def _epoch(timestamp: str) -> float:
+    """Docker's RFC 3339 `Created` (nanoseconds, `Z`) -> epoch seconds; 0 when unreadable."""
+    try:
+        head, _, frac = timestamp.rstrip("Z").partition(".")
+        return datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp() + float(f"0.{frac or 0}")
+    except ValueError:
+        return 0.0

@@ -1,0 +1,154 @@
+"""`push()`: a local image -> its registry -> a PushResult with the pushed digest.
+
+The function behind `%dcs_push` and `dcs build --push`. Progress, stopping and `--bg` work
+as for `build()` (ops/runner.py); this module holds what is the push's own: the reference
+check, credentials handed to the engine for one request, and the registry's wording turned
+into a PushError that says what happened and how to fix it (never a credential).
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EngineError, PushError
+from ..model.credentials import Secret, reveal
+from ..model.imageref import parse_reference
+from ..model.progress import PushState
+from ..model.results import PushResult
+from .runner import (
+    Cancelled,
+    CancelToken,
+    ProgressSink,
+    Reporter,
+    aborting,
+    consume,
+    offer_cancel,
+    reported,
+    run_stoppable,
+    token_for,
+)
+
+if TYPE_CHECKING:  # imported lazily at run time
+    from ..adapters.engine import Engine
+    from ..model.imageref import ImageRef
+
+__all__ = ["push"]
+
+
+def push(reference: str, *, username: str | None = None, password: Secret | str | None = None,
+         progress: ProgressSink | None = None, interval: float = 0.1,
+         cancel: CancelToken | None = None) -> PushResult:
+    """Push the local image `reference` (repo[:tag]) to its registry; return a PushResult.
+
+    Credentials: Docker's own config and credential helpers, unless `username` is given with
+    `password` (a `credentials.Secret` or a str); the password is passed to the engine for
+    this one request and dropped.
+    Failures raise PushError with the registry's reason (never a credential). Stopping works
+    as for `build()` (closing the stream makes the engine abort the upload) and raises
+    `Cancelled("Push cancelled")`.
+    """
+    token = token_for(cancel)
+    state = PushState(reference=reference)
+    reporter = Reporter(state, progress, interval, token)
+    offer_cancel(progress, token.cancel)
+    # A one-item list: _push pops the credentials out, so no frame keeps them past the send.
+    holder = [{"username": username, "password": password} if (username or password) else None]
+    del password
+    return run_stoppable(token, lambda: reported(reporter, _push, reporter, state, reference, holder, token))
+
+
+def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: list[dict[str, Any] | None],
+          token: CancelToken) -> PushResult:
+    from ..adapters import engine as engine_mod
+
+    ref = _push_ref(reference)
+    tag = ref.tag or "latest"
+    pushed = state.reference = f"{ref.repository}:{tag}"
+    auth = auth_holder.pop()
+    if auth is not None:
+        if not auth["username"] or not auth["password"]:
+            raise PushError("A registry username needs a password and a password needs a username",
+                            reference=pushed, hint="Pass --username U with --password-env VAR "
+                            "(or answer the password prompt).")
+        auth["serveraddress"] = ref.registry
+    with closing(engine_mod.connect()) as engine, aborting(token, engine):
+        if token.is_set():
+            raise Cancelled("Push cancelled")
+        # No inspect first (the Docker CLI does none either): the engine refuses a missing
+        # image in the stream, and only then do we ask whether the image is here.
+        # The password stays a Secret (masked in tracebacks) up to this call to the engine.
+        events = engine.push_events(ref.repository, tag, auth_config=None if auth is None else
+                                    {**auth, "password": reveal(auth["password"])})
+        del auth  # the generator holds it until the request is sent, then drops it
+        try:
+            consume(reporter, events, token=token)
+        except engine_mod.StreamError as exc:
+            reporter.apply(exc.event)
+            if _missing(engine, pushed):
+                raise _no_local_image(pushed) from exc
+            raise _push_error(pushed, ref.registry, exc.message) from exc
+        except KeyboardInterrupt as exc:
+            token.cancel()  # Ctrl-C in this thread: make sure the stream is shut too
+            raise Cancelled("Push cancelled") from exc
+        reporter.call(state.finish)
+        if not state.digest:
+            raise PushError(f"The push of {pushed} ended without a digest from the registry",
+                            reference=pushed, reason="no digest")
+    return PushResult(reference=pushed, digest=state.digest, pinned=ref.pinned(state.digest),
+                      size=state.size, duration_s=round(reporter.elapsed_s, 3))
+
+
+def _missing(engine: Engine, reference: str) -> bool:
+    """After a failed push: is the image not in the engine at all? The engine says so in its
+    own words ("An image does not exist locally with the tag", "tag does not exist"), but
+    for a missing tag only after reaching the registry, so a registry that is also down or
+    refusing would hide the real cause. An engine gone meanwhile: keep the push's error."""
+    try:
+        return not engine.image_exists(reference)
+    except EngineError:
+        return False
+
+
+def _no_local_image(reference: str) -> PushError:
+    return PushError(f"No local image {reference} to push", reference=reference, reason="image not found",
+                     hint=f"Build it first: %dcs_build -t {reference}")
+
+
+def _push_ref(reference: str) -> ImageRef:
+    try:
+        ref = parse_reference(reference)
+    except ValueError as exc:
+        raise PushError(f"Cannot push {reference!r}: {exc}", reference=reference,
+                        hint="Write it as [registry[:port]/]name[:tag]") from exc
+    if ref.digest:
+        raise PushError(f"Cannot push {reference!r}: push a tag, not a digest", reference=reference,
+                        hint="Drop the @sha256:... part; the digest is what the push returns.")
+    return ref
+
+
+# Registry / engine wording -> (what it means, how to fix). First match wins.
+_PUSH_REASONS: list[tuple[tuple[str, ...], str, str]] = [
+    (("429", "toomanyrequests", "too many requests"), "rate limited by the registry at {registry} (429 Too Many Requests)",
+     "Wait a while and push again; authenticated pushes usually get higher limits."),
+    (("connection refused", "no such host", "i/o timeout", "dial tcp", "no route to host", "network is unreachable"),
+     "registry unreachable at {registry}", "Check the registry address and that the registry is running."),
+    (("unauthorized", "authentication required", "no basic auth credentials", "incorrect username or password",
+      "authentication failed"), "the registry at {registry} did not accept the credentials",
+     "Log in with `docker login {registry}`, or pass --username U --password-env VAR."),
+    (("denied", "forbidden"), "access denied by the registry at {registry}",
+     "Check that the account may push to this repository."),
+    (("does not exist locally", "no such image"), "no local image to push", "Build it first with %dcs_build -t REF."),
+    (("unexpected http status: 5", "internal server error", "bad gateway", "service unavailable",
+      "gateway timeout"), "the registry at {registry} failed on its side (HTTP 5xx)",
+     "Push again in a while (layers already pushed are kept); if it persists, check the registry's status."),
+]
+
+
+def _push_error(reference: str, registry: str, message: str) -> PushError:
+    lowered = message.lower()
+    for needles, what, hint in _PUSH_REASONS:
+        if any(needle in lowered for needle in needles):
+            return PushError(f"Push of {reference} failed: {what.format(registry=registry)}: {message}",
+                             reference=reference, reason=message, hint=hint.format(registry=registry))
+    return PushError(f"Push of {reference} failed: {message}", reference=reference, reason=message)
