@@ -482,7 +482,7 @@ class DcsMagics(Magics, Configurable):
     def _checked_python(self, image: str | None) -> str | None:
         """The Python `%dcs_check` found in `image` (same repository), or None."""
         from ..model.imageref import parse_reference
-        from ..ops.check import report_python
+        from ..model.requirements import report_python
 
         report = self.last_check
         if report is None or not image:
