@@ -16,9 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from dcs_magic.cli import commands as cli
 from dcs_magic.model import exports
 from dcs_magic.ops import recipe
@@ -104,13 +101,19 @@ def test_dcs_help_imports_argparse_and_the_cli_only() -> None:
 def _notebook(folder: Path) -> Path:
     """A small recipe notebook: a parameters cell, a %%dockerfile, a %%dcs_file, an %%init_script."""
     path = folder / "recipe.ipynb"
-    nbformat.write(new_notebook(cells=[
-        new_markdown_cell("# A recipe"),
-        new_code_cell("base = 'dcs-test/startup-base:1'", metadata={"tags": ["parameters"]}),
-        new_code_cell("%%dockerfile app --base dcs-test/startup-base:1\nFROM {{ base }}\nCOPY req.txt /\n"),
-        new_code_cell("%%dcs_file app req.txt\nsix\n"),
-        new_code_cell("%%init_script setup\n#!/bin/bash\necho ready\n"),
-    ]), str(path))
+
+    def cell(kind: str, source: str, tags: tuple[str, ...] = ()) -> dict[str, object]:
+        extra: dict[str, object] = {"outputs": [], "execution_count": None} if kind == "code" else {}
+        return {"cell_type": kind, "metadata": {"tags": list(tags)} if tags else {}, "source": source, **extra}
+
+    cells = [
+        cell("markdown", "# A recipe"),
+        cell("code", "base = 'dcs-test/startup-base:1'", ("parameters",)),
+        cell("code", "%%dockerfile app --base dcs-test/startup-base:1\nFROM {{ base }}\nCOPY req.txt /\n"),
+        cell("code", "%%dcs_file app req.txt\nsix\n"),
+        cell("code", "%%init_script setup\n#!/bin/bash\necho ready\n"),
+    ]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4}))
     return path
 
 
