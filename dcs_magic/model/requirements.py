@@ -8,6 +8,10 @@ coreutils, procps, sudo, /databricks/python3 and its packages, image size, CMD/E
 with `parity=True`, the rows of parity.compare follow. Each failing item says how to fix it.
 Runtime facts (the line's Python, JDK, end of support) come from runtime.py.
 Requirements and their reasons: ../shared/dcs-facts.md ("What a custom image must contain").
+
+Apart from probe.py because parity.py reads the probe's facts too (`java_version`) and is
+read here: probe <- parity <- requirements, one way, where a single module and parity would
+import each other.
 """
 
 from __future__ import annotations
