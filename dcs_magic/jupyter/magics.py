@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from IPython.core.error import UsageError as MagicUsageError
 from IPython.core.magic import (
@@ -32,7 +32,7 @@ from traitlets.config.configurable import Configurable
 from ..errors import DcsError
 from ..settings import BUILD_ROOT, PLATFORM, RUN_TIMEOUT_S
 
-__all__ = ["DcsMagics", "lazy_magic_arguments", "parse_magic_line"]
+__all__ = ["DcsMagics", "cell_grammar", "lazy_magic_arguments", "parse_cell_line", "parse_magic_line"]
 
 # Names IPython puts in the user namespace that are never template variables.
 _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -41,13 +41,18 @@ _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 class _ArgMagic:
     """A magic method whose argparse parser, and the help text `%magic?` shows, are built on
     first use: IPython's `@magic_arguments()` builds every parser (and formats its help) when
-    the class is defined, which was most of what `%load_ext dcs_magic` cost."""
+    the class is defined, which was most of what `%load_ext dcs_magic` cost.
 
-    def __init__(self, func: Callable[..., Any]) -> None:
+    `build` makes the parser from the function; by default IPython's construct_parser, from
+    the function's `@argument`s (which also writes the help into its docstring)."""
+
+    def __init__(self, func: Callable[..., Any],
+                 build: Callable[[Callable[..., Any]], argparse.ArgumentParser] | None = None) -> None:
         self.__wrapped__ = func
         self.__module__ = func.__module__
         self.__name__ = func.__name__  # IPython registers the magic under this name
         self.__qualname__ = func.__qualname__
+        self._build = build
         self._parser: argparse.ArgumentParser | None = None
 
     @property
@@ -57,7 +62,7 @@ class _ArgMagic:
             from IPython.core.magic_arguments import construct_parser
 
             # Also replaces the function's docstring with the full help, as IPython does.
-            self._parser = construct_parser(self.__wrapped__)
+            self._parser = (self._build or construct_parser)(self.__wrapped__)
         return self._parser
 
     def _help(self) -> str | None:
@@ -81,16 +86,51 @@ def lazy_magic_arguments(func: Callable[..., Any]) -> Any:
     return _ArgMagic(func)
 
 
+def cell_grammar(magic: str) -> Callable[[Callable[..., Any]], Any]:
+    """`@magic_arguments()` for a build cell magic whose grammar is model/cells.py's (the
+    `dcs` command reads notebooks with it too): `%%magic?` shows the help IPython would format
+    for it, with the method's docstring as description, built on first use."""
+
+    def build(func: Callable[..., Any]) -> argparse.ArgumentParser:
+        from IPython.core.magic_arguments import MagicHelpFormatter
+
+        from ..model.cells import cell_parser
+
+        parser = cell_parser(magic, description=func.__doc__, formatter_class=MagicHelpFormatter)
+        func.__doc__ = parser.format_help()  # as IPython's construct_parser does
+        return parser
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        return _ArgMagic(func, build)
+
+    return decorate
+
+
 def parse_magic_line(magic: Callable[..., Any], line: str) -> argparse.Namespace:
-    """MAGIC's arguments from LINE, split like a shell line: `%%dcs_file x "my file.txt"` gives
-    the path `my file.txt` (IPython's own parse_argstring keeps the quotes). Raises IPython's
-    UsageError for unbalanced quotes or bad arguments, as parse_argstring does."""
+    """MAGIC's arguments from LINE, split like a shell line: `%dcs_run ... --parameters "a b"`
+    gives the argument `a b` (IPython's own parse_argstring keeps the quotes). Raises
+    IPython's UsageError for unbalanced quotes or bad arguments, as parse_argstring does."""
     try:
         argv = shlex.split(line)
     except ValueError as exc:  # "No closing quotation"
         raise MagicUsageError(f"cannot split {line!r}: {exc}") from None
     namespace: argparse.Namespace = magic.parser.parse_args(argv)  # type: ignore[attr-defined]
     return namespace
+
+
+_Line = TypeVar("_Line")
+
+
+def parse_cell_line(parse: Callable[[str], _Line], line: str) -> _Line:
+    """A build cell's LINE parsed with its grammar (model/cells.py), e.g.
+    `parse_cell_line(cells.parse_file_line, 'x "my file.txt"')`. A bad line raises IPython's
+    UsageError with the grammar's message, as the `@argument` parsers always did."""
+    from ..errors import UsageError
+
+    try:
+        return parse(line)
+    except UsageError as exc:
+        raise MagicUsageError(exc.message) from None
 
 
 @contextmanager
@@ -240,11 +280,7 @@ class DcsMagics(Magics, Configurable):
     # -- cell magics -------------------------------------------------------------------
 
     @no_var_expand
-    @lazy_magic_arguments
-    @argument("name", nargs="?", default="default", help="Build context name (default: 'default').")
-    @argument("--base", default=None, help="Base image; available in the template as {{ base }}.")
-    @argument("--context", default=None, help=f"Build context directory (default: {BUILD_ROOT}/NAME).")
-    @argument("--quiet", action="store_true", help="Do not show the rendered Dockerfile.")
+    @cell_grammar("dockerfile")
     @cell_magic
     def dockerfile(self, line: str, cell: str) -> Any:
         """Render the cell as a Jinja2 template into NAME's build context Dockerfile.
@@ -253,9 +289,10 @@ class DcsMagics(Magics, Configurable):
         it as the highlighted Dockerfile with the lint warnings below. `--quiet` hides the
         Dockerfile text but never the warnings.
         """
+        from ..model.cells import parse_dockerfile_line
         from ..ops import context
 
-        args = parse_magic_line(self.dockerfile, line)
+        args = parse_cell_line(parse_dockerfile_line, line)
         rendered = context.render_dockerfile(
             cell, self._namespace(), name=args.name,
             context_dir=self._context_dir(args.name, args.context), base=args.base,
@@ -264,9 +301,7 @@ class DcsMagics(Magics, Configurable):
         return rendered.quiet() if args.quiet else rendered
 
     @no_var_expand
-    @lazy_magic_arguments
-    @argument("name", help="Build context name the file belongs to.")
-    @argument("path", help="Path inside the build context, e.g. requirements.txt.")
+    @cell_grammar("dcs_file")
     @cell_magic
     def dcs_file(self, line: str, cell: str) -> Any:
         """Render the cell (same Jinja rules) to PATH inside NAME's build context.
@@ -274,21 +309,17 @@ class DcsMagics(Magics, Configurable):
         Returns a `ContextFile` (path, size, sha256; `os.fspath()` gives the path), shown as
         one line naming what was written where.
         """
+        from ..model.cells import parse_file_line
         from ..model.template import render
         from ..ops import context
 
-        args = parse_magic_line(self.dcs_file, line)
+        args = parse_cell_line(parse_file_line, line)
         context.validate_name(args.name)
         text = render(cell, self._namespace(), template_name=f"{args.name}/{args.path}")
         return context.write_context_file(self._context_dir(args.name), args.path, text, name=args.name)
 
     @no_var_expand
-    @lazy_magic_arguments
-    @argument("name", help="Init script name, referenced from %%dcs_launch and ClusterSpec.")
-    @argument("--upload", default=None, metavar="DEST",
-              help="Upload to /Workspace/..., /Volumes/... or dbfs:/... through the workspace API.")
-    @argument("--profile", default=None, help="Databricks config profile used for --upload.")
-    @argument("--local", action="store_true", help="Upload to the local preflight workspace.")
+    @cell_grammar("init_script")
     @cell_magic
     def init_script(self, line: str, cell: str) -> Any:
         """Keep a cluster init script written in the cell; optionally upload it.
@@ -299,9 +330,10 @@ class DcsMagics(Magics, Configurable):
         Returns the kept script (`self.init_scripts[NAME]`).
         """
         from ..adapters.workspace import open_workspace
+        from ..model.cells import parse_init_script_line
         from ..model.spec import NamedInitScript, init_script_info, upload_destination
 
-        args = parse_magic_line(self.init_script, line)
+        args = parse_cell_line(parse_init_script_line, line)
         script = NamedInitScript(args.name, cell)
         if args.upload and args.upload.startswith("file:"):
             init_script_info(args.upload)  # a path inside the image: nothing to upload
@@ -453,7 +485,7 @@ class DcsMagics(Magics, Configurable):
     def _checked_python(self, image: str | None) -> str | None:
         """The Python `%dcs_check` found in `image` (same repository), or None."""
         from ..model.imageref import parse_reference
-        from ..ops.check import report_python
+        from ..model.requirements import report_python
 
         report = self.last_check
         if report is None or not image:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import runtime
+from .probe import java_version  # the one `java -version` parser
 from .results import CheckItem
 from .runtime import RuntimeLine
 
@@ -139,8 +140,6 @@ def _python_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityItem]:
 
 
 def _environment_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityItem]:
-    from ..ops.check import java_version  # the one `java -version` parser
-
     rows = []
     java = java_version(facts.get("version.java", ""))
     if java is not None and java[0] != line.java:

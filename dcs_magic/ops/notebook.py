@@ -4,8 +4,8 @@ A notebook is a recipe: its `%%dockerfile`, `%%dcs_file` and `%%init_script` cel
 to build, and its parameters cell says with which values. This module reads exactly those:
 
 - Cells whose source starts with `%%dockerfile`, `%%dcs_file` or `%%init_script`; the magic
-  line is parsed with the magics' own argument definitions (`DcsMagics.<magic>.parser`), so
-  the command line and the notebook can never disagree on what a line means.
+  line is parsed with the grammar the magics use too (model/cells.py), so the command line
+  and the notebook can never disagree on what a line means.
 - Parameters, following papermill's convention: code cells tagged `parameters` hold plain
   assignments (`name = literal`, `name: type = literal`). Only the right-hand sides are read,
   with `ast.literal_eval`; anything that would need code to run is an error naming the line.
@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import ast
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import NotebookError
+from ..errors import NotebookError, UsageError
+from ..model.cells import parse_dockerfile_line, parse_file_line, parse_init_script_line, split_cell_magic
 from ..settings import VAR_PREFIX, environment
 
 __all__ = [
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 
-_MAGICS = ("dockerfile", "dcs_file", "init_script")
 _LITERAL_ALIASES = {"true": True, "false": False, "null": None, "none": None}
 
 
@@ -144,12 +144,13 @@ def read_notebook(path: str | os.PathLike[str]) -> Notebook:
         source = _source(cell)
         if "parameters" in _tags(cell, where=f"{path}, cell {number}"):
             parameters.update(parse_parameters(source, where=f"{path}, parameters cell {number}"))
-        found = _split_cell_magic(source)
+        found = split_cell_magic(source)
         if found is None:
             continue
         magic, line, body = found
-        args = _parse_magic_line(magic, line, where=f"{path}, cell {number}")
+        where = f"{path}, cell {number}"
         if magic == "dockerfile":
+            args = _parsed(parse_dockerfile_line, magic, line, where=where)
             if args.name in dockerfiles:
                 first = dockerfiles[args.name].cell
                 raise NotebookError(
@@ -162,11 +163,13 @@ def read_notebook(path: str | os.PathLike[str]) -> Notebook:
                 context=args.context, quiet=args.quiet,
             )
         elif magic == "dcs_file":
-            files.append(FileCell(name=args.name, path=args.path, template=body, cell=number))
+            file_line = _parsed(parse_file_line, magic, line, where=where)
+            files.append(FileCell(name=file_line.name, path=file_line.path, template=body, cell=number))
         else:
-            init_scripts[args.name] = InitScriptCell(
-                name=args.name, text=body, cell=number, upload=args.upload,
-                profile=args.profile, local=args.local,
+            script = _parsed(parse_init_script_line, magic, line, where=where)
+            init_scripts[script.name] = InitScriptCell(
+                name=script.name, text=body, cell=number, upload=script.upload,
+                profile=script.profile, local=script.local,
             )
     if not dockerfiles:
         raise NotebookError(
@@ -225,32 +228,15 @@ def _source(cell: Mapping[str, Any]) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
-def _split_cell_magic(source: str) -> tuple[str, str, str] | None:
-    """(magic, line, body) when SOURCE is one of our cell magics, the way IPython splits it.
-
-    IPython drops leading blank lines, then takes `%%name rest-of-line` and the remaining
-    lines verbatim as the body (inputtransformer2.cell_magic).
-    """
-    lines = source.splitlines(keepends=True)
-    while lines and lines[0].strip() == "":
-        lines.pop(0)
-    if not lines or not lines[0].startswith("%%"):
-        return None
-    magic, _, line = lines[0][2:].rstrip().partition(" ")
-    if magic not in _MAGICS:
-        return None
-    return magic, line, "".join(lines[1:])
+_Line = TypeVar("_Line")
 
 
-def _parse_magic_line(magic: str, line: str, *, where: str) -> Any:
-    # The magics module owns the argument definitions; parse with the very same parser.
-    from IPython.core.error import UsageError
-
-    from ..jupyter.magics import DcsMagics, parse_magic_line
-
+def _parsed(parse: Callable[[str], _Line], magic: str, line: str, *, where: str) -> _Line:
+    """LINE parsed with the magic's grammar (model/cells.py); a NotebookError naming the cell
+    for a line the magic would reject."""
     try:
-        return parse_magic_line(getattr(DcsMagics, magic), line)
-    except (UsageError, SystemExit, ValueError) as exc:
+        return parse(line)
+    except UsageError as exc:
         raise NotebookError(
             f"{where}: `%%{magic} {line}` is not a valid magic line: {_first_line(exc)}",
             hint=f"run `%%{magic}?` in a notebook for its arguments",

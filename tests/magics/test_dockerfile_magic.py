@@ -300,6 +300,32 @@ def test_dcs_file_template_errors_and_usage(shell: Any) -> None:
         shell.run_cell_magic("dcs_file", "default a.txt --bogus", "x")
 
 
+
+# -- the grammar the `dcs` command reads notebooks with --------------------------------------
+
+
+@pytest.mark.parametrize("magic", ["dockerfile", "dcs_file", "init_script"])
+def test_help_is_formatted_from_the_cells_grammar(shell: Any, magic: str) -> None:
+    """`%%magic?` lists every argument of model/cells.py's parser, the one `dcs` reads notebooks with."""
+    from dcs_magic.model.cells import cell_parser
+
+    doc = shell.find_cell_magic(magic).__doc__
+    assert doc.startswith(f"::\n\n  %{magic} ")
+    for action in cell_parser(magic)._actions:
+        assert (action.option_strings[-1] if action.option_strings else action.dest) in doc
+        if action.help:
+            assert action.help.replace("%%", "%").split(";")[0] in " ".join(doc.split())
+
+
+def test_the_magic_and_the_notebook_reader_read_a_line_alike(shell: Any, tmp_path: Path) -> None:
+    from dcs_magic.model.cells import parse_file_line
+
+    line = 'default "my file.txt"'
+    written = shell.run_cell_magic("dcs_file", line, "x\n")
+    assert Path(written).name == parse_file_line(line).path == "my file.txt"
+    with pytest.raises(UsageError, match=r"^cannot split 'default \"a': No closing quotation$"):
+        shell.run_cell_magic("dcs_file", 'default "a', "x")
+
 # -- COPY sources and %dcs_build before any widget ------------------------------------------
 
 

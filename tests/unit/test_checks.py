@@ -1,4 +1,5 @@
-"""checks.py's pure core: the probe script, its parser and the evaluation, without Docker.
+"""The check's pure core (model/probe.py, model/requirements.py): the probe script, its parser
+and the evaluation, without Docker.
 
 The fixtures probe_*.txt / probe_*.inspect.json are what `run_probe` printed and what
 `docker image inspect` said for the from-scratch DCS base and for busybox on the real engine.
@@ -15,18 +16,9 @@ import pytest
 
 from dcs_magic import CheckReport
 from dcs_magic.errors import UsageError
-from dcs_magic.ops.check import (
-    IMAGE_SIZE_WARN_BYTES,
-    ProbeRun,
-    check,
-    evaluate,
-    facts_from_run,
-    fitting_runtimes,
-    java_version,
-    parse_probe,
-    parse_runtime,
-    probe_script,
-)
+from dcs_magic.model.probe import ProbeRun, facts_from_run, java_version, parse_probe, probe_script
+from dcs_magic.model.requirements import IMAGE_SIZE_WARN_BYTES, evaluate, fitting_runtimes, parse_runtime
+from dcs_magic.ops.check import check
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REQUIRED = ["os", "architecture", "java", "bash", "iproute2", "coreutils", "procps", "sudo", "python",
@@ -413,7 +405,7 @@ def test_out_of_support_target_line_warns(base: tuple[dict, dict]) -> None:
 
 def test_report_python_reads_the_checked_version(base: tuple[dict, dict]) -> None:
     from dcs_magic.model import runtime
-    from dcs_magic.ops.check import report_python
+    from dcs_magic.model.requirements import report_python
 
     facts, attrs = base
     report = CheckReport("img", evaluate(facts, attrs, "18"))  # a mismatch still names the version
