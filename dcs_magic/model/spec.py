@@ -557,32 +557,6 @@ class ClusterSpec:
     def ok(self) -> bool:
         return not self.errors()
 
-    # -- exports (dcs_magic.exports; literal passwords are refused there) ---------------------
-
-    def to_bundle(self, **kwargs: Any) -> str:
-        """Databricks Asset Bundle `resources` YAML: this cluster and a job on it (exports.to_bundle)."""
-        from .exports import to_bundle
-
-        return to_bundle(self, **kwargs)
-
-    def to_terraform(self, **kwargs: Any) -> str:
-        """HCL for a `databricks_cluster` resource (exports.to_terraform)."""
-        from .exports import to_terraform
-
-        return to_terraform(self, **kwargs)
-
-    def to_policy(self, **kwargs: Any) -> str:
-        """A cluster policy definition JSON pinning this image (exports.to_policy)."""
-        from .exports import to_policy
-
-        return to_policy(self, **kwargs)
-
-    def to_pool(self, **kwargs: Any) -> str:
-        """An instance pool JSON preloading this image (exports.to_pool)."""
-        from .exports import to_pool
-
-        return to_pool(self, **kwargs)
-
 
 def _plain_init_script(item: Any, *, strict: bool = True) -> Any:
     """An init_scripts item in the API's dict shape; `strict=False` (previews) keeps a
