@@ -316,7 +316,7 @@ class FormValues:
             return DockerImage(url, BasicAuth(username, password_env=self.password_env.strip() or None))
         if self.auth_mode == "keep":
             kept = base.docker_image
-            auth = kept.basic_auth if isinstance(kept, DockerImage) else (kept or {}).get("basic_auth")
+            auth = kept.basic_auth if isinstance(kept, DockerImage) else None
             return DockerImage(url, auth)
         return DockerImage(url)
 

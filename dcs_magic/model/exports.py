@@ -83,17 +83,7 @@ def export_spec(spec: ClusterSpec | Mapping[str, Any] | None = None, *, image: s
                                          "`dcs launch --lock NOTEBOOK` so the lock records the cluster")
     base = spec if spec is not None else lock_cluster
     result = base if isinstance(base, ClusterSpec) else ClusterSpec.from_dict(base or {})
-    if image:
-        docker = result.docker_image
-        if docker is None:
-            result = result.replace(docker_image={"url": image})
-        elif isinstance(docker, Mapping):
-            result = result.replace(docker_image={**dict(docker), "url": image})
-        else:
-            from dataclasses import replace
-
-            result = result.replace(docker_image=replace(docker, url=image))
-    return result
+    return result.with_image(image) if image else result
 
 
 def _literal_secrets(value: Any, path: str = "") -> list[str]:

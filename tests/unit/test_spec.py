@@ -90,7 +90,7 @@ def test_from_dict_keeps_unknown_fields_in_extra_and_sends_them_back():
     assert spec.extra == {"future_field": {"x": 1}}
     assert spec.to_dict() == body
     body["docker_image"]["url"] = "changed/later:1"
-    assert spec.docker_image["url"] == PINNED  # from_dict copied, the caller's dict stays theirs
+    assert spec.docker_image.url == PINNED  # from_dict copied, the caller's dict stays theirs
 
 
 def test_none_fields_are_left_out_and_minimal_body_matches_sdk():
