@@ -34,7 +34,6 @@ from typing import Any
 
 from ..errors import SpecError
 from . import runtime
-from .imageref import parse_reference
 from .jobs import job_cluster, task_payload
 from .spec import ALLOWED_ACCESS_MODES, MASK, ClusterSpec
 
@@ -289,7 +288,7 @@ def policy_definition(spec: ClusterSpec, *, rules: Mapping[str, Mapping[str, Any
     if not url:
         raise SpecError("policy export needs docker_image.url: the policy fixes it to the image",
                         field="docker_image.url", hint="set docker_image, or export from a lock (--lock NOTEBOOK)")
-    if not parse_reference(url).is_pinned:
+    if not (spec.docker_image and spec.docker_image.ref.is_pinned):
         raise SpecError(f"policy export: docker_image.url {url} is a tag, which can move; a policy fixes "
                         "the image by digest", field="docker_image.url",
                         hint="use the pinned reference (repo@sha256:...) from %dcs_push, or --lock NOTEBOOK")

@@ -37,7 +37,7 @@ from typing import Any, TypeGuard
 from ..errors import SpecError
 from . import runtime
 from .credentials import env_password
-from .imageref import parse_reference
+from .imageref import ImageRef, parse_reference
 
 __all__ = [
     "ALLOWED_ACCESS_MODES",
@@ -257,6 +257,12 @@ class DockerImage:
         """The API's `docker_image` dict; what is missing or mistyped is kept for `validate()`."""
         return cls(body.get("url", ""), copy.deepcopy(body.get("basic_auth")),
                    extra={k: copy.deepcopy(v) for k, v in body.items() if k not in ("url", "basic_auth")})
+
+    @property
+    def ref(self) -> ImageRef:
+        """`url` as an ImageRef; ValueError saying what is wrong when it is not an image
+        reference (`validate()` reports that as a SpecError on docker_image.url)."""
+        return parse_reference(self.url)
 
     def to_dict(self, *, mask: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {"url": self.url}
@@ -812,7 +818,7 @@ def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
         yield SpecError(f"docker_image has unknown key(s) {', '.join(sorted(image.extra))}", field="docker_image",
                         hint='docker_image is {"url": ..., "basic_auth": {"username": ..., "password": ...}}')
     try:
-        parse_reference(image.url)
+        image.ref  # noqa: B018 (parsing it is the check)
     except ValueError as exc:
         yield SpecError(f"docker_image.url: {exc}", field="docker_image.url",
                         hint="write the image like registry.example.com/team/image@sha256:... (pinned)")

@@ -24,14 +24,13 @@ from .._version import __version__
 from ..errors import BuildError, ContextError, EngineError, PushError
 from ..model.credentials import Secret, reveal
 from ..model.dockerfile import final_base, secret_build_arg_warnings, with_label_instruction
-from ..model.imageref import parse_reference
+from ..model.imageref import ImageRef, parse_reference
 from ..model.progress import BuildState, ProgressSnapshot, PushState, Throttle
 from ..model.results import BuildResult, PushResult
 from .context import dockerfile_sha256
 
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.engine import Engine
-    from ..model.imageref import ImageRef
 
 __all__ = ["CancelToken", "Cancelled", "Job", "ProgressSink", "build", "parse_pairs", "push"]
 
@@ -682,7 +681,8 @@ def _push(reporter: _Reporter, state: PushState, reference: str, auth_holder: li
         if not state.digest:
             raise PushError(f"The push of {pushed} ended without a digest from the registry",
                             reference=pushed, reason="no digest")
-    return PushResult(reference=pushed, digest=state.digest, pinned=ref.pinned(state.digest),
+    image = ImageRef(ref.domain, ref.path, tag, state.digest)
+    return PushResult(reference=pushed, digest=state.digest, pinned=image.pinned(), image=image,
                       size=state.size, duration_s=round(reporter.elapsed_s, 3))
 
 

@@ -315,8 +315,7 @@ def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLoc
         entry.image_id = result.image_id
         entry.tags = list(result.tags)
         if pushes:
-            first = pushes[0]
-            entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
+            entry.record_push(pushes[0].image)
         elif before is not None and before.image_id == result.image_id and not before.problems():
             entry.push = before.push  # same image: what was pushed still describes it
         if before is not None:
