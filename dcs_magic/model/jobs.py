@@ -10,6 +10,8 @@ here too, before any request.
     run_id = workspace.submit_run(body)
     result = run_result(workspace.wait_for_run(run_id), workspace.get_run_output(task_run_id(...)))
 
+(`dcs_magic.ops.runs.follow_run(workspace, run_id)` does those last two steps: it is I/O.)
+
 A workspace that serves these endpoints (the local preflight one) reads a body with
 `read_submit` (the same validation), runs `task_command(task, path)` in the driver container
 (a notebook's code from `notebook_code`), and answers a finished task with

@@ -134,7 +134,8 @@ def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
     This is the one masking function: previews, reprs and the lock file all use it; a masked
     body is for showing and storing only, never for sending.
     """
-    return _mask(body)
+    masked: dict[str, Any] = _mask(body)
+    return masked
 
 
 # Substrings that make a key credential-like, and words (a key split at `_`, `.`, `-` and

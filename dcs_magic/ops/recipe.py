@@ -39,10 +39,11 @@ from ..model.credentials import Secret, env_password, registry_password, unpinne
 
 if TYPE_CHECKING:
     from ..adapters.workspace import Workspace
+    from ..model.results import BuildResult, PushResult
     from ..model.spec import ClusterSpec
     from .lock import ImageLock, Lock
     from .notebook import DockerfileCell, Notebook, RenderedContext
-    from .pipeline import BuildResult, ProgressSink, PushResult
+    from .pipeline import ProgressSink
 
 __all__ = [
     "DEFAULT_BUILD_ROOT",
