@@ -55,6 +55,7 @@ from ..errors import (
     Unauthenticated,
     api_error_class,
 )
+from ..model.jobs import FINAL_STATES, RunError, submit_body
 from ..model.net import is_loopback
 from ..model.spec import ClusterSpec, upload_destination
 from ..settings import (
@@ -641,8 +642,6 @@ class Workspace:
         """jobs/runs/submit a one-time run of a Python file or a notebook on a job cluster made
         from `spec` (validated like create_cluster: SpecError before any request); return the
         run_id. `body` sends a ready runs/submit body (from jobs.submit_body) instead."""
-        from ..model.jobs import submit_body
-
         if body is None and spec is None:
             raise SpecError("submit_run needs a cluster spec (or a ready runs/submit body)", field=None,
                             hint="Workspace.submit_run(ClusterSpec(...), python_file=...)")
@@ -678,8 +677,6 @@ class Workspace:
         answer, whatever its result_state (read it with jobs.run_result). `on_state(run)` is
         called when the state changes. After `timeout_s` a RunError carries the last state
         (the run goes on; wait again or cancel_run)."""
-        from ..model.jobs import FINAL_STATES, RunError
-
         def timed_out(run: dict[str, Any]) -> RunError:
             state = run.get("state") or {}
             return RunError(f"run {run_id} is still {state.get('life_cycle_state')} after {timeout_s:g} s",

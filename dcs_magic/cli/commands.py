@@ -442,8 +442,8 @@ def _run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..adapters.workspace import open_workspace
     from ..model.exports import export_spec
-    from ..model.jobs import follow_run
     from ..model.spec import ClusterSpec
+    from ..ops.runs import follow_run
 
     spec = export_spec(ClusterSpec.load(args.spec, strict=args.strict, warn=_warn), image=args.image)
     with open_workspace(args.profile, local=args.local) as workspace:

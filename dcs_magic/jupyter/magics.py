@@ -516,8 +516,8 @@ class DcsMagics(Magics, Configurable):
         RunError with its exit code and the last lines of its output."""
         from ..adapters.workspace import open_workspace
         from ..model.exports import export_spec
-        from ..model.jobs import follow_run
         from ..model.spec import ClusterSpec
+        from ..ops.runs import follow_run
 
         args = parse_magic_line(self.dcs_run, line)
         image = args.image or getattr(self.last_push, "pinned", None)

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import SpecError
 from . import runtime
-from .imageref import parse_reference
+from .jobs import job_cluster, task_payload
 from .spec import ALLOWED_ACCESS_MODES, MASK, ClusterSpec
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "evaluate_policy",
     "export",
     "export_spec",
-    "job_cluster_body",
     "policy_definition",
     "pool_body",
     "to_bundle",
@@ -63,8 +62,6 @@ SECRET_REFERENCE_PATTERN = r"^\{\{\s*secrets/[^/{}\s]+/[^/{}\s]+\s*\}\}$"
 
 _SECRET_HINT = ('store the password in a secret scope (`databricks secrets put-secret SCOPE KEY`) '
                 'and write "{{secrets/SCOPE/KEY}}" in its place; the cluster resolves it at start')
-# Fields that make no sense on a job cluster: it ends with its run.
-_NOT_FOR_JOB_CLUSTERS = ("autotermination_minutes",)
 # Terraform's databricks_cluster takes these as maps (`x = { ... }`), other dicts as blocks.
 _HCL_MAPS = ("spark_conf", "spark_env_vars", "custom_tags")
 
@@ -85,17 +82,7 @@ def export_spec(spec: ClusterSpec | Mapping[str, Any] | None = None, *, image: s
                                          "`dcs launch --lock NOTEBOOK` so the lock records the cluster")
     base = spec if spec is not None else lock_cluster
     result = base if isinstance(base, ClusterSpec) else ClusterSpec.from_dict(base or {})
-    if image:
-        docker = result.docker_image
-        if docker is None:
-            result = result.replace(docker_image={"url": image})
-        elif isinstance(docker, Mapping):
-            result = result.replace(docker_image={**dict(docker), "url": image})
-        else:
-            from dataclasses import replace
-
-            result = result.replace(docker_image=replace(docker, url=image))
-    return result
+    return result.with_image(image) if image else result
 
 
 def _literal_secrets(value: Any, path: str = "") -> list[str]:
@@ -119,17 +106,6 @@ def _export_body(spec: ClusterSpec, what: str) -> dict[str, Any]:
     return spec.masked()
 
 
-def job_cluster_body(spec: ClusterSpec | Mapping[str, Any]) -> dict[str, Any]:
-    """The `new_cluster` of a job or run: the validated clusters/create body (docker_image
-    included) without the fields a job cluster does not take (`autotermination_minutes`).
-
-    Reads a `password_env` variable like `to_dict()`: this is a body that is sent.
-    """
-    spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.from_dict(spec)
-    body = spec.to_dict(validate=True)
-    return {k: v for k, v in body.items() if k not in _NOT_FOR_JOB_CLUSTERS}
-
-
 def _key(spec: ClusterSpec, key: str | None) -> str:
     """A resource key (`[a-z0-9_]`) from `key` or the cluster name."""
     text = key or spec.cluster_name or "dcs_cluster"
@@ -145,11 +121,9 @@ def bundle_resources(spec: ClusterSpec, *, key: str | None = None, python_file: 
     """The bundle's `resources` mapping: the cluster, and a job running one task on a job
     cluster made from the same body (a Python file, by default `main.py` beside the YAML,
     or a notebook)."""
-    from .jobs import task_payload
-
     body = _export_body(spec, "bundle export")
     name = _key(spec, key)
-    new_cluster = {k: v for k, v in body.items() if k not in _NOT_FOR_JOB_CLUSTERS}
+    new_cluster = job_cluster(body)
     if python_file is None and notebook is None:
         python_file = "main.py"
     task = {"task_key": "main", "job_cluster_key": name,
@@ -314,7 +288,7 @@ def policy_definition(spec: ClusterSpec, *, rules: Mapping[str, Mapping[str, Any
     if not url:
         raise SpecError("policy export needs docker_image.url: the policy fixes it to the image",
                         field="docker_image.url", hint="set docker_image, or export from a lock (--lock NOTEBOOK)")
-    if not parse_reference(url).is_pinned:
+    if not (spec.docker_image and spec.docker_image.ref.is_pinned):
         raise SpecError(f"policy export: docker_image.url {url} is a tag, which can move; a policy fixes "
                         "the image by digest", field="docker_image.url",
                         hint="use the pinned reference (repo@sha256:...) from %dcs_push, or --lock NOTEBOOK")

@@ -271,9 +271,8 @@ class FormValues:
         if self.auth_mode == "env":
             return DockerImage(url, BasicAuth(username, password_env=self.password_env.strip() or None))
         if self.auth_mode == "keep":
-            kept = base.docker_image
-            auth = kept.basic_auth if isinstance(kept, DockerImage) else (kept or {}).get("basic_auth")
-            return DockerImage(url, auth)
+            kept = base.docker_image  # a malformed --spec value is kept as written: no auth to keep
+            return DockerImage(url, kept.basic_auth if isinstance(kept, DockerImage) else None)
         return DockerImage(url)
 
     def _init_scripts(self, scripts: Mapping[str, NamedInitScript]) -> list[Any] | None:

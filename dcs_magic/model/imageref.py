@@ -49,14 +49,6 @@ class ImageRef:
     def is_pinned(self) -> bool:
         return self.digest is not None
 
-    @property
-    def is_mutable(self) -> bool:
-        """True when the reference can change under the user: any tag moves; only a digest is fixed."""
-        return self.digest is None
-
-    def with_digest(self, digest: str) -> ImageRef:
-        return ImageRef(self.domain, self.path, self.tag, digest)
-
     def pinned(self, digest: str | None = None) -> str:
         """`repository@sha256:...`, the form clusters should pull."""
         digest = digest or self.digest

@@ -10,6 +10,8 @@ here too, before any request.
     run_id = workspace.submit_run(body)
     result = run_result(workspace.wait_for_run(run_id), workspace.get_run_output(task_run_id(...)))
 
+(`dcs_magic.ops.runs.follow_run(workspace, run_id)` does those last two steps: it is I/O.)
+
 A workspace that serves these endpoints (the local preflight one) reads a body with
 `read_submit` (the same validation), runs `task_command(task, path)` in the driver container
 (a notebook's code from `notebook_code`), and answers a finished task with
@@ -25,13 +27,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import DcsError, UsageError
 from .spec import ClusterSpec
-
-if TYPE_CHECKING:  # imported lazily at run time
-    from ..adapters.workspace import Workspace
 
 __all__ = [
     "FINAL_STATES",
@@ -39,7 +38,8 @@ __all__ = [
     "RunError",
     "RunResult",
     "SubmittedTask",
-    "follow_run",
+    "job_cluster",
+    "job_cluster_body",
     "last_lines",
     "notebook_code",
     "read_submit",
@@ -55,6 +55,9 @@ FINAL_STATES = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 """`life_cycle_state` values after which a run changes no more."""
 LAST_LINES = 20
 """How many lines of a failed run's output its error shows."""
+
+# Fields that make no sense on a job cluster: it ends with its run.
+_NOT_FOR_JOB_CLUSTERS = ("autotermination_minutes",)
 
 _EXIT_CODE = re.compile(r"exit(?:ed)?(?: with)?(?: (?:exit|status))? code[: ]+(-?\d+)", re.IGNORECASE)
 
@@ -113,6 +116,22 @@ def _notebook_parameters(parameters: Sequence[str] | Mapping[str, str]) -> dict[
     return out
 
 
+def job_cluster(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A clusters/create BODY as the `new_cluster` of a job or run: without the fields a job
+    cluster does not take (`autotermination_minutes`: it ends with its run)."""
+    return {k: v for k, v in body.items() if k not in _NOT_FOR_JOB_CLUSTERS}
+
+
+def job_cluster_body(spec: ClusterSpec | Mapping[str, Any]) -> dict[str, Any]:
+    """The `new_cluster` of a job or run: the validated clusters/create body (docker_image
+    included) without the fields a job cluster does not take (`job_cluster`).
+
+    Reads a `password_env` variable like `to_dict()`: this is a body that is sent.
+    """
+    spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.from_dict(spec)
+    return job_cluster(spec.to_dict(validate=True))
+
+
 def submit_body(spec: ClusterSpec | Mapping[str, Any], *, python_file: str | None = None,
                 notebook: str | None = None, parameters: Sequence[str] | Mapping[str, str] = (),
                 run_name: str | None = None, task_key: str = "main",
@@ -122,8 +141,6 @@ def submit_body(spec: ClusterSpec | Mapping[str, Any], *, python_file: str | Non
     SpecError (before any request) when the spec is not a valid cluster; UsageError for
     a task that is neither or both of a Python file and a notebook.
     """
-    from .exports import job_cluster_body
-
     spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.from_dict(spec)
     payload = task_payload(python_file=python_file, notebook=notebook, parameters=parameters)
     new_cluster = job_cluster_body(spec)
@@ -256,28 +273,6 @@ def run_result(run: Mapping[str, Any], output: Mapping[str, Any] | None = None) 
         exit_code=None if exit_code is None else int(exit_code),
         raw=dict(run),
     )
-
-
-# -- following a run (over any object with the Workspace methods) ---------------------------
-
-
-def follow_run(workspace: Workspace, run_id: int, *, timeout_s: float = 3600, on_state: Any = None,
-               **wait: Any) -> RunResult:
-    """Wait for the run to end, fetch its task's output, and return the RunResult (which
-    may be a failure: `result.ok`, `result.raise_for_state()`). `wait` goes to
-    `wait_for_run` (its `sleep` / `clock`)."""
-    run = workspace.wait_for_run(run_id, timeout_s=timeout_s, on_state=on_state, **wait)
-    task = task_run_id(run)
-    output = None
-    if task is not None:
-        try:
-            output = workspace.get_run_output(task)
-        except DcsError as exc:  # the run's state still says what happened
-            output = {"error": f"(its output could not be read: {exc.message})"}
-    result = run_result(run, output)
-    if not result.run_page_url:
-        result.run_page_url = workspace.run_url(run)
-    return result
 
 
 # -- the server side (for the local preflight workspace's jobs endpoints) ----------------------

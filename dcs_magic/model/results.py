@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
+
+from .imageref import ImageRef, parse_reference
 
 __all__ = ["BuildResult", "CheckItem", "CheckReport", "ProgressRecord", "PushResult"]
 
@@ -149,13 +152,23 @@ class BuildResult:
 
 @dataclass
 class PushResult:
-    """The outcome of a successful `%dcs_push` / `push()`."""
+    """The outcome of a successful `%dcs_push` / `push()`.
+
+    `reference` (`repo:tag`), `digest` and `pinned` (`repo@sha256:...`) are the strings to
+    show and store; `image` is the same pushed image as an ImageRef (repository, tag and
+    digest) for code that needs its parts, so nobody parses the strings again.
+    """
 
     reference: str
     digest: str
     pinned: str
     size: int | None = None
     duration_s: float = 0.0
+    image: ImageRef = field(default=None, repr=False)  # type: ignore[assignment]  # filled in below
+
+    def __post_init__(self) -> None:
+        if self.image is None:  # built from the strings alone: parse them once, here
+            self.image = dataclasses.replace(parse_reference(self.reference), digest=self.digest)
 
     def __repr__(self) -> str:
         return f"PushResult({self.reference} -> {self.pinned})"

@@ -4,7 +4,10 @@ The fields are named exactly like the body of `POST /api/2.1/clusters/create`, s
 `ClusterSpec(**body)` and `ClusterSpec.from_dict(body)` both work and `to_dict()` gives the
 body back. `docker_image` and `init_scripts` take the API's own dict shapes, or the small
 dataclasses below (`DockerImage`, `BasicAuth`, `InitScript`), or for an init script a
-destination string (`"/Workspace/Shared/setup.sh"`, `"dbfs:/init/x.sh"`, ...).
+destination string (`"/Workspace/Shared/setup.sh"`, `"dbfs:/init/x.sh"`, ...); either way
+the spec holds the dataclasses (the constructor normalises), so its readers never branch
+on the shape. A value of no such shape (a string where a dict belongs, a malformed
+destination) is kept as written for `validate()` to refuse with the rule in words.
 
 Validation (`validate()`, `errors()`) raises `SpecError(field=...)` with the rule in words,
 and refuses what Databricks Container Services cannot run: ML runtimes, aarch64/Graviton,
@@ -34,7 +37,7 @@ from typing import Any, TypeGuard
 from ..errors import SpecError
 from . import runtime
 from .credentials import env_password
-from .imageref import parse_reference
+from .imageref import ImageRef, parse_reference
 
 __all__ = [
     "ALLOWED_ACCESS_MODES",
@@ -194,11 +197,19 @@ def secret_warnings(body: Mapping[str, Any]) -> list[str]:
 @dataclass
 class BasicAuth:
     """Registry credentials. Give `password` (a literal or a `{{secrets/...}}` reference) or
-    `password_env`, the name of an environment variable read only when the body is built."""
+    `password_env`, the name of an environment variable read only when the body is built.
+    `extra` holds keys of a `basic_auth` dict this class does not name, sent back as they are."""
 
     username: str
     password: str | None = None
     password_env: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> BasicAuth:
+        """The API's `basic_auth` dict; what is missing or mistyped is kept for `validate()`."""
+        return cls(body.get("username"), body.get("password"),  # type: ignore[arg-type]
+                   extra={k: copy.deepcopy(v) for k, v in body.items() if k not in ("username", "password")})
 
     def to_dict(self, *, mask: bool = False) -> dict[str, Any]:
         """The API's `basic_auth` dict; `mask=True` never reads the environment."""
@@ -207,8 +218,12 @@ class BasicAuth:
                 MASK if self.password_env else None)
         else:
             password = self._resolve_password()
-        body = {"username": self.username}
-        return body if password is None else {**body, "password": password}
+        body: dict[str, Any] = {"username": self.username}
+        if password is not None:
+            body["password"] = password
+        for key, value in self.extra.items():
+            body.setdefault(key, copy.deepcopy(value))
+        return body
 
     def _resolve_password(self) -> str | None:
         if self.password is not None or not self.password_env:
@@ -227,17 +242,37 @@ _PASSWORD_FIELD = "docker_image.basic_auth.password"
 
 @dataclass
 class DockerImage:
-    """The API's `docker_image`: `url` and optional `basic_auth`."""
+    """The API's `docker_image`: `url` and optional `basic_auth` (a `basic_auth` dict becomes
+    a BasicAuth). `extra` holds keys this class does not name: `validate()` refuses them."""
 
     url: str
-    basic_auth: BasicAuth | dict[str, Any] | None = None
+    basic_auth: BasicAuth | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.basic_auth, Mapping):
+            self.basic_auth = BasicAuth.from_dict(self.basic_auth)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> DockerImage:
+        """The API's `docker_image` dict; what is missing or mistyped is kept for `validate()`."""
+        return cls(body.get("url", ""), copy.deepcopy(body.get("basic_auth")),
+                   extra={k: copy.deepcopy(v) for k, v in body.items() if k not in ("url", "basic_auth")})
+
+    @property
+    def ref(self) -> ImageRef:
+        """`url` as an ImageRef; ValueError saying what is wrong when it is not an image
+        reference (`validate()` reports that as a SpecError on docker_image.url)."""
+        return parse_reference(self.url)
 
     def to_dict(self, *, mask: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {"url": self.url}
         if isinstance(self.basic_auth, BasicAuth):
             body["basic_auth"] = self.basic_auth.to_dict(mask=mask)
-        elif self.basic_auth is not None:
+        elif self.basic_auth is not None:  # not a dict at all: kept as written, validate() refuses it
             body["basic_auth"] = copy.deepcopy(self.basic_auth)
+        for key, value in self.extra.items():
+            body.setdefault(key, copy.deepcopy(value))
         return mask_secrets({"docker_image": body})["docker_image"] if mask else body
 
     def __repr__(self) -> str:
@@ -258,6 +293,17 @@ class InitScript:
 
     def to_dict(self) -> dict[str, Any]:
         return {self.kind: {"destination": self.destination, **copy.deepcopy(self.options)}}
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> InitScript | None:
+        """The API's one-key `{kind: {"destination": ..., ...}}` item, None for another shape."""
+        if len(item) != 1:
+            return None
+        kind, info = next(iter(item.items()))
+        if not isinstance(info, Mapping) or "destination" not in info:
+            return None
+        return cls(str(kind), info["destination"],
+                   {k: copy.deepcopy(v) for k, v in info.items() if k != "destination"})
 
 
 def init_script_info(destination: str, *, region: str | None = None,
@@ -404,8 +450,8 @@ class ClusterSpec:
     driver_node_type_id: str | None = None
     num_workers: int | None = None
     autoscale: dict[str, int] | None = None
-    docker_image: DockerImage | dict[str, Any] | None = None
-    init_scripts: list[InitScript | dict[str, Any] | str] | None = None
+    docker_image: DockerImage | None = None
+    init_scripts: list[InitScript | NamedInitScript] | None = None
     spark_conf: dict[str, str] | None = None
     spark_env_vars: dict[str, str] | None = None
     custom_tags: dict[str, str] | None = None
@@ -429,6 +475,24 @@ class ClusterSpec:
     use_ml_runtime: bool | None = None
     workload_type: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The API's dict shapes (and destination strings) become the dataclasses, once, here.
+        self.docker_image = _docker_image(self.docker_image)
+        if isinstance(self.init_scripts, list):
+            self.init_scripts = [_init_script(item) for item in self.init_scripts]
+
+    @property
+    def image_url(self) -> str | None:
+        """`docker_image.url`, None without a docker_image."""
+        return self.docker_image.url if isinstance(self.docker_image, DockerImage) else None
+
+    def with_image(self, url: str) -> ClusterSpec:
+        """A copy whose `docker_image.url` is URL (its basic_auth kept)."""
+        image = self.docker_image
+        if isinstance(image, DockerImage):
+            return self.replace(docker_image=dataclasses.replace(image, url=url))
+        return self.replace(docker_image=DockerImage(url))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -497,8 +561,8 @@ class ClusterSpec:
             value = getattr(self, name)
             if value is None:
                 continue
-            if name == "docker_image":
-                value = value.to_dict(mask=mask) if isinstance(value, DockerImage) else copy.deepcopy(value)
+            if isinstance(value, DockerImage):
+                value = value.to_dict(mask=mask)
             elif name == "init_scripts" and isinstance(value, list):
                 value = [_plain_init_script(item, strict=not mask) for item in value]
             else:
@@ -558,31 +622,23 @@ class ClusterSpec:
     def ok(self) -> bool:
         return not self.errors()
 
-    # -- exports (dcs_magic.exports; literal passwords are refused there) ---------------------
 
-    def to_bundle(self, **kwargs: Any) -> str:
-        """Databricks Asset Bundle `resources` YAML: this cluster and a job on it (exports.to_bundle)."""
-        from .exports import to_bundle
+def _docker_image(value: Any) -> Any:
+    """A `docker_image` dict as a DockerImage; any other value as it is (validate refuses it)."""
+    return DockerImage.from_dict(value) if isinstance(value, Mapping) else value
 
-        return to_bundle(self, **kwargs)
 
-    def to_terraform(self, **kwargs: Any) -> str:
-        """HCL for a `databricks_cluster` resource (exports.to_terraform)."""
-        from .exports import to_terraform
-
-        return to_terraform(self, **kwargs)
-
-    def to_policy(self, **kwargs: Any) -> str:
-        """A cluster policy definition JSON pinning this image (exports.to_policy)."""
-        from .exports import to_policy
-
-        return to_policy(self, **kwargs)
-
-    def to_pool(self, **kwargs: Any) -> str:
-        """An instance pool JSON preloading this image (exports.to_pool)."""
-        from .exports import to_pool
-
-        return to_pool(self, **kwargs)
+def _init_script(item: Any) -> Any:
+    """An init_scripts item as an InitScript (a NamedInitScript stays one: its destination
+    comes with the upload); an item of no known shape as it is (validate refuses it)."""
+    if isinstance(item, str):
+        try:
+            item = init_script_info(item)
+        except SpecError:
+            return item
+    if isinstance(item, Mapping):
+        return InitScript.from_dict(item) or item
+    return item
 
 
 def _plain_init_script(item: Any, *, strict: bool = True) -> Any:
@@ -753,46 +809,37 @@ def _check_access_mode(spec: ClusterSpec) -> Iterator[SpecError]:
 
 
 def _check_docker_image(spec: ClusterSpec) -> Iterator[SpecError]:
-    image = spec.docker_image
+    image: Any = spec.docker_image
     if image is None:
         return
-    url: Any
-    if isinstance(image, DockerImage):
-        url, auth = image.url, image.basic_auth
-    elif isinstance(image, Mapping):
-        unknown = sorted(set(image) - {"url", "basic_auth"})
-        if unknown:
-            yield SpecError(f"docker_image has unknown key(s) {', '.join(unknown)}", field="docker_image",
-                            hint='docker_image is {"url": ..., "basic_auth": {"username": ..., "password": ...}}')
-        url, auth = image.get("url"), image.get("basic_auth")
-    else:
+    if not isinstance(image, DockerImage):
         yield SpecError("docker_image must be a dict with url (and basic_auth)", field="docker_image")
         return
+    if image.extra:
+        yield SpecError(f"docker_image has unknown key(s) {', '.join(sorted(image.extra))}", field="docker_image",
+                        hint='docker_image is {"url": ..., "basic_auth": {"username": ..., "password": ...}}')
     try:
-        parse_reference(url)
+        image.ref  # noqa: B018 (parsing it is the check)
     except ValueError as exc:
         yield SpecError(f"docker_image.url: {exc}", field="docker_image.url",
                         hint="write the image like registry.example.com/team/image@sha256:... (pinned)")
-    if auth is not None:
-        yield from _check_basic_auth(auth)
+    if image.basic_auth is not None:
+        yield from _check_basic_auth(image.basic_auth)
 
 
 def _check_basic_auth(auth: Any) -> Iterator[SpecError]:
     where = "docker_image.basic_auth"
-    username: Any
-    if isinstance(auth, BasicAuth):
-        username, has_password = auth.username, bool(auth.password) or bool(auth.password_env)
-        if auth.password is None and auth.password_env:
-            try:
-                env_password(auth.password_env, field=_PASSWORD_FIELD)
-            except SpecError as exc:
-                yield exc
-                return
-    elif isinstance(auth, Mapping):
-        username, has_password = auth.get("username"), bool(auth.get("password"))
-    else:
+    if not isinstance(auth, BasicAuth):
         yield SpecError(f"{where} must be a dict with username and password", field=where)
         return
+    username: Any = auth.username
+    has_password = bool(auth.password) or bool(auth.password_env)
+    if auth.password is None and auth.password_env:
+        try:
+            env_password(auth.password_env, field=_PASSWORD_FIELD)
+        except SpecError as exc:
+            yield exc
+            return
     if not isinstance(username, str) or not username:
         yield SpecError(f"{where} needs a username", field=f"{where}.username",
                         hint="for ACR the service principal's application id; leave basic_auth out for "

@@ -26,6 +26,7 @@ machine builds a new image id from the same inputs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -34,10 +35,13 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LockError
 from ..model.spec import mask_secrets
+
+if TYPE_CHECKING:
+    from ..model.imageref import ImageRef
 
 __all__ = [
     "LOCK_SUFFIX",
@@ -79,6 +83,14 @@ class ImageLock:
     def pinned(self) -> str | None:
         """The pushed image pinned by digest (`repo@sha256:...`), when it was pushed."""
         return (self.push or {}).get("pinned")
+
+    def record_push(self, image: ImageRef) -> None:
+        """Record the pushed IMAGE (repository, tag and digest: `PushResult.image`) as `push`,
+        the JSON strings `reference` (`repo:tag`), `digest` and `pinned` (`repo@sha256:...`)."""
+        if not image.digest:
+            raise ValueError(f"{image} has no digest: only a pushed image is recorded")
+        self.push = {"reference": str(dataclasses.replace(image, digest=None)), "digest": image.digest,
+                     "pinned": image.pinned()}
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

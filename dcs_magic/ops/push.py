@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError, PushError
 from ..model.credentials import Secret, reveal
-from ..model.imageref import parse_reference
+from ..model.imageref import ImageRef, parse_reference
 from ..model.progress import PushState
 from ..model.results import PushResult
 from .runner import (
@@ -31,7 +31,6 @@ from .runner import (
 
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.engine import Engine
-    from ..model.imageref import ImageRef
 
 __all__ = ["push"]
 
@@ -95,7 +94,8 @@ def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: lis
         if not state.digest:
             raise PushError(f"The push of {pushed} ended without a digest from the registry",
                             reference=pushed, reason="no digest")
-    return PushResult(reference=pushed, digest=state.digest, pinned=ref.pinned(state.digest),
+    image = ImageRef(ref.domain, ref.path, tag, state.digest)
+    return PushResult(reference=pushed, digest=state.digest, pinned=image.pinned(), image=image,
                       size=state.size, duration_s=round(reporter.elapsed_s, 3))
 
 

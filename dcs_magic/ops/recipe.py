@@ -315,8 +315,7 @@ def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLoc
         entry.image_id = result.image_id
         entry.tags = list(result.tags)
         if pushes:
-            first = pushes[0]
-            entry.push = {"reference": first.reference, "digest": first.digest, "pinned": first.pinned}
+            entry.record_push(pushes[0].image)
         elif before is not None and before.image_id == result.image_id and not before.problems():
             entry.push = before.push  # same image: what was pushed still describes it
         if before is not None:
@@ -390,10 +389,10 @@ def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None
     lock_file, lock_obj, entry_name = _launch_lock(lock, name, image_given=bool(image))
     chosen = image or (lock_obj.images[entry_name].pinned if lock_obj is not None and entry_name else None)
     if chosen:
-        plan_spec = _with_image(plan_spec, chosen)
+        plan_spec = plan_spec.with_image(chosen)
     if username or password_env:
         plan_spec = _with_credentials(plan_spec, username, password_env)
-    warning = unpinned_warning(_image_url(plan_spec))
+    warning = unpinned_warning(plan_spec.image_url)
     if warning:
         (warn or _ignore)(warning)
     body = plan_spec.to_dict(validate=True)
@@ -439,20 +438,6 @@ def read_lock_entry(where: str | os.PathLike[str], name: str | None = None, *,
     return lock_file, found, name
 
 
-def _image_url(spec: ClusterSpec) -> str | None:
-    image = spec.docker_image
-    return image.get("url") if isinstance(image, Mapping) else getattr(image, "url", None)
-
-
-def _with_image(spec: ClusterSpec, image: str) -> ClusterSpec:
-    current = spec.docker_image
-    if current is None:
-        return spec.replace(docker_image={"url": image})
-    if isinstance(current, Mapping):
-        return spec.replace(docker_image={**current, "url": image})
-    return spec.replace(docker_image=replace_fields(current, url=image))
-
-
 def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str | None) -> ClusterSpec:
     """docker_image.basic_auth with `username` and the password from variable `password_env`
     (read when the body is built; the spec never holds it)."""
@@ -460,21 +445,11 @@ def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str
 
     if password_env:
         env_password(password_env)  # UsageError naming the variable, before anything else
-    image = spec.docker_image
-    url: str | None
-    auth: Any
-    if isinstance(image, DockerImage):
-        url, auth = image.url, image.basic_auth
-    else:
-        url, auth = (image or {}).get("url"), (image or {}).get("basic_auth")
-    old_user: str | None
-    old_password: str | None
-    old_env: str | None
-    if isinstance(auth, BasicAuth):
-        old_user, old_password, old_env = auth.username, auth.password, auth.password_env
-    else:
-        given = auth if isinstance(auth, Mapping) else {}
-        old_user, old_password, old_env = given.get("username"), given.get("password"), None
+    image = spec.docker_image if isinstance(spec.docker_image, DockerImage) else None  # else validate refuses it
+    auth = image.basic_auth if image is not None and isinstance(image.basic_auth, BasicAuth) else None
+    old_user = auth.username if auth is not None else None
+    old_password = auth.password if auth is not None else None
+    old_env = auth.password_env if auth is not None else None
     user = username or old_user
     if not user or not (password_env or old_password or old_env):
         raise SpecError("docker_image.basic_auth needs both a username and a password",
@@ -482,6 +457,7 @@ def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str
                         hint="give --username and --password-env, or put the missing one in the spec file")
     basic = BasicAuth(user, password_env=password_env) if password_env else \
         BasicAuth(user, password=old_password, password_env=old_env)
+    url = image.url if image is not None else None
     return spec.replace(docker_image=DockerImage(url, basic))  # type: ignore[arg-type]
 
 

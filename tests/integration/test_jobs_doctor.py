@@ -18,7 +18,8 @@ from support.clusters_api import ClustersApi, jobs_state
 
 from dcs_magic import ClusterSpec, SpecError, Workspace
 from dcs_magic.cli.commands import main
-from dcs_magic.model.jobs import RunError, follow_run, submit_body
+from dcs_magic.model.jobs import RunError, submit_body
+from dcs_magic.ops.runs import follow_run
 from dcs_magic.ops.doctor import doctor
 from dcs_magic.ops.lock import ImageLock, Lock, lock_path, write_lock
 

@@ -25,7 +25,8 @@ from support.images import build_image, containers_of, push_image
 from support.registry import Registry
 
 from dcs_magic import Workspace
-from dcs_magic.model.jobs import IMAGE_PYTHON, follow_run, submit_body
+from dcs_magic.model.jobs import IMAGE_PYTHON, submit_body
+from dcs_magic.ops.runs import follow_run
 from dcs_magic.model.spec import ClusterSpec
 from dcs_magic.ops.doctor import doctor
 

@@ -51,6 +51,9 @@ def test_push_to_plain_registry(docker_client: Any, layered_image: str, registry
     assert result.digest == registry.manifest_digest(path, tag)
     assert result.pinned == f"{registry.host}/{path}@{result.digest}"
     assert result.size and result.duration_s > 0 and repr(result) == f"PushResult({reference} -> {result.pinned})"
+    assert (result.image.repository, result.image.tag, result.image.digest) == (f"{registry.host}/{path}", tag,
+                                                                                   result.digest)
+    assert result.image.pinned() == result.pinned
     final = sink.closed[0]
     assert final["status"] == "done" and final["pinned"] == result.pinned
     assert final["layers_total"] == final["layers_done"] == 2 and final["fraction"] == 1.0

@@ -19,6 +19,10 @@ from dcs_magic.model.exports import (
     export,
     export_spec,
     policy_definition,
+    to_bundle,
+    to_policy,
+    to_pool,
+    to_terraform,
 )
 from dcs_magic.model.spec import BasicAuth, DockerImage
 
@@ -47,7 +51,7 @@ def sdk_round_trip(body: dict) -> dict:
 
 def test_bundle_yaml_parses_to_the_cluster_body_and_a_job_on_it():
     spec = make_spec()
-    data = yaml.safe_load(spec.to_bundle())
+    data = yaml.safe_load(to_bundle(spec))
     body = spec.to_dict()
     [(key, cluster)] = data["resources"]["clusters"].items()
     assert cluster == body  # every string read back as a string ("yes", "1.0", "true" included)
@@ -66,14 +70,14 @@ def test_bundle_yaml_parses_to_the_cluster_body_and_a_job_on_it():
 
 
 def test_bundle_with_a_notebook_task_and_parameters():
-    data = yaml.safe_load(make_spec().to_bundle(notebook="/Workspace/Shared/etl", parameters=["day=1"]))
+    data = yaml.safe_load(to_bundle(make_spec(), notebook="/Workspace/Shared/etl", parameters=["day=1"]))
     [task] = next(iter(data["resources"]["jobs"].values()))["tasks"]
     assert task["notebook_task"] == {"notebook_path": "/Workspace/Shared/etl", "base_parameters": {"day": "1"}}
     assert jobs.Task.from_dict(task).as_dict() == task
 
 
 def test_bundle_keeps_the_secret_reference():
-    text = make_spec().to_bundle()
+    text = to_bundle(make_spec())
     assert REFERENCE in text
     cluster = next(iter(yaml.safe_load(text)["resources"]["clusters"].values()))
     assert cluster["docker_image"]["basic_auth"]["password"] == REFERENCE
@@ -108,7 +112,7 @@ def _unquote(value):
 
 def test_terraform_parses_as_a_databricks_cluster_with_docker_image_blocks():
     spec = make_spec()
-    parsed = hcl2.loads(spec.to_terraform())
+    parsed = hcl2.loads(to_terraform(spec))
     [resource] = parsed["resource"]
     cluster = _unquote(resource['"databricks_cluster"'])
     [(name, attrs)] = cluster.items()
@@ -127,8 +131,8 @@ def test_terraform_parses_as_a_databricks_cluster_with_docker_image_blocks():
 
 def test_terraform_escapes_template_sequences_and_quotes():
     spec = make_spec(spark_env_vars={"A": 'say "hi" ${not_a_var} %{x}', "B": "back\\slash"})
-    attrs = _unquote(hcl2.loads(spec.to_terraform())["resource"][0]['"databricks_cluster"'])["team_etl"]
-    text = spec.to_terraform()
+    attrs = _unquote(hcl2.loads(to_terraform(spec))["resource"][0]['"databricks_cluster"'])["team_etl"]
+    text = to_terraform(spec)
     assert "$${not_a_var}" in text and "%%{x}" in text  # HCL would interpolate them otherwise
     assert attrs["spark_env_vars"]["B"] == "back\\slash"
 
@@ -138,7 +142,7 @@ def test_terraform_escapes_template_sequences_and_quotes():
 
 def test_policy_pins_the_digest_and_allows_its_own_spec():
     spec = make_spec()
-    definition = json.loads(spec.to_policy())
+    definition = json.loads(to_policy(spec))
     assert definition["docker_image.url"] == {"type": "fixed", "value": PINNED}
     assert definition[f"spark_conf.{UC_VOLUMES_CONF}"] == {"type": "fixed", "value": "true"}
     assert set(definition["data_security_mode"]["values"]) >= {"SINGLE_USER", "NONE"}
@@ -174,23 +178,23 @@ def test_policy_rules_forbid_what_dcs_cannot_run():
 def test_policy_that_would_forbid_its_own_spec_is_an_error():
     spec = make_spec(spark_conf={UC_VOLUMES_CONF: "false"})
     with pytest.raises(SpecError) as info:
-        spec.to_policy()
+        to_policy(spec)
     assert "would forbid the spec it is exported from" in str(info.value)
     assert UC_VOLUMES_CONF in str(info.value)
     with pytest.raises(SpecError, match="would forbid"):
-        make_spec().to_policy(rules={"autotermination_minutes": {"type": "range", "maxValue": 20}})
+        to_policy(make_spec(), rules={"autotermination_minutes": {"type": "range", "maxValue": 20}})
 
 
 def test_policy_needs_a_pinned_image():
     with pytest.raises(SpecError) as info:
-        make_spec(docker_image={"url": "registry.example.com/team/app:1.0"}).to_policy()
+        to_policy(make_spec(docker_image={"url": "registry.example.com/team/app:1.0"}))
     assert info.value.field == "docker_image.url"
     assert "digest" in str(info.value)
 
 
 def test_policy_without_basic_auth_keeps_the_password_rule_optional():
     spec = make_spec(docker_image={"url": PINNED}, data_security_mode=None, single_user_name=None)
-    definition = json.loads(spec.to_policy())
+    definition = json.loads(to_policy(spec))
     assert definition["docker_image.basic_auth.password"]["isOptional"] is True
     assert evaluate_policy(definition, spec.to_dict()) == []
 
@@ -200,7 +204,7 @@ def test_policy_without_basic_auth_keeps_the_password_rule_optional():
 
 def test_pool_preloads_the_image_and_round_trips_through_the_sdk():
     spec = make_spec()
-    pool = json.loads(spec.to_pool())
+    pool = json.loads(to_pool(spec))
     assert pool["preloaded_docker_images"] == [spec.to_dict()["docker_image"]]
     assert pool["node_type_id"] == "i3.xlarge"
     assert pool["preloaded_spark_versions"] == ["15.4.x-scala2.12"]
@@ -209,7 +213,7 @@ def test_pool_preloads_the_image_and_round_trips_through_the_sdk():
 
 def test_pool_needs_a_node_type():
     with pytest.raises(SpecError, match="node_type_id"):
-        make_spec(node_type_id=None, instance_pool_id="pool-1").to_pool()
+        to_pool(make_spec(node_type_id=None, instance_pool_id="pool-1"))
 
 
 # -- secrets ------------------------------------------------------------------------------------
@@ -230,20 +234,20 @@ def test_password_from_the_environment_is_refused_too(monkeypatch):
     monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", "from-env-secret")
     spec = make_spec(docker_image=DockerImage(PINNED, BasicAuth("svc", password_env="DCS_TEST_REGISTRY_PASSWORD")))
     with pytest.raises(SpecError) as info:
-        spec.to_terraform()
+        to_terraform(spec)
     assert "from-env-secret" not in str(info.value)
 
 
 def test_a_literal_secret_in_spark_env_vars_is_refused():
     with pytest.raises(SpecError) as info:
-        make_spec(spark_env_vars={"API_TOKEN": "abc123"}).to_bundle()
+        to_bundle(make_spec(spark_env_vars={"API_TOKEN": "abc123"}))
     assert info.value.field == "spark_env_vars.API_TOKEN"
     assert "abc123" not in str(info.value)
 
 
 def test_an_invalid_spec_is_refused_before_export():
     with pytest.raises(SpecError) as info:
-        make_spec(spark_version="15.4.x-cpu-ml-scala2.12").to_bundle()
+        to_bundle(make_spec(spark_version="15.4.x-cpu-ml-scala2.12"))
     assert info.value.field == "spark_version"
 
 
@@ -276,5 +280,5 @@ def test_unknown_kind():
 def test_policy_accepts_every_reference_form_the_spec_accepts():
     spec = make_spec(docker_image={"url": PINNED, "basic_auth": {"username": "svc",
                                                                  "password": "{{ secrets/dcs/registry }}"}})
-    definition = json.loads(spec.to_policy())
+    definition = json.loads(to_policy(spec))
     assert evaluate_policy(definition, spec.to_dict()) == []

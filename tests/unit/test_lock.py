@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from dcs_magic.errors import LockError
+from dcs_magic.model.imageref import ImageRef
+from dcs_magic.model.results import PushResult
 from dcs_magic.model.spec import mask_secrets
 from dcs_magic.ops.lock import (
     ImageLock,
@@ -163,3 +165,16 @@ def test_update_lock_keeps_other_entries_and_leaves_no_temp_file(tmp_path: Path)
     update_lock(path, lambda lock: lock.images.__setitem__("b", entry().seal()))
     assert sorted(read_lock(path).images) == ["a", "b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".app.dcs.lock.json.flock", "app.dcs.lock.json"]
+
+
+def test_record_push_writes_the_strings_of_the_pushed_image_ref():
+    digest = "sha256:" + "4" * 64
+    pushed = PushResult(reference="127.0.0.1:5000/team/web:1", digest=digest,
+                        pinned="127.0.0.1:5000/team/web@" + digest)
+    assert pushed.image == ImageRef("127.0.0.1:5000", "team/web", "1", digest)  # parsed once, from the strings
+    sealed = entry()
+    sealed.record_push(pushed.image)
+    assert sealed.push == {"reference": pushed.reference, "digest": digest, "pinned": pushed.pinned}
+    assert sealed.pinned == pushed.pinned and sealed.seal().problems() == []
+    with pytest.raises(ValueError, match="no digest"):
+        entry().record_push(ImageRef("127.0.0.1:5000", "team/web", "1", None))

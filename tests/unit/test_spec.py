@@ -90,7 +90,41 @@ def test_from_dict_keeps_unknown_fields_in_extra_and_sends_them_back():
     assert spec.extra == {"future_field": {"x": 1}}
     assert spec.to_dict() == body
     body["docker_image"]["url"] = "changed/later:1"
-    assert spec.docker_image["url"] == PINNED  # from_dict copied, the caller's dict stays theirs
+    assert spec.docker_image.url == PINNED  # from_dict copied, the caller's dict stays theirs
+
+
+def test_api_dict_shapes_become_the_dataclasses_and_give_the_same_body_back():
+    body = json.loads(json.dumps(FULL_BODY))
+    for spec in (ClusterSpec.from_dict(body), ClusterSpec(**json.loads(json.dumps(body)))):
+        assert isinstance(spec.docker_image, DockerImage)
+        assert spec.docker_image.basic_auth == BasicAuth("robot", "{{secrets/ci/registry}}")
+        assert spec.init_scripts and all(isinstance(item, InitScript) for item in spec.init_scripts)
+        assert spec.to_dict() == body
+        assert json.loads(spec.to_json(mask=False)) == body
+    spec = minimal(init_scripts=["/Workspace/Shared/a.sh", NamedInitScript("n", "echo n")])
+    assert spec.init_scripts == [InitScript("workspace", "/Workspace/Shared/a.sh"), NamedInitScript("n", "echo n")]
+    assert spec.replace(num_workers=1).init_scripts == spec.init_scripts
+
+
+def test_shapes_that_cannot_be_typed_are_kept_for_validate_to_refuse():
+    body = {"url": "app:1", "auth": {}, "basic_auth": {"username": "robot", "password": "p", "note": "x"}}
+    spec = minimal(docker_image=body, init_scripts=["/nowhere.sh", {"workspace": {}, "dbfs": {}}])
+    assert spec.docker_image == DockerImage("app:1", BasicAuth("robot", "p", extra={"note": "x"}),
+                                            extra={"auth": {}})
+    assert spec.masked()["docker_image"] == {**body, "basic_auth": {**body["basic_auth"], "password": MASK}}
+    assert spec.errors()[0].message.startswith("docker_image has unknown key(s) auth")
+    assert spec.init_scripts == ["/nowhere.sh", {"workspace": {}, "dbfs": {}}]
+    assert minimal(docker_image="app:1").docker_image == "app:1"
+    assert minimal(docker_image={"url": "app:1", "basic_auth": "robot:pw"}).docker_image.basic_auth == "robot:pw"
+
+
+def test_image_url_and_with_image_keep_the_credentials():
+    spec = minimal(docker_image={"url": PINNED, "basic_auth": {"username": "robot", "password": "p"}})
+    assert spec.image_url == PINNED
+    moved = spec.with_image("registry.example.com/team/app:2")
+    assert moved.image_url == "registry.example.com/team/app:2"
+    assert moved.docker_image.basic_auth == spec.docker_image.basic_auth and spec.image_url == PINNED
+    assert minimal().image_url is None and minimal().with_image("app:1").to_dict()["docker_image"] == {"url": "app:1"}
 
 
 def test_none_fields_are_left_out_and_minimal_body_matches_sdk():
