@@ -110,23 +110,26 @@ def unload_ipython_extension(ipython: "Any") -> None:
 
 
 # The flat layout of 0.x, module by module: `import dcs_magic.spec` still works for one release
-# and warns where the module went (docs/architecture.md has the layers).
+# and warns where the module went (docs/architecture.md has the layers). A module that was split
+# lists every part; its old path then reads its names from them in that order.
 _MOVED = {
-    "checks": "ops.check", "context": "ops.context", "credentials": "model.credentials",
-    "dockerfile": "model.dockerfile", "doctor": "ops.doctor", "engine": "adapters.engine",
-    "exports": "model.exports", "imageref": "model.imageref", "jobs": "model.jobs",
-    "launch": "jupyter.launch", "lock": "ops.lock", "magics": "jupyter.magics",
-    "notebook": "ops.notebook", "parity": "model.parity", "pipeline": "ops.build",
-    "progress": "model.progress", "recipe": "ops.recipe", "results": "model.results",
-    "runtime": "model.runtime", "spec": "model.spec", "tarstream": "adapters.tarstream",
-    "template": "model.template", "terminal": "cli.terminal", "widgets": "jupyter.widgets",
-    "workspace": "adapters.workspace",
+    "checks": "ops.check model.requirements model.probe", "context": "ops.context",
+    "credentials": "model.credentials ops.credentials", "dockerfile": "model.dockerfile model.lint",
+    "doctor": "ops.doctor adapters.registry", "engine": "adapters.engine", "exports": "model.exports",
+    "imageref": "model.imageref", "jobs": "model.jobs ops.runs",
+    "launch": "jupyter.launch ops.launch_form model.form_values", "lock": "ops.lock",
+    "magics": "jupyter.magics", "notebook": "ops.notebook model.cells", "parity": "model.parity",
+    "pipeline": "ops.build ops.push ops.runner", "progress": "model.progress",
+    "recipe": "ops.recipe adapters.registry", "results": "model.results", "runtime": "model.runtime",
+    "spec": "model.spec", "tarstream": "adapters.tarstream", "template": "model.template",
+    "terminal": "cli.terminal", "widgets": "jupyter.widgets", "workspace": "adapters.workspace adapters.follow",
 }
 
 
 class _MovedModules:
-    """A meta path finder for the old module paths: the old name becomes an alias of the new
-    module (the same object, so patches and isinstance checks agree) with a DeprecationWarning."""
+    """A meta path finder for the old module paths. A module that moved whole is aliased (the
+    same object, so patches and isinstance checks agree); a split one becomes a module that
+    looks its names up in the parts. Either way with a DeprecationWarning naming the new place."""
 
     @classmethod
     def find_spec(cls, fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
@@ -140,15 +143,28 @@ class _MovedModules:
     @staticmethod
     def create_module(spec: "Any") -> "Any":
         import warnings
+        from types import ModuleType
 
-        new = f"{__name__}.{_MOVED[spec.name.rpartition('.')[2]]}"
-        warnings.warn(f"{spec.name} has moved to {new}; import it from there (the old path will be "
-                      "removed in the next release)", DeprecationWarning, stacklevel=2)
-        return import_module(new)
+        parts = [f"{__name__}.{part}" for part in _MOVED[spec.name.rpartition(".")[2]].split()]
+        warnings.warn(f"{spec.name} has moved to {' and '.join(parts)}; import it from there (the old "
+                      "path will be removed in the next release)", DeprecationWarning, stacklevel=2)
+        modules = [import_module(part) for part in parts]
+        if len(modules) == 1:
+            return modules[0]
+        old = ModuleType(spec.name, f"0.x's {spec.name}, now split into {', '.join(parts)}.")
+
+        def lookup(name: str) -> "Any":
+            for module in modules:
+                if hasattr(module, name):
+                    return getattr(module, name)
+            raise AttributeError(f"{spec.name} has no attribute {name!r} (it moved to {', '.join(parts)})")
+
+        old.__getattr__ = lookup  # type: ignore[method-assign]
+        return old
 
     @staticmethod
     def exec_module(module: "Any") -> None:
-        """The module was executed under its new name."""
+        """The parts were executed under their new names."""
 
 
 if not any(isinstance(finder, type) and finder.__name__ == "_MovedModules" for finder in sys.meta_path):

@@ -24,6 +24,7 @@ from ..model.imageref import parse_reference
 from ..model.lint import secret_build_arg_warnings
 from ..model.progress import BuildState
 from ..model.results import BuildResult
+from ..settings import PLATFORM
 from .context import dockerfile_sha256
 from .runner import (
     CLEANUP_WAIT_S,
@@ -43,13 +44,12 @@ from .runner import (
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.engine import Engine
 
-__all__ = ["BASE_DIGEST_LABEL", "DCS_PLATFORM", "KEEP_BUILD_LOGS", "SHA_LABEL", "VERSION_LABEL", "build",
+__all__ = ["BASE_DIGEST_LABEL", "KEEP_BUILD_LOGS", "SHA_LABEL", "VERSION_LABEL", "build",
            "parse_pairs"]
 
 SHA_LABEL = "dcs_magic.dockerfile.sha256"
 VERSION_LABEL = "dcs_magic.version"
 BASE_DIGEST_LABEL = "dcs_magic.base.digest"
-DCS_PLATFORM = "linux/amd64"
 
 
 def parse_pairs(items: list[str] | tuple[str, ...] | None, option: str) -> dict[str, str]:
@@ -64,7 +64,7 @@ def parse_pairs(items: list[str] | tuple[str, ...] | None, option: str) -> dict[
 
 
 def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), name: str = "default",
-          build_args: dict[str, str] | None = None, platform: str = DCS_PLATFORM,
+          build_args: dict[str, str] | None = None, platform: str = PLATFORM,
           no_cache: bool = False, pull: bool = False, target: str | None = None,
           labels: dict[str, str] | None = None, progress: ProgressSink | None = None,
           interval: float = 0.1, cancel: CancelToken | None = None) -> BuildResult:
@@ -239,8 +239,8 @@ class _BuildLog:
 
 
 def _platform_warnings(platform: str | None) -> list[str]:
-    if platform and platform != DCS_PLATFORM:
-        return [f"Building for {platform}: Databricks Container Services runs {DCS_PLATFORM} "
+    if platform and platform != PLATFORM:
+        return [f"Building for {platform}: Databricks Container Services runs {PLATFORM} "
                 "images only, so this image will not start on a cluster."]
     return []
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DcsError
 from ..model.jobs import RunResult, run_result, task_run_id
+from ..settings import RUN_TIMEOUT_S
 
 if TYPE_CHECKING:  # imported lazily at run time: the workspace adapter loads requests
     from ..adapters.workspace import Workspace
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # imported lazily at run time: the workspace adapter loads re
 __all__ = ["follow_run"]
 
 
-def follow_run(workspace: Workspace, run_id: int, *, timeout_s: float = 3600,
+def follow_run(workspace: Workspace, run_id: int, *, timeout_s: float = RUN_TIMEOUT_S,
                on_state: Callable[[dict[str, Any]], Any] | None = None, **wait: Any) -> RunResult:
     """Wait for the run to end, fetch its task's output, and return the RunResult (which
     may be a failure: `result.ok`, `result.raise_for_state()`). `wait` goes to

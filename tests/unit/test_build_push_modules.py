@@ -18,7 +18,7 @@ from dcs_magic.ops import build, push, runner
 @pytest.fixture
 def fresh_alias() -> Iterator[None]:
     """Forget the old-path aliases around the test, so it sees the finder's warning."""
-    names = ("dcs_magic.pipeline", "dcs_magic.dockerfile")
+    names = ("dcs_magic.pipeline", "dcs_magic.dockerfile", "dcs_magic.spec")
     saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
     yield
     for name in names:
@@ -40,18 +40,29 @@ def test_build_and_push_share_one_cancellation() -> None:
     assert issubclass(runner.Cancelled, KeyboardInterrupt)
 
 
-def test_old_pipeline_path_is_the_build_module(fresh_alias: None) -> None:
-    with pytest.warns(DeprecationWarning, match=r"dcs_magic\.pipeline has moved to dcs_magic\.ops\.build"):
+def test_old_pipeline_path_reads_the_three_parts(fresh_alias: None) -> None:
+    with pytest.warns(DeprecationWarning, match=r"dcs_magic\.pipeline has moved to dcs_magic\.ops\.build and "
+                                                r"dcs_magic\.ops\.push and dcs_magic\.ops\.runner"):
         old = importlib.import_module("dcs_magic.pipeline")
-    assert old is build
-    assert old.build is dcs_magic.build and old.parse_pairs(["A=1"], "--build-arg") == {"A": "1"}
+    assert old.build is dcs_magic.build and old.push is dcs_magic.push and old.Job is runner.Job
+    assert old.parse_pairs(["A=1"], "--build-arg") == {"A": "1"}
+    with pytest.raises(AttributeError, match="moved to dcs_magic.ops.build"):
+        old.no_such_name  # noqa: B018
 
 
-def test_old_dockerfile_path_is_the_parser(fresh_alias: None) -> None:
+def test_old_dockerfile_path_reads_parser_and_linter(fresh_alias: None) -> None:
     with pytest.warns(DeprecationWarning, match=r"dcs_magic\.dockerfile has moved to dcs_magic\.model\.dockerfile"):
-        old = importlib.import_module("dcs_magic.dockerfile")
-    assert old is dockerfile
-    assert [i.keyword for i in old.parse("FROM a:1\nRUN x\n").instructions] == ["FROM", "RUN"]
+        from dcs_magic.dockerfile import lint as old_lint, parse as old_parse  # type: ignore[attr-defined]
+    assert old_parse is dockerfile.parse and old_lint is lint.lint
+    assert [i.keyword for i in old_parse("FROM a:1\nRUN x\n").instructions] == ["FROM", "RUN"]
+
+
+def test_a_module_that_moved_whole_is_the_same_object(fresh_alias: None) -> None:
+    from dcs_magic.model import spec
+
+    with pytest.warns(DeprecationWarning, match=r"dcs_magic\.spec has moved to dcs_magic\.model\.spec;"):
+        old = importlib.import_module("dcs_magic.spec")
+    assert old is spec  # a patch through the old path reaches the code
 
 
 def test_the_parser_has_no_lint_and_the_linter_reads_through_it() -> None:
