@@ -121,7 +121,7 @@ _MOVED = {
     "magics": "jupyter.magics", "notebook": "ops.notebook model.cells", "parity": "model.parity",
     "pipeline": "ops.build ops.push ops.runner", "progress": "model.progress",
     "recipe": "ops.recipe adapters.registry", "results": "model.results", "runtime": "model.runtime",
-    "spec": "model.spec", "tarstream": "adapters.tarstream", "template": "model.template",
+    "spec": "model.spec model.secrets", "tarstream": "adapters.tarstream", "template": "model.template",
     "terminal": "cli.terminal", "widgets": "jupyter.widgets", "workspace": "adapters.workspace adapters.follow",
 }
 

@@ -35,7 +35,8 @@ from typing import Any
 from ..errors import SpecError
 from . import runtime
 from .jobs import job_cluster, task_payload
-from .spec import ALLOWED_ACCESS_MODES, MASK, ClusterSpec
+from .secrets import MASK
+from .spec import ALLOWED_ACCESS_MODES, ClusterSpec
 
 __all__ = [
     "EXPORT_KINDS",

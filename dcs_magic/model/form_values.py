@@ -19,16 +19,8 @@ from typing import Any
 
 from ..errors import SpecError
 from . import runtime
-from .spec import (
-    MASK,
-    BasicAuth,
-    ClusterSpec,
-    DockerImage,
-    NamedInitScript,
-    init_script_info,
-    is_secret_reference,
-    mask_secrets,
-)
+from .secrets import MASK, is_secret_reference, mask_secrets
+from .spec import BasicAuth, ClusterSpec, DockerImage, NamedInitScript, init_script_info
 
 __all__ = ["ACCESS_MODES", "AUTH_MODES", "KEY_VALUE_FIELDS", "FormValues", "default_runtime", "event_text",
            "file_body", "literal_secrets", "parse_key_values", "runtime_notes", "secret_literal_keys",
@@ -76,7 +68,7 @@ def parse_key_values(text: str, field: str) -> dict[str, str] | None:
 
 
 def secret_literal_keys(values: Mapping[str, Any] | None) -> list[str]:
-    """Keys whose value the preview would mask (`spec.mask_secrets`: the key names a password,
+    """Keys whose value the preview would mask (`secrets.mask_secrets`: the key names a password,
     token, secret, ...) and that hold a literal, not a `{{secrets/...}}` reference or `****`."""
     masked = mask_secrets(dict(values or {}))
     return [k for k, v in (values or {}).items() if masked.get(k) != v and v != MASK]

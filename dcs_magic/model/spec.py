@@ -38,10 +38,10 @@ from ..errors import SpecError
 from . import runtime
 from .credentials import env_password
 from .imageref import ImageRef, parse_reference
+from .secrets import MASK, mask_password, mask_secrets
 
 __all__ = [
     "ALLOWED_ACCESS_MODES",
-    "MASK",
     "BasicAuth",
     "ClusterSpec",
     "DockerImage",
@@ -50,29 +50,19 @@ __all__ = [
     "dcs_node_types",
     "dcs_runtimes",
     "init_script_info",
-    "is_secret_key",
-    "is_secret_reference",
     "known_field_names",
-    "mask_secrets",
     "node_type_refusal",
     "runtime_refusal",
-    "secret_literals",
-    "secret_warnings",
     "unknown_field_message",
     "unknown_fields",
     "upload_destination",
 ]
-
-MASK = "****"
-"""What a literal password looks like in reprs, previews and `to_json()`."""
 
 MAX_CUSTOM_TAGS = 45
 MAX_INIT_SCRIPTS = 10
 MAX_SSH_KEYS = 10
 UPLOADABLE_KINDS = ("workspace", "volumes", "dbfs")
 """Init script destinations `Workspace.upload` can write to."""
-
-_SECRET_REFERENCE = re.compile(r"^\{\{\s*secrets/[^/{}\s]+/[^/{}\s]+\s*\}\}$")
 
 # Access modes DCS supports, and why the others are refused.
 ALLOWED_ACCESS_MODES = ("DATA_SECURITY_MODE_DEDICATED", "SINGLE_USER", "NONE")
@@ -115,82 +105,6 @@ _PREFIXES = (
 )
 
 
-def is_secret_reference(value: Any) -> bool:
-    """True for a `{{secrets/scope/key}}` reference: a name the cluster resolves, not a secret."""
-    return isinstance(value, str) and bool(_SECRET_REFERENCE.match(value))
-
-
-def _mask_password(value: Any) -> Any:
-    """`****` for a literal; references and absent values are shown as they are."""
-    return value if value in (None, "") or is_secret_reference(value) else MASK
-
-
-def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of a create body safe to show or store: every value under a credential-like
-    key (`is_secret_key`: `docker_image.basic_auth.password`, `spark_env_vars.OPENAI_API_KEY`,
-    `spark_conf` `...secret.key`, `custom_tags`, ...) becomes `****`.
-
-    `{{secrets/scope/key}}` references are kept: they name a secret, they are not one.
-    This is the one masking function: previews, reprs and the lock file all use it; a masked
-    body is for showing and storing only, never for sending.
-    """
-    masked: dict[str, Any] = _mask(body)  # a Mapping comes back as a dict
-    return masked
-
-
-# Substrings that make a key credential-like, and words (a key split at `_`, `.`, `-` and
-# camelCase) that do: `OPENAI_API_KEY`, `DB_PASSWD`, `AWS_ACCESS_KEY_ID`, `fs.s3a.secret.key`,
-# `privateKey`, `X_AUTH`; `monkey` or `passenger` do not.
-_SECRET_SUBSTRINGS = ("password", "passwd", "token", "secret", "credential", "apikey", "accesskey",
-                      "privatekey")
-_SECRET_WORDS = frozenset({"key", "pass", "pwd", "private", "auth", "credentials"})
-_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
-
-def is_secret_key(key: str) -> bool:
-    """True when KEY names a credential: its value is masked wherever it is shown or stored."""
-    lowered = key.lower()
-    if any(word in lowered for word in _SECRET_SUBSTRINGS):
-        return True
-    return any(word.lower() in _SECRET_WORDS for word in _WORD.findall(key))
-
-
-def _mask(value: Any, key: str = "") -> Any:
-    if isinstance(value, Mapping):
-        return {k: _mask(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, key) for v in value]
-    if isinstance(value, str) and is_secret_key(key):
-        return _mask_password(value)
-    return value
-
-
-def secret_literals(body: Any, path: str = "") -> list[str]:
-    """The dotted paths of literal (not `{{secrets/...}}`) values under credential-like keys."""
-    found: list[str] = []
-    if isinstance(body, Mapping):
-        for k, v in body.items():
-            where = f"{path}.{k}" if path else str(k)
-            if isinstance(v, str) and v and is_secret_key(str(k)) and not is_secret_reference(v):
-                found.append(where)
-            else:
-                found += secret_literals(v, where)
-    elif isinstance(body, list):
-        for i, v in enumerate(body):
-            found += secret_literals(v, f"{path}[{i}]")
-    return found
-
-
-def secret_warnings(body: Mapping[str, Any]) -> list[str]:
-    """One warning per literal credential in BODY, naming the reference to use instead."""
-    out = []
-    for where in secret_literals(body):
-        key = re.sub(r"[^A-Za-z0-9_.-]", "_", where.rsplit(".", 1)[-1]).lower() or "key"
-        out.append(f"{where} holds a literal credential: store it in a Databricks secret scope and "
-                   f"write {{{{secrets/<scope>/{key}}}}} instead")
-    return out
-
-
 # -- docker_image ------------------------------------------------------------------------
 
 
@@ -214,7 +128,7 @@ class BasicAuth:
     def to_dict(self, *, mask: bool = False) -> dict[str, Any]:
         """The API's `basic_auth` dict; `mask=True` never reads the environment."""
         if mask:
-            password = _mask_password(self.password) if self.password is not None else (
+            password = mask_password(self.password) if self.password is not None else (
                 MASK if self.password_env else None)
         else:
             password = self._resolve_password()
@@ -233,7 +147,7 @@ class BasicAuth:
 
     def __repr__(self) -> str:
         source = f"password_env={self.password_env!r}" if self.password_env and self.password is None \
-            else f"password={_mask_password(self.password)!r}"
+            else f"password={mask_password(self.password)!r}"
         return f"BasicAuth(username={self.username!r}, {source})"
 
 

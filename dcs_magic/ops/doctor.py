@@ -26,13 +26,8 @@ from ..adapters import registry
 from ..adapters.registry import RegistryProbe
 from ..errors import ApiError, DcsError
 from ..model.results import CheckItem, CheckReport
-from ..model.spec import (
-    ClusterSpec,
-    dcs_node_types,
-    dcs_runtimes,
-    is_secret_reference,
-    node_type_refusal,
-)
+from ..model.secrets import is_secret_reference
+from ..model.spec import ClusterSpec, dcs_node_types, dcs_runtimes, node_type_refusal
 from ..settings import env, secret_variable
 
 if TYPE_CHECKING:  # imported lazily at run time

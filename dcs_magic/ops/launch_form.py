@@ -16,7 +16,7 @@ Secrets: no control ever holds a secret.
   `LaunchForm.guard` clears both fields when their value is not a reference / not the name
   of a set variable, so a password typed in the wrong place does not stay in widget state or
   in the saved notebook.
-- Spark conf, environment variables and tags whose key looks secret (`spec.mask_secrets`
+- Spark conf, environment variables and tags whose key looks secret (`secrets.mask_secrets`
   masks them) are shown as `KEY=****` when they come from the `--spec` file; the request
   carries the file's real value (`FormValues.to_spec` takes it from the base spec). A literal
   typed there for such a key is taken out of the box at once (`LaunchForm.guard`: the line
@@ -49,7 +49,8 @@ from ..model.form_values import (
     secret_literal_keys,
     secret_references,
 )
-from ..model.spec import ClusterSpec, NamedInitScript, dcs_node_types, dcs_runtimes, is_secret_reference
+from ..model.secrets import is_secret_reference
+from ..model.spec import ClusterSpec, NamedInitScript, dcs_node_types, dcs_runtimes
 from ..settings import env, secret_variable
 
 if TYPE_CHECKING:  # imported lazily at run time

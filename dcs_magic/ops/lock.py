@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LockError
-from ..model.spec import mask_secrets
+from ..model.secrets import mask_secrets
 
 if TYPE_CHECKING:
     from ..model.imageref import ImageRef

@@ -364,7 +364,7 @@ class LaunchPlan:
     @property
     def literal_password(self) -> bool:
         """True when docker_image.basic_auth.password is a literal (not a secret reference)."""
-        from ..model.spec import is_secret_reference
+        from ..model.secrets import is_secret_reference
 
         auth = (self.body.get("docker_image") or {}).get("basic_auth") or {}
         password = auth.get("password")
@@ -489,8 +489,8 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
 
 def _record_cluster(plan: LaunchPlan, warn: Warn | None) -> None:
     """Record the launched body in its lock entry (masked by ImageLock.to_dict, the one
-    masking function `spec.mask_secrets`); the entry's content hash does not cover it."""
-    from ..model.spec import secret_warnings
+    masking function `secrets.mask_secrets`); the entry's content hash does not cover it."""
+    from ..model.secrets import secret_warnings
     from .lock import update_lock
 
     assert plan.lock_file is not None and plan.name is not None

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from ..adapters.engine import Engine, ExecResult, StreamError, connect, remove_held_containers
 from ..errors import DcsError, EngineError
 from ..model.requirements import OS_ITEMS, parse_runtime
-from ..model.spec import is_secret_reference
+from ..model.secrets import is_secret_reference
 from ..ops.check import check
 from ..settings import env, secret_variable
 from .store import NODE_TYPE_ID, Cluster, Store, now_ms

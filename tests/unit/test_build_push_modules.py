@@ -18,7 +18,7 @@ from dcs_magic.ops import build, push, runner
 @pytest.fixture
 def fresh_alias() -> Iterator[None]:
     """Forget the old-path aliases around the test, so it sees the finder's warning."""
-    names = ("dcs_magic.pipeline", "dcs_magic.dockerfile", "dcs_magic.spec")
+    names = ("dcs_magic.pipeline", "dcs_magic.dockerfile", "dcs_magic.engine")
     saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
     yield
     for name in names:
@@ -58,11 +58,11 @@ def test_old_dockerfile_path_reads_parser_and_linter(fresh_alias: None) -> None:
 
 
 def test_a_module_that_moved_whole_is_the_same_object(fresh_alias: None) -> None:
-    from dcs_magic.model import spec
+    from dcs_magic.adapters import engine
 
-    with pytest.warns(DeprecationWarning, match=r"dcs_magic\.spec has moved to dcs_magic\.model\.spec;"):
-        old = importlib.import_module("dcs_magic.spec")
-    assert old is spec  # a patch through the old path reaches the code
+    with pytest.warns(DeprecationWarning, match=r"dcs_magic\.engine has moved to dcs_magic\.adapters\.engine;"):
+        old = importlib.import_module("dcs_magic.engine")
+    assert old is engine  # a patch through the old path reaches the code
 
 
 def test_the_parser_has_no_lint_and_the_linter_reads_through_it() -> None:

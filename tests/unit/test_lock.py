@@ -11,7 +11,7 @@ import pytest
 from dcs_magic.errors import LockError
 from dcs_magic.model.imageref import ImageRef
 from dcs_magic.model.results import PushResult
-from dcs_magic.model.spec import mask_secrets
+from dcs_magic.model.secrets import mask_secrets
 from dcs_magic.ops.lock import (
     ImageLock,
     Lock,

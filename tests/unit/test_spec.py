@@ -8,20 +8,8 @@ import pytest
 from databricks.sdk.service import compute
 
 from dcs_magic import ClusterSpec, SpecError
-from dcs_magic.model.spec import (
-    MASK,
-    BasicAuth,
-    DockerImage,
-    InitScript,
-    NamedInitScript,
-    dcs_node_types,
-    dcs_runtimes,
-    init_script_info,
-    is_secret_reference,
-    mask_secrets,
-    node_type_refusal,
-    runtime_refusal,
-)
+from dcs_magic.model.spec import BasicAuth, DockerImage, InitScript, NamedInitScript, dcs_node_types, dcs_runtimes, init_script_info, node_type_refusal, runtime_refusal
+from dcs_magic.model.secrets import MASK, is_secret_reference, mask_secrets
 
 PINNED = "registry.example.com/team/app@sha256:" + "a" * 64
 FULL_BODY = {
@@ -531,13 +519,13 @@ def test_shared_access_mode_hint_offers_single_user_and_the_volumes_conf():
     ("keytab", False), ("spark.sql.shuffle.partitions", False),
 ])
 def test_is_secret_key(key: str, secret: bool) -> None:
-    from dcs_magic.model.spec import is_secret_key
+    from dcs_magic.model.secrets import is_secret_key
 
     assert is_secret_key(key) is secret
 
 
 def test_secret_warnings_name_the_reference_and_skip_references() -> None:
-    from dcs_magic.model.spec import secret_warnings
+    from dcs_magic.model.secrets import secret_warnings
 
     body = {"spark_env_vars": {"DB_PASSWD": "x", "KEEP_TOKEN": "{{secrets/s/k}}", "PLAIN": "y"}}
     assert secret_warnings(body) == [
