@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ImageRef", "parse_reference"]
+__all__ = ["ImageRef", "parse_or_none", "parse_reference"]
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -95,3 +95,12 @@ def _lower_path(text: str) -> str:
     if sep and ("." in head or ":" in head):
         return f"{head}/{rest.lower()}"
     return text.lower()
+
+
+def parse_or_none(text: str) -> ImageRef | None:
+    """`parse_reference(text)`, or None for text that is no image reference (`$BASE`, `scratch`
+    with a typo, ...): for callers that learn what they can from a reference and skip the rest."""
+    try:
+        return parse_reference(text)
+    except ValueError:
+        return None

@@ -43,7 +43,7 @@ from datetime import date
 
 from . import runtime
 from .dockerfile import INSTRUCTIONS, Dockerfile, Instruction, Stage, copy_sources, parse, shell_words, stages
-from .imageref import ImageRef, parse_reference
+from .imageref import ImageRef, parse_or_none, parse_reference
 from .runtime import Version
 
 __all__ = [
@@ -93,13 +93,6 @@ class RuntimePaths:
 def databricks_runtime_line(base: str | ImageRef | None) -> Version | None:
     """The Databricks Runtime version of a base image (see `runtime.line_of_image`)."""
     return runtime.line_of_image(base)
-
-
-def _parse_or_none(text: str) -> ImageRef | None:
-    try:
-        return parse_reference(text)
-    except ValueError:
-        return None
 
 
 def runtime_paths(base: str | ImageRef | None) -> RuntimePaths:
@@ -180,7 +173,7 @@ def _pulls_image(stage: Stage) -> bool:
 
 def _image_ref(stage: Stage) -> ImageRef | None:
     """The stage's base as an image reference (None for stage names, scratch, unresolved, invalid)."""
-    return _parse_or_none(stage.base) if _pulls_image(stage) and stage.base else None
+    return parse_or_none(stage.base) if _pulls_image(stage) and stage.base else None
 
 
 def _check_from(dockerfile: Dockerfile) -> list[Finding]:
@@ -549,7 +542,7 @@ _JAVA_IMAGES = ("openjdk", "eclipse-temurin", "amazoncorretto", "zulu-openjdk", 
 
 def _jdk8_image(base: str) -> bool:
     """A Java image (eclipse-temurin:8-jdk, openjdk:8u342, amazoncorretto:8) tagged for JDK 8."""
-    ref = _parse_or_none(base)
+    ref = parse_or_none(base)
     return (ref is not None and ref.path.split("/")[-1] in _JAVA_IMAGES and bool(ref.tag)
             and re.match(r"^(?:8|1\.8)(?:$|[u._-])", ref.tag or "") is not None)
 

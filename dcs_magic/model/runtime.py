@@ -32,7 +32,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from .imageref import ImageRef, parse_reference
+from .imageref import ImageRef, parse_or_none
 
 __all__ = [
     "CONDA_BIN",
@@ -336,7 +336,7 @@ def line_of_image(base: str | ImageRef | None) -> Version | None:
     Tags count for images named `.../databricksruntime/...` or tags in Databricks' own style
     (`13.3-LTS`, `9.x`), so `python:3.11` or `team/app:2.0` are unknown, not a 3.x/2.x runtime.
     """
-    ref = base if isinstance(base, ImageRef) or base is None else _parse_or_none(base)
+    ref = base if isinstance(base, ImageRef) or base is None else parse_or_none(base)
     if ref is None or not ref.tag:
         return None
     if "databricksruntime" in ref.path.split("/"):
@@ -345,15 +345,8 @@ def line_of_image(base: str | ImageRef | None) -> Version | None:
 
 
 def is_databricks_image(base: str | ImageRef | None) -> bool:
-    ref = base if isinstance(base, ImageRef) or base is None else _parse_or_none(base)
+    ref = base if isinstance(base, ImageRef) or base is None else parse_or_none(base)
     return ref is not None and "databricksruntime" in ref.path.split("/")
-
-
-def _parse_or_none(text: str) -> ImageRef | None:
-    try:
-        return parse_reference(text)
-    except ValueError:
-        return None
 
 
 # -- facts derived from a version ----------------------------------------------------------

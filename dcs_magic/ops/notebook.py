@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import NotebookError, UsageError
-from ..model.cells import parse_dockerfile_line, parse_file_line, parse_init_script_line, split_cell_magic
+from ..model.cells import (
+    DockerfileLine,
+    FileLine,
+    InitScriptLine,
+    parse_dockerfile_line,
+    parse_file_line,
+    parse_init_script_line,
+    split_cell_magic,
+)
 from ..settings import VAR_PREFIX, environment
 
 __all__ = [
@@ -57,38 +65,32 @@ __all__ = [
 _LITERAL_ALIASES = {"true": True, "false": False, "null": None, "none": None}
 
 
-@dataclass(frozen=True)
-class DockerfileCell:
+# A cell is its magic line's arguments (model/cells.py, the grammar the magics parse too), its
+# body and its number in the notebook.
+
+
+@dataclass(frozen=True, kw_only=True)
+class DockerfileCell(DockerfileLine):
     """A `%%dockerfile [NAME] [--base IMAGE] [--context DIR] [--quiet]` cell."""
 
-    name: str
     template: str
     cell: int
-    base: str | None = None
-    context: str | None = None
-    quiet: bool = False
 
 
-@dataclass(frozen=True)
-class FileCell:
+@dataclass(frozen=True, kw_only=True)
+class FileCell(FileLine):
     """A `%%dcs_file NAME PATH` cell: a file written into NAME's build context."""
 
-    name: str
-    path: str
     template: str
     cell: int
 
 
-@dataclass(frozen=True)
-class InitScriptCell:
+@dataclass(frozen=True, kw_only=True)
+class InitScriptCell(InitScriptLine):
     """A `%%init_script NAME [--upload DEST]` cell."""
 
-    name: str
     text: str
     cell: int
-    upload: str | None = None
-    profile: str | None = None
-    local: bool = False
 
 
 @dataclass
@@ -158,19 +160,13 @@ def read_notebook(path: str | os.PathLike[str]) -> Notebook:
                     f"cell {number} (cells counted from 1, markdown included)",
                     hint="give each %%dockerfile cell its own NAME, or delete the stale one",
                 )
-            dockerfiles[args.name] = DockerfileCell(
-                name=args.name, template=body, cell=number, base=args.base,
-                context=args.context, quiet=args.quiet,
-            )
+            dockerfiles[args.name] = DockerfileCell(**vars(args), template=body, cell=number)
         elif magic == "dcs_file":
             file_line = _parsed(parse_file_line, magic, line, where=where)
-            files.append(FileCell(name=file_line.name, path=file_line.path, template=body, cell=number))
+            files.append(FileCell(**vars(file_line), template=body, cell=number))
         else:
             script = _parsed(parse_init_script_line, magic, line, where=where)
-            init_scripts[script.name] = InitScriptCell(
-                name=script.name, text=body, cell=number, upload=script.upload,
-                profile=script.profile, local=script.local,
-            )
+            init_scripts[script.name] = InitScriptCell(**vars(script), text=body, cell=number)
     if not dockerfiles:
         raise NotebookError(
             f"{path} has no %%dockerfile cell, so there is nothing to build",
