@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypedDict
 
-from .imageref import parse_reference
+from .imageref import parse_or_none
 
 __all__ = [
     "BuildState",
@@ -647,6 +647,7 @@ class PushState(_StreamState):
     def __init__(self, reference: str = "", title: str = "") -> None:
         super().__init__(title or reference)
         self.reference = reference
+        self._image = parse_or_none(reference) if reference else None  # parsed once, pinned per snapshot
         self.repository = ""
         self.digest: str | None = None
         self.tag: str | None = None
@@ -681,10 +682,9 @@ class PushState(_StreamState):
         """`repository@sha256:...` once the registry reported the manifest digest."""
         if not self.digest:
             return None
-        try:
-            return parse_reference(self.reference).pinned(self.digest)
-        except ValueError:
-            return f"{self.repository}@{self.digest}" if self.repository else None
+        if self._image is not None:
+            return self._image.pinned(self.digest)
+        return f"{self.repository}@{self.digest}" if self.repository else None
 
     def snapshot(self, *, elapsed_s: float = 0.0) -> ProgressSnapshot:
         """The display state: per-layer bars, totals (by bytes), rate, digest, error."""
