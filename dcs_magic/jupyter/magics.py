@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -110,10 +109,9 @@ def parse_magic_line(magic: Callable[..., Any], line: str) -> argparse.Namespace
     """MAGIC's arguments from LINE, split like a shell line: `%dcs_run ... --parameters "a b"`
     gives the argument `a b` (IPython's own parse_argstring keeps the quotes). Raises
     IPython's UsageError for unbalanced quotes or bad arguments, as parse_argstring does."""
-    try:
-        argv = shlex.split(line)
-    except ValueError as exc:  # "No closing quotation"
-        raise MagicUsageError(f"cannot split {line!r}: {exc}") from None
+    from ..model.cells import split_line  # the build cells split their lines the same way
+
+    argv = parse_cell_line(split_line, line)
     namespace: argparse.Namespace = magic.parser.parse_args(argv)  # type: ignore[attr-defined]
     return namespace
 
