@@ -1,5 +1,5 @@
 // dcs-magic progress widget loader: the only code sent with every widget (anywidget `_esm`;
-// comments and indentation are stripped before sending, see dcs_magic.widgets.compact_source;
+// comments and indentation are stripped before sending, see dcs_magic.jupyter.widgets.compact_source;
 // short on purpose: it is sent with every build).
 // The drawing code, the CSS and each widget's log store live in progress.js + progress.css,
 // held ONCE per kernel by a shared model (`_module` = "IPY_MODEL_<id>", FrontEndModule) and

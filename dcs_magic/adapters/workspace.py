@@ -629,7 +629,7 @@ class Workspace:
                       what=f"upload {path}")
 
     # -- jobs runs, workspace settings, identity (dcs run / dcs doctor) -----------------------
-    # Bodies are built and answers read by dcs_magic.jobs (pure); this block only sends them.
+    # Bodies are built and answers read by dcs_magic.model.jobs (pure); this block only sends them.
 
     jobs_api_version = "2.2"
 

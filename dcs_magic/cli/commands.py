@@ -7,7 +7,7 @@
     dcs launch --spec FILE [--image REF | --lock LOCK] [--wait] [--profile P | --local] [--print]
 
 This module only parses arguments and prints; the work is done by the library
-(dcs_magic.recipe: render_notebook, build_notebook, launch_spec, create_cluster; checks;
+(dcs_magic.ops.recipe: render_notebook, build_notebook, launch_spec, create_cluster; checks;
 workspace), which knows nothing of the command line. Conventions:
 
 - stdout carries only the result (context directories, the pinned reference or image id,
@@ -21,8 +21,8 @@ workspace), which knows nothing of the command line. Conventions:
   notebook's directory), so the notebook and `dcs` share one context.
 - `%%init_script` cells are written verbatim to `<build root>/init-scripts/NAME.sh` by
   `dcs render`, ready for `databricks workspace import` or a COPY.
-- Template variables: see dcs_magic.notebook (`--var` > `DCS_VAR_<NAME>` > parameters cell).
-- The lock file `<notebook stem>.dcs.lock.json` (dcs_magic.lock) is written by every
+- Template variables: see dcs_magic.ops.notebook (`--var` > `DCS_VAR_<NAME>` > parameters cell).
+- The lock file `<notebook stem>.dcs.lock.json` (dcs_magic.ops.lock) is written by every
   successful `dcs build`; `--locked` first checks that the rendered Dockerfile, the context
   files and the base image digest still match it, and fails listing what changed.
 - `dcs launch --print` prints the clusters/create body exactly as `databricks clusters

@@ -1,7 +1,7 @@
 """Build/push progress and reports on a terminal: rich when it is a TTY, plain lines otherwise.
 
 `TerminalProgress` is a pipeline sink (`update(snapshot)` / `close(snapshot)`, snapshots
-from dcs_magic.progress). On an interactive terminal it draws a rich Live area: a step bar
+from dcs_magic.model.progress). On an interactive terminal it draws a rich Live area: a step bar
 and the current instruction with the last lines of its output for builds, one bar per
 layer plus a total for pushes and base-image pulls. Step headlines stay printed above it,
 so the scrollback keeps the build's outline.

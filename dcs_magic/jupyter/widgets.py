@@ -1,8 +1,8 @@
 """Progress display for builds and pushes: an anywidget, a text fallback, and a chooser.
 
-Both displays are *sinks* for dcs_magic.pipeline: `update(snapshot)` (already throttled by
+Both displays are *sinks* for dcs_magic.ops.runner: `update(snapshot)` (already throttled by
 the pipeline) and `close(snapshot)` (the final state); the widget also takes
-`bind_cancel(cancel)` (its Stop button). Snapshots are `dcs_magic.progress.ProgressSnapshot`
+`bind_cancel(cancel)` (its Stop button). Snapshots are `dcs_magic.model.progress.ProgressSnapshot`
 dicts; the widget's synced traits are exactly the snapshot's fields, so a saved notebook
 re-renders the last state and never contains a credential.
 

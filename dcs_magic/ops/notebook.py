@@ -396,7 +396,7 @@ def render_context(notebook: Notebook, name: str | None, variables: Mapping[str,
                    context_dir: str | os.PathLike[str]) -> RenderedContext:
     """Render NAME's `%%dockerfile` and `%%dcs_file` cells with VARIABLES into CONTEXT_DIR.
 
-    The same functions as the magics (dcs_magic.context) do the work, so a notebook run in
+    The same functions as the magics (dcs_magic.ops.context) do the work, so a notebook run in
     Jupyter and `dcs render` write the same bytes. A TemplateError (a missing variable, a
     bad construct) says which cell it came from.
     """

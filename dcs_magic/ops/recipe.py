@@ -15,7 +15,7 @@ directory), so the notebook and the headless build share one context. `%%init_sc
 cells are written verbatim to `<build root>/init-scripts/NAME.sh`.
 
 Template variables: `variables` (the CLI's `--var`) > `DCS_VAR_<NAME>` > the parameters cell
-(see dcs_magic.notebook). The lock file `<notebook stem>.dcs.lock.json` (dcs_magic.lock) is
+(see dcs_magic.ops.notebook). The lock file `<notebook stem>.dcs.lock.json` (dcs_magic.ops.lock) is
 written by every successful build; `locked=True` first checks that the rendered Dockerfile,
 the context files and the base image digest still match it, and raises LockError listing
 what changed.

@@ -1,6 +1,6 @@
 """Launch a cluster the way Databricks Container Services starts a driver, on the local engine.
 
-One worker thread per cluster, every Docker call through `dcs_magic.engine.Engine`:
+One worker thread per cluster, every Docker call through `dcs_magic.adapters.engine.Engine`:
 
     pull docker_image.url with its basic_auth (a real pull from the registry)
         auth refused                  -> IMAGE_PULL_PERMISSION_DENIED

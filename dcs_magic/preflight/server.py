@@ -41,7 +41,7 @@ from .store import NODE_TYPE_ID, Cluster, Run, Store, new_cluster_id
 
 __all__ = ["SPARK_VERSIONS", "LocalWorkspaceServer"]
 
-# What a workspace offers today: the supported lines dcs-magic knows (dcs_magic.runtime).
+# What a workspace offers today: the supported lines dcs-magic knows (dcs_magic.model.runtime).
 SPARK_VERSIONS = [{"key": item["key"], "name": f"{item['name']} (local preflight)"}
                   for item in runtime.spark_versions()]
 
