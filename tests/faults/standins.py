@@ -25,7 +25,9 @@ class Stalled:
         self.connections: list[socket.socket] = []
         self.received: list[bytes] = []
         self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._readers: list[threading.Thread] = []
+        self._server = threading.Thread(target=self._serve, daemon=True)
+        self._server.start()
 
     def _serve(self) -> None:
         self.sock.settimeout(0.2)
@@ -35,7 +37,9 @@ class Stalled:
             except OSError:
                 continue
             self.connections.append(conn)
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+            reader = threading.Thread(target=self._read, args=(conn,), daemon=True)
+            self._readers.append(reader)
+            reader.start()
 
     def _read(self, conn: socket.socket) -> None:
         conn.settimeout(0.5)
@@ -53,7 +57,12 @@ class Stalled:
         self.received.append(data)
 
     def close(self) -> None:
+        """Stop serving; `received` is complete when this returns (the readers are joined, so a
+        test reading it next never races a reader still appending under load)."""
         self._stop.set()
+        self._server.join(timeout=5)
+        for reader in list(self._readers):
+            reader.join(timeout=5)
         for conn in self.connections:
             conn.close()
         self.sock.close()
