@@ -51,6 +51,7 @@ __all__ = [
     "dcs_runtimes",
     "init_script_info",
     "known_field_names",
+    "node_type_problem",
     "node_type_refusal",
     "runtime_refusal",
     "unknown_field_message",
@@ -325,6 +326,18 @@ def node_type_refusal(node_type: str | Mapping[str, Any] | None) -> str | None:
     if info.get("is_graviton") or _GRAVITON.match(node_id):
         return f"{node_id} is an AWS Graviton (arm64) node type; custom containers run on x86_64 only"
     return None
+
+
+def node_type_problem(node_id: str, offered: Iterable[Mapping[str, Any]]) -> str | None:
+    """Why a workspace whose `list-node-types` answer is `offered` refuses NODE_ID for a
+    container cluster, or None. The one rule of clusters/create on the local preflight
+    workspace, `dcs doctor` and the launch form, so the three never disagree."""
+    known = {str(n.get("node_type_id")): n for n in offered if n.get("node_type_id")}
+    if node_id not in known:
+        usable = [n["node_type_id"] for n in dcs_node_types(known.values())][:4]
+        return (f"Node type {node_id} is not supported by this workspace"
+                + (f" (it offers e.g. {', '.join(usable)})" if usable else ""))
+    return node_type_refusal(known[node_id])
 
 
 def _version_key(key: str) -> tuple[int, int]:

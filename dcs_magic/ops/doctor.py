@@ -27,7 +27,7 @@ from ..adapters.registry import RegistryProbe
 from ..errors import ApiError, DcsError
 from ..model.results import CheckItem, CheckReport
 from ..model.secrets import is_secret_reference
-from ..model.spec import ClusterSpec, dcs_node_types, dcs_runtimes, node_type_refusal
+from ..model.spec import ClusterSpec, dcs_node_types, dcs_runtimes, node_type_problem
 from ..settings import env, secret_variable
 
 if TYPE_CHECKING:  # imported lazily at run time
@@ -186,7 +186,6 @@ def _runtime_item(spec: ClusterSpec | None, versions: Any, error: DcsError | Non
 def _node_item(spec: ClusterSpec | None, node_types: Any, error: DcsError | None) -> CheckItem:
     if error is not None:
         return CheckItem("node types", False, f"could not list node types: {error.message}", error.hint)
-    known = {n.get("node_type_id"): n for n in node_types or []}
     wanted = [n for n in ((spec.node_type_id, spec.driver_node_type_id) if spec is not None else ()) if n]
     if not wanted:
         usable = dcs_node_types(node_types or [])
@@ -195,12 +194,10 @@ def _node_item(spec: ClusterSpec | None, node_types: Any, error: DcsError | None
                              "ask a workspace admin")
         return CheckItem("node types", True, f"{len(usable)} x86_64 node types (e.g. {usable[0]['node_type_id']})")
     for node in dict.fromkeys(wanted):
-        if node not in known:
-            return CheckItem("node types", False, f"{node} is not a node type of this workspace",
-                             "pick one from Workspace.node_types() (the clouds differ: AWS i3.xlarge, "
-                             "Azure Standard_DS3_v2, GCP n2-standard-4)")
-        reason = node_type_refusal(known[node])
+        reason = node_type_problem(node, node_types or [])
         if reason:
-            return CheckItem("node types", False, reason, "pick an x86_64 node type")
+            return CheckItem("node types", False, reason,
+                             "pick an x86_64 node type the workspace lists (Workspace.node_types(); the "
+                             "clouds differ: AWS i3.xlarge, Azure Standard_DS3_v2, GCP n2-standard-4)")
     return CheckItem("node types", True, f"{', '.join(dict.fromkeys(wanted))} exist and are x86_64")
 

@@ -22,7 +22,6 @@ import base64
 import binascii
 import getpass
 import json
-import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -36,8 +35,9 @@ from ..model.spec import ClusterSpec
 from . import pages
 from .http import Answer, ApiFailure, JsonApiServer, Request
 from .launcher import LABEL, Launcher, Terminate, dbfs_key, workspace_key
+from .node_types import node_types
 from .runs import CANCEL_MESSAGE, RunTask
-from .store import NODE_TYPE_ID, Cluster, Run, Store, new_cluster_id
+from .store import Cluster, Run, Store, new_cluster_id
 
 __all__ = ["SPARK_VERSIONS", "LocalWorkspaceServer"]
 
@@ -213,16 +213,7 @@ class LocalWorkspaceServer(JsonApiServer):
         return 200, {"versions": [dict(v) for v in SPARK_VERSIONS]}
 
     def _list_node_types(self, request: Request) -> Answer:
-        try:
-            memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-        except (ValueError, OSError, AttributeError):
-            memory_mb = 0
-        return 200, {"node_types": [{
-            "node_type_id": NODE_TYPE_ID, "instance_type_id": NODE_TYPE_ID,
-            "description": "This machine's Docker engine (local preflight, no Spark)",
-            "category": "Local", "num_cores": float(os.cpu_count() or 1), "memory_mb": memory_mb,
-            "is_graviton": False, "is_deprecated": False, "is_hidden": False,
-        }]}
+        return 200, {"node_types": node_types()}
 
     def _events(self, request: Request) -> Answer:
         params = request.params()
