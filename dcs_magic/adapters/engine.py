@@ -49,6 +49,7 @@ from requests.sessions import merge_setting
 from ..errors import BuildError, ContextError, EngineError, ImageNotFoundError, PushError
 from ..model.imageref import parse_reference
 from ..settings import DOCKER_CLIENT_TIMEOUT, DOCKER_CLIENT_TIMEOUT_S, DOCKER_CONTEXT, DOCKER_HOST, env
+from .owner import OWNER_LABEL, is_gone, this_process
 from .tarstream import Rule, TarStream, walk
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
@@ -661,6 +662,7 @@ class Engine:
                          labels: Mapping[str, str] | None = None, hostname: str | None = None,
                          user: str = "0", network_disabled: bool = False) -> str:
         """Create (not start) a container named `name` with its entrypoint replaced; its id.
+        It carries the owner label (adapters/owner.py), so `sweep_orphans` can tell leftovers.
 
         ImageNotFoundError when the image is not local; EngineError when the engine refuses.
         """
@@ -668,7 +670,7 @@ class Engine:
             created = self.api.create_container(
                 image, entrypoint=list(entrypoint), name=name, hostname=hostname, user=user,
                 environment=dict(environment) if environment else None,
-                labels=dict(labels) if labels else None, network_disabled=network_disabled)
+                labels={OWNER_LABEL: this_process(), **(labels or {})}, network_disabled=network_disabled)
         return str(created["Id"])
 
     def start(self, container: str) -> None:
@@ -776,6 +778,29 @@ class Engine:
             except docker.errors.NotFound:
                 return
             time.sleep(0.05)
+
+    def sweep_orphans(self, label: str) -> list[str]:
+        """Remove the containers carrying `label` whose owner process is certainly gone (a
+        process killed before it could clean up); their names. Live owners' are left alone."""
+        removed = []
+        for container in self.list_containers({"label": label}):
+            if is_gone((container.get("Labels") or {}).get(OWNER_LABEL)):
+                name = (container.get("Names") or ["/" + container["Id"]])[0].lstrip("/")
+                self.remove_container(name, quiet=True)
+                removed.append(name)
+        return removed
+
+    def path_exists(self, container: str, path: str) -> bool:
+        """Whether `path` exists in the container (read by the engine: no command runs inside).
+        For marker files: the archive of `path` is read whole (to free the connection)."""
+        with self._translated(f"look into {container}"):
+            try:
+                stream, _stat = self.api.get_archive(container, path)
+            except docker.errors.NotFound:
+                return False
+            for _chunk in stream:
+                pass
+        return True
 
     def containers_from(self, image_id: str) -> list[str]:
         """Ids of all containers (any state) created from `image_id`."""

@@ -1,6 +1,7 @@
 """The registry HTTP API (distribution v2): the one client of a registry's own API.
 
     manifest_digest("127.0.0.1:5000/team/app:1")    -> "sha256:..." (what the tag serves now)
+    fetch_manifest(ref, user, pw)                     -> ManifestAnswer (a fresh VM's pull, asked first)
     probe("myreg.example:5000/team/app:1", user, pw) -> RegistryProbe (does /v2/ answer, and to whom)
 
 Pushes and pulls go through the Docker engine (adapters/engine.py); this module asks the
@@ -32,7 +33,8 @@ from ..model.imageref import DOCKER_HUB, ImageRef, parse_reference
 from ..model.net import is_loopback
 from ..settings import docker_config_dir
 
-__all__ = ["MANIFEST_TYPES", "RegistryProbe", "api_url", "docker_config_auth", "manifest_digest", "probe",
+__all__ = ["MANIFEST_TYPES", "ManifestAnswer", "RegistryProbe", "api_url", "docker_config_auth", "fetch_manifest",
+           "manifest_digest", "probe",
            "repository_path", "scheme"]
 
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -94,6 +96,22 @@ def docker_config_auth(registry: str) -> tuple[str, str] | None:
 # -- what to ask -------------------------------------------------------------------------------
 
 
+@dataclass
+class ManifestAnswer:
+    """What the registry answered for one manifest: HTTP status (None: no answer), the
+    digest it serves (Docker-Content-Digest) and its own words (the `errors[].message`s of a
+    distribution error body, else the reason phrase, or the network error)."""
+
+    url: str
+    status: int | None
+    digest: str | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
 def manifest_digest(reference: str | ImageRef, username: str | None = None, password: Secret | None = None,
                     *, timeout: float = DIGEST_TIMEOUT_S) -> str | None:
     """The digest the registry serves for REFERENCE's tag (HEAD /v2/<repo>/manifests/<tag>
@@ -104,23 +122,66 @@ def manifest_digest(reference: str | ImageRef, username: str | None = None, pass
     (an HTTPError for an error status) and ValueError (a token answer that is not JSON).
     """
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{ref.tag or 'latest'}"
     auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
-    headers = {"Accept": MANIFEST_TYPES}
     with requests.Session() as session:
-        answer = session.head(url, headers=headers, timeout=timeout)
-        challenge = answer.headers.get("WWW-Authenticate", "")
-        if answer.status_code == 401 and challenge.lower().startswith("bearer"):
-            params = _challenge(challenge)
-            realm = params.pop("realm", "")
-            token = session.get(realm, params=params, auth=auth, timeout=timeout).json()
-            headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
-            answer = session.head(url, headers=headers, timeout=timeout)
-        elif answer.status_code == 401 and auth:
-            answer = session.head(url, headers=headers, auth=auth, timeout=timeout)
+        answer = _ask_manifest(session, "HEAD", ref, ref.tag or "latest", auth, timeout)
         answer.raise_for_status()
         digest = answer.headers.get("Docker-Content-Digest")
         return str(digest) if digest is not None else None
+
+
+def fetch_manifest(reference: str | ImageRef, username: str | None = None, password: Secret | None = None,
+                   *, timeout: float = DIGEST_TIMEOUT_S) -> ManifestAnswer:
+    """Ask for REFERENCE's manifest (its digest when pinned, else its tag) as a fresh
+    cluster VM does: with exactly `username`/`password` (both None: anonymously), never with
+    this machine's `docker login`. Never raises for the registry's or the network's answer:
+    that is the answer."""
+    ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
+    auth = (username, password.reveal()) if username and password is not None else None
+    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{ref.digest or ref.tag or 'latest'}"
+    try:
+        with requests.Session() as session:
+            answer = _ask_manifest(session, "GET", ref, ref.digest or ref.tag or "latest", auth, timeout)
+            digest = answer.headers.get("Docker-Content-Digest")
+            return ManifestAnswer(url, answer.status_code, str(digest) if digest else None, _registry_words(answer))
+    except (requests.RequestException, ValueError) as exc:
+        return ManifestAnswer(url, None, None, f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _ask_manifest(session: requests.Session, method: str, ref: ImageRef, which: str,
+                  auth: tuple[str, str] | None, timeout: float) -> requests.Response:
+    """One manifest request, answering a 401's challenge: a Bearer one by fetching a token at
+    its realm with `auth` (anonymously without), a Basic one by sending `auth`."""
+    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{which}"
+    headers = {"Accept": MANIFEST_TYPES}
+    answer = session.request(method, url, headers=headers, timeout=timeout)
+    challenge = answer.headers.get("WWW-Authenticate", "")
+    if answer.status_code == 401 and challenge.lower().startswith("bearer"):
+        params = _challenge(challenge)
+        realm = params.pop("realm", "")
+        granted = session.get(realm, params=params, auth=auth, timeout=timeout)
+        if granted.status_code != 200:
+            return granted  # the token service refused these credentials: that is the answer
+        token = granted.json()
+        headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
+        answer = session.request(method, url, headers=headers, timeout=timeout)
+    elif answer.status_code == 401 and auth:
+        answer = session.request(method, url, headers=headers, auth=auth, timeout=timeout)
+    return answer
+
+
+def _registry_words(answer: requests.Response) -> str:
+    """The registry's own explanation: `errors[].message` (with code) of a distribution error
+    body, else `<status> <reason>`."""
+    if answer.status_code == 200:
+        return "OK"
+    try:
+        errors = answer.json().get("errors") or []
+        said = "; ".join(f"{e.get('code', '').lower()}: {e.get('message', '')}".strip(": ") for e in errors
+                         if isinstance(e, dict))
+    except (ValueError, AttributeError):
+        said = ""
+    return f"{answer.status_code} {answer.reason or ''}".strip() + (f" ({said})" if said else "")
 
 
 def probe(image: str | ImageRef, username: str | None = None, password: str | None = None, *,

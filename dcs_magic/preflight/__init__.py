@@ -18,6 +18,7 @@ type SERVICE_FAULT) with a message saying so; `create` itself only validates the
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -35,13 +36,27 @@ _SERVER: LocalWorkspaceServer | None = None
 _SERVER_LOCK = threading.Lock()
 
 
-def ensure_server() -> tuple[str, str]:
-    """Start this process's local preflight workspace once; return (host, token)."""
+def ensure_server(*, clusters_end_with_process: bool | None = None) -> tuple[str, str]:
+    """Start this process's local preflight workspace once; return (host, token).
+
+    `clusters_end_with_process` (default: whether this process is a Jupyter kernel): the
+    clusters created from now on are terminated when this process exits, as a kernel's
+    clusters end with the kernel. A `dcs` command's clusters outlive it (`dcs terminate`)."""
     global _SERVER
     with _SERVER_LOCK:
         if _SERVER is None:
             _SERVER = LocalWorkspaceServer().start()
+        if clusters_end_with_process is None:
+            clusters_end_with_process = _in_kernel()
+        if clusters_end_with_process:
+            _SERVER.launcher.clusters_end_with_process = True
         return _SERVER.host, _SERVER.token
+
+
+def _in_kernel() -> bool:
+    """Whether this process is a running Jupyter (ipykernel) kernel."""
+    app = sys.modules.get("ipykernel.kernelapp")
+    return bool(app is not None and app.IPKernelApp.initialized())
 
 
 LOCAL_POLL_S = (0.1, 0.1)
@@ -54,7 +69,7 @@ def local_workspace(**kwargs: Any) -> Workspace:
     """
     from ..adapters.workspace import Workspace
 
-    host, token = ensure_server()
+    host, token = ensure_server(clusters_end_with_process=kwargs.pop("clusters_end_with_process", None))
     # Polling a server on this machine is cheap: a state change is seen within 0.1 s.
     kwargs.setdefault("poll_s", LOCAL_POLL_S)
     return Workspace(host=host, token=token, **kwargs)

@@ -37,10 +37,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..adapters.engine import Engine, ExecResult, StreamError, connect, remove_held_containers
+from ..adapters.owner import OWNER_LABEL, is_gone
+from ..adapters.registry import ManifestAnswer, fetch_manifest
 from ..errors import DcsError, EngineError
+from ..model.credentials import Secret
 from ..model.requirements import OS_ITEMS, parse_runtime
 from ..model.secrets import is_secret_reference
 from ..ops.check import check
@@ -51,6 +55,10 @@ __all__ = ["DOCKER_TIMEOUT_S", "LABEL", "JobTask", "Launcher", "Terminate", "run
 
 LABEL = "dcs_magic.local_cluster"
 """Label on driver containers: its value is the cluster id."""
+_ENDS_LABEL = "dcs_magic.ends_with_owner"  # "1": a kernel's cluster, ended with the kernel
+_AUTOTERMINATION_LABEL = "dcs_magic.autotermination_minutes"
+RUNNING_MARKER = "/.dcs-local-running"
+"""Written into a driver when it reaches RUNNING: a driver without it was never RUNNING."""
 
 # Generous: init scripts may install packages; an engine that hangs longer is broken.
 DOCKER_TIMEOUT_S = 1200
@@ -62,6 +70,21 @@ _INIT_DIR = "/tmp/dcs-init-scripts"
 _EXIT_GRACE_S = 20.0
 
 
+_FETCHABLE = ("file", "workspace", "volumes", "dbfs")
+
+
+@dataclass
+class ScriptRun:
+    """One init script's outcome: an `InitScriptExecutionDetails` status, whole seconds, the
+    error message, and (when it ran) its exit code and last output (never put in events)."""
+
+    status: str
+    seconds: int
+    error: str | None
+    exit_code: int | None = None
+    output: str = field(default="", repr=False)
+
+
 class Terminate(Exception):
     """Ends a launch: the termination reason a real cluster would get for the same failure."""
 
@@ -70,6 +93,10 @@ class Terminate(Exception):
         super().__init__(message)
         self.code, self.type, self.message = code, type_, message
         self.parameters = {"databricks_error_message": message, **parameters}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `termination_reason` object: {code, type, parameters}."""
+        return {"code": self.code, "type": self.type, "parameters": dict(self.parameters)}
 
 
 def user_request() -> Terminate:
@@ -129,9 +156,11 @@ class Launcher:
     """Runs launches for the clusters of a `Store` on one engine (`docker_host`, default:
     the one the Docker CLI would use)."""
 
-    def __init__(self, store: Store, *, docker_host: str | None = None) -> None:
+    def __init__(self, store: Store, *, docker_host: str | None = None, minute_s: float = 60.0) -> None:
         self.store = store
         self.docker_host = docker_host
+        self.minute_s = minute_s  # how long a minute of autotermination_minutes is (shorter in tests)
+        self.clusters_end_with_process = False  # a kernel's clusters end with the kernel
         self._workers: dict[str, threading.Thread] = {}
         _LAUNCHERS.add(self)
 
@@ -152,52 +181,124 @@ class Launcher:
         self._workers[cluster.cluster_id] = worker
         worker.start()
 
-    def terminate(self, cluster: Cluster) -> None:
-        """Terminate at the user's request. A launch in progress is stopped at once: its
-        driver container is removed, which also ends a running init script."""
+    def terminate(self, cluster: Cluster, reason: Terminate | None = None) -> None:
+        """Terminate at the user's request (or for `reason`: inactivity, the kernel ended). A
+        launch in progress is stopped at once: its driver container is removed, which also
+        ends a running init script."""
+        reason = reason or user_request()
         store = self.store
         with store.lock:
             if cluster.state in ("TERMINATED", "TERMINATING"):
                 return
             cluster.cancel.set()
-            previous = cluster.state
-            store.update(cluster, state="TERMINATING", state_message="Terminating at the user's request")
+            cluster.ending = reason
+            previous, previous_message = cluster.state, cluster.state_message
+            store.update(cluster, state="TERMINATING", state_message=reason.message)
             busy, container = cluster.busy, cluster.container
         try:
             engine = self.connect()
-        except Terminate as exc:  # engine down: the driver container cannot be removed now
+        except Terminate:  # engine down: the driver container cannot be removed now
             if busy:  # the worker ends the launch at its next step anyway
-                store.event(cluster, "TERMINATING", {"user": "local", "previous_state": previous})
+                self._terminating_event(cluster, reason)
                 return
             with store.lock:
-                store.update(cluster, state=previous, state_message=exc.message)
+                store.update(cluster, state=previous, state_message=previous_message, ending=None)
                 cluster.cancel.clear()
             raise
-        store.event(cluster, "TERMINATING", {"user": "local", "previous_state": previous})
+        self._terminating_event(cluster, reason)
         with engine:
             if busy:
                 engine.remove_container(container, quiet=True)  # the worker notices and finishes
             else:
-                self._finish(cluster, user_request(), engine)
+                self._finish(cluster, reason, engine)
+
+    def _terminating_event(self, cluster: Cluster, reason: Terminate) -> None:
+        """The TERMINATING event, once per cluster: it carries the termination reason (there
+        is no TERMINATED event on Databricks)."""
+        with self.store.lock:
+            if any(e["type"] == "TERMINATING" for e in cluster.events):
+                return
+            details: dict[str, Any] = {"reason": reason.as_dict()}
+            if reason.code == "USER_REQUEST":
+                details["user"] = reason.parameters.get("username", "local")
+            self.store.event(cluster, "TERMINATING", details)
 
     def adopt(self, filters: dict[str, str]) -> list[Cluster]:
-        """Register running driver containers (of an earlier process) this store lacks."""
-        with self.connect() as engine:
-            containers = engine.list_containers({**filters, "status": "running"})
+        """Register the driver containers (of another or an earlier process) this store lacks.
+
+        A driver that reached RUNNING (it holds the RUNNING marker) is listed RUNNING. One that
+        did not, whose launching process is gone (killed mid-launch), is removed and listed
+        TERMINATED with the reason: never adopted as RUNNING. So is a RUNNING one whose kernel
+        is gone, for a kernel's clusters end with it. A launch another live process is running
+        is left to it.
+        """
         adopted = []
-        for container in containers:
-            labels = container.get("Labels") or {}
-            cluster_id = labels.get(LABEL, "")
-            cluster = self.store.add(Cluster(cluster_id, {
-                "cluster_name": labels.get("dcs_magic.cluster_name", ""),
-                "spark_version": labels.get("dcs_magic.spark_version", ""),
-                "docker_image": {"url": labels.get("dcs_magic.image", container.get("Image"))},
-                "num_workers": 0,
-            }, state="RUNNING", container=(container.get("Names") or ["/"])[0].lstrip("/"),
-                start_time=int(labels.get("dcs_magic.start_time") or now_ms()),
-                state_message="Local preflight: driver container found running"))
-            adopted.append(cluster)
+        with self.connect() as engine:
+            for container in engine.list_containers({**filters, "status": "running"}):
+                labels = container.get("Labels") or {}
+                cluster_id = labels.get(LABEL, "")
+                if not cluster_id or self.store.get(cluster_id) is not None:
+                    continue
+                name = (container.get("Names") or ["/"])[0].lstrip("/")
+                owner_gone = is_gone(labels.get(OWNER_LABEL))
+                running = engine.path_exists(name, RUNNING_MARKER)
+                if not running and not owner_gone:
+                    continue  # a live process is launching it
+                spec = {"cluster_name": labels.get("dcs_magic.cluster_name", ""),
+                        "spark_version": labels.get("dcs_magic.spark_version", ""),
+                        "docker_image": {"url": labels.get("dcs_magic.image", container.get("Image"))},
+                        "num_workers": 0}
+                minutes = labels.get(_AUTOTERMINATION_LABEL, "")
+                if minutes.isdigit() and int(minutes):
+                    spec["autotermination_minutes"] = int(minutes)
+                start = int(labels.get("dcs_magic.start_time") or now_ms())
+                if running and not (owner_gone and labels.get(_ENDS_LABEL) == "1"):
+                    cluster = self.store.add(Cluster(
+                        cluster_id, spec, state="RUNNING", container=name, start_time=start,
+                        state_message="Local preflight: driver container found running"))
+                    self._arm_autotermination(cluster, since_ms=start)
+                else:
+                    engine.remove_container(name, quiet=True)
+                    reason = (_kernel_ended() if running else Terminate(
+                        "UNEXPECTED_LAUNCH_FAILURE",
+                        "The launch was interrupted: the process running the local preflight workspace "
+                        "ended before the cluster was RUNNING (its driver container was removed)",
+                        type_="SERVICE_FAULT", instance_id=name))
+                    cluster = self.store.add(Cluster(
+                        cluster_id, spec, state="TERMINATED", start_time=start, state_message=reason.message,
+                        terminated_time=now_ms(), termination_reason=reason.as_dict()))
+                    self._terminating_event(cluster, reason)
+                adopted.append(cluster)
         return adopted
+
+    def sweep(self) -> None:
+        """What killed processes left (at a server's start): probe containers of checks whose
+        process is gone are removed, and half-launched drivers are ended (`adopt`)."""
+        with self.connect() as engine:
+            engine.sweep_orphans("dcs_magic.check")
+        self.adopt({"label": LABEL})
+
+    def _arm_autotermination(self, cluster: Cluster, *, since_ms: int | None = None) -> None:
+        """autotermination_minutes, honoured: nothing runs on a local cluster, so it is
+        inactive from RUNNING on and ends after that many minutes (INACTIVITY)."""
+        minutes = cluster.spec.get("autotermination_minutes")
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes <= 0:
+            return
+        elapsed = (now_ms() - since_ms) / 1000 if since_ms is not None else 0.0
+        timer = threading.Timer(max(0.0, minutes * self.minute_s - elapsed), self._inactive,
+                                args=(cluster, minutes))
+        timer.daemon = True
+        timer.start()
+
+    def _inactive(self, cluster: Cluster, minutes: int) -> None:
+        if cluster.state != "RUNNING":
+            return
+        try:
+            self.terminate(cluster, Terminate(
+                "INACTIVITY", f"Inactive for {minutes} minutes (autotermination_minutes)", type_="SUCCESS",
+                inactivity_duration_min=str(minutes)))
+        except Terminate:
+            pass  # engine down: the next look at the cluster finds it again
 
     def shutdown(self, grace_s: float = _EXIT_GRACE_S) -> None:
         """Cancel every launch in progress and let its worker clean up (at interpreter exit,
@@ -249,15 +350,25 @@ class Launcher:
             self.store.update(cluster, state_message=message)
 
     def _pull(self, engine: Engine, cluster: Cluster) -> None:
+        """Pull as a fresh cluster VM does: first ask the registry for the manifest of the exact
+        reference with exactly basic_auth (never this machine's docker login, never the copy
+        already in the engine), then let the engine pull it (a local copy with another digest
+        is replaced by what the registry serves)."""
         self.step(cluster, f"Pulling {cluster.image}")
         auth = dict(cluster.auth or {})
+        cluster.auth = None  # the password is not needed after the pull
         try:
-            if is_secret_reference(auth.get("password")):
-                auth["password"] = _resolve_secret(auth["password"])
-            # `{}` rather than None: only basic_auth counts, as on a cluster, not this
-            # machine's docker login.
-            auth_config = ({"username": auth.get("username", ""), "password": auth.get("password", "")}
-                           if auth else {})
+            username = str(auth.get("username") or "") or None
+            password = str(auth.get("password") or "")
+            if username and is_secret_reference(password):
+                password = _resolve_secret(password)
+            answer = fetch_manifest(cluster.image, username, Secret(password) if username else None)
+            if cluster.cancel.is_set():
+                raise user_request()
+            if not answer.ok:
+                raise _manifest_refusal(cluster.image, answer, username)
+            # `{}` rather than None: only basic_auth counts, as on a cluster.
+            auth_config = {"username": username, "password": password} if username else {}
             for _event in engine.pull_events(cluster.image, auth_config=auth_config):
                 if cluster.cancel.is_set():
                     raise user_request()
@@ -265,7 +376,6 @@ class Launcher:
             raise _pull_failure(cluster.image, exc.message) from exc
         finally:
             auth.clear()
-            cluster.auth = None  # the password is not needed after the pull
 
     def _check_and_start_driver(self, engine: Engine, cluster: Cluster) -> None:
         """The DCS check and the driver's create + start, overlapped: the driver container
@@ -358,7 +468,9 @@ class Launcher:
         spec = cluster.spec
         labels = {LABEL: cluster.cluster_id, "dcs_magic.cluster_name": str(spec.get("cluster_name", "")),
                   "dcs_magic.spark_version": str(spec.get("spark_version", "")),
-                  "dcs_magic.image": cluster.image, "dcs_magic.start_time": str(cluster.start_time)}
+                  "dcs_magic.image": cluster.image, "dcs_magic.start_time": str(cluster.start_time),
+                  _AUTOTERMINATION_LABEL: str(spec.get("autotermination_minutes") or 0),
+                  _ENDS_LABEL: "1" if self.clusters_end_with_process else "0"}
         # Set first: a failed create still gets cleaned up by name, also at interpreter exit.
         self.store.update(cluster, container=name)
         engine.hold_until_exit(name)
@@ -374,46 +486,65 @@ class Launcher:
                             f"The driver container could not be started: {exc.message}") from exc
 
     def _run_init_scripts(self, engine: Engine, cluster: Cluster) -> None:
+        """Run the init scripts in order; INIT_SCRIPTS_STARTED / INIT_SCRIPTS_FINISHED events as
+        Databricks sends them (`details.init_scripts.cluster[]`: the destination, `status`,
+        `execution_duration_seconds`, `error_message`). After a failure the rest are SKIPPED;
+        a launch ended meanwhile leaves the rest NOT_EXECUTED."""
         scripts = cluster.spec.get("init_scripts") or []
         if not scripts:
             return
-        self.store.event(cluster, "INIT_SCRIPTS_STARTED", {"reported_for_node": "driver"})
+        self.store.event(cluster, "INIT_SCRIPTS_STARTED", {"init_scripts": {"reported_for_node": "driver"}})
         results: list[dict[str, Any]] = []
+        failed: tuple[int, str, ScriptRun] | None = None
         try:
             for index, item in enumerate(scripts, 1):
                 kind, dest = next(iter(item.items()))
                 where = _where(kind, dest["destination"])
+                entry: dict[str, Any] = {kind: {"destination": dest["destination"]}}
+                if failed is not None:
+                    results.append({**entry, "status": "SKIPPED", "execution_duration_seconds": 0,
+                                    "error_message": f"Skipped: init script {failed[0]} failed"})
+                    continue
                 self.step(cluster, f"Running init script {index}/{len(scripts)} ({where})")
-                result = self._run_init_script(engine, cluster, index, kind, dest["destination"])
-                results.append(result)
-                if result["status"] != "SUCCEEDED":
-                    raise _init_failure(index, where, result)
+                ran = self._run_init_script(engine, cluster, index, kind, dest["destination"])
+                results.append({**entry, "status": ran.status, "execution_duration_seconds": ran.seconds,
+                                **({"error_message": ran.error} if ran.error else {})})
+                if ran.status != "SUCCEEDED":
+                    failed = (index, where, ran)
         finally:
+            for item in scripts[len(results):]:
+                kind, dest = next(iter(item.items()))
+                results.append({kind: {"destination": dest["destination"]}, "status": "NOT_EXECUTED",
+                                "execution_duration_seconds": 0})
             self.store.event(cluster, "INIT_SCRIPTS_FINISHED",
-                             {"reported_for_node": "driver", "init_scripts": {"cluster": results}})
+                             {"init_scripts": {"cluster": results, "reported_for_node": "driver"}})
+        if failed is not None:
+            raise _init_failure(*failed)
 
     def _run_init_script(self, engine: Engine, cluster: Cluster, index: int, kind: str,
-                         destination: str) -> dict[str, Any]:
-        """Run one init script with bash in the driver; its result as an events entry."""
-        result: dict[str, Any] = {kind: {"destination": destination}}
+                         destination: str) -> ScriptRun:
+        """Run one init script with bash in the driver."""
         path = self._place_init_script(engine, cluster, index, kind, destination)
         if path is None:
             missing = ("does not exist in the image" if kind == "file" else
-                       "was not uploaded to the local preflight workspace")
-            return {**result, "status": "FAILED", "error": missing, "exit_code": None, "output": ""}
+                       "was not uploaded to the local preflight workspace" if kind in _FETCHABLE else
+                       f"cannot be fetched by the local preflight workspace ({kind} init scripts); upload "
+                       "it to /Workspace, /Volumes or dbfs:/ of the local workspace (%%init_script NAME "
+                       "--upload DEST --local)")
+            return ScriptRun("FAILED_FETCH", 0, f"The script {_where(kind, destination)} {missing}")
         started = time.monotonic()
         assert cluster.container is not None
         ran = self.exec_in_driver(engine, cluster, cluster.container, ["/bin/bash", path],
                                   self.environment(cluster))
+        seconds = round(time.monotonic() - started)
         if ran.timed_out:
-            raise Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({_where(kind, destination)}) did "
-                            f"not finish within {DOCKER_TIMEOUT_S} s", instance_id="driver")
+            return ScriptRun("FAILED_EXECUTION", seconds, f"Script did not finish within {DOCKER_TIMEOUT_S} s")
         if ran.exit_code != 0:
             self.driver_alive(engine, cluster, f"init script {index} ({_where(kind, destination)}) ran")
         text = ran.output.decode("utf-8", "replace")[-OUTPUT_KEEP_CHARS:]
-        return {**result, "status": "SUCCEEDED" if ran.exit_code == 0 else "FAILED",
-                "exit_code": ran.exit_code,
-                "execution_duration_seconds": round(time.monotonic() - started, 3), "output": text}
+        if ran.exit_code == 0:
+            return ScriptRun("SUCCEEDED", seconds, None, 0, text)
+        return ScriptRun("FAILED_EXECUTION", seconds, "Script exit status is non-zero", ran.exit_code, text)
 
     def driver_alive(self, engine: Engine, cluster: Cluster, while_: str) -> None:
         """A script killed with the container is not the script's fault: say what happened."""
@@ -435,25 +566,31 @@ class Launcher:
                                                "dbfs": dbfs_key}.get(kind, lambda p: None)
         key = to_key(destination)
         if key is None:
-            raise Terminate("INIT_SCRIPT_FAILURE",
-                            f"Init script {index} ({_where(kind, destination)}): {kind} init scripts cannot "
-                            "be fetched by the local preflight workspace; upload it to /Workspace, /Volumes "
-                            "or dbfs:/ of the local workspace (%%init_script NAME --upload DEST --local)")
+            return None
         data = self.store.file(key)
         if data is None:
             return None
         return copy_file(engine, container, _INIT_DIR, f"{index}-{os.path.basename(key) or 'init.sh'}", data)
 
     def _running(self, cluster: Cluster, engine: Engine) -> None:
+        # The marker first: another process adopts a driver as RUNNING only with it.
+        engine.put_archive(cluster.container or "", "/", _single_file_tar(RUNNING_MARKER.lstrip("/"), b""))
         with self.store.lock:  # with _step's cancel check: a terminate request cannot slip between
             self.step(cluster, f"Local preflight: driver container {cluster.container} is running "
-                       "(image pulled and checked, init scripts run; no Spark)")
+                       "(image pulled and checked, init scripts run; no Spark)"
+                       + ("; it ends with this kernel" if self.clusters_end_with_process else ""))
             self.store.update(cluster, state="RUNNING", busy=False)
-        engine.release(cluster.container or "")  # a running cluster outlives this process
+        if not self.clusters_end_with_process:
+            engine.release(cluster.container or "")  # a running cluster outlives this process
+        # else it stays held: removed when this process (the kernel) exits
         self.store.event(cluster, "RUNNING", {"current_num_workers": 0, "target_num_workers": 0})
+        self._arm_autotermination(cluster)
 
     def _finish(self, cluster: Cluster, reason: Terminate, engine: Engine | None) -> None:
-        """Remove the driver container (if any) and mark the cluster TERMINATED."""
+        """Remove the driver container (if any) and mark the cluster TERMINATED (a terminate
+        request's reason wins over the worker's USER_REQUEST)."""
+        reason = cluster.ending if cluster.ending is not None and reason.code == "USER_REQUEST" else reason
+        self._terminating_event(cluster, reason)
         removed = False
         if engine is not None and cluster.container:
             try:
@@ -466,11 +603,8 @@ class Launcher:
         with self.store.lock:
             cluster.auth = None
             self.store.update(cluster, busy=False, state="TERMINATED", state_message=reason.message,
-                              terminated_time=now_ms(),
-                              termination_reason={"code": reason.code, "type": reason.type,
-                                                  "parameters": dict(reason.parameters)},
+                              terminated_time=now_ms(), termination_reason=reason.as_dict(),
                               container=None if removed else cluster.container)
-        self.store.event(cluster, "TERMINATED", {"reason": cluster.termination_reason})
 
 
 # Launchers of this process, for the exit handler (weak: a stopped server's can go).
@@ -483,6 +617,11 @@ def _shutdown_all() -> None:
     stops the daemon workers, cancel their launches and let them remove their containers."""
     for launcher in list(_LAUNCHERS):
         launcher.shutdown()
+
+
+def _kernel_ended() -> Terminate:
+    return Terminate("USER_REQUEST", "Terminated with the Jupyter kernel that created it (local preflight "
+                     "clusters end with their kernel)", type_="SUCCESS", username="local")
 
 
 def _unexpected(exc: BaseException) -> Terminate:
@@ -509,6 +648,30 @@ _DENIED = ("unauthorized", "authentication required", "denied", "no basic auth c
            "incorrect username or password", "401")
 
 
+def _manifest_refusal(image: str, answer: ManifestAnswer, username: str | None) -> Terminate:
+    """What a cluster reports when the registry does not serve it the manifest: 401/403 ->
+    IMAGE_PULL_PERMISSION_DENIED, anything else (404: no such tag or digest; no answer) ->
+    DOCKER_IMAGE_PULL_FAILURE; the registry's own words in databricks_error_message."""
+    said = f"{answer.url} answered {answer.message}" if answer.status else f"{answer.url}: {answer.message}"
+    if answer.status in (401, 403):
+        who = (f"the credentials of {username} in docker_image.basic_auth" if username else
+               "no credentials (docker_image has no basic_auth; the machine's own docker login does "
+               "not count on a cluster)")
+        return Terminate("IMAGE_PULL_PERMISSION_DENIED",
+                         f"Failed to pull the image {image} with {who}: {said}. Check "
+                         "docker_image.basic_auth (username and password or token; ACR: the service "
+                         "principal's id and secret)")
+    if answer.status == 404:
+        return Terminate("DOCKER_IMAGE_PULL_FAILURE",
+                         f"Failed to pull the image {image}: the registry has no such tag or digest "
+                         f"({said}). Push it under this name, or fix docker_image.url")
+    if answer.status is None:
+        return Terminate("DOCKER_IMAGE_PULL_FAILURE",
+                         f"Failed to pull the image {image}: the registry does not answer ({said}). Check "
+                         "the registry host and that the cluster's network reaches it")
+    return Terminate("DOCKER_IMAGE_PULL_FAILURE", f"Failed to pull the image {image}: {said}")
+
+
 def _pull_failure(image: str, detail: str) -> Terminate:
     if any(word in detail.lower() for word in _DENIED):
         return Terminate("IMAGE_PULL_PERMISSION_DENIED",
@@ -524,15 +687,17 @@ def _where(kind: str, destination: str) -> str:
     return destination if destination.startswith(f"{kind}:") else f"{kind}:{destination}"
 
 
-def _init_failure(index: int, where: str, result: dict[str, Any]) -> Terminate:
-    if result["exit_code"] is None:
-        return Terminate("INIT_SCRIPT_FAILURE", f"Init script {index} ({where}) {result['error']}",
-                         instance_id="driver")
-    tail = "\n".join(result["output"].rstrip().splitlines()[-5:])
+def _init_failure(index: int, where: str, ran: ScriptRun) -> Terminate:
+    """INIT_SCRIPT_FAILURE as Databricks words it ("Cluster scoped init script ... failed: ..."),
+    with the exit code and the script's last lines when it ran."""
+    message = f"Cluster scoped init script {where} failed: {ran.error}"
+    if ran.exit_code is None:
+        return Terminate("INIT_SCRIPT_FAILURE", message, instance_id="driver")
+    tail = "\n".join(ran.output.rstrip().splitlines()[-5:])
     return Terminate("INIT_SCRIPT_FAILURE",
-                     f"Init script {index} ({where}) exited with code {result['exit_code']}"
+                     f"{message} (init script {index} exited with code {ran.exit_code})"
                      + (f"; last output:\n{tail}" if tail else ""), instance_id="driver",
-                     exit_code=str(result["exit_code"]))
+                     exit_code=str(ran.exit_code))
 
 
 def copy_file(engine: Engine, container: str, directory: str, name: str, data: bytes) -> str:

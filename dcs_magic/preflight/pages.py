@@ -63,11 +63,10 @@ def _event_summary(event: Mapping[str, Any]) -> str:
         for result in (details.get("init_scripts") or {}).get("cluster") or []:
             kind = next((k for k in result if isinstance(result[k], dict)), "")
             where = (result.get(kind) or {}).get("destination", "")
-            code = result.get("exit_code")
-            parts.append(f"{kind}:{where} {result.get('status', '')}"
-                         + (f" (exit code {code})" if code not in (None, 0) else ""))
+            error = result.get("error_message")
+            parts.append(f"{kind}:{where} {result.get('status', '')}" + (f" ({error})" if error else ""))
         return "; ".join(parts)
-    if event.get("type") == "TERMINATED":
+    if event.get("type") == "TERMINATING" and details.get("reason"):
         reason = details.get("reason") or {}
         return f"{reason.get('code', '')} ({reason.get('type', '')})"
     return ""

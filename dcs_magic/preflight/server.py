@@ -31,7 +31,7 @@ from ..errors import SpecError, UsageError
 from ..model import runtime
 from ..model.imageref import parse_reference
 from ..model.jobs import read_submit
-from ..model.spec import ClusterSpec
+from ..model.spec import ClusterSpec, dcs_runtimes, node_type_problem
 from . import pages
 from .http import Answer, ApiFailure, JsonApiServer, Request
 from .launcher import LABEL, Launcher, Terminate, dbfs_key, workspace_key
@@ -57,7 +57,10 @@ def _not_found(cluster_id: Any) -> ApiFailure:
 
 
 def _validate_create(body: Any) -> dict[str, Any]:
-    """The create body, or ApiFailure(INVALID_PARAMETER_VALUE) saying what is wrong."""
+    """The create body, or ApiFailure(INVALID_PARAMETER_VALUE) saying what is wrong: the rules
+    of the Clusters API for a container cluster (ClusterSpec.validate: ML runtimes, standard
+    access modes, Graviton, ...), then what this workspace offers (its runtime keys and node
+    types, by the one rule `node_type_problem`), whichever client sent it."""
     try:
         ClusterSpec.from_dict(body).validate()
     except SpecError as exc:
@@ -72,6 +75,18 @@ def _validate_create(body: Any) -> dict[str, Any]:
         parse_reference(url)
     except ValueError as exc:
         raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"docker_image.url: {exc}") from exc
+    key = body.get("spark_version")
+    if key not in {v["key"] for v in SPARK_VERSIONS}:
+        offered = ", ".join(v["key"] for v in dcs_runtimes(SPARK_VERSIONS)[:4])
+        raise ApiFailure(400, "INVALID_PARAMETER_VALUE",
+                         f"Invalid spark version {key}. This workspace offers e.g. {offered} "
+                         "(GET /api/2.1/clusters/spark-versions lists them)")
+    offered_nodes = node_types()
+    for field_name in ("node_type_id", "driver_node_type_id"):
+        node = body.get(field_name)
+        problem = node_type_problem(node, offered_nodes) if isinstance(node, str) and node else None
+        if problem:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"{field_name}: {problem}")
     return dict(body)
 
 
@@ -103,11 +118,14 @@ class LocalWorkspaceServer(JsonApiServer):
     `docker_host` selects the engine (default: the one the Docker CLI would use).
     """
 
-    def __init__(self, *, docker_host: str | None = None, **limits: Any) -> None:
+    def __init__(self, *, docker_host: str | None = None, minute_s: float = 60.0,
+                 clusters_end_with_process: bool = False, **limits: Any) -> None:
         self.token = secrets.token_urlsafe(32)
         self.docker_host = docker_host
         self.store = Store()
-        self.launcher = Launcher(self.store, docker_host=docker_host)
+        self.launcher = Launcher(self.store, docker_host=docker_host, minute_s=minute_s)
+        self.launcher.clusters_end_with_process = clusters_end_with_process
+        self.swept = threading.Event()  # set once the start's sweep of leftovers is done
         routes: dict[tuple[str, str], Callable[[Request], Answer]] = {}
         for version in ("2.0", "2.1"):
             clusters = f"/api/{version}/clusters"
@@ -150,8 +168,19 @@ class LocalWorkspaceServer(JsonApiServer):
         return f"LocalWorkspaceServer({self.host})"
 
     def start(self) -> LocalWorkspaceServer:
+        """Serve; meanwhile (in the background) clean up what killed processes left: probe
+        containers of interrupted checks, half-launched drivers (`Launcher.sweep`)."""
         super().start()
+        threading.Thread(target=self._sweep, daemon=True, name="dcs-local-sweep").start()
         return self
+
+    def _sweep(self) -> None:
+        try:
+            self.launcher.sweep()
+        except Terminate:
+            pass  # no engine: nothing it holds can be cleaned up now
+        finally:
+            self.swept.set()
 
     def stop(self) -> None:
         """Stop serving (clusters keep their containers; a new server can adopt them)."""
@@ -337,7 +366,7 @@ class LocalWorkspaceServer(JsonApiServer):
         token = body.get("idempotency_token")
         registered = self.store.add_run(run, str(token) if token else None)
         if registered is run:
-            self.store.event(cluster, "CREATING", {"user": "local", "job_run_id": run_id})
+            self.store.event(cluster, "CREATING", {"user": "local", "job_run_name": f"run-{run_id}"})
             self.launcher.start(cluster, job=RunTask(self.store, run, task))
             if run.timeout_s:
                 timer = threading.Timer(run.timeout_s, self._time_out, args=(run,))

@@ -42,6 +42,7 @@ class Cluster:
     termination_reason: dict[str, Any] | None = None
     container: str | None = None
     busy: bool = False  # a launch worker thread owns the cluster
+    ending: Any = None  # the launcher's Terminate reason once a terminate was asked for
     source: str = "API"  # "JOB" for a run's job cluster
     cancel: threading.Event = field(default_factory=threading.Event)
     events: list[dict[str, Any]] = field(default_factory=list)
