@@ -34,6 +34,7 @@ workspace), which knows nothing of the command line. Conventions:
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -233,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits 2 on usage errors, 0 for --help
     from ..errors import DcsError  # after parsing: `--help` imports no library module
 
+    previous = _on_sigterm_interrupt()
     try:
         return int(args.run(args) or 0)
     except DcsError as exc:
@@ -240,9 +242,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _error(exc.short())
         return 1
+    except _Terminated:
+        _error("terminated (SIGTERM)")
+        return 143
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the same clean-up runs (a cluster being waited
+    for is terminated, build containers removed), then exit status 143."""
+
+
+def _on_sigterm_interrupt() -> Any:
+    """Make SIGTERM interrupt like Ctrl-C (main thread only); the previous handler, or None."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called from a thread): leave it
+        return None
 
 
 def _error(text: str) -> None:

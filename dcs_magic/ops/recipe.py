@@ -34,7 +34,7 @@ from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ContextError, LockError, SpecError, UsageError
+from ..errors import ContextError, DcsError, LockError, SpecError, UsageError
 from ..model.credentials import Secret, env_password, unpinned_warning
 from ..settings import BUILD_ROOT, CLUSTER_TIMEOUT_S, PLATFORM
 from .credentials import registry_password
@@ -483,8 +483,24 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
         if plan.lock is not None and plan.lock_file is not None and plan.name is not None:
             _record_cluster(plan, warn)
         if wait:
-            ws.wait_for_cluster(cluster_id, timeout_s=timeout, on_state=on_state)
+            try:
+                ws.wait_for_cluster(cluster_id, timeout_s=timeout, on_state=on_state)
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM (a cancelled CI job) while waiting: what was started is
+                # terminated, not left starting (and billing) unwatched.
+                _terminate_quietly(ws, cluster_id, warn)
+                raise
     return cluster_id
+
+
+def _terminate_quietly(ws: Workspace, cluster_id: str, warn: Warn | None) -> None:
+    try:
+        ws.terminate_cluster(cluster_id)
+    except DcsError as exc:
+        (warn or _ignore)(f"cluster {cluster_id} could not be terminated ({exc.message}); terminate it "
+                          f"yourself: dcs terminate {cluster_id}")
+    else:
+        (warn or _ignore)(f"interrupted: cluster {cluster_id} was terminated")
 
 
 def _record_cluster(plan: LaunchPlan, warn: Warn | None) -> None:
