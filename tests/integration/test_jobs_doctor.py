@@ -243,7 +243,7 @@ def test_doctor_runtime_and_node_types_not_offered(ws, auth_registry, monkeypatc
     assert not report.ok
     assert "14.3.x-scala2.12 is not offered" in report["runtime"].detail
     assert "15.4.x-scala2.12" in report["runtime"].fix
-    assert "Standard_DS3_v2 is not a node type" in report["node types"].detail
+    assert "Node type Standard_DS3_v2 is not supported" in report["node types"].detail
 
 
 def test_doctor_bad_token_and_unreachable_workspace(api):
