@@ -425,13 +425,14 @@ class Launcher:
             raise user_request()
         summary = "; ".join(f"{c.name}: {c.detail}" for c in failed)
         fixes = " | ".join(f"{c.name}: {c.fix}" for c in failed if c.fix)
+        fixes = f". Fix: {fixes}" if fixes else ""
         if any(c.name in OS_ITEMS for c in failed):
             raise Terminate("DOCKER_INVALID_OS_EXCEPTION",
-                            f"The image cannot run on Databricks' linux/amd64 hosts: {summary}", fix=fixes)
+                            f"The image cannot run on Databricks' linux/amd64 hosts: {summary}" + fixes)
         names = ", ".join(c.name for c in failed)
         raise Terminate("CONTAINER_LAUNCH_FAILURE",
                         f"The image does not meet the Databricks Container Services requirements "
-                        f"(missing or wrong: {names}): {summary}", fix=fixes)
+                        f"(missing or wrong: {names}): {summary}" + fixes)
 
     def exec_in_driver(self, engine: Engine, cluster: Cluster, container: str, command: list[str],
                        environment: dict[str, str]) -> ExecResult:
@@ -696,8 +697,7 @@ def _init_failure(index: int, where: str, ran: ScriptRun) -> Terminate:
     tail = "\n".join(ran.output.rstrip().splitlines()[-5:])
     return Terminate("INIT_SCRIPT_FAILURE",
                      f"{message} (init script {index} exited with code {ran.exit_code})"
-                     + (f"; last output:\n{tail}" if tail else ""), instance_id="driver",
-                     exit_code=str(ran.exit_code))
+                     + (f"; last output:\n{tail}" if tail else ""), instance_id="driver")
 
 
 def copy_file(engine: Engine, container: str, directory: str, name: str, data: bytes) -> str:

@@ -28,6 +28,9 @@ from dcs_magic.preflight import LocalWorkspaceServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
+# termination_reason.parameters keys Databricks sends (dcs-facts.md, "Why a start fails").
+DATABRICKS_PARAMETER_KEYS = {"databricks_error_message", "username", "instance_id", "instance_pool_id",
+                             "instance_pool_error_code", "inactivity_duration_min"}
 FAILING_SCRIPT = b'#!/bin/bash\necho "installing things"\nexit 3\n'
 
 
@@ -94,6 +97,7 @@ def fails(w: WorkspaceClient, client: Any, cluster_id: str) -> compute.Terminati
     assert reason is not None and isinstance(reason.code, compute.TerminationReasonCode)
     assert isinstance(reason.type, compute.TerminationReasonType)
     assert reason.parameters and reason.parameters["databricks_error_message"] == details.state_message
+    assert set(reason.parameters) <= DATABRICKS_PARAMETER_KEYS, reason.parameters
     events = list(w.clusters.events(cluster_id))
     assert_databricks_events(events)
     (terminating,) = [e for e in events if e.type == compute.EventType.TERMINATING]
