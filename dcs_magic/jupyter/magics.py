@@ -400,22 +400,35 @@ class DcsMagics(Magics, Configurable):
     @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
     @argument("--password-env", default=None, metavar="VAR",
               help="Environment variable holding the password (else a hidden prompt).")
+    @argument("--secret-ref", default=None, metavar="SCOPE/KEY",
+              help="The workspace secret that holds the registry password: %%dcs_launch then sends "
+              "{{secrets/SCOPE/KEY}} as the password (the push only records the name).")
     @argument("--bg", action="store_true",
               help="Push in the background; return a Job at once (stop it with the widget's Stop "
               "button or job.cancel()).")
     @line_magic
     def dcs_push(self, line: str) -> Any:
-        """Push an image to its registry, with per-layer progress."""
+        """Push an image to its registry, with per-layer progress.
+
+        The result remembers `--username` and `--secret-ref` (never the password), so the next
+        `%dcs_launch` starts from the same registry auth."""
+        from IPython.core.error import UsageError
+
+        from ..model.secrets import secret_reference
         from ..ops.credentials import registry_password
         from ..ops.push import push
         from ..ops.runner import Job
         from .widgets import progress_sink
 
         args = parse_magic_line(self.dcs_push, line)
+        try:  # a malformed name is refused before the password prompt and the push
+            secret_ref = secret_reference(args.secret_ref) if args.secret_ref is not None else None
+        except ValueError as exc:
+            raise UsageError(f"--secret-ref: {exc}") from None
         # A Secret (masked in tracebacks), unwrapped only at the engine call. Jupyter asks for
         # a password in the front-end, so the prompt needs no terminal here.
         password = registry_password(args.username, args.password_env, interactive=True)
-        kwargs: dict[str, Any] = {"username": args.username, "password": password,
+        kwargs: dict[str, Any] = {"username": args.username, "password": password, "secret_ref": secret_ref,
                                   "interval": self.progress_interval,
                                   "progress": progress_sink("push", self.progress, title=args.ref,
                                                             foreground=not args.bg)}
