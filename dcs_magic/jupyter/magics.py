@@ -474,11 +474,15 @@ class DcsMagics(Magics, Configurable):
 
         The image is --image, else the last %dcs_push (pinned by digest), else the --spec
         file's. Without a usable workspace the form is a preview and says what is missing.
+        The form starts from the last push's registry auth, and from the image's Python
+        (`%dcs_check`'s, else a quick look at the local image), and warns before Create about
+        what it can see would fail.
         Returns the LaunchWidget: shown once as the cell's result (after `w = %dcs_launch`,
         show it with `w`).
         """
         from ..adapters.workspace import open_workspace
-        from ..model.spec import ClusterSpec
+        from ..model.spec import ClusterSpec, DockerImage
+        from ..ops.launch_form import private_registries
         from .launch import LaunchWidget
 
         args = parse_magic_line(self.dcs_launch, line)
@@ -489,9 +493,28 @@ class DcsMagics(Magics, Configurable):
             workspace = open_workspace(args.profile or self.profile, local=args.local)
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
             unavailable = str(exc)
+        shown = image or (base.docker_image.url if base is not None and isinstance(base.docker_image, DockerImage)
+                          else None)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
-                            image_python=self._checked_python(image),
+                            image_python=self._image_python(shown), push=self.last_push,
+                            private=private_registries(shown, self.last_push),
                             unavailable=unavailable, local=args.local, spec_path=args.spec)
+
+    def _image_python(self, image: str | None) -> str | None:
+        """The Python of `image`'s /databricks/python3: `%dcs_check`'s, else a quick look at the
+        local image (for the last push's pinned reference, at the tag it pushed), else None."""
+        from ..ops.check import image_python
+
+        if not image:
+            return None
+        checked = self._checked_python(image)
+        if checked is not None:
+            return checked
+        found = image_python(image)
+        push = self.last_push
+        if found is None and push is not None and image == push.pinned:
+            found = image_python(push.reference)  # the engine knows the image by its tag
+        return found
 
     def _checked_python(self, image: str | None) -> str | None:
         """The Python `%dcs_check` found in `image` (same repository), or None."""
