@@ -134,6 +134,7 @@ class LaunchWidget(widgets.VBox):
         self.notice = widgets.HTML(self._notice_html(lists.notes))
         self.confirm = widgets.HTML()
         self.listed: dict[str, widgets.Button] = {}
+        self._listed_labels: dict[str, widgets.HTML] = {}
         self._listed_threads: list[threading.Thread] = []
         self.running = widgets.VBox(self._running_rows() if local and workspace is not None else [])
         self.problems = widgets.HTML()
@@ -489,29 +490,25 @@ class LaunchWidget(widgets.VBox):
             button = widgets.Button(description=f"Terminate {cluster_id}", button_style="danger", icon="stop",
                                     tooltip=f"Terminate cluster {cluster_id}",
                                     layout=widgets.Layout(width="auto"))
-            button.on_click(lambda _, c=cluster_id, shown=label: self.terminate_listed(c, shown))
-            self.listed[cluster_id] = button
+            button.on_click(lambda _, c=cluster_id: self.terminate_listed(c))
+            self.listed[cluster_id], self._listed_labels[cluster_id] = button, label
             rows.append(widgets.HBox([button, label]))
         return rows
 
-    def terminate_listed(self, cluster_id: str, label: widgets.HTML | None = None) -> None:
-        """Terminate a cluster of the list (in a thread); its row then shows the state it ended in."""
-        button = self.listed.get(cluster_id)
-        if button is not None:
-            button.disabled = True
+    def terminate_listed(self, cluster_id: str) -> None:
+        """Terminate a listed cluster (in a thread); its row then shows the state it ended in."""
+        button, label = self.listed[cluster_id], self._listed_labels[cluster_id]
+        button.disabled = True
 
         def run() -> None:
             try:
                 self._client.terminate_cluster(cluster_id)
                 info = self._client.get_cluster(cluster_id)
             except DcsError as exc:
-                if label is not None:
-                    label.value = f'<span role="alert">{html.escape(cluster_id)}: {html.escape(exc.message)}</span>'
-                if button is not None:
-                    button.disabled = False
+                label.value = f'<span role="alert">{html.escape(cluster_id)}: {html.escape(exc.message)}</span>'
+                button.disabled = False
                 return
-            if label is not None:
-                label.value = f'<span aria-live="polite">{html.escape(cluster_line(info))}</span>'
+            label.value = f'<span aria-live="polite">{html.escape(cluster_line(info))}</span>'
 
         thread = threading.Thread(target=run, name="dcs-terminate-listed", daemon=True)
         self._listed_threads.append(thread)

@@ -502,19 +502,13 @@ class DcsMagics(Magics, Configurable):
 
     def _image_python(self, image: str | None) -> str | None:
         """The Python of `image`'s /databricks/python3: `%dcs_check`'s, else a quick look at the
-        local image (for the last push's pinned reference, at the tag it pushed), else None."""
+        local image (a pushed image is known by its pinned reference too), else None."""
         from ..ops.check import image_python
 
         if not image:
             return None
         checked = self._checked_python(image)
-        if checked is not None:
-            return checked
-        found = image_python(image)
-        push = self.last_push
-        if found is None and push is not None and image == push.pinned:
-            found = image_python(push.reference)  # the engine knows the image by its tag
-        return found
+        return checked if checked is not None else image_python(image)
 
     def _checked_python(self, image: str | None) -> str | None:
         """The Python `%dcs_check` found in `image` (same repository), or None."""
