@@ -170,13 +170,13 @@ def test_concurrent_removals_both_return_once_the_container_is_gone(
         barrier = threading.Barrier(2)
         still_listed: list[bool] = []
 
-        def remove() -> None:
+        def remove(name: str, barrier: threading.Barrier, still_listed: list[bool]) -> None:
             with connect() as own:
                 barrier.wait()
                 own.remove_container(name)
                 still_listed.append(bool(docker_client.api.containers(all=True, filters={"name": name})))
 
-        threads = [threading.Thread(target=remove) for _ in range(2)]
+        threads = [threading.Thread(target=remove, args=(name, barrier, still_listed)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -8,8 +8,18 @@ import pytest
 from databricks.sdk.service import compute
 
 from dcs_magic import ClusterSpec, SpecError
-from dcs_magic.model.spec import BasicAuth, DockerImage, InitScript, NamedInitScript, dcs_node_types, dcs_runtimes, init_script_info, node_type_refusal, runtime_refusal
 from dcs_magic.model.secrets import MASK, is_secret_reference, mask_secrets, secret_reference
+from dcs_magic.model.spec import (
+    BasicAuth,
+    DockerImage,
+    InitScript,
+    NamedInitScript,
+    dcs_node_types,
+    dcs_runtimes,
+    init_script_info,
+    node_type_refusal,
+    runtime_refusal,
+)
 
 PINNED = "registry.example.com/team/app@sha256:" + "a" * 64
 FULL_BODY = {
