@@ -18,7 +18,7 @@ from support.images import build_image, push_image
 from dcs_magic import ClusterSpec, PushResult, SpecError, Workspace
 from dcs_magic.jupyter.launch import LaunchWidget
 from dcs_magic.model.form_values import FormValues, parse_key_values
-from dcs_magic.model.spec import BasicAuth, DockerImage, NamedInitScript
+from dcs_magic.model.spec import BasicAuth, DockerImage, NamedInitScript, node_type_problem
 
 PINNED = "registry.example.com/team/app@sha256:" + "d" * 64
 LITERAL = "hunter2-Literal-Registry-Password"
@@ -752,11 +752,11 @@ def test_create_asks_again_before_sending_a_node_type_the_workspace_does_not_off
     spec = ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="Standard_DS3_v2", num_workers=0,
                        docker_image={"url": PINNED})
     widget = LaunchWidget(ws, spec=spec, sleep=lambda s: None)
-    assert "Node type Standard_DS3_v2 is not supported by this workspace" in html.unescape(widget.problems.value)
+    reason = node_type_problem("Standard_DS3_v2", api.node_types)  # the one rule's own words
+    assert reason is not None and reason in html.unescape(widget.problems.value)
     widget.create_button.click()
     assert api.requests_to("/clusters/create") == [] and widget.create_button.description == "Create anyway"
-    assert "Databricks would refuse this create request: Node type Standard_DS3_v2" in \
-        html.unescape(widget.confirm.value)
+    assert f"Databricks would refuse this create request: {reason}" in html.unescape(widget.confirm.value)
     widget.create_button.click()
     assert widget.wait(30)
     assert len(api.requests_to("/clusters/create")) == 1

@@ -17,7 +17,7 @@ from support.registry import http_answer
 from dcs_magic.errors import ClusterError, SpecError
 from dcs_magic.model.form_values import FormValues, event_text, secret_references
 from dcs_magic.model.results import CheckItem, CheckReport, PushResult
-from dcs_magic.model.spec import BasicAuth, ClusterSpec, DockerImage, NamedInitScript
+from dcs_magic.model.spec import BasicAuth, ClusterSpec, DockerImage, NamedInitScript, node_type_problem
 from dcs_magic.ops.launch_form import (
     CREATE_REFUSED,
     START_FAILS,
@@ -188,8 +188,9 @@ def test_risks_say_what_ignoring_them_costs() -> None:
                                    "Runtime does not fit the image")
     assert "Registry auth is None, but the registry registry.example.com needs credentials (the push used " \
            "--username robot)" in auth.message
-    assert node.message.startswith("Node type Standard_DS3_v2 is not supported by this workspace (it offers e.g. "
-                                   "m5d.large, i3.xlarge)")
+    # The one node-type rule's own words (create, doctor and the form never disagree).
+    assert node.message == f"{node_type_problem('Standard_DS3_v2', OFFERED)}."
+    assert "Standard_DS3_v2" in node.message
     assert str(node).startswith("Databricks would refuse this create request: ")
     assert [p for p in shown.problems if p in {r.message for r in shown.risks}] == [r.message for r in shown.risks]
     fixed = form.preview(values(node_type_id="i3.xlarge", auth_mode="secret", username="robot",
