@@ -3,11 +3,12 @@
     manifest_digest("127.0.0.1:5000/team/app:1")    -> "sha256:..." (what the tag serves now)
     fetch_manifest(ref, user, pw)                     -> ManifestAnswer (a fresh VM's pull, asked first)
     probe("myreg.example:5000/team/app:1", user, pw) -> RegistryProbe (does /v2/ answer, and to whom)
+    requires_auth("127.0.0.1:5000/team/app@sha256:...") -> True / False / None (private image?)
 
 Pushes and pulls go through the Docker engine (adapters/engine.py); this module asks the
 registry directly only what the engine cannot say: the digest a tag serves (so a lock never
-records a digest the registry does not hold) and whether the registry answers from here with
-a spec's credentials (`dcs doctor`).
+records a digest the registry does not hold), whether the registry answers from here with
+a spec's credentials (`dcs doctor`), and whether it serves an image to anyone (the launch form).
 
 One scheme rule (`scheme`): plain http for a loopback registry (`localhost`, 127.0.0.0/8,
 `[::1]`, with or without a port: `model.net.is_loopback`), https for every other. Docker Hub
@@ -34,8 +35,7 @@ from ..model.net import is_loopback
 from ..settings import docker_config_dir
 
 __all__ = ["MANIFEST_TYPES", "ManifestAnswer", "RegistryProbe", "api_url", "docker_config_auth", "fetch_manifest",
-           "manifest_digest", "probe",
-           "repository_path", "scheme"]
+           "manifest_digest", "probe", "repository_path", "requires_auth", "scheme"]
 
 DOCKER_HUB_API = "registry-1.docker.io"
 # Without these a registry may answer with a converted (schema 1) manifest, whose digest
@@ -46,6 +46,7 @@ MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json, "
                   "application/vnd.oci.image.index.v1+json")
 DIGEST_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 10.0
+ANONYMOUS_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -182,6 +183,26 @@ def _registry_words(answer: requests.Response) -> str:
     except (ValueError, AttributeError):
         said = ""
     return f"{answer.status_code} {answer.reason or ''}".strip() + (f" ({said})" if said else "")
+
+
+def requires_auth(reference: str | ImageRef, *, timeout: float = ANONYMOUS_TIMEOUT_S) -> bool | None:
+    """Whether REFERENCE's registry refuses its manifest to a client without credentials, as a
+    cluster pulling with no `basic_auth` would be: True for 401/403 (after an anonymous token
+    from a Bearer challenge's realm, as `docker pull` asks), False when it serves it, None
+    when it cannot tell (no answer within `timeout`, 404, any other status).
+
+    Why: the launch form warns before Create that a private image without registry auth fails
+    its start (a paid failure on Databricks), also when the push used Docker's own login and
+    so left no username behind. `fetch_manifest` asked anonymously: one or two short requests;
+    never raises.
+    """
+    try:
+        answer = fetch_manifest(reference, timeout=timeout)
+    except ValueError:  # no image reference: nothing to ask
+        return None
+    if answer.status in (401, 403):
+        return True
+    return False if answer.ok else None
 
 
 def probe(image: str | ImageRef, username: str | None = None, password: str | None = None, *,

@@ -31,7 +31,10 @@ from ..model.spec import ClusterSpec, NamedInitScript
 from ..ops.launch_form import (
     EXPORT_KINDS,
     LaunchForm,
+    Risk,
+    cluster_line,
     ended_error,
+    running_clusters,
     slow_start_error,
     unexpected_error,
     workspace_lists,
@@ -40,7 +43,7 @@ from ..settings import CLUSTER_TIMEOUT_S
 
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.workspace import Workspace
-    from ..model.results import CheckReport
+    from ..model.results import CheckReport, PushResult
 
 __all__ = ["LaunchWidget"]
 
@@ -74,10 +77,23 @@ class LaunchWidget(widgets.VBox):
     `workspace` None gives a preview-only form; `unavailable` says why (shown in the form).
     `local` marks the local preflight workspace (no link to a cluster page, its own hints).
     `spec_path` is the `--spec` file: Save JSON proposes a new file beside it, never the file.
+    `push` (this kernel's last push) and `private` (registries known to need credentials,
+    `ops.launch_form.private_registries`) let the form start from the push's registry auth
+    and warn before Create (see `LaunchForm`).
     `controls` maps FormValues field names to their widgets, so code can drive the form;
     `form` is the LaunchForm behind it. Buttons: `create_button` ("Create", disabled while
     the created cluster is pending or running), `terminate_button` ("Terminate"),
     `save_button` ("Save JSON").
+
+    Create and what the form can see will fail: while the form has risks (a runtime whose
+    Python is not the image's, a private registry without auth, a node type the workspace
+    does not offer), the first click only says, in `confirm` beside the button, what sending
+    it anyway costs, and the button becomes "Create anyway"; the second click creates. Any
+    change to the form asks again.
+
+    On the local workspace the form says that clusters created from this kernel end with
+    it, and lists the clusters already starting or running there (`listed`, cluster id ->
+    its Terminate button), so one made by an earlier form can be stopped.
 
     Following: pauses come from the workspace (`Workspace.polling`); `sleep(seconds)` takes
     them while the cluster starts (default: a wait that Terminate and `close()` cut short),
@@ -89,13 +105,16 @@ class LaunchWidget(widgets.VBox):
                  init_scripts: Mapping[str, NamedInitScript] | None = None, unavailable: str | None = None,
                  wait_timeout_s: float = CLUSTER_TIMEOUT_S, sleep: Callable[[float], Any] | None = None,
                  local: bool = False, spec_path: str | os.PathLike[str] | None = None,
-                 running_poll_s: float | None = None, image_python: str | None = None) -> None:
+                 running_poll_s: float | None = None, image_python: str | None = None,
+                 push: PushResult | None = None, private: Mapping[str, str] | None = None) -> None:
         self.workspace = workspace
-        # The Python of the image's /databricks/python3 as `%dcs_check` found it (None when the
-        # image was not checked): picks the default runtime and flags one that does not fit.
+        # The Python of the image's /databricks/python3 (`%dcs_check`'s, or a quick look at
+        # the image; None when unknown): picks the default runtime and flags one that does not fit.
         self.image_python = image_python
         self.local = local
-        self.form = LaunchForm(spec, init_scripts=init_scripts, spec_path=spec_path, image_python=image_python)
+        lists = workspace_lists(workspace, unavailable)
+        self.form = LaunchForm(spec, init_scripts=init_scripts, spec_path=spec_path, image_python=image_python,
+                               push=push, private=private, node_types=lists.node_types, local=local)
         self.cluster_id: str | None = None
         self.error: DcsError | None = None
         self.events: list[dict[str, Any]] = []
@@ -108,11 +127,16 @@ class LaunchWidget(widgets.VBox):
         self._stop = threading.Event()  # the widget was closed: stop following
         self._terminating = False
         self._sent: ClusterSpec | None = None
-        notes, runtimes, nodes = workspace_lists(workspace, unavailable)
-        values = self.form.initial_values(image, [key for _, key in runtimes])
-        self.controls = self._build_controls(values, runtimes, nodes)
+        self._armed = False  # Create was clicked once while the form had risks
+        values = self.form.initial_values(image, [key for _, key in lists.runtimes])
+        self.controls = self._build_controls(values, lists.runtimes, lists.nodes)
         self.target = widgets.HTML(self._target_html())
-        self.notice = widgets.HTML(self._notice_html(notes))
+        self.notice = widgets.HTML(self._notice_html(lists.notes))
+        self.confirm = widgets.HTML()
+        self.listed: dict[str, widgets.Button] = {}
+        self._listed_labels: dict[str, widgets.HTML] = {}
+        self._listed_threads: list[threading.Thread] = []
+        self.running = widgets.VBox(self._running_rows() if local and workspace is not None else [])
         self.problems = widgets.HTML()
         self.preview = widgets.HTML()
         self.download = widgets.HTML()
@@ -171,7 +195,8 @@ class LaunchWidget(widgets.VBox):
             return "<b>Workspace:</b> none (preview only)"
         host = html.escape(str(getattr(self.workspace, "host", "")))
         if self.local:
-            return f"<b>Workspace:</b> local preflight workspace ({host}, runs clusters in the local Docker engine)"
+            return (f"<b>Workspace:</b> local preflight workspace ({host}, runs clusters in the local Docker engine)."
+                    " Clusters created from this kernel are terminated when the kernel shuts down.")
         profile = getattr(self.workspace, "profile", None)
         return f"<b>Workspace:</b> {host}" + (f" (profile {html.escape(profile)})" if profile else "")
 
@@ -243,6 +268,7 @@ class LaunchWidget(widgets.VBox):
         advanced.set_title(0, "Init scripts, Spark conf, env vars, tags")
         return [
             self.target,
+            self.running,
             self.notice,
             c["cluster_name"], c["spark_version"], c["node_type_id"],
             # ToggleButtons puts its description above the buttons: a label as wide as the others.
@@ -258,6 +284,7 @@ class LaunchWidget(widgets.VBox):
             self.problems,
             self.preview,
             widgets.HBox([self.create_button, self.terminate_button, self.copy_button, self.download]),
+            self.confirm,
             widgets.HBox([self.save_path, self.overwrite, self.save_button]),
             self.copy_box,
             widgets.HBox([self.state, self.timeline]),
@@ -313,6 +340,7 @@ class LaunchWidget(widgets.VBox):
         if not self.busy and self.cluster_id is not None:
             # The form now describes another cluster: the old one's outcome would mislead.
             self.state.value, self.timeline.value, self.link.value = "", "", ""
+        self._disarm()  # the risks a first click confirmed may be others now
         self._update_visibility()
         self._refresh()
 
@@ -339,6 +367,8 @@ class LaunchWidget(widgets.VBox):
                                        "Download JSON</a>")
         self.problems.value = "".join(f'<div style="{_PROBLEM_STYLE}" role="alert">{html.escape(p)}</div>'
                                       for p in preview.problems)
+        self.create_button.tooltip = ("Create the cluster with this JSON" if not preview.risks else
+                                      "Asks again first: " + " ".join(str(r) for r in preview.risks))
 
     def _toggle_copy(self) -> None:
         hidden = self.copy_box.layout.display == "none"
@@ -385,10 +415,12 @@ class LaunchWidget(widgets.VBox):
         self.state.value = f"Saved {html.escape(str(saved.path))}{extra}"
         return saved.path
 
-    def create(self) -> None:
+    def create(self, *, anyway: bool = False) -> None:
         """Validate, then create the cluster and follow it in a background thread.
 
-        Does nothing while the cluster created here is pending or running (no duplicate)."""
+        Does nothing while the cluster created here is pending or running (no duplicate).
+        While the form has risks, the first call only says what sending it anyway costs and
+        arms the button ("Create anyway"); the next call (or `anyway=True`) creates."""
         if self.workspace is None:
             self.state.value = "No workspace: preview only."
             return
@@ -399,6 +431,11 @@ class LaunchWidget(widgets.VBox):
         except SpecError as exc:
             self._show_error(exc)
             return
+        risks = self.form.preview(self.values).risks
+        if risks and not (anyway or self._armed):
+            self._arm(risks)
+            return
+        self._disarm()
         self.create_button.disabled = True
         self.error, self.cluster_id, self._follower, self.events = None, None, None, []
         self._terminating = False
@@ -409,6 +446,21 @@ class LaunchWidget(widgets.VBox):
                                         daemon=True)
         self._thread.start()
 
+    def _arm(self, risks: list[Risk]) -> None:
+        """Say beside Create what each risk costs; the next click creates anyway."""
+        self._armed = True
+        self.create_button.description, self.create_button.button_style = "Create anyway", "warning"
+        items = "".join(f"<li>{html.escape(str(r))}</li>" for r in risks)
+        self.confirm.value = (f'<div style="{_PROBLEM_STYLE}" role="alert" aria-live="assertive">'
+                              f'<b>Not created yet.</b><ul style="margin:2px 0">{items}</ul>'
+                              "Fix the form, or click <b>Create anyway</b> to send it as it is.</div>")
+
+    def _disarm(self) -> None:
+        if self._armed:
+            self._armed = False
+            self.create_button.description, self.create_button.button_style = "Create", "primary"
+        self.confirm.value = ""
+
     def terminate(self) -> None:
         """Terminate the cluster created here (clusters/delete); the form follows it to TERMINATED."""
         if self.workspace is None or self.cluster_id is None:
@@ -418,6 +470,55 @@ class LaunchWidget(widgets.VBox):
         self.state.value = f"<b>TERMINATING</b> {html.escape(self.cluster_id)}"
         threading.Thread(target=self._terminate, args=(self.cluster_id,), name="dcs-terminate",
                          daemon=True).start()
+
+    # -- clusters already on the local workspace ----------------------------------------------------
+
+    def _running_rows(self) -> list[widgets.Widget]:
+        """One row per cluster starting or running on the local workspace, with its Terminate."""
+        try:
+            clusters = running_clusters(self._client)
+        except DcsError as exc:
+            return [widgets.HTML(f"<small>Could not list the local workspace's clusters: {html.escape(exc.message)}"
+                                 "</small>")]
+        if not clusters:
+            return []
+        rows: list[widgets.Widget] = [widgets.HTML(f"<b>Running on the local workspace ({len(clusters)}):</b>")]
+        for info in clusters:
+            cluster_id = str(info.get("cluster_id"))
+            label = widgets.HTML(html.escape(cluster_line(info)))
+            # Its own name: several Terminate buttons must be told apart by keyboard and screen readers.
+            button = widgets.Button(description=f"Terminate {cluster_id}", button_style="danger", icon="stop",
+                                    tooltip=f"Terminate cluster {cluster_id}",
+                                    layout=widgets.Layout(width="auto"))
+            button.on_click(lambda _, c=cluster_id: self.terminate_listed(c))
+            self.listed[cluster_id], self._listed_labels[cluster_id] = button, label
+            rows.append(widgets.HBox([button, label]))
+        return rows
+
+    def terminate_listed(self, cluster_id: str) -> None:
+        """Terminate a listed cluster (in a thread); its row then shows the state it ended in."""
+        button, label = self.listed[cluster_id], self._listed_labels[cluster_id]
+        button.disabled = True
+
+        def run() -> None:
+            try:
+                self._client.terminate_cluster(cluster_id)
+                info = self._client.get_cluster(cluster_id)
+            except DcsError as exc:
+                label.value = f'<span role="alert">{html.escape(cluster_id)}: {html.escape(exc.message)}</span>'
+                button.disabled = False
+                return
+            label.value = f'<span aria-live="polite">{html.escape(cluster_line(info))}</span>'
+
+        thread = threading.Thread(target=run, name="dcs-terminate-listed", daemon=True)
+        self._listed_threads.append(thread)
+        thread.start()
+
+    def wait_listed(self, timeout: float | None = None) -> bool:
+        """Block until the listed clusters' Terminate requests returned; True when they all did."""
+        for thread in self._listed_threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in self._listed_threads)
 
     def wait(self, timeout: float | None = None) -> str | None:
         """Block until the cluster runs, ended, or could not be created; return the cluster_id."""

@@ -400,22 +400,35 @@ class DcsMagics(Magics, Configurable):
     @argument("--username", default=None, help="Registry user (else Docker's own credentials).")
     @argument("--password-env", default=None, metavar="VAR",
               help="Environment variable holding the password (else a hidden prompt).")
+    @argument("--secret-ref", default=None, metavar="SCOPE/KEY",
+              help="The workspace secret that holds the registry password: %%dcs_launch then sends "
+              "{{secrets/SCOPE/KEY}} as the password (the push only records the name).")
     @argument("--bg", action="store_true",
               help="Push in the background; return a Job at once (stop it with the widget's Stop "
               "button or job.cancel()).")
     @line_magic
     def dcs_push(self, line: str) -> Any:
-        """Push an image to its registry, with per-layer progress."""
+        """Push an image to its registry, with per-layer progress.
+
+        The result remembers `--username` and `--secret-ref` (never the password), so the next
+        `%dcs_launch` starts from the same registry auth."""
+        from IPython.core.error import UsageError
+
+        from ..model.secrets import secret_reference
         from ..ops.credentials import registry_password
         from ..ops.push import push
         from ..ops.runner import Job
         from .widgets import progress_sink
 
         args = parse_magic_line(self.dcs_push, line)
+        try:  # a malformed name is refused before the password prompt and the push
+            secret_ref = secret_reference(args.secret_ref) if args.secret_ref is not None else None
+        except ValueError as exc:
+            raise UsageError(f"--secret-ref: {exc}") from None
         # A Secret (masked in tracebacks), unwrapped only at the engine call. Jupyter asks for
         # a password in the front-end, so the prompt needs no terminal here.
         password = registry_password(args.username, args.password_env, interactive=True)
-        kwargs: dict[str, Any] = {"username": args.username, "password": password,
+        kwargs: dict[str, Any] = {"username": args.username, "password": password, "secret_ref": secret_ref,
                                   "interval": self.progress_interval,
                                   "progress": progress_sink("push", self.progress, title=args.ref,
                                                             foreground=not args.bg)}
@@ -461,11 +474,15 @@ class DcsMagics(Magics, Configurable):
 
         The image is --image, else the last %dcs_push (pinned by digest), else the --spec
         file's. Without a usable workspace the form is a preview and says what is missing.
+        The form starts from the last push's registry auth, and from the image's Python
+        (`%dcs_check`'s, else a quick look at the local image), and warns before Create about
+        what it can see would fail.
         Returns the LaunchWidget: shown once as the cell's result (after `w = %dcs_launch`,
         show it with `w`).
         """
         from ..adapters.workspace import open_workspace
-        from ..model.spec import ClusterSpec
+        from ..model.spec import ClusterSpec, DockerImage
+        from ..ops.launch_form import private_registries
         from .launch import LaunchWidget
 
         args = parse_magic_line(self.dcs_launch, line)
@@ -476,9 +493,22 @@ class DcsMagics(Magics, Configurable):
             workspace = open_workspace(args.profile or self.profile, local=args.local)
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
             unavailable = str(exc)
+        shown = image or (base.docker_image.url if base is not None and isinstance(base.docker_image, DockerImage)
+                          else None)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
-                            image_python=self._checked_python(image),
+                            image_python=self._image_python(shown), push=self.last_push,
+                            private=private_registries(shown, self.last_push),
                             unavailable=unavailable, local=args.local, spec_path=args.spec)
+
+    def _image_python(self, image: str | None) -> str | None:
+        """The Python of `image`'s /databricks/python3: `%dcs_check`'s, else a quick look at the
+        local image (a pushed image is known by its pinned reference too), else None."""
+        from ..ops.check import image_python
+
+        if not image:
+            return None
+        checked = self._checked_python(image)
+        return checked if checked is not None else image_python(image)
 
     def _checked_python(self, image: str | None) -> str | None:
         """The Python `%dcs_check` found in `image` (same repository), or None."""

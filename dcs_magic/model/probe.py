@@ -8,6 +8,7 @@ probe prints `key=value` lines, the facts:
     parse_probe(text) -> dict[str, str]        its output as facts
     facts_from_run(ProbeRun) -> facts          the same, saying why when the probe did not finish
     java_version(text) -> (major, update)      the `java -version` fact read
+    python_version(text) -> "3.11.2"           `python3 --version` read (ops.check.image_python)
 
 With `parity=True` the probe also prints `pip list --format=json` of /databricks/python3,
 the full Python version, LANG / LC_ALL and PYSPARK_PYTHON. What the facts mean for Databricks
@@ -31,6 +32,7 @@ __all__ = [
     "java_version",
     "parse_probe",
     "probe_script",
+    "python_version",
 ]
 
 DATABRICKS_PYTHON = "/databricks/python3/bin/python3"
@@ -143,6 +145,16 @@ def parse_probe(text: str) -> dict[str, str]:
         value = value.rstrip("\r")
         facts[key] = f"{facts[key]}\n{value}" if key in facts else value
     return facts
+
+
+_PYTHON_VERSION = re.compile(r"^Python (\d+\.\d+\.\d+(?:[a-z]+\d*)?)", re.MULTILINE)
+
+
+def python_version(text: str) -> str | None:
+    """`python3 --version` output -> `3.11.2` (`3.12.0rc1`); None when it names no version
+    (Python 2 prints it on stderr, so give stdout and stderr together)."""
+    match = _PYTHON_VERSION.search(text)
+    return match[1] if match else None
 
 
 _JAVA_VERSION = re.compile(r'version "(?P<v>[^"]+)"')

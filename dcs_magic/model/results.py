@@ -157,6 +157,10 @@ class PushResult:
     `reference` (`repo:tag`), `digest` and `pinned` (`repo@sha256:...`) are the strings to
     show and store; `image` is the same pushed image as an ImageRef (repository, tag and
     digest) for code that needs its parts, so nobody parses the strings again.
+
+    The launch form starts its registry auth from the push: `username` is the `--username`
+    the push used (None: Docker's own credentials), and `secret_ref` the `{{secrets/...}}`
+    reference `--secret-ref` named for the password. Never the password itself.
     """
 
     reference: str
@@ -165,6 +169,8 @@ class PushResult:
     size: int | None = None
     duration_s: float = 0.0
     image: ImageRef = field(default=None, repr=False)  # type: ignore[assignment]  # filled in below
+    username: str | None = None
+    secret_ref: str | None = None
 
     def __post_init__(self) -> None:
         if self.image is None:  # built from the strings alone: parse them once, here

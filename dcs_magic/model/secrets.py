@@ -14,7 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MASK", "is_secret_key", "is_secret_reference", "mask_password", "mask_secrets", "secret_literals", "secret_warnings"]
+__all__ = ["MASK", "is_secret_key", "is_secret_reference", "mask_password", "mask_secrets", "secret_literals",
+           "secret_reference", "secret_warnings"]
 
 MASK = "****"
 """What a literal password looks like in reprs, previews and `to_json()`."""
@@ -25,6 +26,17 @@ _SECRET_REFERENCE = re.compile(r"^\{\{\s*secrets/[^/{}\s]+/[^/{}\s]+\s*\}\}$")
 def is_secret_reference(value: Any) -> bool:
     """True for a `{{secrets/scope/key}}` reference: a name the cluster resolves, not a secret."""
     return isinstance(value, str) and bool(_SECRET_REFERENCE.match(value))
+
+
+def secret_reference(scope_key: str) -> str:
+    """`SCOPE/KEY` (as `%dcs_push --secret-ref` takes it; a whole reference is accepted too) ->
+    `{{secrets/SCOPE/KEY}}`. ValueError saying the expected shape for anything else, so a typo
+    is refused where it is typed, not found when a cluster cannot resolve it."""
+    text = (scope_key or "").strip()
+    reference = text if text.startswith("{{") else f"{{{{secrets/{text}}}}}"
+    if not is_secret_reference(reference):
+        raise ValueError(f"{scope_key!r} is not SCOPE/KEY (a secret scope and a key, e.g. ci/registry-password)")
+    return reference
 
 
 def mask_password(value: Any) -> Any:

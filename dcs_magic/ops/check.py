@@ -10,22 +10,32 @@ script that prints `key=value` facts; everything else is pure and lives in the m
 
 The container is run through `engine.Engine.run_container`, which always removes it, also on
 errors, timeouts, KeyboardInterrupt and interpreter exit.
+
+`image_python(image)` is the quick look the launch form takes when `%dcs_check` was not run:
+only `/databricks/python3/bin/python3 --version`, remembered per image id in this process.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import TYPE_CHECKING
 
-from ..errors import EngineError, UsageError
-from ..model.probe import ProbeRun, facts_from_run, probe_script
+from ..errors import DcsError, EngineError, UsageError
+from ..model.probe import DATABRICKS_PYTHON, ProbeRun, facts_from_run, probe_script, python_version
 from ..model.requirements import evaluate, parse_runtime
 from ..model.results import CheckReport
 
 if TYPE_CHECKING:  # the engine (and docker) are imported only when a check runs
     from ..adapters.engine import Engine
 
-__all__ = ["check", "run_probe"]
+__all__ = ["check", "image_python", "run_probe"]
+
+# Image id -> the Python of its /databricks/python3 (None: it has none that runs). An id names
+# the image's content, so the answer never goes stale; a run that could not tell (engine
+# trouble, timeout) is not remembered.
+_PYTHONS: dict[str, str | None] = {}
+_PYTHONS_LOCK = threading.Lock()
 
 
 def run_probe(engine: Engine, image: str, *, timeout_s: float = 180.0,
@@ -69,3 +79,45 @@ def check(image: str, *, runtime: str | None = None, parity: bool = False,
     attrs = engine.inspect_image(image)
     run = run_probe(engine, image, timeout_s=timeout_s, parity=parity)
     return CheckReport(image=image, checks=evaluate(facts_from_run(run), attrs, line, parity=parity))
+
+
+def image_python(image: str, *, engine: Engine | None = None, timeout_s: float = 30.0) -> str | None:
+    """The version of `/databricks/python3/bin/python3` in the local image `image` (`3.11.2`),
+    or None when it cannot tell: the image is not local, has no such interpreter, or the
+    engine does not answer.
+
+    Why: the launch form's default runtime must fit the image's Python even when `%dcs_check`
+    was not run (a runtime whose Python differs fails the start on Databricks, billed). So this
+    costs one short container (`python3 --version`, network disabled, removed afterwards) the
+    first time an image is asked about, and an inspect after that: the answer is kept per
+    image id (its content) for the life of the process.
+    """
+    if engine is None:
+        from ..adapters.engine import connect
+
+        try:
+            own = connect()
+        except EngineError:
+            return None
+        with own:
+            return image_python(image, engine=own, timeout_s=timeout_s)
+    try:
+        image_id = str(engine.inspect_image(image).get("Id") or "")
+    except DcsError:  # not local (a remote pinned reference), or the engine refused
+        return None
+    with _PYTHONS_LOCK:
+        if image_id and image_id in _PYTHONS:
+            return _PYTHONS[image_id]
+    try:
+        run = engine.run_container(image, [DATABRICKS_PYTHON, "--version"], name=f"dcs-python-{secrets.token_hex(6)}",
+                                   timeout_s=timeout_s, user="0", network_disabled=True,
+                                   labels={"dcs_magic.check": "1"})
+    except DcsError:
+        return None
+    if run.timed_out:
+        return None
+    found = python_version(f"{run.stdout}\n{run.stderr}") if run.exit_code == 0 and not run.error else None
+    if image_id:
+        with _PYTHONS_LOCK:
+            _PYTHONS[image_id] = found
+    return found

@@ -36,8 +36,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..adapters.follow import ENDED_STATES
 from ..errors import ClusterError, DcsError, SpecError
 from ..model.form_values import (
     KEY_VALUE_FIELDS,
@@ -49,16 +50,19 @@ from ..model.form_values import (
     secret_literal_keys,
     secret_references,
 )
+from ..model.imageref import ImageRef, parse_or_none
+from ..model.net import is_loopback
 from ..model.secrets import is_secret_reference
-from ..model.spec import ClusterSpec, NamedInitScript, dcs_node_types, dcs_runtimes
+from ..model.spec import ClusterSpec, NamedInitScript, dcs_node_types, dcs_runtimes, node_type_problem
 from ..settings import env, secret_variable
 
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.workspace import Workspace
-    from ..model.results import CheckItem, CheckReport
+    from ..model.results import CheckItem, CheckReport, PushResult
 
-__all__ = ["EXPORT_KINDS", "LaunchForm", "Preview", "Readiness", "Saved", "default_save_path", "ended_error",
-           "image_notes", "node_label", "slow_start_error", "unexpected_error", "workspace_lists"]
+__all__ = ["CREATE_REFUSED", "EXPORT_KINDS", "START_FAILS", "LaunchForm", "Preview", "Readiness", "Risk", "Saved",
+           "WorkspaceLists", "cluster_line", "default_save_path", "ended_error", "image_notes", "node_label",
+           "private_registries", "running_clusters", "slow_start_error", "unexpected_error", "workspace_lists"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -101,19 +105,82 @@ def node_label(node: Mapping[str, Any]) -> str:
     return text + (f", {node['num_gpus']} GPU)" if node.get("num_gpus") else ")")
 
 
-def workspace_lists(workspace: Workspace | None, unavailable: str | None = None
-                    ) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, str]]]:
-    """(notes, runtimes, node types) for the form's choices: (label, key) pairs of what dcs
-    can run, as the workspace lists them; empty lists (and a note saying why) when there is
-    no workspace or it cannot list them, so the form asks to type them instead."""
+class WorkspaceLists(NamedTuple):
+    """What the workspace offers, for the form's choices and its node type warning."""
+
+    notes: list[str]
+    """Why the lists are empty (no workspace, or it could not list them)."""
+    runtimes: list[tuple[str, str]]
+    """(label, key) of the runtimes dcs can run."""
+    nodes: list[tuple[str, str]]
+    """(label, id) of the node types dcs can use."""
+    node_types: list[dict[str, Any]]
+    """Every `list-node-types` item, as `spec.node_type_problem` judges a node type by them."""
+
+
+def workspace_lists(workspace: Workspace | None, unavailable: str | None = None) -> WorkspaceLists:
+    """(notes, runtimes, node types, every node type) for the form's choices: (label, key)
+    pairs of what dcs can run, as the workspace lists them; empty lists (and a note saying
+    why) when there is no workspace or it cannot list them, so the form asks to type them
+    instead."""
     if workspace is None:
-        return [f"Preview only: {unavailable}" if unavailable else "Preview only: no workspace given."], [], []
+        return WorkspaceLists([f"Preview only: {unavailable}" if unavailable else "Preview only: no workspace given."],
+                              [], [], [])
     try:
         runtimes = [(v.get("name") or v["key"], v["key"]) for v in dcs_runtimes(workspace.spark_versions())]
-        nodes = [(node_label(n), n["node_type_id"]) for n in dcs_node_types(workspace.node_types())]
+        offered = workspace.node_types()
     except DcsError as exc:
-        return [f"Could not list runtimes and node types ({exc.message}); type them instead."], [], []
-    return [], runtimes, nodes
+        return WorkspaceLists([f"Could not list runtimes and node types ({exc.message}); type them instead."], [], [], [])
+    nodes = [(node_label(n), n["node_type_id"]) for n in dcs_node_types(offered)]
+    return WorkspaceLists([], runtimes, nodes, offered)
+
+
+def private_registries(image: str | None, push: PushResult | None = None) -> dict[str, str]:
+    """{registry: why} when `image`'s registry is known to refuse a pull without credentials
+    (a cluster with Registry auth "None" then fails its start); {} when it serves the image to
+    anyone or nobody can tell.
+
+    The registry itself is asked (`registry.requires_auth`, an anonymous manifest request)
+    only where that is cheap: a loopback registry, or the one this kernel's `push` reached
+    moments ago; a registry elsewhere could keep the form from opening for seconds. Its
+    answer wins; without one, a push that needed `--username` says the registry is private.
+    """
+    ref = _image_ref(image)
+    if ref is None:
+        return {}
+    pushed = push.image if push is not None else None
+    same_registry = pushed is not None and pushed.registry == ref.registry
+    answer = None
+    if is_loopback(ref.registry) or same_registry:
+        from ..adapters.registry import requires_auth
+
+        answer = requires_auth(ref)
+    if answer:
+        return {ref.registry: "it refuses an anonymous pull of the image (HTTP 401)"}
+    if answer is None and same_registry and push is not None and push.username:
+        return {ref.registry: f"the push used --username {push.username}"}
+    return {}
+
+
+def _image_ref(text: str | None) -> ImageRef | None:
+    """The form's image box as a reference (it wraps a long one: no reference has whitespace)."""
+    return parse_or_none("".join(text.split())) if text else None
+
+
+def running_clusters(workspace: Workspace) -> list[dict[str, Any]]:
+    """The workspace's clusters that are starting or running (clusters/list).
+
+    A form opened on the local workspace lists them, each with its own Terminate: a cluster
+    created by an earlier form, whose widget is gone with its cell output, can still be
+    stopped from here. DcsError when the workspace cannot list them."""
+    return [c for c in workspace.list_clusters() if c.get("state") not in (*ENDED_STATES, "TERMINATING")]
+
+
+def cluster_line(info: Mapping[str, Any]) -> str:
+    """A listed cluster as one line: name, id, state and image."""
+    image = (info.get("docker_image") or {}).get("url")
+    return (f"{info.get('cluster_name') or '(no name)'} ({info.get('cluster_id')}): {info.get('state')}"
+            + (f", {image}" if image else ""))
 
 
 # -- what a followed cluster shows ---------------------------------------------------------------
@@ -153,19 +220,39 @@ def unexpected_error(exc: Exception) -> DcsError:
 
 # -- the form's state and decisions -----------------------------------------------------------------
 
+START_FAILS = "On Databricks this start would fail after ~5-10 minutes of billed cluster time"
+"""What sending a body costs that the workspace accepts but whose cluster cannot start."""
+CREATE_REFUSED = "Databricks would refuse this create request"
+"""What sending a body costs that clusters/create itself refuses."""
+
+
+@dataclass(frozen=True)
+class Risk:
+    """A problem the form can see that Databricks reports only once Create is sent: `message`
+    is shown among the problems before Create, `cost` says what sending it anyway costs.
+    While the form has any, Create asks for a second, deliberate click ("Create anyway")."""
+
+    message: str
+    cost: str
+
+    def __str__(self) -> str:
+        return f"{self.cost}: {self.message}"
+
 
 @dataclass
 class Preview:
     """What the form shows for its current values."""
 
     problems: list[str]
-    """Guards' messages, unreadable boxes, spec errors (Create refuses), then notes."""
+    """Guards' messages, unreadable boxes, spec errors (Create refuses), then notes and risks."""
     spec: ClusterSpec | None = None
     """None when a box cannot be read (the first problem says why)."""
     text: str = ""
     """The masked JSON body (the preview and the copy box)."""
     body: dict[str, Any] | None = None
     """What Save JSON would write (the download link), None when it would be refused."""
+    risks: list[Risk] = field(default_factory=list)
+    """The problems (their messages are among `problems` too) that Create asks to confirm."""
 
 
 @dataclass
@@ -202,17 +289,31 @@ class LaunchForm:
     `spec` is the `--spec` file's spec (fields the form does not show, and the real values
     behind `KEY=****`, come from it); `init_scripts` the notebook's `%%init_script` cells;
     `spec_path` the `--spec` file (Save JSON proposes a new file beside it, never the file);
-    `image_python` the image's checked Python (None when unchecked). `guards` maps a field
-    to why its box was cleared or rewritten.
+    `image_python` the Python of the image's /databricks/python3 (`%dcs_check`'s, or
+    `ops.check.image_python`'s quick look; None when unknown). `guards` maps a field to why
+    its box was cleared or rewritten.
+
+    What the form knows beyond its values, so it never walks into a failure it can see:
+    `push` is this kernel's last push (its registry auth pre-fills the form for the same
+    image), `private` the registries known to need credentials (`private_registries`),
+    `node_types` every node type the workspace lists (`spec.node_type_problem` judges the
+    chosen one by them), and `local` marks the local preflight workspace (secret references
+    resolve from the kernel's environment there).
     """
 
     def __init__(self, spec: ClusterSpec | None = None, *, init_scripts: Mapping[str, NamedInitScript] | None = None,
-                 spec_path: str | os.PathLike[str] | None = None, image_python: str | None = None) -> None:
+                 spec_path: str | os.PathLike[str] | None = None, image_python: str | None = None,
+                 push: PushResult | None = None, private: Mapping[str, str] | None = None,
+                 node_types: Iterable[Mapping[str, Any]] = (), local: bool = False) -> None:
         self.given = spec
         self.base = spec or ClusterSpec()
         self.scripts = dict(init_scripts or {})
         self.spec_path = Path(spec_path).expanduser() if spec_path else None
         self.image_python = image_python
+        self.push = push
+        self.private = dict(private or {})
+        self.node_types = [dict(n) for n in node_types]
+        self.local = local
         self.guards: dict[str, str] = {}
         self._rewritten: dict[str, str] = {}  # field -> the text a guard just put in its box
 
@@ -220,12 +321,24 @@ class LaunchForm:
 
     def initial_values(self, image: str | None = None, offered_runtimes: Iterable[str] = ()) -> FormValues:
         """The values the form opens with: the `--spec` file's (`image` overrides its URL), the
-        uploaded `%%init_script` cells it does not list yet, and a default runtime."""
+        uploaded `%%init_script` cells it does not list yet, a default runtime that runs the
+        image's Python, and, for the image this kernel pushed, the push's registry auth (its
+        username, and the `--secret-ref` reference as the password) unless the spec has one."""
         values = FormValues.from_spec(self.given, image=image)
         values.init_script_names = self.preselected(values)
         if not values.spark_version:
             values.spark_version = default_runtime(list(offered_runtimes), self.image_python)
+        push = self.push
+        if values.auth_mode == "none" and push is not None and (push.username or push.secret_ref) \
+                and self._pushed(values.image):
+            values.auth_mode, values.username = "secret", push.username or ""
+            values.password_secret = push.secret_ref or ""
         return values
+
+    def _pushed(self, image: str) -> bool:
+        """Whether `image` is the repository this kernel pushed last."""
+        ref, pushed = _image_ref(image), self.push.image if self.push is not None else None
+        return ref is not None and pushed is not None and (ref.registry, ref.path) == (pushed.registry, pushed.path)
 
     def preselected(self, values: FormValues) -> tuple[str, ...]:
         """Uploaded %%init_script cells, unless the spec already lists their destination."""
@@ -319,14 +432,60 @@ class LaunchForm:
             spec = self.spec(values)
         except SpecError as exc:
             return Preview(problems + [str(exc)])
-        problems += [str(e) for e in spec.errors()]
+        problems += self.auth_notes(values, spec)  # before the spec's bare "needs a password"
+        errors = list(spec.errors())
+        problems += [str(e) for e in errors]
         problems += image_notes(values.image)
-        problems += runtime_notes(spec.spark_version, self.image_python)
+        risks = self.risks(values, spec, blocked={e.field for e in errors})
+        problems += [risk.message for risk in risks]
         try:
             body: dict[str, Any] | None = file_body(spec)[0]
         except SpecError:
             body = None  # Save JSON says why when clicked
-        return Preview(problems, spec, spec.to_json(), body)
+        return Preview(problems, spec, spec.to_json(), body, risks)
+
+    def risks(self, values: FormValues, spec: ClusterSpec, *, blocked: Iterable[str | None] = ()) -> list[Risk]:
+        """What Databricks would only report after Create, each with its cost: a runtime
+        whose Python is not the image's, a private registry with Registry auth "None", a
+        node type the workspace does not offer (fields in `blocked` already fail validation:
+        not said twice)."""
+        found = [Risk(note, START_FAILS) for note in runtime_notes(spec.spark_version, self.image_python)]
+        ref = _image_ref(values.image) if values.auth_mode == "none" else None
+        if ref is not None and (why := self.private.get(ref.registry)):
+            found.append(Risk(f"Registry auth is None, but the registry {ref.registry} needs credentials ({why}), so "
+                              "the image cannot be pulled: choose a username and password under Registry auth.",
+                              START_FAILS))
+        skip = set(blocked)
+        for name in ("node_type_id", "driver_node_type_id"):
+            node = getattr(spec, name)
+            if not self.node_types or name in skip or not isinstance(node, str) or not node:
+                continue  # nothing to judge it by, or validation already refuses it
+            problem = node_type_problem(node, self.node_types)
+            if problem:
+                found.append(Risk(f"{problem}.", CREATE_REFUSED))
+        return found
+
+    def auth_notes(self, values: FormValues, spec: ClusterSpec) -> list[str]:
+        """Registry auth the form can see will not work: the pushed image's registry needed
+        `--username` but no `{{secrets/...}}` reference holds its password (how to name one),
+        and, on the local workspace, a reference whose DCS_SECRET_<SCOPE>_<KEY> variable is
+        not set in the kernel (the start would end in SECRET_RESOLUTION_ERROR)."""
+        notes = []
+        push = self.push
+        if push is not None and push.username and values.auth_mode == "secret" \
+                and not values.password_secret.strip() and self._pushed(values.image):
+            notes.append(f"Registry auth: the push used --username {push.username}, but no secret reference is set "
+                         "for the password. Store the password in a secret scope and name it: %dcs_push "
+                         f"{push.reference} --username {push.username} --password-env VAR --secret-ref SCOPE/KEY, "
+                         "or type a {{secrets/scope/key}} reference in Password reference.")
+        if self.local:
+            for reference in secret_references(spec):
+                variable = secret_variable(reference)
+                if env(variable) is None:
+                    notes.append(f"The local workspace reads {reference} from the environment variable {variable}, "
+                                 f"which is not set in this kernel: os.environ['{variable}'] = getpass.getpass(), "
+                                 "or the start ends in SECRET_RESOLUTION_ERROR.")
+        return notes
 
     # -- actions -------------------------------------------------------------------------------------
 

@@ -36,13 +36,15 @@ __all__ = ["push"]
 
 
 def push(reference: str, *, username: str | None = None, password: Secret | str | None = None,
-         progress: ProgressSink | None = None, interval: float = 0.1,
+         secret_ref: str | None = None, progress: ProgressSink | None = None, interval: float = 0.1,
          cancel: CancelToken | None = None) -> PushResult:
     """Push the local image `reference` (repo[:tag]) to its registry; return a PushResult.
 
     Credentials: Docker's own config and credential helpers, unless `username` is given with
     `password` (a `credentials.Secret` or a str); the password is passed to the engine for
-    this one request and dropped.
+    this one request and dropped. `secret_ref` (`{{secrets/scope/key}}`) names where the
+    workspace keeps that password: it is only recorded in the result (with `username`), so
+    the launch form can start from the same registry auth.
     Failures raise PushError with the registry's reason (never a credential). Stopping works
     as for `build()` (closing the stream makes the engine abort the upload) and raises
     `Cancelled("Push cancelled")`.
@@ -54,7 +56,9 @@ def push(reference: str, *, username: str | None = None, password: Secret | str 
     # A one-item list: _push pops the credentials out, so no frame keeps them past the send.
     holder = [{"username": username, "password": password} if (username or password) else None]
     del password
-    return run_stoppable(token, lambda: reported(reporter, _push, reporter, state, reference, holder, token))
+    result = run_stoppable(token, lambda: reported(reporter, _push, reporter, state, reference, holder, token))
+    result.username, result.secret_ref = username, secret_ref
+    return result
 
 
 def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: list[dict[str, Any] | None],

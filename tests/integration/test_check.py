@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from support.cleanup import DockerCleanup
-from support.images import busybox_rootfs_tar
+from support.images import build_image, busybox_rootfs_tar
 
 from dcs_magic import EngineError, check
 from dcs_magic.adapters.engine import Engine, connect
@@ -170,15 +170,41 @@ def test_concurrent_removals_both_return_once_the_container_is_gone(
         barrier = threading.Barrier(2)
         still_listed: list[bool] = []
 
-        def remove() -> None:
+        def remove(name: str, barrier: threading.Barrier, still_listed: list[bool]) -> None:
             with connect() as own:
                 barrier.wait()
                 own.remove_container(name)
                 still_listed.append(bool(docker_client.api.containers(all=True, filters={"name": name})))
 
-        threads = [threading.Thread(target=remove) for _ in range(2)]
+        threads = [threading.Thread(target=remove, args=(name, barrier, still_listed)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(90)
         assert still_listed == [False, False], f"round {round_}: a removal returned while the container was listed"
+
+
+def test_image_python_runs_one_short_container_per_image(
+        engine: Engine, busybox_image: str, docker_client: Any, docker_cleanup: DockerCleanup) -> None:
+    """The launch form's quick look (no %dcs_check): `python3 --version` in one container, then
+    remembered by image id, so another name for the same image starts no second container."""
+    import time
+
+    from dcs_magic.ops.check import image_python
+
+    ref = docker_cleanup.add(f"{docker_cleanup.unique('python')}:1")
+    build_image(docker_client, ref, f"FROM {busybox_image}\nCOPY python3 /databricks/python3/bin/python3\n",
+                {"python3": b'#!/bin/sh\necho "Python 3.12.3"\n'})
+    again = docker_cleanup.add(f"{docker_cleanup.unique('python-again')}:1")
+    docker_client.api.tag(ref, again.rsplit(":", 1)[0], "1")
+    since = int(time.time()) - 1
+    assert image_python(ref, engine=engine) == "3.12.3"
+    assert image_python(again, engine=engine) == "3.12.3"
+    assert image_python(again) == "3.12.3"  # its own engine connection: the same process, the same answer
+    events = docker_client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                  filters={"type": "container", "event": "create", "label": "dcs_magic.check=1"})
+    created = [e["Actor"]["Attributes"].get("image") for e in events]
+    assert [image for image in created if image in (ref, again)] == [ref]
+    assert image_python(busybox_image, engine=engine) is None  # no /databricks/python3: it cannot tell
+    assert image_python("dcs-test/never-built:1", engine=engine) is None
+    assert_no_probe_left(docker_client, ref)

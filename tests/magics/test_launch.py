@@ -11,12 +11,14 @@ from collections.abc import Iterator
 
 import ipywidgets
 import pytest
+from IPython.core.error import UsageError
 from ipywidgets.embed import embed_data
+from support.images import build_image, push_image
 
 from dcs_magic import ClusterSpec, PushResult, SpecError, Workspace
 from dcs_magic.jupyter.launch import LaunchWidget
 from dcs_magic.model.form_values import FormValues, parse_key_values
-from dcs_magic.model.spec import BasicAuth, DockerImage, NamedInitScript
+from dcs_magic.model.spec import BasicAuth, DockerImage, NamedInitScript, node_type_problem
 
 PINNED = "registry.example.com/team/app@sha256:" + "d" * 64
 LITERAL = "hunter2-Literal-Registry-Password"
@@ -631,3 +633,159 @@ def test_check_workspace_shows_the_readiness_line(ws, registry):
 def test_check_workspace_is_disabled_without_a_workspace():
     widget = LaunchWidget(None, image=PINNED, unavailable="no host configured")
     assert widget.readiness_button.disabled
+
+
+# -- the form never walks into a failure it can see (issue 20.4) --------------------------------------
+
+
+@pytest.fixture
+def python311_image(busybox_image: str, auth_registry, docker_client, docker_cleanup) -> str:
+    """A tiny image whose /databricks/python3/bin/python3 answers `--version` like the 15.4 line's
+    (Python 3.11): busybox plus that one script, tagged into the htpasswd registry (not pushed)."""
+    ref = docker_cleanup.add(f"{auth_registry.host}/{docker_cleanup.unique('py311')}:1")
+    build_image(docker_client, ref, f"FROM {busybox_image}\nCOPY python3 /databricks/python3/bin/python3\n",
+                {"python3": b'#!/bin/sh\necho "Python 3.11.9"\n'})
+    return ref
+
+
+@pytest.mark.docker
+def test_issue_20_form_after_a_push_fits_the_images_python_and_asks_for_the_secret(
+        shell, dcs_magics, python311_image, auth_registry, monkeypatch):
+    """The bug report: `%dcs_push REF --username U --password-env VAR`, no `%dcs_check`, then
+    `%dcs_launch --local` opened on runtime 17.3 with registry auth "None", flagged nothing, and
+    the start ended in CONTAINER_LAUNCH_FAILURE (a Python 3.11 image; 17.3 runs 3.12)."""
+    monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", auth_registry.password)
+    pushed = shell.run_line_magic("dcs_push", f"{python311_image} --username {auth_registry.username} "
+                                              "--password-env DCS_TEST_REGISTRY_PASSWORD")
+    assert (pushed.username, pushed.secret_ref) == (auth_registry.username, None)
+    assert dcs_magics.last_check is None
+    widget = shell.run_line_magic("dcs_launch", "--local")
+    c = widget.controls
+    assert c["image"].value == pushed.pinned
+    assert widget.image_python == "3.11.9"  # a quick look at the image, without %dcs_check
+    assert c["spark_version"].value == "15.4.x-scala2.12"  # the newest LTS line on Python 3.11, not 17.3
+    assert (c["auth_mode"].value, c["username"].value, c["password_secret"].value) == \
+        ("secret", auth_registry.username, "")
+    problems = html.unescape(widget.problems.value)
+    assert f"the push used --username {auth_registry.username}, but no secret reference is set" in problems
+    assert "--secret-ref SCOPE/KEY" in problems and "does not fit" not in problems
+    widget.create_button.click()
+    assert widget.wait(5) is None and widget.cluster_id is None  # nothing sent: the password is missing
+    assert "needs a password" in html.unescape(widget.state.value)
+    # The runtime of the bug report is flagged before Create.
+    c["spark_version"].value = "17.3.x-scala2.13"
+    assert "Runtime does not fit the image: Python 3.11.9 does not fit 17.3 LTS" in html.unescape(widget.problems.value)
+    assert_no_secret(widget, auth_registry.password)
+
+
+@pytest.mark.docker
+def test_push_secret_ref_fills_the_password_and_create_asks_again_before_a_failing_start(
+        shell, dcs_magics, python311_image, auth_registry, monkeypatch):
+    monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", auth_registry.password)
+    login = f"--username {auth_registry.username} --password-env DCS_TEST_REGISTRY_PASSWORD"
+    with pytest.raises(UsageError, match="--secret-ref: 'nokey' is not SCOPE/KEY"):
+        shell.run_line_magic("dcs_push", f"{python311_image} {login} --secret-ref nokey")
+    pushed = shell.run_line_magic("dcs_push", f"{python311_image} {login} --secret-ref dcs-test/registry-pw")
+    assert pushed.secret_ref == "{{secrets/dcs-test/registry-pw}}"
+    assert auth_registry.password not in repr(vars(pushed))
+    monkeypatch.delenv("DCS_SECRET_DCS_TEST_REGISTRY_PW", raising=False)
+    widget = shell.run_line_magic("dcs_launch", "--local")
+    c = widget.controls
+    assert preview_json(widget)["docker_image"]["basic_auth"] == {
+        "username": auth_registry.username, "password": "{{secrets/dcs-test/registry-pw}}"}
+    problems = html.unescape(widget.problems.value)
+    assert "no secret reference" not in problems
+    # The local workspace resolves the reference from the kernel's environment: it says which variable.
+    assert "DCS_SECRET_DCS_TEST_REGISTRY_PW, which is not set in this kernel" in problems
+    monkeypatch.setenv("DCS_SECRET_DCS_TEST_REGISTRY_PW", auth_registry.password)
+    c["cluster_name"].value = "dcs-test-anyway"
+    assert widget.problems.value == "" and widget.create_button.tooltip == "Create the cluster with this JSON"
+    c["spark_version"].value = "17.3.x-scala2.13"
+    assert "Asks again first: On Databricks" in widget.create_button.tooltip
+    # First click: nothing is sent; beside the button, what sending it anyway costs.
+    widget.create_button.click()
+    assert widget.cluster_id is None and widget.busy is False
+    assert widget.create_button.description == "Create anyway"
+    confirm = html.unescape(widget.confirm.value)
+    assert 'role="alert"' in confirm and "Not created yet." in confirm
+    assert ("On Databricks this start would fail after ~5-10 minutes of billed cluster time: Runtime does not fit "
+            "the image: Python 3.11.9 does not fit 17.3 LTS") in confirm
+    # A change to the form asks again.
+    c["num_workers"].value = 1
+    assert widget.create_button.description == "Create" and widget.confirm.value == ""
+    widget.create_button.click()
+    assert widget.create_button.description == "Create anyway" and widget.cluster_id is None
+    # The second, deliberate click creates it; the local start fails as the real one would.
+    widget.create_button.click()
+    assert widget.create_button.description == "Create" and widget.confirm.value == ""
+    cluster_id = widget.wait(120)
+    assert cluster_id is not None and widget.wait_ended(120)
+    assert widget.cluster_info["state"] == "TERMINATED" and widget.error is not None
+    assert_no_secret(widget, auth_registry.password)
+
+
+@pytest.mark.docker
+def test_a_private_registry_without_auth_is_flagged_before_create(
+        shell, python311_image, auth_registry, registry, docker_client, docker_cleanup):
+    # Pushed with Docker's own login (docker-py here), not %dcs_push: no username to go by.
+    push_image(docker_client, python311_image, auth_registry.auth_config)
+    widget = shell.run_line_magic("dcs_launch", f"--local --image {python311_image}")
+    assert widget.controls["auth_mode"].value == "none"
+    assert widget.controls["spark_version"].value == "15.4.x-scala2.12"  # the image's Python, by its tag
+    problems = html.unescape(widget.problems.value)
+    assert (f"Registry auth is None, but the registry {auth_registry.host} needs credentials (it refuses an "
+            "anonymous pull of the image (HTTP 401))") in problems
+    widget.create_button.click()
+    assert widget.create_button.description == "Create anyway" and widget.cluster_id is None
+    assert "billed cluster time: Registry auth is None" in html.unescape(widget.confirm.value)
+    widget.controls["auth_mode"].value = "secret"  # choosing auth takes the warning away
+    assert "Registry auth is None" not in html.unescape(widget.problems.value)
+    # The same image in a registry that serves anyone: nothing to say.
+    public = docker_cleanup.add(f"{registry.host}/{python311_image.split('/', 1)[1]}")
+    docker_client.api.tag(python311_image, public.rsplit(":", 1)[0], "1")
+    push_image(docker_client, public)
+    open_registry = shell.run_line_magic("dcs_launch", f"--local --image {public}")
+    assert "needs credentials" not in html.unescape(open_registry.problems.value)
+
+
+def test_create_asks_again_before_sending_a_node_type_the_workspace_does_not_offer(ws, api):
+    spec = ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="Standard_DS3_v2", num_workers=0,
+                       docker_image={"url": PINNED})
+    widget = LaunchWidget(ws, spec=spec, sleep=lambda s: None)
+    reason = node_type_problem("Standard_DS3_v2", api.node_types)  # the one rule's own words
+    assert reason is not None and reason in html.unescape(widget.problems.value)
+    widget.create_button.click()
+    assert api.requests_to("/clusters/create") == [] and widget.create_button.description == "Create anyway"
+    assert f"Databricks would refuse this create request: {reason}" in html.unescape(widget.confirm.value)
+    widget.create_button.click()
+    assert widget.wait(30)
+    assert len(api.requests_to("/clusters/create")) == 1
+    assert widget.create_button.description == "Create" and widget.confirm.value == ""
+    widget.close()
+
+
+# -- the local workspace's clusters (issue 20.5, the form's half) -----------------------------------------
+
+
+def test_a_local_form_lists_the_running_clusters_and_terminates_them(ws, api):
+    """A cluster created by an earlier form (its widget gone with its output) can be stopped
+    from a form opened later; the local form says that this kernel's clusters end with it."""
+    earlier = ClusterSpec(cluster_name="dcs-test-earlier", spark_version="15.4.x-scala2.12", num_workers=0,
+                          docker_image={"url": PINNED})
+    running = ws.create_cluster(earlier)
+    ended = ws.create_cluster(earlier.replace(cluster_name="dcs-test-ended"))
+    ws.terminate_cluster(ended)
+    widget = LaunchWidget(ws, image=PINNED, local=True)
+    assert "Clusters created from this kernel are terminated when the kernel shuts down" in widget.target.value
+    assert list(widget.listed) == [running]  # an ended cluster has nothing to terminate
+    button = widget.listed[running]
+    assert button.description == f"Terminate {running}" and not button.disabled
+    assert f"dcs-test-earlier ({running}): PENDING, {PINNED}" in html.unescape(every_widget_state(widget))
+    button.click()
+    assert widget.wait_listed(30)
+    assert [r.json for r in api.requests_to("/clusters/delete")] == [{"cluster_id": ended}, {"cluster_id": running}]
+    assert button.disabled
+    assert f"dcs-test-earlier ({running}): TERMINATED" in html.unescape(every_widget_state(widget))
+    assert widget.cluster_id is None and not widget.create_button.disabled  # the form's own cluster is another
+    remote = LaunchWidget(ws, image=PINNED)  # a Databricks workspace: its clusters are not the form's business
+    assert remote.listed == {} and "kernel shuts down" not in remote.target.value

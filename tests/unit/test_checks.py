@@ -16,7 +16,7 @@ import pytest
 
 from dcs_magic import CheckReport
 from dcs_magic.errors import UsageError
-from dcs_magic.model.probe import ProbeRun, facts_from_run, java_version, parse_probe, probe_script
+from dcs_magic.model.probe import ProbeRun, facts_from_run, java_version, parse_probe, probe_script, python_version
 from dcs_magic.model.requirements import IMAGE_SIZE_WARN_BYTES, evaluate, fitting_runtimes, parse_runtime
 from dcs_magic.ops.check import check
 
@@ -89,6 +89,17 @@ def test_facts_from_run_says_why_the_probe_did_not_finish() -> None:
 ])
 def test_java_version(text: str, expected: tuple[int, int] | None) -> None:
     assert java_version(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Python 3.11.2\n", "3.11.2"),
+    ("\nPython 3.12.0rc1", "3.12.0rc1"),  # stdout + stderr joined: Python 2 says it on stderr
+    ("Python 2.7.18", "2.7.18"),
+    ("exec /databricks/python3/bin/python3: no such file or directory", None),
+    ("", None),
+])
+def test_python_version(text: str, expected: str | None) -> None:
+    assert python_version(text) == expected
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -4,6 +4,7 @@ No ipywidgets here (the view is tested in tests/magics/test_launch.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,16 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.registry import http_answer
 
 from dcs_magic.errors import ClusterError, SpecError
 from dcs_magic.model.form_values import FormValues, event_text, secret_references
-from dcs_magic.model.results import CheckItem, CheckReport
-from dcs_magic.model.spec import BasicAuth, ClusterSpec, DockerImage, NamedInitScript
+from dcs_magic.model.results import CheckItem, CheckReport, PushResult
+from dcs_magic.model.spec import BasicAuth, ClusterSpec, DockerImage, NamedInitScript, node_type_problem
 from dcs_magic.ops.launch_form import (
+    CREATE_REFUSED,
+    START_FAILS,
     LaunchForm,
     Readiness,
+    cluster_line,
     ended_error,
     image_notes,
+    private_registries,
     slow_start_error,
     unexpected_error,
     workspace_lists,
@@ -28,6 +34,12 @@ from dcs_magic.ops.launch_form import (
 
 PINNED = "registry.example.com/team/app@sha256:" + "d" * 64
 LITERAL = "hunter2-Literal-Registry-Password"
+# What `%dcs_push registry.example.com/team/app:1 --username robot ... --secret-ref ci/registry` leaves.
+PUSHED = PushResult(reference="registry.example.com/team/app:1", digest="sha256:" + "d" * 64, pinned=PINNED,
+                    username="robot", secret_ref="{{secrets/ci/registry}}")
+OFFERED = [{"node_type_id": "i3.xlarge", "num_cores": 4.0, "memory_mb": 31232},
+           {"node_type_id": "m5d.large", "num_cores": 2.0, "memory_mb": 8192},
+           {"node_type_id": "m6gd.large", "num_cores": 2.0, "memory_mb": 8192, "is_graviton": True}]
 
 
 def values(**changes: Any) -> FormValues:
@@ -70,8 +82,8 @@ def test_initial_runtime_fits_the_checked_python_among_those_offered() -> None:
 
 
 def test_without_a_workspace_the_lists_are_empty_and_say_why() -> None:
-    assert workspace_lists(None, "no host configured") == (["Preview only: no host configured"], [], [])
-    assert workspace_lists(None) == (["Preview only: no workspace given."], [], [])
+    assert workspace_lists(None, "no host configured") == (["Preview only: no host configured"], [], [], [])
+    assert workspace_lists(None) == (["Preview only: no workspace given."], [], [], [])
 
 
 # -- guards ------------------------------------------------------------------------------------------
@@ -132,6 +144,93 @@ def test_preview_has_no_download_body_for_a_literal_secret() -> None:
     form = LaunchForm(spec)
     shown = form.preview(form.initial_values())
     assert shown.spec is not None and shown.body is None and LITERAL not in shown.text
+
+
+# -- what the form can see will fail (issue 20.4) -----------------------------------------------------
+
+
+def test_the_push_pre_fills_registry_auth_for_the_image_it_pushed() -> None:
+    form = LaunchForm(push=PUSHED)
+    opened = form.initial_values(PINNED)
+    assert (opened.auth_mode, opened.username, opened.password_secret) == ("secret", "robot", "{{secrets/ci/registry}}")
+    assert form.preview(opened).problems == []
+    other = form.initial_values("registry.example.com/team/other@sha256:" + "e" * 64)
+    assert (other.auth_mode, other.username) == ("none", "")  # another image: nothing from the push
+    own = ClusterSpec(spark_version="15.4.x-scala2.12", num_workers=0,
+                      docker_image=DockerImage(PINNED, BasicAuth("svc", "{{secrets/a/b}}")))
+    assert LaunchForm(own, push=PUSHED).initial_values().username == "svc"  # the spec's own auth wins
+    plain = dataclasses.replace(PUSHED, username=None, secret_ref=None)  # Docker's own login
+    assert LaunchForm(push=plain).initial_values(PINNED).auth_mode == "none"
+
+
+def test_a_push_with_credentials_but_no_secret_ref_says_how_to_name_one() -> None:
+    pushed = dataclasses.replace(PUSHED, secret_ref=None)
+    form = LaunchForm(push=pushed)
+    opened = form.initial_values(PINNED)
+    assert (opened.auth_mode, opened.username, opened.password_secret) == ("secret", "robot", "")
+    shown = form.preview(opened)
+    assert "the push used --username robot, but no secret reference is set" in shown.problems[0]
+    assert f"%dcs_push {pushed.reference} --username robot --password-env VAR --secret-ref SCOPE/KEY" \
+        in shown.problems[0]
+    assert any("needs a password" in p for p in shown.problems[1:])  # Create refuses it as it is
+    opened.password_secret = "{{secrets/ci/registry}}"
+    assert form.preview(opened).problems == []
+
+
+def test_risks_say_what_ignoring_them_costs() -> None:
+    form = LaunchForm(image_python="3.11.2", private={"registry.example.com": "the push used --username robot"},
+                      node_types=OFFERED)
+    shown = form.preview(values(spark_version="16.4.x-scala2.12", node_type_id="Standard_DS3_v2"))
+    assert [r.cost for r in shown.risks] == [START_FAILS, START_FAILS, CREATE_REFUSED]
+    runtime, auth, node = shown.risks
+    assert "Python 3.11.2 does not fit 16.4 LTS" in runtime.message
+    assert str(runtime).startswith("On Databricks this start would fail after ~5-10 minutes of billed cluster time: "
+                                   "Runtime does not fit the image")
+    assert "Registry auth is None, but the registry registry.example.com needs credentials (the push used " \
+           "--username robot)" in auth.message
+    # The one node-type rule's own words (create, doctor and the form never disagree).
+    assert node.message == f"{node_type_problem('Standard_DS3_v2', OFFERED)}."
+    assert "Standard_DS3_v2" in node.message
+    assert str(node).startswith("Databricks would refuse this create request: ")
+    assert [p for p in shown.problems if p in {r.message for r in shown.risks}] == [r.message for r in shown.risks]
+    fixed = form.preview(values(node_type_id="i3.xlarge", auth_mode="secret", username="robot",
+                                password_secret="{{secrets/ci/registry}}"))
+    assert fixed.risks == [] and fixed.problems == []
+    # A Graviton type the spec itself refuses is said once, as the error that stops Create.
+    graviton = form.preview(values(node_type_id="m6gd.large", auth_mode="secret", username="robot",
+                                   password_secret="{{secrets/ci/registry}}"))
+    assert graviton.risks == [] and sum("Graviton" in p for p in graviton.problems) == 1
+    # Without the workspace's list (preview only) there is nothing to judge a node type by.
+    assert LaunchForm().preview(values(node_type_id="Standard_DS3_v2")).risks == []
+
+
+def test_a_local_form_names_the_secret_variable_the_kernel_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DCS_SECRET_CI_REGISTRY", raising=False)
+    chosen = values(auth_mode="secret", username="robot", password_secret="{{secrets/ci/registry}}")
+    [note] = LaunchForm(local=True).preview(chosen).problems
+    assert "DCS_SECRET_CI_REGISTRY" in note and "SECRET_RESOLUTION_ERROR" in note
+    assert LaunchForm().preview(chosen).problems == []  # a real workspace resolves it from its scope
+    monkeypatch.setenv("DCS_SECRET_CI_REGISTRY", "set")
+    assert LaunchForm(local=True).preview(chosen).problems == []
+
+
+def test_private_registries_asks_a_cheap_registry_and_falls_back_on_the_push() -> None:
+    with http_answer(401, b"{}", "application/json", {"WWW-Authenticate": 'Basic realm="r"'}) as host:
+        assert private_registries(f"{host}/team/app:1") == {host: "it refuses an anonymous pull of the image (HTTP 401)"}
+    with http_answer(200, b"{}", "application/json") as host:
+        pushed = PushResult(reference=f"{host}/team/app:1", digest="sha256:" + "d" * 64,
+                            pinned=f"{host}/team/app@sha256:{'d' * 64}", username="robot")
+        assert private_registries(pushed.pinned, pushed) == {}  # it serves anyone: the answer wins
+    silent = PushResult(reference="127.0.0.1:9/team/app:1", digest="sha256:" + "d" * 64,
+                        pinned=f"127.0.0.1:9/team/app@sha256:{'d' * 64}", username="robot")
+    assert private_registries(silent.pinned, silent) == {"127.0.0.1:9": "the push used --username robot"}
+    assert private_registries(None, silent) == {} and private_registries("Not A Reference", silent) == {}
+
+
+def test_cluster_line_names_the_cluster() -> None:
+    info = {"cluster_id": "c-1", "cluster_name": "etl", "state": "RUNNING", "docker_image": {"url": PINNED}}
+    assert cluster_line(info) == f"etl (c-1): RUNNING, {PINNED}"
+    assert cluster_line({"cluster_id": "c-2", "state": "PENDING"}) == "(no name) (c-2): PENDING"
 
 
 # -- save, export, readiness -----------------------------------------------------------------------------

@@ -7,10 +7,12 @@ other over https; the workspace client accepts plain http for exactly the same h
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 from pathlib import Path
 
 import pytest
+from support.registry import http_answer, serve_http
 
 from dcs_magic.adapters import registry
 from dcs_magic.adapters.workspace import check_host
@@ -127,3 +129,65 @@ def test_a_registry_that_does_not_answer_is_the_probe_s_answer() -> None:
     # Port 9 (discard) on loopback: nothing listens; the probe reports it instead of raising.
     answer = registry.probe("127.0.0.1:9/team/app:1", timeout=2)
     assert answer.url == "http://127.0.0.1:9/v2/" and answer.status is None and "ConnectionError" in answer.reason
+
+
+# -- requires_auth: does the registry serve the image to anyone? (the launch form's warning) -----------
+
+
+@pytest.mark.parametrize(("status", "headers", "private"), [
+    (401, {"WWW-Authenticate": 'Basic realm="dcs-test"'}, True),  # htpasswd registries
+    (403, {}, True),
+    (200, {"Docker-Content-Digest": "sha256:" + "a" * 64}, False),
+    (404, {}, None),  # no such manifest: private or not, nobody can tell
+    (500, {}, None),
+])
+def test_requires_auth_reads_the_anonymous_answer(status: int, headers: dict[str, str], private: bool | None) -> None:
+    with http_answer(status, b"{}", "application/json", headers) as host:
+        assert registry.requires_auth(f"{host}/team/app@sha256:{'b' * 64}") is private
+
+
+def test_requires_auth_asks_a_bearer_realm_for_an_anonymous_token_as_docker_pull_does() -> None:
+    """Docker Hub, GHCR, ACR: the first answer is always 401; the anonymous token decides."""
+    seen: list[tuple[str, str, str | None]] = []
+
+    def handler(public_repository: str) -> type[http.server.BaseHTTPRequestHandler]:
+        class Registry(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                seen.append((self.command, self.path, self.headers.get("Authorization")))
+                if self.path.startswith("/token"):
+                    scope = self.path.split("scope=")[-1]
+                    body = json.dumps({"token": "anon-" + scope.split("%3A")[1]}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                repository = self.path.split("/")[2]
+                if self.headers.get("Authorization") == f"Bearer anon-{public_repository}" \
+                        and repository == public_repository:
+                    self.send_response(200)
+                else:
+                    self.send_response(401)
+                    host = self.headers["Host"]
+                    self.send_header("WWW-Authenticate", f'Bearer realm="http://{host}/token",service="test",'
+                                                         f'scope="repository:{repository}:pull"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Registry
+
+    with serve_http(handler("public")) as host:
+        assert registry.requires_auth(f"{host}/public:1") is False
+        assert registry.requires_auth(f"{host}/private:1") is True
+    tokens = [auth for _, path, auth in seen if path.startswith("/token")]
+    assert len(tokens) == 2 and tokens == [None, None]  # the token is asked for anonymously
+
+
+def test_requires_auth_without_an_answer_cannot_tell() -> None:
+    assert registry.requires_auth("127.0.0.1:9/team/app:1", timeout=2) is None
+    assert registry.requires_auth("Not A Reference") is None

@@ -8,8 +8,18 @@ import pytest
 from databricks.sdk.service import compute
 
 from dcs_magic import ClusterSpec, SpecError
-from dcs_magic.model.spec import BasicAuth, DockerImage, InitScript, NamedInitScript, dcs_node_types, dcs_runtimes, init_script_info, node_type_refusal, runtime_refusal
-from dcs_magic.model.secrets import MASK, is_secret_reference, mask_secrets
+from dcs_magic.model.secrets import MASK, is_secret_reference, mask_secrets, secret_reference
+from dcs_magic.model.spec import (
+    BasicAuth,
+    DockerImage,
+    InitScript,
+    NamedInitScript,
+    dcs_node_types,
+    dcs_runtimes,
+    init_script_info,
+    node_type_refusal,
+    runtime_refusal,
+)
 
 PINNED = "registry.example.com/team/app@sha256:" + "a" * 64
 FULL_BODY = {
@@ -373,6 +383,15 @@ def test_secret_references_are_shown():
     assert ref in repr(spec) and ref in spec.to_json()
     assert is_secret_reference(ref) and is_secret_reference("{{ secrets/a/b }}")
     assert not is_secret_reference("{{secrets/a}}") and not is_secret_reference("pw {{secrets/a/b}}")
+
+
+def test_secret_ref_scope_key_becomes_a_reference():
+    """`%dcs_push --secret-ref SCOPE/KEY`: the name, checked where it is typed."""
+    assert secret_reference("ci/registry-password") == "{{secrets/ci/registry-password}}"
+    assert secret_reference(" {{secrets/ci/pw}} ") == "{{secrets/ci/pw}}"  # a whole reference is fine too
+    for bad in ("ci", "ci/", "/pw", "a/b/c", "ci/my pw", ""):
+        with pytest.raises(ValueError, match="is not SCOPE/KEY"):
+            secret_reference(bad)
 
 
 def test_env_password_is_read_only_when_the_body_is_built(monkeypatch):
