@@ -153,7 +153,7 @@ def test_create_is_disabled_while_the_cluster_runs_and_terminate_stops_it(
     expect(form).to_contain_text("terminated from this form", timeout=120_000)
     expect(create).to_be_enabled()
     expect(terminate).to_be_disabled()
-    expect(timeline).to_have_count(4)
+    expect(timeline).to_have_count(3)
     assert page.evaluate(event_types) == ["CREATING", "RUNNING", "TERMINATING"]
     assert docker_client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"}) == []
     screenshot("launch-form-terminated")
