@@ -449,7 +449,8 @@ class LaunchWidget(widgets.VBox):
     def _arm(self, risks: list[Risk]) -> None:
         """Say beside Create what each risk costs; the next click creates anyway."""
         self._armed = True
-        self.create_button.description, self.create_button.button_style = "Create anyway", "warning"
+        # The default (grey) style: white on JupyterLab's warning orange reads at 2.7:1 only.
+        self.create_button.description, self.create_button.button_style = "Create anyway", ""
         items = "".join(f"<li>{html.escape(str(r))}</li>" for r in risks)
         self.confirm.value = (f'<div style="{_PROBLEM_STYLE}" role="alert" aria-live="assertive">'
                               f'<b>Not created yet.</b><ul style="margin:2px 0">{items}</ul>'

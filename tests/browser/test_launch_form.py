@@ -215,3 +215,42 @@ def test_check_table_dockerfile_and_errors_are_readable(page, notebook, screensh
     _assert_readable("short error", text_contrast(error), 1)
     error.scroll_into_view_if_needed()
     screenshot(f"error-{theme}")
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(600)
+def test_create_asks_again_before_a_start_it_can_see_fails(
+        page, notebook, notebook_dir, screenshot, pushed_base, docker_client, theme):
+    """Issue 20.4 as a user meets it: a 3.11 image on a 3.12 runtime is flagged before Create;
+    the first click sends nothing and says what sending it costs ("Create anyway"), readable in
+    both themes; fixing the runtime puts Create back, and the second form lists the cluster."""
+    from dcs_magic.preflight import LABEL
+
+    (notebook_dir / "cluster.json").write_text(json.dumps(_spec(pushed_base, spark_version="17.3.x-scala2.13")))
+    notebook(["%load_ext dcs_magic", "%dcs_launch --local --spec cluster.json"])
+    wait_for_theme(page, theme)
+    form = page.locator(OUTPUT.format(1))
+    expect(form).to_contain_text("Runtime does not fit the image", timeout=60_000)
+    create = form.get_by_role("button", name=_label("Create"))
+    create.click()
+    anyway = form.get_by_role("button", name=_label("Create anyway"))
+    expect(anyway).to_be_visible()
+    note = form.get_by_role("alert").filter(has_text="billed cluster time")
+    expect(note).to_be_visible()
+    assert docker_client.api.containers(all=True, filters={"label": LABEL}) == []  # nothing was sent
+    _assert_readable("the warning and its note", text_contrast(form.get_by_role("alert")), 2)
+    _assert_readable("the Create anyway button", text_contrast(anyway), 1)
+    note.scroll_into_view_if_needed()
+    screenshot(f"create-anyway-{theme}")
+
+    # The fix: a runtime that runs the image's Python. Create is Create again, and sends.
+    runtime = form.get_by_label("Runtime")
+    runtime.select_option(label=runtime.locator("option", has_text="15.4 LTS").first.inner_text())
+    expect(form.get_by_role("button", name=_label("Create"))).to_be_visible()
+    expect(form).not_to_contain_text("Runtime does not fit the image")
+    form.get_by_role("button", name=_label("Create")).click()
+    expect(form.locator(".dcs-state, .widget-html").filter(has_text="RUNNING").first).to_be_visible(timeout=240_000)
+    cluster_id = re.search(r"RUNNING (\S+)", form.inner_text())[1]
+    form.get_by_role("button", name=_label("Terminate")).click()
+    expect(form).to_contain_text("terminated from this form", timeout=120_000)
+    assert docker_client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"}) == []
