@@ -35,7 +35,7 @@ from ..model.net import is_loopback
 from ..settings import docker_config_dir
 
 __all__ = ["MANIFEST_TYPES", "ManifestAnswer", "RegistryProbe", "api_url", "docker_config_auth", "fetch_manifest",
-           "manifest_digest", "probe", "repository_path", "requires_auth", "scheme"]
+           "manifest_digest", "network_reason", "probe", "repository_path", "requires_auth", "scheme"]
 
 DOCKER_HUB_API = "registry-1.docker.io"
 # Without these a registry may answer with a converted (schema 1) manifest, whose digest
@@ -146,7 +146,7 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
             digest = answer.headers.get("Docker-Content-Digest")
             return ManifestAnswer(url, answer.status_code, str(digest) if digest else None, _registry_words(answer))
     except (requests.RequestException, ValueError) as exc:
-        return ManifestAnswer(url, None, None, f"{type(exc).__name__}: {str(exc)[:300]}")
+        return ManifestAnswer(url, None, None, network_reason(exc))
 
 
 def _ask_manifest(session: requests.Session, method: str, ref: ImageRef, which: str,
@@ -222,7 +222,25 @@ def probe(image: str | ImageRef, username: str | None = None, password: str | No
         return RegistryProbe(url, response.status_code, response.reason or "", authenticated=bool(auth)
                              and response.status_code == 200)
     except requests.RequestException as exc:
-        return RegistryProbe(url, None, f"{type(exc).__name__}: {str(exc)[:200]}")
+        return RegistryProbe(url, None, network_reason(exc))
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def network_reason(exc: BaseException) -> str:
+    """Why a request got no answer, in a few words: `cannot connect (Connection refused)`,
+    `timed out`, `TLS failed (...)`, rather than urllib3's nested repr of the pool."""
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    found = _ERRNO.search(text) or re.search(r"(Name or service not known|Temporary failure in name resolution"
+                                              r"|nodename nor servname provided)", text)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS failed ({text.splitlines()[0][-160:]})"
+    if isinstance(exc, requests.ConnectionError):
+        return f"cannot connect ({found[1].strip() if found else 'no answer'})"
+    return f"{type(exc).__name__}: {text[:200]}"
 
 
 def _challenge(header: str) -> dict[str, str]:

@@ -128,7 +128,7 @@ def test_an_unreadable_docker_config_gives_no_credentials(tmp_path: Path, monkey
 def test_a_registry_that_does_not_answer_is_the_probe_s_answer() -> None:
     # Port 9 (discard) on loopback: nothing listens; the probe reports it instead of raising.
     answer = registry.probe("127.0.0.1:9/team/app:1", timeout=2)
-    assert answer.url == "http://127.0.0.1:9/v2/" and answer.status is None and "ConnectionError" in answer.reason
+    assert answer.url == "http://127.0.0.1:9/v2/" and answer.status is None and answer.reason == "cannot connect (Connection refused)"
 
 
 # -- requires_auth: does the registry serve the image to anyone? (the launch form's warning) -----------
@@ -191,3 +191,17 @@ def test_requires_auth_asks_a_bearer_realm_for_an_anonymous_token_as_docker_pull
 def test_requires_auth_without_an_answer_cannot_tell() -> None:
     assert registry.requires_auth("127.0.0.1:9/team/app:1", timeout=2) is None
     assert registry.requires_auth("Not A Reference") is None
+
+
+def test_network_reasons_are_a_few_words() -> None:
+    import requests
+
+    from dcs_magic.adapters.registry import network_reason
+
+    refused = requests.ConnectionError(
+        "HTTPConnectionPool(host='127.0.0.1', port=5999): Max retries exceeded with url: /v2/ (Caused by "
+        "NewConnectionError(\"<urllib3.connection.HTTPConnection object>: Failed to establish a new connection: "
+        "[Errno 111] Connection refused\"))")
+    assert network_reason(refused) == "cannot connect (Connection refused)"
+    assert network_reason(requests.ConnectTimeout("whatever")) == "timed out"
+    assert network_reason(requests.ConnectionError("odd")) == "cannot connect (no answer)"
