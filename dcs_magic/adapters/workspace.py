@@ -309,10 +309,14 @@ def _retries_used(response: requests.Response) -> int:
     return len(getattr(retries, "history", ()) or ())
 
 
-def open_workspace(profile: str | None = None, *, local: bool = False, **kwargs: Any) -> Workspace:
+def open_workspace(profile: str | None = None, *, local: bool = False, session: bool = False,
+                   **kwargs: Any) -> Workspace:
     """The workspace the magics use: the local preflight one, or the profile's (None: the SDK's
-    default resolution). Raises ConfigError saying how to configure one."""
-    return Workspace.local(**kwargs) if local else Workspace(profile=profile, **kwargs)
+    default resolution). Raises ConfigError saying how to configure one. `session` (the
+    magics): local clusters created from now on end with this process, as a kernel's do."""
+    if local:
+        return Workspace.local(**({"clusters_end_with_process": True} if session else {}), **kwargs)
+    return Workspace(profile=profile, **kwargs)
 
 
 # -- cluster outcomes ------------------------------------------------------------------------

@@ -337,7 +337,7 @@ class DcsMagics(Magics, Configurable):
             init_script_info(args.upload)  # a path inside the image: nothing to upload
         elif args.upload:
             upload_destination(args.upload)  # a malformed DEST fails before any request
-            workspace = open_workspace(args.profile or self.profile, local=args.local)
+            workspace = open_workspace(args.profile or self.profile, local=args.local, session=True)
             workspace.upload(args.upload, cell)
         script.destination = args.upload
         self.init_scripts[args.name] = script
@@ -490,7 +490,7 @@ class DcsMagics(Magics, Configurable):
         image = args.image or getattr(self.last_push, "pinned", None)
         workspace, unavailable = None, None
         try:
-            workspace = open_workspace(args.profile or self.profile, local=args.local)
+            workspace = open_workspace(args.profile or self.profile, local=args.local, session=True)
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
             unavailable = str(exc)
         shown = image or (base.docker_image.url if base is not None and isinstance(base.docker_image, DockerImage)
@@ -550,7 +550,7 @@ class DcsMagics(Magics, Configurable):
         args = parse_magic_line(self.dcs_run, line)
         image = args.image or getattr(self.last_push, "pinned", None)
         spec = export_spec(ClusterSpec.load(args.spec), image=image)
-        with open_workspace(args.profile or self.profile, local=args.local) as workspace:
+        with open_workspace(args.profile or self.profile, local=args.local, session=True) as workspace:
             run_id = workspace.submit_run(spec, python_file=args.python_file, notebook=args.notebook,
                                           parameters=args.parameters)
             print(f"Run {run_id}: {workspace.run_url(workspace.get_run(run_id))}", flush=True)
