@@ -30,6 +30,7 @@ import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Mapping
+    from pathlib import Path
 
 __all__ = [
     "BUILD_ROOT",
@@ -87,6 +88,9 @@ DOCKER_CONFIG = "DOCKER_CONFIG"
 DATABRICKS_HOST = "DATABRICKS_HOST"
 DATABRICKS_CONFIG_FILE = "DATABRICKS_CONFIG_FILE"
 DATABRICKS_CONFIG_PROFILE = "DATABRICKS_CONFIG_PROFILE"
+RUNTIME_PINS = "DCS_RUNTIME_PINS"
+"""Where `dcs runtimes --update` writes, and the runtime facts read, the refreshed pins."""
+XDG_DATA_HOME = "XDG_DATA_HOME"
 
 VAR_PREFIX = "DCS_VAR_"
 """`DCS_VAR_<NAME>` provides template variable NAME (NAME exactly as the template writes it)."""
@@ -113,6 +117,19 @@ def environment() -> "Mapping[str, str]":
 def docker_config_dir() -> str:
     """Docker's config folder: DOCKER_CONFIG (as the Docker CLI reads it), else ~/.docker."""
     return env(DOCKER_CONFIG) or os.path.expanduser(DOCKER_CONFIG_DEFAULT)
+
+
+def runtime_pins_file() -> "tuple[Path, bool]":
+    """The pins `dcs runtimes --update` writes and the runtime facts read, and whether the user
+    named it: DCS_RUNTIME_PINS (named: used whatever its age), else
+    `$XDG_DATA_HOME/dcs-magic/runtime-pins.json` (~/.local/share/...; used while it is at least
+    as new as the pins shipped in the package)."""
+    from pathlib import Path
+
+    given = env(RUNTIME_PINS)
+    if given:
+        return Path(given).expanduser(), True
+    return Path(env(XDG_DATA_HOME) or os.path.expanduser("~/.local/share")) / "dcs-magic" / "runtime-pins.json", False
 
 
 def secret_variable(reference: str) -> str:

@@ -3,7 +3,7 @@
     dcs render NOTEBOOK [--name N] [--var K=V ...] [--out DIR]
     dcs build  NOTEBOOK -t TAG [-t TAG ...] [--push] [--locked] [--var K=V ...] ...
     dcs check  IMAGE [--runtime R] [--parity]
-    dcs runtimes [--json]
+    dcs runtimes [--json] [--update [--from URL_OR_DIR] [--out FILE]]
     dcs launch --spec FILE [--image REF | --lock LOCK] [--wait] [--profile P | --local] [--print]
 
 This module only parses arguments and prints; the work is done by the library
@@ -245,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         _error("terminated (SIGTERM)")
         return 143
+    except BrokenPipeError:  # `dcs runtimes --constraints KEY | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
@@ -344,10 +349,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _runtimes_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
-        "runtimes", help="List the Databricks Runtime lines dcs-magic knows.",
+        "runtimes", help="List the Databricks Runtime lines dcs-magic knows (--update refreshes their pins).",
         description="The known Databricks Runtime lines, LTS first: Python, JDK, Ubuntu, Spark, "
-                    "whether Container Services supports them and when their support ends.")
-    parser.add_argument("--json", action="store_true", help="Print a JSON list of objects instead.")
+                    "whether Container Services supports them and when their support ends, and where "
+                    "the package pins come from. --update reads Databricks' published constraints "
+                    "(github.com/databricks/environments: one public download, no credentials) and "
+                    "writes them where dcs-magic reads them.")
+    parser.add_argument("--json", action="store_true", help="Print a JSON list of objects instead "
+                        "(each with the pins' source and date).")
+    parser.add_argument("--update", action="store_true", help="Refresh the pins from databricks/environments.")
+    parser.add_argument("--constraints", metavar="KEY", default=None,
+                        help="Print a runtime key's (or line's) pins as a pip constraints file "
+                             "(pip install -c constraints.txt ...).")
+    parser.add_argument("--from", dest="source", metavar="URL_OR_DIR", default=None,
+                        help="With --update: a checkout of the repository, or a tarball URL (default: "
+                             "GitHub's archive of its main branch).")
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="With --update: where to write (default: $DCS_RUNTIME_PINS, else "
+                             "~/.local/share/dcs-magic/runtime-pins.json).")
     parser.set_defaults(run=_cmd_runtimes)
     return parser
 
@@ -355,11 +374,36 @@ def _runtimes_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 def _cmd_runtimes(args: argparse.Namespace) -> int:
     import json
 
-    from ..model.runtime import table
+    from ..errors import UsageError
 
+    if args.update:
+        from ..ops.runtimes import update
+
+        for line in update(args.source, out=args.out).lines_of_text():
+            _note(line)
+        return 0
+    if args.source or args.out:
+        raise UsageError("--from and --out go with --update", hint="dcs runtimes --update --from DIR")
+    from ..model.pins import STALE_DAYS
+    from ..model.runtime import data_age_days, pin_data, pins_for, table
+
+    if args.constraints:
+        found = pins_for(args.constraints)
+        if found is None:
+            raise UsageError(f"no pins for {args.constraints!r}",
+                             hint="name a runtime key or line (dcs runtimes lists them); dcs runtimes --update "
+                                  "refreshes the data")
+        print(f"# Databricks Runtime {found.key}: /databricks/python3 (Python {found.python or '?'})")
+        print(f"# from {found.origin}")
+        for name, version in sorted(found.pins.items()):
+            print(f"{name}=={version}")
+        return 0
+
+    data = pin_data()
     rows = table()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([{**row, "source": data.source, "commit": data.commit, "date": data.date or data.read}
+                          for row in rows], indent=2))
         return 0
     header = ("line", "lts", "python", "java", "ubuntu", "spark", "dcs", "supported", "end_of_support")
     cells = [[str(r["name"]), "yes" if r["lts"] else "no", str(r["python_patch"] or r["python"]),
@@ -369,6 +413,13 @@ def _cmd_runtimes(args: argparse.Namespace) -> int:
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     for row in [list(header), *cells]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print(f"\nPackage pins: {data.describe()}")
+    age = data_age_days()
+    if age is not None and age > STALE_DAYS:
+        _warn(f"the pin data is {age} days old; refresh it with: dcs runtimes --update")
+    for item in rows:
+        if item.get("inferred_from"):
+            _warn(f"{item['name']}: {item['notes']}")
     return 0
 
 

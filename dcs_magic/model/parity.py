@@ -17,12 +17,14 @@ the pin to install, or the base image to start from.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import runtime
+from .pins import STALE_DAYS, PinSet, age_days
 from .probe import java_version  # the one `java -version` parser
 from .results import CheckItem
 from .runtime import RuntimeLine
@@ -98,14 +100,24 @@ def _base_fix(line: RuntimeLine) -> str:
     return f"use a base with Python {line.python} (no official image exists for {line.name} yet)"
 
 
-def compare(facts: dict[str, str], line: RuntimeLine) -> list[CheckItem]:
-    """Parity rows for one image (probe facts) against `line`, ranked (see module docstring)."""
+def compare(facts: dict[str, str], line: RuntimeLine, *, key: str | None = None,
+            today: _dt.date | None = None) -> list[CheckItem]:
+    """Parity rows for one image (probe facts) against `line`, ranked (see module docstring).
+
+    `key` (`18.1.x-scala2.13`, `17.3.x-gpu-ml-scala2.13`): compare with that key's published
+    pins when there are any, else with the line's standard ones. A first row says where the
+    pins come from, and warns when they are older than STALE_DAYS on `today` (default: now)."""
+    pinset = runtime.pins_for(key or line.line)
     items: list[ParityItem] = []
+    if pinset is not None:
+        items.append(_data_row(line, pinset, age_days(runtime.pin_data(), today or _dt.date.today())))
     items += _python_rows(facts, line)
     items += _environment_rows(facts, line)
-    items += _package_rows(facts, line)
-    # Within a rank the interpreter and pip come first: every package row depends on them.
-    items.sort(key=lambda item: (item.rank, item.package not in ("python", "pip"), item.package))
+    items += _package_rows(facts, line, pinset)
+    # Within a rank the interpreter and pip come first (every package row depends on them),
+    # then what Spark and the notebook REPL need (pyarrow, pandas, numpy, ipykernel, virtualenv).
+    items.sort(key=lambda item: (item.rank, item.package not in ("python", "pip"),
+                                 item.package not in BREAKING_MISSING, item.package))
     return list(items)
 
 
@@ -165,7 +177,22 @@ def _environment_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityIt
     return rows
 
 
-def _package_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityItem]:
+def _data_row(line: RuntimeLine, pinset: PinSet, age: int | None) -> ParityItem:
+    stale = age is not None and age > STALE_DAYS
+    return _row(line, "data", not stale, f"pins of {pinset.key} from {pinset.origin}"
+                + (f"; the data is {age} days old" if stale else ""),
+                "dcs runtimes --update" if stale else "", status="stale" if stale else "same", rank=2,
+                name="parity data")
+
+
+def _constraints_fix(pinset: PinSet) -> str:
+    """The whole-set fix: the runtime's constraints file into the image, pip constrained by it."""
+    return (f"dcs runtimes --constraints {pinset.key} > constraints.txt (or a %%dcs_file), COPY it into the "
+            f"image and RUN {PIP} install -c constraints.txt <packages> (-r constraints.txt installs the "
+            "runtime's whole set)")
+
+
+def _package_rows(facts: dict[str, str], line: RuntimeLine, pinset: PinSet | None) -> list[ParityItem]:
     if not facts.get("python.version"):
         return []  # the python row already says why
     listed = facts.get("pip.list")
@@ -181,20 +208,22 @@ def _package_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityItem]:
         return [_row(line, "pip", False, f"pip list printed something that is not its JSON ({exc})",
                      "check that /databricks/python3/bin/python -m pip list --format=json works",
                      status="different", rank=0)]
-    official = runtime.pins(line)
-    if not official:
-        return [_row(line, "packages", False, f"no package data for {line.name}: Databricks has published "
-                     "no official databricksruntime/python image for it; only Python, Java and the "
-                     f"environment were compared ({len(image)} packages in the image)",
-                     "compare with the runtime's release notes (System environment)",
+    if pinset is None or not pinset.pins:
+        return [_row(line, "packages", False, f"no package pins for {line.name}: Databricks has published "
+                     "none that this dcs-magic has; only Python, Java and the environment were compared "
+                     f"({len(image)} packages in the image)",
+                     "refresh the pins: dcs runtimes --update (reads github.com/databricks/environments)",
                      status="unknown", rank=1, name="parity packages")]
+    official = dict(pinset.pins)
+    constraints = _constraints_fix(pinset)
+    where = f"{line.name} ({pinset.key})"
     rows: list[ParityItem] = []
     same: list[str] = []
     missing: list[str] = []
     for name in sorted(official):
         want, have = official[name], image.get(name)
         if have is None and name in BREAKING_MISSING:
-            rows.append(_row(line, name, False, f"{name} is missing; {line.name} has {want} (the notebook "
+            rows.append(_row(line, name, False, f"{name} is missing; {where} has {want} (the notebook "
                              "REPL / cluster start needs it)", _install(name, want), status="missing",
                              rank=0, official=want))
             continue
@@ -210,23 +239,22 @@ def _package_rows(facts: dict[str, str], line: RuntimeLine) -> list[ParityItem]:
         rank = 0 if breaks else 2 if part == "patch" else 1
         effect = ("breaks the notebook REPL / Arrow conversions" if breaks else
                   "may change behaviour" if rank == 1 else "bug-fix difference only")
-        rows.append(_row(line, name, False, f"{name} {have} is {status.replace('-', ' (')}) than {line.name}'s "
+        rows.append(_row(line, name, False, f"{name} {have} is {status.replace('-', ' (')}) than {where}'s "
                          f"{want}: {effect}", _install(name, want), status=status, rank=rank,
                          image=have, official=want))
     if missing:
         # One row for the ordinary missing packages: a hundred rows would bury the ones above,
         # and the fix is one install line anyway.
-        rows.append(_row(line, f"{len(missing)} packages", False, f"{len(missing)} packages of {line.name}'s "
-                         f"image are missing (code that imports them fails; nothing else changes): "
+        rows.append(_row(line, f"{len(missing)} packages", False, f"{len(missing)} packages of {where} "
+                         f"are missing (code that imports them fails; nothing else changes): "
                          + ", ".join(f"{n} {official[n]}" for n in missing),
-                         f"RUN {PIP} install --no-deps " + " ".join(f"{n}=={official[n]}" for n in missing),
-                         status="missing", rank=1, name="parity missing"))
+                         constraints, status="missing", rank=1, name="parity missing"))
     extra = sorted(set(image) - set(official))
-    rows.append(_row(line, "same", True, f"{len(same)} of {len(official)} packages as in {line.name}: "
+    rows.append(_row(line, "same", True, f"{len(same)} of {len(official)} packages as in {where}: "
                      + (", ".join(same) if same else "none"), status="same", rank=3,
                      name="parity same"))
     if extra:
-        rows.append(_row(line, "extra", True, f"{len(extra)} packages not in {line.name}'s image: "
+        rows.append(_row(line, "extra", True, f"{len(extra)} packages not in {where}: "
                          + ", ".join(f"{n} {image[n]}" for n in extra), status="extra", rank=3,
                          name="parity extra"))
     return rows

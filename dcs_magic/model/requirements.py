@@ -82,11 +82,11 @@ def evaluate(facts: dict[str, str], image_attrs: dict[str, Any],
                            f"{line.end_of_support}", "target a supported LTS line"
                            + (f" such as {newest[0].name}" if newest else ""), "warning"))
     if parity and "probe.end" in facts:
-        items += _parity_items(facts, line)
+        items += _parity_items(facts, line, runtime if isinstance(runtime, str) else None)
     return items
 
 
-def _parity_items(facts: dict[str, str], line: RuntimeLine | None) -> list[CheckItem]:
+def _parity_items(facts: dict[str, str], line: RuntimeLine | None, key: str | None = None) -> list[CheckItem]:
     from .parity import compare
 
     if line is None:
@@ -96,7 +96,7 @@ def _parity_items(facts: dict[str, str], line: RuntimeLine | None) -> list[Check
             return [_fail("parity", f"no LTS line with package data runs Python {python or '(none)'}, so "
                           "there is nothing to compare with", "pass --runtime R (dcs runtimes lists the lines)")]
         line = fitting[-1]
-    return compare(facts, line)
+    return compare(facts, line, key=key)
 
 
 def _fail(name: str, detail: str, fix: str, severity: str = "error") -> CheckItem:

@@ -32,7 +32,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from ..settings import runtime_pins_file
 from .imageref import ImageRef, parse_or_none
+from .pins import PinData, PinSet, age_days
 
 __all__ = [
     "CONDA_BIN",
@@ -114,6 +116,8 @@ class RuntimeLine:
     locale: str | None = None
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
+    inferred_from: str | None = None
+    """For a line only the pin data knows: the known line its other facts are assumed from."""
 
     @property
     def version(self) -> Version:
@@ -159,6 +163,7 @@ class RuntimeLine:
             "end_of_support": self.end_of_support.isoformat() if self.end_of_support else None,
             "pip": self.pip, "virtualenv": self.virtualenv, "pip_path": self.pip_path,
             "base_image": self.base_image, "locale": self.locale, "pins": len(pins(self.line)),
+            "inferred_from": self.inferred_from, "notes": self.notes,
         }
 
     def __str__(self) -> str:
@@ -175,7 +180,7 @@ def _d(text: str) -> _dt.date:
 # branches of github.com/databricks/containers (ubuntu/minimal and ubuntu/python
 # Dockerfiles). Python patch: 15.4 from the .debs its python image installs (3.11.11);
 # 13.3/14.3 and 16.4/17.3 from Ubuntu 22.04's / 24.04's python3.X package; else unknown.
-LINES: tuple[RuntimeLine, ...] = (
+FACTS: tuple[RuntimeLine, ...] = (
     RuntimeLine("9.1", True, "3.1.2", ("2.12",), "18.04", "3.8", 8, (8,), _d("2021-09-23"),
                 _d("2024-09-23"), None, "21.0.1", "20.4.1", "52.0.0", "0.36.2", image_tag="9.1-LTS"),
     RuntimeLine("10.4", True, "3.2.1", ("2.12",), "20.04", "3.8", 8, (8,), _d("2022-03-18"),
@@ -297,9 +302,12 @@ def resolve(text: str, *, supported: bool = False, today: _dt.date | None = None
                          f"15.4.x-scala2.12 or 18.x-scala2.13 (known lines: {_names(lts_lines()[-4:])})")
     line = line_of(version)
     if line is None:
+        newest = max(line.version.major for line in LINES)
+        later = (f"; if Databricks published it after this data ({pins_origin()}), `dcs runtimes --update` "
+                 "adds it" if version.major > newest else "")
         raise ValueError(f"{text!r}: Databricks Runtime {version} is not a line dcs-magic knows; the "
                          f"closest known lines are {_names(closest_lines(version))} (`dcs runtimes` "
-                         "lists them all; a newer dcs-magic may know newer lines)")
+                         f"lists them all{later})")
     if supported and not line.supported(today):
         assert line.end_of_support is not None
         raise ValueError(f"{text!r}: Databricks Runtime {line.name} is out of support since "
@@ -423,36 +431,72 @@ def spark_versions(today: _dt.date | None = None) -> list[dict[str, str]]:
     return items
 
 
-# -- package pins of the official images (data/python-pins.tsv) -----------------------------
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+# -- package pins (data/runtime-pins.json, read by model/pins.py) ----------------------------
 
 
 @lru_cache(maxsize=1)
-def _pins_file() -> tuple[str, dict[str, dict[str, str]]]:
-    # Reading package data is the one read this module does: the file ships in the wheel.
-    text = resources.files("dcs_magic").joinpath("data/python-pins.tsv").read_text(encoding="utf-8")
-    header: list[str] = []
-    data: dict[str, dict[str, str]] = {}
-    for row in text.splitlines():
-        if row.startswith("#"):
-            header.append(row[1:].strip())
-            continue
-        parts = row.split("\t")
-        if len(parts) != 3 or parts[0] == "lts":
-            continue
-        data.setdefault(parts[0], {})[_normalise(parts[1])] = parts[2]
-    return "\n".join(header), data
+def pin_data() -> PinData:
+    """The pins of every runtime key: the data shipped in the package, or the file
+    `dcs runtimes --update` wrote (`settings.runtime_pins_file()`) when it was read later
+    (or named by DCS_RUNTIME_PINS: then it is used whatever its age).
+
+    Reading these two files is the one read this module does."""
+    shipped = PinData.from_json(resources.files("dcs_magic").joinpath("data/runtime-pins.json")
+                                .read_text(encoding="utf-8"))
+    updated, explicit = runtime_pins_file()
+    try:
+        local = PinData.from_json(updated.read_text(encoding="utf-8")) if updated.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        local = None  # a damaged update: the shipped data still works (`dcs runtimes` says which is used)
+    # Newer = read later: an update made after this package's data was gathered.
+    if local is not None and (explicit or (local.read or "") >= (shipped.read or "")):
+        return local
+    return shipped
+
+
+def pins_for(key: str) -> PinSet | None:
+    """The pin set of a runtime key (`18.1.x-scala2.13`, `17.3.x-gpu-ml-scala2.13`) or line
+    (`15.4`, `18`): the exact key when published, else its line's (PinData.find)."""
+    return pin_data().find(key)
 
 
 def pins(line: RuntimeLine | str) -> dict[str, str]:
-    """Package -> version of the line's official /databricks/python3 (empty when unknown)."""
-    name = line.line if isinstance(line, RuntimeLine) else str(line)
-    return dict(_pins_file()[1].get(name, {}))
+    """Package -> version of the line's standard /databricks/python3 (empty when unknown)."""
+    found = pins_for(line.line if isinstance(line, RuntimeLine) else str(line))
+    return dict(found.pins) if found is not None else {}
 
 
 def pins_origin() -> str:
-    """Where the pins come from and when they were read (the data file's header)."""
-    return _pins_file()[0]
+    """Where the pins come from and when they were read."""
+    return pin_data().describe()
+
+
+def data_age_days(today: _dt.date | None = None) -> int | None:
+    """How many days old the pin data is on `today` (default: the current date)."""
+    return age_days(pin_data(), today or _dt.date.today())
+
+
+def _inferred_lines(known: tuple[RuntimeLine, ...]) -> tuple[RuntimeLine, ...]:
+    """Lines the pin data has that are newer than every line in `known` (a line Databricks
+    published after this dcs-magic was released): Python and pins from the data; JDK, Ubuntu,
+    Spark and Scala assumed as in the newest known line, and the line says so (`inferred_from`)."""
+    newest = max(known, key=lambda line: (line.version.major, line.version.minor or 0))
+    found = []
+    for name in pin_data().lines():
+        major, _, minor = name.partition(".")
+        if int(major) <= newest.version.major or (minor and f"{major}" in pin_data().lines()):
+            continue  # known, older (16.1: no facts, not offered), or a point release of a new line
+        item = pin_data().find(name)
+        if item is None:
+            continue
+        found.append(RuntimeLine(
+            name, False, newest.spark, newest.scala, newest.ubuntu, item.python or newest.python, newest.java,
+            newest.java_installed, _d((pin_data().date or pin_data().read or "1970-01-01")[:10]), None,
+            beta=True, locale=newest.locale, inferred_from=newest.line,
+            notes=f"not known to this dcs-magic: Python and pins from {item.origin}; JDK, Ubuntu, Spark and "
+                  f"Scala assumed as in {newest.name} (update dcs-magic for its own facts)"))
+    return tuple(found)
+
+
+LINES: tuple[RuntimeLine, ...] = FACTS + _inferred_lines(FACTS)
+"""Every line: the hand-kept FACTS, then lines only the pin data knows (newer ones)."""

@@ -78,7 +78,10 @@ def check(image: str, *, runtime: str | None = None, parity: bool = False,
             return check(image, runtime=runtime, parity=parity, engine=own, timeout_s=timeout_s)
     attrs = engine.inspect_image(image)
     run = run_probe(engine, image, timeout_s=timeout_s, parity=parity)
-    return CheckReport(image=image, checks=evaluate(facts_from_run(run), attrs, line, parity=parity))
+    # The runtime as given: parity compares with that exact key's pins when published
+    # (`18.1.x-scala2.13`, `17.3.x-gpu-ml-scala2.13`), else its line's.
+    target = runtime if line is not None and runtime else line
+    return CheckReport(image=image, checks=evaluate(facts_from_run(run), attrs, target, parity=parity))
 
 
 def image_python(image: str, *, engine: Engine | None = None, timeout_s: float = 30.0) -> str | None:
