@@ -1,9 +1,10 @@
 """Databricks Runtime lines: the one owner of every fact about them, with no I/O.
 
 Everything else (templates, lint, checks, spec validation, the launch form, the local
-preflight workspace) asks this module; no other file keeps a table of runtimes. Adding a
-line is one edit of `LINES` below (and, when Databricks publishes an official image for it,
-rows in `data/python-pins.tsv`).
+preflight workspace) asks this module; no other file keeps a table of runtimes. The facts
+are one edit of `FACTS` below; the package pins are data (`data/runtime-pins.json`, see
+model/pins.py), refreshed by `dcs runtimes --update` with no code change, and a line only
+that data knows (newer than FACTS) is a line here too, its other facts inferred.
 
     parse_version(text)   `15.4.x-scala2.12`, `16.4.x-photon-scala2.12`, `18.x-scala2.13`,
                           `15.4-LTS`, `9.x`, `18.0`, `18`, `15.4 LTS` -> Version(major, minor)
@@ -17,7 +18,7 @@ rows in `data/python-pins.tsv`).
     fits(python, line)    (bool, reason): does an image's Python fit a line
     default_runtime_for(python)  the newest supported LTS line whose Python it is
     spark_versions()      `{"key", "name"}` items for the supported lines (spark-versions)
-    pins(line)            the official image's /databricks/python3 packages (data file)
+    pins(line) / pins_for(key)  the runtime's /databricks/python3 pins (data file)
 
 Sources: ../shared/dcs-facts.md, Databricks' release notes (versions and compatibility,
 support lifecycles) and the `databricks/containers` release branches.
