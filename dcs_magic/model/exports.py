@@ -6,11 +6,13 @@ From a validated `ClusterSpec` (optionally with a lock file entry's digest-pinne
   (`resources.clusters.<key>`) and a job that uses the same body as a job cluster
   (`resources.jobs.<key>_job.job_clusters[].new_cluster`);
 - `to_terraform(spec)`: HCL for a `databricks_cluster` resource, `docker_image { url
-  basic_auth { username password } }` included;
+  basic_auth { username password } }` included; an access mode the provider reads back under
+  another name is written as that name (`DATA_SECURITY_MODE_DEDICATED` -> `SINGLE_USER`), so
+  `terraform plan` stays empty after the apply;
 - `to_policy(spec)`: a cluster policy definition (JSON) that fixes `docker_image.url` to the
   pinned digest, lets the registry password only be a `{{secrets/...}}` reference, keeps
   ML and aarch64 runtimes out, fixes the Unity Catalog volumes conf, and allows only the
-  access modes Container Services supports;
+  access modes Container Services supports, each under both its names;
 - `to_pool(spec)`: an instance pool create body with `preloaded_docker_images`.
 
 Secrets: every export keeps `{{secrets/scope/key}}` references as they are and REFUSES a
@@ -39,6 +41,7 @@ from .secrets import MASK
 from .spec import ALLOWED_ACCESS_MODES, ClusterSpec
 
 __all__ = [
+    "ACCESS_MODE_ALIASES",
     "EXPORT_KINDS",
     "UC_VOLUMES_CONF",
     "bundle_resources",
@@ -65,6 +68,14 @@ _SECRET_HINT = ('store the password in a secret scope (`databricks secrets put-s
                 'and write "{{secrets/SCOPE/KEY}}" in its place; the cluster resolves it at start')
 # Terraform's databricks_cluster takes these as maps (`x = { ... }`), other dicts as blocks.
 _HCL_MAPS = ("spark_conf", "spark_env_vars", "custom_tags")
+
+ACCESS_MODE_ALIASES = {"DATA_SECURITY_MODE_DEDICATED": "SINGLE_USER"}
+"""Access mode alias -> the name the Clusters API answers with (`clusters/get` returns
+`SINGLE_USER` for a cluster created `DATA_SECURITY_MODE_DEDICATED`). Terraform exports write
+the answered name: `databricks_cluster` compares the configuration with what it reads back,
+and before provider 1.87.0 that was a permanent plan diff (terraform-provider-databricks#4909).
+Policies allow both names."""
+_TERRAFORM_ALIAS_ISSUE = "terraform-provider-databricks#4909"
 
 
 # -- the spec an export is made from ------------------------------------------------------
@@ -214,11 +225,24 @@ def to_terraform(spec: ClusterSpec, *, key: str | None = None) -> str:
     blocks, `spark_conf`/`spark_env_vars`/`custom_tags` as maps, `init_scripts` as repeated
     blocks); the registry password stays its `{{secrets/...}}` reference."""
     body = _export_body(spec, "terraform export")
+    body, comments = _terraform_read_back(body)
     lines = ["# Written by dcs-magic (`dcs export terraform`); secrets stay {{secrets/scope/key}} references.",
              f'resource "databricks_cluster" "{_key(spec, key)}" {{']
-    lines += _hcl_body(body, 1)
+    lines += _hcl_body(body, 1, comments)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _terraform_read_back(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body with each access mode alias replaced by the name the provider reads back, and
+    the HCL comment that says so, by attribute."""
+    mode = body.get("data_security_mode")
+    if mode not in ACCESS_MODE_ALIASES:
+        return body, {}
+    answered = ACCESS_MODE_ALIASES[mode]
+    return ({**body, "data_security_mode": answered},
+            {"data_security_mode": f"{mode} in the spec; the provider reads it back as {answered} "
+                                   f"({_TERRAFORM_ALIAS_ISSUE})"})
 
 
 def _hcl_string(text: str) -> str:
@@ -239,8 +263,10 @@ def _hcl_value(value: Any) -> str:
     return _hcl_string(str(value))
 
 
-def _hcl_body(body: Mapping[str, Any], depth: int) -> list[str]:
+def _hcl_body(body: Mapping[str, Any], depth: int, comments: Mapping[str, str] | None = None) -> list[str]:
+    """HCL lines of `body`; `comments` (attribute -> text) end their attribute's line as `# text`."""
     pad = "  " * depth
+    comments = comments or {}
     attributes = [(k, v) for k, v in body.items() if not _is_block(k, v)]
     blocks = [(k, v) for k, v in body.items() if _is_block(k, v)]
     width = max((len(k) for k, _ in attributes), default=0)
@@ -252,7 +278,8 @@ def _hcl_body(body: Mapping[str, Any], depth: int) -> list[str]:
             lines += [f"{pad}  {_hcl_string(str(k)).ljust(inner)} = {_hcl_value(v)}" for k, v in value.items()]
             lines.append(f"{pad}}}")
         else:
-            lines.append(f"{pad}{name.ljust(width)} = {_hcl_value(value)}")
+            comment = f" # {comments[name]}" if name in comments else ""
+            lines.append(f"{pad}{name.ljust(width)} = {_hcl_value(value)}{comment}")
     for name, value in blocks:
         for item in value if isinstance(value, list) else [value]:
             lines.append(f"{pad}{name} {{")
@@ -300,7 +327,7 @@ def policy_definition(spec: ClusterSpec, *, rules: Mapping[str, Mapping[str, Any
                                              **({} if auth else {"isOptional": True})},
         "spark_version": {"type": "regex", "pattern": _runtime_pattern(str(body["spark_version"]))},
         f"spark_conf.{UC_VOLUMES_CONF}": {"type": "fixed", "value": "true"},
-        "data_security_mode": {"type": "allowlist", "values": list(ALLOWED_ACCESS_MODES),
+        "data_security_mode": {"type": "allowlist", "values": _access_modes_with_aliases(),
                                **({"defaultValue": body["data_security_mode"]} if body.get("data_security_mode")
                                   else {"isOptional": True})},
     }
@@ -313,6 +340,17 @@ def policy_definition(spec: ClusterSpec, *, rules: Mapping[str, Mapping[str, Any
         raise SpecError("the exported policy would forbid the spec it is exported from: " + "; ".join(violations),
                         field=None, hint="change the spec (or the extra rules) so the two agree, then export again")
     return definition
+
+
+def _access_modes_with_aliases() -> list[str]:
+    """The access modes Container Services supports, each under both its names (a cluster made
+    from the Terraform export says SINGLE_USER, one made from the spec may say
+    DATA_SECURITY_MODE_DEDICATED): the policy lets either through."""
+    modes = list(ALLOWED_ACCESS_MODES)
+    for alias, answered in ACCESS_MODE_ALIASES.items():
+        if alias in modes or answered in modes:
+            modes += [name for name in (alias, answered) if name not in modes]
+    return modes
 
 
 def _runtime_pattern(key: str) -> str:

@@ -8,7 +8,9 @@ that data knows (newer than FACTS) is a line here too, its other facts inferred.
 
     parse_version(text)   `15.4.x-scala2.12`, `16.4.x-photon-scala2.12`, `18.x-scala2.13`,
                           `15.4-LTS`, `9.x`, `18.0`, `18`, `15.4 LTS` -> Version(major, minor)
-    line_of(text)         the same forms -> the known `RuntimeLine`, or None
+    line_of(text)         the same forms -> the known `RuntimeLine`, or None; a line named by
+                          its major alone (`18`) is every `18.N` (`18.3-LTS`, `18.1.x-scala2.13`),
+                          a line named major.minor (`15.4`) only itself (`15.3` is unknown)
     resolve(text)         like line_of, but a clear ValueError (closest known lines, or since
                           when a line is out of support when `supported=True`)
     line_of_tag(tag, repository)  a base image tag -> Version (`latest` -> None)
@@ -201,11 +203,17 @@ FACTS: tuple[RuntimeLine, ...] = (
                 _d("2028-05-09"), "3.12.3", "24.0", "20.26.2", "74.0.0", "0.38.4", image_tag="16.4-LTS", locale="C.UTF-8"),
     RuntimeLine("17.3", True, "4.0.0", ("2.13",), "24.04", "3.12", 17, (8, 17), _d("2025-10-22"),
                 _d("2028-10-22"), "3.12.3", "25.0.1", "20.29.3", "74.0.0", "0.45.1", image_tag="17.3-LTS", locale="C.UTF-8"),
-    RuntimeLine("18", True, "4.1.0", ("2.13",), "24.04", "3.12", 17, (17, 21), _d("2026-06-10"),
-                _d("2029-06-10"), locale="C.UTF-8", notes="JDK 8 removed; no official databricksruntime image published yet",
-                aliases=("18.0",)),
-    RuntimeLine("19", False, "4.2.0", ("2.13",), "24.04", "3.12", 17, (17, 21), _d("2026-06-15"),
-                None, beta=True, locale="C.UTF-8", notes="beta; end of support set when it becomes LTS", aliases=("19.0",)),
+    # 18 and 19: JDK 21 is the default, 17 stays installed, 8 is gone (DBR 18.0 release notes:
+    # "uses JDK 21 as the default ... Previously, the default was JDK 17"). Both are named by
+    # their major alone, so every point release (`18.0.x`, `18.3-LTS`, `19.1`) is the line.
+    RuntimeLine("18", True, "4.1.0", ("2.13",), "24.04", "3.12", 21, (17, 21), _d("2026-06-10"),
+                _d("2029-06-10"), image_tag="18.3-LTS", locale="C.UTF-8",
+                notes="JDK 8 removed; official images tagged 18.3-LTS (databricks/containers PR #259, "
+                      "\"[AUTO] Prepare 18.3 LTS release\", merged); their Python patch and pip/virtualenv "
+                      "pins not read yet", aliases=("18.0",)),
+    RuntimeLine("19", False, "4.2.0", ("2.13",), "24.04", "3.12", 21, (17, 21), _d("2026-06-15"),
+                None, beta=True, locale="C.UTF-8",
+                notes="beta: no official image, end of support set when it becomes LTS", aliases=("19.0",)),
 )
 
 
@@ -261,7 +269,8 @@ def parse_version(text: str | None) -> Version | None:
 
 
 def line_of(text: str | Version | None) -> RuntimeLine | None:
-    """The known line a key / tag / plain version names (`9.x` -> 9.1, `18.0` -> 18), or None."""
+    """The known line a key / tag / plain version names (`9.x` -> 9.1, `18.0` / `18.3-LTS` ->
+    18), or None (`15.3`: 15 has only the line 15.4)."""
     version = text if isinstance(text, Version) else parse_version(text)
     if version is None:
         return None

@@ -253,7 +253,7 @@ def _render_error(exc: Exception, template: str, lineno: int | None, base: str |
 
 
 def _example_tag() -> str:
-    """The newest LTS line with an official image (`17.3-LTS`), for hints."""
+    """The newest LTS line with an official image (`18.3-LTS`), for hints."""
     return next(line.image_tag for line in reversed(runtime.lts_lines()) if line.image_tag)
 
 

@@ -402,6 +402,19 @@ def test_runtime_18_judges_python_311_and_jdk(base: tuple[dict, dict]) -> None:
     facts, attrs = base
     java = items({**facts, "version.java": 'openjdk version "1.8.0_392"'}, attrs, "18")["java"]
     assert not java.ok and "JDK 17/21 (JDK 8 is removed)" in java.detail
+    assert "openjdk-21-jdk-headless" in java.fix  # 18's default JDK is 21 (DBR 18.0 release notes)
+    assert result["java"].ok and "Java 17" in result["java"].detail  # JDK 17 is still installed on 18
+
+
+def test_parity_on_18_names_jdk_21_as_the_default(parity_facts: dict[str, str]) -> None:
+    rows = {row.name: row for row in parity_rows({**parity_facts, "python.version": "3.12.3"}, "18")}
+    java = rows["parity java"]  # the recorded image's default java is JDK 17
+    assert not java.ok and (java.image_version, java.runtime_version) == ("17", "21")
+    assert "18 LTS runs on JDK 21 (its image has 17/21)" in java.detail
+    assert "parity java" not in {row.name for row in parity_rows(parity_facts, "17.3")}  # 17.3's default is 17
+    assert rows["parity python"].ok  # 3.12 on 18: no base to suggest
+    python = parity_rows(parity_facts, "18")[0]  # 3.11: the fix names 18's official image
+    assert python.fix.startswith("start FROM databricksruntime/python:18.3-LTS")
 
 
 def test_out_of_support_target_line_warns(base: tuple[dict, dict]) -> None:

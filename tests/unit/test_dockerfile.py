@@ -348,7 +348,7 @@ def test_base_out_of_support_says_since_when() -> None:
     findings = dockerfile_lint.lint(f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n", today=LATER)
     assert [(f.rule, f.lineno) for f in findings] == [("base-unsupported", 1)]
     assert "13.3 LTS, out of support since 2026-08-22" in findings[0].message
-    assert "databricksruntime/standard:17.3-LTS" in findings[0].fix
+    assert "databricksruntime/standard:18.3-LTS" in findings[0].fix  # the newest LTS with an official image
     assert dockerfile_lint.lint(f"FROM databricksruntime/standard:13.3-LTS@{DIGEST}\n", today=TODAY) == []
     old = dockerfile_lint.lint(f"FROM databricksruntime/standard:8.x@{DIGEST}\n", today=LATER)
     assert [f.rule for f in old] == ["base-unsupported"] and "older than 9.1 LTS" in old[0].message
@@ -368,9 +368,20 @@ def test_base_of_an_unknown_line_names_the_closest() -> None:
 def test_jdk8_on_runtime_18(text: str, lineno: int) -> None:
     findings = dockerfile_lint.lint(text, runtime="18.x-scala2.13", today=LATER)
     jdk = [f for f in findings if f.rule == "jdk8-runtime"]
-    assert [f.lineno for f in jdk] == [lineno] and "18 LTS" in jdk[0].message and "JDK 17" in jdk[0].fix
+    assert [f.lineno for f in jdk] == [lineno] and "18 LTS" in jdk[0].message and "install JDK 21 instead" in jdk[0].fix
     # The same Dockerfile for 17.3 (JDK 8 still installed there) is fine.
     assert not [f for f in dockerfile_lint.lint(text, runtime="17.3", today=LATER) if f.rule == "jdk8-runtime"]
+
+
+def test_an_official_18_3_base_is_line_18() -> None:
+    """`databricksruntime/standard:18.3-LTS` (databricks/containers' 18.3 LTS release) is the line 18:
+    no unknown-line finding, and JDK 8 on it is flagged without --runtime."""
+    text = f"FROM databricksruntime/standard:18.3-LTS@{DIGEST}\nRUN apt-get install -y openjdk-8-jdk\n"
+    findings = dockerfile_lint.lint(text, today=LATER)
+    assert [(f.rule, f.lineno) for f in findings] == [("jdk8-runtime", 2)]
+    assert "18 LTS" in findings[0].message and "openjdk-21-jdk-headless" in findings[0].fix
+    unknown = dockerfile_lint.lint(f"FROM databricksruntime/standard:15.3-LTS@{DIGEST}\n", today=LATER)
+    assert [f.rule for f in unknown] == ["base-unknown-line"]  # 15.3 is not 15.4
 
 
 @pytest.mark.parametrize("line", [

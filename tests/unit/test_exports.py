@@ -129,6 +129,46 @@ def test_terraform_parses_as_a_databricks_cluster_with_docker_image_blocks():
     assert init["workspace"] == [{"destination": "/Workspace/Shared/init.sh"}]
 
 
+def _provider_read_back(body: dict) -> dict:
+    """What `databricks_cluster` reads back after the apply: `clusters/get` answers SINGLE_USER for
+    a cluster created DATA_SECURITY_MODE_DEDICATED (terraform-provider-databricks#4909)."""
+    answered = {"DATA_SECURITY_MODE_DEDICATED": "SINGLE_USER"}
+    mode = body.get("data_security_mode")
+    return {**body, "data_security_mode": answered.get(mode, mode)} if mode else dict(body)
+
+
+@pytest.mark.parametrize("mode", ["DATA_SECURITY_MODE_DEDICATED", "SINGLE_USER", "NONE"])
+def test_terraform_writes_the_access_mode_the_provider_reads_back(mode):
+    spec = make_spec(data_security_mode=mode, single_user_name=None if mode == "NONE" else "me@example.com")
+    text = to_terraform(spec)
+    parsed = hcl2.loads(text)["resource"][0]['"databricks_cluster"']['"team_etl"']
+    attrs = _unquote(parsed)
+    read_back = _provider_read_back(spec.to_dict())
+    # the plan after the apply compares the configuration with the read-back: no field differs
+    planned = {field: attrs[field] for field in read_back if field not in ("docker_image", "init_scripts")}
+    assert planned == {field: read_back[field] for field in planned}
+    assert attrs["data_security_mode"] == ("NONE" if mode == "NONE" else "SINGLE_USER")
+    [line] = [ln for ln in text.splitlines() if ln.strip().startswith("data_security_mode")]
+    if mode == "DATA_SECURITY_MODE_DEDICATED":
+        # the comment on that line says what the spec said and why
+        assert line.split("#", 1)[0].split() == ["data_security_mode", "=", '"SINGLE_USER"']
+        comment = line.split("#", 1)[1]
+        assert "DATA_SECURITY_MODE_DEDICATED" in comment and "terraform-provider-databricks#4909" in comment
+        assert [c["value"] for c in parsed["__comments__"]] == [comment.strip()]
+        assert compute.DataSecurityMode(attrs["data_security_mode"]) is compute.DataSecurityMode.SINGLE_USER
+    else:
+        assert "#" not in line and "__comments__" not in parsed and "4909" not in text
+
+
+def test_terraform_export_leaves_the_spec_alone():
+    spec = make_spec(data_security_mode="DATA_SECURITY_MODE_DEDICATED")
+    to_terraform(spec)
+    assert spec.to_dict()["data_security_mode"] == "DATA_SECURITY_MODE_DEDICATED"
+    # the bundle keeps the spec's own value (job clusters store it verbatim)
+    cluster = next(iter(yaml.safe_load(to_bundle(spec))["resources"]["clusters"].values()))
+    assert cluster["data_security_mode"] == "DATA_SECURITY_MODE_DEDICATED"
+
+
 def test_terraform_escapes_template_sequences_and_quotes():
     spec = make_spec(spark_env_vars={"A": 'say "hi" ${not_a_var} %{x}', "B": "back\\slash"})
     attrs = _unquote(hcl2.loads(to_terraform(spec))["resource"][0]['"databricks_cluster"'])["team_etl"]
@@ -151,6 +191,24 @@ def test_policy_pins_the_digest_and_allows_its_own_spec():
     # the API takes the definition as a JSON string
     policy = compute.Policy.from_dict({"name": "dcs", "definition": json.dumps(definition)})
     assert json.loads(policy.as_dict()["definition"]) == definition
+
+
+@pytest.mark.parametrize("mode", ["DATA_SECURITY_MODE_DEDICATED", "SINGLE_USER"])
+def test_policy_allows_dedicated_under_both_names(mode):
+    """A cluster made from the Terraform export says SINGLE_USER, one made from the spec may say
+    DATA_SECURITY_MODE_DEDICATED: the policy lets both through, whichever the spec used."""
+    spec = make_spec(data_security_mode=mode)
+    definition = json.loads(to_policy(spec))
+    rule = definition["data_security_mode"]
+    assert rule["type"] == "allowlist" and rule["defaultValue"] == mode
+    assert {"SINGLE_USER", "DATA_SECURITY_MODE_DEDICATED"} <= set(rule["values"])
+    assert len(rule["values"]) == len(set(rule["values"]))
+    body = spec.to_dict()
+    for name in ("SINGLE_USER", "DATA_SECURITY_MODE_DEDICATED", "NONE"):
+        assert evaluate_policy(definition, {**body, "data_security_mode": name}) == [], name
+    assert evaluate_policy(definition, _provider_read_back(body)) == []
+    for name in ("USER_ISOLATION", "DATA_SECURITY_MODE_STANDARD", "DATA_SECURITY_MODE_AUTO"):
+        assert evaluate_policy(definition, {**body, "data_security_mode": name}), name
 
 
 def test_policy_rules_forbid_what_dcs_cannot_run():

@@ -19,6 +19,8 @@ TODAY = date(2026, 12, 1)
     ("15.4.x-scala2.12", "15.4"),
     ("17.3.x-scala2.13", "17.3"),
     ("18.x-scala2.13", "18"),
+    ("18.0.x-scala2.13", "18"), ("18.1.x-scala2.13", "18"), ("18.3.x-scala2.13", "18"),
+    ("18.3.x-photon-scala2.13", "18"), ("19.1.x-scala2.13", "19"),
     ("16.4.x-photon-scala2.12", "16.4"),
     ("16.4.x-scala2.13", "16.4"),
     ("15.4.x-cpu-ml-scala2.12", "15.4"),
@@ -31,7 +33,8 @@ TODAY = date(2026, 12, 1)
     ("9.1", "9.1"), ("9.x", "9.1"), ("10.4", "10.4"), ("11.3", "11.3"), ("12.2", "12.2"),
     ("13.3", "13.3"), ("14.3", "14.3"), ("16.4", "16.4"), ("17.3", "17.3"), ("19", "19"),
     # base image tags read as plain versions
-    ("15.4-LTS", "15.4"), ("9.1-LTS", "9.1"),
+    ("15.4-LTS", "15.4"), ("9.1-LTS", "9.1"), ("18.3-LTS", "18"), ("18.3 LTS", "18"), ("18.3", "18"),
+    ("19.2", "19"),
 ])
 def test_line_of_every_form(text: str, line: str) -> None:
     found = runtime.line_of(text)
@@ -43,11 +46,34 @@ def test_what_names_no_line(text: str) -> None:
     assert runtime.line_of(text) is None
 
 
+@pytest.mark.parametrize("text", ["15.3", "15.3-LTS", "15.3.x-scala2.12", "16.2.x-scala2.12", "17.0", "13.2-LTS",
+                                  "20.1", "20.x-scala2.13"])
+def test_an_unknown_minor_of_a_major_minor_line_stays_unknown(text: str) -> None:
+    """Only a line named by its major alone (18, 19) takes every minor: 15.3 is not 15.4."""
+    assert runtime.line_of(text) is None
+    with pytest.raises(ValueError, match="not a line dcs-magic knows; the closest known lines are"):
+        runtime.resolve(text)
+
+
+@pytest.mark.parametrize("text", ["18.3-LTS", "18.3.x-scala2.13", "18.1.x-scala2.13", "18.0.x-scala2.13",
+                                  "databricksruntime/python:18.3-LTS"])
+def test_point_releases_of_18_resolve_to_line_18(text: str) -> None:
+    """databricks/containers released 18 images as `18.3-LTS`; the line is named `18`."""
+    version = runtime.line_of_image(text) if "/" in text else runtime.parse_version(text)
+    assert version is not None and version.major == 18
+    assert runtime.line_of(version) is runtime.by_name("18")
+    if "/" not in text:
+        assert runtime.resolve(text, supported=True, today=TODAY).line == "18"
+        assert runtime.line_of_tag(text) == version
+
+
 @pytest.mark.parametrize("tag, repository, expected", [
     ("15.4-LTS", None, Version(15, 4)),
     ("9.x", None, Version(9, None)),
     ("8.x", None, Version(8, None)),
     ("13.3-LTS-ubuntu", None, Version(13, 3)),
+    ("18.3-LTS", None, Version(18, 3)),
+    ("18.3-LTS", "databricksruntime/python", Version(18, 3)),
     ("cuda11.8", "databricksruntime/gpu-pytorch", Version(14, 3)),
     ("latest", None, None),
     ("experimental", None, None),
@@ -62,6 +88,9 @@ def test_line_of_tag(tag: str | None, repository: str | None, expected: Version 
     ("databricksruntime/python:9.x", "9.x"),
     ("databricksruntime/gpu-tensorflow:cuda11.8", "14.3"),
     ("registry.example.com/team/base:13.3-LTS", "13.3"),   # Databricks-style tag
+    ("databricksruntime/python:18.3-LTS", "18.3"),
+    ("databricksruntime/standard:18.3-LTS@sha256:" + "a" * 64, "18.3"),
+    ("registry.example.com/team/base:18.3-LTS", "18.3"),
     ("python:3.11", None),                                  # not a runtime 3.x
     ("team/app:2.0", None),
     ("databricksruntime/standard:latest", None),
@@ -87,16 +116,22 @@ def test_facts_per_line_match_dcs_facts() -> None:
         "11.3": ("20.04", "3.9", 8, (8,)), "12.2": ("20.04", "3.9", 8, (8,)),
         "13.3": ("22.04", "3.10", 8, (8,)), "14.3": ("22.04", "3.10", 8, (8,)),
         "15.4": ("22.04", "3.11", 8, (8, 17)), "16.4": ("24.04", "3.12", 17, (8, 17)),
-        "17.3": ("24.04", "3.12", 17, (8, 17)), "18": ("24.04", "3.12", 17, (17, 21)),
-        "19": ("24.04", "3.12", 17, (17, 21)),
+        "17.3": ("24.04", "3.12", 17, (8, 17)), "18": ("24.04", "3.12", 21, (17, 21)),
+        "19": ("24.04", "3.12", 21, (17, 21)),
     }
     got = {line.line: (line.ubuntu, line.python, line.java, line.java_installed) for line in runtime.lines()}
     assert got == expected
     line18 = runtime.by_name("18")
     assert line18 is not None and line18.lts and line18.spark.startswith("4.1") and line18.scala == ("2.13",)
     assert line18.key == "18.x-scala2.13" and 8 not in line18.java_installed
+    # DBR 18.0 release notes: JDK 21 is the default, JDK 17 still installed
+    assert line18.java == 21 and 17 in line18.java_installed
+    assert line18.image_tag == "18.3-LTS" and line18.base_image == "databricksruntime/python:18.3-LTS"
+    assert (line18.released, line18.end_of_support) == (date(2026, 6, 10), date(2029, 6, 10))
     line19 = runtime.by_name("19")
     assert line19 is not None and line19.beta and not line19.lts and line19.end_of_support is None
+    assert line19.java == 21 and line19.java_installed == (17, 21) and line19.released == date(2026, 6, 15)
+    assert line19.image_tag is None and line19.base_image is None
     line154 = runtime.by_name("15.4")
     assert line154 is not None and line154.python_patch == "3.11.11" and line154.pip == "23.2.1"
     assert line154.virtualenv == "20.24.2" and line154.base_image == "databricksruntime/python:15.4-LTS"
@@ -107,6 +142,10 @@ def test_end_of_support_dates() -> None:
     eos = {line.line: line.end_of_support.isoformat() for line in runtime.lines() if line.end_of_support}
     assert eos["12.2"] == "2026-03-01" and eos["13.3"] == "2026-08-22" and eos["14.3"] == "2027-02-01"
     assert eos["15.4"] == "2027-08-19" and eos["16.4"] == "2028-05-09" and eos["17.3"] == "2028-10-22"
+    assert eos["18"] == "2029-06-10" and "19" not in eos
+    # LTS: three years of support from the release (dcs-facts.md), so each release date follows
+    for line in runtime.lts_lines():
+        assert line.end_of_support == line.released.replace(year=line.released.year + 3), line.line
     assert not runtime.by_name("13.3").supported(TODAY)  # type: ignore[union-attr]
     assert runtime.by_name("13.3").supported(date(2026, 8, 21))  # type: ignore[union-attr]
     assert runtime.by_name("19").supported(TODAY)  # type: ignore[union-attr]
@@ -188,7 +227,9 @@ def test_dcs_runtimes_json(capsys: pytest.CaptureFixture[str]) -> None:
     rows = json.loads(capsys.readouterr().out)
     first = rows[0]
     assert first["line"] == "18" and first["lts"] is True and first["python"] == "3.12"
-    assert first["java"] == 17 and first["dcs"] is True and first["end_of_support"] == "2029-06-10"
+    assert first["java"] == 21 and first["java_installed"] == [17, 21] and first["dcs"] is True
+    assert first["end_of_support"] == "2029-06-10" and first["released"] == "2026-06-10"
+    assert first["base_image"] == "databricksruntime/python:18.3-LTS"
     assert rows[-1]["line"] == "19" and rows[-1]["end_of_support"] is None
 
 
@@ -196,7 +237,8 @@ def test_dcs_runtimes_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["runtimes"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["line", "lts", "python", "java"]
-    assert lines[1].startswith("18 LTS") and "2029-06-10" in lines[1]
+    assert lines[1].startswith("18 LTS") and "2029-06-10" in lines[1] and "17/21 (default 21)" in lines[1]
+    assert lines[-1].startswith("19 Beta") and "17/21 (default 21)" in lines[-1]
     assert any(line.startswith("15.4 LTS") and "3.11.11" in line for line in lines)
 
 
