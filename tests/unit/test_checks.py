@@ -336,7 +336,10 @@ def test_recorded_base_parity_ranks_pyarrow_major_first(parity_facts: dict[str, 
     assert by_package["LC_ALL"].fix == "ENV LC_ALL=C.UTF-8" and "LANG" not in by_package
     assert by_package["java"].runtime_version == "8"      # 15.4's default JDK; the base runs 17
     missing = next(r for r in rows if r.name == "parity missing")
-    assert missing.severity == "warning" and "scipy 1.11.1" in missing.detail and "scipy==1.11.1" in missing.fix
+    assert missing.severity == "warning" and "scipy 1.11.1" in missing.detail
+    # Ninety packages are one constraints file, not a ninety-package pip line.
+    assert missing.fix.startswith("dcs runtimes --constraints 15.4.x-scala2.12 > constraints.txt")
+    assert "pip install -c constraints.txt" in missing.fix
     extra = next(r for r in rows if r.name == "parity extra")
     assert extra.ok and "pydevd 2.9.5" in extra.detail
     ranks = [row.rank for row in rows]
@@ -368,11 +371,12 @@ def test_parity_without_runtime_picks_the_line_of_the_image_python(parity_facts:
     assert {row.runtime for row in rows} == {"15.4"}
 
 
-def test_parity_for_a_line_without_pins_says_so(parity_facts: dict[str, str]) -> None:
+def test_parity_for_18_uses_the_pins_databricks_publishes(parity_facts: dict[str, str]) -> None:
     rows = {row.name: row for row in parity_rows({**parity_facts, "python.version": "3.12.3"}, "18")}
-    packages = rows["parity packages"]
-    assert not packages.ok and packages.severity == "warning"
-    assert "no package data for 18 LTS" in packages.detail
+    data = rows["parity data"]
+    assert data.ok and data.detail.startswith("pins of 18.x-scala2.13 from databricks/environments")
+    assert "parity packages" not in rows  # no "no package data" row: 18 has pins now
+    assert rows["parity pyarrow"].runtime_version == "21.0.0"
 
 
 def test_image_without_pip_fails_parity_with_the_reason(parity_facts: dict[str, str]) -> None:

@@ -203,16 +203,28 @@ def test_spark_versions_lists_supported_lines_newest_first() -> None:
     assert all(runtime.line_of(key) is not None for key in keys)
 
 
-def test_pins_come_from_the_data_file_with_its_origin() -> None:
+def test_pins_come_from_the_data_file_with_their_origin() -> None:
     pins154 = runtime.pins("15.4")
     assert pins154["numpy"] == "1.23.5" and pins154["pandas"] == "1.5.3" and pins154["pyarrow"] == "14.0.1"
-    assert runtime.pins("17.3")["ipykernel"] == "6.29.5" and len(runtime.pins("17.3")) == 229
-    assert {line: len(runtime.pins(line)) for line in ("9.1", "10.4", "11.3", "12.2", "13.3", "14.3", "16.4")} == {
-        "9.1": 25, "10.4": 25, "11.3": 37, "12.2": 59, "13.3": 79, "14.3": 81, "16.4": 163}
-    assert runtime.pins("18") == {} and runtime.pins("19") == {}
-    origin = runtime.pins_origin()
-    assert "github.com/databricks/containers" in origin and "No data: 18 LTS and 19" in origin
-    assert "release-15.4-LTS" in origin
+    assert runtime.pins("17.3")["ipykernel"] == "6.29.5"
+    # 18 LTS and 19, published by Databricks in databricks/environments (issue 21's figures).
+    pins18, pins19 = runtime.pins_for("18"), runtime.pins_for("19")
+    assert pins18 is not None and pins19 is not None
+    assert (pins18.key, pins18.python) == ("18.x-scala2.13", "3.12")
+    assert {n: pins18.pins[n] for n in ("pyarrow", "numpy", "pandas", "ipykernel", "ipython", "virtualenv")} == {
+        "pyarrow": "21.0.0", "numpy": "2.1.3", "pandas": "2.2.3", "ipykernel": "6.29.5", "ipython": "8.30.0",
+        "virtualenv": "20.29.3"}
+    assert {n: pins19.pins[n] for n in ("ipython", "numpy", "pandas")} == {
+        "ipython": "9.7.0", "numpy": "2.3.4", "pandas": "2.3.3"}
+    assert pins18.origin.startswith("databricks/environments@") and pins18.origin.endswith(
+        "python/dbr/18.x-scala2.13/constraints.txt")
+    # ML variants and point releases are keys of their own.
+    assert runtime.pins_for("17.3.x-gpu-ml-scala2.13").key == "17.3.x-gpu-ml-scala2.13"
+    assert runtime.pins_for("18.1.x-scala2.13").key == "18.1.x-scala2.13"
+    # 9.1-11.3 are not in databricks/environments: their databricks/containers pins stay.
+    assert {line: len(runtime.pins(line)) for line in ("9.1", "10.4", "11.3")} == {"9.1": 25, "10.4": 25, "11.3": 37}
+    assert "release-9.1-LTS" in runtime.pins_for("9.1").origin
+    assert "github.com/databricks/environments" in runtime.pins_origin()
 
 
 def test_table_is_lts_first_newest_first() -> None:
@@ -235,7 +247,10 @@ def test_dcs_runtimes_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_dcs_runtimes_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["runtimes"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    lines, _, pins = out.partition("\n\n")
+    lines = lines.splitlines()
+    assert pins.startswith("Package pins: https://github.com/databricks/environments")
     assert lines[0].split()[:4] == ["line", "lts", "python", "java"]
     assert lines[1].startswith("18 LTS") and "2029-06-10" in lines[1] and "17/21 (default 21)" in lines[1]
     assert lines[-1].startswith("19 Beta") and "17/21 (default 21)" in lines[-1]
