@@ -508,10 +508,13 @@ def _unknown_line_finding(lineno: int, root: ImageRef | None, version: Version) 
             "move to a supported LTS line (dcs runtimes lists them)",
         )
     closest = ", ".join(line.name for line in runtime.closest_lines(version))
+    newer = version.major > max(line.version.major for line in runtime.lines())
     return Finding(
         "base-unknown-line", lineno,
         f"base image {root} names Databricks Runtime {version}, which is not a line dcs-magic knows "
         f"(closest: {closest})",
+        ("if Databricks published it after dcs-magic's runtime data, `dcs runtimes --update` adds it; "
+         "else use a tag of a known line (dcs runtimes lists them), pinned by digest") if newer else
         "use a tag of a known line (dcs runtimes lists them), pinned by digest",
     )
 

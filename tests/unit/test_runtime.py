@@ -286,3 +286,19 @@ def test_policy_export_reads_keys_through_runtime(key: str) -> None:
     import re
     assert re.match(policy["spark_version"]["pattern"], key)
     assert not re.match(policy["spark_version"]["pattern"], key.replace("-scala", "-cpu-ml-scala"))
+
+
+def test_a_line_newer_than_the_data_names_the_update() -> None:
+    from dcs_magic import ClusterSpec
+    from dcs_magic.model.lint import lint
+
+    with pytest.raises(ValueError, match=r"dcs runtimes --update"):
+        runtime.resolve("20")
+    spec = ClusterSpec(spark_version="20.x-scala2.13", num_workers=0)
+    assert any("dcs runtimes --update" in str(error) for error in spec.errors())
+    (finding,) = [f for f in lint("FROM databricksruntime/standard:20.1-LTS\n") if f.rule == "base-unknown-line"]
+    assert "dcs runtimes --update" in finding.fix
+    # An unknown line older than the newest is not a matter of fresh data.
+    with pytest.raises(ValueError) as info:
+        runtime.resolve("16.2")
+    assert "--update" not in str(info.value)
