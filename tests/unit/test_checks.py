@@ -441,3 +441,18 @@ def test_report_python_reads_the_checked_version(base: tuple[dict, dict]) -> Non
     assert runtime.default_runtime_for(report_python(report)).line == "15.4"  # type: ignore[union-attr]
     busybox = CheckReport("busybox", evaluate(*recorded("busybox")))
     assert report_python(busybox) is None
+
+
+def test_parity_data_row_says_when_the_pins_are_stale(parity_facts: dict[str, str]) -> None:
+    import datetime as dt
+
+    from dcs_magic.model import runtime as runtime_facts
+    from dcs_magic.model.parity import compare
+
+    line = runtime_facts.resolve("15.4")
+    read = dt.date.fromisoformat(runtime_facts.pin_data().read or "2026-12-07")
+    fresh = next(r for r in compare(parity_facts, line, today=read + dt.timedelta(days=60)) if r.name == "parity data")
+    assert fresh.ok and "days old" not in fresh.detail
+    stale = next(r for r in compare(parity_facts, line, today=read + dt.timedelta(days=61)) if r.name == "parity data")
+    assert not stale.ok and stale.severity == "warning" and "61 days old" in stale.detail
+    assert stale.fix == "dcs runtimes --update"
