@@ -2,8 +2,8 @@
 
     read_source(source) -> Snapshot(files, commit, date, source)
 
-`source` is a directory (a checkout, or any copy with the repository's layout) or an
-http(s) URL of a gzipped tarball of the repository, by default GitHub's archive of the main
+`source` is a directory (a checkout, or any copy with the repository's layout), a
+downloaded tarball, or an http(s) URL of a gzipped tarball of the repository, by default GitHub's archive of the main
 branch (`ARCHIVE`). One GET, no credentials, nothing sent but the request: what
 `dcs runtimes --update` sends over the network. GitHub's archives name the commit in the
 tar's pax header (`comment`) and date every member with the commit time, so the snapshot
@@ -53,7 +53,13 @@ def read_source(source: str | None = None, *, timeout: float = TIMEOUT_S) -> Sna
     source = source or ARCHIVE
     if source.startswith(("http://", "https://")):
         return _read_archive(source, timeout)
-    return _read_directory(Path(source).expanduser())
+    path = Path(source).expanduser()
+    if path.is_file():  # a downloaded tarball (offline: curl it elsewhere, bring it along)
+        try:
+            return _snapshot_of(path.read_bytes(), str(path))
+        except OSError as exc:
+            raise UsageError(f"could not read {path}: {exc.strerror or exc}") from exc
+    return _read_directory(path)
 
 
 def _read_directory(root: Path) -> Snapshot:
@@ -101,9 +107,14 @@ def _read_archive(url: str, timeout: float) -> Snapshot:
     except requests.RequestException as exc:
         raise UsageError(f"could not download {url}: {exc}",
                          hint="check the network (the update reads one public GitHub repository), or pass "
-                              "--from DIR with a checkout") from exc
+                              "--from DIR with a checkout (or --from FILE.tar.gz)") from exc
+    return _snapshot_of(bytes(data), url)
+
+
+def _snapshot_of(data: bytes, url: str) -> Snapshot:
+    """A GitHub archive's pin files, commit (pax header) and commit date (members' mtime)."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:*") as tar:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             commit = tar.pax_headers.get("comment")
             files: dict[str, str] = {}
             newest = 0.0
@@ -115,7 +126,9 @@ def _read_archive(url: str, timeout: float) -> Snapshot:
                     if handle is not None:
                         files[relative] = handle.read().decode("utf-8")
     except (tarfile.TarError, UnicodeDecodeError, OSError) as exc:
-        raise UsageError(f"{url} is not a readable tarball of the repository: {exc}") from exc
+        first = str(exc).splitlines()[0].rstrip(": ") if str(exc) else type(exc).__name__
+        raise UsageError(f"{url} is not a readable tarball of the repository ({first})",
+                         hint="give the .tar.gz GitHub serves for databricks/environments, or a checkout") from exc
     if not files:
         raise UsageError(f"{url} holds no python/dbr/<key>/constraints.txt: not a copy of databricks/environments")
     date = _dt.datetime.fromtimestamp(newest, _dt.timezone.utc).date().isoformat() if newest else None

@@ -40,12 +40,15 @@ class Updated:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     new_lines: list[str] = field(default_factory=list)
+    default_place: bool = True  # written where dcs-magic reads updates (not a maintainer's --out)
 
     def lines_of_text(self) -> list[str]:
         out = [f"Wrote {self.path}: {self.data.describe()}"]
         for label, keys in (("new keys", self.added), ("changed", self.changed), ("no longer published", self.removed)):
             if keys:
                 out.append(f"  {label}: {', '.join(keys)}")
+        if self.removed and self.default_place:
+            out.append(f"  (to go back to the pins shipped with dcs-magic, remove {self.path})")
         for line in self.new_lines:
             out.append(f"  Databricks Runtime {line} is new to this dcs-magic: its Python and pins come from the "
                        "data; JDK, Ubuntu and Spark are assumed as in the newest line it knows (dcs runtimes "
@@ -79,7 +82,7 @@ def update(source: str | None = None, *, out: str | os.PathLike[str] | None = No
         changed=sorted((k for k in set(data.sets) & set(before.sets) if data.sets[k].pins != before.sets[k].pins),
                        key=_key_order),
         removed=sorted(set(before.sets) - set(data.sets), key=_key_order),
-        new_lines=new_lines)
+        new_lines=new_lines, default_place=out is None)
 
 
 def _key_order(key: str) -> tuple[int, ...]:

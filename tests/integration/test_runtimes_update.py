@@ -123,3 +123,19 @@ def test_stale_data_is_called_out(home: dict[str, str], tmp_path: Path) -> None:
     default.parent.mkdir(parents=True)
     default.write_text(json.dumps(data))
     assert "Package pins: test" not in dcs(home, "runtimes").stdout
+
+
+def test_update_from_a_downloaded_tarball_file(home: dict[str, str], tmp_path: Path) -> None:
+    archive = tmp_path / "environments.tar.gz"
+    archive.write_bytes(tarball(write_layout(tmp_path / "copy")))
+    done = dcs(home, "runtimes", "--update", "--from", str(archive))
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / "data" / "dcs-magic" / "runtime-pins.json"
+    assert json.loads(written.read_text())["commit"] == COMMIT
+    # Keys the copy lacks are reported, with the way back to the shipped pins.
+    assert "no longer published: " in done.stderr and f"remove {written}" in done.stderr
+    not_a_tarball = tmp_path / "notes.txt"
+    not_a_tarball.write_text("hello\n")
+    refused = dcs(home, "runtimes", "--update", "--from", str(not_a_tarball))
+    assert refused.returncode == 1 and "is not a readable tarball" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 2  # the error and its hint, no traceback
