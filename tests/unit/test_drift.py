@@ -123,11 +123,16 @@ def test_diff_names_what_matters_first_and_why() -> None:
     assert [c.what for c in changes] == [
         "Python", "JDK", "OS", "ENV LANG", "ENV API_TOKEN", "pin numpy", "size", "pin requests",
         "label team", "created"]
-    assert str(by["Python"]) == ("Python: 3.11.9 -> 3.12.3 [ENV PYTHON_VERSION] (Python 3.12 is the Python of "
-                                 "16.4 LTS, 17.3 LTS, 18 LTS: the cluster's runtime must be one of them)")
+    # The lines named come from model/runtime.py, the one owner of runtime facts.
+    lines_312 = ", ".join(line.name for line in runtime.fitting_lines("3.12"))
+    assert lines_312 and str(by["Python"]) == (f"Python: 3.11.9 -> 3.12.3 [ENV PYTHON_VERSION] (Python 3.12 is the "
+                                               f"Python of {lines_312}: the cluster's runtime must be one of them)")
     assert by["JDK"].before == "17" and by["JDK"].after.startswith("21 [ENV JAVA_HOME=")
-    assert "no LTS Databricks Runtime defaults to JDK 21" in by["JDK"].why
-    assert (by["OS"].before, by["OS"].why.split(";")[0]) == ("ubuntu 22.04", "the Ubuntu of 16.4 LTS, 17.3 LTS, 18 LTS")
+    jdk21 = [line.name for line in runtime.lines() if line.java == 21 and line.lts]
+    assert by["JDK"].why == (f"the default JDK of {', '.join(jdk21)}" if jdk21
+                             else "no LTS Databricks Runtime defaults to JDK 21")
+    noble = ", ".join(line.name for line in runtime.lines() if line.ubuntu == "24.04" and line.lts)
+    assert (by["OS"].before, by["OS"].why.split(";")[0]) == ("ubuntu 22.04", f"the Ubuntu of {noble}")
     assert (by["ENV LANG"].after, "Unity Catalog" in by["ENV LANG"].why) == ("unset", True)
     assert (by["ENV API_TOKEN"].before, by["ENV API_TOKEN"].after) == ("****", "****")
     assert "secret" not in " ".join(str(c) for c in changes)

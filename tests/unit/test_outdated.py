@@ -52,9 +52,8 @@ def test_up_to_date_then_moved_with_what_changed_and_the_update(tmp_path: Path) 
     moved = report["app"]
     assert report.exit_code == 1 and moved.status == "moved"
     assert moved.headline == f"app: base {host}/team/base:1 moved: {old} -> {new}"
-    assert [str(c) for c in moved.changes] == [
-        "Python: 3.11.9 -> 3.12.3 [ENV PYTHON_VERSION] (Python 3.12 is the Python of 16.4 LTS, 17.3 LTS, 18 LTS: "
-        "the cluster's runtime must be one of them)"]
+    [python] = moved.changes
+    assert str(python).startswith("Python: 3.11.9 -> 3.12.3 [ENV PYTHON_VERSION] (Python 3.12 is the Python of ")
     assert moved.update == f"dcs build {nb} -t 127.0.0.1:5000/team/app:1 --push --pull"
     assert (moved.old and moved.old.manifest, moved.new and moved.new.manifest) == (old_amd64, new_amd64)
     assert report.lines()[-1] == f"  update: {moved.update}"
