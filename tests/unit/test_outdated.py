@@ -191,3 +191,18 @@ def test_dcs_outdated_exit_status_text_and_json(tmp_path: Path, capsys: pytest.C
     assert "cannot connect (Connection refused)" in capsys.readouterr().out
     assert main(["outdated", str(tmp_path / "other.ipynb")]) == 1
     assert "there is no lock file" in capsys.readouterr().err
+
+
+def test_a_rate_limited_or_refusing_registry_could_not_be_asked(tmp_path: Path) -> None:
+    from support.registry import http_answer, rate_limited_registry
+
+    old = "sha256:" + "a" * 64
+    with rate_limited_registry() as limited, \
+            http_answer(401, b"", "text/plain", {"WWW-Authenticate": 'Basic realm="private"'}) as private:
+        nb = write(tmp_path, limited=entry(f"{limited}/team/base:1", old), private=entry(f"{private}/team/base:1", old))
+        report = outdated(nb)
+    assert report.exit_code == 2
+    assert report["limited"].notes == [f"{limited} answered 429 Too Many Requests for {limited}/team/base:1",
+                                       "the registry limits requests: try again later"]
+    assert report["private"].notes[0] == f"{private} answered 401 Unauthorized for {private}/team/base:1"
+    assert f"docker login {private}" in report["private"].notes[1]
