@@ -562,7 +562,7 @@ class OutdatedReport:
         raise KeyError(name)
 
     def lines(self) -> list[str]:
-        out = []
+        out = [] if self.entries else [f"{self.lock_file} records no image: nothing to follow"]
         for entry in self.entries:
             out += entry.lines()
         return out

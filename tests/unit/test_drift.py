@@ -195,6 +195,7 @@ def test_report_exit_codes_and_text() -> None:
     current = BaseDrift("tools", "r/tools:1", "current", recorded=OLD, current=OLD)
     lost = BaseDrift("other", "r/other:1", "unreachable", recorded=OLD, notes=["cannot connect (Connection refused)"])
     assert OutdatedReport("nb.dcs.lock.json", [current]).exit_code == 0
+    assert OutdatedReport("nb.dcs.lock.json", []).lines() == ["nb.dcs.lock.json records no image: nothing to follow"]
     assert OutdatedReport("nb.dcs.lock.json", [current, lost]).exit_code == 2
     report = OutdatedReport("nb.dcs.lock.json", [moved, current, lost])
     assert report.exit_code == 1 and not report.ok and report["tools"] is current
