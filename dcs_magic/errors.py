@@ -14,6 +14,7 @@ pass references (host, profile, environment variable names), never tokens or pas
     │  └─ ImageNotFoundError                 the image is not in the local engine
     ├─ BuildError(DcsError)                  step, instruction, last lines, log path
     ├─ PushError(DcsError)                   reference, registry's reason
+    ├─ RegistryError(DcsError)               a registry's answer (status, url) or no answer (status None)
     ├─ ApiError(DcsError)                    status, error_code, message
     │  ├─ BadRequest (400)  ├─ Unauthenticated (401)  ├─ PermissionDenied (403)
     │  ├─ NotFound (404)    ├─ ResourceConflict (409)  ├─ TooManyRequests (429)
@@ -48,6 +49,7 @@ __all__ = [
     "NotebookError",
     "PermissionDenied",
     "PushError",
+    "RegistryError",
     "ResourceConflict",
     "SpecError",
     "TemplateError",
@@ -147,6 +149,17 @@ class PushError(DcsError):
         super().__init__(message, hint=hint)
         self.reference = reference
         self.reason = reason
+
+
+class RegistryError(DcsError):
+    """A registry could not answer a question dcs-magic asked it directly (not through the
+    engine): `status` is its HTTP status, None when nothing answered; `url` what was asked."""
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None,
+                 hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.url = url
 
 
 class ApiError(DcsError):

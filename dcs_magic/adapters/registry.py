@@ -1,6 +1,8 @@
 """The registry HTTP API (distribution v2): the one client of a registry's own API.
 
     manifest_digest("127.0.0.1:5000/team/app:1")    -> "sha256:..." (what the tag serves now)
+    current_digest("127.0.0.1:5000/base:1")           -> the same, or a RegistryError saying why not
+    read_image("127.0.0.1:5000/base@sha256:...")      -> RemoteImage (linux/amd64 manifest + config JSON)
     fetch_manifest(ref, user, pw)                     -> ManifestAnswer (a fresh VM's pull, asked first)
     probe("myreg.example:5000/team/app:1", user, pw) -> RegistryProbe (does /v2/ answer, and to whom)
     requires_auth("127.0.0.1:5000/team/app@sha256:...") -> True / False / None (private image?)
@@ -8,7 +10,9 @@
 Pushes and pulls go through the Docker engine (adapters/engine.py); this module asks the
 registry directly only what the engine cannot say: the digest a tag serves (so a lock never
 records a digest the registry does not hold), whether the registry answers from here with
-a spec's credentials (`dcs doctor`), and whether it serves an image to anyone (the launch form).
+a spec's credentials (`dcs doctor`), whether it serves an image to anyone (the launch form),
+and what a base tag serves now and what that image is (`dcs outdated`: the manifest and the
+config blob, no layer).
 
 One scheme rule (`scheme`): plain http for a loopback registry (`localhost`, 127.0.0.0/8,
 `[::1]`, with or without a port: `model.net.is_loopback`), https for every other. Docker Hub
@@ -22,20 +26,24 @@ challenge (Docker Hub, ACR, GHCR, ...) is asked for a token at the challenge's r
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from ..errors import RegistryError
 from ..model.credentials import Secret
 from ..model.imageref import DOCKER_HUB, ImageRef, parse_reference
 from ..model.net import is_loopback
 from ..settings import docker_config_dir
 
-__all__ = ["MANIFEST_TYPES", "ManifestAnswer", "RegistryProbe", "api_url", "docker_config_auth", "fetch_manifest",
-           "manifest_digest", "network_reason", "probe", "repository_path", "requires_auth", "scheme"]
+__all__ = ["MANIFEST_TYPES", "ManifestAnswer", "RegistryProbe", "RemoteImage", "api_url", "current_digest",
+           "docker_config_auth", "fetch_manifest", "manifest_digest", "network_reason", "probe", "read_image",
+           "repository_path", "requires_auth", "scheme"]
 
 DOCKER_HUB_API = "registry-1.docker.io"
 # Without these a registry may answer with a converted (schema 1) manifest, whose digest
@@ -151,23 +159,35 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
 
 def _ask_manifest(session: requests.Session, method: str, ref: ImageRef, which: str,
                   auth: tuple[str, str] | None, timeout: float) -> requests.Response:
-    """One manifest request, answering a 401's challenge: a Bearer one by fetching a token at
-    its realm with `auth` (anonymously without), a Basic one by sending `auth`."""
+    """One manifest request, answering a 401's challenge (see `_ask`)."""
     url = f"{api_url(ref)}{repository_path(ref)}/manifests/{which}"
-    headers = {"Accept": MANIFEST_TYPES}
-    answer = session.request(method, url, headers=headers, timeout=timeout)
+    return _ask(session, method, url, auth, timeout, {"Accept": MANIFEST_TYPES})
+
+
+def _ask(session: requests.Session, method: str, url: str, auth: tuple[str, str] | None, timeout: float,
+         headers: dict[str, str], *, stream: bool = False) -> requests.Response:
+    """One request, answering a 401's challenge: a Bearer one by fetching a token at its realm
+    with `auth` (anonymously without), a Basic one by sending `auth`. What was won stays on
+    SESSION for the next request of the same conversation, so a manifest, its platform's
+    manifest and the config blob cost one token (requests drops it on a redirect to another
+    host, such as a blob store's signed URL)."""
+    answer = session.request(method, url, headers=headers, timeout=timeout, stream=stream)
     challenge = answer.headers.get("WWW-Authenticate", "")
     if answer.status_code == 401 and challenge.lower().startswith("bearer"):
+        answer.close()
         params = _challenge(challenge)
         realm = params.pop("realm", "")
-        granted = session.get(realm, params=params, auth=auth, timeout=timeout)
+        granted = session.get(realm, params=params, auth=auth, timeout=timeout,
+                              headers={"Authorization": None})  # None: not the token of an earlier answer
         if granted.status_code != 200:
             return granted  # the token service refused these credentials: that is the answer
         token = granted.json()
-        headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
-        answer = session.request(method, url, headers=headers, timeout=timeout)
+        session.headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
+        answer = session.request(method, url, headers=headers, timeout=timeout, stream=stream)
     elif answer.status_code == 401 and auth:
-        answer = session.request(method, url, headers=headers, auth=auth, timeout=timeout)
+        answer.close()
+        session.auth = auth
+        answer = session.request(method, url, headers=headers, timeout=timeout, stream=stream)
     return answer
 
 
@@ -203,6 +223,172 @@ def requires_auth(reference: str | ImageRef, *, timeout: float = ANONYMOUS_TIMEO
     if answer.status in (401, 403):
         return True
     return False if answer.ok else None
+
+
+# -- a base image's record, for `dcs outdated` (nothing pulled into an engine, nothing run) -------
+
+INDEX_TYPES = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
+IMAGE_MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json",
+                        "application/vnd.oci.image.manifest.v1+json")
+CONFIG_TYPES = ("application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json")
+MANIFEST_MAX_BYTES = 4 << 20  # what registries accept for a manifest
+CONFIG_MAX_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """One image as its registry records it: `digest` is what the reference served (an index
+    or an image manifest), `manifest` the image manifest of the platform asked for (the same
+    digest for a single-platform image; None when an index has no image for it), `platforms`
+    an index's platforms (`linux/amd64`, ...; attestations left out), `config` the image config
+    JSON (Env, Labels, User, history, os/architecture), `size` the layers' compressed bytes."""
+
+    reference: str
+    digest: str
+    platforms: tuple[str, ...] = ()
+    manifest: str | None = None
+    config: dict[str, Any] | None = None
+    size: int | None = None
+    layers: int | None = None
+
+
+def current_digest(reference: str | ImageRef, username: str | None = None, password: Secret | None = None,
+                   *, timeout: float = DIGEST_TIMEOUT_S) -> str:
+    """The digest REFERENCE's tag serves now (HEAD /v2/<repo>/manifests/<tag>, a GET when the
+    registry leaves Docker-Content-Digest out), asked as `manifest_digest` asks: the caller's
+    credentials, else a plain `auth` of Docker's config.json.
+
+    Raises RegistryError when the registry cannot say: `status` its HTTP status (404: it has
+    no such tag), None when nothing answered (the reason in a few words)."""
+    ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
+    auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
+    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{ref.tag or 'latest'}"
+    with _conversation(ref, url) as session:
+        answer = _ask_manifest(session, "HEAD", ref, ref.tag or "latest", auth, timeout)
+        _raise_for(answer, ref, url)
+        digest = answer.headers.get("Docker-Content-Digest")
+        if digest:
+            return str(digest)
+        _, digest, _ = _manifest(session, ref, ref.tag or "latest", auth, timeout)
+        return digest
+
+
+def read_image(reference: str | ImageRef, *, platform: str = "linux/amd64", username: str | None = None,
+               password: Secret | None = None, timeout: float = DIGEST_TIMEOUT_S) -> RemoteImage:
+    """REFERENCE's manifest (by its digest, else its tag), PLATFORM's image manifest when it is
+    an index, and that image's config blob (`GET /v2/<repo>/blobs/<config digest>`): what
+    `docker image inspect` would say of it, read without pulling a layer. Each body is checked
+    against its digest. Credentials as `current_digest`.
+
+    Raises RegistryError (status None: no answer) for any failure, and for a manifest that is
+    no container image (an artifact, a schema 1 manifest)."""
+    ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
+    auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
+    which = ref.digest or ref.tag or "latest"
+    want_os, _, want_arch = platform.partition("/")
+    with _conversation(ref, f"{api_url(ref)}{repository_path(ref)}/manifests/{which}") as session:
+        body, digest, media = _manifest(session, ref, which, auth, timeout)
+        platforms: tuple[str, ...] = ()
+        manifest = digest
+        if media in INDEX_TYPES:
+            entries = [m for m in body.get("manifests") or [] if isinstance(m, dict)]
+            platforms = tuple(p for p in (_platform_of(m) for m in entries) if p and not p.startswith("unknown"))
+            chosen = next((m for m in entries if isinstance(m.get("platform"), dict)
+                           and m["platform"].get("os") == want_os
+                           and m["platform"].get("architecture") == want_arch), None)
+            if chosen is None:
+                return RemoteImage(str(ref), digest, platforms)
+            body, manifest, media = _manifest(session, ref, str(chosen.get("digest")), auth, timeout)
+        if media not in IMAGE_MANIFEST_TYPES:
+            raise RegistryError(f"{ref} is not a container image (its manifest is {media or 'of no known type'})",
+                                url=f"{api_url(ref)}{repository_path(ref)}/manifests/{manifest}")
+        config_digest = str((body.get("config") or {}).get("digest") or "")
+        config_url = f"{api_url(ref)}{repository_path(ref)}/blobs/{config_digest}"
+        data, _ = _get(session, ref, config_url, auth, timeout, {}, CONFIG_MAX_BYTES, config_digest)
+        try:
+            config = json.loads(data)
+        except ValueError:
+            config = None
+        if not isinstance(config, dict):
+            raise RegistryError(f"the config blob of {ref} is not a JSON object", url=config_url)
+        layers = [layer for layer in body.get("layers") or [] if isinstance(layer, dict)]
+        size = sum(int(layer.get("size") or 0) for layer in layers)
+        return RemoteImage(str(ref), digest, platforms, manifest, config, size, len(layers))
+
+
+def _platform_of(entry: dict[str, Any]) -> str | None:
+    found = entry.get("platform")
+    if not isinstance(found, dict) or not found.get("os") or not found.get("architecture"):
+        return None
+    return "/".join(str(found[k]) for k in ("os", "architecture", "variant") if found.get(k))
+
+
+class _conversation:
+    """A requests.Session whose network failures become RegistryError (status None)."""
+
+    def __init__(self, ref: ImageRef, url: str) -> None:
+        self.ref, self.url = ref, url
+        self.session = requests.Session()
+
+    def __enter__(self) -> requests.Session:
+        return self.session
+
+    def __exit__(self, etype: type[BaseException] | None, value: BaseException | None, tb: object) -> None:
+        self.session.close()
+        if isinstance(value, (requests.RequestException, ValueError)):
+            raise RegistryError(f"{self.ref.registry} did not answer for {self.ref}: {network_reason(value)}",
+                                url=self.url, hint="check that the registry is up and reachable from here") from None
+
+
+def _raise_for(answer: requests.Response, ref: ImageRef, url: str) -> None:
+    if answer.status_code == 200:
+        return
+    status = answer.status_code
+    hint = {401: f"log in with `docker login {ref.registry}` (dcs reads the auths of Docker's config.json; "
+                 "credential helpers are not asked)",
+            404: "the registry has no such tag or repository (deleted or renamed?)",
+            429: "the registry limits requests: try again later"}.get(status if status != 403 else 401, "")
+    raise RegistryError(f"{ref.registry} answered {_registry_words(answer)} for {ref}", status=status, url=url,
+                        hint=hint)
+
+
+def _get(session: requests.Session, ref: ImageRef, url: str, auth: tuple[str, str] | None, timeout: float,
+         headers: dict[str, str], cap: int, digest: str | None) -> tuple[bytes, requests.Response]:
+    """GET URL's body (at most CAP bytes), checked against DIGEST when it is a sha256 one."""
+    answer = _ask(session, "GET", url, auth, timeout, headers, stream=True)
+    with answer:
+        _raise_for(answer, ref, url)
+        body = b""
+        for chunk in answer.iter_content(64 << 10):
+            body += chunk
+            if len(body) > cap:
+                raise RegistryError(f"{url} answered more than {cap >> 20} MiB; that is no manifest or config",
+                                    status=answer.status_code, url=url)
+    if digest and digest.startswith("sha256:") and hashlib.sha256(body).hexdigest() != digest[len("sha256:"):]:
+        raise RegistryError(f"{url} answered content that does not match its digest {digest}", url=url)
+    return body, answer
+
+
+def _manifest(session: requests.Session, ref: ImageRef, which: str, auth: tuple[str, str] | None,
+              timeout: float) -> tuple[dict[str, Any], str, str]:
+    """(manifest JSON, its digest, its media type) for a tag or digest WHICH."""
+    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{which}"
+    pinned = which if which.startswith("sha256:") else None
+    headers = {"Accept": MANIFEST_TYPES}
+    data, answer = _get(session, ref, url, auth, timeout, headers, MANIFEST_MAX_BYTES, pinned)
+    try:
+        body = json.loads(data)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise RegistryError(f"the manifest of {ref} ({which}) is not a JSON object", url=url)
+    digest = pinned or answer.headers.get("Docker-Content-Digest") or f"sha256:{hashlib.sha256(data).hexdigest()}"
+    media = answer.headers.get("Content-Type", "").split(";")[0].strip()
+    if media not in (*INDEX_TYPES, *IMAGE_MANIFEST_TYPES):
+        media = str(body.get("mediaType") or ("application/vnd.oci.image.index.v1+json" if "manifests" in body
+                                              else "application/vnd.oci.image.manifest.v1+json" if "config" in body
+                                              else media))
+    return body, str(digest), media
 
 
 def probe(image: str | ImageRef, username: str | None = None, password: str | None = None, *,

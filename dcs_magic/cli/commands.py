@@ -3,6 +3,7 @@
     dcs render NOTEBOOK [--name N] [--var K=V ...] [--out DIR]
     dcs build  NOTEBOOK -t TAG [-t TAG ...] [--push] [--locked] [--var K=V ...] ...
     dcs check  IMAGE [--runtime R] [--parity]
+    dcs outdated NOTEBOOK [--name N] [--json]
     dcs runtimes [--json] [--update [--from URL_OR_DIR] [--out FILE]]
     dcs launch --spec FILE [--image REF | --lock LOCK] [--wait] [--profile P | --local] [--print]
 
@@ -66,7 +67,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dcs-magic {__version__}")
     parser.add_argument("--debug", action="store_true", help="Show full tracebacks on errors.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_render_parser, _build_parser, _check_parser, _launch_parser, _terminate_parser,
+    for add in (_render_parser, _build_parser, _check_parser, _outdated_parser, _launch_parser, _terminate_parser,
                 _run_parser, _export_parser, _doctor_parser, _runtimes_parser):
         sub = add(commands)
         # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
@@ -342,6 +343,43 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report = check(args.image, runtime=args.runtime, parity=args.parity)
     print_check_report(report, sys.stdout)
     return 0 if report.ok else 1
+
+
+# -- outdated ----------------------------------------------------------------------------------
+
+
+def _outdated_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "outdated", help="Say whether the base image tags in a notebook's lock moved.",
+        description="For each image in <notebook>.dcs.lock.json, ask the registry whether the base tag still "
+                    "serves the digest the build recorded. When it moved, read both images from the registry "
+                    "(manifest and config; nothing is pulled or run), say what changed that matters on "
+                    "Databricks (platform, Python, JDK, OS, environment, pins) and print the line that "
+                    "updates the lock. Exit status: 0 up to date, 1 a base tag moved (or the lock records no "
+                    "base digest, or the tag is gone), 2 a registry could not be asked.")
+    parser.add_argument("notebook", metavar="NOTEBOOK", help="The .ipynb file (or its .dcs.lock.json).")
+    parser.add_argument("--name", default=None, help="Only this lock entry (default: every one).")
+    parser.add_argument("--json", action="store_true",
+                        help="Print a JSON object: status, exit_code and per image its status, digests, "
+                             "changes, notes and update line.")
+    parser.add_argument("--timeout", type=_seconds_arg, default=None, metavar="S",
+                        help="Seconds to wait for each registry answer (default 30).")
+    parser.set_defaults(run=_cmd_outdated)
+    return parser
+
+
+def _cmd_outdated(args: argparse.Namespace) -> int:
+    import json
+
+    from ..ops.outdated import outdated
+
+    report = outdated(args.notebook, name=args.name, timeout=args.timeout)
+    if args.json:
+        _out(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in report.lines():
+            _out(line)
+    return report.exit_code
 
 
 # -- runtimes ----------------------------------------------------------------------------------

@@ -168,7 +168,8 @@ def _is_cancelled(error: BaseException) -> bool:
 
 @magics_class
 class DcsMagics(Magics, Configurable):
-    """%%dockerfile, %%dcs_file, %%init_script, %dcs_build, %dcs_push, %dcs_check, %dcs_launch."""
+    """%%dockerfile, %%dcs_file, %%init_script, %dcs_build, %dcs_push, %dcs_check, %dcs_outdated,
+    %dcs_launch, %dcs_run."""
 
     build_root = Unicode(
         BUILD_ROOT,
@@ -229,6 +230,7 @@ class DcsMagics(Magics, Configurable):
         self.last_build: Any = None
         self.last_push: Any = None
         self.last_check: Any = None
+        self.last_outdated: Any = None
         self.jobs: list[Any] = []
 
     def close(self) -> None:
@@ -461,6 +463,45 @@ class DcsMagics(Magics, Configurable):
         args = parse_magic_line(self.dcs_check, line)
         self.last_check = check(args.image, runtime=args.runtime, parity=args.parity)
         return self.last_check
+
+    @no_var_expand
+    @lazy_magic_arguments
+    @argument("notebook", nargs="?", default=None,
+              help="The notebook (or its .dcs.lock.json) whose lock to read (default: this notebook, when the "
+              "front-end says which it is).")
+    @argument("--name", default=None, help="Only this lock entry (default: every one).")
+    @line_magic
+    def dcs_outdated(self, line: str) -> Any:
+        """Ask the registry whether the base tags in the notebook's lock moved, and what changed
+        that matters on Databricks (from both images' registry records; nothing is pulled or run).
+
+        Returns the `OutdatedReport` (`exit_code` 0 up to date, 1 a base tag moved, 2 a registry
+        could not be asked; the line that updates the lock per image) and keeps it as
+        `last_outdated`. An outdated base is a result, not an error: only a missing or unreadable
+        lock raises.
+        """
+        from IPython.core.error import UsageError
+
+        from ..ops.outdated import outdated
+
+        args = parse_magic_line(self.dcs_outdated, line)
+        notebook = args.notebook or self._this_notebook()
+        if not notebook:
+            raise UsageError("%dcs_outdated needs the notebook whose lock to read (this front-end does not say "
+                             "which notebook runs), e.g. %dcs_outdated app.ipynb")
+        self.last_outdated = outdated(notebook, name=args.name)
+        return self.last_outdated
+
+    def _this_notebook(self) -> str | None:
+        """The notebook this kernel runs, when the front-end says: JupyterLab / Notebook 7 through
+        ipykernel's `__session__` (Jupyter Server's JPY_SESSION_NAME), VS Code's
+        `__vsc_ipynb_file__`. None otherwise (a console, an older server)."""
+        ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        for key in ("__vsc_ipynb_file__", "__session__"):
+            value = ns.get(key)
+            if isinstance(value, str) and value.endswith(".ipynb") and Path(value).is_file():
+                return value
+        return None
 
     @no_var_expand
     @lazy_magic_arguments

@@ -239,8 +239,12 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
         _check_locked(lock, rendered.name, entry, lock_file)
     result = _build(rendered, tags, build_arg_map, label_map, platform=platform, no_cache=no_cache, pull=pull,
                     target=target, progress=progress)
-    if entry.base and not entry.base_digest and result.base_digest:  # the build pulled the base
-        entry.base_digest = result.base_digest
+    # The digest of the base the image was built from: the engine's, asked before the build,
+    # unless the build pulled the base (`pull`, or it was not local): then the build's answer,
+    # which is the pulled image's (with --pull the digest asked before is the old local copy's).
+    built_from = result.base_digest if pull else (entry.base_digest or result.base_digest)
+    if entry.base and built_from != entry.base_digest:
+        entry.base_digest = built_from
         if locked:
             _check_locked(lock, rendered.name, entry, lock_file)
     pushes = [_push(tag, username, password, progress) for tag in result.tags] if push else []

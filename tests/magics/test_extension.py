@@ -15,7 +15,7 @@ import dcs_magic
 from dcs_magic.ops.runner import Cancelled
 
 CELL_MAGICS = {"dockerfile", "dcs_file", "init_script"}
-LINE_MAGICS = {"dcs_build", "dcs_push", "dcs_check", "dcs_launch"}
+LINE_MAGICS = {"dcs_build", "dcs_push", "dcs_check", "dcs_outdated", "dcs_launch"}
 HEAVY_MODULES = ("docker", "requests", "ipywidgets", "anywidget", "databricks")
 
 

@@ -170,3 +170,19 @@ def test_cli_defaults_are_the_settings() -> None:
     assert launch.timeout == settings.CLUSTER_TIMEOUT_S and run.timeout == settings.RUN_TIMEOUT_S
     # cli.py writes the export kinds out (so `dcs --help` imports no model module); they must agree.
     assert tuple(cli.EXPORT_KINDS) == tuple(exports.EXPORT_KINDS)
+
+
+def test_dcs_outdated_asks_the_registry_without_the_engine(tmp_path: Path) -> None:
+    """`dcs outdated` reads the lock and asks registries over HTTP: no Docker engine, no notebook
+    front-end, no templates (here the registry does not answer: exit 2)."""
+    from dcs_magic.ops.lock import ImageLock, Lock, lock_path, write_lock
+
+    notebook = tmp_path / "app.ipynb"
+    entry = ImageLock(dockerfile_sha256="0" * 64, base="127.0.0.1:9/team/base:1", base_digest="sha256:" + "a" * 64)
+    write_lock(lock_path(notebook), Lock(images={"app": entry.seal()}))
+    code = ("import contextlib, io\nfrom dcs_magic.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['outdated', {str(notebook)!r}, '--timeout', '5']) == 2\n")
+    added = _new_modules("", code, cwd=tmp_path, env=_headless_env(tmp_path))
+    assert "dcs_magic.adapters.registry" in added and "dcs_magic.model.drift" in added  # the path ran
+    assert _packages(added, (*FRONT_END, "docker", "dcs_magic.adapters.engine", "jinja2")) == []
