@@ -254,3 +254,25 @@ def test_create_asks_again_before_a_start_it_can_see_fails(
     form.get_by_role("button", name=_label("Terminate")).click()
     expect(form).to_contain_text("terminated from this form", timeout=120_000)
     assert docker_client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"}) == []
+
+
+OUTDATED_CELL = '''from dcs_magic.model.drift import BaseDrift, Change, OutdatedReport
+OLD, NEW = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+OutdatedReport("nb.dcs.lock.json", [
+    BaseDrift("app", "r/base:1", "moved", recorded=OLD, current=NEW,
+              changes=[Change("Python", "3.11.9", "3.12.3", "18 LTS runs 3.12"), Change("created", "a", "b", matters=False)],
+              update="dcs build nb.ipynb -t r/app:1 --push --pull"),
+    BaseDrift("tools", "r/tools:1", "current", recorded=OLD, current=OLD),
+    BaseDrift("other", "r/other:1", "unreachable", recorded=OLD, notes=["cannot connect (Connection refused)"])])'''
+
+
+@pytest.mark.timeout(180)
+def test_outdated_report_is_readable(page, notebook, screenshot, theme):
+    """`%dcs_outdated`'s report (issue 21.5) in both themes: every text reaches WCAG AA."""
+    notebook([OUTDATED_CELL])
+    wait_for_theme(page, theme)
+    report = page.locator(OUTPUT.format(0)).locator(".dcs-outdated")
+    expect(report).to_contain_text("update: dcs build nb.ipynb")
+    _assert_readable("outdated report", text_contrast(report.locator("p, b, li, code")), 8)
+    report.scroll_into_view_if_needed()
+    screenshot(f"outdated-{theme}")
