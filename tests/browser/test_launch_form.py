@@ -243,6 +243,8 @@ def test_create_asks_again_before_a_start_it_can_see_fails(
     note.scroll_into_view_if_needed()
     screenshot(f"create-anyway-{theme}")
 
+    if theme == "dark":
+        return  # the fix and the start below are the same in both themes: run once
     # The fix: a runtime that runs the image's Python. Create is Create again, and sends.
     runtime = form.get_by_label("Runtime")
     runtime.select_option(label=runtime.locator("option", has_text="15.4 LTS").first.inner_text())
