@@ -8,7 +8,9 @@ group (see pyproject.toml), so the emulator is a provider the client looks up by
     http.py      JSON-over-HTTP plumbing: explicit route table, token checked before the
                  body, bounded bodies and connections (shared with the tests' Clusters API)
     store.py     cluster records, uploaded files, events (thread-safe, no I/O)
-    launcher.py  pull, check, driver container, init scripts, terminate (through the Engine)
+    launcher.py  the registry asked as a fresh VM, pull, check, driver container, init
+                 scripts, RUNNING marker, autotermination, terminate, leftovers (through the Engine)
+    node_types.py  `local` and the clouds' own node type names, as list-node-types answers
     server.py    the routes and their handlers
 
 No Spark runs: this checks what a cluster start would check, before a real cluster is paid
