@@ -24,7 +24,7 @@ __all__ = ["Diagnosis", "Evidence", "Line", "Signature", "diagnose", "parse_sign
            "signatures"]
 
 _CONFIDENCE = {"certain": 0, "likely": 1}
-_ERRORS = re.compile(r"(?i)\b(error|exception|traceback|failed|failure|fatal|denied|refused|not found)\b")
+_ERRORS = re.compile(r"(?i)(error|exception|traceback|failed|failure|fatal|denied|refused|not found)")
 
 
 @dataclass(frozen=True)
