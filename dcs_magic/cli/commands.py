@@ -68,7 +68,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show full tracebacks on errors.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_render_parser, _build_parser, _check_parser, _outdated_parser, _launch_parser, _terminate_parser,
-                _run_parser, _export_parser, _doctor_parser, _runtimes_parser):
+                _run_parser, _export_parser, _doctor_parser, _runtimes_parser, _why_parser):
         sub = add(commands)
         # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -630,6 +630,34 @@ def _cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     return 0
+
+
+def _why_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "why", help="Why a cluster start or run failed: the cause, the evidence and the fix.",
+        description="Diagnose a failed start from what was downloaded or pasted (--from: a clusters/get "
+                    "JSON, an events JSON, cluster logs, a single log file). Exit 0 when a cause is named, "
+                    "1 when it is unknown.")
+    parser.add_argument("--from", dest="source", metavar="PATH", required=True,
+                        help="A folder or a file with the cluster's JSON, events or logs.")
+    parser.add_argument("--json", action="store_true", help="Print a JSON object (cause, code, evidence, fix, "
+                        "confidence).")
+    parser.set_defaults(run=_cmd_why)
+    return parser
+
+
+def _cmd_why(args: argparse.Namespace) -> int:
+    import json
+
+    from ..ops.why import why_from
+
+    found = why_from(args.source)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2))
+    else:
+        for line in found.lines():
+            print(line)
+    return 0 if found.causes else 1
 
 
 def _doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
