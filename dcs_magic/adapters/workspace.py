@@ -29,6 +29,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -430,9 +431,24 @@ class Workspace:
     def _request(self, method: str, url: str, *, what: str, params: Mapping[str, Any] | None = None,
                  json: Any = None, data: bytes | None = None,
                  headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        response = self._send(method, url, what=what, params=params, json=json, data=data, headers=headers)
+        if not response.content:
+            return {}
+        try:
+            answer: dict[str, Any] = response.json()  # every endpoint used answers a JSON object
+            return answer
+        except ValueError as exc:
+            raise ApiError(f"{what}: the answer is not JSON", status=response.status_code,
+                           hint=f"is {self.host} a Databricks workspace URL?") from exc
+
+    def _send(self, method: str, url: str, *, what: str, params: Mapping[str, Any] | None = None,
+              json: Any = None, data: bytes | None = None, headers: Mapping[str, str] | None = None,
+              stream: bool = False) -> requests.Response:
+        """One request; an error answer raised as the ApiError for its status."""
         try:
             response = self._session.request(method, url, params=params, json=json, data=data,
-                                             headers=self._headers(headers), timeout=self.timeout)
+                                             headers=self._headers(headers), timeout=self.timeout,
+                                             stream=stream)
         except (requests.ReadTimeout, requests.ConnectionError) as exc:
             if not _is_read_timeout(exc):
                 raise ApiError(f"{what}: cannot reach {self.host}: {self._redact(_short(exc))}", status=None,
@@ -452,14 +468,7 @@ class Workspace:
                            ) from exc
         if response.status_code >= 400:
             raise self._api_error(response, what)
-        if not response.content:
-            return {}
-        try:
-            answer: dict[str, Any] = response.json()  # every endpoint used answers a JSON object
-            return answer
-        except ValueError as exc:
-            raise ApiError(f"{what}: the answer is not JSON", status=response.status_code,
-                           hint=f"is {self.host} a Databricks workspace URL?") from exc
+        return response
 
     def _api_error(self, response: requests.Response, what: str) -> ApiError:
         try:
@@ -632,6 +641,68 @@ class Workspace:
                       json={"path": path, "format": "AUTO", "content": _b64(data), "overwrite": overwrite},
                       what=f"upload {path}")
 
+    # -- reading files (delivered cluster logs: dcs why) ------------------------------------
+
+    def list_files(self, path: str) -> list[RemoteFile]:
+        """The entries directly under `/Volumes/...` (Files API) or `dbfs:/...` (DBFS API);
+        NotFound when there is no such directory, PermissionDenied when the token may not read it."""
+        kind, where = _file_location(path)
+        found: list[RemoteFile] = []
+        if kind == "dbfs":
+            answer = self._request("GET", f"{self.host}/api/2.0/dbfs/list", params={"path": where},
+                                   what=f"list {path}")
+            for item in answer.get("files") or []:
+                found.append(RemoteFile("dbfs:" + str(item.get("path")), bool(item.get("is_dir")),
+                                        int(item.get("file_size") or 0), int(item.get("modification_time") or 0)))
+            return found
+        params: dict[str, Any] = {}
+        url = f"{self.host}/api/2.0/fs/directories{urllib.parse.quote(where.rstrip('/'))}"
+        while True:
+            answer = self._request("GET", url, params=params, what=f"list {path}")
+            for item in answer.get("contents") or []:
+                modified = item.get("last_modified")
+                found.append(RemoteFile(str(item.get("path")), bool(item.get("is_directory")),
+                                        int(item.get("file_size") or 0),
+                                        int(modified) if isinstance(modified, (int, float)) else 0))
+            token = answer.get("next_page_token")
+            if not token:
+                return found
+            params = {"page_token": token}
+
+    def read_tail(self, path: str, max_bytes: int = 2**20) -> tuple[bytes, int]:
+        """The last `max_bytes` of a file under `/Volumes/...` or `dbfs:/...`, and its whole
+        size (a log can be large: only its tail is fetched and held)."""
+        kind, where = _file_location(path)
+        if kind == "dbfs":
+            status = self._request("GET", f"{self.host}/api/2.0/dbfs/get-status", params={"path": where},
+                                   what=f"read {path}")
+            size = int(status.get("file_size") or 0)
+            offset, chunks = max(0, size - max_bytes), []
+            while offset < size:
+                answer = self._request("GET", f"{self.host}/api/2.0/dbfs/read", what=f"read {path}",
+                                       params={"path": where, "offset": offset, "length": min(2**20, size - offset)})
+                data = base64.b64decode(answer.get("data") or "")
+                if not data:
+                    break
+                chunks.append(data)
+                offset += len(data)
+            return b"".join(chunks), size
+        url = f"{self.host}/api/2.0/fs/files{urllib.parse.quote(where)}"
+        try:
+            response = self._send("GET", url, what=f"read {path}", headers={"Range": f"bytes=-{max_bytes}"},
+                                  stream=True)
+        except ApiError as exc:
+            if exc.status == 416:  # an empty file has no last bytes
+                return b"", 0
+            raise
+        with response:
+            tail = bytearray()
+            for chunk in response.iter_content(64 * 1024):  # a server that ignores Range: keep the tail
+                tail += chunk
+                del tail[:-max_bytes]
+            size = _content_size(response, len(tail))
+        return bytes(tail), size
+
     # -- jobs runs, workspace settings, identity (dcs run / dcs doctor) -----------------------
     # Bodies are built and answers read by dcs_magic.model.jobs (pure); this block only sends them.
 
@@ -714,6 +785,38 @@ class Workspace:
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic|token|authorization)(\s+|[\"']?\s*[:=]\s*[\"']?)"
                      r"(?!Bearer\b|Basic\b)[A-Za-z0-9._~+/=-]{8,}")
 _DATABRICKS_TOKEN = re.compile(r"\bdapi[0-9a-f]{16,}(?:-\d+)?\b")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """An entry of a workspace directory: `path` as the caller names it (`/Volumes/...`,
+    `dbfs:/...`), whether it is a directory, its size and modification time (ms, 0: unknown)."""
+
+    path: str
+    is_dir: bool
+    size: int = 0
+    modified_ms: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _file_location(path: str) -> tuple[str, str]:
+    """("volumes", "/Volumes/...") or ("dbfs", "/...") for a path the Files or DBFS API reads."""
+    if path.startswith("dbfs:"):
+        return "dbfs", "/" + path[len("dbfs:"):].lstrip("/")
+    if path.startswith("/Volumes/"):
+        return "volumes", path
+    raise SpecError(f"{path} is neither a /Volumes/... nor a dbfs:/... path", field="cluster_log_conf",
+                    hint="logs are read through the Files API (/Volumes/...) or the DBFS API (dbfs:/...); "
+                         "download others (s3://...) and run `dcs why --from DIR`")
+
+
+def _content_size(response: requests.Response, read: int) -> int:
+    """The whole file's size: from Content-Range (`bytes a-b/N`) of a 206, else what was read."""
+    found = re.search(r"/(\d+)$", response.headers.get("Content-Range", ""))
+    return int(found[1]) if found else read
 
 
 def redact(text: str, token: str | None = None) -> str:

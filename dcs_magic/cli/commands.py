@@ -6,6 +6,7 @@
     dcs outdated NOTEBOOK [--name N] [--json]
     dcs runtimes [--json] [--update [--from URL_OR_DIR] [--out FILE]]
     dcs launch --spec FILE [--image REF | --lock LOCK] [--wait] [--profile P | --local] [--print]
+    dcs why CLUSTER_ID [--local | --profile P] [--lock NOTEBOOK] [--json]   |   dcs why --from PATH
 
 This module only parses arguments and prints; the work is done by the library
 (dcs_magic.ops.recipe: render_notebook, build_notebook, launch_spec, create_cluster; checks;
@@ -495,10 +496,31 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     # reaches main(): exit 1.
     wait = args.wait or args.local
     cluster_id = create_cluster(plan, profile=args.profile, local=args.local, wait=wait, timeout=args.timeout,
-                                on_created=created, on_state=_print_state, warn=_warn)
+                                on_created=created, on_state=_print_state, warn=_warn,
+                                on_failed=lambda ws, cid: _print_why(ws, cid, args.lock or plan.lock_file))
     if wait:
         _note(f"Cluster {cluster_id} is RUNNING")
     return 0
+
+
+def _print_why(workspace: Any, cluster_id: str | None, notebook: Any = None, result: Any = None) -> None:
+    """After a failed start or run: `dcs why`'s diagnosis on stderr (never a second error)."""
+    from ..errors import DcsError
+    from ..ops.why import dockerfiles_of, why_cluster, why_run
+
+    try:
+        cells = dockerfiles_of(notebook) if notebook and str(notebook).endswith(".ipynb") else []
+    except DcsError:
+        cells = []
+    try:
+        found = (why_run(workspace, result, dockerfiles=cells) if result is not None else
+                 why_cluster(workspace, str(cluster_id), dockerfiles=cells))
+    except DcsError as exc:
+        _warn(f"the failure could not be diagnosed ({exc.message}); try `dcs why {cluster_id}` later")
+        return
+    _note("Why it failed" + (f" (dcs why {cluster_id}):" if cluster_id else ":"))
+    for line in found.lines():
+        _note(f"  {line}")
 
 
 def _cmd_terminate(args: argparse.Namespace) -> int:
@@ -567,12 +589,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not (args.wait or args.local):
             return 0
         result = follow_run(workspace, run_id, timeout_s=args.timeout, on_state=_print_run_state)
-    _out(f"State: {result.state}" + (f" (exit code {result.exit_code})" if result.exit_code is not None else ""))
-    if result.output:
-        _out(result.output.rstrip("\n"))
-    if not result.ok:
-        _error(result.to_error().short())
-        return 1
+        _out(f"State: {result.state}" + (f" (exit code {result.exit_code})" if result.exit_code is not None else ""))
+        if result.output:
+            _out(result.output.rstrip("\n"))
+        if not result.ok:
+            _error(result.to_error().short())
+            _print_why(workspace, None, result=result)
+            return 1
     return 0
 
 
@@ -635,29 +658,46 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _why_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "why", help="Why a cluster start or run failed: the cause, the evidence and the fix.",
-        description="Diagnose a failed start from what was downloaded or pasted (--from: a clusters/get "
-                    "JSON, an events JSON, cluster logs, a single log file). Exit 0 when a cause is named, "
-                    "1 when it is unknown.")
-    parser.add_argument("--from", dest="source", metavar="PATH", required=True,
-                        help="A folder or a file with the cluster's JSON, events or logs.")
+        description="Diagnose a failed start: from the workspace (CLUSTER_ID: its termination reason, events "
+                    "and the logs cluster_log_conf delivered to a volume or DBFS), or from what was downloaded "
+                    "or pasted (--from: a clusters/get JSON, an events JSON, cluster logs, a single log file). "
+                    "Prints the most likely cause, the evidence lines, the fix and the local check that "
+                    "catches it. Exit 0 when a cause is named (or nothing failed), 1 when it is unknown.")
+    parser.add_argument("cluster_id", nargs="?", metavar="CLUSTER_ID", help="The cluster to explain.")
+    parser.add_argument("--from", dest="source", metavar="PATH",
+                        help="A folder or a file with the cluster's JSON, events or logs (instead of CLUSTER_ID).")
+    _where_args(parser)
+    parser.add_argument("--lock", default=None, metavar="NOTEBOOK",
+                        help="The notebook that built the image: the fix names its %%%%dockerfile cell and line.")
     parser.add_argument("--json", action="store_true", help="Print a JSON object (cause, code, evidence, fix, "
-                        "confidence).")
-    parser.set_defaults(run=_cmd_why)
+                        "confidence, where, notes).")
+    parser.set_defaults(run=_cmd_why, parser=parser)
     return parser
 
 
 def _cmd_why(args: argparse.Namespace) -> int:
     import json
 
-    from ..ops.why import why_from
+    from ..ops.why import dockerfiles_of, why_cluster, why_from
 
-    found = why_from(args.source)
+    if bool(args.cluster_id) == bool(args.source):
+        args.parser.error("give a CLUSTER_ID or --from PATH (one of them)")
+    if args.source and (args.local or args.profile):
+        args.parser.error("--from reads files: --local and --profile are for a CLUSTER_ID")
+    cells = dockerfiles_of(args.lock) if args.lock else []
+    if args.source:
+        found = why_from(args.source, dockerfiles=cells)
+    else:
+        from ..adapters.workspace import open_workspace
+
+        with open_workspace(args.profile, local=args.local) as workspace:
+            found = why_cluster(workspace, args.cluster_id, dockerfiles=cells)
     if args.json:
         print(json.dumps(found.to_dict(), indent=2))
     else:
         for line in found.lines():
             print(line)
-    return 0 if found.causes else 1
+    return found.exit_code
 
 
 def _doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import html
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ import ipywidgets as widgets
 
 from ..adapters.follow import ENDED_STATES, STARTING_STATES, ClusterFollower
 from ..errors import ClusterError, ConfigError, DcsError, SpecError
-from ..model.form_values import ACCESS_MODES, AUTH_MODES, FormValues, event_text
+from ..model.form_values import ACCESS_MODES, AUTH_MODES, LOG_DELIVERY_NOTE, FormValues, event_text
 from ..model.spec import ClusterSpec, NamedInitScript
 from ..ops.launch_form import (
     EXPORT_KINDS,
@@ -44,6 +44,7 @@ from ..settings import CLUSTER_TIMEOUT_S
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.workspace import Workspace
     from ..model.results import CheckReport, PushResult
+    from ..ops.why import DockerfileSource, Why
 
 __all__ = ["LaunchWidget"]
 
@@ -106,8 +107,11 @@ class LaunchWidget(widgets.VBox):
                  wait_timeout_s: float = CLUSTER_TIMEOUT_S, sleep: Callable[[float], Any] | None = None,
                  local: bool = False, spec_path: str | os.PathLike[str] | None = None,
                  running_poll_s: float | None = None, image_python: str | None = None,
-                 push: PushResult | None = None, private: Mapping[str, str] | None = None) -> None:
+                 push: PushResult | None = None, private: Mapping[str, str] | None = None,
+                 dockerfiles: Sequence[DockerfileSource] = ()) -> None:
         self.workspace = workspace
+        self.dockerfiles = list(dockerfiles)  # the notebook's %%dockerfile cells: a diagnosis names its line
+        self.diagnosis: Why | None = None  # `dcs why`'s, once a start failed
         # The Python of the image's /databricks/python3 (`%dcs_check`'s, or a quick look at
         # the image; None when unknown): picks the default runtime and flags one that does not fit.
         self.image_python = image_python
@@ -144,6 +148,7 @@ class LaunchWidget(widgets.VBox):
         self.state = widgets.HTML(layout=widgets.Layout(width="50%"))
         self.timeline = widgets.HTML(layout=widgets.Layout(width="50%"))
         self.link = widgets.HTML()
+        self.why = widgets.HTML()  # the diagnosis of a failed start (ops.why)
         # Jobs and infrastructure: the same spec as a bundle / Terraform / policy / pool
         # (model.exports; secrets stay references), and the workspace's readiness (doctor).
         self.export_kind = widgets.Dropdown(options=EXPORT_KINDS, value="bundle", description="Export as",
@@ -254,6 +259,9 @@ class LaunchWidget(widgets.VBox):
             "spark_conf": area(v.spark_conf, "Spark conf", "spark.databricks.unityCatalog.volumes.enabled=true"),
             "spark_env_vars": area(v.spark_env_vars, "Env vars", "KEY=value, secrets as KEY={{secrets/scope/key}}"),
             "custom_tags": area(v.custom_tags, "Tags", "team=data"),
+            "log_destination": widgets.Text(value=v.log_destination, description="Cluster logs", style=_LABEL,
+                                            placeholder="/Volumes/<catalog>/<schema>/<volume>/cluster-logs",
+                                            continuous_update=False, layout=wide()),
         }
 
     def _layout(self) -> list[widgets.Widget]:
@@ -277,6 +285,7 @@ class LaunchWidget(widgets.VBox):
                           c["workers_mode"]]),
             c["num_workers"], c["min_workers"], c["max_workers"],
             c["autotermination_minutes"],
+            c["log_destination"], widgets.HTML(f'<small class="dcs-log-note">{html.escape(LOG_DELIVERY_NOTE)}</small>'),
             c["data_security_mode"], c["single_user_name"],
             c["image"], c["auth_mode"],
             c["username"], c["password_secret"], c["password_env"],
@@ -288,6 +297,7 @@ class LaunchWidget(widgets.VBox):
             widgets.HBox([self.save_path, self.overwrite, self.save_button]),
             self.copy_box,
             widgets.HBox([self.state, self.timeline]),
+            self.why,
             self.link,
             widgets.HBox([self.export_kind, self.export_button, self.readiness_button]),
             self.readiness,
@@ -629,6 +639,20 @@ class LaunchWidget(widgets.VBox):
             self.terminate_button.disabled = True
             return
         self._show_error(error)
+        self._diagnose(str(info.get("cluster_id") or self.cluster_id))
+
+    def _diagnose(self, cluster_id: str) -> None:
+        """Why the start failed (`dcs why`: reason, events, delivered logs), below the state."""
+        from ..ops.why import why_cluster
+
+        self.why.value = "<small>Looking for the cause (termination reason, events, cluster logs)...</small>"
+        try:
+            self.diagnosis = why_cluster(self._client, cluster_id, dockerfiles=self.dockerfiles)
+        except DcsError as exc:
+            self.why.value = (f"<small>The cause could not be looked up ({html.escape(exc.message)}); try "
+                              f"<code>%dcs_why {html.escape(cluster_id)}</code> later.</small>")
+            return
+        self.why.value = self.diagnosis._repr_html_()
 
     def _show_error(self, exc: DcsError, *, final: bool = True, lost: bool = False) -> None:
         self.error = exc

@@ -169,7 +169,7 @@ def _is_cancelled(error: BaseException) -> bool:
 @magics_class
 class DcsMagics(Magics, Configurable):
     """%%dockerfile, %%dcs_file, %%init_script, %dcs_build, %dcs_push, %dcs_check, %dcs_outdated,
-    %dcs_launch, %dcs_run."""
+    %dcs_launch, %dcs_run, %dcs_why."""
 
     build_root = Unicode(
         BUILD_ROOT,
@@ -231,6 +231,8 @@ class DcsMagics(Magics, Configurable):
         self.last_push: Any = None
         self.last_check: Any = None
         self.last_outdated: Any = None
+        self.last_why: Any = None
+        self.dockerfile_cells: dict[str, str] = {}  # NAME -> the %%dockerfile cell's body, as written
         self.jobs: list[Any] = []
 
     def close(self) -> None:
@@ -298,6 +300,7 @@ class DcsMagics(Magics, Configurable):
             context_dir=self._context_dir(args.name, args.context), base=args.base,
         )
         self.contexts[args.name] = rendered.context_dir
+        self.dockerfile_cells[args.name] = cell
         return rendered.quiet() if args.quiet else rendered
 
     @no_var_expand
@@ -492,6 +495,45 @@ class DcsMagics(Magics, Configurable):
         self.last_outdated = outdated(notebook, name=args.name)
         return self.last_outdated
 
+    @no_var_expand
+    @lazy_magic_arguments
+    @argument("cluster_id", metavar="CLUSTER_ID", help="The cluster whose failed start or run to explain.")
+    @argument("--profile", default=None, help="Databricks config profile.")
+    @argument("--local", action="store_true", help="Ask the local preflight workspace.")
+    @argument("--lock", default=None, metavar="NOTEBOOK",
+              help="The notebook that built the image (default: this one, else this kernel's "
+                   "%%dockerfile cells): the fix names its cell and line.")
+    @line_magic
+    def dcs_why(self, line: str) -> Any:
+        """Why a cluster start or run failed: the termination reason, the events and the logs
+        `cluster_log_conf` delivered, matched against known failures. Shows the most likely cause,
+        the evidence lines, the fix (with the %%dockerfile cell and line it goes to) and the local
+        check that would have caught it; an unknown failure says so and shows the most relevant
+        lines. Returns the `Why` (kept as `last_why`; `.to_dict()` is `dcs why --json`'s object).
+        """
+        from ..adapters.workspace import open_workspace
+        from ..ops.why import dockerfiles_of, why_cluster
+
+        args = parse_magic_line(self.dcs_why, line)
+        cells = dockerfiles_of(args.lock) if args.lock else self._dockerfile_sources()
+        with open_workspace(args.profile or self.profile, local=args.local, session=True) as workspace:
+            self.last_why = why_cluster(workspace, args.cluster_id, dockerfiles=cells)
+        return self.last_why
+
+    def _dockerfile_sources(self) -> list[Any]:
+        """The %%dockerfile cells a diagnosis's fix can point at: this notebook's (with its lock's
+        image references), else the ones this kernel ran."""
+        from ..ops.why import DockerfileSource, dockerfiles_of
+
+        notebook = self._this_notebook()
+        if notebook:
+            try:
+                return dockerfiles_of(notebook)
+            except DcsError:
+                pass  # unsaved or unreadable: this kernel's cells still say where
+        return [DockerfileSource(name, "its %%dockerfile cell in this notebook", body)
+                for name, body in self.dockerfile_cells.items()]
+
     def _this_notebook(self) -> str | None:
         """The notebook this kernel runs, when the front-end says: JupyterLab / Notebook 7 through
         ipykernel's `__session__` (Jupyter Server's JPY_SESSION_NAME), VS Code's
@@ -539,7 +581,8 @@ class DcsMagics(Magics, Configurable):
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,
                             image_python=self._image_python(shown), push=self.last_push,
                             private=private_registries(shown, self.last_push),
-                            unavailable=unavailable, local=args.local, spec_path=args.spec)
+                            unavailable=unavailable, local=args.local, spec_path=args.spec,
+                            dockerfiles=self._dockerfile_sources())
 
     def _image_python(self, image: str | None) -> str | None:
         """The Python of `image`'s /databricks/python3: `%dcs_check`'s, else a quick look at the

@@ -22,9 +22,18 @@ from . import runtime
 from .secrets import MASK, is_secret_reference, mask_secrets
 from .spec import BasicAuth, ClusterSpec, DockerImage, NamedInitScript, init_script_info
 
-__all__ = ["ACCESS_MODES", "AUTH_MODES", "KEY_VALUE_FIELDS", "FormValues", "default_runtime", "event_text",
+__all__ = ["ACCESS_MODES", "AUTH_MODES", "DEFAULT_LOG_DESTINATION", "KEY_VALUE_FIELDS", "LOG_DELIVERY_NOTE",
+           "FormValues", "log_conf", "default_runtime", "event_text",
            "file_body", "literal_secrets", "parse_key_values", "runtime_notes", "secret_literal_keys",
            "secret_references"]
+
+DEFAULT_LOG_DESTINATION = "/Volumes/main/default/logs/cluster-logs"
+"""Where the form has Databricks deliver a cluster's driver and init-script logs (`dcs why`
+reads them); the user changes it to a volume they can write, or clears it."""
+LOG_DELIVERY_NOTE = ("Databricks delivers the driver and init-script logs here every few minutes and at "
+                     "termination (the volume must exist and the cluster's owner must be able to write to "
+                     "it); %dcs_why CLUSTER_ID reads them. Clear the field to turn delivery off.")
+_VOLUME_PATH = re.compile(r"^/Volumes/[^/\s]+/[^/\s]+/[^/\s]+(/\S*)?$")
 
 AUTH_MODES = {
     "none": "None (public image, or ECR through an instance profile)",
@@ -190,6 +199,7 @@ class FormValues:
     spark_conf: str = ""
     spark_env_vars: str = ""
     custom_tags: str = ""
+    log_destination: str = DEFAULT_LOG_DESTINATION
 
     @classmethod
     def from_spec(cls, spec: ClusterSpec | None, *, image: str | None = None) -> FormValues:
@@ -229,6 +239,11 @@ class FormValues:
         values.spark_conf = _key_value_text(body.get("spark_conf"))
         values.spark_env_vars = _key_value_text(body.get("spark_env_vars"))
         values.custom_tags = _key_value_text(body.get("custom_tags"))
+        # A spec file's own choice stands: without cluster_log_conf it delivers no logs (the
+        # field shows the placeholder, one edit away); only a new form delivers by default.
+        conf = body.get("cluster_log_conf")
+        values.log_destination = (str((next(iter(conf.values())) or {}).get("destination") or "")
+                                  if isinstance(conf, Mapping) and conf else "")
         return values
 
     def to_spec(self, base: ClusterSpec | None = None,
@@ -249,6 +264,7 @@ class FormValues:
             single_user_name=self.single_user_name.strip() or None,
             docker_image=self._docker_image(base),
             init_scripts=self._init_scripts(scripts or {}),
+            cluster_log_conf=log_conf(self.log_destination, base.cluster_log_conf),
             **{name: _restore_masked(name, parse_key_values(getattr(self, name), name), base)
                for name in KEY_VALUE_FIELDS},
         )
@@ -284,6 +300,28 @@ class FormValues:
                                 hint=f"run its %%init_script {name} cell first")
             items.append(scripts[name])
         return items or None
+
+
+# -- log delivery -------------------------------------------------------------------------------
+
+
+
+def log_conf(destination: str, kept: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """`cluster_log_conf` for a destination typed in the form: `/Volumes/<catalog>/<schema>/<volume>/...`
+    or `dbfs:/...`; `kept` (the spec file's, e.g. an s3 one) when the text is its destination;
+    None for an empty field. SpecError naming the expected shapes otherwise."""
+    text = destination.strip()
+    if not text:
+        return None
+    if kept and str((next(iter(kept.values()), None) or {}).get("destination") or "") == text:
+        return dict(kept)
+    if _VOLUME_PATH.match(text):
+        return {"volumes": {"destination": text.rstrip("/")}}
+    if text.startswith("dbfs:/") and len(text) > len("dbfs:/") and not any(c.isspace() for c in text):
+        return {"dbfs": {"destination": text.rstrip("/")}}
+    raise SpecError(f"cluster logs: {text!r} is not a volume or DBFS path", field="cluster_log_conf",
+                    hint="write /Volumes/<catalog>/<schema>/<volume>/cluster-logs (or dbfs:/cluster-logs), "
+                         "or clear the field to turn log delivery off")
 
 
 # -- runtime default, events, references -----------------------------------------------------

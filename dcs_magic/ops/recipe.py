@@ -34,7 +34,7 @@ from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ContextError, DcsError, LockError, SpecError, UsageError
+from ..errors import ClusterError, ContextError, DcsError, LockError, SpecError, UsageError
 from ..model.credentials import Secret, env_password, unpinned_warning
 from ..settings import BUILD_ROOT, CLUSTER_TIMEOUT_S, PLATFORM
 from .credentials import registry_password
@@ -468,12 +468,15 @@ def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str
 def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool = False, wait: bool = False,
                    timeout: float = CLUSTER_TIMEOUT_S, on_created: Callable[[str, str], Any] | None = None,
                    on_state: Callable[[dict[str, Any]], Any] | None = None,
-                   workspace: Workspace | None = None, warn: Warn | None = None) -> str:
+                   workspace: Workspace | None = None, warn: Warn | None = None,
+                   on_failed: Callable[[Workspace, str], Any] | None = None) -> str:
     """Create the plan's cluster; record the launched body (masked) in its lock entry; with
     `wait` follow it to RUNNING (ClusterError on TERMINATED/ERROR or timeout). Returns the id.
 
     The workspace is `workspace`, else `open_workspace(profile, local=local)`.
-    `on_created(cluster_id, url)` is called as soon as the cluster exists. Literal values
+    `on_created(cluster_id, url)` is called as soon as the cluster exists; `on_failed(workspace,
+    cluster_id)` when the wait ends TERMINATED/ERROR, before the ClusterError is raised (`dcs
+    launch --wait` prints `why_cluster`'s diagnosis there, on the same workspace). Literal values
     under credential-like keys are masked in the lock and passed to `warn` with the
     `{{secrets/scope/key}}` reference to use instead.
     """
@@ -493,6 +496,10 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
                 # Ctrl-C or SIGTERM (a cancelled CI job) while waiting: what was started is
                 # terminated, not left starting (and billing) unwatched.
                 _terminate_quietly(ws, cluster_id, warn)
+                raise
+            except ClusterError as exc:
+                if on_failed is not None and exc.state in ("TERMINATED", "ERROR"):
+                    on_failed(ws, cluster_id)
                 raise
     return cluster_id
 

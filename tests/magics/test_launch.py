@@ -82,6 +82,8 @@ def test_form_values_to_spec():
                          {"volumes": {"destination": "/Volumes/main/default/s/setup.sh"}}],
         "spark_conf": {"spark.databricks.driverNfs.enabled": "false"}, "custom_tags": {"team": "data"},
         "autotermination_minutes": 20, "data_security_mode": "DATA_SECURITY_MODE_DEDICATED",
+        # a new form has Databricks deliver the cluster's logs (dcs why reads them)
+        "cluster_log_conf": {"volumes": {"destination": "/Volumes/main/default/logs/cluster-logs"}},
     }
 
 

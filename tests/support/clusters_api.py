@@ -18,7 +18,8 @@ Runs `http.server.ThreadingHTTPServer` on 127.0.0.1:<free port> in a daemon thre
 - `fail(path, status, body, headers=..., times=n)` queues canned answers (429 with
   Retry-After, 503, 500, ...) for the next matching requests.
 - Uploads land in `files` (workspace import, Files API PUT, DBFS put), keyed by the path
-  as the init script references it (`/Workspace/...`, `/Volumes/...`, `dbfs:/...`).
+  as the init script references it (`/Workspace/...`, `/Volumes/...`, `dbfs:/...`); the Files
+  API (GET, `Range: bytes=-N`, directory listing) and DBFS (list, get-status, read) read them.
 
 Nothing here is part of dcs_magic; it is the "workspace" the client and widget tests talk to.
 The HTTP plumbing (ThreadingHTTPServer, the explicit (method, path) route table, JSON
@@ -304,6 +305,73 @@ def _dbfs_put(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int,
     return 200, {}, {}
 
 
+def _children(api: ClustersApi, directory: str) -> dict[str, int | None]:
+    """Immediate children of `directory` among the stored files: name -> size (None: a folder)."""
+    prefix = directory.rstrip("/") + "/"
+    found: dict[str, int | None] = {}
+    for key, data in api.files.items():
+        if key.startswith(prefix):
+            rest = key[len(prefix):]
+            name, _, deeper = rest.partition("/")
+            found[name] = None if deeper else len(data)
+    return found
+
+
+def _not_found(what: str) -> tuple[int, Any, dict]:
+    return 404, {"error_code": "NOT_FOUND", "message": f"{what} does not exist"}, {}
+
+
+def _files_get(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    """Files API download; honours `Range: bytes=-N` (206 with Content-Range) when asked."""
+    target = path.split("/fs/files", 1)[1]
+    data = api.files.get(target)
+    if data is None:
+        return _not_found(target)
+    wanted = api.requests[-1].headers.get("Range", "") if api.requests else ""
+    if wanted.startswith("bytes=-") and wanted[7:].isdigit() and data:
+        count = min(int(wanted[7:]), len(data))
+        first = len(data) - count
+        return 206, data[first:], {"Content-Range": f"bytes {first}-{len(data) - 1}/{len(data)}"}
+    return 200, data, {}
+
+
+def _directories_get(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    target = path.split("/fs/directories", 1)[1].rstrip("/")
+    children = _children(api, target)
+    if not children:
+        return _not_found(target)
+    return 200, {"contents": [{"path": f"{target}/{name}" + ("/" if size is None else ""), "name": name,
+                               "is_directory": size is None, **({"file_size": size} if size is not None else {})}
+                              for name, size in sorted(children.items())]}, {}
+
+
+def _dbfs_list(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    target = (query.get("path") or [""])[0].rstrip("/")
+    children = _children(api, "dbfs:" + target)
+    if not children:
+        return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"No file or directory exists on path {target}."}, {}
+    return 200, {"files": [{"path": f"{target}/{name}", "is_dir": size is None, "file_size": size or 0}
+                           for name, size in sorted(children.items())]}, {}
+
+
+def _dbfs_status(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    target = (query.get("path") or [""])[0]
+    data = api.files.get("dbfs:" + target)
+    if data is None:
+        return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"No file or directory exists on path {target}."}, {}
+    return 200, {"path": target, "is_dir": False, "file_size": len(data)}, {}
+
+
+def _dbfs_read(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    target = (query.get("path") or [""])[0]
+    data = api.files.get("dbfs:" + target)
+    if data is None:
+        return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"No file or directory exists on path {target}."}, {}
+    offset, length = int((query.get("offset") or ["0"])[0]), int((query.get("length") or ["524288"])[0])
+    chunk = data[offset:offset + min(length, 2**20)]
+    return 200, {"bytes_read": len(chunk), "data": base64.b64encode(chunk).decode()}, {}
+
+
 # (method, path under /api/<version>/) -> handler; `*` ends a prefix route.
 _ROUTES = {
     ("POST", "clusters/create"): _create,
@@ -317,6 +385,11 @@ _ROUTES = {
     ("POST", "workspace/import"): _import,
     ("PUT", "fs/files/*"): _files_put,
     ("POST", "dbfs/put"): _dbfs_put,
+    ("GET", "fs/files/*"): _files_get,
+    ("GET", "fs/directories/*"): _directories_get,
+    ("GET", "dbfs/list"): _dbfs_list,
+    ("GET", "dbfs/get-status"): _dbfs_status,
+    ("GET", "dbfs/read"): _dbfs_read,
 }
 
 

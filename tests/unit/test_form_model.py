@@ -319,3 +319,25 @@ def test_slow_start_unexpected_errors_and_event_lines() -> None:
                        "details": {"reason": {"code": "USER_REQUEST"}, "user": "me@example.com"}})
     assert line == "--:--:-- TERMINATING - USER_REQUEST; user=me@example.com"
     assert image_notes(PINNED) == [] and image_notes("registry.example.com/a:latest")
+
+
+def test_log_delivery_defaults_to_a_volume_and_reads_back_from_a_spec() -> None:
+    sent = FormValues(spark_version="15.4.x-scala2.12", image=PINNED).to_spec().to_dict()
+    assert sent["cluster_log_conf"] == {"volumes": {"destination": "/Volumes/main/default/logs/cluster-logs"}}
+    # cleared: no delivery; dbfs and a spec file's s3 destination are kept as written
+    assert "cluster_log_conf" not in FormValues(spark_version="15.4.x-scala2.12", image=PINNED,
+                                                log_destination=" ").to_spec().to_dict()
+    dbfs = FormValues(spark_version="15.4.x-scala2.12", image=PINNED, log_destination="dbfs:/cluster-logs/")
+    assert dbfs.to_spec().to_dict()["cluster_log_conf"] == {"dbfs": {"destination": "dbfs:/cluster-logs"}}
+    s3 = {"s3": {"destination": "s3://bucket/logs", "region": "us-west-2"}}
+    base = ClusterSpec.from_dict({"spark_version": "15.4.x-scala2.12", "cluster_log_conf": s3})
+    shown = FormValues.from_spec(base)
+    assert shown.log_destination == "s3://bucket/logs"
+    assert shown.to_spec(base).to_dict()["cluster_log_conf"] == s3
+
+
+@pytest.mark.parametrize("text", ["/Volumes/main/logs", "s3://bucket/x", "/tmp/logs", "dbfs:/", "/Volumes/a/b/c d"])
+def test_a_log_destination_that_is_not_a_volume_or_dbfs_path_says_what_to_write(text: str) -> None:
+    with pytest.raises(SpecError, match=r"cluster logs: .* is not a volume or DBFS path") as caught:
+        FormValues(spark_version="15.4.x-scala2.12", image=PINNED, log_destination=text).to_spec()
+    assert "/Volumes/<catalog>/<schema>/<volume>/cluster-logs" in caught.value.hint
