@@ -58,6 +58,35 @@ from support.registry import Registry, start_registry  # noqa: E402
 from dcs_magic import Workspace  # noqa: E402
 
 
+# -- lanes: `bash scripts/dev-env.sh test` runs two pytest processes at once ---------------------
+# DCS_TEST_LANE=engine-free: the tests under tests/unit and tests/magics not marked `docker` (they
+# touch no Docker engine, registry or browser); DCS_TEST_LANE=engine: every other test. Unset:
+# everything. The lanes never share Docker objects, so neither's cleanup can remove the other's.
+LANES = ("engine-free", "engine")
+_ENGINE_FREE_DIRS = ("unit", "magics")
+
+
+def _engine_free(item: pytest.Item) -> bool:
+    parts = Path(str(item.path)).relative_to(Path(__file__).parent).parts
+    return parts[0] in _ENGINE_FREE_DIRS and item.get_closest_marker("docker") is None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import os
+
+    lane = os.environ.get("DCS_TEST_LANE")
+    if not lane:
+        return
+    if lane not in LANES:
+        raise pytest.UsageError(f"DCS_TEST_LANE={lane!r}: expected one of {', '.join(LANES)} (or unset)")
+    wanted = lane == "engine-free"
+    keep = [item for item in items if _engine_free(item) == wanted]
+    dropped = [item for item in items if _engine_free(item) != wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
     """The real Docker engine (started when it does not answer)."""
