@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -89,14 +89,20 @@ def signatures() -> tuple[Signature, ...]:
 
 
 def _fill(template: str, groups: dict[str, str]) -> str:
-    # `{{secrets/...}}` in a template is literal text: only {name} of a named group is filled.
-    return re.sub(r"(?<!\{)\{(\w+)\}(?!\})", lambda m: groups.get(m[1], m[0]), template)
+    """{name} takes the named group's text; {name|words} takes `words` when the group did not
+    match (an optional part of the pattern). `{{secrets/...}}` is literal text, never filled."""
+    def one(m: re.Match[str]) -> str:
+        if m[1] in groups:
+            return groups[m[1]]
+        return m[2] if m[2] is not None else m[0]
+    return re.sub(r"(?<!\{)\{(\w+)(?:\|([^{}]*))?\}(?!\})", one, template)
 
 
 def diagnose(evidence: Evidence, table: Iterable[Signature] | None = None) -> list[Diagnosis]:
     """Every signature the evidence matches, certain first, then log/event matches before code
     matches, the table's order within; each with the lines that matched (a code matches the
-    termination line)."""
+    termination line). A certain log/event match makes a certain code match likely: at most one
+    kind of evidence is stated as certain."""
     found: list[tuple[int, int, int, Diagnosis]] = []
     for order, signature in enumerate(table if table is not None else signatures()):
         if signature.kind == "code":
@@ -112,6 +118,11 @@ def diagnose(evidence: Evidence, table: Iterable[Signature] | None = None) -> li
             groups = {k: v for k, v in matched[0][1].groupdict().items() if v}
             found.append((_CONFIDENCE[signature.confidence], 0, order,
                           _diagnosis(signature, groups, tuple(line for line, _ in matched[:5]))))
+    # Two different causes cannot both be certain: when a log or event line is certain, a code
+    # stated as certain becomes likely (it says the same in fewer words, or it is contradicted).
+    if any(conf == 0 and kind == 0 for conf, kind, _, _ in found):
+        found = [(1, kind, order, replace(d, confidence="likely")) if conf == 0 and kind == 1
+                 else (conf, kind, order, d) for conf, kind, order, d in found]
     # A log line says more than a code: within a confidence, log and event matches come first.
     return [item for *_, item in sorted(found, key=lambda x: (x[0], x[1], x[2]))]
 
