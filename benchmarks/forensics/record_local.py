@@ -10,8 +10,8 @@ TERMINATED and saves into `cases/local-<kind>/`:
 
     cluster.json    clusters/get, as the API returned it (basic_auth and tokens scrubbed)
     events.json     every page of clusters/events, oldest first
-    <cid>/...       the logs delivered under cluster_log_conf, when the local workspace
-                    answers the Files/DBFS API for them (tolerated when it does not yet)
+    <cid>/...       the logs delivered under cluster_log_conf (a volume), when the local
+                    workspace answers the Files API for them (tolerated when it does not yet)
     expected.json   the signature the case must be diagnosed as (kept when present: a
                     re-recording must not silently change what is expected)
 
@@ -52,7 +52,7 @@ PREFIX = "dcs-bench-forensics"
 BASE = os.environ.get("DCS_TEST_BASE_IMAGE", "dcs-magic/dcs-base:bookworm")
 SPARK_VERSION = "15.4.x-scala2.12"  # Python 3.11, as the base image
 SECRET_REFERENCE = "{{secrets/dcs-bench-forensics/nowhere}}"
-LOG_ROOT = "dbfs:/cluster-logs"
+LOG_ROOT = "/Volumes/main/default/cluster-logs"
 
 SCRIPTS = {
     "fail.sh": b'#!/bin/bash\nset -e\necho "installing things"\nexit 3\n',
@@ -182,7 +182,7 @@ class Recorder:
             "cluster_name": f"{PREFIX}-{case.kind}", "spark_version": case.spark_version,
             "node_type_id": "i3.xlarge", "num_workers": 0, "data_security_mode": "SINGLE_USER",
             "single_user_name": "dcs-bench@example.com", "docker_image": docker_image,
-            "cluster_log_conf": {"dbfs": {"destination": LOG_ROOT}},
+            "cluster_log_conf": {"volumes": {"destination": LOG_ROOT}},
             **({"init_scripts": case.init_scripts} if case.init_scripts else {})}
         saved = {k: os.environ.get(k) for k in case.env}
         for key, value in case.env.items():
@@ -251,22 +251,21 @@ class Recorder:
             body = dict(following)
 
     def logs(self, cluster_id: str, out: Path) -> int:
-        """The delivered logs under <LOG_ROOT>/<cluster id>/, through the Files or DBFS API;
-        0 when the local workspace does not serve them (yet)."""
-        root = f"{LOG_ROOT.removeprefix('dbfs:')}/{cluster_id}"
+        """The delivered logs under <LOG_ROOT>/<cluster id>/, through the Files API
+        (WorkspaceClient.files); 0 when the local workspace does not serve them (yet)."""
         count = 0
         try:
-            stack = [root]
+            stack = [f"{LOG_ROOT}/{cluster_id}"]
             while stack:
-                for entry in self.w.dbfs.list(stack.pop()):
+                for entry in self.w.files.list_directory_contents(stack.pop()):
                     path = str(entry.path)
-                    if entry.is_dir:
-                        stack.append(path)
+                    if entry.is_directory:
+                        stack.append(path.rstrip("/"))
                         continue
-                    target = out / path.removeprefix(f"{LOG_ROOT.removeprefix('dbfs:')}/")
+                    target = out / path.removeprefix(f"{LOG_ROOT}/")
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    with self.w.dbfs.download(path) as source:
-                        target.write_bytes(source.read())
+                    contents = self.w.files.download(path).contents
+                    target.write_bytes(contents.read() if contents is not None else b"")
                     count += 1
         except Exception as exc:  # noqa: BLE001 - the local workspace may not deliver logs yet
             print(f"  (no delivered logs: {type(exc).__name__}: {str(exc)[:120]})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dcs_magic.model.forensics import Evidence, Line, diagnose, parse_signatures, relevant_lines, signatures
@@ -119,3 +121,26 @@ def test_the_local_preflight_messages_are_named_specifically() -> None:
     message = "(missing or wrong: virtualenv): virtualenv: not importable by /databricks/python3/bin/python3: x"
     assert [d.signature for d in diagnose(Evidence("CONTAINER_LAUNCH_FAILURE", message))] == [
         "virtualenv-missing", "container-launch"]
+
+
+def test_the_fast_search_answers_as_a_search_of_each_line_alone() -> None:
+    from dcs_magic.model.forensics import _needles, _Text
+
+    lines = [Line("a", n, text) for n, text in enumerate([
+        "manifest for x/y:1 not found", ": manifest unknown",  # split over two lines: no match
+        "ok ModuleNotFoundError: No module named 'a.b' and No module named 'c'",
+        "curl: (6) Could not resolve host: example.org", "java: not found", "",
+        "python: Python 3.12.1, but runtime 15.4 runs Python 3.11", "bash: bash is not installed; more",
+        "multi\nline message with E: Unable to locate package foo\nand more",
+    ] * 3, 1)]
+    text = _Text(lines)
+    for row in signatures():
+        if row.kind == "code":
+            continue
+        alone = [(line, m.group(0)) for line in lines for m in [row.pattern.search(line.text)] if m][:5]
+        assert [(line, m.group(0)) for line, m in text.search(row.pattern, 5)] == alone, row.id
+        assert _needles(row.pattern) is not None, row.id  # every shipped pattern has a literal to find
+    for raw in (r"\w+ing", r"(?i)MANIFEST unknown", r"y[^;]*m", r"\d"):  # no needle: the whole-text search
+        pattern = re.compile(raw)
+        alone = [(line, m.group(0)) for line in lines for m in [pattern.search(line.text)] if m][:5]
+        assert [(line, m.group(0)) for line, m in text.search(pattern, 5)] == alone, raw
