@@ -255,7 +255,7 @@ def cases() -> None:  # noqa: PLR0915 - one block per case, on purpose
            "daemon: Get https://695137853892.dkr.ecr.ap-northeast-1.amazonaws.com/v2/echo/manifests/latest: no basic auth credentials")
     write("rec-ecr-no-creds", "ecr-no-creds",
           "VARIANT registry: ECR without credentials (line verbatim from the ECR credential helper threads)",
-          "github.com/awslabs/amazon-ecr-credential-helper/issues/14; github.com/kubernetes/community/issues/4003", {
+          "github.com/awslabs/amazon-ecr-credential-helper/issues/14 (the line); .../issues/76 (the registry and image)", {
               "cluster.json": cluster(cid, "695137853892.dkr.ecr.ap-northeast-1.amazonaws.com/echo:latest",
                                       code="IMAGE_PULL_PERMISSION_DENIED", message=msg)})
     cid = "1207-060116-denied01"
