@@ -83,7 +83,8 @@ def file_script(name: str) -> dict[str, Any]:
 
 
 CASE_LIST = [
-    Case("pull-denied", "pull-denied", "wrong password for an htpasswd registry (401)", password="wrong-password"),
+    Case("pull-denied", "registry-unauthorized", "wrong password for an htpasswd registry (401)",
+         password="wrong-password"),
     Case("missing-tag", "manifest-unknown", "a tag that was never pushed (404 manifest unknown)", image="never-pushed"),
     Case("arm64", "wrong-os", "an arm64 image", image="arm64", registry="plain"),
     Case("python-mismatch", "local-python-mismatch",

@@ -250,7 +250,7 @@ def _needles(pattern: re.Pattern[str]) -> frozenset[str] | None:
 
 def _diagnosis(signature: Signature, groups: dict[str, str], lines: tuple[Line, ...]) -> Diagnosis:
     return Diagnosis(signature.id, signature.confidence, _fill(signature.cause, groups),
-                     _fill(signature.fix, groups), signature.check, signature.source, lines)
+                     _fill(signature.fix, groups), _fill(signature.check, groups), signature.source, lines)
 
 
 def relevant_lines(lines: Sequence[Line], count: int = 12) -> list[Line]:

@@ -114,10 +114,10 @@ def test_a_certain_line_makes_a_certain_code_likely() -> None:
 
 def test_the_local_preflight_messages_are_named_specifically() -> None:
     message = ("The image does not meet the Databricks Container Services requirements (missing or wrong: python): "
-               "python: Python 3.11.2, but runtime 17.3 runs Python 3.12 (fits runtime 15.4, 16.4)")
+               "python: Python 3.11.2, but runtime 17.3 LTS runs Python 3.12 (fits runtime 15.4)")
     first = diagnose(Evidence("CONTAINER_LAUNCH_FAILURE", message))[0]
     assert (first.signature, first.confidence) == ("local-python-mismatch", "certain")
-    assert "3.11" in first.cause and "3.12" in first.cause and "17.3" in first.fix
+    assert "3.11" in first.cause and "3.12" in first.cause and "--runtime 17.3" in first.check
     message = "(missing or wrong: virtualenv): virtualenv: not importable by /databricks/python3/bin/python3: x"
     assert [d.signature for d in diagnose(Evidence("CONTAINER_LAUNCH_FAILURE", message))] == [
         "virtualenv-missing", "container-launch"]
