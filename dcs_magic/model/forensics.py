@@ -45,6 +45,9 @@ class Signature:
     fix: str
     check: str
     source: str
+    dockerfile: str = ""
+    """A regex for the Dockerfile line the fix changes (`pip install`, `/databricks/jars`, ...);
+    empty when the fix is not the Dockerfile's (the cluster JSON, the workspace)."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,12 @@ def parse_signatures(text: str) -> list[Signature]:
         if not raw.strip() or raw.startswith("#") or raw.startswith("id\t"):
             continue
         parts = raw.split("\t")
-        if len(parts) != 8 or parts[1] not in ("code", "event", "log") or parts[3] not in _CONFIDENCE:
-            raise ValueError(f"signatures.tsv line {number}: expected 8 tab-separated columns "
-                             "(id, kind, pattern, confidence, cause, fix, check, source)")
+        if len(parts) not in (8, 9) or parts[1] not in ("code", "event", "log") or parts[3] not in _CONFIDENCE:
+            raise ValueError(f"signatures.tsv line {number}: expected 8 or 9 tab-separated columns "
+                             "(id, kind, pattern, confidence, cause, fix, check, source[, dockerfile])")
         pattern = re.compile(rf"^{re.escape(parts[2])}$" if parts[1] == "code" else parts[2])
+        if len(parts) == 9 and parts[8]:
+            re.compile(parts[8])  # a bad line pattern fails here, naming nothing else
         rows.append(Signature(parts[0], parts[1], pattern, parts[3], *parts[4:]))
     return rows
 

@@ -429,9 +429,10 @@ def _event_lines(name: str, events: list[Any]) -> list[Line]:
         if reason.get("code"):
             text += f" {reason.get('code')}: {(reason.get('parameters') or {}).get('databricks_error_message', '')}"
         out.append(Line(name, number, text.strip()))
-        for script in ((details.get("init_scripts") or {}).get("cluster") or []):
-            if script.get("status") not in (None, "SUCCEEDED"):
-                where = next((v.get("destination") for v in script.values() if isinstance(v, dict)), "")
-                out.append(Line(name, number, f"init script {where} {script.get('status')}: "
-                                              f"{script.get('error_message', '')}".strip()))
+        scripts = details.get("init_scripts") or {}
+        for script in [*(scripts.get("global") or []), *(scripts.get("cluster") or [])]:
+            if isinstance(script, dict) and script.get("status") not in (None, "SUCCEEDED"):
+                where = next((v.get("destination") for v in script.values() if isinstance(v, dict)), None)
+                out.append(Line(name, number, f"init script {script.get('status')}: {script.get('error_message', '')}"
+                                              + (f" ({where})" if where else "")))
     return out

@@ -82,7 +82,7 @@ def test_a_volume_the_token_cannot_read_is_said_and_the_reason_still_explains(
              {"error_code": "PERMISSION_DENIED", "message": "User does not have READ VOLUME on main.default.logs"})
     assert main(["why", cluster_id]) == 0
     captured = capsys.readouterr()
-    assert captured.out.startswith("Cause (certain): The registry refused")
+    assert captured.out.startswith("Cause (likely): The registry refused")
     assert "cannot be read with these credentials (403 PERMISSION_DENIED)" in captured.out
     assert "User does not have READ VOLUME on main.default.logs" in captured.out
     assert "Traceback" not in captured.out + captured.err
