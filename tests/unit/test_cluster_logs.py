@@ -12,6 +12,7 @@ from dcs_magic.errors import SpecError
 from dcs_magic.model.spec import ClusterSpec
 from dcs_magic.preflight.logs import (
     MAX_LOG_BYTES,
+    deliver,
     exception_line,
     init_log_name,
     log4j_line,
@@ -19,7 +20,7 @@ from dcs_magic.preflight.logs import (
     tail_note,
 )
 from dcs_magic.preflight.server import _byte_range
-from dcs_magic.preflight.store import Store
+from dcs_magic.preflight.store import Cluster, Store
 
 
 def test_children_are_immediate_and_directories_are_implied() -> None:
@@ -118,3 +119,25 @@ def test_tail_note_keeps_the_tail_within_the_limit() -> None:
 ])
 def test_byte_ranges(header: str, answer: tuple[int, int] | None) -> None:
     assert _byte_range(header, 100) == answer
+
+
+def test_deliver_without_an_engine_writes_the_launch_log_and_the_status() -> None:
+    store = Store()
+    spec = {"docker_image": {"url": "r/x:1"}, "cluster_log_conf": {"dbfs": {"destination": "dbfs:/logs/"}}}
+    cluster = store.add(Cluster("0101-000000-abcd0123", spec))
+    cluster.launch_log.extend(["26/12/07 06:10:00 INFO DriverDaemon: one", "26/12/07 06:10:01 ERROR DriverDaemon: two"])
+    assert "cluster_log_status" not in cluster.info()  # not attempted yet
+    deliver(store, cluster, None)
+    assert store.file("dbfs:/logs/0101-000000-abcd0123/driver/log4j-active.log") == (
+        b"26/12/07 06:10:00 INFO DriverDaemon: one\n26/12/07 06:10:01 ERROR DriverDaemon: two\n")
+    status = cluster.info()["cluster_log_status"]
+    assert set(status) == {"last_attempted"} and status["last_attempted"] > 0
+
+    s3 = store.add(Cluster("0101-000000-abcd0124", {**spec, "cluster_log_conf": {"s3": {"destination": "s3://b/l"}}}))
+    deliver(store, s3, None)
+    assert "Cluster logs are not delivered to s3://b/l" in s3.info()["cluster_log_status"]["last_exception"]
+    assert store.children("dbfs:/logs") is not None and len(store.children("dbfs:/logs") or []) == 1
+
+    plain = store.add(Cluster("0101-000000-abcd0125", {"docker_image": {"url": "r/x:1"}}))
+    deliver(store, plain, None)
+    assert plain.log_status is None and "cluster_log_status" not in plain.info()
