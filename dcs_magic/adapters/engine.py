@@ -731,6 +731,22 @@ class Engine:
             code = self.api.exec_inspect(exec_id).get("ExitCode")
         return ExecResult(code, bytes(output))
 
+    def log_tail(self, container: str, *, stderr: bool = False, limit: int) -> tuple[int, bytes] | None:
+        """(size, last `limit` bytes) of the container's stdout (or stderr), read as a stream so
+        memory stays near `limit` however much it wrote; None when the container is gone."""
+        kept, total = bytearray(), 0
+        with self._translated(f"read the logs of {container}"):
+            try:
+                chunks = self.api.logs(container, stdout=not stderr, stderr=stderr, stream=True, follow=False)
+            except docker.errors.NotFound:
+                return None
+            for chunk in chunks:
+                total += len(chunk)
+                kept += chunk
+                if len(kept) > 2 * limit:
+                    del kept[:-limit]
+        return total, bytes(kept[-limit:]) if limit else b""
+
     def put_archive(self, container: str, path: str, data: bytes) -> None:
         """Extract the tar `data` into `path` (an existing directory) inside the container."""
         with self._translated(f"copy files into {container}"):

@@ -542,7 +542,7 @@ class ClusterSpec:
         """Every problem found, in field order (empty when valid)."""
         checks = (_check_extra, _check_version, _check_size, _check_autotermination, _check_strings,
                   _check_node_types, _check_access_mode, _check_docker_image, _check_init_scripts,
-                  _check_ssh_keys)
+                  _check_cluster_log_conf, _check_ssh_keys)
         return [error for check in checks for error in check(self)]
 
     @property
@@ -793,6 +793,50 @@ def _check_init_scripts(spec: ClusterSpec) -> Iterator[SpecError]:
             yield exc
             continue
         yield from _init_script_errors(plain, f"init_scripts[{index}]")
+
+
+CLUSTER_LOG_KINDS = ("dbfs", "s3", "volumes")
+"""The destinations `cluster_log_conf` takes (the Clusters API's ClusterLogConf)."""
+_LOG_CONF_SHAPE = ('cluster_log_conf is {"volumes": {"destination": "/Volumes/<catalog>/<schema>/<volume>/<dir>"}}, '
+                   '{"dbfs": {"destination": "dbfs:/cluster-logs"}} or {"s3": {"destination": "s3://bucket/dir", '
+                   '"region": ...}}')
+_VOLUME_DIR = re.compile(r"/Volumes/[^/\s]+/[^/\s]+/[^/\s]+(/.*)?")
+
+
+def _check_cluster_log_conf(spec: ClusterSpec) -> Iterator[SpecError]:
+    """Exactly one destination kind, its destination a string; a volumes destination inside a
+    volume (/Volumes/<catalog>/<schema>/<volume>/...)."""
+    conf = spec.cluster_log_conf
+    if conf is None:
+        return
+    field_name = "cluster_log_conf"
+    if not isinstance(conf, Mapping):
+        yield SpecError(f"cluster_log_conf must be an object, not {type(conf).__name__}", field=field_name,
+                        hint=_LOG_CONF_SHAPE)
+        return
+    kinds = [k for k in conf if k in CLUSTER_LOG_KINDS]
+    unknown = sorted(str(k) for k in conf if k not in CLUSTER_LOG_KINDS)
+    if unknown or len(kinds) != 1:
+        got = ", ".join(map(str, conf)) or "none"
+        yield SpecError(f"cluster_log_conf must have exactly one destination, dbfs, s3 or volumes (it has: {got})",
+                        field=field_name, hint=_LOG_CONF_SHAPE)
+        return
+    (kind,) = kinds
+    where = conf[kind]
+    destination = where.get("destination") if isinstance(where, Mapping) else None
+    if not isinstance(destination, str) or not destination.strip():
+        yield SpecError(f"cluster_log_conf.{kind}.destination must be a non-empty string", field=field_name,
+                        hint=_LOG_CONF_SHAPE)
+        return
+    if kind == "volumes" and not _VOLUME_DIR.fullmatch(destination.strip()):
+        yield SpecError(f"cluster_log_conf.volumes.destination {destination!r} is not inside a volume: it must "
+                        "start with /Volumes/<catalog>/<schema>/<volume>/", field=field_name, hint=_LOG_CONF_SHAPE)
+    elif kind == "dbfs" and destination.strip().startswith(("/Volumes/", "s3:", "s3a:")):
+        yield SpecError(f"cluster_log_conf.dbfs.destination {destination!r} is not a DBFS path (dbfs:/...)",
+                        field=field_name, hint=_LOG_CONF_SHAPE)
+    elif kind == "s3" and not destination.strip().startswith(("s3://", "s3a://")):
+        yield SpecError(f"cluster_log_conf.s3.destination {destination!r} is not an S3 URI (s3://bucket/path)",
+                        field=field_name, hint=_LOG_CONF_SHAPE)
 
 
 def _check_ssh_keys(spec: ClusterSpec) -> Iterator[SpecError]:

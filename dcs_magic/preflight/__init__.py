@@ -7,9 +7,14 @@ group (see pyproject.toml), so the emulator is a provider the client looks up by
 
     http.py      JSON-over-HTTP plumbing: explicit route table, token checked before the
                  body, bounded bodies and connections (shared with the tests' Clusters API)
-    store.py     cluster records, uploaded files, events (thread-safe, no I/O)
+    store.py     cluster records, files (uploads, delivered logs) with their listing, events
+                 (thread-safe, no I/O)
     launcher.py  the registry asked as a fresh VM, pull, check, driver container, init
                  scripts, RUNNING marker, autotermination, terminate, leftovers (through the Engine)
+    logs.py      cluster_log_conf delivery: the driver's stdout/stderr, the launch's own
+                 log4j-active.log, the init scripts' logs, at RUNNING and at termination
+    runs.py      a submitted run's task on its job cluster
+    pages.py     the tokenless read-only HTML status pages
     node_types.py  `local` and the clouds' own node type names, as list-node-types answers
     server.py    the routes and their handlers
 

@@ -9,6 +9,7 @@ Shared by the preflight workspace (`server.py`) and the test suite's scripted Cl
 A handler takes a `Request` and returns `(status, JSON-able body or None)`; raising
 `ApiFailure(status, error_code, message)` answers Databricks' `{"error_code", "message"}`.
 A route path ending in `*` matches every path with that prefix (`/api/2.0/fs/files/*`).
+A HEAD route may share its GET handler: the answer's body sets Content-Length and is not sent.
 
 What a request may cost is bounded before it costs anything: `admit(request)` (the token
 check) runs on the request line and headers, before the body is read; a body larger than

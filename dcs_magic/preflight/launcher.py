@@ -14,8 +14,20 @@ One worker thread per cluster, every Docker call through `dcs_magic.adapters.eng
             spark_env_vars + DB_* variables as its environment, label LABEL=cluster id)
                                           -> DOCKER_CONTAINER_CREATION_EXCEPTION
     init scripts in order (`file:` inside the image; workspace/volumes/dbfs ones from what
-        was uploaded to the server)   missing / non-zero exit -> INIT_SCRIPT_FAILURE
+        was uploaded to the server), each with its stdout and stderr in its log files on the
+        node (/databricks/init_scripts/<time>_<id>_<script>.sh.stdout.log, .stderr.log)
+                                      missing / non-zero exit -> INIT_SCRIPT_FAILURE (the
+                                      message has the exit code, never the output)
     -> RUNNING, or TERMINATED with termination_reason {code, type, parameters}.
+
+Every step also writes a line of the launch's own log (`Launcher.log`, log4j's shape): the
+pull and its outcome, the check's failing rows (`<Exception>: <CODE>: <row>: <detail>`), the
+driver's start and IP, each init script (destination, status, exit code), the termination
+(code and message; ERROR unless it is a SUCCESS type). With a `cluster_log_conf`, logs.py
+delivers it as driver/log4j-active.log, with the driver's stdout/stderr and the init scripts'
+logs, when the cluster reaches RUNNING and when it terminates (before the driver container is
+removed; a terminate during the launch delivers what the driver wrote so far first). A
+delivery failure is recorded in `cluster_log_status`, never changes the outcome.
 
 A job cluster (a run's `new_cluster`) takes the same steps, then runs the run's task in
 the driver instead of idling (`start(cluster, job=...)`, see runs.py) and terminates
@@ -37,7 +49,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..adapters.engine import Engine, ExecResult, StreamError, connect, remove_held_containers
@@ -49,7 +61,8 @@ from ..model.requirements import OS_ITEMS, parse_runtime
 from ..model.secrets import is_secret_reference
 from ..ops.check import check
 from ..settings import env, secret_variable
-from .store import NODE_TYPE_ID, Cluster, Store, now_ms
+from .logs import NODE_INIT_DIR, deliver, exception_line, init_log_name, log4j_line, log_destination, s3_message
+from .store import NODE_TYPE_ID, Cluster, Store, dbfs_key, now_ms, workspace_key
 
 __all__ = ["DOCKER_TIMEOUT_S", "LABEL", "JobTask", "Launcher", "Terminate", "runtime_of", "user_request"]
 
@@ -62,10 +75,11 @@ RUNNING_MARKER = "/.dcs-local-running"
 
 # Generous: init scripts may install packages; an engine that hangs longer is broken.
 DOCKER_TIMEOUT_S = 1200
-OUTPUT_KEEP_CHARS = 20_000
 # PID 1 of the driver container: idles, and exits at once on `docker stop` (SIGTERM).
 _IDLE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 _INIT_DIR = "/tmp/dcs-init-scripts"
+# An init script, run by bash with its output in its two log files on the node ($2, $3).
+_RUN_LOGGED = f'mkdir -p {NODE_INIT_DIR} && exec /bin/bash "$1" >"$2" 2>"$3"'
 # At interpreter exit, how long the launch workers get to clean up after being cancelled.
 _EXIT_GRACE_S = 20.0
 
@@ -76,13 +90,14 @@ _FETCHABLE = ("file", "workspace", "volumes", "dbfs")
 @dataclass
 class ScriptRun:
     """One init script's outcome: an `InitScriptExecutionDetails` status, whole seconds, the
-    error message, and (when it ran) its exit code and last output (never put in events)."""
+    error message, and (when it ran) its exit code. Its output stays in its log files (on the
+    node, and delivered by cluster_log_conf): it can hold secrets, so no message carries it."""
 
     status: str
     seconds: int
     error: str | None
     exit_code: int | None = None
-    output: str = field(default="", repr=False)
+    log_name: str | None = None  # its logs on the node: NODE_INIT_DIR/<log_name>.stdout.log, .stderr.log
 
 
 class Terminate(Exception):
@@ -141,17 +156,6 @@ def runtime_of(spark_version: str | None) -> str | None:
     return str(line) if line else None
 
 
-def workspace_key(path: str) -> str:
-    """Workspace paths are the same with or without the /Workspace prefix."""
-    path = "/" + path.strip().lstrip("/")
-    return path[len("/Workspace"):] or "/" if path.startswith("/Workspace/") else path
-
-
-def dbfs_key(path: str) -> str:
-    path = path.strip()
-    return "dbfs:/" + (path.removeprefix("dbfs:")).lstrip("/")
-
-
 class Launcher:
     """Runs launches for the clusters of a `Store` on one engine (`docker_host`, default:
     the one the Docker CLI would use)."""
@@ -208,6 +212,10 @@ class Launcher:
         self._terminating_event(cluster, reason)
         with engine:
             if busy:
+                # What the driver wrote so far (a running init script's output) is delivered
+                # before it goes; the worker's own delivery then adds the termination.
+                self.log(cluster, "INFO", f"Terminate requested ({reason.code}): {reason.message}")
+                deliver(self.store, cluster, engine)
                 engine.remove_container(container, quiet=True)  # the worker notices and finishes
             else:
                 self._finish(cluster, reason, engine)
@@ -321,6 +329,11 @@ class Launcher:
 
     def _launch(self, cluster: Cluster, job: JobTask | None = None) -> None:
         engine = None
+        spec = cluster.spec
+        self.log(cluster, "INFO", f"Local preflight launch of cluster {cluster.cluster_id} "
+                 f"({spec.get('cluster_name') or 'unnamed'}): image {cluster.image}, runtime "
+                 f"{spec.get('spark_version')}, node type {spec.get('node_type_id') or NODE_TYPE_ID}"
+                 + (", job cluster" if job is not None else ""))
         try:
             engine = self.connect()
             self._pull(engine, cluster)
@@ -349,6 +362,12 @@ class Launcher:
                 raise user_request()
             self.store.update(cluster, state_message=message)
 
+    def log(self, cluster: Cluster, level: str, message: str) -> None:
+        """One line of the launch's own log (delivered as driver/log4j-active.log): what a step
+        did, in log4j's shape. Never a password or the driver's environment."""
+        with self.store.lock:
+            cluster.launch_log.append(log4j_line(level, message))
+
     def _pull(self, engine: Engine, cluster: Cluster) -> None:
         """Pull as a fresh cluster VM does: first ask the registry for the manifest of the exact
         reference with exactly basic_auth (never this machine's docker login, never the copy
@@ -362,6 +381,8 @@ class Launcher:
             password = str(auth.get("password") or "")
             if username and is_secret_reference(password):
                 password = _resolve_secret(password)
+            self.log(cluster, "INFO", f"Pulling {cluster.image} "
+                     + (f"with docker_image.basic_auth of {username}" if username else "without basic_auth"))
             answer = fetch_manifest(cluster.image, username, Secret(password) if username else None)
             if cluster.cancel.is_set():
                 raise user_request()
@@ -372,6 +393,8 @@ class Launcher:
             for _event in engine.pull_events(cluster.image, auth_config=auth_config):
                 if cluster.cancel.is_set():
                     raise user_request()
+            self.log(cluster, "INFO", f"Pulled {cluster.image}"
+                     + (f" (registry digest {answer.digest})" if answer.digest else ""))
         except StreamError as exc:
             raise _pull_failure(cluster.image, exc.message) from exc
         finally:
@@ -419,10 +442,19 @@ class Launcher:
             raise Terminate("CONTAINER_LAUNCH_FAILURE", f"The image could not be started: {exc.message}",
                             type_="SERVICE_FAULT") from exc
         failed = [c for c in report.checks if not c.ok and c.severity == "error"]
+        for item in report.checks:
+            if not item.ok and item.severity != "error":
+                self.log(cluster, "WARN", f"Image check: {item.name}: {item.detail}")
         if not failed:
+            self.log(cluster, "INFO", f"Image check passed ({len(report.checks)} requirements: "
+                     + ", ".join(c.name for c in report.checks) + ")")
             return
         if cluster.cancel.is_set():  # the probe was removed under it: its verdict means nothing
             raise user_request()
+        code = ("DOCKER_INVALID_OS_EXCEPTION" if any(c.name in OS_ITEMS for c in failed)
+                else "CONTAINER_LAUNCH_FAILURE")
+        for item in failed:  # the check's own rows, one ERROR line each
+            self.log(cluster, "ERROR", exception_line(code, f"{item.name}: {item.detail}"))
         summary = "; ".join(f"{c.name}: {c.detail}" for c in failed)
         fixes = " | ".join(f"{c.name}: {c.fix}" for c in failed if c.fix)
         fixes = f". Fix: {fixes}" if fixes else ""
@@ -480,6 +512,9 @@ class Launcher:
                                     hostname="driver", user="0", environment=self.environment(cluster),
                                     labels=labels)
             engine.start(name)
+            self.store.update(cluster, driver_ip=_ip_address(engine.inspect_container(name)))
+            self.log(cluster, "INFO", f"Driver container {name} started (hostname driver, IP "
+                     f"{cluster.driver_ip or 'none'})")
         except EngineError as exc:
             if cluster.cancel.is_set():
                 raise user_request() from exc
@@ -505,11 +540,15 @@ class Launcher:
                 if failed is not None:
                     results.append({**entry, "status": "SKIPPED", "execution_duration_seconds": 0,
                                     "error_message": f"Skipped: init script {failed[0]} failed"})
+                    self.log(cluster, "INFO", f"Init script {index}/{len(scripts)} {where}: SKIPPED "
+                             f"(init script {failed[0]} failed)")
                     continue
                 self.step(cluster, f"Running init script {index}/{len(scripts)} ({where})")
+                self.log(cluster, "INFO", f"Running init script {index}/{len(scripts)} {where}")
                 ran = self._run_init_script(engine, cluster, index, kind, dest["destination"])
                 results.append({**entry, "status": ran.status, "execution_duration_seconds": ran.seconds,
                                 **({"error_message": ran.error} if ran.error else {})})
+                self._log_script(cluster, f"{index}/{len(scripts)}", where, ran)
                 if ran.status != "SUCCEEDED":
                     failed = (index, where, ran)
         finally:
@@ -522,9 +561,24 @@ class Launcher:
         if failed is not None:
             raise _init_failure(*failed)
 
+    def _log_script(self, cluster: Cluster, place: str, where: str, ran: ScriptRun) -> None:
+        """The script's line: its destination, status, exit code, and where its output is."""
+        ended = (f"exit code {ran.exit_code}, " if ran.exit_code is not None else "") + f"{ran.seconds} s"
+        logs = ""
+        if ran.log_name:
+            node = f"{cluster.cluster_id}_{(cluster.driver_ip or '127.0.0.1').replace('.', '_')}"
+            logs = f"; its output: init_scripts/{node}/{ran.log_name}.stderr.log and .stdout.log"
+        if ran.status == "SUCCEEDED":
+            self.log(cluster, "INFO", f"Init script {place} {where}: SUCCEEDED ({ended}){logs}")
+            return
+        self.log(cluster, "ERROR", exception_line("INIT_SCRIPT_FAILURE", f"Init script {place} {where}: "
+                                                  f"{ran.status} ({ended}): {ran.error}{logs}"))
+
     def _run_init_script(self, engine: Engine, cluster: Cluster, index: int, kind: str,
                          destination: str) -> ScriptRun:
-        """Run one init script with bash in the driver."""
+        """Run one init script with bash in the driver, its stdout and stderr written to its
+        log files on the node (NODE_INIT_DIR, as Databricks keeps them): never held here whole,
+        delivered by cluster_log_conf (logs.py reads back their tails)."""
         path = self._place_init_script(engine, cluster, index, kind, destination)
         if path is None:
             missing = ("does not exist in the image" if kind == "file" else
@@ -535,17 +589,22 @@ class Launcher:
             return ScriptRun("FAILED_FETCH", 0, f"The script {_where(kind, destination)} {missing}")
         started = time.monotonic()
         assert cluster.container is not None
-        ran = self.exec_in_driver(engine, cluster, cluster.container, ["/bin/bash", path],
+        name = init_log_name(index, destination)
+        with self.store.lock:
+            cluster.init_logs.append(name)
+        log = f"{NODE_INIT_DIR}/{name}"
+        ran = self.exec_in_driver(engine, cluster, cluster.container,
+                                  ["/bin/sh", "-c", _RUN_LOGGED, "sh", path, f"{log}.stdout.log", f"{log}.stderr.log"],
                                   self.environment(cluster))
         seconds = round(time.monotonic() - started)
         if ran.timed_out:
-            return ScriptRun("FAILED_EXECUTION", seconds, f"Script did not finish within {DOCKER_TIMEOUT_S} s")
+            return ScriptRun("FAILED_EXECUTION", seconds, f"Script did not finish within {DOCKER_TIMEOUT_S} s",
+                             log_name=name)
         if ran.exit_code != 0:
             self.driver_alive(engine, cluster, f"init script {index} ({_where(kind, destination)}) ran")
-        text = ran.output.decode("utf-8", "replace")[-OUTPUT_KEEP_CHARS:]
         if ran.exit_code == 0:
-            return ScriptRun("SUCCEEDED", seconds, None, 0, text)
-        return ScriptRun("FAILED_EXECUTION", seconds, "Script exit status is non-zero", ran.exit_code, text)
+            return ScriptRun("SUCCEEDED", seconds, None, 0, name)
+        return ScriptRun("FAILED_EXECUTION", seconds, "Script exit status is non-zero", ran.exit_code, name)
 
     def driver_alive(self, engine: Engine, cluster: Cluster, while_: str) -> None:
         """A script killed with the container is not the script's fault: say what happened."""
@@ -576,10 +635,18 @@ class Launcher:
     def _running(self, cluster: Cluster, engine: Engine) -> None:
         # The marker first: another process adopts a driver as RUNNING only with it.
         engine.put_archive(cluster.container or "", "/", _single_file_tar(RUNNING_MARKER.lstrip("/"), b""))
+        where = log_destination(cluster.spec)
+        undelivered = s3_message(where[1]) if where is not None and where[0] == "s3" else ""
+        if undelivered:
+            self.log(cluster, "WARN", undelivered)
+        self.log(cluster, "INFO", f"Cluster {cluster.cluster_id} is RUNNING (driver container "
+                 f"{cluster.container}; no Spark on a local preflight cluster)")
+        deliver(self.store, cluster, engine)  # before RUNNING: whoever sees RUNNING finds the logs
         with self.store.lock:  # with _step's cancel check: a terminate request cannot slip between
             self.step(cluster, f"Local preflight: driver container {cluster.container} is running "
                        "(image pulled and checked, init scripts run; no Spark)"
-                       + ("; it ends with this kernel" if self.clusters_end_with_process else ""))
+                       + ("; it ends with this kernel" if self.clusters_end_with_process else "")
+                       + (f". {undelivered}" if undelivered else ""))
             self.store.update(cluster, state="RUNNING", busy=False)
         if not self.clusters_end_with_process:
             engine.release(cluster.container or "")  # a running cluster outlives this process
@@ -592,6 +659,11 @@ class Launcher:
         request's reason wins over the worker's USER_REQUEST)."""
         reason = cluster.ending if cluster.ending is not None and reason.code == "USER_REQUEST" else reason
         self._terminating_event(cluster, reason)
+        if reason.type == "SUCCESS":
+            self.log(cluster, "INFO", f"Cluster terminated: {reason.code}: {reason.message}")
+        else:
+            self.log(cluster, "ERROR", exception_line(reason.code, reason.message))
+        deliver(self.store, cluster, engine)  # the driver's output and files first, then it goes
         removed = False
         if engine is not None and cluster.container:
             try:
@@ -690,14 +762,21 @@ def _where(kind: str, destination: str) -> str:
 
 def _init_failure(index: int, where: str, ran: ScriptRun) -> Terminate:
     """INIT_SCRIPT_FAILURE as Databricks words it ("Cluster scoped init script ... failed: ..."),
-    with the exit code and the script's last lines when it ran."""
+    with the exit code when it ran; never the script's output (it can hold secrets: it is in
+    the script's stderr log, delivered by cluster_log_conf)."""
     message = f"Cluster scoped init script {where} failed: {ran.error}"
     if ran.exit_code is None:
         return Terminate("INIT_SCRIPT_FAILURE", message, instance_id="driver")
-    tail = "\n".join(ran.output.rstrip().splitlines()[-5:])
-    return Terminate("INIT_SCRIPT_FAILURE",
-                     f"{message} (init script {index} exited with code {ran.exit_code})"
-                     + (f"; last output:\n{tail}" if tail else ""), instance_id="driver")
+    return Terminate("INIT_SCRIPT_FAILURE", f"{message} (init script {index} exited with code {ran.exit_code})",
+                     instance_id="driver")
+
+
+def _ip_address(info: dict[str, Any] | None) -> str | None:
+    """The container's IP address on its (first) network, None without one."""
+    settings = (info or {}).get("NetworkSettings") or {}
+    found = settings.get("IPAddress") or next(
+        (n.get("IPAddress") for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")), None)
+    return str(found) if found else None
 
 
 def copy_file(engine: Engine, container: str, directory: str, name: str, data: bytes) -> str:

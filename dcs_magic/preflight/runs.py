@@ -8,7 +8,9 @@ scripts); then `RunTask.run` takes over in the launch's worker thread:
                     notebook_path: an uploaded .ipynb or source notebook, its code (jobs.notebook_code)
         missing  -> INTERNAL_ERROR / FAILED "... does not exist ..." naming the path
     run it          jobs.task_command with the image's /databricks/python3/bin/python3,
-                    the driver's environment, as root (like a cluster's init scripts)
+                    the driver's environment, as root (like a cluster's init scripts); its
+                    stdout and stderr also teed to /databricks/driver/logs/stdout and stderr,
+                    the driver's own logs (delivered by cluster_log_conf, see logs.py)
     report          jobs.task_outcome(exit code, output): SUCCESS, or FAILED with the exit code
                     and the output's last lines
 
@@ -27,20 +29,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..model.jobs import SubmittedTask, notebook_code, task_command, task_outcome
-from .launcher import (
-    DOCKER_TIMEOUT_S,
-    Launcher,
-    copy_file,
-    dbfs_key,
-    user_request,
-    workspace_key,
-)
-from .store import Cluster, Run, Store
+from .launcher import DOCKER_TIMEOUT_S, Launcher, copy_file, user_request
+from .logs import NODE_DRIVER_LOGS
+from .store import Cluster, Run, Store, dbfs_key, workspace_key
 
 if TYPE_CHECKING:
     from ..adapters.engine import Engine
 
-__all__ = ["CANCEL_MESSAGE", "TASK_DIR", "RunTask"]
+__all__ = ["CANCEL_MESSAGE", "TASK_DIR", "RunTask", "teed"]
 
 TASK_DIR = "/tmp/dcs-job"
 """Where an uploaded Python file or a notebook's code is copied in the driver container."""
@@ -64,7 +60,7 @@ class RunTask:
         what = self.task.python_file or self.task.notebook or ""
         path, missing = self._place(engine, container)
         if path is None:
-            self._settle(*task_outcome(None, "", error=missing))
+            self._settle(launcher, cluster, *task_outcome(None, "", error=missing))
             return
         with self.store.lock:
             if cluster.cancel.is_set():
@@ -72,10 +68,12 @@ class RunTask:
             self.store.update_run(run, life_cycle_state="RUNNING",
                                   state_message=f"Running {what} in the job cluster's driver container")
         command = task_command(self.task, path)
-        ran = launcher.exec_in_driver(engine, cluster, container, command,
+        launcher.log(cluster, "INFO", f"Running the task {self.task.task_key} of run {run.run_id}: {what}")
+        ran = launcher.exec_in_driver(engine, cluster, container, teed(command),
                                       {**launcher.environment(cluster), "PYTHONUNBUFFERED": "1"})
         if ran.timed_out:
-            self._settle(*task_outcome(None, "", error=f"{what} did not finish within {DOCKER_TIMEOUT_S} s"))
+            self._settle(launcher, cluster,
+                         *task_outcome(None, "", error=f"{what} did not finish within {DOCKER_TIMEOUT_S} s"))
             return
         if ran.exit_code != 0:
             launcher.driver_alive(engine, cluster, f"{what} ran")
@@ -83,12 +81,22 @@ class RunTask:
         state, output = task_outcome(ran.exit_code, text)
         if state["result_state"] == "FAILED" and self.task.python_file is None:
             state["state_message"] = output["error"] = f"Notebook {what} exited with code {ran.exit_code}"
-        self._settle(state, output)
+        self._settle(launcher, cluster, state, output)
 
-    def _settle(self, state: dict[str, Any], output: dict[str, Any]) -> None:
-        """The task's outcome: shown at once as TERMINATING (result and output known), made
-        final by `ended` after the job cluster terminated. A task stopped by a cancel or the
-        run's timeout has no outcome of its own: `ended` says CANCELED or TIMEDOUT."""
+    def _settle(self, launcher: Launcher, cluster: Cluster, state: dict[str, Any],
+                output: dict[str, Any]) -> None:
+        """The task's outcome: a line of the launch's log, and shown at once as TERMINATING
+        (result and output known), made final by `ended` after the job cluster terminated. A
+        task stopped by a cancel or the run's timeout has no outcome of its own: `ended` says
+        CANCELED or TIMEDOUT."""
+        task = f"task {self.task.task_key} of run {self.run_record.run_id}"
+        if state.get("result_state") == "SUCCESS":
+            launcher.log(cluster, "INFO", f"The {task} succeeded (exit code 0)")
+        else:
+            exit_code = output.get("exit_code")
+            launcher.log(cluster, "ERROR", f"TaskFailedException: {state.get('result_state')}: The {task} failed: "
+                         f"{state.get('state_message')}"
+                         + (" (its output: driver/stdout, driver/stderr)" if exit_code is not None else ""))
         with self.store.lock:
             if self.run_record.cluster.cancel.is_set():
                 return
@@ -165,6 +173,20 @@ class RunTask:
                        f"({reason.get('code', 'UNKNOWN')}): {cluster.state_message}")
             state, output = task_outcome(None, "", error=message)
             self.store.update_run(run, output=output, end=True, **state)
+
+
+# The task with its stdout and stderr each teed to a file ($1, $2) and still sent on as they
+# were (the exec's output, runs/get-output's logs); its exit status is the task's. bash waits
+# for every part of a pipeline, so both files are complete when it returns.
+_TEED = ('out=$1 err=$2; shift 2; mkdir -p "${out%/*}" "${err%/*}"; '
+         '{ "$@" 2>&1 1>&3 3>&- | tee -a "$err" >&2 3>&-; exit "${PIPESTATUS[0]}"; } 3>&1 | tee -a "$out"; '
+         'exit "${PIPESTATUS[0]}"')
+
+
+def teed(command: list[str], directory: str = NODE_DRIVER_LOGS) -> list[str]:
+    """`command` run by bash with its stdout and stderr also appended to DIRECTORY/stdout and
+    DIRECTORY/stderr (the driver's logs on a cluster node)."""
+    return ["/bin/bash", "-c", _TEED, "bash", f"{directory}/stdout", f"{directory}/stderr", *command]
 
 
 def _file_name(source: str, suffix: str) -> str:

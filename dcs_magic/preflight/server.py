@@ -14,6 +14,17 @@ Jobs: `runs/submit` (one task on a `new_cluster`, read with `jobs.read_submit`: 
 validation as clusters/create), `runs/get`, `runs/get-output` (of the task run),
 `runs/cancel`, under /api/2.1 and /api/2.2. Also `workspace-conf` (enableDcs is "true")
 and `preview/scim/v2/Me` (the OS user running the server).
+
+Files (uploads of init scripts and task files; the cluster logs a `cluster_log_conf` has
+delivered, see logs.py):
+    POST workspace/import, POST dbfs/put, PUT fs/files/Volumes/...    store a file
+    GET fs/files/Volumes/... (Range: bytes=N-M, N-, -N), HEAD           its bytes / headers
+    GET fs/directories/Volumes/... (HEAD: exists?)                      immediate children
+    GET dbfs/list, dbfs/get-status, dbfs/read (offset, length <= 1 MiB, base64)
+Missing: 404 NOT_FOUND (Files API), 404 RESOURCE_DOES_NOT_EXIST (DBFS). Create and
+runs/submit validate `cluster_log_conf` (exactly one of volumes, dbfs, s3; a volumes
+destination inside a volume); clusters/get carries `cluster_log_status` once a delivery was
+attempted.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 from ..errors import SpecError, UsageError
@@ -34,10 +46,10 @@ from ..model.jobs import read_submit
 from ..model.spec import ClusterSpec, dcs_runtimes, node_type_problem
 from . import pages
 from .http import Answer, ApiFailure, JsonApiServer, Request
-from .launcher import LABEL, Launcher, Terminate, dbfs_key, workspace_key
+from .launcher import LABEL, Launcher, Terminate
 from .node_types import node_types
 from .runs import CANCEL_MESSAGE, RunTask
-from .store import Cluster, Run, Store, new_cluster_id
+from .store import Cluster, Entry, Run, Store, dbfs_key, new_cluster_id, workspace_key
 
 __all__ = ["SPARK_VERSIONS", "LocalWorkspaceServer"]
 
@@ -110,6 +122,32 @@ def _b64(value: Any, what: str) -> bytes:
         raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"{what} is not valid base64") from exc
 
 
+DBFS_READ_DEFAULT = 512 * 1024
+DBFS_READ_MAX = 1024 * 1024
+"""dbfs/read's default and largest `length`."""
+
+
+def _dbfs_info(entry: Entry) -> dict[str, Any]:
+    """A DBFS FileInfo: the path as DBFS shows it (absolute, without `dbfs:`)."""
+    return {"path": entry.key.removeprefix("dbfs:") or "/", "is_dir": entry.is_dir,
+            "file_size": entry.size, "modification_time": entry.mtime_ms}
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single `Range: bytes=...` header, None for none (or one this
+    server does not read: several ranges, other units): the whole file is then answered."""
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or last.isdigit()):
+        return None
+    if not first:  # the last N bytes
+        return max(0, size - int(last)), size - 1
+    end = int(last) if last.isdigit() else size - 1
+    return int(first), min(end, size - 1)
+
+
 _HOST_METADATA = "/.well-known/databricks-config"
 
 class LocalWorkspaceServer(JsonApiServer):
@@ -145,6 +183,14 @@ class LocalWorkspaceServer(JsonApiServer):
             ("POST", "/api/2.0/dbfs/put"): self._dbfs_put,
             ("PUT", "/api/2.0/fs/files/Volumes/*"): self._put_volume_file,
             ("PUT", "/api/2.0/fs/directories/Volumes/*"): lambda request: (204, None),
+            # Reading files back (uploads, and the cluster logs cluster_log_conf delivers).
+            ("GET", "/api/2.0/fs/files/Volumes/*"): self._get_volume_file,
+            ("HEAD", "/api/2.0/fs/files/Volumes/*"): self._get_volume_file,
+            ("GET", "/api/2.0/fs/directories/Volumes/*"): self._list_volume_directory,
+            ("HEAD", "/api/2.0/fs/directories/Volumes/*"): self._volume_directory_metadata,
+            ("GET", "/api/2.0/dbfs/list"): self._dbfs_list,
+            ("GET", "/api/2.0/dbfs/get-status"): self._dbfs_get_status,
+            ("GET", "/api/2.0/dbfs/read"): self._dbfs_read,
             ("GET", "/api/2.0/workspace-conf"): self._workspace_conf,
             ("GET", "/api/2.0/preview/scim/v2/Me"): self._me,
             ("GET", "/clusters/*"): self._cluster_page,
@@ -310,6 +356,82 @@ class LocalWorkspaceServer(JsonApiServer):
         overwrite = request.query.get("overwrite", ["false"])[-1].lower() == "true"
         self._store_file(path, request.body, overwrite, 409)
         return 204, None
+
+    # -- reading files: the Files API (volumes) and DBFS ---------------------------------
+
+    def _get_volume_file(self, request: Request) -> Answer:
+        """The file's bytes (HEAD: its headers only); `Range: bytes=N-M`, `bytes=N-`, `bytes=-N`
+        answer 206 with that part."""
+        path = request.path[len("/api/2.0/fs/files"):]
+        with self.store.lock:
+            data, entry = self.store.file(path), self.store.stat(path)
+        if data is None or entry is None:
+            raise ApiFailure(404, "NOT_FOUND", f"The file {path} does not exist")
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes",
+                   "Last-Modified": formatdate(entry.mtime_ms / 1000, usegmt=True)}
+        wanted = _byte_range(str(request.headers.get("Range") or ""), len(data))
+        if wanted is None:
+            return 200, data, headers
+        start, end = wanted
+        if start >= len(data) or start > end:
+            return 416, None, {**headers, "Content-Range": f"bytes */{len(data)}"}
+        return 206, data[start:end + 1], {**headers, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
+
+    def _volume_directory(self, request: Request) -> tuple[str, list[Entry]]:
+        path = request.path[len("/api/2.0/fs/directories"):]
+        children = self.store.children(path)
+        if children is None:
+            raise ApiFailure(404, "NOT_FOUND", f"The directory {path} does not exist")
+        return path, children
+
+    def _list_volume_directory(self, request: Request) -> Answer:
+        """The directory's immediate children (directories implied by the files below them)."""
+        _path, children = self._volume_directory(request)
+        return 200, {"contents": [
+            {"path": e.key + ("/" if e.is_dir else ""), "is_directory": e.is_dir, "name": e.name,
+             **({} if e.is_dir else {"file_size": e.size, "last_modified": e.mtime_ms})} for e in children]}
+
+    def _volume_directory_metadata(self, request: Request) -> Answer:
+        self._volume_directory(request)
+        return 200, None
+
+    def _dbfs_entry(self, params: dict[str, Any]) -> Entry:
+        path = params.get("path")
+        if not isinstance(path, str) or not path.strip():
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "path is required (e.g. dbfs:/cluster-logs)")
+        entry = self.store.stat(dbfs_key(path))
+        if entry is None:
+            raise ApiFailure(404, "RESOURCE_DOES_NOT_EXIST", f"No file or directory exists on path {path.strip()}.")
+        return entry
+
+    def _dbfs_list(self, request: Request) -> Answer:
+        """A directory's immediate children; a file lists as itself (as DBFS answers)."""
+        entry = self._dbfs_entry(request.params())
+        children = self.store.children(entry.key) if entry.is_dir else [entry]
+        return 200, {"files": [_dbfs_info(e) for e in children or []]}
+
+    def _dbfs_get_status(self, request: Request) -> Answer:
+        return 200, _dbfs_info(self._dbfs_entry(request.params()))
+
+    def _dbfs_read(self, request: Request) -> Answer:
+        """`length` bytes (default 0.5 MiB, at most 1 MiB) from `offset`, base64."""
+        params = request.params()
+        try:
+            offset = int(params.get("offset") or 0)
+            raw = params.get("length")
+            length = DBFS_READ_DEFAULT if raw in (None, "") else int(raw)
+        except (TypeError, ValueError) as exc:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "offset and length must be numbers") from exc
+        if offset < 0 or length < 0:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "offset and length must not be negative")
+        if length > DBFS_READ_MAX:
+            raise ApiFailure(400, "MAX_READ_SIZE_EXCEEDED",
+                             f"Cannot read more than {DBFS_READ_MAX} bytes at once (length {length})")
+        entry = self._dbfs_entry(params)
+        if entry.is_dir:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"{params['path']} is a directory, not a file")
+        data = (self.store.file(entry.key) or b"")[offset:offset + length]
+        return 200, {"bytes_read": len(data), "data": base64.b64encode(data).decode("ascii")}
 
     # -- workspace settings, identity ---------------------------------------------------------
 

@@ -1,8 +1,13 @@
-"""What the preflight workspace knows: cluster records, job runs, uploaded files, cluster events.
+"""What the preflight workspace knows: cluster records, job runs, files, cluster events.
 
 Pure state behind one lock (no HTTP, no Docker): the server's request threads and the
 launcher's worker threads read and change it only through `Store` methods or inside
 `with store.lock:`.
+
+Files (uploads, and the cluster logs the launcher delivers) are kept by key: a `/Volumes/...`
+path as it is, a workspace path without its `/Workspace` prefix (`workspace_key`), a DBFS
+path as `dbfs:/...` (`dbfs_key`); each with its modification time. `children(directory)`
+lists what is directly under a directory, the directories implied by the keys below it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NODE_TYPE_ID", "Cluster", "Run", "Store", "new_cluster_id", "now_ms"]
+__all__ = ["NODE_TYPE_ID", "Cluster", "Entry", "Run", "Store", "dbfs_key", "new_cluster_id", "now_ms",
+           "workspace_key"]
 
 NODE_TYPE_ID = "local"
 
@@ -26,6 +32,33 @@ def now_ms() -> int:
 def new_cluster_id() -> str:
     """Shaped like Databricks' ids (MMDD-HHMMSS-xxxxxxxx); valid in a container name."""
     return time.strftime("%m%d-%H%M%S-") + secrets.token_hex(4)
+
+
+def workspace_key(path: str) -> str:
+    """Workspace paths are the same with or without the /Workspace prefix."""
+    path = "/" + path.strip().lstrip("/")
+    return path[len("/Workspace"):] or "/" if path.startswith("/Workspace/") else path
+
+
+def dbfs_key(path: str) -> str:
+    """`dbfs:/x`, `/x` and `dbfs:x` are one DBFS path: `dbfs:/x`."""
+    path = path.strip()
+    return "dbfs:/" + (path.removeprefix("dbfs:")).lstrip("/")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a directory listing: a file (its size and modification time) or a
+    directory (size 0, the newest modification time below it)."""
+
+    key: str  # a directory's key has no trailing slash
+    is_dir: bool
+    size: int
+    mtime_ms: int
+
+    @property
+    def name(self) -> str:
+        return self.key.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -46,6 +79,13 @@ class Cluster:
     source: str = "API"  # "JOB" for a run's job cluster
     cancel: threading.Event = field(default_factory=threading.Event)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Log delivery (logs.py): the launch's own log lines (driver/log4j-active.log), the init
+    # scripts' log names on the node, the driver's IP, cluster_log_status once attempted.
+    launch_log: list[str] = field(default_factory=list)
+    init_logs: list[str] = field(default_factory=list)
+    driver_ip: str | None = None
+    log_status: dict[str, Any] | None = None
+    delivering: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def image(self) -> str:
@@ -70,6 +110,8 @@ class Cluster:
             info["terminated_time"] = self.terminated_time
         if self.termination_reason is not None:
             info["termination_reason"] = self.termination_reason
+        if self.spec.get("cluster_log_conf") and self.log_status is not None:
+            info["cluster_log_status"] = dict(self.log_status)
         return info
 
 
@@ -130,7 +172,7 @@ class Store:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._clusters: dict[str, Cluster] = {}
-        self._files: dict[str, bytes] = {}
+        self._files: dict[str, tuple[bytes, int]] = {}  # key -> (content, modification time in ms)
         self._runs: dict[int, Run] = {}
         self._tasks: dict[int, Run] = {}  # by task run id
         self._tokens: dict[str, Run] = {}  # by runs/submit idempotency_token
@@ -229,16 +271,53 @@ class Store:
         with self.lock:
             return dict(run.state), dict(run.output)
 
-    # -- uploaded files ------------------------------------------------------------------
+    # -- files (uploads, delivered logs) -------------------------------------------------
 
     def put_file(self, key: str, data: bytes, *, overwrite: bool) -> bool:
-        """Store an upload; False (nothing stored) when it exists and overwrite is False."""
+        """Store a file; False (nothing stored) when it exists and overwrite is False."""
         with self.lock:
             if key in self._files and not overwrite:
                 return False
-            self._files[key] = data
+            self._files[key] = (bytes(data), now_ms())
             return True
 
     def file(self, key: str) -> bytes | None:
         with self.lock:
-            return self._files.get(key)
+            found = self._files.get(key)
+            return found[0] if found is not None else None
+
+    def stat(self, key: str) -> Entry | None:
+        """The file `key`, or the directory `key` when files are below it; None for neither."""
+        key = key.rstrip("/") or key
+        with self.lock:
+            found = self._files.get(key)
+            if found is not None:
+                return Entry(key, False, len(found[0]), found[1])
+            below = [mtime for k, (_, mtime) in self._files.items() if k.startswith(_as_directory(key))]
+            return Entry(key, True, 0, max(below)) if below else None
+
+    def children(self, directory: str) -> list[Entry] | None:
+        """What is directly under `directory` (files, and the directories the keys below it
+        imply), sorted by key; None when nothing is under it."""
+        prefix = _as_directory(directory)
+        entries: dict[str, Entry] = {}
+        with self.lock:
+            for key, (data, mtime) in self._files.items():
+                if not key.startswith(prefix) or key == prefix:
+                    continue
+                head, slash, _rest = key[len(prefix):].partition("/")
+                if not slash:
+                    entries[key] = Entry(key, False, len(data), mtime)
+                    continue
+                child = prefix + head
+                seen = entries.get(child)
+                if seen is None or (seen.is_dir and seen.mtime_ms < mtime):
+                    entries[child] = Entry(child, True, 0, mtime)
+        if not entries:
+            return None
+        return [entries[k] for k in sorted(entries)]
+
+
+def _as_directory(key: str) -> str:
+    """`key` with one trailing slash (`dbfs:/` and `/` stay themselves)."""
+    return key if key.endswith("/") else key + "/"

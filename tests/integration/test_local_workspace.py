@@ -205,7 +205,7 @@ def test_init_script_exits_non_zero(ws: Workspace, good_image: str, auth_registr
     assert error.termination_code == "INIT_SCRIPT_FAILURE"
     assert ("Cluster scoped init script volumes:/Volumes/main/default/dcs_test/fail.sh "
             "failed: Script exit status is non-zero (init script 2 exited with code 3)") in error.message
-    assert "boom: no such package" in error.message
+    assert "boom: no such package" not in error.message  # the output can hold secrets: in its stderr log only
     (finished,) = ws.events(cluster_id, event_types=["INIT_SCRIPTS_FINISHED"])
     first, second = finished["details"]["init_scripts"]["cluster"]
     assert first["status"] == "SUCCEEDED"
