@@ -52,6 +52,7 @@ __all__ = [
     "docker_config_dir",
     "env",
     "environment",
+    "local_state_dir",
     "secret_variable",
 ]
 
@@ -91,6 +92,7 @@ DATABRICKS_CONFIG_PROFILE = "DATABRICKS_CONFIG_PROFILE"
 RUNTIME_PINS = "DCS_RUNTIME_PINS"
 """Where `dcs runtimes --update` writes, and the runtime facts read, the refreshed pins."""
 XDG_DATA_HOME = "XDG_DATA_HOME"
+XDG_STATE_HOME = "XDG_STATE_HOME"
 
 VAR_PREFIX = "DCS_VAR_"
 """`DCS_VAR_<NAME>` provides template variable NAME (NAME exactly as the template writes it)."""
@@ -130,6 +132,15 @@ def runtime_pins_file() -> "tuple[Path, bool]":
     if given:
         return Path(given).expanduser(), True
     return Path(env(XDG_DATA_HOME) or os.path.expanduser("~/.local/share")) / "dcs-magic" / "runtime-pins.json", False
+
+
+def local_state_dir() -> "Path":
+    """Where the local preflight workspace keeps what outlives a process (the records of ended
+    clusters, so `dcs why CLUSTER_ID --local` in one command explains a launch another made):
+    `$XDG_STATE_HOME/dcs-magic/local-workspace` (~/.local/state/...)."""
+    from pathlib import Path
+
+    return Path(env(XDG_STATE_HOME) or os.path.expanduser("~/.local/state")) / "dcs-magic" / "local-workspace"
 
 
 def secret_variable(reference: str) -> str:

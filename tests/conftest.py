@@ -38,8 +38,10 @@ browser.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,10 @@ from support.registry import Registry, start_registry  # noqa: E402
 
 from dcs_magic import Workspace  # noqa: E402
 
+# The local preflight workspace keeps ended clusters' records under $XDG_STATE_HOME (settings.
+# local_state_dir): the suite, its subprocesses and kernels use a fresh folder, never the user's.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="dcs-test-state-")
+
 
 # -- lanes: `bash scripts/dev-env.sh test` runs two pytest processes at once ---------------------
 # DCS_TEST_LANE=engine-free: the tests under tests/unit and tests/magics not marked `docker` (they
@@ -72,8 +78,6 @@ def _engine_free(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    import os
-
     lane = os.environ.get("DCS_TEST_LANE")
     if not lane:
         return

@@ -50,6 +50,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..adapters.engine import Engine, ExecResult, StreamError, connect, remove_held_containers
@@ -61,6 +62,7 @@ from ..model.requirements import OS_ITEMS, parse_runtime
 from ..model.secrets import is_secret_reference
 from ..ops.check import check
 from ..settings import env, secret_variable
+from . import ended
 from .logs import NODE_INIT_DIR, deliver, exception_line, init_log_name, log4j_line, log_destination, s3_message
 from .store import NODE_TYPE_ID, Cluster, Store, dbfs_key, now_ms, workspace_key
 
@@ -165,6 +167,7 @@ class Launcher:
         self.docker_host = docker_host
         self.minute_s = minute_s  # how long a minute of autotermination_minutes is (shorter in tests)
         self.clusters_end_with_process = False  # a kernel's clusters end with the kernel
+        self.records: Path | None = None  # where ended clusters' records go (ended.py); None: nowhere
         self._workers: dict[str, threading.Thread] = {}
         _LAUNCHERS.add(self)
 
@@ -278,6 +281,28 @@ class Launcher:
                     self._terminating_event(cluster, reason)
                 adopted.append(cluster)
         return adopted
+
+    def recorded(self, cluster_id: str) -> Cluster | None:
+        """An ended cluster another process ran, from its record (`ended.py`), registered in
+        this store with its events and delivered logs; None when there is no record."""
+        found = ended.load(self.records, cluster_id) if self.records is not None else None
+        if found is None:
+            return None
+        info, events, files = found
+        with self.store.lock:
+            known = self.store.get(cluster_id)
+            if known is not None:
+                return known
+            cluster = Cluster(cluster_id, info, state="TERMINATED", state_message=str(info.get("state_message") or ""),
+                              start_time=int(info.get("start_time") or now_ms()),
+                              terminated_time=info.get("terminated_time"),
+                              termination_reason=info.get("termination_reason"),
+                              source=str(info.get("cluster_source") or "API"), events=list(events),
+                              log_status=info.get("cluster_log_status"))
+            self.store.add(cluster)
+            for key, data in files.items():
+                self.store.put_file(key, data, overwrite=False)
+        return cluster
 
     def sweep(self) -> None:
         """What killed processes left (at a server's start): probe containers of checks whose
@@ -678,6 +703,16 @@ class Launcher:
             self.store.update(cluster, busy=False, state="TERMINATED", state_message=reason.message,
                               terminated_time=now_ms(), termination_reason=reason.as_dict(),
                               container=None if removed else cluster.container)
+        self._keep(cluster)
+
+    def _keep(self, cluster: Cluster) -> None:
+        """The ended cluster's record for later processes (`ended.py`), with its delivered logs."""
+        if self.records is None:
+            return
+        found = log_destination(cluster.spec)
+        files = (self.store.files_under(f"{found[1]}/{cluster.cluster_id}")
+                 if found is not None and found[0] in ("volumes", "dbfs") else {})
+        ended.save(self.records, cluster.info(), self.store.events(cluster), files)
 
 
 # Launchers of this process, for the exit handler (weak: a stopped server's can go).

@@ -37,6 +37,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError, UsageError
@@ -44,7 +45,8 @@ from ..model import runtime
 from ..model.imageref import parse_reference
 from ..model.jobs import read_submit
 from ..model.spec import ClusterSpec, dcs_runtimes, node_type_problem
-from . import pages
+from ..settings import local_state_dir
+from . import ended, pages
 from .http import Answer, ApiFailure, JsonApiServer, Request
 from .launcher import LABEL, Launcher, Terminate
 from .node_types import node_types
@@ -149,6 +151,7 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 _HOST_METADATA = "/.well-known/databricks-config"
+_DEFAULT = object()  # records: the user's state directory
 
 class LocalWorkspaceServer(JsonApiServer):
     """The preflight workspace: an HTTP server on 127.0.0.1 and the clusters it launched.
@@ -157,12 +160,16 @@ class LocalWorkspaceServer(JsonApiServer):
     """
 
     def __init__(self, *, docker_host: str | None = None, minute_s: float = 60.0,
-                 clusters_end_with_process: bool = False, **limits: Any) -> None:
+                 clusters_end_with_process: bool = False, records: Path | None | object = _DEFAULT,
+                 **limits: Any) -> None:
         self.token = secrets.token_urlsafe(32)
         self.docker_host = docker_host
         self.store = Store()
         self.launcher = Launcher(self.store, docker_host=docker_host, minute_s=minute_s)
         self.launcher.clusters_end_with_process = clusters_end_with_process
+        # Ended clusters' records (ended.py): shared by every process of this user, so a later
+        # `dcs why --local` finds a cluster an earlier `dcs launch --local` ran.
+        self.launcher.records = local_state_dir() if records is _DEFAULT else records if isinstance(records, Path) else None
         self.swept = threading.Event()  # set once the start's sweep of leftovers is done
         routes: dict[tuple[str, str], Callable[[Request], Answer]] = {}
         for version in ("2.0", "2.1"):
@@ -282,6 +289,8 @@ class LocalWorkspaceServer(JsonApiServer):
         params = request.params()
         self._delete(request)
         self.store.remove(str(params["cluster_id"]))
+        if self.launcher.records is not None:
+            ended.forget(self.launcher.records, str(params["cluster_id"]))
         return 200, {}
 
     def _spark_versions(self, request: Request) -> Answer:
@@ -322,9 +331,12 @@ class LocalWorkspaceServer(JsonApiServer):
         except Terminate as exc:
             raise ApiFailure(404, "RESOURCE_DOES_NOT_EXIST",
                              f"Cluster {cluster_id} is not known to this local workspace ({exc.message})") from exc
-        if not found:
+        if found:
+            return found[0]
+        kept = self.launcher.recorded(cluster_id)
+        if kept is None:
             raise _not_found(cluster_id)
-        return found[0]
+        return kept
 
     # -- uploads (init scripts) ----------------------------------------------------------
 

@@ -296,6 +296,12 @@ class Store:
             below = [mtime for k, (_, mtime) in self._files.items() if k.startswith(_as_directory(key))]
             return Entry(key, True, 0, max(below)) if below else None
 
+    def files_under(self, directory: str) -> dict[str, bytes]:
+        """Every file below `directory` (any depth), by key."""
+        prefix = _as_directory(directory)
+        with self.lock:
+            return {key: data for key, (data, _) in self._files.items() if key.startswith(prefix)}
+
     def children(self, directory: str) -> list[Entry] | None:
         """What is directly under `directory` (files, and the directories the keys below it
         imply), sorted by key; None when nothing is under it."""
