@@ -243,7 +243,17 @@ def test_create_asks_again_before_a_start_it_can_see_fails(
     note.scroll_into_view_if_needed()
     screenshot(f"create-anyway-{theme}")
 
+    expect(form).to_contain_text("Databricks delivers the driver and init-script logs here")
     if theme == "dark":
+        # Sent anyway, the start fails as flagged, and the form says why (`dcs why`: the
+        # termination reason, events and delivered logs), readable in the dark theme.
+        anyway.click()
+        why = form.locator(".dcs-why")
+        expect(why).to_contain_text("Cause (certain)", timeout=240_000)
+        expect(why).to_contain_text("caught before a start by: %dcs_check")
+        _assert_readable("the diagnosis", text_contrast(why.locator("p, li")), 3)
+        why.scroll_into_view_if_needed()
+        screenshot("why-dark")
         return  # the fix and the start below are the same in both themes: run once
     # The fix: a runtime that runs the image's Python. Create is Create again, and sends.
     runtime = form.get_by_label("Runtime")
