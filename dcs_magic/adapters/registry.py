@@ -147,7 +147,7 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
     that is the answer."""
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
     auth = (username, password.reveal()) if username and password is not None else None
-    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{ref.digest or ref.tag or 'latest'}"
+    url = _url(ref, "manifests", ref.digest or ref.tag or "latest")
     try:
         with requests.Session() as session:
             answer = _ask_manifest(session, "GET", ref, ref.digest or ref.tag or "latest", auth, timeout)
@@ -160,7 +160,7 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
 def _ask_manifest(session: requests.Session, method: str, ref: ImageRef, which: str,
                   auth: tuple[str, str] | None, timeout: float) -> requests.Response:
     """One manifest request, answering a 401's challenge (see `_ask`)."""
-    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{which}"
+    url = _url(ref, "manifests", which)
     return _ask(session, method, url, auth, timeout, {"Accept": MANIFEST_TYPES})
 
 
@@ -262,7 +262,7 @@ def current_digest(reference: str | ImageRef, username: str | None = None, passw
     no such tag), None when nothing answered (the reason in a few words)."""
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
     auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
-    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{ref.tag or 'latest'}"
+    url = _url(ref, "manifests", ref.tag or "latest")
     with _conversation(ref, url) as session:
         answer = _ask_manifest(session, "HEAD", ref, ref.tag or "latest", auth, timeout)
         _raise_for(answer, ref, url)
@@ -286,7 +286,7 @@ def read_image(reference: str | ImageRef, *, platform: str = "linux/amd64", user
     auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
     which = ref.digest or ref.tag or "latest"
     want_os, _, want_arch = platform.partition("/")
-    with _conversation(ref, f"{api_url(ref)}{repository_path(ref)}/manifests/{which}") as session:
+    with _conversation(ref, _url(ref, "manifests", which)) as session:
         body, digest, media = _manifest(session, ref, which, auth, timeout)
         platforms: tuple[str, ...] = ()
         manifest = digest
@@ -301,19 +301,30 @@ def read_image(reference: str | ImageRef, *, platform: str = "linux/amd64", user
             body, manifest, media = _manifest(session, ref, str(chosen.get("digest")), auth, timeout)
         if media not in IMAGE_MANIFEST_TYPES:
             raise RegistryError(f"{ref} is not a container image (its manifest is {media or 'of no known type'})",
-                                url=f"{api_url(ref)}{repository_path(ref)}/manifests/{manifest}")
+                                url=_url(ref, "manifests", manifest))
         config_digest = str((body.get("config") or {}).get("digest") or "")
-        config_url = f"{api_url(ref)}{repository_path(ref)}/blobs/{config_digest}"
+        config_url = _url(ref, "blobs", config_digest)
         data, _ = _get(session, ref, config_url, auth, timeout, {}, CONFIG_MAX_BYTES, config_digest)
-        try:
-            config = json.loads(data)
-        except ValueError:
-            config = None
-        if not isinstance(config, dict):
-            raise RegistryError(f"the config blob of {ref} is not a JSON object", url=config_url)
+        config = _json_object(data, f"the config blob of {ref}", config_url)
         layers = [layer for layer in body.get("layers") or [] if isinstance(layer, dict)]
         size = sum(int(layer.get("size") or 0) for layer in layers)
         return RemoteImage(str(ref), digest, platforms, manifest, config, size, len(layers))
+
+
+def _url(ref: ImageRef, kind: str, which: str) -> str:
+    """`<api>/<repo>/manifests/<tag or digest>` or `<api>/<repo>/blobs/<digest>`."""
+    return f"{api_url(ref)}{repository_path(ref)}/{kind}/{which}"
+
+
+def _json_object(data: bytes, what: str, url: str) -> dict[str, Any]:
+    """DATA as a JSON object, or RegistryError saying WHAT is not one."""
+    try:
+        found = json.loads(data)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise RegistryError(f"{what} is not a JSON object", url=url)
+    return found
 
 
 def _platform_of(entry: dict[str, Any]) -> str | None:
@@ -372,16 +383,11 @@ def _get(session: requests.Session, ref: ImageRef, url: str, auth: tuple[str, st
 def _manifest(session: requests.Session, ref: ImageRef, which: str, auth: tuple[str, str] | None,
               timeout: float) -> tuple[dict[str, Any], str, str]:
     """(manifest JSON, its digest, its media type) for a tag or digest WHICH."""
-    url = f"{api_url(ref)}{repository_path(ref)}/manifests/{which}"
+    url = _url(ref, "manifests", which)
     pinned = which if which.startswith("sha256:") else None
     headers = {"Accept": MANIFEST_TYPES}
     data, answer = _get(session, ref, url, auth, timeout, headers, MANIFEST_MAX_BYTES, pinned)
-    try:
-        body = json.loads(data)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise RegistryError(f"the manifest of {ref} ({which}) is not a JSON object", url=url)
+    body = _json_object(data, f"the manifest of {ref} ({which})", url)
     digest = pinned or answer.headers.get("Docker-Content-Digest") or f"sha256:{hashlib.sha256(data).hexdigest()}"
     media = answer.headers.get("Content-Type", "").split(";")[0].strip()
     if media not in (*INDEX_TYPES, *IMAGE_MANIFEST_TYPES):

@@ -38,6 +38,7 @@ from typing import Any
 
 from . import runtime
 from .parity import BREAKING_MISSING
+from .pins import normalise
 from .runtime import RuntimeLine
 from .secrets import MASK, is_secret_key
 
@@ -250,10 +251,6 @@ _PIN = re.compile(r"(?<![\w.=/-])([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]\s]*\])?==
 _TOOL_ARG = re.compile(r"\b(pip|setuptools|wheel|virtualenv)_version=[\"']?([0-9][\w.+!-]*)", re.IGNORECASE)
 
 
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _pins(history: Sequence[str]) -> dict[str, str]:
     """`name==version` in RUN steps that run pip, and pip/setuptools/wheel/virtualenv build
     args; a later layer's pin wins."""
@@ -264,7 +261,7 @@ def _pins(history: Sequence[str]) -> dict[str, str]:
         if "pip" not in line:
             continue
         for match in _PIN.finditer(line):
-            pins[_normalise(match[1])] = match[2].rstrip(".")
+            pins[normalise(match[1])] = match[2].rstrip(".")
     return pins
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import runtime
-from .pins import STALE_DAYS, PinSet, age_days
+from .pins import STALE_DAYS, PinSet, age_days, normalise
 from .probe import java_version  # the one `java -version` parser
 from .results import CheckItem
 from .runtime import RuntimeLine
@@ -77,16 +77,12 @@ def compare_versions(image: str, official: str) -> str:
     return "newer-patch" if a > b or len(image) > len(official) else "older-patch"
 
 
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def parse_pip_list(text: str) -> dict[str, str]:
     """`pip list --format=json` output -> {normalised name: version}; ValueError when not JSON."""
     data = json.loads(text)
     if not isinstance(data, list):
         raise TypeError("pip list did not print a JSON list")
-    return {_normalise(str(p["name"])): str(p["version"]) for p in data
+    return {normalise(str(p["name"])): str(p["version"]) for p in data
             if isinstance(p, dict) and "name" in p and "version" in p}
 
 

@@ -45,9 +45,12 @@ _KEY = re.compile(r"^(?P<major>\d{1,2})(?:\.(?P<minor>\d{1,2}))?\.x(?:-(?P<varia
                   r"(?:-scala(?P<scala>\d+\.\d+))?$", re.IGNORECASE)
 
 
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
 def normalise(name: str) -> str:
     """PEP 503: `Jinja2`, `jinja_2` -> `jinja2`, `jinja-2`."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return _SEPARATORS.sub("-", name).lower()
 
 
 def parse_constraints(text: str) -> dict[str, str]:

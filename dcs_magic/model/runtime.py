@@ -56,6 +56,7 @@ __all__ = [
     "line_of_tag",
     "lines",
     "lts_lines",
+    "new_lines",
     "parse_version",
     "pins",
     "pins_origin",
@@ -486,22 +487,29 @@ def data_age_days(today: _dt.date | None = None) -> int | None:
     return age_days(pin_data(), today or _dt.date.today())
 
 
+def new_lines(data: PinData, known: tuple[RuntimeLine, ...]) -> list[str]:
+    """The lines DATA publishes that are newer than every line in `known` (Databricks
+    published them after this dcs-magic was released); a point release of such a line (20.1
+    beside 20) is that line, an unknown older one (16.1) is not a new line."""
+    newest_major = max(line.version.major for line in known)
+    published = data.lines()
+    return [name for name in published
+            if int(name.split(".")[0]) > newest_major and not ("." in name and name.split(".")[0] in published)]
+
+
 def _inferred_lines(known: tuple[RuntimeLine, ...]) -> tuple[RuntimeLine, ...]:
-    """Lines the pin data has that are newer than every line in `known` (a line Databricks
-    published after this dcs-magic was released): Python and pins from the data; JDK, Ubuntu,
+    """The `new_lines` of the pin data as lines: Python and pins from the data; JDK, Ubuntu,
     Spark and Scala assumed as in the newest known line, and the line says so (`inferred_from`)."""
+    data = pin_data()
     newest = max(known, key=lambda line: (line.version.major, line.version.minor or 0))
     found = []
-    for name in pin_data().lines():
-        major, _, minor = name.partition(".")
-        if int(major) <= newest.version.major or (minor and f"{major}" in pin_data().lines()):
-            continue  # known, older (16.1: no facts, not offered), or a point release of a new line
-        item = pin_data().find(name)
+    for name in new_lines(data, known):
+        item = data.find(name)
         if item is None:
             continue
         found.append(RuntimeLine(
             name, False, newest.spark, newest.scala, newest.ubuntu, item.python or newest.python, newest.java,
-            newest.java_installed, _d((pin_data().date or pin_data().read or "1970-01-01")[:10]), None,
+            newest.java_installed, _d((data.date or data.read or "1970-01-01")[:10]), None,
             beta=True, locale=newest.locale, inferred_from=newest.line,
             notes=f"not known to this dcs-magic: Python and pins from {item.origin}; JDK, Ubuntu, Spark and "
                   f"Scala assumed as in {newest.name} (update dcs-magic for its own facts)"))

@@ -27,8 +27,9 @@ adapter reads them; credential helpers are not asked.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import LockError, RegistryError
 from ..model import drift
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from ..model.imageref import ImageRef
     from ..model.runtime import RuntimeLine
     from .lock import ImageLock, Lock
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 __all__ = ["outdated"]
 
@@ -101,30 +105,26 @@ class _Reader:
     def tag(self, ref: ImageRef) -> str:
         from ..adapters.registry import current_digest
 
-        key = str(ref)
-        if key not in self._tags:
-            try:
-                self._tags[key] = current_digest(ref, timeout=self._timeout())
-            except RegistryError as exc:
-                self._tags[key] = exc
-        answer = self._tags[key]
-        if isinstance(answer, RegistryError):
-            raise answer
-        return answer
+        return _once(self._tags, str(ref), lambda: current_digest(ref, timeout=self._timeout()))
 
     def image(self, pinned: str, platform: str) -> RemoteImage:
         from ..adapters.registry import read_image
 
-        key = (pinned, platform)
-        if key not in self._images:
-            try:
-                self._images[key] = read_image(pinned, platform=platform, timeout=self._timeout())
-            except RegistryError as exc:
-                self._images[key] = exc
-        answer = self._images[key]
-        if isinstance(answer, RegistryError):
-            raise answer
-        return answer
+        return _once(self._images, (pinned, platform),
+                     lambda: read_image(pinned, platform=platform, timeout=self._timeout()))
+
+
+def _once(answers: dict[K, T | RegistryError], key: K, ask: Callable[[], T]) -> T:
+    """ASK's answer for KEY, asked once: a RegistryError is remembered and raised again."""
+    if key not in answers:
+        try:
+            answers[key] = ask()
+        except RegistryError as exc:
+            answers[key] = exc
+    answer = answers[key]
+    if isinstance(answer, RegistryError):
+        raise answer
+    return answer
 
 
 def _runtime(entry: ImageLock, base: ImageRef) -> RuntimeLine | None:

@@ -73,16 +73,13 @@ def update(source: str | None = None, *, out: str | os.PathLike[str] | None = No
     data = fresh.merged(kept)
     path = Path(out).expanduser() if out is not None else runtime_pins_file()[0]
     _write(path, data.to_json())
-    known = {line.line for line in runtime.FACTS} | {a for line in runtime.FACTS for a in line.aliases}
-    newest_major = max(line.version.major for line in runtime.FACTS)
-    new_lines = [line for line in data.lines() if line not in known and int(line.split(".")[0]) > newest_major]
     return Updated(
         path, data,
         added=sorted(set(data.sets) - set(before.sets), key=_key_order),
         changed=sorted((k for k in set(data.sets) & set(before.sets) if data.sets[k].pins != before.sets[k].pins),
                        key=_key_order),
         removed=sorted(set(before.sets) - set(data.sets), key=_key_order),
-        new_lines=new_lines, default_place=out is None)
+        new_lines=runtime.new_lines(data, runtime.FACTS), default_place=out is None)
 
 
 def _key_order(key: str) -> tuple[int, ...]:
