@@ -26,6 +26,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest, NotFound, ResourceDoesNotExist
 from databricks.sdk.service import compute, jobs
 from support.images import build_image, containers_of, push_image
+from support.local_sdk import sdk_client, settle
 from support.registry import Registry
 
 from dcs_magic.preflight import LocalWorkspaceServer
@@ -37,12 +38,6 @@ JOB_SCRIPT = b'import sys\nprint("job: hello from the task", flush=True)\nraise 
 SPARK_VERSION = "15.4.x-scala2.12"
 NAME = "dcs-test-logs"  # images and (through them) driver containers: marked for tests/support/cleanup.py
 
-
-def sdk(server: LocalWorkspaceServer, tmp_path_factory: pytest.TempPathFactory) -> WorkspaceClient:
-    """The official client for the local workspace only (no ~/.databrickscfg)."""
-    config_file = tmp_path_factory.mktemp("sdk") / "databrickscfg"
-    config_file.write_text("")
-    return WorkspaceClient(host=server.host, token=server.token, auth_type="pat", config_file=str(config_file))
 
 
 def cluster_body(image: str, reg: Registry | None = None, **fields: Any) -> dict[str, Any]:
@@ -61,7 +56,7 @@ def volumes_conf(path: str) -> compute.ClusterLogConf:
 @pytest.fixture(scope="module")
 def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalWorkspaceServer, WorkspaceClient]]:
     server = LocalWorkspaceServer(docker_host="unix:///nonexistent/dcs-test.sock").start()
-    yield server, sdk(server, tmp_path_factory)
+    yield server, sdk_client(server, tmp_path_factory.mktemp("sdk"))
     server.stop()
 
 
@@ -161,7 +156,7 @@ def launched(dcs_base_image: str, auth_registry: Registry, docker_client: Any,
     for ref in (good, lacking):
         push_image(docker_client, ref, auth_registry.auth_config)
     server = LocalWorkspaceServer().start()
-    w = sdk(server, tmp_path_factory)
+    w = sdk_client(server, tmp_path_factory.mktemp("sdk"))
     try:
         w.files.upload(f"{VOLUME}/init/ok.sh", io.BytesIO(OK_SCRIPT), overwrite=True)
         w.files.upload(f"{VOLUME}/init/fail.sh", io.BytesIO(FAIL_SCRIPT), overwrite=True)
@@ -187,15 +182,6 @@ def launched(dcs_base_image: str, auth_registry: Registry, docker_client: Any,
         for ref in (good, lacking):
             docker_client.api.remove_image(ref, force=True)
 
-
-def settle(w: WorkspaceClient, cluster_id: str, timeout_s: float = 240) -> compute.ClusterDetails:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        details = w.clusters.get(cluster_id)
-        if details.state in (compute.State.RUNNING, compute.State.TERMINATED, compute.State.ERROR):
-            return details
-        time.sleep(0.2)
-    raise AssertionError(f"{cluster_id} did not settle within {timeout_s} s")
 
 
 def read(w: WorkspaceClient, path: str) -> str:

@@ -22,6 +22,7 @@ from databricks.sdk.errors import InvalidParameterValue
 from databricks.sdk.service import compute
 from support.cleanup import DockerCleanup
 from support.images import build_image, containers_of, push_image
+from support.local_sdk import sdk_client, settle
 from support.registry import Registry
 
 from dcs_magic.preflight import LocalWorkspaceServer
@@ -44,10 +45,7 @@ def server() -> Iterator[LocalWorkspaceServer]:
 @pytest.fixture(scope="module")
 def w(server: LocalWorkspaceServer, tmp_path_factory: pytest.TempPathFactory) -> WorkspaceClient:
     """The official client, configured for the local workspace only (no ~/.databrickscfg)."""
-    config_file = tmp_path_factory.mktemp("sdk") / "databrickscfg"
-    config_file.write_text("")
-    return WorkspaceClient(host=server.host, token=server.token, auth_type="pat",
-                           config_file=str(config_file))
+    return sdk_client(server, tmp_path_factory.mktemp("sdk"))
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +74,6 @@ def create(w: WorkspaceClient, image: str, basic_auth: compute.DockerBasicAuth |
     assert cluster_id
     return cluster_id
 
-
-def settle(w: WorkspaceClient, cluster_id: str, timeout_s: float = 240) -> compute.ClusterDetails:
-    """Poll clusters/get (through the SDK) until RUNNING, TERMINATED or ERROR."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        details = w.clusters.get(cluster_id)
-        if details.state in (compute.State.RUNNING, compute.State.TERMINATED, compute.State.ERROR):
-            return details
-        time.sleep(0.2)
-    raise AssertionError(f"{cluster_id} did not settle within {timeout_s} s")
 
 
 def fails(w: WorkspaceClient, client: Any, cluster_id: str) -> compute.TerminationReason:
@@ -300,9 +288,7 @@ def test_autotermination_minutes_is_honoured(private_image: str, auth_registry: 
                                              docker_client: Any, tmp_path: Any) -> None:
     fast = LocalWorkspaceServer(minute_s=0.05).start()  # a "minute" of 50 ms
     try:
-        config_file = tmp_path / "databrickscfg"
-        config_file.write_text("")
-        w = WorkspaceClient(host=fast.host, token=fast.token, auth_type="pat", config_file=str(config_file))
+        w = sdk_client(fast, tmp_path)
         cluster_id = create(w, private_image, auth(auth_registry), autotermination_minutes=10)
         assert settle(w, cluster_id).state == compute.State.RUNNING
         deadline = time.monotonic() + 30

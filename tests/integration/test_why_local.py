@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import compute, jobs
 from support.images import build_image, push_image
+from support.local_sdk import sdk_client, settle
 from support.registry import Registry
 
 from dcs_magic.adapters.workspace import Workspace
@@ -64,12 +64,6 @@ class Failed:
     password: str
 
 
-def _sdk(server: LocalWorkspaceServer, tmp_path_factory: pytest.TempPathFactory) -> WorkspaceClient:
-    config = tmp_path_factory.mktemp("sdk") / "databrickscfg"
-    config.write_text("")
-    return WorkspaceClient(host=server.host, token=server.token, auth_type="pat", config_file=str(config))
-
-
 def _body(kind: str, image: str, spark_version: str, reg: Registry) -> dict[str, Any]:
     password = {"pull-denied": "not-the-password", "secret-unresolved": SECRET}.get(kind, reg.password)
     body: dict[str, Any] = {
@@ -83,15 +77,6 @@ def _body(kind: str, image: str, spark_version: str, reg: Registry) -> dict[str,
             destination=f"{VOLUME}/init/apt.sh"))]
     return body
 
-
-def _settle(w: WorkspaceClient, cluster_id: str, timeout_s: float = 300) -> compute.ClusterDetails:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        details = w.clusters.get(cluster_id)
-        if details.state in (compute.State.TERMINATED, compute.State.ERROR, compute.State.RUNNING):
-            return details
-        time.sleep(0.2)
-    raise AssertionError(f"{cluster_id} did not end within {timeout_s} s")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +94,7 @@ def failed(dcs_base_image: str, auth_registry: Registry, docker_client: Any,
             push_image(docker_client, ref, auth_registry.auth_config)
     os.environ.pop("DCS_SECRET_DCS_TEST_WHY_NOWHERE", None)
     server = LocalWorkspaceServer().start()
-    w = _sdk(server, tmp_path_factory)
+    w = sdk_client(server, tmp_path_factory.mktemp("sdk"))
     try:
         w.files.upload(f"{VOLUME}/init/apt.sh", io.BytesIO(APT_SCRIPT), overwrite=True)
         w.files.upload(f"{VOLUME}/jobs/job.py", io.BytesIO(JOB), overwrite=True)
@@ -120,14 +105,14 @@ def failed(dcs_base_image: str, auth_registry: Registry, docker_client: Any,
             task_key="t", new_cluster=new_cluster,
             spark_python_task=jobs.SparkPythonTask(python_file=f"{VOLUME}/jobs/job.py"))])
         for cluster_id in clusters.values():
-            _settle(w, str(cluster_id))
+            settle(w, str(cluster_id))
         deadline = time.monotonic() + 300
         while (got := w.jobs.get_run(run.run_id)).state.life_cycle_state not in (  # type: ignore[union-attr]
                 jobs.RunLifeCycleState.TERMINATED, jobs.RunLifeCycleState.INTERNAL_ERROR):
             assert time.monotonic() < deadline, got.state
             time.sleep(0.2)
         clusters["job"] = got.tasks[0].cluster_instance.cluster_id  # type: ignore[index,union-attr]
-        _settle(w, str(clusters["job"]))
+        settle(w, str(clusters["job"]))
         yield Failed(server, {k: str(v) for k, v in clusters.items()}, auth_registry.password or "")
     finally:
         for cluster in server.store.clusters():
