@@ -337,6 +337,8 @@ def cluster_error(info: Mapping[str, Any], *, url: str | None = None) -> Cluster
     if detail:
         text += f": {detail}"
     hint = TERMINATION_HINTS.get(code or "", "read the cluster's event log (Workspace.events(cluster_id))")
+    if cluster_id and state in ("TERMINATED", "ERROR"):
+        hint += f"; the cause from its events and logs: dcs why {cluster_id}"
     if url:
         hint += f"; cluster page: {url}"
     return ClusterError(text, cluster_id=cluster_id, state=state, termination_code=code,

@@ -124,3 +124,35 @@ def test_an_unknown_cluster_is_a_clear_error(cli_env: None, capsys: pytest.Captu
     assert main(["why", "0101-000000-nothere"]) == 1
     err = capsys.readouterr().err
     assert "0101-000000-nothere does not exist" in err and "Traceback" not in err
+
+
+def test_launch_wait_prints_the_diagnosis_of_a_failed_start(
+        api: ClustersApi, cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "cluster.json"
+    spec.write_text(json.dumps(_spec({"volumes": {"destination": VOLUME}})))
+    api.script({"state": "PENDING"}, {"state": "TERMINATED", "state_message": INIT_FAILED["parameters"][
+        "databricks_error_message"], "termination_reason": INIT_FAILED})
+    api.files[f"{VOLUME}/0101-000000-test0001/init_scripts/0101-000000-test0001_10_0_0_1/"
+              "20261207_061000_00_setup.sh.stderr.log"] = b"E: Unable to locate package libgeos-dev\n"
+    assert main(["launch", "--spec", str(spec), "--wait"]) == 1
+    err = capsys.readouterr().err
+    assert "Why it failed (dcs why 0101-000000-test0001):" in err
+    assert "Cause (likely):" in err and "libgeos-dev" in err
+    assert err.index("dcs: ClusterError: cluster 0101-000000-test0001 is TERMINATED") > err.index("Why it failed")
+    assert "the cause from its events and logs: dcs why 0101-000000-test0001" in err
+
+
+def test_run_wait_prints_the_diagnosis_of_a_failed_run(
+        api: ClustersApi, cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.clusters_api import jobs_state
+
+    spec = tmp_path / "cluster.json"
+    spec.write_text(json.dumps(_spec(None)))
+    api.files["/Workspace/Shared/job.py"] = b"import xgboost\n"
+    trace = "Traceback (most recent call last):\n  File \"job.py\", line 1\nModuleNotFoundError: No module named 'xgboost'\n"
+    jobs_state(api).script_run({"life_cycle_state": "RUNNING"},
+                               {"life_cycle_state": "TERMINATED", "result_state": "FAILED"},
+                               output={"error": "ModuleNotFoundError: No module named 'xgboost'", "error_trace": trace})
+    assert main(["run", "--spec", str(spec), "--python-file", "/Workspace/Shared/job.py", "--wait"]) == 1
+    err = capsys.readouterr().err
+    assert "Why it failed:" in err and "xgboost" in err.split("Why it failed:", 1)[1]
