@@ -1,5 +1,6 @@
 """The examples as a user runs them: opened in JupyterLab (and the quickstart in Notebook 7),
-Run > Run All Cells, in Debian's Chromium.
+Run > Run All Cells, in Debian's Chromium (the ones with widgets of their own: `IN_LAB`; every
+example runs headless in tests/integration/test_examples.py).
 
 The servers here are this module's own: their kernels must see the settings `scripts/demo.sh`
 gives a user (`DCS_EXAMPLE_*` pointing at the local base and the htpasswd registry, the local
@@ -224,7 +225,14 @@ def _run_in_browser(server: JupyterLab, page: Any, example: Example, url: str, u
     return nb, shot
 
 
-@pytest.mark.parametrize("example", EXAMPLE_LIST, ids=lambda e: e.name)
+# In the browser: the examples whose cells show what the others do not (build, push, check and
+# launch widgets; init-script cells; a private registry's auth). from_scratch (an apt build),
+# parameters and gpu add no widget of their own: they run Run All headless, in a real kernel,
+# in tests/integration/test_examples.py with every example (CI time is the browser's cost).
+IN_LAB = tuple(e for e in EXAMPLE_LIST if e.name in ("quickstart", "init_scripts", "private_registry"))
+
+
+@pytest.mark.parametrize("example", IN_LAB, ids=lambda e: e.name)
 def test_example_runs_in_jupyterlab(example: Example, browser: Any, examples_lab: JupyterLab,
                                     auth_registry: Any, docker_cleanup: Any) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
