@@ -355,7 +355,9 @@ def _template_names(template: str) -> set[str] | None:
 
     try:
         return set(meta.find_undeclared_variables(Environment().parse(template)))
-    except (TemplateSyntaxError, RecursionError):
+    except (TemplateSyntaxError, RecursionError, ValueError, MemoryError):
+        # ValueError: Jinja writes folded constants as text (`{{ 10 ** 5000 }}` has too many digits);
+        # render() says so as a TemplateError.
         return None
 
 

@@ -15,13 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+import nbformat
 import pytest
 import yaml
+from nbformat.v4 import new_code_cell, new_notebook
+from support.clusters_api import ClustersApi, isolate_databricks_config
 
+from dcs_magic.adapters.workspace import Workspace
 from dcs_magic.cli.commands import main as dcs_main
-from dcs_magic.errors import SpecError
+from dcs_magic.errors import ApiError, LockError, SpecError, UsageError
+from dcs_magic.model.cells import split_line
 from dcs_magic.model.exports import to_bundle, to_policy, to_pool, to_terraform
 from dcs_magic.model.spec import ClusterSpec
+from dcs_magic.ops.lock import read_lock
 
 PINNED = "registry.example.com/team/app@sha256:" + "a" * 64
 BASE: dict[str, Any] = {"cluster_name": "etl", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
@@ -214,3 +220,121 @@ def test_init_script_destinations_with_a_newline_or_dotdot_are_refused(destinati
     assert errors[0].field == f"init_scripts[0].{kind}.destination"
     with pytest.raises(SpecError):
         to_terraform(spec)
+
+
+# -- row 16: templates, lock files and magic lines -------------------------------------------
+
+BIG_NUMBERS = ["RUN echo {{ 10 ** 5000 }}", "{% set x = 10 %}RUN echo {{ x ** 5000 }}", "RUN echo {{ (n|int) ** 5000 }}"]
+
+
+@pytest.mark.parametrize("line", BIG_NUMBERS)
+def test_a_number_too_long_to_write_is_a_template_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        line: str) -> None:
+    notebook = tmp_path / "n.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("n = 10"),
+                                       new_code_cell(f"%%dockerfile app\nFROM busybox\n{line}\n")]), notebook)
+    code, out, err = _dcs(capsys, "render", str(notebook), "--var", "n=10")
+    assert (code, out) == (1, "") and "Traceback" not in err
+    assert "TemplateError" in err and "more than 4300 digits" in err and "line 2" in err
+    assert "Hint: compute large numbers in a code cell" in err
+    assert not (tmp_path / "dcs-build").exists()
+
+
+def test_lock_files_that_cannot_be_read_are_lock_errors(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.dcs.lock.json"
+    deep.write_text('{"version": 1, "images": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    latin = tmp_path / "latin.dcs.lock.json"
+    latin.write_bytes('{"version": 1, "images": {"caf\u00e9": {}}}'.encode("latin-1"))
+    for path, words in ((deep, "nests too deeply"), (latin, "is not UTF-8 text (byte 0xe9")):
+        with pytest.raises(LockError, match=re.escape(words)) as caught:
+            read_lock(path)
+        assert str(path) in str(caught.value) and "delete it" in (caught.value.hint or "")
+
+
+def test_dcs_export_from_a_non_utf8_lock_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebook = tmp_path / "n.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("%%dockerfile app\nFROM busybox\n")]), notebook)
+    (tmp_path / "n.dcs.lock.json").write_bytes(b'{"version": 1, "images": {"\xff": {}}}')
+    code, out, err = _dcs(capsys, "export", "pool", "--lock", str(notebook))
+    assert (code, out) == (1, "") and "LockError" in err and "not UTF-8" in err and "Traceback" not in err
+
+
+NUL_LINES = ['%%dockerfile app --context "a\x00b"', "%%dockerfile app\x00x", '%%dcs_file app "f\x00.txt"',
+             '%%dockerfile app --base "busybox\x00:1"']
+
+
+@pytest.mark.parametrize("line", NUL_LINES)
+def test_a_nul_byte_in_a_magic_line_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               line: str) -> None:
+    with pytest.raises(UsageError, match="NUL byte"):
+        split_line(line.split(" ", 1)[1])
+    notebook = tmp_path / "n.ipynb"
+    cells = [new_code_cell("%%dockerfile app\nFROM busybox\n"), new_code_cell(f"{line}\ncontent\n")]
+    nbformat.write(new_notebook(cells=cells), notebook)
+    code, out, err = _dcs(capsys, "render", str(notebook))
+    assert (code, out) == (1, "") and "NUL byte" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.ipynb"]  # nothing rendered
+
+
+# -- row 16: answers of the wrong shape --------------------------------------------------------
+
+RUN_ID = 7001
+SHAPES = [
+    ("clusters/get", [], lambda ws: ws.get_cluster("0101-000000-dcstest0"), "the answer as a list"),
+    ("clusters/get", {"state": ["RUNNING"]}, lambda ws: ws.get_cluster("0101-000000-dcstest0"), "state as a list"),
+    ("clusters/get", {"state": "TERMINATED", "termination_reason": "x"},
+     lambda ws: ws.get_cluster("0101-000000-dcstest0"), "termination_reason as a string"),
+    ("jobs/runs/submit", [], lambda ws: ws.submit_run(body=SUBMIT), "the answer as a list"),
+    ("jobs/runs/submit", {"run_id": "seven"}, lambda ws: ws.submit_run(body=SUBMIT), "run_id as a string"),
+    ("jobs/runs/get", [], lambda ws: ws.get_run(RUN_ID), "the answer as a list"),
+    ("jobs/runs/get", {"run_id": RUN_ID, "state": []}, lambda ws: ws.get_run(RUN_ID), "state as a list"),
+    ("jobs/runs/get", {"run_id": RUN_ID, "state": {"life_cycle_state": 3}}, lambda ws: ws.get_run(RUN_ID),
+     "state.life_cycle_state as a number"),
+    ("jobs/runs/get", {"run_id": RUN_ID, "tasks": [1]}, lambda ws: ws.get_run(RUN_ID), "tasks as a list"),
+    ("jobs/runs/get", {"run_id": RUN_ID, "tasks": [{"run_id": "x"}]}, lambda ws: ws.get_run(RUN_ID),
+     "tasks[0].run_id as a string"),
+    ("jobs/runs/get", [], lambda ws: ws.wait_for_run(RUN_ID, timeout_s=5), "the answer as a list"),
+    ("jobs/runs/get-output", [], lambda ws: ws.get_run_output(RUN_ID), "the answer as a list"),
+    ("jobs/runs/get-output", {"logs": {"a": 1}}, lambda ws: ws.get_run_output(RUN_ID), "logs as an object"),
+    ("jobs/runs/get-output", {"notebook_output": {"result": 5}}, lambda ws: ws.get_run_output(RUN_ID),
+     "notebook_output.result as a number"),
+    ("workspace-conf", [], lambda ws: ws.workspace_conf(["enableDcs"]), "the answer as a list"),
+    ("workspace-conf", {"enableDcs": True}, lambda ws: ws.workspace_conf(["enableDcs"]), "enableDcs as a boolean"),
+    ("preview/scim/v2/Me", [], lambda ws: ws.current_user(), "the answer as a list"),
+    ("preview/scim/v2/Me", {"userName": ["a"]}, lambda ws: ws.current_user(), "userName as a list"),
+    ("clusters/spark-versions", [], lambda ws: ws.spark_versions(), "the answer as a list"),
+    ("clusters/spark-versions", {"versions": "15.4"}, lambda ws: ws.spark_versions(), "versions as a string"),
+    ("clusters/spark-versions", {"versions": [{"key": 15}]}, lambda ws: ws.spark_versions(),
+     "versions[0].key as a number"),
+    ("clusters/list-node-types", [], lambda ws: ws.node_types(), "the answer as a list"),
+    ("clusters/list-node-types", {"node_types": {"a": 1}}, lambda ws: ws.node_types(), "node_types as an object"),
+    ("clusters/list-node-types", {"node_types": [{"node_type_id": None, "num_cores": "4"}]},
+     lambda ws: ws.node_types(), "node_types[0].num_cores as a string"),
+]
+SUBMIT = {"run_name": "faults", "tasks": [{"task_key": "main", "new_cluster": BASE,
+                                           "spark_python_task": {"python_file": "/Workspace/Shared/main.py"}}]}
+
+
+@pytest.mark.parametrize(("path", "answer", "call", "words"), SHAPES,
+                         ids=[f"{p}-{json.dumps(a)[:30]}" for p, a, _, _ in SHAPES])
+def test_answers_of_the_wrong_shape_are_api_errors(path: str, answer: Any, call: Any, words: str) -> None:
+    with ClustersApi() as api:
+        api.fail(path, 200, answer, times=5)
+        with Workspace(host=api.host, token=api.token, retries=0) as ws, pytest.raises(ApiError) as caught:
+            call(ws)
+    message = str(caught.value)
+    assert f"answered {words}" in message and "where the API gives" in message, message
+    assert "Databricks workspace" in (caught.value.hint or "") and api.token not in message
+
+
+def test_dcs_doctor_reports_wrong_shapes_as_failed_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with ClustersApi() as api:
+        isolate_databricks_config(monkeypatch, tmp_path)
+        monkeypatch.setenv("DATABRICKS_HOST", api.host)
+        monkeypatch.setenv("DATABRICKS_TOKEN", api.token)
+        for path in ("workspace-conf", "clusters/spark-versions", "clusters/list-node-types"):
+            api.fail(path, 200, [])
+        code, out, err = _dcs(capsys, "doctor")
+    assert code == 1 and "Traceback" not in out + err
+    assert out.count("answered the answer as a list") == 3, out
