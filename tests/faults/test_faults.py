@@ -9,7 +9,7 @@ token in the error). Rows that need the engine are marked `docker`.
 Covered elsewhere, not repeated here: issue 13 items 9, 11, 15 (tests/integration/
 test_preflight_http.py, test_local_workspace.py), 12 and the "cancelled twice" /
 "build-args not consumed" rows of 17 (tests/integration/test_push.py, test_build.py), and the
-security rows 1, 4-7, 10, 13, 14 (tests/faults/test_security.py).
+security rows 1, 4-7, 10, 13, 14 (tests/faults/test_security.py) and the issue 23 rows (tests/faults/test_round_two.py).
 """
 
 from __future__ import annotations
