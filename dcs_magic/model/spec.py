@@ -14,6 +14,13 @@ and refuses what Databricks Container Services cannot run: ML runtimes, aarch64/
 and standard (shared) access mode. The same rules filter the launch form's runtime and
 node type lists (`dcs_runtimes`, `dcs_node_types`), so the two can never disagree.
 
+Field names: `from_dict` warns about (or, `strict=True`, refuses) a name the Clusters API does
+not know, at the top level and inside the databricks-sdk's nested types
+(`aws_attributes.availabilty`); `validate()` refuses any name that is neither a known field nor
+an identifier, whatever its depth (exports write names unquoted, so a key must never become
+code), and lone surrogates anywhere. Only the keys of map fields (`spark_conf`, `custom_tags`,
+`spark_env_vars`) are free text.
+
 Secrets: a registry password is either a `{{secrets/scope/key}}` reference (a name, shown
 as is), a literal (shown as `****` in reprs, previews and `to_json()`), or the name of an
 environment variable (`BasicAuth(password_env="VAR")`) read only by `to_dict()`, i.e. when

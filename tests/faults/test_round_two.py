@@ -273,6 +273,7 @@ def test_a_nul_byte_in_a_magic_line_is_refused(tmp_path: Path, capsys: pytest.Ca
     nbformat.write(new_notebook(cells=cells), notebook)
     code, out, err = _dcs(capsys, "render", str(notebook))
     assert (code, out) == (1, "") and "NUL byte" in err and "Traceback" not in err
+    assert "\x00" not in err and "\\x00" in err  # escaped, never raw on the terminal
     assert sorted(p.name for p in tmp_path.iterdir()) == ["n.ipynb"]  # nothing rendered
 
 
