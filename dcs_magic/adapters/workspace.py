@@ -433,7 +433,9 @@ class Workspace:
 
     def _request(self, method: str, url: str, *, what: str, params: Mapping[str, Any] | None = None,
                  json: Any = None, data: bytes | None = None,
-                 headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 headers: Mapping[str, str] | None = None, any_json: bool = False) -> Any:
+        """The JSON object answered (`{}` for an empty answer); ApiError for another JSON value
+        unless `any_json` (creates, whose callers say the cluster or run may exist)."""
         response = self._send(method, url, what=what, params=params, json=json, data=data, headers=headers)
         if not response.content:
             return {}
@@ -442,7 +444,7 @@ class Workspace:
         except ValueError as exc:
             raise ApiError(f"{what}: the answer is not JSON", status=response.status_code,
                            hint=f"is {self.host} a Databricks workspace URL?") from exc
-        if not isinstance(answer, dict):  # every endpoint used answers a JSON object
+        if not isinstance(answer, dict) and not any_json:  # every endpoint used answers a JSON object
             raise self._shape_error(what, "the answer", answer, "a JSON object", response.status_code)
         return answer
 
@@ -518,7 +520,8 @@ class Workspace:
         any request when the spec is invalid."""
         spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.from_dict(spec)
         body = spec.to_dict(validate=True)
-        answer = self._request("POST", self._clusters_url("create"), json=body, what="clusters/create")
+        answer = self._request("POST", self._clusters_url("create"), json=body, what="clusters/create",
+                               any_json=True)
         cluster_id = answer.get("cluster_id") if isinstance(answer, Mapping) else None
         if not cluster_id:
             raise ApiError(f"clusters/create answered without a cluster_id: {str(answer)[:200]}", status=200,
@@ -765,12 +768,17 @@ class Workspace:
             spec or {}, python_file=python_file, notebook=notebook, parameters=parameters, run_name=run_name)
         # Not idempotent either: the general adapter retries POST, so pass an idempotency token.
         payload.setdefault("idempotency_token", _idempotency_token())
-        answer = self._request("POST", self._jobs_url("runs/submit"), json=payload, what="jobs/runs/submit")
-        if answer.get("run_id") is None:
-            raise ApiError("jobs/runs/submit answered without a run_id", status=200,
-                           hint="the run may have been submitted anyway: look for it on the workspace's "
-                                "Job Runs page before submitting again")
-        self._checked(answer, "jobs/runs/submit", {"run_id": int})
+        answer = self._request("POST", self._jobs_url("runs/submit"), json=payload, what="jobs/runs/submit",
+                               any_json=True)
+        hint = ("the run may have been submitted anyway: look for it on the workspace's Job Runs page "
+                "before submitting again")
+        if not isinstance(answer, dict) or answer.get("run_id") is None:
+            raise ApiError(f"jobs/runs/submit answered without a run_id: {self._redact(_json_text(answer)[:200])}",
+                           status=200, hint=hint)
+        try:
+            self._checked(answer, "jobs/runs/submit", {"run_id": int})
+        except ApiError as exc:
+            raise ApiError(exc.message, status=exc.status, hint=hint) from None
         return int(answer["run_id"])
 
     def get_run(self, run_id: int) -> dict[str, Any]:
