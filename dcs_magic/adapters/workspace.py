@@ -25,6 +25,7 @@ when nothing is configured.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 import urllib.parse
@@ -432,16 +433,44 @@ class Workspace:
 
     def _request(self, method: str, url: str, *, what: str, params: Mapping[str, Any] | None = None,
                  json: Any = None, data: bytes | None = None,
-                 headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 headers: Mapping[str, str] | None = None, any_json: bool = False) -> Any:
+        """The JSON object answered (`{}` for an empty answer); ApiError for another JSON value
+        unless `any_json` (creates, whose callers say the cluster or run may exist)."""
         response = self._send(method, url, what=what, params=params, json=json, data=data, headers=headers)
         if not response.content:
             return {}
         try:
-            answer: dict[str, Any] = response.json()  # every endpoint used answers a JSON object
-            return answer
+            answer: Any = response.json()
         except ValueError as exc:
             raise ApiError(f"{what}: the answer is not JSON", status=response.status_code,
                            hint=f"is {self.host} a Databricks workspace URL?") from exc
+        if not isinstance(answer, dict) and not any_json:  # every endpoint used answers a JSON object
+            raise self._shape_error(what, "the answer", answer, "a JSON object", response.status_code)
+        return answer
+
+    def _shape_error(self, what: str, name: str, value: Any, expected: str, status: int | None = 200) -> ApiError:
+        preview = self._redact(_json_text(value)[:120])
+        return ApiError(f"{what}: the workspace answered {name} as {_json_kind(value)} ({preview}) where the API "
+                        f"gives {expected}", status=status,
+                        hint=f"is {self.host} a Databricks workspace (or a proxy in front of one)? "
+                             "Try again; if it persists, check the URL and the workspace's status page")
+
+    def _checked(self, answer: dict[str, Any], what: str, shape: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        """ANSWER, after checking each present field of SHAPE (name -> type, or `_OBJECTS` for a
+        list of JSON objects): ApiError naming the field otherwise."""
+        for name, kind in shape.items():
+            value = answer.get(name)
+            if value is None:
+                continue
+            if kind is _OBJECTS:
+                ok = isinstance(value, list) and all(isinstance(item, dict) for item in value)
+                expected = "a list of objects"
+            else:
+                ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is int)
+                expected = {str: "a string", int: "a number", dict: "an object", list: "a list"}.get(kind, str(kind))
+            if not ok:
+                raise self._shape_error(what, f"{prefix}{name}", value, expected)
+        return answer
 
     def _send(self, method: str, url: str, *, what: str, params: Mapping[str, Any] | None = None,
               json: Any = None, data: bytes | None = None, headers: Mapping[str, str] | None = None,
@@ -491,7 +520,8 @@ class Workspace:
         any request when the spec is invalid."""
         spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.from_dict(spec)
         body = spec.to_dict(validate=True)
-        answer = self._request("POST", self._clusters_url("create"), json=body, what="clusters/create")
+        answer = self._request("POST", self._clusters_url("create"), json=body, what="clusters/create",
+                               any_json=True)
         cluster_id = answer.get("cluster_id") if isinstance(answer, Mapping) else None
         if not cluster_id:
             raise ApiError(f"clusters/create answered without a cluster_id: {str(answer)[:200]}", status=200,
@@ -501,8 +531,9 @@ class Workspace:
 
     def get_cluster(self, cluster_id: str) -> dict[str, Any]:
         """clusters/get: the cluster's info (state, state_message, termination_reason, ...)."""
-        return self._request("GET", self._clusters_url("get"), params={"cluster_id": cluster_id},
-                             what=f"clusters/get {cluster_id}")
+        what = f"clusters/get {cluster_id}"
+        answer = self._request("GET", self._clusters_url("get"), params={"cluster_id": cluster_id}, what=what)
+        return self._checked(answer, what, _CLUSTER_SHAPE)
 
     @property
     def polling(self) -> PollPolicy:
@@ -582,13 +613,24 @@ class Workspace:
 
     def spark_versions(self) -> list[dict[str, Any]]:
         """clusters/spark-versions: `[{"key": ..., "name": ...}, ...]` (every runtime)."""
-        return self._request("GET", self._clusters_url("spark-versions"), what="clusters/spark-versions"
-                             ).get("versions") or []
+        what = "clusters/spark-versions"
+        answer = self._checked(self._request("GET", self._clusters_url("spark-versions"), what=what), what,
+                               {"versions": _OBJECTS})
+        versions: list[dict[str, Any]] = answer.get("versions") or []
+        for index, item in enumerate(versions):
+            self._checked(item, what, {"key": str, "name": str}, f"versions[{index}].")
+        return versions
 
     def node_types(self) -> list[dict[str, Any]]:
         """clusters/list-node-types: the node type dicts (every one; see spec.dcs_node_types)."""
-        return self._request("GET", self._clusters_url("list-node-types"), what="clusters/list-node-types"
-                             ).get("node_types") or []
+        what = "clusters/list-node-types"
+        answer = self._checked(self._request("GET", self._clusters_url("list-node-types"), what=what), what,
+                               {"node_types": _OBJECTS})
+        node_types: list[dict[str, Any]] = answer.get("node_types") or []
+        for index, item in enumerate(node_types):
+            self._checked(item, what, {"node_type_id": str, "num_cores": (int, float), "memory_mb": (int, float)},
+                          f"node_types[{index}].")
+        return node_types
 
     def events(self, cluster_id: str, *, event_types: list[str] | None = None, order: str = "DESC",
                page_size: int = 50, limit: int | None = None, start_time: int | None = None,
@@ -726,20 +768,36 @@ class Workspace:
             spec or {}, python_file=python_file, notebook=notebook, parameters=parameters, run_name=run_name)
         # Not idempotent either: the general adapter retries POST, so pass an idempotency token.
         payload.setdefault("idempotency_token", _idempotency_token())
-        answer = self._request("POST", self._jobs_url("runs/submit"), json=payload, what="jobs/runs/submit")
-        if answer.get("run_id") is None:
-            raise ApiError("jobs/runs/submit answered without a run_id", status=200)
+        answer = self._request("POST", self._jobs_url("runs/submit"), json=payload, what="jobs/runs/submit",
+                               any_json=True)
+        hint = ("the run may have been submitted anyway: look for it on the workspace's Job Runs page "
+                "before submitting again")
+        if not isinstance(answer, dict) or answer.get("run_id") is None:
+            raise ApiError(f"jobs/runs/submit answered without a run_id: {self._redact(_json_text(answer)[:200])}",
+                           status=200, hint=hint)
+        try:
+            self._checked(answer, "jobs/runs/submit", {"run_id": int})
+        except ApiError as exc:
+            raise ApiError(exc.message, status=exc.status, hint=hint) from None
         return int(answer["run_id"])
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         """jobs/runs/get: state {life_cycle_state, result_state, state_message}, run_page_url, tasks."""
-        return self._request("GET", self._jobs_url("runs/get"), params={"run_id": run_id},
-                             what=f"jobs/runs/get {run_id}")
+        what = f"jobs/runs/get {run_id}"
+        answer = self._checked(self._request("GET", self._jobs_url("runs/get"), params={"run_id": run_id},
+                                             what=what), what, _RUN_SHAPE)
+        self._checked(answer.get("state") or {}, what, _RUN_STATE_SHAPE, "state.")
+        for index, task in enumerate(answer.get("tasks") or []):
+            self._checked(task, what, {"run_id": int, "task_key": str, "state": dict}, f"tasks[{index}].")
+        return answer
 
     def get_run_output(self, task_run_id: int) -> dict[str, Any]:
         """jobs/runs/get-output of a task run: logs, error, error_trace, notebook_output."""
-        return self._request("GET", self._jobs_url("runs/get-output"), params={"run_id": task_run_id},
-                             what=f"jobs/runs/get-output {task_run_id}")
+        what = f"jobs/runs/get-output {task_run_id}"
+        answer = self._checked(self._request("GET", self._jobs_url("runs/get-output"),
+                                             params={"run_id": task_run_id}, what=what), what, _RUN_OUTPUT_SHAPE)
+        self._checked(answer.get("notebook_output") or {}, what, {"result": str}, "notebook_output.")
+        return answer
 
     def cancel_run(self, run_id: int) -> None:
         """jobs/runs/cancel."""
@@ -776,12 +834,41 @@ class Workspace:
         """GET /api/2.0/workspace-conf?keys=...: workspace settings such as enableDcs
         (values are the strings "true"/"false", or None when never set)."""
         names = keys if isinstance(keys, str) else ",".join(keys)
-        return self._request("GET", f"{self.host}/api/2.0/workspace-conf", params={"keys": names},
-                             what=f"workspace-conf {names}") or {}
+        what = f"workspace-conf {names}"
+        answer = self._request("GET", f"{self.host}/api/2.0/workspace-conf", params={"keys": names}, what=what)
+        return self._checked(answer, what, dict.fromkeys(answer, str))
 
     def current_user(self) -> dict[str, Any]:
         """GET /api/2.0/preview/scim/v2/Me: whose credentials these are (userName, ...)."""
-        return self._request("GET", f"{self.host}/api/2.0/preview/scim/v2/Me", what="scim/v2/Me")
+        answer = self._request("GET", f"{self.host}/api/2.0/preview/scim/v2/Me", what="scim/v2/Me")
+        return self._checked(answer, "scim/v2/Me", {"userName": str, "displayName": str, "id": str})
+
+
+_OBJECTS = object()
+"""`Workspace._checked` shape mark: a list of JSON objects."""
+_CLUSTER_SHAPE: dict[str, Any] = {
+    "cluster_id": str, "cluster_name": str, "state": str, "state_message": str, "termination_reason": dict,
+    "spark_version": str, "docker_image": dict, "spark_conf": dict, "custom_tags": dict, "init_scripts": _OBJECTS,
+    "cluster_log_conf": dict, "driver": dict, "executors": _OBJECTS, "num_workers": int}
+_RUN_SHAPE: dict[str, Any] = {"run_id": int, "state": dict, "tasks": _OBJECTS, "run_page_url": str,
+                              "run_name": str, "cluster_instance": dict}
+_RUN_STATE_SHAPE: dict[str, Any] = {"life_cycle_state": str, "result_state": str, "state_message": str}
+_RUN_OUTPUT_SHAPE: dict[str, Any] = {"error": str, "error_trace": str, "logs": str, "notebook_output": dict,
+                                     "exit_code": int, "metadata": dict}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic|token|authorization)(\s+|[\"']?\s*[:=]\s*[\"']?)"

@@ -137,9 +137,14 @@ def cell_parser(magic: str, *, description: str | None = None,
 def split_line(line: str) -> list[str]:
     """LINE's words, split like a shell line; UsageError for an unbalanced quote."""
     try:
-        return shlex.split(line)
+        words = shlex.split(line)
     except ValueError as exc:  # "No closing quotation"
         raise UsageError(f"cannot split {line!r}: {exc}") from None
+    for word in words:
+        if "\0" in word:  # no path, name or image holds one; the OS refuses it in a path
+            raise UsageError(f"{word!r} holds a NUL byte (\\x00): no name, path or image can",
+                             hint="remove the \\x00 character from the magic line")
+    return words
 
 
 def _parse(magic: str, line: str) -> argparse.Namespace:

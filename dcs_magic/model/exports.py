@@ -172,7 +172,22 @@ def _yaml_scalar(value: Any) -> str:
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in _YAML_WORDS:
         return text
-    return json.dumps(text)  # a JSON string is a valid YAML double-quoted scalar
+    return _yaml_quoted(text)
+
+
+def _yaml_quoted(text: str) -> str:
+    """A YAML double-quoted scalar in UTF-8: JSON's escapes (`\\n`, `\\"`, `\\\\`) are YAML's;
+    characters YAML may not hold raw (C1 controls, U+FEFF, U+FFFE/U+FFFF) and the line breaks a
+    reader would fold (U+0085, U+2028, U+2029) as `\\uXXXX`. Never a surrogate pair: libyaml
+    refuses `\\ud83d\\ude80`, so an emoji is written as itself."""
+    body = json.dumps(text, ensure_ascii=False)
+    return "".join(f"\\u{ord(ch):04x}" if _yaml_escape(ch) else ch for ch in body)
+
+
+def _yaml_escape(ch: str) -> bool:
+    code = ord(ch)
+    return (0x7F <= code <= 0x9F or code in (0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF)
+            or 0xD800 <= code <= 0xDFFF)
 
 
 def dump_yaml(data: Any, indent: int = 0) -> str:
@@ -263,8 +278,26 @@ def _hcl_value(value: Any) -> str:
     return _hcl_string(str(value))
 
 
-def _hcl_body(body: Mapping[str, Any], depth: int, comments: Mapping[str, str] | None = None) -> list[str]:
+_HCL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _hcl_name(name: str, path: str) -> str:
+    """An attribute or block name, written unquoted: an identifier only (spec validation
+    refuses any other name first; this keeps a name from ever becoming HCL code)."""
+    if not _HCL_NAME.fullmatch(name):
+        where = f"{path}.{json.dumps(name)}" if path else json.dumps(name)
+        raise SpecError(f"terraform export refused: {where} is not a field name and would be written into "
+                        "the HCL as code", field=where,
+                        hint="remove the key or fix its name; free-form keys belong in spark_conf, "
+                             "spark_env_vars or custom_tags")
+    return name
+
+
+def _hcl_body(body: Mapping[str, Any], depth: int, comments: Mapping[str, str] | None = None,
+              path: str = "") -> list[str]:
     """HCL lines of `body`; `comments` (attribute -> text) end their attribute's line as `# text`."""
+    for name in body:
+        _hcl_name(str(name), path)
     pad = "  " * depth
     comments = comments or {}
     attributes = [(k, v) for k, v in body.items() if not _is_block(k, v)]
@@ -283,7 +316,7 @@ def _hcl_body(body: Mapping[str, Any], depth: int, comments: Mapping[str, str] |
     for name, value in blocks:
         for item in value if isinstance(value, list) else [value]:
             lines.append(f"{pad}{name} {{")
-            lines += _hcl_body(item, depth + 1)
+            lines += _hcl_body(item, depth + 1, path=f"{path}.{name}" if path else name)
             lines.append(f"{pad}}}")
     return lines
 

@@ -14,6 +14,13 @@ and refuses what Databricks Container Services cannot run: ML runtimes, aarch64/
 and standard (shared) access mode. The same rules filter the launch form's runtime and
 node type lists (`dcs_runtimes`, `dcs_node_types`), so the two can never disagree.
 
+Field names: `from_dict` warns about (or, `strict=True`, refuses) a name the Clusters API does
+not know, at the top level and inside the databricks-sdk's nested types
+(`aws_attributes.availabilty`); `validate()` refuses any name that is neither a known field nor
+an identifier, whatever its depth (exports write names unquoted, so a key must never become
+code), and lone surrogates anywhere. Only the keys of map fields (`spark_conf`, `custom_tags`,
+`spark_env_vars`) are free text.
+
 Secrets: a registry password is either a `{{secrets/scope/key}}` reference (a name, shown
 as is), a literal (shown as `****` in reprs, previews and `to_json()`), or the name of an
 environment variable (`BasicAuth(password_env="VAR")`) read only by `to_dict()`, i.e. when
@@ -29,6 +36,8 @@ import functools
 import json
 import os
 import re
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -49,6 +58,7 @@ __all__ = [
     "NamedInitScript",
     "dcs_node_types",
     "dcs_runtimes",
+    "field_path",
     "init_script_info",
     "known_field_names",
     "node_type_problem",
@@ -282,7 +292,12 @@ def _init_script_errors(item: Any, where: str) -> Iterator[SpecError]:
     info = item[kind]
     dest = info.get("destination") if isinstance(info, dict) else None
     pattern, example = _DESTINATIONS[kind]
-    if not isinstance(dest, str) or not pattern.match(dest) or "/../" in dest or "//" in dest.split("://")[-1]:
+    if isinstance(dest, str) and (any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in dest)
+                                  or ".." in dest.split("://")[-1].split("/")):
+        yield SpecError(f"{where}.{kind}.destination {dest!r} holds a control character (a newline?) or a `..` "
+                        "segment; a destination is one plain path", field=f"{where}.{kind}.destination",
+                        hint=f"write it like {example}, without `..` and on one line")
+    elif not isinstance(dest, str) or not pattern.match(dest) or "//" in dest.split("://")[-1]:
         yield SpecError(f"{where}.{kind}.destination {dest!r} is not a well-formed {kind} path",
                         field=f"{where}.{kind}.destination", hint=f"write it like {example}")
     elif kind == "s3" and not (info.get("region") or info.get("endpoint")):
@@ -459,7 +474,7 @@ class ClusterSpec:
                   warn: Callable[[str], Any] | None = None) -> ClusterSpec:
         """Read a create body from JSON text; errors name the line and column."""
         try:
-            body = json.loads(text)
+            body = json.loads(text, parse_constant=functools.partial(_not_json, source))
         except json.JSONDecodeError as exc:
             raise SpecError(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                             field=None) from exc
@@ -478,6 +493,10 @@ class ClusterSpec:
         except OSError as exc:
             raise SpecError(f"cannot read the cluster spec file {path}: {exc.strerror or exc}",
                             field=None) from exc
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"the cluster spec file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                            f"at offset {exc.start})", field=None,
+                            hint="save it as UTF-8 (JSON files are UTF-8), e.g. iconv -f LATIN1 -t UTF-8") from None
         return cls.from_json(text, source=str(path), strict=strict, warn=warn)
 
     # -- writing ---------------------------------------------------------------------------
@@ -540,7 +559,7 @@ class ClusterSpec:
 
     def errors(self) -> list[SpecError]:
         """Every problem found, in field order (empty when valid)."""
-        checks = (_check_extra, _check_version, _check_size, _check_autotermination, _check_strings,
+        checks = (_check_names, _check_extra, _check_version, _check_size, _check_autotermination, _check_strings,
                   _check_node_types, _check_access_mode, _check_docker_image, _check_init_scripts,
                   _check_cluster_log_conf, _check_ssh_keys)
         return [error for check in checks for error in check(self)]
@@ -548,6 +567,12 @@ class ClusterSpec:
     @property
     def ok(self) -> bool:
         return not self.errors()
+
+
+def _not_json(source: str, constant: str) -> Any:
+    """json's `parse_constant`: NaN and Infinity are Python's extension, not JSON."""
+    raise SpecError(f"{source} holds {constant}, which is not JSON (the Clusters API refuses it)", field=None,
+                    hint="write a number, or leave the field out")
 
 
 def _docker_image(value: Any) -> Any:
@@ -607,18 +632,145 @@ def known_field_names() -> frozenset[str]:
 
 
 def unknown_fields(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-    """(field, closest known name or None) for each top-level field the API does not know."""
-    known = known_field_names()
-    return [(str(name), next(iter(difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)), None))
-            for name in body if str(name) not in known]
+    """(field path, closest known path or None) for each field the API does not know, at the
+    top level (`autotermination_minute`) and inside the SDK's nested objects
+    (`aws_attributes.availabilty` -> `aws_attributes.availability`)."""
+    found: list[tuple[str, str | None]] = []
+    _walk(body, _schema(), "", unknown=found, problems=None)
+    return found
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAP = "map"
+"""Schema mark of a map attribute (`spark_conf`, `custom_tags`, ...): its keys are free strings."""
+_FREE_MAPS = ("spark_conf", "spark_env_vars", "custom_tags")
+
+
+def field_path(path: str, key: Any) -> str:
+    """`path.key`, the key quoted as a JSON string when it is not an identifier
+    (`aws_attributes."zone_id = ..."`), so a path never prints a newline or a quote raw."""
+    text = str(key)
+    part = text if _IDENTIFIER.fullmatch(text) else json.dumps(text)
+    return f"{path}.{part}" if path else part
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    """The create body's shape: field name -> None (a scalar), `_MAP` (free keys) or a dict
+    (an object, list items included), read from the databricks-sdk's `compute.ClusterSpec`
+    and `compute.CreateCluster` and their nested dataclasses; this ClusterSpec's own fields
+    count too. Without the SDK only the top level (ours) is known."""
+    top: dict[str, Any] = {name: (_MAP if name in _FREE_MAPS else None) for name in ClusterSpec.field_names()}
+    try:
+        from databricks.sdk.service import compute
+    except ImportError:  # the SDK is optional at run time
+        return top
+    objects: dict[type, dict[str, Any]] = {}
+    for kind in ("ClusterSpec", "CreateCluster"):
+        cls = getattr(compute, kind, None)
+        if cls is not None and dataclasses.is_dataclass(cls):
+            for name, shape in _object_schema(cls, objects).items():
+                if shape is not None or name not in top:
+                    top[name] = shape
+    return top
+
+
+def _object_schema(cls: Any, objects: dict[type, dict[str, Any]]) -> dict[str, Any]:
+    if cls in objects:  # the same dict: recursive types stay finite
+        return objects[cls]
+    schema: dict[str, Any] = {}
+    objects[cls] = schema
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 (an SDK whose annotations do not resolve: names only)
+        hints = {}
+    for item in fields(cls):
+        schema[item.name] = _type_schema(hints.get(item.name), objects)
+    return schema
+
+
+def _type_schema(tp: Any, objects: dict[type, dict[str, Any]]) -> Any:
+    origin = typing.get_origin(tp)
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType) and args:
+        return _type_schema(args[0], objects)
+    if origin is list and args:
+        return _type_schema(args[0], objects)
+    if origin is dict:
+        return _MAP
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _object_schema(tp, objects)
+    return None
+
+
+def _walk(value: Any, schema: Any, path: str, *, unknown: list[tuple[str, str | None]] | None,
+          problems: list[SpecError] | None, depth: int = 0) -> None:
+    """Check `value` against `schema`: unknown names (of an object the schema knows) go to
+    `unknown`; names that are neither known nor identifiers, and lone surrogates, to `problems`.
+    Map keys (`spark_conf`) may be any text."""
+    if depth > 64:
+        if problems is not None:
+            problems.append(SpecError(f"{path or 'the cluster spec'} nests too deeply", field=path or None,
+                                      hint="a create body is a few levels deep; check the file"))
+        return
+    if isinstance(value, str):
+        if problems is not None and _has_surrogate(value):
+            problems.append(_surrogate_error(path))
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(item, schema, f"{path}[{index}]", unknown=unknown, problems=problems, depth=depth + 1)
+        return
+    if not isinstance(value, Mapping):
+        return
+    for key, item in value.items():
+        where = field_path(path, key)
+        text = str(key)
+        if schema == _MAP:
+            if problems is not None and _has_surrogate(text):
+                problems.append(_surrogate_error(where))
+            _walk(item, None, where, unknown=unknown, problems=problems, depth=depth + 1)
+            continue
+        known = isinstance(schema, dict) and text in schema
+        if not known:
+            if unknown is not None and isinstance(schema, dict):
+                closest = next(iter(difflib.get_close_matches(text, schema, n=1, cutoff=0.6)), None)
+                unknown.append((where, field_path(path, closest) if closest else None))
+            if problems is not None and not _IDENTIFIER.fullmatch(text):
+                problems.append(SpecError(
+                    f"{where} is not a field name: a cluster spec's field names are the Clusters API's "
+                    "(letters, digits and _); this one would be written into exported code as it is",
+                    field=where, hint="remove the key or fix its name; free-form keys belong in spark_conf, "
+                                      "spark_env_vars or custom_tags, whose keys are written quoted"))
+        child = schema.get(text) if known else None
+        _walk(item, child, where, unknown=unknown, problems=problems, depth=depth + 1)
+
+
+def _surrogate_error(where: str) -> SpecError:
+    return SpecError(f"{where} holds a lone surrogate (a \\uD800-\\uDFFF escape without its pair), which is "
+                     "not text and cannot be written as UTF-8", field=where,
+                     hint="fix the \\u escape in the JSON: an emoji is a pair such as \\ud83d\\ude80, "
+                          "or write the character itself")
+
+
+def _check_names(spec: ClusterSpec) -> Iterator[SpecError]:
+    """Every name in the body is a known field or an identifier; no lone surrogates."""
+    problems: list[SpecError] = []
+    _walk(spec.masked(), _schema(), "", unknown=None, problems=problems)
+    yield from problems
 
 
 def unknown_field_message(name: str, closest: str | None, *, strict: bool = False) -> str:
     """The warning (or, `strict`, the error) for an unknown field NAME."""
-    guess = f"; did you mean {closest!r}?" if closest else "."
+    # Paths quote a key that is no identifier already (field_path): no repr on top of that.
+    guess = f"; did you mean '{closest}'?" if closest else "."
     if strict:
-        return f"unknown cluster field {name!r}{guess}"
-    return f"unknown cluster field {name!r}{guess} It is sent as it is; the Clusters API ignores or rejects it"
+        return f"unknown cluster field '{name}'{guess}"
+    return f"unknown cluster field '{name}'{guess} It is sent as it is; the Clusters API ignores or rejects it"
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

@@ -182,6 +182,11 @@ def render(text: str, namespace: Mapping[str, Any], *, template_name: str = "Doc
     except (RecursionError, SyntaxError, MemoryError) as exc:  # nesting the scan above missed
         raise TemplateError("the template nests too deeply to compile", template=template_name,
                             hint="flatten the template: compute nested values in a code cell") from exc
+    except ValueError as exc:  # Jinja folds constants: `{{ 10 ** 5000 }}` is written as a number here
+        raise TemplateError(f"the template cannot be compiled: {_value_error_text(exc)}", template=template_name,
+                            lineno=None,
+                            hint="compute large numbers in a code cell and keep them under 4300 digits, "
+                                 "or pass them as strings") from None
     context = template_context(namespace, base)
     try:
         result = template.render(context)
@@ -189,6 +194,12 @@ def render(text: str, namespace: Mapping[str, Any], *, template_name: str = "Doc
         raise _render_error(exc, template_name, _template_lineno(exc, filename), base) from exc
     _check_text(result, context, template_name)
     return result
+
+
+def _value_error_text(exc: ValueError) -> str:
+    if "integer string conversion" in str(exc):
+        return "a number in the template has more than 4300 digits, too many to write as text"
+    return str(exc)
 
 
 def _check_text(result: str, context: Mapping[str, Any], template: str) -> None:
@@ -248,6 +259,11 @@ def _render_error(exc: Exception, template: str, lineno: int | None, base: str |
             template=template, lineno=lineno,
             hint="put shared text in a notebook variable and use {{ variable }}",
         )
+    if isinstance(exc, ValueError) and "integer string conversion" in message:
+        return TemplateError(
+            _value_error_text(exc),
+            template=template, lineno=lineno,
+            hint="compute large numbers in a code cell and keep them under 4300 digits, or pass them as strings")
     kind = "template error" if isinstance(exc, JinjaTemplateError) else type(exc).__name__
     return TemplateError(f"{kind}: {message}", template=template, lineno=lineno)
 

@@ -235,8 +235,17 @@ def read_lock(path: str | os.PathLike[str]) -> Lock | None:
         return None
     except OSError as exc:
         raise LockError(f"cannot read lock file {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise LockError(f"lock file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                        f"{exc.start}), so not a dcs-magic lock",
+                        hint="restore it from version control, or delete it; `dcs build` without --locked "
+                             "writes a new one") from None
     try:
         return Lock.from_dict(json.loads(text))
+    except RecursionError:  # json's decoder (and the reading after it) recurse once per nesting level
+        raise LockError(f"lock file {path} nests too deeply to be a dcs-magic lock (a lock is a few levels deep)",
+                        hint="restore it from version control, or delete it; `dcs build` without --locked "
+                             "writes a new one") from None
     except (ValueError, TypeError) as exc:
         raise LockError(
             f"lock file {path} is not a dcs-magic lock: {exc}",

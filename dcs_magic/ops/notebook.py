@@ -234,9 +234,14 @@ def _parsed(parse: Callable[[str], _Line], magic: str, line: str, *, where: str)
         return parse(line)
     except UsageError as exc:
         raise NotebookError(
-            f"{where}: `%%{magic} {line}` is not a valid magic line: {_first_line(exc)}",
+            f"{where}: `%%{magic} {_printable(line)}` is not a valid magic line: {_first_line(exc)}",
             hint=f"run `%%{magic}?` in a notebook for its arguments",
         ) from exc
+
+
+def _printable(line: str) -> str:
+    """LINE for a message: control characters (a NUL byte) as escapes, never raw on a terminal."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in line)
 
 
 # -- parameters --------------------------------------------------------------------------
@@ -355,7 +360,9 @@ def _template_names(template: str) -> set[str] | None:
 
     try:
         return set(meta.find_undeclared_variables(Environment().parse(template)))
-    except (TemplateSyntaxError, RecursionError):
+    except (TemplateSyntaxError, RecursionError, ValueError, MemoryError):
+        # ValueError: Jinja writes folded constants as text (`{{ 10 ** 5000 }}` has too many digits);
+        # render() says so as a TemplateError.
         return None
 
 
