@@ -2,7 +2,8 @@
 
 The route table in `LocalWorkspaceServer.__init__` is the whole surface, one explicit entry
 per (method, path); handlers take a `Request` and answer `(status, body)`. Every request
-needs `Authorization: Bearer <token>`, checked from the headers before the body is read
+needs a Host header naming this server (`http.JsonApiServer.check_host`: DNS rebinding) and
+`Authorization: Bearer <token>`, checked from the headers before the body is read
 (`http.JsonApiServer.admit`), except GETs of the read-only HTML status pages
 (`/clusters/<id>`, `/compute/clusters/<id>`, `/runs/<id>`, see pages.py), which a browser
 opens from a run_page_url or the launch form. State lives in a `store.Store`; launches run
