@@ -289,6 +289,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         """Wait (idle timeout) for a request's first byte, then read its head by a deadline."""
+        self._clock.head_read()  # between requests: the idle timeout (a 501 left its deadline set)
         self.server.waiting(self.connection)
         try:
             first = self._reader.peek(1)
