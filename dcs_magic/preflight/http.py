@@ -14,14 +14,25 @@ A HEAD route may share its GET handler: the answer's body sets Content-Length an
 What a request may cost is bounded before it costs anything: `admit(request)` (the token
 check) runs on the request line and headers, before the body is read; a body larger than
 `max_body_bytes` is refused from its Content-Length; at most `max_connections` connections
-are served at once (more get 503 and are closed); a connection idle for `idle_timeout_s`
-is closed.
+are served at once; a connection idle for `idle_timeout_s` is closed. A request head (request
+line and headers) must arrive within `head_timeout_s` of its first byte, however slowly it
+trickles in, else the connection is closed; and when every slot is taken, a new connection
+takes the slot of the connection that has waited longest for a head (for at least
+`_EVICT_AFTER_S`), so clients that dribble headers cannot keep real requests out (only when
+none is waiting does a new one get 503). The Host header must name this server
+(`127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`): a page of another site that rebinds its
+DNS name to 127.0.0.1 gets 403 and reads nothing. Connections that clients drop early end
+silently (no traceback on stderr).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
@@ -35,6 +46,8 @@ MAX_BODY_BYTES = 64 * 2**20
 """Largest request body accepted (init scripts and JSON bodies are far smaller)."""
 MAX_CONNECTIONS = 64
 IDLE_TIMEOUT_S = 30.0
+HEAD_TIMEOUT_S = 10.0
+"""Longest time from a request's first byte to the end of its headers."""
 
 Answer = tuple[Any, ...]
 """(HTTP status, JSON-able body[, extra headers]): None for an empty body, bytes sent as they are."""
@@ -68,8 +81,11 @@ class Request:
         if self.body.strip():
             try:
                 data = json.loads(self.body)
-            except ValueError as exc:
+            except ValueError as exc:  # also a number of more than 4300 digits
                 raise ApiFailure(400, "MALFORMED_REQUEST", f"the request body is not JSON: {exc}") from exc
+            except RecursionError as exc:
+                raise ApiFailure(400, "MALFORMED_REQUEST",
+                                 "the request body nests too deeply (JSON arrays and objects)") from exc
             if not isinstance(data, dict):
                 raise ApiFailure(400, "MALFORMED_REQUEST", "the request body must be a JSON object")
             params.update(data)
@@ -87,14 +103,19 @@ class JsonApiServer:
 
     def __init__(self, routes: Mapping[tuple[str, str], Handler], *, name: str = "dcs-json-api",
                  max_body_bytes: int = MAX_BODY_BYTES, max_connections: int = MAX_CONNECTIONS,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, head_timeout_s: float = HEAD_TIMEOUT_S) -> None:
         self._exact = {key: fn for key, fn in routes.items() if not key[1].endswith("*")}
         self._prefix = sorted(((m, p[:-1], fn) for (m, p), fn in routes.items() if p.endswith("*")),
                               key=lambda item: -len(item[1]))
         self.name = name
         self.max_body_bytes = max_body_bytes
-        handler = type("_BoundHandler", (_HttpHandler,), {"app": self, "timeout": idle_timeout_s})
-        self._httpd = _BoundedServer(("127.0.0.1", 0), handler, max_connections)
+        handler = type("_BoundHandler", (_HttpHandler,), {"app": self, "timeout": idle_timeout_s,
+                                                          "head_timeout_s": head_timeout_s})
+        self._httpd = _BoundedServer(("127.0.0.1", 0), handler, max_connections,
+                                     evict_after_s=min(_EVICT_AFTER_S, head_timeout_s / 4))
+        port = self._httpd.server_address[1]
+        self.hosts = frozenset(f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]"))
+        """The Host header values this server answers (any other: 403)."""
         self._thread: threading.Thread | None = None
 
     @property
@@ -126,6 +147,15 @@ class JsonApiServer:
     def admit(self, request: Request) -> None:
         """Raise ApiFailure to refuse a request before its body is read (default: admit)."""
 
+    def check_host(self, request: Request) -> None:
+        """The Host header must name this server: a DNS-rebinding page sends its own name."""
+        host = str(request.headers.get("Host") or "").strip().lower()
+        if host not in self.hosts:
+            shown = (host[:60] + "...") if len(host) > 60 else host
+            raise ApiFailure(403, "PERMISSION_DENIED",
+                             f"Host {shown or '(none)'!r} is not this server: {self.name} answers only "
+                             f"requests for {', '.join(sorted(self.hosts))}")
+
     def dispatch(self, request: Request) -> Answer:
         """Route an admitted request (body read). Never raises."""
         handler = self.route(request.method, request.path)
@@ -146,18 +176,51 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\
          b"Retry-After: 1\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
 
 
+_EVICT_AFTER_S = 1.0
+"""A connection waiting for its request head this long may lose its slot to a new one."""
+
+
 class _BoundedServer(ThreadingHTTPServer):
-    """At most `limit` connections served at once: the rest get a 503 and are closed."""
+    """At most `limit` connections served at once. With all slots taken, a new connection
+    takes the slot of the one waiting longest (at least `evict_after_s`) for a request head;
+    with none waiting, it gets a 503 and is closed."""
 
     daemon_threads = True
     request_queue_size = 128  # listen backlog: a burst of connects is accepted, not SYN-dropped
 
-    def __init__(self, address: tuple[str, int], handler: type, limit: int) -> None:
+    def __init__(self, address: tuple[str, int], handler: type, limit: int, *, evict_after_s: float) -> None:
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(limit)
+        self._evict_after_s = evict_after_s
+        self._waiting: dict[socket.socket, float] = {}  # connections waiting for a head, oldest first
+        self._waiting_lock = threading.Lock()
+
+    def waiting(self, connection: socket.socket) -> None:
+        """`connection` waits for (or reads) a request head: it may be evicted."""
+        with self._waiting_lock:
+            self._waiting.pop(connection, None)
+            self._waiting[connection] = time.monotonic()
+
+    def served(self, connection: socket.socket) -> bool:
+        """`connection`'s head arrived: no longer evictable. False if it was evicted meanwhile."""
+        with self._waiting_lock:
+            return self._waiting.pop(connection, None) is not None
+
+    def _evict(self) -> bool:
+        """Close the connection waiting longest for a head (if long enough): its slot frees."""
+        with self._waiting_lock:
+            oldest = next(iter(self._waiting.items()), None)
+            if oldest is None or time.monotonic() - oldest[1] < self._evict_after_s:
+                return False
+            del self._waiting[oldest[0]]
+            try:
+                oldest[0].shutdown(socket.SHUT_RDWR)  # its thread's read ends; the thread frees the slot
+            except OSError:
+                pass
+            return True
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        if not self._slots.acquire(blocking=False) and not (self._evict() and self._slots.acquire(timeout=2.0)):
             try:
                 request.sendall(_BUSY)
             except OSError:
@@ -174,20 +237,79 @@ class _BoundedServer(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._waiting_lock:
+                self._waiting.pop(request, None)
             self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (reset, broken pipe, timeout) ends its connection silently."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _HeadClock(io.RawIOBase):
+    """The connection's reads; while `deadline` is set, each read waits at most until then."""
+
+    def __init__(self, sock: socket.socket, idle_timeout_s: float | None) -> None:
+        self.sock, self.idle_timeout_s = sock, idle_timeout_s
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request head did not arrive in time")
+            self.sock.settimeout(left if self.idle_timeout_s is None else min(left, self.idle_timeout_s))
+        return self.sock.recv_into(buffer)
+
+    def head_read(self) -> None:
+        """The head is in: reads wait the idle timeout again."""
+        self.deadline = None
+        self.sock.settimeout(self.idle_timeout_s)
 
 
 class _HttpHandler(BaseHTTPRequestHandler):
     """Request line + headers -> admit -> bounded body -> dispatch -> JSON."""
 
     app: JsonApiServer
+    server: _BoundedServer
+    head_timeout_s: float = HEAD_TIMEOUT_S
     protocol_version = "HTTP/1.1"
     server_version = "dcs-magic-local"
 
+    def setup(self) -> None:
+        super().setup()
+        self._clock = _HeadClock(self.connection, self.timeout)
+        self._reader = io.BufferedReader(self._clock)
+        self.rfile = self._reader
+
+    def handle_one_request(self) -> None:
+        """Wait (idle timeout) for a request's first byte, then read its head by a deadline."""
+        self._clock.head_read()  # between requests: the idle timeout (a 501 left its deadline set)
+        self.server.waiting(self.connection)
+        try:
+            first = self._reader.peek(1)
+        except OSError:  # also TimeoutError: idle too long
+            first = b""
+        if not first:
+            self.close_connection = True
+            return
+        self._clock.deadline = time.monotonic() + self.head_timeout_s
+        super().handle_one_request()  # request line + headers, then do_<METHOD>
+
     def _serve(self) -> None:
+        self._clock.head_read()
+        if not self.server.served(self.connection):  # evicted while its head came in
+            self.close_connection = True
+            return
         url = urlsplit(self.path)
         request = Request(self.command, unquote(url.path), parse_qs(url.query), self.headers, target=self.path)
         try:
+            self.app.check_host(request)
             self.app.admit(request)
             request.body = self._body()
         except ApiFailure as exc:
@@ -196,6 +318,10 @@ class _HttpHandler(BaseHTTPRequestHandler):
             return
         except (TimeoutError, OSError):
             self.close_connection = True
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug in admit must be an answer, not a dropped connection
+            self.close_connection = True
+            self._send(500, {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"})
             return
         self._send(*self.app.dispatch(request))
 

@@ -2,9 +2,13 @@
 
 They are the `run_page_url` of a run and the "Open cluster" link of the launch form, so a
 browser opens them without the token (the server serves only these GETs without it). What
-they show is therefore chosen, not dumped: state, state message, termination reason, event
-types with a short summary, a run's output. Never the environment (spark_env_vars), the
-registry credentials, or init script output. Every value is HTML-escaped.
+they show is therefore chosen, not dumped: states, codes, exit codes, times, event types
+with the scripts' statuses, and a state message only while it is a launch step's own words
+(PENDING, RUNNING, ...). No process output at all: not a task's output or error, not an init
+script's, not a termination message (it can quote a probe's or the registry's words), so
+the page of an ended cluster or run says where that text is (the API, with the token).
+Never the environment (spark_env_vars) or the registry credentials. Every value is
+HTML-escaped.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-_OUTPUT_CHARS = 20_000
+# A state message is shown only in these states: then it is a launch step or a run's phase,
+# written by the server (launcher.step, runs.py), never a process's words.
+_STEP_STATES = frozenset({"PENDING", "RUNNING", "RESTARTING", "RESIZING", "QUEUED", "BLOCKED"})
+ENDED_CLUSTER_NOTE = ("Not shown on this page, which is served without the token (it can quote "
+                      "output): clusters/get's termination_reason, or `dcs why <cluster_id> --local`")
+ENDED_RUN_NOTE = ("Not shown on this page, which is served without the token: the state message, "
+                  "error and output are in runs/get and runs/get-output (with the token)")
 _STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
           "th{text-align:left;padding-right:1em;vertical-align:top}"
           "pre{background:#f4f4f4;padding:1em;overflow:auto;max-height:40em}"
@@ -63,8 +73,7 @@ def _event_summary(event: Mapping[str, Any]) -> str:
         for result in (details.get("init_scripts") or {}).get("cluster") or []:
             kind = next((k for k in result if isinstance(result[k], dict)), "")
             where = (result.get(kind) or {}).get("destination", "")
-            error = result.get("error_message")
-            parts.append(f"{kind}:{where} {result.get('status', '')}" + (f" ({error})" if error else ""))
+            parts.append(f"{kind}:{where} {result.get('status', '')}")  # no error_message
         return "; ".join(parts)
     if event.get("type") == "TERMINATING" and details.get("reason"):
         reason = details.get("reason") or {}
@@ -74,13 +83,14 @@ def _event_summary(event: Mapping[str, Any]) -> str:
 
 def cluster_page(info: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
                  runs: Iterable[tuple[int, str]] = ()) -> bytes:
-    """A cluster's page: clusters/get fields that carry no secret, its events (oldest first),
-    and the runs it serves as job cluster (id, page link)."""
+    """A cluster's page: clusters/get fields that carry no secret nor output, its events
+    (oldest first), and the runs it serves as job cluster (id, page link)."""
     reason = info.get("termination_reason") or {}
     state = _e(info.get("state"))
     rows = [("Cluster", _e(f"{info.get('cluster_name', '')} ({info.get('cluster_id', '')})")),
             ("State", f"<b class=\"{state}\">{state}</b>"),
-            ("State message", _e(info.get("state_message"))),
+            ("State message", _e(info.get("state_message")) if info.get("state") in _STEP_STATES
+             else _e(ENDED_CLUSTER_NOTE)),
             ("Image", _e((info.get("docker_image") or {}).get("url"))),
             ("Runtime", _e(info.get("spark_version"))),
             ("Source", _e(info.get("cluster_source"))),
@@ -99,7 +109,7 @@ def cluster_page(info: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
 
 
 def run_page(info: Mapping[str, Any], output: Mapping[str, Any], cluster_url: str | None) -> bytes:
-    """A run's page: runs/get state, the task, its job cluster, and its output."""
+    """A run's page: runs/get state, the task, its job cluster, and its exit code (no output)."""
     state = info.get("state") or {}
     task = (info.get("tasks") or [{}])[0]
     what = ((task.get("spark_python_task") or {}).get("python_file")
@@ -108,7 +118,8 @@ def run_page(info: Mapping[str, Any], output: Mapping[str, Any], cluster_url: st
     css = _e(state.get("result_state") or state.get("life_cycle_state"))
     rows = [("Run", _e(f"{info.get('run_name', '')} ({info.get('run_id', '')})")),
             ("State", f"<b class=\"{css}\">{_e(shown)}</b>"),
-            ("State message", _e(state.get("state_message"))),
+            ("State message", _e(state.get("state_message")) if state.get("life_cycle_state") in _STEP_STATES
+             else _e(ENDED_RUN_NOTE)),
             ("Task", _e(f"{task.get('task_key', '')}: {what or ''}")),
             ("Started", _e(_when(info.get("start_time"))))]
     if info.get("end_time"):
@@ -118,11 +129,7 @@ def run_page(info: Mapping[str, Any], output: Mapping[str, Any], cluster_url: st
     cluster_id = (task.get("cluster_instance") or {}).get("cluster_id")
     if cluster_id and cluster_url:
         rows.append(("Job cluster", f"<a href=\"{_e(cluster_url)}\">{_e(cluster_id)}</a>"))
-    body = _table(rows)
-    if output.get("error"):
-        body += f"<h2>Error</h2><pre>{_e(output['error'])}</pre>"
-    logs = str(output.get("logs") or "")
-    body += "<h2>Output</h2><pre>" + (_e(logs[-_OUTPUT_CHARS:]) or "(none yet)") + "</pre>"
+    body = _table(rows)  # no output, no error text: see the module's docstring
     final = state.get("life_cycle_state") in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
     return _page(f"Run {info.get('run_name') or info.get('run_id')}", body, refresh=not final)
 

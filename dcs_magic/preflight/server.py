@@ -2,7 +2,8 @@
 
 The route table in `LocalWorkspaceServer.__init__` is the whole surface, one explicit entry
 per (method, path); handlers take a `Request` and answer `(status, body)`. Every request
-needs `Authorization: Bearer <token>`, checked from the headers before the body is read
+needs a Host header naming this server (`http.JsonApiServer.check_host`: DNS rebinding) and
+`Authorization: Bearer <token>`, checked from the headers before the body is read
 (`http.JsonApiServer.admit`), except GETs of the read-only HTML status pages
 (`/clusters/<id>`, `/compute/clusters/<id>`, `/runs/<id>`, see pages.py), which a browser
 opens from a run_page_url or the launch form. State lives in a `store.Store`; launches run
@@ -104,14 +105,23 @@ def _validate_create(body: Any) -> dict[str, Any]:
     return dict(body)
 
 
+MAX_TIMEOUT_S = 2**31 - 1
+"""The largest timeout_seconds (the Jobs API's int32; threading's timers take it)."""
+
+
 def _timeout(body: dict[str, Any], task: dict[str, Any]) -> int:
     """The run's timeout in seconds (the task's or the body's timeout_seconds; 0: none)."""
     values = []
     for where in (task, body):
+        raw = where.get("timeout_seconds") or 0
         try:
-            seconds = int(where.get("timeout_seconds") or 0)
-        except (TypeError, ValueError) as exc:
-            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "timeout_seconds must be a number") from exc
+            seconds = int(raw)
+        except (TypeError, ValueError, OverflowError) as exc:  # also "soon", NaN, Infinity
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE",
+                             f"timeout_seconds must be a whole number of seconds, not {str(raw)[:40]!r}") from exc
+        if seconds > MAX_TIMEOUT_S:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE",
+                             f"timeout_seconds must be at most {MAX_TIMEOUT_S} (an int32), not {str(raw)[:40]}")
         if seconds > 0:
             values.append(seconds)
     return min(values) if values else 0
@@ -249,7 +259,9 @@ class LocalWorkspaceServer(JsonApiServer):
         if request.method == "GET" and request.path.startswith(_PUBLIC_PAGES):
             return  # a status page: read-only, no secrets (pages.py)
         scheme, _, token = str(request.headers.get("Authorization", "")).partition(" ")
-        if not (scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), self.token)):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a header is latin-1).
+        given = token.strip().encode("utf-8", "surrogateescape")
+        if not (scheme.lower() == "bearer" and secrets.compare_digest(given, self.token.encode("ascii"))):
             raise ApiFailure(401, "UNAUTHENTICATED",
                              "Missing or wrong bearer token for the local preflight workspace")
 
@@ -305,13 +317,17 @@ class LocalWorkspaceServer(JsonApiServer):
         types = params.get("event_types")
         if types:
             events = [e for e in events if e["type"] in set(types)]
-        start, end = params.get("start_time"), params.get("end_time")
-        events = [e for e in events if (start is None or e["timestamp"] >= int(start))
-                  and (end is None or e["timestamp"] <= int(end))]
+        try:
+            start, end = (None if params.get(k) is None else int(params[k]) for k in ("start_time", "end_time"))
+            offset = int(params.get("offset") or 0)
+            limit = min(int(params.get("limit") or params.get("page_size") or 50), 500)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE",
+                             "start_time, end_time, offset and limit must be whole numbers") from exc
+        events = [e for e in events if (start is None or e["timestamp"] >= start)
+                  and (end is None or e["timestamp"] <= end)]
         if str(params.get("order", "DESC")).upper() != "ASC":
             events.reverse()
-        offset = int(params.get("offset") or 0)
-        limit = min(int(params.get("limit") or params.get("page_size") or 50), 500)
         page = events[offset:offset + limit]
         answer: dict[str, Any] = {"events": page, "total_count": len(events)}
         if offset + limit < len(events):
@@ -485,6 +501,7 @@ class LocalWorkspaceServer(JsonApiServer):
                              f"the local preflight workspace runs one task per run; this body has {len(tasks)}")
         (task,) = tasks
         raw = next(t for t in body["tasks"] if t.get("task_key") == task.task_key)
+        timeout_s = _timeout(body, raw)  # refused before anything is registered
         new_cluster = json.loads(json.dumps(_validate_create(raw["new_cluster"])))
         auth = (new_cluster.get("docker_image") or {}).get("basic_auth")
         cluster = Cluster(new_cluster_id(), new_cluster, auth=dict(auth) if isinstance(auth, dict) else None,
@@ -496,7 +513,7 @@ class LocalWorkspaceServer(JsonApiServer):
         shown_task["new_cluster"] = new_cluster  # without the password
         run_id, task_run_id = self.store.new_run_ids()
         name = str(body.get("run_name") or "Untitled")
-        run = Run(run_id, task_run_id, name, shown_task, cluster, timeout_s=_timeout(body, raw))
+        run = Run(run_id, task_run_id, name, shown_task, cluster, timeout_s=timeout_s)
         token = body.get("idempotency_token")
         registered = self.store.add_run(run, str(token) if token else None)
         if registered is run:
@@ -568,6 +585,7 @@ class LocalWorkspaceServer(JsonApiServer):
         cluster_id = request.path.rstrip("/").rsplit("/", 1)[-1]
         cluster = self.store.get(cluster_id)
         if cluster is None:
+            cluster_id = cluster_id if len(cluster_id) <= 40 else cluster_id[:40] + "..."
             return 404, pages.not_found_page(f"Cluster {cluster_id}"), pages.PAGE_HEADERS
         with self.store.lock:
             info, events = cluster.info(), list(cluster.events)
@@ -576,7 +594,9 @@ class LocalWorkspaceServer(JsonApiServer):
 
     def _run_page(self, request: Request) -> Answer:
         text = request.path.rstrip("/").rsplit("/", 1)[-1]
-        run = self.store.run(int(text)) if text.isdigit() else None
+        # ASCII digits only ("²".isdigit() is true), and no more than a run id has.
+        run = self.store.run(int(text)) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+        text = text if len(text) <= 40 else text[:40] + "..."
         if run is None:
             return 404, pages.not_found_page(f"Run {text}"), pages.PAGE_HEADERS
         with self.store.lock:

@@ -201,7 +201,8 @@ def test_status_pages_need_no_token_and_show_no_secret(
     assert token not in result.run_page_url
     page = requests.get(result.run_page_url, timeout=10)  # no Authorization header
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert "TERMINATED/SUCCESS" in page.text and f"interpreter {IMAGE_PYTHON}" in page.text
+    assert "TERMINATED/SUCCESS" in page.text and "<th>Exit code</th><td>0</td>" in page.text
+    assert f"interpreter {IMAGE_PYTHON}" not in page.text  # the task's output: with the token only
     assert f"/clusters/{cluster_id}" in page.text
     # The run is TERMINATED only once its job cluster is (it is TERMINATING meanwhile).
     for url in (f"{ws.host}/clusters/{cluster_id}", ws.cluster_url(cluster_id)):

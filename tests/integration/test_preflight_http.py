@@ -44,16 +44,16 @@ def _answer(sock: socket.socket) -> tuple[int, dict]:
     return int(head.split()[1]), json.loads(rest[:length]) if length else {}
 
 
-def _announce(path: str, length: int, token: str | None = None) -> bytes:
+def _announce(host: str, path: str, length: int, token: str | None = None) -> bytes:
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: {host.removeprefix('http://')}\r\n{auth}Content-Type: application/json\r\n"
             f"Content-Length: {length}\r\n\r\n").encode()
 
 
 def test_the_token_is_checked_before_the_body_is_read(server: LocalWorkspaceServer) -> None:
     """A request without the token announcing 3 GB is refused at once; nothing is read."""
     with _connect(server.host) as sock:
-        sock.sendall(_announce("/api/2.1/clusters/create", 3 * 10**9))
+        sock.sendall(_announce(server.host, "/api/2.1/clusters/create", 3 * 10**9))
         status, body = _answer(sock)  # answered although not one body byte was sent
         assert (status, body["error_code"]) == (401, "UNAUTHENTICATED")
         sock.settimeout(5)
@@ -62,7 +62,7 @@ def test_the_token_is_checked_before_the_body_is_read(server: LocalWorkspaceServ
 
 def test_a_body_over_the_cap_is_refused_from_its_length(server: LocalWorkspaceServer) -> None:
     with _connect(server.host) as sock:
-        sock.sendall(_announce("/api/2.1/clusters/create", MAX_BODY_BYTES + 1, server.token))
+        sock.sendall(_announce(server.host, "/api/2.1/clusters/create", MAX_BODY_BYTES + 1, server.token))
         status, body = _answer(sock)
         assert (status, body["error_code"]) == (413, "REQUEST_LIMIT_EXCEEDED")
         assert str(MAX_BODY_BYTES) in body["message"]
