@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LockError
+from ..errors import ContextError, LockError
 from ..model.secrets import mask_secrets
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ __all__ = [
     "file_sha256",
     "lock_path",
     "read_lock",
+    "symlink_sha256",
     "update_lock",
     "verify_entry",
     "write_lock",
@@ -251,6 +253,7 @@ def write_lock(path: str | os.PathLike[str], lock: Lock) -> Path:
     same lock, use `update_lock`, which holds the file's lock while reading and writing.
     """
     path = Path(path)
+    _refuse_link(path, "write")
     text = lock.dumps()
     tmp: str | None = None
     try:
@@ -277,15 +280,31 @@ def _exclusive(path: Path) -> Iterator[None]:
     import fcntl
 
     sidecar = path.with_name(f".{path.name}.flock")
+    _refuse_link(sidecar, f"lock {path} with")
     try:
-        fd = os.open(sidecar, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a link planted under the sidecar's name is refused, never followed.
+        fd = os.open(sidecar, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _refuse_link(sidecar, f"lock {path} with", always=True)
         raise LockError(f"cannot open {sidecar} to lock {path}: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _refuse_link(path: Path, doing: str, *, always: bool = False) -> None:
+    """LockError naming PATH when it is a symlink: dcs-magic never writes through a link (one
+    committed to a repository could point anywhere)."""
+    if always or path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise LockError(f"{path} is a symlink (to {target}); dcs-magic does not {doing} it through a link",
+                        hint=f"remove the link (rm {path}); dcs-magic writes a regular file there")
 
 
 def update_lock(path: str | os.PathLike[str], change: Callable[[Lock], Any]) -> Lock:
@@ -305,6 +324,9 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
 
     Same selection as the build: `.dockerignore` honoured, the private `.dcs/` directory
     (build logs) left out; the Dockerfile is left out too (the lock holds it separately).
+    A symlink is hashed as its link text (`symlink_sha256`), which is what the engine
+    receives: its target, maybe outside the context, is never read. A file that cannot be
+    read is a ContextError naming it.
     """
     from ..adapters.engine import context_paths  # the very matcher the build uses
 
@@ -312,10 +334,25 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
     hashes = {}
     for rel in sorted(context_paths(root)):
         path = root / rel
-        if rel == "Dockerfile" or not path.is_file():
+        if rel == "Dockerfile":
             continue
-        hashes[Path(rel).as_posix()] = file_sha256(path)
+        try:
+            if path.is_symlink():
+                hashes[Path(rel).as_posix()] = symlink_sha256(path)
+            elif path.is_file():
+                hashes[Path(rel).as_posix()] = file_sha256(path)
+        except OSError as exc:
+            raise ContextError(
+                f"cannot read {path} to hash it for the lock: {exc.strerror or exc}",
+                hint=f"make it readable, or leave it out of the build context with a .dockerignore line {rel!r}",
+            ) from exc
     return hashes
+
+
+def symlink_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a symlink's link text (`os.readlink`), prefixed `symlink:` so it never equals a
+    file's hash: the engine receives the link, not its target."""
+    return "symlink:" + hashlib.sha256(os.fsencode(os.readlink(path))).hexdigest()
 
 
 _CHUNK = 1 << 20
