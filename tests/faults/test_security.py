@@ -29,8 +29,8 @@ from dcs_magic.cli.commands import main
 from dcs_magic.errors import ContextError, LockError, NotebookError, SpecError
 from dcs_magic.model.credentials import Secret
 from dcs_magic.model.results import PushResult
-from dcs_magic.model.spec import ClusterSpec
 from dcs_magic.model.secrets import mask_secrets
+from dcs_magic.model.spec import ClusterSpec
 from dcs_magic.ops.lock import (
     ImageLock,
     Lock,
