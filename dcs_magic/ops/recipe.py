@@ -221,6 +221,7 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
     variable `password_env` names, or (on a terminal) a hidden prompt. `locked=True` raises
     LockError before building when the lock no longer matches the rendered inputs.
     """
+    from ..model.lint import secret_build_arg_warnings
     from .lock import lock_path, read_lock
 
     if not tags:
@@ -237,8 +238,12 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
     entry = _lock_entry(rendered, build_arg_map, platform, target)
     if locked:
         _check_locked(lock, rendered.name, entry, lock_file)
+    sink = _sink(progress, "build")
+    if sink is None:  # no progress display (`--progress none`) to show the build's own warnings
+        for warning in secret_build_arg_warnings(build_arg_map):
+            (warn or _ignore)(warning)
     result = _build(rendered, tags, build_arg_map, label_map, platform=platform, no_cache=no_cache, pull=pull,
-                    target=target, progress=progress)
+                    target=target, sink=sink)
     # The digest of the base the image was built from: the engine's, asked before the build,
     # unless the build pulled the base (`pull`, or it was not local): then the build's answer,
     # which is the pulled image's (with --pull the digest asked before is the old local copy's).
@@ -293,12 +298,12 @@ def _sink(progress: ProgressFactory | None, kind: str) -> ProgressSink | None:
 
 def _build(rendered: RenderedContext, tags: Sequence[str], build_args: dict[str, str], labels: dict[str, str],
            *, platform: str, no_cache: bool, pull: bool, target: str | None,
-           progress: ProgressFactory | None) -> BuildResult:
+           sink: ProgressSink | None) -> BuildResult:
     from .build import build
 
     return build(rendered.context_dir, tags=list(tags), name=rendered.name, build_args=build_args or None,
                  platform=platform, no_cache=no_cache, pull=pull, target=target, labels=labels or None,
-                 progress=_sink(progress, "build"))
+                 progress=sink)
 
 
 def _push(tag: str, username: str | None, password: Secret | None, progress: ProgressFactory | None) -> PushResult:

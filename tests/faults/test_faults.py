@@ -282,9 +282,9 @@ def test_workspace_error_answers(canned: Any, token_kind: str, klass: type[ApiEr
 def test_create_answering_a_list_is_an_api_error() -> None:
     with ClustersApi() as api:
         api.fail("clusters/create", 200, [])
-        with Workspace(host=api.host, token=api.token, retries=0) as ws:
-            with pytest.raises(ApiError, match="without a cluster_id") as info:
-                ws.create_cluster(BODY)
+        with Workspace(host=api.host, token=api.token, retries=0) as ws, \
+                pytest.raises(ApiError, match="without a cluster_id") as info:
+            ws.create_cluster(BODY)
     assert "dcs-test-faults" in info.value.hint  # how to find a cluster that may exist
     assert len(api.requests_to("clusters/create")) == 1
 
@@ -310,9 +310,9 @@ def test_create_read_timeout_says_the_cluster_may_exist() -> None:
 
 
 def test_stalled_workspace_read_is_a_deadline_error() -> None:
-    with stalled_tcp() as (host, stalled):
-        with Workspace(host=host, token="dapi-faults-token-0000", timeout=0.5, retries=1, backoff_factor=0) as ws:
-            raised = finishes(lambda: ws.get_cluster("0101-000000-dcstest0"), 30)
+    with stalled_tcp() as (host, _stalled), \
+            Workspace(host=host, token="dapi-faults-token-0000", timeout=0.5, retries=1, backoff_factor=0) as ws:
+        raised = finishes(lambda: ws.get_cluster("0101-000000-dcstest0"), 30)
     assert isinstance(raised, DeadlineExceeded), repr(raised)
     assert "no answer" in raised.message and "dapi-faults-token" not in str(raised)
 
