@@ -4,8 +4,9 @@ For `quickstart.ipynb` the lock is `quickstart.dcs.lock.json` in the same direct
 build context NAME it records
 
 - inputs: the rendered Dockerfile (its sha256 and its text, so a mismatch can show a diff),
-  the sha256 of every other file in the build context, the base image reference and the
-  registry digest it resolved to when the engine knew one;
+  the sha256 of every other file in the build context (a symlink: of its link text), the
+  base image reference and the registry digest it resolved to when the engine knew one, and
+  each `--build-arg` by a hash of its name and value (`build_arg_sha256`; never the value);
 - outputs: the image id, the tags, the pushed reference/digest/pinned reference, and the
   cluster JSON last launched with it (passwords masked, `{{secrets/...}}` references kept).
 
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCK_SUFFIX",
     "ImageLock",
+    "build_arg_hashes",
+    "build_arg_sha256",
     "Lock",
     "compare",
     "context_files",
@@ -76,6 +79,8 @@ class ImageLock:
     image_id: str | None = None
     tags: list[str] = field(default_factory=list)
     platform: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    """`--build-arg` NAME -> `build_arg_sha256(NAME, value)`: pinned by hash, the value never stored."""
     push: dict[str, str] | None = None
     cluster: dict[str, Any] | None = None
     sha256: str | None = None
@@ -106,6 +111,8 @@ class ImageLock:
             "cluster": mask_secrets(self.cluster) if self.cluster else None,
             "sha256": self.sha256,
         }
+        if self.build_args:  # absent when none: entries written before build args were pinned still verify
+            data["build_args"] = dict(self.build_args)
         return data
 
     def content_sha256(self) -> str:
@@ -160,6 +167,7 @@ class ImageLock:
             image_id=data.get("image_id"),
             tags=list(data.get("tags") or []),
             platform=data.get("platform"),
+            build_args={str(k): str(v) for k, v in (data.get("build_args") or {}).items()},
             push=dict(data["push"]) if data.get("push") else None,
             cluster=dict(data["cluster"]) if data.get("cluster") else None,
             sha256=data.get("sha256"),
@@ -371,8 +379,8 @@ def compare(lock: Lock | None, rendered: Mapping[str, ImageLock]) -> list[str]:
     """How the freshly RENDERED inputs differ from LOCK, one sentence each (empty: same).
 
     Compared per NAME in RENDERED: the Dockerfile (with a short unified diff when the lock
-    holds its text), the context files, the base image reference, and the base digest when
-    both sides know it. Outputs (image id, push, cluster) are not compared.
+    holds its text), the context files, the base image reference, the base digest when
+    both sides know it, and the build arguments (by hash). Outputs (image id, push, cluster) are not compared.
     """
     if lock is None:
         return ["there is no lock file yet (run `dcs build` without --locked once to write it)"]
@@ -386,7 +394,32 @@ def compare(lock: Lock | None, rendered: Mapping[str, ImageLock]) -> list[str]:
         differences += _compare_dockerfile(name, before, now)
         differences += _compare_files(name, before.files, now.files)
         differences += _compare_base(name, before, now)
+        differences += _compare_build_args(name, before.build_args, now.build_args)
     return differences
+
+
+def build_arg_sha256(name: str, value: str) -> str:
+    """What the lock keeps of `--build-arg NAME=VALUE`: sha256 over the name and the value, so
+    a changed value shows and the value itself (maybe a token) is never written."""
+    return hashlib.sha256(f"{name}={value}".encode()).hexdigest()
+
+
+def build_arg_hashes(build_args: Mapping[str, str] | None) -> dict[str, str]:
+    """NAME -> `build_arg_sha256` for each build argument."""
+    return {name: build_arg_sha256(name, value) for name, value in sorted((build_args or {}).items())}
+
+
+def _compare_build_args(name: str, before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    out = []
+    for arg in sorted(set(before) | set(now)):
+        if arg not in now:
+            out.append(f"--build-arg {arg} of {name!r} is in the lock but was not given now")
+        elif arg not in before:
+            out.append(f"--build-arg {arg} of {name!r} is new: the lock has no such build argument")
+        elif before[arg] != now[arg]:
+            out.append(f"--build-arg {arg} of {name!r} has another value than the lock pins "
+                       f"(sha256 {before[arg][:12]} -> {now[arg][:12]}; values are not stored)")
+    return out
 
 
 def _compare_dockerfile(name: str, before: ImageLock, now: ImageLock) -> list[str]:

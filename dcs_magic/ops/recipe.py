@@ -262,12 +262,13 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
 def _lock_entry(rendered: RenderedContext, build_args: dict[str, str], platform: str,
                 target: str | None) -> ImageLock:
     from ..model.dockerfile import final_base
-    from .lock import ImageLock, context_files
+    from .lock import ImageLock, build_arg_hashes, context_files
 
     base = final_base(rendered.dockerfile, build_args, target) or rendered.base
     return ImageLock(dockerfile_sha256=rendered.dockerfile_sha256, dockerfile=rendered.dockerfile,
                      files=context_files(rendered.context_dir), base=base,
-                     base_digest=_base_digest(base) if base else None, platform=platform)
+                     base_digest=_base_digest(base) if base else None, platform=platform,
+                     build_args=build_arg_hashes(build_args))
 
 
 def _base_digest(base: str) -> str | None:
