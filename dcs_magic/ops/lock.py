@@ -15,7 +15,10 @@ an unchanged notebook rewrites the same bytes and the lock diffs cleanly in revi
 
 Each entry carries `sha256`, a hash over its content (the launched cluster left out) that
 `dcs build` stores; `verify_entry` refuses an entry whose hash or pinned reference does not
-check out (an edited `pinned` or digest), as `--locked` and `dcs launch --lock` do. Several
+check out (an edited `pinned` or digest), as `--locked` and `dcs launch --lock` do. The hash
+has no key, so it catches accidental edits only: anyone with this code can `seal()` a forged
+entry. Before a lock is trusted for a launch or a `--locked` build, `verify_pushed` asks the
+registry whether the recorded reference still serves the recorded digest. Several
 processes may build one notebook at once: `update_lock` holds an flock on the sidecar
 `.<lock>.flock` while it reads, changes and atomically replaces the file.
 
@@ -43,6 +46,7 @@ from ..errors import ContextError, LockError
 from ..model.secrets import mask_secrets
 
 if TYPE_CHECKING:
+    from ..model.credentials import Secret
     from ..model.imageref import ImageRef
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "symlink_sha256",
     "update_lock",
     "verify_entry",
+    "verify_pushed",
     "write_lock",
 ]
 
@@ -193,6 +198,53 @@ def verify_entry(lock_file: str | os.PathLike[str], name: str, entry: ImageLock)
             f"lock entry {name!r} in {lock_file} does not verify, so its image cannot be trusted:\n{listed}",
             hint="do not edit lock entries by hand; run `dcs build NOTEBOOK -t TAG --push` to write it again",
         )
+
+
+NO_REGISTRY_CHECK = "--no-registry-check"
+"""The CLI option that skips `verify_pushed` (the way out when the registry is unreachable)."""
+
+
+def verify_pushed(lock_file: str | os.PathLike[str], name: str, entry: ImageLock, username: str | None = None,
+                  password: Secret | None = None) -> None:
+    """LockError unless the registry still serves ENTRY's recorded digest for its recorded
+    reference (HEAD /v2/<repo>/manifests/<tag>, with USERNAME/PASSWORD, else Docker's
+    config.json). An entry that was never pushed has nothing to ask.
+
+    The entry's seal (`sha256`) has no key: it catches accidental edits, not a forger who runs
+    `seal()` on a forged digest; this asks the one party a forger cannot edit. A registry that
+    cannot be asked is a LockError too, whose hint names the way out (`--no-registry-check`).
+    """
+    import requests
+
+    from ..adapters.registry import manifest_digest, network_reason
+
+    push = entry.push or {}
+    reference, digest = push.get("reference"), push.get("digest")
+    if not reference or not digest:
+        return
+    where = f"lock entry {name!r} in {lock_file}"
+    try:
+        served = manifest_digest(reference, username, password)
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "an error"
+        denied = status in (401, 403)
+        raise LockError(
+            f"cannot check {where} against the registry: HEAD of the manifest of {reference} answered {status}",
+            hint=("pass the registry's --username and --password-env (or `docker login`), " if denied else
+                  "if the image was deleted, build and push it again with `dcs build NOTEBOOK -t TAG --push`; ")
+            + f"to use the lock without this check, pass {NO_REGISTRY_CHECK} (its seal then only catches "
+              "accidental edits)") from None
+    except (requests.RequestException, ValueError) as exc:
+        raise LockError(
+            f"cannot check {where} against the registry: {reference} is unreachable ({network_reason(exc)})",
+            hint=f"start the registry or fix the network and try again; to use the lock without this check, pass "
+                 f"{NO_REGISTRY_CHECK} (its seal then only catches accidental edits)") from None
+    if served != digest:
+        raise LockError(
+            f"{where} records {digest} for {reference}, but the registry serves {served or 'no digest'} for it, "
+            "so the lock cannot be trusted",
+            hint="if the tag was pushed again since, run `dcs build NOTEBOOK -t TAG --push` to write the lock "
+                 "again; otherwise the lock file may have been forged: check its history")
 
 
 @dataclass

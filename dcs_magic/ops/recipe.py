@@ -212,14 +212,16 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
                    pull: bool = False, target: str | None = None, username: str | None = None,
                    password: Secret | None = None, password_env: str | None = None,
                    progress: ProgressFactory | None = None, warn: Warn | None = None,
-                   allow_multiline_vars: bool = False) -> NotebookBuild:
+                   allow_multiline_vars: bool = False, registry_check: bool = True) -> NotebookBuild:
     """Render NAME's context, build it, push every tag (`push=True`) and record the result
     in the notebook's lock file; return the NotebookBuild (its `entry` is the lock entry).
 
     `build_args`/`labels` are dicts or `["K=V", ...]` (UsageError when malformed). Push
     credentials: Docker's own unless `username` with `password` (a Secret), or with the
     variable `password_env` names, or (on a terminal) a hidden prompt. `locked=True` raises
-    LockError before building when the lock no longer matches the rendered inputs.
+    LockError before building when the lock no longer matches the rendered inputs (build
+    arguments included), or, unless `registry_check=False`, when the registry no longer
+    serves the digest the lock recorded for its pushed reference (`lock.verify_pushed`).
     """
     from ..model.lint import secret_build_arg_warnings
     from .lock import lock_path, read_lock
@@ -238,6 +240,10 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
     entry = _lock_entry(rendered, build_arg_map, platform, target)
     if locked:
         _check_locked(lock, rendered.name, entry, lock_file)
+        if registry_check and lock is not None:
+            from .lock import verify_pushed
+
+            verify_pushed(lock_file, rendered.name, lock.images[rendered.name], username, password)
     sink = _sink(progress, "build")
     if sink is None:  # no progress display (`--progress none`) to show the build's own warnings
         for warning in secret_build_arg_warnings(build_arg_map):
@@ -384,11 +390,14 @@ class LaunchPlan:
 def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None = None,
                 lock: str | os.PathLike[str] | None = None, name: str | None = None,
                 username: str | None = None, password_env: str | None = None,
-                warn: Warn | None = None, strict: bool = False) -> LaunchPlan:
+                warn: Warn | None = None, strict: bool = False, registry_check: bool = True) -> LaunchPlan:
     """The validated clusters/create body from a spec (file or ClusterSpec).
 
     The image is `image`, else the pinned digest recorded in `lock` (a lock file or the
-    notebook whose lock to use; entry `name`, default the only one), else the spec's.
+    notebook whose lock to use; entry `name`, default the only one), else the spec's. A lock's
+    image is trusted only when the registry still serves its recorded digest for its recorded
+    reference (`lock.verify_pushed`, with `username`/`password_env` or Docker's config), unless
+    `registry_check=False`.
     `username`/`password_env` replace docker_image.basic_auth's (the variable is read when
     the body is built). A docker_image.url that is a tag, and an unknown field of a spec file
     (SpecError with `strict`), are passed to `warn`.
@@ -397,6 +406,12 @@ def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None
 
     plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec, strict=strict, warn=warn)
     lock_file, lock_obj, entry_name = _launch_lock(lock, name, image_given=bool(image))
+    if not image and registry_check and lock_file is not None and lock_obj is not None and entry_name:
+        from ..model.credentials import env_password
+        from .lock import verify_pushed
+
+        verify_pushed(lock_file, entry_name, lock_obj.images[entry_name], username,
+                      env_password(password_env) if username and password_env else None)
     chosen = image or (lock_obj.images[entry_name].pinned if lock_obj is not None and entry_name else None)
     if chosen:
         plan_spec = plan_spec.with_image(chosen)
