@@ -14,8 +14,12 @@ import re
 from pathlib import Path
 
 import ipywidgets
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from standins import refusing_engine
 
+from dcs_magic.cli.commands import main
 from dcs_magic.jupyter.launch import LaunchWidget
 from dcs_magic.model.lint import looks_like_secret, secret_build_arg_warnings
 from dcs_magic.model.secrets import MASK, mask_secrets, secret_kind
@@ -149,3 +153,19 @@ def test_build_arg_warning_by_name_or_value(name: str, value: str, flagged: bool
         assert value not in warning
     if value == "x":
         assert looks_like_secret(name) is flagged
+
+
+@pytest.mark.parametrize("progress", ["none", "plain"])
+def test_build_arg_warning_is_printed_without_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], progress: str) -> None:
+    nb = tmp_path / "nb.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("%%dockerfile app\nFROM busybox@sha256:" + "ef" * 32 + "\n")]), nb)
+    token = "ghp_Dcs7test9Q2w8E4r6T1y3U5i7O9p0A2s4D6f"
+    with refusing_engine(tmp_path / "engine.sock") as _received:
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'engine.sock'}")
+        assert main(["build", str(nb), "-t", "127.0.0.1:5999/dcs-test-values/app:1", "--progress", progress,
+                     "--build-arg", "npmToken=x", "--build-arg", f"GH={token}"]) == 1  # the stand-in refuses the build
+    err = capsys.readouterr().err
+    assert err.count("--build-arg npmToken looks like a secret") == 1  # once, with or without progress
+    assert err.count("--build-arg GH holds what looks like a GitHub token") == 1
+    assert token not in err
