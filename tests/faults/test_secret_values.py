@@ -111,6 +111,13 @@ def test_launch_form_keeps_no_credential_value() -> None:
     # Typed into a box: taken out at once, with the reason.
     widget.controls["spark_env_vars"].value = "\n".join(f"{k}={v}" for k, v in env.items())
     assert "looks like a secret" in widget.form.guards["spark_env_vars"]
+    # Any other text box: the credential-looking part is cut out, and the form says why.
+    widget.controls["cluster_name"].value = f"team {env['GH']}"
+    assert widget.controls["cluster_name"].value == "team "
+    assert "a GitHub token" in widget.form.guards["cluster_name"]
+    assert any("cluster_name:" in p for p in widget.form.preview(widget.values).problems)
+    widget.controls["cluster_name"].value = "team-a"
+    assert "cluster_name" not in widget.form.guards
     text = _widget_text(widget)
     for _key, _value, hidden, _kind in SECRETS:
         assert hidden not in text
