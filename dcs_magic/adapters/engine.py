@@ -575,20 +575,27 @@ class Engine:
         return exc
 
     def push_events(self, repository: str, tag: str | None,
-                    auth_config: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+                    auth_config: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Decoded push events. `auth_config=None`: Docker's own config & credential helpers.
 
-        The caller's `auth_config` dict is used for this one request only and not kept.
+        The caller's `auth_config` (`username`, `password` as a `credentials.Secret`,
+        `serveraddress`) is used for this one request only and not kept. The password stays
+        a Secret in every frame of ours: the dict docker-py gets is built inside the call
+        expression, and when the request fails the finished frames below it (docker-py's, which
+        held that dict) are cleared and the request's auth header masked, so a traceback
+        (`%xmode Verbose` shows every frame's locals) never shows it.
         """
         streaming = False
         try:
-            events = self.api.push(repository, tag, stream=True, decode=True, auth_config=auth_config)
+            events = self.api.push(repository, tag, stream=True, decode=True,
+                                   auth_config=None if auth_config is None else _revealed(auth_config))
             auth_config = None  # the request is sent: drop our reference to the credentials
             streaming = True
             yield from _checked(events)
         except StreamError:
             raise
         except Exception as exc:
+            _forget_credentials(exc)
             if self.aborted:
                 raise StreamAborted("push cancelled") from exc
             error = self._push_failure(exc, f"{repository}:{tag}" if tag else repository, streaming)
@@ -649,10 +656,12 @@ class Engine:
             auth_config = None  # the request is sent: drop our reference to the credentials
             yield from _checked(events)
         except docker.errors.APIError as exc:
+            _forget_credentials(exc)
             if exc.response is None or exc.status_code is None:
                 raise self._engine_error(f"pull of {reference}", exc) from exc
             raise StreamError({"error": str(exc.explanation or exc)}) from exc
         except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+            _forget_credentials(exc)
             raise self._engine_error(f"pull of {reference}", exc) from exc
 
     # -- containers ------------------------------------------------------------------
@@ -952,6 +961,32 @@ def context_excludes(context_dir: Path) -> list[str]:
                                     "one per line.") from exc
         patterns = [p.strip() for p in text.splitlines() if p.strip() and not p.startswith("#")]
     return patterns + [PRIVATE_DIR, f"{PRIVATE_DIR}/**"]
+
+
+def _revealed(auth_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The auth dict docker-py takes, its password revealed (called inside that call only)."""
+    from ..model.credentials import reveal
+
+    return {**auth_config, "password": reveal(auth_config.get("password"))}
+
+
+def _forget_credentials(exc: BaseException) -> None:
+    """After a failed engine request that carried credentials: clear the locals of the finished
+    frames in EXC's traceback (docker-py's, holding the auth dict; running frames are left
+    alone) and mask the `X-Registry-Auth` header of the request the error keeps."""
+    import traceback
+
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:  # the error and the ones it was raised from
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        response = getattr(error, "response", None)
+        request = getattr(response, "request", None)
+        headers = getattr(request, "headers", None)
+        if headers is not None and "X-Registry-Auth" in headers:
+            headers["X-Registry-Auth"] = "****"
+        error = error.__cause__ or error.__context__
 
 
 def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Dockerfile") -> set[str]:

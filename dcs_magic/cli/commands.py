@@ -141,8 +141,12 @@ def _build_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                         help="Image tag, e.g. registry.example.com/team/app:1.0 (repeatable).")
     parser.add_argument("--push", action="store_true", help="Push every tag after the build.")
     parser.add_argument("--locked", action="store_true",
-                        help="Fail (before building) when the rendered Dockerfile, the context files or "
-                             "the base image digest differ from the lock file.")
+                        help="Fail (before building) when the rendered Dockerfile, the context files, "
+                             "the build arguments or the base image digest differ from the lock file, or "
+                             "the registry no longer serves the digest it recorded.")
+    parser.add_argument("--no-registry-check", action="store_true",
+                        help="With --locked: do not ask the registry for the recorded digest (the lock's "
+                             "seal then only catches accidental edits).")
     parser.add_argument("--platform", default=PLATFORM,
                         help=f"Target platform (default {PLATFORM}, the only one DCS runs).")
     parser.add_argument("--no-cache", action="store_true", help="Do not use the engine's build cache.")
@@ -186,7 +190,11 @@ def _launch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--image", default=None, help="docker_image.url to use (pin it: repo@sha256:...).")
     parser.add_argument("--lock", default=None, metavar="LOCK",
                         help="A .dcs.lock.json file, or the notebook whose lock to use: its pushed, "
-                             "pinned image becomes docker_image.url and the launched body is recorded in it.")
+                             "pinned image becomes docker_image.url (once the registry confirms the "
+                             "recorded digest) and the launched body is recorded in it.")
+    parser.add_argument("--no-registry-check", action="store_true",
+                        help="With --lock: do not ask the registry for the recorded digest (the lock's "
+                             "seal then only catches accidental edits).")
     parser.add_argument("--name", default=None, help="Lock entry NAME (default: the only one).")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--profile", default=None, help="~/.databrickscfg profile (default: the "
@@ -328,7 +336,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         locked=args.locked, out=args.out, platform=args.platform, build_args=args.build_args,
         labels=args.labels, no_cache=args.no_cache, pull=args.pull, target=args.target,
         username=args.username, password=password, progress=lambda kind: progress_sink(args.progress),
-        warn=_warn, allow_multiline_vars=args.allow_multiline_vars)
+        warn=_warn, allow_multiline_vars=args.allow_multiline_vars, registry_check=not args.no_registry_check)
     for line in built.references:
         _out(line)
     return 0
@@ -472,7 +480,8 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     from ..ops.recipe import create_cluster, launch_spec
 
     plan = launch_spec(args.spec, image=args.image, lock=args.lock, name=args.name, username=args.username,
-                       password_env=args.password_env, warn=_warn, strict=args.strict)
+                       password_env=args.password_env, warn=_warn, strict=args.strict,
+                       registry_check=not args.no_registry_check)
     if args.print_only:
         if plan.literal_password and not args.allow_literal_password:
             raise SpecError(

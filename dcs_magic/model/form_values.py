@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import SpecError
 from . import runtime
-from .secrets import MASK, is_secret_reference, mask_secrets
+from .secrets import MASK, is_secret_reference, mask_secret_values, mask_secrets
 from .spec import BasicAuth, ClusterSpec, DockerImage, NamedInitScript, init_script_info
 
 __all__ = ["ACCESS_MODES", "AUTH_MODES", "DEFAULT_LOG_DESTINATION", "KEY_VALUE_FIELDS", "LOG_DELIVERY_NOTE",
@@ -84,19 +84,21 @@ def secret_literal_keys(values: Mapping[str, Any] | None) -> list[str]:
 
 
 def _restore_masked(field: str, values: dict[str, str] | None, base: ClusterSpec) -> dict[str, str] | None:
-    """`KEY=****` (how the form shows a secret-looking value of the --spec file) -> the file's
-    real value, so the request carries it; `****` the spec file never had is a SpecError."""
+    """`KEY=****` (how the form shows a secret-looking value of the --spec file) or the value with
+    its credential-looking parts masked (`postgres://u:****@db`) -> the file's real value, so
+    the request carries it; `****` the spec file never had is a SpecError."""
     if not values:
         return values
     original = getattr(base, field) or {}
     restored = dict(values)
     for key, value in values.items():
-        if value != MASK:
+        if MASK not in value:
             continue
-        if key not in original:
+        if key in original and (value == MASK or value == mask_secret_values(str(original[key]))):
+            restored[key] = original[key]  # as the form showed it (`****`, or `postgres://u:****@db`)
+        elif value == MASK:
             raise SpecError(f"{field}: {key}={MASK} has no value to stand for (it is not in the --spec file)",
                             field=field, hint="write a {{secrets/scope/key}} reference for it")
-        restored[key] = original[key]
     return restored
 
 

@@ -45,6 +45,7 @@ from . import runtime
 from .dockerfile import INSTRUCTIONS, Dockerfile, Instruction, Stage, copy_sources, parse, shell_words, stages
 from .imageref import ImageRef, parse_or_none, parse_reference
 from .runtime import Version
+from .secrets import is_secret_key, secret_kind
 
 __all__ = [
     "Finding",
@@ -229,15 +230,30 @@ SECRET_ARG_FIX = ("an ARG or ENV value is kept in the image history (`docker his
 
 
 def looks_like_secret(name: str) -> bool:
-    """True when NAME (a build arg, ARG or ENV name) looks like a secret, as BuildKit's
-    SecretsUsedInArgOrEnv check decides: NPM_TOKEN, DB_PASSWORD, API_KEY, AWS_ACCESS_KEY_ID."""
-    return bool(_SECRET_NAME.search(name)) and not _PUBLIC_NAME.search(name)
+    """True when NAME (a build arg, ARG or ENV name) looks like a secret: BuildKit's
+    SecretsUsedInArgOrEnv rule (NPM_TOKEN, DB_PASSWORD, API_KEY, AWS_ACCESS_KEY_ID) or the
+    key rule the masking uses (`secrets.is_secret_key`: camelCase and substrings too, so
+    `npmToken`, `GH_PAT`, `dbPassword`), unless the name has the word PUBLIC."""
+    if _PUBLIC_NAME.search(name) or any(word.lower() == "public" for word in _CAMEL_WORD.findall(name)):
+        return False
+    return bool(_SECRET_NAME.search(name)) or is_secret_key(name)
+
+
+_CAMEL_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 def secret_build_arg_warnings(build_args: Mapping[str, str] | None) -> list[str]:
-    """A warning per --build-arg whose name looks like a secret (see `looks_like_secret`)."""
-    return [f"--build-arg {name} looks like a secret: {SECRET_ARG_FIX}"
-            for name in sorted(build_args or {}) if looks_like_secret(name)]
+    """A warning per --build-arg whose name looks like a secret (`looks_like_secret`) or whose
+    value does (`secrets.secret_kind`: a URL with a password, a `ghp_...` token, a long random
+    string). The warning names the argument and what it looks like, never the value."""
+    warnings = []
+    for name in sorted(build_args or {}):
+        value = (build_args or {})[name]
+        if looks_like_secret(name):
+            warnings.append(f"--build-arg {name} looks like a secret: {SECRET_ARG_FIX}")
+        elif (kind := secret_kind(value)) is not None:
+            warnings.append(f"--build-arg {name} holds what looks like {kind}: {SECRET_ARG_FIX}")
+    return warnings
 
 
 def _declared_names(instruction: Instruction) -> list[str]:

@@ -9,6 +9,7 @@ the removal of a step's container after an interrupt.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -190,16 +191,30 @@ KEEP_BUILD_LOGS = 20
 
 
 def _new_log_path(directory: Path) -> Path:
-    directory = directory.resolve()  # absolute: the result outlives a change of directory
+    # Absolute (the result outlives a change of directory), but the log directory itself is
+    # not resolved: a committed `.dcs -> elsewhere` link must not redirect logs or deletions.
+    directory = directory.parent.resolve() / directory.name
+    _refuse_link(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ContextError(f"Cannot create the build log directory {directory}: {exc.strerror}",
                            hint="Make the build context writable.") from exc
-    # Timestamped names sort by age; keep room for the new one.
+    _refuse_link(directory)  # made a link meanwhile
+    # Timestamped names sort by age; keep room for the new one. unlink removes a link itself,
+    # never what it points to.
     for old in sorted(directory.glob("build-*.log"))[:-(KEEP_BUILD_LOGS - 1)]:
         old.unlink(missing_ok=True)
     return directory / f"build-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.log"
+
+
+def _refuse_link(directory: Path) -> None:
+    """ContextError when the build log directory DIRECTORY is a symlink: dcs-magic never writes
+    or deletes through one (a link committed to a repository could point anywhere)."""
+    if directory.is_symlink():
+        raise ContextError(f"The build log directory {directory} is a symlink (to {os.readlink(directory)}); "
+                           "dcs-magic does not write or delete build logs through a link",
+                           hint=f"Remove the link (rm {directory}); the next build creates the directory.")
 
 
 class _BuildLog:
@@ -210,7 +225,9 @@ class _BuildLog:
         self.path = path
         self._failed = False
         try:
-            self._file = path.open("w", encoding="utf-8")
+            # O_EXCL | O_NOFOLLOW: a new file, never through a link planted under the name.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            self._file = os.fdopen(fd, "w", encoding="utf-8")
         except OSError as exc:
             raise self._error(exc) from exc
 

@@ -52,7 +52,7 @@ from ..model.form_values import (
 )
 from ..model.imageref import ImageRef, parse_or_none
 from ..model.net import is_loopback
-from ..model.secrets import is_secret_reference
+from ..model.secrets import is_secret_reference, secret_spans
 from ..model.spec import ClusterSpec, NamedInitScript, dcs_node_types, dcs_runtimes, node_type_problem
 from ..settings import env, secret_variable
 
@@ -370,6 +370,23 @@ class LaunchForm:
             return self._guard_env_name(text)
         if name in KEY_VALUE_FIELDS:
             return self._guard_key_values(name, text)
+        if not isinstance(text, str) or self._rewritten.pop(name, None) == text:
+            return text  # not text, or what this guard wrote: its message stays
+        if secret_spans(text):
+            return self._guard_free_text(name, text)
+        self.guards.pop(name, None)
+        return text
+
+    def _guard_free_text(self, name: str, text: str) -> str:
+        """Any other text box: a credential-looking part (`secrets.secret_spans`: a URL's
+        password, a `ghp_...` token, a long random string) is cut out at once."""
+        kinds = sorted({kind for _start, _end, kind in secret_spans(text)})
+        for start, end, _kind in reversed(secret_spans(text)):
+            text = text[:start] + text[end:]
+        self._rewritten[name] = text
+        self.guards[name] = (f"{name}: what looked like {' and '.join(kinds)} was taken out of the form "
+                             "(it would be saved with the notebook): store it in a secret scope and write "
+                             "a {{secrets/<scope>/<key>}} reference, or leave it to the --spec file.")
         return text
 
     def _guard_secret_reference(self, text: str) -> str:
@@ -427,7 +444,7 @@ class LaunchForm:
         """The problems, the masked JSON and the body Save JSON would write, for `values`."""
         active = {"secret": "password_secret", "env": "password_env"}.get(values.auth_mode)
         problems = [message for name, message in self.guards.items()
-                    if name == active or name in KEY_VALUE_FIELDS]
+                    if name == active or name not in ("password_secret", "password_env")]
         try:
             spec = self.spec(values)
         except SpecError as exc:

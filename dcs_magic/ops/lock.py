@@ -4,8 +4,9 @@ For `quickstart.ipynb` the lock is `quickstart.dcs.lock.json` in the same direct
 build context NAME it records
 
 - inputs: the rendered Dockerfile (its sha256 and its text, so a mismatch can show a diff),
-  the sha256 of every other file in the build context, the base image reference and the
-  registry digest it resolved to when the engine knew one;
+  the sha256 of every other file in the build context (a symlink: of its link text), the
+  base image reference and the registry digest it resolved to when the engine knew one, and
+  each `--build-arg` by a hash of its name and value (`build_arg_sha256`; never the value);
 - outputs: the image id, the tags, the pushed reference/digest/pinned reference, and the
   cluster JSON last launched with it (passwords masked, `{{secrets/...}}` references kept).
 
@@ -14,7 +15,10 @@ an unchanged notebook rewrites the same bytes and the lock diffs cleanly in revi
 
 Each entry carries `sha256`, a hash over its content (the launched cluster left out) that
 `dcs build` stores; `verify_entry` refuses an entry whose hash or pinned reference does not
-check out (an edited `pinned` or digest), as `--locked` and `dcs launch --lock` do. Several
+check out (an edited `pinned` or digest), as `--locked` and `dcs launch --lock` do. The hash
+has no key, so it catches accidental edits only: anyone with this code can `seal()` a forged
+entry. Before a lock is trusted for a launch or a `--locked` build, `verify_pushed` asks the
+registry whether the recorded reference still serves the recorded digest. Several
 processes may build one notebook at once: `update_lock` holds an flock on the sidecar
 `.<lock>.flock` while it reads, changes and atomically replaces the file.
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -37,23 +42,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LockError
+from ..errors import ContextError, LockError
 from ..model.secrets import mask_secrets
 
 if TYPE_CHECKING:
+    from ..model.credentials import Secret
     from ..model.imageref import ImageRef
 
 __all__ = [
     "LOCK_SUFFIX",
     "ImageLock",
+    "build_arg_hashes",
+    "build_arg_sha256",
     "Lock",
     "compare",
     "context_files",
     "file_sha256",
     "lock_path",
     "read_lock",
+    "symlink_sha256",
     "update_lock",
     "verify_entry",
+    "verify_pushed",
     "write_lock",
 ]
 
@@ -74,6 +84,8 @@ class ImageLock:
     image_id: str | None = None
     tags: list[str] = field(default_factory=list)
     platform: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    """`--build-arg` NAME -> `build_arg_sha256(NAME, value)`: pinned by hash, the value never stored."""
     push: dict[str, str] | None = None
     cluster: dict[str, Any] | None = None
     sha256: str | None = None
@@ -104,6 +116,8 @@ class ImageLock:
             "cluster": mask_secrets(self.cluster) if self.cluster else None,
             "sha256": self.sha256,
         }
+        if self.build_args:  # absent when none: entries written before build args were pinned still verify
+            data["build_args"] = dict(self.build_args)
         return data
 
     def content_sha256(self) -> str:
@@ -158,6 +172,7 @@ class ImageLock:
             image_id=data.get("image_id"),
             tags=list(data.get("tags") or []),
             platform=data.get("platform"),
+            build_args={str(k): str(v) for k, v in (data.get("build_args") or {}).items()},
             push=dict(data["push"]) if data.get("push") else None,
             cluster=dict(data["cluster"]) if data.get("cluster") else None,
             sha256=data.get("sha256"),
@@ -183,6 +198,53 @@ def verify_entry(lock_file: str | os.PathLike[str], name: str, entry: ImageLock)
             f"lock entry {name!r} in {lock_file} does not verify, so its image cannot be trusted:\n{listed}",
             hint="do not edit lock entries by hand; run `dcs build NOTEBOOK -t TAG --push` to write it again",
         )
+
+
+NO_REGISTRY_CHECK = "--no-registry-check"
+"""The CLI option that skips `verify_pushed` (the way out when the registry is unreachable)."""
+
+
+def verify_pushed(lock_file: str | os.PathLike[str], name: str, entry: ImageLock, username: str | None = None,
+                  password: Secret | None = None) -> None:
+    """LockError unless the registry still serves ENTRY's recorded digest for its recorded
+    reference (HEAD /v2/<repo>/manifests/<tag>, with USERNAME/PASSWORD, else Docker's
+    config.json). An entry that was never pushed has nothing to ask.
+
+    The entry's seal (`sha256`) has no key: it catches accidental edits, not a forger who runs
+    `seal()` on a forged digest; this asks the one party a forger cannot edit. A registry that
+    cannot be asked is a LockError too, whose hint names the way out (`--no-registry-check`).
+    """
+    import requests
+
+    from ..adapters.registry import manifest_digest, network_reason
+
+    push = entry.push or {}
+    reference, digest = push.get("reference"), push.get("digest")
+    if not reference or not digest:
+        return
+    where = f"lock entry {name!r} in {lock_file}"
+    try:
+        served = manifest_digest(reference, username, password)
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "an error"
+        denied = status in (401, 403)
+        raise LockError(
+            f"cannot check {where} against the registry: HEAD of the manifest of {reference} answered {status}",
+            hint=("pass the registry's --username and --password-env (or `docker login`), " if denied else
+                  "if the image was deleted, build and push it again with `dcs build NOTEBOOK -t TAG --push`; ")
+            + f"to use the lock without this check, pass {NO_REGISTRY_CHECK} (its seal then only catches "
+              "accidental edits)") from None
+    except (requests.RequestException, ValueError) as exc:
+        raise LockError(
+            f"cannot check {where} against the registry: {reference} is unreachable ({network_reason(exc)})",
+            hint=f"start the registry or fix the network and try again; to use the lock without this check, pass "
+                 f"{NO_REGISTRY_CHECK} (its seal then only catches accidental edits)") from None
+    if served != digest:
+        raise LockError(
+            f"{where} records {digest} for {reference}, but the registry serves {served or 'no digest'} for it, "
+            "so the lock cannot be trusted",
+            hint="if the tag was pushed again since, run `dcs build NOTEBOOK -t TAG --push` to write the lock "
+                 "again; otherwise the lock file may have been forged: check its history")
 
 
 @dataclass
@@ -260,6 +322,7 @@ def write_lock(path: str | os.PathLike[str], lock: Lock) -> Path:
     same lock, use `update_lock`, which holds the file's lock while reading and writing.
     """
     path = Path(path)
+    _refuse_link(path, "write")
     text = lock.dumps()
     tmp: str | None = None
     try:
@@ -286,15 +349,31 @@ def _exclusive(path: Path) -> Iterator[None]:
     import fcntl
 
     sidecar = path.with_name(f".{path.name}.flock")
+    _refuse_link(sidecar, f"lock {path} with")
     try:
-        fd = os.open(sidecar, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a link planted under the sidecar's name is refused, never followed.
+        fd = os.open(sidecar, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _refuse_link(sidecar, f"lock {path} with", always=True)
         raise LockError(f"cannot open {sidecar} to lock {path}: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _refuse_link(path: Path, doing: str, *, always: bool = False) -> None:
+    """LockError naming PATH when it is a symlink: dcs-magic never writes through a link (one
+    committed to a repository could point anywhere)."""
+    if always or path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise LockError(f"{path} is a symlink (to {target}); dcs-magic does not {doing} it through a link",
+                        hint=f"remove the link (rm {path}); dcs-magic writes a regular file there")
 
 
 def update_lock(path: str | os.PathLike[str], change: Callable[[Lock], Any]) -> Lock:
@@ -314,6 +393,9 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
 
     Same selection as the build: `.dockerignore` honoured, the private `.dcs/` directory
     (build logs) left out; the Dockerfile is left out too (the lock holds it separately).
+    A symlink is hashed as its link text (`symlink_sha256`), which is what the engine
+    receives: its target, maybe outside the context, is never read. A file that cannot be
+    read is a ContextError naming it.
     """
     from ..adapters.engine import context_paths  # the very matcher the build uses
 
@@ -321,10 +403,25 @@ def context_files(context_dir: str | os.PathLike[str]) -> dict[str, str]:
     hashes = {}
     for rel in sorted(context_paths(root)):
         path = root / rel
-        if rel == "Dockerfile" or not path.is_file():
+        if rel == "Dockerfile":
             continue
-        hashes[Path(rel).as_posix()] = file_sha256(path)
+        try:
+            if path.is_symlink():
+                hashes[Path(rel).as_posix()] = symlink_sha256(path)
+            elif path.is_file():
+                hashes[Path(rel).as_posix()] = file_sha256(path)
+        except OSError as exc:
+            raise ContextError(
+                f"cannot read {path} to hash it for the lock: {exc.strerror or exc}",
+                hint=f"make it readable, or leave it out of the build context with a .dockerignore line {rel!r}",
+            ) from exc
     return hashes
+
+
+def symlink_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a symlink's link text (`os.readlink`), prefixed `symlink:` so it never equals a
+    file's hash: the engine receives the link, not its target."""
+    return "symlink:" + hashlib.sha256(os.fsencode(os.readlink(path))).hexdigest()
 
 
 _CHUNK = 1 << 20
@@ -343,8 +440,8 @@ def compare(lock: Lock | None, rendered: Mapping[str, ImageLock]) -> list[str]:
     """How the freshly RENDERED inputs differ from LOCK, one sentence each (empty: same).
 
     Compared per NAME in RENDERED: the Dockerfile (with a short unified diff when the lock
-    holds its text), the context files, the base image reference, and the base digest when
-    both sides know it. Outputs (image id, push, cluster) are not compared.
+    holds its text), the context files, the base image reference, the base digest when
+    both sides know it, and the build arguments (by hash). Outputs (image id, push, cluster) are not compared.
     """
     if lock is None:
         return ["there is no lock file yet (run `dcs build` without --locked once to write it)"]
@@ -358,7 +455,32 @@ def compare(lock: Lock | None, rendered: Mapping[str, ImageLock]) -> list[str]:
         differences += _compare_dockerfile(name, before, now)
         differences += _compare_files(name, before.files, now.files)
         differences += _compare_base(name, before, now)
+        differences += _compare_build_args(name, before.build_args, now.build_args)
     return differences
+
+
+def build_arg_sha256(name: str, value: str) -> str:
+    """What the lock keeps of `--build-arg NAME=VALUE`: sha256 over the name and the value, so
+    a changed value shows and the value itself (maybe a token) is never written."""
+    return hashlib.sha256(f"{name}={value}".encode()).hexdigest()
+
+
+def build_arg_hashes(build_args: Mapping[str, str] | None) -> dict[str, str]:
+    """NAME -> `build_arg_sha256` for each build argument."""
+    return {name: build_arg_sha256(name, value) for name, value in sorted((build_args or {}).items())}
+
+
+def _compare_build_args(name: str, before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    out = []
+    for arg in sorted(set(before) | set(now)):
+        if arg not in now:
+            out.append(f"--build-arg {arg} of {name!r} is in the lock but was not given now")
+        elif arg not in before:
+            out.append(f"--build-arg {arg} of {name!r} is new: the lock has no such build argument")
+        elif before[arg] != now[arg]:
+            out.append(f"--build-arg {arg} of {name!r} has another value than the lock pins "
+                       f"(sha256 {before[arg][:12]} -> {now[arg][:12]}; values are not stored)")
+    return out
 
 
 def _compare_dockerfile(name: str, before: ImageLock, now: ImageLock) -> list[str]:

@@ -12,7 +12,7 @@ from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError, PushError
-from ..model.credentials import Secret, reveal
+from ..model.credentials import Secret
 from ..model.imageref import ImageRef, parse_reference
 from ..model.progress import PushState
 from ..model.results import PushResult
@@ -54,8 +54,10 @@ def push(reference: str, *, username: str | None = None, password: Secret | str 
     reporter = Reporter(state, progress, interval, token)
     offer_cancel(progress, token.cancel)
     # A one-item list: _push pops the credentials out, so no frame keeps them past the send.
-    holder = [{"username": username, "password": password} if (username or password) else None]
-    del password
+    # The password is a Secret from here to the engine call (a str is wrapped at once).
+    secret = Secret(password) if isinstance(password, str) else password
+    holder = [{"username": username, "password": secret} if (username or password) else None]
+    del password, secret
     result = run_stoppable(token, lambda: reported(reporter, _push, reporter, state, reference, holder, token))
     result.username, result.secret_ref = username, secret_ref
     return result
@@ -80,9 +82,9 @@ def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: lis
             raise Cancelled("Push cancelled")
         # No inspect first (the Docker CLI does none either): the engine refuses a missing
         # image in the stream, and only then do we ask whether the image is here.
-        # The password stays a Secret (masked in tracebacks) up to this call to the engine.
-        events = engine.push_events(ref.repository, tag, auth_config=None if auth is None else
-                                    {**auth, "password": reveal(auth["password"])})
+        # The password stays a Secret (masked in tracebacks): the engine adapter reveals it
+        # inside its call to docker-py only.
+        events = engine.push_events(ref.repository, tag, auth_config=auth)
         del auth  # the generator holds it until the request is sent, then drops it
         try:
             consume(reporter, events, token=token)

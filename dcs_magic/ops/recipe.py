@@ -212,15 +212,18 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
                    pull: bool = False, target: str | None = None, username: str | None = None,
                    password: Secret | None = None, password_env: str | None = None,
                    progress: ProgressFactory | None = None, warn: Warn | None = None,
-                   allow_multiline_vars: bool = False) -> NotebookBuild:
+                   allow_multiline_vars: bool = False, registry_check: bool = True) -> NotebookBuild:
     """Render NAME's context, build it, push every tag (`push=True`) and record the result
     in the notebook's lock file; return the NotebookBuild (its `entry` is the lock entry).
 
     `build_args`/`labels` are dicts or `["K=V", ...]` (UsageError when malformed). Push
     credentials: Docker's own unless `username` with `password` (a Secret), or with the
     variable `password_env` names, or (on a terminal) a hidden prompt. `locked=True` raises
-    LockError before building when the lock no longer matches the rendered inputs.
+    LockError before building when the lock no longer matches the rendered inputs (build
+    arguments included), or, unless `registry_check=False`, when the registry no longer
+    serves the digest the lock recorded for its pushed reference (`lock.verify_pushed`).
     """
+    from ..model.lint import secret_build_arg_warnings
     from .lock import lock_path, read_lock
 
     if not tags:
@@ -237,8 +240,16 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
     entry = _lock_entry(rendered, build_arg_map, platform, target)
     if locked:
         _check_locked(lock, rendered.name, entry, lock_file)
+        if registry_check and lock is not None:
+            from .lock import verify_pushed
+
+            verify_pushed(lock_file, rendered.name, lock.images[rendered.name], username, password)
+    sink = _sink(progress, "build")
+    if sink is None:  # no progress display (`--progress none`) to show the build's own warnings
+        for warning in secret_build_arg_warnings(build_arg_map):
+            (warn or _ignore)(warning)
     result = _build(rendered, tags, build_arg_map, label_map, platform=platform, no_cache=no_cache, pull=pull,
-                    target=target, progress=progress)
+                    target=target, sink=sink)
     # The digest of the base the image was built from: the engine's, asked before the build,
     # unless the build pulled the base (`pull`, or it was not local): then the build's answer,
     # which is the pulled image's (with --pull the digest asked before is the old local copy's).
@@ -257,12 +268,13 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
 def _lock_entry(rendered: RenderedContext, build_args: dict[str, str], platform: str,
                 target: str | None) -> ImageLock:
     from ..model.dockerfile import final_base
-    from .lock import ImageLock, context_files
+    from .lock import ImageLock, build_arg_hashes, context_files
 
     base = final_base(rendered.dockerfile, build_args, target) or rendered.base
     return ImageLock(dockerfile_sha256=rendered.dockerfile_sha256, dockerfile=rendered.dockerfile,
                      files=context_files(rendered.context_dir), base=base,
-                     base_digest=_base_digest(base) if base else None, platform=platform)
+                     base_digest=_base_digest(base) if base else None, platform=platform,
+                     build_args=build_arg_hashes(build_args))
 
 
 def _base_digest(base: str) -> str | None:
@@ -293,12 +305,12 @@ def _sink(progress: ProgressFactory | None, kind: str) -> ProgressSink | None:
 
 def _build(rendered: RenderedContext, tags: Sequence[str], build_args: dict[str, str], labels: dict[str, str],
            *, platform: str, no_cache: bool, pull: bool, target: str | None,
-           progress: ProgressFactory | None) -> BuildResult:
+           sink: ProgressSink | None) -> BuildResult:
     from .build import build
 
     return build(rendered.context_dir, tags=list(tags), name=rendered.name, build_args=build_args or None,
                  platform=platform, no_cache=no_cache, pull=pull, target=target, labels=labels or None,
-                 progress=_sink(progress, "build"))
+                 progress=sink)
 
 
 def _push(tag: str, username: str | None, password: Secret | None, progress: ProgressFactory | None) -> PushResult:
@@ -378,11 +390,14 @@ class LaunchPlan:
 def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None = None,
                 lock: str | os.PathLike[str] | None = None, name: str | None = None,
                 username: str | None = None, password_env: str | None = None,
-                warn: Warn | None = None, strict: bool = False) -> LaunchPlan:
+                warn: Warn | None = None, strict: bool = False, registry_check: bool = True) -> LaunchPlan:
     """The validated clusters/create body from a spec (file or ClusterSpec).
 
     The image is `image`, else the pinned digest recorded in `lock` (a lock file or the
-    notebook whose lock to use; entry `name`, default the only one), else the spec's.
+    notebook whose lock to use; entry `name`, default the only one), else the spec's. A lock's
+    image is trusted only when the registry still serves its recorded digest for its recorded
+    reference (`lock.verify_pushed`, with `username`/`password_env` or Docker's config), unless
+    `registry_check=False`.
     `username`/`password_env` replace docker_image.basic_auth's (the variable is read when
     the body is built). A docker_image.url that is a tag, and an unknown field of a spec file
     (SpecError with `strict`), are passed to `warn`.
@@ -391,6 +406,12 @@ def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None
 
     plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec, strict=strict, warn=warn)
     lock_file, lock_obj, entry_name = _launch_lock(lock, name, image_given=bool(image))
+    if not image and registry_check and lock_file is not None and lock_obj is not None and entry_name:
+        from ..model.credentials import env_password
+        from .lock import verify_pushed
+
+        verify_pushed(lock_file, entry_name, lock_obj.images[entry_name], username,
+                      env_password(password_env) if username and password_env else None)
     chosen = image or (lock_obj.images[entry_name].pinned if lock_obj is not None and entry_name else None)
     if chosen:
         plan_spec = plan_spec.with_image(chosen)

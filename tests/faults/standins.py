@@ -4,6 +4,8 @@ All real sockets on 127.0.0.1 (or a unix socket in the test's tmp dir); nothing 
 
     stalled_tcp()       -> (host_url, Stalled): accepts, reads, never answers.
     stalled_unix(path)  -> Stalled: the same on a unix socket (a hung Docker engine).
+    refusing_engine(path) -> a Docker engine API on a unix socket that answers /_ping and
+                           /version and refuses every other request with HTTP 500.
 
 A registry answering 500 or an HTML error page: support.registry.http_answer.
 """
@@ -92,3 +94,58 @@ def stalled_unix(path: Path) -> Iterator[Stalled]:
         stalled.close()
 
 
+
+
+@contextmanager
+def refusing_engine(path: Path) -> Iterator[list[str]]:
+    """A Docker engine on the unix socket PATH that pings fine and answers every other request
+    (a push, say) with HTTP 500 {"message": "refused by the test engine"}. Yields the request
+    lines received."""
+    import json
+    import socketserver
+    from http.server import BaseHTTPRequestHandler
+
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Api-Version", "1.41")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _any(self) -> None:
+            received.append(self.requestline)
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            if self.path.endswith("/_ping"):
+                self._answer(200, "OK")
+            elif self.path.endswith("/version"):
+                self._answer(200, {"ApiVersion": "1.41", "Version": "20.10.0", "Os": "linux", "Arch": "amd64"})
+            else:
+                self._answer(500, {"message": "refused by the test engine"})
+
+        do_GET = do_POST = do_HEAD = do_DELETE = _any
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def address_string(self) -> str:  # a unix socket has no (host, port)
+            return "unix"
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    server = Server(str(path), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

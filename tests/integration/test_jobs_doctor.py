@@ -19,9 +19,9 @@ from support.clusters_api import ClustersApi, jobs_state
 from dcs_magic import ClusterSpec, SpecError, Workspace
 from dcs_magic.cli.commands import main
 from dcs_magic.model.jobs import RunError, submit_body
-from dcs_magic.ops.runs import follow_run
 from dcs_magic.ops.doctor import doctor
 from dcs_magic.ops.lock import ImageLock, Lock, lock_path, write_lock
+from dcs_magic.ops.runs import follow_run
 
 PINNED = "registry.example.com/team/app@sha256:" + "b" * 64
 SPEC = ClusterSpec(cluster_name="dcs-test-run", spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge",

@@ -26,9 +26,9 @@ from support.registry import Registry
 
 from dcs_magic import Workspace
 from dcs_magic.model.jobs import IMAGE_PYTHON, submit_body
-from dcs_magic.ops.runs import follow_run
 from dcs_magic.model.spec import ClusterSpec
 from dcs_magic.ops.doctor import doctor
+from dcs_magic.ops.runs import follow_run
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

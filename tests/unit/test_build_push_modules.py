@@ -52,7 +52,8 @@ def test_old_pipeline_path_reads_the_three_parts(fresh_alias: None) -> None:
 
 def test_old_dockerfile_path_reads_parser_and_linter(fresh_alias: None) -> None:
     with pytest.warns(DeprecationWarning, match=r"dcs_magic\.dockerfile has moved to dcs_magic\.model\.dockerfile"):
-        from dcs_magic.dockerfile import lint as old_lint, parse as old_parse  # type: ignore[attr-defined]
+        from dcs_magic.dockerfile import lint as old_lint  # type: ignore[attr-defined]
+        from dcs_magic.dockerfile import parse as old_parse
     assert old_parse is dockerfile.parse and old_lint is lint.lint
     assert [i.keyword for i in old_parse("FROM a:1\nRUN x\n").instructions] == ["FROM", "RUN"]
 

@@ -65,7 +65,8 @@ def test_lock_notebook_names_the_dockerfile_cell_and_line(tmp_path: Path, capsys
     assert main(["why", "--from", str(failed), "--lock", str(book), "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert "xgboost" in found["cause"]
-    assert found["where"] == "%%dockerfile app (cell 2 of app.ipynb), line 4: `RUN /databricks/python3/bin/pip install pandas==2.1.4`"
+    assert found["where"] == ("%%dockerfile app (cell 2 of app.ipynb), line 4: "
+                              "`RUN /databricks/python3/bin/pip install pandas==2.1.4`")
     assert found["fix"].startswith(found["where"] + ": ")
     # a lock file instead of its notebook is refused with the way out
     assert main(["why", "--from", str(failed), "--lock", str(lock_path(book))]) == 1

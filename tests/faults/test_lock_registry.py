@@ -1,0 +1,146 @@
+"""Fault suite: a lock is trusted for a launch only when the registry agrees (issue 23, item 6).
+
+The entry's seal has no key: anyone with dcs-magic can `seal()` a forged digest. So
+`dcs launch --lock` and `dcs build --locked` ask the registry (HEAD of the recorded
+reference's manifest) for the recorded digest first. Real parts: the `docker-registry`
+process of the session fixture (no Docker engine: the image is uploaded over the registry's
+HTTP API), a closed port for an unreachable registry, the `dcs` CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+import requests
+from nbformat.v4 import new_code_cell, new_notebook
+from standins import refusing_engine
+
+from dcs_magic.cli.commands import main
+from dcs_magic.model.imageref import parse_reference
+from dcs_magic.ops.lock import ImageLock, Lock, lock_path, write_lock
+from dcs_magic.ops.notebook import read_notebook
+from dcs_magic.ops.recipe import _lock_entry, render_one
+from dcs_magic.settings import PLATFORM
+
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+SPEC = {"cluster_name": "dcs-test-lockreg", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
+        "num_workers": 0}
+
+
+def _upload_blob(base: str, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = requests.post(f"{base}/v2/{repo}/blobs/uploads/", timeout=10)
+    start.raise_for_status()
+    location = start.headers["Location"]
+    location = location if location.startswith("http") else base + location
+    done = requests.put(location, params={"digest": digest}, data=data,
+                        headers={"Content-Type": "application/octet-stream"}, timeout=10)
+    done.raise_for_status()
+    return digest
+
+
+def push_manifest(registry: Any, repo: str, tag: str, marker: str) -> str:
+    """Put a small image (one config, one layer) at repo:tag over HTTP; its manifest digest."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"m": marker}},
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    layer = marker.encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
+                   "digest": _upload_blob(registry.url, repo, config)},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
+                    "digest": _upload_blob(registry.url, repo, layer)}],
+    }).encode()
+    answer = requests.put(f"{registry.url}/v2/{repo}/manifests/{tag}", data=manifest,
+                          headers={"Content-Type": MANIFEST_TYPE}, timeout=10)
+    answer.raise_for_status()
+    return str(answer.headers["Docker-Content-Digest"])
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_lock(path: Path, reference: str, digest: str) -> Path:
+    entry = ImageLock(dockerfile_sha256="0" * 64)
+    ref = parse_reference(f"{reference}@{digest}")
+    entry.record_push(ref)
+    return write_lock(path, Lock({"app": entry.seal()}))  # a forger can seal too
+
+
+@pytest.fixture(scope="module")
+def pushed(registry: Any) -> tuple[str, str, str]:
+    """(reference, its digest, another digest the same repository holds)."""
+    repo = "dcs-test-lockreg/app"
+    other = push_manifest(registry, repo, "old", "old")
+    digest = push_manifest(registry, repo, "1", "current")
+    return f"{registry.host}/{repo}:1", digest, other
+
+
+ROWS = [
+    # (id, which reference/digest the lock records, extra options, exit status, words in stderr)
+    ("true", "true", [], 0, []),
+    ("forged-digest", "forged", [], 1, ["but the registry serves", "forged"]),
+    ("other-image-of-repo", "other", [], 1, ["but the registry serves"]),
+    ("tag-gone", "gone", [], 1, ["answered 404", "--no-registry-check"]),
+    ("unreachable", "unreachable", [], 1, ["is unreachable", "--no-registry-check"]),
+    ("unreachable-way-out", "unreachable", ["--no-registry-check"], 0, []),
+]
+
+
+def _recorded(which: str, pushed: tuple[str, str, str]) -> tuple[str, str]:
+    reference, digest, other = pushed
+    return {
+        "true": (reference, digest),
+        "forged": (reference, "sha256:" + "f" * 64),
+        "other": (reference, other),
+        "gone": (reference.replace(":1", ":never-pushed"), digest),
+        "unreachable": (f"127.0.0.1:{_closed_port()}/dcs-test-lockreg/app:1", digest),
+    }[which]
+
+
+@pytest.mark.parametrize(("which", "options", "status", "words"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_launch_lock_asks_the_registry(tmp_path: Path, pushed: tuple[str, str, str], which: str,
+                                       options: list[str], status: int, words: list[str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    reference, digest = _recorded(which, pushed)
+    lock_file = _write_lock(tmp_path / "nb.dcs.lock.json", reference, digest)
+    spec = tmp_path / "cluster.json"
+    spec.write_text(json.dumps(SPEC))
+    assert main(["launch", "--spec", str(spec), "--lock", str(lock_file), "--print", *options]) == status
+    out, err = capsys.readouterr()
+    for word in words:
+        assert word in err
+    if status == 0:
+        assert json.loads(out)["docker_image"]["url"] == parse_reference(f"{reference}@{digest}").pinned()
+    else:
+        assert out == ""  # nothing printed, nothing sent
+
+
+def test_locked_build_asks_the_registry(tmp_path: Path, pushed: tuple[str, str, str],
+                                        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    reference, _digest, other = pushed
+    sock = tmp_path / "engine.sock"
+    nb_path = tmp_path / "nb.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("%%dockerfile app\nFROM busybox@sha256:" + "cd" * 32 + "\n")]),
+                   nb_path)
+    with refusing_engine(sock):
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+        entry = _lock_entry(render_one(read_notebook(nb_path), "app"), {}, PLATFORM, None)
+        entry.record_push(parse_reference(f"{reference}@{other}"))  # the tag serves another digest now
+        write_lock(lock_path(nb_path), Lock({"app": entry.seal()}))
+        build = ["build", str(nb_path), "-t", "127.0.0.1:5999/dcs-test-lockreg/app:2", "--locked", "--progress",
+                 "none"]
+        assert main(build) == 1
+        err = capsys.readouterr().err
+        assert "but the registry serves" in err and "refused by the test engine" not in err
+        assert main([*build, "--no-registry-check"]) == 1  # past the lock: the stand-in engine refuses the build
+        assert "refused by the test engine" in capsys.readouterr().err
