@@ -205,10 +205,13 @@ NO_REGISTRY_CHECK = "--no-registry-check"
 
 
 def verify_pushed(lock_file: str | os.PathLike[str], name: str, entry: ImageLock, username: str | None = None,
-                  password: Secret | None = None) -> None:
+                  password: Secret | None = None, warn: Callable[[str], Any] | None = None) -> None:
     """LockError unless the registry still serves ENTRY's recorded digest for its recorded
     reference (HEAD /v2/<repo>/manifests/<tag>, with USERNAME/PASSWORD, else Docker's
-    config.json). An entry that was never pushed has nothing to ask.
+    config.json). An entry that was never pushed has nothing to ask. A registry that wants
+    credentials nobody gave (no USERNAME, no docker login: a spec whose password is a
+    `{{secrets/...}}` reference, as recommended) cannot be asked: that is said to `warn` (when
+    given) and the pinned digest is used as recorded, rather than refusing the lock.
 
     The entry's seal (`sha256`) has no key: it catches accidental edits, not a forger who runs
     `seal()` on a forged digest; this asks the one party a forger cannot edit. A registry that
@@ -228,6 +231,11 @@ def verify_pushed(lock_file: str | os.PathLike[str], name: str, entry: ImageLock
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "an error"
         denied = status in (401, 403)
+        if denied and username is None and warn is not None:
+            warn(f"{where}: the registry wants credentials to say which digest {reference} is ({status}), so "
+                 f"the recorded {digest[:19]}... is used unchecked; pass --username and --password-env (or "
+                 "`docker login`) to have it checked")
+            return
         raise LockError(
             f"cannot check {where} against the registry: HEAD of the manifest of {reference} answered {status}",
             hint=("pass the registry's --username and --password-env (or `docker login`), " if denied else

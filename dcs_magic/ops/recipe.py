@@ -243,7 +243,7 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
         if registry_check and lock is not None:
             from .lock import verify_pushed
 
-            verify_pushed(lock_file, rendered.name, lock.images[rendered.name], username, password)
+            verify_pushed(lock_file, rendered.name, lock.images[rendered.name], username, password, warn=warn)
     sink = _sink(progress, "build")
     if sink is None:  # no progress display (`--progress none`) to show the build's own warnings
         for warning in secret_build_arg_warnings(build_arg_map):
@@ -411,7 +411,7 @@ def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None
         from .lock import verify_pushed
 
         verify_pushed(lock_file, entry_name, lock_obj.images[entry_name], username,
-                      env_password(password_env) if username and password_env else None)
+                      env_password(password_env) if username and password_env else None, warn=warn)
     chosen = image or (lock_obj.images[entry_name].pinned if lock_obj is not None and entry_name else None)
     if chosen:
         plan_spec = plan_spec.with_image(chosen)

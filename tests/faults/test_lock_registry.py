@@ -33,13 +33,13 @@ SPEC = {"cluster_name": "dcs-test-lockreg", "spark_version": "15.4.x-scala2.12",
         "num_workers": 0}
 
 
-def _upload_blob(base: str, repo: str, data: bytes) -> str:
+def _upload_blob(base: str, repo: str, data: bytes, auth: tuple[str, str] | None = None) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    start = requests.post(f"{base}/v2/{repo}/blobs/uploads/", timeout=10)
+    start = requests.post(f"{base}/v2/{repo}/blobs/uploads/", timeout=10, auth=auth)
     start.raise_for_status()
     location = start.headers["Location"]
     location = location if location.startswith("http") else base + location
-    done = requests.put(location, params={"digest": digest}, data=data,
+    done = requests.put(location, params={"digest": digest}, data=data, auth=auth,
                         headers={"Content-Type": "application/octet-stream"}, timeout=10)
     done.raise_for_status()
     return digest
@@ -47,17 +47,18 @@ def _upload_blob(base: str, repo: str, data: bytes) -> str:
 
 def push_manifest(registry: Any, repo: str, tag: str, marker: str) -> str:
     """Put a small image (one config, one layer) at repo:tag over HTTP; its manifest digest."""
+    auth = (registry.username, registry.password) if registry.password else None
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"m": marker}},
                          "rootfs": {"type": "layers", "diff_ids": []}}).encode()
     layer = marker.encode()
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": _upload_blob(registry.url, repo, config)},
+                   "digest": _upload_blob(registry.url, repo, config, auth)},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
-                    "digest": _upload_blob(registry.url, repo, layer)}],
+                    "digest": _upload_blob(registry.url, repo, layer, auth)}],
     }).encode()
-    answer = requests.put(f"{registry.url}/v2/{repo}/manifests/{tag}", data=manifest,
+    answer = requests.put(f"{registry.url}/v2/{repo}/manifests/{tag}", data=manifest, auth=auth,
                           headers={"Content-Type": MANIFEST_TYPE}, timeout=10)
     answer.raise_for_status()
     return str(answer.headers["Docker-Content-Digest"])
@@ -144,3 +145,27 @@ def test_locked_build_asks_the_registry(tmp_path: Path, pushed: tuple[str, str, 
         assert "but the registry serves" in err and "refused by the test engine" not in err
         assert main([*build, "--no-registry-check"]) == 1  # past the lock: the stand-in engine refuses the build
         assert "refused by the test engine" in capsys.readouterr().err
+
+
+def test_a_registry_that_wants_credentials_nobody_gave(tmp_path: Path, auth_registry: Any,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A spec whose password is a {{secrets/...}} reference, no --username, no docker login: the
+    registry cannot be asked, which is said, and the recorded digest is used; credentials that
+    are given and wrong are a LockError."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-login"))
+    reference = f"{auth_registry.host}/dcs-test-lockreg/private:1"
+    digest = push_manifest(auth_registry, "dcs-test-lockreg/private", "1", "private")
+    lock_file = _write_lock(tmp_path / "nb.dcs.lock.json", reference, digest)
+    spec = tmp_path / "cluster.json"
+    spec.write_text(json.dumps({**SPEC, "docker_image": {"url": reference, "basic_auth": {
+        "username": auth_registry.username, "password": "{{secrets/ci/registry}}"}}}))
+    assert main(["launch", "--spec", str(spec), "--lock", str(lock_file), "--print"]) == 0
+    out, err = capsys.readouterr()
+    assert "wants credentials" in err and "used unchecked" in err and "--username and --password-env" in err
+    assert json.loads(out)["docker_image"]["url"] == parse_reference(f"{reference}@{digest}").pinned()
+    monkeypatch.setenv("DCS_TEST_WRONG_PASSWORD", "not-the-password")
+    assert main(["launch", "--spec", str(spec), "--lock", str(lock_file), "--print", "--username",
+                 auth_registry.username, "--password-env", "DCS_TEST_WRONG_PASSWORD"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "answered 401" in err
