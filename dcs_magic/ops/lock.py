@@ -479,15 +479,24 @@ def build_arg_hashes(build_args: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _compare_build_args(name: str, before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    return _compare_hashes(
+        before, now, gone=lambda arg: f"--build-arg {arg} of {name!r} is in the lock but was not given now",
+        new=lambda arg: f"--build-arg {arg} of {name!r} is new: the lock has no such build argument",
+        changed=lambda arg, old, now_: f"--build-arg {arg} of {name!r} has another value than the lock pins "
+                                       f"(sha256 {old} -> {now_}; values are not stored)")
+
+
+def _compare_hashes(before: Mapping[str, str], now: Mapping[str, str], *, gone: Callable[[str], str],
+                    new: Callable[[str], str], changed: Callable[[str, str, str], str]) -> list[str]:
+    """One line per key gone, new or with another hash (hashes shortened to 12 characters)."""
     out = []
-    for arg in sorted(set(before) | set(now)):
-        if arg not in now:
-            out.append(f"--build-arg {arg} of {name!r} is in the lock but was not given now")
-        elif arg not in before:
-            out.append(f"--build-arg {arg} of {name!r} is new: the lock has no such build argument")
-        elif before[arg] != now[arg]:
-            out.append(f"--build-arg {arg} of {name!r} has another value than the lock pins "
-                       f"(sha256 {before[arg][:12]} -> {now[arg][:12]}; values are not stored)")
+    for key in sorted(set(before) | set(now)):
+        if key not in now:
+            out.append(gone(key))
+        elif key not in before:
+            out.append(new(key))
+        elif before[key] != now[key]:
+            out.append(changed(key, before[key][:12], now[key][:12]))
     return out
 
 
@@ -508,16 +517,10 @@ def _compare_dockerfile(name: str, before: ImageLock, now: ImageLock) -> list[st
 
 
 def _compare_files(name: str, before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
-    out = []
-    for path in sorted(set(before) | set(now)):
-        if path not in now:
-            out.append(f"file {path!r} of {name!r} is gone from the build context")
-        elif path not in before:
-            out.append(f"file {path!r} of {name!r} is new in the build context")
-        elif before[path] != now[path]:
-            out.append(f"file {path!r} of {name!r} changed: sha256 {before[path][:12]} -> "
-                       f"{now[path][:12]}")
-    return out
+    return _compare_hashes(
+        before, now, gone=lambda path: f"file {path!r} of {name!r} is gone from the build context",
+        new=lambda path: f"file {path!r} of {name!r} is new in the build context",
+        changed=lambda path, old, now_: f"file {path!r} of {name!r} changed: sha256 {old} -> {now_}")
 
 
 def _compare_base(name: str, before: ImageLock, now: ImageLock) -> list[str]:
