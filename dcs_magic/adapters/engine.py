@@ -1005,14 +1005,15 @@ def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Docker
 
 
 def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[Rule]:
-    """`.dockerignore` PATTERNS compiled for `tarstream.walk`, exactly as docker-py's
-    `exclude_paths` reads them: its Pattern parser (`!`, `..`, slashes), its fnmatch
-    translation (`**`, lower-cased), `!DOCKERFILE` and `!.dockerignore` appended."""
+    """`.dockerignore` PATTERNS compiled for `tarstream.walk`, as docker-py's `exclude_paths`
+    reads them: its Pattern parser (`!`, `..`, slashes), its fnmatch translation (`**`),
+    `!DOCKERFILE` appended; but case-sensitive, as the docker CLI and the engine match on
+    Linux (docker-py lower-cases both sides)."""
     matcher = build_utils.PatternMatcher([*patterns, f"!{dockerfile}"])
     rules = []
     for pattern in matcher.patterns:
         try:
-            regex = re.compile(docker_fnmatch.translate(pattern.cleaned_pattern.lower()))
+            regex = re.compile(docker_fnmatch.translate(pattern.cleaned_pattern))
         except re.error as exc:  # e.g. a reversed range: [z-a]
             raise ContextError(f".dockerignore pattern {pattern.cleaned_pattern!r} is not valid: {exc}",
                                hint="Fix or remove the pattern (character ranges are written "

@@ -57,8 +57,9 @@ _MAX_BIG = 8 ** 11  # size/mtime: 11 octal digits
 
 @dataclass(frozen=True)
 class Rule:
-    """One `.dockerignore` pattern, compiled: `regex` matches the lower-cased relative path
-    (docker-py's fnmatch lower-cases both sides), `exclude` is False for a `!` pattern,
+    """One `.dockerignore` pattern, compiled: `regex` matches the relative path, case-sensitively
+    as the docker CLI and the engine do on Linux (docker-py's fnmatch lower-cases both sides:
+    `secret*` would leave out `Secret.TXT`, which `docker build` sends), `exclude` is False for a `!` pattern,
     `depth` counts the pattern's path components, `text` is the cleaned pattern."""
 
     regex: re.Pattern[str]
@@ -69,7 +70,8 @@ class Rule:
 
 def walk(root: str | os.PathLike[str], rules: Sequence[Rule]) -> set[str]:
     """Relative paths (files and directories) under ROOT that RULES do not exclude: the same
-    set as docker-py's `PatternMatcher(patterns).walk(root)` for the rules it compiles."""
+    set as docker-py's `PatternMatcher(patterns).walk(root)` for the rules it compiles, except
+    that names are matched case-sensitively (as the docker CLI does)."""
     root = os.fspath(root)
     rules = tuple(rules)
     reincludes = tuple(rule.text for rule in rules if not rule.exclude)
@@ -80,16 +82,15 @@ def walk(root: str | os.PathLike[str], rules: Sequence[Rule]) -> set[str]:
         parents = [p for p in rel.split("/") if p and p != "."]
         parent_hits = tuple(
             bool(rel) and rule.depth <= len(parents)
-            and rule.regex.match("/".join(parents[:rule.depth]).lower()) is not None
+            and rule.regex.match("/".join(parents[:rule.depth])) is not None
             for rule in rules)
         with os.scandir(directory) as entries:
             listing = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
         for name, is_dir in listing:
             path = f"{rel}/{name}" if rel else name
-            lowered = path.lower()
             matched = False
             for rule, parent_hit in zip(rules, parent_hits):
-                if parent_hit or rule.regex.match(lowered) is not None:
+                if parent_hit or rule.regex.match(path) is not None:
                     matched = rule.exclude
             if not matched:
                 found.add(path)

@@ -433,7 +433,8 @@ docs/**/*.md
 secret*
 """
 FILES = ["a.py", "x.log", "keep.log", "pkg/__pycache__/m.pyc", "pkg/m.py", "build/out.bin",
-         "docs/README.md", "docs/guide/intro.md", "docs/guide/img.png", "secret.env", "sub/secret.txt"]
+         "docs/README.md", "docs/guide/intro.md", "docs/guide/img.png", "secret.env", "sub/secret.txt",
+         "Secret.TXT", "X.LOG"]  # case-sensitive on Linux: `secret*` and `*.log` keep these
 
 
 @pytest.mark.docker
@@ -458,6 +459,7 @@ def test_dockerignore_matches_the_docker_cli(tmp_path: Path, busybox_image: str,
     assert ours_files == sorted(f for f in cli_files if not f.startswith("/ctx/.dcs/"))
     assert "/ctx/keep.log" in ours_files and "/ctx/x.log" not in ours_files
     assert "/ctx/docs/README.md" in ours_files and "/ctx/docs/guide/intro.md" not in ours_files
+    assert {"/ctx/Secret.TXT", "/ctx/X.LOG"} <= set(ours_files) and "/ctx/secret.env" not in ours_files
     assert not any(".dcs" in f for f in ours_files)  # our build logs never reach the engine
 
 

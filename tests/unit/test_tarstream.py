@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from docker.utils import build as build_utils
+from docker.utils import fnmatch as docker_fnmatch
 
 from dcs_magic.adapters.tarstream import TarStream
 
@@ -128,7 +129,7 @@ def test_a_read_failure_is_kept_for_the_engine_to_report(tmp_path: Path) -> None
     assert info.value.strerror == f"Can not read file in context: {tmp_path / 'big.bin'}: No such file or directory"
 
 
-# -- the .dockerignore walk: the same set as docker-py's exclude_paths ------------------------------
+# -- the .dockerignore walk: the same set as docker-py's exclude_paths, matched case-sensitively ----
 
 
 IGNORE_CASES = [
@@ -136,7 +137,8 @@ IGNORE_CASES = [
     ["*.log", "!keep.log", "**/__pycache__", "build/", "docs/**/*.md", "!docs/README.md", "secret*"],
     ["*", "!src", "!Dockerfile"],  # everything out but one directory
     ["src", "!src/keep/**"],  # an excluded directory re-entered for a `!` below it
-    ["**/*.PY"],  # docker-py matches case-insensitively
+    ["**/*.PY"],  # case-sensitive, as the docker CLI (docker-py lower-cases): A.PY out, a.py kept
+    ["secret*", "A.*"],  # `secret*` keeps Secret.TXT
     ["/build/../src/a.py", "./docs/", "."],  # `..`, `./` and `.` as docker-py normalises them
     ["src/*/deep", "!src/keep/deep/x.txt", "Dockerfile", ".dockerignore"],  # both always kept
     ["[a-c]*.txt", "?.md", "linked"],  # a symlinked directory is an entry, never followed
@@ -145,7 +147,8 @@ IGNORE_CASES = [
 
 
 @pytest.mark.parametrize("patterns", IGNORE_CASES)
-def test_walk_selects_what_docker_py_selects(tmp_path: Path, patterns: list[str]) -> None:
+def test_walk_selects_what_docker_py_selects(tmp_path: Path, patterns: list[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from dcs_magic.adapters.engine import context_rules
     from dcs_magic.adapters.tarstream import walk
 
@@ -156,8 +159,13 @@ def test_walk_selects_what_docker_py_selects(tmp_path: Path, patterns: list[str]
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(name)
     os.symlink("src", tmp_path / "linked")
+    (tmp_path / "Secret.TXT").write_text("kept")
+    # docker-py's matcher with its case folding taken out: the docker CLI's semantics on Linux.
+    monkeypatch.setattr(build_utils, "fnmatch", docker_fnmatch.fnmatchcase)
     expected = build_utils.exclude_paths(str(tmp_path), list(patterns), dockerfile="Dockerfile")
     assert walk(tmp_path, context_rules(list(patterns))) == expected
+    if "secret*" in patterns:
+        assert "Secret.TXT" in expected and "secret.env" not in expected
 
 
 def test_a_bad_dockerignore_is_a_context_error_saying_what_to_fix(tmp_path: Path) -> None:
