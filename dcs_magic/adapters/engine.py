@@ -24,10 +24,12 @@ pipeline decides which dcs-magic error they become, since only it knows the prog
 from __future__ import annotations
 
 import atexit
+import hashlib
 import http.client
 import json
 import os
 import re
+import secrets
 import socket
 import threading
 import time
@@ -518,23 +520,26 @@ class Engine:
     def build_batches(self, context_dir: str | Path, *, tags: list[str], platform: str | None,
                       labels: dict[str, str] | None = None, buildargs: dict[str, str] | None = None,
                       nocache: bool = False, pull: bool = False, target: str | None = None,
-                      dockerfile: str = "Dockerfile", dockerfile_bytes: bytes | None = None
-                      ) -> Iterator[list[dict[str, Any]]]:
+                      dockerfile: str = "Dockerfile", aside: Aside | None = None,
+                      hashes: dict[str, str] | None = None) -> Iterator[list[dict[str, Any]]]:
         """Decoded build events for `context_dir` (its `.dockerignore` and `.dcs/` left out), as
         lists: the events of one read from the engine each, in order (see `_EventStream`).
 
         Raises BuildError at once for what the engine rejects before building (Dockerfile
         parse errors), StreamError for a failing step, EngineError when the engine is gone.
-        `dockerfile_bytes` is sent as the Dockerfile instead of the file's own text.
+        `aside` (see `dockerfile_aside`): the engine builds from that Dockerfile, sent beside
+        the user's files, which reach the engine exactly as `docker build` sends them.
+        `hashes`: filled with the sha256 of each file as it is streamed (`TarStream`).
         """
         # A cancel while the context uploads stops the body (no response to shut down yet).
         stream = _context_tar(Path(context_dir), dockerfile, cancelled=lambda: self.aborted,
-                              dockerfile_bytes=dockerfile_bytes)
+                              aside=aside, hashes=hashes)
         context = iter(stream)
         streaming = False  # True once the engine answered: later failures are a broken stream
         try:
             events = self.api.build(
-                fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tags[0] if tags else None,
+                fileobj=context, custom_context=True, dockerfile=aside.name if aside else dockerfile,
+                tag=tags[0] if tags else None,
                 decode=True, rm=True, forcerm=True, platform=platform, labels=labels or None,
                 buildargs=buildargs or None, nocache=nocache, pull=pull, target=target,
             )
@@ -1007,8 +1012,9 @@ def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Docker
 def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[Rule]:
     """`.dockerignore` PATTERNS compiled for `tarstream.walk`, as docker-py's `exclude_paths`
     reads them: its Pattern parser (`!`, `..`, slashes), its fnmatch translation (`**`),
-    `!DOCKERFILE` appended; but case-sensitive, as the docker CLI and the engine match on
-    Linux (docker-py lower-cases both sides)."""
+    `!DOCKERFILE` and (docker-py's PatternMatcher adds it) `!.dockerignore` appended; but
+    case-sensitive, as the docker CLI and the engine match on Linux (docker-py lower-cases
+    both sides)."""
     matcher = build_utils.PatternMatcher([*patterns, f"!{dockerfile}"])
     rules = []
     for pattern in matcher.patterns:
@@ -1023,14 +1029,75 @@ def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[R
 
 
 def _context_tar(context_dir: Path, dockerfile: str, cancelled: Callable[[], bool] | None = None,
-                 dockerfile_bytes: bytes | None = None) -> TarStream:
+                 aside: Aside | None = None, hashes: dict[str, str] | None = None) -> TarStream:
     """The build context as tar chunks (iterate it), as `context_paths` selects them,
     written by a thread while the request uploads them (a chunked body), so tarring and
     uploading overlap and memory stays flat; docker-py's own `tar` would first write the
     whole context to a temporary file. Closing the iterator stops the writer.
-    `dockerfile_bytes`: what the engine gets as the Dockerfile instead of the file's text."""
-    replace = {dockerfile: dockerfile_bytes} if dockerfile_bytes is not None else None
-    return TarStream(context_dir, context_paths(context_dir, dockerfile), cancelled=cancelled, replace=replace)
+    `aside`: a Dockerfile and `.dockerignore` sent besides (the user's Dockerfile is then not
+    forced in: the engine sees the context `docker build` would leave after its removals)."""
+    if aside is None:
+        return TarStream(context_dir, context_paths(context_dir, dockerfile), cancelled=cancelled, hashes=hashes)
+    files = context_paths(context_dir, aside.name) - {".dockerignore"}  # sent as aside.dockerignore
+    if hashes is not None and aside.user_dockerignore is not None:  # hashed as the user's, like the lock does
+        hashes[".dockerignore"] = hashlib.sha256(aside.user_dockerignore).hexdigest()
+    return TarStream(context_dir, files, cancelled=cancelled, hashes=hashes,
+                     extra={aside.name: aside.dockerfile, ".dockerignore": aside.dockerignore},
+                     extra_like=aside.like)
+
+
+@dataclass(frozen=True)
+class Aside:
+    """A Dockerfile the engine builds from, sent beside the user's files under `name`, and
+    the `.dockerignore` sent in place of the user's (theirs plus `name`).
+
+    Why: dcs-magic's labels are one LABEL instruction appended to the Dockerfile (one step;
+    the build option `labels` costs a step per label). Sending that text as `Dockerfile` would
+    put it in the image with `COPY . /dst`; sent under another name that `.dockerignore`
+    lists, the engine reads it and then removes it, and `.dockerignore` too when it lists
+    itself, before any step runs (the classic builder's `removeDockerfile`, which is also how
+    `docker build -f -` sends its Dockerfile). The user's files arrive byte for byte.
+    """
+
+    name: str
+    dockerfile: bytes
+    dockerignore: bytes
+    like: os.stat_result
+    user_dockerignore: bytes | None  # the user's own .dockerignore, when there is one
+
+
+def dockerfile_aside(context_dir: str | Path, dockerfile: bytes) -> Aside | None:
+    """An Aside for sending DOCKERFILE with CONTEXT_DIR, or None when the engine would keep
+    it (or a changed `.dockerignore`) in the context: a `.dockerignore` that does not list
+    itself, or is not a plain file. Then the caller sends the context as it is."""
+    root = Path(context_dir)
+    ignore = root / ".dockerignore"
+    name = ".dcs-dockerfile." + secrets.token_hex(10)  # as the docker CLI names a Dockerfile from stdin
+    if ignore.is_symlink() or (ignore.exists() and not ignore.is_file()):
+        return None
+    if ignore.exists():
+        excluded = False
+        for text in context_excludes(root):  # a top-level name: the last pattern that matches decides
+            pattern = build_utils.Pattern(text)
+            try:
+                hit = bool(pattern.dirs) and re.match(docker_fnmatch.translate(pattern.cleaned_pattern),
+                                                      ".dockerignore") is not None
+            except re.error:  # context_paths says which pattern is wrong
+                return None
+            if hit:
+                excluded = not pattern.exclusion
+        if not excluded:
+            return None
+        own = ignore.read_bytes()
+        user: bytes | None = own
+        listed = own + (b"" if own.endswith(b"\n") or not own else b"\n") + name.encode() + b"\n"
+    else:
+        user, listed = None, f".dockerignore\n{name}\n".encode()
+    try:
+        like = os.stat(root / "Dockerfile")
+    except OSError:
+        return None
+    return Aside(name, dockerfile, listed, like, user)
 
 
 def api_timeout() -> float:

@@ -23,6 +23,7 @@ directory instead of once per file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import re
@@ -188,14 +189,19 @@ class TarStream:
     `failure` (the upload may report it only as a broken connection). `cancelled`, asked
     before each chunk is handed on, ends the iteration with UploadCancelled: a build
     cancelled while its context uploads stops within a chunk, not after the whole context.
-    `replace` maps member names (regular files among `files`) to the bytes sent instead of
-    the file's contents (the file's mode, owner and mtime are kept).
+    `extra` maps member names that are not on disk to the bytes sent as regular files after
+    `files` (with the mode, owner and mtime of `extra_like`, a stat result; the build sends
+    its own Dockerfile this way, beside the user's). With `hashes` (a dict), the sha256 of
+    every regular file's bytes *as streamed* is put there by name (a symlink:
+    `symlink:<sha256 of the link text>`; a hard link: its file's), so what is recorded is
+    what the engine received even when a file changes while the context is read.
     """
 
     def __init__(self, root: str | os.PathLike[str], files: Iterable[str], *,
                  chunk_size: int = CHUNK_SIZE, queue_chunks: int = QUEUE_CHUNKS,
                  cancelled: Callable[[], bool] | None = None,
-                 replace: Mapping[str, bytes] | None = None) -> None:
+                 extra: Mapping[str, bytes] | None = None, extra_like: os.stat_result | None = None,
+                 hashes: dict[str, str] | None = None) -> None:
         if chunk_size % _BLOCK:
             raise ValueError(f"chunk_size must be a multiple of {_BLOCK}")
         self.root = Path(root)
@@ -206,7 +212,11 @@ class TarStream:
         self.bytes_queued = 0  # produced by the writer (at most queue_chunks ahead of bytes_sent)
         self.failure: OSError | None = None
         self._cancelled = cancelled
-        self._replace = dict(replace or {})
+        self._extra = dict(extra or {})
+        if self._extra and extra_like is None:
+            raise ValueError("extra members need extra_like (a stat result for their metadata)")
+        self._extra_like = extra_like
+        self.hashes = hashes
         self._inodes: dict[tuple[int, int], str] = {}  # hard links: the first name archived
         self._unames: dict[int, str] = {}
         self._gnames: dict[int, str] = {}
@@ -244,6 +254,11 @@ class TarStream:
                 if stopped.is_set():
                     return
                 self._add(out, root, name)
+            for name, data in self._extra.items():
+                assert self._extra_like is not None
+                out.write(self._header(name, self._extra_like, tarfile.REGTYPE, len(data), ""))
+                out.write(data)
+                out.skip(-len(data) % _BLOCK)
             out.skip(2 * _BLOCK)  # end of archive: two zero blocks, then pad to a whole record
             out.skip(-out.offset % _RECORD)
             out.flush_rest()
@@ -271,17 +286,13 @@ class TarStream:
         mode = st.st_mode
         size = 0
         linkname = ""
-        if name in self._replace and stat.S_ISREG(mode):  # its contents as given, not as on disk
-            data = self._replace[name]
-            out.write(self._header(name, st, tarfile.REGTYPE, len(data), ""))
-            out.write(data)
-            out.skip(-len(data) % _BLOCK)
-            return
         if stat.S_ISREG(mode):
             inode = (st.st_ino, st.st_dev)
             first = self._inodes.get(inode) if st.st_nlink > 1 else None
             if first is not None and first != name:  # a hard link to a file already archived
                 kind, linkname = tarfile.LNKTYPE, first
+                if self.hashes is not None and first in self.hashes:
+                    self.hashes[name] = self.hashes[first]
             else:
                 kind, size = tarfile.REGTYPE, st.st_size
                 if st.st_ino:
@@ -290,6 +301,8 @@ class TarStream:
             kind = tarfile.DIRTYPE
         elif stat.S_ISLNK(mode):
             kind, linkname = tarfile.SYMTYPE, os.readlink(full)
+            if self.hashes is not None:
+                self.hashes[name] = "symlink:" + hashlib.sha256(os.fsencode(linkname)).hexdigest()
         elif stat.S_ISFIFO(mode):
             kind = tarfile.FIFOTYPE
         elif stat.S_ISCHR(mode):
@@ -299,8 +312,12 @@ class TarStream:
         else:  # a socket: nothing to send (as docker-py does)
             return
         out.write(self._header(name, st, kind, size, linkname))
-        if size:
-            self._copy(out, full, size)
+        if kind == tarfile.REGTYPE:
+            digest = hashlib.sha256() if self.hashes is not None else None
+            if size:
+                self._copy(out, full, size, digest)
+            if digest is not None and self.hashes is not None:
+                self.hashes[name] = digest.hexdigest()
 
     def _header(self, name: str, st: os.stat_result, kind: bytes, size: int, linkname: str) -> bytes:
         """The entry's header: one ustar block when it fits, else tarfile's pax header."""
@@ -333,8 +350,9 @@ class TarStream:
             info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
         return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
-    def _copy(self, out: _Chunks, full: str, size: int) -> None:
-        """SIZE bytes of FULL read straight into the outgoing chunks, then block padding."""
+    def _copy(self, out: _Chunks, full: str, size: int, digest: Any = None) -> None:
+        """SIZE bytes of FULL read straight into the outgoing chunks, then block padding;
+        DIGEST (a hashlib object), when given, is updated with the bytes as they are sent."""
         try:
             fd = os.open(full, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
         except OSError as exc:
@@ -346,6 +364,8 @@ class TarStream:
                 target = room[:left] if len(room) > left else room
                 try:
                     n = _readinto(fd, target)
+                    if digest is not None and n:
+                        digest.update(target[:n])
                 except OSError as exc:
                     raise OSError(exc.errno, f"Can not read file in context: {full}: "
                                              f"{exc.strerror or exc}") from exc

@@ -135,6 +135,7 @@ class BuildResult:
     base_digest: str | None = None
     platform: str | None = None
     warnings: list[str] = field(default_factory=list)
+    context_files: dict[str, str] | None = None  # sha256 of each file as streamed (build(hash_files=True))
 
     def __repr__(self) -> str:
         tags = ", ".join(self.tags) or "untagged"

@@ -68,7 +68,7 @@ def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), na
           build_args: dict[str, str] | None = None, platform: str = PLATFORM,
           no_cache: bool = False, pull: bool = False, target: str | None = None,
           labels: dict[str, str] | None = None, progress: ProgressSink | None = None,
-          interval: float = 0.1, cancel: CancelToken | None = None) -> BuildResult:
+          interval: float = 0.1, cancel: CancelToken | None = None, hash_files: bool = False) -> BuildResult:
     """Build `context_dir` (its Dockerfile) with the Docker engine; return a BuildResult.
 
     The image is labelled `dcs_magic.dockerfile.sha256` and `dcs_magic.version`; the full log
@@ -81,6 +81,9 @@ def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), na
     function a sink's `bind_cancel` received. Within about a second the stream is closed (the
     engine aborts the step), the step's container is removed and `Cancelled` is raised
     ("Build cancelled; step container removed"); the sink's final status is "cancelled".
+
+    `hash_files=True`: the result's `context_files` holds the sha256 of every file the engine
+    received (the Dockerfile aside), hashed as it was streamed: what the lock records.
     """
     token = token_for(cancel)
     state = BuildState(title=name)
@@ -89,13 +92,13 @@ def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), na
     return run_stoppable(token, lambda: reported(
         reporter, _build, reporter, state, Path(context_dir).expanduser(), token, tags=list(tags),
         name=name, build_args=build_args, platform=platform, no_cache=no_cache, pull=pull,
-        target=target, labels=labels))
+        target=target, labels=labels, hash_files=hash_files))
 
 
 def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelToken, *,
            tags: list[str], name: str,
            build_args: dict[str, str] | None, platform: str, no_cache: bool, pull: bool,
-           target: str | None, labels: dict[str, str] | None) -> BuildResult:
+           target: str | None, labels: dict[str, str] | None, hash_files: bool) -> BuildResult:
     from ..adapters import engine as engine_mod  # docker is imported only when a build starts
 
     dockerfile = context / "Dockerfile"
@@ -118,19 +121,19 @@ def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelTo
         base_local, base_digest = engine.local_repo_digest(base) if base and not pull else (False, None)
         if base_digest:
             own_labels[BASE_DIGEST_LABEL] = base_digest
-        # dcs-magic's labels go in one LABEL instruction appended to the Dockerfile the engine
-        # gets (one step; the file on disk is unchanged); the build option `labels`, which
-        # the engine turns into one LABEL step per label, carries the user's --label ones, and
-        # all of ours when the built stage is not the last (--target) or the file ends oddly.
+        # dcs-magic's labels go in one LABEL instruction appended to a copy of the Dockerfile,
+        # sent beside the user's files (one step; the context arrives as `docker build` sends
+        # it: engine.Aside); the build option `labels`, which the engine turns into one LABEL
+        # step per label, carries the user's --label ones, and all of ours when the built stage
+        # is not the last (--target), the file ends oddly, or the copy cannot be hidden.
         appended = with_label_instruction(source, own_labels) if target is None else None
-        api_labels = {k: v for k, v in (labels or {}).items() if appended is None or k not in own_labels}
-        dockerfile_bytes = None
-        if appended is None:
+        aside = engine_mod.dockerfile_aside(context, text + appended[len(source):].encode("utf-8")) \
+            if appended is not None else None
+        api_labels = {k: v for k, v in (labels or {}).items() if aside is None or k not in own_labels}
+        if aside is None:
             api_labels.update(own_labels)
-        else:
-            dockerfile_bytes = text + appended[len(source):].encode("utf-8")
         # Those LABEL steps come after the user's and are not theirs (issue 11.8).
-        state.label_steps = len(api_labels) + (appended is not None)
+        state.label_steps = len(api_labels) + (aside is not None)
         state.log_path = str(log_path)
         for warning in _platform_warnings(platform) + secret_build_arg_warnings(build_args):
             reporter.call(state.warn, warning)
@@ -138,9 +141,10 @@ def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelTo
         platform_check = _background(_warn_engine_platform, reporter, engine, platform)
         if token.is_set():
             raise Cancelled("Build cancelled")
+        streamed: dict[str, str] | None = {} if hash_files else None
         events = engine.build_batches(context, tags=tags[:1], platform=platform, labels=api_labels,
                                       buildargs=build_args, nocache=no_cache, pull=pull, target=target,
-                                      dockerfile_bytes=dockerfile_bytes)
+                                      aside=aside, hashes=streamed)
         try:
             consume(reporter, events, log, token)
         except engine_mod.StreamError as exc:
@@ -171,7 +175,9 @@ def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelTo
     return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
                        duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
                        base_image=base, base_digest=base_digest, platform=platform,
-                       warnings=list(state.warnings))
+                       warnings=list(state.warnings),
+                       context_files=None if streamed is None else
+                       {k: v for k, v in sorted(streamed.items()) if k != "Dockerfile"})
 
 
 def _checked_tag(tag: str) -> str:

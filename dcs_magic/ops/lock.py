@@ -56,6 +56,7 @@ __all__ = [
     "build_arg_sha256",
     "Lock",
     "compare",
+    "compare_files",
     "context_files",
     "file_sha256",
     "lock_path",
@@ -461,7 +462,7 @@ def compare(lock: Lock | None, rendered: Mapping[str, ImageLock]) -> list[str]:
             differences.append(f"the lock has no entry for {name!r} (it has: {have})")
             continue
         differences += _compare_dockerfile(name, before, now)
-        differences += _compare_files(name, before.files, now.files)
+        differences += compare_files(name, before.files, now.files)
         differences += _compare_base(name, before, now)
         differences += _compare_build_args(name, before.build_args, now.build_args)
     return differences
@@ -516,7 +517,8 @@ def _compare_dockerfile(name: str, before: ImageLock, now: ImageLock) -> list[st
     return [text]
 
 
-def _compare_files(name: str, before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+def compare_files(name: str, before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """How NAME's context file hashes NOW differ from BEFORE, one sentence per file."""
     return _compare_hashes(
         before, now, gone=lambda path: f"file {path!r} of {name!r} is gone from the build context",
         new=lambda path: f"file {path!r} of {name!r} is new in the build context",

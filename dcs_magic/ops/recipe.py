@@ -258,11 +258,32 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
         entry.base_digest = built_from
         if locked:
             _check_locked(lock, rendered.name, entry, lock_file)
+    _record_streamed(entry, result, rendered.name, locked, lock_file, warn)
     pushes = [_push(tag, username, password, progress) for tag in result.tags] if push else []
     for pushed in pushes:
         verify_push(pushed, username, password, warn)
     _update_lock(lock_file, nb, rendered.name, entry, result, pushes)
     return NotebookBuild(rendered.name, entry, lock_file, result, pushes)
+
+
+def _record_streamed(entry: ImageLock, result: BuildResult, name: str, locked: bool, lock_file: Path,
+                     warn: Warn | None) -> None:
+    """The lock records the files as the engine received them (hashed while streamed), not as
+    they were before the build: a file changed in between is what the image holds. With
+    --locked such a change is refused (the image is not the locked one); otherwise it is said."""
+    from .lock import compare_files
+
+    if result.context_files is None or result.context_files == entry.files:
+        return
+    changed = compare_files(name, entry.files, result.context_files)
+    listed = "\n".join(f"  - {c}" for c in changed)
+    if locked:
+        raise LockError(f"--locked: build context files changed while {name!r} was built, so the image "
+                        f"({result.image_id[:19]}) is not the locked one:\n{listed}",
+                        hint="stop whatever writes into the build context during the build, then build again")
+    entry.files = dict(result.context_files)
+    (warn or _ignore)(f"build context files changed while {name!r} was built; the lock records what the "
+                      f"image was built from:\n{listed}")
 
 
 def _lock_entry(rendered: RenderedContext, build_args: dict[str, str], platform: str,
@@ -310,7 +331,7 @@ def _build(rendered: RenderedContext, tags: Sequence[str], build_args: dict[str,
 
     return build(rendered.context_dir, tags=list(tags), name=rendered.name, build_args=build_args or None,
                  platform=platform, no_cache=no_cache, pull=pull, target=target, labels=labels or None,
-                 progress=sink)
+                 progress=sink, hash_files=True)
 
 
 def _push(tag: str, username: str | None, password: Secret | None, progress: ProgressFactory | None) -> PushResult:

@@ -208,15 +208,37 @@ def test_the_read_and_copy_path_writes_the_same_archive(tmp_path: Path, monkeypa
     assert b"".join(TarStream(tmp_path, files, chunk_size=64 * 1024)) == fast == _reference_tar(tmp_path, files)
 
 
-def test_replace_sends_other_contents_for_a_member_keeping_its_metadata(tmp_path: Path) -> None:
+def test_extra_members_are_sent_beside_the_files_with_the_given_metadata(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM x\n")
     (tmp_path / "app.txt").write_text("app\n")
     os.chmod(tmp_path / "Dockerfile", 0o640)
-    data = b"FROM x\nLABEL a=\"1\"\n" * 100  # longer than the file: sizes and padding follow it
-    stream = TarStream(tmp_path, ["Dockerfile", "app.txt"], chunk_size=1024, replace={"Dockerfile": data})
+    data = b"FROM x\nLABEL a=\"1\"\n" * 100  # longer than a chunk: sizes and padding follow it
+    like = os.stat(tmp_path / "Dockerfile")
+    stream = TarStream(tmp_path, ["Dockerfile", "app.txt"], chunk_size=1024,
+                       extra={".aside": data, ".dockerignore": b".aside\n"}, extra_like=like)
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        member = tar.getmember("Dockerfile")
+        assert tar.getnames() == ["Dockerfile", "app.txt", ".aside", ".dockerignore"]
+        member = tar.getmember(".aside")
         assert tar.extractfile(member).read() == data and member.size == len(data)
-        assert member.mode == 0o640 and member.mtime == int(os.stat(tmp_path / "Dockerfile").st_mtime)
-        assert tar.extractfile("app.txt").read() == b"app\n"
-    assert (tmp_path / "Dockerfile").read_text() == "FROM x\n"  # the file itself is untouched
+        assert member.mode == 0o640 and member.mtime == int(like.st_mtime)
+        assert tar.extractfile("Dockerfile").read() == b"FROM x\n"  # the user's, as on disk
+        assert tar.extractfile(".dockerignore").read() == b".aside\n"
+
+
+def test_hashes_are_of_the_bytes_streamed(tmp_path: Path) -> None:
+    import hashlib
+
+    (tmp_path / "a.txt").write_bytes(b"a" * 5000)
+    (tmp_path / "empty").write_bytes(b"")
+    os.link(tmp_path / "a.txt", tmp_path / "hard.txt")
+    os.symlink("/etc/shadow", tmp_path / "link")
+    (tmp_path / "dir").mkdir()
+    hashes: dict[str, str] = {}
+    body = b"".join(TarStream(tmp_path, ["a.txt", "dir", "empty", "hard.txt", "link"], chunk_size=1024,
+                              hashes=hashes))
+    assert hashes == {"a.txt": hashlib.sha256(b"a" * 5000).hexdigest(),
+                      "empty": hashlib.sha256(b"").hexdigest(),
+                      "hard.txt": hashlib.sha256(b"a" * 5000).hexdigest(),
+                      "link": "symlink:" + hashlib.sha256(b"/etc/shadow").hexdigest()}
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert tar.extractfile("a.txt").read() == b"a" * 5000
