@@ -626,6 +626,9 @@ def _export_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--lock", default=None, metavar="NOTEBOOK",
                         help="A notebook (or its .dcs.lock.json): its pinned image becomes docker_image.url; "
                              "without --spec, the cluster it recorded is exported.")
+    parser.add_argument("--no-registry-check", action="store_true",
+                        help="With --lock: do not ask the registry for the recorded digest (the lock's "
+                             "seal then only catches accidental edits).")
     parser.add_argument("--name", default=None, help="Lock entry NAME (default: the only one).")
     parser.add_argument("--out", default=None, metavar="FILE", help="Write to FILE instead of stdout.")
     parser.add_argument("--strict", action="store_true",
@@ -647,7 +650,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.lock:
         from ..ops.recipe import read_lock_entry
 
-        _, lock, name = read_lock_entry(args.lock, args.name)
+        lock_file, lock, name = read_lock_entry(args.lock, args.name)
+        if not args.no_registry_check:  # an export is a launch later: trust the digest as a launch does
+            from ..ops.lock import verify_pushed
+
+            verify_pushed(lock_file, name, lock.images[name], warn=_warn)
         image, recorded = lock.images[name].pinned, lock.images[name].cluster
     text = export(args.kind, export_spec(spec, image=image, lock_cluster=recorded))
     if args.out:

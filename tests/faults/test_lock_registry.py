@@ -1,7 +1,7 @@
 """Fault suite: a lock is trusted for a launch only when the registry agrees (issue 23, item 6).
 
 The entry's seal has no key: anyone with dcs-magic can `seal()` a forged digest. So
-`dcs launch --lock` and `dcs build --locked` ask the registry (HEAD of the recorded
+`dcs launch --lock`, `dcs export --lock` and `dcs build --locked` ask the registry (HEAD of the recorded
 reference's manifest) for the recorded digest first. Real parts: the `docker-registry`
 process of the session fixture (no Docker engine: the image is uploaded over the registry's
 HTTP API), a closed port for an unreachable registry, the `dcs` CLI.
@@ -108,20 +108,25 @@ def _recorded(which: str, pushed: tuple[str, str, str]) -> tuple[str, str]:
     }[which]
 
 
+@pytest.mark.parametrize("command", [["launch", "--print"], ["export", "bundle"]], ids=["launch", "export"])
 @pytest.mark.parametrize(("which", "options", "status", "words"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
 def test_launch_lock_asks_the_registry(tmp_path: Path, pushed: tuple[str, str, str], which: str,
-                                       options: list[str], status: int, words: list[str],
+                                       options: list[str], status: int, words: list[str], command: list[str],
                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`dcs launch --lock` and `dcs export --lock` (a launch later, from CI) alike."""
     reference, digest = _recorded(which, pushed)
     lock_file = _write_lock(tmp_path / "nb.dcs.lock.json", reference, digest)
     spec = tmp_path / "cluster.json"
     spec.write_text(json.dumps(SPEC))
-    assert main(["launch", "--spec", str(spec), "--lock", str(lock_file), "--print", *options]) == status
+    assert main([*command, "--spec", str(spec), "--lock", str(lock_file), *options]) == status
     out, err = capsys.readouterr()
     for word in words:
         assert word in err
-    if status == 0:
-        assert json.loads(out)["docker_image"]["url"] == parse_reference(f"{reference}@{digest}").pinned()
+    pinned = parse_reference(f"{reference}@{digest}").pinned()
+    if status == 0 and command[0] == "launch":
+        assert json.loads(out)["docker_image"]["url"] == pinned
+    elif status == 0:
+        assert pinned in out
     else:
         assert out == ""  # nothing printed, nothing sent
 
