@@ -647,17 +647,19 @@ class Engine:
         except docker.errors.APIError as exc:
             raise BuildError(f"Could not tag {image_id[:19]} as {reference}: {exc.explanation}") from exc
 
-    def pull_events(self, reference: str, auth_config: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    def pull_events(self, reference: str, auth_config: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Decoded pull events for `reference` (repo[:tag] or repo@digest).
 
         `auth_config=None`: Docker's own config & credential helpers; `{}`: no credentials at
         all (a cluster pulls with its spec's basic_auth only, not this machine's login).
+        Its password may be a Secret: revealed inside the engine call only.
         The pull failing, in the stream or refused by the engine up front (unknown
         manifest, unauthorized), raises StreamError with the engine's reason; an engine that
         is not there raises EngineError.
         """
         try:
-            events = self.api.pull(reference, stream=True, decode=True, auth_config=auth_config)
+            events = self.api.pull(reference, stream=True, decode=True,
+                                   auth_config=_revealed(auth_config) if auth_config else auth_config)
             auth_config = None  # the request is sent: drop our reference to the credentials
             yield from _checked(events)
         except docker.errors.APIError as exc:

@@ -403,18 +403,20 @@ class Launcher:
         cluster.auth = None  # the password is not needed after the pull
         try:
             username = str(auth.get("username") or "") or None
-            password = str(auth.get("password") or "")
-            if username and is_secret_reference(password):
-                password = _resolve_secret(password)
+            # Held as a Secret from here on (no frame of a failed pull holds the value): the
+            # engine adapter reveals it inside the pull call only.
+            password = Secret(str(auth.pop("password", None) or ""))
+            if username and is_secret_reference(password.reveal()):
+                password = Secret(_resolve_secret(password.reveal()))
             self.log(cluster, "INFO", f"Pulling {cluster.image} "
                      + (f"with docker_image.basic_auth of {username}" if username else "without basic_auth"))
-            answer = fetch_manifest(cluster.image, username, Secret(password) if username else None)
+            answer = fetch_manifest(cluster.image, username, password if username else None)
             if cluster.cancel.is_set():
                 raise user_request()
             if not answer.ok:
                 raise _manifest_refusal(cluster.image, answer, username)
             # `{}` rather than None: only basic_auth counts, as on a cluster.
-            auth_config = {"username": username, "password": password} if username else {}
+            auth_config: dict[str, Any] = {"username": username, "password": password} if username else {}
             for _event in engine.pull_events(cluster.image, auth_config=auth_config):
                 if cluster.cancel.is_set():
                     raise user_request()

@@ -61,14 +61,38 @@ def test_refused_push_leaves_no_password_in_any_frame(tmp_path: Path, monkeypatc
             push("127.0.0.1:5999/dcs-test-tb/app:1", username="dcs-test-user", password=password)
     assert any("/push" in line for line in received), received  # the engine did refuse the push itself
     del password
-    frames = list(_frames(caught.value))
+    _assert_no_password(caught.value)
+
+
+def _assert_no_password(error: BaseException) -> None:
+    frames = list(_frames(error))
     assert any("docker" in where for where, _ in frames)  # docker-py's frames are in the chain
     encoded = base64.urlsafe_b64encode(PASSWORD.encode()).decode()[:16]
     for where, local in frames:
         for name, value in local.items():
             assert not _holds(value, PASSWORD), f"{where}: local {name!r} holds the password"
             assert not _holds(value, encoded), f"{where}: local {name!r} holds the password base64"
-    assert PASSWORD not in str(caught.value) and PASSWORD not in repr(caught.value.args)
-    response = getattr(caught.value.__cause__, "response", None)
+    assert PASSWORD not in str(error) and PASSWORD not in repr(error.args)
+    response = getattr(error.__cause__, "response", None)
     if response is not None:
         assert response.request.headers.get("X-Registry-Auth") in (None, "****")
+
+
+def test_refused_pull_leaves_no_password_in_any_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local workspace's pull (a cluster's basic_auth) holds the password as a Secret until
+    the engine call: the engine refusing `POST /images/create` leaves it in no frame."""
+    from dcs_magic.adapters.engine import StreamError, connect
+
+    sock = tmp_path / "engine.sock"
+    with refusing_engine(sock) as received:
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+        engine = connect()
+        try:
+            with pytest.raises(StreamError) as caught:  # the launcher turns it into the cluster's reason
+                for _event in engine.pull_events("127.0.0.1:5999/dcs-test-tb/app:1",
+                                                 auth_config={"username": "u", "password": Secret(PASSWORD)}):
+                    pass
+        finally:
+            engine.close()
+    assert any("/images/create" in line for line in received), received
+    _assert_no_password(caught.value)
