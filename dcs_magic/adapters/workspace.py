@@ -450,8 +450,9 @@ class Workspace:
 
     def _shape_error(self, what: str, name: str, value: Any, expected: str, status: int | None = 200) -> ApiError:
         preview = self._redact(_json_text(value)[:120])
-        return ApiError(f"{what}: the workspace answered {name} as {_json_kind(value)} ({preview}) where the API "
-                        f"gives {expected}", status=status,
+        said = f"its answer is {_json_kind(value)}" if name == "the answer" else \
+            f"it answered {name} as {_json_kind(value)}"
+        return ApiError(f"{what}: {said} ({preview}) where the API gives {expected}", status=status,
                         hint=f"is {self.host} a Databricks workspace (or a proxy in front of one)? "
                              "Try again; if it persists, check the URL and the workspace's status page")
 

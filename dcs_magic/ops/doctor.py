@@ -127,9 +127,13 @@ def doctor(workspace: Workspace, spec: ClusterSpec | None = None, *,
         items.append(CheckItem("credentials", False, str(error.message), error.hint))
         return CheckReport(workspace.host, items + _registry_items(spec, probe))
     items.append(CheckItem("workspace", True, f"{workspace.host} answers"))
-    if error is not None:
+    if error is not None and error.status in (401, 403):
         items.append(CheckItem("credentials", False, f"the workspace refused them: {error}",
                                error.hint or "create a new personal access token"))
+        return CheckReport(workspace.host, items + _registry_items(spec, probe))
+    if error is not None:  # a 5xx, a 429 after retries, an answer of the wrong shape: not a refusal
+        items.append(CheckItem("credentials", False, f"cannot tell whose they are: {error}",
+                               error.hint or "try again; if it persists, check the workspace's status page"))
         return CheckReport(workspace.host, items + _registry_items(spec, probe))
     who = (me or {}).get("userName") or (me or {}).get("displayName") or "an unnamed identity"
     profile = f" (profile {workspace.profile})" if getattr(workspace, "profile", None) else ""

@@ -281,33 +281,33 @@ def test_a_nul_byte_in_a_magic_line_is_refused(tmp_path: Path, capsys: pytest.Ca
 
 RUN_ID = 7001
 SHAPES = [
-    ("clusters/get", [], lambda ws: ws.get_cluster("0101-000000-dcstest0"), "the answer as a list"),
+    ("clusters/get", [], lambda ws: ws.get_cluster("0101-000000-dcstest0"), "its answer is a list"),
     ("clusters/get", {"state": ["RUNNING"]}, lambda ws: ws.get_cluster("0101-000000-dcstest0"), "state as a list"),
     ("clusters/get", {"state": "TERMINATED", "termination_reason": "x"},
      lambda ws: ws.get_cluster("0101-000000-dcstest0"), "termination_reason as a string"),
     ("jobs/runs/submit", [], lambda ws: ws.submit_run(body=SUBMIT), "without a run_id: []"),
     ("jobs/runs/submit", {"run_id": "seven"}, lambda ws: ws.submit_run(body=SUBMIT), "run_id as a string"),
-    ("jobs/runs/get", [], lambda ws: ws.get_run(RUN_ID), "the answer as a list"),
+    ("jobs/runs/get", [], lambda ws: ws.get_run(RUN_ID), "its answer is a list"),
     ("jobs/runs/get", {"run_id": RUN_ID, "state": []}, lambda ws: ws.get_run(RUN_ID), "state as a list"),
     ("jobs/runs/get", {"run_id": RUN_ID, "state": {"life_cycle_state": 3}}, lambda ws: ws.get_run(RUN_ID),
      "state.life_cycle_state as a number"),
     ("jobs/runs/get", {"run_id": RUN_ID, "tasks": [1]}, lambda ws: ws.get_run(RUN_ID), "tasks as a list"),
     ("jobs/runs/get", {"run_id": RUN_ID, "tasks": [{"run_id": "x"}]}, lambda ws: ws.get_run(RUN_ID),
      "tasks[0].run_id as a string"),
-    ("jobs/runs/get", [], lambda ws: ws.wait_for_run(RUN_ID, timeout_s=5), "the answer as a list"),
-    ("jobs/runs/get-output", [], lambda ws: ws.get_run_output(RUN_ID), "the answer as a list"),
+    ("jobs/runs/get", [], lambda ws: ws.wait_for_run(RUN_ID, timeout_s=5), "its answer is a list"),
+    ("jobs/runs/get-output", [], lambda ws: ws.get_run_output(RUN_ID), "its answer is a list"),
     ("jobs/runs/get-output", {"logs": {"a": 1}}, lambda ws: ws.get_run_output(RUN_ID), "logs as an object"),
     ("jobs/runs/get-output", {"notebook_output": {"result": 5}}, lambda ws: ws.get_run_output(RUN_ID),
      "notebook_output.result as a number"),
-    ("workspace-conf", [], lambda ws: ws.workspace_conf(["enableDcs"]), "the answer as a list"),
+    ("workspace-conf", [], lambda ws: ws.workspace_conf(["enableDcs"]), "its answer is a list"),
     ("workspace-conf", {"enableDcs": True}, lambda ws: ws.workspace_conf(["enableDcs"]), "enableDcs as a boolean"),
-    ("preview/scim/v2/Me", [], lambda ws: ws.current_user(), "the answer as a list"),
+    ("preview/scim/v2/Me", [], lambda ws: ws.current_user(), "its answer is a list"),
     ("preview/scim/v2/Me", {"userName": ["a"]}, lambda ws: ws.current_user(), "userName as a list"),
-    ("clusters/spark-versions", [], lambda ws: ws.spark_versions(), "the answer as a list"),
+    ("clusters/spark-versions", [], lambda ws: ws.spark_versions(), "its answer is a list"),
     ("clusters/spark-versions", {"versions": "15.4"}, lambda ws: ws.spark_versions(), "versions as a string"),
     ("clusters/spark-versions", {"versions": [{"key": 15}]}, lambda ws: ws.spark_versions(),
      "versions[0].key as a number"),
-    ("clusters/list-node-types", [], lambda ws: ws.node_types(), "the answer as a list"),
+    ("clusters/list-node-types", [], lambda ws: ws.node_types(), "its answer is a list"),
     ("clusters/list-node-types", {"node_types": {"a": 1}}, lambda ws: ws.node_types(), "node_types as an object"),
     ("clusters/list-node-types", {"node_types": [{"node_type_id": None, "num_cores": "4"}]},
      lambda ws: ws.node_types(), "node_types[0].num_cores as a string"),
@@ -324,7 +324,7 @@ def test_answers_of_the_wrong_shape_are_api_errors(path: str, answer: Any, call:
         with Workspace(host=api.host, token=api.token, retries=0) as ws, pytest.raises(ApiError) as caught:
             call(ws)
     message = str(caught.value)
-    assert f"answered {words}" in message, message
+    assert (words if words.startswith("its answer") else f"answered {words}") in message, message
     assert caught.value.hint and api.token not in message
     # A create never says only "wrong shape": the run may exist, so the hint says where to look.
     if path == "jobs/runs/submit":
@@ -342,5 +342,9 @@ def test_dcs_doctor_reports_wrong_shapes_as_failed_checks(tmp_path: Path, monkey
         for path in ("workspace-conf", "clusters/spark-versions", "clusters/list-node-types"):
             api.fail(path, 200, [])
         code, out, err = _dcs(capsys, "doctor")
+        assert code == 1 and "Traceback" not in out + err
+        assert out.count("its answer is a list") == 3, out
+        api.fail("preview/scim/v2/Me", 200, [])  # a wrong shape is not a refusal of the credentials
+        code, out, err = _dcs(capsys, "doctor")
     assert code == 1 and "Traceback" not in out + err
-    assert out.count("answered the answer as a list") == 3, out
+    assert "cannot tell whose they are" in out and "refused" not in out, out
