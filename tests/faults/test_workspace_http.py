@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import requests
+from support import rawhttp
 
 from dcs_magic.preflight import LocalWorkspaceServer
 from dcs_magic.preflight.pages import ENDED_CLUSTER_NOTE, ENDED_RUN_NOTE
@@ -48,27 +49,14 @@ class Env:
 
 
 def connect(server: LocalWorkspaceServer) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", int(server.host.rsplit(":", 1)[1])), timeout=10)
+    return rawhttp.connect(server.host)
 
 
 def raw(server: LocalWorkspaceServer, head: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     """Send HEAD (request line and headers, without the blank line) and BODY; read one answer."""
     with connect(server) as sock:
         sock.sendall(head + b"\r\n\r\n" + body)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, f"connection closed before an answer: {data!r}"
-            data += chunk
-        top, _, rest = data.partition(b"\r\n\r\n")
-        lines = top.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        length = int(headers.get("content-length", "0"))
-        while len(rest) < length:
-            chunk = sock.recv(65536)
-            assert chunk
-            rest += chunk
-        return int(lines[0].split()[1]), headers, rest[:length]
+        return rawhttp.read_answer(sock)
 
 
 def reset(sock: socket.socket) -> None:

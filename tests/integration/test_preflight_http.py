@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from support import rawhttp
 
 from dcs_magic.preflight import LocalWorkspaceServer
 from dcs_magic.preflight.http import MAX_BODY_BYTES, ApiFailure, JsonApiServer, Request
@@ -23,25 +24,13 @@ def server() -> Iterator[LocalWorkspaceServer]:
     server.stop()
 
 
-def _connect(host: str) -> socket.socket:
-    port = int(host.rsplit(":", 1)[1])
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return sock
+_connect = rawhttp.connect
 
 
 def _answer(sock: socket.socket) -> tuple[int, dict]:
     """Read one HTTP answer (status, JSON body) from a raw socket."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed before an answer: {data!r}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length")))
-    while len(rest) < length:
-        rest += sock.recv(65536)
-    return int(head.split()[1]), json.loads(rest[:length]) if length else {}
+    status, _headers, body = rawhttp.read_answer(sock)
+    return status, json.loads(body) if body else {}
 
 
 def _announce(host: str, path: str, length: int, token: str | None = None) -> bytes:
