@@ -199,9 +199,9 @@ class _Gathered:
     def why(self, source: str, dockerfiles: Iterable[DockerfileSource] = ()) -> Why:
         # The TERMINATING event repeats the termination reason: one copy of it is evidence.
         again = f"TERMINATING {self.code}: {self.message}".strip() if self.code else None
-        self.lines = [line for line in self.lines if line.text != again]
-        causes = diagnose(Evidence(self.code, self.message, self.lines))
-        found = Why(source, self.code, self.message, causes, [] if causes else relevant_lines(self.lines),
+        lines = [line for line in self.lines if line.text != again]
+        causes = diagnose(Evidence(self.code, self.message, lines))
+        found = Why(source, self.code, self.message, causes, [] if causes else relevant_lines(lines),
                     self.skipped, self.state, self.notes)
         if causes:
             found.place = place_fix(causes[0], list(dockerfiles), self.image)
