@@ -140,6 +140,9 @@ _HEX = "0123456789abcdef"
 # What str.rstrip() removes from each line (re's \s is str.isspace's set), newlines kept.
 _TRAILING_BLANKS = re.compile(r"[^\S\n]+(?=\n)")
 _TAGGED = re.compile(r"^Successfully tagged (\S+)$")
+# What the engine prints for a LABEL step besides its headline: not shown (BuildState._take_line).
+_LABEL_STEP_LINES = (" ---> ", _REMOVING)
+_LABEL_STEP_FIRST = frozenset(prefix[0] for prefix in _LABEL_STEP_LINES)
 _PUSH_REPO = re.compile(r"^The push refers to repository \[(.+)\]$")
 
 # Lines the classic builder writes about itself, as opposed to a step's own output.
@@ -448,6 +451,7 @@ class BuildState(_StreamState):
         self.step = 0
         self.engine_total_steps = 0  # as the engine counts them, appended LABEL steps included
         self.label_steps = label_steps
+        self._in_labels = False  # one of those LABEL steps runs
         self.instruction = ""
         self.log_tail = LogTail(tail)
         self.step_output: deque[str] = deque(maxlen=step_tail)  # the current step's own output
@@ -493,9 +497,8 @@ class BuildState(_StreamState):
                 if partial:  # the end of a line written in pieces: whole lines from here on
                     chunk, joiner._partial = partial + chunk, ""
                 if chunk.find("\n") == len(chunk) - 1:  # one line: no list to loop over
-                    line = chunk[:-1].rstrip()
-                    self._take_line(line)
-                    return [line]
+                    shown = self._take_line(chunk[:-1].rstrip())
+                    return [] if shown is None else [shown]
                 # each line right-stripped (as clean_line does), by one regex pass in C
                 lines = _TRAILING_BLANKS.sub("", chunk)[:-1].split("\n")
             if len(lines) > 1 and not ("Step " in chunk or " ---> " in chunk or "Successfully " in chunk
@@ -505,10 +508,7 @@ class BuildState(_StreamState):
                 self.log_tail.extend(lines)
                 self.step_output.extend(filter(None, lines))  # right-stripped: "" is a blank line
                 return lines
-            take = self._take_line
-            for line in lines:
-                take(line)
-            return lines
+            return self._take_lines(lines)
         if "error" in event or "errorDetail" in event:
             return self._apply_error(event)
         lines = []
@@ -521,15 +521,11 @@ class BuildState(_StreamState):
         aux = event.get("aux")
         if isinstance(aux, dict) and aux.get("ID"):
             self.image_id = str(aux["ID"])
-        for line in lines:
-            self._take_line(line)
-        return lines
+        return self._take_lines(lines)
 
     def finish(self) -> list[str]:
         """End of a successful stream: flush the unfinished line, mark done."""
-        lines = self._joiner.flush()
-        for line in lines:
-            self._take_line(line)
+        lines = self._take_lines(self._joiner.flush())
         self.container = None
         if self.status == "running":
             self.status = "done"
@@ -545,9 +541,7 @@ class BuildState(_StreamState):
         self._end_step()
 
     def _apply_error(self, event: dict[str, Any]) -> list[str]:
-        lines = self._joiner.flush()
-        for line in lines:
-            self._take_line(line)
+        lines = self._take_lines(self._joiner.flush())
         message = _error_message(event)
         self.failed_step = self.step or None
         self.failed_instruction = self.instruction or None
@@ -567,16 +561,38 @@ class BuildState(_StreamState):
             step = self.steps[-1]
             step["duration_s"] = max(self._elapsed() - step["started_s"], 0.0)
 
-    def _take_line(self, line: str, *, output: bool | None = None) -> None:
+    def _take_lines(self, lines: list[str]) -> list[str]:
+        """`_take_line` for each of LINES; the lines as shown (step lines renumbered, the
+        appended LABEL steps' builder lines left out)."""
+        take = self._take_line
+        shown = [take(line) for line in lines]
+        return [line for line in shown if line is not None]
+
+    def _take_line(self, line: str, *, output: bool | None = None) -> str | None:
+        """Fold one complete line in; return it as the log shows it, or None when it is left out.
+
+        Step lines are renumbered to the user's count ("Step 3/8", not the engine's "Step 3/9"
+        that counts the LABEL steps dcs-magic appends); those LABEL steps and their builder
+        lines are not shown (their containers are still tracked, for a cancel)."""
         # The hot path (every log line): LogTail.append inlined, then a first-character test
         # before any prefix test or regex. A step's own output costs a few C-level checks.
-        tail = self.log_tail
-        tail.count += 1
-        tail._lines.append(line if len(line) * 4 <= tail.line_bytes else clip_line(line, tail.line_bytes))
         first = line[:1]
+        tail = self.log_tail
         if first == "S" and line.startswith("Step ") and (step := _STEP.match(line)):
-            self._start_step(int(step[1]), int(step[2]), step[3].strip())
-            return
+            n, engine_total = int(step[1]), int(step[2])
+            self._start_step(n, engine_total, step[3].strip())
+            if self.label_steps and engine_total > self.label_steps:
+                if n > engine_total - self.label_steps:
+                    return None
+                line = f"Step {n}/{engine_total - self.label_steps} : {step[3]}"
+            tail.count += 1
+            tail._lines.append(line if len(line) * 4 <= tail.line_bytes else clip_line(line, tail.line_bytes))
+            return line
+        hidden = self._in_labels and first in _LABEL_STEP_FIRST and line.startswith(_LABEL_STEP_LINES)
+        if not hidden:
+            tail.count += 1
+            tail._lines.append(line if len(line) * 4 <= tail.line_bytes else clip_line(line, tail.line_bytes))
+        shown: str | None = None if hidden else line
         if self.container and (at := line.rfind(_REMOVING)) >= 0:
             removed = line[at + len(_REMOVING):]
             if 12 <= len(removed) <= 64 and not removed.strip(_HEX) and removed.startswith(self.container[:12]):
@@ -600,15 +616,18 @@ class BuildState(_StreamState):
                 self.last_image = rest
         elif first == "S" and (match := _TAGGED.match(line)):
             self.tags.append(match[1])
+        return shown
 
     def _start_step(self, step: int, engine_total: int, instruction: str) -> None:
         now = self._clock() - self._t0
         if self.steps and self.steps[-1]["duration_s"] is None:  # _end_step, sharing `now`
             last = self.steps[-1]
             last["duration_s"] = max(now - last["started_s"], 0.0)
-        self.step, self.engine_total_steps, self.instruction = step, engine_total, instruction
+        self.engine_total_steps = engine_total
         self.step_output.clear()
-        if step <= engine_total - self.label_steps:  # one of the user's steps (total_steps)
+        self._in_labels = step > engine_total - self.label_steps
+        if not self._in_labels:  # one of the user's steps (total_steps)
+            self.step, self.instruction = step, instruction
             self.steps.append({"n": step, "instruction": instruction, "cached": False,
                                "started_s": now, "duration_s": None})
 
@@ -619,11 +638,10 @@ class BuildState(_StreamState):
             log_tail = log_tail[-tail:] if tail else []
         pending = self._joiner.pending if self.status == "running" else ""
         total = self.total_steps
-        in_labels = bool(total) and self.step > total  # the appended LABEL steps run
         snap = self._common(elapsed_s)
-        snap["step"] = min(self.step, total) if total else self.step
+        snap["step"] = self.step
         snap["total_steps"] = total
-        snap["instruction"] = "(dcs-magic labels)" if in_labels else self.instruction
+        snap["instruction"] = self.instruction
         snap["steps"] = [  # copies (the state keeps changing), rounded for display
             StepDict(n=step["n"], instruction=step["instruction"], cached=step["cached"],
                      started_s=round(step["started_s"], 2),

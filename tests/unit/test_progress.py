@@ -425,6 +425,30 @@ def test_user_steps_leave_out_the_appended_label_steps() -> None:
     assert format_line(snap, elapsed=False).startswith("[build app] done sha256:")
 
 
+def test_the_log_shows_the_users_steps_as_written() -> None:
+    """Issue 24.3: the tail and the log lines count the user's steps ("Step 1/5", never the
+    engine's "Step 1/7"), the appended LABEL steps and their builder lines are not shown, and
+    the current instruction stays the user's last one (not "(dcs-magic labels)")."""
+    state = BuildState("app", label_steps=2)
+    logged: list[str] = []
+    for event in events("build_labels_first"):
+        logged += state.apply(event)
+        snap = state.snapshot()
+        assert "LABEL dcs_magic" not in " ".join(snap["log_tail"]) and "labels" not in snap["instruction"]
+    logged += state.finish()
+    steps = [line for line in logged if line.startswith("Step ")]
+    assert [line.split(" : ")[0] for line in steps] == [f"Step {n}/5" for n in range(1, 6)]
+    assert not any("LABEL dcs_magic" in line for line in logged)
+    snap = state.snapshot()
+    assert snap["instruction"] == "WORKDIR /w" and snap["log_tail"] == logged[-len(snap["log_tail"]):]
+    assert any(line.startswith("Successfully built ") for line in logged)
+    assert snap["log_lines"] == len(logged)
+    engine_lines = [line for event in events("build_labels_first") for line in
+                    str(event.get("stream", "")).splitlines()]
+    assert any(" ---> Running in" in line for line in engine_lines[-8:])  # the engine did print them
+    assert state.container is None
+
+
 def test_cached_steps_are_marked_and_every_step_timed() -> None:
     clock = FakeClock()
     state = BuildState("app", label_steps=2, clock=clock)
