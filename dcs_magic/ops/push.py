@@ -71,6 +71,7 @@ def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: lis
     tag = ref.tag or "latest"
     pushed = state.reference = f"{ref.repository}:{tag}"
     auth = auth_holder.pop()
+    given = auth is not None  # --username/--password-env given: a refusal is about those
     if auth is not None:
         if not auth["username"] or not auth["password"]:
             raise PushError("A registry username needs a password and a password needs a username",
@@ -92,7 +93,7 @@ def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: lis
             reporter.apply(exc.event)
             if _missing(engine, pushed):
                 raise _no_local_image(pushed) from exc
-            raise _push_error(pushed, ref.registry, exc.message) from exc
+            raise _push_error(pushed, ref.registry, exc.message, credentials_given=given) from exc
         except KeyboardInterrupt as exc:
             token.cancel()  # Ctrl-C in this thread: make sure the stream is shut too
             raise Cancelled("Push cancelled") from exc
@@ -151,10 +152,16 @@ _PUSH_REASONS: list[tuple[tuple[str, ...], str, str]] = [
 ]
 
 
-def _push_error(reference: str, registry: str, message: str) -> PushError:
+_GIVEN_REFUSED_HINT = ("Check the --username and the password the --password-env variable (or the prompt) "
+                      "gave for {registry}; a registry token may have expired.")
+
+
+def _push_error(reference: str, registry: str, message: str, *, credentials_given: bool = False) -> PushError:
     lowered = message.lower()
     for needles, what, hint in _PUSH_REASONS:
         if any(needle in lowered for needle in needles):
+            if credentials_given and "did not accept the credentials" in what:
+                hint = _GIVEN_REFUSED_HINT  # not `docker login`: those credentials were not used
             return PushError(f"Push of {reference} failed: {what.format(registry=registry)}: {message}",
                              reference=reference, reason=message, hint=hint.format(registry=registry))
     return PushError(f"Push of {reference} failed: {message}", reference=reference, reason=message)

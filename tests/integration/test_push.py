@@ -89,6 +89,8 @@ def test_wrong_password_is_refused_and_never_shown(docker_client: Any, busybox_i
     shown = " ".join([str(err), repr(err), err.reason or "", err.hint, sink.text()])
     assert f"registry at {auth_registry.host} did not accept the credentials" in str(err)
     assert "unauthorized" in err.reason and err.reference == reference
+    # The credentials given were refused: the hint is about them, not `docker login` (issue 24.8).
+    assert "--username" in err.hint and "docker login" not in err.hint
     assert wrong not in shown and auth_registry.password not in shown
     assert sink.closed[0]["status"] == "failed"
 
