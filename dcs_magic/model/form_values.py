@@ -338,8 +338,8 @@ def default_runtime(offered: list[str], image_python: str | None) -> str:
         matching = [key for key in offered if runtime.line_of(key) == line]
         if matching or not offered:
             return matching[0] if matching else line.key
-    if offered:
-        return offered[0]
+    if offered:  # listed newest first: the newest LTS, else the newest
+        return next((key for key in offered if getattr(runtime.line_of(key), "lts", False)), offered[0])
     return next(item["key"] for item in runtime.spark_versions()
                 if getattr(runtime.line_of(item["key"]), "lts", False))
 

@@ -93,7 +93,7 @@ _ACCESS_MODE_HINT = ("use data_security_mode SINGLE_USER (DATA_SECURITY_MODE_DED
 # AWS Graviton families: letters, a generation digit, then `g` (m6g, m6gd, r7g, c6gn, x2gd,
 # t4g, im4gn, is4gen, g5g, hpc7g, ...). x86 GPU families such as g4dn/g5/p3 do not match.
 _GRAVITON = re.compile(r"^[a-z]{1,3}\d+g[a-z]*\.", re.IGNORECASE)
-_RUNTIME_VERSION = re.compile(r"^(\d+)\.(\d+)")
+_RUNTIME_VERSION = re.compile(r"^(\d+)\.(\d+|x)")  # "15.4.x-..." and, from 18 on, "18.x-..."
 
 # Init script destination types: (pattern the destination must match, example).
 _DESTINATIONS: dict[str, tuple[re.Pattern[str], str]] = {
@@ -357,14 +357,17 @@ def node_type_problem(node_id: str, offered: Iterable[Mapping[str, Any]]) -> str
 
 def _version_key(key: str) -> tuple[int, int]:
     match = _RUNTIME_VERSION.match(key)
-    return (int(match[1]), int(match[2])) if match else (-1, -1)
+    if not match:
+        return (-1, -1)
+    return int(match[1]), 0 if match[2] == "x" else int(match[2])
 
 
 def dcs_runtimes(versions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """`spark-versions` items DCS can run: ML and aarch64 left out, LTS first, newest first."""
+    """`spark-versions` items DCS can run: ML and aarch64 left out, newest first (an LTS before
+    another build of the same version)."""
     usable = [dict(v) for v in versions if v.get("key") and runtime_refusal(v["key"]) is None]
-    return sorted(usable, key=lambda v: ("LTS" not in str(v.get("name", "")),
-                                         tuple(-n for n in _version_key(v["key"])), v["key"]))
+    return sorted(usable, key=lambda v: (tuple(-n for n in _version_key(v["key"])),
+                                         "LTS" not in str(v.get("name", "")), v["key"]))
 
 
 def dcs_node_types(node_types: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

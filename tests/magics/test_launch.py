@@ -128,8 +128,8 @@ def test_literal_password_from_a_spec_file_is_kept_out_of_the_form():
 def test_lists_leave_out_what_dcs_cannot_run(ws):
     widget = LaunchWidget(ws)
     runtimes = [key for _, key in widget.controls["spark_version"].options]
-    assert runtimes == ["16.4.x-scala2.12", "15.4.x-scala2.12", "13.3.x-scala2.12", "16.2.x-scala2.12"]
-    assert widget.controls["spark_version"].value == "16.4.x-scala2.12"
+    assert runtimes == ["16.4.x-scala2.12", "16.2.x-scala2.12", "15.4.x-scala2.12", "13.3.x-scala2.12"]  # newest first
+    assert widget.controls["spark_version"].value == "16.4.x-scala2.12"  # the default stays the newest LTS
     nodes = [key for _, key in widget.controls["node_type_id"].options]
     assert nodes == ["m5d.large", "g4dn.xlarge", "i3.xlarge"]
     assert not widget.create_button.disabled and widget.notice.value == ""

@@ -473,7 +473,7 @@ def test_runtime_refusal_reasons():
     assert "aarch64" in runtime_refusal("15.4.x-aarch64-photon-scala2.12")
 
 
-def test_dcs_runtimes_leave_out_ml_and_aarch64_and_put_lts_first():
+def test_dcs_runtimes_leave_out_ml_and_aarch64_newest_first():
     versions = [
         {"key": "13.3.x-scala2.12", "name": "13.3 LTS (Spark 3.4.1)"},
         {"key": "16.2.x-scala2.12", "name": "16.2 (Spark 3.5.2)"},
@@ -482,9 +482,12 @@ def test_dcs_runtimes_leave_out_ml_and_aarch64_and_put_lts_first():
         {"key": "16.4.x-scala2.12", "name": "16.4 LTS (Spark 3.5.2)"},
         {"key": "9.1.x-scala2.12", "name": "9.1 LTS"},
         {"key": "17.0.x-scala2.13", "name": "17.0 (Beta)"},
+        {"key": "19.x-scala2.13", "name": "19 Beta"},
+        {"key": "18.x-scala2.13", "name": "18 LTS"},  # from 18 on the key has no minor version
     ]
     assert [v["key"] for v in dcs_runtimes(versions)] == [
-        "16.4.x-scala2.12", "13.3.x-scala2.12", "9.1.x-scala2.12", "17.0.x-scala2.13", "16.2.x-scala2.12"]
+        "19.x-scala2.13", "18.x-scala2.13", "17.0.x-scala2.13", "16.4.x-scala2.12", "16.2.x-scala2.12",
+        "13.3.x-scala2.12", "9.1.x-scala2.12"]
 
 
 def test_dcs_node_types_leave_out_graviton_deprecated_hidden():
