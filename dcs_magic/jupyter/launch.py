@@ -657,11 +657,15 @@ class LaunchWidget(widgets.VBox):
     def _show_error(self, exc: DcsError, *, final: bool = True, lost: bool = False) -> None:
         self.error = exc
         label = exc.state if isinstance(exc, ClusterError) and exc.state else type(exc).__name__
+        text = exc.message
+        said = f"cluster {getattr(exc, 'cluster_id', None)} is {label}"
+        if text.startswith(said):  # the label says the state: "TERMINATED cluster X (CODE): ..."
+            text = said[:-len(f" is {label}")] + text[len(said):]
         hint = f"<br><i>Hint: {html.escape(exc.hint)}</i>" if exc.hint else ""
         lost_note = ("<br>The form stopped following the cluster; it may still exist (check the workspace "
                      "before creating another).") if lost and self.cluster_id else ""
         self.state.value = (f'<div role="alert"><span style="{_ERROR_STYLE}">{html.escape(str(label))}</span> '
-                            f"{html.escape(exc.message)}{hint}{lost_note}</div>")
+                            f"{html.escape(text)}{hint}{lost_note}</div>")
         if final:
             self.create_button.disabled = self.workspace is None
             self.terminate_button.disabled = True

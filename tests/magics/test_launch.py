@@ -208,6 +208,7 @@ def test_failed_start_shows_code_message_and_hint(ws, api):
     widget.wait(30)
     state = html.unescape(widget.state.value)
     assert "TERMINATED" in state and "DOCKER_IMAGE_PULL_FAILURE" in state
+    assert state.count("TERMINATED") == 1, state  # not "TERMINATED cluster X is TERMINATED" (issue 24.8)
     assert "manifest unknown" in state and "Hint:" in state and "could not pull" in state
     assert widget.error.termination_code == "DOCKER_IMAGE_PULL_FAILURE"
     assert not widget.create_button.disabled
