@@ -50,6 +50,7 @@ from requests.sessions import merge_setting
 
 from ..errors import BuildError, ContextError, EngineError, ImageNotFoundError, PushError
 from ..model.imageref import parse_reference
+from ..model.tail import Tail, text_tail
 from ..settings import DOCKER_CLIENT_TIMEOUT, DOCKER_CLIENT_TIMEOUT_S, DOCKER_CONTEXT, DOCKER_HOST, env
 from .owner import OWNER_LABEL, is_gone, this_process
 from .tarstream import Rule, TarStream, walk
@@ -57,8 +58,8 @@ from .tarstream import Rule, TarStream, walk
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
 
-__all__ = ["ContainerRun", "Engine", "ExecResult", "StreamAborted", "StreamError", "connect",
-           "context_excludes", "context_paths", "engine_host", "remove_held_containers"]
+__all__ = ["CONTAINER_LOG_TAIL", "EXEC_TAIL", "ContainerRun", "Engine", "ExecResult", "StreamAborted",
+           "StreamError", "connect", "context_excludes", "context_paths", "engine_host", "remove_held_containers"]
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _START_HINT = ("Start a Docker engine (Docker Desktop, `sudo systemctl start docker`, or `dockerd`), "
@@ -67,6 +68,15 @@ _START_HINT = ("Start a Docker engine (Docker Desktop, `sudo systemctl start doc
 PRIVATE_DIR = ".dcs"
 _BROKEN_STREAM_HINT = ("The Docker engine closed the connection or restarted mid-stream; check that it "
                        "is running (`docker info`) and try again.")
+EXEC_TAIL = 8 * 2**20
+"""The most of a command's output `Engine.exec` keeps by default (its end): a command run in a
+container may print without end, and what dcs-magic itself runs there prints little (a read-back
+of a log file's 1 MiB tail is the most)."""
+CONTAINER_LOG_TAIL = 2**20
+"""The most of each of stdout and stderr `Engine.run_container` keeps (its end). Its callers
+run short commands and parse what they print: the check's probe (`key=value` facts, about 5 KB
+with parity) and `python3 --version`; an image that makes them print more than this is cut
+(`ContainerRun.truncated`)."""
 
 
 class StreamError(Exception):
@@ -399,7 +409,8 @@ class ContainerRun:
     """What one run-to-completion container left: its output and how it ended.
 
     `error` is the engine's reason when the container could not start (no /bin/sh, exec
-    format error) or its wait status carried one; `timed_out` when it outlived the timeout.
+    format error) or its wait status carried one; `timed_out` when it outlived the timeout;
+    `truncated` when stdout or stderr was longer than CONTAINER_LOG_TAIL and holds its end only.
     """
 
     stdout: str
@@ -407,15 +418,22 @@ class ContainerRun:
     exit_code: int | None
     error: str = ""
     timed_out: bool = False
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
 class ExecResult:
-    """A command run in a running container: exit code and combined stdout+stderr."""
+    """A command run in a running container: exit code and combined stdout+stderr, its end
+    only when it printed more than was asked to keep (`dropped`: how many bytes came before)."""
 
     exit_code: int | None
     output: bytes
     timed_out: bool = False
+    dropped: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.dropped > 0
 
 
 # Engine address -> its platform (`Engine.platform()`), learnt once per process.
@@ -699,11 +717,14 @@ class Engine:
                       network_disabled: bool = True) -> ContainerRun:
         """Create, start and wait for one container, read its logs, and always remove it.
 
-        A container that cannot start (runc: no /bin/sh, exec format error) is a run with
-        `error` set, not an exception: for a probe, that is a fact about the image. One that
-        runs longer than `timeout_s` is a run with `timed_out`. The container is removed
-        also on errors and KeyboardInterrupt, and at interpreter exit if its thread never
-        got to it (a daemon thread stopped by the exit).
+        Its stdout and stderr are each read as a stream and only their last CONTAINER_LOG_TAIL
+        bytes (1 MiB) kept, so an image that prints without end cannot fill this process; more
+        than callers parse (the check's probe prints about 5 KB), and a cut one is
+        `truncated`. A container that cannot start (runc: no /bin/sh, exec format error) is a
+        run with `error` set, not an exception: for a probe, that is a fact about the image.
+        One that runs longer than `timeout_s` is a run with `timed_out`. The container is
+        removed also on errors and KeyboardInterrupt, and at interpreter exit if its thread
+        never got to it (a daemon thread stopped by the exit).
         """
         self._hold(name)
         try:
@@ -722,46 +743,70 @@ class Engine:
                     raise self._engine_error(f"wait for {name}", exc) from exc
                 return ContainerRun("", "", None, timed_out=True)
             with self._translated(f"read the logs of {name}"):
-                stdout = self.api.logs(name, stdout=True, stderr=False).decode("utf-8", "replace")
-                stderr = self.api.logs(name, stdout=False, stderr=True).decode("utf-8", "replace")
+                stdout = self._logs(name, stderr=False, limit=CONTAINER_LOG_TAIL)
+                stderr = self._logs(name, stderr=True, limit=CONTAINER_LOG_TAIL)
             error = str((status.get("Error") or {}).get("Message") or "")
-            return ContainerRun(stdout, stderr, status.get("StatusCode"), error=error)
+            return ContainerRun(_text(stdout), _text(stderr), status.get("StatusCode"), error=error,
+                                truncated=stdout.truncated or stderr.truncated)
         finally:
             self.remove_container(name, quiet=True)
             self._release(name)
 
     def exec(self, container: str, argv: list[str], *, user: str = "0",
-             environment: Mapping[str, str] | None = None) -> ExecResult:
+             environment: Mapping[str, str] | None = None, tail: int = EXEC_TAIL) -> ExecResult:
         """Run `argv` in a running container and wait for it. Output is stdout and stderr
-        interleaved. Longer than the client's timeout (`connect(timeout=...)`): a result with
-        `timed_out`. A container stopped or removed meanwhile ends the command at once."""
+        interleaved, read as a stream of which only the last `tail` bytes are kept (how many
+        came before: `dropped`), so memory stays near `tail` however much the command prints.
+        Longer than the client's timeout (`connect(timeout=...)`): a result with `timed_out`.
+        A container stopped or removed meanwhile ends the command at once."""
+        kept = Tail(tail)
         with self._translated(f"run {argv[0]} in {container}"):
             exec_id = self.api.exec_create(container, list(argv), user=user,
                                            environment=dict(environment) if environment else None)["Id"]
             try:
-                output = self.api.exec_start(exec_id, stream=False, demux=False) or b""
+                chunks = self.api.exec_start(exec_id, stream=True, demux=False)
+                try:
+                    for chunk in chunks:
+                        kept.add(chunk)
+                finally:
+                    self._finished(chunks)
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
                 if not _timed_out(exc):
                     raise
-                return ExecResult(None, b"", timed_out=True)
+                return ExecResult(None, kept.data, timed_out=True, dropped=kept.dropped)
             code = self.api.exec_inspect(exec_id).get("ExitCode")
-        return ExecResult(code, bytes(output))
+        return ExecResult(code, kept.data, dropped=kept.dropped)
+
+    def _finished(self, stream: Any) -> None:
+        """An output stream (an exec's, logs) is over or abandoned: close its response (and
+        forget it: the streaming client has no longer to abort it)."""
+        response = getattr(stream, "_response", None)
+        forget = getattr(self.api, "_forget", None)
+        if response is not None and forget is not None:
+            forget(response)
+        elif response is not None:
+            response.close()
 
     def log_tail(self, container: str, *, stderr: bool = False, limit: int) -> tuple[int, bytes] | None:
         """(size, last `limit` bytes) of the container's stdout (or stderr), read as a stream so
         memory stays near `limit` however much it wrote; None when the container is gone."""
-        kept, total = bytearray(), 0
         with self._translated(f"read the logs of {container}"):
             try:
-                chunks = self.api.logs(container, stdout=not stderr, stderr=stderr, stream=True, follow=False)
+                kept = self._logs(container, stderr=stderr, limit=limit)
             except docker.errors.NotFound:
                 return None
+        return kept.total, kept.data
+
+    def _logs(self, container: str, *, stderr: bool, limit: int) -> Tail:
+        """The container's stdout (or stderr) as a stream, its last `limit` bytes kept."""
+        kept = Tail(limit)
+        chunks = self.api.logs(container, stdout=not stderr, stderr=stderr, stream=True, follow=False)
+        try:
             for chunk in chunks:
-                total += len(chunk)
-                kept += chunk
-                if len(kept) > 2 * limit:
-                    del kept[:-limit]
-        return total, bytes(kept[-limit:]) if limit else b""
+                kept.add(chunk)
+        finally:
+            self._finished(chunks)
+        return kept
 
     def put_archive(self, container: str, path: str, data: bytes) -> None:
         """Extract the tar `data` into `path` (an existing directory) inside the container."""
@@ -911,6 +956,11 @@ def _checked_batches(stream: Any) -> Iterator[list[dict[str, Any]]]:
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+
+
+def _text(kept: Tail) -> str:
+    """A kept tail of a container's output as text (a character cut in two left out)."""
+    return text_tail(kept.data, cut=kept.truncated)
 
 
 def _timed_out(exc: Exception) -> bool:

@@ -468,7 +468,8 @@ class Workspace:
                 expected = "a list of objects"
             else:
                 ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is int)
-                expected = {str: "a string", int: "a number", dict: "an object", list: "a list"}.get(kind, str(kind))
+                expected = {str: "a string", int: "a number", dict: "an object", list: "a list",
+                            bool: "true or false"}.get(kind, str(kind))
             if not ok:
                 raise self._shape_error(what, f"{prefix}{name}", value, expected)
         return answer
@@ -793,7 +794,9 @@ class Workspace:
         return answer
 
     def get_run_output(self, task_run_id: int) -> dict[str, Any]:
-        """jobs/runs/get-output of a task run: logs, error, error_trace, notebook_output."""
+        """jobs/runs/get-output of a task run: logs, logs_truncated, error, error_trace,
+        notebook_output. The workspace bounds it: `logs` is the last 5 MB of the task's output
+        (`logs_truncated` when cut), a notebook's result its first 5 MB."""
         what = f"jobs/runs/get-output {task_run_id}"
         answer = self._checked(self._request("GET", self._jobs_url("runs/get-output"),
                                              params={"run_id": task_run_id}, what=what), what, _RUN_OUTPUT_SHAPE)
@@ -854,8 +857,8 @@ _CLUSTER_SHAPE: dict[str, Any] = {
 _RUN_SHAPE: dict[str, Any] = {"run_id": int, "state": dict, "tasks": _OBJECTS, "run_page_url": str,
                               "run_name": str, "cluster_instance": dict}
 _RUN_STATE_SHAPE: dict[str, Any] = {"life_cycle_state": str, "result_state": str, "state_message": str}
-_RUN_OUTPUT_SHAPE: dict[str, Any] = {"error": str, "error_trace": str, "logs": str, "notebook_output": dict,
-                                     "exit_code": int, "metadata": dict}
+_RUN_OUTPUT_SHAPE: dict[str, Any] = {"error": str, "error_trace": str, "logs": str, "logs_truncated": bool,
+                                     "notebook_output": dict, "exit_code": int, "metadata": dict}
 
 
 def _json_kind(value: Any) -> str:

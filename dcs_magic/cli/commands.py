@@ -600,7 +600,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = follow_run(workspace, run_id, timeout_s=args.timeout, on_state=_print_run_state)
         _out(f"State: {result.state}" + (f" (exit code {result.exit_code})" if result.exit_code is not None else ""))
         if result.output:
-            _out(result.output.rstrip("\n"))
+            _out(result.shown_output.rstrip("\n"))
         if not result.ok:
             _error(result.to_error().short())
             _print_why(workspace, None, result=result)

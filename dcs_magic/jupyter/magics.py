@@ -640,5 +640,5 @@ class DcsMagics(Magics, Configurable):
             print(f"Run {run_id}: {workspace.run_url(workspace.get_run(run_id))}", flush=True)
             self.last_run = follow_run(workspace, run_id, timeout_s=args.timeout)
         if self.last_run.output:
-            print(self.last_run.output.rstrip("\n"), flush=True)
+            print(self.last_run.shown_output.rstrip("\n"), flush=True)
         return self.last_run.raise_for_state()

@@ -31,13 +31,16 @@ from typing import Any
 
 from ..errors import DcsError, UsageError
 from .spec import ClusterSpec
+from .tail import utf8_tail
 
 __all__ = [
     "FINAL_STATES",
     "IMAGE_PYTHON",
+    "LOGS_MAX_BYTES",
     "RunError",
     "RunResult",
     "SubmittedTask",
+    "TRUNCATED_NOTE",
     "job_cluster",
     "job_cluster_body",
     "last_lines",
@@ -55,6 +58,12 @@ FINAL_STATES = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 """`life_cycle_state` values after which a run changes no more."""
 LAST_LINES = 20
 """How many lines of a failed run's output its error shows."""
+LOGS_MAX_BYTES = 5 * 2**20
+"""How much of a task's output runs/get-output answers in `logs`: its last 5 MB ("Databricks
+restricts this API to return the last 5 MB of these logs", with `logs_truncated: true` when
+cut; databricks-sdk `jobs.RunOutput`)."""
+TRUNCATED_NOTE = "(output truncated: only its last 5 MB are shown)"
+"""Said before a run's output when runs/get-output answered `logs_truncated`."""
 
 # Fields that make no sense on a job cluster: it ends with its run.
 _NOT_FOR_JOB_CLUSTERS = ("autotermination_minutes",)
@@ -167,14 +176,24 @@ def task_run_id(run: Mapping[str, Any]) -> int | None:
 
 
 def last_lines(text: str | None, count: int = LAST_LINES) -> list[str]:
-    """The last `count` non-empty-tail lines of an output."""
-    lines = (text or "").rstrip("\n").splitlines()
-    return lines[-count:]
+    """The last `count` non-empty-tail lines of an output. Only its end is split: an output of
+    millions of lines costs no more than a short one."""
+    if count <= 0:
+        return []
+    text = (text or "").rstrip("\n")
+    start = len(text)
+    for _ in range(count):  # the text after the last `count` newlines holds the last `count` lines
+        start = text.rfind("\n", 0, start)
+        if start < 0:
+            break
+    return text[start + 1:].splitlines()[-count:]
 
 
 @dataclass
 class RunResult:
-    """A run as `runs/get` (and `runs/get-output` for its task) describe it."""
+    """A run as `runs/get` (and `runs/get-output` for its task) describe it. `logs` is what the
+    workspace answered: on Databricks (and the local workspace) the output's last 5 MB, with
+    `logs_truncated` when it was cut."""
 
     run_id: int
     life_cycle_state: str | None
@@ -188,6 +207,7 @@ class RunResult:
     notebook_result: str | None = None
     exit_code: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    logs_truncated: bool = False
 
     @property
     def done(self) -> bool:
@@ -206,6 +226,15 @@ class RunResult:
     def output(self) -> str:
         """What the run printed (logs), else the notebook's exit value."""
         return self.logs or (self.notebook_result or "")
+
+    @property
+    def shown_output(self) -> str:
+        """`output` as `dcs run` and `%dcs_run` print it: after a line saying it was cut when
+        the workspace kept only its end (`logs_truncated`)."""
+        output = self.output
+        if self.logs_truncated and self.logs:
+            return f"{TRUNCATED_NOTE}\n{output}"
+        return output
 
     def to_error(self) -> RunError:
         """The RunError describing a run that did not succeed (exit code, last lines)."""
@@ -272,6 +301,7 @@ def run_result(run: Mapping[str, Any], output: Mapping[str, Any] | None = None) 
         notebook_result=notebook.get("result"),
         exit_code=None if exit_code is None else int(exit_code),
         raw=dict(run),
+        logs_truncated=output.get("logs_truncated") is True,
     )
 
 
@@ -318,17 +348,21 @@ def read_submit(body: Any) -> list[SubmittedTask]:
     return tasks
 
 
-def task_outcome(exit_code: int | None, output: str, *, error: str | None = None,
+def task_outcome(exit_code: int | None, output: str, *, error: str | None = None, truncated: bool = False,
                  tail: int = 200) -> tuple[dict[str, Any], dict[str, Any]]:
     """(runs/get `state`, runs/get-output answer) of a finished task: exit code 0 is SUCCESS,
-    anything else FAILED with "... exited with code N" and the output's last lines;
-    `error` (e.g. "file:/x.py does not exist in the image") fails it with that reason."""
-    logs = "\n".join(last_lines(output, tail)) + ("\n" if output else "")
+    anything else FAILED with "... exited with code N" and the output's last `tail` lines as
+    `error_trace`; `error` (e.g. "file:/x.py does not exist in the image") fails it with that
+    reason. `logs` is the output's last LOGS_MAX_BYTES, `logs_truncated` whether anything was
+    cut, here or before (`truncated`: `output` is already the end of a longer one)."""
+    logs, cut = utf8_tail(output, LOGS_MAX_BYTES)
+    truncated = truncated or cut
     if error is None and exit_code == 0:
         return ({"life_cycle_state": "TERMINATED", "result_state": "SUCCESS", "state_message": ""},
-                {"logs": logs, "exit_code": 0})
+                {"logs": logs, "logs_truncated": truncated, "exit_code": 0})
     reason = error or f"Python script exited with code {exit_code}"
-    answer: dict[str, Any] = {"logs": logs, "error": reason, "error_trace": logs}
+    trace = "\n".join(last_lines(logs, tail)) + ("\n" if logs else "")
+    answer: dict[str, Any] = {"logs": logs, "logs_truncated": truncated, "error": reason, "error_trace": trace}
     if exit_code is not None:
         answer["exit_code"] = exit_code
     return ({"life_cycle_state": "TERMINATED" if error is None else "INTERNAL_ERROR", "result_state": "FAILED",

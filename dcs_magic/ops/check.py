@@ -41,7 +41,11 @@ _PYTHONS_LOCK = threading.Lock()
 def run_probe(engine: Engine, image: str, *, timeout_s: float = 180.0,
               labels: dict[str, str] | None = None, parity: bool = False) -> ProbeRun:
     """Run probe_script() in one container from `image`; the container is always removed
-    (the engine's `run_container` sees to it, also when the process exits meanwhile)."""
+    (the engine's `run_container` sees to it, also when the process exits meanwhile). The
+    engine keeps the last CONTAINER_LOG_TAIL (1 MiB) of its output: an image that makes the
+    probe print more is an EngineError, not a verdict on facts that were cut."""
+    from ..adapters.engine import CONTAINER_LOG_TAIL
+
     run = engine.run_container(
         image, ["/bin/sh", "-c", probe_script(parity)], name=f"dcs-check-{secrets.token_hex(6)}",
         timeout_s=timeout_s, user="0", network_disabled=True,
@@ -50,6 +54,12 @@ def run_probe(engine: Engine, image: str, *, timeout_s: float = 180.0,
         raise EngineError(f"The check of {image!r} did not finish within {timeout_s:.0f} s.",
                           host=engine.host, hint="Something in the image blocks the probe; run it "
                           "with docker run --entrypoint /bin/sh to investigate.")
+    if run.truncated:  # its first facts were dropped: a verdict on the rest would be wrong
+        raise EngineError(f"The check of {image!r} printed more than {CONTAINER_LOG_TAIL // 2**20} MiB "
+                          "(the probe prints a few KB), so its output was cut.", host=engine.host,
+                          hint="Something in the image prints when its shell or Python starts (a profile "
+                          "script, a sitecustomize or .pth file); run /databricks/python3/bin/python3 -c "
+                          "pass in it with docker run to see what.")
     return ProbeRun(run.stdout, run.stderr, run.exit_code, error=run.error)
 
 

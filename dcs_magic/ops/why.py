@@ -250,7 +250,10 @@ def why_cluster(workspace: Workspace, cluster_id: str, *, dockerfiles: Iterable[
 def why_run(workspace: Workspace, result: RunResult, *, dockerfiles: Iterable[DockerfileSource] = ()) -> Why:
     """Diagnose a run that did not succeed: its job cluster (as `why_cluster`) with the task's
     error and output as evidence; the output alone when the run names no cluster."""
-    output = "\n".join(t for t in (result.error, result.error_trace, result.logs) if t)
+    logs = result.logs
+    if len(logs) > LOG_TAIL_BYTES:  # as of a delivered log, its end only (from a whole line): where a failure is
+        logs = logs[-LOG_TAIL_BYTES:].split("\n", 1)[-1]
+    output = "\n".join(t for t in (result.error, result.error_trace[-LOG_TAIL_BYTES:], logs) if t)
     lines = [Line("run output", number, text) for number, text in enumerate(output.splitlines(), 1) if text.strip()]
     tasks = result.raw.get("tasks") or [{}]
     cluster_id = (tasks[0].get("cluster_instance") or {}).get("cluster_id") if isinstance(tasks[0], dict) else None

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..adapters.engine import Engine, ExecResult, StreamError, connect, remove_held_containers
+from ..adapters.engine import EXEC_TAIL, Engine, ExecResult, StreamError, connect, remove_held_containers
 from ..adapters.owner import OWNER_LABEL, is_gone
 from ..adapters.registry import ManifestAnswer, fetch_manifest
 from ..errors import DcsError, EngineError
@@ -494,11 +494,12 @@ class Launcher:
                         f"(missing or wrong: {names}): {summary}" + fixes)
 
     def exec_in_driver(self, engine: Engine, cluster: Cluster, container: str, command: list[str],
-                       environment: dict[str, str]) -> ExecResult:
-        """Run `command` as root in the driver; a terminate (or cancel) while it runs removes the
-        driver and ends here as USER_REQUEST, not as the engine's error."""
+                       environment: dict[str, str], *, tail: int = EXEC_TAIL) -> ExecResult:
+        """Run `command` as root in the driver, keeping the last `tail` bytes of its output (see
+        `Engine.exec`); a terminate (or cancel) while it runs removes the driver and ends here as
+        USER_REQUEST, not as the engine's error."""
         try:
-            ran = engine.exec(container, command, user="0", environment=environment)
+            ran = engine.exec(container, command, user="0", environment=environment, tail=tail)
         except EngineError as exc:
             if cluster.cancel.is_set():  # the driver was removed under the command
                 raise user_request() from exc

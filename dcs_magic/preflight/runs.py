@@ -10,9 +10,12 @@ scripts); then `RunTask.run` takes over in the launch's worker thread:
     run it          jobs.task_command with the image's /databricks/python3/bin/python3,
                     the driver's environment, as root (like a cluster's init scripts); its
                     stdout and stderr also teed to /databricks/driver/logs/stdout and stderr,
-                    the driver's own logs (delivered by cluster_log_conf, see logs.py)
+                    the driver's own logs (delivered by cluster_log_conf, see logs.py); its
+                    output streamed from the engine, only its last jobs.LOGS_MAX_BYTES (5 MB)
+                    kept, however much it prints
     report          jobs.task_outcome(exit code, output): SUCCESS, or FAILED with the exit code
-                    and the output's last lines
+                    and the output's last lines; runs/get-output answers the kept end as
+                    `logs`, with `logs_truncated` when the task printed more (as Databricks)
 
 and the launcher then terminates the job cluster (its driver container is removed).
 As on Databricks, the run is TERMINATING (its result known) while its cluster goes away, and
@@ -28,7 +31,8 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..model.jobs import SubmittedTask, notebook_code, task_command, task_outcome
+from ..model.jobs import LOGS_MAX_BYTES, SubmittedTask, notebook_code, task_command, task_outcome
+from ..model.tail import text_tail
 from .launcher import DOCKER_TIMEOUT_S, Launcher, copy_file, user_request
 from .logs import NODE_DRIVER_LOGS
 from .store import Cluster, Run, Store, dbfs_key, workspace_key
@@ -70,15 +74,16 @@ class RunTask:
         command = task_command(self.task, path)
         launcher.log(cluster, "INFO", f"Running the task {self.task.task_key} of run {run.run_id}: {what}")
         ran = launcher.exec_in_driver(engine, cluster, container, teed(command),
-                                      {**launcher.environment(cluster), "PYTHONUNBUFFERED": "1"})
+                                      {**launcher.environment(cluster), "PYTHONUNBUFFERED": "1"},
+                                      tail=LOGS_MAX_BYTES)
         if ran.timed_out:
             self._settle(launcher, cluster,
                          *task_outcome(None, "", error=f"{what} did not finish within {DOCKER_TIMEOUT_S} s"))
             return
         if ran.exit_code != 0:
             launcher.driver_alive(engine, cluster, f"{what} ran")
-        text = ran.output.decode("utf-8", "replace")
-        state, output = task_outcome(ran.exit_code, text)
+        text = text_tail(ran.output, cut=ran.truncated)
+        state, output = task_outcome(ran.exit_code, text, truncated=ran.truncated)
         if state["result_state"] == "FAILED" and self.task.python_file is None:
             state["state_message"] = output["error"] = f"Notebook {what} exited with code {ran.exit_code}"
         self._settle(launcher, cluster, state, output)

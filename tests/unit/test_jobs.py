@@ -12,6 +12,8 @@ from databricks.sdk.service import compute, jobs
 from dcs_magic import ClusterSpec, SpecError
 from dcs_magic.errors import UsageError
 from dcs_magic.model.jobs import (
+    LOGS_MAX_BYTES,
+    TRUNCATED_NOTE,
     RunError,
     last_lines,
     notebook_code,
@@ -170,6 +172,34 @@ def test_task_outcome_reads_back_as_the_client_expects():
     missing = run_result({"run_id": 3, "state": state}, output)
     assert missing.life_cycle_state == "INTERNAL_ERROR"
     assert "upload it or fix the path" in missing.to_error().hint
+
+
+def test_task_outcome_keeps_the_last_5_mb_of_the_logs_as_databricks_does():
+    assert jobs.RunOutput.from_dict({"logs": "x", "logs_truncated": True}).logs_truncated is True  # the SDK's field
+    short = task_outcome(0, "hello\n")[1]
+    assert (short["logs"], short["logs_truncated"]) == ("hello\n", False)
+    lines = "".join(f"{i:09d}\n" for i in range(600_000))  # 6 MB
+    state, output = task_outcome(0, lines)
+    assert output["logs_truncated"] is True and len(output["logs"]) == LOGS_MAX_BYTES
+    assert lines.endswith(output["logs"]) and output["logs"].endswith("000599999\n")
+    # the engine already kept only the end: said as truncated even when it fits
+    assert task_outcome(0, "the end\n", truncated=True)[1]["logs_truncated"] is True
+    state, output = task_outcome(1, lines, truncated=True)
+    assert output["logs_truncated"] is True and len(output["logs"]) == LOGS_MAX_BYTES
+    assert output["error_trace"].splitlines() == [f"{i:09d}" for i in range(599_800, 600_000)]  # 200 lines
+    result = run_result({"run_id": 4, "state": state}, output)
+    assert result.logs_truncated and result.to_error().last_lines[-1] == "000599999"
+    assert result.shown_output == f"{TRUNCATED_NOTE}\n{output['logs']}"
+    assert TRUNCATED_NOTE == "(output truncated: only its last 5 MB are shown)"
+    whole = run_result({"run_id": 5, "state": {}}, {"logs": "all\n", "logs_truncated": False})
+    assert not whole.logs_truncated and whole.shown_output == "all\n"
+
+
+@pytest.mark.parametrize("text", ["", "\n", "a", "a\n\n\n", "a\nb\r\nc\rd\n", "x\n" * 50, "\n\nq\u2028r\n\ns\n"])
+def test_last_lines_reads_only_the_end_and_splits_as_splitlines(text: str) -> None:
+    for count in (1, 2, 3, 20):
+        assert last_lines(text, count) == text.rstrip("\n").splitlines()[-count:]
+    assert last_lines(text, 0) == []
 
 
 def test_task_command_runs_the_image_python_with_the_parameters():
