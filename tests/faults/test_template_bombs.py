@@ -1,5 +1,5 @@
 """Template resource bombs (issue 23, item 12): rendering is bounded in output size, computed
-size, loop steps, calls and time (dcs_magic/model/template.py).
+size, loop steps, calls and time (dcs_magic/model/sandbox.py).
 
 Table-driven, pure (no engine): each bomb row renders one template through the real
 `render` and asserts the `TemplateError` that names what was too big (and the limit), the
@@ -29,7 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from nbformat.v4 import new_code_cell, new_notebook
 
 from dcs_magic.errors import TemplateError
-from dcs_magic.model import template
+from dcs_magic.model import sandbox
 from dcs_magic.model.template import render, template_variables
 
 MB = 1024 * 1024
@@ -159,8 +159,8 @@ def test_a_bomb_is_refused_quickly_naming_the_bound(line: str, variables: dict[s
 
 
 def test_a_template_that_only_loops_stops_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(template, "MAX_STEPS", 10**12)  # the clock, not the step budget
-    monkeypatch.setattr(template, "MAX_RENDER_SECONDS", 0.3)
+    monkeypatch.setattr(sandbox, "MAX_STEPS", 10**12)  # the clock, not the step budget
+    monkeypatch.setattr(sandbox, "MAX_RENDER_SECONDS", 0.3)
     body = "FROM busybox\n{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\n"
     raised, elapsed, _ = measured(lambda: render(body, {}))
     assert isinstance(raised, TemplateError), repr(raised)
@@ -170,8 +170,8 @@ def test_a_template_that_only_loops_stops_at_the_deadline(monkeypatch: pytest.Mo
 
 
 def test_the_output_deadline_names_the_line_being_written(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(template, "MAX_STEPS", 10**12)
-    monkeypatch.setattr(template, "MAX_RENDER_SECONDS", 0.3)
+    monkeypatch.setattr(sandbox, "MAX_STEPS", 10**12)
+    monkeypatch.setattr(sandbox, "MAX_RENDER_SECONDS", 0.3)
     body = "FROM busybox\n\n{% for i in range(99999) %}{% for j in range(99999) %}x{% endfor %}{% endfor %}\n"
     with pytest.raises(TemplateError, match=r"more than 0\.3 s \(Dockerfile, line 3\)"):
         render(body, {})
