@@ -19,69 +19,38 @@ reachable (`{{ os.system(...) }}`). The same template and values give the same b
 across kernel restarts too: set variables iterate in sorted order (string hashing is
 randomised per process). Every failure is a `TemplateError` naming the variable or construct and the line
 of the template (line 1 is the first line after the magic line).
+
+Rendering is bounded (sandbox.py): output size, computed values, loop steps, calls and
+time, each a `TemplateError` with the line and a hint.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import types
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Generator, Iterator, Mapping
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import TemplateError
-from . import runtime
+from . import runtime, sandbox
+from .sandbox import HINT_SIZE, HINT_TIME, MAX_NESTING, Refused, Sandbox
 
-__all__ = ["render", "template_context"]
+__all__ = ["render", "template_context", "template_variables"]
 
 _UNDEFINED_NAME = re.compile(r"^'(?P<name>.+)' is undefined$")
 _MISSING_MEMBER = re.compile(r"^(?P<obj>.+) has no (?:attribute|element) (?P<name>.+)$")
-
-
-class _Environment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, and no attribute access on modules: a template sees values,
-    not code (compute `os.environ[...]` in a code cell and use the variable)."""
-
-    # `**` and `*` go through call_binop, so a template cannot make a number or a string so
-    # large that rendering hangs or exhausts memory (`{{ 10 ** 10 ** 8 }}`, `{{ 'x' * 10**10 }}`).
-    intercepted_binops = frozenset({"**", "*"})
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, types.ModuleType):
-            return False
-        return super().is_safe_attribute(obj, attr, value)
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if (operator == "**" and _is_int(left) and _is_int(right) and abs(left) > 1 and right > 0
-                and right * max(abs(left).bit_length() - 1, 1) > MAX_RESULT_BITS):
-            raise SecurityError(f"{left} ** {right} is too large (more than {MAX_RESULT_BITS} bits)")
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                if (isinstance(seq, (str, bytes, list, tuple)) and _is_int(count)
-                        and len(seq) * count > MAX_SEQUENCE_LENGTH):
-                    raise SecurityError(f"repeating a sequence of length {len(seq)} {count} times "
-                                        f"is too large (more than {MAX_SEQUENCE_LENGTH} items)")
-        return super().call_binop(context, operator, left, right)
-
-
-MAX_RESULT_BITS = 100_000  # a 30,000-digit number; no Dockerfile needs more
-MAX_SEQUENCE_LENGTH = 10_000_000  # `*` on strings/lists: 10 M items
-MAX_NESTING = 40  # nested blocks / brackets: Jinja recurses per level, Python allows 100 indents
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 _OPENERS = frozenset({"for", "if", "block", "macro", "call", "filter", "with", "autoescape", "set"})
 _BRACKETS = {"lparen": 1, "lbracket": 1, "lbrace": 1, "rparen": -1, "rbracket": -1, "rbrace": -1}
 
 
-def _nesting_error(env: _Environment, text: str, template: str) -> TemplateError | None:
+def _nesting_error(env: Sandbox, text: str, template: str) -> TemplateError | None:
     """A TemplateError at the line where blocks or brackets nest deeper than MAX_NESTING.
 
     Jinja's parser and code generator recurse once per level, so 2000 nested `{% if %}`
@@ -114,8 +83,8 @@ def _nesting_error(env: _Environment, text: str, template: str) -> TemplateError
     return None
 
 
-def _environment() -> _Environment:
-    return _Environment(
+def _environment() -> Sandbox:
+    return Sandbox(
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -179,6 +148,8 @@ def render(text: str, namespace: Mapping[str, Any], *, template_name: str = "Doc
             f"Jinja syntax error: {exc.message}", template=template_name, lineno=exc.lineno,
             hint="check the {{ ... }} / {% ... %} markup on that line",
         ) from exc
+    except Refused as exc:  # a constant Jinja folds while compiling
+        raise TemplateError(exc.message, template=template_name, hint=exc.hint) from None
     except (RecursionError, SyntaxError, MemoryError) as exc:  # nesting the scan above missed
         raise TemplateError("the template nests too deeply to compile", template=template_name,
                             hint="flatten the template: compute nested values in a code cell") from exc
@@ -189,11 +160,68 @@ def render(text: str, namespace: Mapping[str, Any], *, template_name: str = "Doc
                                  "or pass them as strings") from None
     context = template_context(namespace, base)
     try:
-        result = template.render(context)
+        result = _generate(env, template, context, template_name)
     except Exception as exc:  # every render failure becomes a TemplateError with its line
-        raise _render_error(exc, template_name, _template_lineno(exc, filename), base) from exc
+        lineno = exc.lineno if isinstance(exc, Refused) and exc.lineno else _template_lineno(exc, filename)
+        raise _render_error(exc, template_name, lineno, base) from exc
     _check_text(result, context, template_name)
     return result
+
+
+def _generate(env: Sandbox, template: Template, context: dict[str, Any], template_name: str) -> str:
+    """The template's output, a chunk at a time: stopped once it passes sandbox.MAX_OUTPUT_CHARS or the
+    deadline (naming the template line being written), not after the whole text is built."""
+    chunks = cast(Generator[str, None, None], template.root_render_func(template.new_context(context)))
+    parts: list[str] = []
+    size = 0
+    refused: Refused | None = None
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > sandbox.MAX_OUTPUT_CHARS:
+                refused = Refused(f"the rendered {template_name} is larger than {sandbox.MAX_OUTPUT_CHARS:,} characters "
+                                   "(64 Mi)", HINT_SIZE + "; ship big files with COPY from the build context",
+                                   _suspended_line(template, chunks))
+                break
+            if time.monotonic() > env.deadline:
+                refused = Refused(f"rendering took more than {sandbox.MAX_RENDER_SECONDS:g} s", HINT_TIME,
+                                   _suspended_line(template, chunks))
+                break
+            parts.append(chunk)
+    except Exception:  # noqa: BLE001 - handle_exception re-raises it, with template frames (and lines)
+        env.handle_exception()
+    finally:
+        chunks.close()
+    if refused is not None:
+        raise refused
+    return "".join(parts)
+
+
+def _suspended_line(template: Template, chunks: Iterator[str]) -> int | None:
+    """The template line the innermost of the render generators stopped at."""
+    lineno = None
+    generator: Any = chunks
+    while isinstance(generator, types.GeneratorType) and generator.gi_frame is not None:
+        if generator.gi_frame.f_code.co_filename == template.filename:
+            lineno = template.get_corresponding_lineno(generator.gi_frame.f_lineno)
+        generator = generator.gi_yieldfrom
+    return lineno
+
+
+def template_variables(text: str) -> set[str] | None:
+    """The variables TEXT reads; None when it does not parse (then every name counts).
+
+    Parsed by the bounded sandbox, as `render` does: finding the names makes Jinja's code
+    generator fold constant expressions, and a plain Environment would make
+    `{{ '%0999999999d' % 1 }}` (a gigabyte) while only looking for names."""
+    from jinja2 import meta
+
+    try:
+        return set(meta.find_undeclared_variables(_environment().parse(text)))
+    except (TemplateSyntaxError, RecursionError, ValueError, MemoryError, Refused):
+        # ValueError: a folded constant that cannot be written as text (a number of more than
+        # 4300 digits); render() says so as a TemplateError.
+        return None
 
 
 def _value_error_text(exc: ValueError) -> str:
@@ -245,6 +273,13 @@ def _template_lineno(exc: BaseException, filename: str) -> int | None:
 
 def _render_error(exc: Exception, template: str, lineno: int | None, base: str | None) -> TemplateError:
     message = str(exc)
+    if isinstance(exc, Refused):
+        return TemplateError(exc.message, template=template, lineno=lineno, hint=exc.hint)
+    if isinstance(exc, RecursionError):
+        return TemplateError("macros, blocks or recursive loops call themselves too deeply", template=template,
+                             lineno=lineno, hint="stop the recursion earlier, or compute the value in a code cell")
+    if isinstance(exc, MemoryError):
+        return TemplateError("rendering ran out of memory", template=template, lineno=lineno, hint=HINT_SIZE)
     if isinstance(exc, SecurityError):
         return TemplateError(
             f"not allowed in the sandbox: {message}", template=template, lineno=lineno,

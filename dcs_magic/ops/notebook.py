@@ -355,15 +355,9 @@ def multiline_variables(template: str, overrides: Mapping[str, str] | None = Non
 
 def _template_names(template: str) -> set[str] | None:
     """The variables TEMPLATE reads; None when it does not parse (then every name counts)."""
-    from jinja2 import Environment, meta
-    from jinja2.exceptions import TemplateSyntaxError
+    from ..model.template import template_variables
 
-    try:
-        return set(meta.find_undeclared_variables(Environment().parse(template)))
-    except (TemplateSyntaxError, RecursionError, ValueError, MemoryError):
-        # ValueError: Jinja writes folded constants as text (`{{ 10 ** 5000 }}` has too many digits);
-        # render() says so as a TemplateError.
-        return None
+    return template_variables(template)
 
 
 def _typed(name: str, text: str, parameters: Mapping[str, Any], source: str) -> Any:
