@@ -38,7 +38,13 @@ ENDED_RUN_NOTE = ("Not shown on this page, which is served without the token: th
 _STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
           "th{text-align:left;padding-right:1em;vertical-align:top}"
           "pre{background:#f4f4f4;padding:1em;overflow:auto;max-height:40em}"
-          ".SUCCESS,.RUNNING{color:#0a0}.FAILED,.TERMINATED,.INTERNAL_ERROR{color:#a00}")
+          # State colours at >= 4.5:1 on the white page; an end the user asked for is not an error.
+          ".SUCCESS,.RUNNING{color:#006b00}.FAILED,.ERROR,.INTERNAL_ERROR,.TERMINATED{color:#a00000}"
+          ".asked{color:inherit}")
+
+
+# Termination codes of an end someone asked for (terminate, auto-termination, a finished job run).
+_ASKED_ENDS = frozenset({"USER_REQUEST", "INACTIVITY", "JOB_FINISHED"})
 
 
 def _e(value: Any) -> str:
@@ -73,7 +79,8 @@ def _event_summary(event: Mapping[str, Any]) -> str:
         for result in (details.get("init_scripts") or {}).get("cluster") or []:
             kind = next((k for k in result if isinstance(result[k], dict)), "")
             where = (result.get(kind) or {}).get("destination", "")
-            parts.append(f"{kind}:{where} {result.get('status', '')}")  # no error_message
+            shown = where if where.startswith(f"{kind}:") else f"{kind} {where}"  # not "file:file:/x.sh"
+            parts.append(f"{shown} {result.get('status', '')}")  # no error_message
         return "; ".join(parts)
     if event.get("type") == "TERMINATING" and details.get("reason"):
         reason = details.get("reason") or {}
@@ -87,8 +94,9 @@ def cluster_page(info: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
     (oldest first), and the runs it serves as job cluster (id, page link)."""
     reason = info.get("termination_reason") or {}
     state = _e(info.get("state"))
+    asked = " asked" if reason.get("code") in _ASKED_ENDS else ""
     rows = [("Cluster", _e(f"{info.get('cluster_name', '')} ({info.get('cluster_id', '')})")),
-            ("State", f"<b class=\"{state}\">{state}</b>"),
+            ("State", f"<b class=\"{state}{asked}\">{state}</b>"),
             ("State message", _e(info.get("state_message")) if info.get("state") in _STEP_STATES
              else _e(ENDED_CLUSTER_NOTE)),
             ("Image", _e((info.get("docker_image") or {}).get("url"))),
