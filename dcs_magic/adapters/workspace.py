@@ -105,8 +105,9 @@ TERMINATION_HINTS: dict[str, str] = {
         "id and secret; ECR: an instance profile allowed to pull) with the password as a "
         "{{secrets/scope/key}} reference"),
     "INIT_SCRIPT_FAILURE": (
-        "an init script exited with an error: set cluster_log_conf to read its output, run the script "
-        "in the image locally, and check that its destination exists and is readable by the cluster"),
+        "an init script failed or could not be read: check that its destination exists and the cluster "
+        "may read it (an %%init_script cell uploads it); if it ran, set "
+        "cluster_log_conf to read its output and run it in the image locally"),
     "DOCKER_INVALID_OS_EXCEPTION": (
         "the image's OS is not usable by Databricks: build FROM a databricksruntime/* base (Ubuntu) for "
         "--platform linux/amd64 and run %dcs_check on it"),
