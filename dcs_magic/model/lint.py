@@ -49,6 +49,7 @@ from .secrets import is_secret_key, secret_kind
 
 __all__ = [
     "Finding",
+    "copy_missing",
     "RuntimePaths",
     "databricks_runtime_line",
     "injected_instructions",
@@ -120,13 +121,15 @@ def _final_chain(all_stages: list[Stage]) -> list[Stage]:
 
 
 def lint(text: str, *, build_args: Mapping[str, str] | None = None, runtime: str | None = None,
-         today: date | None = None, context_files: Iterable[str] | None = None) -> list[Finding]:
+         today: date | None = None, context_files: Iterable[str] | None = None,
+         context_name: str = "NAME") -> list[Finding]:
     """Warnings about what will hurt on Databricks, sorted by line. Never raises on bad input.
 
     `runtime` is the runtime key or line the image targets when known (the base tag's line
     is used otherwise); `today` decides what is out of support (default: the current date).
     `context_files` (relative POSIX paths of the build context's files) adds `copy-missing`
-    for COPY/ADD sources that are not among them.
+    for COPY/ADD sources that are not among them (its fix names the `%%dcs_file CONTEXT_NAME`
+    cell that would write one).
     """
     dockerfile = parse(text)
     all_stages = stages(dockerfile, build_args)
@@ -142,11 +145,18 @@ def lint(text: str, *, build_args: Mapping[str, str] | None = None, runtime: str
     findings += _check_final_image(chain, runtime_paths(root))
     findings += _check_runtime_line(chain, root, runtime, today)
     if context_files is not None:
-        findings += [Finding("copy-missing", lineno,
-                             f"COPY/ADD source {source!r} is not in the build context, so the build fails",
-                             f"write it with %%dcs_file NAME {source}, or put it in the context directory")
-                     for lineno, source in missing_copy_sources(dockerfile, context_files)]
+        findings += copy_missing(dockerfile, context_files, context_name)
     return sorted(findings, key=lambda f: (f.lineno, f.rule, f.message))
+
+
+def copy_missing(dockerfile: Dockerfile | str, context_files: Iterable[str], context_name: str = "NAME"
+                 ) -> list[Finding]:
+    """`copy-missing` findings: the COPY/ADD sources that are not among CONTEXT_FILES."""
+    return [Finding("copy-missing", lineno,
+                    f"COPY/ADD source {source!r} is not in the build context yet; the build fails without it",
+                    f"write it with a %%dcs_file {context_name} {source} cell (it may come later in the "
+                    "notebook), or put it in the context directory")
+            for lineno, source in missing_copy_sources(dockerfile, context_files)]
 
 
 def missing_copy_sources(dockerfile: Dockerfile | str, context_files: Iterable[str]) -> list[tuple[int, str]]:

@@ -61,14 +61,11 @@ class Rendered:
         return replace(self, show_text=False)
 
     def summary(self) -> str:
-        """One line: context, Dockerfile sha256 (short), warnings, COPY sources still missing."""
+        """One line: context, Dockerfile sha256 (short), how many warnings (a COPY source still
+        missing is one: `copy-missing`)."""
         warnings = len(self.findings)
         counted = f"{warnings} warning{'s' if warnings != 1 else ''}" if warnings else "no warnings"
-        text = f"{self.name}: context {self.context_dir}, Dockerfile sha256:{self.sha256[:12]}, {counted}"
-        if self.pending:
-            text += (f"; not in the context yet: {', '.join(self.pending)} "
-                     f"(write {'it' if len(self.pending) == 1 else 'them'} with %%dcs_file {self.name} PATH)")
-        return text
+        return f"{self.name}: context {self.context_dir}, Dockerfile sha256:{self.sha256[:12]}, {counted}"
 
     def __repr__(self) -> str:
         return f"Rendered({self.summary()})"
@@ -217,11 +214,13 @@ def render_dockerfile(template_text: str, namespace: Mapping[str, Any], *, name:
     validate_name(name)
     text = _final_newline(render(template_text, namespace, template_name=f"{name}/{DOCKERFILE}",
                                  base=base))
-    findings = tuple(lint(text))
     root = _ensure_dir(Path(context_dir))
     path = _write_atomic(root / DOCKERFILE, text, mode=0o644)
-    # Not a warning yet: the %%dcs_file cells that write them usually come after this cell.
-    pending = tuple(dict.fromkeys(src for _, src in missing_copy_sources(text, context_files(root))))
+    # A COPY source not written yet is a warning in the list (`copy-missing`), whose fix says the
+    # %%dcs_file cell that writes it may come later; `pending` keeps them for the build's check.
+    files = context_files(root)
+    findings = tuple(lint(text, context_files=files, context_name=name))
+    pending = tuple(dict.fromkeys(src for _, src in missing_copy_sources(text, files)))
     return Rendered(name, text, path, dockerfile_sha256(text), findings, base, pending=pending)
 
 

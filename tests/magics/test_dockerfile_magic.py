@@ -329,15 +329,20 @@ def test_the_magic_and_the_notebook_reader_read_a_line_alike(shell: Any, tmp_pat
 # -- COPY sources and %dcs_build before any widget ------------------------------------------
 
 
-def test_copy_sources_not_yet_written_are_named_in_the_summary(shell: Any, tmp_path: Path) -> None:
+def test_copy_sources_not_yet_written_are_warnings_in_the_list(shell: Any, tmp_path: Path) -> None:
     cell = "FROM ubuntu:22.04\nCOPY requirements.txt /r/\nCOPY scripts/ /s/\nCOPY --from=x /a /b\n"
     rendered = dockerfile(shell, "app", cell)
     assert rendered.pending == ("requirements.txt", "scripts/")
-    assert "not in the context yet: requirements.txt, scripts/ (write them with %%dcs_file app PATH)" \
-        in formatted(shell, rendered)["text/plain"]
+    missing = [f for f in rendered.findings if f.rule == "copy-missing"]
+    assert [(f.lineno, f.message.split("'")[1]) for f in missing] == [(2, "requirements.txt"), (3, "scripts/")]
+    assert "%%dcs_file app requirements.txt cell" in missing[0].fix
+    shown = formatted(shell, rendered)
+    assert "no warnings" not in shown["text/plain"] and "Warning: line 2: COPY/ADD source" in shown["text/plain"]
+    assert "copy-missing" in shown["text/html"]
     shell.run_cell_magic("dcs_file", "app requirements.txt", "pandas")
     shell.run_cell_magic("dcs_file", "app scripts/setup.sh", "#!/bin/sh")
-    assert dockerfile(shell, "app", cell).pending == ()
+    again = dockerfile(shell, "app", cell)
+    assert again.pending == () and not [f for f in again.findings if f.rule == "copy-missing"]
 
 
 def test_build_without_a_dockerfile_is_a_context_error_before_any_widget(

@@ -38,4 +38,4 @@ def test_lint_reports_copy_missing_only_with_a_file_list():
     found = [f for f in lint(DOCKERFILE, context_files=["requirements.txt"]) if f.rule == "copy-missing"]
     assert [(f.lineno, f.message.split("'")[1]) for f in found] == [
         (3, "./scripts/"), (4, "conf/a.ini"), (4, "conf/b.ini"), (5, "req*.lock")]
-    assert "%%dcs_file NAME conf/a.ini" in found[1].fix
+    assert "%%dcs_file NAME conf/a.ini cell" in found[1].fix
