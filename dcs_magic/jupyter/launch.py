@@ -50,6 +50,7 @@ __all__ = ["LaunchWidget"]
 
 # Every control gets the same label width and field width: labels line up, values fit.
 _LABEL = {"description_width": "13em"}
+
 _FIELD = "46em"
 _ACTIVE_STATES = ("PENDING", "RUNNING", "RESTARTING", "RESIZING", "TERMINATING")
 # Theme colours only (JupyterLab's --jp-* variables): readable in light and dark themes.
@@ -59,6 +60,11 @@ _NOTE_STYLE = ("color:var(--jp-content-font-color1);border-left:4px solid var(--
 _PROBLEM_STYLE = ("color:var(--jp-content-font-color1);border-left:4px solid var(--jp-error-color1);"
                   "padding-left:6px")
 
+
+
+def _button_layout() -> widgets.Layout:
+    """A button as wide as its label (ipywidgets' default 148px cuts "Check workspace")."""
+    return widgets.Layout(width="auto", min_width="8em")
 
 def _choice(options: list[tuple[str, str]], value: str, description: str) -> widgets.ValueWidget:
     """A Dropdown over known options (the current value added when missing), or a Text
@@ -151,27 +157,28 @@ class LaunchWidget(widgets.VBox):
         self.why = widgets.HTML()  # the diagnosis of a failed start (ops.why)
         # Jobs and infrastructure: the same spec as a bundle / Terraform / policy / pool
         # (model.exports; secrets stay references), and the workspace's readiness (doctor).
+        # Wide enough for "Asset bundle (YAML)" beside a 13em label (issue 24.8: labels fit).
         self.export_kind = widgets.Dropdown(options=EXPORT_KINDS, value="bundle", description="Export as",
-                                            style=_LABEL, layout=widgets.Layout(width="24em"))
+                                            style=_LABEL, layout=widgets.Layout(width="30em"))
         self.export_button = widgets.Button(description="Export", icon="file-code-o",
-                                            tooltip="Show this spec as the chosen export")
+                                            tooltip="Show this spec as the chosen export", layout=_button_layout())
         self.export_out = widgets.HTML()
         self.readiness_button = widgets.Button(description="Check workspace", icon="stethoscope",
                                                disabled=workspace is None,
-                                               tooltip="Workspace readiness, as `dcs doctor` checks it")
+                                               tooltip="Workspace readiness, as `dcs doctor` checks it", layout=_button_layout())
         self.readiness = widgets.HTML()
         self.create_button = widgets.Button(description="Create", button_style="primary",
                                             disabled=workspace is None, icon="play",
-                                            tooltip="Create the cluster with this JSON")
+                                            tooltip="Create the cluster with this JSON", layout=_button_layout())
         self.terminate_button = widgets.Button(description="Terminate", button_style="danger", disabled=True,
-                                               icon="stop", tooltip="Terminate the cluster created here")
-        self.copy_button = widgets.Button(description="Copy JSON", icon="copy")
+                                               icon="stop", tooltip="Terminate the cluster created here", layout=_button_layout())
+        self.copy_button = widgets.Button(description="Copy JSON", icon="copy", layout=_button_layout())
         self.save_path = widgets.Text(value=str(self.form.default_save_path()), description="Save to",
                                       style={"description_width": "initial"},
                                       layout=widgets.Layout(width="24em"))
         self.overwrite = widgets.Checkbox(value=False, description="Overwrite an existing file", indent=False,
                                           layout=widgets.Layout(width="auto"))
-        self.save_button = widgets.Button(description="Save JSON", icon="save")
+        self.save_button = widgets.Button(description="Save JSON", icon="save", layout=_button_layout())
         self.create_button.on_click(lambda _: self.create())
         self.terminate_button.on_click(lambda _: self.terminate())
         self.copy_button.on_click(lambda _: self._toggle_copy())

@@ -74,6 +74,14 @@ def test_save_json_keeps_secret_references_and_typed_secrets_are_not_saved(
         "the pinned image is cut off"
     workers = form.locator(".widget-html", has_text=re.compile("^Workers$")).first
     assert round(workers.evaluate("e => e.getBoundingClientRect().width")) == widths_px
+    # Every button label and the export choice fit, uncut (issue 24.8: "Check worksp...").
+    for button in form.locator("button.jupyter-button").all():
+        assert button.evaluate("e => e.scrollWidth <= e.clientWidth"), button.inner_text()
+    export = form.locator("select").filter(has_text="Asset bundle (YAML)")
+    assert export.evaluate("""e => { const c = document.createElement('canvas').getContext('2d');
+        const s = getComputedStyle(e); c.font = s.font;
+        return c.measureText(e.options[e.selectedIndex].text).width + 24 <= e.clientWidth; }"""), \
+        "'Asset bundle (YAML)' is cut"
 
     # Save JSON: a new file by default, holding the references exactly as the spec had them.
     save_to = form.get_by_label("Save to")
