@@ -566,7 +566,9 @@ def _run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--spec", required=True, metavar="FILE", help="JSON file with a clusters/create body.")
     task = parser.add_mutually_exclusive_group(required=True)
     task.add_argument("--python-file", default=None, metavar="PATH",
-                      help="Python file to run (/Workspace/..., dbfs:/..., or file:/... inside the image).")
+                      help="Python file to run: a file on this machine (uploaded first, to "
+                           "/Workspace/Users/<you>/.dcs/runs/<hash>/), or /Workspace/..., dbfs:/..., "
+                           "/Volumes/..., or file:/... inside the image.")
     task.add_argument("--notebook", default=None, metavar="PATH", help="Workspace notebook path to run.")
     parser.add_argument("--parameters", nargs=argparse.REMAINDER, default=[], metavar="P",
                         help="The Python file's arguments (options such as --day included), or the "
@@ -585,20 +587,31 @@ def _run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..adapters.workspace import open_workspace
+    from ..errors import UsageError
     from ..model.exports import export_spec
+    from ..model.jobs import RunProgress
     from ..model.spec import ClusterSpec
-    from ..ops.runs import follow_run
+    from ..ops.runs import follow_run, python_file_source, submit_run
 
+    try:  # a local file that is not there: bad usage, before anything is asked
+        source = python_file_source(args.python_file) if args.python_file else None
+    except UsageError as exc:
+        if args.debug:
+            raise
+        _error(exc.short())
+        return 2
     spec = export_spec(ClusterSpec.load(args.spec, strict=args.strict, warn=_warn), image=args.image)
     with open_workspace(args.profile, local=args.local) as workspace:
-        run_id = workspace.submit_run(spec, python_file=args.python_file, notebook=args.notebook,
-                                      parameters=args.parameters, run_name=args.run_name)
+        run_id = submit_run(workspace, spec, python_file=source, notebook=args.notebook,
+                            parameters=args.parameters, run_name=args.run_name, on_upload=lambda up: _note(str(up)))
         run = workspace.get_run(run_id)
-        _out(f"Run {run_id}: {workspace.run_url(run)}")
+        _out(RunProgress(run_id, workspace.run_url(run)).heading())
         if not (args.wait or args.local):
             return 0
-        result = follow_run(workspace, run_id, timeout_s=args.timeout, on_state=_print_run_state)
-        _out(f"State: {result.state}" + (f" (exit code {result.exit_code})" if result.exit_code is not None else ""))
+        # The state changes as %dcs_run shows them (RunStateChange.line), on stderr.
+        result = follow_run(workspace, run_id, timeout_s=args.timeout, first=run,
+                            on_change=lambda change: _note(f"  {change.line()}"))
+        _out(f"State: {result.outcome}")
         if result.output:
             _out(result.shown_output.rstrip("\n"))
         if not result.ok:
@@ -606,13 +619,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             _print_why(workspace, None, result=result)
             return 1
     return 0
-
-
-def _print_run_state(run: dict[str, Any]) -> None:
-    state = run.get("state") or {}
-    text = "/".join(s for s in (state.get("life_cycle_state"), state.get("result_state")) if s)
-    message = state.get("state_message") or ""
-    print(f"  {text}{': ' + message if message else ''}", file=sys.stderr, flush=True)
 
 
 def _export_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:

@@ -194,7 +194,8 @@ class DcsMagics(Magics, Configurable):
         "auto",
         config=True,
         help="How build/push progress is shown: a live widget, throttled text lines, or nothing. "
-        "'auto' uses the widget when a widget front-end is connected, text otherwise.",
+        "'auto' uses the widget when a widget front-end is connected, text otherwise. %dcs_run's "
+        "state changes: one output updated in place ('widget', or 'auto' in Jupyter), else printed lines.",
     )
     progress_interval = Float(
         0.1,
@@ -232,6 +233,7 @@ class DcsMagics(Magics, Configurable):
         self.last_check: Any = None
         self.last_outdated: Any = None
         self.last_why: Any = None
+        self.last_run: Any = None
         self.dockerfile_cells: dict[str, str] = {}  # NAME -> the %%dockerfile cell's body, as written
         self.jobs: list[Any] = []
 
@@ -608,12 +610,14 @@ class DcsMagics(Magics, Configurable):
             return None
         return report_python(report) if same else None
 
-    # -- %dcs_run (one-time job run; the work is in jobs / Workspace) ---------------------
+    # -- %dcs_run (one-time job run; the work is in ops.runs / jobs / Workspace) -----------
 
     @no_var_expand
     @lazy_magic_arguments
     @argument("--spec", required=True, help="JSON file with a clusters/create body (the job cluster).")
-    @argument("--python-file", default=None, help="Python file to run (/Workspace/..., file:/... in the image).")
+    @argument("--python-file", default=None,
+              help="Python file to run: a file here (uploaded first, to /Workspace/Users/<you>/.dcs/runs/<hash>/), "
+                   "or /Workspace/..., dbfs:/..., /Volumes/..., file:/... in the image.")
     @argument("--notebook", default=None, help="Workspace notebook path to run.")
     @argument("--parameters", nargs="...", default=[],  # "..." is argparse.REMAINDER
               help="Script arguments, or notebook NAME=VALUE pairs; last, it takes the rest of the line.")
@@ -623,22 +627,29 @@ class DcsMagics(Magics, Configurable):
     @argument("--timeout", type=float, default=RUN_TIMEOUT_S, help="Seconds to wait for the run.")
     @line_magic
     def dcs_run(self, line: str) -> Any:
-        """Submit a one-time run on a job cluster made from --spec, wait for it, and return the
-        `RunResult` (state, output, run page URL). A run that does not succeed raises
-        RunError with its exit code and the last lines of its output."""
+        """Submit a one-time run on a job cluster made from --spec, show its state changes as
+        they come (with the run page link), and return the `RunResult` (state, output, run
+        page URL). A local --python-file is uploaded first. A run that does not succeed
+        raises RunError with its exit code and the last lines of its output."""
         from ..adapters.workspace import open_workspace
         from ..model.exports import export_spec
+        from ..model.jobs import RunProgress
         from ..model.spec import ClusterSpec
-        from ..ops.runs import follow_run
+        from ..ops.runs import follow_run, python_file_source, submit_run
+        from .widgets import RunStates, has_widget_frontend
 
         args = parse_magic_line(self.dcs_run, line)
+        source = python_file_source(args.python_file) if args.python_file else None
         image = args.image or getattr(self.last_push, "pinned", None)
         spec = export_spec(ClusterSpec.load(args.spec), image=image)
+        live = self.progress == "widget" or (self.progress == "auto" and has_widget_frontend())
         with open_workspace(args.profile or self.profile, local=args.local, session=True) as workspace:
-            run_id = workspace.submit_run(spec, python_file=args.python_file, notebook=args.notebook,
-                                          parameters=args.parameters)
-            print(f"Run {run_id}: {workspace.run_url(workspace.get_run(run_id))}", flush=True)
-            self.last_run = follow_run(workspace, run_id, timeout_s=args.timeout)
+            run_id = submit_run(workspace, spec, python_file=source, notebook=args.notebook,
+                                parameters=args.parameters, on_upload=lambda up: print(up, flush=True))
+            run = workspace.get_run(run_id)
+            view = RunStates(RunProgress(run_id, workspace.run_url(run)), live=live)
+            self.last_run = follow_run(workspace, run_id, timeout_s=args.timeout, first=run, on_change=view.change)
+        view.finish(self.last_run)
         if self.last_run.output:
             print(self.last_run.shown_output.rstrip("\n"), flush=True)
         return self.last_run.raise_for_state()

@@ -30,6 +30,9 @@ force-include); a source checkout reads `js/`.
 When the run ends the widget also leaves a static record (`ProgressRecord`: status, image id
 or pinned digest, failed step and error, log path, duration) in the output, which renders
 without a kernel.
+
+`RunStates` is `%dcs_run`'s view of a job run: no widget, one display-id output updated at
+each state change (a static record from the start), or printed lines outside Jupyter.
 """
 
 from __future__ import annotations
@@ -49,10 +52,11 @@ import anywidget
 import ipywidgets
 import traitlets as t
 
+from ..model.jobs import RunProgress, RunResult, RunStateChange
 from ..model.progress import ProgressSnapshot, format_line
 from ..model.results import ProgressRecord
 
-__all__ = ["FrontEndModule", "ProgressWidget", "TextProgress", "asset_path", "has_widget_frontend",
+__all__ = ["FrontEndModule", "ProgressWidget", "RunStates", "TextProgress", "asset_path", "has_widget_frontend",
            "kernel_id", "progress_sink"]
 
 DELTA_FIELDS = ("log_tail", "log_first", "log_lines", "log_pending", "layers", "steps")
@@ -543,6 +547,52 @@ class TextProgress:
         if self.foreground and snapshot.get("status") == "cancelled":
             return
         self._print(format_line(snapshot))  # a failure's details come with the raised error
+
+
+class RunStates:
+    """`%dcs_run`'s view of a run (a sink for `ops.runs.follow_run`'s `on_change`).
+
+    `live` (a Jupyter front-end): one output, shown with a display id and updated in place at
+    each state change and at the end (`RunProgress`'s HTML, the run page as a link, and its
+    text/plain twin). It is ordinary display data, so the saved notebook keeps the last
+    version as a static record; no widget state is involved. Otherwise (terminal IPython,
+    `DcsMagics.progress = 'text'`) the same lines are printed as they come, as `dcs run` does.
+    """
+
+    def __init__(self, progress: RunProgress, *, live: bool, stream: TextIO | None = None) -> None:
+        self.progress = progress
+        self.live = live
+        self.stream = stream
+        self._handle: Any = None
+        if live:
+            from IPython.display import display
+
+            self._handle = display(progress._repr_mimebundle_(), raw=True, display_id=True)
+        else:
+            self._print(progress.heading())
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream or sys.stdout, flush=True)
+
+    def _show(self) -> None:
+        if self._handle is not None:
+            self._handle.update(self.progress._repr_mimebundle_(), raw=True)
+
+    def change(self, change: RunStateChange) -> None:
+        """A state change: the output shows it (or its line is printed)."""
+        self.progress.add(change)
+        if self.live:
+            self._show()
+        else:
+            self._print(f"  {change.line()}")
+
+    def finish(self, result: RunResult) -> None:
+        """The run's outcome, as the last line."""
+        self.progress.finish(result)
+        if self.live:
+            self._show()
+        else:
+            self._print(f"State: {self.progress.outcome}")
 
 
 def has_widget_frontend() -> bool:

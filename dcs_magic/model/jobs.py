@@ -12,6 +12,17 @@ here too, before any request.
 
 (`dcs_magic.ops.runs.follow_run(workspace, run_id)` does those last two steps: it is I/O.)
 
+While a run is followed, each state change the follower sees is a `RunStateChange` (its time,
+state and message), and `RunProgress` (the run's id, page and changes so far, then its final
+state) is the one message every view of a run reads: `dcs run` prints its lines, `%dcs_run`
+shows it as HTML with a text/plain twin (a static record: nothing needs the kernel to read it).
+
+A `--python-file` that is not a remote path (`is_remote_path`: /Workspace/..., dbfs:/...,
+/Volumes/..., file:/..., cloud URIs) names a file on this machine; it is uploaded, content
+addressed, to `staged_path(user, name, content)`:
+/Workspace/Users/<user>/.dcs/runs/<sha256 first 16 hex>/<name> (the same file goes to the same
+path, and no other file is ever written over).
+
 A workspace that serves these endpoints (the local preflight one) reads a body with
 `read_submit` (the same validation), runs `task_command(task, path)` in the driver container
 (a notebook's code from `notebook_code`), and answers a finished task with
@@ -24,12 +35,15 @@ TIMEDOUT, CANCELED, ... are not).
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DcsError, UsageError
+from .results import RECORD_ACCENTS, RECORD_STYLE
 from .spec import ClusterSpec
 from .tail import utf8_tail
 
@@ -37,16 +51,21 @@ __all__ = [
     "FINAL_STATES",
     "IMAGE_PYTHON",
     "LOGS_MAX_BYTES",
+    "REMOTE_PREFIXES",
     "RunError",
+    "RunProgress",
     "RunResult",
+    "RunStateChange",
     "SubmittedTask",
     "TRUNCATED_NOTE",
+    "is_remote_path",
     "job_cluster",
     "job_cluster_body",
     "last_lines",
     "notebook_code",
     "read_submit",
     "run_result",
+    "staged_path",
     "submit_body",
     "task_command",
     "task_outcome",
@@ -223,6 +242,12 @@ class RunResult:
         return "/".join(s for s in (self.life_cycle_state, self.result_state) if s) or "UNKNOWN"
 
     @property
+    def outcome(self) -> str:
+        """`TERMINATED/FAILED (exit code 3)`: the final state line `dcs run` and `%dcs_run` show."""
+        code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
+        return self.state + code
+
+    @property
     def output(self) -> str:
         """What the run printed (logs), else the notebook's exit value."""
         return self.logs or (self.notebook_result or "")
@@ -268,7 +293,8 @@ def _hint(result: RunResult) -> str:
     text = f"{result.error} {result.state_message} {result.error_trace}".lower()
     if "does not exist" in text or "no such file" in text or "not found" in text:
         return ("the file is not where the run looks: a python_file is read from the workspace "
-                "(/Workspace/..., dbfs:/...) or the image (file:/...); upload it or fix the path")
+                "(/Workspace/..., dbfs:/...) or the image (file:/...); upload it or fix the path "
+                "(a file on this machine, `dcs run --python-file ./job.py`, is uploaded for you)")
     if result.result_state == "CANCELED":
         return "the run was cancelled"
     if result.result_state == "TIMEDOUT":
@@ -303,6 +329,132 @@ def run_result(run: Mapping[str, Any], output: Mapping[str, Any] | None = None) 
         raw=dict(run),
         logs_truncated=output.get("logs_truncated") is True,
     )
+
+
+# -- following a run: its state changes, for every view (terminal lines, notebook HTML) ---------
+
+
+@dataclass(frozen=True)
+class RunStateChange:
+    """A change of a run's state (or of its state message) as its follower saw it, at `at`
+    (seconds since the epoch, this machine's clock: runs/get gives no time per state)."""
+
+    at: float
+    life_cycle_state: str | None
+    result_state: str | None = None
+    state_message: str = ""
+
+    @classmethod
+    def from_run(cls, run: Mapping[str, Any], at: float) -> RunStateChange:
+        """The change a runs/get answer shows, seen at `at`."""
+        state = run.get("state") or {}
+        return cls(at=at, life_cycle_state=state.get("life_cycle_state"), result_state=state.get("result_state"),
+                   state_message=str(state.get("state_message") or ""))
+
+    @property
+    def state(self) -> str:
+        """`PENDING`, `TERMINATED/SUCCESS`, ...: the life cycle state and the result, when known."""
+        return "/".join(s for s in (self.life_cycle_state, self.result_state) if s) or "UNKNOWN"
+
+    @property
+    def clock(self) -> str:
+        """The local time of day it was seen, `HH:MM:SS`."""
+        return time.strftime("%H:%M:%S", time.localtime(self.at))
+
+    def line(self) -> str:
+        """`12:00:01 PENDING: Waiting for cluster`: the line `dcs run` prints on stderr."""
+        return f"{self.clock} {self.state}" + (f": {self.state_message}" if self.state_message else "")
+
+
+@dataclass
+class RunProgress:
+    """A followed run as its views show it: `Run ID: URL`, then one line per state change,
+    then (once it ended) its outcome. `dcs run` prints `heading()` and each change's line;
+    `%dcs_run` shows this whole object, updated at each change (`_repr_mimebundle_`: HTML
+    with the run page as a link, and the same lines as text/plain). Holds no credential: the
+    run page URL is the workspace's own (the local workspace's pages need no token)."""
+
+    run_id: int
+    url: str
+    changes: list[RunStateChange] = field(default_factory=list)
+    outcome: str | None = None  # `TERMINATED/SUCCESS (exit code 0)` once the run ended
+    ok: bool | None = None
+
+    def add(self, change: RunStateChange) -> RunProgress:
+        self.changes.append(change)
+        return self
+
+    def finish(self, result: RunResult) -> RunProgress:
+        """The run ended (or was followed to its end): its outcome is the last line."""
+        self.outcome, self.ok = result.outcome, result.ok
+        return self
+
+    @property
+    def status(self) -> str:
+        """`running`, `done` or `failed` (what the record's border says)."""
+        return "running" if self.ok is None else ("done" if self.ok else "failed")
+
+    def heading(self) -> str:
+        return f"Run {self.run_id}: {self.url}"
+
+    def lines(self) -> list[str]:
+        lines = [self.heading(), *(f"  {change.line()}" for change in self.changes)]
+        if self.outcome:
+            lines.append(f"State: {self.outcome}")
+        return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        url = escape(self.url)
+        # Only a web address becomes a link: the page is what the workspace answered.
+        link = (f'<a href="{url}" target="_blank" rel="noopener noreferrer">{url}</a>'
+                if self.url.startswith(("https://", "http://")) else f"<code>{url}</code>")
+        items = "".join(
+            f'<li><time datetime="{escape(_iso(change.at))}">{escape(change.clock)}</time> '
+            f"<b>{escape(change.state)}</b>" + (f": {escape(change.state_message)}" if change.state_message else "")
+            + "</li>" for change in self.changes)
+        outcome = f"<div><b>State:</b> {escape(self.outcome)}</div>" if self.outcome else ""
+        accent = RECORD_ACCENTS[self.status]
+        role = ' role="alert"' if self.status == "failed" else ' role="status" aria-live="polite"'
+        return (f'<div class="dcs-run" data-run-id="{self.run_id}" data-status="{self.status}"{role} '
+                f'style="{RECORD_STYLE.format(accent=accent)}"><b>Run {self.run_id}</b>: {link}'
+                f'<ul style="margin:0;padding-left:1em;list-style:none">{items}</ul>{outcome}</div>')
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
+
+
+# -- a run's Python file: remote, or on this machine (uploaded first) ---------------------------
+
+REMOTE_PREFIXES = ("/Workspace/", "/Users/", "/Shared/", "/Repos/", "/Volumes/", "dbfs:", "file:")
+"""Paths a run reads where it runs (the workspace, a volume, DBFS, the image): never local."""
+_CLOUD_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # s3://, abfss://, gs://, ...
+STAGING_DIR = ".dcs/runs"
+"""Where, under the user's workspace home, local files are uploaded for runs."""
+
+
+def is_remote_path(path: str) -> bool:
+    """Whether a run's `python_file` names a place the run reads from where it runs (a
+    workspace, volume, DBFS or cloud storage path, or `file:/...` inside the image), rather
+    than a file on this machine."""
+    path = path.strip()
+    return path.startswith(REMOTE_PREFIXES) or bool(_CLOUD_URI.match(path))
+
+
+def staged_path(user: str, name: str, content: bytes) -> str:
+    """Where a local file NAME with CONTENT is uploaded for USER's runs:
+    `/Workspace/Users/<user>/.dcs/runs/<sha256 first 16 hex>/<name>`. Content addressed, so the
+    same file always lands on the same path and no other file is written over."""
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    return f"/Workspace/Users/{user}/{STAGING_DIR}/{digest}/{name}"
 
 
 # -- the server side (for the local preflight workspace's jobs endpoints) ----------------------

@@ -19,10 +19,11 @@ __all__ = ["BuildResult", "CheckItem", "CheckReport", "ProgressRecord", "PushRes
 # the border, never text. Fallbacks are keywords, not colours, for front-ends without --jp-*.
 # Short on purpose (it is sent with every build): font, size and background are the output
 # area's too, and <code> gets the theme's code font from JupyterLab (monospace elsewhere).
-_RECORD_STYLE = "padding:2px 8px;border-left:4px solid {accent};overflow-wrap:anywhere"
-_ACCENTS = {"done": "var(--jp-success-color1, currentColor)",
-            "failed": "var(--jp-error-color1, currentColor)",
-            "cancelled": "var(--jp-warn-color1, currentColor)"}
+RECORD_STYLE = "padding:2px 8px;border-left:4px solid {accent};overflow-wrap:anywhere"
+RECORD_ACCENTS = {"done": "var(--jp-success-color1, currentColor)",
+                  "failed": "var(--jp-error-color1, currentColor)",
+                  "cancelled": "var(--jp-warn-color1, currentColor)",
+                  "running": "var(--jp-brand-color1, currentColor)"}
 
 
 def _duration(seconds: float | None) -> str:
@@ -107,14 +108,14 @@ class ProgressRecord:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        accent = _ACCENTS.get(self.status, "var(--jp-border-color1, currentColor)")
+        accent = RECORD_ACCENTS.get(self.status, "var(--jp-border-color1, currentColor)")
         role = ' role="alert"' if self.status == "failed" else ' role="status"'
         rows = "".join(
             f"<div><b>{escape(label)}:</b> " + (f"<code>{escape(value)}</code>" if code else escape(value))
             + "</div>"
             for label, value, code in self._facts())
         return (f'<div class="dcs-record" data-kind="{escape(self.kind)}" data-status="{escape(self.status)}"'
-                f'{role} style="{_RECORD_STYLE.format(accent=accent)}">'
+                f'{role} style="{RECORD_STYLE.format(accent=accent)}">'
                 f'<b>{escape(self.headline())}</b>{rows}</div>')
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:

@@ -4,7 +4,9 @@ The job cluster is launched like any cluster (launcher.py: pull, check, driver, 
 scripts); then `RunTask.run` takes over in the launch's worker thread:
 
     find the file   python_file: uploaded to the local workspace (/Workspace/..., /Users/...,
-                    dbfs:/..., /Volumes/...), else `file:/...` or an absolute path inside the image;
+                    dbfs:/..., /Volumes/...; `dcs run --python-file ./job.py` uploads a local
+                    file to /Workspace/Users/<user>/.dcs/runs/<hash>/job.py), else `file:/...`
+                    or an absolute path inside the image;
                     notebook_path: an uploaded .ipynb or source notebook, its code (jobs.notebook_code)
         missing  -> INTERNAL_ERROR / FAILED "... does not exist ..." naming the path
     run it          jobs.task_command with the image's /databricks/python3/bin/python3,
@@ -115,7 +117,7 @@ class RunTask:
             data = self._uploaded(source, notebook=True)
             if data is None:
                 return None, (f"Notebook {source} does not exist in the local preflight workspace: "
-                              "upload it first (Workspace.upload or `databricks workspace import`)")
+                              "upload it first (`databricks workspace import`, or Workspace.upload in Python)")
             return copy_file(engine, container, TASK_DIR, _file_name(source, ".py"),
                              notebook_code(data).encode("utf-8")), ""
         source = self.task.python_file or ""
@@ -124,8 +126,9 @@ class RunTask:
             return copy_file(engine, container, TASK_DIR, _file_name(source, ".py"), data), ""
         in_image = _image_path(source)
         if in_image is None:
-            return None, (f"{source} does not exist in the local preflight workspace: upload it first "
-                          "(Workspace.upload), or give a file:/... path inside the image")
+            return None, (f"{source} does not exist in the local preflight workspace: give the file on this "
+                          f"machine instead (`dcs run --local --python-file ./{_base_name(source)}` uploads it), "
+                          "or a file:/... path inside the image")
         found = engine.exec(container, ["/bin/sh", "-c", '[ -f "$1" ]', "sh", in_image])
         if found.exit_code != 0:
             return None, (f"{source} does not exist in the image (nor was {in_image} uploaded to the "
@@ -199,6 +202,10 @@ def _file_name(source: str, suffix: str) -> str:
     base = os.path.basename(source.rstrip("/")) or "task"
     stem = base.removesuffix(".ipynb").removesuffix(".py")
     return f"{int(time.time() * 1000)}-{stem}{suffix}"
+
+
+def _base_name(source: str) -> str:
+    return os.path.basename(source.rstrip("/")) or "job.py"
 
 
 def _image_path(source: str) -> str | None:

@@ -17,6 +17,9 @@ Runs `http.server.ThreadingHTTPServer` on 127.0.0.1:<free port> in a daemon thre
   unknown cluster_id gets the real service's 400 "Cluster ... does not exist".
 - `fail(path, status, body, headers=..., times=n)` queues canned answers (429 with
   Retry-After, 503, 500, ...) for the next matching requests.
+- workspace/mkdirs and workspace/import bodies are checked against the SDK's
+  `WorkspaceAPI.mkdirs` / `import_` parameters and `ImportFormat` (else 400, recorded in
+  `import_rejections`).
 - Uploads land in `files` (workspace import, Files API PUT, DBFS put), keyed by the path
   as the init script references it (`/Workspace/...`, `/Volumes/...`, `dbfs:/...`); the Files
   API (GET, `Range: bytes=-N`, directory listing) and DBFS (list, get-status, read) read them.
@@ -114,6 +117,7 @@ class ClustersApi:
     files: dict[str, bytes] = field(default_factory=dict)
     directories: set[str] = field(default_factory=set)
     create_rejections: list[str] = field(default_factory=list)
+    import_rejections: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -275,12 +279,50 @@ def _events(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, A
     return 200, answer, {}
 
 
+def _workspace_problems(method: str, body: Any) -> list[str]:
+    """What in a workspace/mkdirs or workspace/import body the SDK's `WorkspaceAPI` method would
+    not send: unknown fields, a non-absolute path, a `format` outside `ImportFormat`, content
+    that is not base64."""
+    import binascii
+    import inspect
+
+    from databricks.sdk.service import workspace
+
+    if not isinstance(body, dict):
+        return ["body must be a JSON object"]
+    known = {p for p in inspect.signature(getattr(workspace.WorkspaceAPI, method)).parameters if p != "self"}
+    problems = [f"unknown field {k}" for k in body if k not in known]
+    if not isinstance(body.get("path"), str) or not body["path"].startswith("/"):
+        problems.append("path must be an absolute workspace path")
+    if "format" in body and body["format"] not in {f.value for f in workspace.ImportFormat}:
+        problems.append(f"format {body['format']!r} is not an ImportFormat")
+    if "overwrite" in body and not isinstance(body["overwrite"], bool):
+        problems.append("overwrite must be a boolean")
+    if method == "import_":
+        try:
+            base64.b64decode(body.get("content") or "", validate=True)
+        except (binascii.Error, ValueError):
+            problems.append("content must be base64")
+    return problems
+
+
+def _refused(api: ClustersApi, problems: list[str]) -> tuple[int, Any, dict]:
+    api.import_rejections.append("; ".join(problems))
+    return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "; ".join(problems)}, {}
+
+
 def _mkdirs(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    problems = _workspace_problems("mkdirs", body)
+    if problems:
+        return _refused(api, problems)
     api.directories.add(body["path"])
     return 200, {}, {}
 
 
 def _import(api: ClustersApi, path: str, query: dict, body: Any) -> tuple[int, Any, dict]:
+    problems = _workspace_problems("import_", body)
+    if problems:
+        return _refused(api, problems)
     target = body["path"]
     parent = target.rsplit("/", 1)[0]
     if parent not in api.directories:
