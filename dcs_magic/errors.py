@@ -22,7 +22,8 @@ pass references (host, profile, environment variable names), never tokens or pas
     │  └─ DeadlineExceeded (no answer in time)
     ├─ ClusterError(DcsError)                state, termination_code, message
     ├─ NotebookError(DcsError, ValueError)   a notebook the `dcs` command cannot use
-    └─ LockError(DcsError)                   rendered output no longer matches the lock file
+    ├─ LockError(DcsError)                   rendered output no longer matches the lock file
+    └─ SourceError(DcsError)                 a data source (the runtime pins' download or copy) unusable
 
 `hint` is a one-line "how to fix it"; notebooks show `message` + `hint` without the
 library traceback unless `%config DcsMagics.short_errors = False`.
@@ -51,6 +52,7 @@ __all__ = [
     "PushError",
     "RegistryError",
     "ResourceConflict",
+    "SourceError",
     "SpecError",
     "TemplateError",
     "TemporarilyUnavailable",
@@ -262,3 +264,9 @@ class NotebookError(DcsError, ValueError):
 
 class LockError(DcsError):
     """The rendered build no longer matches `<notebook>.dcs.lock.json`."""
+
+
+class SourceError(DcsError):
+    """A data source dcs-magic reads or writes could not be used: the runtime pins' download
+    (no answer, not a copy of databricks/environments) or their file (unreadable, unwritable).
+    Not bad usage: the same command can work once the network or the file is right."""

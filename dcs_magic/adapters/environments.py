@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from ..errors import UsageError
+from ..errors import SourceError
 
 __all__ = ["ARCHIVE", "MAX_ARCHIVE_BYTES", "Snapshot", "read_source"]
 
@@ -49,7 +49,7 @@ def _wanted(path: str) -> bool:
 
 def read_source(source: str | None = None, *, timeout: float = TIMEOUT_S) -> Snapshot:
     """The pin files of `source` (a directory, or a tarball URL; default: GitHub's archive of
-    databricks/environments). UsageError saying what is wrong when it cannot be read."""
+    databricks/environments). SourceError saying what is wrong when it cannot be read."""
     source = source or ARCHIVE
     if source.startswith(("http://", "https://")):
         return _read_archive(source, timeout)
@@ -58,15 +58,15 @@ def read_source(source: str | None = None, *, timeout: float = TIMEOUT_S) -> Sna
         try:
             return _snapshot_of(path.read_bytes(), str(path))
         except OSError as exc:
-            raise UsageError(f"could not read {path}: {exc.strerror or exc}") from exc
+            raise SourceError(f"could not read {path}: {exc.strerror or exc}") from exc
     return _read_directory(path)
 
 
 def _read_directory(root: Path) -> Snapshot:
     if not (root / "python" / "dbr").is_dir():
-        raise UsageError(f"{root} has no python/dbr/ folder: it is not a copy of databricks/environments",
-                         hint="pass a checkout (git clone https://github.com/databricks/environments) "
-                              "or leave --from out to download it")
+        raise SourceError(f"{root} has no python/dbr/ folder: it is not a copy of databricks/environments",
+                          hint="pass a checkout (git clone https://github.com/databricks/environments) "
+                               "or leave --from out to download it")
     files = {}
     for path in sorted((root / "python" / "dbr").glob("*/*")):
         relative = path.relative_to(root).as_posix()
@@ -102,12 +102,12 @@ def _read_archive(url: str, timeout: float) -> Snapshot:
             for chunk in answer.iter_content(1 << 16):
                 data += chunk
                 if len(data) > MAX_ARCHIVE_BYTES:
-                    raise UsageError(f"{url} is larger than {MAX_ARCHIVE_BYTES // 2**20} MiB; not a copy of "
-                                     "databricks/environments?")
+                    raise SourceError(f"{url} is larger than {MAX_ARCHIVE_BYTES // 2**20} MiB; not a copy of "
+                                      "databricks/environments?")
     except requests.RequestException as exc:
-        raise UsageError(f"could not download {url}: {exc}",
-                         hint="check the network (the update reads one public GitHub repository), or pass "
-                              "--from DIR with a checkout (or --from FILE.tar.gz)") from exc
+        raise SourceError(f"could not download {url}: {exc}",
+                          hint="check the network (the update reads one public GitHub repository), or pass "
+                               "--from DIR with a checkout (or --from FILE.tar.gz)") from exc
     return _snapshot_of(bytes(data), url)
 
 
@@ -127,9 +127,9 @@ def _snapshot_of(data: bytes, url: str) -> Snapshot:
                         files[relative] = handle.read().decode("utf-8")
     except (tarfile.TarError, UnicodeDecodeError, OSError) as exc:
         first = str(exc).splitlines()[0].rstrip(": ") if str(exc) else type(exc).__name__
-        raise UsageError(f"{url} is not a readable tarball of the repository ({first})",
-                         hint="give the .tar.gz GitHub serves for databricks/environments, or a checkout") from exc
+        raise SourceError(f"{url} is not a readable tarball of the repository ({first})",
+                          hint="give the .tar.gz GitHub serves for databricks/environments, or a checkout") from exc
     if not files:
-        raise UsageError(f"{url} holds no python/dbr/<key>/constraints.txt: not a copy of databricks/environments")
+        raise SourceError(f"{url} holds no python/dbr/<key>/constraints.txt: not a copy of databricks/environments")
     date = _dt.datetime.fromtimestamp(newest, _dt.timezone.utc).date().isoformat() if newest else None
     return Snapshot(files, commit if commit and len(commit) == 40 else None, date, url)

@@ -75,6 +75,7 @@ if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
 
 __all__ = [
+    "HOW_TO_CONFIGURE",
     "MAX_RETRY_AFTER_S",
     "TERMINATION_HINTS",
     "Workspace",
@@ -89,11 +90,14 @@ MAX_RETRY_AFTER_S = 60.0
 
 # The real service answers clusters/get for an unknown id with 400 INVALID_PARAMETER_VALUE.
 _MISSING = re.compile(r"[Cc]luster \S+ does not exist")
-_HOW_TO_CONFIGURE = (
+HOW_TO_CONFIGURE = (
     "set DATABRICKS_HOST and DATABRICKS_TOKEN, or add a profile to ~/.databrickscfg (or the file "
-    "DATABRICKS_CONFIG_FILE names) and select it with `%config DcsMagics.profile = 'NAME'` or "
-    "--profile NAME; in Python: Workspace(host='https://...', token=...) or Workspace(profile='NAME')"
+    "DATABRICKS_CONFIG_FILE names) and select it with --profile NAME; in Python: "
+    "Workspace(host='https://...', token=...) or Workspace(profile='NAME')"
 )
+"""The hint of every "no usable workspace" error. The same words serve the `dcs` command, a
+script and a notebook; the notebook adds its own way (`%config DcsMagics.profile`) where it
+shows the error (jupyter/magics.py), so the command line never suggests a notebook setting."""
 
 TERMINATION_HINTS: dict[str, str] = {
     "DOCKER_IMAGE_PULL_FAILURE": (
@@ -206,9 +210,9 @@ def _resolve_config(host: str | None, token: str | None, profile: str | None, ti
     except ValueError as exc:
         where = f" (profile {profile})" if profile else ""
         raise ConfigError(f"No usable Databricks workspace credentials{where}: {_sdk_reason(exc)}",
-                          hint=_HOW_TO_CONFIGURE) from exc
+                          hint=HOW_TO_CONFIGURE) from exc
     if not config.host:
-        raise ConfigError("No Databricks workspace host configured", hint=_HOW_TO_CONFIGURE)
+        raise ConfigError("No Databricks workspace host configured", hint=HOW_TO_CONFIGURE)
     check_host(config.host)
     return config
 
@@ -269,8 +273,8 @@ def _credentials_error(exc: Exception, host: str, profile: str | None) -> DcsErr
     for sdk_class, ours in _SDK_ERRORS:
         if isinstance(exc, sdk_class):
             return ours(f"{where}: {_sdk_reason(exc)}", error_code=getattr(exc, "error_code", None),
-                        hint=_HINTS.get(ours, _HOW_TO_CONFIGURE))
-    return ConfigError(f"{where}: {_sdk_reason(exc)}", hint=_HOW_TO_CONFIGURE)
+                        hint=_HINTS.get(ours, HOW_TO_CONFIGURE))
+    return ConfigError(f"{where}: {_sdk_reason(exc)}", hint=HOW_TO_CONFIGURE)
 
 
 # -- retries -------------------------------------------------------------------------------
@@ -380,6 +384,12 @@ class Workspace:
         # requests picks the adapter with the longest matching prefix.
         self._session.mount(self._clusters_url("create"),
                             HTTPAdapter(max_retries=_create_retry(retries, backoff_factor)))
+        # What the workspace's provider may say about it (the local preflight workspace does,
+        # dcs_magic.preflight.local_workspace): the hint of an answer that an id or path does not
+        # exist, and whether hints may link to its pages (`cluster_url`): not when they end with
+        # this process while its clusters go on (a `dcs` command's local workspace).
+        self.not_found_hint: str = _HINTS[NotFound]
+        self.page_links: bool = True
 
     @classmethod
     def local(cls, **kwargs: Any) -> Workspace:
@@ -510,8 +520,11 @@ class Workspace:
         except ValueError:
             body = response.content.decode("utf-8", "replace")
         # A server (or proxy) may echo the request's Authorization header in its error body.
-        return api_error(response.status_code, _redacted(body, self._config.token), what=what,
-                         host=self.host, profile=self.profile, retried=_retries_used(response))
+        error = api_error(response.status_code, _redacted(body, self._config.token), what=what,
+                          host=self.host, profile=self.profile, retried=_retries_used(response))
+        if isinstance(error, NotFound) and error.hint == _HINTS[NotFound]:
+            error.hint = self.not_found_hint
+        return error
 
     def _redact(self, text: str) -> str:
         return redact(text, self._config.token)
@@ -561,13 +574,14 @@ class Workspace:
         follower = ClusterFollower(self, cluster_id, on_state=on_state, sleep=sleep, clock=clock)
         info = follower.follow(("RUNNING",), timeout_s)
         assert info is not None  # nothing stops this follower but an answer
+        page = self.cluster_url(cluster_id) if self.page_links else None
         if info.get("state") in ENDED_STATES:
-            raise cluster_error(info, url=self.cluster_url(cluster_id))
+            raise cluster_error(info, url=page)
         if info.get("state") != "RUNNING":
             raise ClusterError(f"cluster {cluster_id} is still {info.get('state')} after {timeout_s:g} s",
                                cluster_id=cluster_id, state=info.get("state"),
-                               hint=f"wait again with wait_for_cluster, or terminate it: "
-                                    f"{self.cluster_url(cluster_id)}")
+                               hint="wait again with wait_for_cluster, or terminate it"
+                                    + (f": {page}" if page else f" (terminate_cluster({cluster_id!r}))"))
         return info
 
     def _follow(self, fetch: Callable[[], dict[str, Any]], key: Callable[[dict[str, Any]], Any],

@@ -16,7 +16,8 @@ workspace), which knows nothing of the command line. Conventions:
   the check report, the cluster id, the request JSON), so `REF=$(dcs build ...)` works;
   progress, warnings and errors go to stderr.
 - Exit status: 0 success, 1 a dcs-magic error (message and hint on stderr, no traceback
-  unless `--debug`) or a failed check/cluster, 2 bad usage, 130 interrupted.
+  unless `--debug`) or a failed check/cluster, 2 bad usage (argparse's "dcs CMD: error: ..."
+  or a UsageError: a bad argument value or combination found after parsing), 130 interrupted.
 - Build contexts: `--out DIR` puts NAME's context in DIR/NAME. Without it, a cell's own
   `--context` is used, else `dcs-build/NAME`, both relative to the notebook's directory:
   the place the magics write to when the notebook runs in Jupyter (kernel cwd = the
@@ -52,6 +53,9 @@ __all__ = ["main", "make_parser"]
 # library is imported inside each command. The export kinds are therefore written out here; a
 # unit test pins them to exports.EXPORT_KINDS.
 EXPORT_KINDS = ("bundle", "terraform", "policy", "pool")
+
+USAGE = 2
+"""The exit status of bad usage: argparse's errors and every `dcs_magic.errors.UsageError`."""
 
 
 # -- argument parsing ---------------------------------------------------------------------------
@@ -242,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dcs` console script; returns the exit status."""
     parser = make_parser()
     args = parser.parse_args(argv)  # exits 2 on usage errors, 0 for --help
-    from ..errors import DcsError  # after parsing: `--help` imports no library module
+    from ..errors import DcsError, UsageError  # after parsing: `--help` imports no library module
 
     previous = _on_sigterm_interrupt()
     try:
@@ -251,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         _error(exc.short())
-        return 1
+        # A UsageError is a bad argument found after parsing (`--var novalue`, `dcs export` with
+        # neither --spec nor --lock): bad usage, exit 2 as argparse's own errors.
+        return USAGE if isinstance(exc, UsageError) else 1
     except _Terminated:
         _error("terminated (SIGTERM)")
         return 143
@@ -326,13 +332,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from ..ops.credentials import registry_password
+    from ..ops.notebook import check_overrides, read_notebook
     from ..ops.recipe import build_notebook
     from .terminal import progress_sink
 
-    # Asked for first: a prompt (or a usage error) comes before any work.
+    # The notebook and its --var names first, then the password: a prompt (or a usage error)
+    # comes before any work, and nobody types a password for a build refused anyway.
+    notebook = read_notebook(args.notebook)
+    variables = _variables(args)
+    check_overrides(notebook, variables)
     password = registry_password(args.username, args.password_env) if args.push else None
     built = build_notebook(
-        args.notebook, tags=args.tags, name=args.name, push=args.push, variables=_variables(args),
+        notebook, tags=args.tags, name=args.name, push=args.push, variables=variables,
         locked=args.locked, out=args.out, platform=args.platform, build_args=args.build_args,
         labels=args.labels, no_cache=args.no_cache, pull=args.pull, target=args.target,
         username=args.username, password=password, progress=lambda kind: progress_sink(args.progress),
@@ -495,8 +506,12 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         _warn("docker_image.basic_auth.password is a literal password in the spec file; prefer a "
               "{{secrets/<scope>/<key>}} reference")
 
-    def created(cluster_id: str, url: str) -> None:
-        _note(f"Created cluster {cluster_id}: {url}")
+    def created(cluster_id: str, url: str | None) -> None:
+        # --local: the local workspace (and its pages) end with this command, its cluster does
+        # not, so no URL is printed; the cluster is followed to its state here instead.
+        _note(f"Created cluster {cluster_id}: {url}" if url else
+              f"Created cluster {cluster_id} on the local preflight workspace (driver container "
+              f"dcs-local-{cluster_id})")
         _out(cluster_id)
 
     # The local workspace runs in this process, so it always waits. Waiting is
@@ -509,6 +524,12 @@ def _cmd_launch(args: argparse.Namespace) -> int:
                                 on_failed=lambda ws, cid: _print_why(ws, cid, args.lock or plan.lock_file))
     if wait:
         _note(f"Cluster {cluster_id} is RUNNING")
+    if args.local:
+        from ..preflight import LABEL
+
+        _note(f"It keeps running after this command: its state with `dcs why {cluster_id} --local`, its "
+              f"container with `docker ps --filter label={LABEL}`; end it with "
+              f"`dcs terminate {cluster_id} --local`")
     return 0
 
 

@@ -31,7 +31,8 @@ from traitlets.config.configurable import Configurable
 from ..errors import DcsError
 from ..settings import BUILD_ROOT, PLATFORM, RUN_TIMEOUT_S
 
-__all__ = ["DcsMagics", "cell_grammar", "lazy_magic_arguments", "parse_cell_line", "parse_magic_line"]
+__all__ = ["NOTEBOOK_PROFILE_HINT", "DcsMagics", "cell_grammar", "for_notebook", "lazy_magic_arguments",
+           "parse_cell_line", "parse_magic_line"]
 
 # Names IPython puts in the user namespace that are never template variables.
 _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -159,6 +160,21 @@ def _one_line(error: DcsError) -> str:
     return text
 
 
+NOTEBOOK_PROFILE_HINT = "in a notebook, `%config DcsMagics.profile = 'NAME'` selects it for every magic"
+"""The notebook's own way to pick a profile, added where the notebook shows a "no usable
+workspace" error (`for_notebook`); the library's hint is the `dcs` command's too."""
+
+
+def for_notebook(error: DcsError) -> DcsError:
+    """ERROR with the notebook's own way out added to its hint where there is one: the workspace
+    configuration hint (adapters.workspace.HOW_TO_CONFIGURE, shared with the command line)
+    gains `%config DcsMagics.profile`. Only the notebook says `%config`: `dcs` never does."""
+    workspace = sys.modules.get("dcs_magic.adapters.workspace")  # not loaded: no such hint yet
+    if workspace is not None and error.hint == workspace.HOW_TO_CONFIGURE:
+        error.hint = f"{error.hint}; {NOTEBOOK_PROFILE_HINT}"
+    return error
+
+
 def _is_cancelled(error: BaseException) -> bool:
     """Whether ERROR is runner.Cancelled. Only a build or push raises it, so while ops.runner
     is not imported no interrupt can be one (and checking must not import it)."""
@@ -266,6 +282,8 @@ class DcsMagics(Magics, Configurable):
 
     def _show_error(self, shell: Any, etype: type, value: BaseException, tb: Any,
                     tb_offset: int | None = None) -> Any:
+        if isinstance(value, DcsError):
+            for_notebook(value)
         if not self.short_errors or (isinstance(value, KeyboardInterrupt) and not _is_cancelled(value)):
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         # One short entry instead of the library frames: shown as the cell's `error` output in
@@ -577,7 +595,7 @@ class DcsMagics(Magics, Configurable):
         try:
             workspace = open_workspace(args.profile or self.profile, local=args.local, session=True)
         except DcsError as exc:  # no host/credentials, or no local workspace: preview only
-            unavailable = str(exc)
+            unavailable = str(for_notebook(exc))
         shown = image or (base.docker_image.url if base is not None and isinstance(base.docker_image, DockerImage)
                           else None)
         return LaunchWidget(workspace, image=image, spec=base, init_scripts=self.init_scripts,

@@ -11,7 +11,9 @@ line means; the `%%magic?` help is formatted from the same parsers (`cell_parser
     parse_file_line(line) -> FileLine                 %%dcs_file NAME PATH
     parse_init_script_line(line) -> InitScriptLine    %%init_script NAME [--upload DEST] [--profile P] [--local]
 
-A line is split like a shell line (`%%dcs_file x "my file.txt"` names `my file.txt`). A bad
+A line is split like a shell line (`%%dcs_file x "my file.txt"` names `my file.txt`), and a
+trailing `# comment` is left out as a shell leaves it (`%%dockerfile app  # the app image`;
+`#` inside a word or quotes is kept: `--label "x=#1"`). A bad
 line raises `dcs_magic.errors.UsageError` with argparse's own message (`unrecognized
 arguments: --bogus`, `the following arguments are required: path`), never SystemExit.
 """
@@ -38,6 +40,7 @@ __all__ = [
     "parse_init_script_line",
     "split_cell_magic",
     "split_line",
+    "strip_comment",
 ]
 
 CELL_MAGICS = ("dockerfile", "dcs_file", "init_script")
@@ -134,10 +137,47 @@ def cell_parser(magic: str, *, description: str | None = None,
     return parser
 
 
+_WHITESPACE = " \t\r\n"  # shlex's: where split_line's words end
+
+
+def strip_comment(line: str) -> str:
+    """LINE without a trailing `# comment`, as a shell reads it: `#` starts a comment at the
+    start of a word (after whitespace, or first on the line) outside quotes; inside a word
+    (`--label x=#1`), quoted (`"x=#1"`, `'#'`) or escaped (`\\#`) it is a character. The words
+    before it are kept as written (quotes and escapes included, for `split_line`)."""
+    quote = ""
+    in_word = False
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote == "'":
+            quote = "" if char == "'" else quote
+        elif quote == '"':
+            if char == "\\":
+                index += 1  # \" and \\ stay inside the quotes
+            elif char == '"':
+                quote = ""
+        elif char == "\\":
+            index += 1  # the next character is part of the word, whatever it is
+            in_word = True
+        elif char in "'\"":
+            quote, in_word = char, True
+        elif char in _WHITESPACE:
+            in_word = False
+        elif char == "#" and not in_word:
+            return line[:index]
+        else:
+            in_word = True
+        index += 1
+    return line
+
+
 def split_line(line: str) -> list[str]:
-    """LINE's words, split like a shell line; UsageError for an unbalanced quote."""
+    """LINE's words, split like a shell line: a trailing `# comment` is left out (`strip_comment`:
+    `%dcs_build -t app:1  # the nightly tag`), quotes group words; UsageError for an unbalanced
+    quote."""
     try:
-        words = shlex.split(line)
+        words = shlex.split(strip_comment(line))
     except ValueError as exc:  # "No closing quotation"
         raise UsageError(f"cannot split {line!r}: {exc}") from None
     for word in words:

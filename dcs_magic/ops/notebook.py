@@ -19,6 +19,8 @@ Variables a template sees (`resolve_variables`), strongest first:
 Values from 1 and 2 are strings, except where the parameters cell gives the name a
 non-string literal (number, bool, list, ...): then the value is read as a Python literal
 (`true`/`false`/`null` accepted too), so `{% if use_gpu %}` does not turn "False" into true.
+A `--var NAME` that no template reads and no parameters cell sets is refused (`check_overrides`):
+a misspelt name would otherwise change nothing.
 Plain environment variables are deliberately not visible: a template must not pick up
 whatever the CI runner happens to export (tokens included).
 
@@ -52,6 +54,7 @@ __all__ = [
     "InitScriptCell",
     "Notebook",
     "RenderedContext",
+    "check_overrides",
     "multiline_variables",
     "parse_parameters",
     "parse_var",
@@ -300,11 +303,11 @@ def _not_literal(where: str, node: ast.stmt, lines: list[str], what: str) -> Not
 
 
 def parse_var(text: str) -> tuple[str, str]:
-    """`NAME=VALUE` -> (NAME, VALUE); NotebookError for anything else."""
+    """`NAME=VALUE` -> (NAME, VALUE); UsageError (a bad `--var`) for anything else."""
     name, sep, value = text.partition("=")
     name = name.strip()
     if not sep or not name.isidentifier():
-        raise NotebookError(
+        raise UsageError(
             f"--var {text!r} is not NAME=VALUE with NAME a Python identifier",
             hint="write it like --var base_image=registry.example.com/base:1.0",
         )
@@ -314,6 +317,36 @@ def parse_var(text: str) -> tuple[str, str]:
 def parse_vars(items: Iterable[str]) -> dict[str, str]:
     """Several `NAME=VALUE` strings -> dict (later ones win)."""
     return dict(parse_var(item) for item in items)
+
+
+def check_overrides(notebook: Notebook, overrides: Mapping[str, str] | None) -> None:
+    """UsageError when a `--var NAME` names a variable NOTEBOOK never uses: no `%%dockerfile` or
+    `%%dcs_file` template reads it and no parameters cell sets it. `--var flavor=...` for a
+    template's `flavour` would otherwise change nothing, silently; the error names the closest
+    name it does use. A template that does not parse uses every name (rendering says what is
+    wrong with it). `DCS_VAR_<NAME>` variables are not checked: a CI runner may export them
+    for several notebooks."""
+    if not overrides:
+        return
+    used = set(notebook.parameters)
+    templates = [cell.template for cell in notebook.dockerfiles.values()] + [f.template for f in notebook.files]
+    for template in templates:
+        names = _template_names(template)
+        if names is None:
+            return
+        used |= names
+    for name in overrides:
+        if name in used:
+            continue
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(used), n=1)
+        shown = ", ".join(sorted(used)[:12]) + (", ..." if len(used) > 12 else "")
+        raise UsageError(
+            f"--var {name}: {notebook.path} never uses a variable {name!r} (no %%dockerfile or %%dcs_file "
+            "template reads it, no parameters cell sets it)" + (f"; did you mean {close[0]!r}?" if close else ""),
+            hint=f"--var {close[0]}=VALUE" if close else
+            f"the variables it uses: {shown}" if used else "its templates use no variable")
 
 
 def resolve_variables(parameters: Mapping[str, Any], overrides: Mapping[str, str] | None = None,

@@ -15,7 +15,8 @@ directory), so the notebook and the headless build share one context. `%%init_sc
 cells are written verbatim to `<build root>/init-scripts/NAME.sh`.
 
 Template variables: `variables` (the CLI's `--var`) > `DCS_VAR_<NAME>` > the parameters cell
-(see dcs_magic.ops.notebook). The lock file `<notebook stem>.dcs.lock.json` (dcs_magic.ops.lock) is
+(see dcs_magic.ops.notebook); a `variables` name the notebook never uses is a UsageError naming
+the closest one it does. The lock file `<notebook stem>.dcs.lock.json` (dcs_magic.ops.lock) is
 written by every successful build; `locked=True` first checks that the rendered Dockerfile,
 the context files and the base image digest still match it, and raises LockError listing
 what changed.
@@ -84,6 +85,12 @@ def _read(notebook: str | os.PathLike[str] | Notebook) -> Notebook:
     from .notebook import Notebook, read_notebook
 
     return notebook if isinstance(notebook, Notebook) else read_notebook(notebook)
+
+
+def _check_overrides(notebook: Notebook, variables: Mapping[str, str] | None) -> None:
+    from .notebook import check_overrides
+
+    check_overrides(notebook, variables)
 
 
 def context_dir(notebook: Notebook, cell: DockerfileCell, out: str | os.PathLike[str] | None) -> Path:
@@ -159,6 +166,7 @@ def render_notebook(notebook: str | os.PathLike[str] | Notebook, *, name: str | 
     from .context import write_file
 
     nb = _read(notebook)
+    _check_overrides(nb, variables)
     names = [nb.dockerfile(name).name] if name else list(nb.dockerfiles)
     root = Path(out) if out else nb.path.parent / BUILD_ROOT
     # Every place is checked before anything is written: a refused notebook writes nothing.
@@ -233,6 +241,7 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
     if push and password is None:
         password = registry_password(username, password_env)  # before any work: fail fast
     nb = _read(notebook)
+    _check_overrides(nb, variables)
     lock_file = lock_path(nb.path)
     lock = read_lock(lock_file)
     rendered = render_one(nb, name, variables=variables, out=out, warn=warn,
@@ -508,7 +517,7 @@ def _with_credentials(spec: ClusterSpec, username: str | None, password_env: str
 
 
 def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool = False, wait: bool = False,
-                   timeout: float = CLUSTER_TIMEOUT_S, on_created: Callable[[str, str], Any] | None = None,
+                   timeout: float = CLUSTER_TIMEOUT_S, on_created: Callable[[str, str | None], Any] | None = None,
                    on_state: Callable[[dict[str, Any]], Any] | None = None,
                    workspace: Workspace | None = None, warn: Warn | None = None,
                    on_failed: Callable[[Workspace, str], Any] | None = None) -> str:
@@ -516,9 +525,11 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
     `wait` follow it to RUNNING (ClusterError on TERMINATED/ERROR or timeout). Returns the id.
 
     The workspace is `workspace`, else `open_workspace(profile, local=local)`.
-    `on_created(cluster_id, url)` is called as soon as the cluster exists; `on_failed(workspace,
-    cluster_id)` when the wait ends TERMINATED/ERROR, before the ClusterError is raised (`dcs
-    launch --wait` prints `why_cluster`'s diagnosis there, on the same workspace). Literal values
+    `on_created(cluster_id, url)` is called as soon as the cluster exists (`url` its page; None
+    when that page ends before the cluster does: a local workspace served by this process, see
+    `Workspace.page_links`); `on_failed(workspace, cluster_id)` when the wait ends
+    TERMINATED/ERROR, before the ClusterError is raised (`dcs launch --wait` prints
+    `why_cluster`'s diagnosis there, on the same workspace). Literal values
     under credential-like keys are masked in the lock and passed to `warn` with the
     `{{secrets/scope/key}}` reference to use instead.
     """
@@ -528,7 +539,7 @@ def create_cluster(plan: LaunchPlan, *, profile: str | None = None, local: bool 
     with closing(ws) if workspace is None else nullcontext(ws):
         cluster_id = ws.create_cluster(plan.spec)
         if on_created is not None:
-            on_created(cluster_id, ws.cluster_url(cluster_id))
+            on_created(cluster_id, ws.cluster_url(cluster_id) if ws.page_links else None)
         if plan.lock is not None and plan.lock_file is not None and plan.name is not None:
             _record_cluster(plan, warn)
         if wait:

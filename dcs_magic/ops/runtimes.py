@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters.environments import read_source
-from ..errors import UsageError
+from ..errors import SourceError
 from ..model import runtime
 from ..model.pins import ENVIRONMENTS, PinData, from_tree, key_line
 from ..settings import runtime_pins_file
@@ -66,7 +66,7 @@ def update(source: str | None = None, *, out: str | os.PathLike[str] | None = No
         or "codeload.github.com/databricks/environments" in source else snapshot.source
     fresh = from_tree(snapshot.files, source=name, commit=snapshot.commit, date=snapshot.date, read=read)
     if not fresh.sets:
-        raise UsageError(f"{snapshot.source} has no python/dbr/<key>/constraints.txt with pins",
+        raise SourceError(f"{snapshot.source} has no python/dbr/<key>/constraints.txt with pins",
                          hint="is it a copy of https://github.com/databricks/environments?")
     before = runtime.pin_data()
     kept = [s for s in before.sets.values() if _CONTAINERS in s.origin and s.key not in fresh.sets]
@@ -96,5 +96,5 @@ def _write(path: Path, text: str) -> None:
             handle.write(text)
         os.replace(handle.name, path)
     except OSError as exc:
-        raise UsageError(f"could not write {path}: {exc.strerror or exc}",
+        raise SourceError(f"could not write {path}: {exc.strerror or exc}",
                          hint="pass --out FILE somewhere writable (and set DCS_RUNTIME_PINS=FILE to use it)") from exc

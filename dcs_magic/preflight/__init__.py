@@ -79,4 +79,19 @@ def local_workspace(**kwargs: Any) -> Workspace:
     host, token = ensure_server(clusters_end_with_process=kwargs.pop("clusters_end_with_process", None))
     # Polling a server on this machine is cheap: a state change is seen within 0.1 s.
     kwargs.setdefault("poll_s", LOCAL_POLL_S)
-    return Workspace(host=host, token=token, **kwargs)
+    workspace = Workspace(host=host, token=token, **kwargs)
+    workspace.not_found_hint = not_found_hint()
+    # Its pages are this process's: linked only when its clusters end with it too (a kernel's).
+    assert _SERVER is not None
+    workspace.page_links = _SERVER.launcher.clusters_end_with_process
+    return workspace
+
+
+def not_found_hint() -> str:
+    """What the local workspace knows, for an id or path it does not (no "30 days" here)."""
+    from ..settings import local_state_dir
+    from .ended import KEEP
+
+    return ("not known to the local preflight workspace: it knows the clusters whose driver containers run "
+            f"in this machine's Docker engine, the last {KEEP} that ended (their records in {local_state_dir()}) "
+            "and the runs and uploads of this process; check the id (`dcs launch --local` prints it)")

@@ -151,7 +151,7 @@ def test_bad_notebooks_fail_with_a_clear_message(tmp_path: Path, case: str) -> N
     path, extra, message = _bad_notebooks(tmp_path)[case]
     for command in (["render"], ["build", "-t", "dcs-test-never:1"]):
         proc = dcs(*command, str(path), *extra, cwd=tmp_path)
-        assert proc.returncode == 1, proc.stderr
+        assert proc.returncode == (2 if case == "bad --var" else 1), proc.stderr  # a bad --var is usage
         assert re.search(message, proc.stderr), proc.stderr
         assert proc.stdout == ""
         no_traceback(proc)
@@ -364,9 +364,9 @@ def test_push_failures_exit_non_zero_with_the_reason(tmp_path: Path, busybox_ima
 
     proc = dcs("build", str(nb), "-t", tag, "--push", "--username", auth_registry.username,
                "--password-env", "DCS_TEST_UNSET_VARIABLE", cwd=tmp_path)
-    assert proc.returncode == 1 and "DCS_TEST_UNSET_VARIABLE" in proc.stderr
+    assert proc.returncode == 2 and "DCS_TEST_UNSET_VARIABLE" in proc.stderr  # UsageError: usage
     proc = dcs("build", str(nb), "-t", tag, "--push", "--username", auth_registry.username, cwd=tmp_path)
-    assert proc.returncode == 1 and "--password-env" in proc.stderr  # no terminal to prompt on
+    assert proc.returncode == 2 and "--password-env" in proc.stderr  # no terminal to prompt on
 
 
 @pytest.mark.docker
@@ -424,6 +424,12 @@ def test_quickstart_example_builds_pushes_and_launches_locally(
         assert proc.returncode == 0, proc.stderr
         assert re.fullmatch(r"[0-9]{4}-[0-9]{6}-[0-9a-f]{8}", cluster_id)
         assert "RUNNING" in proc.stderr and auth_registry.password not in proc.stderr
+        # No URL of the local workspace, which ends with the command; how to follow the cluster
+        # from later commands instead, and that advice holds.
+        assert "/compute/clusters/" not in proc.stderr
+        assert f"dcs why {cluster_id} --local" in proc.stderr and f"dcs terminate {cluster_id} --local" in proc.stderr
+        later = dcs("why", cluster_id, "--local", cwd=tmp_path, timeout=120)
+        assert later.returncode == 0 and f"cluster {cluster_id} is RUNNING" in later.stdout, later.stderr
         (container,) = docker_client.api.containers(filters={"label": f"{LABEL}={cluster_id}"})
         assert container["Labels"]["dcs_magic.image"] == pinned  # the lock's pinned digest was launched
         driver = docker_client.containers.get(container["Id"])
@@ -447,5 +453,5 @@ def test_quickstart_example_builds_pushes_and_launches_locally(
                cwd=tmp_path, timeout=600)
     assert proc.returncode == 1, proc.stderr
     assert "ClusterError" in proc.stderr and "TERMINATED (SECRET_RESOLUTION_ERROR)" in proc.stderr
-    assert "Hint:" in proc.stderr
+    assert "Hint:" in proc.stderr and "/compute/clusters/" not in proc.stderr
     no_traceback(proc)

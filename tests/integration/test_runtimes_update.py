@@ -104,7 +104,7 @@ def test_update_from_a_checkout_and_what_it_refuses(home: dict[str, str], tmp_pa
     assert "Traceback" not in refused.stderr
     unreachable = dcs(home, "runtimes", "--update", "--from", "http://127.0.0.1:9/archive.tar.gz")
     assert unreachable.returncode == 1 and "could not download" in unreachable.stderr
-    assert dcs(home, "runtimes", "--out", str(out)).returncode == 1  # --out without --update
+    assert dcs(home, "runtimes", "--out", str(out)).returncode == 2  # --out without --update: usage
 
 
 def test_stale_data_is_called_out(home: dict[str, str], tmp_path: Path) -> None:

@@ -332,7 +332,9 @@ def test_no_configuration_says_how_to_configure():
     with pytest.raises(ConfigError) as info:
         Workspace()
     text = str(info.value)
-    assert "DATABRICKS_HOST" in text and "~/.databrickscfg" in text and "%config DcsMagics.profile" in text
+    assert "DATABRICKS_HOST" in text and "~/.databrickscfg" in text and "--profile NAME" in text
+    assert "Workspace(profile='NAME')" in text
+    assert "%config" not in text  # the library's words serve `dcs` too; a notebook adds its own way
 
 
 def test_missing_profile_is_named(tmp_path, monkeypatch):

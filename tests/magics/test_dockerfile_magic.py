@@ -183,6 +183,22 @@ def test_unknown_option_is_a_usage_error(shell: Any) -> None:
         dockerfile(shell, "a b", "FROM a\n")
 
 
+def test_a_trailing_comment_on_a_magic_line_is_left_out(shell: Any, dcs_magics: Any, tmp_path: Path) -> None:
+    """As typed in a notebook (IPython's transformers hand the magic the whole rest of the line)."""
+    from dcs_magic.jupyter.magics import parse_magic_line
+
+    ran = shell.run_cell("%%dockerfile app --quiet  # the app's image\nFROM a:1\n")
+    assert ran.success, ran.error_in_exec
+    assert dcs_magics.contexts["app"] == tmp_path / "dcs-build" / "app"
+    ran = shell.run_cell("%%dcs_file app 'my #1.txt'  # copied by the Dockerfile\nhello\n")
+    assert ran.success and (tmp_path / "dcs-build" / "app" / "my #1.txt").read_text() == "hello\n"
+    # a line magic: the comment is no argument ("unrecognized arguments: ..."); the magic runs
+    ran = shell.run_cell("build = %dcs_build nope -t dcs-test-x:1     # live progress; BuildResult")
+    assert isinstance(ran.error_in_exec, ContextError), ran.error_in_exec
+    args = parse_magic_line(dcs_magics.dcs_build, "app -t a:1 --label x=#1 --label 'y=#2'  # two labels")
+    assert (args.name, args.tags, args.labels) == ("app", ["a:1"], ["x=#1", "y=#2"])
+
+
 def test_invalid_name(shell: Any, tmp_path: Path) -> None:
     with pytest.raises(ContextError, match="invalid build context name"):
         dockerfile(shell, "../outside", "FROM a\n")

@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from ipywidgets.embed import embed_data
 from support.images import build_image, push_image
 
-from dcs_magic import ClusterSpec, PushResult, SpecError, Workspace
+from dcs_magic import ClusterSpec, ConfigError, PushResult, SpecError, Workspace
 from dcs_magic.jupyter.launch import LaunchWidget
 from dcs_magic.model.form_values import FormValues, parse_key_values
 from dcs_magic.model.spec import BasicAuth, DockerImage, NamedInitScript, node_type_problem
@@ -499,6 +499,15 @@ def test_uploaded_init_scripts_are_preselected(ws):
 
 
 # -- %dcs_launch -------------------------------------------------------------------------------------
+
+
+def test_a_magic_without_configuration_says_the_notebooks_way_too(shell, capsys):
+    """The library's configuration hint is the command line's (no `%config`); a notebook adds it."""
+    ran = shell.run_cell("%dcs_why 0101-000000-nothing")
+    assert isinstance(ran.error_in_exec, ConfigError)
+    shown = capsys.readouterr()
+    assert "--profile NAME" in shown.out + shown.err
+    assert "%config DcsMagics.profile = 'NAME'" in shown.out + shown.err
 
 
 def test_magic_without_configuration_is_a_preview_saying_what_is_missing(shell):

@@ -81,6 +81,31 @@ def test_split_line() -> None:
         split_line("'")
 
 
+@pytest.mark.parametrize("line, words", [
+    ("-t app:1     # live progress; BuildResult", ["-t", "app:1"]),  # the README's lines
+    ("app  # the app image", ["app"]),
+    ("# only a comment", []),
+    ("--label x=#1", ["--label", "x=#1"]),  # inside a word: a character, as in a shell
+    ('--label "x=#1"  # a label', ["--label", "x=#1"]),
+    ("--label 'a # b' #c", ["--label", "a # b"]),
+    ("a\\ #b", ["a #b"]),  # an escaped space keeps the word going
+    ("a \\#b", ["a", "#b"]),
+    ('--p "x\\" #" # c', ["--p", 'x" #']),
+    ("app # the team's image", ["app"]),  # a quote in the comment is no unbalanced quote
+])
+def test_a_trailing_comment_is_left_out_as_a_shell_does(line: str, words: list[str]) -> None:
+    assert split_line(line) == words
+    shell = f'words() {{ for w in "$@"; do printf "%s\\n" "$w"; done; }}; words {line}'
+    assert subprocess.run(["bash", "-c", shell], capture_output=True, text=True,
+                          check=True).stdout.splitlines() == words  # what bash makes of the line
+
+
+def test_comments_on_build_cell_lines() -> None:
+    assert parse_dockerfile_line("app --base img:1  # the app image") == DockerfileLine("app", base="img:1")
+    assert parse_file_line('app "my file.txt"  # copied by the Dockerfile') == FileLine("app", "my file.txt")
+    assert parse_init_script_line("setup --local  # runs first") == InitScriptLine("setup", local=True)
+
+
 def test_cell_parser_names_the_magic_and_formats_help_with_any_formatter() -> None:
     for magic in CELL_MAGICS:
         parser = cell_parser(magic)

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from dcs_magic.errors import NotebookError
+from dcs_magic.errors import NotebookError, UsageError
 from dcs_magic.ops.notebook import (
     parse_parameters,
     parse_var,
@@ -153,7 +153,7 @@ def test_parse_var():
     assert parse_var("empty=") == ("empty", "")
     assert parse_vars(["a=1", "a=2"]) == {"a": "2"}
     for bad in ("novalue", "=x", "1a=2", "a-b=1"):
-        with pytest.raises(NotebookError, match="NAME=VALUE"):
+        with pytest.raises(UsageError, match="NAME=VALUE"):  # `dcs`: exit 2
             parse_var(bad)
 
 

@@ -37,7 +37,7 @@ def test_unknown_failure_shows_lines_and_exits_1(tmp_path: Path, capsys: pytest.
 
 
 def test_nothing_to_read_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["why", "--from", str(tmp_path / "missing")]) == 1
+    assert main(["why", "--from", str(tmp_path / "missing")]) == 2  # a bad --from: usage
     assert "does not exist" in capsys.readouterr().err
 
 
