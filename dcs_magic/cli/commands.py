@@ -608,19 +608,13 @@ def _run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..adapters.workspace import open_workspace
-    from ..errors import UsageError
     from ..model.exports import export_spec
     from ..model.jobs import RunProgress
     from ..model.spec import ClusterSpec
     from ..ops.runs import follow_run, python_file_source, submit_run
 
-    try:  # a local file that is not there: bad usage, before anything is asked
-        source = python_file_source(args.python_file) if args.python_file else None
-    except UsageError as exc:
-        if args.debug:
-            raise
-        _error(exc.short())
-        return 2
+    # A local file that is not there is bad usage (UsageError: exit 2), before anything is asked.
+    source = python_file_source(args.python_file) if args.python_file else None
     spec = export_spec(ClusterSpec.load(args.spec, strict=args.strict, warn=_warn), image=args.image)
     with open_workspace(args.profile, local=args.local) as workspace:
         run_id = submit_run(workspace, spec, python_file=source, notebook=args.notebook,
