@@ -198,6 +198,14 @@ class DcsMagics(Magics, Configurable):
         help="How build/push progress is shown: a live widget, throttled text lines, or nothing. "
         "'auto' uses the widget when a widget front-end is connected, text otherwise.",
     )
+    finished_widget = Enum(
+        ["record", "keep"],
+        "record",
+        config=True,
+        help="What a build/push progress widget leaves when the run ends: 'record' replaces it with "
+        "its static record (one block per cell that renders without a kernel or widget state); "
+        "'keep' keeps the finished widget (steps, log tail) with the record under it.",
+    )
     progress_interval = Float(
         0.1,
         config=True,
@@ -423,7 +431,8 @@ class DcsMagics(Magics, Configurable):
             "tags": args.tags, "name": args.name, "build_args": build_args, "labels": labels,
             "platform": args.platform or self.default_platform, "no_cache": args.no_cache,
             "pull": args.pull, "target": args.target, "interval": self.progress_interval,
-            "progress": progress_sink("build", self.progress, title=args.name, foreground=not args.bg)}
+            "progress": progress_sink("build", self.progress, title=args.name, foreground=not args.bg,
+                                      keep=self.finished_widget == "keep")}
         context_dir = self._context_dir(args.name)
         if args.bg:
             job = Job("build", args.name, build, context_dir,
@@ -471,7 +480,8 @@ class DcsMagics(Magics, Configurable):
         kwargs: dict[str, Any] = {"username": args.username, "password": password, "secret_ref": secret_ref,
                                   "interval": self.progress_interval,
                                   "progress": progress_sink("push", self.progress, title=args.ref,
-                                                            foreground=not args.bg)}
+                                                            foreground=not args.bg,
+                                                            keep=self.finished_widget == "keep")}
         del password
         if args.bg:
             job = Job("push", args.ref, push, args.ref,

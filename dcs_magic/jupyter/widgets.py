@@ -239,6 +239,7 @@ class ProgressWidget(anywidget.AnyWidget):
         self._closed = False
         self._cancel: Callable[[], None] | None = None
         self._record: Any = None
+        self._keep = False  # display_with_record(keep=True): the record goes under the widget
         self.recorded = False  # True once the static record replaced the displayed widget
         self.on_msg(self._on_front_end_msg)
 
@@ -276,7 +277,7 @@ class ProgressWidget(anywidget.AnyWidget):
                 self._stop_timer()
             super().close()
             return
-        if self._record is not None:
+        if self._record is not None and not self._keep:
             self.show_record(snapshot)
             return
         with self._sync_lock:
@@ -294,6 +295,7 @@ class ProgressWidget(anywidget.AnyWidget):
                 if changed:
                     self.send_state(changed)
                     self._synced.update((name, copy.deepcopy(getattr(self, name))) for name in changed)
+        self.show_record(snapshot)
 
     # -- pacing ------------------------------------------------------------------------------
 
@@ -360,11 +362,19 @@ class ProgressWidget(anywidget.AnyWidget):
 
     # -- the static record ---------------------------------------------------------------
 
-    def display_with_record(self) -> None:
-        """Display the widget in an output that the static record replaces when the run ends."""
+    def display_with_record(self, *, keep: bool = False) -> None:
+        """Display the widget in an output that the static record replaces when the run ends;
+        with `keep`, the finished widget stays and the record goes in an output under it."""
         from IPython.display import display
 
-        self._record = display(self, display_id=True)
+        if keep:
+            display(self)
+            # An empty placeholder now, filled with the record at close(), also from a
+            # background thread: update_display finds the right cell whatever runs then.
+            self._record = display({"text/plain": ""}, raw=True, display_id=True)
+            self._keep = True
+        else:
+            self._record = display(self, display_id=True)
 
     def show_record(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         """Replace the displayed widget with the outcome's static record, then close the widget's
@@ -376,6 +386,10 @@ class ProgressWidget(anywidget.AnyWidget):
         id finds the right cell also from a background job's thread.
         """
         if self._record is None:
+            return
+        if self._keep:  # the widget shows the final state; the record goes under it
+            self._record.update(ProgressRecord.from_snapshot(dict(snapshot))._repr_mimebundle_(), raw=True)
+            self.recorded = True
             return
         with self._sync_lock:
             self._closed = True  # no delta after the record
@@ -570,12 +584,13 @@ def has_widget_frontend() -> bool:
 
 
 def progress_sink(kind: str, mode: str = "auto", *, title: str = "", display: bool = True,
-                  foreground: bool = True) -> ProgressWidget | TextProgress | None:
+                  foreground: bool = True, keep: bool = False) -> ProgressWidget | TextProgress | None:
     """The display for one build/push: 'widget', 'text', 'none', or 'auto'.
 
     'auto' uses the widget in a Jupyter kernel and text elsewhere (terminal IPython). A
     widget is displayed right away when `display` is true, in an output its static record
-    replaces when the run ends. `foreground` is False for `--bg` jobs (Stop then messages the kernel
+    replaces when the run ends (with `keep`, the finished widget stays, its record under it).
+    `foreground` is False for `--bg` jobs (Stop then messages the kernel
     instead of interrupting it).
     """
     if mode == "none":
@@ -588,5 +603,5 @@ def progress_sink(kind: str, mode: str = "auto", *, title: str = "", display: bo
         raise ValueError(f"progress mode must be auto, widget, text or none, not {mode!r}")
     widget = ProgressWidget(kind=kind, title=title, foreground=foreground)
     if display:
-        widget.display_with_record()
+        widget.display_with_record(keep=keep)
     return widget

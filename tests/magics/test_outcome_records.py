@@ -114,3 +114,19 @@ def test_the_launch_form_leaves_a_masked_record(shell: Any, ws: Any, api: Any, p
     assert widget.wait_ended(5)
     emptied = [p for p in published if p["update"] and p["id"] == form["id"]]
     assert emptied and emptied[-1]["data"] == {"text/plain": ""}
+
+
+def test_keep_leaves_the_finished_widget_with_its_record_under_it(shell: Any, dcs_magics: Any,
+                                                                  published: list) -> None:
+    """`%config DcsMagics.finished_widget = 'keep'` (progress_sink(keep=True)): the widget stays,
+    showing the final state, and the record fills the output under it."""
+    shell.run_line_magic("config", "DcsMagics.finished_widget = 'keep'")
+    assert dcs_magics.finished_widget == "keep"
+    sink = progress_sink("build", "widget", title="app", keep=True)
+    widget, placeholder = published
+    assert WIDGET_MIME in widget["data"] and placeholder["data"] == {"text/plain": ""}
+    sink.close(failed_build_snapshot())
+    update = published[-1]
+    assert update["update"] and update["id"] == placeholder["id"]
+    assert update["data"]["text/plain"].startswith("Build app: failed")
+    assert sink.recorded and sink.comm is not None and sink.status == "failed"
