@@ -27,6 +27,7 @@ import ipywidgets as widgets
 from ..adapters.follow import ENDED_STATES, STARTING_STATES, ClusterFollower
 from ..errors import ClusterError, ConfigError, DcsError, SpecError
 from ..model.form_values import ACCESS_MODES, AUTH_MODES, LOG_DELIVERY_NOTE, FormValues, event_text
+from ..model.results import LaunchRecord, url_link
 from ..model.spec import ClusterSpec, NamedInitScript
 from ..ops.launch_form import (
     EXPORT_KINDS,
@@ -188,8 +189,16 @@ class LaunchWidget(widgets.VBox):
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         super().__init__(children=self._layout())
+        # The record under the form (issue 24.1): updated as the state line changes, so a saved
+        # notebook keeps what the form did without widget state; `close()` leaves it alone.
+        self._form_display: str | None = None
+        self._record_display: str | None = None
+        self._record_lock = threading.Lock()
+        self._last_record: dict[str, str] | None = None
         self._update_visibility()
         self._refresh()
+        self.state.observe(lambda _change: self._show_record(), names="value")
+        self.link.observe(lambda _change: self._show_record(), names="value")
 
     @property
     def _client(self) -> Workspace:
@@ -371,7 +380,10 @@ class LaunchWidget(widgets.VBox):
             c[name].layout.display = None if visible else "none"
 
     def _refresh(self) -> None:
-        """Show the preview, the problems line, the copy box and the download link."""
+        """Show the preview, the problems line, the copy box and the download link (and the
+        record, before Create, with the JSON shown)."""
+        if self._sent is None:
+            self._show_record()
         preview = self.form.preview(self.values)
         if preview.spec is not None:
             self.preview.value = f"<pre style='max-height:24em;overflow:auto'>{html.escape(preview.text)}</pre>"
@@ -552,11 +564,69 @@ class LaunchWidget(widgets.VBox):
         return True
 
     def close(self) -> None:
-        """Stop following the cluster (it keeps running), then close the widgets."""
+        """Stop following the cluster (it keeps running), then close the widgets. A displayed
+        form leaves only its record (the cell then shows one block, also when reopened)."""
         self._stop.set()
         if self._follower is not None:
             self._follower.stop()
+        if self._form_display is not None:
+            from IPython.display import update_display
+
+            self._show_record()
+            update_display({"text/plain": ""}, raw=True, display_id=self._form_display)  # type: ignore[no-untyped-call]
+            self._form_display = None
         super().close()
+
+    # -- the record (static output beside the live form) -------------------------------------------
+
+    def record(self) -> LaunchRecord:
+        """What the form did, as static output: workspace, created cluster (id, state, link),
+        its failure, and the masked JSON it sent (before Create: the one it shows)."""
+        info = self.cluster_info or {}
+        url = None
+        if self.cluster_id and not self.local and self.workspace is not None:
+            try:
+                url = self.workspace.cluster_url(self.cluster_id)
+            except Exception:  # noqa: BLE001 - the record does without the link
+                url = None
+        spec = self._sent
+        spec_json = spec.to_json() if spec is not None else self.form.preview(self.values).text
+        error = self.error
+        return LaunchRecord(workspace=getattr(self.workspace, "host", None), cluster_id=self.cluster_id,
+                            state=str(info.get("state")) if info.get("state") else None, url=url,
+                            error=error.message if error is not None else None,
+                            hint=(error.hint or None) if error is not None else None,
+                            spec_json=spec_json, sent=spec is not None)
+
+    def _ipython_display_(self) -> None:
+        """The live form, and under it its record (kept current while the kernel runs)."""
+        import uuid
+
+        from IPython.display import display
+
+        self._form_display = self._form_display or uuid.uuid4().hex
+        self._record_display = self._record_display or uuid.uuid4().hex
+        display(self._repr_mimebundle_(), raw=True, display_id=self._form_display)
+        bundle = self.record()._repr_mimebundle_()
+        with self._record_lock:
+            self._last_record = bundle
+        display(bundle, raw=True, display_id=self._record_display)
+
+    def _show_record(self) -> None:
+        """Update the record under every display of the form (from any thread), when it changed."""
+        if self._record_display is None:
+            return
+        try:
+            bundle = self.record()._repr_mimebundle_()
+        except Exception:  # noqa: BLE001 - a record that cannot be made must not break the form
+            return
+        with self._record_lock:
+            if bundle == self._last_record:
+                return
+            self._last_record = bundle
+        from IPython.display import update_display
+
+        update_display(bundle, raw=True, display_id=self._record_display)  # type: ignore[no-untyped-call]
 
     # -- the background thread -----------------------------------------------------------------------
 
@@ -588,7 +658,7 @@ class LaunchWidget(widgets.VBox):
             return
         if not self.local:  # the local workspace has no cluster page a browser can open
             url = self._client.cluster_url(self.cluster_id)
-            self.link.value = f'<a href="{html.escape(url)}" target="_blank">Open cluster {self.cluster_id}</a>'
+            self.link.value = url_link(url, f"Open cluster {self.cluster_id}")
         self.terminate_button.disabled = False
         self._follow(self.cluster_id, starting=True)
 

@@ -134,30 +134,32 @@ def parse_cell_line(parse: Callable[[str], _Line], line: str) -> _Line:
 
 @contextmanager
 def _details_in_widget(sink: Any) -> Iterator[None]:
-    """Mark a DcsError raised while `sink` (a live widget) shows its details (issue 11.5)."""
+    """Mark a DcsError raised while `sink` (a live widget) shows its details (issue 11.5): the
+    widget's output became the static record, which shows the step, error, last lines and
+    hint (issue 24.1)."""
     try:
         yield
     except DcsError as exc:
-        from .widgets import ProgressWidget
-
-        if isinstance(sink, ProgressWidget):
+        if getattr(sink, "recorded", False):  # a ProgressWidget whose record replaced it
             exc.details_shown = True  # type: ignore[attr-defined]
         raise
 
 
 def _one_line(error: DcsError) -> str:
-    """The short form under a widget that already shows the details (issue 11.5): what failed,
-    not why (`BuildError: Step 3/3 failed (details above)`, `PushError: Push of R failed ...`),
-    and the hint."""
+    """The short form under a record that already shows the details and the hint (issues 11.5,
+    24.1): what failed, not why (`BuildError: Step 3/3 failed (details above)`,
+    `PushError: Push of R failed (details above)`). The cell still ends in an error (nbclient
+    and papermill see a failed cell); the error is said once, in the record."""
     lines = (error.message or "").strip().splitlines()
     first = lines[0] if lines else ""
     step = re.match(r"(Step \d+/\d+) : ", first)
     end = first.find(" failed")
     summary = f"{step[1]} failed" if step else first[:end + len(" failed")] if end > 0 else first
-    text = f"{type(error).__name__}: {summary} (details above)"
-    if error.hint:
-        text += f"\nHint: {error.hint}"
-    return text
+    return f"{type(error).__name__}: {summary} (details above)"
+
+
+_RESULT_TYPES = ("dcs_magic.model.results.BuildResult", "dcs_magic.model.results.PushResult")
+"""The results whose record a magic's widget leaves (shown once per cell, issue 24.1)."""
 
 
 NOTEBOOK_PROFILE_HINT = "in a notebook, `%config DcsMagics.profile = 'NAME'` selects it for every magic"
@@ -213,6 +215,14 @@ class DcsMagics(Magics, Configurable):
         "'auto' uses the widget when a widget front-end is connected, text otherwise. %dcs_run's "
         "state changes: one output updated in place ('widget', or 'auto' in Jupyter), else printed lines.",
     )
+    finished_widget = Enum(
+        ["record", "keep"],
+        "record",
+        config=True,
+        help="What a build/push progress widget leaves when the run ends: 'record' replaces it with "
+        "its static record (one block per cell that renders without a kernel or widget state); "
+        "'keep' keeps the finished widget (steps, log tail) with the record under it.",
+    )
     progress_interval = Float(
         0.1,
         config=True,
@@ -241,6 +251,7 @@ class DcsMagics(Magics, Configurable):
             # progress model...) on %load_ext.
             shell.set_custom_exc((DcsError, KeyboardInterrupt), self._show_error)
             self._our_exc = shell.CustomTB
+            self._register_result_display(shell)
         # Per-notebook session state: build contexts by NAME, init scripts, last results.
         self.contexts: dict[str, Path] = {}
         self.init_scripts: dict[str, Any] = {}
@@ -252,6 +263,8 @@ class DcsMagics(Magics, Configurable):
         self.last_run: Any = None
         self.dockerfile_cells: dict[str, str] = {}  # NAME -> the %%dockerfile cell's body, as written
         self.jobs: list[Any] = []
+        # (id of a result, execution count) whose record the cell already shows (issue 24.1).
+        self._recorded: tuple[int, int] | None = None
 
     def close(self) -> None:
         """Release what the magics hold (background jobs finish on their own).
@@ -264,6 +277,36 @@ class DcsMagics(Magics, Configurable):
                 and shell.CustomTB is self._our_exc:
             shell.custom_exceptions, shell.CustomTB = self._previous_exc
         self._previous_exc = self._our_exc = None
+        if shell is not None:
+            formatter = shell.display_formatter.ipython_display_formatter
+            for name in _RESULT_TYPES:
+                try:
+                    if formatter.lookup_by_type(name) == self._display_result:
+                        formatter.pop(name)
+                except KeyError:
+                    pass
+
+    # -- one outcome block per cell (issue 24.1) ---------------------------------------------
+
+    def _register_result_display(self, shell: Any) -> None:
+        """Show a BuildResult / PushResult as its record, except as the value of the cell whose
+        widget the record already replaced (`%dcs_build -t x` alone shows it once)."""
+        formatter = shell.display_formatter.ipython_display_formatter
+        for name in _RESULT_TYPES:  # by name: %load_ext imports no model module
+            formatter.for_type_by_name(*name.rsplit(".", 1), self._display_result)
+
+    def _mark_recorded(self, sink: Any, result: Any) -> Any:
+        """Remember that this cell's output already shows RESULT's record (its widget's)."""
+        if getattr(sink, "recorded", False) and self.shell is not None:
+            self._recorded = (id(result), self.shell.execution_count)
+        return result
+
+    def _display_result(self, result: Any) -> None:
+        if self.shell is not None and self._recorded == (id(result), self.shell.execution_count):
+            return  # the widget's record above says it
+        from IPython.display import display
+
+        display({"text/plain": repr(result), "text/html": result._repr_html_()}, raw=True)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -408,7 +451,8 @@ class DcsMagics(Magics, Configurable):
             "tags": args.tags, "name": args.name, "build_args": build_args, "labels": labels,
             "platform": args.platform or self.default_platform, "no_cache": args.no_cache,
             "pull": args.pull, "target": args.target, "interval": self.progress_interval,
-            "progress": progress_sink("build", self.progress, title=args.name, foreground=not args.bg)}
+            "progress": progress_sink("build", self.progress, title=args.name, foreground=not args.bg,
+                                      keep=self.finished_widget == "keep")}
         context_dir = self._context_dir(args.name)
         if args.bg:
             job = Job("build", args.name, build, context_dir,
@@ -417,7 +461,7 @@ class DcsMagics(Magics, Configurable):
             return job
         with _details_in_widget(kwargs["progress"]):
             self.last_build = build(context_dir, **kwargs)
-        return self.last_build
+        return self._mark_recorded(kwargs["progress"], self.last_build)
 
     @no_var_expand
     @lazy_magic_arguments
@@ -456,7 +500,8 @@ class DcsMagics(Magics, Configurable):
         kwargs: dict[str, Any] = {"username": args.username, "password": password, "secret_ref": secret_ref,
                                   "interval": self.progress_interval,
                                   "progress": progress_sink("push", self.progress, title=args.ref,
-                                                            foreground=not args.bg)}
+                                                            foreground=not args.bg,
+                                                            keep=self.finished_widget == "keep")}
         del password
         if args.bg:
             job = Job("push", args.ref, push, args.ref,
@@ -465,7 +510,7 @@ class DcsMagics(Magics, Configurable):
             return job
         with _details_in_widget(kwargs["progress"]):
             self.last_push = push(args.ref, **kwargs)
-        return self.last_push
+        return self._mark_recorded(kwargs["progress"], self.last_push)
 
     @no_var_expand
     @lazy_magic_arguments

@@ -27,9 +27,10 @@ comments and indentation stripped) in a shared `FrontEndModule` model, and one s
 the module once per page. A wheel ships js/ as `dcs_magic/static/` (pyproject
 force-include); a source checkout reads `js/`.
 
-When the run ends the widget also leaves a static record (`ProgressRecord`: status, image id
-or pinned digest, failed step and error, log path, duration) in the output, which renders
-without a kernel.
+When the run ends, the widget's output is replaced by the static record (`ProgressRecord`:
+status, image id or pinned digest, failed step, error, last output lines and hint, the log
+as a link, duration) and the widget's model is closed: the cell keeps one outcome block that
+renders without a kernel or widget state.
 
 `RunStates` is `%dcs_run`'s view of a job run: no widget, one display-id output updated at
 each state change (a static record from the start), or printed lines outside Jupyter.
@@ -242,6 +243,8 @@ class ProgressWidget(anywidget.AnyWidget):
         self._closed = False
         self._cancel: Callable[[], None] | None = None
         self._record: Any = None
+        self._keep = False  # display_with_record(keep=True): the record goes under the widget
+        self.recorded = False  # True once the static record replaced the displayed widget
         self.on_msg(self._on_front_end_msg)
 
     # -- sink interface ----------------------------------------------------------------
@@ -266,8 +269,9 @@ class ProgressWidget(anywidget.AnyWidget):
             self._pace()
 
     def close(self, snapshot: ProgressSnapshot | dict[str, Any] | None = None) -> None:
-        """Sink interface: show the final snapshot (the widget stays on screen) and leave the
-        static record under it.
+        """Sink interface: the run ended. A widget shown by `display_with_record` is replaced by
+        the static record (and its model closed); one displayed otherwise shows the final
+        snapshot.
 
         Without a snapshot this is ipywidgets' own `close()` (removes the widget).
         """
@@ -276,6 +280,9 @@ class ProgressWidget(anywidget.AnyWidget):
                 self._closed = True
                 self._stop_timer()
             super().close()
+            return
+        if self._record is not None and not self._keep:
+            self.show_record(snapshot)
             return
         with self._sync_lock:
             self._closed = True
@@ -359,21 +366,42 @@ class ProgressWidget(anywidget.AnyWidget):
 
     # -- the static record ---------------------------------------------------------------
 
-    def display_with_record(self) -> None:
-        """Display the widget and, under it, the place where the static record will appear."""
+    def display_with_record(self, *, keep: bool = False) -> None:
+        """Display the widget in an output that the static record replaces when the run ends;
+        with `keep`, the finished widget stays and the record goes in an output under it."""
         from IPython.display import display
 
-        display(self)
-        # An empty placeholder now, replaced by the record at close(), also from a background
-        # thread: update_display finds the right cell whatever runs at that moment.
-        self._record = display({"text/plain": ""}, raw=True, display_id=True)
+        if keep:
+            display(self)
+            # An empty placeholder now, filled with the record at close(), also from a
+            # background thread: update_display finds the right cell whatever runs then.
+            self._record = display({"text/plain": ""}, raw=True, display_id=True)
+            self._keep = True
+        else:
+            self._record = display(self, display_id=True)
 
     def show_record(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
-        """Replace the placeholder with the outcome (no-op when the widget was not displayed)."""
+        """Replace the displayed widget with the outcome's static record, then close the widget's
+        model (no-op when the widget was not displayed by display_with_record).
+
+        The output then holds only text/plain + text/html: a notebook reopened without widget
+        state (JupyterLab's default), without a kernel, on GitHub or in nbconvert shows the
+        record once, and no "Error displaying widget: model not found" above it. The display
+        id finds the right cell also from a background job's thread.
+        """
         if self._record is None:
             return
-        record = ProgressRecord.from_snapshot(dict(snapshot))
-        self._record.update(record._repr_mimebundle_(), raw=True)
+        if self._keep:  # the widget shows the final state; the record goes under it
+            self._record.update(ProgressRecord.from_snapshot(dict(snapshot))._repr_mimebundle_(), raw=True)
+            self.recorded = True
+            return
+        with self._sync_lock:
+            self._closed = True  # no delta after the record
+            self._stop_timer()
+            handle, self._record = self._record, None
+        handle.update(ProgressRecord.from_snapshot(dict(snapshot))._repr_mimebundle_(), raw=True)
+        self.recorded = True
+        ipywidgets.Widget.close(self)  # nothing left on the page shows it
 
     # -- the delta protocol ----------------------------------------------------------------
 
@@ -496,11 +524,11 @@ class ProgressWidget(anywidget.AnyWidget):
         return names
 
     def __repr__(self) -> str:
-        # Also the text/plain fallback a widget-less front-end keeps, frozen at display time:
-        # say what it is rather than a state that will look stuck.
+        # Also the text/plain fallback a widget-less front-end keeps, frozen at display time
+        # (replaced by the record's when the run ends): say what it is, not a state that
+        # would look stuck.
         if self.status == "starting":
-            # What a reopened notebook without widget state shows: point at the static record.
-            return f"ProgressWidget({self.kind} {self.title!r}: live progress; its outcome is recorded below)"
+            return f"ProgressWidget({self.kind} {self.title!r}: live progress; replaced by its record when it ends)"
         return f"ProgressWidget({format_line(self._snapshot())})"
 
     def _snapshot(self) -> dict[str, Any]:
@@ -606,12 +634,13 @@ def has_widget_frontend() -> bool:
 
 
 def progress_sink(kind: str, mode: str = "auto", *, title: str = "", display: bool = True,
-                  foreground: bool = True) -> ProgressWidget | TextProgress | None:
+                  foreground: bool = True, keep: bool = False) -> ProgressWidget | TextProgress | None:
     """The display for one build/push: 'widget', 'text', 'none', or 'auto'.
 
     'auto' uses the widget in a Jupyter kernel and text elsewhere (terminal IPython). A
-    widget is displayed right away when `display` is true, with the place for its static
-    record under it. `foreground` is False for `--bg` jobs (Stop then messages the kernel
+    widget is displayed right away when `display` is true, in an output its static record
+    replaces when the run ends (with `keep`, the finished widget stays, its record under it).
+    `foreground` is False for `--bg` jobs (Stop then messages the kernel
     instead of interrupting it).
     """
     if mode == "none":
@@ -624,5 +653,5 @@ def progress_sink(kind: str, mode: str = "auto", *, title: str = "", display: bo
         raise ValueError(f"progress mode must be auto, widget, text or none, not {mode!r}")
     widget = ProgressWidget(kind=kind, title=title, foreground=foreground)
     if display:
-        widget.display_with_record()
+        widget.display_with_record(keep=keep)
     return widget

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .imageref import ImageRef, parse_reference
 
-__all__ = ["BuildResult", "CheckItem", "CheckReport", "ProgressRecord", "PushResult"]
+__all__ = ["BuildResult", "CheckItem", "CheckReport", "LaunchRecord", "ProgressRecord", "PushResult", "path_href",
+           "path_link", "url_link"]
 
 
 # -- the static record a finished build/push leaves in the notebook -------------------------
@@ -24,6 +28,57 @@ RECORD_ACCENTS = {"done": "var(--jp-success-color1, currentColor)",
                   "failed": "var(--jp-error-color1, currentColor)",
                   "cancelled": "var(--jp-warn-color1, currentColor)",
                   "running": "var(--jp-brand-color1, currentColor)"}
+
+
+def path_href(path: str, base: str | None = None) -> str:
+    """The link target for a local file shown in an output: relative to BASE (default: the
+    current directory, which in Jupyter is the notebook's, so JupyterLab and Notebook 7 open the
+    file in a tab), else a `file://` URI (a file outside the notebook's folder)."""
+    base = base or os.getcwd()
+    absolute = os.path.abspath(os.path.join(base, path))
+    try:
+        relative = os.path.relpath(absolute, base)
+    except ValueError:  # another drive (Windows)
+        relative = os.pardir
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep) or os.path.isabs(relative):
+        return Path(absolute).as_uri()
+    return quote(Path(relative).as_posix())
+
+
+def path_link(path: str, base: str | None = None) -> str:
+    """HTML: the path as a <code> link to the file (see path_href)."""
+    return f'<a href="{escape(path_href(path, base))}"><code>{escape(path)}</code></a>'
+
+
+def url_link(url: str, text: str | None = None) -> str:
+    """HTML: an http(s) URL as a link that opens in a new tab (anything else: plain text)."""
+    shown = escape(text if text is not None else url)
+    if not url.startswith(("http://", "https://")):
+        return shown
+    return f'<a href="{escape(url)}" target="_blank" rel="noopener">{shown}</a>'
+
+
+def _error_parts(text: str) -> tuple[str | None, list[str], str | None]:
+    """(first line, last output lines, hint) of a BuildError/PushError's text (its message,
+    "Full log: ..." and "Last output lines:" blocks, then "Hint: ...")."""
+    first: str | None = None
+    lines: list[str] = []
+    hint: str | None = None
+    in_lines = False
+    for line in text.strip().splitlines():
+        if first is None:
+            first = line
+        elif line.startswith("Hint: "):
+            hint, in_lines = line[len("Hint: "):], False
+        elif line == "Last output lines:":
+            in_lines = True
+        elif in_lines and line.startswith("    "):
+            lines.append(line[4:])
+        elif hint is not None:
+            hint += "\n" + line
+        else:
+            in_lines = False
+    return first, lines, hint
 
 
 def _duration(seconds: float | None) -> str:
@@ -50,10 +105,12 @@ class ProgressRecord:
     digest: str | None = None
     log_path: str | None = None
     tags: list[str] = field(default_factory=list)
-    error: str | None = None  # the first line only: the details are in the widget / raised error
+    error: str | None = None  # the failure's first line (the raised error then says only what failed)
     step: str | None = None  # "Step 3/5 : RUN make" for a failed build
     cached_steps: int = 0
     total_steps: int = 0
+    last_lines: list[str] = field(default_factory=list)  # a failed step's last output lines
+    hint: str | None = None  # how to fix the failure
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> ProgressRecord:
@@ -64,14 +121,14 @@ class ProgressRecord:
             failed = next((s for s in steps if s.get("n") == snapshot["failed_step"]), None)
             instruction = failed["instruction"] if failed else snapshot.get("instruction", "")
             step = f"Step {snapshot['failed_step']}/{snapshot.get('total_steps') or '?'} : {instruction}"
-        error = (snapshot.get("error") or "").strip().splitlines()
-        if step and error and error[0].startswith(f"{step} failed: "):
-            error[0] = error[0][len(f"{step} failed: "):]  # the step is its own row
+        error, last_lines, hint = _error_parts(str(snapshot.get("error") or ""))
+        if step and error and error.startswith(f"{step} failed: "):
+            error = error[len(f"{step} failed: "):]  # the step is its own row
         return cls(kind=str(snapshot.get("kind") or "build"), title=str(snapshot.get("title") or ""),
                    status=str(snapshot.get("status") or ""), duration_s=snapshot.get("elapsed_s"),
                    image_id=snapshot.get("image_id"), pinned=snapshot.get("pinned"),
                    digest=snapshot.get("digest"), log_path=snapshot.get("log_path"),
-                   error=error[0] if error else None, step=step,
+                   error=error, step=step, last_lines=last_lines, hint=hint,
                    cached_steps=sum(1 for s in steps if s.get("cached")),
                    total_steps=int(snapshot.get("total_steps") or 0))
 
@@ -94,6 +151,8 @@ class ProgressRecord:
             rows.append(("Failed at", self.step, True))
         if self.error and self.status != "done":
             rows.append(("Error", self.error, False))
+        if self.hint and self.status != "done":
+            rows.append(("Hint", self.hint, False))
         if self.log_path:
             rows.append(("Log", self.log_path, True))
         return rows
@@ -103,20 +162,98 @@ class ProgressRecord:
         took = f" in {_duration(self.duration_s)}" if self.duration_s is not None else ""
         return f"{verb} {self.title}: {self.status}{took}".replace("  ", " ")
 
+    def _shown_lines(self) -> list[str]:
+        return self.last_lines if self.status == "failed" else []
+
     def __repr__(self) -> str:
         lines = [self.headline(), *(f"  {label}: {value}" for label, value, _ in self._facts())]
+        if self._shown_lines():
+            lines += ["  Last output lines:", *(f"    {line}" for line in self._shown_lines())]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         accent = RECORD_ACCENTS.get(self.status, "var(--jp-border-color1, currentColor)")
         role = ' role="alert"' if self.status == "failed" else ' role="status"'
-        rows = "".join(
-            f"<div><b>{escape(label)}:</b> " + (f"<code>{escape(value)}</code>" if code else escape(value))
-            + "</div>"
-            for label, value, code in self._facts())
+
+        def value_html(label: str, value: str, code: bool) -> str:
+            if label == "Log":
+                return path_link(value)
+            return f"<code>{escape(value)}</code>" if code else escape(value)
+
+        rows = "".join(f'<div data-row="{escape(label.lower())}"><b>{escape(label)}:</b> '
+                       f"{value_html(label, value, code)}</div>" for label, value, code in self._facts())
+        if self._shown_lines():
+            rows += ('<div data-row="output"><b>Last output lines:</b><pre style="margin:2px 0;white-space:pre-wrap">'
+                     + escape("\n".join(self._shown_lines())) + "</pre></div>")
         return (f'<div class="dcs-record" data-kind="{escape(self.kind)}" data-status="{escape(self.status)}"'
                 f'{role} style="{RECORD_STYLE.format(accent=accent)}">'
                 f'<b>{escape(self.headline())}</b>{rows}</div>')
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
+
+_LAUNCH_ACCENTS = {"RUNNING": _ACCENTS["done"], "TERMINATED": _ACCENTS["failed"], "ERROR": _ACCENTS["failed"]}
+
+
+@dataclass
+class LaunchRecord:
+    """What a launch form did, as static output (it renders without a kernel or widget state):
+    the workspace, the cluster created (id, state, link), its failure, and the masked
+    clusters/create JSON it sent (or, before Create, the one it shows)."""
+
+    workspace: str | None  # the host, None for a preview-only form
+    cluster_id: str | None = None
+    state: str | None = None  # the last state seen (PENDING, RUNNING, TERMINATED, ...)
+    url: str | None = None  # the cluster's page (None on the local workspace)
+    error: str | None = None
+    hint: str | None = None
+    spec_json: str = ""  # masked (ClusterSpec.to_json()): never a password
+    sent: bool = False  # spec_json is the body Create sent
+
+    def headline(self) -> str:
+        if self.cluster_id:
+            return f"Launch: cluster {self.cluster_id} {self.state or 'created'}"
+        if self.error:
+            return "Launch: not created"
+        return "Launch form: no cluster created" + ("" if self.workspace else " (preview only)")
+
+    def _facts(self) -> list[tuple[str, str]]:
+        rows = [("Workspace", self.workspace or "none (preview only)")]
+        if self.cluster_id:
+            rows.append(("Cluster", self.cluster_id))
+        if self.error:
+            rows.append(("Error", self.error))
+        if self.hint:
+            rows.append(("Hint", self.hint))
+        return rows
+
+    def _spec_label(self) -> str:
+        return ("clusters/create JSON sent" if self.sent else "clusters/create JSON") + " (passwords masked)"
+
+    def __repr__(self) -> str:
+        lines = [self.headline(), *(f"  {label}: {value}" for label, value in self._facts())]
+        if self.url:
+            lines.append(f"  Open: {self.url}")
+        if self.spec_json:
+            lines += [f"  {self._spec_label()}:", *(f"    {line}" for line in self.spec_json.splitlines())]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        failed = bool(self.error) or self.state in ("TERMINATED", "ERROR")
+        accent = _LAUNCH_ACCENTS.get(self.state or "", _ACCENTS["failed"] if failed
+                                     else "var(--jp-border-color1, currentColor)")
+        role = ' role="alert"' if self.error else ' role="status"'
+        rows = ""
+        for label, value in self._facts():
+            shown = (url_link(self.url, value) if label == "Cluster" and self.url
+                     else f"<code>{escape(value)}</code>" if label in ("Cluster", "Workspace") else escape(value))
+            rows += f'<div data-row="{label.lower()}"><b>{escape(label)}:</b> {shown}</div>'
+        if self.spec_json:
+            rows += (f'<details data-row="spec"><summary style="cursor:pointer">{escape(self._spec_label())}</summary>'
+                     f'<pre style="margin:2px 0;max-height:24em;overflow:auto">{escape(self.spec_json)}</pre></details>')
+        return (f'<div class="dcs-record" data-kind="launch" data-state="{escape(self.state or "")}"{role} '
+                f'style="{_RECORD_STYLE.format(accent=accent)}"><b>{escape(self.headline())}</b>{rows}</div>')
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": repr(self), "text/html": self._repr_html_()}
@@ -226,39 +363,64 @@ class CheckReport:
                 return item
         raise KeyError(name)
 
+    def _ordered(self) -> tuple[list[CheckItem], list[CheckItem]]:
+        """(what needs a look: failures, then warnings; what passed), each in check order."""
+        errors = [c for c in self.checks if not c.ok and c.severity == "error"]
+        warnings = [c for c in self.checks if not c.ok and c.severity != "error"]
+        return errors + warnings, [c for c in self.checks if c.ok]
+
     def __repr__(self) -> str:
+        """Failures first (with their fix), then the passed checks on one line."""
         lines = [f"CheckReport({self.image}: {'ok' if self.ok else 'FAILED'})"]
-        lines += [f"  {c!r}" for c in self.checks]
+        attention, passed = self._ordered()
+        for c in attention:
+            lines.append(f"  {c!r}")
+            if c.fix:
+                lines.append(f"      fix: {c.fix}")
+        if passed:
+            lines.append(f"  {_passed(len(passed))}: " + ", ".join(c.name for c in passed))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        """A table for notebooks: one row per item, with its fix when it failed.
+        """A table for notebooks: failures (with their fix) and warnings first, the passed
+        checks folded into a `<details>` line ("12 checks passed").
 
         Colours come only from JupyterLab's theme variables: the text keeps the theme's text
         colour (>= 4.5:1 in light and dark themes) and the mark word says ok/FAIL/WARN; the
         status colour is a bar beside it, not the colour of the text.
         """
-        from html import escape
-
         marks = {"ok": ("&#10004; ok", "--jp-success-color1"), "error": ("&#10008; FAIL", "--jp-error-color1"),
                  "warning": ("&#9888; WARN", "--jp-warn-color0")}
         cell = "text-align:left;vertical-align:top;color:var(--jp-content-font-color1)"
-        rows = []
-        for c in self.checks:
+        head = "text-align:left;color:var(--jp-content-font-color0)"
+
+        def row(c: CheckItem) -> str:
             status = "ok" if c.ok else (c.severity if c.severity in marks else "error")
             mark, bar = marks[status]
-            rows.append(
-                f'<tr class="dcs-check-{status}"><td class="dcs-mark" style="{cell};font-weight:bold;'
-                f'white-space:nowrap;color:var(--jp-content-font-color0);border-left:4px solid var({bar})">'
-                f'{mark}</td><td style="{cell}">{escape(c.name)}</td>'
-                f'<td style="{cell}">{escape(c.detail)}</td>'
-                f'<td style="{cell}">{"" if c.ok or not c.fix else f"<code>{escape(c.fix)}</code>"}</td></tr>')
-        failed = sum(not c.ok and c.severity == "error" for c in self.checks)
+            return (f'<tr class="dcs-check-{status}"><td class="dcs-mark" style="{cell};font-weight:bold;'
+                    f'white-space:nowrap;color:var(--jp-content-font-color0);border-left:4px solid var({bar})">'
+                    f'{mark}</td><td style="{cell}">{escape(c.name)}</td>'
+                    f'<td style="{cell}">{escape(c.detail)}</td>'
+                    f'<td style="{cell}">{"" if c.ok or not c.fix else f"<code>{escape(c.fix)}</code>"}</td></tr>')
+
+        def table(items: list[CheckItem]) -> str:
+            return (f'<table><thead><tr><th style="{head}"></th><th style="{head}">check</th>'
+                    f'<th style="{head}">detail</th><th style="{head}">fix</th></tr></thead><tbody>'
+                    + "".join(row(c) for c in items) + "</tbody></table>")
+
+        attention, passed = self._ordered()
+        failed = sum(c.severity == "error" for c in attention)
         verdict = ("meets the Databricks Container Services requirements" if self.ok
                    else f"does NOT meet the requirements ({failed} failed)")
-        head = "text-align:left;color:var(--jp-content-font-color0)"
+        # What needs a look stays open; the passed rows fold into one line (a long report was
+        # thousands of pixels of "ok").
+        body = table(attention) if attention else ""
+        if passed:
+            body += (f'<details class="dcs-check-passed"><summary style="cursor:pointer">{_passed(len(passed))}'
+                     f"</summary>{table(passed)}</details>")
         return (f'<div class="dcs-check" style="color:var(--jp-content-font-color1)">'
-                f'<p role="status"><b>{escape(self.image)}</b> {verdict}</p>'
-                f'<table><thead><tr><th style="{head}"></th><th style="{head}">check</th>'
-                f'<th style="{head}">detail</th><th style="{head}">fix</th></tr></thead><tbody>'
-                + "".join(rows) + "</tbody></table></div>")
+                f'<p role="status"><b>{escape(self.image)}</b> {verdict}</p>{body}</div>')
+
+
+def _passed(n: int) -> str:
+    return f"{n} check{'' if n == 1 else 's'} passed"

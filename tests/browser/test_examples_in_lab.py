@@ -242,8 +242,8 @@ def test_example_runs_in_jupyterlab(example: Example, browser: Any, examples_lab
         nb, _ = _run_in_browser(examples_lab, page, example, examples_lab.url, "lab",
                                 docker_cleanup, auth_registry)
         if example.name == "quickstart":
-            # The build and push widgets, as the README shows them.
-            widget = page.locator(".dcs-progress").first
+            # The build's record (its widget's output when the build ended), as the README shows it.
+            widget = page.locator(".dcs-record").first
             widget.scroll_into_view_if_needed()
             widget.locator("xpath=ancestor::div[contains(@class,'jp-Cell')][1]").screenshot(
                 path=str(SHOTS_DIR / "examples-widgets.png"))

@@ -76,7 +76,7 @@ def test_failed_build_and_push_are_readable_in_the_dark_theme(
     docker_client.images.get(busybox_image).tag(*unreachable.rsplit(":", 1))
     lab_setting(THEME_PLUGIN, {"theme": "JupyterLab Dark"})
     run = notebook([
-        "%load_ext dcs_magic",
+        "%load_ext dcs_magic\n%config DcsMagics.finished_widget = 'keep'",  # examined after the run
         _dockerfile_cell(busybox_image, "echo fine", "echo about-to-fail && exit 3"),
         f"try:\n    %dcs_build -t {tag}\nexcept Exception as exc:\n    build_error = exc",
         f"%dcs_push {unreachable}",
@@ -134,7 +134,7 @@ def test_push_widget_total_is_weighted_by_bytes(page, notebook, screenshot, regi
     reference = docker_cleanup.add(f"{registry.host}/dcs-test/browser-push:1")
     docker_client.images.get(busybox_image).tag(*reference.rsplit(":", 1))
     notebook([
-        "%load_ext dcs_magic",
+        "%load_ext dcs_magic\n%config DcsMagics.finished_widget = 'keep'",  # examined after the run
         _scripted_push_cell(f"{registry.host}/dcs-test/weights:1"),
         f"result = %dcs_push {reference}",
     ])
@@ -269,7 +269,7 @@ import threading
 from dcs_magic.model.progress import BuildState
 from dcs_magic.jupyter.widgets import progress_sink
 state = BuildState("bg")
-sink = progress_sink("build", "widget", title="bg", foreground=False)
+sink = progress_sink("build", "widget", title="bg", foreground=False, keep=True)
 stopped = threading.Event()
 sink.bind_cancel(stopped.set)  # what the pipeline does at the start of a --bg job
 

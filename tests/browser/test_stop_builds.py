@@ -48,6 +48,10 @@ _OTHER_OUTPUTS_JS = """(area) => Array.from(area.querySelectorAll(".jp-OutputAre
   .map((o) => o.innerText)"""
 
 
+# The Stop tests examine the finished (cancelled) widget: it stays, its record under it.
+LOAD = "%load_ext dcs_magic\n%config DcsMagics.finished_widget = 'keep'"
+
+
 def _steps_cell(base: str, marker: str) -> str:
     # The marker is in the step's command (never printed: the echo would run after 40 s), so the
     # step's container is found on the engine by it and by nothing else.
@@ -119,7 +123,7 @@ def test_stop_a_foreground_build_during_a_silent_step(page, jupyter_lab, noteboo
     tag = docker_cleanup.add(f"{docker_cleanup.unique('browser-stop-fg')}:1")
     marker = f"dcs-test-stop-{uuid.uuid4().hex[:12]}"
     _start(page, jupyter_lab, notebook_dir, [
-        "%load_ext dcs_magic", _steps_cell(busybox_image, marker), f"%dcs_build slow -t {tag} --no-cache"])
+        LOAD, _steps_cell(busybox_image, marker), f"%dcs_build slow -t {tag} --no-cache"])
     widget = page.locator(OUTPUT.format(2)).locator(WIDGET)
     widget.locator(".dcs-step-label", has_text="Step 3/3").wait_for(timeout=90_000)
     _wait_for_running_step(docker_client, marker)
@@ -148,7 +152,7 @@ def test_stop_a_bg_build_during_a_silent_step(page, jupyter_lab, notebook_dir, s
     tag = docker_cleanup.add(f"{docker_cleanup.unique('browser-stop-bg')}:1")
     marker = f"dcs-test-stop-{uuid.uuid4().hex[:12]}"
     _start(page, jupyter_lab, notebook_dir, [
-        "%load_ext dcs_magic", _steps_cell(busybox_image, marker),
+        LOAD, _steps_cell(busybox_image, marker),
         f"%dcs_build slow -t {tag} --no-cache --bg", "print('the kernel is free')"])
     wait_until_done(page, 60_000)  # every cell ran: the build goes on in the background
     expect(page.locator(OUTPUT.format(3))).to_have_text("the kernel is free")
@@ -178,7 +182,7 @@ def test_bg_push_widget_and_job_line(page, jupyter_lab, notebook_dir, screenshot
                                      docker_client, docker_cleanup, busybox_image):
     reference = docker_cleanup.add(f"{registry.host}/dcs-test/browser-bg-push:1")
     docker_client.images.get(busybox_image).tag(*reference.rsplit(":", 1))
-    _start(page, jupyter_lab, notebook_dir, ["%load_ext dcs_magic", f"%dcs_push {reference} --bg"])
+    _start(page, jupyter_lab, notebook_dir, [LOAD, f"%dcs_push {reference} --bg"])
     wait_until_done(page, 60_000)
     area = page.locator(OUTPUT.format(1))
     widget = area.locator(f'{WIDGET}[data-status="done"]')

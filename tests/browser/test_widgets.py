@@ -74,7 +74,7 @@ def run_log_path(notebook_dir) -> str:
 def test_build_widget_shows_steps_log_and_image_id(page, notebook, notebook_dir, screenshot,
                                                     docker_client, busybox_image, build_tag):
     notebook([
-        "%load_ext dcs_magic",
+        "%load_ext dcs_magic\n%config DcsMagics.finished_widget = 'keep'",  # examined after the run
         _dockerfile_cell(busybox_image, "echo one > /one", "echo two > /two",
                          # The shell computes the marker: only real step output contains it.
                          "echo dcs-browser-marker-$((6*7))"),
@@ -123,7 +123,7 @@ def test_build_widget_shows_steps_log_and_image_id(page, notebook, notebook_dir,
 def test_build_widget_shows_failure(page, notebook, screenshot, docker_client, busybox_image,
                                     build_tag):
     run = notebook([
-        "%load_ext dcs_magic",
+        "%load_ext dcs_magic\n%config DcsMagics.finished_widget = 'keep'",  # examined after the run
         _dockerfile_cell(busybox_image, "echo fine", "echo about-to-fail && exit 3"),
         f"result = %dcs_build -t {build_tag}",
         "print('never runs')",

@@ -180,20 +180,3 @@ def test_verbose_traceback_of_a_failed_push_never_shows_the_password(
     text = shown.out + shown.err
     assert "Secret('****')" in text  # the frames' locals were printed
     assert "wrong-password-value" not in text
-
-
-def test_error_under_a_live_widget_is_one_short_line_and_its_hint() -> None:
-    # The widget above shows the step, the error and the last output lines: the cell's error
-    # says what failed, not again why (issue 11.5).
-    from dcs_magic.errors import BuildError, PushError
-    from dcs_magic.jupyter.magics import _one_line
-
-    build = BuildError("Step 3/3 : RUN make && exit 3 failed: The command returned a non-zero code: 3\n"
-                       "Full log: /tmp/x.log\nLast output lines:\n    boom", step=3, log_path="/tmp/x.log",
-                       hint="Fix the failing step")
-    assert _one_line(build).splitlines() == ["BuildError: Step 3/3 failed (details above)",
-                                             "Hint: Fix the failing step"]
-    push = PushError("Push of 127.0.0.1:9/x:1 failed: registry unreachable at 127.0.0.1:9: connection refused",
-                     hint="Check the registry address")
-    assert _one_line(push).splitlines() == ["PushError: Push of 127.0.0.1:9/x:1 failed (details above)",
-                                            "Hint: Check the registry address"]

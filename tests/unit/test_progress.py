@@ -552,3 +552,40 @@ def test_static_record_text_and_html() -> None:
     record = ProgressRecord.from_snapshot(dict(failed.snapshot(elapsed_s=1.0)))
     assert record.status == "failed" and 'role="alert"' in record._repr_html_()
     assert "Failed at: Step" in repr(record) and "returned a non-zero code" in repr(record)
+
+
+def test_failed_record_says_the_error_once_with_its_last_lines_and_hint() -> None:
+    """The record replaces the widget (issue 24.1): it carries the failing step, the error, the
+    last output lines and the hint, so the raised error only says what failed."""
+    from dcs_magic.model.results import ProgressRecord
+
+    error = ("Step 3/3 : RUN make && exit 3 failed: The command returned a non-zero code: 3\n"
+             "Full log: /tmp/ctx/.dcs/build-1.log\nLast output lines:\n    compiling\n    boom <b>\n"
+             "Hint: Fix the failing step")
+    snapshot = {"kind": "build", "title": "app", "status": "failed", "elapsed_s": 1.0, "failed_step": 3,
+                "total_steps": 3, "steps": [{"n": 3, "instruction": "RUN make && exit 3"}], "error": error,
+                "log_path": "/tmp/ctx/.dcs/build-1.log"}
+    record = ProgressRecord.from_snapshot(snapshot)
+    assert record.error == "The command returned a non-zero code: 3"
+    assert record.last_lines == ["compiling", "boom <b>"] and record.hint == "Fix the failing step"
+    text = repr(record)
+    assert text.count("non-zero code: 3") == 1 and "Hint: Fix the failing step" in text
+    assert text.endswith("Last output lines:\n    compiling\n    boom <b>")
+    html = record._repr_html_()
+    assert html.count("non-zero code: 3") == 1 and "boom &lt;b&gt;" in html
+    assert '<a href="file:///tmp/ctx/.dcs/build-1.log"><code>/tmp/ctx/.dcs/build-1.log</code></a>' in html
+    push = ProgressRecord.from_snapshot({"kind": "push", "title": "r/x:1", "status": "failed",
+                                         "error": "Push of r/x:1 failed: denied\nHint: docker login r"})
+    assert push.error == "Push of r/x:1 failed: denied" and push.hint == "docker login r"
+    assert repr(push).count("docker login r") == 1
+
+
+def test_log_paths_link_relative_to_the_notebook_folder(tmp_path) -> None:
+    from dcs_magic.model.results import path_href, url_link
+
+    log = tmp_path / "dcs-build" / "my app" / ".dcs" / "build-1.log"
+    assert path_href(str(log), base=str(tmp_path)) == "dcs-build/my%20app/.dcs/build-1.log"
+    assert path_href("/elsewhere/x.log", base=str(tmp_path)) == "file:///elsewhere/x.log"
+    assert url_link("https://h/#/setting/clusters/1", "1") == \
+        '<a href="https://h/#/setting/clusters/1" target="_blank" rel="noopener">1</a>'
+    assert url_link("javascript:alert(1)") == "javascript:alert(1)"  # only http(s) becomes a link
