@@ -193,7 +193,7 @@ class ProgressRecord:
         return {"text/plain": repr(self), "text/html": self._repr_html_()}
 
 
-_LAUNCH_ACCENTS = {"RUNNING": _ACCENTS["done"], "TERMINATED": _ACCENTS["failed"], "ERROR": _ACCENTS["failed"]}
+_LAUNCH_ACCENTS = {"RUNNING": RECORD_ACCENTS["done"], "TERMINATED": RECORD_ACCENTS["failed"], "ERROR": RECORD_ACCENTS["failed"]}
 
 
 @dataclass
@@ -241,7 +241,7 @@ class LaunchRecord:
 
     def _repr_html_(self) -> str:
         failed = bool(self.error) or self.state in ("TERMINATED", "ERROR")
-        accent = _LAUNCH_ACCENTS.get(self.state or "", _ACCENTS["failed"] if failed
+        accent = _LAUNCH_ACCENTS.get(self.state or "", RECORD_ACCENTS["failed"] if failed
                                      else "var(--jp-border-color1, currentColor)")
         role = ' role="alert"' if self.error else ' role="status"'
         rows = ""
@@ -253,7 +253,7 @@ class LaunchRecord:
             rows += (f'<details data-row="spec"><summary style="cursor:pointer">{escape(self._spec_label())}</summary>'
                      f'<pre style="margin:2px 0;max-height:24em;overflow:auto">{escape(self.spec_json)}</pre></details>')
         return (f'<div class="dcs-record" data-kind="launch" data-state="{escape(self.state or "")}"{role} '
-                f'style="{_RECORD_STYLE.format(accent=accent)}"><b>{escape(self.headline())}</b>{rows}</div>')
+                f'style="{RECORD_STYLE.format(accent=accent)}"><b>{escape(self.headline())}</b>{rows}</div>')
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": repr(self), "text/html": self._repr_html_()}
