@@ -240,15 +240,21 @@ class LaunchWidget(widgets.VBox):
 
         auth_modes = [(label, key) for key, label in AUTH_MODES.items() if key != "keep" or v.auth_mode == "keep"]
         known = self.form.script_choices()
+        # Radio buttons, not ToggleButtons: ipywidgets' toggle buttons expose no pressed state,
+        # native radios say which one is checked. ipywidgets gives them no `name`, so each is a
+        # Tab stop that Space checks: JupyterLab's command mode takes the arrow keys. Laid out
+        # as a row like the other fields (ipywidgets leaves RadioButtons out of the flex row
+        # class, so the label would not get its width).
+        workers_mode = widgets.RadioButtons(options=[("Fixed size", "fixed"), ("Autoscale", "autoscale")],
+                                            value=v.workers_mode, description="Workers", style=_LABEL,
+                                            orientation="horizontal", layout=wide())
+        workers_mode.add_class("widget-inline-hbox")
         return {
             "cluster_name": widgets.Text(value=v.cluster_name, description="Cluster name", style=_LABEL,
                                          placeholder="dcs-my-image", layout=wide()),
             "spark_version": _choice(runtimes, v.spark_version, "Runtime"),
             "node_type_id": _choice(nodes, v.node_type_id, "Node type"),
-            # Radio buttons, not ToggleButtons: ipywidgets' toggle buttons expose no pressed state,
-            # native radios say which one is checked (and take the arrow keys).
-            "workers_mode": widgets.RadioButtons(options=[("Fixed size", "fixed"), ("Autoscale", "autoscale")],
-                                                 value=v.workers_mode, description="Workers", style=_LABEL),
+            "workers_mode": workers_mode,
             "num_workers": widgets.BoundedIntText(value=v.num_workers, min=0, max=100000,
                                                   description="Number of workers", style=_LABEL, layout=wide()),
             "min_workers": widgets.BoundedIntText(value=v.min_workers, min=0, max=100000, description="Min workers",
@@ -300,7 +306,8 @@ class LaunchWidget(widgets.VBox):
         self.advanced = widgets.VBox([
             c["init_script_names"], scripts_note, c["init_script_destinations"], c["spark_conf"],
             c["spark_env_vars"], c["custom_tags"]], layout=widgets.Layout(display="none"))
-        self.advanced_button = widgets.Button(description=f"Show {_ADVANCED}", layout=_button_layout())
+        self.advanced_button = widgets.Button(description=f"Show {_ADVANCED}",
+                                              layout=widgets.Layout(width="auto", align_self="flex-start"))
         self.advanced_button.on_click(lambda _: self.show_advanced(self.advanced.layout.display == "none"))
         return [
             widgets.HTML(_FORM_CSS, layout=widgets.Layout(display="none")),
