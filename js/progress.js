@@ -242,6 +242,9 @@ export async function interruptKernel(kernelId) {
 export function render({ model, el, store }) {
   const get = (name) => (store ? store.get(name) : model.get(name));
   const root = node("div", "dcs-progress");
+  // Where the focus goes when Stop, which had it, is hidden as the run ends (issue 24.6).
+  root.tabIndex = -1;
+  root.setAttribute("role", "group");
   const header = node("div", "dcs-header");
   const title = node("span", "dcs-title");
   const badge = node("span", "dcs-badge");
@@ -306,7 +309,8 @@ export function render({ model, el, store }) {
   stop.addEventListener("click", async () => {
     if (stopping || !ACTIVE.has(get("status"))) return;
     stopping = true;
-    stop.disabled = true;
+    // aria-disabled, not disabled: a disabled button drops the keyboard focus to the page.
+    stop.setAttribute("aria-disabled", "true");
     stop.textContent = "Stopping…";
     try {
       if (model.get("_foreground") && model.get("_kernel_id")) {
@@ -316,7 +320,7 @@ export function render({ model, el, store }) {
       }
     } catch (err) {
       stopping = false;
-      stop.disabled = false;
+      stop.removeAttribute("aria-disabled");
       stop.textContent = "Stop";
       console.error("[dcs-magic] Stop failed", err);
     }
@@ -393,7 +397,10 @@ export function render({ model, el, store }) {
     badge.textContent = status;
     badge.className = `dcs-badge dcs-badge-${status}`;
     const canStop = model.get("_foreground") ? Boolean(model.get("_kernel_id")) : Boolean(get("_can_stop"));
-    stop.hidden = !(active && canStop);
+    root.setAttribute("aria-label", title.textContent);
+    const hide = !(active && canStop);
+    if (hide && document.activeElement === stop) root.focus({ preventScroll: true });
+    stop.hidden = hide;
     drawTimes();
 
     const total = get("total_steps");

@@ -60,6 +60,15 @@ _NOTE_STYLE = ("color:var(--jp-content-font-color1);border-left:4px solid var(--
                "padding-left:6px")
 _PROBLEM_STYLE = ("color:var(--jp-content-font-color1);border-left:4px solid var(--jp-error-color1);"
                   "padding-left:6px")
+# The form's own CSS, scoped by its class. ipywidgets marks a focused text field only by a
+# border in --jp-widgets-input-focus-border-color (a light blue: about 2:1 on the light
+# theme's white) and sets `outline: none !important` on it: a 2px outline in the brand colour,
+# as important and more specific, reaches the 3:1 a focus indicator needs in the light and
+# the dark theme (issue 24.6).
+_FORM_CLASS = "dcs-launch"
+_FORM_CSS = "<style>" + ", ".join(f".jupyter-widgets.{_FORM_CLASS} {tag}:focus" for tag in ("input", "textarea", "select")) + (
+    " { outline: 2px solid var(--jp-brand-color1) !important; outline-offset: 1px; }</style>")
+_ADVANCED = "init scripts, Spark conf, env vars, tags"
 
 
 
@@ -91,7 +100,11 @@ class LaunchWidget(widgets.VBox):
     `controls` maps FormValues field names to their widgets, so code can drive the form;
     `form` is the LaunchForm behind it. Buttons: `create_button` ("Create", disabled while
     the created cluster is pending or running), `terminate_button` ("Terminate"),
-    `save_button` ("Save JSON").
+    `save_button` ("Save JSON"). `advanced_button` shows and hides `advanced` (init scripts,
+    Spark conf, env vars, tags; `show_advanced()` from code).
+
+    Keyboard: every control is a native one (button, radio, input); a button that disables
+    itself when clicked (Create, Terminate) hands the focus to the one enabled next.
 
     Create and what the form can see will fail: while the form has risks (a runtime whose
     Python is not the image's, a private registry without auth, a node type the workspace
@@ -139,6 +152,7 @@ class LaunchWidget(widgets.VBox):
         self._terminating = False
         self._sent: ClusterSpec | None = None
         self._armed = False  # Create was clicked once while the form had risks
+        self._refocus = False  # a click disabled its own button: the next button enabled takes the focus
         values = self.form.initial_values(image, [key for _, key in lists.runtimes])
         self.controls = self._build_controls(values, lists.runtimes, lists.nodes)
         self.target = widgets.HTML(self._target_html())
@@ -159,29 +173,30 @@ class LaunchWidget(widgets.VBox):
         # Jobs and infrastructure: the same spec as a bundle / Terraform / policy / pool
         # (model.exports; secrets stay references), and the workspace's readiness (doctor).
         # Wide enough for "Asset bundle (YAML)" beside a 13em label (issue 24.8: labels fit).
+        # No icons on the buttons: a Font Awesome glyph would start each one's accessible name.
         self.export_kind = widgets.Dropdown(options=EXPORT_KINDS, value="bundle", description="Export as",
                                             style=_LABEL, layout=widgets.Layout(width="30em"))
-        self.export_button = widgets.Button(description="Export", icon="file-code-o",
+        self.export_button = widgets.Button(description="Export",
                                             tooltip="Show this spec as the chosen export", layout=_button_layout())
         self.export_out = widgets.HTML()
-        self.readiness_button = widgets.Button(description="Check workspace", icon="stethoscope",
+        self.readiness_button = widgets.Button(description="Check workspace",
                                                disabled=workspace is None,
                                                tooltip="Workspace readiness, as `dcs doctor` checks it", layout=_button_layout())
         self.readiness = widgets.HTML()
         self.create_button = widgets.Button(description="Create", button_style="primary",
-                                            disabled=workspace is None, icon="play",
+                                            disabled=workspace is None,
                                             tooltip="Create the cluster with this JSON", layout=_button_layout())
         self.terminate_button = widgets.Button(description="Terminate", button_style="danger", disabled=True,
-                                               icon="stop", tooltip="Terminate the cluster created here", layout=_button_layout())
-        self.copy_button = widgets.Button(description="Copy JSON", icon="copy", layout=_button_layout())
+                                               tooltip="Terminate the cluster created here", layout=_button_layout())
+        self.copy_button = widgets.Button(description="Copy JSON", layout=_button_layout())
         self.save_path = widgets.Text(value=str(self.form.default_save_path()), description="Save to",
                                       style={"description_width": "initial"},
                                       layout=widgets.Layout(width="24em"))
         self.overwrite = widgets.Checkbox(value=False, description="Overwrite an existing file", indent=False,
                                           layout=widgets.Layout(width="auto"))
-        self.save_button = widgets.Button(description="Save JSON", icon="save", layout=_button_layout())
-        self.create_button.on_click(lambda _: self.create())
-        self.terminate_button.on_click(lambda _: self.terminate())
+        self.save_button = widgets.Button(description="Save JSON", layout=_button_layout())
+        self.create_button.on_click(lambda _: self._clicked(self.create_button, self.create))
+        self.terminate_button.on_click(lambda _: self._clicked(self.terminate_button, self.terminate))
         self.copy_button.on_click(lambda _: self._toggle_copy())
         self.save_button.on_click(lambda _: self.save(self.save_path.value, overwrite=self.overwrite.value))
         self.export_button.on_click(lambda _: self.export(self.export_kind.value))
@@ -195,6 +210,7 @@ class LaunchWidget(widgets.VBox):
         self._record_display: str | None = None
         self._record_lock = threading.Lock()
         self._last_record: dict[str, str] | None = None
+        self.add_class(_FORM_CLASS)
         self._update_visibility()
         self._refresh()
         self.state.observe(lambda _change: self._show_record(), names="value")
@@ -233,13 +249,21 @@ class LaunchWidget(widgets.VBox):
 
         auth_modes = [(label, key) for key, label in AUTH_MODES.items() if key != "keep" or v.auth_mode == "keep"]
         known = self.form.script_choices()
+        # Radio buttons, not ToggleButtons: ipywidgets' toggle buttons expose no pressed state,
+        # native radios say which one is checked. ipywidgets gives them no `name`, so each is a
+        # Tab stop that Space checks: JupyterLab's command mode takes the arrow keys. Laid out
+        # as a row like the other fields (ipywidgets leaves RadioButtons out of the flex row
+        # class, so the label would not get its width).
+        workers_mode = widgets.RadioButtons(options=[("Fixed size", "fixed"), ("Autoscale", "autoscale")],
+                                            value=v.workers_mode, description="Workers", style=_LABEL,
+                                            orientation="horizontal", layout=wide())
+        workers_mode.add_class("widget-inline-hbox")
         return {
             "cluster_name": widgets.Text(value=v.cluster_name, description="Cluster name", style=_LABEL,
                                          placeholder="dcs-my-image", layout=wide()),
             "spark_version": _choice(runtimes, v.spark_version, "Runtime"),
             "node_type_id": _choice(nodes, v.node_type_id, "Node type"),
-            "workers_mode": widgets.ToggleButtons(options=[("Fixed size", "fixed"), ("Autoscale", "autoscale")],
-                                                  value=v.workers_mode),
+            "workers_mode": workers_mode,
             "num_workers": widgets.BoundedIntText(value=v.num_workers, min=0, max=100000,
                                                   description="Number of workers", style=_LABEL, layout=wide()),
             "min_workers": widgets.BoundedIntText(value=v.min_workers, min=0, max=100000, description="Min workers",
@@ -286,26 +310,29 @@ class LaunchWidget(widgets.VBox):
         scripts_note = widgets.HTML(
             f"<small>Not uploaded yet (add <code>--upload DEST</code>): {html.escape(', '.join(unsent))}</small>"
             if unsent else "")
-        advanced = widgets.Accordion(children=[widgets.VBox([
+        # A button, not an Accordion: ipywidgets 8's accordion header is a div that the keyboard
+        # cannot reach. A <button> takes Tab, Enter and Space; its name says Show or Hide.
+        self.advanced = widgets.VBox([
             c["init_script_names"], scripts_note, c["init_script_destinations"], c["spark_conf"],
-            c["spark_env_vars"], c["custom_tags"]])])
-        advanced.set_title(0, "Init scripts, Spark conf, env vars, tags")
+            c["spark_env_vars"], c["custom_tags"]], layout=widgets.Layout(display="none"))
+        self.advanced_button = widgets.Button(description=f"Show {_ADVANCED}",
+                                              layout=widgets.Layout(width="auto", align_self="flex-start"))
+        self.advanced_button.on_click(lambda _: self.show_advanced(self.advanced.layout.display == "none"))
         return [
+            widgets.HTML(_FORM_CSS, layout=widgets.Layout(display="none")),
             self.target,
             self.running,
             self.notice,
             c["cluster_name"], c["spark_version"], c["node_type_id"],
-            # ToggleButtons puts its description above the buttons: a label as wide as the others.
-            widgets.HBox([widgets.HTML('<div style="text-align:right;padding-right:8px">Workers</div>',
-                                       layout=widgets.Layout(width=_LABEL["description_width"])),
-                          c["workers_mode"]]),
+            c["workers_mode"],
             c["num_workers"], c["min_workers"], c["max_workers"],
             c["autotermination_minutes"],
             c["log_destination"], widgets.HTML(f'<small class="dcs-log-note">{html.escape(LOG_DELIVERY_NOTE)}</small>'),
             c["data_security_mode"], c["single_user_name"],
             c["image"], c["auth_mode"],
             c["username"], c["password_secret"], c["password_env"],
-            advanced,
+            self.advanced_button,
+            self.advanced,
             self.problems,
             self.preview,
             widgets.HBox([self.create_button, self.terminate_button, self.copy_button, self.download]),
@@ -398,6 +425,26 @@ class LaunchWidget(widgets.VBox):
                                       for p in preview.problems)
         self.create_button.tooltip = ("Create the cluster with this JSON" if not preview.risks else
                                       "Asks again first: " + " ".join(str(r) for r in preview.risks))
+
+    def show_advanced(self, show: bool = True) -> None:
+        """Show (or hide) the init scripts, Spark conf, env vars and tags."""
+        self.advanced.layout.display = None if show else "none"
+        self.advanced_button.description = f"{'Hide' if show else 'Show'} {_ADVANCED}"
+
+    def _clicked(self, button: widgets.Button, action: Callable[[], Any]) -> None:
+        """Run a button's action. One that disables its own button loses the keyboard focus
+        (the browser drops it to the page): the button enabled next takes it (`_hand_focus`)."""
+        self._refocus = True
+        action()
+        if not button.disabled:  # still enabled (asked to confirm, an invalid form): focus stayed
+            self._refocus = False
+
+    def _hand_focus(self, button: widgets.Button) -> None:
+        """Focus `button` when a click took the focus away and it is enabled again: after
+        Create the focus lands on Terminate, after Terminate back on Create (issue 24.6)."""
+        if self._refocus and not button.disabled:
+            self._refocus = False
+            button.focus()
 
     def _toggle_copy(self) -> None:
         hidden = self.copy_box.layout.display == "none"
@@ -517,10 +564,10 @@ class LaunchWidget(widgets.VBox):
             cluster_id = str(info.get("cluster_id"))
             label = widgets.HTML(html.escape(cluster_line(info)))
             # Its own name: several Terminate buttons must be told apart by keyboard and screen readers.
-            button = widgets.Button(description=f"Terminate {cluster_id}", button_style="danger", icon="stop",
+            button = widgets.Button(description=f"Terminate {cluster_id}", button_style="danger",
                                     tooltip=f"Terminate cluster {cluster_id}",
                                     layout=widgets.Layout(width="auto"))
-            button.on_click(lambda _, c=cluster_id: self.terminate_listed(c))
+            button.on_click(lambda b, c=cluster_id: self._clicked(b, lambda: self.terminate_listed(c)))
             self.listed[cluster_id], self._listed_labels[cluster_id] = button, label
             rows.append(widgets.HBox([button, label]))
         return rows
@@ -537,8 +584,11 @@ class LaunchWidget(widgets.VBox):
             except DcsError as exc:
                 label.value = f'<span role="alert">{html.escape(cluster_id)}: {html.escape(exc.message)}</span>'
                 button.disabled = False
+                self._hand_focus(button)
                 return
             label.value = f'<span aria-live="polite">{html.escape(cluster_line(info))}</span>'
+            self._hand_focus(self.create_button)  # the row's button stays disabled
+            self._refocus = False  # Create busy: no focus jump when it comes back later
 
         thread = threading.Thread(target=run, name="dcs-terminate-listed", daemon=True)
         self._listed_threads.append(thread)
@@ -636,6 +686,7 @@ class LaunchWidget(widgets.VBox):
         except DcsError as exc:
             self._terminating = False
             self.terminate_button.disabled = False
+            self._hand_focus(self.terminate_button)
             self._show_error(exc, final=False)
             return
         if self._follower is not None:
@@ -660,6 +711,7 @@ class LaunchWidget(widgets.VBox):
             url = self._client.cluster_url(self.cluster_id)
             self.link.value = url_link(url, f"Open cluster {self.cluster_id}")
         self.terminate_button.disabled = False
+        self._hand_focus(self.terminate_button)
         self._follow(self.cluster_id, starting=True)
 
     def _follow(self, cluster_id: str, *, starting: bool) -> None:
@@ -692,6 +744,7 @@ class LaunchWidget(widgets.VBox):
             if self.error is not None or (self.cluster_info or {}).get("state") in ENDED_STATES:
                 self.create_button.disabled = self.workspace is None
                 self.terminate_button.disabled = True
+                self._hand_focus(self.create_button)
 
     def _on_events(self, events: list[dict[str, Any]]) -> None:
         """Show the cluster's events (oldest first) in the timeline."""
@@ -714,6 +767,7 @@ class LaunchWidget(widgets.VBox):
                                 " (terminated from this form)</span>")
             self.create_button.disabled = False
             self.terminate_button.disabled = True
+            self._hand_focus(self.create_button)
             return
         self._show_error(error)
         self._diagnose(str(info.get("cluster_id") or self.cluster_id))
@@ -746,3 +800,4 @@ class LaunchWidget(widgets.VBox):
         if final:
             self.create_button.disabled = self.workspace is None
             self.terminate_button.disabled = True
+            self._hand_focus(self.create_button)
