@@ -183,8 +183,10 @@ def test_stop_by_keyboard_keeps_the_focus_in_the_widget(page, jupyter_lab, noteb
                                                        docker_cleanup, busybox_image, screenshot):
     tag = docker_cleanup.add(f"{docker_cleanup.unique('browser-stop-keys')}:1")
     marker = f"dcs-test-stop-{uuid.uuid4().hex[:12]}"
+    # The finished widget is kept (not replaced by its record) to see where the focus goes.
     _start(page, jupyter_lab, notebook_dir, [
-        "%load_ext dcs_magic", _steps_cell(busybox_image, marker), f"%dcs_build slow -t {tag} --no-cache"])
+        "%load_ext dcs_magic\n%config DcsMagics.finished_widget = 'keep'", _steps_cell(busybox_image, marker),
+        f"%dcs_build slow -t {tag} --no-cache"])
     widget = page.locator(OUTPUT.format(2)).locator(".dcs-progress")
     widget.locator(".dcs-step-label", has_text="Step 3/3").wait_for(timeout=90_000)
     _wait_for_running_step(docker_client, marker)
