@@ -36,6 +36,7 @@ import nbformat
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "COLOUR_JS",
     "CONTRAST_JS",
     "THEME_PLUGIN",
     "WIDGETS_PLUGIN",
@@ -405,10 +406,11 @@ CONTRAST_JS = """(root) => {
 def text_contrasts(locator: Any) -> list[dict[str, Any]]:
     """`CONTRAST_JS` on the element `locator` points at."""
     return locator.evaluate(CONTRAST_JS)
-# WCAG 2 contrast of an element's text colour against what is painted behind it: the
-# background colours of the element and its ancestors composited from the root down (alpha
+# Colour helpers for page scripts: `parse` a CSS rgb()/rgba() colour, composite `over` a
+# background, WCAG 2 `lum`inance and `contrast`, and the `backdrop` painted behind an element:
+# the background colours of START and its ancestors composited from the root down (alpha
 # included), over white when nothing is painted.
-_CONTRAST_JS = r"""(el) => {
+COLOUR_JS = r"""
   const parse = (c) => {
     const m = /rgba?\(([^)]+)\)/.exec(c || '');
     if (!m) return null;
@@ -416,21 +418,27 @@ _CONTRAST_JS = r"""(el) => {
     return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
   };
   const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
-  const layers = [];
-  for (let e = el; e; e = e.parentElement) {
-    const c = parse(getComputedStyle(e).backgroundColor);
-    if (c && c[3] > 0) layers.push(c);
-  }
-  let bg = [255, 255, 255, 1];
-  for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
-  const fg = over(parse(getComputedStyle(el).color), bg);
   const lum = (c) => {
     const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
   };
-  const a = lum(fg), b = lum(bg);
-  return {ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
-          color: getComputedStyle(el).color, fg: fg, bg: bg,
+  const contrast = (x, y) => { const a = lum(x), b = lum(y); return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05); };
+  const backdrop = (start) => {
+    const layers = [];
+    for (let e = start; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) layers.push(c);
+    }
+    let bg = [255, 255, 255, 1];
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg;
+  };
+"""
+# WCAG 2 contrast of an element's text colour against what is painted behind it.
+_CONTRAST_JS = r"""(el) => {""" + COLOUR_JS + r"""
+  const bg = backdrop(el);
+  const fg = over(parse(getComputedStyle(el).color), bg);
+  return {ratio: contrast(fg, bg), color: getComputedStyle(el).color, fg: fg, bg: bg,
           text: (el.textContent || '').trim().slice(0, 40)};
 }"""
 

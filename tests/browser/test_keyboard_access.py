@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from jupyterlab_driver import set_lab_theme, wait_for_theme, wait_until_done
+from jupyterlab_driver import COLOUR_JS, set_lab_theme, wait_for_theme, wait_until_done
 from playwright.sync_api import expect
 from support.clusters_api import ClustersApi
 from test_stop_builds import _assert_nothing_left, _start, _steps_cell, _wait_for_running_step
@@ -37,33 +37,15 @@ MAX_TABS = 40
 # from the page down, over white when nothing is painted).
 _FOCUSED_JS = r"""() => {
   const el = document.activeElement;
-  if (!el) return null;
-  const parse = (c) => {
-    const m = /rgba?\(([^)]+)\)/.exec(c || '');
-    if (!m) return null;
-    const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
-    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
-  };
-  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
-  const lum = (c) => {
-    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
-  };
-  const layers = [];
-  for (let e = el.parentElement; e; e = e.parentElement) {
-    const c = parse(getComputedStyle(e).backgroundColor);
-    if (c && c[3] > 0) layers.push(c);
-  }
-  let bg = [255, 255, 255, 1];
-  for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+  if (!el) return null;""" + COLOUR_JS + r"""
+  const bg = backdrop(el.parentElement);
   const s = getComputedStyle(el);
   const ring = parse(s.outlineColor);
   const fg = ring ? over(ring, bg) : bg;
-  const a = lum(fg), b = lum(bg);
   const label = (el.labels && el.labels[0] ? el.labels[0].textContent : el.textContent || '').trim();
   return {tag: el.tagName.toLowerCase(), type: el.type || '', label: label.slice(0, 60),
           checked: el.checked === true, outline: s.outlineStyle, width: parseFloat(s.outlineWidth) || 0,
-          color: s.outlineColor, ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)};
+          color: s.outlineColor, ratio: contrast(fg, bg)};
 }"""
 
 
