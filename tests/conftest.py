@@ -65,16 +65,26 @@ os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="dcs-test-state-")
 
 
 # -- lanes: `bash scripts/dev-env.sh test` runs two pytest processes at once ---------------------
-# DCS_TEST_LANE=engine-free: the tests under tests/unit and tests/magics not marked `docker` (they
-# touch no Docker engine, registry or browser); DCS_TEST_LANE=engine: every other test. Unset:
-# everything. The lanes never share Docker objects, so neither's cleanup can remove the other's.
+# DCS_TEST_LANE=engine-free: the tests under tests/unit and tests/magics not marked `docker`, and
+# the files of tests/faults and tests/integration below that touch no Docker engine nor browser
+# (a `docker-registry` process, the Clusters API stand-in or a unix-socket engine stand-in of
+# their own at most); DCS_TEST_LANE=engine: every other test. Unset: everything. The lanes never
+# share Docker objects, so neither's cleanup can remove the other's.
 LANES = ("engine-free", "engine")
 _ENGINE_FREE_DIRS = ("unit", "magics")
+_ENGINE_FREE_FILES = frozenset({
+    "faults/test_links.py", "faults/test_lock_registry.py", "faults/test_locked_build_args.py",
+    "faults/test_round_two.py", "faults/test_secret_values.py", "faults/test_template_bombs.py",
+    "faults/test_traceback_secrets.py", "integration/test_jobs_doctor.py",
+    "integration/test_runtimes_update.py", "integration/test_why_workspace.py",
+})
 
 
 def _engine_free(item: pytest.Item) -> bool:
     parts = Path(str(item.path)).relative_to(Path(__file__).parent).parts
-    return parts[0] in _ENGINE_FREE_DIRS and item.get_closest_marker("docker") is None
+    if item.get_closest_marker("docker") is not None:
+        return False
+    return parts[0] in _ENGINE_FREE_DIRS or "/".join(parts) in _ENGINE_FREE_FILES
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

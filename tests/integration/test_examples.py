@@ -37,7 +37,6 @@ from support.examples import (
     copy_examples,
     example_environment,
     secrets_found,
-    widget_states,
 )
 from support.registry import Registry
 
@@ -169,11 +168,14 @@ def test_example_runs_top_to_bottom(
         repo, _, tag = results["push"]["reference"].removeprefix(auth_registry.host + "/").partition(":")
         assert results["push"]["digest"] == auth_registry.manifest_digest(repo, tag)
         assert results["push"]["pinned"] == pinned[repo]
-        # The saved notebook keeps the finished progress widgets.
-        states = widget_states(saved)
-        progress = {s.get("kind"): s for s in states if s.get("_model_name") == "AnyModel" and "kind" in s}
-        assert progress["build"]["status"] == "done" and progress["push"]["status"] == "done"
-        assert progress["push"]["pinned"] == pinned[repo]
+        # The saved notebook keeps each finished progress widget's static record in its place
+        # (issue 24.1): one per build and push, done, the push's pinned digest in it.
+        records = [html for cell in saved.cells for out in cell.get("outputs", [])
+                   if 'class="dcs-record"' in (html := str(out.get("data", {}).get("text/html", "")))]
+        kinds = {kind: [r for r in records if f'data-kind="{kind}"' in r] for kind in ("build", "push")}
+        assert kinds["build"] and kinds["push"], records
+        assert all('data-status="done"' in r for r in kinds["build"] + kinds["push"])
+        assert any(pinned[repo].split("@")[1] in r for r in kinds["push"])
     if example.name == "parameters":  # built by `dcs build` with two --var values; lock written
         lock = (nb_dir / "parameters.dcs.lock.json").read_text()
         assert pinned["dcs-params-etl"] in lock and auth_registry.password not in lock

@@ -187,7 +187,7 @@ def test_dcs_export_from_a_lock_uses_the_pinned_image(tmp_path, capsys):
     assert main(["export", "pool", "--lock", str(notebook), "--no-registry-check"]) == 0
     pool = json.loads(capsys.readouterr().out)
     assert pool["preloaded_docker_images"][0]["url"] == other
-    assert main(["export", "pool"]) == 1
+    assert main(["export", "pool"]) == 2  # bad usage
     assert "--spec FILE or --lock NOTEBOOK" in capsys.readouterr().err
 
 
