@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from support.clusters_api import ClustersApi, jobs_state
-from support.images import push_image
+from support.images import job_cluster_spec
 
 CLI = [sys.executable, "-m", "dcs_magic.cli"]
 STATE_LINE = re.compile(r"^  \d\d:\d\d:\d\d ([A-Z_/]+)")
@@ -66,14 +66,8 @@ def states(stderr: str) -> list[str]:
 @pytest.fixture
 def local_spec(dcs_base_image: str, registry: Any, docker_client: Any, docker_cleanup: Any, tmp_path: Path) -> Path:
     """A job cluster spec whose image is the DCS base, pushed to the plain registry."""
-    repository = f"{registry.host}/{docker_cleanup.unique('run-local-file')}"
-    docker_client.api.tag(dcs_base_image, repository, "1")
-    push_image(docker_client, docker_cleanup.add(f"{repository}:1"))
-    spec = tmp_path / "cluster.json"
-    spec.write_text(json.dumps({"cluster_name": "dcs-test-run-local-file", "spark_version": "15.4.x-scala2.12",
-                                "node_type_id": "local", "num_workers": 0,
-                                "docker_image": {"url": f"{repository}:1"}}))
-    return spec
+    return job_cluster_spec(docker_client, docker_cleanup, dcs_base_image, registry.host, "run-local-file",
+                            tmp_path / "cluster.json")
 
 
 @pytest.mark.docker

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from integration.conftest import dcs_base_image  # noqa: F401 - the session fixture, shared
 from IPython.utils.capture import capture_output
-from support.images import push_image
+from support.images import job_cluster_spec
 
 from dcs_magic.model.jobs import RunError
 
@@ -33,14 +32,8 @@ ENDING = {"TERMINATING/SUCCESS", "TERMINATING/FAILED"}  # the job cluster going 
 @pytest.fixture
 def spec(dcs_base_image: str, registry: Any, docker_client: Any, docker_cleanup: Any,  # noqa: F811
          tmp_path: Path) -> Path:
-    repository = f"{registry.host}/{docker_cleanup.unique('run-states')}"
-    docker_client.api.tag(dcs_base_image, repository, "1")
-    push_image(docker_client, docker_cleanup.add(f"{repository}:1"))
-    path = tmp_path / "cluster.json"
-    path.write_text(json.dumps({"cluster_name": "dcs-test-run-states", "spark_version": "15.4.x-scala2.12",
-                                "node_type_id": "local", "num_workers": 0,
-                                "docker_image": {"url": f"{repository}:1"}}))
-    return path
+    return job_cluster_spec(docker_client, docker_cleanup, dcs_base_image, registry.host, "run-states",
+                            tmp_path / "cluster.json")
 
 
 def folded_states(lines: list[str]) -> list[str]:

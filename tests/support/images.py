@@ -8,9 +8,11 @@ in a temp dir, tarred), which leaves nothing to clean up on disk.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import DockerException, ImageNotFound
@@ -100,6 +102,19 @@ def push_image(client: docker.DockerClient, ref: str, auth_config: dict | None =
     events = list(client.api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth_config))
     errors = [e for e in events if "error" in e]
     assert not errors, errors
+
+
+def job_cluster_spec(client: docker.DockerClient, cleanup: Any, base: str, registry_host: str, name: str,
+                     path: Path) -> Path:
+    """A local job cluster spec written to PATH whose image is BASE, pushed to the registry as
+    `<registry_host>/<cleanup.unique(name)>:1` (removed by CLEANUP)."""
+    repository = f"{registry_host}/{cleanup.unique(name)}"
+    client.api.tag(base, repository, "1")
+    push_image(client, cleanup.add(f"{repository}:1"))
+    path.write_text(json.dumps({"cluster_name": f"dcs-test-{name}", "spark_version": "15.4.x-scala2.12",
+                                "node_type_id": "local", "num_workers": 0,
+                                "docker_image": {"url": f"{repository}:1"}}))
+    return path
 
 
 def containers_of(client: docker.DockerClient, cluster_id: str) -> list[dict]:
