@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
-from databricks.sdk import errors as sdk_errors
-from databricks.sdk.core import Config
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -71,8 +69,9 @@ from ..settings import (
 )
 from .follow import ENDED_STATES, MAX_POLL_INTERVAL_S, ClusterFollower, PollPolicy
 
-if TYPE_CHECKING:  # Python 3.10 has no typing.Self
-    from typing_extensions import Self
+if TYPE_CHECKING:
+    from databricks.sdk.core import Config
+    from typing_extensions import Self  # Python 3.10 has no typing.Self
 
 __all__ = [
     "HOW_TO_CONFIGURE",
@@ -205,6 +204,8 @@ def _resolve_config(host: str | None, token: str | None, profile: str | None, ti
                               "retry_timeout_seconds": SDK_PROBE_TIMEOUT_S}
     if token:
         kwargs["auth_type"] = "pat"  # an explicit token wins over OAuth variables in the environment
+    from databricks.sdk.core import Config  # deferred: importing the SDK takes ~2 s, local needs none
+
     try:
         config = Config(**{k: v for k, v in kwargs.items() if v is not None})
     except ValueError as exc:
@@ -218,15 +219,6 @@ def _resolve_config(host: str | None, token: str | None, profile: str | None, ti
 
 
 # -- errors ---------------------------------------------------------------------------------
-
-# The SDK's typed errors (raised by Config.authenticate(), e.g. an OAuth refresh) -> ours.
-_SDK_ERRORS: tuple[tuple[type[Exception], type[ApiError]], ...] = (
-    (sdk_errors.Unauthenticated, Unauthenticated), (sdk_errors.PermissionDenied, PermissionDenied),
-    (sdk_errors.NotFound, NotFound), (sdk_errors.BadRequest, BadRequest),
-    (sdk_errors.ResourceConflict, ResourceConflict), (sdk_errors.TooManyRequests, TooManyRequests),
-    (sdk_errors.TemporarilyUnavailable, TemporarilyUnavailable), (sdk_errors.InternalError, InternalError),
-    (sdk_errors.DeadlineExceeded, DeadlineExceeded),
-)
 
 _CREDENTIALS_HINT = "create a new personal access token and update DATABRICKS_TOKEN or the profile"
 # The product's hints, by error class (the class is picked by HTTP status, as the SDK does).
@@ -269,8 +261,17 @@ def api_error(status: int, body: Any, *, what: str, host: str, profile: str | No
 def _credentials_error(exc: Exception, host: str, profile: str | None) -> DcsError:
     """An error from Config.authenticate(): the SDK's typed API errors map to ours; anything
     else (OAuth/Azure CLI refresh failures come as many types) is a ConfigError."""
+    from databricks.sdk import errors as sdk_errors
+
     where = f"could not get credentials for {host} (profile {profile})"
-    for sdk_class, ours in _SDK_ERRORS:
+    sdk_classes: tuple[tuple[type[Exception], type[ApiError]], ...] = (
+        (sdk_errors.Unauthenticated, Unauthenticated), (sdk_errors.PermissionDenied, PermissionDenied),
+        (sdk_errors.NotFound, NotFound), (sdk_errors.BadRequest, BadRequest),
+        (sdk_errors.ResourceConflict, ResourceConflict), (sdk_errors.TooManyRequests, TooManyRequests),
+        (sdk_errors.TemporarilyUnavailable, TemporarilyUnavailable), (sdk_errors.InternalError, InternalError),
+        (sdk_errors.DeadlineExceeded, DeadlineExceeded),
+    )
+    for sdk_class, ours in sdk_classes:
         if isinstance(exc, sdk_class):
             return ours(f"{where}: {_sdk_reason(exc)}", error_code=getattr(exc, "error_code", None),
                         hint=_HINTS.get(ours, HOW_TO_CONFIGURE))

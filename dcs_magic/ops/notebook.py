@@ -30,6 +30,7 @@ Cells are numbered from 1 counting every cell (markdown too), as they appear in 
 from __future__ import annotations
 
 import ast
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -180,8 +181,8 @@ def read_notebook(path: str | os.PathLike[str]) -> Notebook:
 
 
 def _load_cells(path: Path) -> list[dict[str, Any]]:
-    import nbformat  # deferred: only the CLI reads notebook files
-
+    """The cells of an nbformat 4 notebook, read as JSON (nbformat itself takes seconds to
+    import, for jsonschema's format checkers); older notebooks are converted by nbformat."""
     if not path.exists():
         raise NotebookError(f"notebook {path} does not exist",
                             hint="check the path (it is relative to the current directory)")
@@ -192,14 +193,20 @@ def _load_cells(path: Path) -> list[dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise NotebookError(f"cannot read notebook {path}: {exc}") from exc
     try:
-        nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # nbformat raises JSONDecodeError, NotJSONError, KeyError, ...
+        nb = json.loads(text)
+        if not isinstance(nb, dict) or not isinstance(nb.get("nbformat"), int):
+            raise ValueError("no nbformat version number at its top level")
+        if nb["nbformat"] < 4:
+            import nbformat  # deferred: an nbformat 3 notebook (Jupyter before 2015) is converted
+
+            nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # JSONDecodeError, ValueError, nbformat's NotJSONError, KeyError, ...
         raise NotebookError(
             f"{path} is not a Jupyter notebook (.ipynb JSON): {_first_line(exc)}",
             hint="pass the .ipynb file saved by Jupyter",
         ) from exc
     cells = nb.get("cells")
-    if not isinstance(cells, list):
+    if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
         raise NotebookError(f"{path} is not a Jupyter notebook: it has no list of cells",
                             hint="pass the .ipynb file saved by Jupyter")
     return cells

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -66,6 +67,23 @@ def test_several_parameters_cells_run_in_order(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(NotebookError, match="does not exist"):
         read_notebook(tmp_path / "nope.ipynb")
+
+
+def test_an_nbformat_3_notebook_is_converted(tmp_path):
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {"name": "old"}, "worksheets": [
+        {"cells": [{"cell_type": "code", "input": "%%dockerfile old\nFROM busybox\n", "language": "python",
+                    "outputs": [], "metadata": {}}], "metadata": {}}]}))
+    notebook = read_notebook(path)
+    assert notebook.dockerfiles["old"].template == "FROM busybox\n"
+
+
+@pytest.mark.parametrize("text", ['{"cells": []}', '{"nbformat": "4", "cells": []}', '{"nbformat": 4, "cells": [1]}'])
+def test_json_that_is_not_a_notebook(tmp_path, text):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(text)
+    with pytest.raises(NotebookError, match="is not a Jupyter notebook"):
+        read_notebook(path)
 
 
 def test_directory_is_not_a_notebook(tmp_path):

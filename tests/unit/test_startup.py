@@ -23,7 +23,7 @@ from dcs_magic.model import exports
 # Third-party packages none of the three may import: the engine, HTTP, templates, widgets,
 # the Databricks SDK, and the dcs_magic modules that carry them or the big tables.
 HEAVY = ("docker", "requests", "urllib3", "jinja2", "ipywidgets", "anywidget", "databricks", "yaml",
-         "rich", "pygments")
+         "rich", "pygments", "nbformat", "jsonschema")  # nbformat: seconds, for jsonschema's format checkers
 HEAVY_OWN = ("dcs_magic.ops.build", "dcs_magic.ops.push", "dcs_magic.ops.runner", "dcs_magic.model.progress",
              "dcs_magic.jupyter.widgets", "dcs_magic.adapters.engine",
              "dcs_magic.adapters.workspace", "dcs_magic.model.spec", "dcs_magic.model.runtime", "dcs_magic.ops.check",
@@ -141,7 +141,7 @@ def test_dcs_render_imports_no_notebook_front_end(tmp_path: Path) -> None:
     added = _new_modules("", code, cwd=tmp_path, env=_headless_env(tmp_path))
     assert (tmp_path / "out" / "app" / "Dockerfile").read_text() == "FROM dcs-test/startup-base:1\nCOPY req.txt /\n"
     assert (tmp_path / "out" / "init-scripts" / "setup.sh").is_file()
-    assert "dcs_magic.ops.notebook" in added and "nbformat" in added  # the path ran
+    assert "dcs_magic.ops.notebook" in added and "dcs_magic.model.template" in added  # the path ran
     assert _packages(added, FRONT_END) == []
     assert _packages(added, ("docker", "dcs_magic.adapters.engine")) == []
 
