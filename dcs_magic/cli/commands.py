@@ -620,7 +620,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_id = submit_run(workspace, spec, python_file=source, notebook=args.notebook,
                             parameters=args.parameters, run_name=args.run_name, on_upload=lambda up: _note(str(up)))
         run = workspace.get_run(run_id)
-        _out(RunProgress(run_id, workspace.run_url(run)).heading())
+        # --local: the workspace (and the run's page) end with this command: no URL that dies.
+        _out(RunProgress(run_id, None if args.local else workspace.run_url(run)).heading())
         if not (args.wait or args.local):
             return 0
         # The state changes as %dcs_run shows them (RunStateChange.line), on stderr.

@@ -375,7 +375,7 @@ class RunProgress:
     run page URL is the workspace's own (the local workspace's pages need no token)."""
 
     run_id: int
-    url: str
+    url: str | None  # None: the local workspace of a `dcs run --local`, whose pages end with it
     changes: list[RunStateChange] = field(default_factory=list)
     outcome: str | None = None  # `TERMINATED/SUCCESS (exit code 0)` once the run ended
     ok: bool | None = None
@@ -395,6 +395,8 @@ class RunProgress:
         return "running" if self.ok is None else ("done" if self.ok else "failed")
 
     def heading(self) -> str:
+        if self.url is None:
+            return f"Run {self.run_id} on the local preflight workspace (its pages end with this command)"
         return f"Run {self.run_id}: {self.url}"
 
     def lines(self) -> list[str]:
@@ -409,10 +411,11 @@ class RunProgress:
     def _repr_html_(self) -> str:
         from html import escape
 
-        url = escape(self.url)
+        url = escape(self.url or "")
         # Only a web address becomes a link: the page is what the workspace answered.
         link = (f'<a href="{url}" target="_blank" rel="noopener noreferrer">{url}</a>'
-                if self.url.startswith(("https://", "http://")) else f"<code>{url}</code>")
+                if (self.url or "").startswith(("https://", "http://")) else
+                f"<code>{url}</code>" if url else "on the local preflight workspace")
         items = "".join(
             f'<li><time datetime="{escape(_iso(change.at))}">{escape(change.clock)}</time> '
             f"<b>{escape(change.state)}</b>" + (f": {escape(change.state_message)}" if change.state_message else "")

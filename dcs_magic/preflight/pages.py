@@ -137,9 +137,23 @@ def run_page(info: Mapping[str, Any], output: Mapping[str, Any], cluster_url: st
     cluster_id = (task.get("cluster_instance") or {}).get("cluster_id")
     if cluster_id and cluster_url:
         rows.append(("Job cluster", f"<a href=\"{_e(cluster_url)}\">{_e(cluster_id)}</a>"))
-    body = _table(rows)  # no output, no error text: see the module's docstring
     final = state.get("life_cycle_state") in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+    if final:
+        rows.append(("Output", _e(_output_size(output))))
+    body = _table(rows)  # no output, no error text: see the module's docstring
     return _page(f"Run {info.get('run_name') or info.get('run_id')}", body, refresh=not final)
+
+
+def _output_size(output: Mapping[str, Any]) -> str:
+    """How much the run printed (never what): "(no output)", or its size and where to read it."""
+    logs = output.get("logs") or ""
+    if not logs and not output.get("error"):
+        return "(no output)"
+    lines = len(str(logs).splitlines())
+    size = f"{lines} line{'s' if lines != 1 else ''}" + (" (its end)" if output.get("logs_truncated") else "")
+    if output.get("error"):
+        size += (", and an error" if logs else "an error")
+    return f"{size}: in runs/get-output (with the token), or `dcs run` / %dcs_run in the notebook"
 
 
 def not_found_page(what: str) -> bytes:

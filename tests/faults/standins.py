@@ -7,7 +7,8 @@ All real sockets on 127.0.0.1 (or a unix socket in the test's tmp dir); nothing 
     refusing_engine(path) -> a Docker engine API on a unix socket that answers /_ping and
                            /version and refuses every other request with HTTP 500.
 
-A registry answering 500 or an HTML error page: support.registry.http_answer.
+A registry answering 500 or an HTML error page: support.registry.http_answer (every request), or
+support.registry.manifest_refusing_registry (takes the blobs, refuses the manifest: no engine retries).
 """
 
 from __future__ import annotations

@@ -397,18 +397,18 @@ HTML_PAGE = b"<html><head><title>500 Internal Server Error</title></head><body>n
 @pytest.mark.docker
 @pytest.mark.parametrize("kind,words", [
     ("down", "connection refused"),
-    ("html-500", "500"),  # the engine retries a 5xx 5 times (about 50 s): one row for JSON and HTML
+    ("html-500", "500"),  # at the manifest: the engine retries a failed layer upload for ~50 s
     ("429", "429"),
 ])
 def test_registry_faults_are_push_errors(kind: str, words: str, docker_client: Any, busybox_image: str,
                                          docker_cleanup: Any) -> None:
     from contextlib import nullcontext
 
-    from support.registry import http_answer, rate_limited_registry
+    from support.registry import manifest_refusing_registry, rate_limited_registry
 
     servers = {
         "down": nullcontext("127.0.0.1:9"),  # the discard port: nothing listens there
-        "html-500": http_answer(500, HTML_PAGE, "text/html"),
+        "html-500": manifest_refusing_registry(500, HTML_PAGE, "text/html"),
         "429": rate_limited_registry(),
     }
     with servers[kind] as host:

@@ -88,7 +88,10 @@ def test_dcs_run_local_uploads_a_local_file_and_runs_it(local_spec: Path, tmp_pa
     assert uploaded_to(first.stderr, "report_job.py") == expected
     assert "the local job ran ['--day', '1']" in first.stdout
     assert "State: TERMINATED/SUCCESS (exit code 0)" in first.stdout
-    assert re.search(r"^Run \d+: http://127\.0\.0\.1:\d+/runs/\d+$", first.stdout, re.MULTILINE), first.stdout
+    # The local workspace (and the run's page) end with the command: no URL that dies is printed.
+    assert re.search(r"^Run \d+ on the local preflight workspace \(its pages end with this command\)$",
+                     first.stdout, re.MULTILINE), first.stdout
+    assert "http://" not in first.stdout + first.stderr
     shown = states(first.stderr)
     assert shown[0] == "PENDING" and shown[-1] == "TERMINATED/SUCCESS" and "RUNNING" in shown, first.stderr
     assert shown.index("PENDING") < shown.index("RUNNING") < shown.index("TERMINATED/SUCCESS")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "StallingProxy", "http_answer", "rate_limited_registry", "serve_http",
+__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "StallingProxy", "http_answer", "manifest_refusing_registry", "rate_limited_registry", "serve_http",
            "stalling_proxy", "start_registry", "write_htpasswd"]
 
 # Without these the registry may answer with a converted (schema 1) manifest, whose digest
@@ -257,6 +257,86 @@ def http_answer(status: int, body: bytes, content_type: str,
                 self.wfile.write(body)
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serve_http(Handler) as host:
+        yield host
+
+
+@contextmanager
+def manifest_refusing_registry(status: int, body: bytes, content_type: str) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 that takes a push's blobs (the upload protocol: POST,
+    PATCH, PUT ?digest=) and answers the manifest PUT with STATUS and BODY. The engine retries a
+    failed layer upload (5 times, with back-off: about 50 s) but not the manifest, so the push
+    fails at once with the registry's answer; yields its "127.0.0.1:PORT"."""
+    uploaded: set[str] = set()
+    sizes: dict[str, int] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _drain(self) -> int:
+            """Read the request's body; its length."""
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                total = 0
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    self.rfile.read(size + 2)  # the chunk and its CRLF
+                    total += size
+                    if size == 0:
+                        return total
+            length = int(self.headers.get("Content-Length") or 0)
+            return len(self.rfile.read(length)) if length else 0
+
+        def _send(self, code: int, payload: bytes = b"", ctype: str = "application/json",
+                  extra: dict[str, str] | None = None, *, drained: bool = False) -> None:
+            if not drained:
+                self._drain()
+            self.send_response(code)
+            self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+            self.send_header("Content-Type", ctype)
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        def _upload(self, received: int) -> dict[str, str]:
+            """Headers of an upload's answer: where it goes on, and how much of it arrived."""
+            base = self.path.split("?")[0]
+            location = base if "/uploads/" in base and not base.endswith("/uploads/") \
+                else base.rstrip("/") + "/" + secrets.token_hex(8)
+            sizes[location] = sizes.get(location, 0) + received
+            return {"Location": location, "Range": f"0-{max(sizes[location] - 1, 0)}",
+                    "Docker-Upload-UUID": location.rsplit("/", 1)[-1]}
+
+        def do_GET(self) -> None:
+            self._send(200, b"{}") if self.path.rstrip("/") == "/v2" else self._send(404, b"{}")
+
+        def do_HEAD(self) -> None:  # a blob exists once this server took it
+            digest = self.path.rsplit("/", 1)[-1]
+            if digest in uploaded:
+                self._send(200, extra={"Docker-Content-Digest": digest})
+            else:
+                self._send(404)
+
+        def do_POST(self) -> None:
+            self._send(202, extra=self._upload(self._drain()), drained=True)
+
+        def do_PATCH(self) -> None:
+            self._send(202, extra=self._upload(self._drain()), drained=True)
+
+        def do_PUT(self) -> None:
+            if "/manifests/" in self.path:
+                self._send(status, body, content_type)
+            else:  # the blob upload's end: PUT .../uploads/<id>?digest=sha256:...
+                digest = self.path.split("digest=", 1)[-1].split("&")[0].replace("%3A", ":")
+                uploaded.add(digest)
+                self._send(201, extra={"Docker-Content-Digest": digest,
+                                       "Location": f"/v2/blobs/{digest}"})
 
         def log_message(self, *args: object) -> None:
             pass

@@ -45,3 +45,24 @@ def test_an_end_the_user_asked_for_is_not_an_error(code: str, error: bool) -> No
     state = re.search(r'<b class="([^"]*)">TERMINATED</b>', page)
     assert state is not None
     assert ("asked" not in state[1]) is error
+
+
+RUN = {"run_id": 7, "run_name": "job", "start_time": 0, "end_time": 1000,
+       "tasks": [{"task_key": "main", "spark_python_task": {"python_file": "/Workspace/job.py"}}]}
+
+
+@pytest.mark.parametrize(("life_cycle", "output", "shown"), [
+    ("TERMINATED", {"logs": ""}, "(no output)"),
+    ("TERMINATED", {"logs": "secret-ish words\nsecond line\n"}, "2 lines: in runs/get-output"),
+    ("TERMINATED", {"logs": "x\n", "logs_truncated": True}, "1 line (its end): in runs/get-output"),
+    ("INTERNAL_ERROR", {"error": "Traceback: boom words"}, "an error: in runs/get-output"),
+    ("RUNNING", {"logs": ""}, None),
+])
+def test_a_finished_runs_page_says_how_much_it_printed_never_what(life_cycle: str, output: dict,
+                                                                   shown: str | None) -> None:
+    page = pages.run_page({**RUN, "state": {"life_cycle_state": life_cycle}}, output, None).decode()
+    if shown is None:
+        assert "<th>Output</th>" not in page
+    else:
+        assert shown in page
+    assert "words" not in page
