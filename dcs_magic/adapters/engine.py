@@ -1000,16 +1000,20 @@ def _hub_name(repository: str) -> str:
     return repository
 
 
-def context_excludes(context_dir: Path) -> list[str]:
+def context_excludes(context_dir: Path, ignore_text: str | None = None) -> list[str]:
     """What the build leaves out of CONTEXT_DIR: `.dockerignore`'s patterns, then `.dcs/`.
 
     Build logs are written to `.dcs/` inside the context; leaving them out of what the engine
     receives keeps `COPY . /x` cache hits stable from one build to the next. They come last,
-    so a `!` pattern cannot re-include them.
+    so a `!` pattern cannot re-include them. IGNORE_TEXT: the `.dockerignore` already read
+    (what is sent is then what was decided on, read once).
     """
     patterns: list[str] = []
     ignore = Path(context_dir) / ".dockerignore"
-    if ignore.is_file():
+    if ignore_text is not None:
+        text = ignore_text
+        patterns = [p.strip() for p in text.splitlines() if p.strip() and not p.startswith("#")]
+    elif ignore.is_file():
         try:
             text = ignore.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -1046,12 +1050,13 @@ def _forget_credentials(exc: BaseException) -> None:
         error = error.__cause__ or error.__context__
 
 
-def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Dockerfile") -> set[str]:
+def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Dockerfile",
+                  ignore_text: str | None = None) -> set[str]:
     """Relative paths (files and directories) the build sends from CONTEXT_DIR: what
     `context_excludes` leaves in, and the Dockerfile always. The same set as docker-py's
     `exclude_paths` (its own pattern parser and fnmatch), walked faster (`tarstream.walk`)."""
     root = Path(context_dir)
-    rules = context_rules(context_excludes(root), dockerfile)
+    rules = context_rules(context_excludes(root, ignore_text), dockerfile)
     try:
         return walk(root, rules)
     except OSError as exc:
@@ -1090,7 +1095,9 @@ def _context_tar(context_dir: Path, dockerfile: str, cancelled: Callable[[], boo
     forced in: the engine sees the context `docker build` would leave after its removals)."""
     if aside is None:
         return TarStream(context_dir, context_paths(context_dir, dockerfile), cancelled=cancelled, hashes=hashes)
-    files = context_paths(context_dir, aside.name) - {".dockerignore"}  # sent as aside.dockerignore
+    # The .dockerignore dockerfile_aside read decides what is sent (not a second read of the file).
+    user = aside.user_dockerignore.decode("utf-8") if aside.user_dockerignore is not None else None
+    files = context_paths(context_dir, aside.name, user) - {".dockerignore"}  # sent as aside.dockerignore
     if hashes is not None and aside.user_dockerignore is not None:  # hashed as the user's, like the lock does
         hashes[".dockerignore"] = hashlib.sha256(aside.user_dockerignore).hexdigest()
     return TarStream(context_dir, files, cancelled=cancelled, hashes=hashes,
@@ -1128,8 +1135,13 @@ def dockerfile_aside(context_dir: str | Path, dockerfile: bytes) -> Aside | None
     if ignore.is_symlink() or (ignore.exists() and not ignore.is_file()):
         return None
     if ignore.exists():
+        try:  # read once: these bytes decide, and are what is sent
+            own = ignore.read_bytes()
+            own_text = own.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None  # the context's own reading says what is wrong with it
         excluded = False
-        for text in context_excludes(root):  # a top-level name: the last pattern that matches decides
+        for text in context_excludes(root, own_text):  # a top-level name: the last pattern that matches decides
             pattern = build_utils.Pattern(text)
             try:
                 hit = bool(pattern.dirs) and re.match(docker_fnmatch.translate(pattern.cleaned_pattern),
@@ -1140,7 +1152,6 @@ def dockerfile_aside(context_dir: str | Path, dockerfile: bytes) -> Aside | None
                 excluded = not pattern.exclusion
         if not excluded:
             return None
-        own = ignore.read_bytes()
         user: bytes | None = own
         listed = own + (b"" if own.endswith(b"\n") or not own else b"\n") + name.encode() + b"\n"
     else:

@@ -206,10 +206,12 @@ def validate_name(name: str) -> str:
 
 
 def render_dockerfile(template_text: str, namespace: Mapping[str, Any], *, name: str,
-                      context_dir: str | os.PathLike[str], base: str | None = None) -> Rendered:
+                      context_dir: str | os.PathLike[str], base: str | None = None,
+                      check_copies: bool = True) -> Rendered:
     """Render a `%%dockerfile` cell, lint it, then write `context_dir/Dockerfile` atomically.
 
     A TemplateError (or an unwritable context) leaves any previous Dockerfile untouched.
+    `check_copies=False` skips the walk of the context for `copy-missing` (and `pending`).
     """
     validate_name(name)
     text = _final_newline(render(template_text, namespace, template_name=f"{name}/{DOCKERFILE}",
@@ -218,9 +220,9 @@ def render_dockerfile(template_text: str, namespace: Mapping[str, Any], *, name:
     path = _write_atomic(root / DOCKERFILE, text, mode=0o644)
     # A COPY source not written yet is a warning in the list (`copy-missing`), whose fix says the
     # %%dcs_file cell that writes it may come later; `pending` keeps them for the build's check.
-    files = context_files(root)
+    files = context_files(root) if check_copies else None
     findings = tuple(lint(text, context_files=files, context_name=name))
-    pending = tuple(dict.fromkeys(src for _, src in missing_copy_sources(text, files)))
+    pending = tuple(dict.fromkeys(src for _, src in missing_copy_sources(text, files))) if files is not None else ()
     return Rendered(name, text, path, dockerfile_sha256(text), findings, base, pending=pending)
 
 

@@ -446,8 +446,10 @@ def render_context(notebook: Notebook, name: str | None, variables: Mapping[str,
 
     cell = notebook.dockerfile(name)
     try:
+        # Headless, a COPY source may come from a step between `dcs render` and `dcs build` (the
+        # quickstart's `pip download` of wheels/): no copy-missing here; the build names what is missing.
         rendered = render_dockerfile(cell.template, variables, name=cell.name,
-                                     context_dir=context_dir, base=cell.base)
+                                     context_dir=context_dir, base=cell.base, check_copies=False)
         files = []
         for item in notebook.files_for(cell.name):
             text = _render_file(item, variables)
@@ -461,11 +463,8 @@ def render_context(notebook: Notebook, name: str | None, variables: Mapping[str,
                         f"--var {exc.name}=VALUE, or set {VAR_PREFIX}{exc.name}; the dcs command "
                         "does not run other cells")
         raise
-    # Headless, a COPY source may come from a step between `dcs render` and `dcs build` (the
-    # quickstart's `pip download` of wheels/): not a warning here; the build names what is missing.
-    findings = [f for f in rendered.findings if f.rule != "copy-missing"]
     return RenderedContext(cell.name, rendered.context_dir, rendered.text, rendered.sha256,
-                           tuple(files), cell.base, tuple(findings))
+                           tuple(files), cell.base, rendered.findings)
 
 
 def _render_file(item: FileCell, variables: Mapping[str, Any]) -> str:

@@ -243,17 +243,20 @@ def test_example_runs_in_jupyterlab(example: Example, browser: Any, examples_lab
     try:
         nb, _ = _run_in_browser(examples_lab, page, example, examples_lab.url, "lab",
                                 docker_cleanup, auth_registry)
-        if example.name == "quickstart":
-            # The build's record (its widget's output when the build ended), as the README shows it.
-            widget = page.locator(".dcs-record").first
-            widget.scroll_into_view_if_needed()
-            widget.locator("xpath=ancestor::div[contains(@class,'jp-Cell')][1]").screenshot(
-                path=str(SHOTS_DIR / "examples-widgets.png"))
     finally:
         context.close()
         examples_lab.shutdown_kernels()
     if example.pushes:
         assert "RUNNING with" in json.dumps(nb.dict())
+
+
+def _shoot_records(page: Any, path: Path) -> None:
+    """The build cell and the record its widget left when the build ended: the README's
+    docs/img/widgets.png is this file."""
+    cell = page.locator(".dcs-record[data-kind='build']").first.locator(
+        "xpath=ancestor::div[contains(@class,'jp-Cell')][1]")
+    cell.scroll_into_view_if_needed()
+    cell.screenshot(path=str(path))
 
 
 def test_quickstart_runs_in_notebook7(browser: Any, examples_notebook7: JupyterLab,
@@ -265,6 +268,7 @@ def test_quickstart_runs_in_notebook7(browser: Any, examples_notebook7: JupyterL
     try:
         nb, _ = _run_in_browser(examples_notebook7, page, quickstart, f"{examples_notebook7.url}/notebooks/",
                                 "nb7", docker_cleanup, auth_registry)
+        _shoot_records(page, SHOTS_DIR / "examples-widgets.png")
     finally:
         context.close()
         examples_notebook7.shutdown_kernels()
