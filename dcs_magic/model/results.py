@@ -348,6 +348,7 @@ class CheckReport:
 
     image: str
     checks: list[CheckItem]
+    engine: str = ""  # the engine the image was checked on ("local", "tcp://h:2376 (TLS)", ...)
 
     @property
     def ok(self) -> bool:
@@ -372,6 +373,8 @@ class CheckReport:
     def __repr__(self) -> str:
         """Failures first (with their fix), then the passed checks on one line."""
         lines = [f"CheckReport({self.image}: {'ok' if self.ok else 'FAILED'})"]
+        if self.engine:
+            lines.append(f"  engine: {self.engine}")
         attention, passed = self._ordered()
         for c in attention:
             lines.append(f"  {c!r}")
@@ -419,7 +422,9 @@ class CheckReport:
             body += (f'<details class="dcs-check-passed"><summary style="cursor:pointer">{_passed(len(passed))}'
                      f"</summary>{table(passed)}</details>")
         return (f'<div class="dcs-check" style="color:var(--jp-content-font-color1)">'
-                f'<p role="status"><b>{escape(self.image)}</b> {verdict}</p>{body}</div>')
+                f'<p role="status"><b>{escape(self.image)}</b> {verdict}'
+                + (f' <span class="dcs-check-engine">(engine: {escape(self.engine)})</span>' if self.engine else "")
+                + f"</p>{body}</div>")
 
 
 def _passed(n: int) -> str:
