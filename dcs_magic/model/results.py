@@ -111,6 +111,7 @@ class ProgressRecord:
     total_steps: int = 0
     last_lines: list[str] = field(default_factory=list)  # a failed step's last output lines
     hint: str | None = None  # how to fix the failure
+    engine: str = ""  # the engine it ran on (a row when not the local one)
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> ProgressRecord:
@@ -130,7 +131,7 @@ class ProgressRecord:
                    digest=snapshot.get("digest"), log_path=snapshot.get("log_path"),
                    error=error, step=step, last_lines=last_lines, hint=hint,
                    cached_steps=sum(1 for s in steps if s.get("cached")),
-                   total_steps=int(snapshot.get("total_steps") or 0))
+                   total_steps=int(snapshot.get("total_steps") or 0), engine=str(snapshot.get("engine") or ""))
 
     @property
     def result(self) -> str | None:
@@ -153,6 +154,8 @@ class ProgressRecord:
             rows.append(("Error", self.error, False))
         if self.hint and self.status != "done":
             rows.append(("Hint", self.hint, False))
+        if self.engine and self.engine != "local":
+            rows.append(("Engine", self.engine, False))
         if self.log_path:
             rows.append(("Log", self.log_path, True))
         return rows

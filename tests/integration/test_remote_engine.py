@@ -33,6 +33,7 @@ from dcs_magic.adapters.engine import connect
 from dcs_magic.cli import main
 from dcs_magic.cli.terminal import TerminalProgress
 from dcs_magic.errors import EngineError
+from dcs_magic.model.results import ProgressRecord
 
 pytestmark = pytest.mark.docker
 
@@ -178,6 +179,7 @@ def test_tls_engine_builds_pushes_and_checks(tls_env: str, second_engine: Any, r
     assert out.splitlines()[0] == f"engine: {tls_env}"
     assert token in out and "built-on-the-remote-engine" in out
     assert remote_client.images.get(tag).labels["dcs_magic.dockerfile.sha256"] == result.dockerfile_sha256
+    assert f"  Engine: {tls_env}" in repr(ProgressRecord.from_snapshot(sink.snapshots[-1]))  # the static record
 
     # The remote engine pushes to the registry on 127.0.0.1 (it runs on this host).
     pushed = dcs_magic.push(tag, progress=(push_sink := Recorder()))
@@ -196,6 +198,20 @@ def test_dcs_check_names_the_engine(tls_env: str, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"engine: {tls_env}"
     assert f"{REMOTE_ONLY}: FAILED" in out  # busybox is no Databricks image, but it was probed there
+
+
+def test_magics_build_and_check_on_the_remote_engine(tls_env: str, shell: Any, remote_client: Any,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`%dcs_build` with text progress names the engine first; `%dcs_check` reports it."""
+    shell.run_line_magic("config", "DcsMagics.progress = 'text'")
+    shell.run_cell_magic("dockerfile", f"remote --base {images.BUSYBOX_REF} --quiet",
+                         "FROM {{ base }}\nRUN echo magic-on-the-remote-engine\n")
+    tag = f"dcs-test-remote/magic:{secrets.token_hex(4)}"
+    result = shell.run_line_magic("dcs_build", f"remote -t {tag}")
+    assert remote_client.images.get(tag).id == result.image_id
+    assert f"engine: {tls_env}" in capsys.readouterr().out.splitlines()[:2]  # after "[build remote] starting"
+    report = shell.run_line_magic("dcs_check", tag)
+    assert report.engine == tls_env
 
 
 def test_ssh_engine_builds(ssh_env: str, remote_client: Any, docker_client: Any, tmp_path: Path,
@@ -332,7 +348,8 @@ def test_stop_over_ssh_ends_the_remote_build(ssh_env: str, remote_client: Any, t
     job = Job("build", "silent", dcs_magic.build, context, tags=["dcs-test-remote/stopped:1"], no_cache=True,
               progress=sink, interval=0.05)
     assert sink.running.wait(60), sink.updates[-1:]
-    assert remote_client.containers.list(filters={"id": sink.container})  # the step runs over there
+    running = remote_client.containers.list(all=True, filters={"id": sink.container})
+    assert running, (sink.container, sink.updates[-1]["log_tail"])  # the step runs over there
     started = time.monotonic()
     assert job.cancel() is True
     took = time.monotonic() - started
