@@ -64,7 +64,8 @@ if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
 
 __all__ = ["CONTAINER_LOG_TAIL", "EXEC_TAIL", "ContainerRun", "Engine", "ExecResult", "StreamAborted",
-           "StreamError", "connect", "context_excludes", "context_paths", "engine_host", "remove_held_containers"]
+           "StreamError", "connect", "context_excludes", "context_paths", "engine_address", "engine_host",
+           "remove_held_containers"]
 
 _START_HINT = ("Start a Docker engine (Docker Desktop, `sudo systemctl start docker`, or `dockerd`), "
                "or point DOCKER_HOST / `docker context use` at a running one.")
