@@ -15,6 +15,8 @@ Environment variables (read only through `env()` and `environment()`, at call ti
 variable set after import counts and tests can `monkeypatch.setenv`):
 
     DOCKER_HOST, DOCKER_CONTEXT        where the Docker engine is (as the Docker CLI reads them)
+    DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH
+                                       TLS to a DOCKER_HOST=tcp://... engine (as the Docker CLI)
     DOCKER_CLIENT_TIMEOUT              seconds for an engine API call (as docker-compose reads it)
     DOCKER_CONFIG                      the folder of Docker's config.json (registry credentials)
     DATABRICKS_HOST, DATABRICKS_CONFIG_FILE, DATABRICKS_CONFIG_PROFILE
@@ -43,8 +45,11 @@ __all__ = [
     "DOCKER_CLIENT_TIMEOUT_S",
     "DOCKER_CONFIG",
     "DOCKER_CONFIG_DEFAULT",
+    "DOCKER_CERT_PATH",
     "DOCKER_CONTEXT",
     "DOCKER_HOST",
+    "DOCKER_TLS",
+    "DOCKER_TLS_VERIFY",
     "PLATFORM",
     "RUN_TIMEOUT_S",
     "SECRET_PREFIX",
@@ -84,6 +89,13 @@ DATABRICKS_CONFIG_FILE_DEFAULT = "~/.databrickscfg"
 
 DOCKER_HOST = "DOCKER_HOST"
 DOCKER_CONTEXT = "DOCKER_CONTEXT"
+DOCKER_TLS_VERIFY = "DOCKER_TLS_VERIFY"
+"""Set (any non-empty value, as the Docker CLI reads it): TLS to DOCKER_HOST, the engine's
+certificate verified against DOCKER_CERT_PATH/ca.pem."""
+DOCKER_TLS = "DOCKER_TLS"
+"""Set: TLS to DOCKER_HOST without verifying the engine's certificate (the Docker CLI's `--tls`)."""
+DOCKER_CERT_PATH = "DOCKER_CERT_PATH"
+"""The folder of ca.pem, cert.pem and key.pem for TLS (default: Docker's config folder)."""
 DOCKER_CLIENT_TIMEOUT = "DOCKER_CLIENT_TIMEOUT"
 DOCKER_CONFIG = "DOCKER_CONFIG"
 DATABRICKS_HOST = "DATABRICKS_HOST"

@@ -5,7 +5,7 @@
 // the kernel sends as deltas (log lines with the index of the first, changed layers and
 // steps, changed fields). A gap in the line indexes asks the kernel for a resync.
 // `render({ model, el, store })`: `store.get(name)` reads a field.
-// Drawn: title, status badge (aria-live), elapsed time ticking locally from `started_at`,
+// Drawn: title, the engine ("on tcp://host:2376 (TLS)"), status badge (aria-live), elapsed time ticking locally from `started_at`,
 // a Stop button, the user's steps with durations and CACHED markers, per-layer bars and a
 // total bar weighted by bytes with rate and time left (role="progressbar"), the log tail
 // with the full log's path, the image id / pinned digest with a copy button, and failures
@@ -247,6 +247,7 @@ export function render({ model, el, store }) {
   root.setAttribute("role", "group");
   const header = node("div", "dcs-header");
   const title = node("span", "dcs-title");
+  const engine = node("span", "dcs-engine");
   const badge = node("span", "dcs-badge");
   badge.setAttribute("role", "status");
   badge.setAttribute("aria-live", "polite");
@@ -254,7 +255,7 @@ export function render({ model, el, store }) {
   elapsed.setAttribute("aria-label", "elapsed time");
   const stop = node("button", "dcs-stop", "Stop");
   stop.type = "button";
-  header.append(title, badge, elapsed, stop);
+  header.append(title, engine, badge, elapsed, stop);
 
   const stepRow = node("div", "dcs-step");
   const stepLabel = node("span", "dcs-step-label");
@@ -394,6 +395,10 @@ export function render({ model, el, store }) {
     root.dataset.status = status;
     root.dataset.kind = kind;
     title.textContent = `${kind === "push" ? "Push" : "Build"} ${get("title") || ""}`.trim();
+    const engineText = get("engine") || "";
+    engine.textContent = engineText ? `on ${engineText}` : "";
+    engine.title = engineText ? `Docker engine: ${engineText}` : "";
+    engine.hidden = !engineText;
     badge.textContent = status;
     badge.className = `dcs-badge dcs-badge-${status}`;
     const canStop = model.get("_foreground") ? Boolean(model.get("_kernel_id")) : Boolean(get("_can_stop"));

@@ -11,9 +11,13 @@ here, so error translation and container cleanup live once:
 - `Engine.remove_container` is the one container-removal helper; containers created for a
   short while (probes, launches in progress) are removed at interpreter exit too, when the
   thread that made them is a daemon thread that never reaches its `finally`.
- The engine is the one the Docker CLI would use:
+
+The engine is the one the Docker CLI would use (adapters/engine_address.py reads it):
 `DOCKER_HOST` (+ `DOCKER_TLS_VERIFY` / `DOCKER_CERT_PATH`), else the current docker context
-(`DOCKER_CONTEXT` or `currentContext` in the Docker config), else the default socket.
+(`DOCKER_CONTEXT` or `currentContext` in the Docker config), else the default socket; a
+unix socket, `tcp://` with or without TLS, or `ssh://` (adapters/ssh_transport.py: the
+docker CLI's `ssh HOST docker system dial-stdio`). A connection that fails says why in one
+paragraph that names where the address came from and how to fix it (`_unreachable`).
 Credentials are Docker's own (config file and credential helpers, as docker-py reads them)
 unless the caller passes an `auth_config` for one push.
 
@@ -43,7 +47,6 @@ import docker
 import docker.errors
 import requests.exceptions
 import urllib3.exceptions
-from docker.context import ContextAPI
 from docker.utils import build as build_utils
 from docker.utils import fnmatch as docker_fnmatch
 from requests.sessions import merge_setting
@@ -51,17 +54,19 @@ from requests.sessions import merge_setting
 from ..errors import BuildError, ContextError, EngineError, ImageNotFoundError, PushError
 from ..model.imageref import parse_reference
 from ..model.tail import Tail, text_tail
-from ..settings import DOCKER_CLIENT_TIMEOUT, DOCKER_CLIENT_TIMEOUT_S, DOCKER_CONTEXT, DOCKER_HOST, env
+from ..settings import DOCKER_CLIENT_TIMEOUT, DOCKER_CLIENT_TIMEOUT_S, env
+from .engine_address import DEFAULT_SOCKET, EngineAddress, resolve
 from .owner import OWNER_LABEL, is_gone, this_process
+from .ssh_transport import SshAdapter, ssh_argv
 from .tarstream import Rule, TarStream, walk
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
 
 __all__ = ["CONTAINER_LOG_TAIL", "EXEC_TAIL", "ContainerRun", "Engine", "ExecResult", "StreamAborted",
-           "StreamError", "connect", "context_excludes", "context_paths", "engine_host", "remove_held_containers"]
+           "StreamError", "connect", "context_excludes", "context_paths", "engine_address", "engine_host",
+           "remove_held_containers"]
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _START_HINT = ("Start a Docker engine (Docker Desktop, `sudo systemctl start docker`, or `dockerd`), "
                "or point DOCKER_HOST / `docker context use` at a running one.")
 # Directory inside a build context that is never sent to the engine (build logs live there).
@@ -90,40 +95,26 @@ class StreamError(Exception):
         super().__init__(self.message)
 
 
-@dataclass(frozen=True)
-class _Target:
-    host: str
-    tls: Any = None
-    source: str = "default socket"
-
-
-def _target() -> _Target:
-    """Where the Docker CLI would connect, and why (for error messages)."""
-    if env(DOCKER_HOST):
-        kwargs = docker.utils.kwargs_from_env()
-        return _Target(kwargs["base_url"], kwargs.get("tls"), DOCKER_HOST)
-    name = env(DOCKER_CONTEXT) or docker.context.config.get_current_context_name()
-    if name and name != "default":
-        try:
-            context = ContextAPI.get_context(name)
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"docker context {name!r} could not be loaded: {exc}", host=None,
-                              hint="Run `docker context ls` and `docker context use NAME`.") from exc
-        if context is None:
-            raise EngineError(f"docker context {name!r} does not exist", host=None,
-                              hint="Run `docker context ls` and `docker context use NAME`.")
-        host = re.sub(r"^http\+unix://", "unix://", context.Host or DEFAULT_SOCKET)  # docker-py's internal form
-        return _Target(host, context.TLSConfig or None, f"docker context {name!r}")
-    return _Target(DEFAULT_SOCKET, None, "default socket")
-
-
 def engine_host() -> str:
     """The engine address `connect()` would use, e.g. `unix:///var/run/docker.sock`."""
-    return _target().host
+    return resolve().host
+
+
+def engine_address() -> EngineAddress:
+    """The engine `connect()` would use, with its TLS files, source and `label`."""
+    return resolve()
 
 
 class StreamAborted(Exception):
     """The stream was closed on purpose by `Engine.abort()` (a cancelled build or push)."""
+
+
+class _SshFailed(docker.errors.DockerException):
+    """No answer through ssh; `ssh_said`: ssh's last words on stderr (why it failed)."""
+
+    def __init__(self, message: str, ssh_said: str | None) -> None:
+        super().__init__(message)
+        self.ssh_said = ssh_said
 
 
 class _StreamingClient(docker.APIClient):
@@ -138,11 +129,29 @@ class _StreamingClient(docker.APIClient):
       registry itself. Ordinary API calls keep the client's timeout.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, address: EngineAddress, timeout: float) -> None:
         self._streams: set[Any] = set()
         self._streams_lock = threading.Lock()
         self.aborted = False
+        self.ssh: SshAdapter | None = None
+        if not address.is_ssh:
+            super().__init__(base_url=address.host, version="auto", tls=_tls_config(address), timeout=timeout)
+            return
+        # docker-py's ssh adapter needs paramiko: set up as for a unix socket (with a version
+        # given, no request is made), then the ssh adapter takes the socket's place.
+        super().__init__(base_url=DEFAULT_SOCKET, version=docker.constants.DEFAULT_DOCKER_API_VERSION,
+                         timeout=timeout)
+        self.adapters["http+docker://"].close()  # the unix socket's, never used
+        self.ssh = SshAdapter(address.host, timeout)
+        self._custom_adapter: Any = self.ssh
+        self.mount("http+docker://", self.ssh)
+        self.base_url = "http+docker://localhost"  # the host part is unused, as for a unix socket
+        try:
+            self._version = self._retrieve_server_version()
+        except docker.errors.DockerException as exc:
+            said = self.ssh.last_error  # the failed connection was closed (ssh reaped) on the way here
+            self.close()
+            raise _SshFailed(str(exc), said) from exc
 
     def _retrieve_server_version(self) -> str:
         # `version="auto"`: the engine's API version from `/_ping`'s API-Version header, as
@@ -169,8 +178,13 @@ class _StreamingClient(docker.APIClient):
         # An engine on a local socket (docker-py's `http+docker://` URLs: unix socket, named
         # pipe, ssh) is never reached through a proxy, .netrc or CA bundle: skip requests'
         # per-request environment lookups (milliseconds of proxy-bypass checks per call).
+        # A TLS engine (`https://`) is verified against the CA its own settings name
+        # (DOCKER_CERT_PATH, the context's ca.pem), never against REQUESTS_CA_BUNDLE /
+        # CURL_CA_BUNDLE, which requests would otherwise put in its place.
         if not url.startswith("http+docker://"):
-            return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
+            merged = dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
+            merged["verify"] = merge_setting(verify, self.verify)
+            return merged
         return {"proxies": merge_setting(proxies, self.proxies), "stream": merge_setting(stream, self.stream),
                 "verify": merge_setting(verify, self.verify), "cert": merge_setting(cert, self.cert)}
 
@@ -440,8 +454,8 @@ class ExecResult:
 _PLATFORMS: dict[str, str] = {}
 
 # Containers that must not outlive this process (probes, drivers of launches in progress):
-# name -> engine host. Removed at exit when their owner (often a daemon thread) could not.
-_TRANSIENT: dict[str, str] = {}
+# name -> its engine. Removed at exit when their owner (often a daemon thread) could not.
+_TRANSIENT: dict[str, EngineAddress] = {}
 _TRANSIENT_LOCK = threading.Lock()
 
 
@@ -452,9 +466,15 @@ class Engine:
     the engine through the methods below.
     """
 
-    def __init__(self, api: docker.APIClient, host: str) -> None:
+    def __init__(self, api: docker.APIClient, host: str, *, address: EngineAddress | None = None) -> None:
         self.api = api
         self.host = host
+        self.address = address or EngineAddress(host, "host argument")
+
+    @property
+    def label(self) -> str:
+        """Which engine this is, as the views show it (`local`, `tcp://h:2376 (TLS)`, `ssh://u@h`)."""
+        return self.address.label
 
     def __enter__(self) -> Self:
         return self
@@ -473,6 +493,11 @@ class Engine:
             arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(info.get("Arch", ""), info.get("Arch", ""))
             known = _PLATFORMS[self.host] = f"{info.get('Os', 'linux')}/{arch}"
         return known
+
+    def server_version(self) -> str:
+        """The engine's version (`/version`'s Version, e.g. `20.10.24+dfsg1`), asked once."""
+        with self._translated("tell its version"):
+            return str(self.api.version().get("Version") or "unknown")
 
     def image_exists(self, reference: str) -> bool:
         try:
@@ -901,7 +926,7 @@ class Engine:
 
     def _hold(self, name: str) -> None:
         with _TRANSIENT_LOCK:
-            _TRANSIENT[name] = self.host
+            _TRANSIENT[name] = self.address
 
     def _release(self, name: str) -> None:
         with _TRANSIENT_LOCK:
@@ -976,13 +1001,13 @@ def remove_held_containers() -> None:
     with _TRANSIENT_LOCK:
         left = dict(_TRANSIENT)
         _TRANSIENT.clear()
-    by_host: dict[str, list[str]] = {}
-    for name, host in left.items():
-        by_host.setdefault(host, []).append(name)
-    for host, names in by_host.items():
+    by_engine: dict[EngineAddress, list[str]] = {}
+    for name, address in left.items():
+        by_engine.setdefault(address, []).append(name)
+    for address, names in by_engine.items():  # the same engine, TLS or ssh included
         try:
-            api = docker.APIClient(base_url=host, version="auto", timeout=30)
-        except docker.errors.DockerException:
+            api = _StreamingClient(address, 30.0)
+        except (docker.errors.DockerException, EngineError):
             continue
         with api:
             for name in names:
@@ -1180,19 +1205,115 @@ def api_timeout() -> float:
 
 def connect(timeout: float | None = None, *, host: str | None = None) -> Engine:
     """Connect to the engine the Docker CLI would use (or `host`, e.g. `unix:///x.sock`), or
-    raise EngineError saying where we tried.
+    raise EngineError saying where we tried, why it failed and how to fix it.
 
     `timeout`: seconds for ordinary API calls (default `api_timeout()`); streams have none.
     """
     timeout = api_timeout() if timeout is None else timeout
-    target = _Target(host, None, "host argument") if host else _target()
+    address = resolve(host)
+    return Engine(_client(address, timeout), address.shown_host, address=address)
+
+
+def _client(address: EngineAddress, timeout: float) -> _StreamingClient:
+    """A connected client (its API version asked), or the EngineError that says why not."""
     try:
-        api = _StreamingClient(base_url=target.host, version="auto", tls=target.tls, timeout=timeout)
+        return _StreamingClient(address, timeout)
     except docker.errors.DockerException as exc:
-        raise EngineError(
-            f"Cannot reach the Docker engine at {target.host} ({target.source}): {_short(exc)}",
-            host=target.host, hint=_START_HINT) from exc
-    return Engine(api, target.host)
+        raise _unreachable(address, exc, exc.ssh_said if isinstance(exc, _SshFailed) else None) from exc
+
+
+def _tls_config(address: EngineAddress) -> docker.tls.TLSConfig | None:
+    tls = address.tls
+    if tls is None:
+        return None
+    client_cert = (tls.cert, tls.key) if tls.cert and tls.key else None
+    try:
+        return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=tls.ca, verify=tls.verify)
+    except docker.errors.TLSParameterError as exc:  # a file went away since resolve() looked
+        raise EngineError(f"The TLS files for {address.shown_host} ({address.source}) cannot be used: {exc}",
+                          host=address.shown_host, hint=_tls_hint(address)) from exc
+
+
+def _tls_hint(address: EngineAddress) -> str:
+    if address.context:
+        return (f"Re-create the context with the engine's CA and this client's certificate: `docker context "
+                f"create {address.context} --docker host={address.shown_host},ca=ca.pem,cert=cert.pem,key=key.pem`.")
+    return ("Point DOCKER_CERT_PATH at the folder holding the CA that signed the engine's certificate (ca.pem) "
+            "and this client's certificate and key (cert.pem, key.pem), as `docker --tlsverify` uses them.")
+
+
+def _origin(address: EngineAddress) -> str:
+    """Where the address came from, as messages say it."""
+    if address.source == "default socket":
+        return "the default socket; DOCKER_HOST is not set"
+    return address.source
+
+
+def _unreachable(address: EngineAddress, exc: Exception, ssh_said: str | None = None) -> EngineError:
+    """One paragraph for an engine that could not be reached: where (and from which setting),
+    why, and how to fix it; no traceback needed."""
+    where = f"{address.shown_host} ({_origin(address)})"
+    text = _chain_text(exc)
+    lowered = text.lower()
+    elsewhere = ("`docker context use default`" if address.context else
+                 "unset DOCKER_HOST" if address.source == "DOCKER_HOST" else "set DOCKER_HOST")
+    if address.is_ssh:
+        reason = ssh_said or _short(exc)
+        command = " ".join(ssh_argv(address.host)[:-3]) + " docker version"
+        return EngineError(
+            f"Cannot reach the Docker engine at {where} through ssh: {reason}", host=address.shown_host,
+            hint=f"Check that `{command}` works from here without a prompt: the host's key in "
+                 "~/.ssh/known_hosts (connect once with ssh and compare its fingerprint), your key in "
+                 "ssh-agent or ~/.ssh (ssh runs with BatchMode=yes), and docker usable by that user on the "
+                 f"remote host; or {elsewhere} to use another engine.")
+    tls = address.tls
+    cert_dir = address.cert_dir or "DOCKER_CERT_PATH"
+    if tls is not None and "certificate_verify_failed" in lowered:
+        if "mismatch" in lowered or "doesn't match" in lowered or "not valid for" in lowered:
+            return EngineError(
+                f"The Docker engine at {where} presented a TLS certificate that is not valid for that host "
+                "name or IP address.", host=address.shown_host,
+                hint="Use the host name or IP address the engine's certificate names (its subjectAltName), or "
+                     "have the engine's certificate re-issued for this address.")
+        return EngineError(
+            f"The Docker engine at {where} presented a TLS certificate that the CA in {cert_dir} "
+            f"({tls.ca or 'the system CAs'}) did not sign: certificate verify failed.", host=address.shown_host,
+            hint=_tls_hint(address))
+    if tls is not None and any(word in lowered for word in (
+            "certificate required", "bad certificate", "unknown ca", "certificate unknown", "alert")):
+        have = "its certificate was refused" if tls.cert else f"there is no cert.pem / key.pem in {cert_dir}"
+        return EngineError(
+            f"The Docker engine at {where} requires a client certificate it trusts, and {have}.",
+            host=address.shown_host, hint=_tls_hint(address))
+    if tls is not None and ("wrong version number" in lowered or "record layer failure" in lowered):
+        return EngineError(
+            f"The Docker engine at {where} does not speak TLS on that port.", host=address.shown_host,
+            hint="Unset DOCKER_TLS_VERIFY / DOCKER_TLS for a plain-HTTP engine (only on a trusted network), or "
+                 "use the engine's TLS port (2376 by convention).")
+    if "http request to an https server" in lowered:
+        return EngineError(
+            f"The Docker engine at {where} speaks TLS and this client did not use it.", host=address.shown_host,
+            hint="export DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH=<folder with ca.pem, cert.pem, key.pem> "
+                 "(as for `docker --tlsverify`).")
+    if address.is_local:
+        return EngineError(f"Cannot reach the Docker engine at {where}: {_short(exc)}",
+                           host=address.shown_host, hint=_START_HINT)
+    return EngineError(
+        f"The Docker engine at {where} does not answer: {_short(exc)}", host=address.shown_host,
+        hint="Check that dockerd runs there and listens on that address (e.g. `dockerd -H tcp://0.0.0.0:2376 "
+             f"--tlsverify ...`), that the port is open from here (firewall, VPN), or {elsewhere} to use "
+             "another engine.")
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The messages of EXC and the errors it was raised from (docker-py nests the reason)."""
+    texts, seen = [], set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        texts.append(f"{type(error).__name__}: {error}")
+        error = error.__cause__ or error.__context__
+    return " | ".join(texts)
 
 
 def _broken_stream(exc: BaseException) -> bool:

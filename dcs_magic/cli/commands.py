@@ -743,7 +743,8 @@ def _doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "doctor", help="Check the workspace is ready for Container Services.",
         description="One line per check: the workspace answers, the credentials work (whose), Container "
                     "Services is enabled, the runtime and node types exist and support containers, and "
-                    "the spec's registry answers from here with its credentials. Exit 0 when all hold.")
+                    "the spec's registry answers from here with its credentials; and which Docker engine "
+                    "builds would use (a warning when it does not answer). Exit 0 when all hold.")
     _where_args(parser)
     parser.add_argument("--spec", default=None, metavar="FILE",
                         help="A clusters/create JSON whose runtime, node types and registry to check.")
@@ -754,8 +755,9 @@ def _doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from ..adapters.workspace import open_workspace
     from ..errors import ConfigError
+    from ..model.results import CheckReport
     from ..model.spec import ClusterSpec
-    from ..ops.doctor import doctor, unconfigured
+    from ..ops.doctor import doctor, engine_item, unconfigured
     from .terminal import print_check_report
 
     spec = ClusterSpec.load(args.spec) if args.spec else None
@@ -766,6 +768,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     else:
         with workspace:
             report = doctor(workspace, spec)
+    report = CheckReport(report.image, [*report.checks, engine_item()])  # where builds would run
     print_check_report(report, sys.stdout, rich=False)
     return 0 if report.ok else 1
 

@@ -63,11 +63,13 @@ class TerminalProgress:
         self._last_summary: float | None = None
         self._console: Any = None
         self._live: Any = None
+        self._engine_shown = ""
 
     # -- sink interface ------------------------------------------------------------------
 
     def update(self, snapshot: ProgressSnapshot) -> None:
         """Show a running snapshot."""
+        self._engine(snapshot)
         lines = self._new_log_lines(snapshot)
         if self.rich:
             self._rich_update(snapshot, lines)
@@ -76,6 +78,7 @@ class TerminalProgress:
 
     def close(self, snapshot: ProgressSnapshot) -> None:
         """Show the final snapshot: the remaining lines, warnings and the outcome."""
+        self._engine(snapshot)
         lines = self._new_log_lines(snapshot)
         if self.rich:
             self._rich_close(snapshot, lines)
@@ -87,6 +90,19 @@ class TerminalProgress:
             self._print(format_line(snapshot))
 
     # -- shared ----------------------------------------------------------------------------
+
+    def _engine(self, snapshot: ProgressSnapshot | Mapping[str, Any]) -> None:
+        """`engine: tcp://host:2376 (TLS)` once, when the run knows its engine."""
+        engine = str(snapshot.get("engine") or "")
+        if not engine or engine == self._engine_shown:
+            return
+        self._engine_shown = engine
+        if self.rich:
+            from rich.text import Text
+
+            self._rich_console().print(Text(f"engine: {engine}", style="dim"))
+        else:
+            self._print(f"engine: {engine}")
 
     def _new_log_lines(self, snapshot: ProgressSnapshot | dict[str, Any]) -> list[str]:
         """Complete build log lines not handled yet (the line still being written waits).
@@ -233,6 +249,8 @@ def print_check_report(report: CheckReport, stream: TextIO | None = None, *, ric
     if rich if rich is not None else use_rich(stream):
         _rich_report(report, stream)
         return
+    if report.engine:
+        print(f"engine: {report.engine}", file=stream)
     print(f"{report.image}: {'ok' if report.ok else 'FAILED'}", file=stream)
     for item in report.checks:
         print(f"  {item!r}", file=stream)
@@ -243,8 +261,10 @@ def print_check_report(report: CheckReport, stream: TextIO | None = None, *, ric
 def _rich_report(report: CheckReport, stream: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{report.image}: {'ok' if report.ok else 'FAILED'}", title_justify="left")
+    table = Table(title=f"{report.image}: {'ok' if report.ok else 'FAILED'}", title_justify="left",
+                  caption=Text(f"engine: {report.engine}") if report.engine else None, caption_justify="left")
     for column in ("", "check", "detail", "fix"):
         table.add_column(column, overflow="fold")
     for item in report.checks:

@@ -179,6 +179,7 @@ class ProgressWidget(anywidget.AnyWidget):
     # -- ProgressSnapshot, field by field --
     kind = t.Unicode("build", help="'build' or 'push'").tag(sync=True)
     title = t.Unicode("", help="Build context name or pushed reference").tag(sync=True)
+    engine = t.Unicode("", help="Which Docker engine: local, tcp://host:2376 (TLS), ssh://user@host").tag(sync=True)
     status = t.Unicode("starting", help="starting | running | done | failed | cancelled").tag(sync=True)
     error = t.Unicode(None, allow_none=True, help="The failure's message").tag(sync=True)
     warnings = t.List(t.Unicode(), help="Warnings the user should see").tag(sync=True)
@@ -550,9 +551,16 @@ class TextProgress:
         self.foreground = foreground
         self._last = ""
         self._warned: set[str] = set()
+        self._engine = ""
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream or sys.stdout, flush=True)
+
+    def _engine_line(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
+        engine = str(snapshot.get("engine") or "")
+        if engine and engine != self._engine:
+            self._engine = engine
+            self._print(f"engine: {engine}")
 
     def _warnings(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         for warning in snapshot.get("warnings") or []:
@@ -562,6 +570,7 @@ class TextProgress:
 
     def update(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         """Print the headline when it changed."""
+        self._engine_line(snapshot)
         self._warnings(snapshot)
         headline = format_line(snapshot, elapsed=False)
         if headline != self._last:
@@ -570,6 +579,7 @@ class TextProgress:
 
     def close(self, snapshot: ProgressSnapshot | dict[str, Any]) -> None:
         """Print the outcome line (not for a foreground cancel: the error's line says it)."""
+        self._engine_line(snapshot)
         self._warnings(snapshot)
         self._last = format_line(snapshot, elapsed=False)
         if self.foreground and snapshot.get("status") == "cancelled":

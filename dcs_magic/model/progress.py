@@ -83,6 +83,7 @@ class ProgressSnapshot(TypedDict):
 
     kind: str  # "build" | "push"
     title: str
+    engine: str  # which Docker engine: "local", "tcp://h:2376 (TLS)", "ssh://user@h"; "" until known
     status: str  # running | done | failed | cancelled (the widget starts as "starting")
     error: str | None
     warnings: list[str]
@@ -122,7 +123,7 @@ def snapshot_fields() -> frozenset[str]:
 def empty_snapshot(kind: str = "build", title: str = "", status: str = "starting") -> ProgressSnapshot:
     """A snapshot before any event: the initial state of every view."""
     return ProgressSnapshot(
-        kind=kind, title=title, status=status, error=None, warnings=[], started_at=0.0, elapsed_s=0.0,
+        kind=kind, title=title, engine="", status=status, error=None, warnings=[], started_at=0.0, elapsed_s=0.0,
         layers=[], layers_done=0, layers_total=0, bytes_current=0, bytes_total=0, fraction=0.0,
         rate_bps=0.0, eta_s=None, step=0, total_steps=0, instruction="", steps=[], log_tail=[],
         log_first=0, log_lines=0, log_pending="", log_path=None, image_id=None, failed_step=None,
@@ -370,6 +371,7 @@ class _StreamState:
 
     def __init__(self, title: str = "") -> None:
         self.title = title
+        self.engine = ""  # the engine's label (adapters.engine_address), set once connected
         self.status = "running"  # running | done | failed | cancelled
         self.error: str | None = None
         self.warnings: list[str] = []
@@ -397,6 +399,10 @@ class _StreamState:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def use_engine(self, label: str) -> None:
+        """The run talks to this engine (its label: `local`, `tcp://h:2376 (TLS)`, ...)."""
+        self.engine = label
+
     def fail(self, message: str) -> None:
         """Mark the stream failed; a later, more complete message replaces an earlier one."""
         self.status = "failed"
@@ -422,6 +428,7 @@ class _StreamState:
         rate = self._rate.sample(float(elapsed_s), totals["bytes_current"]) if totals["bytes_total"] else 0.0
         left = totals["bytes_total"] - totals["bytes_current"]
         snap["error"], snap["warnings"] = self.error, list(self.warnings)
+        snap["engine"] = self.engine
         snap["started_at"], snap["elapsed_s"] = round(self.started_at, 3), round(float(elapsed_s), 2)
         snap["layers"] = [LayerDict(**layer.as_dict()) for layer in self.layers.values()]  # type: ignore[typeddict-item]
         snap["rate_bps"] = round(rate, 1)

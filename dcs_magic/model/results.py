@@ -111,6 +111,7 @@ class ProgressRecord:
     total_steps: int = 0
     last_lines: list[str] = field(default_factory=list)  # a failed step's last output lines
     hint: str | None = None  # how to fix the failure
+    engine: str = ""  # the engine it ran on (a row when not the local one)
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> ProgressRecord:
@@ -130,7 +131,7 @@ class ProgressRecord:
                    digest=snapshot.get("digest"), log_path=snapshot.get("log_path"),
                    error=error, step=step, last_lines=last_lines, hint=hint,
                    cached_steps=sum(1 for s in steps if s.get("cached")),
-                   total_steps=int(snapshot.get("total_steps") or 0))
+                   total_steps=int(snapshot.get("total_steps") or 0), engine=str(snapshot.get("engine") or ""))
 
     @property
     def result(self) -> str | None:
@@ -153,6 +154,8 @@ class ProgressRecord:
             rows.append(("Error", self.error, False))
         if self.hint and self.status != "done":
             rows.append(("Hint", self.hint, False))
+        if self.engine and self.engine != "local":
+            rows.append(("Engine", self.engine, False))
         if self.log_path:
             rows.append(("Log", self.log_path, True))
         return rows
@@ -348,6 +351,7 @@ class CheckReport:
 
     image: str
     checks: list[CheckItem]
+    engine: str = ""  # the engine the image was checked on ("local", "tcp://h:2376 (TLS)", ...)
 
     @property
     def ok(self) -> bool:
@@ -372,6 +376,8 @@ class CheckReport:
     def __repr__(self) -> str:
         """Failures first (with their fix), then the passed checks on one line."""
         lines = [f"CheckReport({self.image}: {'ok' if self.ok else 'FAILED'})"]
+        if self.engine:
+            lines.append(f"  engine: {self.engine}")
         attention, passed = self._ordered()
         for c in attention:
             lines.append(f"  {c!r}")
@@ -419,7 +425,9 @@ class CheckReport:
             body += (f'<details class="dcs-check-passed"><summary style="cursor:pointer">{_passed(len(passed))}'
                      f"</summary>{table(passed)}</details>")
         return (f'<div class="dcs-check" style="color:var(--jp-content-font-color1)">'
-                f'<p role="status"><b>{escape(self.image)}</b> {verdict}</p>{body}</div>')
+                f'<p role="status"><b>{escape(self.image)}</b> {verdict}'
+                + (f' <span class="dcs-check-engine">(engine: {escape(self.engine)})</span>' if self.engine else "")
+                + f"</p>{body}</div>")
 
 
 def _passed(n: int) -> str:

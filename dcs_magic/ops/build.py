@@ -116,6 +116,7 @@ def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelTo
     started = time.time()
     with closing(engine_mod.connect()) as engine, closing(_BuildLog(log_path)) as log, \
             aborting(token, engine):
+        reporter.call(state.use_engine, engine.label)  # the views say which engine builds
         # Provenance: the base's registry digest, when the engine has the base already (a base
         # pulled during the build is resolved afterwards, for the result and the lock file).
         base_local, base_digest = engine.local_repo_digest(base) if base and not pull else (False, None)

@@ -91,7 +91,8 @@ def check(image: str, *, runtime: str | None = None, parity: bool = False,
     # The runtime as given: parity compares with that exact key's pins when published
     # (`18.1.x-scala2.13`, `17.3.x-gpu-ml-scala2.13`), else its line's.
     target = runtime if line is not None and runtime else line
-    return CheckReport(image=image, checks=evaluate(facts_from_run(run), attrs, target, parity=parity))
+    return CheckReport(image=image, checks=evaluate(facts_from_run(run), attrs, target, parity=parity),
+                       engine=engine.label)
 
 
 def image_python(image: str, *, engine: Engine | None = None, timeout_s: float = 30.0) -> str | None:

@@ -8,6 +8,8 @@ One `CheckItem` per question, in the order a failure makes the later ones moot:
     runtime             the spec's runtime is offered by the workspace and supports containers
     node types          the spec's node types exist and are x86_64
     registry            the spec's registry answers `GET /v2/` from here with its credentials
+    engine              (`dcs doctor`) which Docker engine builds, pushes and checks use, and
+                        whether it answers: a warning when not, since the workspace needs none
 
 The report is a `CheckReport` (like `%dcs_check`): `ok` when no error-severity item failed;
 questions that could not be asked (no spec, a password that is a secret reference only the
@@ -33,7 +35,7 @@ from ..settings import env, secret_variable
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.workspace import Workspace
 
-__all__ = ["ENABLE_DCS_HOWTO", "doctor", "registry_credentials", "unconfigured"]
+__all__ = ["ENABLE_DCS_HOWTO", "doctor", "engine_item", "registry_credentials", "unconfigured"]
 
 ENABLE_DCS_HOWTO = (
     "a workspace admin turns it on in the admin settings page > Compute > Container Services, or with "
@@ -94,6 +96,26 @@ def _registry_item(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]
                          "add docker_image.basic_auth with the password as a {{secrets/scope/key}} reference")
     return CheckItem("registry", False, f"{where} answered {result.status} {result.reason}",
                      "is this a Docker registry (distribution API v2)?")
+
+
+# -- the Docker engine ---------------------------------------------------------------------------
+
+
+def engine_item(timeout_s: float = 10.0) -> CheckItem:
+    """Which Docker engine `build`, `push` and `check` use (`local`, `tcp://h:2376 (TLS)`,
+    `ssh://user@h`, with the setting that chose it) and whether it answers. A warning when
+    it does not: launching on a workspace needs no engine here."""
+    from ..adapters.engine import connect, engine_address
+    from ..errors import EngineError
+
+    try:
+        address = engine_address()
+        with connect(timeout_s) as engine:
+            version, platform = engine.server_version(), engine.platform()
+    except EngineError as exc:
+        return CheckItem("engine", False, exc.message, exc.hint, severity="warning")
+    return CheckItem("engine", True, f"{address.label} answers: Docker {version}, {platform} "
+                                     f"({address.source})")
 
 
 # -- the workspace -----------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: lis
                             "(or answer the password prompt).")
         auth["serveraddress"] = ref.registry
     with closing(engine_mod.connect()) as engine, aborting(token, engine):
+        reporter.call(state.use_engine, engine.label)  # the views say which engine pushes
         if token.is_set():
             raise Cancelled("Push cancelled")
         # No inspect first (the Docker CLI does none either): the engine refuses a missing
