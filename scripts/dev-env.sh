@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap chromium time openssh-server)
+APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils debootstrap chromium time openssh-server iproute2)
 PYTHON="${PYTHON:-python3}"
 DOCKERD_LOG="${DOCKERD_LOG:-/tmp/dockerd.log}"
 DOCKER_WAIT_S=60

@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -155,6 +156,18 @@ def _no_temp_files(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ("NamedTemporaryFile", "TemporaryFile", "SpooledTemporaryFile", "mkstemp"):
         monkeypatch.setattr(tempfile, name, refuse)
+
+
+def test_the_second_engine_leaves_the_main_engines_bridge_alone(second_engine: Any, docker_client: Any) -> None:
+    """dockerd --bridge=none deletes docker0 as it starts: the main engine's containers then
+    cannot start (seen once); the second engine has a bridge of its own."""
+    bridge = docker_client.api.inspect_network("bridge")["Options"].get("com.docker.network.bridge.name", "docker0")
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True, check=False).returncode == 0
+    container = docker_client.containers.run(images.BUSYBOX_REF, ["true"], detach=True)
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 0
+    finally:
+        container.remove(force=True)
 
 
 def test_tls_engine_builds_pushes_and_checks(tls_env: str, second_engine: Any, remote_client: Any, registry: Any,

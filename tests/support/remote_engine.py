@@ -4,9 +4,10 @@
   made with `openssl` (EC P-256: milliseconds), plus a second, unrelated CA (the "wrong CA").
 - `start_second_engine(folder, certs)`: `dockerd` with its own data root, exec root, pidfile
   and unix socket in FOLDER, a TLS port on 127.0.0.1 (`--tlsverify`: client certificates
-  required), and networking that leaves the main engine alone (`--bridge=none
-  --iptables=false --ip-masq=false`: no bridge, no NAT rules; builds and probes from busybox
-  need no network, and the engine itself pushes to 127.0.0.1 registries from the host).
+  required), and networking that leaves the main engine alone: a bridge of its own made here
+  (`--bridge=dcs-tb<hex>`; `--bridge=none` would make dockerd delete the main engine's
+  docker0 as it starts) and `--iptables=false --ip-masq=false` (no NAT rules); builds and probes
+  from busybox need no network, and the engine itself pushes to 127.0.0.1 registries from the host.
 - `start_sshd(folder, docker_host)`: `sshd` on 127.0.0.1:<free port> with a generated host key,
   root allowed with one generated key, its sessions' DOCKER_HOST set to the second engine's
   socket (`SetEnv`), so `ssh://root@127.0.0.1:PORT` reaches the second engine through
@@ -125,6 +126,7 @@ class SecondEngine:
     certs: Certs
     proc: subprocess.Popen
     log_path: Path
+    bridge: str = ""  # its own bridge interface (removed by stop())
 
     def client(self) -> docker.DockerClient:
         """docker-py on the engine's own unix socket (the tests' view of it, not dcs-magic's)."""
@@ -133,6 +135,25 @@ class SecondEngine:
     def stop(self) -> None:
         _stop(self.proc)
         shutil.rmtree(self.folder / "data", ignore_errors=True)
+        if self.bridge:
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+
+
+def _own_bridge() -> str:
+    """A bridge for the second engine (its default network), with a free-looking /24 of
+    172.30.0.0/16; the main engine's docker0 is never touched."""
+    import secrets
+
+    name = f"dcs-tb{secrets.token_hex(3)}"  # at most 15 characters
+    subnet = 1 + secrets.randbelow(250)
+    for argv in (["ip", "link", "add", name, "type", "bridge"],
+                 ["ip", "addr", "add", f"172.30.{subnet}.1/24", "dev", name],
+                 ["ip", "link", "set", name, "up"]):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+            raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+    return name
 
 
 def start_second_engine(folder: Path, certs: Certs, timeout_s: float = 30.0) -> SecondEngine:
@@ -143,16 +164,17 @@ def start_second_engine(folder: Path, certs: Certs, timeout_s: float = 30.0) -> 
     sock = folder / "docker.sock"
     log_path = folder / "dockerd.log"
     server = certs.server_dir
+    bridge = _own_bridge()
     argv = [binary, "--data-root", str(folder / "data"), "--exec-root", str(folder / "exec"),
             "--pidfile", str(folder / "dockerd.pid"), "-H", f"unix://{sock}", "-H", f"tcp://127.0.0.1:{port}",
             "--tlsverify", "--tlscacert", str(server / "ca.pem"), "--tlscert", str(server / "server-cert.pem"),
             "--tlskey", str(server / "server-key.pem"),
-            "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+            f"--bridge={bridge}", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
             "--containerd-namespace", "dcs-test-remote", "--containerd-plugins-namespace", "dcs-test-remote-plugins"]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    engine = SecondEngine(folder, f"unix://{sock}", f"tcp://127.0.0.1:{port}", certs, proc, log_path)
+    engine = SecondEngine(folder, f"unix://{sock}", f"tcp://127.0.0.1:{port}", certs, proc, log_path, bridge)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
