@@ -79,13 +79,7 @@ def remote_client(second_engine: remote_engine.SecondEngine) -> Iterator[Any]:
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No DOCKER_* from the machine; an empty Docker config folder (contexts live there)."""
-    for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    (config / "config.json").write_text("{}")
-    monkeypatch.setenv("DOCKER_CONFIG", str(config))
-    return config
+    return remote_engine.isolated_docker_config(monkeypatch, tmp_path / "docker-config")
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import DockerException
@@ -154,6 +155,20 @@ def _own_bridge() -> str:
             subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
             raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
     return name
+
+
+DOCKER_VARIABLES = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH", "DOCKER_CONTEXT")
+
+
+def isolated_docker_config(monkeypatch: Any, folder: Path) -> Path:
+    """No DOCKER_* from the machine, and FOLDER (made here, with an empty config.json) as
+    DOCKER_CONFIG, where contexts live; returns FOLDER."""
+    for name in DOCKER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
+    return folder
 
 
 def start_second_engine(folder: Path, certs: Certs, timeout_s: float = 30.0) -> SecondEngine:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.remote_engine import isolated_docker_config
 
 from dcs_magic.adapters.engine_address import EngineAddress, TlsFiles, resolve
 from dcs_magic.adapters.ssh_transport import ssh_argv
@@ -16,12 +17,7 @@ from dcs_magic.errors import EngineError
 
 @pytest.fixture
 def config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-    folder = tmp_path / "docker"
-    folder.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
-    return folder
+    return isolated_docker_config(monkeypatch, tmp_path / "docker")
 
 
 def _certs(folder: Path, *names: str) -> Path:
