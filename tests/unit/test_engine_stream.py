@@ -142,6 +142,8 @@ def test_event_stream_over_a_real_engine_connection_is_an_iterator_that_closes()
     import http.server
     import threading
 
+    from dcs_magic.adapters.engine_address import EngineAddress
+
     events = _fixture("build_ok.jsonl")
     body = _chunked(json.dumps(e).encode() + b"\r\n" for e in events)
 
@@ -149,6 +151,13 @@ def test_event_stream_over_a_real_engine_connection_is_an_iterator_that_closes()
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.endswith("/_ping"):  # the client asks the engine's API version first
+                self.send_response(200)
+                self.send_header("API-Version", "1.41")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+                return
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
@@ -163,7 +172,8 @@ def test_event_stream_over_a_real_engine_connection_is_an_iterator_that_closes()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = engine._StreamingClient(base_url=f"tcp://127.0.0.1:{server.server_port}", version="1.41")
+        address = EngineAddress(f"tcp://127.0.0.1:{server.server_port}", "host argument")
+        client = engine._StreamingClient(address, 10.0)
         with client:
             response = client._get(f"http://127.0.0.1:{server.server_port}/stream", stream=True)
             client._streams.add(response)
