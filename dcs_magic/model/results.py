@@ -277,6 +277,7 @@ class BuildResult:
     platform: str | None = None
     warnings: list[str] = field(default_factory=list)
     context_files: dict[str, str] | None = None  # sha256 of each file as streamed (build(hash_files=True))
+    builder: str = "classic"  # "classic" (docker-py) or "buildkit" (the docker CLI)
 
     def __repr__(self) -> str:
         tags = ", ".join(self.tags) or "untagged"
