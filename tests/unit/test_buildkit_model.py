@@ -22,7 +22,8 @@ from dcs_magic.adapters import buildkit as adapter
 from dcs_magic.errors import BuildError, UsageError
 from dcs_magic.model.buildkit import BuildKitState, SecretSpec, buildkit_reasons, parse_secret, secret_specs
 from dcs_magic.model.lint import SECRET_ARG_FIX, secret_build_arg_warnings
-from dcs_magic.model.progress import format_line
+from dcs_magic.model.progress import BuildState, format_line
+from dcs_magic.model.results import ProgressRecord
 from dcs_magic.ops.builder import choose_builder
 from dcs_magic.ops.lock import ImageLock
 
@@ -302,9 +303,15 @@ def test_probe_is_cached_and_searches_in_order(tmp_path: Path, monkeypatch: pyte
 # -- what shows the builder -----------------------------------------------------------------------------
 
 
-def test_terminal_line_names_buildkit() -> None:
+def test_terminal_line_and_record_name_buildkit() -> None:
     state, _ = plain("first")
     assert format_line(state.snapshot(), elapsed=False).startswith("[build app (BuildKit)] Step ")
+    state.finish()
+    record = ProgressRecord.from_snapshot(dict(state.snapshot()))
+    assert "  Builder: BuildKit" in repr(record) and 'data-row="builder"' in record._repr_html_()
+    classic = BuildState("app")
+    classic.builder = "classic"
+    assert "Builder" not in repr(ProgressRecord.from_snapshot(dict(classic.snapshot())))
 
 
 def test_lock_entry_records_the_builder() -> None:
