@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,10 +165,7 @@ class BuildKitState(BuildState):
 
     def __init__(self, title: str = "", *, dockerfile: str | None = None, tail: int = LOG_TAIL,
                  clock: Callable[[], float] | None = None) -> None:
-        if clock is None:
-            super().__init__(title, tail=tail)
-        else:
-            super().__init__(title, tail=tail, clock=clock)
+        super().__init__(title, tail=tail, clock=clock or time.monotonic)
         self.builder = "buildkit"
         self._vertices: dict[str, _Vertex] = {}
         self._stage_totals: dict[str, int] = {}
@@ -389,14 +387,10 @@ class BuildKitState(BuildState):
                 return re.sub(r"^(ERROR|error): ", "", text)
         return None
 
-    @property
-    def user_steps(self) -> list[StepDict]:
-        return list(self.steps)
-
 
 def _is_output_echo(text: str) -> bool:
-    """A line of the CLI's error summary that repeats a step's output (` > ...`, `#5 0.3 x`)."""
-    return bool(re.match(r"^\d+\.\d+ ", text)) or text.startswith("WARNING: buildx")
+    """A line of the CLI's error summary that repeats a step's output (`0.327 oops`)."""
+    return bool(re.match(r"^\d+\.\d+ ", text))
 
 
 def _from_lines(dockerfile: str) -> dict[str, str]:
