@@ -19,6 +19,8 @@ variable set after import counts and tests can `monkeypatch.setenv`):
                                        TLS to a DOCKER_HOST=tcp://... engine (as the Docker CLI)
     DOCKER_CLIENT_TIMEOUT              seconds for an engine API call (as docker-compose reads it)
     DOCKER_CONFIG                      the folder of Docker's config.json (registry credentials)
+    DCS_DOCKER_CLI                     the docker CLI BuildKit builds run (default: `docker` on PATH,
+                                       then /usr/bin/docker, the first that can build with BuildKit)
     DATABRICKS_HOST, DATABRICKS_CONFIG_FILE, DATABRICKS_CONFIG_PROFILE
                                        read before the Databricks SDK's Config (it reads the rest)
     DCS_VAR_<NAME>                     template variable NAME (`dcs render` / `dcs build`)
@@ -43,6 +45,8 @@ __all__ = [
     "DATABRICKS_HOST",
     "DOCKER_CLIENT_TIMEOUT",
     "DOCKER_CLIENT_TIMEOUT_S",
+    "DOCKER_CLI",
+    "DOCKER_CLI_CANDIDATES",
     "DOCKER_CONFIG",
     "DOCKER_CONFIG_DEFAULT",
     "DOCKER_CERT_PATH",
@@ -79,6 +83,10 @@ RUN_TIMEOUT_S = 3600.0
 DOCKER_CLIENT_TIMEOUT_S = 60.0
 """Seconds an ordinary Docker engine API call may take when DOCKER_CLIENT_TIMEOUT is unset."""
 
+DOCKER_CLI_CANDIDATES = ("docker", "/usr/bin/docker")
+"""Where BuildKit builds look for a docker CLI when DCS_DOCKER_CLI is unset, in order: `docker`
+on PATH, then Debian's `docker.io` client (20.10 builds with BuildKit without buildx)."""
+
 DOCKER_CONFIG_DEFAULT = "~/.docker"
 """Docker's config folder (config.json: registry credentials) when DOCKER_CONFIG is unset."""
 
@@ -98,6 +106,10 @@ DOCKER_CERT_PATH = "DOCKER_CERT_PATH"
 """The folder of ca.pem, cert.pem and key.pem for TLS (default: Docker's config folder)."""
 DOCKER_CLIENT_TIMEOUT = "DOCKER_CLIENT_TIMEOUT"
 DOCKER_CONFIG = "DOCKER_CONFIG"
+DOCKER_CLI = "DCS_DOCKER_CLI"
+"""The docker CLI (path or command name) that runs BuildKit builds, instead of the search."""
+DOCKER_BUILDKIT = "DOCKER_BUILDKIT"
+PATH = "PATH"
 DATABRICKS_HOST = "DATABRICKS_HOST"
 DATABRICKS_CONFIG_FILE = "DATABRICKS_CONFIG_FILE"
 DATABRICKS_CONFIG_PROFILE = "DATABRICKS_CONFIG_PROFILE"

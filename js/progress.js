@@ -248,6 +248,8 @@ export function render({ model, el, store }) {
   const header = node("div", "dcs-header");
   const title = node("span", "dcs-title");
   const engine = node("span", "dcs-engine");
+  // The builder a build uses (classic or BuildKit), beside the title (issue 25.1).
+  const builder = node("span", "dcs-builder");
   const badge = node("span", "dcs-badge");
   badge.setAttribute("role", "status");
   badge.setAttribute("aria-live", "polite");
@@ -255,7 +257,7 @@ export function render({ model, el, store }) {
   elapsed.setAttribute("aria-label", "elapsed time");
   const stop = node("button", "dcs-stop", "Stop");
   stop.type = "button";
-  header.append(title, engine, badge, elapsed, stop);
+  header.append(title, builder, engine, badge, elapsed, stop);
 
   const stepRow = node("div", "dcs-step");
   const stepLabel = node("span", "dcs-step-label");
@@ -399,6 +401,9 @@ export function render({ model, el, store }) {
     engine.textContent = engineText ? `on ${engineText}` : "";
     engine.title = engineText ? `Docker engine: ${engineText}` : "";
     engine.hidden = !engineText;
+    const chosen = kind === "build" ? get("builder") || "" : "";
+    builder.textContent = chosen === "buildkit" ? "BuildKit" : chosen;
+    builder.hidden = !chosen;
     badge.textContent = status;
     badge.className = `dcs-badge dcs-badge-${status}`;
     const canStop = model.get("_foreground") ? Boolean(model.get("_kernel_id")) : Boolean(get("_can_stop"));

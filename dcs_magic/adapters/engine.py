@@ -64,7 +64,8 @@ if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
 
 __all__ = ["CONTAINER_LOG_TAIL", "EXEC_TAIL", "ContainerRun", "Engine", "ExecResult", "StreamAborted",
-           "StreamError", "connect", "context_excludes", "context_paths", "engine_address", "engine_host",
+           "StreamError", "buildkit_context", "connect", "context_excludes", "context_paths", "engine_address",
+           "engine_host",
            "remove_held_containers"]
 
 _START_HINT = ("Start a Docker engine (Docker Desktop, `sudo systemctl start docker`, or `dockerd`), "
@@ -1128,6 +1129,26 @@ def _context_tar(context_dir: Path, dockerfile: str, cancelled: Callable[[], boo
     return TarStream(context_dir, files, cancelled=cancelled, hashes=hashes,
                      extra={aside.name: aside.dockerfile, ".dockerignore": aside.dockerignore},
                      extra_like=aside.like)
+
+
+def buildkit_context(context_dir: str | Path, cancelled: Callable[[], bool] | None = None,
+                     hashes: dict[str, str] | None = None) -> TarStream:
+    """The build context for `docker build -` with BuildKit: the files `context_paths` selects,
+    Dockerfile included (the CLI reads it from the tar), but `.dockerignore` left out when it
+    lists itself, as BuildKit's own context transfer does (BuildKit does not apply the patterns
+    to a tar again: the stream already did). `hashes`: as `TarStream`, `.dockerignore` hashed
+    as the user's file (the lock records the same files whichever builder ran)."""
+    root = Path(context_dir)
+    aside = dockerfile_aside(root, b"")
+    # The .dockerignore dockerfile_aside read decides what is sent (not a second read of the file).
+    user = aside.user_dockerignore.decode("utf-8") if aside is not None and aside.user_dockerignore is not None \
+        else None
+    files = context_paths(root, "Dockerfile", user)
+    if aside is not None and aside.user_dockerignore is not None:  # the user's .dockerignore excludes itself
+        files.discard(".dockerignore")
+        if hashes is not None:
+            hashes[".dockerignore"] = hashlib.sha256(aside.user_dockerignore).hexdigest()
+    return TarStream(root, files, cancelled=cancelled, hashes=hashes)
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,13 @@ def _build_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument("--target", default=None, help="Multi-stage target to build.")
     parser.add_argument("--build-arg", action="append", default=[], dest="build_args", metavar="K=V")
     parser.add_argument("--label", action="append", default=[], dest="labels", metavar="K=V")
+    parser.add_argument("--builder", choices=("auto", "classic", "buildkit"), default="auto",
+                        help="auto (default): BuildKit when the Dockerfile needs it (RUN --mount, heredocs, "
+                             "# syntax=) or --secret is given, through a BuildKit-capable docker CLI "
+                             "(DCS_DOCKER_CLI names one); the classic builder otherwise.")
+    parser.add_argument("--secret", action="append", default=[], dest="secrets", metavar="id=NAME,env=VAR",
+                        help="A build secret for RUN --mount=type=secret,id=NAME: id=NAME,env=VAR or "
+                             "id=NAME,src=FILE (repeatable; BuildKit; the value is never stored).")
     parser.add_argument("--username", default=None,
                         help="Registry user for --push (default: Docker's own credentials).")
     parser.add_argument("--password-env", default=None, metavar="VAR",
@@ -346,7 +353,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         notebook, tags=args.tags, name=args.name, push=args.push, variables=variables,
         locked=args.locked, out=args.out, platform=args.platform, build_args=args.build_args,
         labels=args.labels, no_cache=args.no_cache, pull=args.pull, target=args.target,
-        username=args.username, password=password, progress=lambda kind: progress_sink(args.progress),
+        builder=args.builder, secrets=args.secrets, username=args.username, password=password,
+        progress=lambda kind: progress_sink(args.progress),
         warn=_warn, allow_multiline_vars=args.allow_multiline_vars, registry_check=not args.no_registry_check)
     for line in built.references:
         _out(line)

@@ -423,6 +423,13 @@ class DcsMagics(Magics, Configurable):
     @argument("--pull", action="store_true", help="Always pull a newer base image.")
     @argument("--target", default=None, help="Multi-stage target to build.")
     @argument("--label", action="append", default=[], dest="labels", metavar="K=V")
+    @argument("--builder", default="auto", choices=("auto", "classic", "buildkit"),
+              help="auto (default): BuildKit when the Dockerfile needs it (RUN --mount, heredocs, "
+              "# syntax=) or --secret is given, through a BuildKit-capable docker CLI; else the "
+              "classic builder.")
+    @argument("--secret", action="append", default=[], dest="secrets", metavar="id=NAME,env=VAR",
+              help="A build secret for RUN --mount=type=secret,id=NAME: id=NAME,env=VAR or "
+              "id=NAME,src=FILE (repeatable; BuildKit; the value is never stored).")
     @argument("--bg", action="store_true",
               help="Build in the background; return a Job at once (stop it with the widget's Stop "
               "button or job.cancel(); Kernel > Interrupt only interrupts the running cell).")
@@ -431,6 +438,7 @@ class DcsMagics(Magics, Configurable):
         """Build NAME's context with the Docker engine, with live progress."""
         from IPython.core.error import UsageError
 
+        from ..model.buildkit import secret_specs
         from ..ops.build import build, parse_pairs
         from ..ops.context import check_buildable
         from ..ops.runner import Job
@@ -445,10 +453,12 @@ class DcsMagics(Magics, Configurable):
         try:
             build_args = parse_pairs(args.build_args, "--build-arg")
             labels = parse_pairs(args.labels, "--label")
+            secrets = secret_specs(args.secrets)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         kwargs: dict[str, Any] = {
             "tags": args.tags, "name": args.name, "build_args": build_args, "labels": labels,
+            "builder": args.builder, "secrets": secrets,
             "platform": args.platform or self.default_platform, "no_cache": args.no_cache,
             "pull": args.pull, "target": args.target, "interval": self.progress_interval,
             "progress": progress_sink("build", self.progress, title=args.name, foreground=not args.bg,

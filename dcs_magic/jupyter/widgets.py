@@ -180,6 +180,7 @@ class ProgressWidget(anywidget.AnyWidget):
     kind = t.Unicode("build", help="'build' or 'push'").tag(sync=True)
     title = t.Unicode("", help="Build context name or pushed reference").tag(sync=True)
     engine = t.Unicode("", help="Which Docker engine: local, tcp://host:2376 (TLS), ssh://user@host").tag(sync=True)
+    builder = t.Unicode("", help="A build's builder, shown in the header: classic | buildkit").tag(sync=True)
     status = t.Unicode("starting", help="starting | running | done | failed | cancelled").tag(sync=True)
     error = t.Unicode(None, allow_none=True, help="The failure's message").tag(sync=True)
     warnings = t.List(t.Unicode(), help="Warnings the user should see").tag(sync=True)

@@ -222,8 +222,8 @@ def _check_instructions(dockerfile: Dockerfile) -> list[Finding]:
         if feature:
             findings.append(Finding(
                 "buildkit-only", instruction.lineno,
-                f"{feature} needs BuildKit, but %dcs_build drives the Docker SDK's classic "
-                "builder, where it fails",
+                f"{feature} needs BuildKit: %dcs_build builds it with BuildKit through a "
+                "BuildKit-capable docker CLI (--builder auto), and fails with the classic builder",
                 _BUILDKIT_FIXES.get(feature.split()[-1], "rewrite it without BuildKit-only syntax"),
             ))
     return findings
@@ -236,7 +236,9 @@ _SECRET_NAME = re.compile(
 _PUBLIC_NAME = re.compile(r"(?i)(?:_|^)public(?:_|$)")
 SECRET_ARG_FIX = ("an ARG or ENV value is kept in the image history (`docker history`) and in the image "
                   "config: pass it only to a build stage the final image does not copy from (a multi-stage "
-                  "build), or fetch it at run time; BuildKit secrets (RUN --mount=type=secret) are planned")
+                  "build), or fetch it at run time; or pass it as a BuildKit build secret: `--secret "
+                  "id=NAME,env=VAR` on %dcs_build / dcs build, read in `RUN --mount=type=secret,id=NAME` "
+                  "from /run/secrets/NAME (never in the image, its history or the lock)")
 
 
 def looks_like_secret(name: str) -> bool:
@@ -316,9 +318,12 @@ _BUILDKIT_FLAGS = {"RUN": ("mount", "network", "security"),
                    "COPY": ("link", "chmod", "parents", "exclude"),
                    "ADD": ("link", "chmod", "checksum", "keep-git-dir", "parents", "exclude")}
 _BUILDKIT_FIXES = {
-    "--mount": "drop --mount: COPY the files in (and remove them in the same RUN), or download "
-               "inside the RUN step",
-    "heredoc": "write the script with %%dcs_file NAME script.sh and COPY it, or use && chains",
+    "--mount": "keep it where a BuildKit-capable docker CLI is installed (docker buildx, or Debian's "
+               "docker.io client; --builder auto uses it); for the classic builder drop --mount: COPY "
+               "the files in (and remove them in the same RUN), or download inside the RUN step",
+    "heredoc": "keep it where a BuildKit-capable docker CLI is installed (--builder auto uses it); for "
+               "the classic builder write the script with %%dcs_file NAME script.sh and COPY it, or use "
+               "&& chains",
 }
 
 

@@ -84,6 +84,7 @@ class ProgressSnapshot(TypedDict):
     kind: str  # "build" | "push"
     title: str
     engine: str  # which Docker engine: "local", "tcp://h:2376 (TLS)", "ssh://user@h"; "" until known
+    builder: str  # a build's builder once chosen: "classic" | "buildkit" ("" for a push, or not yet)
     status: str  # running | done | failed | cancelled (the widget starts as "starting")
     error: str | None
     warnings: list[str]
@@ -123,7 +124,8 @@ def snapshot_fields() -> frozenset[str]:
 def empty_snapshot(kind: str = "build", title: str = "", status: str = "starting") -> ProgressSnapshot:
     """A snapshot before any event: the initial state of every view."""
     return ProgressSnapshot(
-        kind=kind, title=title, engine="", status=status, error=None, warnings=[], started_at=0.0, elapsed_s=0.0,
+        kind=kind, title=title, engine="", builder="", status=status, error=None, warnings=[], started_at=0.0,
+        elapsed_s=0.0,
         layers=[], layers_done=0, layers_total=0, bytes_current=0, bytes_total=0, fraction=0.0,
         rate_bps=0.0, eta_s=None, step=0, total_steps=0, instruction="", steps=[], log_tail=[],
         log_first=0, log_lines=0, log_pending="", log_path=None, image_id=None, failed_step=None,
@@ -471,6 +473,7 @@ class BuildState(_StreamState):
         self.last_lines: list[str] = []
         self.log_path: str | None = None  # the full log file, when the pipeline writes one
         self.steps: list[StepDict] = []
+        self.builder = ""  # "classic" | "buildkit", set by ops/build.py when it chose
         self._clock = clock
         self._t0 = clock()
         self._joiner = LineJoiner()
@@ -646,6 +649,7 @@ class BuildState(_StreamState):
         pending = self._joiner.pending if self.status == "running" else ""
         total = self.total_steps
         snap = self._common(elapsed_s)
+        snap["builder"] = self.builder
         snap["step"] = self.step
         snap["total_steps"] = total
         snap["instruction"] = self.instruction
@@ -774,6 +778,8 @@ def format_line(snapshot: ProgressSnapshot | Mapping[str, Any], *, elapsed: bool
     """One plain-text line for a terminal describing a snapshot (headline, no log)."""
     kind, status = snapshot.get("kind"), snapshot.get("status")
     label = f"[{kind} {snapshot.get('title')}]" if snapshot.get("title") else f"[{kind}]"
+    if kind == "build" and snapshot.get("builder") == "buildkit":  # the classic builder is the default
+        label = f"{label[:-1]} (BuildKit)]"
     if status == "failed":
         first = (snapshot.get("error") or "failed").splitlines()[0]
         text = f"{label} failed: {first}"

@@ -112,6 +112,7 @@ class ProgressRecord:
     last_lines: list[str] = field(default_factory=list)  # a failed step's last output lines
     hint: str | None = None  # how to fix the failure
     engine: str = ""  # the engine it ran on (a row when not the local one)
+    builder: str = ""  # a build's builder (a row when BuildKit, the classic builder being the default)
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> ProgressRecord:
@@ -131,7 +132,8 @@ class ProgressRecord:
                    digest=snapshot.get("digest"), log_path=snapshot.get("log_path"),
                    error=error, step=step, last_lines=last_lines, hint=hint,
                    cached_steps=sum(1 for s in steps if s.get("cached")),
-                   total_steps=int(snapshot.get("total_steps") or 0), engine=str(snapshot.get("engine") or ""))
+                   total_steps=int(snapshot.get("total_steps") or 0), engine=str(snapshot.get("engine") or ""),
+                   builder=str(snapshot.get("builder") or ""))
 
     @property
     def result(self) -> str | None:
@@ -156,6 +158,8 @@ class ProgressRecord:
             rows.append(("Hint", self.hint, False))
         if self.engine and self.engine != "local":
             rows.append(("Engine", self.engine, False))
+        if self.kind == "build" and self.builder == "buildkit":
+            rows.append(("Builder", "BuildKit", False))
         if self.log_path:
             rows.append(("Log", self.log_path, True))
         return rows
@@ -277,6 +281,7 @@ class BuildResult:
     platform: str | None = None
     warnings: list[str] = field(default_factory=list)
     context_files: dict[str, str] | None = None  # sha256 of each file as streamed (build(hash_files=True))
+    builder: str = "classic"  # "classic" (docker-py) or "buildkit" (the docker CLI)
 
     def __repr__(self) -> str:
         tags = ", ".join(self.tags) or "untagged"
@@ -286,7 +291,8 @@ class BuildResult:
     def record(self) -> ProgressRecord:
         """This result as a static record (what the notebook keeps without widget state)."""
         return ProgressRecord(kind="build", title=self.name, status="done", duration_s=self.duration_s,
-                              image_id=self.image_id, tags=list(self.tags), log_path=self.log_path)
+                              image_id=self.image_id, tags=list(self.tags), log_path=self.log_path,
+                              builder=self.builder)
 
     def _repr_html_(self) -> str:
         return self.record()._repr_html_()

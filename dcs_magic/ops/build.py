@@ -12,20 +12,22 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..errors import BuildError, ContextError, EngineError
+from ..errors import BuildError, ContextError, DcsError, EngineError, UsageError
+from ..model.buildkit import BuildKitState, SecretSpec, secret_specs
 from ..model.dockerfile import final_base, with_label_instruction
 from ..model.imageref import parse_reference
 from ..model.lint import secret_build_arg_warnings
 from ..model.progress import BuildState
 from ..model.results import BuildResult
 from ..settings import PLATFORM
+from .builder import BuilderChoice, choose_builder
 from .context import dockerfile_sha256
 from .runner import (
     CLEANUP_WAIT_S,
@@ -43,6 +45,7 @@ from .runner import (
 )
 
 if TYPE_CHECKING:  # imported lazily at run time
+    from ..adapters.buildkit import DockerCli
     from ..adapters.engine import Engine
 
 __all__ = ["BASE_DIGEST_LABEL", "KEEP_BUILD_LOGS", "SHA_LABEL", "VERSION_LABEL", "build",
@@ -68,8 +71,16 @@ def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), na
           build_args: dict[str, str] | None = None, platform: str = PLATFORM,
           no_cache: bool = False, pull: bool = False, target: str | None = None,
           labels: dict[str, str] | None = None, progress: ProgressSink | None = None,
-          interval: float = 0.1, cancel: CancelToken | None = None, hash_files: bool = False) -> BuildResult:
+          interval: float = 0.1, cancel: CancelToken | None = None, hash_files: bool = False,
+          builder: str = "auto", secrets: Sequence[str | SecretSpec] | None = None) -> BuildResult:
     """Build `context_dir` (its Dockerfile) with the Docker engine; return a BuildResult.
+
+    `builder`: `auto` (BuildKit when the Dockerfile needs it, `RUN --mount`, heredocs,
+    `# syntax=`, or `secrets` are given, and a BuildKit-capable docker CLI is found; the
+    classic builder otherwise), `classic` (docker-py) or `buildkit` (the docker CLI, see
+    ops/builder.py). `secrets`: `id=NAME,env=VAR` / `id=NAME,src=FILE` (or SecretSpec), for
+    `RUN --mount=type=secret,id=NAME`; BuildKit only, values never on a command line, in the
+    log, the image or the result. The result's `builder` says which one built.
 
     The image is labelled `dcs_magic.dockerfile.sha256` and `dcs_magic.version`; the full log
     goes to `context_dir/.dcs/build-<timestamp>.log` (never sent to the engine). Raises
@@ -86,13 +97,49 @@ def build(context_dir: str | Path, *, tags: list[str] | tuple[str, ...] = (), na
     received (the Dockerfile aside), hashed as it was streamed: what the lock records.
     """
     token = token_for(cancel)
-    state = BuildState(title=name)
+    context = Path(context_dir).expanduser()
+    try:
+        specs = secret_specs(secrets)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="e.g. --secret id=pip,env=PIP_INDEX_URL or --secret id=npmrc,src=.npmrc") from exc
+    chosen: BuilderChoice | None = None
+    refused: DcsError | None = None
+    try:
+        chosen = choose_builder(builder, context / "Dockerfile", specs)
+    except BuildError as exc:  # shown by the progress view like any failure
+        refused = exc
+    state: BuildState
+    if chosen is not None and chosen.cli is not None:
+        state = BuildKitState(title=name, dockerfile=_text_or_none(context / "Dockerfile"))
+    else:
+        state = BuildState(title=name)
+    state.builder = chosen.builder if chosen is not None else ""
     reporter = Reporter(state, progress, interval, token)
     offer_cancel(progress, token.cancel)
-    return run_stoppable(token, lambda: reported(
-        reporter, _build, reporter, state, Path(context_dir).expanduser(), token, tags=list(tags),
-        name=name, build_args=build_args, platform=platform, no_cache=no_cache, pull=pull,
-        target=target, labels=labels, hash_files=hash_files))
+    if chosen is None:
+        assert refused is not None
+        error = refused
+        return reported(reporter, _raise, error)
+    options: dict[str, Any] = {
+        "tags": list(tags), "name": name, "build_args": build_args, "platform": platform, "no_cache": no_cache,
+        "pull": pull, "target": target, "labels": labels, "hash_files": hash_files}
+    if chosen.cli is not None:
+        assert isinstance(state, BuildKitState)
+        kit_state, cli = state, chosen.cli
+        return run_stoppable(token, lambda: reported(
+            reporter, _build_buildkit, reporter, kit_state, context, token, cli=cli, secrets=specs, **options))
+    return run_stoppable(token, lambda: reported(reporter, _build, reporter, state, context, token, **options))
+
+
+def _raise(error: BaseException) -> BuildResult:
+    raise error
+
+
+def _text_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelToken, *,
@@ -176,7 +223,91 @@ def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelTo
     return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
                        duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
                        base_image=base, base_digest=base_digest, platform=platform,
-                       warnings=list(state.warnings),
+                       warnings=list(state.warnings), builder="classic",
+                       context_files=None if streamed is None else
+                       {k: v for k, v in sorted(streamed.items()) if k != "Dockerfile"})
+
+
+def _build_buildkit(reporter: Reporter, state: BuildKitState, context: Path, token: CancelToken, *,
+                    cli: DockerCli, secrets: list[SecretSpec], tags: list[str], name: str,
+                    build_args: dict[str, str] | None, platform: str, no_cache: bool, pull: bool,
+                    target: str | None, labels: dict[str, str] | None, hash_files: bool) -> BuildResult:
+    """`_build` with BuildKit through the docker CLI (adapters/buildkit.py): the same labels,
+    log file, warnings, provenance and result; dcs-magic's labels go as `--label` (BuildKit
+    makes no step of a label). Stopping ends the CLI's process group, which cancels the build
+    in the engine."""
+    from ..adapters import engine as engine_mod
+    from ..adapters.buildkit import BuildkitRun
+
+    dockerfile = context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ContextError(f"Build context {name!r} has no Dockerfile ({dockerfile})",
+                           hint=f"Run a %%dockerfile {name} cell first (or pass the context "
+                                "directory that holds the Dockerfile).")
+    tags = [_checked_tag(tag) for tag in tags]
+    text = dockerfile.read_bytes()
+    sha = dockerfile_sha256(text)
+    source = text.decode("utf-8", "replace")
+    base = final_base(source, build_args, target)
+    own_labels = {SHA_LABEL: sha, VERSION_LABEL: __version__}
+    log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)
+    with closing(engine_mod.connect()) as engine, closing(_BuildLog(log_path)) as log:
+        reporter.call(state.use_engine, engine.label)  # the views say which engine builds
+        base_local, base_digest = engine.local_repo_digest(base) if base and not pull else (False, None)
+        if base_digest:
+            own_labels[BASE_DIGEST_LABEL] = base_digest
+        state.log_path = str(log_path)
+        log.write(f"BuildKit: {cli.describe()}, engine {engine.label}\n")
+        for warning in _platform_warnings(platform) + secret_build_arg_warnings(build_args):
+            reporter.call(state.warn, warning)
+        platform_check = _background(_warn_engine_platform, reporter, engine, platform)
+        if token.is_set():
+            raise Cancelled("Build cancelled")
+        streamed: dict[str, str] | None = {} if hash_files else None
+        stream = engine_mod.buildkit_context(context, cancelled=token.is_set, hashes=streamed)
+        # The CLI talks to the engine docker-py connected to: its address and TLS files given as
+        # the CLI's global options (the rest of the environment is the process's own).
+        run = BuildkitRun(cli, stream, engine_args=engine.address.cli_args(), dockerfile="Dockerfile", tags=tags,
+                          labels={**(labels or {}), **own_labels}, build_args=build_args,
+                          platform=platform, no_cache=no_cache, pull=pull, target=target, secrets=secrets)
+        forget = token.on_cancel(run.stop)
+        try:
+            consume(reporter, run.batches(), log, token)
+            if token.is_set():  # stopped between two lines: the CLI ended quietly
+                raise Cancelled("Build cancelled")
+            image_id = run.image_id()
+        except KeyboardInterrupt as exc:
+            log.write("INTERRUPTED\n")
+            token.cancel()  # Ctrl-C in this thread: make sure the CLI is stopped too
+            run.stop()
+            ended = run.wait_stopped()
+            raise Cancelled("Build cancelled; the BuildKit build was stopped" if ended else
+                            "Build cancelled; the docker CLI is still stopping") from exc
+        finally:
+            forget()
+            run.close()
+        if run.upload_error is not None:
+            failure = run.upload_error
+            raise ContextError(getattr(failure, "strerror", None) or str(failure),
+                               hint="Make the file readable, or leave it out of the build with "
+                                    "a .dockerignore pattern.") from failure
+        if run.returncode != 0:
+            reporter.call(state.fail, state.error or state.summary_error()
+                          or f"docker build exited with status {run.returncode}")
+            raise _build_error(state, log_path, platform)
+        platform_check.join(CLEANUP_WAIT_S)
+        if image_id:
+            state.image_id = image_id
+        log.writelines(f"{line}\n" for line in reporter.call(state.finish))
+        if not state.image_id:
+            raise BuildError("The docker CLI ended the build without an image id", log_path=str(log_path),
+                             hint=f"See the full log: {log_path}")
+        if base and not base_digest and not base_local:
+            base_digest = engine.repo_digest(base)
+    return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
+                       duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
+                       base_image=base, base_digest=base_digest, platform=platform,
+                       warnings=list(state.warnings), builder="buildkit",
                        context_files=None if streamed is None else
                        {k: v for k, v in sorted(streamed.items()) if k != "Dockerfile"})
 

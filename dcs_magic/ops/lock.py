@@ -89,6 +89,9 @@ class ImageLock:
     """`--build-arg` NAME -> `build_arg_sha256(NAME, value)`: pinned by hash, the value never stored."""
     push: dict[str, str] | None = None
     cluster: dict[str, Any] | None = None
+    builder: str | None = None
+    """The builder that built `image_id`: "classic" or "buildkit" (None in entries written before
+    builders could be chosen)."""
     sha256: str | None = None
     """The entry's content hash (`content_sha256()`) when `dcs build` wrote it; see `verify`."""
 
@@ -119,6 +122,8 @@ class ImageLock:
         }
         if self.build_args:  # absent when none: entries written before build args were pinned still verify
             data["build_args"] = dict(self.build_args)
+        if self.builder:  # absent when unknown: entries written before builders were recorded still verify
+            data["builder"] = self.builder
         return data
 
     def content_sha256(self) -> str:
@@ -176,6 +181,7 @@ class ImageLock:
             build_args={str(k): str(v) for k, v in (data.get("build_args") or {}).items()},
             push=dict(data["push"]) if data.get("push") else None,
             cluster=dict(data["cluster"]) if data.get("cluster") else None,
+            builder=str(data["builder"]) if data.get("builder") else None,
             sha256=data.get("sha256"),
         )
 

@@ -42,6 +42,7 @@ from .credentials import registry_password
 
 if TYPE_CHECKING:
     from ..adapters.workspace import Workspace
+    from ..model.buildkit import SecretSpec
     from ..model.results import BuildResult, PushResult
     from ..model.spec import ClusterSpec
     from .lock import ImageLock, Lock
@@ -220,7 +221,8 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
                    pull: bool = False, target: str | None = None, username: str | None = None,
                    password: Secret | None = None, password_env: str | None = None,
                    progress: ProgressFactory | None = None, warn: Warn | None = None,
-                   allow_multiline_vars: bool = False, registry_check: bool = True) -> NotebookBuild:
+                   allow_multiline_vars: bool = False, registry_check: bool = True,
+                   builder: str = "auto", secrets: Sequence[str] | None = None) -> NotebookBuild:
     """Render NAME's context, build it, push every tag (`push=True`) and record the result
     in the notebook's lock file; return the NotebookBuild (its `entry` is the lock entry).
 
@@ -230,7 +232,9 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
     LockError before building when the lock no longer matches the rendered inputs (build
     arguments included), or, unless `registry_check=False`, when the registry no longer
     serves the digest the lock recorded for its pushed reference (`lock.verify_pushed`).
+    `builder` and `secrets` as `build()` takes them; the lock records the builder used.
     """
+    from ..model.buildkit import secret_specs
     from ..model.lint import secret_build_arg_warnings
     from .lock import lock_path, read_lock
 
@@ -238,6 +242,10 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
         raise UsageError("a build needs at least one tag", hint="pass -t registry.example.com/team/app:1.0")
     build_arg_map = _pairs(build_args, "--build-arg")
     label_map = _pairs(labels, "--label")
+    try:
+        secret_list = secret_specs(secrets)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="e.g. --secret id=pip,env=PIP_INDEX_URL") from None
     if push and password is None:
         password = registry_password(username, password_env)  # before any work: fail fast
     nb = _read(notebook)
@@ -258,7 +266,7 @@ def build_notebook(notebook: str | os.PathLike[str] | Notebook, *, tags: Sequenc
         for warning in secret_build_arg_warnings(build_arg_map):
             (warn or _ignore)(warning)
     result = _build(rendered, tags, build_arg_map, label_map, platform=platform, no_cache=no_cache, pull=pull,
-                    target=target, sink=sink)
+                    target=target, sink=sink, builder=builder, secrets=secret_list)
     # The digest of the base the image was built from: the engine's, asked before the build,
     # unless the build pulled the base (`pull`, or it was not local): then the build's answer,
     # which is the pulled image's (with --pull the digest asked before is the old local copy's).
@@ -335,12 +343,12 @@ def _sink(progress: ProgressFactory | None, kind: str) -> ProgressSink | None:
 
 def _build(rendered: RenderedContext, tags: Sequence[str], build_args: dict[str, str], labels: dict[str, str],
            *, platform: str, no_cache: bool, pull: bool, target: str | None,
-           sink: ProgressSink | None) -> BuildResult:
+           sink: ProgressSink | None, builder: str = "auto", secrets: Sequence[SecretSpec] = ()) -> BuildResult:
     from .build import build
 
     return build(rendered.context_dir, tags=list(tags), name=rendered.name, build_args=build_args or None,
                  platform=platform, no_cache=no_cache, pull=pull, target=target, labels=labels or None,
-                 progress=sink, hash_files=True)
+                 progress=sink, hash_files=True, builder=builder, secrets=list(secrets))
 
 
 def _push(tag: str, username: str | None, password: Secret | None, progress: ProgressFactory | None) -> PushResult:
@@ -360,6 +368,7 @@ def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLoc
         before = lock.images.get(name)
         entry.image_id = result.image_id
         entry.tags = list(result.tags)
+        entry.builder = result.builder
         if pushes:
             entry.record_push(pushes[0].image)
         elif before is not None and before.image_id == result.image_id and not before.problems():

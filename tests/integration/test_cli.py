@@ -381,6 +381,27 @@ def test_build_failure_names_the_step(tmp_path: Path, busybox_image: str, docker
 
 
 @pytest.mark.docker
+def test_build_with_buildkit_and_a_secret_records_the_builder(tmp_path: Path, busybox_image: str,
+                                                              docker_cleanup: Any) -> None:
+    value = "t0ken-" + "7" * 16
+    nb = write_notebook(tmp_path / "nb.ipynb", new_code_cell(
+        f"%%dockerfile\nFROM {busybox_image}\nRUN --mount=type=secret,id=pip test -s /run/secrets/pip\n"))
+    tag = docker_cleanup.add(f"{docker_cleanup.unique('bkcli')}:1")
+    proc = dcs("build", str(nb), "-t", tag, "--secret", "id=pip,env=DCS_TEST_PIP", "--progress", "plain",
+               cwd=tmp_path, env={"DCS_TEST_PIP": value})
+    if proc.returncode and "no docker CLI here can build with BuildKit" in proc.stderr:
+        pytest.skip("no BuildKit-capable docker CLI")
+    assert proc.returncode == 0, proc.stderr
+    assert "[build default (BuildKit)]" in proc.stderr
+    lock = lock_path(nb).read_text()
+    assert json.loads(lock)["images"]["default"]["builder"] == "buildkit"
+    assert value not in lock and value not in proc.stderr and value not in proc.stdout
+    proc = dcs("build", str(nb), "-t", tag, "--builder", "classic", "--secret", "id=pip,env=DCS_TEST_PIP", cwd=tmp_path)
+    assert proc.returncode != 0 and "--secret needs BuildKit" in proc.stderr
+    no_traceback(proc)
+
+
+@pytest.mark.docker
 def test_check_exit_status(tmp_path: Path, busybox_image: str) -> None:
     proc = dcs("check", busybox_image, cwd=tmp_path)
     assert proc.returncode == 1

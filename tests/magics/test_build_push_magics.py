@@ -180,3 +180,27 @@ def test_verbose_traceback_of_a_failed_push_never_shows_the_password(
     text = shown.out + shown.err
     assert "Secret('****')" in text  # the frames' locals were printed
     assert "wrong-password-value" not in text
+
+
+def test_dcs_build_builder_and_secret(shell: Any, busybox_image: str, tag: str, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture) -> None:
+    from dcs_magic.adapters.buildkit import find_cli, forget_cli
+
+    monkeypatch.delenv("DCS_DOCKER_CLI", raising=False)
+    forget_cli()
+    dockerfile(shell, "kit", busybox_image, "RUN --mount=type=secret,id=tok test -s /run/secrets/tok")
+    with pytest.raises(UsageError, match="invalid choice: 'kaniko'"):
+        shell.run_line_magic("dcs_build", f"kit -t {tag} --builder kaniko")
+    with pytest.raises(UsageError, match="exactly one of env=VAR or src=FILE"):
+        shell.run_line_magic("dcs_build", f"kit -t {tag} --secret id=tok")
+    with pytest.raises(DcsUsageError, match="--secret needs BuildKit"):
+        shell.run_line_magic("dcs_build", f"kit -t {tag} --builder classic --secret id=tok,env=DCS_TEST_TOK")
+    if find_cli() is None:
+        pytest.skip("no BuildKit-capable docker CLI")
+    value = "v4lue-" + "9" * 12
+    monkeypatch.setenv("DCS_TEST_TOK", value)
+    result = shell.run_line_magic("dcs_build", f"kit -t {tag} --secret id=tok,env=DCS_TEST_TOK")
+    assert result.builder == "buildkit"
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith(f"[build kit (BuildKit)] done {result.image_id}")
+    assert value not in out and value not in Path(result.log_path).read_text()
