@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -26,9 +27,9 @@ from support.local_sdk import sdk_client
 
 from dcs_magic import Workspace
 from dcs_magic.adapters.secret_store import SecretStore
-from dcs_magic.errors import ApiError
+from dcs_magic.errors import ApiError, UsageError
 from dcs_magic.model.forensics import Evidence, diagnose
-from dcs_magic.ops.secrets import put_secret
+from dcs_magic.ops.secrets import put_secret, read_secret_value
 from dcs_magic.preflight import LocalWorkspaceServer
 from dcs_magic.preflight.launcher import Terminate, _resolve_secret
 
@@ -129,6 +130,28 @@ def test_a_reference_resolves_from_the_store_then_the_variable(tmp_path: Path, m
     # A file someone made readable by others is narrowed again before it is read.
     os.chmod(store.path, 0o644)
     assert store.has("dcs-test", "pw") and stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+
+class _Input(io.StringIO):
+    def __init__(self, text: str, tty: bool) -> None:
+        super().__init__(text)
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_the_value_comes_from_stdin_or_a_hidden_prompt() -> None:
+    assert read_secret_value(stdin=_Input(VALUE + "\n", tty=False)).reveal() == VALUE  # one newline dropped
+    assert read_secret_value(stdin=_Input(VALUE + "\r\n", tty=False)).reveal() == VALUE
+    assert read_secret_value(stdin=_Input("line 1\nline 2\n\n", tty=False)).reveal() == "line 1\nline 2\n"
+    prompts: list[str] = []
+    typed = read_secret_value(stdin=_Input("", tty=True), label="secret ci/pw",
+                              prompt=lambda text: prompts.append(text) or VALUE)
+    assert typed.reveal() == VALUE and prompts == ["Value of the secret ci/pw (hidden): "]
+    assert VALUE not in repr(typed)
+    with pytest.raises(UsageError, match="empty; nothing was stored"):
+        read_secret_value(stdin=_Input("\n", tty=False))
 
 
 def _clean_environment(home: Path) -> dict[str, str]:
