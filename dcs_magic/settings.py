@@ -25,6 +25,7 @@ variable set after import counts and tests can `monkeypatch.setenv`):
                                        read before the Databricks SDK's Config (it reads the rest)
     DCS_VAR_<NAME>                     template variable NAME (`dcs render` / `dcs build`)
     DCS_SECRET_<SCOPE>_<KEY>           the value of `{{secrets/scope/key}}` on the local workspace
+                                       when its secret store (`dcs secrets put --local`) has none
     any name `--password-env VAR` / `BasicAuth(password_env=...)` gives (a registry password)
 """
 
@@ -169,7 +170,8 @@ def local_state_dir() -> "Path":
 
 def secret_variable(reference: str) -> str:
     """The environment variable that holds `{{secrets/scope/key}}` outside a cluster (the
-    local preflight workspace resolves the reference from it, `dcs doctor` probes with it):
+    local preflight workspace resolves the reference from it when its secret store has no such
+    secret, `dcs doctor` probes with it):
     `DCS_SECRET_<SCOPE>_<KEY>`, upper case, every other character as `_`.
 
     The one naming rule: `{{secrets/dcs-test/registry.password}}` ->

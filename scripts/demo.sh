@@ -100,10 +100,12 @@ echo "pushed: $PINNED" >&2
 step "Check $IMAGE against the DCS requirements (15.4 LTS line)"
 dcs check "$IMAGE" --runtime 15.4
 
+step "Store the registry password as the secret dcs-quickstart/registry-password (stdin, never an argument)"
+printf %s "$DCS_REGISTRY_PASSWORD" | dcs secrets put --local --create-scope dcs-quickstart registry-password
+
 step "Launch on the local preflight workspace (cluster.json's {{secrets/dcs-quickstart/registry-password}}"
-echo "    resolves from DCS_SECRET_DCS_QUICKSTART_REGISTRY_PASSWORD here, from the secret scope on Databricks)" >&2
-CLUSTER_ID="$(DCS_SECRET_DCS_QUICKSTART_REGISTRY_PASSWORD="$DCS_REGISTRY_PASSWORD" \
-              dcs launch --spec cluster.json --lock quickstart.ipynb --local --wait)"
+echo "    resolves from the local secret store here, from the secret scope on Databricks)" >&2
+CLUSTER_ID="$(dcs launch --spec cluster.json --lock quickstart.ipynb --local --wait)"
 
 if [ "${DCS_DEMO_KEEP:-}" = 1 ]; then
   step "Cluster $CLUSTER_ID is RUNNING; stop it with: dcs terminate $CLUSTER_ID --local"
@@ -125,7 +127,8 @@ export DCS_EXAMPLE_REGISTRY_USER=$REGISTRY_USER
 # The password stays in its file; the notebooks only name the variable (--password-env).
 DCS_EXAMPLE_REGISTRY_PASSWORD="\$(cat $WORK/registry/password)"
 export DCS_EXAMPLE_REGISTRY_PASSWORD
-# {{secrets/dcs-examples/registry-password}} for the local preflight workspace
+# {{secrets/dcs-examples/registry-password}} for the local preflight workspace: the fallback variable
+# (or store it once: dcs secrets put --local --create-scope dcs-examples registry-password)
 export DCS_SECRET_DCS_EXAMPLES_REGISTRY_PASSWORD="\$DCS_EXAMPLE_REGISTRY_PASSWORD"
 EOF
 

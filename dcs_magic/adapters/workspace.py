@@ -55,6 +55,7 @@ from ..errors import (
     Unauthenticated,
     api_error_class,
 )
+from ..model.credentials import Secret
 from ..model.jobs import FINAL_STATES, RunError, submit_body
 from ..model.net import is_loopback
 from ..model.spec import ClusterSpec, upload_destination
@@ -391,6 +392,7 @@ class Workspace:
         # this process while its clusters go on (a `dcs` command's local workspace).
         self.not_found_hint: str = _HINTS[NotFound]
         self.page_links: bool = True
+        self.is_local: bool = False  # the local preflight workspace (its provider sets it)
 
     @classmethod
     def local(cls, **kwargs: Any) -> Workspace:
@@ -862,6 +864,61 @@ class Workspace:
         """GET /api/2.0/preview/scim/v2/Me: whose credentials these are (userName, ...)."""
         answer = self._request("GET", f"{self.host}/api/2.0/preview/scim/v2/Me", what="scim/v2/Me")
         return self._checked(answer, "scim/v2/Me", {"userName": str, "displayName": str, "id": str})
+
+
+    # -- secrets (the public Secrets API: names and times; a value is only ever sent) ------------
+
+    def _secrets_url(self, name: str) -> str:
+        return f"{self.host}/api/2.0/secrets/{name}"
+
+    def create_secret_scope(self, scope: str) -> None:
+        """POST secrets/scopes/create (a Databricks-backed scope; the caller gets MANAGE).
+        ResourceConflict-like ApiError (RESOURCE_ALREADY_EXISTS) when it exists."""
+        self._request("POST", self._secrets_url("scopes/create"), json={"scope": scope},
+                      what=f"secrets/scopes/create {scope}")
+
+    def list_secret_scopes(self) -> list[dict[str, Any]]:
+        """GET secrets/scopes/list: `[{"name", "backend_type"}, ...]`."""
+        answer = self._checked(self._request("GET", self._secrets_url("scopes/list"), what="secrets/scopes/list"),
+                               "secrets/scopes/list", {"scopes": _OBJECTS})
+        return list(answer.get("scopes") or [])
+
+    def delete_secret_scope(self, scope: str) -> None:
+        """POST secrets/scopes/delete (its secrets go with it)."""
+        self._request("POST", self._secrets_url("scopes/delete"), json={"scope": scope},
+                      what=f"secrets/scopes/delete {scope}")
+
+    def put_secret(self, scope: str, key: str, value: Secret | str | bytes) -> None:
+        """POST secrets/put: VALUE (text as `string_value`, bytes as `bytes_value`) under
+        SCOPE/KEY, overwriting. RESOURCE_DOES_NOT_EXIST (NotFound) when the scope does not exist:
+        the Databricks CLI does not create it either. The value is in the request body only:
+        never in an error, a log line or a repr (an error answer that quotes it is redacted)."""
+        raw = value.reveal() if isinstance(value, Secret) else value
+        body = ({"scope": scope, "key": key, "bytes_value": _b64(raw)} if isinstance(raw, bytes) else
+                {"scope": scope, "key": key, "string_value": raw})
+        try:
+            self._request("POST", self._secrets_url("put"), json=body, what=f"secrets/put {scope}/{key}")
+        except ApiError as exc:
+            for shown in {str(raw) if isinstance(raw, str) else "", body.get("bytes_value", "")} - {""}:
+                if len(shown) >= 4:
+                    exc.message = exc.message.replace(shown, "****")
+                    exc.args = (exc.message,)
+            raise
+        finally:
+            body.clear()
+            del raw
+
+    def list_secrets(self, scope: str) -> list[dict[str, Any]]:
+        """GET secrets/list?scope=: `[{"key", "last_updated_timestamp"}, ...]`, never values."""
+        what = f"secrets/list {scope}"
+        answer = self._checked(self._request("GET", self._secrets_url("list"), params={"scope": scope}, what=what),
+                               what, {"secrets": _OBJECTS})
+        return list(answer.get("secrets") or [])
+
+    def delete_secret(self, scope: str, key: str) -> None:
+        """POST secrets/delete."""
+        self._request("POST", self._secrets_url("delete"), json={"scope": scope, "key": key},
+                      what=f"secrets/delete {scope}/{key}")
 
 
 _OBJECTS = object()

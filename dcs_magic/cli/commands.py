@@ -7,6 +7,8 @@
     dcs runtimes [--json] [--update [--from URL_OR_DIR] [--out FILE]]
     dcs launch --spec FILE [--image REF | --lock LOCK] [--wait] [--profile P | --local] [--print]
     dcs why CLUSTER_ID [--local | --profile P] [--lock NOTEBOOK] [--json]   |   dcs why --from PATH
+    dcs secrets put SCOPE KEY [--create-scope] | list [SCOPE] | create-scope SCOPE | delete SCOPE KEY
+                                [--local | --profile P]   (a value from stdin or a hidden prompt)
 
 This module only parses arguments and prints; the work is done by the library
 (dcs_magic.ops.recipe: render_notebook, build_notebook, launch_spec, create_cluster; checks;
@@ -73,12 +75,18 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show full tracebacks on errors.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_render_parser, _build_parser, _check_parser, _outdated_parser, _launch_parser, _terminate_parser,
-                _run_parser, _export_parser, _doctor_parser, _runtimes_parser, _why_parser):
-        sub = add(commands)
-        # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="Show full tracebacks on errors.")
+                _run_parser, _export_parser, _doctor_parser, _runtimes_parser, _why_parser, _secrets_parser):
+        for sub in _leaves(add(commands)):
+            # Also accepted after the subcommand; SUPPRESS keeps a top-level --debug intact.
+            sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="Show full tracebacks on errors.")
     return parser
+
+
+def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """PARSER, or the subcommands of a command that has them (`dcs secrets put`)."""
+    nested = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return [leaf for action in nested for leaf in action.choices.values()] if nested else [parser]
 
 
 def parse_seconds(text: str) -> float:
@@ -780,3 +788,97 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     print_check_report(report, sys.stdout, rich=False)
     return 0 if report.ok else 1
 
+
+
+# -- secrets -----------------------------------------------------------------------------------
+
+
+def _secrets_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "secrets", help="Put and list secrets in the workspace's secret scopes (values never shown).",
+        description="Secret scopes through the workspace's Secrets API (Databricks, or --local: the local "
+                    "preflight workspace, whose scopes every dcs command and kernel of this user shares). A "
+                    "cluster spec then names a value as {{secrets/SCOPE/KEY}}, e.g. as "
+                    "docker_image.basic_auth.password. Values are read from standard input or a hidden "
+                    "prompt, never from an argument, and no command prints them.")
+    actions = parser.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
+    put = actions.add_parser(
+        "put", help="Store a secret (the value from stdin, or a hidden prompt on a terminal).",
+        description="Store a value under SCOPE/KEY, overwriting. The value is standard input when it is not "
+                    "a terminal (read whole; one trailing newline is dropped), else a hidden prompt. As with "
+                    "the Databricks CLI, the scope must exist unless --create-scope.")
+    put.add_argument("scope", metavar="SCOPE")
+    put.add_argument("key", metavar="KEY")
+    put.add_argument("--create-scope", action="store_true", help="Create SCOPE first when it does not exist.")
+    _where_args(put)
+    put.set_defaults(run=_cmd_secrets_put)
+    listing = actions.add_parser("list", help="List the scopes, or SCOPE's keys (names and times only).",
+                                 description="Without SCOPE: the secret scopes. With SCOPE: its keys and when "
+                                             "each was last put. Never a value.")
+    listing.add_argument("scope", metavar="SCOPE", nargs="?", default=None)
+    listing.add_argument("--json", action="store_true", help="Print the API's JSON objects instead.")
+    _where_args(listing)
+    listing.set_defaults(run=_cmd_secrets_list)
+    create = actions.add_parser("create-scope", help="Create a secret scope.",
+                                description="Create a Databricks-backed secret scope (its creator may manage it).")
+    create.add_argument("scope", metavar="SCOPE")
+    _where_args(create)
+    create.set_defaults(run=_cmd_secrets_create_scope)
+    delete = actions.add_parser("delete", help="Delete a secret.", description="Delete SCOPE/KEY.")
+    delete.add_argument("scope", metavar="SCOPE")
+    delete.add_argument("key", metavar="KEY")
+    _where_args(delete)
+    delete.set_defaults(run=_cmd_secrets_delete)
+    return parser
+
+
+def _cmd_secrets_put(args: argparse.Namespace) -> int:
+    from ..adapters.workspace import open_workspace
+    from ..ops.secrets import put_secret, read_secret_value
+
+    value = read_secret_value(label=f"secret {args.scope}/{args.key}")  # before connecting: fail fast
+    with open_workspace(args.profile, local=args.local) as workspace:
+        stored = put_secret(workspace, args.scope, args.key, value, create_scope=args.create_scope)
+    del value
+    _note(stored.line())
+    return 0
+
+
+def _cmd_secrets_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from ..adapters.workspace import open_workspace
+    from ..ops.secrets import secret_listing
+
+    with open_workspace(args.profile, local=args.local) as workspace:
+        items = secret_listing(workspace, args.scope)
+    if args.json:
+        _out(json.dumps(items, indent=2))
+        return 0
+    for item in items:
+        if args.scope is None:
+            _out(f"{item.get('name')}\t{item.get('backend_type') or ''}".rstrip())
+        else:
+            stamp = item.get("last_updated_timestamp")
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(stamp) / 1000)) if stamp else ""
+            _out(f"{item.get('key')}\t{when}".rstrip())
+    return 0
+
+
+def _cmd_secrets_create_scope(args: argparse.Namespace) -> int:
+    from ..adapters.workspace import open_workspace
+
+    with open_workspace(args.profile, local=args.local) as workspace:
+        workspace.create_secret_scope(args.scope)
+        _note(f"Created secret scope {args.scope} on {workspace.host}")
+    return 0
+
+
+def _cmd_secrets_delete(args: argparse.Namespace) -> int:
+    from ..adapters.workspace import open_workspace
+
+    with open_workspace(args.profile, local=args.local) as workspace:
+        workspace.delete_secret(args.scope, args.key)
+        _note(f"Deleted {args.scope}/{args.key} on {workspace.host}")
+    return 0

@@ -481,16 +481,25 @@ class DcsMagics(Magics, Configurable):
               help="Environment variable holding the password (else a hidden prompt).")
     @argument("--secret-ref", default=None, metavar="SCOPE/KEY",
               help="The workspace secret that holds the registry password: %%dcs_launch then sends "
-              "{{secrets/SCOPE/KEY}} as the password (the push only records the name).")
+              "{{secrets/SCOPE/KEY}} as the password (the push only records the name, unless --store-secret).")
+    @argument("--store-secret", action="store_true",
+              help="After a verified push, also store the password it used (--username's) as --secret-ref's "
+              "SCOPE/KEY, creating the scope when missing, on the workspace: --local, --profile P, else the "
+              "configured one.")
+    @argument("--local", action="store_true", help="With --store-secret: store it on the local preflight workspace.")
+    @argument("--profile", default=None, help="With --store-secret: the Databricks config profile to store it with.")
     @argument("--bg", action="store_true",
               help="Push in the background; return a Job at once (stop it with the widget's Stop "
               "button or job.cancel()).")
     @line_magic
     def dcs_push(self, line: str) -> Any:
-        """Push an image to its registry, with per-layer progress.
+        """Push an image to its registry, with per-layer progress; success once the registry
+        serves the pushed digest (HEAD of the manifest with the same credentials).
 
         The result remembers `--username` and `--secret-ref` (never the password), so the next
-        `%dcs_launch` starts from the same registry auth."""
+        `%dcs_launch` starts from the same registry auth. `--store-secret` puts the password the
+        push used into that secret (`--local`, `--profile P`, else the configured workspace), so
+        nobody types it into a cluster spec."""
         from IPython.core.error import UsageError
 
         from ..model.secrets import secret_reference
@@ -504,6 +513,7 @@ class DcsMagics(Magics, Configurable):
             secret_ref = secret_reference(args.secret_ref) if args.secret_ref is not None else None
         except ValueError as exc:
             raise UsageError(f"--secret-ref: {exc}") from None
+        workspace = self._secret_workspace(args, secret_ref)  # before the prompt: a refused store costs nothing
         # A Secret (masked in tracebacks), unwrapped only at the engine call. Jupyter asks for
         # a password in the front-end, so the prompt needs no terminal here.
         password = registry_password(args.username, args.password_env, interactive=True)
@@ -512,15 +522,48 @@ class DcsMagics(Magics, Configurable):
                                   "progress": progress_sink("push", self.progress, title=args.ref,
                                                             foreground=not args.bg,
                                                             keep=self.finished_widget == "keep")}
+        stored = password if workspace is not None else None
         del password
         if args.bg:
             job = Job("push", args.ref, push, args.ref,
                       on_result=lambda result: setattr(self, "last_push", result), **kwargs)
             self.jobs.append(job)
             return job
-        with _details_in_widget(kwargs["progress"]):
-            self.last_push = push(args.ref, **kwargs)
+        try:
+            with _details_in_widget(kwargs["progress"]):
+                self.last_push = push(args.ref, **kwargs)
+            if workspace is not None and stored is not None and secret_ref is not None:
+                from ..ops.secrets import scope_and_key, store_registry_password
+
+                print(store_registry_password(workspace, *scope_and_key(secret_ref), stored).line())
+        finally:
+            del stored
+            if workspace is not None:
+                workspace.close()
         return self._mark_recorded(kwargs["progress"], self.last_push)
+
+    def _secret_workspace(self, args: Any, secret_ref: str | None) -> Any:
+        """The workspace `%dcs_push --store-secret` stores into (None without it), after the
+        option checks: a UsageError before any prompt or push."""
+        from IPython.core.error import UsageError
+
+        if not args.store_secret:
+            if args.local or args.profile:
+                raise UsageError("--local and --profile say where --store-secret stores the password; "
+                                 "add --store-secret --secret-ref SCOPE/KEY")
+            return None
+        if secret_ref is None:
+            raise UsageError("--store-secret needs --secret-ref SCOPE/KEY (where to store the password)")
+        if not args.username:
+            raise UsageError("--store-secret needs --username (and --password-env VAR or the prompt): the "
+                             "password of Docker's own credentials is not readable here")
+        if args.bg:
+            raise UsageError("--store-secret runs in the foreground: drop --bg")
+        if args.local and args.profile:
+            raise UsageError("--local and --profile exclude each other")
+        from ..adapters.workspace import open_workspace
+
+        return open_workspace(args.profile or self.profile, local=args.local, session=True)
 
     @no_var_expand
     @lazy_magic_arguments

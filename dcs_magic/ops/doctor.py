@@ -46,25 +46,35 @@ ENABLE_DCS_HOWTO = (
 # -- the registry ---------------------------------------------------------------------------
 
 
-def registry_credentials(docker_image: Mapping[str, Any] | None) -> tuple[str | None, str | None, str]:
+def registry_credentials(docker_image: Mapping[str, Any] | None, *, local: bool = False
+                         ) -> tuple[str | None, str | None, str]:
     """(username, password, note) for probing from here. A `{{secrets/scope/key}}` password is
-    read from the environment variable DCS_SECRET_<SCOPE>_<KEY> when set (the variable the
-    local preflight workspace resolves it from); otherwise the note says it was not checked."""
+    read, for the `local` preflight workspace, from its secret store (`dcs secrets put --local`),
+    then from the environment variable DCS_SECRET_<SCOPE>_<KEY> when set (the local workspace's
+    fallback); otherwise the note says it was not checked."""
     auth = (docker_image or {}).get("basic_auth") or {}
     username, password = auth.get("username"), auth.get("password")
     if not username:
         return None, None, ""
     if is_secret_reference(password):
+        if local:
+            from ..adapters.secret_store import SecretStore
+
+            scope, key = str(password).strip("{} ").split("/", 2)[1:]
+            stored = SecretStore().resolve(scope, key)
+            if stored:
+                return username, stored.decode("utf-8", "replace"), ""
         variable = secret_variable(str(password))
         value = env(variable)
         if not value:
+            where = "the local secret store holds no such secret and " if local else ""
             return username, None, (f"the password is the reference {password}, which only the cluster resolves; "
-                                    f"set {variable} here to check it too")
+                                    f"{where}set {variable} here to check it too")
         return username, value, ""
     return username, password, ""
 
 
-def _registry_item(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]) -> CheckItem:
+def _registry_item(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe], local: bool = False) -> CheckItem:
     body = spec.masked() if spec is not None else {}
     image = body.get("docker_image") or {}
     if not image.get("url"):
@@ -74,7 +84,7 @@ def _registry_item(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]
         real = (spec.to_dict(validate=False) if spec is not None else {}).get("docker_image") or {}
     except DcsError as exc:
         return CheckItem("registry", False, f"not checked: {exc.message}", exc.hint)
-    username, password, note = registry_credentials(real)
+    username, password, note = registry_credentials(real, local=local)
     result = probe(image["url"], username, password)
     where = result.url
     if result.status is None:
@@ -140,30 +150,31 @@ def doctor(workspace: Workspace, spec: ClusterSpec | None = None, *,
            probe: Callable[..., RegistryProbe] = registry.probe) -> CheckReport:
     """Ask the workspace (a `Workspace`) and the spec's registry; one CheckItem per question."""
     items: list[CheckItem] = []
+    local = bool(getattr(workspace, "is_local", False))  # references resolve from its secret store
     me, error = _ask(workspace.current_user)
     if isinstance(error, ApiError) and error.status is None:
         items.append(CheckItem("workspace", False, f"{workspace.host} does not answer: {error.message}",
                                error.hint or "check the host URL and the network"))
-        return CheckReport(workspace.host, items + _registry_items(spec, probe))
+        return CheckReport(workspace.host, items + _registry_items(spec, probe, local))
     if error is not None and not isinstance(error, ApiError):  # e.g. an OAuth refresh that failed
         items.append(CheckItem("credentials", False, str(error.message), error.hint))
-        return CheckReport(workspace.host, items + _registry_items(spec, probe))
+        return CheckReport(workspace.host, items + _registry_items(spec, probe, local))
     items.append(CheckItem("workspace", True, f"{workspace.host} answers"))
     if error is not None and error.status in (401, 403):
         items.append(CheckItem("credentials", False, f"the workspace refused them: {error}",
                                error.hint or "create a new personal access token"))
-        return CheckReport(workspace.host, items + _registry_items(spec, probe))
+        return CheckReport(workspace.host, items + _registry_items(spec, probe, local))
     if error is not None:  # a 5xx, a 429 after retries, an answer of the wrong shape: not a refusal
         items.append(CheckItem("credentials", False, f"cannot tell whose they are: {error}",
                                error.hint or "try again; if it persists, check the workspace's status page"))
-        return CheckReport(workspace.host, items + _registry_items(spec, probe))
+        return CheckReport(workspace.host, items + _registry_items(spec, probe, local))
     who = (me or {}).get("userName") or (me or {}).get("displayName") or "an unnamed identity"
     profile = f" (profile {workspace.profile})" if getattr(workspace, "profile", None) else ""
     items.append(CheckItem("credentials", True, f"they work{profile}: {who}"))
     items.append(_dcs_item(*_ask(lambda: workspace.workspace_conf(["enableDcs"]))))
     items.append(_runtime_item(spec, *_ask(workspace.spark_versions)))
     items.append(_node_item(spec, *_ask(workspace.node_types)))
-    return CheckReport(workspace.host, items + _registry_items(spec, probe))
+    return CheckReport(workspace.host, items + _registry_items(spec, probe, local))
 
 
 def unconfigured(error: DcsError) -> CheckReport:
@@ -171,8 +182,9 @@ def unconfigured(error: DcsError) -> CheckReport:
     return CheckReport("(no workspace)", [CheckItem("credentials", False, error.message, error.hint)])
 
 
-def _registry_items(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]) -> list[CheckItem]:
-    return [_registry_item(spec, probe)]
+def _registry_items(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe],
+                    local: bool = False) -> list[CheckItem]:
+    return [_registry_item(spec, probe, local)]
 
 
 def _dcs_item(conf: Any, error: DcsError | None) -> CheckItem:

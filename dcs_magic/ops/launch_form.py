@@ -191,7 +191,8 @@ def ended_error(info: Mapping[str, Any], *, terminating: bool, url: str | None, 
     """What a TERMINATED/ERROR cluster means for the form: None when the form's own
     Terminate ended it, else the ClusterError to show (a hint per termination code, the
     cluster page `url`). On the `local` workspace, a SECRET_RESOLUTION_ERROR's hint names the
-    DCS_SECRET_<SCOPE>_<KEY> variables to set for `sent`."""
+    `dcs secrets put --local` that stores the secret and the DCS_SECRET_<SCOPE>_<KEY> variables
+    that are its fallback for `sent`."""
     from ..adapters.workspace import cluster_error
 
     code = (info.get("termination_reason") or {}).get("code")
@@ -199,10 +200,14 @@ def ended_error(info: Mapping[str, Any], *, terminating: bool, url: str | None, 
         return None
     error = cluster_error(info, url=url)
     if local and code == "SECRET_RESOLUTION_ERROR" and sent is not None:
-        variables = [secret_variable(r) for r in secret_references(sent)] or ["DCS_SECRET_<SCOPE>_<KEY>"]
-        error.hint = ("the local preflight workspace reads a {{secrets/scope/key}} reference from the "
-                      f"environment variable DCS_SECRET_<SCOPE>_<KEY>: set {', '.join(variables)} in the "
-                      f"kernel (os.environ['{variables[0]}'] = getpass.getpass()), then Create again")
+        references = secret_references(sent)
+        variables = [secret_variable(r) for r in references] or ["DCS_SECRET_<SCOPE>_<KEY>"]
+        scope, key = references[0].strip("{} ").split("/", 2)[1:] if references else ("SCOPE", "KEY")
+        error.hint = ("the local preflight workspace reads a {{secrets/scope/key}} reference from its secret "
+                      f"store, then from the environment variable DCS_SECRET_<SCOPE>_<KEY>: store it once with "
+                      f"`dcs secrets put --local --create-scope {scope} {key}` in a terminal (every kernel and "
+                      f"dcs command sees it), or set {', '.join(variables)} in the kernel "
+                      f"(os.environ['{variables[0]}'] = getpass.getpass()), then Create again")
     return error
 
 
@@ -298,7 +303,7 @@ class LaunchForm:
     image), `private` the registries known to need credentials (`private_registries`),
     `node_types` every node type the workspace lists (`spec.node_type_problem` judges the
     chosen one by them), and `local` marks the local preflight workspace (secret references
-    resolve from the kernel's environment there).
+    resolve from its secret store there, else from the kernel's environment).
     """
 
     def __init__(self, spec: ClusterSpec | None = None, *, init_scripts: Mapping[str, NamedInitScript] | None = None,
@@ -485,8 +490,9 @@ class LaunchForm:
     def auth_notes(self, values: FormValues, spec: ClusterSpec) -> list[str]:
         """Registry auth the form can see will not work: the pushed image's registry needed
         `--username` but no `{{secrets/...}}` reference holds its password (how to name one),
-        and, on the local workspace, a reference whose DCS_SECRET_<SCOPE>_<KEY> variable is
-        not set in the kernel (the start would end in SECRET_RESOLUTION_ERROR)."""
+        and, on the local workspace, a reference that neither its secret store (`dcs secrets put
+        --local`) nor the kernel's DCS_SECRET_<SCOPE>_<KEY> variable holds (the start would end
+        in SECRET_RESOLUTION_ERROR)."""
         notes = []
         push = self.push
         if push is not None and push.username and values.auth_mode == "secret" \
@@ -496,12 +502,18 @@ class LaunchForm:
                          f"{push.reference} --username {push.username} --password-env VAR --secret-ref SCOPE/KEY, "
                          "or type a {{secrets/scope/key}} reference in Password reference.")
         if self.local:
+            from ..adapters.secret_store import SecretStore
+
+            store = SecretStore()
             for reference in secret_references(spec):
                 variable = secret_variable(reference)
-                if env(variable) is None:
-                    notes.append(f"The local workspace reads {reference} from the environment variable {variable}, "
-                                 f"which is not set in this kernel: os.environ['{variable}'] = getpass.getpass(), "
-                                 "or the start ends in SECRET_RESOLUTION_ERROR.")
+                scope, key = reference.strip("{} ").split("/", 2)[1:]
+                if env(variable) is None and not store.has(scope, key):
+                    notes.append(f"The local workspace reads {reference} from its secret store, which has no {key} "
+                                 f"in scope {scope}, then from the environment variable {variable}, which is not "
+                                 f"set in this kernel: `dcs secrets put --local --create-scope {scope} {key}` in a "
+                                 f"terminal, or os.environ['{variable}'] = getpass.getpass(), or the start ends "
+                                 "in SECRET_RESOLUTION_ERROR.")
         return notes
 
     # -- actions -------------------------------------------------------------------------------------

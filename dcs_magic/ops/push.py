@@ -4,6 +4,13 @@ The function behind `%dcs_push` and `dcs build --push`. Progress, stopping and `
 as for `build()` (ops/runner.py); this module holds what is the push's own: the reference
 check, credentials handed to the engine for one request, and the registry's wording turned
 into a PushError that says what happened and how to fix it (never a credential).
+
+Before a push reports success it asks the registry which digest the pushed tag serves (HEAD of
+the manifest, with the push's own `--username` credentials, else a plain `auth` entry of Docker's
+config: `verify_pushed_digest`, shared with `dcs build --push`). Another digest is a PushError
+(`reason` DIGEST_MISMATCH): a tag moved meanwhile, or a proxy or mirror in front of the registry
+serves something else. A registry that cannot be asked (no answer; a 401 where the push used a
+credential helper that dcs-magic does not read yet) leaves a warning, not a failure.
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ from .runner import (
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.engine import Engine
 
-__all__ = ["push"]
+__all__ = ["DIGEST_MISMATCH", "push", "verify_pushed_digest"]
+
+DIGEST_MISMATCH = "digest mismatch"
+"""`PushError.reason` when the registry serves another digest than the push reported."""
 
 
 def push(reference: str, *, username: str | None = None, password: Secret | str | None = None,
          secret_ref: str | None = None, progress: ProgressSink | None = None, interval: float = 0.1,
-         cancel: CancelToken | None = None) -> PushResult:
+         cancel: CancelToken | None = None, verify: bool = True) -> PushResult:
     """Push the local image `reference` (repo[:tag]) to its registry; return a PushResult.
 
     Credentials: Docker's own config and credential helpers, unless `username` is given with
@@ -45,9 +55,11 @@ def push(reference: str, *, username: str | None = None, password: Secret | str 
     this one request and dropped. `secret_ref` (`{{secrets/scope/key}}`) names where the
     workspace keeps that password: it is only recorded in the result (with `username`), so
     the launch form can start from the same registry auth.
-    Failures raise PushError with the registry's reason (never a credential). Stopping works
-    as for `build()` (closing the stream makes the engine abort the upload) and raises
-    `Cancelled("Push cancelled")`.
+    Failures raise PushError with the registry's reason (never a credential). With `verify`
+    (the default) the registry is asked for the pushed tag's digest before success is reported
+    (`verify_pushed_digest`): another digest is a PushError, no answer a warning in the view.
+    Stopping works as for `build()` (closing the stream makes the engine abort the upload) and
+    raises `Cancelled("Push cancelled")`.
     """
     token = token_for(cancel)
     state = PushState(reference=reference)
@@ -57,14 +69,17 @@ def push(reference: str, *, username: str | None = None, password: Secret | str 
     # The password is a Secret from here to the engine call (a str is wrapped at once).
     secret = Secret(password) if isinstance(password, str) else password
     holder = [{"username": username, "password": secret} if (username or password) else None]
+    # The check after the push asks with the same credentials (a Secret, masked in tracebacks).
+    check = (username, secret) if verify else None
     del password, secret
-    result = run_stoppable(token, lambda: reported(reporter, _push, reporter, state, reference, holder, token))
+    result = run_stoppable(token, lambda: reported(reporter, _push, reporter, state, reference, holder, token,
+                                                   check))
     result.username, result.secret_ref = username, secret_ref
     return result
 
 
 def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: list[dict[str, Any] | None],
-          token: CancelToken) -> PushResult:
+          token: CancelToken, check: tuple[str | None, Secret | None] | None = None) -> PushResult:
     from ..adapters import engine as engine_mod
 
     ref = _push_ref(reference)
@@ -98,13 +113,47 @@ def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: lis
         except KeyboardInterrupt as exc:
             token.cancel()  # Ctrl-C in this thread: make sure the stream is shut too
             raise Cancelled("Push cancelled") from exc
-        reporter.call(state.finish)
         if not state.digest:
+            reporter.call(state.finish)
             raise PushError(f"The push of {pushed} ended without a digest from the registry",
                             reference=pushed, reason="no digest")
+        if check is not None:  # before success is reported: the registry must serve this digest
+            problem = verify_pushed_digest(pushed, state.digest, *check)
+            if problem:
+                reporter.call(state.warn, problem)
+        reporter.call(state.finish)
     image = ImageRef(ref.domain, ref.path, tag, state.digest)
     return PushResult(reference=pushed, digest=state.digest, pinned=image.pinned(), image=image,
                       size=state.size, duration_s=round(reporter.elapsed_s, 3))
+
+
+def verify_pushed_digest(reference: str, digest: str, username: str | None = None,
+                         password: Secret | None = None) -> str | None:
+    """Ask the registry which digest REFERENCE's tag serves (HEAD of its manifest, with
+    USERNAME/PASSWORD, else a plain `auth` entry of Docker's config.json) and compare it with
+    DIGEST, the one the push reported. None when they agree; PushError (reason
+    DIGEST_MISMATCH) when the registry serves another or none; the text of a warning when
+    the registry could not be asked (the push itself succeeded)."""
+    import requests
+
+    from ..adapters.registry import manifest_digest, network_reason
+
+    try:
+        served = manifest_digest(reference, username, password)
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "an error"
+        return (f"could not check {reference} against the registry's manifest (HEAD answered {status}"
+                + ("; a credential helper's login is not read by this check yet" if status == 401 else "")
+                + f"); the digest is the one the push reported, {digest}")
+    except (requests.RequestException, ValueError) as exc:
+        return (f"could not check {reference} against the registry's manifest ({network_reason(exc)}); "
+                f"the digest is the one the push reported, {digest}")
+    if served != digest:
+        raise PushError(f"the registry serves {served or 'no digest'} for {reference}, but the push reported "
+                        f"{digest}", reference=reference, reason=DIGEST_MISMATCH,
+                        hint="the tag moved meanwhile (another push?), or a proxy or mirror in front of the "
+                             "registry serves another manifest; push again with a unique tag and launch by digest")
+    return None
 
 
 def _missing(engine: Engine, reference: str) -> bool:

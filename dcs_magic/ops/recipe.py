@@ -35,7 +35,7 @@ from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ClusterError, ContextError, DcsError, LockError, SpecError, UsageError
+from ..errors import ClusterError, ContextError, DcsError, LockError, PushError, SpecError, UsageError
 from ..model.credentials import Secret, env_password, unpinned_warning
 from ..settings import BUILD_ROOT, CLUSTER_TIMEOUT_S, PLATFORM
 from .credentials import registry_password
@@ -354,7 +354,8 @@ def _build(rendered: RenderedContext, tags: Sequence[str], build_args: dict[str,
 def _push(tag: str, username: str | None, password: Secret | None, progress: ProgressFactory | None) -> PushResult:
     from .push import push
 
-    return push(tag, username=username, password=password, progress=_sink(progress, "push"))
+    # Not verified here: build_notebook asks the registry itself (verify_push: a LockError).
+    return push(tag, username=username, password=password, progress=_sink(progress, "push"), verify=False)
 
 
 def _update_lock(lock_file: Path, notebook: Notebook, name: str, entry: ImageLock,
@@ -384,22 +385,16 @@ def verify_push(push: PushResult, username: str | None = None, password: Secret 
                 warn: Warn | None = None) -> None:
     """LockError when the registry serves another digest for the pushed tag than the push
     reported (so the lock never records a digest the registry does not hold); a warning when
-    the registry cannot be asked."""
-    import requests
-
-    from ..adapters.registry import manifest_digest
+    the registry cannot be asked. The question is `push.verify_pushed_digest`'s, as `%dcs_push`
+    asks it."""
+    from .push import verify_pushed_digest
 
     try:
-        served = manifest_digest(push.reference, username, password)
-    except (requests.RequestException, ValueError) as exc:
-        (warn or _ignore)(f"could not check {push.reference} against the registry's manifest: "
-                          f"{type(exc).__name__}; the lock records the digest the push reported")
-        return
-    if served != push.digest:
-        raise LockError(
-            f"the registry serves {served or 'no digest'} for {push.reference}, but the push reported "
-            f"{push.digest}; the lock was not updated",
-            hint="another push may have moved the tag meanwhile; push again with a unique tag")
+        problem = verify_pushed_digest(push.reference, push.digest, username, password)
+    except PushError as exc:
+        raise LockError(f"{exc.message}; the lock was not updated", hint=exc.hint) from exc
+    if problem:
+        (warn or _ignore)(f"{problem}; the lock records it")
 
 
 # -- launch ------------------------------------------------------------------------------------

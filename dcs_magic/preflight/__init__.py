@@ -81,6 +81,7 @@ def local_workspace(**kwargs: Any) -> Workspace:
     kwargs.setdefault("poll_s", LOCAL_POLL_S)
     workspace = Workspace(host=host, token=token, **kwargs)
     workspace.not_found_hint = not_found_hint()
+    workspace.is_local = True
     # Its pages are this process's: linked only when its clusters end with it too (a kernel's).
     assert _SERVER is not None
     workspace.page_links = _SERVER.launcher.clusters_end_with_process

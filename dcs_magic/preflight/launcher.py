@@ -56,6 +56,7 @@ from typing import Any, Protocol
 from ..adapters.engine import EXEC_TAIL, Engine, ExecResult, StreamError, connect, remove_held_containers
 from ..adapters.owner import OWNER_LABEL, is_gone
 from ..adapters.registry import ManifestAnswer, fetch_manifest
+from ..adapters.secret_store import SecretStore
 from ..errors import DcsError, EngineError
 from ..model.credentials import Secret
 from ..model.requirements import OS_ITEMS, parse_runtime
@@ -132,21 +133,25 @@ class JobTask(Protocol):
     def ended(self, cluster: Cluster) -> None: ...
 
 
-def _resolve_secret(reference: str) -> str:
-    """A secret scope stand-in: the value of `secret_variable(reference)` in this process.
-
-    A cluster resolves the reference from the workspace's secret scope; locally the same
-    reference resolves from the environment, so one cluster JSON serves both and a missing
-    secret fails here as it would there.
+def _resolve_secret(reference: str, secrets: SecretStore | None) -> str:
+    """The value of a `{{secrets/scope/key}}` reference, as the cluster's secret resolution
+    would give it: from the local workspace's secret store (`dcs secrets put --local`, the
+    Secrets API), else from the fallback environment variable `secret_variable(reference)` of
+    this process (DCS_SECRET_<SCOPE>_<KEY>). A missing secret fails here as it would there.
     """
+    scope, key = reference.strip("{} ").split("/", 2)[1:]
+    value = secrets.resolve(scope, key) if secrets is not None else None
+    if value:
+        return value.decode("utf-8", "replace")
     variable = secret_variable(reference)
-    value = env(variable)
-    if not value:
+    fallback = env(variable)
+    if not fallback:
         raise Terminate("SECRET_RESOLUTION_ERROR",
-                        f"The registry password {reference.strip()} cannot be resolved: the local "
-                        f"preflight workspace reads secret references from the environment variable "
-                        f"{variable}, which is not set in the process that runs it")
-    return value
+                        f"The registry password {reference.strip()} cannot be resolved: the local preflight "
+                        f"workspace reads secret references from its secret store (no key {key} in scope "
+                        f"{scope}: `dcs secrets put --local --create-scope {scope} {key}` stores it), then from "
+                        f"the environment variable {variable}, which is not set in the process that runs it")
+    return fallback
 
 
 def runtime_of(spark_version: str | None) -> str | None:
@@ -168,6 +173,7 @@ class Launcher:
         self.minute_s = minute_s  # how long a minute of autotermination_minutes is (shorter in tests)
         self.clusters_end_with_process = False  # a kernel's clusters end with the kernel
         self.records: Path | None = None  # where ended clusters' records go (ended.py); None: nowhere
+        self.secrets: SecretStore | None = None  # where {{secrets/...}} references resolve first
         self._workers: dict[str, threading.Thread] = {}
         _LAUNCHERS.add(self)
 
@@ -407,7 +413,7 @@ class Launcher:
             # engine adapter reveals it inside the pull call only.
             password = Secret(str(auth.pop("password", None) or ""))
             if username and is_secret_reference(password.reveal()):
-                password = Secret(_resolve_secret(password.reveal()))
+                password = Secret(_resolve_secret(password.reveal(), self.secrets))
             self.log(cluster, "INFO", f"Pulling {cluster.image} "
                      + (f"with docker_image.basic_auth of {username}" if username else "without basic_auth"))
             answer = fetch_manifest(cluster.image, username, password if username else None)

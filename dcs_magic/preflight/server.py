@@ -41,6 +41,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+from ..adapters.secret_store import SecretStore, StoreFailure
 from ..errors import SpecError, UsageError
 from ..model import runtime
 from ..model.imageref import parse_reference
@@ -161,6 +162,14 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 _HOST_METADATA = "/.well-known/databricks-config"
+
+
+def _required(params: dict[str, Any], name: str) -> str:
+    value = params.get(name)
+    if not isinstance(value, str) or not value:
+        raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"{name} is required")
+    return value
+
 _DEFAULT = object()  # records: the user's state directory
 
 class LocalWorkspaceServer(JsonApiServer):
@@ -171,7 +180,7 @@ class LocalWorkspaceServer(JsonApiServer):
 
     def __init__(self, *, docker_host: str | None = None, minute_s: float = 60.0,
                  clusters_end_with_process: bool = False, records: Path | None | object = _DEFAULT,
-                 **limits: Any) -> None:
+                 secrets_file: Path | None = None, **limits: Any) -> None:
         self.token = secrets.token_urlsafe(32)
         self.docker_host = docker_host
         self.store = Store()
@@ -180,6 +189,10 @@ class LocalWorkspaceServer(JsonApiServer):
         # Ended clusters' records (ended.py): shared by every process of this user, so a later
         # `dcs why --local` finds a cluster an earlier `dcs launch --local` ran.
         self.launcher.records = local_state_dir() if records is _DEFAULT else records if isinstance(records, Path) else None
+        # Secret scopes (secret_store.py): one 0600 file every process of this user shares, so a
+        # `dcs secrets put --local` is seen by the next `dcs launch --local` or kernel.
+        self.secrets = SecretStore(secrets_file)
+        self.launcher.secrets = self.secrets
         self.swept = threading.Event()  # set once the start's sweep of leftovers is done
         routes: dict[tuple[str, str], Callable[[Request], Answer]] = {}
         for version in ("2.0", "2.1"):
@@ -209,6 +222,14 @@ class LocalWorkspaceServer(JsonApiServer):
             ("GET", "/api/2.0/dbfs/get-status"): self._dbfs_get_status,
             ("GET", "/api/2.0/dbfs/read"): self._dbfs_read,
             ("GET", "/api/2.0/workspace-conf"): self._workspace_conf,
+            # Secrets: names and times only; a value is never answered (secrets/get is refused).
+            ("POST", "/api/2.0/secrets/scopes/create"): self._create_scope,
+            ("GET", "/api/2.0/secrets/scopes/list"): self._list_scopes,
+            ("POST", "/api/2.0/secrets/scopes/delete"): self._delete_scope,
+            ("POST", "/api/2.0/secrets/put"): self._put_secret,
+            ("GET", "/api/2.0/secrets/list"): self._list_secrets,
+            ("POST", "/api/2.0/secrets/delete"): self._delete_secret,
+            ("GET", "/api/2.0/secrets/get"): self._get_secret,
             ("GET", "/api/2.0/preview/scim/v2/Me"): self._me,
             ("GET", "/clusters/*"): self._cluster_page,
             ("GET", "/compute/clusters/*"): self._cluster_page,
@@ -460,6 +481,70 @@ class LocalWorkspaceServer(JsonApiServer):
             raise ApiFailure(400, "INVALID_PARAMETER_VALUE", f"{params['path']} is a directory, not a file")
         data = (self.store.file(entry.key) or b"")[offset:offset + length]
         return 200, {"bytes_read": len(data), "data": base64.b64encode(data).decode("ascii")}
+
+    # -- secrets (secret_store.py) ----------------------------------------------------------------
+
+    def _secrets_call(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except StoreFailure as exc:
+            raise ApiFailure(exc.status, exc.error_code, exc.message) from None
+        except OSError as exc:  # the state folder cannot be written: say where, never a value
+            raise ApiFailure(500, "INTERNAL_ERROR", f"the local secret store {self.secrets.path} cannot be used: "
+                             f"{exc.strerror or type(exc).__name__}") from None
+
+    def _create_scope(self, request: Request) -> Answer:
+        params = request.params()
+        backend = str(params.get("scope_backend_type") or "DATABRICKS").upper()
+        if backend != "DATABRICKS":
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE",
+                             f"the local preflight workspace keeps DATABRICKS scopes only, not {backend[:40]}")
+        scope = _required(params, "scope")
+        self._secrets_call(lambda: self.secrets.create_scope(scope))
+        return 200, {}
+
+    def _list_scopes(self, request: Request) -> Answer:
+        names = self._secrets_call(self.secrets.scopes)
+        return 200, {"scopes": [{"name": name, "backend_type": "DATABRICKS"} for name in names]}
+
+    def _delete_scope(self, request: Request) -> Answer:
+        scope = _required(request.params(), "scope")
+        self._secrets_call(lambda: self.secrets.delete_scope(scope))
+        return 200, {}
+
+    def _put_secret(self, request: Request) -> Answer:
+        params = request.params()
+        scope, key = _required(params, "scope"), _required(params, "key")
+        string_value, bytes_value = params.get("string_value"), params.get("bytes_value")
+        if (string_value is None) == (bytes_value is None):
+            raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "exactly one of string_value and bytes_value must be given")
+        if string_value is not None:
+            if not isinstance(string_value, str):
+                raise ApiFailure(400, "INVALID_PARAMETER_VALUE", "string_value must be a string")
+            value = string_value.encode("utf-8")
+        else:
+            value = _b64(bytes_value, "bytes_value")
+        del params, string_value, bytes_value
+        self._secrets_call(lambda: self.secrets.put(scope, key, value))
+        return 200, {}
+
+    def _list_secrets(self, request: Request) -> Answer:
+        scope = _required(request.params(), "scope")
+        found = self._secrets_call(lambda: self.secrets.list(scope))
+        return 200, {"secrets": [{"key": s.key, "last_updated_timestamp": s.last_updated_timestamp} for s in found]}
+
+    def _delete_secret(self, request: Request) -> Answer:
+        params = request.params()
+        scope, key = _required(params, "scope"), _required(params, "key")
+        self._secrets_call(lambda: self.secrets.delete(scope, key))
+        return 200, {}
+
+    def _get_secret(self, request: Request) -> Answer:
+        """As Databricks answers a caller outside a notebook or job: BAD_REQUEST. A value is
+        read by the cluster that references it (its image pull here), never through the API."""
+        raise ApiFailure(400, "BAD_REQUEST",
+                         "secrets/get can only be called from a notebook or job running on a cluster "
+                         "(dbutils.secrets.get); the REST API never returns a secret's value")
 
     # -- workspace settings, identity ---------------------------------------------------------
 

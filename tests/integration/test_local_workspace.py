@@ -7,6 +7,7 @@ registry once per module; every termination path then reuses it or a tiny image.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -128,18 +129,26 @@ def test_terminate_while_pending(ws: Workspace, good_image: str, auth_registry: 
     assert containers_of(docker_client, cluster_id) == []
 
 
-def test_secret_reference_resolves_from_the_environment(
+def test_secret_reference_resolves_from_the_secret_store(
         ws: Workspace, good_image: str, auth_registry: Registry, docker_client: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """One cluster JSON for both: `{{secrets/scope/key}}` resolves from DCS_SECRET_SCOPE_KEY."""
-    reference = "{{secrets/dcs-test/registry-password}}"
-    assert secret_variable(reference) == "DCS_SECRET_DCS_TEST_REGISTRY_PASSWORD"
-    monkeypatch.setenv("DCS_SECRET_DCS_TEST_REGISTRY_PASSWORD", auth_registry.password)
+    """One cluster JSON for both: `{{secrets/scope/key}}` resolves from the scope the Secrets API
+    filled (the DCS_SECRET_* variable is only a fallback, unset here); the value is in no answer,
+    event, status page, launch log line or process command line."""
+    reference = "{{secrets/dcs-test-store/registry-password}}"
+    monkeypatch.delenv(secret_variable(reference), raising=False)
+    if "dcs-test-store" not in {s["name"] for s in ws.list_secret_scopes()}:
+        ws.create_secret_scope("dcs-test-store")
+    ws.put_secret("dcs-test-store", "registry-password", auth_registry.password)
     cluster_id = ws.create_cluster(spec(good_image, auth_registry, password=reference))
     try:
         info = ws.wait_for_cluster(cluster_id, timeout_s=240)
         assert info["state"] == "RUNNING"
-        assert auth_registry.password not in str(info)
+        page = requests.get(f"{ws.host}/clusters/{cluster_id}", timeout=10).text
+        processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        seen = {"info": json.dumps(info), "events": json.dumps(list(ws.events(cluster_id))), "page": page,
+                "secrets/list": json.dumps(ws.list_secrets("dcs-test-store")), "ps": processes}
+        assert [where for where, text in seen.items() if auth_registry.password in text] == []
     finally:
         ws.terminate_cluster(cluster_id)
     assert containers_of(docker_client, cluster_id) == []
@@ -151,7 +160,8 @@ def test_unresolvable_secret_reference(ws: Workspace, good_image: str, auth_regi
     body = spec(good_image, auth_registry, password="{{secrets/dcs-test/missing}}")
     error, _ = launch_fails(ws, docker_client, body)
     assert error.termination_code == "SECRET_RESOLUTION_ERROR"
-    assert "DCS_SECRET_DCS_TEST_MISSING" in error.message
+    assert "DCS_SECRET_DCS_TEST_MISSING" in error.message  # the fallback variable, after the store
+    assert "dcs secrets put --local --create-scope dcs-test missing" in error.message
 
 
 # -- every termination path ----------------------------------------------------------------

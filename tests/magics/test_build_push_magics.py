@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
+from support.registry import digest_rewriting_proxy
 
 from dcs_magic import BuildResult, ContextError, PushError, PushResult
+from dcs_magic.adapters.secret_store import SecretStore
 from dcs_magic.errors import UsageError as DcsUsageError
 from dcs_magic.jupyter.widgets import ProgressWidget, TextProgress, progress_sink
 from dcs_magic.ops.build import SHA_LABEL
+from dcs_magic.ops.push import DIGEST_MISMATCH
 from dcs_magic.ops.runner import Job
 
 pytestmark = pytest.mark.docker
@@ -93,6 +96,27 @@ def test_dcs_push_plain_registry(shell: Any, dcs_magics: Any, busybox_image: str
     assert job.result(timeout=120).digest == result.digest and job in dcs_magics.jobs
 
 
+def test_dcs_push_fails_when_the_registry_serves_another_digest(
+        shell: Any, dcs_magics: Any, busybox_image: str, registry: Any, docker_client: Any,
+        docker_cleanup: Any) -> None:
+    """Before reporting success the push asks the registry (HEAD of the manifest) which digest
+    the tag serves; a proxy that answers another one makes it a PushError, nothing recorded."""
+    other = "sha256:" + "e" * 64
+    with digest_rewriting_proxy(registry, other) as proxy:
+        path = docker_cleanup.unique("magic-push-lie")
+        reference = docker_cleanup.add(f"{proxy.host}/{path}:v1")
+        docker_client.images.get(busybox_image).tag(f"{proxy.host}/{path}", "v1")
+        with pytest.raises(PushError) as info:
+            shell.run_line_magic("dcs_push", reference)
+        assert proxy.rewritten >= 1
+    error = info.value
+    served = registry.manifest_digest(path, "v1")  # what the push really wrote, behind the proxy
+    assert error.reason == DIGEST_MISMATCH and error.reference == reference
+    assert f"the registry serves {other} for {reference}, but the push reported {served}" in error.message
+    assert "unique tag" in error.hint
+    assert dcs_magics.last_push is None
+
+
 @pytest.fixture
 def auth_image(busybox_image: str, auth_registry: Any, docker_client: Any, docker_cleanup: Any) -> tuple[str, str]:
     path = docker_cleanup.unique("magic-auth")
@@ -107,12 +131,22 @@ def _leaks(shell: Any, magics: Any, secret: str) -> list[str]:
 
 
 def test_dcs_push_password_from_environment(shell: Any, dcs_magics: Any, auth_image: tuple[str, str],
-                                            auth_registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+                                            auth_registry: Any, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture) -> None:
     reference, path = auth_image
     monkeypatch.setenv("DCS_TEST_REGISTRY_PASSWORD", auth_registry.password)
+    login = f"--username {auth_registry.username} --password-env DCS_TEST_REGISTRY_PASSWORD"
+    with pytest.raises(UsageError, match="--store-secret needs --secret-ref"):
+        shell.run_line_magic("dcs_push", f"{reference} {login} --store-secret --local")
+    # Pushed, verified, and the password it used stored as the secret (its scope created).
     result = shell.run_line_magic(
-        "dcs_push", f"{reference} --username {auth_registry.username} --password-env DCS_TEST_REGISTRY_PASSWORD")
+        "dcs_push", f"{reference} {login} --secret-ref dcs-test-push/registry-password --store-secret --local")
     assert result.digest == auth_registry.manifest_digest(path, "v1")
+    assert result.secret_ref == "{{secrets/dcs-test-push/registry-password}}"
+    out = capsys.readouterr().out
+    assert "Stored dcs-test-push/registry-password on http://127.0.0.1:" in out
+    assert auth_registry.password not in out
+    assert SecretStore().resolve("dcs-test-push", "registry-password") == auth_registry.password.encode()
     assert _leaks(shell, dcs_magics, auth_registry.password) == []
 
 

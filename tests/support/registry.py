@@ -20,7 +20,8 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["MANIFEST_ACCEPT", "Registry", "RegistryError", "StallingProxy", "http_answer", "manifest_refusing_registry", "rate_limited_registry", "serve_http",
+__all__ = ["MANIFEST_ACCEPT", "DigestRewritingProxy", "Registry", "RegistryError", "StallingProxy",
+           "digest_rewriting_proxy", "http_answer", "manifest_refusing_registry", "rate_limited_registry", "serve_http",
            "stalling_proxy", "start_registry", "write_htpasswd"]
 
 # Without these the registry may answer with a converted (schema 1) manifest, whose digest
@@ -443,6 +444,94 @@ class StallingProxy:
 def stalling_proxy(registry: Registry, *, stall_s: float, **options: object) -> Iterator[StallingProxy]:
     """A StallingProxy in front of `registry` (see its docstring); closed on exit."""
     proxy = StallingProxy(registry.port, stall_s=stall_s, **options)  # type: ignore[arg-type]
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+class DigestRewritingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a real registry that lies about one thing: the
+    `Docker-Content-Digest` of its answers to `HEAD /v2/.../manifests/...` becomes `digest`
+    (same length, so nothing else in the answer changes). Pushes through it work as they
+    would directly (the Host header is kept, so upload `Location`s point back at it); a
+    client that checks the pushed tag's digest with a HEAD is told another one. `host` is
+    "127.0.0.1:PORT"; `rewritten` counts the answers changed.
+    """
+
+    def __init__(self, upstream_port: int, digest: str) -> None:
+        assert len(digest) == len("sha256:") + 64, "a sha256 digest keeps the answer's length"
+        self.upstream_port = upstream_port
+        self.digest = digest.encode("ascii")
+        self.rewritten = 0
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._accept, name="digest-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            heads: list[int] = [0]  # HEAD manifest requests whose answers are still to come
+            threading.Thread(target=self._pipe, args=(client, upstream, heads, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, heads, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, heads: list[int], to_registry: bool) -> None:
+        import re
+
+        pattern = re.compile(rb"(?im)^(Docker-Content-Digest:\s*)sha256:[0-9a-f]{64}")
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if to_registry:
+                    heads[0] += len(re.findall(rb"(?m)^HEAD /v2/\S+/manifests/", data))
+                elif heads[0] and pattern.search(data):
+                    heads[0] -= 1
+                    data = pattern.sub(lambda m: m[1] + self.digest, data, count=1)
+                    with self._lock:
+                        self.rewritten += 1
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closing.set()
+        self._server.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+@contextmanager
+def digest_rewriting_proxy(registry: Registry, digest: str) -> Iterator[DigestRewritingProxy]:
+    """A DigestRewritingProxy in front of `registry` (see its docstring); closed on exit."""
+    proxy = DigestRewritingProxy(registry.port, digest)
     try:
         yield proxy
     finally:
