@@ -195,6 +195,19 @@ made (databricks-sdk >= 0.120 builds the probe's client from the Config's docume
 `http_timeout_seconds`/`retry_timeout_seconds`; without them it retries for 300 s)."""
 
 
+@dataclass(frozen=True)
+class _BearerToken:
+    """The parts of the SDK's Config a Workspace uses, for a host and token given as they are
+    (the local preflight workspace's: importing the SDK would cost ~2 s per command)."""
+
+    host: str
+    token: str
+    profile: str | None = None
+
+    def authenticate(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 def _resolve_config(host: str | None, token: str | None, profile: str | None, timeout: float) -> Config:
     """The SDK's Config (public constructor arguments only), its host checked."""
     early = _configured_host(host, profile)
@@ -205,7 +218,7 @@ def _resolve_config(host: str | None, token: str | None, profile: str | None, ti
                               "retry_timeout_seconds": SDK_PROBE_TIMEOUT_S}
     if token:
         kwargs["auth_type"] = "pat"  # an explicit token wins over OAuth variables in the environment
-    from databricks.sdk.core import Config  # deferred: importing the SDK takes ~2 s, local needs none
+    from databricks.sdk.core import Config  # deferred: importing the SDK takes ~2 s
 
     try:
         config = Config(**{k: v for k, v in kwargs.items() if v is not None})
@@ -362,15 +375,21 @@ class Workspace:
     `host`, `token`, `profile` resolve like the Databricks CLI and SDK: arguments, then
     `DATABRICKS_*` variables, then `~/.databrickscfg` (or `DATABRICKS_CONFIG_FILE`).
     `api_version` is the Clusters API version in every clusters path. `timeout` bounds each
-    HTTP request (seconds); `retries` bounds retries per request.
+    HTTP request (seconds); `retries` bounds retries per request. `sdk_auth=False` with a host
+    and a token sends the token as a bearer token without the SDK's Config (the local
+    preflight workspace's provider does: no SDK import).
     """
 
     def __init__(self, host: str | None = None, token: str | None = None, profile: str | None = None, *,
                  api_version: str = "2.1", timeout: float = 30.0, retries: int = 5,
-                 backoff_factor: float = 0.5, poll_s: tuple[float, float] = (1.0, MAX_POLL_INTERVAL_S)) -> None:
+                 backoff_factor: float = 0.5, poll_s: tuple[float, float] = (1.0, MAX_POLL_INTERVAL_S),
+                 sdk_auth: bool = True) -> None:
         if host:
             host = check_host(host)  # before the SDK sees it: no request for a bad host
-        self._config = _resolve_config(host, token, profile, timeout)
+        if not sdk_auth and host and token:  # a bearer token as given (the local workspace's provider)
+            self._config: Config | _BearerToken = _BearerToken(host, token)
+        else:
+            self._config = _resolve_config(host, token, profile, timeout)
         self.host: str = check_host(self._config.host)
         self.profile: str | None = self._config.profile or profile
         self.api_version = api_version

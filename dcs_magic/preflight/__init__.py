@@ -79,7 +79,7 @@ def local_workspace(**kwargs: Any) -> Workspace:
     host, token = ensure_server(clusters_end_with_process=kwargs.pop("clusters_end_with_process", None))
     # Polling a server on this machine is cheap: a state change is seen within 0.1 s.
     kwargs.setdefault("poll_s", LOCAL_POLL_S)
-    workspace = Workspace(host=host, token=token, **kwargs)
+    workspace = Workspace(host=host, token=token, sdk_auth=False, **kwargs)
     workspace.not_found_hint = not_found_hint()
     workspace.is_local = True
     # Its pages are this process's: linked only when its clusters end with it too (a kernel's).
