@@ -406,6 +406,7 @@ export function render({ model, el, store }) {
       return li;
     });
     stepsList.replaceChildren(...items);
+    drawTimes();  // the running step's time now, not blank until the next tick
   }
 
   function draw() {
