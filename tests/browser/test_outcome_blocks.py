@@ -9,6 +9,15 @@ log as a link; the check report puts failures first and folds the passed checks.
 saved as JupyterLab saves it by default (no widget state), is reopened without a kernel in
 JupyterLab and in Notebook 7, light and dark: each outcome once, no "Error displaying widget",
 every text of the records readable (WCAG AA).
+
+One more notebook runs in Notebook 7 with the dark theme (items 3, 4 and 6 there; JupyterLab has
+them in both themes in test_widgets / test_progress_widgets, test_run_states_in_lab and
+test_keyboard_access): a three-step busybox build (the running step's time ticks, no LABEL
+step, 3 steps), `%dcs_run` against the test Clusters API (its states as they come), and two
+launch forms operated by keyboard: one terminated (its record replaces it), one closed with
+Done while its cluster runs; the focus lands on the cell each time. Saved, no output refers to
+a widget; reopened without a kernel in Notebook 7 (light) and JupyterLab (dark): each record
+once, no "model not found", readable.
 """
 
 from __future__ import annotations
