@@ -50,6 +50,16 @@ SHOTS_DIR = Path("/tmp/dcs-browser-shots")
 AA = 4.5
 
 
+@pytest.fixture(scope="module")
+def notebook7(tmp_path_factory: pytest.TempPathFactory):
+    """One Notebook 7 server for this module's tests (each test shuts its kernels down)."""
+    from test_examples_in_lab import start_notebook7
+
+    server = start_notebook7(tmp_path_factory.mktemp("notebook7"))
+    yield server
+    server.stop()
+
+
 def _dockerfile(name: str, base: str, step: str) -> str:
     return f"%%dockerfile {name} --base {base} --quiet\nFROM {{{{ base }}}}\nRUN {step}\n"
 
@@ -98,10 +108,8 @@ def _assert_one_block_each(page, where: str, image_id: str) -> None:
 
 
 def test_each_outcome_once_live_and_reopened_in_lab_and_notebook7(
-        page, browser, request, notebook, notebook_dir, jupyter_lab, lab_setting, docker_client,
-        docker_cleanup, busybox_image, tmp_path_factory):
-    from test_examples_in_lab import start_notebook7
-
+        page, browser, notebook, notebook_dir, jupyter_lab, lab_setting, docker_client,
+        docker_cleanup, busybox_image, notebook7):
     lab_setting(WIDGETS_PLUGIN, {"saveState": False})  # JupyterLab's default
     ok_tag = docker_cleanup.add(docker_cleanup.unique("browser-outcome-ok") + ":1")
     bad_tag = docker_cleanup.add(docker_cleanup.unique("browser-outcome-bad") + ":1")
@@ -128,8 +136,7 @@ def test_each_outcome_once_live_and_reopened_in_lab_and_notebook7(
     nb.metadata.pop("kernelspec", None)
     nb.metadata.pop("language_info", None)
     jupyter_lab.shutdown_kernels()
-    nb7 = start_notebook7(tmp_path_factory.mktemp("notebook7"))
-    request.addfinalizer(nb7.stop)
+    nb7 = notebook7
     nbformat.write(nb, notebook_dir / "reopened.ipynb")
     nbformat.write(nb, nb7.root / "reopened.ipynb")
     SHOTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -183,18 +190,18 @@ def _seconds(text: str) -> float:
 
 
 def test_notebook7_dark_steps_run_states_keyboard_and_launch_records_reopened(
-        browser, request, jupyter_lab, lab_setting, docker_cleanup, busybox_image, tmp_path_factory):
+        browser, request, jupyter_lab, lab_setting, docker_cleanup, busybox_image, notebook7):
     """Issue 24's items 3, 4 and 6 in Notebook 7 with the dark theme (JupyterLab has them in the
     light and dark themes elsewhere), then each outcome once after reopening without a kernel,
     the launch forms included (one replaced by its record when its cluster ended, one closed
     with Done while its cluster ran): one notebook, a three-step busybox build, a `%dcs_run`
     and two launch forms against the test Clusters API (no cluster container)."""
     from support.clusters_api import ClustersApi, jobs_state
-    from test_examples_in_lab import _PROMPTS_JS, start_notebook7
+    from test_examples_in_lab import _PROMPTS_JS
     from test_keyboard_access import CELL, _tab_to, operate_launch_form
 
-    nb7 = start_notebook7(tmp_path_factory.mktemp("notebook7"))
-    request.addfinalizer(nb7.stop)
+    nb7 = notebook7
+    request.addfinalizer(nb7.shutdown_kernels)
     set_lab_setting(nb7, THEME_PLUGIN, {"theme": "JupyterLab Dark"})
     tag = docker_cleanup.add(docker_cleanup.unique("browser-nb7-steps") + ":1")
     api = ClustersApi().start()
@@ -214,12 +221,12 @@ def test_notebook7_dark_steps_run_states_keyboard_and_launch_records_reopened(
         "%dcs_launch --spec cluster.json",
         "%dcs_launch --spec cluster.json",
     ]
-    write_notebook(nb7.root / "live.ipynb", cells)
+    write_notebook(nb7.root / "nb7-live.ipynb", cells)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(60_000)
     request.addfinalizer(context.close)
     page = context.new_page()
-    page.goto(f"{nb7.url}/notebooks/live.ipynb")
+    page.goto(f"{nb7.url}/notebooks/nb7-live.ipynb")
     page.wait_for_function(f"() => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell').length === {len(cells)}")
     _wait_for_idle_kernel(nb7)
     wait_for_theme(page, "dark")
@@ -276,7 +283,7 @@ def test_notebook7_dark_steps_run_states_keyboard_and_launch_records_reopened(
     page.keyboard.press("Control+s")
     deadline = time.monotonic() + 30
     while True:
-        nb = nbformat.read(nb7.root / "live.ipynb", as_version=4)
+        nb = nbformat.read(nb7.root / "nb7-live.ipynb", as_version=4)
         if all(c.execution_count for c in nb.cells) and "kept running" in json.dumps(nb.cells[5].outputs):
             break
         assert time.monotonic() < deadline, "the notebook was not saved"
@@ -288,13 +295,13 @@ def test_notebook7_dark_steps_run_states_keyboard_and_launch_records_reopened(
     nb.metadata.pop("widgets", None)  # as JupyterLab saves by default
     context.close()
     nb7.shutdown_kernels()
-    nbformat.write(nb, nb7.root / "reopened.ipynb")
+    nbformat.write(nb, nb7.root / "nb7-reopened.ipynb")
     lab_dir = jupyter_lab.root / "nb7-reopened"
     lab_dir.mkdir(exist_ok=True)
     nbformat.write(nb, lab_dir / "reopened.ipynb")
     set_lab_setting(nb7, THEME_PLUGIN, {"theme": "JupyterLab Light"})
     lab_setting(THEME_PLUGIN, {"theme": "JupyterLab Dark"})
-    for ui, theme, url in [("nb7", "light", f"{nb7.url}/notebooks/reopened.ipynb"),
+    for ui, theme, url in [("nb7", "light", f"{nb7.url}/notebooks/nb7-reopened.ipynb"),
                            ("lab", "dark", jupyter_lab.notebook_url("nb7-reopened/reopened.ipynb"))]:
         view_context = browser.new_context(viewport={"width": 1280, "height": 900})
         try:
