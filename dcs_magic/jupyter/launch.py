@@ -28,6 +28,7 @@ from ..adapters.follow import ENDED_STATES, STARTING_STATES, ClusterFollower
 from ..errors import ClusterError, ConfigError, DcsError, SpecError
 from ..model.form_values import ACCESS_MODES, AUTH_MODES, LOG_DELIVERY_NOTE, FormValues, event_text
 from ..model.results import LaunchRecord, url_link
+from ..model.secrets import mask_secrets
 from ..model.spec import ClusterSpec, NamedInitScript
 from ..ops.launch_form import (
     EXPORT_KINDS,
@@ -688,13 +689,16 @@ class LaunchWidget(widgets.VBox):
         spec = self._sent
         spec_json = spec.to_json() if spec is not None else self.form.preview(self.values).text
         error = self.error
-        diagnosis = self.diagnosis
+        # Evidence lines come from cluster logs: a token an init script printed is masked (the
+        # record is saved with the notebook).
+        diagnosis = (mask_secrets({"why": self.diagnosis.lines()})["why"]
+                     if self.diagnosis is not None and self.diagnosis.failed else [])
         return LaunchRecord(workspace=getattr(self.workspace, "host", None), cluster_id=self.cluster_id,
                             state=str(info.get("state")) if info.get("state") else None, url=url,
                             error=error.message if error is not None else None,
                             hint=(error.hint or None) if error is not None else None,
                             spec_json=spec_json, sent=spec is not None, closed=self._closed_as,
-                            diagnosis=tuple(diagnosis.lines()) if diagnosis is not None and diagnosis.failed else ())
+                            diagnosis=tuple(diagnosis))
 
     def _ipython_display_(self) -> None:
         """The live form, and under it its record (kept current while the kernel runs)."""

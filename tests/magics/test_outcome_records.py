@@ -221,3 +221,16 @@ def test_the_magic_passes_finished_widget_to_the_form(shell: Any, dcs_magics: An
     assert shell.run_line_magic("dcs_launch", "").finished == "record"
     shell.run_line_magic("config", "DcsMagics.finished_widget = 'keep'")
     assert shell.run_line_magic("dcs_launch", "").finished == "keep"
+
+
+def test_the_records_diagnosis_masks_a_token_from_the_logs() -> None:
+    from types import SimpleNamespace
+
+    token = "ghp_" + "A1b2C3d4E5" * 4
+    widget = LaunchWidget(None, image=PINNED)
+    widget.diagnosis = SimpleNamespace(failed=True, lines=lambda: [  # type: ignore[assignment]
+        "Cause (certain): the init script failed", f"  evidence init.log:3: export GH_TOKEN={token}"])
+    record = widget.record()
+    assert record.diagnosis[0] == "Cause (certain): the init script failed"
+    assert token not in repr(record) and token not in record._repr_html_() and "export ****" in repr(record)
+    widget.close()
