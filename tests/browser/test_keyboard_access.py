@@ -185,7 +185,7 @@ def test_launch_form_by_keyboard_and_screen_reader(page, notebook, notebook_dir,
 
 @pytest.mark.docker
 @pytest.mark.timeout(240)
-def test_stop_by_keyboard_keeps_the_focus_in_the_widget(page, jupyter_lab, notebook_dir, docker_client,
+def test_stop_by_keyboard_leaves_the_focus_in_the_cell(page, jupyter_lab, notebook_dir, docker_client,
                                                        docker_cleanup, busybox_image, screenshot):
     tag = docker_cleanup.add(f"{docker_cleanup.unique('browser-stop-keys')}:1")
     marker = f"dcs-test-stop-{uuid.uuid4().hex[:12]}"
