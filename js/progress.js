@@ -239,6 +239,27 @@ export async function interruptKernel(kernelId) {
   if (!response.ok) throw new Error(`interrupt failed: HTTP ${response.status}`);
 }
 
+// The keyboard focus when the view is removed while it has it: the static record replaces a
+// finished widget's output (DcsMagics.finished_widget = 'record', e.g. right after Stop), the
+// removed element takes the focus with it and the browser drops it to <body>. The notebook cell
+// that held the widget (`.jp-Cell` in JupyterLab and Notebook 7, focusable) takes it instead
+// (issue 24.6). Returns the view's cleanup; the cell is found while the view is on the page.
+export function keepFocusInCell(root) {
+  let cell = null, inside = false;
+  const onIn = () => { inside = true; cell = root.closest(".jp-Cell") || cell; };
+  const onOut = () => setTimeout(() => { if (root.isConnected) inside = root.contains(document.activeElement); }, 0);
+  root.addEventListener("focusin", onIn);
+  root.addEventListener("focusout", onOut);
+  return () => {
+    root.removeEventListener("focusin", onIn);
+    root.removeEventListener("focusout", onOut);
+    const active = document.activeElement;
+    if (inside && cell && cell.isConnected && (!active || active === document.body || !active.isConnected)) {
+      cell.focus({ preventScroll: true });
+    }
+  };
+}
+
 export function render({ model, el, store }) {
   const get = (name) => (store ? store.get(name) : model.get(name));
   const root = node("div", "dcs-progress");
@@ -304,6 +325,7 @@ export function render({ model, el, store }) {
 
   root.append(header, stepRow, stepsBox, warnings, layersBox, details, result, error);
   el.appendChild(root);
+  const releaseFocus = keepFocusInCell(root);
 
   const rows = new Map();  // layer id -> { row, status, bar, bytes }
   let frame = null;
@@ -387,6 +409,7 @@ export function render({ model, el, store }) {
       return li;
     });
     stepsList.replaceChildren(...items);
+    drawTimes();  // the running step's time now, not blank until the next tick
   }
 
   function draw() {
@@ -498,7 +521,8 @@ export function render({ model, el, store }) {
     if (frame !== null) cancelAnimationFrame(frame);
     model.off("change", onChange);
     if (store) store.listeners.delete(schedule);
+    releaseFocus();
   };
 }
 
-export default { render, attach, setup, storeFor };
+export default { render, attach, setup, storeFor, keepFocusInCell };

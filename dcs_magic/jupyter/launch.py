@@ -28,6 +28,7 @@ from ..adapters.follow import ENDED_STATES, STARTING_STATES, ClusterFollower
 from ..errors import ClusterError, ConfigError, DcsError, SpecError
 from ..model.form_values import ACCESS_MODES, AUTH_MODES, LOG_DELIVERY_NOTE, FormValues, event_text
 from ..model.results import LaunchRecord, url_link
+from ..model.secrets import mask_secrets
 from ..model.spec import ClusterSpec, NamedInitScript
 from ..ops.launch_form import (
     EXPORT_KINDS,
@@ -41,6 +42,7 @@ from ..ops.launch_form import (
     workspace_lists,
 )
 from ..settings import CLUSTER_TIMEOUT_S
+from .widgets import FocusKeeper
 
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.workspace import Workspace
@@ -100,8 +102,18 @@ class LaunchWidget(widgets.VBox):
     `controls` maps FormValues field names to their widgets, so code can drive the form;
     `form` is the LaunchForm behind it. Buttons: `create_button` ("Create", disabled while
     the created cluster is pending or running), `terminate_button` ("Terminate"),
-    `save_button` ("Save JSON"). `advanced_button` shows and hides `advanced` (init scripts,
-    Spark conf, env vars, tags; `show_advanced()` from code).
+    `save_button` ("Save JSON"), `done_button` ("Done (leave the record)": `done()`).
+    `advanced_button` shows and hides `advanced` (init scripts, Spark conf, env vars, tags;
+    `show_advanced()` from code).
+
+    The record (issue 24.1): a displayed form shows its `LaunchRecord` under it, kept current.
+    `finished` says what the form leaves once the cluster it created ended (TERMINATED or ERROR,
+    by a failure, after its diagnosis, or by Terminate): "record" (`DcsMagics.finished_widget`'s
+    default) replaces the form by its record, one block in the cell that a notebook reopened
+    without a kernel or widget state shows as it is; "keep" keeps the form open (Create again).
+    Done closes the form and leaves its record whatever `finished` says; a cluster still
+    starting or running keeps running. When the form goes while it has the keyboard focus, the
+    notebook cell takes it (`FocusKeeper`), not the page.
 
     Keyboard: every control is a native one (button, radio, input); a button that disables
     itself when clicked (Create, Terminate) hands the focus to the one enabled next.
@@ -128,7 +140,11 @@ class LaunchWidget(widgets.VBox):
                  local: bool = False, spec_path: str | os.PathLike[str] | None = None,
                  running_poll_s: float | None = None, image_python: str | None = None,
                  push: PushResult | None = None, private: Mapping[str, str] | None = None,
-                 dockerfiles: Sequence[DockerfileSource] = ()) -> None:
+                 dockerfiles: Sequence[DockerfileSource] = (), finished: str = "record") -> None:
+        if finished not in ("record", "keep"):
+            raise ValueError(f"finished must be 'record' or 'keep', not {finished!r}")
+        self.finished = finished
+        self._closed_as: str | None = None  # how the form ended: LaunchRecord.closed
         self.workspace = workspace
         self.dockerfiles = list(dockerfiles)  # the notebook's %%dockerfile cells: a diagnosis names its line
         self.diagnosis: Why | None = None  # `dcs why`'s, once a start failed
@@ -195,10 +211,16 @@ class LaunchWidget(widgets.VBox):
         self.overwrite = widgets.Checkbox(value=False, description="Overwrite an existing file", indent=False,
                                           layout=widgets.Layout(width="auto"))
         self.save_button = widgets.Button(description="Save JSON", layout=_button_layout())
+        # Its name says what it leaves: the form goes, the record stays (and the cluster runs on).
+        self.done_button = widgets.Button(description="Done (leave the record)", layout=_button_layout(),
+                                          tooltip="Close this form and leave its record in the cell; "
+                                                  "a cluster created here keeps running")
+        self._focus_keeper = FocusKeeper()
         self.create_button.on_click(lambda _: self._clicked(self.create_button, self.create))
         self.terminate_button.on_click(lambda _: self._clicked(self.terminate_button, self.terminate))
         self.copy_button.on_click(lambda _: self._toggle_copy())
         self.save_button.on_click(lambda _: self.save(self.save_path.value, overwrite=self.overwrite.value))
+        self.done_button.on_click(lambda _: self.done())
         self.export_button.on_click(lambda _: self.export(self.export_kind.value))
         self.readiness_button.on_click(lambda _: self.check_workspace())
         for control in self.controls.values():
@@ -320,6 +342,7 @@ class LaunchWidget(widgets.VBox):
         self.advanced_button.on_click(lambda _: self.show_advanced(self.advanced.layout.display == "none"))
         return [
             widgets.HTML(_FORM_CSS, layout=widgets.Layout(display="none")),
+            self._focus_keeper,
             self.target,
             self.running,
             self.notice,
@@ -335,7 +358,8 @@ class LaunchWidget(widgets.VBox):
             self.advanced,
             self.problems,
             self.preview,
-            widgets.HBox([self.create_button, self.terminate_button, self.copy_button, self.download]),
+            widgets.HBox([self.create_button, self.terminate_button, self.copy_button, self.download,
+                          self.done_button]),
             self.confirm,
             widgets.HBox([self.save_path, self.overwrite, self.save_button]),
             self.copy_box,
@@ -613,9 +637,26 @@ class LaunchWidget(widgets.VBox):
             return not self._thread.is_alive()
         return True
 
+    def done(self) -> None:
+        """The Done button: close the form and leave its record (a cluster created here and
+        still starting or running keeps running; the record says so)."""
+        self._closed_as = self._closed_as or "done"
+        self.close()
+
+    def _leave_record(self) -> None:
+        """The created cluster ended: with `finished` "record", a displayed form is replaced by
+        its record (`close()`); with "keep" it stays open."""
+        if self.finished == "record" and self._form_display is not None and not self._stop.is_set():
+            if self._terminating and self.error is None:
+                self._closed_as = "terminated"
+            self.close()
+
     def close(self) -> None:
         """Stop following the cluster (it keeps running), then close the widgets. A displayed
         form leaves only its record (the cell then shows one block, also when reopened)."""
+        if "_stop" not in self.__dict__:  # __init__ refused its arguments (ipywidgets' __del__ closes)
+            super().close()
+            return
         self._stop.set()
         if self._follower is not None:
             self._follower.stop()
@@ -625,6 +666,12 @@ class LaunchWidget(widgets.VBox):
             self._show_record()
             update_display({"text/plain": ""}, raw=True, display_id=self._form_display)  # type: ignore[no-untyped-call]
             self._form_display = None
+        # The controls too: nothing shows them any more (nor keeps them in saved widget state).
+        stack: list[widgets.Widget] = list(self.children)
+        while stack:
+            child = stack.pop()
+            stack.extend(getattr(child, "children", ()) or ())
+            child.close()
         super().close()
 
     # -- the record (static output beside the live form) -------------------------------------------
@@ -642,11 +689,16 @@ class LaunchWidget(widgets.VBox):
         spec = self._sent
         spec_json = spec.to_json() if spec is not None else self.form.preview(self.values).text
         error = self.error
+        # Evidence lines come from cluster logs: a token an init script printed is masked (the
+        # record is saved with the notebook).
+        diagnosis = (mask_secrets({"why": self.diagnosis.lines()})["why"]
+                     if self.diagnosis is not None and self.diagnosis.failed else [])
         return LaunchRecord(workspace=getattr(self.workspace, "host", None), cluster_id=self.cluster_id,
                             state=str(info.get("state")) if info.get("state") else None, url=url,
                             error=error.message if error is not None else None,
                             hint=(error.hint or None) if error is not None else None,
-                            spec_json=spec_json, sent=spec is not None)
+                            spec_json=spec_json, sent=spec is not None, closed=self._closed_as,
+                            diagnosis=tuple(diagnosis))
 
     def _ipython_display_(self) -> None:
         """The live form, and under it its record (kept current while the kernel runs)."""
@@ -707,6 +759,7 @@ class LaunchWidget(widgets.VBox):
             self._show_error(unexpected_error(exc))
             self._settled.set()
             return
+        self._show_record()  # (also when Done closed the form meanwhile: the record names the cluster)
         if not self.local:  # the local workspace has no cluster page a browser can open
             url = self._client.cluster_url(self.cluster_id)
             self.link.value = url_link(url, f"Open cluster {self.cluster_id}")
@@ -741,10 +794,13 @@ class LaunchWidget(widgets.VBox):
             self._show_error(unexpected_error(exc), lost=True)
         finally:
             self._settled.set()
-            if self.error is not None or (self.cluster_info or {}).get("state") in ENDED_STATES:
+            ended = (self.cluster_info or {}).get("state") in ENDED_STATES
+            if self.error is not None or ended:
                 self.create_button.disabled = self.workspace is None
                 self.terminate_button.disabled = True
                 self._hand_focus(self.create_button)
+            if ended:
+                self._leave_record()
 
     def _on_events(self, events: list[dict[str, Any]]) -> None:
         """Show the cluster's events (oldest first) in the timeline."""
@@ -784,6 +840,7 @@ class LaunchWidget(widgets.VBox):
                               f"<code>%dcs_why {html.escape(cluster_id)}</code> later.</small>")
             return
         self.why.value = self.diagnosis._repr_html_()
+        self._show_record()  # the record keeps the diagnosis too
 
     def _show_error(self, exc: DcsError, *, final: bool = True, lost: bool = False) -> None:
         self.error = exc

@@ -219,9 +219,10 @@ class DcsMagics(Magics, Configurable):
         ["record", "keep"],
         "record",
         config=True,
-        help="What a build/push progress widget leaves when the run ends: 'record' replaces it with "
-        "its static record (one block per cell that renders without a kernel or widget state); "
-        "'keep' keeps the finished widget (steps, log tail) with the record under it.",
+        help="What a build/push progress widget leaves when the run ends, and the launch form when "
+        "the cluster it created ended (TERMINATED or ERROR): 'record' replaces it with its static "
+        "record (one block per cell that renders without a kernel or widget state); 'keep' keeps "
+        "the finished widget (steps, log tail) or the open form, with the record under it.",
     )
     progress_interval = Float(
         0.1,
@@ -677,7 +678,8 @@ class DcsMagics(Magics, Configurable):
         file's. Without a usable workspace the form is a preview and says what is missing.
         The form starts from the last push's registry auth, and from the image's Python
         (`%dcs_check`'s, else a quick look at the local image), and warns before Create about
-        what it can see would fail.
+        what it can see would fail. Once the cluster it created ended, the form is replaced by its
+        record (`finished_widget = 'keep'` keeps it open); its Done button does that at any time.
         Returns the LaunchWidget: shown once as the cell's result (after `w = %dcs_launch`,
         show it with `w`).
         """
@@ -700,7 +702,7 @@ class DcsMagics(Magics, Configurable):
                             image_python=self._image_python(shown), push=self.last_push,
                             private=private_registries(shown, self.last_push),
                             unavailable=unavailable, local=args.local, spec_path=args.spec,
-                            dockerfiles=self._dockerfile_sources())
+                            dockerfiles=self._dockerfile_sources(), finished=self.finished_widget)
 
     def _image_python(self, image: str | None) -> str | None:
         """The Python of `image`'s /databricks/python3: `%dcs_check`'s, else a quick look at the

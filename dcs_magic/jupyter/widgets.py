@@ -57,7 +57,7 @@ from ..model.jobs import RunProgress, RunResult, RunStateChange
 from ..model.progress import ProgressSnapshot, format_line
 from ..model.results import ProgressRecord
 
-__all__ = ["FrontEndModule", "ProgressWidget", "RunStates", "TextProgress", "asset_path", "has_widget_frontend",
+__all__ = ["FocusKeeper", "FrontEndModule", "ProgressWidget", "RunStates", "TextProgress", "asset_path", "has_widget_frontend",
            "kernel_id", "progress_sink"]
 
 DELTA_FIELDS = ("log_tail", "log_first", "log_lines", "log_pending", "layers", "steps")
@@ -535,6 +535,19 @@ class ProgressWidget(anywidget.AnyWidget):
 
     def _snapshot(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._display_traits()}
+
+
+class FocusKeeper(anywidget.AnyWidget):
+    """Drawn as nothing, inside a form whose output its record replaces (the launch form): when
+    the form is removed while it has the keyboard focus, the enclosing notebook cell takes the
+    focus instead of the page's <body> (js/focus-keeper.js; the progress widget does the same
+    in js/progress.js)."""
+
+    _esm = compact_source(asset_path("focus-keeper.js").read_text(encoding="utf-8"))
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("layout", ipywidgets.Layout(display="none"))
+        super().__init__(**kwargs)
 
 
 class TextProgress:

@@ -206,8 +206,9 @@ _LAUNCH_ACCENTS = {"RUNNING": RECORD_ACCENTS["done"], "TERMINATED": RECORD_ACCEN
 @dataclass
 class LaunchRecord:
     """What a launch form did, as static output (it renders without a kernel or widget state):
-    the workspace, the cluster created (id, state, link), its failure, and the masked
-    clusters/create JSON it sent (or, before Create, the one it shows)."""
+    the workspace, the cluster created (id, state, link), its failure and the diagnosis of it,
+    how the form ended, and the masked clusters/create JSON it sent (or, before Create, the one
+    it shows)."""
 
     workspace: str | None  # the host, None for a preview-only form
     cluster_id: str | None = None
@@ -217,6 +218,11 @@ class LaunchRecord:
     hint: str | None = None
     spec_json: str = ""  # masked (ClusterSpec.to_json()): never a password
     sent: bool = False  # spec_json is the body Create sent
+    # How the form ended: "terminated" (its Terminate ended the cluster), "done" (closed with
+    # Done: a cluster still starting or running was left to run), None (still open, or ended
+    # by a failure).
+    closed: str | None = None
+    diagnosis: tuple[str, ...] = ()  # `dcs why`'s lines for a failed start (`Why.lines()`)
 
     def headline(self) -> str:
         if self.cluster_id:
@@ -225,10 +231,20 @@ class LaunchRecord:
             return "Launch: not created"
         return "Launch form: no cluster created" + ("" if self.workspace else " (preview only)")
 
+    def _note(self) -> str | None:
+        if self.closed == "terminated" and self.state == "TERMINATED":
+            return "terminated from this form"
+        if self.closed == "done" and self.cluster_id and self.state not in ("TERMINATED", "ERROR"):
+            return f"form closed with Done while the cluster was {self.state or 'being created'}; it kept running"
+        return None
+
     def _facts(self) -> list[tuple[str, str]]:
         rows = [("Workspace", self.workspace or "none (preview only)")]
         if self.cluster_id:
             rows.append(("Cluster", self.cluster_id))
+        note = self._note()
+        if note:
+            rows.append(("Note", note))
         if self.error:
             rows.append(("Error", self.error))
         if self.hint:
@@ -242,6 +258,8 @@ class LaunchRecord:
         lines = [self.headline(), *(f"  {label}: {value}" for label, value in self._facts())]
         if self.url:
             lines.append(f"  Open: {self.url}")
+        if self.diagnosis:
+            lines += [f"  Why: {self.diagnosis[0]}", *(f"    {line.strip()}" for line in self.diagnosis[1:])]
         if self.spec_json:
             lines += [f"  {self._spec_label()}:", *(f"    {line}" for line in self.spec_json.splitlines())]
         return "\n".join(lines)
@@ -250,12 +268,18 @@ class LaunchRecord:
         failed = bool(self.error) or self.state in ("TERMINATED", "ERROR")
         accent = _LAUNCH_ACCENTS.get(self.state or "", RECORD_ACCENTS["failed"] if failed
                                      else "var(--jp-border-color1, currentColor)")
+        if self._note() == "terminated from this form" and not self.error:  # asked for: not a failure
+            accent = "var(--jp-border-color1, currentColor)"
         role = ' role="alert"' if self.error else ' role="status"'
         rows = ""
         for label, value in self._facts():
             shown = (url_link(self.url, value) if label == "Cluster" and self.url
                      else f"<code>{escape(value)}</code>" if label in ("Cluster", "Workspace") else escape(value))
             rows += f'<div data-row="{label.lower()}"><b>{escape(label)}:</b> {shown}</div>'
+        if self.diagnosis:
+            rest = "".join(f"<li>{escape(line.strip())}</li>" for line in self.diagnosis[1:])
+            rows += (f'<div data-row="diagnosis"><b>Why:</b> {escape(self.diagnosis[0])}'
+                     + (f'<ul style="margin:2px 0">{rest}</ul>' if rest else "") + "</div>")
         if self.spec_json:
             rows += (f'<details data-row="spec"><summary style="cursor:pointer">{escape(self._spec_label())}</summary>'
                      f'<pre style="margin:2px 0;max-height:24em;overflow:auto">{escape(self.spec_json)}</pre></details>')

@@ -4,7 +4,9 @@
   never the --spec file unless asked; a secret typed in the env-vars box is taken out before
   the notebook (widget state included) is saved.
 - Against the local preflight workspace: Create stays disabled while the cluster it made is
-  pending or running, Terminate stops it, Create comes back; no "Open cluster" link.
+  pending or running, Terminate stops it, Create comes back (`finished_widget = 'keep'`); no
+  "Open cluster" link. With the default ('record'), a start that fails leaves the record in the
+  form's place, with the diagnosis; a terminated cluster's record says it was terminated here.
 - The check table, the Dockerfile view, its lint box and a magic's short error in the light
   and the dark theme: every text's computed contrast is >= 4.5:1 (WCAG AA), asserted as numbers.
 """
@@ -132,7 +134,8 @@ def test_create_is_disabled_while_the_cluster_runs_and_terminate_stops_it(
     from dcs_magic.preflight import LABEL
 
     (notebook_dir / "cluster.json").write_text(json.dumps(_spec(pushed_base)))
-    notebook(["%load_ext dcs_magic", "%dcs_launch --local --spec cluster.json"])
+    # The form stays open when its cluster ended (Create again), its record under it.
+    notebook(["%load_ext dcs_magic\n%config DcsMagics.finished_widget = 'keep'", "%dcs_launch --local --spec cluster.json"])
     form = page.locator(OUTPUT.format(1))
     create = form.get_by_role("button", name=_label("Create"))
     terminate = form.get_by_role("button", name=_label("Terminate"))
@@ -253,14 +256,18 @@ def test_create_asks_again_before_a_start_it_can_see_fails(
 
     expect(form).to_contain_text("Databricks delivers the driver and init-script logs here")
     if theme == "dark":
-        # Sent anyway, the start fails as flagged, and the form says why (`dcs why`: the
-        # termination reason, events and delivered logs), readable in the dark theme.
+        # Sent anyway, the start fails as flagged; the form looks up why (`dcs why`: the
+        # termination reason, events and delivered logs), then leaves its record in its place
+        # (the default finished_widget), diagnosis included, readable in the dark theme.
         anyway.click()
-        why = form.locator(".dcs-why")
-        expect(why).to_contain_text("Cause (certain)", timeout=240_000)
-        expect(why).to_contain_text("caught before a start by: %dcs_check")
-        _assert_readable("the diagnosis", text_contrast(why.locator("p, li")), 3)
-        why.scroll_into_view_if_needed()
+        record = form.locator(".dcs-record")
+        expect(form.locator(".dcs-launch")).to_have_count(0, timeout=240_000)
+        expect(record).to_have_count(1)
+        expect(record).to_contain_text("Why: Cause (certain)")
+        expect(record).to_contain_text("caught before a start by: %dcs_check")
+        expect(record).to_contain_text("Error: ")
+        _assert_readable("the record and its diagnosis", text_contrast(record.locator("div, li")), 5)
+        record.scroll_into_view_if_needed()
         screenshot("why-dark")
         return  # the fix and the start below are the same in both themes: run once
     # The fix: a runtime that runs the image's Python. Create is Create again, and sends.
@@ -269,10 +276,15 @@ def test_create_asks_again_before_a_start_it_can_see_fails(
     expect(form.get_by_role("button", name=_label("Create"))).to_be_visible()
     expect(form).not_to_contain_text("Runtime does not fit the image")
     form.get_by_role("button", name=_label("Create")).click()
-    expect(form.locator(".dcs-state, .widget-html").filter(has_text="RUNNING").first).to_be_visible(timeout=240_000)
+    running = form.locator(".widget-html", has_text=re.compile(r"^RUNNING "))
+    ended = form.locator(".dcs-record[data-state='TERMINATED'], .dcs-record[data-state='ERROR']")
+    expect(running.or_(ended).first).to_be_visible(timeout=240_000)
+    assert ended.count() == 0, f"the start failed: {form.locator('.dcs-record').inner_text()}"
     cluster_id = re.search(r"RUNNING (\S+)", form.inner_text())[1]
     form.get_by_role("button", name=_label("Terminate")).click()
-    expect(form).to_contain_text("terminated from this form", timeout=120_000)
+    # Terminated here: the record replaces the form and says so.
+    expect(form.locator(".dcs-record")).to_contain_text("Note: terminated from this form", timeout=120_000)
+    expect(form.locator(".dcs-launch")).to_have_count(0)
     assert docker_client.api.containers(all=True, filters={"label": f"{LABEL}={cluster_id}"}) == []
 
 

@@ -130,3 +130,107 @@ def test_keep_leaves_the_finished_widget_with_its_record_under_it(shell: Any, dc
     assert update["update"] and update["id"] == placeholder["id"]
     assert update["data"]["text/plain"].startswith("Build app: failed")
     assert sink.recorded and sink.comm is not None and sink.status == "failed"
+
+
+# -- the launch form leaves its record when its cluster ended, or on Done (issue 24.1) ---------
+
+
+def _form_and_record(published: list) -> tuple[dict[str, Any], dict[str, Any]]:
+    form, record = published[:2]
+    assert WIDGET_MIME in form["data"] and set(record["data"]) == {"text/plain", "text/html"}
+    return form, record
+
+
+def _last(published: list, display_id: str) -> dict[str, Any]:
+    return [p for p in published if p["id"] == display_id][-1]["data"]
+
+
+def test_a_terminated_cluster_replaces_the_form_by_its_record(shell: Any, ws: Any, api: Any,
+                                                              published: list) -> None:
+    api.script({"state": "RUNNING"})
+    widget = LaunchWidget(ws, spec=ClusterSpec(spark_version="15.4.x-scala2.12", num_workers=0,
+                                               docker_image=DockerImage(PINNED)), sleep=lambda s: None)
+    assert widget.finished == "record"
+    shell.display_formatter.format(widget)
+    form, record = _form_and_record(published)
+    widget.create_button.click()
+    cluster_id = widget.wait(30)
+    assert _last(published, form["id"]) == form["data"]  # running: the form stays
+    widget.terminate_button.click()
+    assert widget.wait_ended(30)
+    assert _last(published, form["id"]) == {"text/plain": ""}  # one block left: the record
+    text = _last(published, record["id"])["text/plain"]
+    assert text.startswith(f"Launch: cluster {cluster_id} TERMINATED") and "Note: terminated from this form" in text
+    html = _last(published, record["id"])["text/html"]
+    assert "--jp-error-color1" not in html  # asked for: not marked as a failure
+    assert widget.create_button.comm is None and widget.comm is None  # the widgets are closed
+
+
+def test_a_failed_start_leaves_the_record_with_its_diagnosis(shell: Any, ws: Any, api: Any,
+                                                             published: list) -> None:
+    api.script({"state": "PENDING"},
+               {"state": "TERMINATED", "state_message": "Failed to pull image: manifest unknown",
+                "termination_reason": {"code": "DOCKER_IMAGE_PULL_FAILURE", "type": "CLIENT_ERROR"}})
+    widget = LaunchWidget(ws, image=PINNED, sleep=lambda s: None)
+    shell.display_formatter.format(widget)
+    form, record = _form_and_record(published)
+    widget.create_button.click()
+    widget.wait(30)
+    assert widget.wait_ended(30)
+    assert _last(published, form["id"]) == {"text/plain": ""}
+    text = _last(published, record["id"])["text/plain"]
+    assert "Error: " in text and "DOCKER_IMAGE_PULL_FAILURE" in text and "  Why: Cause" in text, text
+    assert "Note:" not in text
+    assert 'data-row="diagnosis"' in _last(published, record["id"])["text/html"]
+
+
+def test_keep_keeps_the_form_of_an_ended_cluster_open(shell: Any, ws: Any, api: Any, published: list) -> None:
+    api.script({"state": "PENDING"}, {"state": "ERROR", "state_message": "Spark failed",
+                                      "termination_reason": {"code": "SPARK_STARTUP_FAILURE"}})
+    widget = LaunchWidget(ws, image=PINNED, sleep=lambda s: None, finished="keep")
+    shell.display_formatter.format(widget)
+    form, record = _form_and_record(published)
+    widget.create_button.click()
+    widget.wait(30)
+    assert widget.wait_ended(30)
+    assert _last(published, form["id"]) == form["data"]  # still the live form: Create again
+    assert not widget.create_button.disabled and widget.create_button.comm is not None
+    assert "SPARK_STARTUP_FAILURE" in _last(published, record["id"])["text/plain"]
+    with pytest.raises(ValueError, match="'record' or 'keep'"):
+        LaunchWidget(ws, image=PINNED, finished="close")
+
+
+def test_done_leaves_the_record_and_the_cluster_running(shell: Any, ws: Any, api: Any, published: list) -> None:
+    api.script({"state": "RUNNING"})
+    widget = LaunchWidget(ws, image=PINNED, sleep=lambda s: None, finished="keep")
+    assert widget.done_button.description == "Done (leave the record)" and not widget.done_button.disabled
+    shell.display_formatter.format(widget)
+    form, record = _form_and_record(published)
+    widget.create_button.click()
+    cluster_id = widget.wait(30)
+    widget.done_button.click()
+    assert widget.wait_ended(5)
+    assert _last(published, form["id"]) == {"text/plain": ""}
+    text = _last(published, record["id"])["text/plain"]
+    assert text.startswith(f"Launch: cluster {cluster_id} RUNNING")
+    assert "Note: form closed with Done while the cluster was RUNNING; it kept running" in text
+    assert api.requests_to("/clusters/delete") == []  # Done terminates nothing
+
+
+def test_the_magic_passes_finished_widget_to_the_form(shell: Any, dcs_magics: Any) -> None:
+    assert shell.run_line_magic("dcs_launch", "").finished == "record"
+    shell.run_line_magic("config", "DcsMagics.finished_widget = 'keep'")
+    assert shell.run_line_magic("dcs_launch", "").finished == "keep"
+
+
+def test_the_records_diagnosis_masks_a_token_from_the_logs() -> None:
+    from types import SimpleNamespace
+
+    token = "ghp_" + "A1b2C3d4E5" * 4
+    widget = LaunchWidget(None, image=PINNED)
+    widget.diagnosis = SimpleNamespace(failed=True, lines=lambda: [  # type: ignore[assignment]
+        "Cause (certain): the init script failed", f"  evidence init.log:3: export GH_TOKEN={token}"])
+    record = widget.record()
+    assert record.diagnosis[0] == "Cause (certain): the init script failed"
+    assert token not in repr(record) and token not in record._repr_html_() and "export ****" in repr(record)
+    widget.close()
