@@ -254,7 +254,7 @@ def _shoot_records(page: Any, path: Path) -> None:
     """The build cell and the record its widget left when the build ended: the README's
     docs/img/widgets.png is this file."""
     cell = page.locator(".dcs-record[data-kind='build']").first.locator(
-        "xpath=ancestor::div[contains(@class,'jp-Cell')][1]")
+        "xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' jp-Cell ')][1]")
     cell.scroll_into_view_if_needed()
     cell.screenshot(path=str(path))
 
