@@ -57,6 +57,7 @@ PY = sys.executable
 class Sample:
     wall_s: float
     rss_mib: float
+    cpu_s: float = 0.0  # user + system CPU seconds of the command (GNU time's %U + %S)
     inner_s: float | None = None  # what the child reports as its own last line (call time)
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -72,15 +73,15 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, inner: bool = Fal
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.NamedTemporaryFile("w+") as rss, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        proc = subprocess.run([TIME, "-f", "%M", "-o", rss.name, *argv], stdout=out,
+        proc = subprocess.run([TIME, "-f", "%M %U %S", "-o", rss.name, *argv], stdout=out,
                               stderr=subprocess.STDOUT, env=env, check=False)
         wall = time.perf_counter() - started
         out.seek(0)
         text = out.read().decode(errors="replace")
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n{text[-2000:]}")
-        kib = float(rss.read().strip().splitlines()[-1])
-    sample = Sample(wall, kib / 1024)
+        kib, user, system = (float(x) for x in rss.read().strip().splitlines()[-1].split())
+    sample = Sample(wall, kib / 1024, user + system)
     if inner:
         last = (text.strip().splitlines() or ["nan"])[-1]
         try:
@@ -242,7 +243,7 @@ def _steps(n: int) -> str:
 
 def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
                prepare: Callable[[Path], None] | None = None, target: float = 1.05,
-               raw: bool = True, engine_env: dict[str, str] | None = None) -> list[Result]:
+               raw: bool = True, engine_env: dict[str, str] | None = None, cpu: bool = False) -> list[Result]:
     """ENGINE_ENV: the engine both sides build on (DOCKER_HOST, TLS settings), else the local one."""
     ctx = b.context(name, dockerfile)
     if prepare:
@@ -269,6 +270,10 @@ def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
                "docker build", target, "call_s = time inside build(), imports excluded"),
         Result(name, "rss_mib", [x.rss_mib for x in s["dcs"]], [x.rss_mib for x in s["cli"]], "docker build"),
     ]
+    if cpu:  # the client's own work, whatever the engine and the machine's load do to wall time
+        results.append(Result(name, "cpu_s", [x.cpu_s for x in s["dcs"]], [x.cpu_s for x in s["cli"]],
+                              "docker build", None, "cpu_s = user+system CPU of the whole client "
+                              "process (dcs-magic's includes its imports)"))
     if raw:
         results.append(Result(name, "call_s", [x.inner_s or 0 for x in s["dcs"]],
                               [x.inner_s or 0 for x in s["raw"]], "raw docker-py", target))
@@ -318,12 +323,12 @@ def case_many_files(b: Bench) -> list[Result]:
     dockerfile = "FROM {base}\nCOPY Dockerfile /Dockerfile\n"
     out = []
     for files in (small, large):
-        rows = case_build(b, label(files), dockerfile, prepare=_small_files(files), raw=False)
+        rows = case_build(b, label(files), dockerfile, prepare=_small_files(files), raw=False, cpu=True)
         shutil.rmtree(b.tmp / label(files), ignore_errors=True)
         if files == large:
             out.extend(rows)
         else:  # the smaller context: its memory, for the flatness
-            out.extend(r for r in rows if r.metric == "rss_mib")
+            out.extend(r for r in rows if r.metric in ("rss_mib", "cpu_s"))
     ours = {r.case: statistics.median(r.ours) for r in out if r.metric == "rss_mib"}
     cli = {r.case: statistics.median(r.base) for r in out if r.metric == "rss_mib"}
     keys = [label(small), label(large)]
