@@ -77,14 +77,15 @@ def walk(root: str | os.PathLike[str], rules: Sequence[Rule]) -> set[str]:
     """Relative paths (files and directories) under ROOT that RULES do not exclude: the same
     set as docker-py's `PatternMatcher(patterns).walk(root)` for the rules it compiles, except
     that names are matched case-sensitively (as the docker CLI does)."""
-    return set(iter_walk(root, rules))
+    return set(iter_walk(root, rules, explain=False))
 
 
-def iter_walk(root: str | os.PathLike[str], rules: Sequence[Rule]) -> Iterator[str]:
+def iter_walk(root: str | os.PathLike[str], rules: Sequence[Rule], *, explain: bool = True) -> Iterator[str]:
     """`walk`'s paths one by one, in the docker CLI's order (its `filepath.Walk`: depth first,
     the names of each directory in byte order, a directory before what it holds), without
     holding them all: memory is the listing of the directories being walked, not the number
-    of files. An unreadable directory raises OSError naming it."""
+    of files. An unreadable directory raises OSError: scandir's own with EXPLAIN false, else one
+    whose text names it (what the upload reports when the walk fails as it is sent)."""
     root = os.fspath(root)
     rules = tuple(rules)
     reincludes = tuple(rule.text for rule in rules if not rule.exclude)
@@ -97,6 +98,8 @@ def iter_walk(root: str | os.PathLike[str], rules: Sequence[Rule]) -> Iterator[s
             with os.scandir(directory) as entries:
                 listing = sorted((entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries)
         except OSError as exc:
+            if not explain:
+                raise
             raise OSError(exc.errno, f"Can not read directory in context: {directory}: "
                                      f"{exc.strerror or exc}") from exc
         if rel:  # the parent-directory half of PatternMatcher.matches: once per directory

@@ -298,3 +298,26 @@ def test_memory_does_not_grow_with_the_number_of_files(tmp_path: Path) -> None:
     small = _tar_peak(tmp_path / "small", 500)
     large = _tar_peak(tmp_path / "large", 2_000)
     assert large - small < 100_000, (small, large)
+
+
+def test_a_directory_that_cannot_be_listed_while_streaming_fails_the_stream_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk runs as the tar is written: an unreadable directory is the stream's failure
+    (the build reports it as a ContextError), named, as a file that cannot be read is."""
+    from dcs_magic.adapters.engine import _context_tar
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "sub").mkdir()
+    real = os.scandir
+
+    def scandir(path: str) -> object:
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    stream = _context_tar(tmp_path, "Dockerfile")
+    with pytest.raises(OSError) as info:
+        b"".join(stream)
+    assert stream.failure is info.value
+    assert info.value.strerror == f"Can not read directory in context: {tmp_path / 'sub'}: Permission denied"
