@@ -57,6 +57,7 @@ PY = sys.executable
 class Sample:
     wall_s: float
     rss_mib: float
+    cpu_s: float = 0.0  # user + system CPU seconds of the command (GNU time's %U + %S)
     inner_s: float | None = None  # what the child reports as its own last line (call time)
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -72,15 +73,15 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, inner: bool = Fal
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.NamedTemporaryFile("w+") as rss, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        proc = subprocess.run([TIME, "-f", "%M", "-o", rss.name, *argv], stdout=out,
+        proc = subprocess.run([TIME, "-f", "%M %U %S", "-o", rss.name, *argv], stdout=out,
                               stderr=subprocess.STDOUT, env=env, check=False)
         wall = time.perf_counter() - started
         out.seek(0)
         text = out.read().decode(errors="replace")
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:4])} failed ({proc.returncode}):\n{text[-2000:]}")
-        kib = float(rss.read().strip().splitlines()[-1])
-    sample = Sample(wall, kib / 1024)
+        kib, user, system = (float(x) for x in rss.read().strip().splitlines()[-1].split())
+    sample = Sample(wall, kib / 1024, user + system)
     if inner:
         last = (text.strip().splitlines() or ["nan"])[-1]
         try:
@@ -242,23 +243,26 @@ def _steps(n: int) -> str:
 
 def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
                prepare: Callable[[Path], None] | None = None, target: float = 1.05,
-               raw: bool = True) -> list[Result]:
+               raw: bool = True, engine_env: dict[str, str] | None = None, cpu: bool = False) -> list[Result]:
+    """ENGINE_ENV: the engine both sides build on (DOCKER_HOST, TLS settings), else the local one."""
     ctx = b.context(name, dockerfile)
     if prepare:
         prepare(ctx)
     flag = "1" if no_cache else "0"
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    ours = {**os.environ, **(engine_env or {})}
+    env = {**ours, "DOCKER_BUILDKIT": "0"}
     if not no_cache:  # warm the cache once, untimed
         _consume(b.client.api.build(path=str(ctx), tag=b.tag(name + "-warm"), rm=True))
     sides: dict[str, Callable[[int], Sample]] = {
-        "dcs": lambda i: run([PY, "-c", DCS_BUILD, str(ctx), b.tag(name), flag], inner=True),
+        "dcs": lambda i: run([PY, "-c", DCS_BUILD, str(ctx), b.tag(name), flag], env=ours, inner=True),
         # Not `-q`: that asks the engine (q=1) to leave the steps' output out of the stream,
         # while dcs-magic and raw docker-py receive and read all of it.
         "cli": lambda i: run([DOCKER_CLI, "build", *(["--no-cache"] if no_cache else []),
                               "-t", b.tag(name + "-cli"), str(ctx)], env=env),
     }
     if raw:
-        sides["raw"] = lambda i: run([PY, "-c", RAW_BUILD, str(ctx), b.tag(name + "-raw"), flag], inner=True)
+        sides["raw"] = lambda i: run([PY, "-c", RAW_BUILD, str(ctx), b.tag(name + "-raw"), flag], env=ours,
+                                     inner=True)
     s = interleave(b.args.reps, sides)
     results = [
         Result(name, "wall_s", [x.wall_s for x in s["dcs"]], [x.wall_s for x in s["cli"]], "docker build"),
@@ -266,6 +270,10 @@ def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
                "docker build", target, "call_s = time inside build(), imports excluded"),
         Result(name, "rss_mib", [x.rss_mib for x in s["dcs"]], [x.rss_mib for x in s["cli"]], "docker build"),
     ]
+    if cpu:  # the client's own work, whatever the engine and the machine's load do to wall time
+        results.append(Result(name, "cpu_s", [x.cpu_s for x in s["dcs"]], [x.cpu_s for x in s["cli"]],
+                              "docker build", None, "cpu_s = user+system CPU of the whole client "
+                              "process (dcs-magic's includes its imports)"))
     if raw:
         results.append(Result(name, "call_s", [x.inner_s or 0 for x in s["dcs"]],
                               [x.inner_s or 0 for x in s["raw"]], "raw docker-py", target))
@@ -288,6 +296,76 @@ def _big_context(total_mb: int, files: int) -> Callable[[Path], None]:
                     handle.write(block[:left])
                     left -= len(block)
     return prepare
+
+
+def _small_files(files: int, size: int = 1024) -> Callable[[Path], None]:
+    """FILES files of SIZE bytes, 500 to a directory (as `_big_context` lays them out)."""
+    def prepare(ctx: Path) -> None:
+        block = os.urandom(size)
+        for i in range(files):
+            directory = ctx / "data" / f"{i // 500:04d}"
+            if i % 500 == 0:
+                directory.mkdir(parents=True, exist_ok=True)
+            with open(directory / f"f{i}.txt", "wb") as handle:
+                handle.write(block)
+    return prepare
+
+
+def case_many_files(b: Bench) -> list[Result]:
+    """A context of many small files (issue 25.5): time against `docker build`, and peak RSS at
+    two file counts, to show it does not grow with the number of files."""
+    large = b.args.many_files or (10_000 if b.args.quick else 100_000)
+    small = max(1, large // 5)
+
+    def label(files: int) -> str:
+        return f"build-{files // 1000}k-files" if files % 1000 == 0 else f"build-{files}-files"
+
+    dockerfile = "FROM {base}\nCOPY Dockerfile /Dockerfile\n"
+    out = []
+    for files in (small, large):
+        rows = case_build(b, label(files), dockerfile, prepare=_small_files(files), raw=False, cpu=True)
+        shutil.rmtree(b.tmp / label(files), ignore_errors=True)
+        if files == large:
+            out.extend(rows)
+        else:  # the smaller context: its memory, for the flatness
+            out.extend(r for r in rows if r.metric in ("rss_mib", "cpu_s"))
+    ours = {r.case: statistics.median(r.ours) for r in out if r.metric == "rss_mib"}
+    cli = {r.case: statistics.median(r.base) for r in out if r.metric == "rss_mib"}
+    keys = [label(small), label(large)]
+    out.append(Result(f"files {small:,} -> {large:,}", "rss growth MiB",
+                      [ours[keys[1]] - ours[keys[0]]], [cli[keys[1]] - cli[keys[0]]], "docker build's growth",
+                      None, f"peak RSS at {large:,} files minus at {small:,} (1 KiB files); 0 = flat"))
+    return out
+
+
+def case_remote(b: Bench) -> list[Result]:
+    """Builds on a second dockerd behind TLS on 127.0.0.1 (tests/support/remote_engine.py:
+    openssl-made CA, server and client certificates; client certificates required), both sides
+    told where it is by DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH."""
+    from support import remote_engine
+
+    folder = b.tmp / "remote"
+    folder.mkdir()
+    engine = remote_engine.start_second_engine(folder, remote_engine.make_certs(folder / "certs"),
+                                               namespace="dcs-bench-remote")
+    try:
+        client = engine.client()
+        client.api.import_image_from_data(busybox_rootfs_tar(), repository=BASE.rpartition(":")[0],
+                                          tag=BASE.rpartition(":")[2], changes=['CMD ["sh"]'])
+        client.close()
+        env = {"DOCKER_HOST": engine.tcp_host, "DOCKER_TLS_VERIFY": "1",
+               "DOCKER_CERT_PATH": str(engine.certs.client_dir)}
+        env.pop("DOCKER_CONTEXT", None)
+        mb = 50 if b.args.quick else 200
+        files = 2_000
+        rows = case_build(b, "remote-tls-build-30", _steps(30), raw=False, engine_env=env)
+        rows += case_build(b, f"remote-tls-context-{mb}mb", "FROM {base}\nCOPY Dockerfile /Dockerfile\n",
+                           prepare=_big_context(mb, files), raw=False, engine_env=env)
+    finally:
+        engine.stop()
+    for r in rows:
+        r.baseline = "docker build (same TLS engine)"
+    return rows
 
 
 def case_push(b: Bench, name: str, layers: int, layer_mb: float, target: float = 1.05) -> list[Result]:
@@ -588,6 +666,8 @@ def cases(b: Bench) -> dict[str, Callable[[], list[Result]]]:
                                             "FROM {base}\nCOPY Dockerfile /Dockerfile\n",
                                             prepare=_big_context(mb, files)),
         "build-cached": lambda: case_build(b, "build-cached", _steps(30), no_cache=False),
+        "build-many-files": lambda: case_many_files(b),
+        "remote": lambda: case_remote(b),
         "push-3": lambda: case_push(b, "push-3", 3, 5 if b.args.quick else 20),
         "push-40": lambda: case_push(b, "push-40", 40, 0.5),
         "check": lambda: case_check(b),
@@ -603,6 +683,9 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5, help="runs per side and case (default 5)")
     parser.add_argument("--quick", action="store_true", help="smaller inputs (50 MB context, 5 MB layers)")
     parser.add_argument("--context-mb", type=int, default=500, help="size of the big build context")
+    parser.add_argument("--many-files", type=int, default=0,
+                        help="files in the many-small-files context (default 100,000, --quick 10,000; "
+                             "memory also at a fifth of it)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these cases")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers as JSON")
     args = parser.parse_args()

@@ -58,7 +58,7 @@ from ..settings import DOCKER_CLIENT_TIMEOUT, DOCKER_CLIENT_TIMEOUT_S, env
 from .engine_address import DEFAULT_SOCKET, EngineAddress, resolve
 from .owner import OWNER_LABEL, is_gone, this_process
 from .ssh_transport import SshAdapter, ssh_argv
-from .tarstream import Rule, TarStream, walk
+from .tarstream import Rule, TarStream, iter_walk, walk
 
 if TYPE_CHECKING:  # Python 3.10 has no typing.Self
     from typing_extensions import Self
@@ -1117,16 +1117,22 @@ def _context_tar(context_dir: Path, dockerfile: str, cancelled: Callable[[], boo
     written by a thread while the request uploads them (a chunked body), so tarring and
     uploading overlap and memory stays flat; docker-py's own `tar` would first write the
     whole context to a temporary file. Closing the iterator stops the writer.
+    The paths are walked as they are sent (`iter_walk`, in the docker CLI's order), never
+    collected: memory does not grow with the number of files. The `.dockerignore` patterns
+    are compiled here, so a bad one fails before the upload starts.
     `aside`: a Dockerfile and `.dockerignore` sent besides (the user's Dockerfile is then not
     forced in: the engine sees the context `docker build` would leave after its removals)."""
     if aside is None:
-        return TarStream(context_dir, context_paths(context_dir, dockerfile), cancelled=cancelled, hashes=hashes)
+        rules = context_rules(context_excludes(context_dir), dockerfile)
+        return TarStream(context_dir, iter_walk(context_dir, rules), cancelled=cancelled, hashes=hashes,
+                         ordered=True)
     # The .dockerignore dockerfile_aside read decides what is sent (not a second read of the file).
     user = aside.user_dockerignore.decode("utf-8") if aside.user_dockerignore is not None else None
-    files = context_paths(context_dir, aside.name, user) - {".dockerignore"}  # sent as aside.dockerignore
+    rules = context_rules(context_excludes(context_dir, user), aside.name)
+    files = (path for path in iter_walk(context_dir, rules) if path != ".dockerignore")  # sent as aside's
     if hashes is not None and aside.user_dockerignore is not None:  # hashed as the user's, like the lock does
         hashes[".dockerignore"] = hashlib.sha256(aside.user_dockerignore).hexdigest()
-    return TarStream(context_dir, files, cancelled=cancelled, hashes=hashes,
+    return TarStream(context_dir, files, cancelled=cancelled, hashes=hashes, ordered=True,
                      extra={aside.name: aside.dockerfile, ".dockerignore": aside.dockerignore},
                      extra_like=aside.like)
 

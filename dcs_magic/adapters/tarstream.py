@@ -15,10 +15,14 @@ reads file contents straight into the outgoing chunk. Modification times are who
 as the docker CLI sends them (docker-py's fractional seconds cost every file an extra pax
 header; the engine's cache keys do not include mtimes either way).
 
-Which paths go in is `walk`'s business: the `.dockerignore` semantics of docker-py's
+Which paths go in is `iter_walk`'s business: the `.dockerignore` semantics of docker-py's
 `PatternMatcher` (the engine adapter compiles the rules from docker-py's own pattern
 parser), with one scandir per directory and the parent-directory matches computed once per
-directory instead of once per file.
+directory instead of once per file. The build hands the walk itself to the writer
+(`ordered=True`): paths are produced as they are archived, in the docker CLI's order, so
+nothing grows with the number of files (a 100,000-file context once cost a set of every path,
+its sorted copy and an inode entry per file: ~30 MB). Only files with more than one link
+are remembered for hard links, as the docker CLI does.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import stat
 import struct
 import tarfile
 import threading
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +46,7 @@ try:  # owner names, as tarfile writes them; none on Windows
 except ImportError:  # pragma: no cover - Windows
     grp = pwd = None  # type: ignore[assignment]
 
-__all__ = ["CHUNK_SIZE", "Rule", "TarStream", "UploadCancelled", "walk"]
+__all__ = ["CHUNK_SIZE", "Rule", "TarStream", "UploadCancelled", "iter_walk", "walk"]
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: few syscalls and queue handoffs per MB, memory still flat
 QUEUE_CHUNKS = 4  # the writer outruns the engine by far (it waits on the upload, not the reverse)
@@ -73,38 +77,62 @@ def walk(root: str | os.PathLike[str], rules: Sequence[Rule]) -> set[str]:
     """Relative paths (files and directories) under ROOT that RULES do not exclude: the same
     set as docker-py's `PatternMatcher(patterns).walk(root)` for the rules it compiles, except
     that names are matched case-sensitively (as the docker CLI does)."""
+    return set(iter_walk(root, rules, explain=False))
+
+
+def iter_walk(root: str | os.PathLike[str], rules: Sequence[Rule], *, explain: bool = True) -> Iterator[str]:
+    """`walk`'s paths one by one, in the docker CLI's order (its `filepath.Walk`: depth first,
+    the names of each directory in byte order, a directory before what it holds), without
+    holding them all: memory is the listing of the directories being walked, not the number
+    of files. An unreadable directory raises OSError: scandir's own with EXPLAIN false, else one
+    whose text names it (what the upload reports when the walk fails as it is sent)."""
     root = os.fspath(root)
     rules = tuple(rules)
     reincludes = tuple(rule.text for rule in rules if not rule.exclude)
-    found: set[str] = set()
+    no_hits = (False,) * len(rules)
+    # One frame per directory being walked: (its listing, next index, relative path, parent hits).
+    stack: list[tuple[list[tuple[str, bool]], list[int], str, tuple[bool, ...]]] = []
 
-    def rec(directory: str, rel: str) -> None:
-        # The parent-directory half of PatternMatcher.matches depends only on the directory.
-        parents = [p for p in rel.split("/") if p and p != "."]
-        parent_hits = tuple(
-            bool(rel) and rule.depth <= len(parents)
-            and rule.regex.match("/".join(parents[:rule.depth])) is not None
-            for rule in rules)
-        with os.scandir(directory) as entries:
-            listing = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-        for name, is_dir in listing:
-            path = f"{rel}/{name}" if rel else name
-            matched = False
-            for rule, parent_hit in zip(rules, parent_hits):
-                if parent_hit or rule.regex.match(path) is not None:
-                    matched = rule.exclude
-            if not matched:
-                found.add(path)
-            if not is_dir:  # symlinks to directories are entries, not followed
-                continue
-            # An excluded directory is still entered when a `!` pattern may re-include
-            # something below it (docker-py's prefix test, kept as is).
-            if matched and not any(text.startswith(path) for text in reincludes):
-                continue
-            rec(os.path.join(directory, name), path)
+    def enter(directory: str, rel: str) -> None:
+        try:
+            with os.scandir(directory) as entries:
+                listing = sorted((entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries)
+        except OSError as exc:
+            if not explain:
+                raise
+            raise OSError(exc.errno, f"Can not read directory in context: {directory}: "
+                                     f"{exc.strerror or exc}") from exc
+        if rel:  # the parent-directory half of PatternMatcher.matches: once per directory
+            parents = rel.split("/")
+            hits = tuple(rule.depth <= len(parents) and rule.regex.match("/".join(parents[:rule.depth])) is not None
+                         for rule in rules)
+        else:
+            hits = no_hits
+        stack.append((listing, [0], rel, hits))
 
-    rec(root, "")
-    return found
+    enter(root, "")
+    while stack:
+        listing, index, rel, hits = stack[-1]
+        i = index[0]
+        if i == len(listing):
+            stack.pop()
+            continue
+        index[0] = i + 1
+        name, is_dir = listing[i]
+        path = f"{rel}/{name}" if rel else name
+        matched = False
+        for rule, hit in zip(rules, hits):
+            if hit or rule.regex.match(path) is not None:
+                matched = rule.exclude
+        if not matched:
+            yield path
+        if not is_dir:  # symlinks to directories are entries, not followed
+            continue
+        # An excluded directory is still entered when a `!` pattern may re-include
+        # something below it (docker-py's prefix test, kept as is).
+        if matched and not any(text.startswith(path) for text in reincludes):
+            continue
+        enter(os.path.join(root, path), path)
 
 
 class UploadCancelled(Exception):
@@ -189,6 +217,9 @@ class TarStream:
     `failure` (the upload may report it only as a broken connection). `cancelled`, asked
     before each chunk is handed on, ends the iteration with UploadCancelled: a build
     cancelled while its context uploads stops within a chunk, not after the whole context.
+    `ordered=True`: FILES is sent in its own order and read lazily by the writer (an iterator
+    such as `iter_walk`'s: memory stays flat in the number of files; an OSError it raises is a
+    failure like a file that cannot be read); otherwise FILES is sorted first.
     `extra` maps member names that are not on disk to the bytes sent as regular files after
     `files` (with the mode, owner and mtime of `extra_like`, a stat result; the build sends
     its own Dockerfile this way, beside the user's). With `hashes` (a dict), the sha256 of
@@ -201,11 +232,13 @@ class TarStream:
                  chunk_size: int = CHUNK_SIZE, queue_chunks: int = QUEUE_CHUNKS,
                  cancelled: Callable[[], bool] | None = None,
                  extra: Mapping[str, bytes] | None = None, extra_like: os.stat_result | None = None,
-                 hashes: dict[str, str] | None = None) -> None:
+                 hashes: dict[str, str] | None = None, ordered: bool = False) -> None:
         if chunk_size % _BLOCK:
             raise ValueError(f"chunk_size must be a multiple of {_BLOCK}")
         self.root = Path(root)
-        self.files = sorted(files)
+        # `ordered`: FILES is already in the order to send (e.g. `iter_walk`'s generator) and is
+        # consumed as the tar is written, never held whole; otherwise it is sorted here.
+        self.files: Iterable[str] = files if ordered else sorted(files)
         self.chunk_size = chunk_size
         self.queue_chunks = queue_chunks
         self.bytes_sent = 0  # handed to the consumer
@@ -249,7 +282,7 @@ class TarStream:
         out = _Chunks(chunks, self.chunk_size, stopped, self)
         self._inodes.clear()
         try:
-            root = os.fspath(self.root)
+            root = os.path.join(os.fspath(self.root), "")  # names are appended to it
             for name in self.files:
                 if stopped.is_set():
                     return
@@ -277,8 +310,10 @@ class TarStream:
                     pass
 
     def _add(self, out: _Chunks, root: str, name: str) -> None:
-        name = name.replace(os.sep, "/").lstrip("/")
-        full = os.path.join(root, name)
+        if os.sep != "/":
+            name = name.replace(os.sep, "/")
+        name = name.lstrip("/")
+        full = root + name
         try:
             st = os.lstat(full)
         except OSError as exc:
@@ -287,16 +322,18 @@ class TarStream:
         size = 0
         linkname = ""
         if stat.S_ISREG(mode):
-            inode = (st.st_ino, st.st_dev)
-            first = self._inodes.get(inode) if st.st_nlink > 1 else None
+            first = None
+            if st.st_nlink > 1:  # only a file with other names can be linked to (the CLI's rule too)
+                inode = (st.st_ino, st.st_dev)
+                first = self._inodes.get(inode)
+                if first is None and st.st_ino:
+                    self._inodes[inode] = name
             if first is not None and first != name:  # a hard link to a file already archived
                 kind, linkname = tarfile.LNKTYPE, first
                 if self.hashes is not None and first in self.hashes:
                     self.hashes[name] = self.hashes[first]
             else:
                 kind, size = tarfile.REGTYPE, st.st_size
-                if st.st_ino:
-                    self._inodes[inode] = name
         elif stat.S_ISDIR(mode):
             kind = tarfile.DIRTYPE
         elif stat.S_ISLNK(mode):
@@ -354,7 +391,7 @@ class TarStream:
         """SIZE bytes of FULL read straight into the outgoing chunks, then block padding;
         DIGEST (a hashlib object), when given, is updated with the bytes as they are sent."""
         try:
-            fd = os.open(full, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+            fd = os.open(full, _OPEN_FLAGS)
         except OSError as exc:
             raise OSError(exc.errno, f"Can not read file in context: {full}: {exc.strerror or exc}") from exc
         try:
@@ -388,6 +425,7 @@ class TarStream:
         return _cached_name(self._gnames, gid, grp.getgrgid if grp else None)
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _PLAIN = (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
 
 

@@ -171,7 +171,9 @@ def isolated_docker_config(monkeypatch: Any, folder: Path) -> Path:
     return folder
 
 
-def start_second_engine(folder: Path, certs: Certs, timeout_s: float = 30.0) -> SecondEngine:
+def start_second_engine(folder: Path, certs: Certs, timeout_s: float = 30.0,
+                        namespace: str = "dcs-test-remote") -> SecondEngine:
+    """NAMESPACE: its containerd namespaces (the benchmark uses its own, apart from the tests')."""
     binary = shutil.which("dockerd")
     if binary is None:
         raise RuntimeError("dockerd is not installed: run `bash scripts/dev-env.sh deps`")
@@ -185,7 +187,7 @@ def start_second_engine(folder: Path, certs: Certs, timeout_s: float = 30.0) -> 
             "--tlsverify", "--tlscacert", str(server / "ca.pem"), "--tlscert", str(server / "server-cert.pem"),
             "--tlskey", str(server / "server-key.pem"),
             f"--bridge={bridge}", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-            "--containerd-namespace", "dcs-test-remote", "--containerd-plugins-namespace", "dcs-test-remote-plugins"]
+            "--containerd-namespace", namespace, "--containerd-plugins-namespace", f"{namespace}-plugins"]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
