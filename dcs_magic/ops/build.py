@@ -148,16 +148,7 @@ def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelTo
            target: str | None, labels: dict[str, str] | None, hash_files: bool) -> BuildResult:
     from ..adapters import engine as engine_mod  # docker is imported only when a build starts
 
-    dockerfile = context / "Dockerfile"
-    if not dockerfile.is_file():
-        raise ContextError(f"Build context {name!r} has no Dockerfile ({dockerfile})",
-                           hint=f"Run a %%dockerfile {name} cell first (or pass the context "
-                                "directory that holds the Dockerfile).")
-    tags = [_checked_tag(tag) for tag in tags]
-    text = dockerfile.read_bytes()
-    sha = dockerfile_sha256(text)  # the same hash %%dockerfile reports
-    source = text.decode("utf-8", "replace")
-    base = final_base(source, build_args, target)
+    tags, text, sha, source, base = _read_context(context, name, tags, build_args, target)
     own_labels = {SHA_LABEL: sha, VERSION_LABEL: __version__}
     log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)  # never sent to the engine
     started = time.time()
@@ -239,16 +230,7 @@ def _build_buildkit(reporter: Reporter, state: BuildKitState, context: Path, tok
     from ..adapters import engine as engine_mod
     from ..adapters.buildkit import BuildkitRun
 
-    dockerfile = context / "Dockerfile"
-    if not dockerfile.is_file():
-        raise ContextError(f"Build context {name!r} has no Dockerfile ({dockerfile})",
-                           hint=f"Run a %%dockerfile {name} cell first (or pass the context "
-                                "directory that holds the Dockerfile).")
-    tags = [_checked_tag(tag) for tag in tags]
-    text = dockerfile.read_bytes()
-    sha = dockerfile_sha256(text)
-    source = text.decode("utf-8", "replace")
-    base = final_base(source, build_args, target)
+    tags, text, sha, source, base = _read_context(context, name, tags, build_args, target)
     own_labels = {SHA_LABEL: sha, VERSION_LABEL: __version__}
     log_path = _new_log_path(context / engine_mod.PRIVATE_DIR)
     with closing(engine_mod.connect()) as engine, closing(_BuildLog(log_path)) as log:
@@ -310,6 +292,22 @@ def _build_buildkit(reporter: Reporter, state: BuildKitState, context: Path, tok
                        warnings=list(state.warnings), builder="buildkit",
                        context_files=None if streamed is None else
                        {k: v for k, v in sorted(streamed.items()) if k != "Dockerfile"})
+
+
+def _read_context(context: Path, name: str, tags: list[str], build_args: dict[str, str] | None,
+                  target: str | None) -> tuple[list[str], bytes, str, str, str | None]:
+    """What both builders start from: the tags checked, the Dockerfile's bytes, its sha256 (the
+    same hash %%dockerfile reports), its text and the final stage's base; a ContextError
+    naming the cell to run when there is no Dockerfile."""
+    dockerfile = context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ContextError(f"Build context {name!r} has no Dockerfile ({dockerfile})",
+                           hint=f"Run a %%dockerfile {name} cell first (or pass the context "
+                                "directory that holds the Dockerfile).")
+    checked = [_checked_tag(tag) for tag in tags]
+    text = dockerfile.read_bytes()
+    source = text.decode("utf-8", "replace")
+    return checked, text, dockerfile_sha256(text), source, final_base(source, build_args, target)
 
 
 def _checked_tag(tag: str) -> str:
