@@ -420,7 +420,7 @@ export function render({ model, el, store }) {
     root.dataset.status = status;
     root.dataset.kind = kind;
     title.textContent = `${kind === "push" ? "Push" : "Build"} ${get("title") || ""}`.trim();
-    const engineText = get("engine") || "";
+    const engineText = get("engine") === "local" ? "" : get("engine") || ""; // said only when not local
     engine.textContent = engineText ? `on ${engineText}` : "";
     engine.title = engineText ? `Docker engine: ${engineText}` : "";
     engine.hidden = !engineText;

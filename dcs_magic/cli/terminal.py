@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from ..model.progress import ProgressSnapshot, format_line, human_bytes
+from ..model.progress import ProgressSnapshot, format_line, human_bytes, shown_engine
 from ..model.results import CheckReport
 
 __all__ = ["TerminalProgress", "print_check_report", "progress_sink", "use_rich"]
@@ -93,7 +93,7 @@ class TerminalProgress:
 
     def _engine(self, snapshot: ProgressSnapshot | Mapping[str, Any]) -> None:
         """`engine: tcp://host:2376 (TLS)` once, when the run knows its engine."""
-        engine = str(snapshot.get("engine") or "")
+        engine = shown_engine(snapshot.get("engine"))  # nothing for the local engine
         if not engine or engine == self._engine_shown:
             return
         self._engine_shown = engine
@@ -249,7 +249,7 @@ def print_check_report(report: CheckReport, stream: TextIO | None = None, *, ric
     if rich if rich is not None else use_rich(stream):
         _rich_report(report, stream)
         return
-    if report.engine:
+    if shown_engine(report.engine):
         print(f"engine: {report.engine}", file=stream)
     print(f"{report.image}: {'ok' if report.ok else 'FAILED'}", file=stream)
     for item in report.checks:
@@ -264,7 +264,7 @@ def _rich_report(report: CheckReport, stream: TextIO) -> None:
     from rich.text import Text
 
     table = Table(title=f"{report.image}: {'ok' if report.ok else 'FAILED'}", title_justify="left",
-                  caption=Text(f"engine: {report.engine}") if report.engine else None, caption_justify="left")
+                  caption=Text(f"engine: {report.engine}") if shown_engine(report.engine) else None, caption_justify="left")
     for column in ("", "check", "detail", "fix"):
         table.add_column(column, overflow="fold")
     for item in report.checks:

@@ -41,6 +41,7 @@ __all__ = [
     "format_duration",
     "format_line",
     "human_bytes",
+    "shown_engine",
     "snapshot_fields",
 ]
 
@@ -114,6 +115,16 @@ class ProgressSnapshot(TypedDict):
     digest: str | None
     pinned: str | None
     size: int | None
+
+
+LOCAL_ENGINE = "local"
+"""The label of the engine on this machine's default socket (adapters.engine_address)."""
+
+
+def shown_engine(label: str | None) -> str:
+    """The engine label a view shows: "" for the local engine (the usual case says nothing),
+    else the label (`tcp://h:2376 (TLS)`, `ssh://user@h`, a context's engine)."""
+    return "" if not label or label == LOCAL_ENGINE else str(label)
 
 
 def snapshot_fields() -> frozenset[str]:

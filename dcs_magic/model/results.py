@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .imageref import ImageRef, parse_reference
+from .progress import shown_engine
 
 __all__ = ["BuildResult", "CheckItem", "CheckReport", "LaunchRecord", "ProgressRecord", "PushResult", "path_href",
            "path_link", "url_link"]
@@ -156,7 +157,7 @@ class ProgressRecord:
             rows.append(("Error", self.error, False))
         if self.hint and self.status != "done":
             rows.append(("Hint", self.hint, False))
-        if self.engine and self.engine != "local":
+        if shown_engine(self.engine):
             rows.append(("Engine", self.engine, False))
         if self.kind == "build" and self.builder == "buildkit":
             rows.append(("Builder", "BuildKit", False))
@@ -406,7 +407,7 @@ class CheckReport:
     def __repr__(self) -> str:
         """Failures first (with their fix), then the passed checks on one line."""
         lines = [f"CheckReport({self.image}: {'ok' if self.ok else 'FAILED'})"]
-        if self.engine:
+        if shown_engine(self.engine):
             lines.append(f"  engine: {self.engine}")
         attention, passed = self._ordered()
         for c in attention:
@@ -456,7 +457,8 @@ class CheckReport:
                      f"</summary>{table(passed)}</details>")
         return (f'<div class="dcs-check" style="color:var(--jp-content-font-color1)">'
                 f'<p role="status"><b>{escape(self.image)}</b> {verdict}'
-                + (f' <span class="dcs-check-engine">(engine: {escape(self.engine)})</span>' if self.engine else "")
+                + (f' <span class="dcs-check-engine">(engine: {escape(self.engine)})</span>'
+                   if shown_engine(self.engine) else "")
                 + f"</p>{body}</div>")
 
 

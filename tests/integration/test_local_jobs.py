@@ -245,7 +245,8 @@ def test_dcs_run_local(job_image: str, auth_registry: Registry, secret_password:
     code, out, err = done["ok"]
     assert code == 0, out + err
     assert "State: TERMINATED/SUCCESS (exit code 0)" in out and "argv ['--day', '1']" in out
-    assert "/runs/" in out and "Traceback" not in err
+    # The local workspace ends with the command: no run page URL that dies with it.
+    assert "on the local preflight workspace" in out and "/runs/" not in out and "Traceback" not in err
     code, out, err = done["fail"]
     assert code == 1, out + err
     assert "State: TERMINATED/FAILED (exit code 3)" in out
