@@ -211,12 +211,8 @@ def _build(reporter: Reporter, state: BuildState, context: Path, token: CancelTo
             log.writelines(f"{line}\n" for line in reporter.apply({"stream": f"Successfully tagged {tag}\n"}))
         if base and not base_digest and not base_local:  # the build pulled it: ask now
             base_digest = engine.repo_digest(base)
-    return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
-                       duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
-                       base_image=base, base_digest=base_digest, platform=platform,
-                       warnings=list(state.warnings), builder="classic",
-                       context_files=None if streamed is None else
-                       {k: v for k, v in sorted(streamed.items()) if k != "Dockerfile"})
+    return _result(reporter, state, builder="classic", tags=tags, sha=sha, log_path=log_path, name=name,
+                   base=base, base_digest=base_digest, platform=platform, streamed=streamed)
 
 
 def _build_buildkit(reporter: Reporter, state: BuildKitState, context: Path, token: CancelToken, *,
@@ -286,10 +282,20 @@ def _build_buildkit(reporter: Reporter, state: BuildKitState, context: Path, tok
                              hint=f"See the full log: {log_path}")
         if base and not base_digest and not base_local:
             base_digest = engine.repo_digest(base)
+    return _result(reporter, state, builder="buildkit", tags=tags, sha=sha, log_path=log_path, name=name,
+                   base=base, base_digest=base_digest, platform=platform, streamed=streamed)
+
+
+def _result(reporter: Reporter, state: BuildState, *, builder: str, tags: list[str], sha: str, log_path: Path,
+            name: str, base: str | None, base_digest: str | None, platform: str,
+            streamed: dict[str, str] | None) -> BuildResult:
+    """The BuildResult either builder returns (`streamed`: the hashes of the files sent, as
+    `context_files`, the Dockerfile left out)."""
+    assert state.image_id is not None
     return BuildResult(image_id=state.image_id, tags=tags, dockerfile_sha256=sha,
                        duration_s=round(reporter.elapsed_s, 3), log_path=str(log_path), name=name,
                        base_image=base, base_digest=base_digest, platform=platform,
-                       warnings=list(state.warnings), builder="buildkit",
+                       warnings=list(state.warnings), builder=builder,
                        context_files=None if streamed is None else
                        {k: v for k, v in sorted(streamed.items()) if k != "Dockerfile"})
 
