@@ -15,6 +15,7 @@ import docker.errors
 import pytest
 from support.cleanup import remove_step_images
 from support.comms import RecordingComm, record_comms
+from support.images import make_context
 from support.recorder import Recorder
 
 import dcs_magic
@@ -25,14 +26,6 @@ from dcs_magic.ops.build import SHA_LABEL, VERSION_LABEL
 from dcs_magic.ops.runner import Cancelled, Job
 
 pytestmark = pytest.mark.docker
-
-
-def make_context(root: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "Dockerfile").write_text(dockerfile)
-    for name, text in (files or {}).items():
-        (root / name).write_text(text)
-    return root
 
 
 

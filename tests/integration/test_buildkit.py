@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.images import make_context
 from support.recorder import Recorder
 
 import dcs_magic
@@ -36,15 +37,8 @@ def _buildkit_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DCS_DOCKER_CLI", raising=False)
     buildkit.forget_cli()
     if buildkit.find_cli() is None:
-        pytest.skip(f"no BuildKit-capable docker CLI: {buildkit.probe_report()}")
-
-
-def make_context(root: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "Dockerfile").write_text(dockerfile)
-    for name, text in (files or {}).items():
-        (root / name).write_text(text)
-    return root
+        pytest.fail(f"no BuildKit-capable docker CLI (bash scripts/dev-env.sh deps installs docker.io): "
+                    f"{buildkit.probe_report()}")
 
 
 def processes_with(text: str) -> list[int]:

@@ -82,6 +82,15 @@ def ensure_busybox_image(client: docker.DockerClient, ref: str = BUSYBOX_REF,
     return ref
 
 
+def make_context(root: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+    """A build context on disk: ROOT with DOCKERFILE and FILES (name -> text); returns ROOT."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Dockerfile").write_text(dockerfile)
+    for name, text in (files or {}).items():
+        (root / name).write_text(text)
+    return root
+
+
 def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: dict[str, bytes]) -> None:
     """A classic-builder build of an in-memory context (Dockerfile + `files`), errors asserted."""
     buf = io.BytesIO()
