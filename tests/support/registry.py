@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import secrets
 import shutil
 import socket
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -353,32 +355,26 @@ def rate_limited_registry() -> AbstractContextManager[str]:
     return http_answer(429, body, "application/json", {"Retry-After": "60"})
 
 
-class StallingProxy:
-    """A TCP proxy on 127.0.0.1 in front of a real registry that holds back matching requests.
+class _TcpProxy:
+    """A TCP proxy on 127.0.0.1 in front of a local registry: bytes go through both ways (the
+    Host header is kept, so upload `Location`s point back at the proxy), each chunk handed to
+    `_passing(data, to_registry, connection)` first; `connection` is `_new_connection()`'s, one
+    per client connection. `host` is "127.0.0.1:PORT"; `close()` ends it all."""
 
-    Bytes go through unchanged both ways (the Host header is kept, so the registry's upload
-    `Location`s point back at the proxy). When a client->registry chunk contains a request
-    line starting with `stall_on` (by default a blob upload's final `PUT ...?digest=`),
-    the proxy waits `stall_s` seconds before passing it on: a registry slow to accept a
-    layer, with the engine's push stream silent meanwhile. `host` is "127.0.0.1:PORT";
-    `stalled` counts the requests held back; `stalling` is set while one is held.
-    """
-
-    def __init__(self, upstream_port: int, *, stall_s: float, stall_on: bytes = b"PUT /v2/",
-                 stall_if: bytes = b"digest=", times: int = 1) -> None:
+    def __init__(self, upstream_port: int, name: str) -> None:
         self.upstream_port = upstream_port
-        self.stall_s = stall_s
-        self.stall_on = stall_on
-        self.stall_if = stall_if
-        self.times = times
-        self.stalled = 0
-        self.stalling = threading.Event()
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.host = f"127.0.0.1:{self._server.getsockname()[1]}"
-        threading.Thread(target=self._accept, name="stalling-proxy", daemon=True).start()
+        threading.Thread(target=self._accept, name=name, daemon=True).start()
+
+    def _new_connection(self) -> Any:
+        return None
+
+    def _passing(self, data: bytes, to_registry: bool, connection: Any) -> bytes:
+        return data
 
     def _accept(self) -> None:
         while not self._closing.is_set():
@@ -394,29 +390,17 @@ class StallingProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._sockets += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+            connection = self._new_connection()
+            threading.Thread(target=self._pipe, args=(client, upstream, True, connection), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False, connection), daemon=True).start()
 
-    def _should_stall(self, data: bytes) -> bool:
-        for line in data.split(b"\r\n"):
-            if line.startswith(self.stall_on) and self.stall_if in line:
-                with self._lock:
-                    if self.stalled < self.times:
-                        self.stalled += 1
-                        return True
-        return False
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, to_registry: bool) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, to_registry: bool, connection: Any) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                if to_registry and self._should_stall(data):
-                    self.stalling.set()
-                    self._closing.wait(self.stall_s)
-                    self.stalling.clear()
-                sink.sendall(data)
+                sink.sendall(self._passing(data, to_registry, connection))
         except OSError:
             pass
         finally:
@@ -440,6 +424,44 @@ class StallingProxy:
             sock.close()
 
 
+class StallingProxy(_TcpProxy):
+    """A TCP proxy on 127.0.0.1 in front of a real registry that holds back matching requests.
+
+    Bytes go through unchanged both ways (the Host header is kept, so the registry's upload
+    `Location`s point back at the proxy). When a client->registry chunk contains a request
+    line starting with `stall_on` (by default a blob upload's final `PUT ...?digest=`),
+    the proxy waits `stall_s` seconds before passing it on: a registry slow to accept a
+    layer, with the engine's push stream silent meanwhile. `host` is "127.0.0.1:PORT";
+    `stalled` counts the requests held back; `stalling` is set while one is held.
+    """
+
+    def __init__(self, upstream_port: int, *, stall_s: float, stall_on: bytes = b"PUT /v2/",
+                 stall_if: bytes = b"digest=", times: int = 1) -> None:
+        self.stall_s = stall_s
+        self.stall_on = stall_on
+        self.stall_if = stall_if
+        self.times = times
+        self.stalled = 0
+        self.stalling = threading.Event()
+        super().__init__(upstream_port, "stalling-proxy")
+
+    def _should_stall(self, data: bytes) -> bool:
+        for line in data.split(b"\r\n"):
+            if line.startswith(self.stall_on) and self.stall_if in line:
+                with self._lock:
+                    if self.stalled < self.times:
+                        self.stalled += 1
+                        return True
+        return False
+
+    def _passing(self, data: bytes, to_registry: bool, connection: Any) -> bytes:
+        if to_registry and self._should_stall(data):
+            self.stalling.set()
+            self._closing.wait(self.stall_s)
+            self.stalling.clear()
+        return data
+
+
 @contextmanager
 def stalling_proxy(registry: Registry, *, stall_s: float, **options: object) -> Iterator[StallingProxy]:
     """A StallingProxy in front of `registry` (see its docstring); closed on exit."""
@@ -450,7 +472,7 @@ def stalling_proxy(registry: Registry, *, stall_s: float, **options: object) -> 
         proxy.close()
 
 
-class DigestRewritingProxy:
+class DigestRewritingProxy(_TcpProxy):
     """A TCP proxy on 127.0.0.1 in front of a real registry that lies about one thing: the
     `Docker-Content-Digest` of its answers to `HEAD /v2/.../manifests/...` becomes `digest`
     (same length, so nothing else in the answer changes). Pushes through it work as they
@@ -459,73 +481,28 @@ class DigestRewritingProxy:
     "127.0.0.1:PORT"; `rewritten` counts the answers changed.
     """
 
+    _DIGEST = re.compile(rb"(?im)^(Docker-Content-Digest:\s*)sha256:[0-9a-f]{64}")
+    _HEAD_MANIFEST = re.compile(rb"(?m)^HEAD /v2/\S+/manifests/")
+
     def __init__(self, upstream_port: int, digest: str) -> None:
         assert len(digest) == len("sha256:") + 64, "a sha256 digest keeps the answer's length"
-        self.upstream_port = upstream_port
         self.digest = digest.encode("ascii")
         self.rewritten = 0
-        self._closing = threading.Event()
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.host = f"127.0.0.1:{self._server.getsockname()[1]}"
-        threading.Thread(target=self._accept, name="digest-proxy", daemon=True).start()
+        super().__init__(upstream_port, "digest-proxy")
 
-    def _accept(self) -> None:
-        while not self._closing.is_set():
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
+    def _new_connection(self) -> list[int]:
+        return [0]  # HEAD manifest requests whose answers are still to come
+
+    def _passing(self, data: bytes, to_registry: bool, connection: Any) -> bytes:
+        heads: list[int] = connection
+        if to_registry:
+            heads[0] += len(self._HEAD_MANIFEST.findall(data))
+        elif heads[0] and self._DIGEST.search(data):
+            heads[0] -= 1
+            data = self._DIGEST.sub(lambda m: m[1] + self.digest, data, count=1)
             with self._lock:
-                self._sockets += [client, upstream]
-            heads: list[int] = [0]  # HEAD manifest requests whose answers are still to come
-            threading.Thread(target=self._pipe, args=(client, upstream, heads, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, heads, False), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, heads: list[int], to_registry: bool) -> None:
-        import re
-
-        pattern = re.compile(rb"(?im)^(Docker-Content-Digest:\s*)sha256:[0-9a-f]{64}")
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if to_registry:
-                    heads[0] += len(re.findall(rb"(?m)^HEAD /v2/\S+/manifests/", data))
-                elif heads[0] and pattern.search(data):
-                    heads[0] -= 1
-                    data = pattern.sub(lambda m: m[1] + self.digest, data, count=1)
-                    with self._lock:
-                        self.rewritten += 1
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._closing.set()
-        self._server.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+                self.rewritten += 1
+        return data
 
 
 @contextmanager
