@@ -201,7 +201,9 @@ import json, sys, time, dcs_magic, dcs_magic.adapters.engine, dcs_magic.ops.buil
 from dcs_magic.jupyter.widgets import ProgressWidget
 sink = ProgressWidget()
 started = time.perf_counter()
-dcs_magic.build(sys.argv[1], tags=[sys.argv[2]], no_cache=sys.argv[3] == "1", progress=sink)
+result = dcs_magic.build(sys.argv[1], tags=[sys.argv[2]], no_cache=sys.argv[3] == "1", progress=sink,
+                         builder=sys.argv[4] if len(sys.argv) > 4 else "auto")
+assert result.builder == (sys.argv[4] if len(sys.argv) > 4 else result.builder), result.builder
 print(json.dumps({"inner_s": time.perf_counter() - started}))
 """
 RAW_BUILD = """
@@ -243,21 +245,27 @@ def _steps(n: int) -> str:
 
 def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
                prepare: Callable[[Path], None] | None = None, target: float = 1.05,
-               raw: bool = True, engine_env: dict[str, str] | None = None, cpu: bool = False) -> list[Result]:
-    """ENGINE_ENV: the engine both sides build on (DOCKER_HOST, TLS settings), else the local one."""
+               raw: bool = True, engine_env: dict[str, str] | None = None, cpu: bool = False,
+               builder: str = "classic") -> list[Result]:
+    """ENGINE_ENV: the engine both sides build on (DOCKER_HOST, TLS settings), else the local one.
+    BUILDER: `classic` (docker-py; the CLI with DOCKER_BUILDKIT=0) or `buildkit` (dcs-magic's
+    BuildKit builder, the CLI with DOCKER_BUILDKIT=1 --progress=plain, which is what it runs)."""
     ctx = b.context(name, dockerfile)
     if prepare:
         prepare(ctx)
     flag = "1" if no_cache else "0"
     ours = {**os.environ, **(engine_env or {})}
-    env = {**ours, "DOCKER_BUILDKIT": "0"}
+    buildkit = builder == "buildkit"
+    env = {**ours, "DOCKER_BUILDKIT": "1" if buildkit else "0"}
+    cli_flags = ["--progress=plain"] if buildkit else []
+    cli_name = "DOCKER_BUILDKIT=1 docker build" if buildkit else "docker build"
     if not no_cache:  # warm the cache once, untimed
-        _consume(b.client.api.build(path=str(ctx), tag=b.tag(name + "-warm"), rm=True))
+        run([DOCKER_CLI, "build", *cli_flags, "-t", b.tag(name + "-warm"), str(ctx)], env=env)
     sides: dict[str, Callable[[int], Sample]] = {
-        "dcs": lambda i: run([PY, "-c", DCS_BUILD, str(ctx), b.tag(name), flag], env=ours, inner=True),
+        "dcs": lambda i: run([PY, "-c", DCS_BUILD, str(ctx), b.tag(name), flag, builder], env=ours, inner=True),
         # Not `-q`: that asks the engine (q=1) to leave the steps' output out of the stream,
         # while dcs-magic and raw docker-py receive and read all of it.
-        "cli": lambda i: run([DOCKER_CLI, "build", *(["--no-cache"] if no_cache else []),
+        "cli": lambda i: run([DOCKER_CLI, "build", *cli_flags, *(["--no-cache"] if no_cache else []),
                               "-t", b.tag(name + "-cli"), str(ctx)], env=env),
     }
     if raw:
@@ -265,14 +273,14 @@ def case_build(b: Bench, name: str, dockerfile: str, *, no_cache: bool = True,
                                      inner=True)
     s = interleave(b.args.reps, sides)
     results = [
-        Result(name, "wall_s", [x.wall_s for x in s["dcs"]], [x.wall_s for x in s["cli"]], "docker build"),
+        Result(name, "wall_s", [x.wall_s for x in s["dcs"]], [x.wall_s for x in s["cli"]], cli_name),
         Result(name, "call_s", [x.inner_s or 0 for x in s["dcs"]], [x.wall_s for x in s["cli"]],
-               "docker build", target, "call_s = time inside build(), imports excluded"),
-        Result(name, "rss_mib", [x.rss_mib for x in s["dcs"]], [x.rss_mib for x in s["cli"]], "docker build"),
+               cli_name, target, "call_s = time inside build(), imports excluded"),
+        Result(name, "rss_mib", [x.rss_mib for x in s["dcs"]], [x.rss_mib for x in s["cli"]], cli_name),
     ]
     if cpu:  # the client's own work, whatever the engine and the machine's load do to wall time
         results.append(Result(name, "cpu_s", [x.cpu_s for x in s["dcs"]], [x.cpu_s for x in s["cli"]],
-                              "docker build", None, "cpu_s = user+system CPU of the whole client "
+                              cli_name, None, "cpu_s = user+system CPU of the whole client "
                               "process (dcs-magic's includes its imports)"))
     if raw:
         results.append(Result(name, "call_s", [x.inner_s or 0 for x in s["dcs"]],
@@ -366,6 +374,92 @@ def case_remote(b: Bench) -> list[Result]:
     for r in rows:
         r.baseline = "docker build (same TLS engine)"
     return rows
+
+
+# The cache-mount case: pip installs from a local index served at a stated bandwidth
+# (benchmarks/wheel_index.py); PyPI is not reachable from containers here.
+PIP_RATE = 10 * 1000 * 1000  # bytes/s per download: 80 Mbit/s, a good office line to PyPI
+# Made-up wheels the size of a data-science stack's (MiB): torch (CPU), pyarrow, scipy, numpy,
+# scikit-learn, pandas, matplotlib, and a small one; ~320 MiB in all.
+PIP_STACK = {"dcsbench-torch": 190, "dcsbench-pyarrow": 40, "dcsbench-scipy": 38, "dcsbench-numpy": 18,
+             "dcsbench-sklearn": 13, "dcsbench-pandas": 12, "dcsbench-matplotlib": 8, "dcsbench-six": 1}
+PIP_INSTALL = ("/databricks/python3/bin/pip install --disable-pip-version-check --no-input --progress-bar off "
+               "--index-url {url} --trusted-host {host} -r /tmp/requirements.txt")
+PIP_DOCKERFILES = {
+    # The classic builder cannot mount a cache: the usual Dockerfile keeps no pip cache in the image.
+    "classic": "FROM {image}\nCOPY requirements.txt /tmp/requirements.txt\nRUN {pip} --no-cache-dir\n",
+    "buildkit": "FROM {image}\nCOPY requirements.txt /tmp/requirements.txt\n"
+                "RUN --mount=type=cache,target=/root/.cache/pip {pip}\n",
+}
+
+
+def case_cache_mount(b: Bench) -> list[Result]:
+    """A rebuild after one requirement changed (issue 25.6): BuildKit with a pip cache mount
+    against the classic builder's rebuild (which downloads every wheel again), and dcs-magic's
+    BuildKit build against `DOCKER_BUILDKIT=1 docker build` of the same Dockerfile."""
+    from wheel_index import WheelIndex, make_wheels
+
+    image = os.environ.get("DCS_BENCH_IMAGE", "dcs-magic/dcs-base:bookworm")
+    try:
+        b.client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return [Result("cache-mount rebuild", "skipped", [0.0], [1.0], f"{image} missing: run scripts/make-base-image.sh")]
+    reps = b.args.reps
+    scale = 0.1 if b.args.quick else 1.0
+    wheels = b.tmp / "wheels"
+    for name, mib in PIP_STACK.items():
+        make_wheels(wheels, [name], int(mib * scale * (1 << 20)))
+    # The requirement that changes: a new version of a 1 MiB package for every build, so no
+    # side ever finds the changed step in its layer cache.
+    versions = [f"1.{n}" for n in range(3 * (reps + 1))]
+    make_wheels(wheels, ["dcsbench-changing"], 1 << 20, versions)
+    gateway = b.client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    index = WheelIndex(wheels, gateway, PIP_RATE)
+    pip = PIP_INSTALL.format(url=index.url, host=gateway)
+    contexts = {side: b.context(f"cache-mount-{side}", PIP_DOCKERFILES["classic" if side == "classic" else "buildkit"]
+                                .replace("{image}", image).replace("{pip}", pip))
+                for side in ("classic", "buildkit", "cli")}
+    fresh = iter(versions)
+
+    def requirements(side: str) -> Path:
+        ctx = contexts[side]
+        (ctx / "requirements.txt").write_text("".join(f"{name}==1.0\n" for name in PIP_STACK)
+                                              + f"dcsbench-changing=={next(fresh)}\n")
+        return ctx
+
+    kit = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    try:
+        # Untimed first builds: every side starts from a cached base and (BuildKit) a warm pip cache.
+        for side in contexts:
+            ctx = requirements(side)
+            builder = "classic" if side == "classic" else "buildkit"
+            run([PY, "-c", DCS_BUILD, str(ctx), b.tag("cache-mount-warm"), "0", builder], inner=True)
+        downloaded = index.stats.bytes
+        s = interleave(reps, {
+            "classic": lambda i: run([PY, "-c", DCS_BUILD, str(requirements("classic")), b.tag("cache-mount"), "0",
+                                      "classic"], inner=True),
+            "buildkit": lambda i: run([PY, "-c", DCS_BUILD, str(requirements("buildkit")), b.tag("cache-mount"),
+                                       "0", "buildkit"], inner=True),
+            "cli": lambda i: run([DOCKER_CLI, "build", "--progress=plain", "-t", b.tag("cache-mount-cli"),
+                                  str(requirements("cli"))], env=kit),
+        })
+        per_rebuild = (index.stats.bytes - downloaded) / (3 * reps) / 1e6
+    finally:
+        index.close()
+    total = sum(PIP_STACK.values()) * scale + 1
+    note = (f"{len(PIP_STACK)} wheels the size of torch (CPU), pyarrow, scipy, numpy, ... + the changed one of "
+            f"1 MiB (~{total:.0f} MiB) from a local index at {PIP_RATE / 1e6:g} MB/s per download; "
+            f"{per_rebuild:.0f} MB fetched per rebuild on average over the three sides")
+    call = {side: [x.inner_s or 0 for x in s[side]] for side in ("classic", "buildkit")}
+    return [
+        Result("cache-mount rebuild", "call_s", call["buildkit"], call["classic"],
+               "classic builder's rebuild", 1 / 3, note + "; target: 3x faster (ratio <= 0.33)"),
+        Result("cache-mount rebuild", "call_s", call["buildkit"], [x.wall_s for x in s["cli"]],
+               "DOCKER_BUILDKIT=1 docker build", 1.05, "the same Dockerfile and a warm cache on both sides"),
+        Result("cache-mount rebuild", "rss_mib", [x.rss_mib for x in s["buildkit"]], [x.rss_mib for x in s["cli"]],
+               "DOCKER_BUILDKIT=1 docker build", None, "dcs-magic's figure: the larger of its Python process "
+               "and the docker CLI it runs"),
+    ]
 
 
 def case_push(b: Bench, name: str, layers: int, layer_mb: float, target: float = 1.05) -> list[Result]:
@@ -667,6 +761,8 @@ def cases(b: Bench) -> dict[str, Callable[[], list[Result]]]:
                                             prepare=_big_context(mb, files)),
         "build-cached": lambda: case_build(b, "build-cached", _steps(30), no_cache=False),
         "build-many-files": lambda: case_many_files(b),
+        "buildkit-30": lambda: case_build(b, "buildkit-30", _steps(30), raw=False, builder="buildkit"),
+        "cache-mount": lambda: case_cache_mount(b),
         "remote": lambda: case_remote(b),
         "push-3": lambda: case_push(b, "push-3", 3, 5 if b.args.quick else 20),
         "push-40": lambda: case_push(b, "push-40", 40, 0.5),

@@ -115,6 +115,14 @@ run_tests() {
     [ "$rc" -ne 5 ] || die "pytest collected no tests (exit status 5)"
     return "$rc"
   fi
+  # The realistic base (debootstrap + apt: minutes on a fresh machine) builds in the background
+  # while the lanes start; the engine lane runs the tests that do not need it first
+  # (tests/conftest.py), and its fixture waits on the script's lock for the rest.
+  local base_log base_pid
+  base_log="$(mktemp "${TMPDIR:-/tmp}/dcs-base-image.XXXXXX")"
+  log "building the realistic base image in the background (when missing): $base_log"
+  bash scripts/make-base-image.sh >"$base_log" 2>&1 </dev/null &
+  base_pid=$!
   # The full run (CI): two lanes at once on this machine's cores (tests/conftest.py, LANES).
   # Beside the engine lane (Docker, registries, JupyterLab + Chromium) runs the engine-free lane:
   # lint and types, the oldest supported SDK, then the unit and magics tests that use no engine.
@@ -132,6 +140,8 @@ run_tests() {
   log "engine lane"
   DCS_TEST_LANE=engine "$PY" "${TEST_CMD[@]}" || rc=$?
   wait "$fast_pid" || fast_rc=$?
+  wait "$base_pid" || true  # done long ago; its failure, if any, failed the tests that need it
+  rm -f "$base_log"
   log "engine-free lane output:"
   cat "$fast_log"
   rm -f "$fast_log"

@@ -98,7 +98,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     dropped = [item for item in items if _engine_free(item) != wanted]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-    items[:] = keep
+    items[:] = _base_image_last(keep) if lane == "engine" else keep
+
+
+def _base_image_last(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The files none of whose tests need the realistic base (`dcs_base_image`) first, in their
+    order, then the others: on a fresh machine scripts/dev-env.sh builds that base in the
+    background while the first ones run. Whole files move, so module fixtures start once."""
+    needs = {item.path for item in items if "dcs_base_image" in getattr(item, "fixturenames", ())}
+    return [item for item in items if item.path not in needs] + [item for item in items if item.path in needs]
 
 
 @pytest.fixture(scope="session")

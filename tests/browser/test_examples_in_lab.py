@@ -55,8 +55,10 @@ _PROMPTS_JS = """() => Array.from(document.querySelectorAll(
 
 
 @pytest.fixture(scope="module")
-def example_env(auth_registry: Any, docker_client: Any, _protected_images: set[str]
-                ) -> dict[str, str]:
+def example_env(auth_registry: Any, docker_client: Any, _protected_images: set[str],
+                dcs_base_image: str) -> dict[str, str]:
+    # dcs_base_image: built by the session fixture (and this file ordered after those that do
+    # not need it, tests/conftest.py); ensure_dcs_base checks its debootstrap root too.
     _protected_images.update({OS_BASE, "dcs-magic/dcs-base:bookworm"})
     try:
         base = ensure_dcs_base(docker_client)
