@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,55 +115,53 @@ def _auths_entry(auths: Any, server: str) -> DockerLogin | None:
 
 
 def _ask_helper(name: str, server: str, timeout: float) -> DockerLogin | None:
-    """`docker-credential-NAME get` with SERVER on stdin. Every RegistryError is raised outside
-    the `except` blocks and after the helper's output is dropped, so neither its context nor a
-    frame's locals (`%xmode Verbose`) hold what the helper printed."""
+    """`docker-credential-NAME get` with SERVER on stdin. The RegistryError is raised here,
+    outside `_run`'s `except` blocks and after the helper's output is dropped, so neither its
+    context nor a frame's locals (`%xmode Verbose`) hold what the helper printed."""
     program = _HELPER_PREFIX + name
-    where = f"{program} (the credential helper Docker's config.json names for {server})"
     fix = f"install {program} on PATH, or remove it from {Path(docker_config_dir()) / 'config.json'}"
     path = shutil.which(program)
-    if path is None:
-        raise RegistryError(f"{where} is not on PATH", hint=fix)
-    problem, login = _run(path, program, server, timeout)
-    if problem is None:
-        return login
-    if problem == "timeout":
-        raise RegistryError(f"{where} did not answer within {timeout:g} s",
-                            hint=f"check that `echo {server} | {program} get` answers")
-    if problem == "not json":
-        raise RegistryError(f"{where} answered something other than its JSON "
-                            '{"ServerURL", "Username", "Secret"}', hint=f"update or reinstall {program}")
-    if problem.startswith("cannot run"):
-        raise RegistryError(f"{where} {problem}", hint=fix)
-    raise RegistryError(f"{where} failed ({problem})",
-                        hint=f"run `docker login {server}` (or the helper's own login), then try again")
+    answer = _run(path, program, server, timeout, fix) if path else ("is not on PATH", fix)
+    if answer is None or isinstance(answer, DockerLogin):
+        return answer
+    what, hint = answer
+    raise RegistryError(f"{program} (the credential helper Docker's config.json names for {server}) {what}",
+                        hint=hint)
 
 
-def _run(path: str, program: str, server: str, timeout: float) -> tuple[str | None, DockerLogin | None]:
-    """(what went wrong, None) or (None, the login or None for "credentials not found")."""
+def _run(path: str, program: str, server: str, timeout: float, fix: str
+         ) -> DockerLogin | tuple[str, str] | None:
+    """The helper's login, None for "credentials not found", or (what went wrong, the fix).
+    Its own session, so a timeout ends whatever it started too."""
     try:
-        done = subprocess.run([path, "get"], input=server, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return "timeout", None
+        with subprocess.Popen([path, "get"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True) as helper:
+            try:
+                out, err = helper.communicate(server, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(helper.pid, signal.SIGKILL)
+                helper.communicate()
+                return f"did not answer within {timeout:g} s", f"check that `echo {server} | {program} get` answers"
     except OSError as exc:
-        return f"cannot run ({exc.strerror or type(exc).__name__})", None
-    if done.returncode != 0:
-        said = _first_line(done.stdout) or _first_line(done.stderr)
+        return f"could not be run ({exc.strerror or type(exc).__name__})", fix
+    if helper.returncode != 0:
+        said = _first_line(out) or _first_line(err)
         if _NOT_FOUND in said.lower():
-            return None, None  # no login for this registry: as for Docker, not an error
-        return f"exit {done.returncode}" + (f": {said}" if said else ""), None
+            return None  # no login for this registry: as for Docker, not an error
+        return (f"failed (exit {helper.returncode}" + (f": {said})" if said else ")"),
+                f"run `docker login {server}` (or the helper's own login), then try again")
     try:
-        found = json.loads(done.stdout)
+        found = json.loads(out)
     except ValueError:
         found = None
     if not isinstance(found, dict) or not isinstance(found.get("Secret"), str) \
             or not isinstance(found.get("Username") or "", str):
-        return "not json", None
+        return 'answered something other than its JSON {"ServerURL", "Username", "Secret"}', \
+            f"update or reinstall {program}"
     username, secret = str(found.get("Username") or ""), Secret(found["Secret"])
     if username == TOKEN_USERNAME:
-        return None, DockerLogin(username, secret, program, identity_token=True)
-    return None, (DockerLogin(username, secret, program) if username and secret else None)
+        return DockerLogin(username, secret, program, identity_token=True)
+    return DockerLogin(username, secret, program) if username and secret else None
 
 
 def _first_line(text: str) -> str:

@@ -19,10 +19,11 @@ One scheme rule (`scheme`): plain http for a loopback registry (`localhost`, 127
 names (`docker.io`) are asked at registry-1.docker.io, official images as `library/NAME`.
 
 Credentials: the caller's username and password, else this machine's `docker login` as Docker
-finds it (adapters/docker_login.py: `credHelpers`, `credsStore`, `auths` of config.json). A
-registry that answers 401 with a Bearer challenge (Docker Hub, ACR, GHCR, ...) is asked for a
-token at the challenge's realm with them (an identity token from a helper: by the OAuth
-refresh-token grant, as Docker asks); a Basic challenge gets them as basic auth.
+finds it (adapters/docker_login.py: `credHelpers`, `credsStore`, `auths` of config.json), looked
+up at the registry's first 401, so a credential helper runs only for a registry that wants
+credentials. A Bearer challenge (Docker Hub, ACR, GHCR, ...) is answered with a token from its
+realm (an identity token from a helper: by the OAuth refresh-token grant, as Docker asks); a
+Basic challenge gets them as basic auth.
 """
 
 from __future__ import annotations
@@ -90,13 +91,20 @@ def repository_path(ref: ImageRef) -> str:
     return f"library/{ref.path}" if ref.registry == DOCKER_HUB and "/" not in ref.path else ref.path
 
 
-def _login(ref: ImageRef, username: str | None, password: Secret | None, *,
-           docker: bool = True) -> DockerLogin | None:
-    """The credentials to ask with: USERNAME/PASSWORD when both are given, else (with DOCKER)
-    this machine's `docker login` for the registry (RegistryError when its helper fails)."""
-    if username and password is not None:
-        return DockerLogin(username, password, "given")
-    return docker_login(ref.registry) if docker else None
+class _Login:
+    """The credentials of one question: USERNAME/PASSWORD when both are given, else (with
+    DOCKER) this machine's `docker login`, looked up at the first 401 (a credential helper runs
+    only when the registry wants credentials, and once), then kept. Calling it gives them;
+    RegistryError when the helper cannot answer."""
+
+    def __init__(self, ref: ImageRef, username: str | None, password: Secret | None, *, docker: bool = True) -> None:
+        self._login = DockerLogin(username, password, "given") if username and password is not None else None
+        self._registry = ref.registry if docker and self._login is None else None
+
+    def __call__(self) -> DockerLogin | None:
+        if self._registry is not None:
+            self._login, self._registry = docker_login(self._registry), None
+        return self._login
 
 
 # -- what to ask -------------------------------------------------------------------------------
@@ -129,7 +137,7 @@ def manifest_digest(reference: str | ImageRef, username: str | None = None, pass
     that is not JSON) and RegistryError (a credential helper that cannot answer).
     """
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    auth = _login(ref, username, password)
+    auth = _Login(ref, username, password)
     with requests.Session() as session:
         answer = _ask_manifest(session, "HEAD", ref, ref.tag or "latest", auth, timeout)
         answer.raise_for_status()
@@ -144,7 +152,7 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
     this machine's `docker login`. Never raises for the registry's or the network's answer:
     that is the answer."""
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    auth = _login(ref, username, password, docker=False)
+    auth = _Login(ref, username, password, docker=False)
     url = _url(ref, "manifests", ref.digest or ref.tag or "latest")
     try:
         with requests.Session() as session:
@@ -156,16 +164,16 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
 
 
 def _ask_manifest(session: requests.Session, method: str, ref: ImageRef, which: str,
-                  auth: DockerLogin | None, timeout: float) -> requests.Response:
+                  auth: _Login, timeout: float) -> requests.Response:
     """One manifest request, answering a 401's challenge (see `_ask`)."""
     url = _url(ref, "manifests", which)
     return _ask(session, method, url, auth, timeout, {"Accept": MANIFEST_TYPES})
 
 
-def _ask(session: requests.Session, method: str, url: str, auth: DockerLogin | None, timeout: float,
+def _ask(session: requests.Session, method: str, url: str, auth: _Login, timeout: float,
          headers: dict[str, str], *, stream: bool = False) -> requests.Response:
     """One request, answering a 401's challenge: a Bearer one by fetching a token at its realm
-    with `auth` (`_grant`; anonymously without), a Basic one by sending `auth`. What was won
+    with `auth()` (`_grant`; anonymously without), a Basic one by sending `auth()`. What was won
     stays on SESSION for the next request of the same conversation, so a manifest, its
     platform's manifest and the config blob cost one token (requests drops it on a redirect to
     another host, such as a blob store's signed URL)."""
@@ -175,15 +183,15 @@ def _ask(session: requests.Session, method: str, url: str, auth: DockerLogin | N
         answer.close()
         params = _challenge(challenge)
         realm = params.pop("realm", "")
-        granted = _grant(session, realm, params, auth, timeout)
+        granted = _grant(session, realm, params, auth(), timeout)
         if granted.status_code != 200:
             return granted  # the token service refused these credentials: that is the answer
         token = granted.json()
         session.headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
         answer = session.request(method, url, headers=headers, timeout=timeout, stream=stream)
-    elif answer.status_code == 401 and _basic(auth):
+    elif answer.status_code == 401 and _basic(auth()):
         answer.close()
-        session.auth = _basic(auth)
+        session.auth = _basic(auth())
         answer = session.request(method, url, headers=headers, timeout=timeout, stream=stream)
     return answer
 
@@ -278,7 +286,7 @@ def current_digest(reference: str | ImageRef, username: str | None = None, passw
     Raises RegistryError when the registry cannot say: `status` its HTTP status (404: it has
     no such tag), None when nothing answered (the reason in a few words)."""
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    auth = _login(ref, username, password)
+    auth = _Login(ref, username, password)
     url = _url(ref, "manifests", ref.tag or "latest")
     with _conversation(ref, url) as session:
         answer = _ask_manifest(session, "HEAD", ref, ref.tag or "latest", auth, timeout)
@@ -300,7 +308,7 @@ def read_image(reference: str | ImageRef, *, platform: str = "linux/amd64", user
     Raises RegistryError (status None: no answer) for any failure, and for a manifest that is
     no container image (an artifact, a schema 1 manifest)."""
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    auth = _login(ref, username, password)
+    auth = _Login(ref, username, password)
     which = ref.digest or ref.tag or "latest"
     want_os, _, want_arch = platform.partition("/")
     with _conversation(ref, _url(ref, "manifests", which)) as session:
@@ -380,7 +388,7 @@ def _raise_for(answer: requests.Response, ref: ImageRef, url: str) -> None:
                         hint=hint)
 
 
-def _get(session: requests.Session, ref: ImageRef, url: str, auth: DockerLogin | None, timeout: float,
+def _get(session: requests.Session, ref: ImageRef, url: str, auth: _Login, timeout: float,
          headers: dict[str, str], cap: int, digest: str | None) -> tuple[bytes, requests.Response]:
     """GET URL's body (at most CAP bytes), checked against DIGEST when it is a sha256 one."""
     answer = _ask(session, "GET", url, auth, timeout, headers, stream=True)
@@ -397,7 +405,7 @@ def _get(session: requests.Session, ref: ImageRef, url: str, auth: DockerLogin |
     return body, answer
 
 
-def _manifest(session: requests.Session, ref: ImageRef, which: str, auth: DockerLogin | None,
+def _manifest(session: requests.Session, ref: ImageRef, which: str, auth: _Login,
               timeout: float) -> tuple[dict[str, Any], str, str]:
     """(manifest JSON, its digest, its media type) for a tag or digest WHICH."""
     url = _url(ref, "manifests", which)

@@ -12,6 +12,7 @@ error or report. Frames of a traceback: tests/faults/test_traceback_secrets.py.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +105,38 @@ def test_a_helper_that_cannot_answer_is_one_clear_error(helpers: Helpers, script
     _no_password(helpers, text)
 
 
-def test_a_helper_that_hangs_is_stopped(helpers: Helpers) -> None:
+def test_a_registry_that_wants_no_credentials_runs_no_helper(helpers: Helpers, registry: Any) -> None:
+    """The helper is asked at the registry's first 401 only (as `docker pull` would need it):
+    a broken store does not stop a question to an open registry."""
+    digest = push_manifest(registry, "dcs-test-credhelper/open", "1", "open")
+    helpers.add("store", FAILING)
+    helpers.configure(credsStore="store")
+    assert registry_api.manifest_digest(f"{registry.host}/dcs-test-credhelper/open:1") == digest
+    assert verify_pushed_digest(f"{registry.host}/dcs-test-credhelper/open:1", digest) is None
+    with pytest.raises(RegistryError, match="docker-credential-store"):  # the private one needs it
+        registry_api.manifest_digest(f"{helpers.registry.host}/dcs-test-credhelper/app:1")
+
+
+def test_a_helper_that_hangs_is_stopped_with_what_it_started(helpers: Helpers) -> None:
     helpers.add("slow", SLOW)
     helpers.configure(credsStore="slow")
+    started = time.monotonic()
     with pytest.raises(RegistryError, match=r"docker-credential-slow .* did not answer within 0.5 s"):
         docker_login(helpers.registry.host, timeout=0.5)
+    assert time.monotonic() - started < 5  # not held by the child's open stdout
+    child = int(helpers.asked().split()[0])  # its `sleep 30` is ended with it
+    deadline = time.monotonic() + 5
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child)
+
+
+def _running(pid: int) -> bool:
+    """PID is a live process (not ended, not a zombie waiting for its reaper)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 # -- every place that asks a registry ------------------------------------------------------------

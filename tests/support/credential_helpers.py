@@ -45,7 +45,8 @@ ANSWER_THEN_FAIL = r"""#!/bin/sh
 printf '{"Username": "u", "Secret": "%s"}\n' "$DCS_TEST_HELPER_SECRET"
 exit 2
 """
-SLOW = "#!/bin/sh\nsleep 5\n"
+# Hangs, with a child of its own whose process id it writes to the log.
+SLOW = '#!/bin/sh\nsleep 30 &\necho "$!" >> "$DCS_TEST_HELPER_LOG"\nwait\n'
 
 
 @dataclass
