@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..adapters import registry
+from ..adapters.docker_login import TOKEN_USERNAME, docker_login
 from ..adapters.registry import RegistryProbe
 from ..errors import ApiError, DcsError, RegistryError
 from ..model.imageref import parse_reference
@@ -115,8 +116,6 @@ def _docker_login_item(url: str, where: str, probe: Callable[..., RegistryProbe]
     """The spec has no basic_auth and the registry wants credentials: ask it again with this
     machine's `docker login` (adapters/docker_login.py: credHelpers, credsStore, auths). Let in:
     a warning, since a cluster has only basic_auth (or, on ECR, an instance profile)."""
-    from ..adapters.docker_login import TOKEN_USERNAME, docker_login
-
     fix = "add docker_image.basic_auth with the password as a {{secrets/scope/key}} reference"
     none = f"{where} wants credentials (401) and the spec has none"
     try:

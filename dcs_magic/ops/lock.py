@@ -215,10 +215,11 @@ def verify_pushed(lock_file: str | os.PathLike[str], name: str, entry: ImageLock
                   password: Secret | None = None, warn: Callable[[str], Any] | None = None) -> None:
     """LockError unless the registry still serves ENTRY's recorded digest for its recorded
     reference (HEAD /v2/<repo>/manifests/<tag>, with USERNAME/PASSWORD, else this machine's
-    `docker login`, credential helpers included). An entry that was never pushed has nothing to ask. A registry that wants
-    credentials nobody gave (no USERNAME, no docker login: a spec whose password is a
-    `{{secrets/...}}` reference, as recommended) cannot be asked: that is said to `warn` (when
-    given) and the pinned digest is used as recorded, rather than refusing the lock.
+    `docker login`, credential helpers included). An entry that was never pushed has nothing to
+    ask. A registry that wants credentials nobody gave (no USERNAME, no docker login: a spec
+    whose password is a `{{secrets/...}}` reference, as recommended) cannot be asked: that is
+    said to `warn` (when given) and the pinned digest is used as recorded, rather than refusing
+    the lock.
 
     The entry's seal (`sha256`) has no key: it catches accidental edits, not a forger who runs
     `seal()` on a forged digest; this asks the one party a forger cannot edit. A registry that
