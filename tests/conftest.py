@@ -73,9 +73,9 @@ os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="dcs-test-state-")
 LANES = ("engine-free", "engine")
 _ENGINE_FREE_DIRS = ("unit", "magics")
 _ENGINE_FREE_FILES = frozenset({
-    "faults/test_links.py", "faults/test_lock_registry.py", "faults/test_locked_build_args.py",
-    "faults/test_round_two.py", "faults/test_secret_values.py", "faults/test_template_bombs.py",
-    "faults/test_traceback_secrets.py", "integration/test_jobs_doctor.py",
+    "faults/test_credential_helpers.py", "faults/test_links.py", "faults/test_lock_registry.py",
+    "faults/test_locked_build_args.py", "faults/test_round_two.py", "faults/test_secret_values.py",
+    "faults/test_template_bombs.py", "faults/test_traceback_secrets.py", "integration/test_jobs_doctor.py",
     "integration/test_runtimes_update.py", "integration/test_why_workspace.py", "integration/test_local_secrets.py",
 })
 

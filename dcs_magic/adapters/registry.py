@@ -18,31 +18,32 @@ One scheme rule (`scheme`): plain http for a loopback registry (`localhost`, 127
 `[::1]`, with or without a port: `model.net.is_loopback`), https for every other. Docker Hub
 names (`docker.io`) are asked at registry-1.docker.io, official images as `library/NAME`.
 
-Credentials: the caller's username and password, else a plain `auth` entry of Docker's
-`config.json` (`DOCKER_CONFIG`, else ~/.docker). A registry that answers 401 with a Bearer
-challenge (Docker Hub, ACR, GHCR, ...) is asked for a token at the challenge's realm with them.
+Credentials: the caller's username and password, else this machine's `docker login` as Docker
+finds it (adapters/docker_login.py: `credHelpers`, `credsStore`, `auths` of config.json), looked
+up at the registry's first 401, so a credential helper runs only for a registry that wants
+credentials. A Bearer challenge (Docker Hub, ACR, GHCR, ...) is answered with a token from its
+realm (an identity token from a helper: by the OAuth refresh-token grant, as Docker asks); a
+Basic challenge gets them as basic auth.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from ..errors import RegistryError
-from ..model.credentials import Secret
+from ..model.credentials import Secret, reveal
 from ..model.imageref import DOCKER_HUB, ImageRef, parse_reference
 from ..model.net import is_loopback
-from ..settings import docker_config_dir
+from .docker_login import TOKEN_USERNAME, DockerLogin, docker_login
 
 __all__ = ["MANIFEST_TYPES", "ManifestAnswer", "RegistryProbe", "RemoteImage", "api_url", "current_digest",
-           "docker_config_auth", "fetch_manifest", "manifest_digest", "network_reason", "probe", "read_image",
+           "fetch_manifest", "manifest_digest", "network_reason", "probe", "read_image",
            "repository_path", "requires_auth", "scheme"]
 
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -90,16 +91,20 @@ def repository_path(ref: ImageRef) -> str:
     return f"library/{ref.path}" if ref.registry == DOCKER_HUB and "/" not in ref.path else ref.path
 
 
-def docker_config_auth(registry: str) -> tuple[str, str] | None:
-    """(username, password) of a plain `auth` entry for REGISTRY in Docker's config.json;
-    None when there is none (credential helpers are the engine's business)."""
-    config = Path(docker_config_dir()) / "config.json"
-    try:
-        auths = json.loads(config.read_text(encoding="utf-8")).get("auths") or {}
-        user, _, secret = base64.b64decode((auths.get(registry) or {}).get("auth", "")).decode().partition(":")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return (user, secret) if user else None
+class _Login:
+    """The credentials of one question: USERNAME/PASSWORD when both are given, else (with
+    DOCKER) this machine's `docker login`, looked up at the first 401 (a credential helper runs
+    only when the registry wants credentials, and once), then kept. Calling it gives them;
+    RegistryError when the helper cannot answer."""
+
+    def __init__(self, ref: ImageRef, username: str | None, password: Secret | None, *, docker: bool = True) -> None:
+        self._login = DockerLogin(username, password, "given") if username and password is not None else None
+        self._registry = ref.registry if docker and self._login is None else None
+
+    def __call__(self) -> DockerLogin | None:
+        if self._registry is not None:
+            self._login, self._registry = docker_login(self._registry), None
+        return self._login
 
 
 # -- what to ask -------------------------------------------------------------------------------
@@ -126,12 +131,13 @@ def manifest_digest(reference: str | ImageRef, username: str | None = None, pass
     """The digest the registry serves for REFERENCE's tag (HEAD /v2/<repo>/manifests/<tag>
     with the docker v2 / OCI Accept headers); None when the registry does not say.
 
-    Credentials: `username`/`password`, else a plain `auth` entry of Docker's config.json.
-    Basic and bearer-token registries are both handled. Raises requests.RequestException
-    (an HTTPError for an error status) and ValueError (a token answer that is not JSON).
+    Credentials: `username`/`password`, else this machine's `docker login` (credential
+    helpers included). Basic and bearer-token registries are both handled. Raises
+    requests.RequestException (an HTTPError for an error status), ValueError (a token answer
+    that is not JSON) and RegistryError (a credential helper that cannot answer).
     """
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
+    auth = _Login(ref, username, password)
     with requests.Session() as session:
         answer = _ask_manifest(session, "HEAD", ref, ref.tag or "latest", auth, timeout)
         answer.raise_for_status()
@@ -146,7 +152,7 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
     this machine's `docker login`. Never raises for the registry's or the network's answer:
     that is the answer."""
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    auth = (username, password.reveal()) if username and password is not None else None
+    auth = _Login(ref, username, password, docker=False)
     url = _url(ref, "manifests", ref.digest or ref.tag or "latest")
     try:
         with requests.Session() as session:
@@ -158,37 +164,56 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
 
 
 def _ask_manifest(session: requests.Session, method: str, ref: ImageRef, which: str,
-                  auth: tuple[str, str] | None, timeout: float) -> requests.Response:
+                  auth: _Login, timeout: float) -> requests.Response:
     """One manifest request, answering a 401's challenge (see `_ask`)."""
     url = _url(ref, "manifests", which)
     return _ask(session, method, url, auth, timeout, {"Accept": MANIFEST_TYPES})
 
 
-def _ask(session: requests.Session, method: str, url: str, auth: tuple[str, str] | None, timeout: float,
+def _ask(session: requests.Session, method: str, url: str, auth: _Login, timeout: float,
          headers: dict[str, str], *, stream: bool = False) -> requests.Response:
     """One request, answering a 401's challenge: a Bearer one by fetching a token at its realm
-    with `auth` (anonymously without), a Basic one by sending `auth`. What was won stays on
-    SESSION for the next request of the same conversation, so a manifest, its platform's
-    manifest and the config blob cost one token (requests drops it on a redirect to another
-    host, such as a blob store's signed URL)."""
+    with `auth()` (`_grant`; anonymously without), a Basic one by sending `auth()`. What was won
+    stays on SESSION for the next request of the same conversation, so a manifest, its
+    platform's manifest and the config blob cost one token (requests drops it on a redirect to
+    another host, such as a blob store's signed URL)."""
     answer = session.request(method, url, headers=headers, timeout=timeout, stream=stream)
     challenge = answer.headers.get("WWW-Authenticate", "")
     if answer.status_code == 401 and challenge.lower().startswith("bearer"):
         answer.close()
         params = _challenge(challenge)
         realm = params.pop("realm", "")
-        granted = session.get(realm, params=params, auth=auth, timeout=timeout,
-                              headers={"Authorization": None})  # None: not the token of an earlier answer
+        granted = _grant(session, realm, params, auth(), timeout)
         if granted.status_code != 200:
             return granted  # the token service refused these credentials: that is the answer
         token = granted.json()
         session.headers["Authorization"] = f"Bearer {token.get('token') or token.get('access_token')}"
         answer = session.request(method, url, headers=headers, timeout=timeout, stream=stream)
-    elif answer.status_code == 401 and auth:
+    elif answer.status_code == 401 and _basic(auth()):
         answer.close()
-        session.auth = auth
+        session.auth = _basic(auth())
         answer = session.request(method, url, headers=headers, timeout=timeout, stream=stream)
     return answer
+
+
+def _basic(auth: DockerLogin | None) -> tuple[str, str] | None:
+    """AUTH as basic auth, revealed for the request being built; None for none or an identity
+    token (which is no password)."""
+    return (auth.username, auth.password.reveal()) if auth is not None and not auth.identity_token else None
+
+
+def _grant(session: requests.Session, realm: str, params: dict[str, str], auth: DockerLogin | None,
+           timeout: float) -> requests.Response:
+    """A token request at a Bearer challenge's REALM, as Docker makes it: a GET with a password
+    as basic auth (anonymous without); an identity token by the OAuth refresh-token grant (a
+    form POST)."""
+    no_token = {"Authorization": None}  # not the token of an earlier answer
+    if auth is not None and auth.identity_token:
+        form = {**params, "grant_type": "refresh_token", "client_id": "dcs-magic",
+                "refresh_token": auth.password.reveal()}
+        return session.post(realm, data=form, timeout=timeout, headers=no_token)
+    return session.get(realm, params=params, auth=_basic(auth), timeout=timeout,
+                       headers=no_token)
 
 
 def _registry_words(answer: requests.Response) -> str:
@@ -256,12 +281,12 @@ def current_digest(reference: str | ImageRef, username: str | None = None, passw
                    *, timeout: float = DIGEST_TIMEOUT_S) -> str:
     """The digest REFERENCE's tag serves now (HEAD /v2/<repo>/manifests/<tag>, a GET when the
     registry leaves Docker-Content-Digest out), asked as `manifest_digest` asks: the caller's
-    credentials, else a plain `auth` of Docker's config.json.
+    credentials, else this machine's `docker login` (credential helpers included).
 
     Raises RegistryError when the registry cannot say: `status` its HTTP status (404: it has
     no such tag), None when nothing answered (the reason in a few words)."""
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
+    auth = _Login(ref, username, password)
     url = _url(ref, "manifests", ref.tag or "latest")
     with _conversation(ref, url) as session:
         answer = _ask_manifest(session, "HEAD", ref, ref.tag or "latest", auth, timeout)
@@ -283,7 +308,7 @@ def read_image(reference: str | ImageRef, *, platform: str = "linux/amd64", user
     Raises RegistryError (status None: no answer) for any failure, and for a manifest that is
     no container image (an artifact, a schema 1 manifest)."""
     ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
-    auth = (username, password.reveal()) if username and password is not None else docker_config_auth(ref.registry)
+    auth = _Login(ref, username, password)
     which = ref.digest or ref.tag or "latest"
     want_os, _, want_arch = platform.partition("/")
     with _conversation(ref, _url(ref, "manifests", which)) as session:
@@ -355,15 +380,15 @@ def _raise_for(answer: requests.Response, ref: ImageRef, url: str) -> None:
     if answer.status_code == 200:
         return
     status = answer.status_code
-    hint = {401: f"log in with `docker login {ref.registry}` (dcs reads the auths of Docker's config.json; "
-                 "credential helpers are not asked)",
+    hint = {401: f"log in with `docker login {ref.registry}` (dcs asks Docker's config.json and its "
+                 "credential helpers, as Docker does)",
             404: "the registry has no such tag or repository (deleted or renamed?)",
             429: "the registry limits requests: try again later"}.get(status if status != 403 else 401, "")
     raise RegistryError(f"{ref.registry} answered {_registry_words(answer)} for {ref}", status=status, url=url,
                         hint=hint)
 
 
-def _get(session: requests.Session, ref: ImageRef, url: str, auth: tuple[str, str] | None, timeout: float,
+def _get(session: requests.Session, ref: ImageRef, url: str, auth: _Login, timeout: float,
          headers: dict[str, str], cap: int, digest: str | None) -> tuple[bytes, requests.Response]:
     """GET URL's body (at most CAP bytes), checked against DIGEST when it is a sha256 one."""
     answer = _ask(session, "GET", url, auth, timeout, headers, stream=True)
@@ -380,7 +405,7 @@ def _get(session: requests.Session, ref: ImageRef, url: str, auth: tuple[str, st
     return body, answer
 
 
-def _manifest(session: requests.Session, ref: ImageRef, which: str, auth: tuple[str, str] | None,
+def _manifest(session: requests.Session, ref: ImageRef, which: str, auth: _Login,
               timeout: float) -> tuple[dict[str, Any], str, str]:
     """(manifest JSON, its digest, its media type) for a tag or digest WHICH."""
     url = _url(ref, "manifests", which)
@@ -397,16 +422,18 @@ def _manifest(session: requests.Session, ref: ImageRef, which: str, auth: tuple[
     return body, str(digest), media
 
 
-def probe(image: str | ImageRef, username: str | None = None, password: str | None = None, *,
+def probe(image: str | ImageRef, username: str | None = None, password: Secret | str | None = None, *,
           timeout: float = PROBE_TIMEOUT_S) -> RegistryProbe:
     """`GET /v2/` on the image's registry with basic auth; for a registry that answers 401
     with a Bearer challenge (Docker Hub, ACR, ...) the credentials are tried on its token
-    endpoint. Never raises for network errors: they are the answer."""
+    endpoint (a USERNAME of `<token>`: PASSWORD is an identity token, as a credential helper
+    says). Never raises for network errors: they are the answer."""
     ref = image if isinstance(image, ImageRef) else parse_reference(image)
     url = api_url(ref)
-    auth = (username, password) if username and password else None
+    given = reveal(password)
+    auth = DockerLogin(username, Secret(given), "given", username == TOKEN_USERNAME) if username and given else None
     try:
-        response = requests.get(url, auth=auth, timeout=timeout)
+        response = requests.get(url, auth=_basic(auth), timeout=timeout)
         if response.status_code == 401 and auth:
             challenge = response.headers.get("WWW-Authenticate", "")
             if challenge.lower().startswith("bearer"):
@@ -441,12 +468,13 @@ def _challenge(header: str) -> dict[str, str]:
     return dict(re.findall(r'(\w+)="([^"]*)"', header))
 
 
-def _token_probe(url: str, challenge: str, auth: tuple[str, str], ref: ImageRef, timeout: float) -> RegistryProbe:
+def _token_probe(url: str, challenge: str, auth: DockerLogin, ref: ImageRef, timeout: float) -> RegistryProbe:
     fields = _challenge(challenge)
     realm = fields.get("realm")
     if not realm:
         return RegistryProbe(url, 401, "Bearer challenge without a realm")
     params = {"service": fields.get("service", ""), "scope": f"repository:{repository_path(ref)}:pull"}
-    response = requests.get(realm, params=params, auth=auth, timeout=timeout)
+    with requests.Session() as session:
+        response = _grant(session, realm, params, auth, timeout)
     return RegistryProbe(url, response.status_code, response.reason or "",
                          authenticated=response.status_code == 200)

@@ -8,6 +8,9 @@ One `CheckItem` per question, in the order a failure makes the later ones moot:
     runtime             the spec's runtime is offered by the workspace and supports containers
     node types          the spec's node types exist and are x86_64
     registry            the spec's registry answers `GET /v2/` from here with its credentials
+                        (a spec without basic_auth whose registry wants some: whether this
+                        machine's `docker login`, credential helpers included, is let in, a
+                        warning that the cluster will not have it)
     engine              (`dcs doctor`) which Docker engine builds, pushes and checks use, and
                         whether it answers: a warning when not, since the workspace needs none
 
@@ -25,8 +28,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..adapters import registry
+from ..adapters.docker_login import TOKEN_USERNAME, docker_login
 from ..adapters.registry import RegistryProbe
-from ..errors import ApiError, DcsError
+from ..errors import ApiError, DcsError, RegistryError
+from ..model.imageref import parse_reference
 from ..model.results import CheckItem, CheckReport
 from ..model.secrets import is_secret_reference
 from ..model.spec import ClusterSpec, dcs_node_types, dcs_runtimes, node_type_problem
@@ -102,10 +107,32 @@ def _registry_item(spec: ClusterSpec | None, probe: Callable[..., RegistryProbe]
         if note:
             return CheckItem("registry", False, f"{where} answers and wants credentials; {note}", note,
                              severity="warning")
-        return CheckItem("registry", False, f"{where} wants credentials (401) and the spec has none",
-                         "add docker_image.basic_auth with the password as a {{secrets/scope/key}} reference")
+        return _docker_login_item(image["url"], where, probe)
     return CheckItem("registry", False, f"{where} answered {result.status} {result.reason}",
                      "is this a Docker registry (distribution API v2)?")
+
+
+def _docker_login_item(url: str, where: str, probe: Callable[..., RegistryProbe]) -> CheckItem:
+    """The spec has no basic_auth and the registry wants credentials: ask it again with this
+    machine's `docker login` (adapters/docker_login.py: credHelpers, credsStore, auths). Let in:
+    a warning, since a cluster has only basic_auth (or, on ECR, an instance profile)."""
+    fix = "add docker_image.basic_auth with the password as a {{secrets/scope/key}} reference"
+    none = f"{where} wants credentials (401) and the spec has none"
+    try:
+        login = docker_login(parse_reference(url).registry)
+    except RegistryError as exc:
+        return CheckItem("registry", False, f"{none}; this machine's Docker login could not be read: {exc.message}",
+                         f"{fix} (and for this machine: {exc.hint})")
+    if login is None:
+        return CheckItem("registry", False, none, fix)
+    result = probe(url, login.username, login.password)
+    who = f"{login.source}" + ("" if login.username == TOKEN_USERNAME else f", as {login.username}")
+    if result.status == 200:
+        return CheckItem("registry", False, f"{where} answers with this machine's Docker login ({who}), but the spec "
+                         "has no basic_auth, so a cluster gets no credentials",
+                         f"{fix} (ECR: or give the cluster an instance profile with ECR read)", severity="warning")
+    return CheckItem("registry", False, f"{none}; this machine's Docker login ({who}) was refused too "
+                     f"({result.status or result.reason})", fix)
 
 
 # -- the Docker engine ---------------------------------------------------------------------------

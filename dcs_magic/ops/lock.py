@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ContextError, LockError
+from ..errors import ContextError, LockError, RegistryError
 from ..model.secrets import mask_secrets
 
 if TYPE_CHECKING:
@@ -214,15 +214,17 @@ NO_REGISTRY_CHECK = "--no-registry-check"
 def verify_pushed(lock_file: str | os.PathLike[str], name: str, entry: ImageLock, username: str | None = None,
                   password: Secret | None = None, warn: Callable[[str], Any] | None = None) -> None:
     """LockError unless the registry still serves ENTRY's recorded digest for its recorded
-    reference (HEAD /v2/<repo>/manifests/<tag>, with USERNAME/PASSWORD, else Docker's
-    config.json). An entry that was never pushed has nothing to ask. A registry that wants
-    credentials nobody gave (no USERNAME, no docker login: a spec whose password is a
-    `{{secrets/...}}` reference, as recommended) cannot be asked: that is said to `warn` (when
-    given) and the pinned digest is used as recorded, rather than refusing the lock.
+    reference (HEAD /v2/<repo>/manifests/<tag>, with USERNAME/PASSWORD, else this machine's
+    `docker login`, credential helpers included). An entry that was never pushed has nothing to
+    ask. A registry that wants credentials nobody gave (no USERNAME, no docker login: a spec
+    whose password is a `{{secrets/...}}` reference, as recommended) cannot be asked: that is
+    said to `warn` (when given) and the pinned digest is used as recorded, rather than refusing
+    the lock.
 
     The entry's seal (`sha256`) has no key: it catches accidental edits, not a forger who runs
     `seal()` on a forged digest; this asks the one party a forger cannot edit. A registry that
-    cannot be asked is a LockError too, whose hint names the way out (`--no-registry-check`).
+    cannot be asked is a LockError too (a credential helper that fails included), whose hint
+    names the way out (`--no-registry-check`).
     """
     import requests
 
@@ -235,6 +237,9 @@ def verify_pushed(lock_file: str | os.PathLike[str], name: str, entry: ImageLock
     where = f"lock entry {name!r} in {lock_file}"
     try:
         served = manifest_digest(reference, username, password)
+    except RegistryError as exc:  # the credential helper Docker's config names could not answer
+        raise LockError(f"cannot check {where} against the registry: {exc.message}",
+                        hint=f"{exc.hint}; to use the lock without this check, pass {NO_REGISTRY_CHECK}") from None
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "an error"
         denied = status in (401, 403)

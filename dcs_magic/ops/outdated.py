@@ -20,8 +20,9 @@ when the tag moved, the update is the new digest in the FROM.
 The runtime the image is compared against is the cluster the lock last launched
 (`spark_version`), else the Databricks line the base tag names, else none.
 
-Credentials: the plain `auths` of Docker's config.json (`docker login`), as the registry
-adapter reads them; credential helpers are not asked.
+Credentials: this machine's `docker login` as Docker finds it (config.json's credHelpers,
+credsStore, auths: adapters/docker_login.py); a credential helper that cannot answer makes the
+entry `unreachable`, with the helper's error and its fix.
 """
 
 from __future__ import annotations

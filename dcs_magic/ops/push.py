@@ -6,11 +6,11 @@ check, credentials handed to the engine for one request, and the registry's word
 into a PushError that says what happened and how to fix it (never a credential).
 
 Before a push reports success it asks the registry which digest the pushed tag serves (HEAD of
-the manifest, with the push's own `--username` credentials, else a plain `auth` entry of Docker's
-config: `verify_pushed_digest`, shared with `dcs build --push`). Another digest is a PushError
-(`reason` DIGEST_MISMATCH): a tag moved meanwhile, or a proxy or mirror in front of the registry
-serves something else. A registry that cannot be asked (no answer; a 401 where the push used a
-credential helper that dcs-magic does not read yet) leaves a warning, not a failure.
+the manifest, with the push's own `--username` credentials, else this machine's `docker login`,
+credential helpers included: `verify_pushed_digest`, shared with `dcs build --push`). Another
+digest is a PushError (`reason` DIGEST_MISMATCH): a tag moved meanwhile, or a proxy or mirror in
+front of the registry serves something else. A registry that cannot be asked (no answer, a
+refusal, a credential helper that fails) leaves a warning, not a failure.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineError, PushError
+from ..errors import EngineError, PushError, RegistryError
 from ..model.credentials import Secret
 from ..model.imageref import ImageRef, parse_reference
 from ..model.progress import PushState
@@ -130,7 +130,7 @@ def _push(reporter: Reporter, state: PushState, reference: str, auth_holder: lis
 def verify_pushed_digest(reference: str, digest: str, username: str | None = None,
                          password: Secret | None = None) -> str | None:
     """Ask the registry which digest REFERENCE's tag serves (HEAD of its manifest, with
-    USERNAME/PASSWORD, else a plain `auth` entry of Docker's config.json) and compare it with
+    USERNAME/PASSWORD, else this machine's `docker login`) and compare it with
     DIGEST, the one the push reported. None when they agree; PushError (reason
     DIGEST_MISMATCH) when the registry serves another or none; the text of a warning when
     the registry could not be asked (the push itself succeeded)."""
@@ -140,11 +140,13 @@ def verify_pushed_digest(reference: str, digest: str, username: str | None = Non
 
     try:
         served = manifest_digest(reference, username, password)
+    except RegistryError as exc:  # the credential helper Docker's config names could not answer
+        return (f"could not check {reference} against the registry's manifest ({exc.message}; {exc.hint}); "
+                f"the digest is the one the push reported, {digest}")
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "an error"
-        return (f"could not check {reference} against the registry's manifest (HEAD answered {status}"
-                + ("; a credential helper's login is not read by this check yet" if status == 401 else "")
-                + f"); the digest is the one the push reported, {digest}")
+        return (f"could not check {reference} against the registry's manifest (HEAD answered {status}); "
+                f"the digest is the one the push reported, {digest}")
     except (requests.RequestException, ValueError) as exc:
         return (f"could not check {reference} against the registry's manifest ({network_reason(exc)}); "
                 f"the digest is the one the push reported, {digest}")

@@ -9,7 +9,6 @@ HTTP API), a closed port for an unreachable registry, the `dcs` CLI.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 from pathlib import Path
@@ -17,9 +16,9 @@ from typing import Any
 
 import nbformat
 import pytest
-import requests
 from nbformat.v4 import new_code_cell, new_notebook
 from standins import refusing_engine
+from support.registry import push_manifest
 
 from dcs_magic.cli.commands import main
 from dcs_magic.model.imageref import parse_reference
@@ -28,40 +27,8 @@ from dcs_magic.ops.notebook import read_notebook
 from dcs_magic.ops.recipe import _lock_entry, render_one
 from dcs_magic.settings import PLATFORM
 
-MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 SPEC = {"cluster_name": "dcs-test-lockreg", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
         "num_workers": 0}
-
-
-def _upload_blob(base: str, repo: str, data: bytes, auth: tuple[str, str] | None = None) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    start = requests.post(f"{base}/v2/{repo}/blobs/uploads/", timeout=10, auth=auth)
-    start.raise_for_status()
-    location = start.headers["Location"]
-    location = location if location.startswith("http") else base + location
-    done = requests.put(location, params={"digest": digest}, data=data, auth=auth,
-                        headers={"Content-Type": "application/octet-stream"}, timeout=10)
-    done.raise_for_status()
-    return digest
-
-
-def push_manifest(registry: Any, repo: str, tag: str, marker: str) -> str:
-    """Put a small image (one config, one layer) at repo:tag over HTTP; its manifest digest."""
-    auth = (registry.username, registry.password) if registry.password else None
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"m": marker}},
-                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-    layer = marker.encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": _upload_blob(registry.url, repo, config, auth)},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
-                    "digest": _upload_blob(registry.url, repo, layer, auth)}],
-    }).encode()
-    answer = requests.put(f"{registry.url}/v2/{repo}/manifests/{tag}", data=manifest, auth=auth,
-                          headers={"Content-Type": MANIFEST_TYPE}, timeout=10)
-    answer.raise_for_status()
-    return str(answer.headers["Docker-Content-Digest"])
 
 
 def _closed_port() -> int:

@@ -1,8 +1,10 @@
-"""Fault suite: a password never reaches a traceback (issue 23, item 18).
+"""Fault suite: a password never reaches a traceback (issue 23, item 18; issue 26, item 3).
 
 The engine (a real Docker API server on a unix socket, tests/faults/standins.py) refuses the
-push request itself with HTTP 500. `%xmode Verbose` prints every frame's locals, so every
-frame of the error and of the errors it was raised from must be free of the password.
+push request itself with HTTP 500. A Docker credential helper (tests/support/credential_helpers.py)
+gives a password the htpasswd registry refuses, or prints its answer and fails. `%xmode Verbose`
+prints every frame's locals, so every frame of the error and of the errors it was raised from
+must be free of the password.
 Engine-free: no Docker engine is needed.
 """
 
@@ -16,8 +18,10 @@ from typing import Any
 
 import pytest
 from standins import refusing_engine
+from support.credential_helpers import ANSWER_THEN_FAIL, GARBAGE, Helpers, on_path
 
-from dcs_magic.errors import DcsError
+from dcs_magic.adapters.registry import current_digest
+from dcs_magic.errors import DcsError, RegistryError
 from dcs_magic.model.credentials import Secret
 from dcs_magic.ops.push import push
 
@@ -65,10 +69,13 @@ def test_refused_push_leaves_no_password_in_any_frame(tmp_path: Path, monkeypatc
 
 
 def _assert_no_password(error: BaseException) -> None:
-    frames = list(_frames(error))
-    assert any("docker" in where for where, _ in frames)  # docker-py's frames are in the chain
+    assert any("docker" in where for where, _ in _frames(error))  # docker-py's frames are in the chain
+    _assert_no_password_in_frames(error)
+
+
+def _assert_no_password_in_frames(error: BaseException) -> None:
     encoded = base64.urlsafe_b64encode(PASSWORD.encode()).decode()[:16]
-    for where, local in frames:
+    for where, local in _frames(error):
         for name, value in local.items():
             assert not _holds(value, PASSWORD), f"{where}: local {name!r} holds the password"
             assert not _holds(value, encoded), f"{where}: local {name!r} holds the password base64"
@@ -96,3 +103,31 @@ def test_refused_pull_leaves_no_password_in_any_frame(tmp_path: Path, monkeypatc
             engine.close()
     assert any("/images/create" in line for line in received), received
     _assert_no_password(caught.value)
+
+
+@pytest.fixture
+def helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth_registry: Any) -> Helpers:
+    found = on_path(tmp_path, monkeypatch, auth_registry)
+    monkeypatch.setenv("DCS_TEST_HELPER_SECRET", PASSWORD)  # not the registry's: it answers 401
+    return found
+
+
+def test_a_refused_helper_login_leaves_no_password_in_any_frame(helpers: Helpers) -> None:
+    """The registry refuses what the helper gave: the RegistryError's frames (and those of the
+    requests it came from) hold the login only as a Secret."""
+    helpers.add("good")
+    helpers.configure(credsStore="good")
+    with pytest.raises(RegistryError) as caught:
+        current_digest(f"{helpers.registry.host}/dcs-test-tb/app:1")
+    assert caught.value.status == 401 and "docker-credential-good asked" in helpers.asked()
+    _assert_no_password_in_frames(caught.value)
+    assert PASSWORD not in helpers.asked()  # the helper's command line and its parent's
+
+
+@pytest.mark.parametrize("script", [GARBAGE, ANSWER_THEN_FAIL], ids=["half-an-answer", "answer-then-exit-2"])
+def test_a_helper_whose_output_holds_the_password_leaves_it_in_no_frame(helpers: Helpers, script: str) -> None:
+    helpers.add("leaky", script)
+    helpers.configure(credHelpers={helpers.registry.host: "leaky"})
+    with pytest.raises(RegistryError, match="docker-credential-leaky") as caught:
+        current_digest(f"{helpers.registry.host}/dcs-test-tb/app:1")
+    _assert_no_password_in_frames(caught.value)

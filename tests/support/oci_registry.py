@@ -5,7 +5,9 @@ Every first answer is a 401 with a Bearer challenge; the realm gives a token; th
 served from a `Store`. `Store.image(config)` adds an OCI image (config blob + manifest),
 `multi_arch(store)` an OCI index of linux/amd64, linux/arm64/v8 and a BuildKit attestation.
 `Store.seen` records (method, path, Authorization) of every request; `Store.tamper` names blobs
-served with one byte too many. The real `docker-registry` (support/registry.py) stores only what
+served with one byte too many. With `Store.refresh_token` set, the realm gives a token only for
+that identity token, sent as Docker sends one (a form POST, `grant_type=refresh_token`); each
+form it got is in `Store.grants`. The real `docker-registry` (support/registry.py) stores only what
 the engine pushes; this one serves indexes and bodies the tests write by hand.
 """
 
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from support.registry import serve_http
 
@@ -42,6 +45,8 @@ class Store:
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
     digest_header: bool = True
     tamper: set[str] = field(default_factory=set)
+    refresh_token: str | None = None
+    grants: list[dict[str, str]] = field(default_factory=list)
 
     def blob(self, data: bytes) -> str:
         self.blobs[_digest(data)] = data
@@ -77,7 +82,7 @@ def _handler(store: Store) -> type[http.server.BaseHTTPRequestHandler]:
         def _answer(self) -> None:
             store.seen.append((self.command, self.path, self.headers.get("Authorization")))
             if self.path.startswith("/token"):
-                self._send(200, json.dumps({"token": "t0ken"}).encode())
+                self._token()
                 return
             if self.headers.get("Authorization") != "Bearer t0ken":
                 host = self.headers["Host"]
@@ -101,7 +106,19 @@ def _handler(store: Store) -> type[http.server.BaseHTTPRequestHandler]:
             else:
                 self._send(404)
 
-        do_GET = do_HEAD = _answer
+        def _token(self) -> None:
+            if store.refresh_token is None:
+                self._send(200, json.dumps({"token": "t0ken"}).encode())
+                return
+            form = dict(parse_qsl(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()))
+            store.grants.append(form)
+            if self.command == "POST" and form.get("grant_type") == "refresh_token" \
+                    and form.get("refresh_token") == store.refresh_token:
+                self._send(200, json.dumps({"access_token": "t0ken"}).encode())
+            else:
+                self._send(401)
+
+        do_GET = do_HEAD = do_POST = _answer
 
         def log_message(self, *args: object) -> None:
             pass

@@ -6,6 +6,7 @@ setting, so `docker push 127.0.0.1:PORT/repo:tag` works against these as they ar
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import re
@@ -23,8 +24,8 @@ from typing import Any
 import requests
 
 __all__ = ["MANIFEST_ACCEPT", "DigestRewritingProxy", "Registry", "RegistryError", "StallingProxy",
-           "digest_rewriting_proxy", "http_answer", "manifest_refusing_registry", "rate_limited_registry", "serve_http",
-           "stalling_proxy", "start_registry", "write_htpasswd"]
+           "digest_rewriting_proxy", "http_answer", "manifest_refusing_registry", "push_manifest", "rate_limited_registry",
+           "serve_http", "stalling_proxy", "start_registry", "write_htpasswd"]
 
 # Without these the registry may answer with a converted (schema 1) manifest, whose digest
 # differs from the one the engine reported when it pushed.
@@ -35,6 +36,7 @@ MANIFEST_ACCEPT = ", ".join([
     "application/vnd.oci.image.index.v1+json",
 ])
 _PORT_ATTEMPTS = 3
+_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 class RegistryError(RuntimeError):
@@ -225,6 +227,37 @@ def start_registry(workdir: Path, *, username: str | None = None, password: str 
             registry.stop()
             raise
     return registry
+
+
+def _upload_blob(base: str, repo: str, data: bytes, auth: tuple[str, str] | None = None) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = requests.post(f"{base}/v2/{repo}/blobs/uploads/", timeout=10, auth=auth)
+    start.raise_for_status()
+    location = start.headers["Location"]
+    location = location if location.startswith("http") else base + location
+    done = requests.put(location, params={"digest": digest}, data=data, auth=auth,
+                        headers={"Content-Type": "application/octet-stream"}, timeout=10)
+    done.raise_for_status()
+    return digest
+
+
+def push_manifest(registry: Any, repo: str, tag: str, marker: str) -> str:
+    """Put a small image (one config, one layer) at repo:tag over HTTP; its manifest digest."""
+    auth = (registry.username, registry.password) if registry.password else None
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"m": marker}},
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    layer = marker.encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": _MANIFEST_V2,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
+                   "digest": _upload_blob(registry.url, repo, config, auth)},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
+                    "digest": _upload_blob(registry.url, repo, layer, auth)}],
+    }).encode()
+    answer = requests.put(f"{registry.url}/v2/{repo}/manifests/{tag}", data=manifest, auth=auth,
+                          headers={"Content-Type": _MANIFEST_V2}, timeout=10)
+    answer.raise_for_status()
+    return str(answer.headers["Docker-Content-Digest"])
 
 
 @contextmanager

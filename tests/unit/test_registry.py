@@ -15,6 +15,7 @@ import pytest
 from support.registry import http_answer, serve_http
 
 from dcs_magic.adapters import registry
+from dcs_magic.adapters.docker_login import DockerLogin, docker_login
 from dcs_magic.adapters.workspace import check_host
 from dcs_magic.errors import ConfigError
 from dcs_magic.model.imageref import parse_reference
@@ -101,20 +102,28 @@ def _write_config(folder: Path, auths: dict[str, object]) -> None:
     (folder / "config.json").write_text(json.dumps({"auths": auths}), encoding="utf-8")
 
 
-def test_docker_config_auth_reads_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _plain(login: DockerLogin | None) -> tuple[str, str, str] | None:
+    return (login.username, login.password.reveal(), login.source) if login else None
+
+
+def test_docker_login_reads_the_auths_of_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     token = base64.b64encode(b"robot:pa:ss").decode()
-    _write_config(tmp_path / "cfg", {"127.0.0.1:5000": {"auth": token}, "other.example": {}})
+    _write_config(tmp_path / "cfg", {"127.0.0.1:5000": {"auth": token}, "other.example": {},
+                                     "https://legacy.example/v1/": {"auth": base64.b64encode(b"old:pw").decode()},
+                                     "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()}})
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "cfg"))
-    assert registry.docker_config_auth("127.0.0.1:5000") == ("robot", "pa:ss")
-    assert registry.docker_config_auth("other.example") is None  # e.g. a credential helper's entry
-    assert registry.docker_config_auth("unknown.example") is None
+    assert _plain(docker_login("127.0.0.1:5000")) == ("robot", "pa:ss", "config.json auths")
+    assert docker_login("other.example") is None
+    assert docker_login("unknown.example") is None
+    assert _plain(docker_login("legacy.example")) == ("old", "pw", "config.json auths")  # by host name, as Docker
+    assert _plain(docker_login("docker.io")) == ("hub", "pw", "config.json auths")  # Hub's key is its index URL
 
 
-def test_docker_config_auth_defaults_to_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docker_login_defaults_to_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_config(tmp_path / ".docker", {"r.example": {"auth": base64.b64encode(b"u:p").decode()}})
     monkeypatch.delenv("DOCKER_CONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert registry.docker_config_auth("r.example") == ("u", "p")
+    assert _plain(docker_login("r.example")) == ("u", "p", "config.json auths")
 
 
 @pytest.mark.parametrize("content", ["not json", '{"auths": {"r.example": {"auth": "%%%"}}}', "[]"])
@@ -122,7 +131,7 @@ def test_an_unreadable_docker_config_gives_no_credentials(tmp_path: Path, monkey
                                                           content: str) -> None:
     (tmp_path / "config.json").write_text(content, encoding="utf-8")
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    assert registry.docker_config_auth("r.example") is None
+    assert docker_login("r.example") is None
 
 
 def test_a_registry_that_does_not_answer_is_the_probe_s_answer() -> None:
