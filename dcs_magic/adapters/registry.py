@@ -43,7 +43,7 @@ from ..model.net import is_loopback
 from .docker_login import TOKEN_USERNAME, DockerLogin, docker_login
 
 __all__ = ["MANIFEST_TYPES", "ManifestAnswer", "RegistryProbe", "RemoteImage", "api_url", "current_digest",
-           "fetch_manifest", "manifest_digest", "network_reason", "probe", "read_image",
+           "docker_login_reads", "fetch_manifest", "manifest_digest", "network_reason", "probe", "read_image",
            "repository_path", "requires_auth", "scheme"]
 
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -97,8 +97,10 @@ class _Login:
     only when the registry wants credentials, and once), then kept. Calling it gives them;
     RegistryError when the helper cannot answer."""
 
-    def __init__(self, ref: ImageRef, username: str | None, password: Secret | None, *, docker: bool = True) -> None:
-        self._login = DockerLogin(username, password, "given") if username and password is not None else None
+    def __init__(self, ref: ImageRef, username: str | None, password: Secret | None, *, docker: bool = True,
+                 login: DockerLogin | None = None) -> None:
+        self._login = login or (DockerLogin(username, password, "given") if username and password is not None
+                                else None)
         self._registry = ref.registry if docker and self._login is None else None
 
     def __call__(self) -> DockerLogin | None:
@@ -161,6 +163,24 @@ def fetch_manifest(reference: str | ImageRef, username: str | None = None, passw
             return ManifestAnswer(url, answer.status_code, str(digest) if digest else None, _registry_words(answer))
     except (requests.RequestException, ValueError) as exc:
         return ManifestAnswer(url, None, None, network_reason(exc))
+
+
+def docker_login_reads(reference: str | ImageRef, *, timeout: float = DIGEST_TIMEOUT_S) -> str | None:
+    """Where this machine's `docker login` for REFERENCE's registry lives (`docker-credential-NAME`
+    or `config.json auths`) when it is allowed to read REFERENCE's manifest; None when there is
+    no login, its helper cannot answer, or the registry refuses it too. For a diagnosis only:
+    a cluster never has this login (`fetch_manifest` asks as the cluster does)."""
+    ref = reference if isinstance(reference, ImageRef) else parse_reference(reference)
+    try:
+        login = docker_login(ref.registry, timeout=timeout)
+        if login is None:
+            return None
+        with requests.Session() as session:
+            answer = _ask_manifest(session, "HEAD", ref, ref.digest or ref.tag or "latest",
+                                   _Login(ref, None, None, login=login), timeout)
+    except (RegistryError, requests.RequestException, ValueError):
+        return None
+    return login.source if answer.status_code == 200 else None
 
 
 def _ask_manifest(session: requests.Session, method: str, ref: ImageRef, which: str,

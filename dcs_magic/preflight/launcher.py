@@ -55,7 +55,7 @@ from typing import Any, Protocol
 
 from ..adapters.engine import EXEC_TAIL, Engine, ExecResult, StreamError, connect, remove_held_containers
 from ..adapters.owner import OWNER_LABEL, is_gone
-from ..adapters.registry import ManifestAnswer, fetch_manifest
+from ..adapters.registry import ManifestAnswer, docker_login_reads, fetch_manifest
 from ..adapters.secret_store import SecretStore
 from ..errors import DcsError, EngineError
 from ..model.credentials import Secret
@@ -420,7 +420,10 @@ class Launcher:
             if cluster.cancel.is_set():
                 raise user_request()
             if not answer.ok:
-                raise _manifest_refusal(cluster.image, answer, username)
+                # A cluster has only basic_auth; this machine's docker login (a credential helper
+                # included) is asked only to say, when it can read the image, what to put there.
+                mine = docker_login_reads(cluster.image) if answer.status in (401, 403) else None
+                raise _manifest_refusal(cluster.image, answer, username, mine)
             # `{}` rather than None: only basic_auth counts, as on a cluster.
             auth_config: dict[str, Any] = {"username": username, "password": password} if username else {}
             for _event in engine.pull_events(cluster.image, auth_config=auth_config):
@@ -765,17 +768,23 @@ _DENIED = ("unauthorized", "authentication required", "denied", "no basic auth c
            "incorrect username or password", "401")
 
 
-def _manifest_refusal(image: str, answer: ManifestAnswer, username: str | None) -> Terminate:
+def _manifest_refusal(image: str, answer: ManifestAnswer, username: str | None,
+                      machine_login: str | None = None) -> Terminate:
     """What a cluster reports when the registry does not serve it the manifest: 401/403 ->
     IMAGE_PULL_PERMISSION_DENIED, anything else (404: no such tag or digest; no answer) ->
-    DOCKER_IMAGE_PULL_FAILURE; the registry's own words in databricks_error_message."""
+    DOCKER_IMAGE_PULL_FAILURE; the registry's own words in databricks_error_message.
+    MACHINE_LOGIN: where this machine's docker login that can read the image lives (said, as
+    what to give the cluster; it never lets the local launch pass)."""
     said = f"{answer.url} answered {answer.message}" if answer.status else f"{answer.url}: {answer.message}"
     if answer.status in (401, 403):
         who = (f"the credentials of {username} in docker_image.basic_auth" if username else
                "no credentials (docker_image has no basic_auth; the machine's own docker login does "
                "not count on a cluster)")
+        mine = (f". This machine's docker login ({machine_login}) can read the image, but a cluster "
+                "gets only docker_image.basic_auth: put that registry user there, with the password "
+                "as a {{secrets/<scope>/<key>}} reference" if machine_login else "")
         return Terminate("IMAGE_PULL_PERMISSION_DENIED",
-                         f"Failed to pull the image {image} with {who}: {said}. Check "
+                         f"Failed to pull the image {image} with {who}: {said}{mine}. Check "
                          "docker_image.basic_auth (username and password or token; ACR: the service "
                          "principal's id and secret)")
     if answer.status == 404:

@@ -21,6 +21,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import InvalidParameterValue
 from databricks.sdk.service import compute
 from support.cleanup import DockerCleanup
+from support.credential_helpers import ANSWERING, FAILING, on_path
 from support.images import build_image, containers_of, push_image
 from support.local_sdk import sdk_client, settle
 from support.registry import Registry
@@ -141,19 +142,32 @@ def test_pinned_digest_in_the_engine_still_asks_the_registry(
     assert reason.code == compute.TerminationReasonCode.IMAGE_PULL_PERMISSION_DENIED
 
 
+@pytest.mark.parametrize("login", ["auths", "credential helper", "failing helper"])
 def test_private_registry_without_basic_auth_and_with_a_docker_login(
         w: WorkspaceClient, private_image: str, auth_registry: Registry, docker_client: Any,
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # This machine's own `docker login` for the registry never counts on a cluster.
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, login: str) -> None:
+    # This machine's own `docker login` for the registry (in config.json's auths or behind a
+    # credential helper) never counts on a cluster: the launch fails all the same, and its
+    # message says the login that can read the image is what basic_auth needs.
     import base64
-    import json
 
-    login = base64.b64encode(f"{auth_registry.username}:{auth_registry.password}".encode()).decode()
-    (tmp_path / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": login}}}))
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    helpers = on_path(tmp_path, monkeypatch, auth_registry)
+    if login == "auths":
+        token = base64.b64encode(f"{auth_registry.username}:{auth_registry.password}".encode()).decode()
+        helpers.configure(auths={auth_registry.host: {"auth": token}})
+    else:
+        helpers.add("dcstest", FAILING if login == "failing helper" else ANSWERING)
+        helpers.configure(credsStore="dcstest")
     reason = fails(w, docker_client, create(w, private_image))
     assert reason.code == compute.TerminationReasonCode.IMAGE_PULL_PERMISSION_DENIED
-    assert "no basic_auth" in reason.parameters["databricks_error_message"]
+    message = reason.parameters["databricks_error_message"]
+    assert "no basic_auth" in message and auth_registry.password not in message
+    said = {"auths": "This machine's docker login (config.json auths) can read the image",
+            "credential helper": "This machine's docker login (docker-credential-dcstest) can read the image"}
+    if login in said:
+        assert said[login] in message and "{{secrets/<scope>/<key>}}" in message
+    else:
+        assert "can read the image" not in message  # a helper that cannot answer says nothing
 
 
 def test_tag_missing_from_the_registry_though_tagged_locally(
