@@ -19,7 +19,6 @@ not by the output's size (before: 1.9 GB here; 87 MB -> 1.4 GB in the issue).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import Any
 
 import pytest
 import requests
+from integration.conftest import dcs_base_image  # noqa: F401 - the session fixture, shared
 from support.images import build_image, containers_of, push_image
 from support.registry import Registry
 
@@ -42,8 +42,6 @@ from dcs_magic.preflight import LocalWorkspaceServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-BASE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make-base-image.sh"
-BASE_IMAGE = os.environ.get("DCS_TEST_BASE_IMAGE", "dcs-magic/dcs-base:bookworm")
 LOGS_LIMIT = 5 * 2**20  # Databricks: "the last 5 MB of these logs"
 LINES = 4_000_000  # 100-byte lines: 400 MB
 MAX_GROWTH_MB = 200
@@ -67,18 +65,13 @@ def expected_tail(lines: int, limit: int = LOGS_LIMIT) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def loud_image(docker_client: Any, registry: Registry, _protected_images: set[str]) -> Iterator[str]:
-    """The DCS base (scripts/make-base-image.sh reuses an existing one) + loud.py, pushed."""
-    _protected_images.add(BASE_IMAGE)
-    proc = subprocess.run(["bash", str(BASE_SCRIPT), BASE_IMAGE], capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        pytest.fail(f"{BASE_SCRIPT.name} {BASE_IMAGE} failed ({proc.returncode}):\n"
-                    + "\n".join((proc.stdout + proc.stderr).splitlines()[-30:]), pytrace=False)
+def loud_image(docker_client: Any, registry: Registry, dcs_base_image: str) -> Iterator[str]:  # noqa: F811
+    """The DCS base (the session's `dcs_base_image`) + loud.py, pushed."""
     # Not named dcs-test: another test session's sweep (support/cleanup.py) removes the new
     # containers of dcs-test images, and would remove this run's check or driver mid-run.
     # The launcher removes its containers, this fixture the image.
     ref = f"{registry.host}/dcs-run-output-{time.time_ns() % 10**9}:1"
-    build_image(docker_client, ref, f"FROM {BASE_IMAGE}\nCOPY loud.py /opt/dcs/\n", {"loud.py": LOUD})
+    build_image(docker_client, ref, f"FROM {dcs_base_image}\nCOPY loud.py /opt/dcs/\n", {"loud.py": LOUD})
     try:
         push_image(docker_client, ref)
         yield ref

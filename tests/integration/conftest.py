@@ -8,29 +8,20 @@ dcs_base_image  (session) the realistic DCS base built by scripts/make-base-imag
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-BASE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make-base-image.sh"
-BASE_IMAGE = os.environ.get("DCS_TEST_BASE_IMAGE", "dcs-magic/dcs-base:bookworm")
+from support.examples import BASE_IMAGE, ensure_dcs_base  # noqa: E402 - after the imports above
 
 
 @pytest.fixture(scope="session")
 def dcs_base_image(docker_client: Any, _protected_images: set[str]) -> str:
     """Reference of the from-scratch DCS base image (built once per machine)."""
-    _protected_images.add(BASE_IMAGE)
-    proc = subprocess.run(["bash", str(BASE_SCRIPT), BASE_IMAGE], capture_output=True,
-                          text=True, timeout=1800)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        pytest.fail(f"{BASE_SCRIPT.name} {BASE_IMAGE} failed ({proc.returncode}):\n{tail}",
-                    pytrace=False)
-    docker_client.images.get(BASE_IMAGE)  # the script said it exists: make sure
-    return BASE_IMAGE
+    _protected_images.update({BASE_IMAGE, f"{BASE_IMAGE}-root"})
+    try:
+        return ensure_dcs_base(docker_client)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 # -- tiny images made without a builder (docker load of a hand-written image archive) -------

@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
 import re
 import shlex
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from integration.conftest import dcs_base_image  # noqa: F401 - the session fixture, shared
 
 from dcs_magic import BuildResult, CheckReport, PushResult
 from dcs_magic.cli.commands import make_parser
@@ -62,8 +61,6 @@ STAND_INS = (
      "that registry's user; its password is in ACR_PASSWORD, the variable the cell names"),
 )
 
-BASE_SCRIPT = ROOT / "scripts" / "make-base-image.sh"
-BASE_IMAGE = os.environ.get("DCS_TEST_BASE_IMAGE", "dcs-magic/dcs-base:bookworm")
 
 
 @dataclass(frozen=True)
@@ -131,16 +128,9 @@ def test_notebook_cells_are_where_the_readme_says(blocks: list[Block]) -> None:
 
 
 @pytest.fixture(scope="module")
-def readme_base(docker_client: Any, _protected_images: set[str]) -> str:
-    """The from-scratch DCS base, as tests/integration/conftest.py's `dcs_base_image` makes it
-    (that fixture is not visible from tests/magics); the script reuses an existing image."""
-    _protected_images.add(BASE_IMAGE)
-    proc = subprocess.run(["bash", str(BASE_SCRIPT), BASE_IMAGE], capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        pytest.fail(f"{BASE_SCRIPT.name} {BASE_IMAGE} failed ({proc.returncode}):\n{tail}", pytrace=False)
-    docker_client.images.get(BASE_IMAGE)
-    return BASE_IMAGE
+def readme_base(dcs_base_image: str) -> str:  # noqa: F811
+    """The from-scratch DCS base (tests/integration/conftest.py's session fixture)."""
+    return dcs_base_image
 
 
 @pytest.mark.docker
