@@ -117,6 +117,13 @@ class LaunchWidget(widgets.VBox):
     starting or running keeps running. When the form goes while it has the keyboard focus, the
     notebook cell takes it (`FocusKeeper`), not the page.
 
+    Registry: `registry_auth` (`%dcs_launch --registry-auth KIND`) starts the Registry choice
+    (`model.registry_auth`); choosing a kind fills in its username convention and turns auth on or
+    off (`LaunchForm.with_kind`), `kind_help` says where the password comes from, and the kind's
+    warnings join the problems. "Store this password as a secret": `store_password` (a password
+    box outside `controls`), `store_scope` / `store_key`, `store_button` ("Store as secret",
+    `store_secret()`) and `store_status`; the box is emptied as soon as Store reads it.
+
     Keyboard: every control is a native one (button, radio, input); a button that disables
     itself when clicked (Create, Terminate) hands the focus to the one enabled next.
 

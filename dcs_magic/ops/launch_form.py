@@ -16,6 +16,10 @@ Secrets: no control ever holds a secret.
   `LaunchForm.guard` clears both fields when their value is not a reference / not the name
   of a set variable, so a password typed in the wrong place does not stay in widget state or
   in the saved notebook.
+- "Store this password as a secret" (`store_password`) takes the password as a `Secret` the view
+  read once from its password box (and emptied at once): it goes into SCOPE/KEY on the form's
+  workspace (`ops.secrets.store_registry_password`), and only its reference comes back into the
+  values. `FormValues` has no field that could hold it.
 - Spark conf, environment variables and tags whose key looks secret (`secrets.mask_secrets`
   masks them) are shown as `KEY=****` when they come from the `--spec` file; the request
   carries the file's real value (`FormValues.to_spec` takes it from the base spec). A literal

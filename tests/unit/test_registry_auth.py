@@ -27,7 +27,7 @@ def spec(url: str, username: str | None = None, **fields: object) -> ClusterSpec
 
 def test_the_kinds_are_the_contracts_and_the_cli_offers_them():
     assert kinds.KINDS == ("dockerhub", "acr", "ecr", "gar", "basic", "none")
-    assert cli.REGISTRY_KINDS == (kinds.AUTO, *kinds.KINDS)
+    assert (kinds.AUTO, *kinds.KINDS) == cli.REGISTRY_KINDS
     assert [k for _, k in kinds.choices()] == [kinds.AUTO, *kinds.KINDS]
 
 
