@@ -44,6 +44,7 @@ from ..ops.launch_form import (
     workspace_lists,
 )
 from ..settings import CLUSTER_TIMEOUT_S
+from .secret_input import SecretInput
 from .widgets import FocusKeeper
 
 if TYPE_CHECKING:  # imported lazily at run time
@@ -120,9 +121,10 @@ class LaunchWidget(widgets.VBox):
     Registry: `registry_auth` (`%dcs_launch --registry-auth KIND`) starts the Registry choice
     (`model.registry_auth`); choosing a kind fills in its username convention and turns auth on or
     off (`LaunchForm.with_kind`), `kind_help` says where the password comes from, and the kind's
-    warnings join the problems. "Store this password as a secret": `store_password` (a password
-    box outside `controls`), `store_scope` / `store_key`, `store_button` ("Store as secret",
-    `store_secret()`) and `store_status`; the box is emptied as soon as Store reads it.
+    warnings join the problems. "Store this password as a secret": `store_scope` / `store_key`,
+    `store_password` (a `SecretInput` outside `controls`: the password box and its "Store as
+    secret" button, drawn by the page; what is typed is in no trait, it comes once as a message
+    and the page empties the box) calling `store_secret(Secret)`, and `store_status`.
 
     Keyboard: every control is a native one (button, radio, input); a button that disables
     itself when clicked (Create, Terminate) hands the focus to the one enabled next.
@@ -183,22 +185,18 @@ class LaunchWidget(widgets.VBox):
         values = self.form.initial_values(image, [key for _, key in lists.runtimes], registry_auth)
         self.controls = self._build_controls(values, lists.runtimes, lists.nodes)
         # "Store this password as a secret": the password box is not a FormValues field, so the
-        # spec, the preview and the record never see it; Store reads it once and empties it.
+        # spec, the preview and the record never see it; nor is it widget state (SecretInput).
         self.kind_help = widgets.HTML()
         scope, key = self.form.secret_name(values)
-        self.store_password = widgets.Password(description="Password to store", style=_LABEL,
-                                               placeholder="typed here, stored in the scope, then cleared",
-                                               continuous_update=False, layout=widgets.Layout(width=_FIELD))
+        self.store_password = SecretInput(
+            on_submit=self.store_secret, label="Password to store", button="Store as secret",
+            placeholder="typed here, stored in the scope, then cleared", disabled=workspace is None,
+            button_tooltip="Put the password into the secret scope and send {{secrets/scope/key}} instead")
         self.store_scope = widgets.Text(value=scope, description="Secret scope", style=_LABEL,
                                         layout=widgets.Layout(width="24em"))
         self.store_key = widgets.Text(value=key, description="key", style={"description_width": "initial"},
                                       layout=widgets.Layout(width="22em"))
-        self.store_button = widgets.Button(description="Store as secret", layout=_button_layout(),
-                                           disabled=workspace is None,
-                                           tooltip="Put the password into the secret scope and send "
-                                                   "{{secrets/scope/key}} instead")
         self.store_status = widgets.HTML()
-        self.store_button.on_click(lambda _: self.store_secret())
         self.target = widgets.HTML(self._target_html())
         self.notice = widgets.HTML(self._notice_html(lists.notes))
         self.confirm = widgets.HTML()
@@ -371,8 +369,7 @@ class LaunchWidget(widgets.VBox):
                                               layout=widgets.Layout(width="auto", align_self="flex-start"))
         self.advanced_button.on_click(lambda _: self.show_advanced(self.advanced.layout.display == "none"))
         self.store_row = widgets.VBox([
-            self.store_password, widgets.HBox([self.store_scope, self.store_key, self.store_button]),
-            self.store_status])
+            widgets.HBox([self.store_scope, self.store_key]), self.store_password, self.store_status])
         return [
             widgets.HTML(_FORM_CSS, layout=widgets.Layout(display="none")),
             self._focus_keeper,
@@ -528,14 +525,11 @@ class LaunchWidget(widgets.VBox):
         finally:
             self._presetting = False
 
-    def store_secret(self) -> str | None:
-        """Store the password typed in `store_password` as the secret `store_scope`/`store_key` on
+    def store_secret(self, password: Secret) -> str | None:
+        """Store `password` (what `store_password` sent) as the secret `store_scope`/`store_key` on
         the form's workspace, then send its `{{secrets/scope/key}}` reference as the password
-        (Registry auth becomes the password reference). The box is emptied at once, stored or not:
-        the password stays in no widget, preview, record or message. Returns the reference, or
-        None (`store_status` says why)."""
-        password = Secret(self.store_password.value or "")
-        self.store_password.value = ""
+        (Registry auth becomes the password reference). The password stays in no widget,
+        preview, record or message. Returns the reference, or None (`store_status` says why)."""
         if not password:
             self._store_said("Type the registry password in Password to store first; nothing was stored.")
             return None

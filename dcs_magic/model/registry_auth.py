@@ -53,8 +53,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {p.kind: p for p in (
     Preset("dockerhub", "Docker Hub", None, "your Docker Hub username",
            "Docker Hub: the username is your Docker Hub user; the password is a read-only personal access "
-           "access token, not your account password. Store it in a "
-           "secret scope and send it as {{secrets/<scope>/<key>}}."),
+           "token, not your account password. Store it in a secret scope and send it as "
+           "{{secrets/<scope>/<key>}}."),
     Preset("acr", "Azure Container Registry", None, "the service principal's application (client) id",
            "Azure Container Registry: the username is a service principal's application (client) id and the "
            "password its client secret (long-lived); a repository-scoped token's name and password, or the "

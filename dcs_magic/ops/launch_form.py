@@ -17,7 +17,8 @@ Secrets: no control ever holds a secret.
   of a set variable, so a password typed in the wrong place does not stay in widget state or
   in the saved notebook.
 - "Store this password as a secret" (`store_password`) takes the password as a `Secret` the view
-  read once from its password box (and emptied at once): it goes into SCOPE/KEY on the form's
+  got once from its password box (`jupyter.secret_input.SecretInput`: sent as a message, never a
+  widget trait; the page empties the box): it goes into SCOPE/KEY on the form's
   workspace (`ops.secrets.store_registry_password`), and only its reference comes back into the
   values. `FormValues` has no field that could hold it.
 - Spark conf, environment variables and tags whose key looks secret (`secrets.mask_secrets`

@@ -1,7 +1,9 @@
 """The launch form's Registry choice and "store this password as a secret" (issue 26, items 2
 and 4), driven through its Python objects; the secret goes to a real local workspace's Secrets
 API (its server on 127.0.0.1, no engine). The typed password must end up in the secret store
-and nowhere else: not in widget state, the preview, the record or any message."""
+and nowhere else: not in widget state, the preview, the record or any message. The password box
+is a `SecretInput`: these tests send it what its page sends (`_handle_custom_msg`, ipywidgets'
+dispatch of a custom message) or call `submit(Secret)`."""
 
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ import ipywidgets
 import pytest
 from IPython.core.error import UsageError
 from ipywidgets.embed import embed_data
+from support.comms import record_comms
 
 from dcs_magic import Workspace
 from dcs_magic.jupyter.launch import LaunchWidget
+from dcs_magic.jupyter.secret_input import SecretInput
+from dcs_magic.model.credentials import Secret
 from dcs_magic.preflight import LocalWorkspaceServer
 from dcs_magic.settings import local_state_dir
 
@@ -44,18 +49,28 @@ def secrets_ws(server: LocalWorkspaceServer) -> Iterator[Workspace]:
         yield workspace
 
 
+def all_widgets(widget: ipywidgets.Widget) -> list[ipywidgets.Widget]:
+    found, stack = [], [widget]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(getattr(current, "children", ()) or ())
+    return found
+
+
 def everything_shown(widget: LaunchWidget) -> str:
     """Every widget's state (as the front-end and a saved notebook get it), the manager's
     state, the embed data, and the record under the form."""
-    states, stack = [], [widget]
-    while stack:
-        current = stack.pop()
-        states.append(current.get_state())
-        stack.extend(getattr(current, "children", ()) or ())
+    states = [w.get_state() for w in all_widgets(widget)]
     return "\n".join([json.dumps(states, default=str),
                       json.dumps(ipywidgets.Widget.get_manager_state(), default=str),
                       json.dumps(embed_data(views=[widget]), default=str),
                       json.dumps(widget.record()._repr_mimebundle_(), default=str)])
+
+
+def typed(box: SecretInput, text: str) -> None:
+    """What the page sends when TEXT was typed and Store clicked (or Enter pressed)."""
+    box._handle_custom_msg({"type": "submit", "value": text}, [])
 
 
 def problems(widget: LaunchWidget) -> str:
@@ -125,14 +140,18 @@ def test_magic_takes_registry_auth(shell):
 
 
 def test_store_as_secret_puts_the_password_in_the_scope_and_the_reference_in_the_spec(
-        secrets_ws: Workspace, server: LocalWorkspaceServer):
+        secrets_ws: Workspace, server: LocalWorkspaceServer, monkeypatch: pytest.MonkeyPatch):
+    record_comms(monkeypatch)  # every message the form's widgets send to the page is kept
     widget = LaunchWidget(secrets_ws, image=PRIVATE, registry_auth="basic")
     widget.controls["username"].value = "robot"
     assert (widget.store_scope.value, widget.store_key.value) == ("dcs-registry", "app-password")
-    widget.store_password.value = PASSWORD  # as the front-end sends what was typed
-    widget.store_button.click()
+    box = widget.store_password
+    assert not box.disabled and "value" not in box.keys  # no trait could hold what is typed
+    message = {"type": "submit", "value": PASSWORD}
+    box._handle_custom_msg(message, [])  # as the page sends it (Store clicked, or Enter)
+    assert message == {"type": "submit"}  # taken out of the message, not copied
+    assert box.comm.messages[-1] == ("comm_msg", {"method": "custom", "content": {"type": "done"}})
 
-    assert widget.store_password.value == ""
     reference = "{{secrets/dcs-registry/app-password}}"
     assert widget.controls["auth_mode"].value == "secret"
     assert widget.controls["password_secret"].value == reference
@@ -141,21 +160,24 @@ def test_store_as_secret_puts_the_password_in_the_scope_and_the_reference_in_the
     assert "Stored dcs-registry/app-password" in html.unescape(widget.store_status.value)
     assert PASSWORD not in everything_shown(widget)
     assert PASSWORD not in widget.preview.value + widget.copy_box.value + widget.download.value
+    sent = [data for w in all_widgets(widget) for _, data in w.comm.messages]
+    assert len(sent) > 30 and PASSWORD not in json.dumps(sent, default=str)
+    with pytest.raises(TypeError, match="takes a Secret"):
+        box.submit(PASSWORD)  # type: ignore[arg-type]
     widget.close()
 
 
 def test_store_errors_are_said_in_the_form_without_the_password(secrets_ws: Workspace, server: LocalWorkspaceServer):
     widget = LaunchWidget(secrets_ws, image=PRIVATE, registry_auth="basic")
 
-    widget.store_button.click()  # nothing typed
+    typed(widget.store_password, "")  # nothing typed
     assert "Type the registry password in Password to store first" in html.unescape(widget.store_status.value)
 
     widget.store_scope.value = "bad scope!"
-    widget.store_password.value = PASSWORD
-    widget.store_button.click()
+    typed(widget.store_password, PASSWORD)
     status = html.unescape(widget.store_status.value)
     assert 'role="alert"' in status and "Not stored: secret scope: use letters, digits" in status
-    assert widget.store_password.value == "" and widget.controls["password_secret"].value == ""
+    assert widget.controls["password_secret"].value == ""
     assert server.secrets.path is None or not server.secrets.path.exists() or \
         "bad scope" not in server.secrets.path.read_text()
     assert PASSWORD not in everything_shown(widget)
@@ -163,17 +185,15 @@ def test_store_errors_are_said_in_the_form_without_the_password(secrets_ws: Work
 
     with Workspace(host=server.host, token="not-the-token") as refusing:  # the workspace refuses
         widget = LaunchWidget(refusing, image=PRIVATE, registry_auth="basic")
-        widget.store_password.value = PASSWORD
-        widget.store_button.click()
+        typed(widget.store_password, PASSWORD)
         status = html.unescape(widget.store_status.value)
         assert "Not stored:" in status and 'role="alert"' in status
         assert PASSWORD not in everything_shown(widget)
         widget.close()
 
     preview_only = LaunchWidget(image=PRIVATE, registry_auth="basic")
-    assert preview_only.store_button.disabled
-    preview_only.store_password.value = PASSWORD
-    assert preview_only.store_secret() is None
+    assert preview_only.store_password.disabled  # the page sends nothing; Python still gets an answer
+    preview_only.store_password.submit(Secret(PASSWORD))
     assert "no workspace to store the password in" in html.unescape(preview_only.store_status.value)
     assert PASSWORD not in everything_shown(preview_only)
     preview_only.close()
@@ -192,8 +212,7 @@ def test_the_local_forms_secret_note_goes_once_the_password_is_stored(tmp_path: 
             reference = f"{{{{secrets/dcs-registry/{widget.store_key.value}}}}}"
             widget.controls["password_secret"].value = reference
             assert "SECRET_RESOLUTION_ERROR" in problems(widget)
-            widget.store_password.value = PASSWORD
-            assert widget.store_secret() == reference
+            assert widget.store_secret(Secret(PASSWORD)) == reference
             assert "SECRET_RESOLUTION_ERROR" not in problems(widget)
             assert PASSWORD not in everything_shown(widget)
             widget.close()
