@@ -127,9 +127,9 @@ export DCS_EXAMPLE_REGISTRY_USER=$REGISTRY_USER
 # The password stays in its file; the notebooks only name the variable (--password-env).
 DCS_EXAMPLE_REGISTRY_PASSWORD="\$(cat $WORK/registry/password)"
 export DCS_EXAMPLE_REGISTRY_PASSWORD
-# {{secrets/dcs-examples/registry-password}} for the local preflight workspace: the fallback variable
-# (or store it once: dcs secrets put --local --create-scope dcs-examples registry-password)
-export DCS_SECRET_DCS_EXAMPLES_REGISTRY_PASSWORD="\$DCS_EXAMPLE_REGISTRY_PASSWORD"
+# {{secrets/dcs-examples/registry-password}}: each notebook's push stores the password into the local
+# preflight workspace's secret store (%dcs_push ... --secret-ref dcs-examples/registry-password
+# --store-secret --local; parameters.ipynb: dcs secrets put --local), where its launch resolves it.
 EOF
 
 if [ "${DCS_DEMO_EXAMPLES:-1}" != 0 ]; then

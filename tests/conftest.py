@@ -79,6 +79,7 @@ _ENGINE_FREE_FILES = frozenset({
     "faults/test_locked_build_args.py", "faults/test_round_two.py", "faults/test_secret_values.py",
     "faults/test_template_bombs.py", "faults/test_traceback_secrets.py", "integration/test_jobs_doctor.py",
     "integration/test_runtimes_update.py", "integration/test_why_workspace.py", "integration/test_local_secrets.py",
+    "integration/test_registry_auth_cli.py",
 })
 
 

@@ -55,6 +55,12 @@ __all__ = ["main", "make_parser"]
 # library is imported inside each command. The export kinds are therefore written out here; a
 # unit test pins them to exports.EXPORT_KINDS.
 EXPORT_KINDS = ("bundle", "terraform", "policy", "pool")
+REGISTRY_KINDS = ("auto", "dockerhub", "acr", "ecr", "gar", "basic", "none")
+"""`--registry-auth` (a unit test pins them to model.registry_auth.KINDS)."""
+REGISTRY_AUTH_HELP = ("The registry's kind: sets its username convention (gar: _json_key, ecr: AWS) when "
+                      "--username is not given, or leaves basic_auth out (none: a public image, or ECR through "
+                      "an instance profile), and warns about what will not last (an ECR token expires after 12 "
+                      "hours) or does not fit the image's host. Default auto: the kind the host says.")
 
 USAGE = 2
 """The exit status of bad usage: argparse's errors and every `dcs_magic.errors.UsageError`."""
@@ -226,6 +232,8 @@ def _launch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                         help="Environment variable holding docker_image.basic_auth.password, instead of "
                              "the spec file's. (--local resolves {{secrets/scope/key}} from the variable "
                              f"{SECRET_PREFIX}<SCOPE>_<KEY>.)")
+    parser.add_argument("--registry-auth", choices=REGISTRY_KINDS, default="auto", metavar="KIND",
+                        help=f"{{{','.join(REGISTRY_KINDS)}}}. {REGISTRY_AUTH_HELP}")
     parser.add_argument("--wait", action="store_true",
                         help="Follow the cluster to RUNNING (exit 0) or TERMINATED/ERROR (exit 1).")
     parser.add_argument("--timeout", type=_seconds_arg, default=CLUSTER_TIMEOUT_S, metavar="S",
@@ -508,7 +516,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 
     plan = launch_spec(args.spec, image=args.image, lock=args.lock, name=args.name, username=args.username,
                        password_env=args.password_env, warn=_warn, strict=args.strict,
-                       registry_check=not args.no_registry_check)
+                       registry_check=not args.no_registry_check, registry_auth=args.registry_auth)
     if args.print_only:
         if plan.literal_password and not args.allow_literal_password:
             raise SpecError(
@@ -669,6 +677,8 @@ def _export_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                              "seal then only catches accidental edits).")
     parser.add_argument("--name", default=None, help="Lock entry NAME (default: the only one).")
     parser.add_argument("--out", default=None, metavar="FILE", help="Write to FILE instead of stdout.")
+    parser.add_argument("--registry-auth", choices=REGISTRY_KINDS, default="auto", metavar="KIND",
+                        help=f"{{{','.join(REGISTRY_KINDS)}}}. {REGISTRY_AUTH_HELP}")
     parser.add_argument("--strict", action="store_true",
                         help="Refuse a spec with an unknown cluster field (default: warn, naming the closest field).")
     parser.set_defaults(run=_cmd_export)
@@ -694,7 +704,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
             verify_pushed(lock_file, name, lock.images[name], warn=_warn)
         image, recorded = lock.images[name].pinned, lock.images[name].cluster
-    text = export(args.kind, export_spec(spec, image=image, lock_cluster=recorded))
+    from ..model.registry_auth import apply
+
+    exported, notes = apply(export_spec(spec, image=image, lock_cluster=recorded), args.registry_auth)
+    for note in notes:
+        _warn(note)
+    text = export(args.kind, exported)
     if args.out:
         from pathlib import Path
 

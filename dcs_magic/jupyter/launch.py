@@ -26,6 +26,8 @@ import ipywidgets as widgets
 
 from ..adapters.follow import ENDED_STATES, STARTING_STATES, ClusterFollower
 from ..errors import ClusterError, ConfigError, DcsError, SpecError
+from ..model import registry_auth as registry_kinds
+from ..model.credentials import Secret
 from ..model.form_values import ACCESS_MODES, AUTH_MODES, LOG_DELIVERY_NOTE, FormValues, event_text
 from ..model.results import LaunchRecord, url_link
 from ..model.secrets import mask_secrets
@@ -42,6 +44,7 @@ from ..ops.launch_form import (
     workspace_lists,
 )
 from ..settings import CLUSTER_TIMEOUT_S
+from .secret_input import SecretInput
 from .widgets import FocusKeeper
 
 if TYPE_CHECKING:  # imported lazily at run time
@@ -115,6 +118,14 @@ class LaunchWidget(widgets.VBox):
     starting or running keeps running. When the form goes while it has the keyboard focus, the
     notebook cell takes it (`FocusKeeper`), not the page.
 
+    Registry: `registry_auth` (`%dcs_launch --registry-auth KIND`) starts the Registry choice
+    (`model.registry_auth`); choosing a kind fills in its username convention and turns auth on or
+    off (`LaunchForm.with_kind`), `kind_help` says where the password comes from, and the kind's
+    warnings join the problems. "Store this password as a secret": `store_scope` / `store_key`,
+    `store_password` (a `SecretInput` outside `controls`: the password box and its "Store as
+    secret" button, drawn by the page; what is typed is in no trait, it comes once as a message
+    and the page empties the box) calling `store_secret(Secret)`, and `store_status`.
+
     Keyboard: every control is a native one (button, radio, input); a button that disables
     itself when clicked (Create, Terminate) hands the focus to the one enabled next.
 
@@ -140,7 +151,8 @@ class LaunchWidget(widgets.VBox):
                  local: bool = False, spec_path: str | os.PathLike[str] | None = None,
                  running_poll_s: float | None = None, image_python: str | None = None,
                  push: PushResult | None = None, private: Mapping[str, str] | None = None,
-                 dockerfiles: Sequence[DockerfileSource] = (), finished: str = "record") -> None:
+                 dockerfiles: Sequence[DockerfileSource] = (), finished: str = "record",
+                 registry_auth: str | None = None) -> None:
         if finished not in ("record", "keep"):
             raise ValueError(f"finished must be 'record' or 'keep', not {finished!r}")
         self.finished = finished
@@ -169,8 +181,22 @@ class LaunchWidget(widgets.VBox):
         self._sent: ClusterSpec | None = None
         self._armed = False  # Create was clicked once while the form had risks
         self._refocus = False  # a click disabled its own button: the next button enabled takes the focus
-        values = self.form.initial_values(image, [key for _, key in lists.runtimes])
+        self._presetting = False  # the Registry choice is filling in other controls
+        values = self.form.initial_values(image, [key for _, key in lists.runtimes], registry_auth)
         self.controls = self._build_controls(values, lists.runtimes, lists.nodes)
+        # "Store this password as a secret": the password box is not a FormValues field, so the
+        # spec, the preview and the record never see it; nor is it widget state (SecretInput).
+        self.kind_help = widgets.HTML()
+        scope, key = self.form.secret_name(values)
+        self.store_password = SecretInput(
+            on_submit=self.store_secret, label="Password to store", button="Store as secret",
+            placeholder="typed here, stored in the scope, then cleared", disabled=workspace is None,
+            button_tooltip="Put the password into the secret scope and send {{secrets/scope/key}} instead")
+        self.store_scope = widgets.Text(value=scope, description="Secret scope", style=_LABEL,
+                                        layout=widgets.Layout(width="24em"))
+        self.store_key = widgets.Text(value=key, description="key", style={"description_width": "initial"},
+                                      layout=widgets.Layout(width="22em"))
+        self.store_status = widgets.HTML()
         self.target = widgets.HTML(self._target_html())
         self.notice = widgets.HTML(self._notice_html(lists.notes))
         self.confirm = widgets.HTML()
@@ -304,6 +330,8 @@ class LaunchWidget(widgets.VBox):
             "image": widgets.Textarea(value=v.image, description="Image", style=_LABEL, rows=3,
                                       placeholder="registry.example.com/team/image@sha256:...",
                                       layout=widgets.Layout(width="98%", height="5em")),
+            "registry_kind": widgets.Dropdown(options=registry_kinds.choices(), value=v.registry_kind,
+                                              description="Registry", style=_LABEL, layout=wide()),
             "auth_mode": widgets.Dropdown(options=auth_modes, value=v.auth_mode, description="Registry auth",
                                           style=_LABEL, layout=wide()),
             "username": widgets.Text(value=v.username, description="Username", style=_LABEL, layout=wide()),
@@ -340,6 +368,8 @@ class LaunchWidget(widgets.VBox):
         self.advanced_button = widgets.Button(description=f"Show {_ADVANCED}",
                                               layout=widgets.Layout(width="auto", align_self="flex-start"))
         self.advanced_button.on_click(lambda _: self.show_advanced(self.advanced.layout.display == "none"))
+        self.store_row = widgets.VBox([
+            widgets.HBox([self.store_scope, self.store_key]), self.store_password, self.store_status])
         return [
             widgets.HTML(_FORM_CSS, layout=widgets.Layout(display="none")),
             self._focus_keeper,
@@ -352,8 +382,9 @@ class LaunchWidget(widgets.VBox):
             c["autotermination_minutes"],
             c["log_destination"], widgets.HTML(f'<small class="dcs-log-note">{html.escape(LOG_DELIVERY_NOTE)}</small>'),
             c["data_security_mode"], c["single_user_name"],
-            c["image"], c["auth_mode"],
+            c["image"], c["registry_kind"], self.kind_help, c["auth_mode"],
             c["username"], c["password_secret"], c["password_env"],
+            self.store_row,
             self.advanced_button,
             self.advanced,
             self.problems,
@@ -409,6 +440,8 @@ class LaunchWidget(widgets.VBox):
 
     def _on_change(self, change: dict[str, Any]) -> None:
         owner = change["owner"]
+        if owner is self.controls["registry_kind"] and not self._presetting:
+            self._apply_kind(str(owner.value))
         for name, control in self.controls.items():
             if owner is control:
                 kept = self.form.guard(name, control.value)
@@ -429,6 +462,10 @@ class LaunchWidget(widgets.VBox):
                 "password_secret": auth == "secret", "password_env": auth == "env"}
         for name, visible in show.items():
             c[name].layout.display = None if visible else "none"
+        self.store_row.layout.display = None if auth in ("secret", "env") else "none"
+        values = self.values
+        c["username"].placeholder = self.form.username_placeholder(values)
+        self.kind_help.value = f"<small>{html.escape(self.form.kind_text(values))}</small>"
 
     def _refresh(self) -> None:
         """Show the preview, the problems line, the copy box and the download link (and the
@@ -475,6 +512,44 @@ class LaunchWidget(widgets.VBox):
         self.copy_box.layout.display = None if hidden else "none"
 
     # -- actions -----------------------------------------------------------------------------------
+
+    def _apply_kind(self, kind: str) -> None:
+        """The Registry choice changed: fill in what the kind says (`LaunchForm.with_kind`)."""
+        current = self.values
+        wanted = self.form.with_kind(current, kind)
+        self._presetting = True
+        try:
+            for name in ("auth_mode", "username"):
+                if getattr(wanted, name) != getattr(current, name):
+                    self.controls[name].value = getattr(wanted, name)
+        finally:
+            self._presetting = False
+
+    def store_secret(self, password: Secret) -> str | None:
+        """Store `password` (what `store_password` sent) as the secret `store_scope`/`store_key` on
+        the form's workspace, then send its `{{secrets/scope/key}}` reference as the password
+        (Registry auth becomes the password reference). The password stays in no widget,
+        preview, record or message. Returns the reference, or None (`store_status` says why)."""
+        if not password:
+            self._store_said("Type the registry password in Password to store first; nothing was stored.")
+            return None
+        try:
+            put = self.form.store_password(self.workspace, self.store_scope.value, self.store_key.value, password)
+        except DcsError as exc:
+            hint = f" Hint: {exc.hint}" if exc.hint else ""
+            self._store_said(f"Not stored: {exc.message}.{hint} Type the password again to retry.")
+            return None
+        finally:
+            del password
+        self.controls["auth_mode"].value = "secret"
+        self.controls["password_secret"].value = put.reference
+        self._refresh()  # the same reference as before still changes what the form can tell (it resolves now)
+        self.store_status.value = (f'<div aria-live="polite">{html.escape(put.line())}; the cluster JSON now '
+                                   "sends that reference as the password.</div>")
+        return put.reference
+
+    def _store_said(self, text: str) -> None:
+        self.store_status.value = f'<div style="{_PROBLEM_STYLE}" role="alert">{html.escape(text)}</div>'
 
     def export(self, kind: str = "bundle") -> str | None:
         """Show the form's spec as `kind` (bundle, terraform, policy, pool) and return the text,

@@ -670,6 +670,9 @@ class DcsMagics(Magics, Configurable):
     @argument("--profile", default=None, help="Databricks config profile.")
     @argument("--local", action="store_true", help="Target the local preflight workspace.")
     @argument("--spec", default=None, help="JSON file with a clusters/create body to start from.")
+    @argument("--registry-auth", default="auto", choices=("auto", "dockerhub", "acr", "ecr", "gar", "basic", "none"),
+              metavar="KIND", help="The registry's kind (dockerhub, acr, ecr, gar, basic, none; default auto, from "
+              "the image's host): the form's Registry choice, with its username convention and notes.")
     @line_magic
     def dcs_launch(self, line: str) -> Any:
         """Show the launch form: assemble clusters/create JSON, create, follow the state.
@@ -702,7 +705,8 @@ class DcsMagics(Magics, Configurable):
                             image_python=self._image_python(shown), push=self.last_push,
                             private=private_registries(shown, self.last_push),
                             unavailable=unavailable, local=args.local, spec_path=args.spec,
-                            dockerfiles=self._dockerfile_sources(), finished=self.finished_widget)
+                            dockerfiles=self._dockerfile_sources(), finished=self.finished_widget,
+                            registry_auth=args.registry_auth)
 
     def _image_python(self, image: str | None) -> str | None:
         """The Python of `image`'s /databricks/python3: `%dcs_check`'s, else a quick look at the

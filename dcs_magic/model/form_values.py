@@ -192,6 +192,7 @@ class FormValues:
     data_security_mode: str = "DATA_SECURITY_MODE_DEDICATED"
     single_user_name: str = ""
     image: str = ""
+    registry_kind: str = "auto"
     auth_mode: str = "none"
     username: str = ""
     password_secret: str = ""
@@ -276,6 +277,8 @@ class FormValues:
         if not url:
             return None
         username = self.username.strip()
+        if self.registry_kind == "none":
+            return DockerImage(url)  # a public image, or ECR through an instance profile
         if self.auth_mode == "secret":
             return DockerImage(url, BasicAuth(username, password=self.password_secret.strip() or None))
         if self.auth_mode == "env":

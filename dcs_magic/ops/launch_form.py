@@ -16,6 +16,11 @@ Secrets: no control ever holds a secret.
   `LaunchForm.guard` clears both fields when their value is not a reference / not the name
   of a set variable, so a password typed in the wrong place does not stay in widget state or
   in the saved notebook.
+- "Store this password as a secret" (`store_password`) takes the password as a `Secret` the view
+  got once from its password box (`jupyter.secret_input.SecretInput`: sent as a message, never a
+  widget trait; the page empties the box): it goes into SCOPE/KEY on the form's
+  workspace (`ops.secrets.store_registry_password`), and only its reference comes back into the
+  values. `FormValues` has no field that could hold it.
 - Spark conf, environment variables and tags whose key looks secret (`secrets.mask_secrets`
   masks them) are shown as `KEY=****` when they come from the `--spec` file; the request
   carries the file's real value (`FormValues.to_spec` takes it from the base spec). A literal
@@ -30,6 +35,7 @@ Secrets: no control ever holds a secret.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -40,6 +46,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..adapters.follow import ENDED_STATES
 from ..errors import ClusterError, DcsError, SpecError
+from ..model import registry_auth
+from ..model.credentials import Secret
 from ..model.form_values import (
     KEY_VALUE_FIELDS,
     FormValues,
@@ -59,12 +67,17 @@ from ..settings import env, secret_variable
 if TYPE_CHECKING:  # imported lazily at run time
     from ..adapters.workspace import Workspace
     from ..model.results import CheckItem, CheckReport, PushResult
+    from .secrets import SecretPut
 
-__all__ = ["CREATE_REFUSED", "EXPORT_KINDS", "START_FAILS", "LaunchForm", "Preview", "Readiness", "Risk", "Saved",
+__all__ = ["CREATE_REFUSED", "DEFAULT_SECRET_SCOPE", "EXPORT_KINDS", "START_FAILS", "LaunchForm", "Preview",
+           "Readiness", "Risk", "Saved",
            "WorkspaceLists", "cluster_line", "default_save_path", "ended_error", "image_notes", "node_label",
            "private_registries", "running_clusters", "slow_start_error", "unexpected_error", "workspace_lists"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+DEFAULT_SECRET_SCOPE = "dcs-registry"
+"""The scope the form proposes for "store this password as a secret" (when the push named none)."""
 
 
 def default_save_path(spec_path: str | os.PathLike[str] | None = None,
@@ -324,11 +337,13 @@ class LaunchForm:
 
     # -- values --------------------------------------------------------------------------------
 
-    def initial_values(self, image: str | None = None, offered_runtimes: Iterable[str] = ()) -> FormValues:
+    def initial_values(self, image: str | None = None, offered_runtimes: Iterable[str] = (),
+                       registry_kind: str | None = None) -> FormValues:
         """The values the form opens with: the `--spec` file's (`image` overrides its URL), the
         uploaded `%%init_script` cells it does not list yet, a default runtime that runs the
-        image's Python, and, for the image this kernel pushed, the push's registry auth (its
-        username, and the `--secret-ref` reference as the password) unless the spec has one."""
+        image's Python, for the image this kernel pushed, the push's registry auth (its
+        username, and the `--secret-ref` reference as the password) unless the spec has one,
+        and `registry_kind` (`--registry-auth`) with its username convention (`with_kind`)."""
         values = FormValues.from_spec(self.given, image=image)
         values.init_script_names = self.preselected(values)
         if not values.spark_version:
@@ -338,7 +353,79 @@ class LaunchForm:
                 and self._pushed(values.image):
             values.auth_mode, values.username = "secret", push.username or ""
             values.password_secret = push.secret_ref or ""
+        if registry_kind not in (None, registry_auth.AUTO):
+            values = self.with_kind(values, str(registry_kind))
         return values
+
+    # -- registry kinds ----------------------------------------------------------------------------
+
+    @staticmethod
+    def with_kind(values: FormValues, kind: str) -> FormValues:
+        """`values` with the Registry choice `kind` (`model.registry_auth`): `none` turns Registry
+        auth off; another kind turns it on (a password reference) and fills in the username the
+        kind fixes (GAR `_json_key`, ECR `AWS`) unless the user typed their own; a username another
+        kind fixed is cleared for a kind whose username is the user's. ValueError for an unknown kind."""
+        registry_auth.resolve(kind, None)  # refuses an unknown kind
+        fixed = {p.username for p in registry_auth.PRESETS.values() if p.username}
+        changed = dataclasses.replace(values, registry_kind=kind)
+        if kind == "none":
+            changed.auth_mode = "none"
+            return changed
+        if kind == registry_auth.AUTO:
+            return changed
+        if changed.auth_mode == "none":
+            changed.auth_mode = "secret"
+        convention = registry_auth.username_for(kind)
+        if convention and (not changed.username.strip() or changed.username.strip() in fixed):
+            changed.username = convention
+        elif not convention and changed.username.strip() in fixed:
+            changed.username = ""
+        return changed
+
+    @staticmethod
+    def kind_text(values: FormValues) -> str:
+        """Where the password comes from, for the form's Registry choice and image."""
+        return registry_auth.explain(values.registry_kind, values.image, has_auth=values.auth_mode != "none")
+
+    @staticmethod
+    def username_placeholder(values: FormValues) -> str:
+        """What the Username box asks for, for the Registry choice and image."""
+        kind = registry_auth.resolve(values.registry_kind, values.image, has_auth=values.auth_mode != "none")
+        return registry_auth.PRESETS[kind].placeholder
+
+    # -- "store this password as a secret" --------------------------------------------------------
+
+    def secret_name(self, values: FormValues) -> tuple[str, str]:
+        """The (scope, key) the form proposes for the registry password: the reference the form
+        or the push already names, else `dcs-registry` / `<repository name>-password`."""
+        for reference in (values.password_secret.strip(), self.push.secret_ref if self.push else None):
+            if reference and is_secret_reference(reference):
+                scope, key = reference.strip("{} ").split("/", 2)[1:]
+                return scope, key
+        ref = _image_ref(values.image)
+        name = ref.path.rsplit("/", 1)[-1] if ref is not None else "registry"
+        return DEFAULT_SECRET_SCOPE, (_NOT_NAME.sub("-", name).strip("-.") or "registry")[:119] + "-password"
+
+    def store_password(self, workspace: Workspace | None, scope: str, key: str,
+                       password: Secret) -> SecretPut:
+        """Put the registry `password` into SCOPE/KEY on `workspace` (the scope created when
+        missing: `ops.secrets.store_registry_password`) and return where it went; its
+        `reference` is what the form then sends as the password. DcsError (ConfigError without a
+        workspace, UsageError for an empty password or a malformed name, ApiError when the
+        workspace refuses), never naming the password."""
+        from ..errors import ConfigError, UsageError
+        from .secrets import store_registry_password
+
+        if workspace is None:
+            raise ConfigError("no workspace to store the password in: this form is a preview only",
+                              hint="open the form with --local or --profile P (or DATABRICKS_HOST/TOKEN), or "
+                                   "run `dcs secrets put --create-scope SCOPE KEY` in a terminal")
+        scope, key = scope.strip(), key.strip()
+        bad = [what for what, name in (("scope", scope), ("key", key)) if not name or _NOT_NAME.search(name)]
+        if bad:
+            raise UsageError(f"secret {' and '.join(bad)}: use letters, digits, '-', '_' and '.' only "
+                             f"(got scope {scope!r}, key {key!r})", hint="e.g. scope dcs-registry, key team-app")
+        return store_registry_password(workspace, scope, key, password)
 
     def _pushed(self, image: str) -> bool:
         """Whether `image` is the repository this kernel pushed last."""
@@ -402,7 +489,8 @@ class LaunchForm:
             return text
         self.guards["password_secret"] = (
             "Only a {{secrets/scope/key}} reference goes in the password reference field; it was cleared. "
-            "For a password, use the environment variable option.")
+            "For a password, type it in Password to store and click Store as secret (it goes into the secret "
+            "scope and the reference comes here), or use the environment variable option.")
         return ""  # never keep what may be a literal password in widget state
 
     def _guard_env_name(self, text: str) -> str:
@@ -455,6 +543,7 @@ class LaunchForm:
         except SpecError as exc:
             return Preview(problems + [str(exc)])
         problems += self.auth_notes(values, spec)  # before the spec's bare "needs a password"
+        problems += registry_auth.notes(values.registry_kind, spec)
         errors = list(spec.errors())
         problems += [str(e) for e in errors]
         problems += image_notes(values.image)

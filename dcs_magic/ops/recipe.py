@@ -424,7 +424,8 @@ class LaunchPlan:
 def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None = None,
                 lock: str | os.PathLike[str] | None = None, name: str | None = None,
                 username: str | None = None, password_env: str | None = None,
-                warn: Warn | None = None, strict: bool = False, registry_check: bool = True) -> LaunchPlan:
+                warn: Warn | None = None, strict: bool = False, registry_check: bool = True,
+                registry_auth: str | None = None) -> LaunchPlan:
     """The validated clusters/create body from a spec (file or ClusterSpec).
 
     The image is `image`, else the pinned digest recorded in `lock` (a lock file or the
@@ -433,10 +434,23 @@ def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None
     reference (`lock.verify_pushed`, with `username`/`password_env` or Docker's config), unless
     `registry_check=False`.
     `username`/`password_env` replace docker_image.basic_auth's (the variable is read when
-    the body is built). A docker_image.url that is a tag, and an unknown field of a spec file
-    (SpecError with `strict`), are passed to `warn`.
+    the body is built). `registry_auth` (`--registry-auth`: dockerhub, acr, ecr, gar, basic,
+    none; None or auto: the kind the image's host says) sets the kind's username convention
+    (`_json_key`, `AWS`) when none is given, or takes basic_auth out (`none`); its notes (a kind
+    that does not fit the host, ECR's 12-hour token, Artifact Registry) go to `warn`, as do a
+    docker_image.url that is a tag and an unknown field of a spec file (SpecError with `strict`).
     """
+    from ..model import registry_auth as kinds
     from ..model.spec import ClusterSpec
+
+    if registry_auth not in (None, kinds.AUTO, *kinds.KINDS):
+        raise UsageError(f"--registry-auth {registry_auth}: not a registry kind",
+                         hint=f"use one of {', '.join((kinds.AUTO, *kinds.KINDS))}")
+    if registry_auth == "none" and (username or password_env):
+        raise UsageError("--registry-auth none sends no basic_auth, so --username / --password-env have nothing "
+                         "to fill", hint="drop them, or pick the registry's kind (dockerhub, acr, ecr, gar, basic)")
+    if registry_auth and password_env and not username:
+        username = kinds.username_for(registry_auth)  # gar: _json_key, ecr: AWS
 
     plan_spec = spec if isinstance(spec, ClusterSpec) else ClusterSpec.load(spec, strict=strict, warn=warn)
     lock_file, lock_obj, entry_name = _launch_lock(lock, name, image_given=bool(image))
@@ -451,6 +465,9 @@ def launch_spec(spec: str | os.PathLike[str] | ClusterSpec, *, image: str | None
         plan_spec = plan_spec.with_image(chosen)
     if username or password_env:
         plan_spec = _with_credentials(plan_spec, username, password_env)
+    plan_spec, notes = kinds.apply(plan_spec, registry_auth)
+    for note in notes:
+        (warn or _ignore)(note)
     warning = unpinned_warning(plan_spec.image_url)
     if warning:
         (warn or _ignore)(warning)

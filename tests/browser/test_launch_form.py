@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -113,6 +114,84 @@ def test_save_json_keeps_secret_references_and_typed_secrets_are_not_saved(
     assert literal not in text
     values = [v for v in _widget_values(json.loads(text)) if isinstance(v, str)]
     assert any(v.startswith("MY_API_TOKEN={{secrets/dcs-test/api-token}}\n# GH_TOKEN=") for v in values)
+
+
+KERNEL_STATES_CELL = """import json, ipywidgets, dcs_magic
+from pathlib import Path
+Path("kernel-widgets.json").write_text(json.dumps({"dcs_magic": dcs_magic.__file__,
+    "states": ipywidgets.Widget.get_manager_state(drop_defaults=False)}, default=str))"""
+
+
+@pytest.mark.timeout(240)
+def test_store_as_secret_sends_the_password_once_and_no_saved_state_holds_it(
+        page, notebook, notebook_dir, screenshot):
+    """The launch form's password box (a SecretInput): typed, Store as secret puts the password
+    into the local workspace's secret store and the preview sends its reference. What was typed,
+    stored or only left in the box (the focus gone elsewhere, Store never clicked), is in no
+    kernel-side widget state and not in the notebook saved with widget state."""
+    import dcs_magic
+    from dcs_magic.adapters.secret_store import SecretStore
+
+    password = f"Pw-{secrets.token_hex(12)}"  # made up; looked for wherever it must not be
+    left_typed = f"Pw-left-{secrets.token_hex(12)}"  # typed, never stored
+    key = f"browser-{secrets.token_hex(4)}"
+    notebook(["%load_ext dcs_magic", f"%dcs_launch --local --image {PINNED_IMAGE} --registry-auth basic",
+              KERNEL_STATES_CELL])
+    kernel_dump = notebook_dir / "kernel-widgets.json"
+    # The kernel runs the code under test (the Jupyter server and its kernels inherit PYTHONPATH).
+    assert json.loads(kernel_dump.read_text())["dcs_magic"] == dcs_magic.__file__
+    form = page.locator(OUTPUT.format(1))
+    expect(form).to_contain_text("Workspace: local preflight workspace (http://127.0.0.1:")
+    form.get_by_label("key", exact=True).fill(key)
+    box = form.get_by_label("Password to store")  # the label is tied to the native input
+    expect(box).to_have_attribute("type", "password")
+    expect(box).to_have_attribute("autocomplete", "off")
+    box.fill(password)
+    form.get_by_role("button", name="Store as secret").click()
+
+    reference = f"{{{{secrets/dcs-registry/{key}}}}}"
+    expect(form).to_contain_text(f"Stored dcs-registry/{key} on ")
+    preview = form.locator(".widget-html pre", has_text='"docker_image"')
+    expect(preview).to_contain_text(f'"password": "{reference}"')
+    expect(box).to_have_value("")
+    assert SecretStore().resolve("dcs-registry", key) == password.encode()
+    assert password not in page.content()
+    _assert_readable("the password box", text_contrast(form.locator(".dcs-secret-input").locator("label, button")), 2)
+    form.locator(".widget-html", has_text=f"Stored dcs-registry/{key}").scroll_into_view_if_needed()
+    screenshot("store-as-secret")
+    # Typed and left there: the focus moves on (Tab to the button), Store is never clicked.
+    box.fill(left_typed)
+    box.press("Tab")
+    expect(form.get_by_role("button", name="Store as secret")).to_be_focused()
+    expect(box).to_have_value(left_typed)  # still in the page's box, and only there
+
+    # The kernel's widget states, taken again now (the third cell run once more).
+    kernel_dump.unlink()
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell >> nth=2 >> .jp-InputPrompt").click()
+    page.keyboard.press("Shift+Enter")
+    kernel = _json_when_written(page, kernel_dump)
+    states = kernel["states"]["state"]
+    boxes = [m["state"] for m in states.values() if m["state"].get("label") == "Password to store"]
+    assert len(boxes) == 1 and "value" not in boxes[0]  # the SecretInput is there, with no value
+    assert password not in json.dumps(kernel) and left_typed not in json.dumps(kernel)
+
+    save_notebook(page)
+    text = (notebook_dir / "test.ipynb").read_text()
+    saved = json.loads(text)["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(m["state"].get("label") == "Password to store" for m in saved.values())  # saved with widget state
+    assert any(reference in str(v) for v in _widget_values(json.loads(text)))
+    assert password not in text and left_typed not in text
+
+
+def _json_when_written(page: Any, path: Any, timeout_s: float = 60.0) -> dict[str, Any]:
+    """The JSON a cell writes to `path`, once the file is there and whole."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            assert time.monotonic() < deadline, f"{path.name} was not written within {timeout_s:.0f}s"
+            page.wait_for_timeout(200)
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 The notebooks run as shipped, as "Run All" runs them: in an ipykernel started from the
 `python3` kernelspec, widget state saved into the notebook (nbclient's default), with only
 the environment a user of `scripts/demo.sh` has: `DCS_EXAMPLE_*` pointing at the realistic
-local base (`dcs_base_image`) and the htpasswd registry (`auth_registry`), and the local
-workspace's secret variable. Nothing in the notebooks is rewritten. One cell is appended, where
+local base (`dcs_base_image`) and the htpasswd registry (`auth_registry`); no
+`DCS_SECRET_*` variable, so each launch resolves the secret the notebook stored itself (its
+push's `--store-secret --local`, or `dcs secrets put --local`). Nothing in the notebooks is rewritten. One cell is appended, where
 a user would look at the results: it writes the local preflight workspace's token to a file
 (never to an output) and prints the magics' last results as JSON.
 

@@ -3,9 +3,12 @@
 Every example reads its settings from the environment in its first code cell
 (`DCS_EXAMPLE_BASE`, `DCS_EXAMPLE_REGISTRY`, `DCS_EXAMPLE_REGISTRY_USER`; the password only by
 name through `--password-env DCS_EXAMPLE_REGISTRY_PASSWORD`), and its cluster JSON names the
-secret `{{secrets/dcs-examples/registry-password}}`, which the local preflight workspace
-resolves from `DCS_SECRET_DCS_EXAMPLES_REGISTRY_PASSWORD`. `scripts/demo.sh` sets the same
-variables for people; `example_environment` sets them for tests.
+secret `{{secrets/dcs-examples/registry-password}}`. The notebook itself stores the password
+there (`%dcs_push ... --secret-ref dcs-examples/registry-password --store-secret --local`, or
+`dcs secrets put --local`), in the local preflight workspace's secret store, which its launch
+resolves the reference from: the `DCS_SECRET_<SCOPE>_<KEY>` fallback variable is not set, so a
+launch proves the store path. `scripts/demo.sh` sets the same variables for people;
+`example_environment` sets them for tests.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from typing import Any
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 OS_BASE = "dcs-magic/dcs-base:bookworm-root"  # scripts/make-base-image.sh's debootstrap root
-SECRET_VARIABLE = "DCS_SECRET_DCS_EXAMPLES_REGISTRY_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,6 @@ def example_environment(registry: Any, base_image: str) -> dict[str, str]:
         "DCS_EXAMPLE_REGISTRY": registry.host,
         "DCS_EXAMPLE_REGISTRY_USER": registry.username,
         "DCS_EXAMPLE_REGISTRY_PASSWORD": registry.password,
-        SECRET_VARIABLE: registry.password,
     }
 
 
