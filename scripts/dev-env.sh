@@ -123,13 +123,11 @@ run_tests() {
   log "building the realistic base image in the background (when missing): $base_log"
   bash scripts/make-base-image.sh >"$base_log" 2>&1 </dev/null &
   base_pid=$!
-  # The full run (CI): three lanes at once (tests/conftest.py, LANES). Beside the engine lane
-  # (Docker, registries, local workspace) run the engine-free lane (lint and types, the oldest
-  # supported SDK, then the tests that use no engine) and the browser lane (JupyterLab +
-  # Chromium, on a Docker engine of its own: tests/support/lane_engine.py).
-  local fast_log fast_pid fast_rc=0 browser_log browser_pid browser_rc=0
+  # The full run (CI): two lanes at once on this machine's cores (tests/conftest.py, LANES).
+  # Beside the engine lane (Docker, registries, JupyterLab + Chromium) runs the engine-free lane:
+  # lint and types, the oldest supported SDK, then the unit and magics tests that use no engine.
+  local fast_log fast_pid fast_rc=0
   fast_log="$(mktemp "${TMPDIR:-/tmp}/dcs-engine-free-lane.XXXXXX")"
-  browser_log="$(mktemp "${TMPDIR:-/tmp}/dcs-browser-lane.XXXXXX")"
   log "engine-free lane (lint, types, oldest SDK, engine-free tests) in the background: $fast_log"
   (
     lane_rc=0
@@ -139,25 +137,17 @@ run_tests() {
     exit "$lane_rc"
   ) >"$fast_log" 2>&1 &
   fast_pid=$!
-  log "browser lane (its own Docker engine) in the background: $browser_log"
-  DCS_TEST_LANE=browser "$PY" tests/support/lane_engine.py "${TEST_CMD[@]:2}" -p no:cacheprovider \
-    >"$browser_log" 2>&1 &
-  browser_pid=$!
   log "engine lane"
   DCS_TEST_LANE=engine "$PY" "${TEST_CMD[@]}" || rc=$?
   wait "$fast_pid" || fast_rc=$?
-  wait "$browser_pid" || browser_rc=$?
   wait "$base_pid" || true  # done long ago; its failure, if any, failed the tests that need it
   rm -f "$base_log"
   log "engine-free lane output:"
   cat "$fast_log"
-  log "browser lane output:"
-  cat "$browser_log"
-  rm -f "$fast_log" "$browser_log"
+  rm -f "$fast_log"
   [ "$rc" -ne 5 ] || die "pytest collected no tests in the engine lane (exit status 5)"
-  [ "$browser_rc" -ne 5 ] || die "pytest collected no tests in the browser lane (exit status 5)"
-  log "engine lane: exit $rc; engine-free lane: exit $fast_rc; browser lane: exit $browser_rc"
-  [ "$rc" -eq 0 ] && [ "$fast_rc" -eq 0 ] && [ "$browser_rc" -eq 0 ]
+  log "engine lane: exit $rc; engine-free lane: exit $fast_rc"
+  [ "$rc" -eq 0 ] && [ "$fast_rc" -eq 0 ]
 }
 
 demo() {

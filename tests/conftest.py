@@ -64,15 +64,13 @@ from dcs_magic import Workspace  # noqa: E402
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="dcs-test-state-")
 
 
-# -- lanes: `bash scripts/dev-env.sh test` runs three pytest processes at once -------------------
+# -- lanes: `bash scripts/dev-env.sh test` runs two pytest processes at once ---------------------
 # DCS_TEST_LANE=engine-free: the tests under tests/unit and tests/magics not marked `docker`, and
 # the files of tests/faults and tests/integration below that touch no Docker engine nor browser
 # (a `docker-registry` process, the Clusters API stand-in or a unix-socket engine stand-in of
-# their own at most); DCS_TEST_LANE=browser: tests/browser (JupyterLab + Chromium), run by
-# tests/support/lane_engine.py on a Docker engine of its own; DCS_TEST_LANE=engine: every other
-# test. Unset: everything. The lanes never share Docker objects, so no cleanup can remove
-# another lane's, and no "nothing left" assertion sees another lane's containers.
-LANES = ("engine-free", "browser", "engine")
+# their own at most); DCS_TEST_LANE=engine: every other test. Unset: everything. The lanes never
+# share Docker objects, so neither's cleanup can remove the other's.
+LANES = ("engine-free", "engine")
 _ENGINE_FREE_DIRS = ("unit", "magics")
 _ENGINE_FREE_FILES = frozenset({
     "faults/test_credential_helpers.py", "faults/test_links.py", "faults/test_lock_registry.py",
@@ -96,24 +94,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if lane not in LANES:
         raise pytest.UsageError(f"DCS_TEST_LANE={lane!r}: expected one of {', '.join(LANES)} (or unset)")
-    keep = [item for item in items if _lane(item) == lane]
-    dropped = [item for item in items if _lane(item) != lane]
+    wanted = lane == "engine-free"
+    keep = [item for item in items if _engine_free(item) == wanted]
+    dropped = [item for item in items if _engine_free(item) != wanted]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-    items[:] = keep if lane == "engine-free" else _base_image_last(keep)
-
-
-def _lane(item: pytest.Item) -> str:
-    if _engine_free(item):
-        return "engine-free"
-    return "browser" if Path(str(item.path)).relative_to(Path(__file__).parent).parts[0] == "browser" else "engine"
+    items[:] = keep if wanted else _base_image_last(keep)
 
 
 def _base_image_last(items: list[pytest.Item]) -> list[pytest.Item]:
     """The files none of whose tests need the realistic base (`dcs_base_image`) first, in their
     order, then the others: on a fresh machine scripts/dev-env.sh builds that base in the
-    background while the first ones run (and the browser lane copies it to its engine). Whole
-    files move, so module fixtures start once."""
+    background while the first ones run. Whole files move, so module fixtures start once."""
     needs = {item.path for item in items if "dcs_base_image" in getattr(item, "fixturenames", ())}
     return [item for item in items if item.path not in needs] + [item for item in items if item.path in needs]
 

@@ -56,33 +56,16 @@ BASE_IMAGE = os.environ.get("DCS_TEST_BASE_IMAGE", "dcs-magic/dcs-base:bookworm"
 
 
 def ensure_dcs_base(client: Any) -> str:
-    """The realistic DCS base (and its debootstrap root, `<base>-root`) that
-    scripts/make-base-image.sh builds once per machine (tests/integration's `dcs_base_image`
-    fixture). In a lane with an engine of its own (tests/support/lane_engine.py) it is built on
-    the main engine (DCS_TEST_MAIN_DOCKER_HOST) and copied over (`docker save | docker load`)."""
-    ref, root = BASE_IMAGE, f"{BASE_IMAGE}-root"
-    main = os.environ.get("DCS_TEST_MAIN_DOCKER_HOST")
-    proc = subprocess.run(["bash", str(BASE_SCRIPT), ref], capture_output=True, text=True, timeout=1800,
-                          env={**os.environ, "DOCKER_HOST": main} if main else None)
+    """The realistic DCS base (and its debootstrap root, OS_BASE) that scripts/make-base-image.sh
+    builds once per machine (the script reuses them; its lock makes a concurrent caller wait):
+    tests/integration's `dcs_base_image` fixture and every other user of the base."""
+    proc = subprocess.run(["bash", str(BASE_SCRIPT), BASE_IMAGE], capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        raise RuntimeError(f"{BASE_SCRIPT.name} {ref} failed ({proc.returncode}):\n{tail}")
-    if main and not all(_has(client, r) for r in (ref, root)):
-        with subprocess.Popen(["docker", "-H", main, "save", ref, root], stdout=subprocess.PIPE) as save:
-            loaded = subprocess.run(["docker", "load", "-q"], stdin=save.stdout, capture_output=True, text=True)
-        if save.returncode or loaded.returncode:
-            raise RuntimeError(f"could not copy {ref} from the main engine: {loaded.stderr.strip()}")
-    client.images.get(ref)
-    client.images.get(root)
-    return ref
-
-
-def _has(client: Any, ref: str) -> bool:
-    try:
-        client.images.get(ref)
-        return True
-    except Exception:  # noqa: BLE001 - docker's ImageNotFound; anything else shows at get() above
-        return False
+        raise RuntimeError(f"{BASE_SCRIPT.name} {BASE_IMAGE} failed ({proc.returncode}):\n{tail}")
+    client.images.get(BASE_IMAGE)
+    client.images.get(OS_BASE)
+    return BASE_IMAGE
 
 
 def example_environment(registry: Any, base_image: str) -> dict[str, str]:

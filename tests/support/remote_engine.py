@@ -123,8 +123,8 @@ def _stop(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
 class SecondEngine:
     folder: Path
     socket: str  # unix:///.../docker.sock
-    tcp_host: str  # tcp://127.0.0.1:PORT (TLS, client certificate required); "" without certs
-    certs: Certs | None
+    tcp_host: str  # tcp://127.0.0.1:PORT (TLS, client certificate required)
+    certs: Certs
     proc: subprocess.Popen
     log_path: Path
     bridge: str = ""  # its own bridge interface (removed by stop())
@@ -171,32 +171,27 @@ def isolated_docker_config(monkeypatch: Any, folder: Path) -> Path:
     return folder
 
 
-def start_second_engine(folder: Path, certs: Certs | None, timeout_s: float = 30.0,
+def start_second_engine(folder: Path, certs: Certs, timeout_s: float = 30.0,
                         namespace: str = "dcs-test-remote") -> SecondEngine:
-    """NAMESPACE: its containerd namespaces (the benchmark uses its own, apart from the tests').
-    CERTS None: its unix socket only (the browser lane's engine, tests/support/lane_engine.py)."""
+    """NAMESPACE: its containerd namespaces (the benchmark uses its own, apart from the tests')."""
     binary = shutil.which("dockerd")
     if binary is None:
         raise RuntimeError("dockerd is not installed: run `bash scripts/dev-env.sh deps`")
+    port = free_port()
     sock = folder / "docker.sock"
     log_path = folder / "dockerd.log"
-    tls: list[str] = []
-    tcp_host = ""
-    if certs is not None:
-        port = free_port()
-        tcp_host = f"tcp://127.0.0.1:{port}"
-        server = certs.server_dir
-        tls = ["-H", tcp_host, "--tlsverify", "--tlscacert", str(server / "ca.pem"),
-               "--tlscert", str(server / "server-cert.pem"), "--tlskey", str(server / "server-key.pem")]
+    server = certs.server_dir
     bridge = _own_bridge()
     argv = [binary, "--data-root", str(folder / "data"), "--exec-root", str(folder / "exec"),
-            "--pidfile", str(folder / "dockerd.pid"), "-H", f"unix://{sock}", *tls,
+            "--pidfile", str(folder / "dockerd.pid"), "-H", f"unix://{sock}", "-H", f"tcp://127.0.0.1:{port}",
+            "--tlsverify", "--tlscacert", str(server / "ca.pem"), "--tlscert", str(server / "server-cert.pem"),
+            "--tlskey", str(server / "server-key.pem"),
             f"--bridge={bridge}", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
             "--containerd-namespace", namespace, "--containerd-plugins-namespace", f"{namespace}-plugins"]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    engine = SecondEngine(folder, f"unix://{sock}", tcp_host, certs, proc, log_path, bridge)
+    engine = SecondEngine(folder, f"unix://{sock}", f"tcp://127.0.0.1:{port}", certs, proc, log_path, bridge)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
