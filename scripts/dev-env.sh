@@ -56,10 +56,6 @@ sys.exit(sys.prefix == sys.base_prefix and os.path.exists(
 
 deps() {
   apt_install "${APT_PACKAGES[@]}"
-  pip_deps
-}
-
-pip_deps() {
   use_python
   # Editable: the tests, the `dcs` command and Jupyter kernels all run the checkout's code.
   log "pip install -e '.[test]' ($PY)"
@@ -110,33 +106,30 @@ static_checks() {  # ruff and mypy on the package (config in pyproject.toml): ze
 }
 
 run_tests() {
-  apt_install "${APT_PACKAGES[@]}"
+  deps
   services
   [ -n "$(find tests -name 'test_*.py' -print -quit)" ] || die "no test files under tests/"
   local rc=0
   if [ "$#" -gt 0 ]; then  # a chosen part: one pytest run
-    pip_deps
     "$PY" "${TEST_CMD[@]}" "$@" || rc=$?
     [ "$rc" -ne 5 ] || die "pytest collected no tests (exit status 5)"
     return "$rc"
   fi
   # The realistic base (debootstrap + apt: minutes on a fresh machine) builds in the background
-  # from here on, niced and at a low CPU weight: the engine lane runs the tests that do not need
-  # it first (tests/conftest.py), and its fixture waits on the script's lock for the rest.
+  # while the lanes start; the engine lane runs the tests that do not need it first
+  # (tests/conftest.py), and its fixture waits on the script's lock for the rest.
   local base_log base_pid
   base_log="$(mktemp "${TMPDIR:-/tmp}/dcs-base-image.XXXXXX")"
   log "building the realistic base image in the background (when missing): $base_log"
-  DCS_BASE_CPU_SHARES=256 nice -n 10 bash scripts/make-base-image.sh >"$base_log" 2>&1 </dev/null &
+  bash scripts/make-base-image.sh >"$base_log" 2>&1 </dev/null &
   base_pid=$!
-  pip_deps
   # The full run (CI): two lanes at once on this machine's cores (tests/conftest.py, LANES).
   # Beside the engine lane (Docker, registries, JupyterLab + Chromium) runs the engine-free lane:
   # lint and types, the oldest supported SDK, then the unit and magics tests that use no engine.
   local fast_log fast_pid fast_rc=0
   fast_log="$(mktemp "${TMPDIR:-/tmp}/dcs-engine-free-lane.XXXXXX")"
   log "engine-free lane (lint, types, oldest SDK, engine-free tests) in the background: $fast_log"
-  (  # niced: the engine lane is the longer one, this one has time to spare
-    renice -n 10 -p "$BASHPID" >/dev/null
+  (
     lane_rc=0
     static_checks || lane_rc=1
     oldest_sdk_tests || lane_rc=1

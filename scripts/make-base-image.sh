@@ -16,8 +16,7 @@
 #
 # Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian),
 #              PYARROW_VERSION (default 17.0.0), DOCKER (default: /usr/bin/docker
-#              when present, the classic builder is forced with DOCKER_BUILDKIT=0),
-#              DCS_BASE_CPU_SHARES (the build containers' CPU weight; unset: docker's).
+#              when present, the classic builder is forced with DOCKER_BUILDKIT=0).
 set -euo pipefail
 
 TAG="${1:-dcs-magic/dcs-base:bookworm}"
@@ -94,7 +93,5 @@ LABEL dcs_magic.base="from-scratch debootstrap bookworm"
 EOF
 
 echo "==> docker build ${TAG} (classic builder)"
-# DCS_BASE_CPU_SHARES: the build containers' CPU weight (docker's default 1024); the test run
-# builds in the background at a low weight so the tests that do not need the base go first.
-"$DOCKER" build ${DCS_BASE_CPU_SHARES:+--cpu-shares "$DCS_BASE_CPU_SHARES"} --tag "$TAG" "$WORK/ctx"
+"$DOCKER" build --tag "$TAG" "$WORK/ctx"
 say_from_scratch
