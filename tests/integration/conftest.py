@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.examples import BASE_IMAGE, ensure_dcs_base  # noqa: E402 - after the imports above
+from support.examples import BASE_IMAGE, ensure_dcs_base
 
 
 @pytest.fixture(scope="session")
