@@ -413,6 +413,7 @@ class LaunchForm:
         `reference` is what the form then sends as the password. DcsError (ConfigError without a
         workspace, UsageError for an empty password or a malformed name, ApiError when the
         workspace refuses), never naming the password."""
+        from ..adapters.secret_store import valid_name
         from ..errors import ConfigError, UsageError
         from .secrets import store_registry_password
 
@@ -421,9 +422,9 @@ class LaunchForm:
                               hint="open the form with --local or --profile P (or DATABRICKS_HOST/TOKEN), or "
                                    "run `dcs secrets put --create-scope SCOPE KEY` in a terminal")
         scope, key = scope.strip(), key.strip()
-        bad = [what for what, name in (("scope", scope), ("key", key)) if not name or _NOT_NAME.search(name)]
+        bad = [what for what, name in (("scope", scope), ("key", key)) if not valid_name(name)]
         if bad:
-            raise UsageError(f"secret {' and '.join(bad)}: use letters, digits, '-', '_' and '.' only "
+            raise UsageError(f"secret {' and '.join(bad)}: use letters, digits, '-', '_' and '.' only, at most 128 characters "
                              f"(got scope {scope!r}, key {key!r})", hint="e.g. scope dcs-registry, key team-app")
         return store_registry_password(workspace, scope, key, password)
 

@@ -28,6 +28,11 @@ def spec(url: str, username: str | None = None, **fields: object) -> ClusterSpec
 def test_the_kinds_are_the_contracts_and_the_cli_offers_them():
     assert kinds.KINDS == ("dockerhub", "acr", "ecr", "gar", "basic", "none")
     assert (kinds.AUTO, *kinds.KINDS) == cli.REGISTRY_KINDS
+    # %dcs_launch writes its choices out too (its module imports no model at %load_ext)
+    from dcs_magic.jupyter.magics import DcsMagics
+
+    (magic,) = [a for a in DcsMagics.dcs_launch.parser._actions if a.dest == "registry_auth"]
+    assert tuple(magic.choices) == cli.REGISTRY_KINDS and magic.default == kinds.AUTO
     assert [k for _, k in kinds.choices()] == [kinds.AUTO, *kinds.KINDS]
 
 
