@@ -39,7 +39,9 @@ def test_run_states_show_as_they_come_and_stay_in_the_saved_notebook(
     (notebook_dir / "cluster.json").write_text(json.dumps({
         "cluster_name": "dcs-test-run-in-lab", "spark_version": "15.4.x-scala2.12", "node_type_id": "local",
         "num_workers": 0, "docker_image": {"url": pushed_base}}))
-    (notebook_dir / "lab_job.py").write_text("print('the job ran in the image')\n")
+    # The task lasts long enough for the page's 0.1 s samples to see RUNNING (a task that ends
+    # between two of the workspace's polls goes from PENDING to TERMINATING).
+    (notebook_dir / "lab_job.py").write_text("import time\ntime.sleep(1.5)\nprint('the job ran in the image')\n")
     cells = ["%load_ext dcs_magic", "%dcs_run --local --spec cluster.json --python-file lab_job.py"]
     name = f"{notebook_dir.name}/test.ipynb"
     write_notebook(jupyter_lab.root / name, cells)

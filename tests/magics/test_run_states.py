@@ -50,7 +50,9 @@ def folded_states(lines: list[str]) -> list[str]:
 def test_the_output_is_updated_at_each_state_change_with_the_run_page_link(
         shell: Any, dcs_magics: Any, spec: Path, tmp_path: Path) -> None:
     script = tmp_path / "states_job.py"
-    script.write_text("print('states job done')\n")
+    # The task outlasts a few of the local workspace's 0.1 s polls, so RUNNING is seen (a task
+    # that ends between two polls goes from PENDING to TERMINATING, as on Databricks).
+    script.write_text("import time\ntime.sleep(0.6)\nprint('states job done')\n")
     digest = hashlib.sha256(script.read_bytes()).hexdigest()[:16]
     shell.run_line_magic("config", "DcsMagics.progress = 'widget'")
     with capture_output() as captured:
@@ -83,7 +85,7 @@ def test_the_output_is_updated_at_each_state_change_with_the_run_page_link(
 
 def test_a_terminal_gets_the_same_lines_printed_and_a_failure_raises(
         shell: Any, dcs_magics: Any, spec: Path, tmp_path: Path) -> None:
-    (tmp_path / "failing_job.py").write_text("import sys\nprint('about to fail')\nsys.exit(3)\n")
+    (tmp_path / "failing_job.py").write_text("import sys, time\ntime.sleep(0.6)\nprint('about to fail')\nsys.exit(3)\n")
     with capture_output() as captured, pytest.raises(RunError) as info:
         shell.run_line_magic("dcs_run", f"--local --spec {spec} --python-file failing_job.py")
     assert captured.outputs == []  # nothing displayed: printed lines only
