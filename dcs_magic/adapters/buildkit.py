@@ -36,7 +36,7 @@ from typing import Any
 
 from ..errors import BuildError
 from ..model.buildkit import SecretSpec
-from ..settings import DOCKER_BUILDKIT, DOCKER_CLI, DOCKER_CLI_CANDIDATES, PATH, env, environment
+from ..settings import DOCKER_BUILDKIT, DOCKER_CLI, DOCKER_CLI_CANDIDATES, PATH, docker_config_dir, env, environment
 from .tarstream import TarStream
 
 __all__ = ["BuildkitRun", "DockerCli", "find_cli", "forget_cli", "probe_report"]
@@ -68,13 +68,13 @@ class DockerCli:
         return f"{self.path} {self.version} ({how}, {self.progress} progress)"
 
 
-_cache: dict[tuple[str | None, str | None], tuple[DockerCli | None, tuple[str, ...]]] = {}
+_cache: dict[tuple[str | None, str | None, str], tuple[DockerCli | None, tuple[str, ...]]] = {}
 _cache_lock = threading.Lock()
 
 
 def find_cli() -> DockerCli | None:
     """The first BuildKit-capable docker CLI (see the module docstring), or None. Asked once
-    per DCS_DOCKER_CLI / PATH value; `probe_report()` says what was tried."""
+    per DCS_DOCKER_CLI / PATH / DOCKER_CONFIG value; `probe_report()` says what was tried."""
     return _probe()[0]
 
 
@@ -91,7 +91,7 @@ def forget_cli() -> None:
 
 def _probe() -> tuple[DockerCli | None, tuple[str, ...]]:
     override, path = env(DOCKER_CLI), env(PATH)
-    key = (override, path)
+    key = (override, path, docker_config_dir())  # the config folder: where buildx may be
     with _cache_lock:
         if key in _cache:
             return _cache[key]
@@ -123,11 +123,32 @@ def _capable(path: str) -> tuple[DockerCli | None, str]:
         return None, "does not run"
     match = _VERSION.search(version)
     number = version.split("version", 1)[-1].split(",")[0].strip() or "?"
-    if _run([path, "buildx", "version"]) is not None:
+    if _buildx_plugin() and _run([path, "buildx", "version"]) is not None:
         return DockerCli(path, number, buildx=True), f"docker {number} with buildx"
     if match and int(match[1]) < 23:
         return DockerCli(path, number, buildx=False), f"docker {number}, built-in BuildKit"
     return None, f"docker {number} without buildx (since 23.0 the client builds with BuildKit only through buildx)"
+
+
+_SYSTEM_PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+                       "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+
+
+def _buildx_plugin() -> bool:
+    """Whether a `docker-buildx` plugin file is where the docker CLI looks for plugins (its
+    config folder's `cli-plugins`, config.json's `cliPluginsExtraDirs`, the system folders):
+    without one, `docker buildx version` cannot succeed and is not run (a process start saved
+    per CLI tried)."""
+    folders = [os.path.join(docker_config_dir(), "cli-plugins")]
+    try:
+        config = json.loads(Path(docker_config_dir(), "config.json").read_text(encoding="utf-8"))
+        extra = config.get("cliPluginsExtraDirs") if isinstance(config, dict) else None
+    except (OSError, ValueError):
+        extra = None
+    if isinstance(extra, list):
+        folders += [os.path.expanduser(folder) for folder in extra if isinstance(folder, str)]
+    folders += _SYSTEM_PLUGIN_DIRS
+    return any(os.access(os.path.join(folder, "docker-buildx"), os.X_OK) for folder in folders)
 
 
 def _run(argv: list[str]) -> str | None:

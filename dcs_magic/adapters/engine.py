@@ -136,6 +136,8 @@ class _StreamingClient(docker.APIClient):
         self.aborted = False
         self.ssh: SshAdapter | None = None
         if not address.is_ssh:
+            if address.host.startswith("unix://"):
+                _answering_socket(address.host[len("unix://"):], timeout)
             super().__init__(base_url=address.host, version="auto", tls=_tls_config(address), timeout=timeout)
             return
         # docker-py's ssh adapter needs paramiko: set up as for a unix socket (with a version
@@ -1247,6 +1249,20 @@ def _client(address: EngineAddress, timeout: float) -> _StreamingClient:
         return _StreamingClient(address, timeout)
     except docker.errors.DockerException as exc:
         raise _unreachable(address, exc, exc.ssh_said if isinstance(exc, _SshFailed) else None) from exc
+
+
+def _answering_socket(path: str, timeout: float) -> None:
+    """Raise what docker-py raises for an engine socket nobody answers on (missing, refused,
+    not permitted), without the socket docker-py's unix connection leaves open when its
+    connect fails (a ResourceWarning later, in whatever code the garbage collector interrupts)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(timeout)
+        probe.connect(path)
+    except OSError as exc:
+        raise docker.errors.DockerException(f"Error while fetching server API version: {exc!r}") from exc
+    finally:
+        probe.close()
 
 
 def _tls_config(address: EngineAddress) -> docker.tls.TLSConfig | None:

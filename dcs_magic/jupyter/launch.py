@@ -71,10 +71,22 @@ _PROBLEM_STYLE = ("color:var(--jp-content-font-color1);border-left:4px solid var
 # as important and more specific, reaches the 3:1 a focus indicator needs in the light and
 # the dark theme (issue 24.6).
 _FORM_CLASS = "dcs-launch"
+# ipywidgets gives HTML widgets the line height of one input row (28px), so a note that wraps
+# had 28px between its lines: the form's notes, problems and messages get text spacing.
 _FORM_CSS = "<style>" + ", ".join(f".jupyter-widgets.{_FORM_CLASS} {tag}:focus" for tag in ("input", "textarea", "select")) + (
-    " { outline: 2px solid var(--jp-brand-color1) !important; outline-offset: 1px; }</style>")
+    " { outline: 2px solid var(--jp-brand-color1) !important; outline-offset: 1px; } "
+    f".jupyter-widgets.{_FORM_CLASS} .widget-html-content > small, "
+    f".jupyter-widgets.{_FORM_CLASS} .widget-html-content > div {{ display: block; line-height: 1.45; "
+    "padding: 2px 0; }</style>")
 _ADVANCED = "init scripts, Spark conf, env vars, tags"
 
+
+
+def _problem_html(text: str) -> str:
+    """One problem in the form's error style, its lines kept (an error's "Hint: ..." goes on a
+    line of its own, not run into the message)."""
+    lines = "<br>".join(html.escape(line) for line in text.splitlines())
+    return f'<div style="{_PROBLEM_STYLE}" role="alert">{lines}</div>'
 
 
 def _button_layout() -> widgets.Layout:
@@ -482,8 +494,7 @@ class LaunchWidget(widgets.VBox):
                 encoded = base64.b64encode(json.dumps(preview.body, indent=2).encode()).decode()
                 self.download.value = (f'<a download="cluster.json" href="data:application/json;base64,{encoded}">'
                                        "Download JSON</a>")
-        self.problems.value = "".join(f'<div style="{_PROBLEM_STYLE}" role="alert">{html.escape(p)}</div>'
-                                      for p in preview.problems)
+        self.problems.value = "".join(_problem_html(p) for p in preview.problems)
         self.create_button.tooltip = ("Create the cluster with this JSON" if not preview.risks else
                                       "Asks again first: " + " ".join(str(r) for r in preview.risks))
 
@@ -549,7 +560,7 @@ class LaunchWidget(widgets.VBox):
         return put.reference
 
     def _store_said(self, text: str) -> None:
-        self.store_status.value = f'<div style="{_PROBLEM_STYLE}" role="alert">{html.escape(text)}</div>'
+        self.store_status.value = _problem_html(text)
 
     def export(self, kind: str = "bundle") -> str | None:
         """Show the form's spec as `kind` (bundle, terraform, policy, pool) and return the text,
@@ -557,7 +568,7 @@ class LaunchWidget(widgets.VBox):
         try:
             text = self.form.export(self.values, kind)
         except DcsError as exc:
-            self.export_out.value = f'<div style="{_PROBLEM_STYLE}" role="alert">{html.escape(str(exc))}</div>'
+            self.export_out.value = _problem_html(str(exc))
             return None
         self.export_out.value = f"<pre style='max-height:24em;overflow:auto'>{html.escape(text)}</pre>"
         return text

@@ -155,6 +155,10 @@ def test_preview_follows_the_controls(ws):
     assert "between 10 and 10000" in widget.problems.value
     c["custom_tags"].value = "broken"
     assert "custom_tags, line 1" in widget.problems.value
+    # A problem with a hint: the hint on a line of its own, not run into the message.
+    c["custom_tags"].value = ""
+    c["auth_mode"].value, c["username"].value, c["password_secret"].value = "secret", "", "{{secrets/a/b}}"
+    assert "docker_image.basic_auth needs a username<br>Hint: " in widget.problems.value
 
 
 def test_tag_image_gets_a_pinning_note(ws):

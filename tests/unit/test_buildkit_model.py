@@ -13,6 +13,7 @@ recorded from this machine's engine (tests/unit/fixtures/buildkit_*):
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -224,8 +225,17 @@ def test_rawjson_warnings_and_unknown_vertices() -> None:
 
 
 def fake_cli(tmp_path: Path, version: str, buildx: bool) -> Path:
+    """A docker CLI of VERSION that logs its arguments to calls.log; with BUILDX its
+    `buildx version` works and a `docker-buildx` plugin file is in its config folder's
+    cli-plugins (DOCKER_CONFIG is set by the `_fresh_probe` fixture)."""
     path = tmp_path / f"docker-{version}-{buildx}"
+    if buildx:
+        plugin = Path(os.environ["DOCKER_CONFIG"]) / "cli-plugins" / "docker-buildx"
+        plugin.parent.mkdir(parents=True, exist_ok=True)
+        plugin.write_text("#!/bin/sh\nexit 0\n")
+        plugin.chmod(0o755)
     path.write_text("#!/bin/sh\n"
+                    f'echo "$*" >> {tmp_path / "calls.log"}\n'
                     f'if [ "$1" = "--version" ]; then echo "Docker version {version}, build abc"; exit 0; fi\n'
                     f'if [ "$1" = "buildx" ]; then {"echo github.com/docker/buildx v0.12.1; exit 0" if buildx else "exit 1"}; fi\n'
                     "exit 2\n")
@@ -241,7 +251,8 @@ def dockerfile(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_probe() -> None:
+def _fresh_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     adapter.forget_cli()
 
 
@@ -251,6 +262,34 @@ def test_find_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str,
     monkeypatch.setenv("DCS_DOCKER_CLI", str(fake_cli(tmp_path, version, buildx)))
     cli = adapter.find_cli()
     assert cli is not None and cli.progress == progress and cli.version == version
+
+
+def test_buildx_is_asked_only_when_its_plugin_file_is_where_the_cli_looks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CLI whose `buildx version` would answer, but no docker-buildx plugin file anywhere the
+    # CLI looks: not asked (one process start saved), and the 20.10 client's BuildKit is used.
+    cli = fake_cli(tmp_path, "20.10.24", buildx=False)
+    cli.write_text(cli.read_text().replace('"buildx" ]; then exit 1', '"buildx" ]; then exit 0'))
+    monkeypatch.setattr(adapter, "_SYSTEM_PLUGIN_DIRS", (str(tmp_path / "system-plugins"),))
+    monkeypatch.setenv("DCS_DOCKER_CLI", str(cli))
+    found = adapter.find_cli()
+    assert found is not None and found.progress == "plain"
+    assert (tmp_path / "calls.log").read_text().splitlines() == ["--version"]
+    # The same plugin in a folder config.json's cliPluginsExtraDirs names (or a system folder): asked.
+    extra = tmp_path / "extra-plugins"
+    extra.mkdir()
+    (extra / "docker-buildx").write_text("#!/bin/sh\n")
+    (extra / "docker-buildx").chmod(0o755)
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"cliPluginsExtraDirs": [str(extra)]}))
+    adapter.forget_cli()
+    found = adapter.find_cli()
+    assert found is not None and found.progress == "rawjson"
+    (config / "config.json").write_text("{}")
+    monkeypatch.setattr(adapter, "_SYSTEM_PLUGIN_DIRS", (str(extra),))
+    adapter.forget_cli()
+    assert adapter.find_cli().progress == "rawjson"  # type: ignore[union-attr]
 
 
 def test_no_buildkit_cli_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -91,3 +91,33 @@ def test_ssh_command_line() -> None:
     assert ssh_argv("ssh://box", connect_timeout_s=5)[-5:] == ["--", "box", "docker", "system", "dial-stdio"]
     with pytest.raises(ValueError):
         ssh_argv("tcp://box:2376")
+
+
+@pytest.mark.parametrize("kind", ["missing", "stale"])
+def test_an_engine_socket_nobody_answers_on_is_one_error_and_leaves_no_socket_open(
+        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    # docker-py's unix connection does not close its socket when connect() fails: checked
+    # first with a socket of ours, closed either way (pytest turns the warning into an error).
+    import gc
+    import socket
+    import warnings
+
+    from dcs_magic.adapters import engine
+
+    path = tmp_path / "engine.sock"
+    if kind == "stale":  # the file of an engine that is gone: nobody listens
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(str(path))
+        stale.close()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(EngineError) as caught:
+            engine.connect()
+        message, hint = str(caught.value), caught.value.hint or ""
+        del caught  # its traceback holds the frames (and a leaked socket with them)
+        gc.collect()
+    assert [w for w in seen if issubclass(w.category, ResourceWarning)] == []
+    reason = "No such file or directory" if kind == "missing" else "Connection refused"
+    assert message.splitlines()[0] == f"Cannot reach the Docker engine at unix://{path} (DOCKER_HOST): {reason}"
+    assert "Start a Docker engine" in hint
