@@ -1094,6 +1094,12 @@ def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Docker
                                 "pattern.") from exc
 
 
+def dockerfile_left_out(context_dir: str | os.PathLike[str], dockerfile: str = "Dockerfile") -> bool:
+    """Whether the context's `.dockerignore` leaves out DOCKERFILE (which the engine still needs:
+    the classic builder removes it before the first step, the CLI's BuildKit sends it apart)."""
+    return bool(build_utils.PatternMatcher(context_excludes(Path(context_dir))).matches(dockerfile))
+
+
 def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[Rule]:
     """`.dockerignore` PATTERNS compiled for `tarstream.walk`, as docker-py's `exclude_paths`
     reads them: its Pattern parser (`!`, `..`, slashes), its fnmatch translation (`**`),

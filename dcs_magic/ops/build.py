@@ -54,6 +54,11 @@ __all__ = ["BASE_DIGEST_LABEL", "KEEP_BUILD_LOGS", "SHA_LABEL", "VERSION_LABEL",
 SHA_LABEL = "dcs_magic.dockerfile.sha256"
 VERSION_LABEL = "dcs_magic.version"
 BASE_DIGEST_LABEL = "dcs_magic.base.digest"
+BUILDKIT_DOCKERFILE_SENT = (
+    ".dockerignore leaves out the Dockerfile, but BuildKit reads it from the context dcs-magic streams "
+    "to the docker CLI, so `COPY .` also copies the Dockerfile into the image (the CLI building a folder "
+    "sends it apart). Copy named paths instead of `.`, or build with --builder classic, whose context "
+    "leaves it out as `docker build` does.")
 
 
 def parse_pairs(items: list[str] | tuple[str, ...] | None, option: str) -> dict[str, str]:
@@ -238,6 +243,8 @@ def _build_buildkit(reporter: Reporter, state: BuildKitState, context: Path, tok
         log.write(f"BuildKit: {cli.describe()}, engine {engine.label}\n")
         for warning in _platform_warnings(platform) + secret_build_arg_warnings(build_args):
             reporter.call(state.warn, warning)
+        if engine_mod.dockerfile_left_out(context):
+            reporter.call(state.warn, BUILDKIT_DOCKERFILE_SENT)
         platform_check = _background(_warn_engine_platform, reporter, engine, platform)
         if token.is_set():
             raise Cancelled("Build cancelled")

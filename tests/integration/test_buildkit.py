@@ -26,7 +26,7 @@ from support.recorder import Recorder
 import dcs_magic
 from dcs_magic import BuildError
 from dcs_magic.adapters import buildkit
-from dcs_magic.ops.build import SHA_LABEL, VERSION_LABEL
+from dcs_magic.ops.build import BUILDKIT_DOCKERFILE_SENT, SHA_LABEL, VERSION_LABEL
 from dcs_magic.ops.runner import Cancelled
 
 pytestmark = pytest.mark.docker
@@ -88,6 +88,22 @@ def test_cache_mount_builds_with_buildkit_then_rebuilds_cached(tmp_path: Path, b
     rebuilt = dcs_magic.build(context, tags=tags[:1], name="app", labels={"team": "data"}, progress=again)
     assert rebuilt.image_id == result.image_id
     assert [s["cached"] for s in again.closed[0]["steps"]][1:] == [True, True]
+
+
+def test_a_dockerfile_left_out_by_dockerignore_is_said_to_reach_copy_dot(
+        tmp_path: Path, busybox_image: str, docker_client: Any, docker_cleanup: Any) -> None:
+    # BuildKit reads the Dockerfile from the streamed tar, so `COPY .` has it: the build says so
+    # (a known difference from the CLI building a folder), and nothing is said without the pattern.
+    token = docker_cleanup.unique("bk-ignored")
+    dockerfile = f"FROM {busybox_image}\nRUN --mount=type=cache,target=/c true\nCOPY . /ctx\n"
+    context = make_context(tmp_path / "ctx", dockerfile, {"app.txt": "app\n", ".dockerignore": "Dockerfile\n"})
+    result = dcs_magic.build(context, tags=[f"{token}:1"], name="app", progress=Recorder())
+    assert result.builder == "buildkit" and result.warnings == [BUILDKIT_DOCKERFILE_SENT]
+    listed = docker_client.containers.run(f"{token}:1", ["ls", "/ctx"], remove=True).decode().split()
+    assert "Dockerfile" in listed and "app.txt" in listed  # what the warning says
+    (context / ".dockerignore").write_text("secret.txt\n")
+    again = dcs_magic.build(context, tags=[f"{token}:2"], name="app", progress=Recorder())
+    assert again.warnings == []
 
 
 def test_failing_step_is_named(tmp_path: Path, busybox_image: str, docker_cleanup: Any) -> None:
