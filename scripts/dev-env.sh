@@ -98,9 +98,9 @@ sys.exit(0 if v.__version__ == '$oldest' else 'the oldest-SDK run imports databr
   PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest -q -p no:cacheprovider "${OLDEST_SDK_TESTS[@]}"
 }
 
-static_checks() {  # ruff and mypy on the package (config in pyproject.toml): zero findings
-  log "ruff check dcs_magic"
-  "$PY" -m ruff check dcs_magic
+static_checks() {  # ruff on the package, tests and benchmarks, mypy on the package (pyproject.toml): zero findings
+  log "ruff check dcs_magic tests benchmarks"
+  "$PY" -m ruff check dcs_magic tests benchmarks
   log "mypy --strict (strict = true in pyproject.toml; packages = dcs_magic)"
   "$PY" -m mypy
 }

@@ -4,7 +4,8 @@ example runs headless in tests/integration/test_examples.py).
 
 The servers here are this module's own: their kernels must see the settings `scripts/demo.sh`
 gives a user (`DCS_EXAMPLE_*` pointing at the local base and the htpasswd registry; the
-notebooks store the registry password in the local workspace's secret store themselves), which a server started earlier without them would not pass on.
+notebooks store the registry password in the local workspace's secret store themselves), which
+a server started earlier without them would not pass on.
 Each run: every code cell gets an execution count (Run All stops at the first error), the
 notebook saved from the browser (Ctrl+S, widget state included) has no error output and
 neither the registry password nor the local workspace's token (read from the kernel by the

@@ -374,7 +374,7 @@ def test_build_records_the_base_digest(tmp_path: Path, busybox_image: str, regis
     base_repo = f"{registry.host}/{docker_cleanup.unique('base')}"
     base = docker_cleanup.add(f"{base_repo}:1")
     docker_client.images.get(busybox_image).tag(base_repo, "1")
-    pushed = [e for e in docker_client.api.push(base_repo, tag="1", stream=True, decode=True)]
+    pushed = list(docker_client.api.push(base_repo, tag="1", stream=True, decode=True))
     assert not [e for e in pushed if "error" in e], pushed
     digest = registry.manifest_digest(base_repo.split("/", 1)[1], "1")
 

@@ -138,7 +138,7 @@ class ClustersApi:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> ClustersApi:
+    def __enter__(self) -> ClustersApi:  # noqa: PYI034 - not subclassed
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -224,6 +224,9 @@ def test_rawjson_warnings_and_unknown_vertices() -> None:
 # -- the choice of builder and CLI (fake CLIs) -------------------------------------------------------
 
 
+BUILDX_OK = "echo github.com/docker/buildx v0.12.1; exit 0"
+
+
 def fake_cli(tmp_path: Path, version: str, buildx: bool) -> Path:
     """A docker CLI of VERSION that logs its arguments to calls.log; with BUILDX its
     `buildx version` works and a `docker-buildx` plugin file is in its config folder's
@@ -237,7 +240,7 @@ def fake_cli(tmp_path: Path, version: str, buildx: bool) -> Path:
     path.write_text("#!/bin/sh\n"
                     f'echo "$*" >> {tmp_path / "calls.log"}\n'
                     f'if [ "$1" = "--version" ]; then echo "Docker version {version}, build abc"; exit 0; fi\n'
-                    f'if [ "$1" = "buildx" ]; then {"echo github.com/docker/buildx v0.12.1; exit 0" if buildx else "exit 1"}; fi\n'
+                    f'if [ "$1" = "buildx" ]; then {BUILDX_OK if buildx else "exit 1"}; fi\n'
                     "exit 2\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path

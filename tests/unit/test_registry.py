@@ -137,7 +137,8 @@ def test_an_unreadable_docker_config_gives_no_credentials(tmp_path: Path, monkey
 def test_a_registry_that_does_not_answer_is_the_probe_s_answer() -> None:
     # Port 9 (discard) on loopback: nothing listens; the probe reports it instead of raising.
     answer = registry.probe("127.0.0.1:9/team/app:1", timeout=2)
-    assert answer.url == "http://127.0.0.1:9/v2/" and answer.status is None and answer.reason == "cannot connect (Connection refused)"
+    assert answer.url == "http://127.0.0.1:9/v2/" and answer.status is None
+    assert answer.reason == "cannot connect (Connection refused)"
 
 
 # -- requires_auth: does the registry serve the image to anyone? (the launch form's warning) -----------
