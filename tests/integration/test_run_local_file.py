@@ -77,7 +77,8 @@ def test_dcs_run_local_uploads_a_local_file_and_runs_it(local_spec: Path, tmp_pa
     work.mkdir()
     home.mkdir()
     script = work / "report_job.py"
-    script.write_text("import sys\nprint('the local job ran', sys.argv[1:])\n")
+    # The task outlasts a few of the local workspace's 0.1 s polls, so RUNNING is seen.
+    script.write_text("import sys, time\ntime.sleep(0.6)\nprint('the local job ran', sys.argv[1:])\n")
     digest = hashlib.sha256(script.read_bytes()).hexdigest()[:16]
     expected = f"/Workspace/Users/{getpass.getuser()}/.dcs/runs/{digest}/report_job.py"
     env = clean_env(home)
