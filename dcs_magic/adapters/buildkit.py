@@ -37,6 +37,7 @@ from typing import Any
 from ..errors import BuildError
 from ..model.buildkit import SecretSpec
 from ..settings import DOCKER_BUILDKIT, DOCKER_CLI, DOCKER_CLI_CANDIDATES, PATH, docker_config_dir, env, environment
+from .docker_login import docker_config
 from .tarstream import TarStream
 
 __all__ = ["BuildkitRun", "DockerCli", "find_cli", "forget_cli", "probe_report"]
@@ -99,6 +100,7 @@ def _probe() -> tuple[DockerCli | None, tuple[str, ...]]:
         tried: list[str] = []
         found: DockerCli | None = None
         seen: set[str] = set()
+        buildx_plugin = _buildx_plugin()  # the same folders for every CLI tried
         for candidate in candidates:
             resolved = shutil.which(candidate, path=path) if os.sep not in candidate else candidate
             if not resolved or not os.access(resolved, os.X_OK):
@@ -108,7 +110,7 @@ def _probe() -> tuple[DockerCli | None, tuple[str, ...]]:
             if real in seen:
                 continue
             seen.add(real)
-            cli, why = _capable(resolved)
+            cli, why = _capable(resolved, buildx_plugin)
             tried.append(f"{resolved}: {why}")
             if cli is not None:
                 found = cli
@@ -117,13 +119,13 @@ def _probe() -> tuple[DockerCli | None, tuple[str, ...]]:
         return _cache[key]
 
 
-def _capable(path: str) -> tuple[DockerCli | None, str]:
+def _capable(path: str, buildx_plugin: bool = True) -> tuple[DockerCli | None, str]:
     version = _run([path, "--version"])
     if version is None:
         return None, "does not run"
     match = _VERSION.search(version)
     number = version.split("version", 1)[-1].split(",")[0].strip() or "?"
-    if _buildx_plugin() and _run([path, "buildx", "version"]) is not None:
+    if buildx_plugin and _run([path, "buildx", "version"]) is not None:
         return DockerCli(path, number, buildx=True), f"docker {number} with buildx"
     if match and int(match[1]) < 23:
         return DockerCli(path, number, buildx=False), f"docker {number}, built-in BuildKit"
@@ -140,11 +142,7 @@ def _buildx_plugin() -> bool:
     without one, `docker buildx version` cannot succeed and is not run (a process start saved
     per CLI tried)."""
     folders = [os.path.join(docker_config_dir(), "cli-plugins")]
-    try:
-        config = json.loads(Path(docker_config_dir(), "config.json").read_text(encoding="utf-8"))
-        extra = config.get("cliPluginsExtraDirs") if isinstance(config, dict) else None
-    except (OSError, ValueError):
-        extra = None
+    extra = docker_config().get("cliPluginsExtraDirs")
     if isinstance(extra, list):
         folders += [os.path.expanduser(folder) for folder in extra if isinstance(folder, str)]
     folders += _SYSTEM_PLUGIN_DIRS

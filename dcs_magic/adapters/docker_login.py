@@ -40,7 +40,8 @@ from ..model.imageref import DOCKER_HUB
 from ..model.secrets import mask_secret_values
 from ..settings import docker_config_dir
 
-__all__ = ["DOCKER_HUB_SERVER", "HELPER_TIMEOUT_S", "TOKEN_USERNAME", "DockerLogin", "docker_login", "server_address"]
+__all__ = ["DOCKER_HUB_SERVER", "HELPER_TIMEOUT_S", "TOKEN_USERNAME", "DockerLogin", "docker_config", "docker_login",
+           "server_address"]
 
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
 """The server address Docker files Docker Hub's login under (helpers and `auths`)."""
@@ -71,7 +72,7 @@ def server_address(registry: str) -> str:
 def docker_login(registry: str, *, timeout: float = HELPER_TIMEOUT_S) -> DockerLogin | None:
     """REGISTRY's login as Docker would use it (credHelpers, else credsStore, else auths);
     None when there is none. RegistryError when the helper that should answer cannot."""
-    config = _config()
+    config = docker_config()
     server = server_address(registry)
     helpers = config.get("credHelpers")
     helper = (helpers.get(server) if isinstance(helpers, dict) else None) or config.get("credsStore")
@@ -80,8 +81,9 @@ def docker_login(registry: str, *, timeout: float = HELPER_TIMEOUT_S) -> DockerL
     return _auths_entry(config.get("auths"), server)
 
 
-def _config() -> dict[str, Any]:
-    """config.json as a dict; {} when it is missing or unreadable (Docker then has no login)."""
+def docker_config() -> dict[str, Any]:
+    """Docker's config.json as a dict; {} when it is missing or unreadable (Docker then has no
+    login, no extra plugin folders)."""
     try:
         found = json.loads((Path(docker_config_dir()) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
