@@ -1097,7 +1097,22 @@ def context_paths(context_dir: str | os.PathLike[str], dockerfile: str = "Docker
 def dockerfile_left_out(context_dir: str | os.PathLike[str], dockerfile: str = "Dockerfile") -> bool:
     """Whether the context's `.dockerignore` leaves out DOCKERFILE (which the engine still needs:
     the classic builder removes it before the first step, the CLI's BuildKit sends it apart)."""
-    return bool(build_utils.PatternMatcher(context_excludes(Path(context_dir))).matches(dockerfile))
+    try:
+        return _top_level_excluded(context_excludes(Path(context_dir)), dockerfile)
+    except re.error:  # context_paths says which pattern is wrong
+        return False
+
+
+def _top_level_excluded(patterns: list[str], name: str) -> bool:
+    """Whether `.dockerignore` PATTERNS leave out NAME at the top of the context: the last
+    pattern that matches it decides, case-sensitively as the CLI matches on Linux. A pattern
+    that does not compile raises re.error."""
+    excluded = False
+    for text in patterns:
+        pattern = build_utils.Pattern(text)
+        if pattern.dirs and re.match(docker_fnmatch.translate(pattern.cleaned_pattern), name) is not None:
+            excluded = not pattern.exclusion
+    return excluded
 
 
 def context_rules(patterns: list[str], dockerfile: str = "Dockerfile") -> list[Rule]:
@@ -1200,17 +1215,10 @@ def dockerfile_aside(context_dir: str | Path, dockerfile: bytes) -> Aside | None
             own_text = own.decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return None  # the context's own reading says what is wrong with it
-        excluded = False
-        for text in context_excludes(root, own_text):  # a top-level name: the last pattern that matches decides
-            pattern = build_utils.Pattern(text)
-            try:
-                hit = bool(pattern.dirs) and re.match(docker_fnmatch.translate(pattern.cleaned_pattern),
-                                                      ".dockerignore") is not None
-            except re.error:  # context_paths says which pattern is wrong
+        try:
+            if not _top_level_excluded(context_excludes(root, own_text), ".dockerignore"):
                 return None
-            if hit:
-                excluded = not pattern.exclusion
-        if not excluded:
+        except re.error:  # context_paths says which pattern is wrong
             return None
         user: bytes | None = own
         listed = own + (b"" if own.endswith(b"\n") or not own else b"\n") + name.encode() + b"\n"
