@@ -321,3 +321,17 @@ def test_a_directory_that_cannot_be_listed_while_streaming_fails_the_stream_nami
         b"".join(stream)
     assert stream.failure is info.value
     assert info.value.strerror == f"Can not read directory in context: {tmp_path / 'sub'}: Permission denied"
+
+
+@pytest.mark.parametrize(("ignore", "left_out"), [
+    ("Dockerfile\n", True), ("*\n", True), ("*\n!Dockerfile\n", False),
+    ("dockerfile\n", False),  # case-sensitive, as the CLI matches on Linux
+    ("sub/Dockerfile\n", False), ("", False)])
+def test_dockerfile_left_out_matches_the_top_level_name_as_the_cli_does(
+        tmp_path: Path, ignore: str, left_out: bool) -> None:
+    from dcs_magic.adapters.engine import dockerfile_left_out
+
+    (tmp_path / "Dockerfile").write_text("FROM a\n")
+    if ignore:
+        (tmp_path / ".dockerignore").write_text(ignore)
+    assert dockerfile_left_out(tmp_path) is left_out
